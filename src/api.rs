@@ -1,0 +1,607 @@
+//! api: the HTTP interface of every node (axum). JSON in and out; watches as
+//! newline-delimited JSON. Reads are linearizable unless `?consistent=false`;
+//! writes at any node are forwarded to the Raft leader by the store.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tracing::warn;
+
+use crate::config::ApiConfig;
+use crate::manifest::{self, ManifestError};
+use crate::resource::{Kind, Object, ObjectKey};
+use crate::store::{Command, NodeInfo, Op, OpOutcome, Outcome, Store, StoreError, TxnError};
+use crate::store::RaftStatus;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    store: Store,
+    me: NodeInfo,
+    token: Option<Arc<str>>,
+    max_body: usize,
+    prometheus: Option<PrometheusHandle>,
+}
+
+/// The process-wide Prometheus recorder (one per process, shared by in-process nodes).
+fn prometheus() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                warn!("metrics recorder not installed: {e}");
+                None
+            }
+        })
+        .clone()
+}
+
+impl ApiState {
+    /// State for one node's API.
+    pub fn new(store: Store, me: NodeInfo, cfg: &ApiConfig) -> ApiState {
+        ApiState {
+            store,
+            me,
+            token: cfg.token.as_deref().map(Arc::from),
+            max_body: cfg.max_body_bytes,
+            prometheus: prometheus(),
+        }
+    }
+}
+
+/// Serves the API on `listener` until the task is aborted.
+pub async fn serve(listener: TcpListener, state: ApiState) {
+    let app = router(state);
+    if let Err(e) = axum::serve(listener, app).await {
+        warn!("API server stopped: {e}");
+    }
+}
+
+/// The routes, for tests that drive the API without a socket.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/v1/raft", get(raft_status))
+        .route("/v1/apply", post(apply))
+        .route("/v1/delete", post(delete_manifest))
+        .route("/v1/{plural}", get(list_all).post(create_any))
+        .route(
+            "/v1/namespaces/{name}",
+            get(get_namespace).put(replace_namespace).delete(delete_namespace),
+        )
+        .route("/v1/namespaces/{ns}/{plural}", get(list_ns).post(create_ns))
+        .route(
+            "/v1/namespaces/{ns}/{plural}/{name}",
+            get(get_one).put(replace_one).delete(delete_one),
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .route("/healthz", get(healthz))
+        .layer(DefaultBodyLimit::max(state.max_body))
+        .with_state(state)
+}
+
+/// An API error: an HTTP status and a one-line message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.message, "code": self.status.as_u16() });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let status = match &e {
+            StoreError::Txn(TxnError::Conflict { .. }) | StoreError::Txn(TxnError::AlreadyExists { .. }) => {
+                StatusCode::CONFLICT
+            }
+            StoreError::Txn(TxnError::NotFound { .. }) => StatusCode::NOT_FOUND,
+            StoreError::Txn(TxnError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            StoreError::Gone { .. } => StatusCode::GONE,
+            e if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<ManifestError> for ApiError {
+    fn from(e: ManifestError) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn auth(State(s): State<ApiState>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    if let Some(token) = &s.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()));
+        if !ok {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token (set --token or SHOAL_TOKEN)",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn healthz(State(s): State<ApiState>) -> Response {
+    if !s.store.is_member() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not a member of a cluster yet\n").into_response();
+    }
+    match s.store.leader() {
+        Some(_) => (StatusCode::OK, "ok\n").into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no leader\n").into_response(),
+    }
+}
+
+async fn metrics_text(State(s): State<ApiState>) -> Response {
+    match &s.prometheus {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed").into_response(),
+    }
+}
+
+/// `GET /v1/raft`: this node's view of the Raft group.
+#[derive(Serialize)]
+struct RaftView {
+    node: NodeInfo,
+    #[serde(flatten)]
+    status: RaftStatus,
+}
+
+async fn raft_status(State(s): State<ApiState>) -> Json<RaftView> {
+    Json(RaftView {
+        node: s.me.clone(),
+        status: s.store.status(),
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    namespace: Option<String>,
+    watch: Option<bool>,
+    resource_version: Option<u64>,
+    consistent: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WriteQuery {
+    resource_version: Option<u64>,
+    consistent: Option<bool>,
+}
+
+fn kind_of(plural: &str) -> ApiResult<Kind> {
+    Kind::from_user(plural).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("unknown resource type {plural:?}"),
+        )
+    })
+}
+
+async fn read_barrier(s: &ApiState, consistent: Option<bool>) -> ApiResult<()> {
+    if consistent != Some(false) {
+        s.store.barrier().await?;
+    }
+    Ok(())
+}
+
+fn list_body(kind: Kind, items: Vec<Object>, rev: u64) -> Json<serde_json::Value> {
+    Json(json!({
+        "apiVersion": "v1",
+        "kind": format!("{}List", kind.as_str()),
+        "metadata": { "resourceVersion": rev.to_string() },
+        "items": items,
+    }))
+}
+
+async fn list(s: ApiState, kind: Kind, ns: Option<String>, q: ListQuery) -> ApiResult<Response> {
+    if q.watch == Some(true) {
+        return watch(s, kind, ns, q.resource_version);
+    }
+    read_barrier(&s, q.consistent).await?;
+    let (items, rev) = s.store.list(kind, ns.as_deref())?;
+    Ok(list_body(kind, items, rev).into_response())
+}
+
+fn watch(s: ApiState, kind: Kind, ns: Option<String>, from: Option<u64>) -> ApiResult<Response> {
+    let ns = ns.filter(|_| kind.namespaced());
+    let mut stream = s.store.watch(Some(kind), ns, from)?;
+    let body = async_stream_body(async move |tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>| {
+        loop {
+            let line = match stream.next().await {
+                Ok(ev) => serde_json::to_vec(&*ev).unwrap_or_default(),
+                Err(e) => {
+                    // Tell the watcher to list again, then end the stream.
+                    let err = json!({ "type": "ERROR", "error": e.to_string(), "code": 410 });
+                    let mut l = serde_json::to_vec(&err).unwrap_or_default();
+                    l.push(b'\n');
+                    let _ = tx.send(Ok(Bytes::from(l))).await;
+                    return;
+                }
+            };
+            let mut line = line;
+            line.push(b'\n');
+            if tx.send(Ok(Bytes::from(line))).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// A streaming body fed by a task; the task ends when the client goes away.
+fn async_stream_body<F, Fut>(f: F) -> Body
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+async fn list_all(State(s): State<ApiState>, Path(plural): Path<String>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+    let kind = kind_of(&plural)?;
+    let ns = q.namespace.clone();
+    list(s, kind, ns, q).await
+}
+
+async fn list_ns(
+    State(s): State<ApiState>,
+    Path((ns, plural)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let kind = kind_of(&plural)?;
+    list(s, kind, Some(ns), q).await
+}
+
+async fn get_object(s: &ApiState, key: ObjectKey, consistent: Option<bool>) -> ApiResult<Json<Object>> {
+    read_barrier(s, consistent).await?;
+    match s.store.get(&key)? {
+        Some(o) => Ok(Json(o)),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("{key} not found"))),
+    }
+}
+
+async fn get_one(
+    State(s): State<ApiState>,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+    Query(q): Query<WriteQuery>,
+) -> ApiResult<Json<Object>> {
+    let key = ObjectKey::new(kind_of(&plural)?, &ns, &name);
+    get_object(&s, key, q.consistent).await
+}
+
+async fn get_namespace(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    Query(q): Query<WriteQuery>,
+) -> ApiResult<Json<Object>> {
+    get_object(&s, ObjectKey::new(Kind::Namespace, "", &name), q.consistent).await
+}
+
+/// Parses a JSON object body, fills name and namespace from the URL when the
+/// body leaves them out, validates it and checks it matches the URL.
+fn object_from_body(body: &Bytes, expect: Option<&ObjectKey>, kind: Kind) -> ApiResult<(Object, Vec<String>)> {
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("request body is not JSON: {e}")))?;
+    if let Some(key) = expect
+        && let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut())
+    {
+        meta.entry("name").or_insert_with(|| key.name.clone().into());
+        if kind.namespaced() {
+            meta.entry("namespace").or_insert_with(|| key.namespace.clone().into());
+        }
+    }
+    let (obj, warnings) = manifest::object_from_json(value)?;
+    if obj.kind() != Some(kind) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("kind: the body is a {:?}, the URL says {}", obj.kind, kind),
+        ));
+    }
+    if let Some(key) = expect
+        && obj.key().as_ref() != Some(key)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("metadata: the body names {:?}, the URL names {key}", obj.key()),
+        ));
+    }
+    Ok((obj, warnings))
+}
+
+fn put_op(key: ObjectKey, mut obj: Object, precondition: crate::store::Precondition) -> ApiResult<Op> {
+    // The store assigns these; a client's copy must not leak into the stored object.
+    obj.metadata.resource_version = None;
+    obj.metadata.generation = None;
+    obj.metadata.uid = None;
+    if obj.metadata.creation_timestamp.is_none() {
+        obj.metadata.creation_timestamp = Some(now_rfc3339());
+    }
+    let object = serde_json::to_vec(&obj)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Op::Put {
+        key,
+        object,
+        precondition,
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WriteResult {
+    kind: Kind,
+    namespace: String,
+    name: String,
+    outcome: Outcome,
+    resource_version: u64,
+}
+
+impl From<OpOutcome> for WriteResult {
+    fn from(o: OpOutcome) -> Self {
+        WriteResult {
+            kind: o.key.kind,
+            namespace: o.key.namespace,
+            name: o.key.name,
+            outcome: o.outcome,
+            resource_version: o.resource_version,
+        }
+    }
+}
+
+async fn write_one(s: &ApiState, op: Op, key: &ObjectKey, status: StatusCode) -> ApiResult<Response> {
+    s.store.write(Command { ops: vec![op] }).await?;
+    let obj = s.store.get(key)?;
+    Ok((status, Json(obj)).into_response())
+}
+
+async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> ApiResult<Response> {
+    let mut value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("request body is not JSON: {e}")))?;
+    if let Some(ns) = ns
+        && kind.namespaced()
+        && let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut())
+    {
+        meta.entry("namespace").or_insert_with(|| ns.into());
+    }
+    let (obj, _) = manifest::object_from_json(value)?;
+    if obj.kind() != Some(kind) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("kind: the body is a {:?}, the URL says {}", obj.kind, kind),
+        ));
+    }
+    let key = obj
+        .key()
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "unknown kind"))?;
+    let op = put_op(key.clone(), obj, crate::store::Precondition::MustNotExist)?;
+    write_one(&s, op, &key, StatusCode::CREATED).await
+}
+
+async fn create_any(State(s): State<ApiState>, Path(plural): Path<String>, body: Bytes) -> ApiResult<Response> {
+    create(s, kind_of(&plural)?, None, body).await
+}
+
+async fn create_ns(
+    State(s): State<ApiState>,
+    Path((ns, plural)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    create(s, kind_of(&plural)?, Some(ns), body).await
+}
+
+async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResult<Response> {
+    let (obj, _) = object_from_body(&body, Some(&key), key.kind)?;
+    // A resourceVersion in the body makes the replace a compare-and-set.
+    let precondition = match obj.metadata.resource_version.as_deref() {
+        Some(rv) => crate::store::Precondition::Version(rv.parse().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("metadata.resourceVersion: {rv:?} is not a number"),
+            )
+        })?),
+        None => crate::store::Precondition::MustExist,
+    };
+    let op = put_op(key.clone(), obj, precondition)?;
+    write_one(&s, op, &key, StatusCode::OK).await
+}
+
+async fn replace_one(
+    State(s): State<ApiState>,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let key = ObjectKey::new(kind_of(&plural)?, &ns, &name);
+    replace(s, key, body).await
+}
+
+async fn replace_namespace(State(s): State<ApiState>, Path(name): Path<String>, body: Bytes) -> ApiResult<Response> {
+    replace(s, ObjectKey::new(Kind::Namespace, "", &name), body).await
+}
+
+async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Response> {
+    let precondition = match q.resource_version {
+        Some(v) => crate::store::Precondition::Version(v),
+        None => crate::store::Precondition::MustExist,
+    };
+    let out = s
+        .store
+        .write(Command {
+            ops: vec![Op::Delete {
+                key: key.clone(),
+                precondition,
+            }],
+        })
+        .await?;
+    let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
+    Ok(Json(json!({ "results": results })).into_response())
+}
+
+async fn delete_one(
+    State(s): State<ApiState>,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+    Query(q): Query<WriteQuery>,
+) -> ApiResult<Response> {
+    let key = ObjectKey::new(kind_of(&plural)?, &ns, &name);
+    delete(s, key, q).await
+}
+
+async fn delete_namespace(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    Query(q): Query<WriteQuery>,
+) -> ApiResult<Response> {
+    delete(s, ObjectKey::new(Kind::Namespace, "", &name), q).await
+}
+
+fn manifest_text(body: &Bytes) -> ApiResult<&str> {
+    std::str::from_utf8(body).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "manifest is not UTF-8"))
+}
+
+/// `POST /v1/apply`: every document of a manifest, created or updated in one
+/// Raft write, or none of them.
+async fn apply(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
+    let parsed = manifest::parse_manifests(manifest_text(&body)?)?;
+    if parsed.objects.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "the manifest holds no objects"));
+    }
+    let mut ops = Vec::with_capacity(parsed.objects.len());
+    let mut objects = parsed.objects;
+    // Namespaces first so a file that creates one and uses it reads naturally.
+    objects.sort_by_key(|o| o.kind().map(|k| Kind::ALL.iter().position(|x| *x == k)));
+    for obj in objects {
+        let key = obj
+            .key()
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("unknown kind {}", obj.kind)))?;
+        ops.push(put_op(key, obj, crate::store::Precondition::None)?);
+    }
+    let out = s.store.write(Command { ops }).await?;
+    let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
+    Ok(Json(json!({ "results": results, "warnings": parsed.warnings })).into_response())
+}
+
+/// `POST /v1/delete`: deletes every object a manifest names; missing ones are reported, not errors.
+async fn delete_manifest(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
+    let parsed = manifest::parse_manifests(manifest_text(&body)?)?;
+    s.store.barrier().await?;
+    let mut ops = Vec::new();
+    let mut missing = Vec::new();
+    for obj in &parsed.objects {
+        let Some(key) = obj.key() else { continue };
+        if s.store.get(&key)?.is_some() {
+            ops.push(Op::Delete {
+                key,
+                precondition: crate::store::Precondition::None,
+            });
+        } else {
+            missing.push(json!({"kind": key.kind, "namespace": key.namespace, "name": key.name}));
+        }
+    }
+    let out = if ops.is_empty() {
+        Vec::new()
+    } else {
+        s.store.write(Command { ops }).await?
+    };
+    let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
+    Ok(Json(json!({ "results": results, "notFound": missing })).into_response())
+}
+
+/// Current UTC time as RFC 3339, second precision, as Kubernetes prints it.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    rfc3339(secs)
+}
+
+/// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_798_761_599), "2026-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn token_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

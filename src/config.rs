@@ -1,0 +1,227 @@
+//! The daemon's configuration: one serde struct read from TOML (`--config`),
+//! with flags layered on top. Every field has a default; see
+//! `config/shoal.toml` for the commented example.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors while loading configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {msg}")]
+    Parse { path: String, msg: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Everything `shoal agent` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Node name; defaults to the host name.
+    pub name: Option<String>,
+    /// Data directory (node key, Raft log, state machine).
+    pub data_dir: PathBuf,
+    /// p2p listen address, HOST:PORT or multiaddr.
+    pub p2p_addr: String,
+    /// Address other nodes use to reach this one, when it differs from `p2p_addr`.
+    pub advertise_addr: Option<String>,
+    /// HTTP API listen address.
+    pub api_addr: String,
+    /// Seed peers to join through.
+    pub join: Vec<String>,
+    /// Wait for this many nodes, then the lowest PeerId initialises Raft.
+    pub bootstrap_expect: Option<usize>,
+    /// Form a one-node cluster at once.
+    pub dev: bool,
+    /// Container runtime: docker or process (chosen automatically when unset).
+    pub runtime: Option<String>,
+    /// File with the cluster's pre-shared key (libp2p pnet).
+    pub cluster_key_file: Option<PathBuf>,
+    /// HTTP API settings.
+    pub api: ApiConfig,
+    /// Raft settings.
+    pub raft: RaftConfig,
+}
+
+/// HTTP API settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// When set, every request but `/healthz` needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Largest accepted request body in bytes (413 beyond it).
+    pub max_body_bytes: usize,
+}
+
+/// Raft settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    /// How many voters the cluster keeps (odd).
+    pub voters: usize,
+    /// Build a snapshot after this many entries.
+    pub snapshot_every: u64,
+    /// Entries kept behind a snapshot.
+    pub keep_logs_behind_snapshot: u64,
+    /// Heartbeat interval in milliseconds.
+    pub heartbeat_ms: u64,
+    /// Election timeout lower bound in milliseconds.
+    pub election_timeout_min_ms: u64,
+    /// Election timeout upper bound in milliseconds.
+    pub election_timeout_max_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: None,
+            data_dir: PathBuf::from("/var/lib/shoal"),
+            p2p_addr: "0.0.0.0:7946".into(),
+            advertise_addr: None,
+            api_addr: "127.0.0.1:7947".into(),
+            join: Vec::new(),
+            bootstrap_expect: None,
+            dev: false,
+            runtime: None,
+            cluster_key_file: None,
+            api: ApiConfig::default(),
+            raft: RaftConfig::default(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            token: None,
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        let s = crate::store::StoreConfig::default();
+        RaftConfig {
+            voters: 3,
+            snapshot_every: s.snapshot_every,
+            keep_logs_behind_snapshot: s.keep_logs_behind_snapshot,
+            heartbeat_ms: s.heartbeat_ms,
+            election_timeout_min_ms: s.election_timeout_min_ms,
+            election_timeout_max_ms: s.election_timeout_max_ms,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are errors.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })
+    }
+
+    /// A config for in-process tests: loopback, port 0, short timeouts.
+    pub fn for_test(data_dir: &Path, name: &str) -> Config {
+        Config {
+            name: Some(name.into()),
+            data_dir: data_dir.to_path_buf(),
+            p2p_addr: "127.0.0.1:0".into(),
+            api_addr: "127.0.0.1:0".into(),
+            raft: RaftConfig {
+                heartbeat_ms: 100,
+                election_timeout_min_ms: 400,
+                election_timeout_max_ms: 800,
+                ..RaftConfig::default()
+            },
+            ..Config::default()
+        }
+    }
+
+    /// Checks values that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.raft.voters == 0 || self.raft.voters.is_multiple_of(2) {
+            return Err(ConfigError::Invalid(format!(
+                "raft.voters must be odd and at least 1, not {}",
+                self.raft.voters
+            )));
+        }
+        if self.raft.election_timeout_min_ms <= self.raft.heartbeat_ms
+            || self.raft.election_timeout_max_ms <= self.raft.election_timeout_min_ms
+        {
+            return Err(ConfigError::Invalid(
+                "raft: need heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms".into(),
+            ));
+        }
+        if let Some(0) = self.bootstrap_expect {
+            return Err(ConfigError::Invalid("bootstrap_expect must be at least 1".into()));
+        }
+        if let Some(r) = &self.runtime
+            && r != "docker"
+            && r != "process"
+        {
+            return Err(ConfigError::Invalid(format!(
+                "runtime must be docker or process, not {r:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The node's name: configured, else the host name, else "shoal".
+    pub fn node_name(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "shoal".into())
+    }
+
+    /// The store's tunables from this config.
+    pub fn store_config(&self) -> crate::store::StoreConfig {
+        crate::store::StoreConfig {
+            snapshot_every: self.raft.snapshot_every,
+            keep_logs_behind_snapshot: self.raft.keep_logs_behind_snapshot,
+            heartbeat_ms: self.raft.heartbeat_ms,
+            election_timeout_min_ms: self.raft.election_timeout_min_ms,
+            election_timeout_max_ms: self.raft.election_timeout_max_ms,
+            ..crate::store::StoreConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_validates() {
+        let text = include_str!("../config/shoal.toml");
+        let cfg: Config = toml::from_str(text).expect("config/shoal.toml must parse");
+        cfg.validate().expect("config/shoal.toml must validate");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let err = toml::from_str::<Config>("nmae = \"x\"").expect_err("typo must fail");
+        assert!(err.to_string().contains("nmae"), "{err}");
+    }
+
+    #[test]
+    fn even_voters_rejected() {
+        let mut c = Config::default();
+        c.raft.voters = 2;
+        assert!(c.validate().is_err());
+    }
+}

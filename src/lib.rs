@@ -1,0 +1,23 @@
+//! shoal: a container orchestrator with no control plane.
+//!
+//! Every host runs the same daemon. The modules, bottom-up:
+//!
+//! - [`net`]: one libp2p swarm per node; every node-to-node request.
+//! - [`store`]: the desired state, replicated by openraft on rocksdb.
+//! - [`autopilot`]: how a node gets into a cluster (dev, bootstrap, join).
+//! - [`resource`]: the object model (kinds, keys, typed specs).
+//! - [`manifest`]: YAML manifests in Kubernetes' shape, validated with field paths.
+//! - [`api`]: the HTTP API every node serves.
+//! - [`node`]: starts and stops one daemon's components.
+//! - [`config`]: the daemon's configuration.
+//! - [`cli`]: the `shoal` command line.
+
+pub mod api;
+pub mod autopilot;
+pub mod cli;
+pub mod config;
+pub mod manifest;
+pub mod net;
+pub mod node;
+pub mod resource;
+pub mod store;

@@ -1,0 +1,674 @@
+//! net: one libp2p swarm per node (TCP, optional pnet pre-shared key, noise,
+//! yamux) carrying every node-to-node request as a length-prefixed frame.
+//!
+//! The swarm is owned by one task; the rest of the daemon talks to it through
+//! a cloneable [`Net`] handle. Frames are opaque bytes tagged with a
+//! [`Channel`], so each component (Raft, store forwarding, cluster join)
+//! registers its own [`Handler`] and decodes its own messages.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::prelude::*;
+use libp2p::core::transport::upgrade::Version;
+use libp2p::identity::Keypair;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, Transport, noise, tcp, yamux};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// Largest frame a peer may send; larger ones are refused before reading.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024 * 1024;
+const PROTOCOL: &str = "/shoal/rpc/1";
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const KEY_FILE: &str = "node.key";
+
+/// Which component a frame is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Channel {
+    /// Raft RPCs between replicas.
+    Raft = 1,
+    /// Writes and read-index requests forwarded to the leader.
+    Store = 2,
+    /// Hello and join requests.
+    Cluster = 3,
+}
+
+impl Channel {
+    fn from_u8(b: u8) -> Option<Channel> {
+        match b {
+            1 => Some(Channel::Raft),
+            2 => Some(Channel::Store),
+            3 => Some(Channel::Cluster),
+            _ => None,
+        }
+    }
+}
+
+/// Errors of the network layer.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("cannot read or write the node key {path}: {source}")]
+    Key { path: String, source: io::Error },
+    #[error("node key {path} is corrupt: {msg}")]
+    KeyCorrupt { path: String, msg: String },
+    #[error("cluster key file {path}: {msg}")]
+    ClusterKey { path: String, msg: String },
+    #[error("invalid address {addr:?}: {msg}")]
+    Address { addr: String, msg: String },
+    #[error("cannot listen on {addr}: {msg}")]
+    Listen { addr: String, msg: String },
+    #[error("request to {peer} failed: {msg}")]
+    Request { peer: PeerId, msg: String },
+    #[error("peer {peer} answered with an error: {msg}")]
+    Remote { peer: PeerId, msg: String },
+    #[error("dial {addr} failed: {msg}")]
+    Dial { addr: String, msg: String },
+    #[error("the network task has stopped")]
+    Stopped,
+}
+
+/// Serves requests of one [`Channel`]: gets the sender and the body, returns the reply body.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one request; an `Err` is sent back as a remote error.
+    fn handle(&self, from: PeerId, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>>;
+}
+
+type Handlers = Arc<RwLock<HashMap<Channel, Arc<dyn Handler>>>>;
+
+/// Settings for [`Net::start`].
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Where the node key lives (`node.key` inside it).
+    pub data_dir: std::path::PathBuf,
+    /// The address to listen on.
+    pub listen: Multiaddr,
+    /// The cluster's pre-shared key, when the cluster uses one.
+    pub psk: Option<PreSharedKey>,
+}
+
+/// Handle to the node's swarm.
+#[derive(Clone)]
+pub struct Net {
+    peer_id: PeerId,
+    cmd_tx: mpsc::Sender<Command>,
+    handlers: Handlers,
+    listen_addrs: Arc<RwLock<Vec<Multiaddr>>>,
+}
+
+enum Command {
+    Request {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        frame: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, NetError>>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<PeerId, NetError>>,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    rpc: request_response::Behaviour<FrameCodec>,
+}
+
+impl Net {
+    /// Loads or creates the node key, binds the listen address and starts the swarm task.
+    pub async fn start(cfg: NetConfig) -> Result<Net, NetError> {
+        let keypair = load_or_create_key(&cfg.data_dir)?;
+        let peer_id = keypair.public().to_peer_id();
+        let transport = build_transport(&keypair, cfg.psk);
+        let rpc = request_response::Behaviour::with_codec(
+            FrameCodec,
+            [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(REQUEST_TIMEOUT)
+                .with_max_concurrent_streams(1024),
+        );
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_other_transport(|_| transport)
+            .map_err(|e| NetError::Listen {
+                addr: cfg.listen.to_string(),
+                msg: e.to_string(),
+            })?
+            .with_behaviour(|_| Behaviour { rpc })
+            .map_err(|e| NetError::Listen {
+                addr: cfg.listen.to_string(),
+                msg: e.to_string(),
+            })?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+            .build();
+        swarm
+            .listen_on(cfg.listen.clone())
+            .map_err(|e| NetError::Listen {
+                addr: cfg.listen.to_string(),
+                msg: e.to_string(),
+            })?;
+        // Wait for the listener so callers learn the real port when they asked for port 0.
+        let listen_addrs = Arc::new(RwLock::new(Vec::new()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let ev = tokio::time::timeout_at(deadline, swarm.select_next_some())
+                .await
+                .map_err(|_| NetError::Listen {
+                    addr: cfg.listen.to_string(),
+                    msg: "no listener came up within 5s".into(),
+                })?;
+            match ev {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    info!(%address, %peer_id, "p2p listening");
+                    if let Ok(mut l) = listen_addrs.write() {
+                        l.push(address);
+                    }
+                    break;
+                }
+                SwarmEvent::ListenerError { error, .. } | SwarmEvent::ListenerClosed { reason: Err(error), .. } => {
+                    return Err(NetError::Listen {
+                        addr: cfg.listen.to_string(),
+                        msg: error.to_string(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let (cmd_tx, cmd_rx) = mpsc::channel(4096);
+        let handlers: Handlers = Arc::new(RwLock::new(HashMap::new()));
+        let driver = Driver {
+            swarm,
+            handlers: handlers.clone(),
+            pending: HashMap::new(),
+            dials: HashMap::new(),
+            listen_addrs: listen_addrs.clone(),
+        };
+        tokio::spawn(driver.run(cmd_rx));
+        Ok(Net {
+            peer_id,
+            cmd_tx,
+            handlers,
+            listen_addrs,
+        })
+    }
+
+    /// This node's PeerId, stable across restarts with the same data dir.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The addresses the swarm listens on (with the real port).
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.listen_addrs.read().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Installs the handler for a channel, replacing any earlier one.
+    pub fn set_handler(&self, channel: Channel, handler: Arc<dyn Handler>) {
+        if let Ok(mut h) = self.handlers.write() {
+            h.insert(channel, handler);
+        }
+    }
+
+    /// Sends one request and waits for the reply, dialing `addrs` when not connected.
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        channel: Channel,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, NetError> {
+        let mut frame = Vec::with_capacity(body.len() + 1);
+        frame.push(channel as u8);
+        frame.extend_from_slice(&body);
+        let (reply, rx) = oneshot::channel();
+        self.cmd_tx
+            .send(Command::Request {
+                peer,
+                addrs,
+                frame,
+                reply,
+            })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        let resp = rx.await.map_err(|_| NetError::Stopped)??;
+        match resp.split_first() {
+            Some((0, body)) => Ok(body.to_vec()),
+            Some((_, msg)) => Err(NetError::Remote {
+                peer,
+                msg: String::from_utf8_lossy(msg).into_owned(),
+            }),
+            None => Err(NetError::Request {
+                peer,
+                msg: "empty reply".into(),
+            }),
+        }
+    }
+
+    /// Stops the swarm (closing every connection) and drops the handlers.
+    pub async fn shutdown(&self) {
+        if let Ok(mut h) = self.handlers.write() {
+            h.clear();
+        }
+        let (tx, rx) = oneshot::channel();
+        if self.cmd_tx.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Connects to an address whose PeerId is not known yet and returns that PeerId.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd_tx
+            .send(Command::Dial { addr, reply })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+}
+
+struct Driver {
+    swarm: Swarm<Behaviour>,
+    handlers: Handlers,
+    pending: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<Vec<u8>, NetError>>)>,
+    dials: HashMap<ConnectionId, (String, oneshot::Sender<Result<PeerId, NetError>>)>,
+    listen_addrs: Arc<RwLock<Vec<Multiaddr>>>,
+}
+
+type ResponseChannel = request_response::ResponseChannel<Vec<u8>>;
+
+impl Driver {
+    async fn run(mut self, mut cmd_rx: mpsc::Receiver<Command>) {
+        let (resp_tx, mut resp_rx) = mpsc::unbounded_channel::<(ResponseChannel, Vec<u8>)>();
+        loop {
+            tokio::select! {
+                cmd = cmd_rx.recv() => match cmd {
+                    Some(Command::Shutdown(done)) => {
+                        drop(self);
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(cmd) => self.handle_command(cmd),
+                    None => break,
+                },
+                Some((ch, frame)) = resp_rx.recv() => {
+                    // The requester may have gone away; nothing to do then.
+                    let _ = self.swarm.behaviour_mut().rpc.send_response(ch, frame);
+                }
+                ev = self.swarm.select_next_some() => self.handle_event(ev, &resp_tx),
+            }
+        }
+        debug!("net driver stopped");
+    }
+
+    fn handle_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Request {
+                peer,
+                addrs,
+                frame,
+                reply,
+            } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .rpc
+                    .send_request_with_addresses(&peer, frame, addrs);
+                self.pending.insert(id, (peer, reply));
+            }
+            Command::Shutdown(_) => {}
+            Command::Dial { addr, reply } => {
+                let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dials.insert(id, (addr.to_string(), reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dial {
+                            addr: addr.to_string(),
+                            msg: e.to_string(),
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_event(
+        &mut self,
+        ev: SwarmEvent<BehaviourEvent>,
+        resp_tx: &mpsc::UnboundedSender<(ResponseChannel, Vec<u8>)>,
+    ) {
+        match ev {
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(ev)) => self.handle_rpc(ev, resp_tx),
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                ..
+            } => {
+                debug!(%peer_id, "connected");
+                if let Some((_, reply)) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                let msg = explain_connection_error(&error.to_string());
+                if let Some((addr, reply)) = self.dials.remove(&connection_id) {
+                    warn!(%addr, "dial failed: {msg}");
+                    let _ = reply.send(Err(NetError::Dial { addr, msg }));
+                } else {
+                    debug!(?peer_id, "outgoing connection failed: {msg}");
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
+                warn!(
+                    from = %send_back_addr,
+                    "refused incoming connection: {}",
+                    explain_connection_error(&error.to_string())
+                );
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                if let Ok(mut l) = self.listen_addrs.write() {
+                    l.push(address);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_rpc(
+        &mut self,
+        ev: request_response::Event<Vec<u8>, Vec<u8>>,
+        resp_tx: &mpsc::UnboundedSender<(ResponseChannel, Vec<u8>)>,
+    ) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let handler = request
+                        .first()
+                        .and_then(|b| Channel::from_u8(*b))
+                        .and_then(|c| self.handlers.read().ok().and_then(|h| h.get(&c).cloned()));
+                    let resp_tx = resp_tx.clone();
+                    tokio::spawn(async move {
+                        let result = match handler {
+                            Some(h) => h.handle(peer, request[1..].to_vec()).await,
+                            None => Err("no handler for this channel (node still starting?)".into()),
+                        };
+                        let frame = match result {
+                            Ok(body) => {
+                                let mut f = Vec::with_capacity(body.len() + 1);
+                                f.push(0);
+                                f.extend_from_slice(&body);
+                                f
+                            }
+                            Err(msg) => {
+                                let mut f = vec![1];
+                                f.extend_from_slice(msg.as_bytes());
+                                f
+                            }
+                        };
+                        let _ = resp_tx.send((channel, frame));
+                    });
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some((_, reply)) = self.pending.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some((peer, reply)) = self.pending.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        msg: explain_connection_error(&error.to_string()),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, "inbound request failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}
+
+/// Turns libp2p's nested transport errors into a line an operator can act on.
+fn explain_connection_error(raw: &str) -> String {
+    let lower = raw.to_ascii_lowercase();
+    if lower.contains("noise") || lower.contains("handshake") || lower.contains("pnet") {
+        format!(
+            "secure handshake failed; the peer probably uses a different cluster key \
+             (--cluster-key-file) or none: {raw}"
+        )
+    } else {
+        raw.to_string()
+    }
+}
+
+fn build_transport(
+    keypair: &Keypair,
+    psk: Option<PreSharedKey>,
+) -> libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)> {
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+    let noise = match noise::Config::new(keypair) {
+        Ok(n) => n,
+        // Only fails for key types noise cannot use; the node key is always ed25519.
+        Err(e) => panic!("noise rejected the node's ed25519 key: {e}"),
+    };
+    let mut yamux_cfg = yamux::Config::default();
+    yamux_cfg.set_max_num_streams(4096);
+    match psk {
+        Some(psk) => tcp
+            .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux_cfg)
+            .timeout(Duration::from_secs(10))
+            .boxed(),
+        None => tcp
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux_cfg)
+            .timeout(Duration::from_secs(10))
+            .boxed(),
+    }
+}
+
+fn load_or_create_key(dir: &Path) -> Result<Keypair, NetError> {
+    let path = dir.join(KEY_FILE);
+    let key_err = |source| NetError::Key {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| NetError::KeyCorrupt {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(key_err)?;
+            let key = Keypair::generate_ed25519();
+            let bytes = key.to_protobuf_encoding().map_err(|e| NetError::KeyCorrupt {
+                path: path.display().to_string(),
+                msg: e.to_string(),
+            })?;
+            let tmp = dir.join(format!("{KEY_FILE}.tmp"));
+            std::fs::write(&tmp, bytes).map_err(key_err)?;
+            std::fs::rename(&tmp, &path).map_err(key_err)?;
+            Ok(key)
+        }
+        Err(e) => Err(key_err(e)),
+    }
+}
+
+/// Reads a cluster key file: the go-libp2p swarm.key format, or 64 hex digits alone.
+pub fn load_cluster_key(path: &Path) -> Result<PreSharedKey, NetError> {
+    let err = |msg: String| NetError::ClusterKey {
+        path: path.display().to_string(),
+        msg,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let trimmed = text.trim();
+    if trimmed.starts_with("/key/") {
+        return trimmed
+            .parse::<PreSharedKey>()
+            .map_err(|e| err(e.to_string()));
+    }
+    let bytes = hex::decode(trimmed).map_err(|e| err(format!("expected 64 hex digits: {e}")))?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| err("expected 32 bytes (64 hex digits)".into()))?;
+    Ok(PreSharedKey::new(arr))
+}
+
+/// Parses `HOST:PORT` (IPv4, `[IPv6]`, or a name resolved now) or a multiaddr.
+pub async fn parse_addr(s: &str) -> Result<Multiaddr, NetError> {
+    let bad = |msg: &str| NetError::Address {
+        addr: s.to_string(),
+        msg: msg.to_string(),
+    };
+    if s.starts_with('/') {
+        return s.parse().map_err(|e: libp2p::multiaddr::Error| bad(&e.to_string()));
+    }
+    let sock = match s.parse::<std::net::SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => tokio::net::lookup_host(s)
+            .await
+            .map_err(|e| bad(&format!("expected HOST:PORT or a multiaddr ({e})")))?
+            .next()
+            .ok_or_else(|| bad("the name resolved to no address"))?,
+    };
+    Ok(socket_to_multiaddr(sock))
+}
+
+/// The multiaddr of a TCP socket address.
+pub fn socket_to_multiaddr(sock: std::net::SocketAddr) -> Multiaddr {
+    let mut m = Multiaddr::empty();
+    match sock.ip() {
+        std::net::IpAddr::V4(ip) => m.push(libp2p::multiaddr::Protocol::Ip4(ip)),
+        std::net::IpAddr::V6(ip) => m.push(libp2p::multiaddr::Protocol::Ip6(ip)),
+    }
+    m.push(libp2p::multiaddr::Protocol::Tcp(sock.port()));
+    m
+}
+
+/// Length-prefixed frames with a hard size limit, read before allocating.
+#[derive(Clone, Default)]
+struct FrameCodec;
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds the {MAX_FRAME_BYTES}-byte limit"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, data: Vec<u8>) -> io::Result<()> {
+    if data.len() > MAX_FRAME_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "frame of {} bytes exceeds the {MAX_FRAME_BYTES}-byte limit",
+                data.len()
+            ),
+        ));
+    }
+    io.write_all(&(data.len() as u32).to_be_bytes()).await?;
+    io.write_all(&data).await?;
+    io.close().await
+}
+
+impl request_response::Codec for FrameCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Vec<u8>> {
+        read_frame(io).await
+    }
+
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Vec<u8>> {
+        read_frame(io).await
+    }
+
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()> {
+        write_frame(io, req).await
+    }
+
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()> {
+        write_frame(io, res).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn oversized_frame_is_refused_before_allocation() {
+        let mut data = Vec::new();
+        data.extend_from_slice(&((MAX_FRAME_BYTES as u32) + 1).to_be_bytes());
+        let mut cursor = futures::io::Cursor::new(data);
+        let err = read_frame(&mut cursor).await.expect_err("must refuse");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn parse_addr_accepts_host_port_and_multiaddr() {
+        let a = parse_addr("127.0.0.1:7946").await.expect("host:port");
+        assert_eq!(a.to_string(), "/ip4/127.0.0.1/tcp/7946");
+        let b = parse_addr("/ip4/127.0.0.1/tcp/1").await.expect("multiaddr");
+        assert_eq!(b.to_string(), "/ip4/127.0.0.1/tcp/1");
+        assert!(parse_addr("nonsense").await.is_err());
+    }
+}

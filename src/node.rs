@@ -1,0 +1,140 @@
+//! node: starts and stops the components of one daemon (net, store,
+//! autopilot, api) in order. Used by `shoal agent` and by in-process tests.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::autopilot::{self, JoinPlan};
+use crate::config::{Config, ConfigError};
+use crate::net::{self, Net, NetConfig, NetError};
+use crate::store::{NodeInfo, Store, StoreError};
+
+/// Errors while starting a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("data dir {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot listen for the API on {addr}: {source}")]
+    Api { addr: String, source: std::io::Error },
+}
+
+/// A running node.
+pub struct Node {
+    /// This node's identity as the cluster sees it.
+    pub info: NodeInfo,
+    /// The address the API actually listens on.
+    pub api_addr: SocketAddr,
+    /// The store handle.
+    pub store: Store,
+    net: Net,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts every component; returns once the API listens.
+    pub async fn start(cfg: Config) -> Result<Node, NodeError> {
+        cfg.validate()?;
+        let name = cfg.node_name();
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::DataDir {
+            path: cfg.data_dir.display().to_string(),
+            source,
+        })?;
+        let psk = match &cfg.cluster_key_file {
+            Some(p) => Some(net::load_cluster_key(p)?),
+            None => None,
+        };
+        let listen = net::parse_addr(&cfg.p2p_addr).await?;
+        let net = Net::start(NetConfig {
+            data_dir: cfg.data_dir.clone(),
+            listen,
+            psk,
+        })
+        .await?;
+        info!(name, peer_id = %net.peer_id(), "node identity");
+        let api_listener = tokio::net::TcpListener::bind(&cfg.api_addr)
+            .await
+            .map_err(|source| NodeError::Api {
+                addr: cfg.api_addr.clone(),
+                source,
+            })?;
+        let api_addr = api_listener.local_addr().map_err(|source| NodeError::Api {
+            addr: cfg.api_addr.clone(),
+            source,
+        })?;
+        let p2p_addrs = match &cfg.advertise_addr {
+            Some(a) => vec![net::parse_addr(a).await?.to_string()],
+            None => advertised(&net),
+        };
+        let info = NodeInfo {
+            name,
+            peer_id: net.peer_id().to_base58(),
+            p2p_addrs,
+            api_addr: api_addr.to_string(),
+        };
+        let store = Store::open(&cfg.data_dir.join("raft"), net.clone(), cfg.store_config()).await?;
+        let mut seeds = Vec::new();
+        for j in &cfg.join {
+            seeds.push(net::parse_addr(j).await?);
+        }
+        let plan = JoinPlan {
+            dev: cfg.dev,
+            bootstrap_expect: cfg.bootstrap_expect,
+            seeds,
+            voters: cfg.raft.voters,
+        };
+        let mut tasks = vec![autopilot::spawn(store.clone(), net.clone(), info.clone(), plan)];
+        let api_state = crate::api::ApiState::new(store.clone(), info.clone(), &cfg.api);
+        tasks.push(tokio::spawn(crate::api::serve(api_listener, api_state)));
+        info!(api = %api_addr, "API listening");
+        Ok(Node {
+            info,
+            api_addr,
+            store,
+            net,
+            tasks,
+        })
+    }
+
+    /// Waits until this node is a member of a cluster with a leader.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if self.store.is_member() && self.store.leader().is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// Stops every task and the Raft node and releases the data dir.
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.store.shutdown().await;
+        self.net.shutdown().await;
+        drop(self.store);
+    }
+}
+
+/// The addresses to publish: the listen addresses, minus wildcard ones.
+fn advertised(net: &Net) -> Vec<String> {
+    net.listen_addrs()
+        .into_iter()
+        .map(|a| a.to_string())
+        .filter(|a| !a.contains("/0.0.0.0/") && !a.contains("/::/"))
+        .collect()
+}

@@ -1,0 +1,232 @@
+//! The object model: every stored thing is an [`Object`] in Kubernetes' shape
+//! (`apiVersion`, `kind`, `metadata`, and a kind-specific body), keyed by
+//! ([`Kind`], namespace, name). Typed specs for each kind live in submodules
+//! and are what validation and the controllers read.
+
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The namespace used when a namespaced object names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Every kind shoal stores, with its API group and whether it is namespaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Kind {
+    Namespace,
+    Pod,
+    Deployment,
+    Service,
+    ConfigMap,
+    Secret,
+    Job,
+}
+
+impl Kind {
+    /// All kinds, in the order `apply` stores them (namespaces first, pods last).
+    pub const ALL: [Kind; 7] = [
+        Kind::Namespace,
+        Kind::ConfigMap,
+        Kind::Secret,
+        Kind::Service,
+        Kind::Deployment,
+        Kind::Job,
+        Kind::Pod,
+    ];
+
+    /// The name as it appears in a manifest's `kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Namespace => "Namespace",
+            Kind::Pod => "Pod",
+            Kind::Deployment => "Deployment",
+            Kind::Service => "Service",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
+            Kind::Job => "Job",
+        }
+    }
+
+    /// The lower-case plural used in URLs (`/v1/namespaces/default/pods`).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Namespace => "namespaces",
+            Kind::Pod => "pods",
+            Kind::Deployment => "deployments",
+            Kind::Service => "services",
+            Kind::ConfigMap => "configmaps",
+            Kind::Secret => "secrets",
+            Kind::Job => "jobs",
+        }
+    }
+
+    /// The `apiVersion` Kubernetes uses for this kind, the only one accepted.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Namespace | Kind::Pod | Kind::Service | Kind::ConfigMap | Kind::Secret => "v1",
+            Kind::Deployment => "apps/v1",
+            Kind::Job => "batch/v1",
+        }
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn namespaced(self) -> bool {
+        !matches!(self, Kind::Namespace)
+    }
+
+    /// Parses a kind as a user types it: `Pod`, `pod`, `pods`, `po`, `deploy`, ...
+    pub fn from_user(s: &str) -> Option<Kind> {
+        let l = s.to_ascii_lowercase();
+        let k = match l.as_str() {
+            "namespace" | "namespaces" | "ns" => Kind::Namespace,
+            "pod" | "pods" | "po" => Kind::Pod,
+            "deployment" | "deployments" | "deploy" => Kind::Deployment,
+            "service" | "services" | "svc" => Kind::Service,
+            "configmap" | "configmaps" | "cm" => Kind::ConfigMap,
+            "secret" | "secrets" => Kind::Secret,
+            "job" | "jobs" => Kind::Job,
+            _ => return None,
+        };
+        Some(k)
+    }
+
+    /// Parses the exact manifest spelling (`Deployment`), nothing looser.
+    pub fn from_manifest(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an object lives: its kind, namespace ("" for cluster-scoped kinds) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectKey {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// Builds a key, dropping the namespace for cluster-scoped kinds.
+    pub fn new(kind: Kind, namespace: &str, name: &str) -> Self {
+        let namespace = if kind.namespaced() {
+            namespace.to_string()
+        } else {
+            String::new()
+        };
+        ObjectKey {
+            kind,
+            namespace,
+            name: name.to_string(),
+        }
+    }
+
+    /// The byte key in the store: `Kind/namespace/name`, so a prefix scan lists a kind.
+    pub fn storage_key(&self) -> Vec<u8> {
+        format!("{}/{}/{}", self.kind.as_str(), self.namespace, self.name).into_bytes()
+    }
+
+    /// The prefix shared by every object of a kind (and namespace, when given).
+    pub fn storage_prefix(kind: Kind, namespace: Option<&str>) -> Vec<u8> {
+        match namespace {
+            Some(ns) if kind.namespaced() => format!("{}/{}/", kind.as_str(), ns).into_bytes(),
+            _ => format!("{}/", kind.as_str()).into_bytes(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{}/{}", self.kind, self.name)
+        } else {
+            write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// Kubernetes' `metadata`, the subset shoal keeps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectMeta {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// The Raft index of the write that last changed this object, as a decimal string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// One stored object: the envelope plus a kind-specific body (`spec`, `status`,
+/// `data`, ...) kept as JSON so the store stays independent of kinds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Object {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(flatten)]
+    pub body: Map<String, Value>,
+}
+
+impl Object {
+    /// The object's kind, if it is one shoal knows.
+    pub fn kind(&self) -> Option<Kind> {
+        Kind::from_manifest(&self.kind)
+    }
+
+    /// The object's key; `None` for an unknown kind.
+    pub fn key(&self) -> Option<ObjectKey> {
+        let kind = self.kind()?;
+        let ns = self
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or(DEFAULT_NAMESPACE);
+        Some(ObjectKey::new(kind, ns, &self.metadata.name))
+    }
+
+    /// The resourceVersion as a number (0 when absent or malformed).
+    pub fn resource_version(&self) -> u64 {
+        self.metadata
+            .resource_version
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Whether two objects say the same thing, ignoring what the store assigns
+    /// (uid, resourceVersion, generation, creationTimestamp) and status.
+    pub fn same_desired_state(&self, other: &Object) -> bool {
+        let strip = |o: &Object| {
+            let mut body = o.body.clone();
+            body.remove("status");
+            (
+                o.api_version.clone(),
+                o.metadata.labels.clone(),
+                o.metadata.annotations.clone(),
+                body,
+            )
+        };
+        strip(self) == strip(other)
+    }
+}

@@ -1,0 +1,1173 @@
+//! Typed bodies of the kinds shoal stores: the common subset of Kubernetes'
+//! specs. Every struct denies unknown fields and skips empty fields when
+//! serialised, so an accepted manifest re-serialises to what was given.
+//! `status` is never typed here: controllers write it as free-form JSON.
+//!
+//! Validation beyond what types express (ranges, references, selectors) lives
+//! in `crate::manifest`; this module also holds the helpers both it and the
+//! controllers need: [`LabelSelector::matches`], quantity parsing, base64.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Kind, Object};
+
+/// A kind's typed body: everything in an object except `apiVersion`, `kind`,
+/// `metadata` and `status`.
+pub trait Body: Serialize + DeserializeOwned {
+    /// The kind whose body this is.
+    const KIND: Kind;
+
+    /// Decodes an object's body, leaving out its free-form `status`.
+    fn from_object(obj: &Object) -> Result<Self, serde_json::Error> {
+        let mut body = obj.body.clone();
+        body.remove("status");
+        serde_json::from_value(Value::Object(body))
+    }
+}
+
+// ---------------------------------------------------------------- bodies
+
+/// Body of a `Namespace`: an optional, empty `spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamespaceBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<NamespaceSpec>,
+}
+
+/// `Namespace.spec`: Kubernetes' only field (`finalizers`) is not supported.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamespaceSpec {}
+
+/// Body of a `Pod`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodBody {
+    pub spec: PodSpec,
+}
+
+/// Body of a `Deployment`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploymentBody {
+    pub spec: DeploymentSpec,
+}
+
+/// Body of a `Service`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceBody {
+    pub spec: ServiceSpec,
+}
+
+/// Body of a `ConfigMap` (no `spec`: its fields sit at the top level).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigMapBody {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+    /// Values are base64.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub binary_data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
+}
+
+/// Body of a `Secret` (no `spec`). Validation folds `stringData` into `data`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretBody {
+    /// `Opaque` when absent; any string is accepted, as in Kubernetes.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub secret_type: Option<String>,
+    /// Values are base64.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+    /// Values in clear, write-only: merged into `data` (winning on conflicts).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub string_data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
+}
+
+/// Body of a `Job`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobBody {
+    pub spec: JobSpec,
+}
+
+impl Body for NamespaceBody {
+    const KIND: Kind = Kind::Namespace;
+}
+impl Body for PodBody {
+    const KIND: Kind = Kind::Pod;
+}
+impl Body for DeploymentBody {
+    const KIND: Kind = Kind::Deployment;
+}
+impl Body for ServiceBody {
+    const KIND: Kind = Kind::Service;
+}
+impl Body for ConfigMapBody {
+    const KIND: Kind = Kind::ConfigMap;
+}
+impl Body for SecretBody {
+    const KIND: Kind = Kind::Secret;
+}
+impl Body for JobBody {
+    const KIND: Kind = Kind::Job;
+}
+
+// ---------------------------------------------------------------- pods
+
+/// `PodSpec`, the subset shoal runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodSpec {
+    pub containers: Vec<Container>,
+    /// `Always` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<u64>,
+    /// Binds the pod to this node, bypassing the scheduler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+}
+
+/// A pod's restart policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartPolicy {
+    #[default]
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// One container of a pod.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Container {
+    pub name: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ContainerPort>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_probe: Option<Probe>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+}
+
+/// When the runtime pulls an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImagePullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+/// One environment variable: a literal `value` or a reference in `valueFrom`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvVar {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<EnvVarSource>,
+}
+
+/// Where an environment variable's value comes from (exactly one field set).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvVarSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_key_ref: Option<KeySelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<KeySelector>,
+}
+
+/// One key of a named ConfigMap or Secret.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeySelector {
+    pub name: String,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+/// All keys of a ConfigMap or Secret as environment variables.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvFromSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<NameRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<NameRef>,
+}
+
+/// A reference by name to a ConfigMap or Secret in the pod's namespace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NameRef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+/// A port a container listens on, optionally published on the host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerPort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub container_port: u16,
+    /// 0 means none, as in Kubernetes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
+    /// `TCP` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+}
+
+/// A transport protocol.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+/// CPU and memory requests and limits (the only resources shoal knows).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceRequirements {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, Quantity>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, Quantity>,
+}
+
+impl ResourceRequirements {
+    /// The CPU request in millicores, falling back to the limit as Kubernetes does.
+    pub fn cpu_request_millis(&self) -> Option<u64> {
+        let q = self
+            .requests
+            .get("cpu")
+            .or_else(|| self.limits.get("cpu"))?;
+        q.cpu_millis().ok()
+    }
+
+    /// The memory request in bytes, falling back to the limit as Kubernetes does.
+    pub fn memory_request_bytes(&self) -> Option<u64> {
+        let q = self
+            .requests
+            .get("memory")
+            .or_else(|| self.limits.get("memory"))?;
+        q.memory_bytes().ok()
+    }
+}
+
+/// A liveness, readiness or startup probe: one handler plus timing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Probe {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_get: Option<HttpGetAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_socket: Option<TcpSocketAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay_seconds: Option<u32>,
+    /// 10 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_seconds: Option<u32>,
+    /// 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+    /// 3 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<u32>,
+    /// 1 when absent (and must be 1 for liveness and startup probes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<u32>,
+}
+
+/// An HTTP GET probe; success is a status in 200..400.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpGetAction {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub port: IntOrString,
+    /// The pod's IP when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<Scheme>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_headers: Vec<HttpHeader>,
+}
+
+/// `HTTP` or `HTTPS`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Scheme {
+    #[default]
+    Http,
+    Https,
+}
+
+/// A header an HTTP probe sends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpHeader {
+    pub name: String,
+    pub value: String,
+}
+
+/// A TCP connect probe.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpSocketAction {
+    pub port: IntOrString,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// A command run in the container; exit status 0 is success.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecAction {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+}
+
+/// Where a volume appears inside a container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeMount {
+    pub name: String,
+    pub mount_path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_path: Option<String>,
+}
+
+/// A pod volume; exactly one source field is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Volume {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_path: Option<HostPathVolume>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_dir: Option<EmptyDirVolume>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapVolume>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretVolume>,
+}
+
+/// A directory or file of the host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostPathVolume {
+    pub path: String,
+    /// `""`, `DirectoryOrCreate`, `Directory`, `FileOrCreate`, `File`, `Socket`,
+    /// `CharDevice` or `BlockDevice`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub path_type: Option<String>,
+}
+
+/// A scratch directory that lives as long as the pod.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmptyDirVolume {
+    /// `""` (disk) or `Memory`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_limit: Option<Quantity>,
+}
+
+/// A ConfigMap's keys as files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigMapVolume {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<KeyToPath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+/// A Secret's keys as files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretVolume {
+    pub secret_name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<KeyToPath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+/// One key projected to a relative file path.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyToPath {
+    pub key: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+// ---------------------------------------------------------------- workloads
+
+/// The `metadata` of a pod template: labels and annotations only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TemplateMetadata {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Accepted because generated manifests carry `creationTimestamp: null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+}
+
+/// A pod template inside a Deployment or Job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodTemplateSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<TemplateMetadata>,
+    pub spec: PodSpec,
+}
+
+impl PodTemplateSpec {
+    /// The template's labels (empty when it has no metadata).
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.metadata
+            .as_ref()
+            .map(|m| m.labels.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// `DeploymentSpec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploymentSpec {
+    /// 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    pub selector: LabelSelector,
+    pub template: PodTemplateSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<DeploymentStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready_seconds: Option<u32>,
+    /// 10 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_history_limit: Option<u32>,
+    /// 600 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+/// How a Deployment replaces old pods with new ones.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploymentStrategy {
+    /// `RollingUpdate` when absent.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub strategy_type: Option<StrategyType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_update: Option<RollingUpdate>,
+}
+
+/// `RollingUpdate` or `Recreate`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StrategyType {
+    #[default]
+    RollingUpdate,
+    Recreate,
+}
+
+/// The pace of a rolling update: counts or percentages of `replicas`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollingUpdate {
+    /// 25% when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<IntOrString>,
+    /// 25% when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+}
+
+/// `JobSpec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobSpec {
+    /// 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completions: Option<u32>,
+    /// 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    /// 6 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<u32>,
+    pub template: PodTemplateSpec,
+}
+
+/// Kubernetes' label selector: all `matchLabels` and all `matchExpressions` must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelector {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+impl LabelSelector {
+    /// Whether the selector has no condition (and so would select everything).
+    pub fn is_empty(&self) -> bool {
+        self.match_labels.is_empty() && self.match_expressions.is_empty()
+    }
+
+    /// Whether a set of labels satisfies every condition of the selector.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|r| r.matches(labels))
+    }
+}
+
+/// One `matchExpressions` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelectorRequirement {
+    pub key: String,
+    pub operator: SelectorOperator,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+impl LabelSelectorRequirement {
+    /// Whether a set of labels satisfies this requirement.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let v = labels.get(&self.key);
+        match self.operator {
+            SelectorOperator::In => v.is_some_and(|v| self.values.contains(v)),
+            SelectorOperator::NotIn => v.is_none_or(|v| !self.values.contains(v)),
+            SelectorOperator::Exists => v.is_some(),
+            SelectorOperator::DoesNotExist => v.is_none(),
+        }
+    }
+}
+
+/// The operator of a selector requirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SelectorOperator {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+}
+
+// ---------------------------------------------------------------- services
+
+/// `ServiceSpec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Pods with all these labels are the endpoints; empty selects none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ServicePort>,
+    /// `ClusterIP` when absent.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<ServiceType>,
+    /// Accepted and kept; shoal has no virtual IPs yet.
+    #[serde(default, rename = "clusterIP", skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<String>,
+}
+
+/// How a Service is exposed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceType {
+    /// Reachable inside the cluster only.
+    #[default]
+    #[serde(rename = "ClusterIP")]
+    ClusterIp,
+    /// Also on a port of every node.
+    NodePort,
+    /// Served as `NodePort`: shoal has no external load balancer to provision.
+    LoadBalancer,
+}
+
+/// One port of a Service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServicePort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub port: u16,
+    /// `port` when absent; a name refers to a container port's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<IntOrString>,
+    /// `TCP` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<u16>,
+}
+
+// ---------------------------------------------------------------- IntOrString
+
+/// Kubernetes' `IntOrString`: a port number or port name, a count or a percentage.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(untagged)]
+pub enum IntOrString {
+    Int(i32),
+    String(String),
+}
+
+impl Default for IntOrString {
+    fn default() -> Self {
+        IntOrString::Int(0)
+    }
+}
+
+impl fmt::Display for IntOrString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IntOrString::Int(i) => write!(f, "{i}"),
+            IntOrString::String(s) => f.write_str(s),
+        }
+    }
+}
+
+impl IntOrString {
+    /// Resolves a count or percentage against a total; percentages round up
+    /// when `round_up`, down otherwise (Kubernetes rounds maxSurge up and
+    /// maxUnavailable down). `None` for a malformed string.
+    pub fn scaled_value(&self, total: u32, round_up: bool) -> Option<u32> {
+        match self {
+            IntOrString::Int(i) => u32::try_from(*i).ok(),
+            IntOrString::String(s) => {
+                let pct: u64 = s.strip_suffix('%')?.parse().ok()?;
+                let prod = pct * u64::from(total);
+                let v = if round_up {
+                    prod.div_ceil(100)
+                } else {
+                    prod / 100
+                };
+                u32::try_from(v).ok()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for IntOrString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = IntOrString;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer or a string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<IntOrString, E> {
+                i32::try_from(v)
+                    .map(IntOrString::Int)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &"a 32-bit integer"))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<IntOrString, E> {
+                i32::try_from(v)
+                    .map(IntOrString::Int)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &"a 32-bit integer"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<IntOrString, E> {
+                Ok(IntOrString::String(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---------------------------------------------------------------- quantities
+
+/// A resource quantity as written (`500m`, `2`, `128Mi`, `1G`, `1e3`).
+/// Numbers in YAML (`cpu: 1`, `cpu: 0.5`) are taken and kept as strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Quantity(pub String);
+
+impl Quantity {
+    /// The quantity as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The quantity as CPU millicores (rounded up).
+    pub fn cpu_millis(&self) -> Result<u64, QuantityError> {
+        parse_cpu_millis(&self.0)
+    }
+
+    /// The quantity as bytes (rounded up).
+    pub fn memory_bytes(&self) -> Result<u64, QuantityError> {
+        parse_memory_bytes(&self.0)
+    }
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Quantity;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quantity (a string such as \"500m\" or \"128Mi\", or a number)")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Quantity, E> {
+                Ok(Quantity(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Quantity, E> {
+                Ok(Quantity(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Quantity, E> {
+                if v.is_finite() {
+                    Ok(Quantity(v.to_string()))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Float(v), &self))
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Quantity, E> {
+                Ok(Quantity(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Why a quantity did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    /// Not Kubernetes' quantity syntax.
+    #[error(
+        "invalid quantity {0:?}: expected a number with an optional suffix (m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei or e<exponent>), such as 500m, 2, 128Mi or 1G"
+    )]
+    Syntax(String),
+    /// Below zero.
+    #[error("invalid quantity {0:?}: must not be negative")]
+    Negative(String),
+    /// Does not fit in 64 bits once converted.
+    #[error("invalid quantity {0:?}: too large")]
+    TooLarge(String),
+}
+
+/// Parses a CPU quantity into millicores, rounding up: `500m` → 500, `1` → 1000, `0.5` → 500.
+pub fn parse_cpu_millis(s: &str) -> Result<u64, QuantityError> {
+    parse_quantity_scaled(s, 3)
+}
+
+/// Parses a memory quantity into bytes, rounding up: `128Mi`, `1G`, `1e3`, `512`.
+pub fn parse_memory_bytes(s: &str) -> Result<u64, QuantityError> {
+    parse_quantity_scaled(s, 0)
+}
+
+/// Parses a quantity and returns `value * 10^extra_exp10`, rounded up.
+fn parse_quantity_scaled(s: &str, extra_exp10: i32) -> Result<u64, QuantityError> {
+    let syntax = || QuantityError::Syntax(s.to_string());
+    let too_large = || QuantityError::TooLarge(s.to_string());
+
+    let (negative, rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let num_len = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    let (number, suffix) = rest.split_at(num_len);
+    let (int_part, frac_part) = match number.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (number, ""),
+    };
+    if int_part.is_empty() && frac_part.is_empty() || frac_part.contains('.') {
+        return Err(syntax());
+    }
+
+    // value = mantissa * 10^exp10 * 2^exp2
+    let mut exp10: i64 = -(frac_part.len() as i64);
+    let mut exp2: u32 = 0;
+    match suffix {
+        "" => {}
+        "n" => exp10 -= 9,
+        "u" => exp10 -= 6,
+        "m" => exp10 -= 3,
+        "k" => exp10 += 3,
+        "M" => exp10 += 6,
+        "G" => exp10 += 9,
+        "T" => exp10 += 12,
+        "P" => exp10 += 15,
+        "E" => exp10 += 18,
+        "Ki" => exp2 = 10,
+        "Mi" => exp2 = 20,
+        "Gi" => exp2 = 30,
+        "Ti" => exp2 = 40,
+        "Pi" => exp2 = 50,
+        "Ei" => exp2 = 60,
+        _ => {
+            let e = suffix
+                .strip_prefix('e')
+                .or_else(|| suffix.strip_prefix('E'))
+                .ok_or_else(syntax)?;
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(syntax());
+            }
+            let n: i64 = e.parse().map_err(|_| too_large())?;
+            exp10 = exp10.checked_add(n).ok_or_else(too_large)?;
+        }
+    }
+    exp10 += i64::from(extra_exp10);
+
+    let mut mantissa: u128 = 0;
+    for b in int_part.bytes().chain(frac_part.bytes()) {
+        mantissa = mantissa
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(u128::from(b - b'0')))
+            .ok_or_else(too_large)?;
+    }
+    if mantissa == 0 {
+        return Ok(0);
+    }
+    if negative {
+        return Err(QuantityError::Negative(s.to_string()));
+    }
+    let scaled = mantissa.checked_shl(exp2).filter(|v| v >> exp2 == mantissa);
+    let mut value = scaled.ok_or_else(too_large)?;
+    if exp10 >= 0 {
+        for _ in 0..exp10 {
+            value = value.checked_mul(10).ok_or_else(too_large)?;
+            if value > u128::from(u64::MAX) {
+                return Err(too_large());
+            }
+        }
+    } else {
+        let mut div: u128 = 1;
+        for _ in 0..(-exp10) {
+            match div.checked_mul(10) {
+                Some(d) => div = d,
+                // Dividing a positive value by more than 10^38 rounds up to 1.
+                None => return Ok(1),
+            }
+        }
+        value = value.div_ceil(div);
+    }
+    u64::try_from(value).map_err(|_| too_large())
+}
+
+// ---------------------------------------------------------------- base64
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Encodes bytes as standard, padded base64 (as Kubernetes stores Secret data).
+pub fn encode_base64(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decodes standard, padded base64, ignoring line breaks (as Kubernetes does).
+pub fn decode_base64(s: &str) -> Result<Vec<u8>, Base64Error> {
+    let clean: Vec<u8> = s.bytes().filter(|b| *b != b'\n' && *b != b'\r').collect();
+    if !clean.len().is_multiple_of(4) {
+        return Err(Base64Error::Length);
+    }
+    let mut out = Vec::with_capacity(clean.len() / 4 * 3);
+    let groups = clean.len() / 4;
+    for (g, quad) in clean.chunks(4).enumerate() {
+        let pad = quad.iter().rev().take_while(|b| **b == b'=').count();
+        if pad > 2 || (pad > 0 && g + 1 != groups) {
+            return Err(Base64Error::Padding);
+        }
+        let mut n: u32 = 0;
+        for (i, &c) in quad.iter().enumerate() {
+            let v = if i >= 4 - pad {
+                0
+            } else {
+                match c {
+                    b'A'..=b'Z' => c - b'A',
+                    b'a'..=b'z' => c - b'a' + 26,
+                    b'0'..=b'9' => c - b'0' + 52,
+                    b'+' => 62,
+                    b'/' => 63,
+                    b'=' => return Err(Base64Error::Padding),
+                    _ => return Err(Base64Error::Character(char::from(c))),
+                }
+            };
+            n = (n << 6) | u32::from(v);
+        }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    Ok(out)
+}
+
+/// Why a string is not valid base64.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Base64Error {
+    /// Length not a multiple of 4.
+    #[error("invalid base64: length is not a multiple of 4 (padding with '=' is required)")]
+    Length,
+    /// `=` in the wrong place.
+    #[error("invalid base64: misplaced '=' padding")]
+    Padding,
+    /// A character outside the standard alphabet.
+    #[error("invalid base64: unexpected character {0:?}")]
+    Character(char),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_quantities() {
+        assert_eq!(parse_cpu_millis("500m"), Ok(500));
+        assert_eq!(parse_cpu_millis("1"), Ok(1000));
+        assert_eq!(parse_cpu_millis("0.5"), Ok(500));
+        assert_eq!(parse_cpu_millis(".5"), Ok(500));
+        assert_eq!(parse_cpu_millis("2."), Ok(2000));
+        assert_eq!(parse_cpu_millis("+1.5"), Ok(1500));
+        assert_eq!(parse_cpu_millis("100m"), Ok(100));
+        assert_eq!(parse_cpu_millis("0.0001"), Ok(1), "rounds up to 1m");
+        assert_eq!(parse_cpu_millis("250000u"), Ok(250));
+        assert_eq!(parse_cpu_millis("1k"), Ok(1_000_000));
+        assert_eq!(parse_cpu_millis("1e-3"), Ok(1));
+        assert_eq!(parse_cpu_millis("0"), Ok(0));
+        assert_eq!(parse_cpu_millis("-0"), Ok(0));
+    }
+
+    #[test]
+    fn memory_quantities() {
+        assert_eq!(parse_memory_bytes("128Mi"), Ok(128 << 20));
+        assert_eq!(parse_memory_bytes("1G"), Ok(1_000_000_000));
+        assert_eq!(parse_memory_bytes("1e3"), Ok(1000));
+        assert_eq!(parse_memory_bytes("1E3"), Ok(1000));
+        assert_eq!(parse_memory_bytes("1.5Gi"), Ok(3 << 29));
+        assert_eq!(parse_memory_bytes("512"), Ok(512));
+        assert_eq!(parse_memory_bytes("100Mi"), Ok(100 << 20));
+        assert_eq!(parse_memory_bytes("1Ki"), Ok(1024));
+        assert_eq!(parse_memory_bytes("2k"), Ok(2000));
+        assert_eq!(parse_memory_bytes("1M"), Ok(1_000_000));
+        assert_eq!(parse_memory_bytes("1E"), Ok(1_000_000_000_000_000_000));
+        assert_eq!(parse_memory_bytes("15Ei"), Ok(15 << 60));
+        assert_eq!(
+            parse_memory_bytes("100m"),
+            Ok(1),
+            "fractions of a byte round up"
+        );
+    }
+
+    #[test]
+    fn bad_quantities() {
+        for s in [
+            "", "abc", "1.2.3", "12MB", "1 Gi", "Mi", ".", "1e", "1e+", "1ee3", "0x10", " 1",
+        ] {
+            assert!(
+                matches!(parse_memory_bytes(s), Err(QuantityError::Syntax(_))),
+                "{s:?} should be a syntax error"
+            );
+        }
+        assert!(matches!(
+            parse_cpu_millis("-1"),
+            Err(QuantityError::Negative(_))
+        ));
+        assert!(matches!(
+            parse_memory_bytes("16Ei"),
+            Err(QuantityError::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse_memory_bytes("1e400"),
+            Err(QuantityError::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse_cpu_millis("99999999999999999999999999999999999999999999"),
+            Err(QuantityError::TooLarge(_))
+        ));
+        assert_eq!(parse_memory_bytes("1e-400"), Ok(1));
+    }
+
+    #[test]
+    fn quantity_from_numbers() {
+        let q: Quantity = serde_json::from_value(serde_json::json!(1)).unwrap_or_default();
+        assert_eq!(q.as_str(), "1");
+        let q: Quantity = serde_json::from_value(serde_json::json!(0.5)).unwrap_or_default();
+        assert_eq!(q.cpu_millis(), Ok(500));
+        let q: Quantity = serde_json::from_value(serde_json::json!("250m")).unwrap_or_default();
+        assert_eq!(
+            serde_json::to_value(&q).ok(),
+            Some(serde_json::json!("250m"))
+        );
+        assert!(serde_json::from_value::<Quantity>(serde_json::json!(true)).is_err());
+    }
+
+    #[test]
+    fn int_or_string() {
+        let v: IntOrString = serde_json::from_value(serde_json::json!(8080)).unwrap();
+        assert_eq!(v, IntOrString::Int(8080));
+        let v: IntOrString = serde_json::from_value(serde_json::json!("http")).unwrap();
+        assert_eq!(v, IntOrString::String("http".into()));
+        assert_eq!(
+            serde_json::to_value(IntOrString::Int(3)).unwrap(),
+            serde_json::json!(3)
+        );
+        let err = serde_json::from_value::<IntOrString>(serde_json::json!(1.5)).unwrap_err();
+        assert!(err.to_string().contains("an integer or a string"), "{err}");
+        assert!(serde_json::from_value::<IntOrString>(serde_json::json!(1u64 << 40)).is_err());
+        assert_eq!(
+            IntOrString::String("25%".into()).scaled_value(10, true),
+            Some(3)
+        );
+        assert_eq!(
+            IntOrString::String("25%".into()).scaled_value(10, false),
+            Some(2)
+        );
+        assert_eq!(IntOrString::Int(2).scaled_value(10, false), Some(2));
+        assert_eq!(
+            IntOrString::String("x".into()).scaled_value(10, false),
+            None
+        );
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        for s in [
+            "",
+            "f",
+            "fo",
+            "foo",
+            "foob",
+            "fooba",
+            "foobar",
+            "\u{0}\u{ff}",
+        ] {
+            let enc = encode_base64(s.as_bytes());
+            assert_eq!(decode_base64(&enc).unwrap(), s.as_bytes(), "{s:?} -> {enc}");
+        }
+        assert_eq!(encode_base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(encode_base64(b"fo"), "Zm8=");
+        assert_eq!(decode_base64("Zm9v\nYmFy\n").unwrap(), b"foobar");
+        assert_eq!(decode_base64("Zm9"), Err(Base64Error::Length));
+        assert_eq!(decode_base64("Zm=8"), Err(Base64Error::Padding));
+        assert_eq!(decode_base64("Zg==Zg=="), Err(Base64Error::Padding));
+        assert_eq!(decode_base64("Zm9*"), Err(Base64Error::Character('*')));
+        assert_eq!(decode_base64("not base64!"), Err(Base64Error::Length));
+    }
+
+    #[test]
+    fn selector_matching() {
+        let labels: BTreeMap<String, String> = [("app", "web"), ("tier", "front")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut sel = LabelSelector::default();
+        assert!(sel.is_empty());
+        sel.match_labels.insert("app".into(), "web".into());
+        assert!(sel.matches(&labels));
+        sel.match_expressions.push(LabelSelectorRequirement {
+            key: "tier".into(),
+            operator: SelectorOperator::In,
+            values: vec!["front".into(), "back".into()],
+        });
+        assert!(sel.matches(&labels));
+        sel.match_expressions.push(LabelSelectorRequirement {
+            key: "canary".into(),
+            operator: SelectorOperator::DoesNotExist,
+            values: vec![],
+        });
+        assert!(sel.matches(&labels));
+        sel.match_expressions.push(LabelSelectorRequirement {
+            key: "tier".into(),
+            operator: SelectorOperator::NotIn,
+            values: vec!["front".into()],
+        });
+        assert!(!sel.matches(&labels));
+    }
+}

@@ -1,0 +1,249 @@
+//! The Raft log in rocksdb: entries in the `logs` column family keyed by
+//! big-endian index, vote and committed id in `meta`.
+//!
+//! Appends are written at once (so replication can read them) and made durable
+//! by a separate syncer thread that fsyncs the WAL once for every batch of
+//! appends waiting on it: group commit. An append is acknowledged to openraft
+//! only after the sync that covers it.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
+
+use super::state_machine::{CF_LOGS, CF_META, cf};
+use super::{NodeId, TypeConfig, metrics};
+
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_PURGED: &[u8] = b"last_purged";
+
+/// Largest encoded value read back from disk; anything larger is corruption.
+const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
+
+fn bincode_cfg() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_DECODE_BYTES>()
+}
+
+pub(super) fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, bincode::error::EncodeError> {
+    bincode::serde::encode_to_vec(v, bincode_cfg())
+}
+
+pub(super) fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(b, bincode_cfg()).map(|(v, _)| v)
+}
+
+fn idx_key(i: u64) -> [u8; 8] {
+    i.to_be_bytes()
+}
+
+fn key_idx(k: &[u8]) -> Option<u64> {
+    let arr: [u8; 8] = k.try_into().ok()?;
+    Some(u64::from_be_bytes(arr))
+}
+
+type Sync = (LogFlushed<TypeConfig>, std::time::Instant);
+
+/// The Raft log storage.
+pub struct LogStore {
+    db: Arc<DB>,
+    sync_tx: std_mpsc::Sender<Sync>,
+}
+
+impl LogStore {
+    /// Wraps the shared database and starts the WAL syncer thread.
+    pub fn new(db: Arc<DB>) -> Self {
+        let (sync_tx, sync_rx) = std_mpsc::channel::<Sync>();
+        let sync_db = db.clone();
+        std::thread::Builder::new()
+            .name("shoal-log-sync".into())
+            .spawn(move || syncer(sync_db, sync_rx))
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::error!("cannot start the log sync thread: {e}"));
+        LogStore { db, sync_tx }
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
+        let cf = cf(&self.db, CF_META).map_err(|e| StorageIOError::<NodeId>::read(&e))?;
+        match self.db.get_cf(cf, key) {
+            Ok(Some(b)) => decode(&b).map(Some).map_err(|e| StorageIOError::<NodeId>::read(&e).into()),
+            Ok(None) => Ok(None),
+            Err(e) => Err(StorageIOError::<NodeId>::read(&e).into()),
+        }
+    }
+
+    fn put_meta_sync<T: serde::Serialize>(&self, key: &[u8], v: &T) -> Result<(), StorageError<NodeId>> {
+        let cf = cf(&self.db, CF_META).map_err(|e| StorageIOError::<NodeId>::write(&e))?;
+        let b = encode(v).map_err(|e| StorageIOError::<NodeId>::write(&e))?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db
+            .put_cf_opt(cf, key, b, &wo)
+            .map_err(|e| StorageIOError::<NodeId>::write(&e).into())
+    }
+
+    fn last_entry(&self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        let cf = cf(&self.db, CF_LOGS).map_err(|e| StorageIOError::<NodeId>::read_logs(&e))?;
+        let mut it = self.db.iterator_cf(cf, IteratorMode::End);
+        match it.next() {
+            Some(Ok((_, v))) => {
+                let e: Entry<TypeConfig> = decode(&v).map_err(|e| StorageIOError::<NodeId>::read_logs(&e))?;
+                Ok(Some(e.log_id))
+            }
+            Some(Err(e)) => Err(StorageIOError::<NodeId>::read_logs(&e).into()),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Fsyncs the WAL for every group of appends that queued up while the
+/// previous sync ran, then acknowledges them in order.
+fn syncer(db: Arc<DB>, rx: std_mpsc::Receiver<Sync>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let result = db.flush_wal(true);
+        metrics::record_log_sync(batch.len());
+        for (cb, started) in batch {
+            metrics::record_append_latency(started.elapsed());
+            cb.log_io_completed(
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| std::io::Error::other(e.to_string())),
+            );
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        read_range(&self.db, range)
+    }
+}
+
+fn read_range<RB: RangeBounds<u64>>(db: &DB, range: RB) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+    let start = match range.start_bound() {
+        Bound::Included(x) => *x,
+        Bound::Excluded(x) => x.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let cf = cf(db, CF_LOGS).map_err(|e| StorageIOError::<NodeId>::read_logs(&e))?;
+    let mut out = Vec::new();
+    for item in db.iterator_cf(cf, IteratorMode::From(&idx_key(start), Direction::Forward)) {
+        let (k, v) = item.map_err(|e| StorageIOError::<NodeId>::read_logs(&e))?;
+        let Some(idx) = key_idx(&k) else {
+            return Err(StorageIOError::<NodeId>::read_logs(&std::io::Error::other("malformed log key")).into());
+        };
+        if !range.contains(&idx) {
+            break;
+        }
+        let e: Entry<TypeConfig> = decode(&v).map_err(|e| StorageIOError::<NodeId>::read_logs(&e))?;
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// A cheap reader over the same database, for replication tasks.
+pub struct LogReader {
+    db: Arc<DB>,
+}
+
+impl RaftLogReader<TypeConfig> for LogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        read_range(&self.db, range)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
+        let last_purged: Option<LogId<NodeId>> = self.get_meta(KEY_PURGED)?;
+        let last = self.last_entry()?.or(last_purged);
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        LogReader { db: self.db.clone() }
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.put_meta_sync(KEY_VOTE, vote)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        self.get_meta(KEY_VOTE)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+        // Not synced: losing it only means re-applying from the state machine's own mark.
+        let cf = cf(&self.db, CF_META).map_err(|e| StorageIOError::<NodeId>::write(&e))?;
+        let b = encode(&committed).map_err(|e| StorageIOError::<NodeId>::write(&e))?;
+        self.db
+            .put_cf(cf, KEY_COMMITTED, b)
+            .map_err(|e| StorageIOError::<NodeId>::write(&e).into())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        Ok(self.get_meta::<Option<LogId<NodeId>>>(KEY_COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let started = std::time::Instant::now();
+        let cf = cf(&self.db, CF_LOGS).map_err(|e| StorageIOError::<NodeId>::write_logs(&e))?;
+        let mut batch = WriteBatch::default();
+        let mut bytes = 0usize;
+        for e in entries {
+            let v = encode(&e).map_err(|err| StorageIOError::<NodeId>::write_log_entry(e.log_id, &err))?;
+            bytes += v.len();
+            batch.put_cf(cf, idx_key(e.log_id.index), v);
+        }
+        metrics::record_append_bytes(bytes);
+        self.db
+            .write(batch)
+            .map_err(|e| StorageIOError::<NodeId>::write_logs(&e))?;
+        self.sync_tx
+            .send((callback, started))
+            .map_err(|_| StorageIOError::<NodeId>::write_logs(&std::io::Error::other("log sync thread stopped")).into())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let cf = cf(&self.db, CF_LOGS).map_err(|e| StorageIOError::<NodeId>::write_logs(&e))?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(cf, idx_key(log_id.index), idx_key(u64::MAX));
+        self.db
+            .write_opt(batch, &wo)
+            .map_err(|e| StorageIOError::<NodeId>::write_logs(&e).into())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        // Record the purge point first: a crash in between leaves extra entries, never a gap.
+        self.put_meta_sync(KEY_PURGED, &log_id)?;
+        let cf = cf(&self.db, CF_LOGS).map_err(|e| StorageIOError::<NodeId>::write_logs(&e))?;
+        self.db
+            .delete_range_cf(cf, idx_key(0), idx_key(log_id.index + 1))
+            .map_err(|e| StorageIOError::<NodeId>::write_logs(&e).into())
+    }
+}

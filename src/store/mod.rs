@@ -1,0 +1,484 @@
+//! store: the cluster's desired state, replicated by openraft with its log and
+//! state machine in rocksdb.
+//!
+//! Every node holds a replica. Writes go through [`Store::write`], which
+//! proposes at the local Raft node when it leads and forwards to the leader
+//! over libp2p otherwise. Reads come from the local replica; [`Store::barrier`]
+//! makes them linearizable through the leader's read index. Watches are served
+//! from the local replica's recent-event ring.
+
+mod log;
+mod metrics;
+mod network;
+mod state_machine;
+mod watch;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{Raft, RaftMetrics, ServerState};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::{debug, info};
+
+use crate::net::{Channel, Net};
+use crate::resource::{Kind, Object, ObjectKey};
+
+pub use state_machine::{Op, OpOutcome, Outcome, Precondition, TxnError};
+pub use watch::{EventType, WatchEvent, WatchStream};
+
+/// A Raft node's id: the first eight bytes of the SHA-256 of its PeerId.
+pub type NodeId = u64;
+
+/// What Raft membership records about a node: enough to reach it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Human name (`--name`, default the host name).
+    pub name: String,
+    /// libp2p PeerId, base58.
+    pub peer_id: String,
+    /// p2p listen addresses (multiaddrs).
+    pub p2p_addrs: Vec<String>,
+    /// The HTTP API address.
+    pub api_addr: String,
+}
+
+impl fmt::Display for NodeInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, self.peer_id)
+    }
+}
+
+impl NodeInfo {
+    /// The PeerId, if the stored string parses.
+    pub fn peer(&self) -> Option<PeerId> {
+        self.peer_id.parse().ok()
+    }
+
+    /// The p2p addresses that parse as multiaddrs.
+    pub fn multiaddrs(&self) -> Vec<Multiaddr> {
+        self.p2p_addrs.iter().filter_map(|a| a.parse().ok()).collect()
+    }
+
+    /// The Raft node id derived from the PeerId.
+    pub fn node_id(&self) -> NodeId {
+        node_id_of_str(&self.peer_id)
+    }
+}
+
+/// The Raft node id of a PeerId.
+pub fn node_id_of(peer: &PeerId) -> NodeId {
+    node_id_of_str(&peer.to_base58())
+}
+
+fn node_id_of_str(peer: &str) -> NodeId {
+    let digest = Sha256::digest(peer.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// A replicated command: operations applied all together or not at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// The operations, applied in order against the state after the previous ones.
+    pub ops: Vec<Op>,
+}
+
+/// What applying a [`Command`] produced.
+pub type CommandResult = Result<Vec<OpOutcome>, TxnError>;
+
+openraft::declare_raft_types!(
+    /// shoal's Raft type configuration.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = NodeId,
+        Node = NodeInfo,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The openraft handle with shoal's types.
+pub type ShoalRaft = Raft<TypeConfig>;
+
+/// Errors from the store's public API.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Txn(#[from] TxnError),
+    #[error("no Raft leader is known yet; retry shortly")]
+    NoLeader,
+    #[error("this node is not a member of a cluster yet")]
+    NotMember,
+    #[error("the cluster did not answer in time ({0})")]
+    Timeout(String),
+    #[error("forwarding to the leader failed: {0}")]
+    Forward(String),
+    #[error("local storage: {0}")]
+    Storage(String),
+    #[error("the requested revision {requested} is older than the oldest kept ({oldest}); list again")]
+    Gone { requested: u64, oldest: u64 },
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+impl StoreError {
+    /// Whether retrying the same request later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NoLeader | StoreError::NotMember | StoreError::Timeout(_) | StoreError::Forward(_)
+        )
+    }
+}
+
+/// Tunables of the store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Build a snapshot after this many log entries since the last one.
+    pub snapshot_every: u64,
+    /// Log entries kept behind a snapshot (for followers slightly behind).
+    pub keep_logs_behind_snapshot: u64,
+    /// Raft heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the randomised election timeout.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomised election timeout.
+    pub election_timeout_max_ms: u64,
+    /// Watch events kept in memory for watchers that resume from a revision.
+    pub watch_history: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            snapshot_every: 10_000,
+            keep_logs_behind_snapshot: 1_000,
+            heartbeat_ms: 250,
+            election_timeout_min_ms: 1_000,
+            election_timeout_max_ms: 2_000,
+            watch_history: 10_000,
+        }
+    }
+}
+
+/// The leader, term and members as this node sees them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RaftStatus {
+    /// This node.
+    pub node_id: NodeId,
+    /// This node's role: Leader, Follower, Candidate or Learner.
+    pub state: String,
+    /// Current term.
+    pub term: u64,
+    /// The leader's id, when known.
+    pub leader: Option<NodeId>,
+    /// Index of the last log entry.
+    pub last_log_index: Option<u64>,
+    /// Index of the last applied entry.
+    pub last_applied: Option<u64>,
+    /// Index up to which the log has been purged behind a snapshot.
+    pub last_purged: Option<u64>,
+    /// Index of the latest snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Voters with their info.
+    pub voters: Vec<(NodeId, NodeInfo)>,
+    /// Learners with their info.
+    pub learners: Vec<(NodeId, NodeInfo)>,
+}
+
+/// The local replica and the way to write to the cluster.
+#[derive(Clone)]
+pub struct Store {
+    raft: ShoalRaft,
+    node_id: NodeId,
+    reader: state_machine::Reader,
+    net: Net,
+}
+
+impl Store {
+    /// Opens (or creates) the rocksdb at `dir`, starts the Raft node and registers
+    /// its handlers on `net`.
+    pub async fn open(dir: &Path, net: Net, cfg: StoreConfig) -> Result<Store, StoreError> {
+        let db = state_machine::open_db(dir).map_err(|e| StoreError::Storage(e.to_string()))?;
+        let log_store = log::LogStore::new(db.clone());
+        let sm = state_machine::StateMachine::open(db, cfg.watch_history)
+            .map_err(|e| StoreError::Storage(e.to_string()))?;
+        let reader = sm.reader();
+        let node_id = node_id_of(&net.peer_id());
+        let raft_config = openraft::Config {
+            cluster_name: "shoal".into(),
+            heartbeat_interval: cfg.heartbeat_ms,
+            election_timeout_min: cfg.election_timeout_min_ms,
+            election_timeout_max: cfg.election_timeout_max_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
+            max_in_snapshot_log_to_keep: cfg.keep_logs_behind_snapshot,
+            snapshot_max_chunk_size: 4 * 1024 * 1024,
+            max_payload_entries: 1000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StoreError::Raft(e.to_string()))?;
+        let factory = network::RaftNet::new(net.clone());
+        let raft = Raft::new(node_id, Arc::new(raft_config), factory, log_store, sm)
+            .await
+            .map_err(|e| StoreError::Raft(e.to_string()))?;
+        let store = Store {
+            raft,
+            node_id,
+            reader,
+            net: net.clone(),
+        };
+        net.set_handler(Channel::Raft, Arc::new(network::RaftHandler::new(store.raft.clone())));
+        net.set_handler(Channel::Store, Arc::new(network::StoreHandler::new(store.clone())));
+        metrics::spawn_raft_metrics(store.raft.metrics());
+        info!(node_id, "store opened at {}", dir.display());
+        Ok(store)
+    }
+
+    /// This node's Raft id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The openraft handle, for membership changes.
+    pub fn raft(&self) -> &ShoalRaft {
+        &self.raft
+    }
+
+    /// The latest Raft metrics of this node.
+    pub fn metrics(&self) -> RaftMetrics<NodeId, NodeInfo> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// Whether this node is a voter or learner of an initialised cluster.
+    pub fn is_member(&self) -> bool {
+        let m = self.metrics();
+        m.membership_config.membership().get_node(&self.node_id).is_some()
+    }
+
+    /// The leader as this node knows it.
+    pub fn leader(&self) -> Option<(NodeId, NodeInfo)> {
+        let m = self.metrics();
+        let id = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&id)?.clone();
+        Some((id, node))
+    }
+
+    /// Applies a command cluster-wide, forwarding to the leader when needed.
+    /// Retries through elections for up to `WRITE_DEADLINE`.
+    pub async fn write(&self, cmd: Command) -> Result<Vec<OpOutcome>, StoreError> {
+        let deadline = tokio::time::Instant::now() + WRITE_DEADLINE;
+        let started = std::time::Instant::now();
+        let mut last_err;
+        loop {
+            match self.write_once(cmd.clone()).await {
+                Ok(r) => {
+                    metrics::record_write(started.elapsed());
+                    return Ok(r);
+                }
+                Err(e) if e.is_unavailable() => {
+                    debug!("write not yet possible: {e}");
+                    last_err = e;
+                }
+                Err(e) => return Err(e),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(match last_err {
+                    StoreError::NoLeader => StoreError::NoLeader,
+                    e => StoreError::Timeout(e.to_string()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn write_once(&self, cmd: Command) -> Result<Vec<OpOutcome>, StoreError> {
+        match self.propose_local(cmd.clone()).await {
+            Err(LocalWrite::NotLeader(Some((leader, node)))) if leader != self.node_id => {
+                network::forward_write(&self.net, &node, cmd).await
+            }
+            Err(LocalWrite::NotLeader(_)) => Err(StoreError::NoLeader),
+            Err(LocalWrite::Failed(e)) => Err(e),
+            Ok(r) => Ok(r?),
+        }
+    }
+
+    /// Proposes at this node, which must be the leader.
+    async fn propose_local(&self, cmd: Command) -> Result<CommandResult, LocalWrite> {
+        match self.raft.client_write(cmd).await {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(LocalWrite::NotLeader(
+                f.leader_id.zip(f.leader_node),
+            )),
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(LocalWrite::Failed(StoreError::Raft(e.to_string())))
+            }
+            Err(RaftError::Fatal(e)) => Err(LocalWrite::Failed(StoreError::Raft(e.to_string()))),
+        }
+    }
+
+    /// Waits until this replica has applied everything the leader had committed
+    /// when the call started, so local reads after it are linearizable.
+    pub async fn barrier(&self) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + WRITE_DEADLINE;
+        loop {
+            let r = match self.leader() {
+                Some((id, _)) if id == self.node_id => self.read_index_local().await,
+                Some((_, node)) => network::forward_read_index(&self.net, &node).await,
+                None => Err(StoreError::NoLeader),
+            };
+            match r {
+                Ok(index) => return self.wait_applied(index).await,
+                Err(e) if e.is_unavailable() && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The leader's read index (leader side of [`Store::barrier`]).
+    async fn read_index_local(&self) -> Result<u64, StoreError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
+            Err(RaftError::APIError(_)) => Err(StoreError::NoLeader),
+            Err(RaftError::Fatal(e)) => Err(StoreError::Raft(e.to_string())),
+        }
+    }
+
+    async fn wait_applied(&self, index: u64) -> Result<(), StoreError> {
+        if index == 0 {
+            return Ok(());
+        }
+        self.raft
+            .wait(Some(WRITE_DEADLINE))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Timeout(e.to_string()))
+    }
+
+    /// Initialises a new cluster with these members as voters.
+    pub async fn initialize(&self, members: Vec<NodeInfo>) -> Result<(), StoreError> {
+        let map: std::collections::BTreeMap<NodeId, NodeInfo> =
+            members.into_iter().map(|n| (n.node_id(), n)).collect();
+        self.raft
+            .initialize(map)
+            .await
+            .map_err(|e| StoreError::Raft(e.to_string()))
+    }
+
+    /// Adds a node as a learner and, while there are fewer than `target_voters`
+    /// voters, promotes it. Must run on the leader.
+    pub async fn add_member(&self, node: NodeInfo, target_voters: usize) -> Result<(), StoreError> {
+        let id = node.node_id();
+        let m = self.metrics();
+        if m.current_leader != Some(self.node_id) {
+            return Err(StoreError::NoLeader);
+        }
+        let membership = m.membership_config.membership().clone();
+        let known = membership.get_node(&id);
+        if known != Some(&node) {
+            self.raft
+                .add_learner(id, node.clone(), true)
+                .await
+                .map_err(|e| StoreError::Raft(e.to_string()))?;
+            info!(%node, "added as learner");
+        }
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        if !voters.contains(&id) && voters.len() < target_voters {
+            let mut new_voters = voters.clone();
+            new_voters.insert(id);
+            self.raft
+                .change_membership(new_voters, false)
+                .await
+                .map_err(|e| StoreError::Raft(e.to_string()))?;
+            info!(%node, "promoted to voter");
+        }
+        Ok(())
+    }
+
+    /// One object from the local replica.
+    pub fn get(&self, key: &ObjectKey) -> Result<Option<Object>, StoreError> {
+        self.reader.get(key)
+    }
+
+    /// Objects of a kind (in one namespace, or all) and the replica's revision.
+    pub fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<(Vec<Object>, u64), StoreError> {
+        self.reader.list(kind, namespace)
+    }
+
+    /// The index of the last entry applied to the local replica.
+    pub fn revision(&self) -> u64 {
+        self.reader.revision()
+    }
+
+    /// Changes after `from` (or from now), filtered by kind and namespace.
+    pub fn watch(
+        &self,
+        kind: Option<Kind>,
+        namespace: Option<String>,
+        from: Option<u64>,
+    ) -> Result<WatchStream, StoreError> {
+        self.reader.watch(kind, namespace, from)
+    }
+
+    /// The Raft view of this node, for `shoal raft status`.
+    pub fn status(&self) -> RaftStatus {
+        let m = self.metrics();
+        let membership = m.membership_config.membership();
+        let voter_ids: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut voters = Vec::new();
+        let mut learners = Vec::new();
+        for (id, node) in membership.nodes() {
+            if voter_ids.contains(id) {
+                voters.push((*id, node.clone()));
+            } else {
+                learners.push((*id, node.clone()));
+            }
+        }
+        RaftStatus {
+            node_id: self.node_id,
+            state: match m.state {
+                ServerState::Leader => "Leader",
+                ServerState::Follower => "Follower",
+                ServerState::Candidate => "Candidate",
+                ServerState::Learner => "Learner",
+                ServerState::Shutdown => "Shutdown",
+            }
+            .to_string(),
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|l| l.index),
+            last_purged: m.purged.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            voters,
+            learners,
+        }
+    }
+
+    /// Stops the Raft node (its tasks end; the data stays on disk).
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            debug!("raft shutdown: {e}");
+        }
+    }
+}
+
+enum LocalWrite {
+    NotLeader(Option<(NodeId, NodeInfo)>),
+    Failed(StoreError),
+}
+
+/// How long a write or barrier keeps retrying through elections.
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);

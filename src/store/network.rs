@@ -1,0 +1,256 @@
+//! Raft RPCs and leader forwarding over libp2p: the client side used by
+//! openraft, and the handlers that serve peers. Bodies are bincode with a
+//! size limit; a peer's bytes that do not decode are an error, never a panic.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use libp2p::PeerId;
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use super::log::{decode, encode};
+use super::{Command, NodeId, NodeInfo, OpOutcome, ShoalRaft, Store, StoreError, TxnError, TypeConfig};
+use crate::net::{Channel, Handler, Net, NetError};
+
+#[derive(Serialize, Deserialize)]
+enum RaftRpc {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    Snapshot(InstallSnapshotRequest<TypeConfig>),
+}
+
+#[derive(Serialize, Deserialize)]
+enum RaftReply {
+    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+}
+
+#[derive(Serialize, Deserialize)]
+enum StoreRpc {
+    Write(Command),
+    ReadIndex,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum ForwardError {
+    Txn(TxnError),
+    NotLeader,
+    Failed(String),
+}
+
+#[derive(Serialize, Deserialize)]
+enum StoreReply {
+    Write(Result<Vec<OpOutcome>, ForwardError>),
+    ReadIndex(Result<u64, ForwardError>),
+}
+
+/// Creates Raft clients for peers named in the membership.
+pub struct RaftNet {
+    net: Net,
+}
+
+impl RaftNet {
+    /// A factory sending through `net`.
+    pub fn new(net: Net) -> Self {
+        RaftNet { net }
+    }
+}
+
+/// A Raft client for one peer.
+pub struct RaftClient {
+    net: Net,
+    target: NodeId,
+    node: NodeInfo,
+}
+
+impl RaftNetworkFactory<TypeConfig> for RaftNet {
+    type Network = RaftClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> RaftClient {
+        RaftClient {
+            net: self.net.clone(),
+            target,
+            node: node.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct WireError(String);
+
+impl RaftClient {
+    async fn call<E: std::error::Error>(
+        &self,
+        rpc: RaftRpc,
+    ) -> Result<RaftReply, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>> {
+        let peer: PeerId = self
+            .node
+            .peer()
+            .ok_or_else(|| RPCError::Unreachable(Unreachable::new(&WireError(format!("bad PeerId {}", self.node.peer_id)))))?;
+        let body = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let reply = self
+            .net
+            .request(peer, self.node.multiaddrs(), Channel::Raft, body)
+            .await
+            .map_err(|e| match e {
+                NetError::Remote { .. } => RPCError::Network(NetworkError::new(&e)),
+                _ => RPCError::Unreachable(Unreachable::new(&e)),
+            })?;
+        decode(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
+    fn unexpected<E: std::error::Error>() -> RPCError<NodeId, NodeInfo, RaftError<NodeId, E>> {
+        RPCError::Network(NetworkError::new(&WireError("reply of the wrong type".into())))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for RaftClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        match self.call(RaftRpc::Append(rpc)).await? {
+            RaftReply::Append(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            _ => Err(Self::unexpected()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>>
+    {
+        match self.call(RaftRpc::Snapshot(rpc)).await? {
+            RaftReply::Snapshot(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            _ => Err(Self::unexpected()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        match self.call(RaftRpc::Vote(rpc)).await? {
+            RaftReply::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            _ => Err(Self::unexpected()),
+        }
+    }
+}
+
+/// Serves Raft RPCs from peers.
+pub struct RaftHandler {
+    raft: ShoalRaft,
+}
+
+impl RaftHandler {
+    /// A handler feeding `raft`.
+    pub fn new(raft: ShoalRaft) -> Self {
+        RaftHandler { raft }
+    }
+}
+
+fn serve<F>(fut: F) -> BoxFuture<'static, Result<Vec<u8>, String>>
+where
+    F: Future<Output = Result<Vec<u8>, String>> + Send + 'static,
+{
+    fut.boxed()
+}
+
+impl Handler for RaftHandler {
+    fn handle(&self, _from: PeerId, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let raft = self.raft.clone();
+        serve(async move {
+            let rpc: RaftRpc = decode(&body).map_err(|e| format!("undecodable raft rpc: {e}"))?;
+            let reply = match rpc {
+                RaftRpc::Append(r) => RaftReply::Append(raft.append_entries(r).await),
+                RaftRpc::Vote(r) => RaftReply::Vote(raft.vote(r).await),
+                RaftRpc::Snapshot(r) => RaftReply::Snapshot(raft.install_snapshot(r).await),
+            };
+            encode(&reply).map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Serves writes and read-index requests forwarded by followers.
+pub struct StoreHandler {
+    store: Arc<Store>,
+}
+
+impl StoreHandler {
+    /// A handler for this node's store.
+    pub fn new(store: Store) -> Self {
+        StoreHandler { store: Arc::new(store) }
+    }
+}
+
+impl Handler for StoreHandler {
+    fn handle(&self, _from: PeerId, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let store = self.store.clone();
+        serve(async move {
+            let rpc: StoreRpc = decode(&body).map_err(|e| format!("undecodable store rpc: {e}"))?;
+            let reply = match rpc {
+                StoreRpc::Write(cmd) => StoreReply::Write(match store.propose_local(cmd).await {
+                    Ok(Ok(r)) => Ok(r),
+                    Ok(Err(e)) => Err(ForwardError::Txn(e)),
+                    Err(super::LocalWrite::NotLeader(_)) => Err(ForwardError::NotLeader),
+                    Err(super::LocalWrite::Failed(e)) => Err(ForwardError::Failed(e.to_string())),
+                }),
+                StoreRpc::ReadIndex => StoreReply::ReadIndex(match store.read_index_local().await {
+                    Ok(i) => Ok(i),
+                    Err(StoreError::NoLeader) => Err(ForwardError::NotLeader),
+                    Err(e) => Err(ForwardError::Failed(e.to_string())),
+                }),
+            };
+            encode(&reply).map_err(|e| e.to_string())
+        })
+    }
+}
+
+async fn call_leader(net: &Net, leader: &NodeInfo, rpc: StoreRpc) -> Result<StoreReply, StoreError> {
+    let peer = leader
+        .peer()
+        .ok_or_else(|| StoreError::Forward(format!("leader has a bad PeerId {}", leader.peer_id)))?;
+    let body = encode(&rpc).map_err(|e| StoreError::Forward(e.to_string()))?;
+    let reply = net
+        .request(peer, leader.multiaddrs(), Channel::Store, body)
+        .await
+        .map_err(|e| StoreError::Forward(e.to_string()))?;
+    decode(&reply).map_err(|e| StoreError::Forward(format!("undecodable reply from the leader: {e}")))
+}
+
+fn from_forward(e: ForwardError) -> StoreError {
+    match e {
+        ForwardError::Txn(t) => StoreError::Txn(t),
+        ForwardError::NotLeader => StoreError::NoLeader,
+        ForwardError::Failed(m) => StoreError::Forward(m),
+    }
+}
+
+/// Sends a write to the leader and returns its outcome.
+pub async fn forward_write(net: &Net, leader: &NodeInfo, cmd: Command) -> Result<Vec<OpOutcome>, StoreError> {
+    match call_leader(net, leader, StoreRpc::Write(cmd)).await? {
+        StoreReply::Write(r) => r.map_err(from_forward),
+        StoreReply::ReadIndex(_) => Err(StoreError::Forward("reply of the wrong type".into())),
+    }
+}
+
+/// Asks the leader for its read index.
+pub async fn forward_read_index(net: &Net, leader: &NodeInfo) -> Result<u64, StoreError> {
+    match call_leader(net, leader, StoreRpc::ReadIndex).await? {
+        StoreReply::ReadIndex(r) => r.map_err(from_forward),
+        StoreReply::Write(_) => Err(StoreError::Forward("reply of the wrong type".into())),
+    }
+}

@@ -1,0 +1,108 @@
+//! Helpers shared by the integration tests: in-process nodes on loopback and
+//! a small HTTP client for their APIs.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use shoal::config::Config;
+use shoal::node::Node;
+
+/// Starts a node with test settings; `tweak` adjusts the config first.
+pub async fn start_node(dir: &Path, name: &str, tweak: impl FnOnce(&mut Config)) -> Node {
+    let mut cfg = Config::for_test(dir, name);
+    tweak(&mut cfg);
+    Node::start(cfg).await.expect("node starts")
+}
+
+/// The first advertised p2p address of a node, as HOST:PORT.
+pub fn p2p_host_port(node: &Node) -> String {
+    let ma = node.info.p2p_addrs.first().expect("node advertises an address");
+    // /ip4/127.0.0.1/tcp/PORT
+    let parts: Vec<&str> = ma.split('/').collect();
+    format!("{}:{}", parts[2], parts[4])
+}
+
+/// A free loopback TCP port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// HTTP helper bound to one node's API.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub token: Option<String>,
+}
+
+impl Api {
+    pub fn new(addr: impl std::fmt::Display) -> Api {
+        Api {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("client"),
+            token: None,
+        }
+    }
+
+    pub fn with_token(mut self, t: &str) -> Api {
+        self.token = Some(t.to_string());
+        self
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.expect("request reaches the API");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+
+    pub async fn apply(&self, manifest: &str) -> (u16, Value) {
+        self.send(reqwest::Method::POST, "/v1/apply", Some(manifest.as_bytes().to_vec()))
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+}
+
+/// A small ConfigMap manifest with one key.
+pub fn configmap(name: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
+    )
+}

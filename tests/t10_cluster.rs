@@ -1,0 +1,142 @@
+//! In-process three-node clusters on loopback: replication, leader loss,
+//! restart and catch-up through a snapshot.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use shoal::node::Node;
+
+async fn three_nodes(dirs: &[tempfile::TempDir; 3], ports: [u16; 3]) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let seeds: Vec<String> = (0..3).filter(|j| *j != i).map(|j| format!("127.0.0.1:{}", ports[j])).collect();
+        let node = start_node(dirs[i].path(), &format!("n{i}"), |c| {
+            c.p2p_addr = format!("127.0.0.1:{}", ports[i]);
+            c.join = seeds;
+            c.bootstrap_expect = Some(3);
+            c.raft.snapshot_every = 40;
+            c.raft.keep_logs_behind_snapshot = 5;
+        })
+        .await;
+        nodes.push(node);
+    }
+    for n in &nodes {
+        assert!(n.wait_ready(Duration::from_secs(20)).await, "{} joined a cluster with a leader", n.info.name);
+    }
+    nodes
+}
+
+fn leader_index(nodes: &[Option<Node>]) -> usize {
+    let leader = nodes
+        .iter()
+        .flatten()
+        .find_map(|n| n.store.leader().map(|(id, _)| id))
+        .expect("a leader is known");
+    nodes
+        .iter()
+        .position(|n| n.as_ref().is_some_and(|n| n.store.node_id() == leader))
+        .expect("the leader is one of the nodes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_at_follower_survives_leader_loss_and_restart_catches_up_by_snapshot() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let ports = [free_port(), free_port(), free_port()];
+    let mut nodes: Vec<Option<Node>> = three_nodes(&dirs, ports).await.into_iter().map(Some).collect();
+
+    // All three are voters of one cluster.
+    let status = nodes[0].as_ref().unwrap().store.status();
+    assert_eq!(status.voters.len(), 3, "three voters: {status:?}");
+
+    // A write at a follower is readable at every node.
+    let li = leader_index(&nodes);
+    let follower = (li + 1) % 3;
+    let api_f = Api::new(nodes[follower].as_ref().unwrap().api_addr);
+    let (code, body) = api_f.apply(&configmap("first", "1")).await;
+    assert_eq!(code, 200, "apply at follower: {body}");
+    for n in nodes.iter().flatten() {
+        let (code, obj) = Api::new(n.api_addr).get("/v1/namespaces/default/configmaps/first").await;
+        assert_eq!(code, 200, "read at {}: {obj}", n.info.name);
+        assert_eq!(obj["data"]["value"], "1");
+    }
+
+    // Abort the leader's tasks: a new leader is elected and keeps every acknowledged write.
+    let old = nodes[li].take().unwrap();
+    let old_name = old.info.name.clone();
+    let old_last_log = old.store.status().last_log_index.unwrap_or(0);
+    old.shutdown().await;
+    let survivors: Vec<&Node> = nodes.iter().flatten().collect();
+    let api_s = Api::new(survivors[0].api_addr);
+    let mut acked = vec!["first".to_string()];
+    // Enough writes to snapshot and purge the log past the old leader's last entry.
+    for i in 0..120 {
+        let name = format!("after-{i}");
+        let (code, body) = api_s.apply(&configmap(&name, &i.to_string())).await;
+        assert_eq!(code, 200, "write {i} after leader loss: {body}");
+        acked.push(name);
+    }
+    let new_leader = survivors
+        .iter()
+        .find(|n| n.store.leader().is_some_and(|(id, _)| id == n.store.node_id()))
+        .expect("a survivor leads");
+    eventually(Duration::from_secs(10), "the leader purges its log behind a snapshot", || async {
+        new_leader.store.status().last_purged.unwrap_or(0) > old_last_log
+    })
+    .await;
+    for n in &survivors {
+        let (code, list) = Api::new(n.api_addr).get("/v1/namespaces/default/configmaps").await;
+        assert_eq!(code, 200);
+        let names: Vec<&str> = list["items"].as_array().unwrap().iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
+        for a in &acked {
+            assert!(names.contains(&a.as_str()), "{} lost {a}", n.info.name);
+        }
+    }
+
+    // The old node restarts from its data dir and catches up; its log was purged
+    // at the leader, so only a snapshot can bring it there.
+    let restarted = start_node(dirs[li].path(), &old_name, |c| {
+        c.p2p_addr = format!("127.0.0.1:{}", ports[li]);
+        c.raft.snapshot_every = 40;
+        c.raft.keep_logs_behind_snapshot = 5;
+    })
+    .await;
+    assert!(restarted.wait_ready(Duration::from_secs(20)).await);
+    let target = new_leader.store.revision();
+    eventually(Duration::from_secs(20), "the restarted node catches up", || async {
+        restarted.store.revision() >= target
+    })
+    .await;
+    let (list, _) = restarted.store.list(shoal::resource::Kind::ConfigMap, Some("default")).unwrap();
+    assert_eq!(list.len(), acked.len(), "restarted node has every object");
+    let st = restarted.store.status();
+    assert!(st.snapshot_index.unwrap_or(0) > old_last_log, "caught up through a snapshot: {st:?}");
+
+    restarted.shutdown().await;
+    for n in nodes.into_iter().flatten() {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn node_joining_later_becomes_learner_then_voter() {
+    let d0 = tempfile::tempdir().unwrap();
+    let d1 = tempfile::tempdir().unwrap();
+    let first = start_node(d0.path(), "first", |c| c.dev = true).await;
+    assert!(first.wait_ready(Duration::from_secs(10)).await);
+    let seed = p2p_host_port(&first);
+    let second = start_node(d1.path(), "second", |c| c.join = vec![seed]).await;
+    assert!(second.wait_ready(Duration::from_secs(20)).await, "second joins");
+    eventually(Duration::from_secs(10), "second is a voter", || async {
+        first.store.status().voters.len() == 2
+    })
+    .await;
+    // A write at the newcomer is forwarded to the leader.
+    let (code, body) = Api::new(second.api_addr).apply(&configmap("via-second", "x")).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = Api::new(first.api_addr).get("/v1/namespaces/default/configmaps/via-second").await;
+    assert_eq!(code, 200);
+    second.shutdown().await;
+    first.shutdown().await;
+}

@@ -1,0 +1,59 @@
+//! Durability across a real SIGKILL of a `shoal agent` process.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn spawn_agent(dir: &std::path::Path, api_port: u16, p2p_port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["agent", "--dev", "--name", "killme"])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--api-addr", &format!("127.0.0.1:{api_port}")])
+        .args(["--p2p-addr", &format!("127.0.0.1:{p2p_port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn shoal agent")
+}
+
+async fn wait_healthy(api: &Api) {
+    eventually(Duration::from_secs(30), "the agent reports healthy", || async {
+        match api.http.get(format!("{}/healthz", api.base)).send().await {
+            Ok(r) => r.status() == 200,
+            Err(_) => false,
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_write_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api_port, p2p_port) = (free_port(), free_port());
+    let mut child = spawn_agent(dir.path(), api_port, p2p_port);
+    let api = Api::new(format!("127.0.0.1:{api_port}"));
+    wait_healthy(&api).await;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let name = format!("durable-{i}");
+        let (code, v) = api.apply(&configmap(&name, &i.to_string())).await;
+        assert_eq!(code, 200, "{v}");
+        acked.push(name);
+    }
+    // SIGKILL right after the last acknowledgement: no chance to flush anything.
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+
+    let mut child = spawn_agent(dir.path(), api_port, p2p_port);
+    wait_healthy(&api).await;
+    for name in &acked {
+        let (code, v) = api.get(&format!("/v1/namespaces/default/configmaps/{name}")).await;
+        assert_eq!(code, 200, "{name} lost after SIGKILL: {v}");
+    }
+    child.kill().ok();
+    child.wait().ok();
+}
