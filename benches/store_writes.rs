@@ -2,8 +2,9 @@
 //! etcd cluster, both on loopback in the same run, driven by the same load
 //! generator at 16 and 64 concurrent clients.
 //!
-//! Run: `cargo bench --bench store_writes` (needs Debian's `etcd-server`).
-//! Env: `BENCH_SECONDS` (default 10) per measurement.
+//! Run: `cargo build --release && cargo run --release --example store_writes`
+//! (needs Debian's `etcd-server`). Env: `BENCH_SECONDS` (default 10) per
+//! measurement; `SHOAL_BIN` to use another `shoal` binary.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -33,6 +34,27 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The `shoal` binary built beside this example (target/PROFILE/shoal).
+fn shoal_bin() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("SHOAL_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("shoal"))
+        .expect("target dir");
+    if !bin.exists() {
+        eprintln!(
+            "store_writes: {} not found; run `cargo build --release` first",
+            bin.display()
+        );
+        std::process::exit(1);
+    }
+    bin
+}
+
 fn start_shoal() -> (Cluster, Vec<String>) {
     let p2p: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let api: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -40,29 +62,48 @@ fn start_shoal() -> (Cluster, Vec<String>) {
     let mut dirs = Vec::new();
     for i in 0..3 {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
-        cmd.args(["agent", "--name", &format!("s{i}"), "--bootstrap-expect", "3"])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--p2p-addr", &format!("127.0.0.1:{}", p2p[i])])
-            .args(["--api-addr", &format!("127.0.0.1:{}", api[i])]);
+        let mut cmd = Command::new(shoal_bin());
+        cmd.args([
+            "agent",
+            "--name",
+            &format!("s{i}"),
+            "--bootstrap-expect",
+            "3",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--p2p-addr", &format!("127.0.0.1:{}", p2p[i])])
+        .args(["--api-addr", &format!("127.0.0.1:{}", api[i])]);
         for (j, p) in p2p.iter().enumerate() {
             if j != i {
                 cmd.args(["--join", &format!("127.0.0.1:{p}")]);
             }
         }
-        cmd.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         children.push(cmd.spawn().expect("spawn shoal"));
         dirs.push(dir);
     }
-    let urls = api.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
-    (Cluster { children, _dirs: dirs }, urls)
+    let urls = api
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    (
+        Cluster {
+            children,
+            _dirs: dirs,
+        },
+        urls,
+    )
 }
 
 fn start_etcd() -> (Cluster, Vec<String>) {
     let peer: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let client: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let initial: Vec<String> = (0..3).map(|i| format!("e{i}=http://127.0.0.1:{}", peer[i])).collect();
+    let initial: Vec<String> = (0..3)
+        .map(|i| format!("e{i}=http://127.0.0.1:{}", peer[i]))
+        .collect();
     let mut children = Vec::new();
     let mut dirs = Vec::new();
     for i in 0..3 {
@@ -71,10 +112,22 @@ fn start_etcd() -> (Cluster, Vec<String>) {
             .args(["--name", &format!("e{i}")])
             .arg("--data-dir")
             .arg(dir.path())
-            .args(["--listen-client-urls", &format!("http://127.0.0.1:{}", client[i])])
-            .args(["--advertise-client-urls", &format!("http://127.0.0.1:{}", client[i])])
-            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{}", peer[i])])
-            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{}", peer[i])])
+            .args([
+                "--listen-client-urls",
+                &format!("http://127.0.0.1:{}", client[i]),
+            ])
+            .args([
+                "--advertise-client-urls",
+                &format!("http://127.0.0.1:{}", client[i]),
+            ])
+            .args([
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{}", peer[i]),
+            ])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{}", peer[i]),
+            ])
             .args(["--initial-cluster", &initial.join(",")])
             .args(["--initial-cluster-state", "new", "--log-level", "error"])
             .stdout(Stdio::null())
@@ -84,8 +137,17 @@ fn start_etcd() -> (Cluster, Vec<String>) {
         children.push(child);
         dirs.push(dir);
     }
-    let urls = client.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
-    (Cluster { children, _dirs: dirs }, urls)
+    let urls = client
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    (
+        Cluster {
+            children,
+            _dirs: dirs,
+        },
+        urls,
+    )
 }
 
 async fn wait_ok(http: &reqwest::Client, url: &str) {
@@ -126,7 +188,10 @@ struct Result {
 }
 
 async fn run_load(target: Target, urls: &[String], clients: usize, secs: u64, tag: &str) -> Result {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
     let urls = Arc::new(urls.to_vec());
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
@@ -175,7 +240,11 @@ async fn run_load(target: Target, urls: &[String], clients: usize, secs: u64, ta
     }
     let secs = start.elapsed().as_secs_f64();
     lats.sort();
-    let pct = |p: f64| lats.get(((lats.len() as f64 * p) as usize).min(lats.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        lats.get(((lats.len() as f64 * p) as usize).min(lats.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Result {
         writes: lats.len(),
         errors,
@@ -190,16 +259,20 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    // `cargo test` runs benches in test mode with `--test`-like flags; skip the load there.
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    if !Path::new("/usr/bin/etcd").exists() && Command::new("etcd").arg("--version").output().is_err() {
+    if !Path::new("/usr/bin/etcd").exists()
+        && Command::new("etcd").arg("--version").output().is_err()
+    {
         eprintln!("store_writes: etcd is not installed (apt-get install etcd-server)");
         std::process::exit(1);
     }
-    let secs: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let http = reqwest::Client::new();
         let (_shoal, shoal_urls) = start_shoal();

@@ -21,8 +21,8 @@ use tracing::warn;
 use crate::config::ApiConfig;
 use crate::manifest::{self, ManifestError};
 use crate::resource::{Kind, Object, ObjectKey};
-use crate::store::{Command, NodeInfo, Op, OpOutcome, Outcome, Store, StoreError, TxnError};
 use crate::store::RaftStatus;
+use crate::store::{Command, NodeInfo, Op, OpOutcome, Outcome, Store, StoreError, TxnError};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -79,7 +79,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/{plural}", get(list_all).post(create_any))
         .route(
             "/v1/namespaces/{name}",
-            get(get_namespace).put(replace_namespace).delete(delete_namespace),
+            get(get_namespace)
+                .put(replace_namespace)
+                .delete(delete_namespace),
         )
         .route("/v1/namespaces/{ns}/{plural}", get(list_ns).post(create_ns))
         .route(
@@ -118,9 +120,8 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match &e {
-            StoreError::Txn(TxnError::Conflict { .. }) | StoreError::Txn(TxnError::AlreadyExists { .. }) => {
-                StatusCode::CONFLICT
-            }
+            StoreError::Txn(TxnError::Conflict { .. })
+            | StoreError::Txn(TxnError::AlreadyExists { .. }) => StatusCode::CONFLICT,
             StoreError::Txn(TxnError::NotFound { .. }) => StatusCode::NOT_FOUND,
             StoreError::Txn(TxnError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             StoreError::Gone { .. } => StatusCode::GONE,
@@ -166,7 +167,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 async fn healthz(State(s): State<ApiState>) -> Response {
     if !s.store.is_member() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "not a member of a cluster yet\n").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not a member of a cluster yet\n",
+        )
+            .into_response();
     }
     match s.store.leader() {
         Some(_) => (StatusCode::OK, "ok\n").into_response(),
@@ -181,7 +186,11 @@ async fn metrics_text(State(s): State<ApiState>) -> Response {
             h.render(),
         )
             .into_response(),
-        None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed").into_response(),
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed",
+        )
+        .into_response(),
     }
 }
 
@@ -253,26 +262,28 @@ async fn list(s: ApiState, kind: Kind, ns: Option<String>, q: ListQuery) -> ApiR
 fn watch(s: ApiState, kind: Kind, ns: Option<String>, from: Option<u64>) -> ApiResult<Response> {
     let ns = ns.filter(|_| kind.namespaced());
     let mut stream = s.store.watch(Some(kind), ns, from)?;
-    let body = async_stream_body(async move |tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>| {
-        loop {
-            let line = match stream.next().await {
-                Ok(ev) => serde_json::to_vec(&*ev).unwrap_or_default(),
-                Err(e) => {
-                    // Tell the watcher to list again, then end the stream.
-                    let err = json!({ "type": "ERROR", "error": e.to_string(), "code": 410 });
-                    let mut l = serde_json::to_vec(&err).unwrap_or_default();
-                    l.push(b'\n');
-                    let _ = tx.send(Ok(Bytes::from(l))).await;
+    let body = async_stream_body(
+        async move |tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>| {
+            loop {
+                let line = match stream.next().await {
+                    Ok(ev) => serde_json::to_vec(&*ev).unwrap_or_default(),
+                    Err(e) => {
+                        // Tell the watcher to list again, then end the stream.
+                        let err = json!({ "type": "ERROR", "error": e.to_string(), "code": 410 });
+                        let mut l = serde_json::to_vec(&err).unwrap_or_default();
+                        l.push(b'\n');
+                        let _ = tx.send(Ok(Bytes::from(l))).await;
+                        return;
+                    }
+                };
+                let mut line = line;
+                line.push(b'\n');
+                if tx.send(Ok(Bytes::from(line))).await.is_err() {
                     return;
                 }
-            };
-            let mut line = line;
-            line.push(b'\n');
-            if tx.send(Ok(Bytes::from(line))).await.is_err() {
-                return;
             }
-        }
-    });
+        },
+    );
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
 
@@ -287,7 +298,11 @@ where
     Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
-async fn list_all(State(s): State<ApiState>, Path(plural): Path<String>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+async fn list_all(
+    State(s): State<ApiState>,
+    Path(plural): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
     let kind = kind_of(&plural)?;
     let ns = q.namespace.clone();
     list(s, kind, ns, q).await
@@ -302,11 +317,18 @@ async fn list_ns(
     list(s, kind, Some(ns), q).await
 }
 
-async fn get_object(s: &ApiState, key: ObjectKey, consistent: Option<bool>) -> ApiResult<Json<Object>> {
+async fn get_object(
+    s: &ApiState,
+    key: ObjectKey,
+    consistent: Option<bool>,
+) -> ApiResult<Json<Object>> {
     read_barrier(s, consistent).await?;
     match s.store.get(&key)? {
         Some(o) => Ok(Json(o)),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("{key} not found"))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("{key} not found"),
+        )),
     }
 }
 
@@ -329,15 +351,25 @@ async fn get_namespace(
 
 /// Parses a JSON object body, fills name and namespace from the URL when the
 /// body leaves them out, validates it and checks it matches the URL.
-fn object_from_body(body: &Bytes, expect: Option<&ObjectKey>, kind: Kind) -> ApiResult<(Object, Vec<String>)> {
-    let mut value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("request body is not JSON: {e}")))?;
+fn object_from_body(
+    body: &Bytes,
+    expect: Option<&ObjectKey>,
+    kind: Kind,
+) -> ApiResult<(Object, Vec<String>)> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("request body is not JSON: {e}"),
+        )
+    })?;
     if let Some(key) = expect
         && let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut())
     {
-        meta.entry("name").or_insert_with(|| key.name.clone().into());
+        meta.entry("name")
+            .or_insert_with(|| key.name.clone().into());
         if kind.namespaced() {
-            meta.entry("namespace").or_insert_with(|| key.namespace.clone().into());
+            meta.entry("namespace")
+                .or_insert_with(|| key.namespace.clone().into());
         }
     }
     let (obj, warnings) = manifest::object_from_json(value)?;
@@ -352,13 +384,20 @@ fn object_from_body(body: &Bytes, expect: Option<&ObjectKey>, kind: Kind) -> Api
     {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("metadata: the body names {:?}, the URL names {key}", obj.key()),
+            format!(
+                "metadata: the body names {:?}, the URL names {key}",
+                obj.key()
+            ),
         ));
     }
     Ok((obj, warnings))
 }
 
-fn put_op(key: ObjectKey, mut obj: Object, precondition: crate::store::Precondition) -> ApiResult<Op> {
+fn put_op(
+    key: ObjectKey,
+    mut obj: Object,
+    precondition: crate::store::Precondition,
+) -> ApiResult<Op> {
     // The store assigns these; a client's copy must not leak into the stored object.
     obj.metadata.resource_version = None;
     obj.metadata.generation = None;
@@ -397,15 +436,24 @@ impl From<OpOutcome> for WriteResult {
     }
 }
 
-async fn write_one(s: &ApiState, op: Op, key: &ObjectKey, status: StatusCode) -> ApiResult<Response> {
+async fn write_one(
+    s: &ApiState,
+    op: Op,
+    key: &ObjectKey,
+    status: StatusCode,
+) -> ApiResult<Response> {
     s.store.write(Command { ops: vec![op] }).await?;
     let obj = s.store.get(key)?;
     Ok((status, Json(obj)).into_response())
 }
 
 async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> ApiResult<Response> {
-    let mut value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("request body is not JSON: {e}")))?;
+    let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("request body is not JSON: {e}"),
+        )
+    })?;
     if let Some(ns) = ns
         && kind.namespaced()
         && let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut())
@@ -426,7 +474,11 @@ async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> Api
     write_one(&s, op, &key, StatusCode::CREATED).await
 }
 
-async fn create_any(State(s): State<ApiState>, Path(plural): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn create_any(
+    State(s): State<ApiState>,
+    Path(plural): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     create(s, kind_of(&plural)?, None, body).await
 }
 
@@ -463,7 +515,11 @@ async fn replace_one(
     replace(s, key, body).await
 }
 
-async fn replace_namespace(State(s): State<ApiState>, Path(name): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn replace_namespace(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     replace(s, ObjectKey::new(Kind::Namespace, "", &name), body).await
 }
 
@@ -503,7 +559,8 @@ async fn delete_namespace(
 }
 
 fn manifest_text(body: &Bytes) -> ApiResult<&str> {
-    std::str::from_utf8(body).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "manifest is not UTF-8"))
+    std::str::from_utf8(body)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "manifest is not UTF-8"))
 }
 
 /// `POST /v1/apply`: every document of a manifest, created or updated in one
@@ -511,16 +568,22 @@ fn manifest_text(body: &Bytes) -> ApiResult<&str> {
 async fn apply(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
     let parsed = manifest::parse_manifests(manifest_text(&body)?)?;
     if parsed.objects.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "the manifest holds no objects"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the manifest holds no objects",
+        ));
     }
     let mut ops = Vec::with_capacity(parsed.objects.len());
     let mut objects = parsed.objects;
     // Namespaces first so a file that creates one and uses it reads naturally.
     objects.sort_by_key(|o| o.kind().map(|k| Kind::ALL.iter().position(|x| *x == k)));
     for obj in objects {
-        let key = obj
-            .key()
-            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("unknown kind {}", obj.kind)))?;
+        let key = obj.key().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown kind {}", obj.kind),
+            )
+        })?;
         ops.push(put_op(key, obj, crate::store::Precondition::None)?);
     }
     let out = s.store.write(Command { ops }).await?;
@@ -585,7 +648,6 @@ pub fn rfc3339(secs: u64) -> String {
         rem % 60
     )
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -39,7 +39,8 @@ enum ClusterReply {
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
-    bincode::serde::encode_to_vec(v, bincode::config::standard().with_limit::<MAX_MSG_BYTES>()).map_err(|e| e.to_string())
+    bincode::serde::encode_to_vec(v, bincode::config::standard().with_limit::<MAX_MSG_BYTES>())
+        .map_err(|e| e.to_string())
 }
 
 fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
@@ -96,14 +97,27 @@ async fn run(s: Arc<Shared>, plan: JoinPlan) {
     }
 }
 
-async fn tick(s: &Shared, plan: &JoinPlan, seed_peers: &mut BTreeMap<Multiaddr, PeerId>) -> Result<(), String> {
-    let initialized = s.store.raft().is_initialized().await.map_err(|e| e.to_string())?;
+async fn tick(
+    s: &Shared,
+    plan: &JoinPlan,
+    seed_peers: &mut BTreeMap<Multiaddr, PeerId>,
+) -> Result<(), String> {
+    let initialized = s
+        .store
+        .raft()
+        .is_initialized()
+        .await
+        .map_err(|e| e.to_string())?;
     if s.store.is_member() {
         return Ok(());
     }
     if plan.dev && !initialized {
         info!("--dev: initialising a one-node cluster");
-        return s.store.initialize(vec![s.me.clone()]).await.map_err(|e| e.to_string());
+        return s
+            .store
+            .initialize(vec![s.me.clone()])
+            .await
+            .map_err(|e| e.to_string());
     }
     // Learn PeerIds behind seed addresses, then exchange what everyone knows.
     for addr in &plan.seeds {
@@ -117,7 +131,10 @@ async fn tick(s: &Shared, plan: &JoinPlan, seed_peers: &mut BTreeMap<Multiaddr, 
             }
         }
     }
-    let mut targets: Vec<(PeerId, Vec<Multiaddr>)> = seed_peers.iter().map(|(a, p)| (*p, vec![a.clone()])).collect();
+    let mut targets: Vec<(PeerId, Vec<Multiaddr>)> = seed_peers
+        .iter()
+        .map(|(a, p)| (*p, vec![a.clone()]))
+        .collect();
     for n in known(s).into_iter().filter(|n| n.peer_id != s.me.peer_id) {
         if let Some(p) = n.peer() {
             targets.push((p, n.multiaddrs()));
@@ -131,7 +148,11 @@ async fn tick(s: &Shared, plan: &JoinPlan, seed_peers: &mut BTreeMap<Multiaddr, 
             known: known(s),
         };
         let Ok(body) = encode(&hello) else { continue };
-        match s.net.request(*peer, addrs.clone(), Channel::Cluster, body).await {
+        match s
+            .net
+            .request(*peer, addrs.clone(), Channel::Cluster, body)
+            .await
+        {
             Ok(reply) => match decode::<ClusterReply>(&reply) {
                 Ok(ClusterReply::Hello { me, known }) => {
                     learn(s, std::iter::once(me).chain(known));
@@ -149,9 +170,16 @@ async fn tick(s: &Shared, plan: &JoinPlan, seed_peers: &mut BTreeMap<Multiaddr, 
         if all.len() < n {
             return Err(format!("waiting for {n} nodes, {} known", all.len()));
         }
-        let lowest = all.iter().map(|n| n.peer_id.clone()).min().unwrap_or_default();
+        let lowest = all
+            .iter()
+            .map(|n| n.peer_id.clone())
+            .min()
+            .unwrap_or_default();
         if lowest == s.me.peer_id {
-            info!(nodes = all.len(), "bootstrap: initialising Raft as the lowest PeerId");
+            info!(
+                nodes = all.len(),
+                "bootstrap: initialising Raft as the lowest PeerId"
+            );
             return s.store.initialize(all).await.map_err(|e| e.to_string());
         }
         // Someone else initialises; once a leader exists the join below succeeds or
@@ -163,7 +191,11 @@ async fn tick(s: &Shared, plan: &JoinPlan, seed_peers: &mut BTreeMap<Multiaddr, 
     let body = encode(&ClusterRpc::Join(s.me.clone()))?;
     let mut last = String::from("no peer answered");
     for (peer, addrs) in targets {
-        match s.net.request(peer, addrs, Channel::Cluster, body.clone()).await {
+        match s
+            .net
+            .request(peer, addrs, Channel::Cluster, body.clone())
+            .await
+        {
             Ok(reply) => match decode::<ClusterReply>(&reply) {
                 Ok(ClusterReply::Joined) => {
                     info!(via = %peer, "joined the cluster");
@@ -180,7 +212,10 @@ async fn tick(s: &Shared, plan: &JoinPlan, seed_peers: &mut BTreeMap<Multiaddr, 
 }
 
 fn known(s: &Shared) -> Vec<NodeInfo> {
-    s.known.lock().map(|k| k.values().cloned().collect()).unwrap_or_default()
+    s.known
+        .lock()
+        .map(|k| k.values().cloned().collect())
+        .unwrap_or_default()
 }
 
 fn learn(s: &Shared, nodes: impl Iterator<Item = NodeInfo>) {
@@ -199,7 +234,8 @@ impl Handler for ClusterHandler {
     fn handle(&self, _from: PeerId, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
         let s = self.0.clone();
         async move {
-            let rpc: ClusterRpc = decode(&body).map_err(|e| format!("undecodable cluster rpc: {e}"))?;
+            let rpc: ClusterRpc =
+                decode(&body).map_err(|e| format!("undecodable cluster rpc: {e}"))?;
             let reply = match rpc {
                 ClusterRpc::Hello { me, known: theirs } => {
                     learn(&s, std::iter::once(me).chain(theirs));
@@ -221,10 +257,12 @@ async fn handle_join(s: &Shared, node: NodeInfo) -> ClusterReply {
         return ClusterReply::NotYet(format!("bad PeerId {:?}", node.peer_id));
     }
     match s.store.leader() {
-        Some((id, _)) if id == s.store.node_id() => match s.store.add_member(node.clone(), s.voters).await {
-            Ok(()) => ClusterReply::Joined,
-            Err(e) => ClusterReply::NotYet(e.to_string()),
-        },
+        Some((id, _)) if id == s.store.node_id() => {
+            match s.store.add_member(node.clone(), s.voters).await {
+                Ok(()) => ClusterReply::Joined,
+                Err(e) => ClusterReply::NotYet(e.to_string()),
+            }
+        }
         Some((_, leader)) => {
             let Some(peer) = leader.peer() else {
                 return ClusterReply::NotYet("leader has a bad PeerId".into());
@@ -232,7 +270,11 @@ async fn handle_join(s: &Shared, node: NodeInfo) -> ClusterReply {
             let Ok(body) = encode(&ClusterRpc::Join(node)) else {
                 return ClusterReply::NotYet("encode failed".into());
             };
-            match s.net.request(peer, leader.multiaddrs(), Channel::Cluster, body).await {
+            match s
+                .net
+                .request(peer, leader.multiaddrs(), Channel::Cluster, body)
+                .await
+            {
                 Ok(r) => decode(&r).unwrap_or_else(ClusterReply::NotYet),
                 Err(e) => ClusterReply::NotYet(format!("forwarding to the leader: {e}")),
             }

@@ -12,12 +12,39 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::resource::Kind;
 
+/// Writes to stdout; a closed pipe (`shoal get pods | head`) ends the
+/// process quietly, as other Unix tools do, instead of panicking.
+fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+macro_rules! out {
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 /// shoal: a container orchestrator with no control plane.
 #[derive(Debug, Parser)]
 #[command(name = "shoal", version, about)]
 pub struct Cli {
     /// The node API to talk to.
-    #[arg(long, global = true, env = "SHOAL_ADDR", default_value = "http://127.0.0.1:7947")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHOAL_ADDR",
+        default_value = "http://127.0.0.1:7947"
+    )]
     pub addr: String,
     /// Bearer token for the API (when the cluster sets api.token).
     #[arg(long, global = true, env = "SHOAL_TOKEN", hide_env_values = true)]
@@ -178,7 +205,10 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -216,8 +246,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             namespace,
             all_namespaces,
             output,
-        } => get(&client, &kind, name.as_deref(), namespace, all_namespaces, output).await,
-        Cmd::Describe { kind, name, namespace } => describe(&client, &kind, &name, namespace).await,
+        } => {
+            get(
+                &client,
+                &kind,
+                name.as_deref(),
+                namespace,
+                all_namespaces,
+                output,
+            )
+            .await
+        }
+        Cmd::Describe {
+            kind,
+            name,
+            namespace,
+        } => describe(&client, &kind, &name, namespace).await,
         Cmd::Delete {
             kind,
             name,
@@ -228,14 +272,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             (None, Some(k), Some(n)) => delete_one(&client, &k, &n, namespace).await,
             _ => bail!("usage: shoal delete KIND NAME, or shoal delete -f FILE"),
         },
-        Cmd::Raft { cmd: RaftCmd::Status } => raft_status(&client).await,
+        Cmd::Raft {
+            cmd: RaftCmd::Status,
+        } => raft_status(&client).await,
     }
 }
 
 async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn,openraft=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let cfg = args.to_config()?;
     let node = crate::node::Node::start(cfg).await?;
     tracing::info!(name = %node.info.name, api = %node.api_addr, "shoal agent running");
@@ -271,7 +322,12 @@ impl Client {
         Ok(Client { base, http, token })
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<Value> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Value> {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -306,7 +362,9 @@ impl Client {
 fn read_file_arg(file: &str) -> anyhow::Result<Vec<u8>> {
     if file == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("reading stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading stdin")?;
         Ok(buf)
     } else {
         std::fs::read(file).with_context(|| format!("cannot read {file}"))
@@ -317,7 +375,11 @@ fn kind_arg(s: &str) -> anyhow::Result<Kind> {
     Kind::from_user(s).ok_or_else(|| {
         anyhow!(
             "unknown kind {s:?}; known: {}",
-            Kind::ALL.iter().map(|k| k.plural()).collect::<Vec<_>>().join(", ")
+            Kind::ALL
+                .iter()
+                .map(|k| k.plural())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     })
 }
@@ -350,12 +412,22 @@ async fn apply(client: &Client, file: &str) -> anyhow::Result<()> {
         .send(reqwest::Method::POST, "/v1/apply", Some(body))
         .await
         .with_context(|| format!("apply {file}"))?;
-    for w in resp.get("warnings").and_then(Value::as_array).into_iter().flatten() {
+    for w in resp
+        .get("warnings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(w) = w.as_str() {
             eprintln!("Warning: {w}");
         }
     }
-    for r in resp.get("results").and_then(Value::as_array).into_iter().flatten() {
+    for r in resp
+        .get("results")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let kind = r.get("kind").and_then(Value::as_str).unwrap_or("");
         let name = r.get("name").and_then(Value::as_str).unwrap_or("");
         let outcome = match r.get("outcome").and_then(Value::as_str).unwrap_or("") {
@@ -364,7 +436,7 @@ async fn apply(client: &Client, file: &str) -> anyhow::Result<()> {
             "Unchanged" => "unchanged",
             o => o,
         };
-        println!("{}/{name} {outcome}", display_kind(kind));
+        outln!("{}/{name} {outcome}", display_kind(kind));
     }
     Ok(())
 }
@@ -388,7 +460,10 @@ async fn get(
     let items: Vec<Value> = if name.is_some() {
         vec![resp.clone()]
     } else {
-        resp.get("items").and_then(Value::as_array).cloned().unwrap_or_default()
+        resp.get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
     };
     match output {
         Output::Json => {
@@ -397,7 +472,7 @@ async fn get(
             } else {
                 json!({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}})
             };
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         }
         Output::Yaml => {
             let v = if name.is_some() {
@@ -405,7 +480,10 @@ async fn get(
             } else {
                 json!({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}})
             };
-            print!("{}", serde_saphyr::to_string(&v).map_err(|e| anyhow!("yaml: {e}"))?);
+            out!(
+                "{}",
+                serde_saphyr::to_string(&v).map_err(|e| anyhow!("yaml: {e}"))?
+            );
         }
         Output::Table => {
             if items.is_empty() {
@@ -416,7 +494,7 @@ async fn get(
                 }
                 return Ok(());
             }
-            print!("{}", table(kind, &items, all));
+            out!("{}", table(kind, &items, all));
         }
     }
     Ok(())
@@ -492,21 +570,50 @@ fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
     for it in items {
         let mut row = Vec::new();
         if with_ns && kind.namespaced() {
-            row.push(s(it, &["metadata", "namespace"]).as_str().unwrap_or("").to_string());
+            row.push(
+                s(it, &["metadata", "namespace"])
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            );
         }
-        row.push(s(it, &["metadata", "name"]).as_str().unwrap_or("").to_string());
+        row.push(
+            s(it, &["metadata", "name"])
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
         let n = |v: &Value| v.as_u64().unwrap_or(0);
         match kind {
             Kind::Pod => {
-                let containers = s(it, &["spec", "containers"]).as_array().map(Vec::len).unwrap_or(0);
-                let statuses = s(it, &["status", "containerStatuses"]).as_array().cloned().unwrap_or_default();
-                let ready = statuses.iter().filter(|c| c.get("ready") == Some(&Value::Bool(true))).count();
+                let containers = s(it, &["spec", "containers"])
+                    .as_array()
+                    .map(Vec::len)
+                    .unwrap_or(0);
+                let statuses = s(it, &["status", "containerStatuses"])
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let ready = statuses
+                    .iter()
+                    .filter(|c| c.get("ready") == Some(&Value::Bool(true)))
+                    .count();
                 let restarts: u64 = statuses.iter().map(|c| n(s(c, &["restartCount"]))).sum();
                 row.push(format!("{ready}/{containers}"));
-                row.push(s(it, &["status", "phase"]).as_str().unwrap_or("Pending").to_string());
+                row.push(
+                    s(it, &["status", "phase"])
+                        .as_str()
+                        .unwrap_or("Pending")
+                        .to_string(),
+                );
                 row.push(restarts.to_string());
                 row.push(age(it));
-                row.push(s(it, &["spec", "nodeName"]).as_str().unwrap_or("<none>").to_string());
+                row.push(
+                    s(it, &["spec", "nodeName"])
+                        .as_str()
+                        .unwrap_or("<none>")
+                        .to_string(),
+                );
             }
             Kind::Deployment => {
                 let want = s(it, &["spec", "replicas"]).as_u64().unwrap_or(1);
@@ -516,7 +623,12 @@ fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                 row.push(age(it));
             }
             Kind::Service => {
-                row.push(s(it, &["spec", "type"]).as_str().unwrap_or("ClusterIP").to_string());
+                row.push(
+                    s(it, &["spec", "type"])
+                        .as_str()
+                        .unwrap_or("ClusterIP")
+                        .to_string(),
+                );
                 let ports: Vec<String> = s(it, &["spec", "ports"])
                     .as_array()
                     .into_iter()
@@ -529,26 +641,40 @@ fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                         )
                     })
                     .collect();
-                row.push(if ports.is_empty() { "<none>".into() } else { ports.join(",") });
+                row.push(if ports.is_empty() {
+                    "<none>".into()
+                } else {
+                    ports.join(",")
+                });
                 let sel: Vec<String> = s(it, &["spec", "selector"])
                     .as_object()
                     .into_iter()
                     .flatten()
                     .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
                     .collect();
-                row.push(if sel.is_empty() { "<none>".into() } else { sel.join(",") });
+                row.push(if sel.is_empty() {
+                    "<none>".into()
+                } else {
+                    sel.join(",")
+                });
                 row.push(age(it));
             }
             Kind::ConfigMap => {
                 let d = s(it, &["data"]).as_object().map(|m| m.len()).unwrap_or(0)
-                    + s(it, &["binaryData"]).as_object().map(|m| m.len()).unwrap_or(0);
+                    + s(it, &["binaryData"])
+                        .as_object()
+                        .map(|m| m.len())
+                        .unwrap_or(0);
                 row.push(d.to_string());
                 row.push(age(it));
             }
             Kind::Secret => {
                 row.push(s(it, &["type"]).as_str().unwrap_or("Opaque").to_string());
                 let d = s(it, &["data"]).as_object().map(|m| m.len()).unwrap_or(0)
-                    + s(it, &["stringData"]).as_object().map(|m| m.len()).unwrap_or(0);
+                    + s(it, &["stringData"])
+                        .as_object()
+                        .map(|m| m.len())
+                        .unwrap_or(0);
                 row.push(d.to_string());
                 row.push(age(it));
             }
@@ -558,7 +684,12 @@ fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                 row.push(age(it));
             }
             Kind::Namespace => {
-                row.push(s(it, &["status", "phase"]).as_str().unwrap_or("Active").to_string());
+                row.push(
+                    s(it, &["status", "phase"])
+                        .as_str()
+                        .unwrap_or("Active")
+                        .to_string(),
+                );
                 row.push(age(it));
             }
         }
@@ -571,7 +702,13 @@ fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
 fn render_rows(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {
@@ -589,15 +726,27 @@ fn render_rows(rows: &[Vec<String>]) -> String {
     out
 }
 
-async fn describe(client: &Client, kind: &str, name: &str, namespace: Option<String>) -> anyhow::Result<()> {
+async fn describe(
+    client: &Client,
+    kind: &str,
+    name: &str,
+    namespace: Option<String>,
+) -> anyhow::Result<()> {
     let kind = kind_arg(kind)?;
     let ns = namespace.unwrap_or_else(|| "default".into());
     let obj = client
-        .send(reqwest::Method::GET, &object_path(kind, &ns, Some(name)), None)
+        .send(
+            reqwest::Method::GET,
+            &object_path(kind, &ns, Some(name)),
+            None,
+        )
         .await?;
     let meta = s(&obj, &["metadata"]);
     let mut out = String::new();
-    out.push_str(&format!("Name:              {}\n", meta.get("name").and_then(Value::as_str).unwrap_or("")));
+    out.push_str(&format!(
+        "Name:              {}\n",
+        meta.get("name").and_then(Value::as_str).unwrap_or("")
+    ));
     if kind.namespaced() {
         out.push_str(&format!(
             "Namespace:         {}\n",
@@ -618,17 +767,30 @@ async fn describe(client: &Client, kind: &str, name: &str, namespace: Option<Str
             pairs.join("\n                   ")
         }
     };
-    out.push_str(&format!("Labels:            {}\n", kv(s(meta, &["labels"]))));
-    out.push_str(&format!("Annotations:       {}\n", kv(s(meta, &["annotations"]))));
+    out.push_str(&format!(
+        "Labels:            {}\n",
+        kv(s(meta, &["labels"]))
+    ));
+    out.push_str(&format!(
+        "Annotations:       {}\n",
+        kv(s(meta, &["annotations"]))
+    ));
     out.push_str(&format!(
         "CreationTimestamp: {}\n",
-        meta.get("creationTimestamp").and_then(Value::as_str).unwrap_or("<unknown>")
+        meta.get("creationTimestamp")
+            .and_then(Value::as_str)
+            .unwrap_or("<unknown>")
     ));
     out.push_str(&format!(
         "ResourceVersion:   {}\n",
-        meta.get("resourceVersion").and_then(Value::as_str).unwrap_or("")
+        meta.get("resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     ));
-    out.push_str(&format!("UID:               {}\n", meta.get("uid").and_then(Value::as_str).unwrap_or("")));
+    out.push_str(&format!(
+        "UID:               {}\n",
+        meta.get("uid").and_then(Value::as_str).unwrap_or("")
+    ));
     for section in ["spec", "data", "stringData", "status"] {
         if let Some(v) = obj.get(section) {
             let text = if section == "data" && kind == Kind::Secret {
@@ -637,7 +799,12 @@ async fn describe(client: &Client, kind: &str, name: &str, namespace: Option<Str
                     .as_object()
                     .into_iter()
                     .flatten()
-                    .map(|(k, val)| format!("  {k}: {} bytes (base64)", val.as_str().map(str::len).unwrap_or(0)))
+                    .map(|(k, val)| {
+                        format!(
+                            "  {k}: {} bytes (base64)",
+                            val.as_str().map(str::len).unwrap_or(0)
+                        )
+                    })
                     .collect();
                 keys.join("\n") + "\n"
             } else {
@@ -653,27 +820,43 @@ async fn describe(client: &Client, kind: &str, name: &str, namespace: Option<Str
             out.push_str(&format!("{title}:\n{text}"));
         }
     }
-    print!("{out}");
+    out!("{out}");
     Ok(())
 }
 
-async fn delete_one(client: &Client, kind: &str, name: &str, namespace: Option<String>) -> anyhow::Result<()> {
+async fn delete_one(
+    client: &Client,
+    kind: &str,
+    name: &str,
+    namespace: Option<String>,
+) -> anyhow::Result<()> {
     let kind = kind_arg(kind)?;
     let ns = namespace.unwrap_or_else(|| "default".into());
     client
-        .send(reqwest::Method::DELETE, &object_path(kind, &ns, Some(name)), None)
+        .send(
+            reqwest::Method::DELETE,
+            &object_path(kind, &ns, Some(name)),
+            None,
+        )
         .await?;
-    println!("{}/{name} deleted", display_kind(kind.as_str()));
+    outln!("{}/{name} deleted", display_kind(kind.as_str()));
     Ok(())
 }
 
 async fn delete_file(client: &Client, file: &str) -> anyhow::Result<()> {
     let body = read_file_arg(file)?;
-    let resp = client.send(reqwest::Method::POST, "/v1/delete", Some(body)).await?;
-    for r in resp.get("results").and_then(Value::as_array).into_iter().flatten() {
+    let resp = client
+        .send(reqwest::Method::POST, "/v1/delete", Some(body))
+        .await?;
+    for r in resp
+        .get("results")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let kind = r.get("kind").and_then(Value::as_str).unwrap_or("");
         let name = r.get("name").and_then(Value::as_str).unwrap_or("");
-        println!("{}/{name} deleted", display_kind(kind));
+        outln!("{}/{name} deleted", display_kind(kind));
     }
     let missing: Vec<String> = resp
         .get("notFound")
@@ -702,24 +885,36 @@ async fn raft_status(client: &Client) -> anyhow::Result<()> {
             for e in v.get(group).and_then(Value::as_array).into_iter().flatten() {
                 if e.get(0).and_then(Value::as_u64) == Some(id) {
                     let n = e.get(1).cloned().unwrap_or(Value::Null);
-                    return n.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+                    return n
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                        .to_string();
                 }
             }
         }
         "?".into()
     };
-    println!(
+    outln!(
         "node:    {} ({})",
         s(&v, &["node", "name"]).as_str().unwrap_or(""),
         v.get("state").and_then(Value::as_str).unwrap_or("")
     );
-    println!("term:    {}", v.get("term").and_then(Value::as_u64).unwrap_or(0));
+    outln!(
+        "term:    {}",
+        v.get("term").and_then(Value::as_u64).unwrap_or(0)
+    );
     match leader {
-        Some(id) => println!("leader:  {} ({id})", name_of(id)),
-        None => println!("leader:  <none>"),
+        Some(id) => outln!("leader:  {} ({id})", name_of(id)),
+        None => outln!("leader:  <none>"),
     }
-    let idx = |k: &str| v.get(k).and_then(Value::as_u64).map(|x| x.to_string()).unwrap_or_else(|| "-".into());
-    println!(
+    let idx = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_u64)
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    outln!(
         "log:     last {}  applied {}  purged {}  snapshot {}",
         idx("last_log_index"),
         idx("last_applied"),
@@ -737,17 +932,30 @@ async fn raft_status(client: &Client) -> anyhow::Result<()> {
         for e in v.get(group).and_then(Value::as_array).into_iter().flatten() {
             let id = e.get(0).and_then(Value::as_u64).unwrap_or(0);
             let n = e.get(1).cloned().unwrap_or(Value::Null);
-            let role = if Some(id) == leader { "voter (leader)" } else { role };
+            let role = if Some(id) == leader {
+                "voter (leader)"
+            } else {
+                role
+            };
             rows.push(vec![
-                n.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+                n.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
                 role.to_string(),
                 id.to_string(),
-                n.get("peer_id").and_then(Value::as_str).unwrap_or("").to_string(),
-                n.get("api_addr").and_then(Value::as_str).unwrap_or("").to_string(),
+                n.get("peer_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                n.get("api_addr")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
             ]);
         }
     }
-    print!("{}", render_rows(&rows));
+    out!("{}", render_rows(&rows));
     Ok(())
 }
 

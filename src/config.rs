@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {msg}")]
     Parse { path: String, msg: String },
     #[error("invalid configuration: {0}")]
@@ -159,11 +162,14 @@ impl Config {
             || self.raft.election_timeout_max_ms <= self.raft.election_timeout_min_ms
         {
             return Err(ConfigError::Invalid(
-                "raft: need heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms".into(),
+                "raft: need heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms"
+                    .into(),
             ));
         }
         if let Some(0) = self.bootstrap_expect {
-            return Err(ConfigError::Invalid("bootstrap_expect must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "bootstrap_expect must be at least 1".into(),
+            ));
         }
         if let Some(r) = &self.runtime
             && r != "docker"

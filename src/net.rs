@@ -174,7 +174,10 @@ impl Net {
                     }
                     break;
                 }
-                SwarmEvent::ListenerError { error, .. } | SwarmEvent::ListenerClosed { reason: Err(error), .. } => {
+                SwarmEvent::ListenerError { error, .. }
+                | SwarmEvent::ListenerClosed {
+                    reason: Err(error), ..
+                } => {
                     return Err(NetError::Listen {
                         addr: cfg.listen.to_string(),
                         msg: error.to_string(),
@@ -208,7 +211,10 @@ impl Net {
 
     /// The addresses the swarm listens on (with the real port).
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
-        self.listen_addrs.read().map(|l| l.clone()).unwrap_or_default()
+        self.listen_addrs
+            .read()
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 
     /// Installs the handler for a channel, replacing any earlier one.
@@ -275,10 +281,12 @@ impl Net {
     }
 }
 
+type ReplyTx = oneshot::Sender<Result<Vec<u8>, NetError>>;
+
 struct Driver {
     swarm: Swarm<Behaviour>,
     handlers: Handlers,
-    pending: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<Vec<u8>, NetError>>)>,
+    pending: HashMap<OutboundRequestId, (PeerId, ReplyTx)>,
     dials: HashMap<ConnectionId, (String, oneshot::Sender<Result<PeerId, NetError>>)>,
     listen_addrs: Arc<RwLock<Vec<Multiaddr>>>,
 }
@@ -411,7 +419,9 @@ impl Driver {
                     tokio::spawn(async move {
                         let result = match handler {
                             Some(h) => h.handle(peer, request[1..].to_vec()).await,
-                            None => Err("no handler for this channel (node still starting?)".into()),
+                            None => {
+                                Err("no handler for this channel (node still starting?)".into())
+                            }
                         };
                         let frame = match result {
                             Ok(body) => {
@@ -512,10 +522,12 @@ fn load_or_create_key(dir: &Path) -> Result<Keypair, NetError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             std::fs::create_dir_all(dir).map_err(key_err)?;
             let key = Keypair::generate_ed25519();
-            let bytes = key.to_protobuf_encoding().map_err(|e| NetError::KeyCorrupt {
-                path: path.display().to_string(),
-                msg: e.to_string(),
-            })?;
+            let bytes = key
+                .to_protobuf_encoding()
+                .map_err(|e| NetError::KeyCorrupt {
+                    path: path.display().to_string(),
+                    msg: e.to_string(),
+                })?;
             let tmp = dir.join(format!("{KEY_FILE}.tmp"));
             std::fs::write(&tmp, bytes).map_err(key_err)?;
             std::fs::rename(&tmp, &path).map_err(key_err)?;
@@ -552,7 +564,9 @@ pub async fn parse_addr(s: &str) -> Result<Multiaddr, NetError> {
         msg: msg.to_string(),
     };
     if s.starts_with('/') {
-        return s.parse().map_err(|e: libp2p::multiaddr::Error| bad(&e.to_string()));
+        return s
+            .parse()
+            .map_err(|e: libp2p::multiaddr::Error| bad(&e.to_string()));
     }
     let sock = match s.parse::<std::net::SocketAddr>() {
         Ok(a) => a,

@@ -22,9 +22,15 @@ pub enum NodeError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("data dir {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot listen for the API on {addr}: {source}")]
-    Api { addr: String, source: std::io::Error },
+    Api {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// A running node.
@@ -60,12 +66,13 @@ impl Node {
         })
         .await?;
         info!(name, peer_id = %net.peer_id(), "node identity");
-        let api_listener = tokio::net::TcpListener::bind(&cfg.api_addr)
-            .await
-            .map_err(|source| NodeError::Api {
-                addr: cfg.api_addr.clone(),
-                source,
-            })?;
+        let api_listener =
+            tokio::net::TcpListener::bind(&cfg.api_addr)
+                .await
+                .map_err(|source| NodeError::Api {
+                    addr: cfg.api_addr.clone(),
+                    source,
+                })?;
         let api_addr = api_listener.local_addr().map_err(|source| NodeError::Api {
             addr: cfg.api_addr.clone(),
             source,
@@ -80,7 +87,8 @@ impl Node {
             p2p_addrs,
             api_addr: api_addr.to_string(),
         };
-        let store = Store::open(&cfg.data_dir.join("raft"), net.clone(), cfg.store_config()).await?;
+        let store =
+            Store::open(&cfg.data_dir.join("raft"), net.clone(), cfg.store_config()).await?;
         let mut seeds = Vec::new();
         for j in &cfg.join {
             seeds.push(net::parse_addr(j).await?);
@@ -91,7 +99,12 @@ impl Node {
             seeds,
             voters: cfg.raft.voters,
         };
-        let mut tasks = vec![autopilot::spawn(store.clone(), net.clone(), info.clone(), plan)];
+        let mut tasks = vec![autopilot::spawn(
+            store.clone(),
+            net.clone(),
+            info.clone(),
+            plan,
+        )];
         let api_state = crate::api::ApiState::new(store.clone(), info.clone(), &cfg.api);
         tasks.push(tokio::spawn(crate::api::serve(api_listener, api_state)));
         info!(api = %api_addr, "API listening");

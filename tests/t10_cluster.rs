@@ -11,7 +11,10 @@ use shoal::node::Node;
 async fn three_nodes(dirs: &[tempfile::TempDir; 3], ports: [u16; 3]) -> Vec<Node> {
     let mut nodes = Vec::new();
     for i in 0..3 {
-        let seeds: Vec<String> = (0..3).filter(|j| *j != i).map(|j| format!("127.0.0.1:{}", ports[j])).collect();
+        let seeds: Vec<String> = (0..3)
+            .filter(|j| *j != i)
+            .map(|j| format!("127.0.0.1:{}", ports[j]))
+            .collect();
         let node = start_node(dirs[i].path(), &format!("n{i}"), |c| {
             c.p2p_addr = format!("127.0.0.1:{}", ports[i]);
             c.join = seeds;
@@ -23,7 +26,11 @@ async fn three_nodes(dirs: &[tempfile::TempDir; 3], ports: [u16; 3]) -> Vec<Node
         nodes.push(node);
     }
     for n in &nodes {
-        assert!(n.wait_ready(Duration::from_secs(20)).await, "{} joined a cluster with a leader", n.info.name);
+        assert!(
+            n.wait_ready(Duration::from_secs(20)).await,
+            "{} joined a cluster with a leader",
+            n.info.name
+        );
     }
     nodes
 }
@@ -42,9 +49,17 @@ fn leader_index(nodes: &[Option<Node>]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn write_at_follower_survives_leader_loss_and_restart_catches_up_by_snapshot() {
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let dirs = [
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    ];
     let ports = [free_port(), free_port(), free_port()];
-    let mut nodes: Vec<Option<Node>> = three_nodes(&dirs, ports).await.into_iter().map(Some).collect();
+    let mut nodes: Vec<Option<Node>> = three_nodes(&dirs, ports)
+        .await
+        .into_iter()
+        .map(Some)
+        .collect();
 
     // All three are voters of one cluster.
     let status = nodes[0].as_ref().unwrap().store.status();
@@ -57,7 +72,9 @@ async fn write_at_follower_survives_leader_loss_and_restart_catches_up_by_snapsh
     let (code, body) = api_f.apply(&configmap("first", "1")).await;
     assert_eq!(code, 200, "apply at follower: {body}");
     for n in nodes.iter().flatten() {
-        let (code, obj) = Api::new(n.api_addr).get("/v1/namespaces/default/configmaps/first").await;
+        let (code, obj) = Api::new(n.api_addr)
+            .get("/v1/namespaces/default/configmaps/first")
+            .await;
         assert_eq!(code, 200, "read at {}: {obj}", n.info.name);
         assert_eq!(obj["data"]["value"], "1");
     }
@@ -79,16 +96,29 @@ async fn write_at_follower_survives_leader_loss_and_restart_catches_up_by_snapsh
     }
     let new_leader = survivors
         .iter()
-        .find(|n| n.store.leader().is_some_and(|(id, _)| id == n.store.node_id()))
+        .find(|n| {
+            n.store
+                .leader()
+                .is_some_and(|(id, _)| id == n.store.node_id())
+        })
         .expect("a survivor leads");
-    eventually(Duration::from_secs(10), "the leader purges its log behind a snapshot", || async {
-        new_leader.store.status().last_purged.unwrap_or(0) > old_last_log
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the leader purges its log behind a snapshot",
+        || async { new_leader.store.status().last_purged.unwrap_or(0) > old_last_log },
+    )
     .await;
     for n in &survivors {
-        let (code, list) = Api::new(n.api_addr).get("/v1/namespaces/default/configmaps").await;
+        let (code, list) = Api::new(n.api_addr)
+            .get("/v1/namespaces/default/configmaps")
+            .await;
         assert_eq!(code, 200);
-        let names: Vec<&str> = list["items"].as_array().unwrap().iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap())
+            .collect();
         for a in &acked {
             assert!(names.contains(&a.as_str()), "{} lost {a}", n.info.name);
         }
@@ -104,14 +134,22 @@ async fn write_at_follower_survives_leader_loss_and_restart_catches_up_by_snapsh
     .await;
     assert!(restarted.wait_ready(Duration::from_secs(20)).await);
     let target = new_leader.store.revision();
-    eventually(Duration::from_secs(20), "the restarted node catches up", || async {
-        restarted.store.revision() >= target
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the restarted node catches up",
+        || async { restarted.store.revision() >= target },
+    )
     .await;
-    let (list, _) = restarted.store.list(shoal::resource::Kind::ConfigMap, Some("default")).unwrap();
+    let (list, _) = restarted
+        .store
+        .list(shoal::resource::Kind::ConfigMap, Some("default"))
+        .unwrap();
     assert_eq!(list.len(), acked.len(), "restarted node has every object");
     let st = restarted.store.status();
-    assert!(st.snapshot_index.unwrap_or(0) > old_last_log, "caught up through a snapshot: {st:?}");
+    assert!(
+        st.snapshot_index.unwrap_or(0) > old_last_log,
+        "caught up through a snapshot: {st:?}"
+    );
 
     restarted.shutdown().await;
     for n in nodes.into_iter().flatten() {
@@ -127,15 +165,22 @@ async fn node_joining_later_becomes_learner_then_voter() {
     assert!(first.wait_ready(Duration::from_secs(10)).await);
     let seed = p2p_host_port(&first);
     let second = start_node(d1.path(), "second", |c| c.join = vec![seed]).await;
-    assert!(second.wait_ready(Duration::from_secs(20)).await, "second joins");
+    assert!(
+        second.wait_ready(Duration::from_secs(20)).await,
+        "second joins"
+    );
     eventually(Duration::from_secs(10), "second is a voter", || async {
         first.store.status().voters.len() == 2
     })
     .await;
     // A write at the newcomer is forwarded to the leader.
-    let (code, body) = Api::new(second.api_addr).apply(&configmap("via-second", "x")).await;
+    let (code, body) = Api::new(second.api_addr)
+        .apply(&configmap("via-second", "x"))
+        .await;
     assert_eq!(code, 200, "{body}");
-    let (code, _) = Api::new(first.api_addr).get("/v1/namespaces/default/configmaps/via-second").await;
+    let (code, _) = Api::new(first.api_addr)
+        .get("/v1/namespaces/default/configmaps/via-second")
+        .await;
     assert_eq!(code, 200);
     second.shutdown().await;
     first.shutdown().await;

@@ -41,10 +41,14 @@ async fn refusals_are_clear_and_store_nothing() {
     assert_eq!(code, 200);
 
     // Malformed YAML.
-    let (code, v) = api.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n").await;
+    let (code, v) = api
+        .apply("apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n")
+        .await;
     assert!((400..500).contains(&code), "{code} {v}");
     // Unknown kind.
-    let (code, v) = api.apply("apiVersion: v1\nkind: Frobnicator\nmetadata:\n  name: x\n").await;
+    let (code, v) = api
+        .apply("apiVersion: v1\nkind: Frobnicator\nmetadata:\n  name: x\n")
+        .await;
     assert!((400..500).contains(&code), "{code} {v}");
     assert!(v["error"].as_str().unwrap().contains("Frobnicator"), "{v}");
     // Unknown field, with its path, in the second document: the first is not stored either.
@@ -55,48 +59,88 @@ async fn refusals_are_clear_and_store_nothing() {
     let (code, v) = api.apply(&two).await;
     assert!((400..500).contains(&code), "{code} {v}");
     let msg = v["error"].as_str().unwrap();
-    assert!(msg.contains("spec.template.spec.containers[0].imagee"), "{msg}");
+    assert!(
+        msg.contains("spec.template.spec.containers[0].imagee"),
+        "{msg}"
+    );
     // Oversized body.
     let big = configmap("big", &"x".repeat(100 * 1024));
     let (code, _) = api.apply(&big).await;
     assert_eq!(code, 413);
-    assert_eq!(configmap_count(&api).await, 0, "nothing stored from refused requests");
+    assert_eq!(
+        configmap_count(&api).await,
+        0,
+        "nothing stored from refused requests"
+    );
 
     // Compare-and-set: a stale resourceVersion is a 409 that names the object.
     let (code, v) = api.apply(&configmap("cas", "1")).await;
     assert_eq!(code, 200, "{v}");
     let (_, obj) = api.get("/v1/namespaces/default/configmaps/cas").await;
-    let rv = obj["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv = obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut updated = obj.clone();
     updated["data"]["value"] = "2".into();
     let (code, v) = api
-        .send(Method::PUT, "/v1/namespaces/default/configmaps/cas", Some(serde_json::to_vec(&updated).unwrap()))
+        .send(
+            Method::PUT,
+            "/v1/namespaces/default/configmaps/cas",
+            Some(serde_json::to_vec(&updated).unwrap()),
+        )
         .await;
     assert_eq!(code, 200, "first CAS wins: {v}");
     let mut stale = obj.clone();
     stale["data"]["value"] = "3".into();
     stale["metadata"]["resourceVersion"] = rv.into();
     let (code, v) = api
-        .send(Method::PUT, "/v1/namespaces/default/configmaps/cas", Some(serde_json::to_vec(&stale).unwrap()))
+        .send(
+            Method::PUT,
+            "/v1/namespaces/default/configmaps/cas",
+            Some(serde_json::to_vec(&stale).unwrap()),
+        )
         .await;
     assert_eq!(code, 409, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("ConfigMap/default/cas"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("ConfigMap/default/cas"),
+        "{v}"
+    );
     let (_, now) = api.get("/v1/namespaces/default/configmaps/cas").await;
-    assert_eq!(now["data"]["value"], "2", "the losing write changed nothing");
+    assert_eq!(
+        now["data"]["value"], "2",
+        "the losing write changed nothing"
+    );
 
     // Applying an unchanged object creates no new revision.
     let (_, before) = api.get("/v1/namespaces/default/configmaps/cas").await;
     let (_, again) = api.apply(&configmap("cas", "2")).await;
     assert_eq!(again["results"][0]["outcome"], "Unchanged", "{again}");
     let (_, after) = api.get("/v1/namespaces/default/configmaps/cas").await;
-    assert_eq!(before["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"]);
+    assert_eq!(
+        before["metadata"]["resourceVersion"],
+        after["metadata"]["resourceVersion"]
+    );
 
     // Create of an existing object is a 409; delete of a missing one a 404.
     let (code, _) = api
-        .send(Method::POST, "/v1/namespaces/default/configmaps", Some(serde_json::to_vec(&now).unwrap()))
+        .send(
+            Method::POST,
+            "/v1/namespaces/default/configmaps",
+            Some(serde_json::to_vec(&now).unwrap()),
+        )
         .await;
     assert_eq!(code, 409);
-    let (code, _) = api.send(Method::DELETE, "/v1/namespaces/default/configmaps/nope", None).await;
+    let (code, _) = api
+        .send(
+            Method::DELETE,
+            "/v1/namespaces/default/configmaps/nope",
+            None,
+        )
+        .await;
     assert_eq!(code, 404);
 
     node.shutdown().await;
@@ -111,16 +155,27 @@ async fn watch_streams_changes_after_a_revision() {
     api.apply(&configmap("w2", "2")).await;
     let resp = api
         .http
-        .get(format!("{}/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}", api.base))
+        .get(format!(
+            "{}/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}",
+            api.base
+        ))
         .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     let mut resp = resp;
-    let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await.unwrap().unwrap().unwrap();
-    let line: serde_json::Value = serde_json::from_slice(chunk.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let line: serde_json::Value =
+        serde_json::from_slice(chunk.split(|b| *b == b'\n').next().unwrap()).unwrap();
     assert_eq!(line["type"], "ADDED");
-    assert_eq!(line["object"]["metadata"]["name"], "w2", "only changes after {rv}");
+    assert_eq!(
+        line["object"]["metadata"]["name"], "w2",
+        "only changes after {rv}"
+    );
     node.shutdown().await;
 }

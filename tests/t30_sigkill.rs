@@ -21,12 +21,16 @@ fn spawn_agent(dir: &std::path::Path, api_port: u16, p2p_port: u16) -> Child {
 }
 
 async fn wait_healthy(api: &Api) {
-    eventually(Duration::from_secs(30), "the agent reports healthy", || async {
-        match api.http.get(format!("{}/healthz", api.base)).send().await {
-            Ok(r) => r.status() == 200,
-            Err(_) => false,
-        }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the agent reports healthy",
+        || async {
+            match api.http.get(format!("{}/healthz", api.base)).send().await {
+                Ok(r) => r.status() == 200,
+                Err(_) => false,
+            }
+        },
+    )
     .await;
 }
 
@@ -51,7 +55,9 @@ async fn acknowledged_write_survives_sigkill() {
     let mut child = spawn_agent(dir.path(), api_port, p2p_port);
     wait_healthy(&api).await;
     for name in &acked {
-        let (code, v) = api.get(&format!("/v1/namespaces/default/configmaps/{name}")).await;
+        let (code, v) = api
+            .get(&format!("/v1/namespaces/default/configmaps/{name}"))
+            .await;
         assert_eq!(code, 200, "{name} lost after SIGKILL: {v}");
     }
     child.kill().ok();

@@ -5,6 +5,9 @@
 //! by a separate syncer thread that fsyncs the WAL once for every batch of
 //! appends waiting on it: group commit. An append is acknowledged to openraft
 //! only after the sync that covers it.
+// openraft's traits fix `StorageError` as the error type; boxing it here would
+// only move the allocation.
+#![allow(clippy::result_large_err)]
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -33,7 +36,9 @@ pub(super) fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, bincode::err
     bincode::serde::encode_to_vec(v, bincode_cfg())
 }
 
-pub(super) fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, bincode::error::DecodeError> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
+    b: &[u8],
+) -> Result<T, bincode::error::DecodeError> {
     bincode::serde::decode_from_slice(b, bincode_cfg()).map(|(v, _)| v)
 }
 
@@ -67,16 +72,25 @@ impl LogStore {
         LogStore { db, sync_tx }
     }
 
-    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<T>, StorageError<NodeId>> {
         let cf = cf(&self.db, CF_META).map_err(|e| StorageIOError::<NodeId>::read(&e))?;
         match self.db.get_cf(cf, key) {
-            Ok(Some(b)) => decode(&b).map(Some).map_err(|e| StorageIOError::<NodeId>::read(&e).into()),
+            Ok(Some(b)) => decode(&b)
+                .map(Some)
+                .map_err(|e| StorageIOError::<NodeId>::read(&e).into()),
             Ok(None) => Ok(None),
             Err(e) => Err(StorageIOError::<NodeId>::read(&e).into()),
         }
     }
 
-    fn put_meta_sync<T: serde::Serialize>(&self, key: &[u8], v: &T) -> Result<(), StorageError<NodeId>> {
+    fn put_meta_sync<T: serde::Serialize>(
+        &self,
+        key: &[u8],
+        v: &T,
+    ) -> Result<(), StorageError<NodeId>> {
         let cf = cf(&self.db, CF_META).map_err(|e| StorageIOError::<NodeId>::write(&e))?;
         let b = encode(v).map_err(|e| StorageIOError::<NodeId>::write(&e))?;
         let mut wo = WriteOptions::default();
@@ -91,7 +105,8 @@ impl LogStore {
         let mut it = self.db.iterator_cf(cf, IteratorMode::End);
         match it.next() {
             Some(Ok((_, v))) => {
-                let e: Entry<TypeConfig> = decode(&v).map_err(|e| StorageIOError::<NodeId>::read_logs(&e))?;
+                let e: Entry<TypeConfig> =
+                    decode(&v).map_err(|e| StorageIOError::<NodeId>::read_logs(&e))?;
                 Ok(Some(e.log_id))
             }
             Some(Err(e)) => Err(StorageIOError::<NodeId>::read_logs(&e).into()),
@@ -131,7 +146,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 }
 
-fn read_range<RB: RangeBounds<u64>>(db: &DB, range: RB) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+fn read_range<RB: RangeBounds<u64>>(
+    db: &DB,
+    range: RB,
+) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
     let start = match range.start_bound() {
         Bound::Included(x) => *x,
         Bound::Excluded(x) => x.saturating_add(1),
@@ -142,12 +160,16 @@ fn read_range<RB: RangeBounds<u64>>(db: &DB, range: RB) -> Result<Vec<Entry<Type
     for item in db.iterator_cf(cf, IteratorMode::From(&idx_key(start), Direction::Forward)) {
         let (k, v) = item.map_err(|e| StorageIOError::<NodeId>::read_logs(&e))?;
         let Some(idx) = key_idx(&k) else {
-            return Err(StorageIOError::<NodeId>::read_logs(&std::io::Error::other("malformed log key")).into());
+            return Err(StorageIOError::<NodeId>::read_logs(&std::io::Error::other(
+                "malformed log key",
+            ))
+            .into());
         };
         if !range.contains(&idx) {
             break;
         }
-        let e: Entry<TypeConfig> = decode(&v).map_err(|e| StorageIOError::<NodeId>::read_logs(&e))?;
+        let e: Entry<TypeConfig> =
+            decode(&v).map_err(|e| StorageIOError::<NodeId>::read_logs(&e))?;
         out.push(e);
     }
     Ok(out)
@@ -180,7 +202,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        LogReader { db: self.db.clone() }
+        LogReader {
+            db: self.db.clone(),
+        }
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
@@ -191,7 +215,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.get_meta(KEY_VOTE)
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeId>>,
+    ) -> Result<(), StorageError<NodeId>> {
         // Not synced: losing it only means re-applying from the state machine's own mark.
         let cf = cf(&self.db, CF_META).map_err(|e| StorageIOError::<NodeId>::write(&e))?;
         let b = encode(&committed).map_err(|e| StorageIOError::<NodeId>::write(&e))?;
@@ -201,10 +228,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
-        Ok(self.get_meta::<Option<LogId<NodeId>>>(KEY_COMMITTED)?.flatten())
+        Ok(self
+            .get_meta::<Option<LogId<NodeId>>>(KEY_COMMITTED)?
+            .flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -214,7 +247,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         let mut bytes = 0usize;
         for e in entries {
-            let v = encode(&e).map_err(|err| StorageIOError::<NodeId>::write_log_entry(e.log_id, &err))?;
+            let v = encode(&e)
+                .map_err(|err| StorageIOError::<NodeId>::write_log_entry(e.log_id, &err))?;
             bytes += v.len();
             batch.put_cf(cf, idx_key(e.log_id.index), v);
         }
@@ -222,9 +256,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.db
             .write(batch)
             .map_err(|e| StorageIOError::<NodeId>::write_logs(&e))?;
-        self.sync_tx
-            .send((callback, started))
-            .map_err(|_| StorageIOError::<NodeId>::write_logs(&std::io::Error::other("log sync thread stopped")).into())
+        self.sync_tx.send((callback, started)).map_err(|_| {
+            StorageIOError::<NodeId>::write_logs(&std::io::Error::other("log sync thread stopped"))
+                .into()
+        })
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {

@@ -48,8 +48,13 @@ pub(super) fn spawn_raft_metrics(mut rx: watch::Receiver<RaftMetrics<NodeId, Nod
                 let m = rx.borrow_and_update();
                 gauge!("shoal_raft_term").set(m.current_term as f64);
                 gauge!("shoal_raft_last_log_index").set(m.last_log_index.unwrap_or(0) as f64);
-                gauge!("shoal_raft_last_applied_index").set(m.last_applied.map(|l| l.index).unwrap_or(0) as f64);
-                gauge!("shoal_raft_is_leader").set(if m.state == ServerState::Leader { 1.0 } else { 0.0 });
+                gauge!("shoal_raft_last_applied_index")
+                    .set(m.last_applied.map(|l| l.index).unwrap_or(0) as f64);
+                gauge!("shoal_raft_is_leader").set(if m.state == ServerState::Leader {
+                    1.0
+                } else {
+                    0.0
+                });
                 let membership = m.membership_config.membership();
                 gauge!("shoal_raft_voters").set(membership.voter_ids().count() as f64);
                 gauge!("shoal_raft_learners").set(membership.learner_ids().count() as f64);

@@ -63,7 +63,10 @@ impl NodeInfo {
 
     /// The p2p addresses that parse as multiaddrs.
     pub fn multiaddrs(&self) -> Vec<Multiaddr> {
-        self.p2p_addrs.iter().filter_map(|a| a.parse().ok()).collect()
+        self.p2p_addrs
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
     }
 
     /// The Raft node id derived from the PeerId.
@@ -124,7 +127,9 @@ pub enum StoreError {
     Forward(String),
     #[error("local storage: {0}")]
     Storage(String),
-    #[error("the requested revision {requested} is older than the oldest kept ({oldest}); list again")]
+    #[error(
+        "the requested revision {requested} is older than the oldest kept ({oldest}); list again"
+    )]
     Gone { requested: u64, oldest: u64 },
     #[error("raft: {0}")]
     Raft(String),
@@ -135,7 +140,10 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::NoLeader | StoreError::NotMember | StoreError::Timeout(_) | StoreError::Forward(_)
+            StoreError::NoLeader
+                | StoreError::NotMember
+                | StoreError::Timeout(_)
+                | StoreError::Forward(_)
         )
     }
 }
@@ -237,8 +245,14 @@ impl Store {
             reader,
             net: net.clone(),
         };
-        net.set_handler(Channel::Raft, Arc::new(network::RaftHandler::new(store.raft.clone())));
-        net.set_handler(Channel::Store, Arc::new(network::StoreHandler::new(store.clone())));
+        net.set_handler(
+            Channel::Raft,
+            Arc::new(network::RaftHandler::new(store.raft.clone())),
+        );
+        net.set_handler(
+            Channel::Store,
+            Arc::new(network::StoreHandler::new(store.clone())),
+        );
         metrics::spawn_raft_metrics(store.raft.metrics());
         info!(node_id, "store opened at {}", dir.display());
         Ok(store)
@@ -262,7 +276,10 @@ impl Store {
     /// Whether this node is a voter or learner of an initialised cluster.
     pub fn is_member(&self) -> bool {
         let m = self.metrics();
-        m.membership_config.membership().get_node(&self.node_id).is_some()
+        m.membership_config
+            .membership()
+            .get_node(&self.node_id)
+            .is_some()
     }
 
     /// The leader as this node knows it.
@@ -316,9 +333,9 @@ impl Store {
     async fn propose_local(&self, cmd: Command) -> Result<CommandResult, LocalWrite> {
         match self.raft.client_write(cmd).await {
             Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(LocalWrite::NotLeader(
-                f.leader_id.zip(f.leader_node),
-            )),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(LocalWrite::NotLeader(f.leader_id.zip(f.leader_node)))
+            }
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
                 Err(LocalWrite::Failed(StoreError::Raft(e.to_string())))
             }
@@ -413,7 +430,11 @@ impl Store {
     }
 
     /// Objects of a kind (in one namespace, or all) and the replica's revision.
-    pub fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<(Vec<Object>, u64), StoreError> {
+    pub fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+    ) -> Result<(Vec<Object>, u64), StoreError> {
         self.reader.list(kind, namespace)
     }
 

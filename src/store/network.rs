@@ -8,16 +8,20 @@ use std::sync::Arc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use libp2p::PeerId;
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 
 use super::log::{decode, encode};
-use super::{Command, NodeId, NodeInfo, OpOutcome, ShoalRaft, Store, StoreError, TxnError, TypeConfig};
+use super::{
+    Command, NodeId, NodeInfo, OpOutcome, ShoalRaft, Store, StoreError, TxnError, TypeConfig,
+};
 use crate::net::{Channel, Handler, Net, NetError};
 
 #[derive(Serialize, Deserialize)]
@@ -93,10 +97,12 @@ impl RaftClient {
         &self,
         rpc: RaftRpc,
     ) -> Result<RaftReply, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>> {
-        let peer: PeerId = self
-            .node
-            .peer()
-            .ok_or_else(|| RPCError::Unreachable(Unreachable::new(&WireError(format!("bad PeerId {}", self.node.peer_id)))))?;
+        let peer: PeerId = self.node.peer().ok_or_else(|| {
+            RPCError::Unreachable(Unreachable::new(&WireError(format!(
+                "bad PeerId {}",
+                self.node.peer_id
+            ))))
+        })?;
         let body = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let reply = self
             .net
@@ -110,7 +116,9 @@ impl RaftClient {
     }
 
     fn unexpected<E: std::error::Error>() -> RPCError<NodeId, NodeInfo, RaftError<NodeId, E>> {
-        RPCError::Network(NetworkError::new(&WireError("reply of the wrong type".into())))
+        RPCError::Network(NetworkError::new(&WireError(
+            "reply of the wrong type".into(),
+        )))
     }
 }
 
@@ -121,7 +129,9 @@ impl RaftNetwork<TypeConfig> for RaftClient {
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
         match self.call(RaftRpc::Append(rpc)).await? {
-            RaftReply::Append(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            RaftReply::Append(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
             _ => Err(Self::unexpected()),
         }
     }
@@ -130,10 +140,14 @@ impl RaftNetwork<TypeConfig> for RaftClient {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>>
-    {
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
+    > {
         match self.call(RaftRpc::Snapshot(rpc)).await? {
-            RaftReply::Snapshot(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            RaftReply::Snapshot(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
             _ => Err(Self::unexpected()),
         }
     }
@@ -144,7 +158,9 @@ impl RaftNetwork<TypeConfig> for RaftClient {
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
         match self.call(RaftRpc::Vote(rpc)).await? {
-            RaftReply::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            RaftReply::Vote(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
             _ => Err(Self::unexpected()),
         }
     }
@@ -192,7 +208,9 @@ pub struct StoreHandler {
 impl StoreHandler {
     /// A handler for this node's store.
     pub fn new(store: Store) -> Self {
-        StoreHandler { store: Arc::new(store) }
+        StoreHandler {
+            store: Arc::new(store),
+        }
     }
 }
 
@@ -208,27 +226,34 @@ impl Handler for StoreHandler {
                     Err(super::LocalWrite::NotLeader(_)) => Err(ForwardError::NotLeader),
                     Err(super::LocalWrite::Failed(e)) => Err(ForwardError::Failed(e.to_string())),
                 }),
-                StoreRpc::ReadIndex => StoreReply::ReadIndex(match store.read_index_local().await {
-                    Ok(i) => Ok(i),
-                    Err(StoreError::NoLeader) => Err(ForwardError::NotLeader),
-                    Err(e) => Err(ForwardError::Failed(e.to_string())),
-                }),
+                StoreRpc::ReadIndex => {
+                    StoreReply::ReadIndex(match store.read_index_local().await {
+                        Ok(i) => Ok(i),
+                        Err(StoreError::NoLeader) => Err(ForwardError::NotLeader),
+                        Err(e) => Err(ForwardError::Failed(e.to_string())),
+                    })
+                }
             };
             encode(&reply).map_err(|e| e.to_string())
         })
     }
 }
 
-async fn call_leader(net: &Net, leader: &NodeInfo, rpc: StoreRpc) -> Result<StoreReply, StoreError> {
-    let peer = leader
-        .peer()
-        .ok_or_else(|| StoreError::Forward(format!("leader has a bad PeerId {}", leader.peer_id)))?;
+async fn call_leader(
+    net: &Net,
+    leader: &NodeInfo,
+    rpc: StoreRpc,
+) -> Result<StoreReply, StoreError> {
+    let peer = leader.peer().ok_or_else(|| {
+        StoreError::Forward(format!("leader has a bad PeerId {}", leader.peer_id))
+    })?;
     let body = encode(&rpc).map_err(|e| StoreError::Forward(e.to_string()))?;
     let reply = net
         .request(peer, leader.multiaddrs(), Channel::Store, body)
         .await
         .map_err(|e| StoreError::Forward(e.to_string()))?;
-    decode(&reply).map_err(|e| StoreError::Forward(format!("undecodable reply from the leader: {e}")))
+    decode(&reply)
+        .map_err(|e| StoreError::Forward(format!("undecodable reply from the leader: {e}")))
 }
 
 fn from_forward(e: ForwardError) -> StoreError {
@@ -240,7 +265,11 @@ fn from_forward(e: ForwardError) -> StoreError {
 }
 
 /// Sends a write to the leader and returns its outcome.
-pub async fn forward_write(net: &Net, leader: &NodeInfo, cmd: Command) -> Result<Vec<OpOutcome>, StoreError> {
+pub async fn forward_write(
+    net: &Net,
+    leader: &NodeInfo,
+    cmd: Command,
+) -> Result<Vec<OpOutcome>, StoreError> {
     match call_leader(net, leader, StoreRpc::Write(cmd)).await? {
         StoreReply::Write(r) => r.map_err(from_forward),
         StoreReply::ReadIndex(_) => Err(StoreError::Forward("reply of the wrong type".into())),

@@ -1,6 +1,9 @@
 //! The replicated state machine: objects in the `sm` column family keyed by
 //! `Kind/namespace/name`, the applied mark and membership in `sm_meta`.
 //! Deterministic: it never reads a clock or the network.
+// openraft's traits fix `StorageError` as the error type; boxing it here would
+// only move the allocation.
+#![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -10,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership,
+    Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
 };
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
 use serde::{Deserialize, Serialize};
@@ -102,8 +105,14 @@ pub struct OpOutcome {
 /// Why a command was refused; nothing of it was applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum TxnError {
-    #[error("{key}: resourceVersion is {actual}, not {expected}: the object was changed by someone else; get it again and retry")]
-    Conflict { key: ObjectKey, expected: u64, actual: u64 },
+    #[error(
+        "{key}: resourceVersion is {actual}, not {expected}: the object was changed by someone else; get it again and retry"
+    )]
+    Conflict {
+        key: ObjectKey,
+        expected: u64,
+        actual: u64,
+    },
     #[error("{key}: not found")]
     NotFound { key: ObjectKey },
     #[error("{key}: already exists")]
@@ -249,8 +258,12 @@ impl StateMachine {
                 (_, Precondition::MustNotExist) if current.is_some() => {
                     Err(TxnError::AlreadyExists { key: key.clone() })
                 }
-                (_, Precondition::MustExist) if current.is_none() => Err(TxnError::NotFound { key: key.clone() }),
-                (Op::Delete { .. }, _) if current.is_none() => Err(TxnError::NotFound { key: key.clone() }),
+                (_, Precondition::MustExist) if current.is_none() => {
+                    Err(TxnError::NotFound { key: key.clone() })
+                }
+                (Op::Delete { .. }, _) if current.is_none() => {
+                    Err(TxnError::NotFound { key: key.clone() })
+                }
                 (_, Precondition::Version(v)) if current_rv != Some(v) => match current_rv {
                     Some(actual) => Err(TxnError::Conflict {
                         key: key.clone(),
@@ -293,7 +306,9 @@ impl StateMachine {
                         }
                     };
                     let (outcome, ev) = match &current {
-                        Some(old) if old.same_desired_state(&new) && !new.body.contains_key("status") => {
+                        Some(old)
+                            if old.same_desired_state(&new) && !new.body.contains_key("status") =>
+                        {
                             outcomes.push(OpOutcome {
                                 key: key.clone(),
                                 outcome: Outcome::Unchanged,
@@ -303,10 +318,15 @@ impl StateMachine {
                         }
                         Some(old) => {
                             new.metadata.uid = old.metadata.uid.clone();
-                            new.metadata.creation_timestamp = old.metadata.creation_timestamp.clone();
+                            new.metadata.creation_timestamp =
+                                old.metadata.creation_timestamp.clone();
                             let spec_changed = old.body.get("spec") != new.body.get("spec");
                             let generation = old.metadata.generation.unwrap_or(1);
-                            new.metadata.generation = Some(if spec_changed { generation + 1 } else { generation });
+                            new.metadata.generation = Some(if spec_changed {
+                                generation + 1
+                            } else {
+                                generation
+                            });
                             if !new.body.contains_key("status")
                                 && let Some(s) = old.body.get("status")
                             {
@@ -376,10 +396,20 @@ fn derive_uid(skey: &[u8], index: u64) -> String {
     h.update(index.to_be_bytes());
     let d = h.finalize();
     let x = hex::encode(&d[..16]);
-    format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[0..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
 }
 
-fn read_meta<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
+fn read_meta<T: serde::de::DeserializeOwned>(
+    db: &DB,
+    key: &[u8],
+) -> Result<Option<T>, StorageError<NodeId>> {
     let c = cf(db, CF_SM_META).map_err(io_read)?;
     match db.get_cf(c, key).map_err(io_read)? {
         Some(b) => decode(&b).map(Some).map_err(io_read),
@@ -398,7 +428,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>), StorageError<NodeId>> {
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>), StorageError<NodeId>>
+    {
         let applied = read_meta::<Option<LogId<NodeId>>>(&self.db, KEY_APPLIED)?.flatten();
         let membership = read_meta(&self.db, KEY_MEMBERSHIP)?.unwrap_or_default();
         Ok((applied, membership))
@@ -421,7 +452,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             match &entry.payload {
                 EntryPayload::Blank => results.push(Ok(Vec::new())),
                 EntryPayload::Normal(cmd) => {
-                    let r = self.apply_command(&mut batch, &mut overlay, entry.log_id.index, cmd, &mut events)?;
+                    let r = self.apply_command(
+                        &mut batch,
+                        &mut overlay,
+                        entry.log_id.index,
+                        cmd,
+                        &mut events,
+                    )?;
                     results.push(r);
                 }
                 EntryPayload::Membership(m) => {
@@ -455,7 +492,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -479,8 +518,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for (k, v) in &file.objects {
             batch.put_cf(sm, k, v);
         }
-        batch.put_cf(sm_meta, KEY_APPLIED, encode(&meta.last_log_id).map_err(io_write)?);
-        batch.put_cf(sm_meta, KEY_MEMBERSHIP, encode(&meta.last_membership).map_err(io_write)?);
+        batch.put_cf(
+            sm_meta,
+            KEY_APPLIED,
+            encode(&meta.last_log_id).map_err(io_write)?,
+        );
+        batch.put_cf(
+            sm_meta,
+            KEY_MEMBERSHIP,
+            encode(&meta.last_membership).map_err(io_write)?,
+        );
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,
@@ -494,7 +541,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         let Some(stored) = read_meta::<StoredSnapshot>(&self.db, KEY_SNAPSHOT)? else {
             return Ok(None);
         };
@@ -522,7 +571,11 @@ impl Reader {
     }
 
     /// Objects of a kind, in one namespace or all, with the revision they reflect.
-    pub fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<(Vec<Object>, u64), StoreError> {
+    pub fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+    ) -> Result<(Vec<Object>, u64), StoreError> {
         let sm = cf(&self.db, CF_SM).map_err(|e| StoreError::Storage(e.to_string()))?;
         // The revision is read before the view, so it never claims more than the
         // list shows; a watch from it may replay a change already listed, never skip one.

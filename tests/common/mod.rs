@@ -18,7 +18,11 @@ pub async fn start_node(dir: &Path, name: &str, tweak: impl FnOnce(&mut Config))
 
 /// The first advertised p2p address of a node, as HOST:PORT.
 pub fn p2p_host_port(node: &Node) -> String {
-    let ma = node.info.p2p_addrs.first().expect("node advertises an address");
+    let ma = node
+        .info
+        .p2p_addrs
+        .first()
+        .expect("node advertises an address");
     // /ip4/127.0.0.1/tcp/PORT
     let parts: Vec<&str> = ma.split('/').collect();
     format!("{}:{}", parts[2], parts[4])
@@ -75,7 +79,12 @@ impl Api {
         self
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -91,8 +100,12 @@ impl Api {
     }
 
     pub async fn apply(&self, manifest: &str) -> (u16, Value) {
-        self.send(reqwest::Method::POST, "/v1/apply", Some(manifest.as_bytes().to_vec()))
-            .await
+        self.send(
+            reqwest::Method::POST,
+            "/v1/apply",
+            Some(manifest.as_bytes().to_vec()),
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
