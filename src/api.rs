@@ -436,15 +436,10 @@ impl From<OpOutcome> for WriteResult {
     }
 }
 
-async fn write_one(
-    s: &ApiState,
-    op: Op,
-    key: &ObjectKey,
-    status: StatusCode,
-) -> ApiResult<Response> {
-    s.store.write(Command { ops: vec![op] }).await?;
-    let obj = s.store.get(key)?;
-    Ok((status, Json(obj)).into_response())
+async fn write_one(s: &ApiState, op: Op, status: StatusCode) -> ApiResult<Response> {
+    let out = s.store.write(Command { ops: vec![op] }).await?;
+    let body = out.into_iter().next().map(|o| o.object).unwrap_or_default();
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> ApiResult<Response> {
@@ -471,7 +466,7 @@ async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> Api
         .key()
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "unknown kind"))?;
     let op = put_op(key.clone(), obj, crate::store::Precondition::MustNotExist)?;
-    write_one(&s, op, &key, StatusCode::CREATED).await
+    write_one(&s, op, StatusCode::CREATED).await
 }
 
 async fn create_any(
@@ -503,7 +498,7 @@ async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResult<Response
         None => crate::store::Precondition::MustExist,
     };
     let op = put_op(key.clone(), obj, precondition)?;
-    write_one(&s, op, &key, StatusCode::OK).await
+    write_one(&s, op, StatusCode::OK).await
 }
 
 async fn replace_one(

@@ -71,6 +71,21 @@ async fn write_at_follower_survives_leader_loss_and_restart_catches_up_by_snapsh
     let api_f = Api::new(nodes[follower].as_ref().unwrap().api_addr);
     let (code, body) = api_f.apply(&configmap("first", "1")).await;
     assert_eq!(code, 200, "apply at follower: {body}");
+    // A create at a follower answers with the stored object, not waiting for its own replica.
+    let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "created"}, "data": {"k": "v"}});
+    let (code, obj) = api_f
+        .send(
+            reqwest::Method::POST,
+            "/v1/namespaces/default/configmaps",
+            Some(serde_json::to_vec(&body).unwrap()),
+        )
+        .await;
+    assert_eq!(code, 201, "{obj}");
+    assert_eq!(obj["metadata"]["name"], "created", "{obj}");
+    assert!(
+        obj["metadata"]["resourceVersion"].as_str().is_some(),
+        "{obj}"
+    );
     for n in nodes.iter().flatten() {
         let (code, obj) = Api::new(n.api_addr)
             .get("/v1/namespaces/default/configmaps/first")
@@ -87,6 +102,7 @@ async fn write_at_follower_survives_leader_loss_and_restart_catches_up_by_snapsh
     let survivors: Vec<&Node> = nodes.iter().flatten().collect();
     let api_s = Api::new(survivors[0].api_addr);
     let mut acked = vec!["first".to_string()];
+    acked.push("created".to_string());
     // Enough writes to snapshot and purge the log past the old leader's last entry.
     for i in 0..120 {
         let name = format!("after-{i}");
@@ -183,5 +199,53 @@ async fn node_joining_later_becomes_learner_then_voter() {
         .await;
     assert_eq!(code, 200);
     second.shutdown().await;
+    first.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn node_with_another_cluster_key_cannot_join() {
+    let d0 = tempfile::tempdir().unwrap();
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let key_a = d0.path().join("a.key");
+    let key_b = d1.path().join("b.key");
+    std::fs::write(&key_a, "11".repeat(32)).unwrap();
+    std::fs::write(
+        &key_b,
+        format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", "22".repeat(32)),
+    )
+    .unwrap();
+    let first = start_node(d0.path(), "keyed", |c| {
+        c.dev = true;
+        c.cluster_key_file = Some(key_a.clone());
+    })
+    .await;
+    assert!(first.wait_ready(Duration::from_secs(10)).await);
+    let seed = p2p_host_port(&first);
+    let stranger = start_node(d1.path(), "stranger", |c| {
+        c.join = vec![seed.clone()];
+        c.cluster_key_file = Some(key_b.clone());
+    })
+    .await;
+    assert!(
+        !stranger.wait_ready(Duration::from_secs(3)).await,
+        "a node with another key must not join"
+    );
+    assert_eq!(
+        first.store.status().learners.len() + first.store.status().voters.len(),
+        1
+    );
+    // The same key gets in.
+    let friend = start_node(d2.path(), "friend", |c| {
+        c.join = vec![seed];
+        c.cluster_key_file = Some(key_a.clone());
+    })
+    .await;
+    assert!(
+        friend.wait_ready(Duration::from_secs(20)).await,
+        "a node with the key joins"
+    );
+    friend.shutdown().await;
+    stranger.shutdown().await;
     first.shutdown().await;
 }

@@ -100,6 +100,9 @@ pub struct OpOutcome {
     pub outcome: Outcome,
     /// Its resourceVersion afterwards (before, for Deleted).
     pub resource_version: u64,
+    /// The object as stored (as it was, for Deleted), JSON; lets a node that
+    /// forwarded the write answer without waiting for its own replica.
+    pub object: Vec<u8>,
 }
 
 /// Why a command was refused; nothing of it was applied.
@@ -281,6 +284,7 @@ impl StateMachine {
                 Op::Delete { .. } => {
                     let Some(mut old) = current else { continue };
                     let rv = old.resource_version();
+                    let bytes = serde_json::to_vec(&old).map_err(io_write)?;
                     old.metadata.resource_version = Some(index.to_string());
                     scratch.insert(skey.clone(), None);
                     pending.push((skey, None));
@@ -293,6 +297,7 @@ impl StateMachine {
                         key: key.clone(),
                         outcome: Outcome::Deleted,
                         resource_version: rv,
+                        object: bytes,
                     });
                 }
                 Op::Put { object, .. } => {
@@ -313,6 +318,7 @@ impl StateMachine {
                                 key: key.clone(),
                                 outcome: Outcome::Unchanged,
                                 resource_version: old.resource_version(),
+                                object: serde_json::to_vec(old).map_err(io_write)?,
                             });
                             continue;
                         }
@@ -348,8 +354,9 @@ impl StateMachine {
                     };
                     new.metadata.name = key.name.clone();
                     new.kind = key.kind.as_str().to_string();
+                    let bytes = serde_json::to_vec(&new).map_err(io_write)?;
                     scratch.insert(skey.clone(), Some(new.clone()));
-                    pending.push((skey, Some(new.clone())));
+                    pending.push((skey, Some(bytes.clone())));
                     events.push(WatchEvent {
                         event_type: ev,
                         revision: index,
@@ -359,16 +366,18 @@ impl StateMachine {
                         key: key.clone(),
                         outcome,
                         resource_version: index,
+                        object: bytes,
                     });
                 }
             }
         }
         let sm = cf(&self.db, CF_SM).map_err(io_write)?;
-        for (skey, obj) in pending {
-            match &obj {
-                Some(o) => batch.put_cf(sm, &skey, serde_json::to_vec(o).map_err(io_write)?),
+        for (skey, bytes) in pending {
+            match &bytes {
+                Some(b) => batch.put_cf(sm, &skey, b),
                 None => batch.delete_cf(sm, &skey),
             }
+            let obj = scratch.get(&skey).cloned().flatten();
             overlay.insert(skey, obj);
         }
         Ok(Ok(outcomes))
