@@ -12,6 +12,10 @@ pub(super) fn record_write(d: Duration) {
     histogram!("shoal_store_write_seconds").record(d.as_secs_f64());
 }
 
+pub(super) fn record_batch(commands: usize) {
+    histogram!("shoal_store_commands_per_entry").record(commands as f64);
+}
+
 pub(super) fn record_apply(d: Duration, entries: usize) {
     histogram!("shoal_store_apply_seconds").record(d.as_secs_f64());
     counter!("shoal_store_applied_entries_total").increment(entries as u64);

@@ -10,6 +10,7 @@
 mod log;
 mod metrics;
 mod network;
+mod proposer;
 mod state_machine;
 mod watch;
 
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::RaftError;
 use openraft::{Raft, RaftMetrics, ServerState};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -29,6 +30,7 @@ use tracing::{debug, info};
 
 use crate::net::{Channel, Net};
 use crate::resource::{Kind, Object, ObjectKey};
+use proposer::{LocalWrite, Proposer};
 
 pub use state_machine::{Op, OpOutcome, Outcome, Precondition, TxnError};
 pub use watch::{EventType, WatchEvent, WatchStream};
@@ -97,11 +99,15 @@ pub struct Command {
 /// What applying a [`Command`] produced.
 pub type CommandResult = Result<Vec<OpOutcome>, TxnError>;
 
+/// One Raft entry: commands proposed together, applied one after another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proposal(pub Vec<Command>);
+
 openraft::declare_raft_types!(
     /// shoal's Raft type configuration.
     pub TypeConfig:
-        D = Command,
-        R = CommandResult,
+        D = Proposal,
+        R = Vec<CommandResult>,
         NodeId = NodeId,
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,
@@ -210,6 +216,7 @@ pub struct Store {
     node_id: NodeId,
     reader: state_machine::Reader,
     net: Net,
+    proposer: Proposer,
 }
 
 impl Store {
@@ -240,6 +247,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::Raft(e.to_string()))?;
         let store = Store {
+            proposer: Proposer::spawn(raft.clone()),
             raft,
             node_id,
             reader,
@@ -324,23 +332,14 @@ impl Store {
                 network::forward_write(&self.net, &node, cmd).await
             }
             Err(LocalWrite::NotLeader(_)) => Err(StoreError::NoLeader),
-            Err(LocalWrite::Failed(e)) => Err(e),
+            Err(LocalWrite::Failed(e)) => Err(StoreError::Raft(e)),
             Ok(r) => Ok(r?),
         }
     }
 
     /// Proposes at this node, which must be the leader.
     async fn propose_local(&self, cmd: Command) -> Result<CommandResult, LocalWrite> {
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(LocalWrite::NotLeader(f.leader_id.zip(f.leader_node)))
-            }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(LocalWrite::Failed(StoreError::Raft(e.to_string())))
-            }
-            Err(RaftError::Fatal(e)) => Err(LocalWrite::Failed(StoreError::Raft(e.to_string()))),
-        }
+        self.proposer.propose(cmd).await
     }
 
     /// Waits until this replica has applied everything the leader had committed
@@ -494,11 +493,6 @@ impl Store {
             debug!("raft shutdown: {e}");
         }
     }
-}
-
-enum LocalWrite {
-    NotLeader(Option<(NodeId, NodeInfo)>),
-    Failed(StoreError),
 }
 
 /// How long a write or barrier keeps retrying through elections.

@@ -223,8 +223,8 @@ impl Handler for StoreHandler {
                 StoreRpc::Write(cmd) => StoreReply::Write(match store.propose_local(cmd).await {
                     Ok(Ok(r)) => Ok(r),
                     Ok(Err(e)) => Err(ForwardError::Txn(e)),
-                    Err(super::LocalWrite::NotLeader(_)) => Err(ForwardError::NotLeader),
-                    Err(super::LocalWrite::Failed(e)) => Err(ForwardError::Failed(e.to_string())),
+                    Err(super::proposer::LocalWrite::NotLeader(_)) => Err(ForwardError::NotLeader),
+                    Err(super::proposer::LocalWrite::Failed(e)) => Err(ForwardError::Failed(e)),
                 }),
                 StoreRpc::ReadIndex => {
                     StoreReply::ReadIndex(match store.read_index_local().await {

@@ -444,7 +444,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((applied, membership))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError<NodeId>>
+    async fn apply<I>(
+        &mut self,
+        entries: I,
+    ) -> Result<Vec<Vec<CommandResult>>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -459,20 +462,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             last = Some(entry.log_id);
             match &entry.payload {
-                EntryPayload::Blank => results.push(Ok(Vec::new())),
-                EntryPayload::Normal(cmd) => {
-                    let r = self.apply_command(
-                        &mut batch,
-                        &mut overlay,
-                        entry.log_id.index,
-                        cmd,
-                        &mut events,
-                    )?;
+                EntryPayload::Blank => results.push(Vec::new()),
+                EntryPayload::Normal(proposal) => {
+                    let mut r = Vec::with_capacity(proposal.0.len());
+                    for cmd in &proposal.0 {
+                        r.push(self.apply_command(
+                            &mut batch,
+                            &mut overlay,
+                            entry.log_id.index,
+                            cmd,
+                            &mut events,
+                        )?);
+                    }
                     results.push(r);
                 }
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(entry.log_id), m.clone()));
-                    results.push(Ok(Vec::new()));
+                    results.push(Vec::new());
                 }
             }
         }
