@@ -7,6 +7,7 @@
 //! makes them linearizable through the leader's read index. Watches are served
 //! from the local replica's recent-event ring.
 
+mod batch;
 mod log;
 mod metrics;
 mod network;
@@ -217,6 +218,7 @@ pub struct Store {
     reader: state_machine::Reader,
     net: Net,
     proposer: Proposer,
+    forwarder: network::Forwarder,
 }
 
 impl Store {
@@ -248,6 +250,7 @@ impl Store {
             .map_err(|e| StoreError::Raft(e.to_string()))?;
         let store = Store {
             proposer: Proposer::spawn(raft.clone()),
+            forwarder: network::Forwarder::spawn(net.clone()),
             raft,
             node_id,
             reader,
@@ -327,9 +330,19 @@ impl Store {
     }
 
     async fn write_once(&self, cmd: Command) -> Result<Vec<OpOutcome>, StoreError> {
-        match self.propose_local(cmd.clone()).await {
+        // Go straight to the leader this node knows; Raft corrects a stale guess.
+        let leader = match self.leader() {
+            Some((id, _)) if id == self.node_id => None,
+            Some((_, node)) => Some(node),
+            None => return Err(StoreError::NoLeader),
+        };
+        let target = match leader {
+            None => self.propose_local(cmd.clone()).await,
+            Some(node) => return self.forwarder.forward(node, cmd).await,
+        };
+        match target {
             Err(LocalWrite::NotLeader(Some((leader, node)))) if leader != self.node_id => {
-                network::forward_write(&self.net, &node, cmd).await
+                self.forwarder.forward(node, cmd).await
             }
             Err(LocalWrite::NotLeader(_)) => Err(StoreError::NoLeader),
             Err(LocalWrite::Failed(e)) => Err(StoreError::Raft(e)),

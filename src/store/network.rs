@@ -17,8 +17,11 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 
+use super::batch::spawn_batcher;
 use super::log::{decode, encode};
+use super::proposer::LocalWrite;
 use super::{
     Command, NodeId, NodeInfo, OpOutcome, ShoalRaft, Store, StoreError, TxnError, TypeConfig,
 };
@@ -40,7 +43,7 @@ enum RaftReply {
 
 #[derive(Serialize, Deserialize)]
 enum StoreRpc {
-    Write(Command),
+    Write(Vec<Command>),
     ReadIndex,
 }
 
@@ -53,7 +56,7 @@ enum ForwardError {
 
 #[derive(Serialize, Deserialize)]
 enum StoreReply {
-    Write(Result<Vec<OpOutcome>, ForwardError>),
+    Write(Vec<Result<Vec<OpOutcome>, ForwardError>>),
     ReadIndex(Result<u64, ForwardError>),
 }
 
@@ -220,12 +223,22 @@ impl Handler for StoreHandler {
         serve(async move {
             let rpc: StoreRpc = decode(&body).map_err(|e| format!("undecodable store rpc: {e}"))?;
             let reply = match rpc {
-                StoreRpc::Write(cmd) => StoreReply::Write(match store.propose_local(cmd).await {
-                    Ok(Ok(r)) => Ok(r),
-                    Ok(Err(e)) => Err(ForwardError::Txn(e)),
-                    Err(super::proposer::LocalWrite::NotLeader(_)) => Err(ForwardError::NotLeader),
-                    Err(super::proposer::LocalWrite::Failed(e)) => Err(ForwardError::Failed(e)),
-                }),
+                StoreRpc::Write(cmds) => {
+                    // Proposed together, so the leader's proposer puts them in one entry.
+                    let results = futures::future::join_all(cmds.into_iter().map(|cmd| {
+                        let store = store.clone();
+                        async move {
+                            match store.propose_local(cmd).await {
+                                Ok(Ok(r)) => Ok(r),
+                                Ok(Err(e)) => Err(ForwardError::Txn(e)),
+                                Err(LocalWrite::NotLeader(_)) => Err(ForwardError::NotLeader),
+                                Err(LocalWrite::Failed(e)) => Err(ForwardError::Failed(e)),
+                            }
+                        }
+                    }))
+                    .await;
+                    StoreReply::Write(results)
+                }
                 StoreRpc::ReadIndex => {
                     StoreReply::ReadIndex(match store.read_index_local().await {
                         Ok(i) => Ok(i),
@@ -264,15 +277,80 @@ fn from_forward(e: ForwardError) -> StoreError {
     }
 }
 
-/// Sends a write to the leader and returns its outcome.
-pub async fn forward_write(
-    net: &Net,
-    leader: &NodeInfo,
-    cmd: Command,
-) -> Result<Vec<OpOutcome>, StoreError> {
-    match call_leader(net, leader, StoreRpc::Write(cmd)).await? {
-        StoreReply::Write(r) => r.map_err(from_forward),
-        StoreReply::ReadIndex(_) => Err(StoreError::Forward("reply of the wrong type".into())),
+type ForwardWaiter = (
+    NodeInfo,
+    Command,
+    oneshot::Sender<Result<Vec<OpOutcome>, StoreError>>,
+);
+
+/// Forwards writes to the leader, many commands per request under load.
+#[derive(Clone)]
+pub struct Forwarder {
+    tx: mpsc::UnboundedSender<ForwardWaiter>,
+}
+
+/// Largest number of commands forwarded in one request.
+const FORWARD_BATCH: usize = 512;
+
+impl Forwarder {
+    /// Starts the forwarding task.
+    pub fn spawn(net: Net) -> Forwarder {
+        let tx = spawn_batcher(FORWARD_BATCH, 1, move |batch: Vec<ForwardWaiter>| {
+            let net = net.clone();
+            async move { forward_batch(net, batch).await }
+        });
+        Forwarder { tx }
+    }
+
+    /// Sends one command to `leader` and waits for its outcome.
+    pub async fn forward(
+        &self,
+        leader: NodeInfo,
+        cmd: Command,
+    ) -> Result<Vec<OpOutcome>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((leader, cmd, reply))
+            .map_err(|_| StoreError::Forward("the forwarder has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Forward("the forwarder has stopped".into()))?
+    }
+}
+
+async fn forward_batch(net: Net, batch: Vec<ForwardWaiter>) {
+    // Normally every command names the same leader; group in case it just changed.
+    let mut groups: Vec<(NodeInfo, Vec<Command>, Vec<oneshot::Sender<_>>)> = Vec::new();
+    for (leader, cmd, reply) in batch {
+        match groups.iter_mut().find(|g| g.0 == leader) {
+            Some(g) => {
+                g.1.push(cmd);
+                g.2.push(reply);
+            }
+            None => groups.push((leader, vec![cmd], vec![reply])),
+        }
+    }
+    for (leader, cmds, replies) in groups {
+        let n = cmds.len();
+        match call_leader(&net, &leader, StoreRpc::Write(cmds)).await {
+            Ok(StoreReply::Write(results)) if results.len() == n => {
+                for (reply, r) in replies.into_iter().zip(results) {
+                    let _ = reply.send(r.map_err(from_forward));
+                }
+            }
+            Ok(_) => {
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Forward(
+                        "malformed reply from the leader".into(),
+                    )));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Forward(msg.clone())));
+                }
+            }
+        }
     }
 }
 

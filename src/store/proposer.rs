@@ -1,23 +1,22 @@
 //! Batches concurrent commands into one Raft entry on the leader.
 //!
 //! Every entry costs the leader one log append and fsync and one round of
-//! replication, so under load the proposer takes every command that queued up
-//! while earlier entries were in flight and proposes them together. A command
-//! keeps its own atomicity: the state machine applies the commands of a batch
-//! one after another, each all-or-nothing. With no load a command is proposed
-//! at once, alone, so batching adds no latency.
-
-use std::sync::Arc;
+//! replication, so the proposer takes every command that queued up while the
+//! previous entry was in flight and proposes them together. A command keeps
+//! its own atomicity: the state machine applies the commands of an entry one
+//! after another, each all-or-nothing.
 
 use openraft::error::{ClientWriteError, RaftError};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use super::batch::spawn_batcher;
 use super::{Command, CommandResult, NodeId, NodeInfo, Proposal, ShoalRaft};
 
 /// Largest number of commands in one entry.
 const MAX_BATCH: usize = 512;
-/// Entries in flight at once; more waiting commands join the next batch.
-const MAX_IN_FLIGHT: usize = 4;
+/// Entries in flight at once. One measured best on 2 cores (see
+/// docs/benchmarks.md): the next batch forms while the current one commits.
+const MAX_IN_FLIGHT: usize = 1;
 
 /// Why a local proposal did not produce a result.
 #[derive(Debug, Clone)]
@@ -39,8 +38,10 @@ pub(super) struct Proposer {
 impl Proposer {
     /// Starts the batching task for `raft`.
     pub(super) fn spawn(raft: ShoalRaft) -> Proposer {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(raft, rx));
+        let tx = spawn_batcher(MAX_BATCH, MAX_IN_FLIGHT, move |batch: Vec<Waiter>| {
+            let raft = raft.clone();
+            async move { propose_batch(raft, batch).await }
+        });
         Proposer { tx }
     }
 
@@ -55,47 +56,29 @@ impl Proposer {
     }
 }
 
-async fn run(raft: ShoalRaft, mut rx: mpsc::UnboundedReceiver<Waiter>) {
-    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
-        // Waiting for a slot is what lets the next batch grow under load.
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(w) => batch.push(w),
-                Err(_) => break,
+async fn propose_batch(raft: ShoalRaft, batch: Vec<Waiter>) {
+    let (cmds, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
+    super::metrics::record_batch(cmds.len());
+    let result = match raft.client_write(Proposal(cmds)).await {
+        Ok(resp) => Ok(resp.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            Err(LocalWrite::NotLeader(f.leader_id.zip(f.leader_node)))
+        }
+        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+            Err(LocalWrite::Failed(e.to_string()))
+        }
+        Err(RaftError::Fatal(e)) => Err(LocalWrite::Failed(e.to_string())),
+    };
+    match result {
+        Ok(results) => {
+            for (w, r) in waiters.into_iter().zip(results) {
+                let _ = w.send(Ok(r));
             }
         }
-        let raft = raft.clone();
-        tokio::spawn(async move {
-            let (cmds, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
-            super::metrics::record_batch(cmds.len());
-            let result = match raft.client_write(Proposal(cmds)).await {
-                Ok(resp) => Ok(resp.data),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    Err(LocalWrite::NotLeader(f.leader_id.zip(f.leader_node)))
-                }
-                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                    Err(LocalWrite::Failed(e.to_string()))
-                }
-                Err(RaftError::Fatal(e)) => Err(LocalWrite::Failed(e.to_string())),
-            };
-            match result {
-                Ok(results) => {
-                    for (w, r) in waiters.into_iter().zip(results) {
-                        let _ = w.send(Ok(r));
-                    }
-                }
-                Err(e) => {
-                    for w in waiters {
-                        let _ = w.send(Err(e.clone()));
-                    }
-                }
+        Err(e) => {
+            for w in waiters {
+                let _ = w.send(Err(e.clone()));
             }
-            drop(permit);
-        });
+        }
     }
 }
