@@ -295,7 +295,7 @@ const FORWARD_BATCH: usize = 512;
 impl Forwarder {
     /// Starts the forwarding task.
     pub fn spawn(net: Net) -> Forwarder {
-        let tx = spawn_batcher(FORWARD_BATCH, 1, move |batch: Vec<ForwardWaiter>| {
+        let tx = spawn_batcher(FORWARD_BATCH, 2, move |batch: Vec<ForwardWaiter>| {
             let net = net.clone();
             async move { forward_batch(net, batch).await }
         });
