@@ -54,7 +54,8 @@ async fn write_at_follower_survives_leader_loss_and_restart_catches_up_by_snapsh
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     ];
-    let ports = [free_port(), free_port(), free_port()];
+    let p = free_ports(3);
+    let ports = [p[0], p[1], p[2]];
     let mut nodes: Vec<Option<Node>> = three_nodes(&dirs, ports)
         .await
         .into_iter()
@@ -142,7 +143,7 @@ async fn write_at_follower_survives_leader_loss_and_restart_catches_up_by_snapsh
 
     // The old node restarts from its data dir and catches up; its log was purged
     // at the leader, so only a snapshot can bring it there.
-    let restarted = start_node(dirs[li].path(), &old_name, |c| {
+    let restarted = restart_node(dirs[li].path(), &old_name, |c| {
         c.p2p_addr = format!("127.0.0.1:{}", ports[li]);
         c.raft.snapshot_every = 40;
         c.raft.keep_logs_behind_snapshot = 5;

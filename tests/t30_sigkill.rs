@@ -37,7 +37,8 @@ async fn wait_healthy(api: &Api) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_write_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let (api_port, p2p_port) = (free_port(), free_port());
+    let p = free_ports(2);
+    let (api_port, p2p_port) = (p[0], p[1]);
     let mut child = spawn_agent(dir.path(), api_port, p2p_port);
     let api = Api::new(format!("127.0.0.1:{api_port}"));
     wait_healthy(&api).await;

@@ -28,6 +28,35 @@ pub fn p2p_host_port(node: &Node) -> String {
     format!("{}:{}", parts[2], parts[4])
 }
 
+/// `n` distinct free loopback TCP ports (all bound at once, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
+}
+
+/// Starts a node, retrying for a few seconds while its fixed port is still
+/// held (a node just stopped in this process, or another test raced for it).
+pub async fn restart_node(dir: &Path, name: &str, tweak: impl Fn(&mut Config)) -> Node {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut cfg = Config::for_test(dir, name);
+        tweak(&mut cfg);
+        match Node::start(cfg).await {
+            Ok(n) => return n,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("restart of {name} failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("node {name} does not restart: {e}"),
+        }
+    }
+}
+
 /// A free loopback TCP port (bound and released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
