@@ -510,3 +510,32 @@ impl Store {
 
 /// How long a write or barrier keeps retrying through elections.
 const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use openraft::StorageError;
+    use openraft::testing::{StoreBuilder, Suite};
+
+    use super::log::LogStore;
+    use super::state_machine::{StateMachine, open_db};
+    use super::{NodeId, TypeConfig};
+
+    struct RocksBuilder;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for RocksBuilder {
+        async fn build(
+            &self,
+        ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let db = open_db(dir.path()).expect("open rocksdb");
+            let sm = StateMachine::open(db.clone(), 100)?;
+            Ok((dir, LogStore::new(db), sm))
+        }
+    }
+
+    /// openraft's own conformance suite against the rocksdb log and state machine.
+    #[test]
+    fn openraft_storage_conformance() {
+        Suite::test_all(RocksBuilder).expect("storage passes openraft's suite");
+    }
+}
