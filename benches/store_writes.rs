@@ -27,11 +27,33 @@ impl Drop for Cluster {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// `n` distinct free loopback ports (bound together, then released).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
+}
+
+/// The cluster handle and the HTTP base URL of each member.
+fn cluster(
+    children: Vec<Child>,
+    dirs: Vec<tempfile::TempDir>,
+    http_ports: &[u16],
+) -> (Cluster, Vec<String>) {
+    let urls = http_ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    (
+        Cluster {
+            children,
+            _dirs: dirs,
+        },
+        urls,
+    )
 }
 
 /// The `shoal` binary built beside this example (target/PROFILE/shoal).
@@ -56,8 +78,8 @@ fn shoal_bin() -> std::path::PathBuf {
 }
 
 fn start_shoal() -> (Cluster, Vec<String>) {
-    let p2p: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let api: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let ports = free_ports(6);
+    let (p2p, api) = ports.split_at(3);
     let mut children = Vec::new();
     let mut dirs = Vec::new();
     for i in 0..3 {
@@ -85,22 +107,12 @@ fn start_shoal() -> (Cluster, Vec<String>) {
         children.push(cmd.spawn().expect("spawn shoal"));
         dirs.push(dir);
     }
-    let urls = api
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
-    (
-        Cluster {
-            children,
-            _dirs: dirs,
-        },
-        urls,
-    )
+    cluster(children, dirs, api)
 }
 
 fn start_etcd() -> (Cluster, Vec<String>) {
-    let peer: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let client: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let ports = free_ports(6);
+    let (peer, client) = ports.split_at(3);
     let initial: Vec<String> = (0..3)
         .map(|i| format!("e{i}=http://127.0.0.1:{}", peer[i]))
         .collect();
@@ -137,17 +149,7 @@ fn start_etcd() -> (Cluster, Vec<String>) {
         children.push(child);
         dirs.push(dir);
     }
-    let urls = client
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
-    (
-        Cluster {
-            children,
-            _dirs: dirs,
-        },
-        urls,
-    )
+    cluster(children, dirs, client)
 }
 
 async fn wait_ok(http: &reqwest::Client, url: &str) {
