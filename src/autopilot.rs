@@ -186,7 +186,11 @@ async fn tick(
         // the initial membership already includes us.
     }
     if targets.is_empty() {
-        return Err("no peers to join through (give --join)".into());
+        return Err(if plan.seeds.is_empty() {
+            "no peers to join through (give --join)".into()
+        } else {
+            "no --join peer could be reached yet (see the dial errors above)".into()
+        });
     }
     let body = encode(&ClusterRpc::Join(s.me.clone()))?;
     let mut last = String::from("no peer answered");

@@ -194,6 +194,7 @@ impl Net {
             pending: HashMap::new(),
             dials: HashMap::new(),
             listen_addrs: listen_addrs.clone(),
+            warned: HashMap::new(),
         };
         tokio::spawn(driver.run(cmd_rx));
         Ok(Net {
@@ -289,7 +290,12 @@ struct Driver {
     pending: HashMap<OutboundRequestId, (PeerId, ReplyTx)>,
     dials: HashMap<ConnectionId, (String, oneshot::Sender<Result<PeerId, NetError>>)>,
     listen_addrs: Arc<RwLock<Vec<Multiaddr>>>,
+    /// When each remote host was last warned about, so a peer retrying every
+    /// half second with the wrong key costs one log line a minute, not 120.
+    warned: HashMap<String, std::time::Instant>,
 }
+
+const WARN_EVERY: Duration = Duration::from_secs(60);
 
 type ResponseChannel = request_response::ResponseChannel<Vec<u8>>;
 
@@ -375,7 +381,9 @@ impl Driver {
             } => {
                 let msg = explain_connection_error(&error.to_string());
                 if let Some((addr, reply)) = self.dials.remove(&connection_id) {
-                    warn!(%addr, "dial failed: {msg}");
+                    if self.should_warn(&host_of(&addr)) {
+                        warn!(%addr, "dial failed: {msg}");
+                    }
                     let _ = reply.send(Err(NetError::Dial { addr, msg }));
                 } else {
                     debug!(?peer_id, "outgoing connection failed: {msg}");
@@ -386,11 +394,13 @@ impl Driver {
                 error,
                 ..
             } => {
-                warn!(
-                    from = %send_back_addr,
-                    "refused incoming connection: {}",
-                    explain_connection_error(&error.to_string())
-                );
+                if self.should_warn(&host_of(&send_back_addr.to_string())) {
+                    warn!(
+                        from = %send_back_addr,
+                        "refused incoming connection: {}",
+                        explain_connection_error(&error.to_string())
+                    );
+                }
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 if let Ok(mut l) = self.listen_addrs.write() {
@@ -398,6 +408,17 @@ impl Driver {
                 }
             }
             _ => {}
+        }
+    }
+
+    fn should_warn(&mut self, host: &str) -> bool {
+        let now = std::time::Instant::now();
+        match self.warned.get(host) {
+            Some(t) if now.duration_since(*t) < WARN_EVERY => false,
+            _ => {
+                self.warned.insert(host.to_string(), now);
+                true
+            }
         }
     }
 
@@ -466,10 +487,21 @@ impl Driver {
     }
 }
 
+/// The host part of a multiaddr (`/ip4/1.2.3.4/tcp/5` → `/ip4/1.2.3.4`).
+fn host_of(addr: &str) -> String {
+    addr.split('/').take(3).collect::<Vec<_>>().join("/")
+}
+
 /// Turns libp2p's nested transport errors into a line an operator can act on.
 fn explain_connection_error(raw: &str) -> String {
     let lower = raw.to_ascii_lowercase();
-    if lower.contains("noise") || lower.contains("handshake") || lower.contains("pnet") {
+    // With pnet a key mismatch garbles the stream, so it surfaces as a failed
+    // protocol negotiation or handshake rather than as a named error.
+    if lower.contains("noise")
+        || lower.contains("handshake")
+        || lower.contains("pnet")
+        || lower.contains("failed to negotiate")
+    {
         format!(
             "secure handshake failed; the peer probably uses a different cluster key \
              (--cluster-key-file) or none: {raw}"
