@@ -393,14 +393,12 @@ impl Driver {
                 send_back_addr,
                 error,
                 ..
-            } => {
-                if self.should_warn(&host_of(&send_back_addr.to_string())) {
-                    warn!(
-                        from = %send_back_addr,
-                        "refused incoming connection: {}",
-                        explain_connection_error(&error.to_string())
-                    );
-                }
+            } if self.should_warn(&host_of(&send_back_addr.to_string())) => {
+                warn!(
+                    from = %send_back_addr,
+                    "refused incoming connection: {}",
+                    explain_connection_error(&error.to_string())
+                );
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 if let Ok(mut l) = self.listen_addrs.write() {
