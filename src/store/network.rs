@@ -361,3 +361,48 @@ pub async fn forward_read_index(net: &Net, leader: &NodeInfo) -> Result<u64, Sto
         StoreReply::Write(_) => Err(StoreError::Forward("reply of the wrong type".into())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer's bytes are untrusted: garbage, truncations and huge length
+    /// prefixes must decode to errors, never panic or allocate wildly.
+    #[test]
+    fn undecodable_peer_bytes_are_errors() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..512usize {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let _ = decode::<RaftRpc>(&bytes);
+            let _ = decode::<StoreRpc>(&bytes);
+            let _ = decode::<StoreReply>(&bytes);
+        }
+        // A vector claiming u64::MAX elements.
+        let mut huge = vec![0u8]; // StoreRpc::Write
+        huge.push(253);
+        huge.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode::<StoreRpc>(&huge).is_err());
+        // A valid message truncated at every point.
+        let cmd = Command {
+            ops: vec![super::super::Op::Delete {
+                key: crate::resource::ObjectKey::new(crate::resource::Kind::Pod, "default", "x"),
+                precondition: super::super::Precondition::None,
+            }],
+        };
+        let full = encode(&StoreRpc::Write(vec![cmd])).expect("encode");
+        for cut in 0..full.len() {
+            assert!(
+                decode::<StoreRpc>(&full[..cut]).is_err(),
+                "truncated at {cut}"
+            );
+        }
+        assert!(decode::<StoreRpc>(&full).is_ok());
+    }
+}
