@@ -493,13 +493,22 @@ fn host_of(addr: &str) -> String {
 /// Turns libp2p's nested transport errors into a line an operator can act on.
 fn explain_connection_error(raw: &str) -> String {
     let lower = raw.to_ascii_lowercase();
+    // A TCP-level failure says so; only a failure after TCP connected points at the key.
+    let tcp_failed = [
+        "refused",
+        "timed out",
+        "unreachable",
+        "no route",
+        "not available",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
     // With pnet a key mismatch garbles the stream, so it surfaces as a failed
     // protocol negotiation or handshake rather than as a named error.
-    if lower.contains("noise")
-        || lower.contains("handshake")
-        || lower.contains("pnet")
-        || lower.contains("failed to negotiate")
-    {
+    let upgrade_failed = ["noise", "handshake", "pnet", "failed to negotiate"]
+        .iter()
+        .any(|w| lower.contains(w));
+    if upgrade_failed && !tcp_failed {
         format!(
             "secure handshake failed; the peer probably uses a different cluster key \
              (--cluster-key-file) or none: {raw}"
@@ -705,6 +714,14 @@ mod tests {
         let mut cursor = futures::io::Cursor::new(data);
         let err = read_frame(&mut cursor).await.expect_err("must refuse");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn only_failures_after_tcp_connected_blame_the_key() {
+        let refused = "Failed to negotiate transport protocol(s): [(/ip4/127.0.0.1/tcp/1: : Connection refused (os error 111))]";
+        assert!(!explain_connection_error(refused).contains("cluster key"));
+        let reset = "Failed to negotiate transport protocol(s): [(/ip4/127.0.0.1/tcp/1: : Handshake failed: Connection reset by peer (os error 104))]";
+        assert!(explain_connection_error(reset).contains("cluster key"));
     }
 
     #[tokio::test]
