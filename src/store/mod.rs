@@ -286,7 +286,9 @@ impl Store {
 
     /// Whether this node is a voter or learner of an initialised cluster.
     pub fn is_member(&self) -> bool {
-        let m = self.metrics();
+        // Borrowed, not cloned: this runs on every write and health check.
+        let rx = self.raft.metrics();
+        let m = rx.borrow();
         m.membership_config
             .membership()
             .get_node(&self.node_id)
@@ -295,7 +297,8 @@ impl Store {
 
     /// The leader as this node knows it.
     pub fn leader(&self) -> Option<(NodeId, NodeInfo)> {
-        let m = self.metrics();
+        let rx = self.raft.metrics();
+        let m = rx.borrow();
         let id = m.current_leader?;
         let node = m.membership_config.membership().get_node(&id)?.clone();
         Some((id, node))
