@@ -349,48 +349,63 @@ async fn get_namespace(
     get_object(&s, ObjectKey::new(Kind::Namespace, "", &name), q.consistent).await
 }
 
-/// Parses a JSON object body, fills name and namespace from the URL when the
-/// body leaves them out, validates it and checks it matches the URL.
-fn object_from_body(
-    body: &Bytes,
-    expect: Option<&ObjectKey>,
+/// What a URL says about the object in a request body.
+struct UrlScope<'a> {
     kind: Kind,
-) -> ApiResult<(Object, Vec<String>)> {
+    namespace: Option<&'a str>,
+    name: Option<&'a str>,
+}
+
+/// Parses a JSON object body, fills name and namespace from the URL when the
+/// body leaves them out, validates it and checks it agrees with the URL.
+fn object_from_body(body: &Bytes, url: UrlScope<'_>) -> ApiResult<Object> {
     let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("request body is not JSON: {e}"),
         )
     })?;
-    if let Some(key) = expect
-        && let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut())
-    {
-        meta.entry("name")
-            .or_insert_with(|| key.name.clone().into());
-        if kind.namespaced() {
-            meta.entry("namespace")
-                .or_insert_with(|| key.namespace.clone().into());
+    if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        if let Some(name) = url.name {
+            meta.entry("name").or_insert_with(|| name.into());
+        }
+        if let Some(ns) = url.namespace.filter(|_| url.kind.namespaced()) {
+            meta.entry("namespace").or_insert_with(|| ns.into());
         }
     }
-    let (obj, warnings) = manifest::object_from_json(value)?;
-    if obj.kind() != Some(kind) {
+    let (obj, _warnings) = manifest::object_from_json(value)?;
+    if obj.kind() != Some(url.kind) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("kind: the body is a {:?}, the URL says {}", obj.kind, kind),
+            format!(
+                "kind: the body is a {:?}, the URL says {}",
+                obj.kind, url.kind
+            ),
         ));
     }
-    if let Some(key) = expect
-        && obj.key().as_ref() != Some(key)
+    if let Some(ns) = url.namespace.filter(|_| url.kind.namespaced())
+        && obj.metadata.namespace.as_deref() != Some(ns)
     {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             format!(
-                "metadata: the body names {:?}, the URL names {key}",
-                obj.key()
+                "metadata.namespace: the body says {:?}, the URL says {ns:?}",
+                obj.metadata.namespace
             ),
         ));
     }
-    Ok((obj, warnings))
+    if let Some(name) = url.name
+        && obj.metadata.name != name
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "metadata.name: the body says {:?}, the URL says {name:?}",
+                obj.metadata.name
+            ),
+        ));
+    }
+    Ok(obj)
 }
 
 fn put_op(
@@ -443,29 +458,16 @@ async fn write_one(s: &ApiState, op: Op, status: StatusCode) -> ApiResult<Respon
 }
 
 async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> ApiResult<Response> {
-    let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("request body is not JSON: {e}"),
-        )
-    })?;
-    if let Some(ns) = ns
-        && kind.namespaced()
-        && let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut())
-    {
-        meta.entry("namespace").or_insert_with(|| ns.into());
-    }
-    let (obj, _) = manifest::object_from_json(value)?;
-    if obj.kind() != Some(kind) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("kind: the body is a {:?}, the URL says {}", obj.kind, kind),
-        ));
-    }
+    let url = UrlScope {
+        kind,
+        namespace: ns.as_deref(),
+        name: None,
+    };
+    let obj = object_from_body(&body, url)?;
     let key = obj
         .key()
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "unknown kind"))?;
-    let op = put_op(key.clone(), obj, crate::store::Precondition::MustNotExist)?;
+    let op = put_op(key, obj, crate::store::Precondition::MustNotExist)?;
     write_one(&s, op, StatusCode::CREATED).await
 }
 
@@ -486,7 +488,12 @@ async fn create_ns(
 }
 
 async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResult<Response> {
-    let (obj, _) = object_from_body(&body, Some(&key), key.kind)?;
+    let url = UrlScope {
+        kind: key.kind,
+        namespace: Some(&key.namespace),
+        name: Some(&key.name),
+    };
+    let obj = object_from_body(&body, url)?;
     // A resourceVersion in the body makes the replace a compare-and-set.
     let precondition = match obj.metadata.resource_version.as_deref() {
         Some(rv) => crate::store::Precondition::Version(rv.parse().map_err(|_| {

@@ -143,6 +143,22 @@ async fn refusals_are_clear_and_store_nothing() {
         .await;
     assert_eq!(code, 404);
 
+    // A body that names another namespace than its URL is refused, not moved.
+    let elsewhere = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "x", "namespace": "default"}});
+    let (code, v) = api
+        .send(
+            Method::POST,
+            "/v1/namespaces/other/configmaps",
+            Some(serde_json::to_vec(&elsewhere).unwrap()),
+        )
+        .await;
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("metadata.namespace"),
+        "{v}"
+    );
+
     node.shutdown().await;
 }
 

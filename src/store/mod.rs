@@ -334,16 +334,11 @@ impl Store {
 
     async fn write_once(&self, cmd: Command) -> Result<Vec<OpOutcome>, StoreError> {
         // Go straight to the leader this node knows; Raft corrects a stale guess.
-        let leader = match self.leader() {
-            Some((id, _)) if id == self.node_id => None,
-            Some((_, node)) => Some(node),
-            None => return Err(StoreError::NoLeader),
-        };
-        let target = match leader {
-            None => self.propose_local(cmd.clone()).await,
-            Some(node) => return self.forwarder.forward(node, cmd).await,
-        };
-        match target {
+        let (leader, node) = self.leader().ok_or(StoreError::NoLeader)?;
+        if leader != self.node_id {
+            return self.forwarder.forward(node, cmd).await;
+        }
+        match self.propose_local(cmd.clone()).await {
             Err(LocalWrite::NotLeader(Some((leader, node)))) if leader != self.node_id => {
                 self.forwarder.forward(node, cmd).await
             }
