@@ -3,7 +3,6 @@
 //! size limit; a peer's bytes that do not decode are an error, never a panic.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -205,15 +204,13 @@ impl Handler for RaftHandler {
 
 /// Serves writes and read-index requests forwarded by followers.
 pub struct StoreHandler {
-    store: Arc<Store>,
+    store: Store,
 }
 
 impl StoreHandler {
     /// A handler for this node's store.
     pub fn new(store: Store) -> Self {
-        StoreHandler {
-            store: Arc::new(store),
-        }
+        StoreHandler { store }
     }
 }
 
