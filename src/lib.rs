@@ -20,4 +20,5 @@ pub mod manifest;
 pub mod net;
 pub mod node;
 pub mod resource;
+pub mod runtime;
 pub mod store;

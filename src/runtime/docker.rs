@@ -1,0 +1,1 @@
+//! The Docker driver (being written).

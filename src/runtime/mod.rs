@@ -1,0 +1,227 @@
+//! runtime: what the agent needs from a container engine, behind one trait,
+//! and its two drivers: [`docker`] (the real Docker engine through bollard)
+//! and [`process`] (plain host processes, for hosts without Docker and for
+//! fast tests).
+//!
+//! The runtime only runs what it is told. Restart decisions, back-off and
+//! probes belong to the agent: Docker's own restart policy is never set.
+
+pub mod docker;
+pub mod process;
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+/// Label carrying the uid of the pod a container belongs to.
+pub const LABEL_POD_UID: &str = "io.shoal.pod.uid";
+/// Label carrying `namespace/name` of the pod.
+pub const LABEL_POD: &str = "io.shoal.pod";
+/// Label carrying the container's name within its pod.
+pub const LABEL_CONTAINER: &str = "io.shoal.container";
+/// Label carrying the name of the node whose agent owns the container.
+pub const LABEL_NODE: &str = "io.shoal.node";
+/// Label carrying how many times the container was restarted before this one.
+pub const LABEL_RESTARTS: &str = "io.shoal.restarts";
+/// Label carrying a hash of the container's spec, to notice a changed spec.
+pub const LABEL_SPEC_HASH: &str = "io.shoal.spec-hash";
+
+/// Errors of a runtime driver.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The image is not present and could not be pulled.
+    #[error("image {image}: {reason}")]
+    ImagePull { image: String, reason: String },
+    /// No such container.
+    #[error("container {0} not found")]
+    NotFound(String),
+    /// The engine refused or failed the request.
+    #[error("{op}: {msg}")]
+    Engine { op: &'static str, msg: String },
+    /// The engine cannot be reached at all.
+    #[error("container engine unavailable: {0}")]
+    Unavailable(String),
+    /// A local file or process operation failed (process driver).
+    #[error("{op}: {source}")]
+    Io {
+        op: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// A port to publish on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    /// Port inside the container.
+    pub container_port: u16,
+    /// Port on the host; 0 lets the engine pick none (not published).
+    pub host_port: u16,
+    /// Host IP to bind; `0.0.0.0` when empty.
+    pub host_ip: String,
+}
+
+/// A bind mount of a host path into the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Path on the host.
+    pub host_path: String,
+    /// Path in the container.
+    pub container_path: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// Everything needed to create one container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Engine-side name (unique on the node).
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Replaces the image's entrypoint when non-empty.
+    pub command: Vec<String>,
+    /// Replaces the image's cmd when non-empty.
+    pub args: Vec<String>,
+    /// Environment, in order.
+    pub env: Vec<(String, String)>,
+    /// Labels set on the container (pod uid, node, ...).
+    pub labels: BTreeMap<String, String>,
+    /// Ports to publish.
+    pub ports: Vec<PortBinding>,
+    /// CPU limit in millicores.
+    pub cpu_limit_millis: Option<u64>,
+    /// Memory limit in bytes.
+    pub memory_limit_bytes: Option<u64>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+    /// Bind mounts.
+    pub mounts: Vec<Mount>,
+    /// DNS servers for the container's resolv.conf.
+    pub dns_servers: Vec<String>,
+    /// DNS search domains.
+    pub dns_search: Vec<String>,
+}
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerState {
+    /// Created, never started.
+    Created,
+    /// Running now.
+    Running,
+    /// Ran and stopped.
+    Exited {
+        /// Exit code; `None` when it cannot be known (process adopted after a restart).
+        exit_code: Option<i64>,
+        /// Killed by the kernel for exceeding its memory limit.
+        oom_killed: bool,
+        /// When it stopped.
+        finished_at: Option<SystemTime>,
+    },
+}
+
+/// What the runtime knows about one container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    /// Engine id.
+    pub id: String,
+    /// Engine-side name.
+    pub name: String,
+    /// Image reference it was created from.
+    pub image: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its state.
+    pub state: ContainerState,
+    /// When it last started.
+    pub started_at: Option<SystemTime>,
+    /// When it was created.
+    pub created_at: Option<SystemTime>,
+    /// Its own IP address, when it has one (Docker bridge); `None` for host processes.
+    pub ip: Option<String>,
+}
+
+/// Which part of a container's log to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogOptions {
+    /// Only the last N lines; all when `None`.
+    pub tail: Option<u64>,
+    /// Keep the stream open and send new output as it comes.
+    pub follow: bool,
+}
+
+/// Resource use of a running container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Total CPU time used, in nanoseconds.
+    pub cpu_total_nanos: u64,
+    /// Memory in use, in bytes.
+    pub memory_bytes: u64,
+}
+
+/// What an exec in a container produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit code of the command.
+    pub exit_code: i64,
+    /// Its stdout and stderr, interleaved, truncated to a few KiB.
+    pub output: Vec<u8>,
+}
+
+/// A stream of log bytes.
+pub type LogStream = Pin<Box<dyn Stream<Item = Result<Bytes, RuntimeError>> + Send>>;
+
+/// A container engine as the agent uses it.
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// `docker` or `process`.
+    fn name(&self) -> &'static str;
+
+    /// Checks that the engine answers.
+    async fn ping(&self) -> Result<(), RuntimeError>;
+
+    /// Makes the image available: used if present, else pulled (always pulled
+    /// when `always_pull`); `RuntimeError::ImagePull` when neither works.
+    async fn ensure_image(&self, image: &str, always_pull: bool) -> Result<(), RuntimeError>;
+
+    /// Creates a container (not started); returns its id.
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
+
+    /// Starts a created container.
+    async fn start(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// Stops a container: SIGTERM, then SIGKILL once `grace` has passed.
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError>;
+
+    /// Removes a container (killing it if it still runs).
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// Every container (running or not) carrying all of these labels.
+    async fn list(&self, labels: &BTreeMap<String, String>)
+    -> Result<Vec<ContainerInfo>, RuntimeError>;
+
+    /// One container's current state.
+    async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError>;
+
+    /// The container's stdout and stderr.
+    async fn logs(&self, id: &str, opts: LogOptions) -> Result<LogStream, RuntimeError>;
+
+    /// Current resource use.
+    async fn stats(&self, id: &str) -> Result<Stats, RuntimeError>;
+
+    /// Runs a command inside the container, waiting at most `timeout`.
+    async fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, RuntimeError>;
+}
+
+/// A shared runtime handle.
+pub type DynRuntime = Arc<dyn Runtime>;
