@@ -18,6 +18,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::warn;
 
+use crate::agent::logs::{LogService, LogsError};
 use crate::config::ApiConfig;
 use crate::manifest::{self, ManifestError};
 use crate::resource::{Kind, Object, ObjectKey};
@@ -32,6 +33,7 @@ pub struct ApiState {
     token: Option<Arc<str>>,
     max_body: usize,
     prometheus: Option<PrometheusHandle>,
+    logs: Option<Arc<LogService>>,
 }
 
 /// The process-wide Prometheus recorder (one per process, shared by in-process nodes).
@@ -57,7 +59,14 @@ impl ApiState {
             token: cfg.token.as_deref().map(Arc::from),
             max_body: cfg.max_body_bytes,
             prometheus: prometheus(),
+            logs: None,
         }
+    }
+
+    /// Serves pod logs through this service.
+    pub fn with_logs(mut self, logs: Arc<LogService>) -> ApiState {
+        self.logs = Some(logs);
+        self
     }
 }
 
@@ -88,6 +97,7 @@ pub fn router(state: ApiState) -> Router {
             "/v1/namespaces/{ns}/{plural}/{name}",
             get(get_one).put(replace_one).delete(delete_one),
         )
+        .route("/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(state.max_body))
@@ -285,6 +295,46 @@ fn watch(s: ApiState, kind: Kind, ns: Option<String>, from: Option<u64>) -> ApiR
         },
     );
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogQuery {
+    container: Option<String>,
+    #[serde(default)]
+    follow: bool,
+    tail_lines: Option<u64>,
+}
+
+/// `GET .../pods/{name}/log`: the container's output as plain text, from
+/// whichever node runs the pod; `follow=true` keeps streaming.
+async fn pod_log(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Response> {
+    let Some(logs) = &s.logs else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node serves no logs",
+        ));
+    };
+    let opts = crate::runtime::LogOptions {
+        tail: q.tail_lines,
+        follow: q.follow,
+    };
+    let stream = logs
+        .stream(&ns, &name, q.container.as_deref(), opts)
+        .await
+        .map_err(|e| match e {
+            LogsError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
+            LogsError::BadRequest(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+            LogsError::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m),
+        })?;
+    let body = Body::from_stream(futures::StreamExt::map(stream, |r| {
+        r.map_err(|e| std::io::Error::other(e.to_string()))
+    }));
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
 }
 
 /// A streaming body fed by a task; the task ends when the client goes away.

@@ -2,7 +2,7 @@
 //! command is an HTTP client of a node's API (`--addr`, `SHOAL_ADDR`).
 //! Exit codes: 0 success, 1 error with a one-line cause, 2 usage.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
@@ -90,6 +90,34 @@ pub enum Cmd {
         file: Option<String>,
         #[arg(short = 'n', long)]
         namespace: Option<String>,
+    },
+    /// Print a container's logs, from whichever node runs the pod.
+    Logs {
+        pod: String,
+        /// Keep streaming new output.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<u64>,
+        /// The container, when the pod has several.
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+    /// Recent events (container started, killed, probe failed, back-off, OOM).
+    Events {
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// Events of every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
+    /// The cluster's nodes: runtime, allocatable CPU and memory.
+    Nodes {
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// Raft group status.
     Raft {
@@ -275,6 +303,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Raft {
             cmd: RaftCmd::Status,
         } => raft_status(&client).await,
+        Cmd::Logs {
+            pod,
+            follow,
+            tail,
+            container,
+            namespace,
+        } => {
+            let ns = namespace.unwrap_or_else(|| "default".into());
+            let mut path = format!("/v1/namespaces/{ns}/pods/{pod}/log?follow={follow}");
+            if let Some(t) = tail {
+                path.push_str(&format!("&tailLines={t}"));
+            }
+            if let Some(c) = container {
+                path.push_str(&format!("&container={c}"));
+            }
+            client.stream_to_stdout(&path).await
+        }
+        Cmd::Events {
+            namespace,
+            all_namespaces,
+        } => events(&client, namespace, all_namespaces).await,
+        Cmd::Nodes { output } => get(&client, "nodes", None, None, true, output).await,
     }
 }
 
@@ -328,22 +378,7 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<Value> {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.body(b);
-        }
-        let resp = req.send().await.map_err(|e| {
-            if e.is_connect() {
-                anyhow!("cannot reach the shoal API at {} (is `shoal agent` running? set --addr or SHOAL_ADDR)", self.base)
-            } else if e.is_timeout() {
-                anyhow!("the shoal API at {} did not answer in time", self.base)
-            } else {
-                anyhow!("request to {} failed: {e}", self.base)
-            }
-        })?;
+        let resp = self.call(method, path, body).await?;
         let status = resp.status();
         let text = resp.text().await.context("reading the API's answer")?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
@@ -356,6 +391,52 @@ impl Client {
             bail!("{msg} (HTTP {})", status.as_u16());
         }
         Ok(value)
+    }
+
+    /// Copies a streamed plain-text answer (logs) to stdout as it arrives.
+    async fn stream_to_stdout(&self, path: &str) -> anyhow::Result<()> {
+        let mut resp = self.call(reqwest::Method::GET, path, None).await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            let msg = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| text.trim().to_string());
+            bail!("{msg} (HTTP {})", status.as_u16());
+        }
+        while let Some(chunk) = resp.chunk().await.context("reading the log stream")? {
+            let mut out = std::io::stdout().lock();
+            if out.write_all(&chunk).and_then(|_| out.flush()).is_err() {
+                // The reader went away (`| head`): that is not an error.
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        req.send().await.map_err(|e| {
+            if e.is_connect() {
+                anyhow!("cannot reach the shoal API at {} (is `shoal agent` running? set --addr or SHOAL_ADDR)", self.base)
+            } else if e.is_timeout() {
+                anyhow!("the shoal API at {} did not answer in time", self.base)
+            } else {
+                anyhow!("request to {} failed: {e}", self.base)
+            }
+        })
     }
 }
 
@@ -509,7 +590,12 @@ fn s<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
 }
 
 fn age(v: &Value) -> String {
-    let Some(ts) = s(v, &["metadata", "creationTimestamp"]).as_str() else {
+    since(v, &["metadata", "creationTimestamp"])
+}
+
+/// How long ago the timestamp at `path` was, as kubectl prints it.
+fn since(v: &Value, path: &[&str]) -> String {
+    let Some(ts) = s(v, path).as_str() else {
         return "<unknown>".into();
     };
     let Some(then) = parse_rfc3339(ts) else {
@@ -564,6 +650,8 @@ fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
         Kind::Secret => &["TYPE", "DATA", "AGE"],
         Kind::Job => &["COMPLETIONS", "AGE"],
         Kind::Namespace => &["STATUS", "AGE"],
+        Kind::Node => &["RUNTIME", "CPU", "MEMORY", "PODS", "VERSION", "AGE"],
+        Kind::Event => &["LAST SEEN", "TYPE", "REASON", "OBJECT", "COUNT", "MESSAGE"],
     };
     header.extend_from_slice(extra);
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
@@ -600,12 +688,7 @@ fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                     .count();
                 let restarts: u64 = statuses.iter().map(|c| n(s(c, &["restartCount"]))).sum();
                 row.push(format!("{ready}/{containers}"));
-                row.push(
-                    s(it, &["status", "phase"])
-                        .as_str()
-                        .unwrap_or("Pending")
-                        .to_string(),
-                );
+                row.push(pod_status_word(it, &statuses));
                 row.push(restarts.to_string());
                 row.push(age(it));
                 row.push(
@@ -683,6 +766,34 @@ fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                 row.push(format!("{}/{want}", n(s(it, &["status", "succeeded"]))));
                 row.push(age(it));
             }
+            Kind::Node => {
+                let info = s(it, &["status", "nodeInfo"]);
+                row.push(s(info, &["runtime"]).as_str().unwrap_or("?").to_string());
+                let alloc = s(it, &["status", "allocatable"]);
+                row.push(s(alloc, &["cpu"]).as_str().unwrap_or("?").to_string());
+                row.push(s(alloc, &["memory"]).as_str().unwrap_or("?").to_string());
+                row.push(s(alloc, &["pods"]).as_str().unwrap_or("?").to_string());
+                row.push(
+                    s(info, &["shoalVersion"])
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_string(),
+                );
+                row.push(age(it));
+            }
+            Kind::Event => {
+                row.push(since(it, &["lastTimestamp"]));
+                row.push(s(it, &["type"]).as_str().unwrap_or("").to_string());
+                row.push(s(it, &["reason"]).as_str().unwrap_or("").to_string());
+                let obj = s(it, &["involvedObject"]);
+                row.push(format!(
+                    "{}/{}",
+                    s(obj, &["kind"]).as_str().unwrap_or("").to_lowercase(),
+                    s(obj, &["name"]).as_str().unwrap_or("")
+                ));
+                row.push(n(s(it, &["count"])).max(1).to_string());
+                row.push(s(it, &["message"]).as_str().unwrap_or("").to_string());
+            }
             Kind::Namespace => {
                 row.push(
                     s(it, &["status", "phase"])
@@ -696,6 +807,31 @@ fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
         rows.push(row);
     }
     render_rows(&rows)
+}
+
+/// What kubectl prints in a pod's STATUS column: the reason a container is
+/// waiting or terminated (CrashLoopBackOff, OOMKilled, ...) when there is
+/// one, else the phase.
+fn pod_status_word(pod: &Value, statuses: &[Value]) -> String {
+    let phase = s(pod, &["status", "phase"]).as_str().unwrap_or("Pending");
+    if matches!(phase, "Succeeded" | "Failed") {
+        return s(pod, &["status", "reason"])
+            .as_str()
+            .unwrap_or(if phase == "Succeeded" {
+                "Completed"
+            } else {
+                phase
+            })
+            .to_string();
+    }
+    for c in statuses {
+        for state in ["waiting", "terminated"] {
+            if let Some(r) = s(c, &["state", state, "reason"]).as_str() {
+                return r.to_string();
+            }
+        }
+    }
+    phase.to_string()
 }
 
 /// Left-aligned columns separated by three spaces, as kubectl prints them.
@@ -820,7 +956,73 @@ async fn describe(
             out.push_str(&format!("{title}:\n{text}"));
         }
     }
+    if kind.namespaced() && kind != Kind::Event {
+        let list = client
+            .send(
+                reqwest::Method::GET,
+                &object_path(Kind::Event, &ns, None),
+                None,
+            )
+            .await?;
+        let mut rows = vec![vec![
+            "Type".to_string(),
+            "Reason".into(),
+            "Age".into(),
+            "From".into(),
+            "Message".into(),
+        ]];
+        let mut about: Vec<&Value> = s(&list, &["items"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                s(e, &["involvedObject", "kind"]).as_str() == Some(kind.as_str())
+                    && s(e, &["involvedObject", "name"]).as_str() == Some(name)
+            })
+            .collect();
+        about.sort_by_key(|e| s(e, &["lastTimestamp"]).as_str().unwrap_or("").to_string());
+        for e in about {
+            let count = s(e, &["count"]).as_u64().unwrap_or(1);
+            let age = since(e, &["lastTimestamp"]);
+            rows.push(vec![
+                s(e, &["type"]).as_str().unwrap_or("").to_string(),
+                s(e, &["reason"]).as_str().unwrap_or("").to_string(),
+                if count > 1 {
+                    format!("{age} (x{count})")
+                } else {
+                    age
+                },
+                s(e, &["source", "host"]).as_str().unwrap_or("").to_string(),
+                s(e, &["message"]).as_str().unwrap_or("").to_string(),
+            ]);
+        }
+        if rows.len() == 1 {
+            out.push_str("Events:            <none>\n");
+        } else {
+            out.push_str("Events:\n");
+            for line in render_rows(&rows).lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+    }
     out!("{out}");
+    Ok(())
+}
+
+async fn events(client: &Client, namespace: Option<String>, all: bool) -> anyhow::Result<()> {
+    let path = if all {
+        "/v1/events".to_string()
+    } else {
+        object_path(Kind::Event, namespace.as_deref().unwrap_or("default"), None)
+    };
+    let resp = client.send(reqwest::Method::GET, &path, None).await?;
+    let mut items: Vec<Value> = s(&resp, &["items"]).as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        eprintln!("No events found");
+        return Ok(());
+    }
+    items.sort_by_key(|e| s(e, &["lastTimestamp"]).as_str().unwrap_or("").to_string());
+    out!("{}", table(Kind::Event, &items, all));
     Ok(())
 }
 

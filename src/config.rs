@@ -48,6 +48,51 @@ pub struct Config {
     pub api: ApiConfig,
     /// Raft settings.
     pub raft: RaftConfig,
+    /// Node agent settings.
+    pub agent: AgentConfig,
+}
+
+/// Node agent settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Labels published on this node's Node object (for nodeSelector).
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// CPU kept back from pods, as a Kubernetes quantity (`500m`, `1`).
+    pub reserved_cpu: String,
+    /// Memory kept back from pods, as a Kubernetes quantity (`256Mi`).
+    pub reserved_memory: String,
+    /// Most pods this node runs.
+    pub max_pods: u32,
+    /// First restart delay of a crashed container, in milliseconds; doubles each restart.
+    pub restart_backoff_initial_ms: u64,
+    /// Longest restart delay, in milliseconds.
+    pub restart_backoff_max_ms: u64,
+    /// A container that ran this long (milliseconds) starts its back-off afresh.
+    pub restart_backoff_reset_ms: u64,
+    /// How often the agent compares every pod with the runtime even without news, in milliseconds.
+    pub resync_ms: u64,
+    /// Longest wait for an image pull, in seconds.
+    pub image_pull_timeout_secs: u64,
+    /// Events kept per pod; older ones are deleted.
+    pub events_per_pod: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            labels: Default::default(),
+            reserved_cpu: "100m".into(),
+            reserved_memory: "256Mi".into(),
+            max_pods: 110,
+            restart_backoff_initial_ms: 10_000,
+            restart_backoff_max_ms: 300_000,
+            restart_backoff_reset_ms: 600_000,
+            resync_ms: 1_000,
+            image_pull_timeout_secs: 120,
+            events_per_pod: 20,
+        }
+    }
 }
 
 /// HTTP API settings.
@@ -93,6 +138,7 @@ impl Default for Config {
             cluster_key_file: None,
             api: ApiConfig::default(),
             raft: RaftConfig::default(),
+            agent: AgentConfig::default(),
         }
     }
 }
@@ -148,6 +194,7 @@ impl Config {
             data_dir: data_dir.to_path_buf(),
             p2p_addr: "127.0.0.1:0".into(),
             api_addr: "127.0.0.1:0".into(),
+            runtime: Some("process".into()),
             raft: RaftConfig {
                 heartbeat_ms: 100,
                 election_timeout_min_ms: 400,
@@ -177,6 +224,35 @@ impl Config {
         if let Some(0) = self.bootstrap_expect {
             return Err(ConfigError::Invalid(
                 "bootstrap_expect must be at least 1".into(),
+            ));
+        }
+        for (field, q, parse) in [
+            (
+                "agent.reserved_cpu",
+                &self.agent.reserved_cpu,
+                crate::resource::types::parse_cpu_millis
+                    as fn(&str) -> Result<u64, crate::resource::types::QuantityError>,
+            ),
+            (
+                "agent.reserved_memory",
+                &self.agent.reserved_memory,
+                crate::resource::types::parse_memory_bytes,
+            ),
+        ] {
+            if let Err(e) = parse(q) {
+                return Err(ConfigError::Invalid(format!("{field} {q:?}: {e}")));
+            }
+        }
+        if self.agent.restart_backoff_initial_ms == 0
+            || self.agent.restart_backoff_max_ms < self.agent.restart_backoff_initial_ms
+        {
+            return Err(ConfigError::Invalid(
+                "agent: need 0 < restart_backoff_initial_ms <= restart_backoff_max_ms".into(),
+            ));
+        }
+        if self.agent.resync_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "agent.resync_ms must be positive".into(),
             ));
         }
         if let Some(r) = &self.runtime

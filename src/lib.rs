@@ -7,11 +7,14 @@
 //! - [`autopilot`]: how a node gets into a cluster (dev, bootstrap, join).
 //! - [`resource`]: the object model (kinds, keys, typed specs).
 //! - [`manifest`]: YAML manifests in Kubernetes' shape, validated with field paths.
+//! - [`runtime`]: container engines behind one trait (Docker, host processes).
+//! - [`agent`]: runs and heals the pods bound to this node; logs and events.
 //! - [`api`]: the HTTP API every node serves.
 //! - [`node`]: starts and stops one daemon's components.
 //! - [`config`]: the daemon's configuration.
 //! - [`cli`]: the `shoal` command line.
 
+pub mod agent;
 pub mod api;
 pub mod autopilot;
 pub mod cli;

@@ -322,6 +322,7 @@ impl Checker {
 fn supported_kinds() -> String {
     Kind::ALL
         .iter()
+        .filter(|k| k.user_writable())
         .map(|k| k.as_str())
         .collect::<Vec<_>>()
         .join(", ")
@@ -450,7 +451,14 @@ fn check_kind(kind: &str, api_version: Option<&str>) -> Res<Kind> {
             ),
         );
     }
+    if !k.user_writable() {
+        return fail("kind", agent_written(k));
+    }
     Ok(k)
+}
+
+fn agent_written(k: Kind) -> String {
+    format!("{k} objects are written by shoal's agents and cannot be applied")
 }
 
 /// Validates an object and returns its normalised metadata and canonical body.
@@ -493,6 +501,7 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             check_job(&b.spec, ck)?;
             encode(&b)?
         }
+        Kind::Node | Kind::Event => return fail("kind", agent_written(kind)),
     };
     if let Some(status) = status {
         body.insert("status".into(), status);
@@ -686,7 +695,7 @@ fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
             }
             Ok(())
         }
-        Kind::ConfigMap | Kind::Secret => Ok(()),
+        Kind::ConfigMap | Kind::Secret | Kind::Node | Kind::Event => Ok(()),
     }
 }
 
@@ -801,7 +810,9 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
             (is_dns_label(name), DNS_LABEL_RULE)
         }
         Kind::Service => (is_dns_1035_label(name), DNS_1035_RULE),
-        Kind::ConfigMap | Kind::Secret => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
+        Kind::ConfigMap | Kind::Secret | Kind::Node | Kind::Event => {
+            (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE)
+        }
     };
     if ok {
         Ok(())

@@ -40,6 +40,8 @@ pub enum Channel {
     Store = 2,
     /// Hello and join requests.
     Cluster = 3,
+    /// Container logs fetched from the node that runs the pod.
+    Logs = 4,
 }
 
 impl Channel {
@@ -48,6 +50,7 @@ impl Channel {
             1 => Some(Channel::Raft),
             2 => Some(Channel::Store),
             3 => Some(Channel::Cluster),
+            4 => Some(Channel::Logs),
             _ => None,
         }
     }

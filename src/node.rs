@@ -2,14 +2,17 @@
 //! autopilot, api) in order. Used by `shoal agent` and by in-process tests.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use crate::agent::{self, logs::LogService};
 use crate::autopilot::{self, JoinPlan};
 use crate::config::{Config, ConfigError};
 use crate::net::{self, Net, NetConfig, NetError};
+use crate::runtime::{DynRuntime, RuntimeError, docker::DockerRuntime, process::ProcessRuntime};
 use crate::store::{NodeInfo, Store, StoreError};
 
 /// Errors while starting a node.
@@ -26,6 +29,8 @@ pub enum NodeError {
         path: String,
         source: std::io::Error,
     },
+    #[error("container runtime: {0}")]
+    Runtime(#[from] RuntimeError),
     #[error("cannot listen for the API on {addr}: {source}")]
     Api {
         addr: String,
@@ -41,6 +46,8 @@ pub struct Node {
     pub api_addr: SocketAddr,
     /// The store handle.
     pub store: Store,
+    /// The container runtime the agent drives.
+    pub runtime: DynRuntime,
     net: Net,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -105,13 +112,31 @@ impl Node {
             info.clone(),
             plan,
         )];
-        let api_state = crate::api::ApiState::new(store.clone(), info.clone(), &cfg.api);
+        let runtime = open_runtime(&cfg).await?;
+        let host_ip = host_ip(&info);
+        let ctx = agent::Ctx::new(
+            store.clone(),
+            runtime.clone(),
+            info.name.clone(),
+            host_ip,
+            cfg.agent.clone(),
+        );
+        tasks.push(agent::spawn(ctx, info.clone()));
+        let logs = LogService::start(
+            store.clone(),
+            net.clone(),
+            runtime.clone(),
+            info.name.clone(),
+        );
+        let api_state =
+            crate::api::ApiState::new(store.clone(), info.clone(), &cfg.api).with_logs(logs);
         tasks.push(tokio::spawn(crate::api::serve(api_listener, api_state)));
         info!(api = %api_addr, "API listening");
         Ok(Node {
             info,
             api_addr,
             store,
+            runtime,
             net,
             tasks,
         })
@@ -141,6 +166,43 @@ impl Node {
         self.net.shutdown().await;
         drop(self.store);
     }
+}
+
+/// The runtime asked for, or Docker when an engine answers and the process
+/// driver otherwise; the choice is logged and published in the Node object.
+async fn open_runtime(cfg: &Config) -> Result<DynRuntime, NodeError> {
+    let process = || -> Result<DynRuntime, NodeError> {
+        let rt = ProcessRuntime::new(cfg.data_dir.join("process"))?;
+        Ok(Arc::new(rt))
+    };
+    let pull = Duration::from_secs(cfg.agent.image_pull_timeout_secs);
+    match cfg.runtime.as_deref() {
+        Some("process") => process(),
+        Some(_) => Ok(Arc::new(
+            DockerRuntime::connect().await?.with_pull_timeout(pull),
+        )),
+        None => match DockerRuntime::connect().await {
+            Ok(d) => {
+                info!("using the docker runtime");
+                Ok(Arc::new(d.with_pull_timeout(pull)))
+            }
+            Err(e) => {
+                info!("no Docker engine ({e}); using the process runtime");
+                process()
+            }
+        },
+    }
+}
+
+/// The IP other hosts reach this one at: the first published IPv4 address.
+fn host_ip(info: &NodeInfo) -> String {
+    info.p2p_addrs
+        .iter()
+        .find_map(|a| {
+            let rest = a.strip_prefix("/ip4/")?;
+            Some(rest.split('/').next()?.to_string())
+        })
+        .unwrap_or_else(|| "127.0.0.1".into())
 }
 
 /// The addresses to publish: the listen addresses, minus wildcard ones.

@@ -24,11 +24,15 @@ pub enum Kind {
     ConfigMap,
     Secret,
     Job,
+    /// A host running a shoal agent; written by that agent.
+    Node,
+    /// Something that happened to an object (started, killed, probe failed, ...).
+    Event,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Secret,
@@ -36,7 +40,14 @@ impl Kind {
         Kind::Deployment,
         Kind::Job,
         Kind::Pod,
+        Kind::Node,
+        Kind::Event,
     ];
+
+    /// Whether users write objects of this kind (Nodes and Events are written by agents).
+    pub fn user_writable(self) -> bool {
+        !matches!(self, Kind::Node | Kind::Event)
+    }
 
     /// The name as it appears in a manifest's `kind`.
     pub fn as_str(self) -> &'static str {
@@ -48,6 +59,8 @@ impl Kind {
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
             Kind::Job => "Job",
+            Kind::Node => "Node",
+            Kind::Event => "Event",
         }
     }
 
@@ -61,13 +74,21 @@ impl Kind {
             Kind::ConfigMap => "configmaps",
             Kind::Secret => "secrets",
             Kind::Job => "jobs",
+            Kind::Node => "nodes",
+            Kind::Event => "events",
         }
     }
 
     /// The `apiVersion` Kubernetes uses for this kind, the only one accepted.
     pub fn api_version(self) -> &'static str {
         match self {
-            Kind::Namespace | Kind::Pod | Kind::Service | Kind::ConfigMap | Kind::Secret => "v1",
+            Kind::Namespace
+            | Kind::Pod
+            | Kind::Service
+            | Kind::ConfigMap
+            | Kind::Secret
+            | Kind::Node
+            | Kind::Event => "v1",
             Kind::Deployment => "apps/v1",
             Kind::Job => "batch/v1",
         }
@@ -75,7 +96,7 @@ impl Kind {
 
     /// Whether objects of this kind live in a namespace.
     pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace)
+        !matches!(self, Kind::Namespace | Kind::Node)
     }
 
     /// Parses a kind as a user types it: `Pod`, `pod`, `pods`, `po`, `deploy`, ...
@@ -89,6 +110,8 @@ impl Kind {
             "configmap" | "configmaps" | "cm" => Kind::ConfigMap,
             "secret" | "secrets" => Kind::Secret,
             "job" | "jobs" => Kind::Job,
+            "node" | "nodes" | "no" => Kind::Node,
+            "event" | "events" | "ev" => Kind::Event,
             _ => return None,
         };
         Some(k)

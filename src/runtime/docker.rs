@@ -1,1 +1,751 @@
-//! The Docker driver (being written).
+//! The Docker driver: runs containers on the local Docker engine through
+//! bollard.
+//!
+//! Docker's restart policy is always `no`: shoal's agent owns every restart
+//! decision, and a container Docker restarted behind its back would confuse
+//! the agent's bookkeeping (restart counts, back-off, probes).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime};
+
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig,
+    PortBinding as DockerPortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use futures::StreamExt;
+
+use super::{
+    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogOptions, LogStream, Runtime,
+    RuntimeError, Stats,
+};
+
+/// Where the engine is looked for when `DOCKER_HOST` is unset (bollard's default too).
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// How long `connect` and `ping` wait for the engine before calling it unavailable;
+/// a wedged daemon otherwise holds the caller for bollard's two-minute default.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// bollard's own per-request timeout (waiting for response headers).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Default limit for an image pull: a registry that is unreachable in a way
+/// that does not fail fast (a black-holed route) would otherwise hang the pod.
+const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An exec's output is kept for probes and messages, not as a data channel.
+const EXEC_OUTPUT_LIMIT: usize = 4096;
+
+/// How many containers `list` inspects at once.
+const LIST_INSPECT_CONCURRENCY: usize = 8;
+
+/// Docker's "no time" value in StartedAt/FinishedAt of a container that never ran.
+const ZERO_TIME_PREFIX: &str = "0001-01-01";
+
+/// The Docker runtime: a handle on one Docker engine.
+#[derive(Debug, Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+    /// Where the engine was reached, for messages.
+    host: String,
+    /// Longest time an image pull may take before `ensure_image` reports it
+    /// as failed; the pull itself may go on in the engine.
+    pub pull_timeout: Duration,
+}
+
+impl DockerRuntime {
+    /// Connects to the local engine (`DOCKER_HOST`, else
+    /// `unix:///var/run/docker.sock`) and checks that it answers, so a node
+    /// without a working engine learns it at start-up rather than on its first
+    /// pod.
+    pub async fn connect() -> Result<DockerRuntime, RuntimeError> {
+        let host = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| DEFAULT_HOST.to_string());
+        let docker = Docker::connect_with_defaults().map_err(|e| {
+            RuntimeError::Unavailable(format!("cannot use Docker engine at {host}: {e}"))
+        })?;
+        let rt = DockerRuntime {
+            docker,
+            host,
+            pull_timeout: DEFAULT_PULL_TIMEOUT,
+        };
+        rt.ping().await?;
+        // bollard speaks the newest API by default; older engines (Debian's
+        // 20.10 speaks 1.41) refuse such requests, so speak theirs.
+        let docker = tokio::time::timeout(PING_TIMEOUT, rt.docker.clone().negotiate_version())
+            .await
+            .map_err(|_| rt.unavailable("did not answer the version request"))?
+            .map_err(|e| rt.unavailable(&format!("version request failed: {e}")))?;
+        Ok(DockerRuntime { docker, ..rt })
+    }
+
+    /// Sets how long `ensure_image` waits for a pull.
+    pub fn with_pull_timeout(mut self, timeout: Duration) -> DockerRuntime {
+        self.pull_timeout = timeout;
+        self
+    }
+
+    fn unavailable(&self, what: &str) -> RuntimeError {
+        RuntimeError::Unavailable(format!(
+            "Docker engine at {} {what} (is dockerd running?)",
+            self.host
+        ))
+    }
+
+    /// Inspects one container, keeping bollard's error so callers can decide
+    /// what a 404 means to them.
+    async fn inspect_raw(&self, id: &str) -> Result<ContainerInspectResponse, DockerError> {
+        self.docker.inspect_container(id, None).await
+    }
+}
+
+/// The HTTP status of an engine reply, when the error is one.
+fn status_of(e: &DockerError) -> Option<u16> {
+    match e {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// Maps an engine error for an operation on container `id`: a 404 is
+/// `NotFound`, a connection failure is `Unavailable`, anything else `Engine`.
+fn map_err(op: &'static str, id: &str, e: DockerError) -> RuntimeError {
+    match e {
+        DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        } => RuntimeError::NotFound(id.to_string()),
+        other => other_err(op, id, other),
+    }
+}
+
+/// Maps an engine error without giving 404 a special meaning.
+fn other_err(op: &'static str, subject: &str, e: DockerError) -> RuntimeError {
+    match e {
+        DockerError::DockerResponseServerError {
+            status_code,
+            message,
+        } => RuntimeError::Engine {
+            op,
+            msg: format!("{subject}: {message} (HTTP {status_code})"),
+        },
+        DockerError::HyperLegacyError { err } if err.is_connect() => {
+            RuntimeError::Unavailable(format!("{op} {subject}: {err}"))
+        }
+        DockerError::SocketNotFoundError(path) => {
+            RuntimeError::Unavailable(format!("{op} {subject}: no Docker socket at {path}"))
+        }
+        other => RuntimeError::Engine {
+            op,
+            msg: format!("{subject}: {other}"),
+        },
+    }
+}
+
+/// An image reference with an explicit tag: pulling a bare name would make the
+/// engine fetch every tag of the repository.
+fn with_default_tag(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') || last.contains(':') {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
+/// Builds the engine's create request from shoal's spec.
+fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<DockerPortBinding>>> = HashMap::new();
+    for p in &spec.ports {
+        let key = format!("{}/tcp", p.container_port);
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        // Host port 0 means "not published" in shoal; Docker would read it as
+        // "pick any port", which nobody could then find.
+        if p.host_port != 0 {
+            let host_ip = if p.host_ip.is_empty() {
+                "0.0.0.0".to_string()
+            } else {
+                p.host_ip.clone()
+            };
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(DockerPortBinding {
+                    host_ip: Some(host_ip),
+                    host_port: Some(p.host_port.to_string()),
+                });
+        }
+    }
+    let memory = spec
+        .memory_limit_bytes
+        .map(|b| i64::try_from(b).unwrap_or(i64::MAX));
+    let binds: Vec<String> = spec
+        .mounts
+        .iter()
+        .map(|m| {
+            let ro = if m.read_only { ":ro" } else { "" };
+            format!("{}:{}{ro}", m.host_path, m.container_path)
+        })
+        .collect();
+    let host_config = HostConfig {
+        nano_cpus: spec
+            .cpu_limit_millis
+            .map(|m| i64::try_from(m.saturating_mul(1_000_000)).unwrap_or(i64::MAX)),
+        memory,
+        // Equal to the memory limit: with swap allowed, a container over its
+        // limit would swap instead of being OOM-killed, hiding the overrun.
+        memory_swap: memory,
+        binds: (!binds.is_empty()).then_some(binds),
+        port_bindings: (!bindings.is_empty()).then_some(bindings),
+        dns: (!spec.dns_servers.is_empty()).then(|| spec.dns_servers.clone()),
+        dns_search: (!spec.dns_search.is_empty()).then(|| spec.dns_search.clone()),
+        restart_policy: Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::NO),
+            maximum_retry_count: None,
+        }),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: (!spec.command.is_empty()).then(|| spec.command.clone()),
+        cmd: (!spec.args.is_empty()).then(|| spec.args.clone()),
+        env: (!spec.env.is_empty())
+            .then(|| spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(
+            spec.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        working_dir: spec.working_dir.clone().filter(|w| !w.is_empty()),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+/// Turns Docker's view of a container into shoal's.
+fn to_info(fallback_id: &str, c: ContainerInspectResponse) -> ContainerInfo {
+    let state = c.state.unwrap_or_default();
+    let config = c.config.unwrap_or_default();
+    let running = state.running.unwrap_or(false)
+        || matches!(
+            state.status,
+            Some(
+                ContainerStateStatusEnum::RUNNING
+                    | ContainerStateStatusEnum::PAUSED
+                    | ContainerStateStatusEnum::RESTARTING
+            )
+        );
+    let shoal_state = if running {
+        ContainerState::Running
+    } else if state.status == Some(ContainerStateStatusEnum::CREATED) {
+        ContainerState::Created
+    } else {
+        ContainerState::Exited {
+            exit_code: state.exit_code,
+            oom_killed: state.oom_killed.unwrap_or(false),
+            finished_at: state.finished_at.as_deref().and_then(parse_rfc3339),
+        }
+    };
+    let ip = c.network_settings.and_then(|ns| {
+        let nets = ns.networks?;
+        // The default bridge first: that is the network shoal's containers
+        // are created on; any other non-empty address after it.
+        let bridge = nets.get("bridge").and_then(|n| n.ip_address.clone());
+        bridge.filter(|ip| !ip.is_empty()).or_else(|| {
+            let mut names: Vec<&String> = nets.keys().collect();
+            names.sort();
+            names
+                .into_iter()
+                .filter_map(|n| nets.get(n).and_then(|e| e.ip_address.clone()))
+                .find(|ip| !ip.is_empty())
+        })
+    });
+    ContainerInfo {
+        id: c.id.unwrap_or_else(|| fallback_id.to_string()),
+        name: c
+            .name
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default(),
+        // The reference it was created from; `c.image` is only the image id.
+        image: config.image.or(c.image).unwrap_or_default(),
+        labels: config
+            .labels
+            .map(|l| l.into_iter().collect::<BTreeMap<_, _>>())
+            .unwrap_or_default(),
+        state: shoal_state,
+        started_at: state.started_at.as_deref().and_then(parse_rfc3339),
+        created_at: c.created.as_deref().and_then(parse_rfc3339),
+        ip,
+    }
+}
+
+/// Parses Docker's RFC 3339 timestamps (`2024-05-01T10:20:30.123456789Z`,
+/// or with a `+02:00` offset). Docker's zero time (year 1) and anything else
+/// before 1970 mean "never" and give `None`, as does anything malformed.
+pub(crate) fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    if s.is_empty() || s.starts_with(ZERO_TIME_PREFIX) {
+        return None;
+    }
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut nanos: u32 = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        // Nanosecond precision is all SystemTime needs; extra digits are dropped.
+        for (i, c) in frac.bytes().take(digits).enumerate() {
+            if i < 9 {
+                nanos = nanos * 10 + u32::from(c - b'0');
+            }
+        }
+        for _ in digits..9 {
+            nanos *= 10;
+        }
+        rest = &frac[digits..];
+    }
+    let offset_secs: i64 = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let rb = rest.as_bytes();
+            if rb.len() != 6 || rb[3] != b':' || !matches!(rb[0], b'+' | b'-') {
+                return None;
+            }
+            let oh: i64 = rest.get(1..3)?.parse().ok()?;
+            let om: i64 = rest.get(4..6)?.parse().ok()?;
+            let off = oh * 3600 + om * 60;
+            if rb[0] == b'-' { -off } else { off }
+        }
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_secs;
+    let secs = u64::try_from(secs).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Seconds for messages: `1` for one second, `0.5` for half of one.
+fn secs_text(d: Duration) -> String {
+    format!("{}", d.as_secs_f64())
+}
+
+#[async_trait::async_trait]
+impl Runtime for DockerRuntime {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        match tokio::time::timeout(PING_TIMEOUT, self.docker.ping()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.unavailable(&format!("does not answer: {e}"))),
+            Err(_) => Err(self.unavailable(&format!(
+                "did not answer within {} s",
+                PING_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    async fn ensure_image(&self, image: &str, always_pull: bool) -> Result<(), RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) if !always_pull => return Ok(()),
+            Ok(_) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(other_err("inspect image", image, e)),
+        }
+        let reference = with_default_tag(image);
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(&reference)
+            .build();
+        let pull = async {
+            let mut progress = self.docker.create_image(Some(opts), None, None);
+            while let Some(item) = progress.next().await {
+                item?;
+            }
+            Ok::<(), DockerError>(())
+        };
+        let pull_failed = |reason: String| RuntimeError::ImagePull {
+            image: image.to_string(),
+            reason,
+        };
+        match tokio::time::timeout(self.pull_timeout, pull).await {
+            Err(_) => {
+                return Err(pull_failed(format!(
+                    "pull did not finish within {} s",
+                    secs_text(self.pull_timeout)
+                )));
+            }
+            Ok(Err(e)) => {
+                let reason = match e {
+                    DockerError::DockerResponseServerError { message, .. } => message,
+                    DockerError::DockerStreamError { error } => error,
+                    other => other.to_string(),
+                };
+                return Err(pull_failed(format!("pull failed: {reason}")));
+            }
+            Ok(Ok(())) => {}
+        }
+        // A pull stream can end without an error and without an image (a
+        // dropped connection); only the engine's own word counts.
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Err(pull_failed(
+                "pull ended but the image is still not present".into(),
+            )),
+            Err(e) => Err(other_err("inspect image", image, e)),
+        }
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let mut opts = CreateContainerOptionsBuilder::default();
+        if !spec.name.is_empty() {
+            opts = opts.name(&spec.name);
+        }
+        match self
+            .docker
+            .create_container(Some(opts.build()), create_body(spec))
+            .await
+        {
+            Ok(resp) => Ok(resp.id),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) => Err(RuntimeError::Engine {
+                op: "create container",
+                msg: format!("a container named {} already exists: {message}", spec.name),
+            }),
+            // The only thing create can miss is the image: the agent ensures
+            // it first, so it vanished in between; report it as a pull problem.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            }) => Err(RuntimeError::ImagePull {
+                image: spec.image.clone(),
+                reason: format!("not present when creating {}: {message}", spec.name),
+            }),
+            Err(e) => Err(other_err("create container", &spec.name, e)),
+        }
+    }
+
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| map_err("start container", id, e))
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+        let t = i32::try_from(secs).unwrap_or(i32::MAX);
+        let opts = StopContainerOptionsBuilder::default().t(t).build();
+        // The engine answers only once the container is down, which can take
+        // the whole grace period: give the request that long plus a margin.
+        let needed = Duration::from_secs(secs.saturating_add(30));
+        let docker = if needed > REQUEST_TIMEOUT {
+            self.docker.clone().with_timeout(needed)
+        } else {
+            self.docker.clone()
+        };
+        match docker.stop_container(id, Some(opts)).await {
+            // 304 (already stopped) is success in bollard already.
+            Ok(()) => Ok(()),
+            // Gone already: what stop wanted.
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(other_err("stop container", id, e)),
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            // Someone else is already removing it: the outcome is the same.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409,
+                ref message,
+            }) if message.contains("already in progress") => Ok(()),
+            Err(e) => Err(other_err("remove container", id, e)),
+        }
+    }
+
+    async fn list(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+        if !labels.is_empty() {
+            filters.insert(
+                "label".to_string(),
+                labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            );
+        }
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let summaries = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| other_err("list containers", "with labels", e))?;
+        let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
+        // The list reply has no exit code, OOM flag or times: inspect each.
+        let results: Vec<Result<Option<ContainerInfo>, RuntimeError>> = futures::stream::iter(ids)
+            .map(|id| async move {
+                match self.inspect_raw(&id).await {
+                    Ok(c) => Ok(Some(to_info(&id, c))),
+                    // Removed between list and inspect: it is not there.
+                    Err(e) if status_of(&e) == Some(404) => Ok(None),
+                    Err(e) => Err(other_err("inspect container", &id, e)),
+                }
+            })
+            .buffered(LIST_INSPECT_CONCURRENCY)
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            if let Some(info) = r? {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {
+        let c = self
+            .inspect_raw(id)
+            .await
+            .map_err(|e| map_err("inspect container", id, e))?;
+        Ok(to_info(id, c))
+    }
+
+    async fn logs(&self, id: &str, opts: LogOptions) -> Result<LogStream, RuntimeError> {
+        // The log request only fails once polled; check the container first
+        // so a wrong id is an error of this call, not of the stream.
+        self.inspect_raw(id)
+            .await
+            .map_err(|e| map_err("container logs", id, e))?;
+        let tail = opts
+            .tail
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "all".to_string());
+        let log_opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(opts.follow)
+            .tail(&tail)
+            .build();
+        let id = id.to_string();
+        let stream = self.docker.logs(&id, Some(log_opts)).map(move |item| {
+            item.map(|out| out.into_bytes())
+                .map_err(|e| map_err("container logs", &id, e))
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn stats(&self, id: &str) -> Result<Stats, RuntimeError> {
+        let opts = StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let mut stream = self.docker.stats(id, Some(opts));
+        let s = match stream.next().await {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => return Err(map_err("container stats", id, e)),
+            None => {
+                return Err(RuntimeError::Engine {
+                    op: "container stats",
+                    msg: format!("{id}: the engine sent no stats"),
+                });
+            }
+        };
+        let cpu_total_nanos = s
+            .cpu_stats
+            .and_then(|c| c.cpu_usage)
+            .and_then(|u| u.total_usage)
+            .unwrap_or(0);
+        let memory_bytes = s
+            .memory_stats
+            .map(|m| {
+                let usage = m.usage.unwrap_or(0);
+                // As `docker stats` does: page cache that can be dropped is
+                // not the container's own use (cgroup v1 name, then v2 name).
+                let inactive = m.stats.as_ref().and_then(|st| {
+                    st.get("total_inactive_file")
+                        .or_else(|| st.get("inactive_file"))
+                        .copied()
+                });
+                match inactive {
+                    Some(i) if i < usage => usage - i,
+                    _ => usage,
+                }
+            })
+            .unwrap_or(0);
+        Ok(Stats {
+            cpu_total_nanos,
+            memory_bytes,
+        })
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, RuntimeError> {
+        let run = async {
+            let created = self
+                .docker
+                .create_exec(
+                    id,
+                    CreateExecOptions {
+                        cmd: Some(cmd.to_vec()),
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| map_err("create exec", id, e))?;
+            let started = self
+                .docker
+                .start_exec(&created.id, None)
+                .await
+                .map_err(|e| map_err("start exec", id, e))?;
+            let mut output = Vec::new();
+            if let StartExecResults::Attached {
+                output: mut out, ..
+            } = started
+            {
+                while let Some(item) = out.next().await {
+                    let chunk = item.map_err(|e| other_err("exec output", id, e))?;
+                    // Keep reading past the limit: a command blocked on a full
+                    // pipe would never finish.
+                    let room = EXEC_OUTPUT_LIMIT.saturating_sub(output.len());
+                    let bytes = chunk.into_bytes();
+                    output.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                }
+            }
+            // The exit code can lag the end of the output a little.
+            loop {
+                let info = self
+                    .docker
+                    .inspect_exec(&created.id)
+                    .await
+                    .map_err(|e| other_err("inspect exec", id, e))?;
+                if info.running != Some(true) {
+                    let exit_code = info.exit_code.ok_or_else(|| RuntimeError::Engine {
+                        op: "exec",
+                        msg: format!("{cmd:?} in {id}: the engine reported no exit code"),
+                    })?;
+                    return Ok(ExecOutput { exit_code, output });
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(r) => r,
+            // Docker cannot kill an exec: the command may still run inside.
+            Err(_) => Err(RuntimeError::Engine {
+                op: "exec",
+                msg: format!("{cmd:?} in {id} timed out after {} s", secs_text(timeout)),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(t: SystemTime) -> (u64, u32) {
+        let d = t
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after epoch");
+        (d.as_secs(), d.subsec_nanos())
+    }
+
+    #[test]
+    fn parses_docker_timestamps() {
+        let t = parse_rfc3339("2026-11-27T02:10:25.86405365Z").expect("parses");
+        assert_eq!(secs(t), (1_795_745_425, 864_053_650));
+        let t = parse_rfc3339("1970-01-01T00:00:00Z").expect("parses");
+        assert_eq!(secs(t), (0, 0));
+        let t = parse_rfc3339("2000-03-01T01:00:00+01:00").expect("parses");
+        assert_eq!(secs(t), (951_868_800, 0));
+        let t = parse_rfc3339("2024-02-29T23:59:59.1234567891-00:30").expect("parses");
+        assert_eq!(secs(t), (1_709_251_199 + 1800, 123_456_789));
+    }
+
+    #[test]
+    fn zero_and_bad_timestamps_are_none() {
+        assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339(""), None);
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
+        assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00"), None);
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00.Z"), None);
+        assert_eq!(parse_rfc3339("2024-01-01X00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00+0100"), None);
+    }
+
+    #[test]
+    fn bare_names_get_latest() {
+        assert_eq!(with_default_tag("busybox"), "busybox:latest");
+        assert_eq!(with_default_tag("a/b:1"), "a/b:1");
+        assert_eq!(
+            with_default_tag("localhost:5000/img"),
+            "localhost:5000/img:latest"
+        );
+        assert_eq!(with_default_tag("img@sha256:abc"), "img@sha256:abc");
+    }
+}

@@ -202,8 +202,10 @@ pub trait Runtime: Send + Sync + 'static {
     async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
 
     /// Every container (running or not) carrying all of these labels.
-    async fn list(&self, labels: &BTreeMap<String, String>)
-    -> Result<Vec<ContainerInfo>, RuntimeError>;
+    async fn list(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<ContainerInfo>, RuntimeError>;
 
     /// One container's current state.
     async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError>;

@@ -80,6 +80,15 @@ pub enum Op {
         key: ObjectKey,
         precondition: Precondition,
     },
+    /// Replace only the object's `status` (JSON), as Kubernetes' status
+    /// subresource does. The object must exist and, when `uid` is given, be
+    /// that incarnation of it, so a report about a deleted and recreated
+    /// object is refused. An identical status writes nothing.
+    SetStatus {
+        key: ObjectKey,
+        uid: Option<String>,
+        status: Vec<u8>,
+    },
 }
 
 /// What an operation did.
@@ -239,17 +248,18 @@ impl StateMachine {
         &self,
         batch: &mut WriteBatch,
         overlay: &mut HashMap<Vec<u8>, Option<Object>>,
-        index: u64,
+        (log_id, pos): (&LogId<NodeId>, usize),
         cmd: &Command,
         events: &mut Vec<WatchEvent>,
     ) -> Result<CommandResult, StorageError<NodeId>> {
+        let index = log_id.index;
         // Evaluate every op first against a scratch view, then commit them together.
         let mut scratch: HashMap<Vec<u8>, Option<Object>> = HashMap::new();
         let mut outcomes = Vec::with_capacity(cmd.ops.len());
         let mut pending = Vec::new();
         for op in &cmd.ops {
             let key = match op {
-                Op::Put { key, .. } | Op::Delete { key, .. } => key,
+                Op::Put { key, .. } | Op::Delete { key, .. } | Op::SetStatus { key, .. } => key,
             };
             let skey = key.storage_key();
             let current = match scratch.get(&skey).or_else(|| overlay.get(&skey)) {
@@ -264,7 +274,12 @@ impl StateMachine {
                 (_, Precondition::MustExist) if current.is_none() => {
                     Err(TxnError::NotFound { key: key.clone() })
                 }
-                (Op::Delete { .. }, _) if current.is_none() => {
+                (Op::Delete { .. } | Op::SetStatus { .. }, _) if current.is_none() => {
+                    Err(TxnError::NotFound { key: key.clone() })
+                }
+                (Op::SetStatus { uid: Some(uid), .. }, _)
+                    if current.as_ref().and_then(|o| o.metadata.uid.as_ref()) != Some(uid) =>
+                {
                     Err(TxnError::NotFound { key: key.clone() })
                 }
                 (_, Precondition::Version(v)) if current_rv != Some(v) => match current_rv {
@@ -281,6 +296,44 @@ impl StateMachine {
                 return Ok(Err(e));
             }
             match op {
+                Op::SetStatus { status, .. } => {
+                    let Some(old) = current else { continue };
+                    let status: serde_json::Value = match serde_json::from_slice(status) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            return Ok(Err(TxnError::Invalid {
+                                key: key.clone(),
+                                msg: format!("undecodable status: {e}"),
+                            }));
+                        }
+                    };
+                    if old.body.get("status") == Some(&status) {
+                        outcomes.push(OpOutcome {
+                            key: key.clone(),
+                            outcome: Outcome::Unchanged,
+                            resource_version: old.resource_version(),
+                            object: serde_json::to_vec(&old).map_err(io_write)?,
+                        });
+                        continue;
+                    }
+                    let mut new = old;
+                    new.body.insert("status".into(), status);
+                    new.metadata.resource_version = Some(index.to_string());
+                    let bytes = serde_json::to_vec(&new).map_err(io_write)?;
+                    scratch.insert(skey.clone(), Some(new.clone()));
+                    pending.push((skey, Some(bytes.clone())));
+                    events.push(WatchEvent {
+                        event_type: EventType::Modified,
+                        revision: index,
+                        object: new,
+                    });
+                    outcomes.push(OpOutcome {
+                        key: key.clone(),
+                        outcome: Outcome::Updated,
+                        resource_version: index,
+                        object: bytes,
+                    });
+                }
                 Op::Delete { .. } => {
                     let Some(mut old) = current else { continue };
                     let rv = old.resource_version();
@@ -341,7 +394,7 @@ impl StateMachine {
                             (Outcome::Updated, EventType::Modified)
                         }
                         None => {
-                            new.metadata.uid = Some(derive_uid(&skey, index));
+                            new.metadata.uid = Some(derive_uid(&skey, log_id, pos));
                             new.metadata.generation = Some(1);
                             (Outcome::Created, EventType::Added)
                         }
@@ -395,14 +448,22 @@ impl StateMachine {
 fn precondition_of(op: &Op) -> Precondition {
     match op {
         Op::Put { precondition, .. } | Op::Delete { precondition, .. } => *precondition,
+        Op::SetStatus { .. } => Precondition::MustExist,
     }
 }
 
-/// A uid that every replica derives identically from the key and the creating index.
-fn derive_uid(skey: &[u8], index: u64) -> String {
+/// A uid that every replica derives identically from the key and the
+/// creating entry. The entry's leader (a node id hashed from a random node
+/// key) makes it differ between clusters too: a container labelled with a
+/// uid from an earlier cluster on the same host is never mistaken for a new
+/// pod's.
+fn derive_uid(skey: &[u8], log_id: &LogId<NodeId>, pos: usize) -> String {
     let mut h = Sha256::new();
     h.update(skey);
-    h.update(index.to_be_bytes());
+    h.update(log_id.index.to_be_bytes());
+    h.update(log_id.leader_id.term.to_be_bytes());
+    h.update(log_id.leader_id.node_id.to_be_bytes());
+    h.update((pos as u64).to_be_bytes());
     let d = h.finalize();
     let x = hex::encode(&d[..16]);
     format!(
@@ -465,11 +526,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => results.push(Vec::new()),
                 EntryPayload::Normal(proposal) => {
                     let mut r = Vec::with_capacity(proposal.0.len());
-                    for cmd in &proposal.0 {
+                    for (pos, cmd) in proposal.0.iter().enumerate() {
                         r.push(self.apply_command(
                             &mut batch,
                             &mut overlay,
-                            entry.log_id.index,
+                            (&entry.log_id, pos),
                             cmd,
                             &mut events,
                         )?);

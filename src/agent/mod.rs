@@ -1,0 +1,277 @@
+//! agent: on every node, keeps the pods bound to it running through the
+//! local runtime, and reports their true state.
+//!
+//! The loop is level-triggered: on any pod change in the local replica, on
+//! a probe flip and on a periodic resync, it lists the pods bound here and
+//! the runtime's containers labelled with this node, and hands each pod to
+//! a sync (see [`pod`]) that acts on the difference. Containers labelled
+//! with this node whose pod no longer exists are stopped and removed, but
+//! only after a read barrier, so a replica still catching up never makes
+//! the agent kill what it simply has not heard of yet. After a restart the
+//! agent adopts the running containers it finds (the labels carry pod uid,
+//! container name and restart count), rather than starting them again.
+
+pub mod events;
+pub mod logs;
+pub mod pod;
+pub mod probe;
+pub mod registration;
+pub mod status;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::config::AgentConfig;
+use crate::resource::{Kind, Object};
+use crate::runtime::{ContainerInfo, DynRuntime, LABEL_NODE, LABEL_POD_UID};
+use crate::store::{NodeInfo, Store, StoreError};
+
+/// What every part of the agent shares.
+pub struct Ctx {
+    /// The local replica and the write path.
+    pub store: Store,
+    /// The container runtime.
+    pub runtime: DynRuntime,
+    /// This node's name (pods bind to it through `spec.nodeName`).
+    pub node: String,
+    /// The address other hosts reach this one at, reported as `hostIP`.
+    pub host_ip: String,
+    /// Settings.
+    pub cfg: AgentConfig,
+    /// Probe results by container id.
+    pub probes: probe::ProbeTable,
+    /// Wakes the loop (probe flips, finished syncs).
+    pub wake: Arc<Notify>,
+    /// For HTTP probes.
+    pub http: reqwest::Client,
+}
+
+impl Ctx {
+    /// Builds the shared context.
+    pub fn new(
+        store: Store,
+        runtime: DynRuntime,
+        node: String,
+        host_ip: String,
+        cfg: AgentConfig,
+    ) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            store,
+            runtime,
+            node,
+            host_ip,
+            cfg,
+            probes: probe::ProbeTable::default(),
+            wake: Arc::new(Notify::new()),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::limited(10))
+                .build()
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Starts the agent; it runs until the task is aborted.
+pub fn spawn(ctx: Arc<Ctx>, info: NodeInfo) -> JoinHandle<()> {
+    tokio::spawn(run(ctx, info))
+}
+
+/// A pod's slot: its state while idle, `None` while a sync runs.
+struct Slot {
+    state: Option<pod::PodState>,
+    again: bool,
+}
+
+fn bound_here(p: &Object, node: &str) -> bool {
+    p.body
+        .get("spec")
+        .and_then(|s| s.get("nodeName"))
+        .and_then(Value::as_str)
+        == Some(node)
+}
+
+async fn run(ctx: Arc<Ctx>, info: NodeInfo) {
+    info!(node = %ctx.node, runtime = ctx.runtime.name(), "agent started");
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, pod::PodState)>();
+    let (gone_tx, mut gone_rx) = mpsc::unbounded_channel::<String>();
+    let mut slots: HashMap<String, Slot> = HashMap::new();
+    let mut removing: HashSet<String> = HashSet::new();
+    let mut published = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(ctx.cfg.resync_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(30));
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut watch = None;
+    loop {
+        if watch.is_none() {
+            watch = ctx.store.watch(Some(Kind::Pod), None, None).ok();
+        }
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = ctx.wake.notified() => {}
+            _ = housekeeping.tick() => {
+                published = false;
+                if ctx.store.is_member() {
+                    events::sweep(&ctx).await;
+                }
+            }
+            ev = async {
+                match watch.as_mut() {
+                    Some(w) => w.next().await,
+                    None => std::future::pending().await,
+                }
+            } => match ev {
+                Ok(ev) if !bound_here(&ev.object, &ctx.node) => continue,
+                Ok(_) => {}
+                Err(StoreError::Gone { .. }) => watch = None,
+                Err(e) => {
+                    debug!("pod watch ended: {e}");
+                    watch = None;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
+            Some((uid, state)) = done_rx.recv() => {
+                let again = match slots.get_mut(&uid) {
+                    Some(slot) => {
+                        slot.state = Some(state);
+                        std::mem::take(&mut slot.again)
+                    }
+                    None => false,
+                };
+                if !again {
+                    continue;
+                }
+            }
+            Some(id) = gone_rx.recv() => {
+                removing.remove(&id);
+                continue;
+            }
+        }
+        // Coalesce a burst of watch events into one pass.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if !ctx.store.is_member() {
+            continue;
+        }
+        if !published {
+            published = registration::publish(&ctx, &info).await;
+        }
+        pass(&ctx, &mut slots, &mut removing, &done_tx, &gone_tx).await;
+    }
+}
+
+fn pods_here(ctx: &Ctx) -> Option<Vec<Object>> {
+    match ctx.store.list(Kind::Pod, None) {
+        Ok((pods, _)) => Some(
+            pods.into_iter()
+                .filter(|p| bound_here(p, &ctx.node))
+                .collect(),
+        ),
+        Err(e) => {
+            warn!("cannot list pods: {e}");
+            None
+        }
+    }
+}
+
+async fn pass(
+    ctx: &Arc<Ctx>,
+    slots: &mut HashMap<String, Slot>,
+    removing: &mut HashSet<String>,
+    done_tx: &mpsc::UnboundedSender<(String, pod::PodState)>,
+    gone_tx: &mpsc::UnboundedSender<String>,
+) {
+    let Some(mut pods) = pods_here(ctx) else {
+        return;
+    };
+    let mine = BTreeMap::from([(LABEL_NODE.to_string(), ctx.node.clone())]);
+    let containers = match ctx.runtime.list(&mine).await {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(runtime = ctx.runtime.name(), "cannot list containers: {e}");
+            return;
+        }
+    };
+    let mut by_uid: HashMap<String, Vec<ContainerInfo>> = HashMap::new();
+    for c in containers {
+        let uid = c.labels.get(LABEL_POD_UID).cloned().unwrap_or_default();
+        by_uid.entry(uid).or_default().push(c);
+    }
+    let orphans = by_uid.keys().any(|uid| {
+        !pods
+            .iter()
+            .any(|p| p.metadata.uid.as_deref() == Some(uid.as_str()))
+    });
+    if orphans {
+        // Before killing anything, make sure the replica has every write the
+        // leader had committed: the "missing" pod may just not be here yet.
+        if let Err(e) = ctx.store.barrier().await {
+            debug!("read barrier failed, orphans left for later: {e}");
+            by_uid.retain(|uid, _| {
+                pods.iter()
+                    .any(|p| p.metadata.uid.as_deref() == Some(uid.as_str()))
+            });
+        } else if let Some(fresh) = pods_here(ctx) {
+            pods = fresh;
+        }
+    }
+    let live: HashSet<String> = pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+    for pod in pods {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            continue;
+        };
+        let containers = by_uid.remove(&uid).unwrap_or_default();
+        let slot = slots.entry(uid.clone()).or_insert(Slot {
+            state: Some(pod::PodState::default()),
+            again: false,
+        });
+        let Some(mut state) = slot.state.take() else {
+            slot.again = true;
+            continue;
+        };
+        let ctx = ctx.clone();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            pod::sync(&ctx, &pod, containers, &mut state).await;
+            let _ = done.send((uid, state));
+        });
+    }
+    // Forget pods that are gone (dropping their state stops their probes).
+    slots.retain(|uid, slot| live.contains(uid) || slot.state.is_none());
+    for (_, list) in by_uid {
+        for c in list {
+            if !removing.insert(c.id.clone()) {
+                continue;
+            }
+            let ctx = ctx.clone();
+            let gone = gone_tx.clone();
+            tokio::spawn(async move {
+                remove_orphan(&ctx, &c).await;
+                let _ = gone.send(c.id);
+            });
+        }
+    }
+}
+
+/// Stops (with its pod's grace period) and removes a container whose pod is gone.
+async fn remove_orphan(ctx: &Ctx, c: &ContainerInfo) {
+    let grace = c
+        .labels
+        .get(pod::LABEL_GRACE)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    info!(container = %c.name, "removing a container whose pod is gone");
+    ctx.probes.remove(&c.id);
+    if let Err(e) = ctx.runtime.stop(&c.id, Duration::from_secs(grace)).await {
+        warn!(container = %c.name, "stop failed: {e}");
+    }
+    match ctx.runtime.remove(&c.id).await {
+        Ok(()) => metrics::counter!("shoal_agent_orphans_removed_total").increment(1),
+        Err(e) => warn!(container = %c.name, "remove failed: {e}"),
+    }
+}

@@ -1,0 +1,783 @@
+//! One sync of one pod: compare its spec with the runtime's containers, act
+//! on the difference (create, start, restart after back-off, kill on a failed
+//! liveness probe, remove leftovers), then report the status through Raft if
+//! it changed. The agent runs at most one sync per pod at a time, so slow
+//! pulls or graceful stops of one pod never hold up another.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tracing::{debug, warn};
+
+use super::Ctx;
+use super::events::{EventKind, PendingEvent};
+use super::probe::{self, ProbeTarget};
+use super::status::{self, ContainerView};
+use crate::api::now_rfc3339;
+use crate::resource::types::{Body, Container, PodBody, PodSpec, decode_base64};
+use crate::resource::{Kind, Object, ObjectKey};
+use crate::runtime::{
+    ContainerInfo, ContainerSpec, ContainerState, LABEL_CONTAINER, LABEL_NODE, LABEL_POD,
+    LABEL_POD_UID, LABEL_RESTARTS, LABEL_SPEC_HASH, PortBinding, RuntimeError,
+};
+use crate::store::{Command, Op};
+
+/// Label with the pod's termination grace period, so an orphaned container
+/// is stopped as gently as its pod asked even after the pod is gone.
+pub const LABEL_GRACE: &str = "io.shoal.grace-seconds";
+
+/// Aborts a task when dropped, so forgetting a pod stops its probes.
+pub struct TaskGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Restart back-off of one container.
+#[derive(Debug, Clone)]
+struct Backoff {
+    delay: Duration,
+    until: Instant,
+    /// The exited container this back-off was computed for, so one exit is counted once.
+    exit_of: String,
+}
+
+/// What the agent remembers about a pod between syncs. Lost on restart, as
+/// the kubelet's is: back-off then starts afresh.
+#[derive(Default)]
+pub struct PodState {
+    backoff: HashMap<String, Backoff>,
+    pull_backoff: HashMap<String, (Backoff, String)>,
+    last_terminated: HashMap<String, Value>,
+    probes: HashMap<String, (String, TaskGuard)>,
+    /// Events written for this pod, for de-duplication.
+    pub(super) events: super::events::Recent,
+    last_written: Option<Value>,
+}
+
+/// The pod's containers in the runtime, grouped by container name.
+fn by_name(containers: &[ContainerInfo]) -> BTreeMap<String, Vec<ContainerInfo>> {
+    let mut m: BTreeMap<String, Vec<ContainerInfo>> = BTreeMap::new();
+    for c in containers {
+        let name = c.labels.get(LABEL_CONTAINER).cloned().unwrap_or_default();
+        m.entry(name).or_default().push(c.clone());
+    }
+    for v in m.values_mut() {
+        // Newest first: most restarts, then latest created.
+        v.sort_by(|a, b| {
+            restarts_of(b)
+                .cmp(&restarts_of(a))
+                .then(b.created_at.cmp(&a.created_at))
+        });
+    }
+    m
+}
+
+fn restarts_of(c: &ContainerInfo) -> u32 {
+    c.labels
+        .get(LABEL_RESTARTS)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A short hash of a container's spec; a change means the container is replaced.
+pub fn spec_hash(c: &Container) -> String {
+    let bytes = serde_json::to_vec(c).unwrap_or_default();
+    hex::encode(&Sha256::digest(&bytes)[..8])
+}
+
+/// Syncs one pod. `containers` are the runtime's containers labelled with its uid.
+pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &mut PodState) {
+    let Some(key) = pod.key() else { return };
+    let spec = match PodBody::from_object(pod) {
+        Ok(b) => b.spec,
+        Err(e) => {
+            warn!(pod = %key, "stored pod does not decode: {e}");
+            return;
+        }
+    };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let prev = pod.body.get("status").cloned();
+    let prev_phase = prev
+        .as_ref()
+        .and_then(|s| s.get("phase"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let terminal = matches!(prev_phase.as_deref(), Some("Succeeded" | "Failed"));
+    let policy = spec.restart_policy.unwrap_or_default();
+    let grace = Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30));
+    let mut sync = Sync {
+        ctx,
+        key: &key,
+        uid: &uid,
+        grace,
+        events: Vec::new(),
+        waiting: HashMap::new(),
+        acted: false,
+    };
+
+    let groups = by_name(&containers);
+    for (name, list) in &groups {
+        if !spec.containers.iter().any(|c| &c.name == name) {
+            for c in list {
+                sync.remove(c).await;
+            }
+        }
+    }
+    for c in &spec.containers {
+        let mine = groups.get(&c.name).cloned().unwrap_or_default();
+        for old in mine.iter().skip(1) {
+            sync.remove(old).await;
+        }
+        let cur = mine.into_iter().next();
+        let prev_restarts = prev_container(prev.as_ref(), &c.name)
+            .and_then(|s| s.get("restartCount"))
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0);
+        if terminal {
+            if let Some(ci) = &cur
+                && ci.state == ContainerState::Running
+            {
+                sync.event(
+                    EventKind::Normal,
+                    "Killing",
+                    format!("Stopping container {}: the pod has finished", c.name),
+                );
+                sync.stop(ci).await;
+            }
+            continue;
+        }
+        match cur {
+            Some(ci) if ci.labels.get(LABEL_SPEC_HASH) != Some(&spec_hash(c)) => {
+                sync.event(
+                    EventKind::Normal,
+                    "Killing",
+                    format!("Container {} definition changed, will be restarted", c.name),
+                );
+                sync.stop(&ci).await;
+                if let Some(t) = status::terminated(&ci, ctx.runtime.name()) {
+                    st.last_terminated.insert(c.name.clone(), t);
+                }
+                sync.remove(&ci).await;
+                sync.create(c, restarts_of(&ci) + 1, st).await;
+            }
+            Some(ci) => match &ci.state {
+                ContainerState::Created => sync.start_created(c, &ci).await,
+                ContainerState::Running => {
+                    if let Some(why) = ctx.probes.get(&ci.id).and_then(|p| p.failed) {
+                        sync.event(EventKind::Warning, "Unhealthy", why.clone());
+                        sync.event(
+                            EventKind::Normal,
+                            "Killing",
+                            format!("Container {} failed a probe, will be restarted", c.name),
+                        );
+                        sync.stop(&ci).await;
+                        ctx.probes.remove(&ci.id);
+                    }
+                }
+                ContainerState::Exited {
+                    exit_code,
+                    oom_killed,
+                    finished_at,
+                } => {
+                    if !status::should_restart(policy, *exit_code) {
+                        continue;
+                    }
+                    if *oom_killed {
+                        sync.event_once(
+                            st,
+                            &ci.id,
+                            EventKind::Warning,
+                            "OOMKilled",
+                            format!("Container {} was killed: out of memory", c.name),
+                        );
+                    }
+                    let ran = match (ci.started_at, finished_at) {
+                        (Some(s), Some(f)) => f.duration_since(s).unwrap_or_default(),
+                        _ => Duration::ZERO,
+                    };
+                    let since_exit = finished_at
+                        .and_then(|f| SystemTime::now().duration_since(f).ok())
+                        .unwrap_or_default();
+                    let b =
+                        next_backoff(st.backoff.get(&c.name), &ci.id, ran, since_exit, &ctx.cfg);
+                    st.backoff.insert(c.name.clone(), b.clone());
+                    if Instant::now() >= b.until {
+                        if let Some(t) = status::terminated(&ci, ctx.runtime.name()) {
+                            st.last_terminated.insert(c.name.clone(), t);
+                        }
+                        sync.remove(&ci).await;
+                        sync.create(c, restarts_of(&ci) + 1, st).await;
+                    } else {
+                        let msg = format!(
+                            "back-off {}s restarting failed container={} pod={}",
+                            b.delay.as_secs(),
+                            c.name,
+                            key.name
+                        );
+                        sync.event(
+                            EventKind::Warning,
+                            "BackOff",
+                            format!("Back-off restarting failed container {}", c.name),
+                        );
+                        sync.waiting
+                            .insert(c.name.clone(), ("CrashLoopBackOff".into(), msg));
+                        if let Some(t) = status::terminated(&ci, ctx.runtime.name()) {
+                            st.last_terminated.insert(c.name.clone(), t);
+                        }
+                    }
+                }
+            },
+            None => {
+                let ran_before = prev_container(prev.as_ref(), &c.name)
+                    .and_then(|s| s.get("state"))
+                    .is_some_and(|s| s.get("running").is_some() || s.get("terminated").is_some());
+                let restarts = if ran_before {
+                    prev_restarts + 1
+                } else {
+                    prev_restarts
+                };
+                sync.create(c, restarts, st).await;
+            }
+        }
+    }
+
+    let containers = if sync.acted {
+        match ctx
+            .runtime
+            .list(&BTreeMap::from([(LABEL_POD_UID.to_string(), uid.clone())]))
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(pod = %key, "cannot list containers: {e}");
+                return;
+            }
+        }
+    } else {
+        containers
+    };
+    let groups = by_name(&containers);
+    let waiting = std::mem::take(&mut sync.waiting);
+    let mut events = std::mem::take(&mut sync.events);
+    keep_probes(ctx, &spec, &groups, st);
+
+    let views: Vec<ContainerView<'_>> = spec
+        .containers
+        .iter()
+        .map(|c| {
+            let cur = groups.get(&c.name).and_then(|v| v.first());
+            let will_restart = match cur.map(|ci| &ci.state) {
+                Some(ContainerState::Exited { exit_code, .. }) => {
+                    status::should_restart(policy, *exit_code)
+                }
+                _ => true,
+            };
+            ContainerView {
+                spec: c,
+                current: cur,
+                restarts: cur.map(restarts_of).unwrap_or(0),
+                probe: cur.and_then(|ci| ctx.probes.get(&ci.id)),
+                waiting: waiting.get(&c.name).cloned(),
+                last_terminated: st.last_terminated.get(&c.name).cloned().or_else(|| {
+                    prev_container(prev.as_ref(), &c.name)
+                        .and_then(|s| s.get("lastState"))
+                        .and_then(|s| s.get("terminated"))
+                        .cloned()
+                }),
+                will_restart,
+                runtime: ctx.runtime.name(),
+            }
+        })
+        .collect();
+    let now = now_rfc3339();
+    let phase = if terminal {
+        prev_phase.clone().unwrap_or_default()
+    } else {
+        status::phase(&views, policy).to_string()
+    };
+    let statuses: Vec<Value> = views.iter().map(status::container_status).collect();
+    let all_ready = !statuses.is_empty()
+        && statuses
+            .iter()
+            .all(|s| s.get("ready") == Some(&Value::Bool(true)));
+    let ready = phase == "Running" && all_ready;
+    let pod_ip = views
+        .iter()
+        .find_map(|v| v.current.and_then(|c| c.ip.clone()))
+        .unwrap_or_else(|| ctx.host_ip.clone());
+    let mut s = Map::new();
+    s.insert("phase".into(), json!(phase));
+    s.insert(
+        "conditions".into(),
+        json!([
+            status::condition(prev.as_ref(), "PodScheduled", true, &now),
+            status::condition(prev.as_ref(), "Initialized", true, &now),
+            status::condition(prev.as_ref(), "ContainersReady", ready, &now),
+            status::condition(prev.as_ref(), "Ready", ready, &now),
+        ]),
+    );
+    s.insert("hostIP".into(), json!(ctx.host_ip));
+    s.insert("podIP".into(), json!(pod_ip));
+    let start = prev
+        .as_ref()
+        .and_then(|p| p.get("startTime"))
+        .cloned()
+        .unwrap_or_else(|| json!(now));
+    s.insert("startTime".into(), start);
+    s.insert("containerStatuses".into(), json!(statuses));
+    // Carry over fields other components own (a controller's reason, ...).
+    if let Some(Value::Object(p)) = &prev {
+        for k in ["reason", "message"] {
+            if let Some(v) = p.get(k)
+                && terminal
+            {
+                s.insert(k.into(), v.clone());
+            }
+        }
+    }
+    let new = Value::Object(s);
+
+    if prev.as_ref() != Some(&new) && st.last_written.as_ref() != Some(&new) {
+        let was_ready = prev
+            .as_ref()
+            .and_then(|p| p.get("conditions"))
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .map(|c| c["status"] == "True");
+        if was_ready == Some(true) && !ready {
+            for v in &views {
+                if let Some(why) = v.probe.as_ref().and_then(|p| p.unready_reason.clone()) {
+                    events.push(PendingEvent::new(
+                        EventKind::Warning,
+                        "Unhealthy",
+                        why,
+                        &v.spec.name,
+                    ));
+                }
+            }
+        }
+        let op = Op::SetStatus {
+            key: key.clone(),
+            uid: Some(uid.clone()),
+            status: serde_json::to_vec(&new).unwrap_or_default(),
+        };
+        match ctx.store.write(Command { ops: vec![op] }).await {
+            Ok(_) => {
+                st.last_written = Some(new);
+                metrics::counter!("shoal_agent_status_writes_total").increment(1);
+            }
+            Err(e) => debug!(pod = %key, "status write failed, will retry: {e}"),
+        }
+    }
+    if !events.is_empty() {
+        super::events::write(ctx, pod, &mut st.events, events).await;
+    }
+}
+
+/// Computes the back-off for an exited container, counting each exit once.
+fn next_backoff(
+    prev: Option<&Backoff>,
+    exited_id: &str,
+    ran: Duration,
+    since_exit: Duration,
+    cfg: &crate::config::AgentConfig,
+) -> Backoff {
+    if let Some(p) = prev
+        && p.exit_of == exited_id
+    {
+        return p.clone();
+    }
+    let initial = Duration::from_millis(cfg.restart_backoff_initial_ms);
+    let max = Duration::from_millis(cfg.restart_backoff_max_ms);
+    let delay = match prev {
+        Some(p) if ran < Duration::from_millis(cfg.restart_backoff_reset_ms) => {
+            (p.delay * 2).min(max)
+        }
+        _ => initial,
+    };
+    Backoff {
+        delay,
+        until: Instant::now() + delay.saturating_sub(since_exit),
+        exit_of: exited_id.to_string(),
+    }
+}
+
+fn prev_container<'a>(prev: Option<&'a Value>, name: &str) -> Option<&'a Value> {
+    prev?
+        .get("containerStatuses")?
+        .as_array()?
+        .iter()
+        .find(|s| s.get("name").and_then(Value::as_str) == Some(name))
+}
+
+/// Starts probe tasks for running containers that have probes; stops the rest.
+fn keep_probes(
+    ctx: &Ctx,
+    spec: &PodSpec,
+    groups: &BTreeMap<String, Vec<ContainerInfo>>,
+    st: &mut PodState,
+) {
+    let mut keep = HashMap::new();
+    for c in &spec.containers {
+        let Some(ci) = groups.get(&c.name).and_then(|v| v.first()) else {
+            continue;
+        };
+        if ci.state != ContainerState::Running || !probe::has_probes(c) {
+            continue;
+        }
+        match st.probes.remove(&c.name) {
+            Some((id, guard)) if id == ci.id => {
+                keep.insert(c.name.clone(), (id, guard));
+            }
+            old => {
+                if let Some((id, _)) = old {
+                    ctx.probes.remove(&id);
+                }
+                let target = ProbeTarget {
+                    id: ci.id.clone(),
+                    ip: ci.ip.clone().unwrap_or_else(|| "127.0.0.1".into()),
+                    container: c.clone(),
+                };
+                let task = tokio::spawn(probe::run(
+                    target,
+                    ctx.runtime.clone(),
+                    ctx.probes.clone(),
+                    ctx.wake.clone(),
+                    ctx.http.clone(),
+                ));
+                keep.insert(c.name.clone(), (ci.id.clone(), TaskGuard(task)));
+            }
+        }
+    }
+    for (_, (id, _)) in st.probes.drain() {
+        ctx.probes.remove(&id);
+    }
+    st.probes = keep;
+}
+
+/// The actions of one sync, and what they produced.
+struct Sync<'a> {
+    ctx: &'a Ctx,
+    key: &'a ObjectKey,
+    uid: &'a str,
+    grace: Duration,
+    events: Vec<PendingEvent>,
+    waiting: HashMap<String, (String, String)>,
+    acted: bool,
+}
+
+impl Sync<'_> {
+    fn event(&mut self, kind: EventKind, reason: &str, message: String) {
+        self.events
+            .push(PendingEvent::new(kind, reason, message, ""));
+    }
+
+    /// Records an event about a particular exited container only once.
+    fn event_once(
+        &mut self,
+        st: &PodState,
+        container_id: &str,
+        kind: EventKind,
+        reason: &str,
+        message: String,
+    ) {
+        if !st.events.seen_for(container_id, reason) {
+            let mut e = PendingEvent::new(kind, reason, message, "");
+            e.about = Some(container_id.to_string());
+            self.events.push(e);
+        }
+    }
+
+    async fn stop(&mut self, ci: &ContainerInfo) {
+        self.acted = true;
+        if let Err(e) = self.ctx.runtime.stop(&ci.id, self.grace).await {
+            warn!(pod = %self.key, container = %ci.name, "stop failed: {e}");
+        }
+    }
+
+    async fn remove(&mut self, ci: &ContainerInfo) {
+        self.acted = true;
+        self.ctx.probes.remove(&ci.id);
+        if ci.state == ContainerState::Running {
+            self.stop(ci).await;
+        }
+        if let Err(e) = self.ctx.runtime.remove(&ci.id).await {
+            warn!(pod = %self.key, container = %ci.name, "remove failed: {e}");
+        }
+    }
+
+    async fn start_created(&mut self, c: &Container, ci: &ContainerInfo) {
+        self.acted = true;
+        match self.ctx.runtime.start(&ci.id).await {
+            Ok(()) => self.event(
+                EventKind::Normal,
+                "Started",
+                format!("Started container {}", c.name),
+            ),
+            Err(e) => {
+                self.fail(c, "RunContainerError", format!("{e}"));
+                self.remove(ci).await;
+            }
+        }
+    }
+
+    fn fail(&mut self, c: &Container, reason: &str, msg: String) {
+        self.event(EventKind::Warning, "Failed", format!("{reason}: {msg}"));
+        self.waiting
+            .insert(c.name.clone(), (reason.to_string(), msg));
+    }
+
+    async fn create(&mut self, c: &Container, restarts: u32, st: &mut PodState) {
+        self.acted = true;
+        let ctx = self.ctx;
+        if let Some((b, msg)) = st.pull_backoff.get(&c.name)
+            && Instant::now() < b.until
+        {
+            self.waiting
+                .insert(c.name.clone(), ("ImagePullFailed".into(), msg.clone()));
+            return;
+        }
+        let env = match resolve_env(ctx, &self.key.namespace, c) {
+            Ok(env) => env,
+            Err(msg) => return self.fail(c, "CreateContainerConfigError", msg),
+        };
+        let always = matches!(
+            c.image_pull_policy,
+            Some(crate::resource::types::ImagePullPolicy::Always)
+        );
+        if let Err(e) = ctx.runtime.ensure_image(&c.image, always).await {
+            let msg = match &e {
+                RuntimeError::ImagePull { reason, .. } => {
+                    format!("Failed to pull image {:?}: {reason}", c.image)
+                }
+                other => format!("Failed to pull image {:?}: {other}", c.image),
+            };
+            let prev = st.pull_backoff.get(&c.name).map(|(b, _)| b.clone());
+            let mut b = next_backoff(prev.as_ref(), "", Duration::ZERO, Duration::ZERO, &ctx.cfg);
+            if let Some(p) = prev {
+                b.delay = (p.delay * 2).min(Duration::from_millis(ctx.cfg.restart_backoff_max_ms));
+                b.until = Instant::now() + b.delay;
+            }
+            st.pull_backoff.insert(c.name.clone(), (b, msg.clone()));
+            metrics::counter!("shoal_agent_image_pull_failures_total").increment(1);
+            return self.fail(c, "ImagePullFailed", msg);
+        }
+        st.pull_backoff.remove(&c.name);
+        let cspec = self.container_spec(c, restarts, env);
+        let id = match ctx.runtime.create(&cspec).await {
+            Ok(id) => id,
+            Err(e) => return self.fail(c, "CreateContainerError", e.to_string()),
+        };
+        match ctx.runtime.start(&id).await {
+            Ok(()) => {
+                metrics::counter!("shoal_agent_container_starts_total").increment(1);
+                self.event(
+                    EventKind::Normal,
+                    "Started",
+                    format!("Started container {}", c.name),
+                );
+            }
+            Err(e) => {
+                self.fail(c, "RunContainerError", e.to_string());
+                if let Err(e) = ctx.runtime.remove(&id).await {
+                    warn!(pod = %self.key, "cannot remove a container that failed to start: {e}");
+                }
+            }
+        }
+    }
+
+    fn container_spec(
+        &self,
+        c: &Container,
+        restarts: u32,
+        env: Vec<(String, String)>,
+    ) -> ContainerSpec {
+        let labels = BTreeMap::from([
+            (LABEL_POD_UID.to_string(), self.uid.to_string()),
+            (
+                LABEL_POD.to_string(),
+                format!("{}/{}", self.key.namespace, self.key.name),
+            ),
+            (LABEL_CONTAINER.to_string(), c.name.clone()),
+            (LABEL_NODE.to_string(), self.ctx.node.clone()),
+            (LABEL_RESTARTS.to_string(), restarts.to_string()),
+            (LABEL_SPEC_HASH.to_string(), spec_hash(c)),
+            (LABEL_GRACE.to_string(), self.grace.as_secs().to_string()),
+        ]);
+        let uid8: String = self
+            .uid
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(8)
+            .collect();
+        let limits = c.resources.as_ref().map(|r| &r.limits);
+        ContainerSpec {
+            name: format!(
+                "shoal_{}_{}_{}_{}_{}",
+                self.key.namespace, self.key.name, c.name, restarts, uid8
+            ),
+            image: c.image.clone(),
+            command: c.command.clone(),
+            args: c.args.clone(),
+            env,
+            labels,
+            ports: c
+                .ports
+                .iter()
+                .filter_map(|p| {
+                    let host_port = p.host_port.filter(|h| *h != 0)?;
+                    Some(PortBinding {
+                        container_port: p.container_port,
+                        host_port,
+                        host_ip: String::new(),
+                    })
+                })
+                .collect(),
+            cpu_limit_millis: limits
+                .and_then(|l| l.get("cpu"))
+                .and_then(|q| q.cpu_millis().ok()),
+            memory_limit_bytes: limits
+                .and_then(|l| l.get("memory"))
+                .and_then(|q| q.memory_bytes().ok()),
+            working_dir: c.working_dir.clone(),
+            mounts: Vec::new(),
+            dns_servers: Vec::new(),
+            dns_search: Vec::new(),
+        }
+    }
+}
+
+/// The container's environment: literal values, then ConfigMap and Secret
+/// references read from the local replica. A missing reference that is not
+/// optional is an error naming it, as Kubernetes' CreateContainerConfigError.
+fn resolve_env(ctx: &Ctx, ns: &str, c: &Container) -> Result<Vec<(String, String)>, String> {
+    let mut env = Vec::new();
+    let data = |kind: Kind, name: &str| -> Result<Option<BTreeMap<String, String>>, String> {
+        let obj = ctx
+            .store
+            .get(&ObjectKey::new(kind, ns, name))
+            .map_err(|e| e.to_string())?;
+        let Some(obj) = obj else { return Ok(None) };
+        let mut out = BTreeMap::new();
+        if let Some(Value::Object(m)) = obj.body.get("data") {
+            for (k, v) in m {
+                let Some(s) = v.as_str() else { continue };
+                let value = if kind == Kind::Secret {
+                    let bytes =
+                        decode_base64(s).map_err(|e| format!("secret {name:?} key {k:?}: {e}"))?;
+                    String::from_utf8_lossy(&bytes).into_owned()
+                } else {
+                    s.to_string()
+                };
+                out.insert(k.clone(), value);
+            }
+        }
+        Ok(Some(out))
+    };
+    for from in &c.env_from {
+        let (kind, r) = match (&from.config_map_ref, &from.secret_ref) {
+            (Some(r), _) => (Kind::ConfigMap, r),
+            (None, Some(r)) => (Kind::Secret, r),
+            (None, None) => continue,
+        };
+        match data(kind, &r.name)? {
+            Some(m) => {
+                for (k, v) in m {
+                    env.push((format!("{}{k}", from.prefix.as_deref().unwrap_or("")), v));
+                }
+            }
+            None if r.optional == Some(true) => {}
+            None => {
+                return Err(format!(
+                    "{} {:?} not found",
+                    kind.as_str().to_lowercase(),
+                    r.name
+                ));
+            }
+        }
+    }
+    for e in &c.env {
+        if let Some(v) = &e.value {
+            env.push((e.name.clone(), v.clone()));
+            continue;
+        }
+        let Some(src) = &e.value_from else {
+            env.push((e.name.clone(), String::new()));
+            continue;
+        };
+        let (kind, sel) = match (&src.config_map_key_ref, &src.secret_key_ref) {
+            (Some(s), _) => (Kind::ConfigMap, s),
+            (None, Some(s)) => (Kind::Secret, s),
+            (None, None) => continue,
+        };
+        match data(kind, &sel.name)?.and_then(|m| m.get(&sel.key).cloned()) {
+            Some(v) => env.push((e.name.clone(), v)),
+            None if sel.optional == Some(true) => {}
+            None => {
+                return Err(format!(
+                    "couldn't find key {} in {} {:?} (for env {})",
+                    sel.key,
+                    kind.as_str(),
+                    sel.name,
+                    e.name
+                ));
+            }
+        }
+    }
+    Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AgentConfig;
+
+    #[test]
+    fn backoff_doubles_caps_and_resets() {
+        let cfg = AgentConfig {
+            restart_backoff_initial_ms: 10_000,
+            restart_backoff_max_ms: 40_000,
+            restart_backoff_reset_ms: 600_000,
+            ..AgentConfig::default()
+        };
+        let short = Duration::from_secs(1);
+        let b1 = next_backoff(None, "a", short, Duration::ZERO, &cfg);
+        assert_eq!(b1.delay, Duration::from_secs(10));
+        // The same exit seen again is not counted twice.
+        let again = next_backoff(Some(&b1), "a", short, Duration::ZERO, &cfg);
+        assert_eq!(again.delay, b1.delay);
+        let b2 = next_backoff(Some(&b1), "b", short, Duration::ZERO, &cfg);
+        assert_eq!(b2.delay, Duration::from_secs(20));
+        let b3 = next_backoff(Some(&b2), "c", short, Duration::ZERO, &cfg);
+        let b4 = next_backoff(Some(&b3), "d", short, Duration::ZERO, &cfg);
+        assert_eq!(b4.delay, Duration::from_secs(40), "capped");
+        let long = Duration::from_secs(601);
+        let fresh = next_backoff(Some(&b4), "e", long, Duration::ZERO, &cfg);
+        assert_eq!(
+            fresh.delay,
+            Duration::from_secs(10),
+            "reset after a long run"
+        );
+    }
+
+    #[test]
+    fn spec_hash_changes_with_the_image() {
+        let a = Container {
+            name: "c".into(),
+            image: "one".into(),
+            ..Default::default()
+        };
+        let b = Container {
+            image: "two".into(),
+            ..a.clone()
+        };
+        assert_ne!(spec_hash(&a), spec_hash(&b));
+        assert_eq!(spec_hash(&a), spec_hash(&a.clone()));
+    }
+}

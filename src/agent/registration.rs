@@ -1,0 +1,161 @@
+//! The node's own `Node` object: capacity read from the host, allocatable
+//! after `agent.reserved_*`, runtime, addresses and labels. The agent
+//! writes it at start and rewrites its status whenever it changes, so the
+//! scheduler and `shoal nodes` read it from any replica.
+
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::Ctx;
+use crate::resource::types::{parse_cpu_millis, parse_memory_bytes};
+use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
+use crate::store::{Command, NodeInfo, Op, Precondition};
+
+/// The host's CPU cores (as the process may use them) and memory in bytes.
+pub fn host_capacity() -> (u64, u64) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(1);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0);
+    (cores * 1000, mem)
+}
+
+/// CPU millicores as a quantity string (`2`, `1900m`).
+fn cpu_quantity(millis: u64) -> String {
+    if millis.is_multiple_of(1000) {
+        (millis / 1000).to_string()
+    } else {
+        format!("{millis}m")
+    }
+}
+
+/// Bytes as a quantity in Ki, as the kubelet reports memory.
+fn memory_quantity(bytes: u64) -> String {
+    format!("{}Ki", bytes / 1024)
+}
+
+/// The Node object this agent publishes.
+pub fn node_object(ctx: &Ctx, info: &NodeInfo, capacity: (u64, u64)) -> Object {
+    let (cpu, mem) = capacity;
+    let cfg = &ctx.cfg;
+    let reserved_cpu = parse_cpu_millis(&cfg.reserved_cpu).unwrap_or(0);
+    let reserved_mem = parse_memory_bytes(&cfg.reserved_memory).unwrap_or(0);
+    let mut labels = cfg.labels.clone();
+    labels.insert("kubernetes.io/hostname".into(), ctx.node.clone());
+    labels.insert("kubernetes.io/os".into(), std::env::consts::OS.into());
+    labels.insert("kubernetes.io/arch".into(), std::env::consts::ARCH.into());
+    let body = json!({
+        "spec": {},
+        "status": {
+            "capacity": {
+                "cpu": cpu_quantity(cpu),
+                "memory": memory_quantity(mem),
+                "pods": cfg.max_pods.to_string(),
+            },
+            "allocatable": {
+                "cpu": cpu_quantity(cpu.saturating_sub(reserved_cpu)),
+                "memory": memory_quantity(mem.saturating_sub(reserved_mem)),
+                "pods": cfg.max_pods.to_string(),
+            },
+            "addresses": [
+                {"type": "InternalIP", "address": ctx.host_ip},
+                {"type": "Hostname", "address": ctx.node},
+            ],
+            "nodeInfo": {
+                "runtime": ctx.runtime.name(),
+                "shoalVersion": env!("CARGO_PKG_VERSION"),
+                "peerId": info.peer_id,
+                "p2pAddrs": info.p2p_addrs,
+                "apiAddr": info.api_addr,
+                "operatingSystem": std::env::consts::OS,
+                "architecture": std::env::consts::ARCH,
+            },
+        },
+    });
+    let Value::Object(body) = body else {
+        unreachable!("json! of an object literal is an object")
+    };
+    Object {
+        api_version: "v1".into(),
+        kind: "Node".into(),
+        metadata: ObjectMeta {
+            name: ctx.node.clone(),
+            labels,
+            ..Default::default()
+        },
+        body,
+    }
+}
+
+/// Writes the Node object if the stored one differs; `true` once it matches.
+pub async fn publish(ctx: &Ctx, info: &NodeInfo) -> bool {
+    let want = node_object(ctx, info, host_capacity());
+    let key = ObjectKey::new(Kind::Node, "", &ctx.node);
+    let stored = match ctx.store.get(&key) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("cannot read this node's Node object: {e}");
+            return false;
+        }
+    };
+    // Keep what others own (spec.unschedulable from cordon) and compare the rest.
+    let mut want = want;
+    if let Some(s) = &stored {
+        if let Some(spec) = s.body.get("spec") {
+            want.body.insert("spec".into(), spec.clone());
+        }
+        if s.same_desired_state(&want) && s.body.get("status") == want.body.get("status") {
+            return true;
+        }
+    }
+    let Ok(bytes) = serde_json::to_vec(&want) else {
+        return false;
+    };
+    let op = Op::Put {
+        key,
+        object: bytes,
+        precondition: match &stored {
+            Some(s) => Precondition::Version(s.resource_version()),
+            None => Precondition::MustNotExist,
+        },
+    };
+    match ctx.store.write(Command { ops: vec![op] }).await {
+        Ok(_) => {
+            info!(node = %ctx.node, runtime = ctx.runtime.name(), "published this node");
+            true
+        }
+        Err(e) => {
+            warn!("cannot publish this node yet: {e}");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_read_back() {
+        assert_eq!(cpu_quantity(2000), "2");
+        assert_eq!(cpu_quantity(1900), "1900m");
+        assert_eq!(parse_cpu_millis(&cpu_quantity(1900)), Ok(1900));
+        let m = memory_quantity(8 * 1024 * 1024 * 1024);
+        assert_eq!(parse_memory_bytes(&m), Ok(8 * 1024 * 1024 * 1024));
+    }
+
+    #[test]
+    fn host_has_capacity() {
+        let (cpu, mem) = host_capacity();
+        assert!(cpu >= 1000 && mem > 0);
+    }
+}

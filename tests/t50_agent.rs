@@ -1,0 +1,542 @@
+//! The node agent against real runtimes: the Docker engine (with a busybox
+//! image built locally) and the process driver. Each behaviour test runs
+//! once per runtime where it applies.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::images::{ensure_busybox_image, require_docker};
+use common::*;
+use serde_json::Value;
+use shoal::node::Node;
+use shoal::runtime::{DynRuntime, LABEL_POD_UID};
+
+struct Harness {
+    node: Node,
+    api: Api,
+    runtime: &'static str,
+    image: String,
+    /// Where process-runtime probes keep their flag files (host paths).
+    scratch: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start(runtime: &'static str, test: &str) -> Harness {
+        let image = if runtime == "docker" {
+            ensure_busybox_image()
+        } else {
+            "host".to_string()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // Node names are unique per test: the agent removes containers
+        // labelled with its node name that no pod of its own explains.
+        let name = format!("t50-{runtime}-{test}");
+        let node = start_node(dir.path(), &name, |c| {
+            c.dev = true;
+            c.runtime = Some(runtime.into());
+            c.agent.restart_backoff_initial_ms = 1000;
+            c.agent.restart_backoff_max_ms = 8000;
+            c.agent.resync_ms = 300;
+        })
+        .await;
+        assert!(node.wait_ready(Duration::from_secs(20)).await, "node ready");
+        let api = Api::new(node.api_addr);
+        Harness {
+            node,
+            api,
+            runtime,
+            image,
+            scratch: tempfile::tempdir().unwrap(),
+            _dir: dir,
+        }
+    }
+
+    /// A path for probe flag files: inside the container for Docker, on the host for processes.
+    fn flag(&self, name: &str) -> String {
+        if self.runtime == "docker" {
+            format!("/tmp/{name}")
+        } else {
+            self.scratch.path().join(name).display().to_string()
+        }
+    }
+
+    fn pod(&self, name: &str, script: &str, extra_container: &str, extra_spec: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n{extra_spec}  containers:\n  - name: main\n    image: {image}\n    command: [\"sh\", \"-c\", {script:?}]\n{extra_container}",
+            node = self.node.info.name,
+            image = self.image,
+        )
+    }
+
+    async fn apply(&self, manifest: &str) {
+        let (code, v) = self.api.apply(manifest).await;
+        assert_eq!(code, 200, "apply: {v}");
+    }
+
+    async fn pod_json(&self, name: &str) -> Value {
+        let (code, v) = self
+            .api
+            .get(&format!(
+                "/v1/namespaces/default/pods/{name}?consistent=false"
+            ))
+            .await;
+        assert_eq!(code, 200, "{v}");
+        v
+    }
+
+    /// Waits until the pod satisfies `pred`; returns it.
+    async fn wait_pod(
+        &self,
+        name: &str,
+        secs: u64,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let p = self.pod_json(name).await;
+            if pred(&p) {
+                return p;
+            }
+            if Instant::now() > deadline {
+                panic!("pod {name}: timed out after {secs}s waiting for {what}; last: {p:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn containers_of(&self, pod: &Value) -> Vec<shoal::runtime::ContainerInfo> {
+        let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+        self.node
+            .runtime
+            .list(&BTreeMap::from([(LABEL_POD_UID.to_string(), uid)]))
+            .await
+            .expect("list containers")
+    }
+
+    async fn events_of(&self, pod: &str) -> Vec<Value> {
+        let (_, v) = self
+            .api
+            .get("/v1/namespaces/default/events?consistent=false")
+            .await;
+        v["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["involvedObject"]["name"] == pod)
+            .collect()
+    }
+
+    /// Stops the node, then removes what it ran: the containers outlive the
+    /// daemon by design, and host processes would outlive the test.
+    async fn stop(self) {
+        let rt = self.node.runtime.clone();
+        let name = self.node.info.name.clone();
+        self.node.shutdown().await;
+        let mine = BTreeMap::from([(shoal::runtime::LABEL_NODE.to_string(), name)]);
+        for c in rt.list(&mine).await.unwrap_or_default() {
+            let _ = rt.remove(&c.id).await;
+        }
+    }
+}
+
+fn cstatus(p: &Value) -> &Value {
+    &p["status"]["containerStatuses"][0]
+}
+
+fn phase(p: &Value) -> &str {
+    p["status"]["phase"].as_str().unwrap_or("")
+}
+
+fn ready(p: &Value) -> Option<bool> {
+    p["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| c["status"] == "True")
+}
+
+async fn runs_and_is_removed(runtime: &'static str) {
+    let h = Harness::start(runtime, "run").await;
+    h.apply(&h.pod("web", "echo hello from web; sleep 3600", "", ""))
+        .await;
+    let p = h
+        .wait_pod("web", 60, "Running", |p| {
+            phase(p) == "Running" && cstatus(p)["state"]["running"].is_object()
+        })
+        .await;
+    let id = cstatus(&p)["containerID"].as_str().unwrap().to_string();
+    assert!(id.starts_with(&format!("{runtime}://")), "{id}");
+    assert_eq!(
+        ready(&p),
+        Some(true),
+        "no readiness probe: ready once running"
+    );
+    assert!(p["status"]["hostIP"].is_string());
+    let cs = h.containers_of(&p).await;
+    assert_eq!(cs.len(), 1, "{cs:?}");
+    // Logs come back through the API.
+    let resp = h
+        .api
+        .http
+        .get(format!("{}/v1/namespaces/default/pods/web/log", h.api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("hello from web"), "{text:?}");
+    let evs = h.events_of("web").await;
+    assert!(evs.iter().any(|e| e["reason"] == "Started"), "{evs:?}");
+
+    let (code, v) = h
+        .api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/namespaces/default/pods/web",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let rt: DynRuntime = h.node.runtime.clone();
+    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+    eventually(
+        Duration::from_secs(15),
+        "the deleted pod's container is gone",
+        || {
+            let rt = rt.clone();
+            let uid = uid.clone();
+            async move {
+                rt.list(&BTreeMap::from([(LABEL_POD_UID.to_string(), uid)]))
+                    .await
+                    .map(|l| l.is_empty())
+                    .unwrap_or(false)
+            }
+        },
+    )
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_pod_runs_and_deleted_pod_is_removed() {
+    require_docker();
+    runs_and_is_removed("docker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_pod_runs_and_deleted_pod_is_removed() {
+    runs_and_is_removed("process").await;
+}
+
+async fn crash_loop(runtime: &'static str) {
+    let h = Harness::start(runtime, "crash").await;
+    h.apply(&h.pod("crash", "echo dying; exit 1", "", "")).await;
+    // Record when each restart shows up: the gaps must grow (1 s, 2 s, 4 s).
+    let mut seen: Vec<(u64, Instant)> = Vec::new();
+    let mut saw_backoff = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.last().map(|s| s.0).unwrap_or(0) < 4 {
+        assert!(Instant::now() < deadline, "restarts seen: {seen:?}");
+        let p = h.pod_json("crash").await;
+        let n = cstatus(&p)["restartCount"].as_u64().unwrap_or(0);
+        if cstatus(&p)["state"]["waiting"]["reason"] == "CrashLoopBackOff" {
+            saw_backoff = true;
+            assert_eq!(
+                cstatus(&p)["lastState"]["terminated"]["exitCode"],
+                1,
+                "{p:#}"
+            );
+        }
+        if seen.last().map(|s| s.0) != Some(n) {
+            seen.push((n, Instant::now()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(saw_backoff, "CrashLoopBackOff was never reported");
+    let gap = |a: u64| {
+        let t = |n: u64| seen.iter().find(|s| s.0 == n).map(|s| s.1);
+        match (t(a), t(a + 1)) {
+            (Some(x), Some(y)) => Some(y - x),
+            _ => None,
+        }
+    };
+    let (g1, g3) = (gap(1).expect("restart 1→2"), gap(3).expect("restart 3→4"));
+    assert!(
+        g3 > g1 + Duration::from_millis(1500),
+        "back-off does not grow: {g1:?} then {g3:?} ({seen:?})"
+    );
+    assert_eq!(phase(&h.pod_json("crash").await), "Running");
+    let evs = h.events_of("crash").await;
+    let backoff = evs
+        .iter()
+        .find(|e| e["reason"] == "BackOff")
+        .expect("a BackOff event");
+    assert!(backoff["count"].as_u64().unwrap_or(0) >= 1);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_crash_loop_backs_off() {
+    require_docker();
+    crash_loop("docker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_crash_loop_backs_off() {
+    crash_loop("process").await;
+}
+
+async fn liveness_restarts(runtime: &'static str) {
+    let h = Harness::start(runtime, "live").await;
+    let flag = h.flag("alive");
+    let probe = format!(
+        "    livenessProbe:\n      exec:\n        command: [\"cat\", {flag:?}]\n      periodSeconds: 1\n      failureThreshold: 2\n"
+    );
+    // Healthy for 3 s, then the flag goes away and stays away.
+    let script = format!("touch {flag}; sleep 3; rm -f {flag}; sleep 3600");
+    h.apply(&h.pod("live", &script, &probe, "")).await;
+    let p = h
+        .wait_pod("live", 60, "a liveness restart", |p| {
+            cstatus(p)["restartCount"].as_u64().unwrap_or(0) >= 1
+        })
+        .await;
+    assert!(cstatus(&p)["lastState"]["terminated"].is_object(), "{p:#}");
+    let evs = h.events_of("live").await;
+    assert!(
+        evs.iter().any(|e| e["reason"] == "Unhealthy"
+            && e["message"].as_str().unwrap_or("").contains("Liveness")),
+        "{evs:#?}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_failing_liveness_restarts() {
+    require_docker();
+    liveness_restarts("docker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_failing_liveness_restarts() {
+    liveness_restarts("process").await;
+}
+
+async fn readiness_flips(runtime: &'static str) {
+    let h = Harness::start(runtime, "ready").await;
+    let flag = h.flag("ready");
+    let probe = format!(
+        "    readinessProbe:\n      exec:\n        command: [\"cat\", {flag:?}]\n      periodSeconds: 1\n      failureThreshold: 1\n"
+    );
+    h.apply(&h.pod("ready", &format!("touch {flag}; sleep 3600"), &probe, ""))
+        .await;
+    let p = h
+        .wait_pod("ready", 60, "Ready", |p| ready(p) == Some(true))
+        .await;
+    let id = h.containers_of(&p).await[0].id.clone();
+    // Through sh: the image links only a few applets, but its shell runs them all.
+    let rm = vec!["sh".to_string(), "-c".into(), format!("rm -f {flag}")];
+    let out = h
+        .node
+        .runtime
+        .exec(&id, &rm, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    h.wait_pod("ready", 20, "not Ready", |p| ready(p) == Some(false))
+        .await;
+    let touch = vec!["sh".to_string(), "-c".into(), format!("touch {flag}")];
+    h.node
+        .runtime
+        .exec(&id, &touch, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let p = h
+        .wait_pod("ready", 20, "Ready again", |p| ready(p) == Some(true))
+        .await;
+    assert_eq!(
+        cstatus(&p)["restartCount"],
+        0,
+        "readiness never restarts: {p:#} {:#?}",
+        h.events_of("ready").await
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_readiness_flips_ready() {
+    require_docker();
+    readiness_flips("docker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_readiness_flips_ready() {
+    readiness_flips("process").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_memory_hog_is_oom_killed() {
+    require_docker();
+    let h = Harness::start("docker", "oom").await;
+    let limits = "    resources:\n      limits:\n        memory: 32Mi\n";
+    // A shell variable holds the whole 100 MB: far past a 32 MiB limit.
+    h.apply(&h.pod(
+        "hog",
+        "x=$(yes | head -c 100000000)",
+        limits,
+        "  restartPolicy: Never\n",
+    ))
+    .await;
+    let p = h
+        .wait_pod("hog", 60, "OOMKilled", |p| {
+            cstatus(p)["state"]["terminated"]["reason"] == "OOMKilled"
+        })
+        .await;
+    assert_eq!(phase(&p), "Failed", "{p:#}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_missing_image_is_image_pull_failed() {
+    require_docker();
+    let mut h = Harness::start("docker", "pull").await;
+    h.image = "registry.invalid/none/such:1".into();
+    h.apply(&h.pod("nopull", "true", "", "")).await;
+    let p = h
+        .wait_pod("nopull", 90, "ImagePullFailed", |p| {
+            cstatus(p)["state"]["waiting"]["reason"] == "ImagePullFailed"
+        })
+        .await;
+    assert_eq!(phase(&p), "Pending");
+    let msg = cstatus(&p)["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or("");
+    assert!(msg.contains("registry.invalid"), "{msg}");
+    h.stop().await;
+}
+
+// ---------------------------------------------------------------- adoption
+
+fn spawn_agent(dir: &std::path::Path, runtime: &str, api: u16, p2p: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["agent", "--dev", "--runtime", runtime])
+        .args(["--name", &format!("t50-adopt-{runtime}")])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--api-addr", &format!("127.0.0.1:{api}")])
+        .args(["--p2p-addr", &format!("127.0.0.1:{p2p}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn shoal agent")
+}
+
+async fn wait_healthy(api: &Api) {
+    eventually(
+        Duration::from_secs(30),
+        "the agent reports healthy",
+        || async {
+            match api.http.get(format!("{}/healthz", api.base)).send().await {
+                Ok(r) => r.status() == 200,
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
+}
+
+async fn adopts_after_sigkill(runtime: &'static str) {
+    let image = if runtime == "docker" {
+        ensure_busybox_image()
+    } else {
+        "host".into()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let mut child = spawn_agent(dir.path(), runtime, p[0], p[1]);
+    let api = Api::new(format!("127.0.0.1:{}", p[0]));
+    wait_healthy(&api).await;
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: keep\nspec:\n  nodeName: t50-adopt-{runtime}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n"
+    );
+    let (code, v) = api.apply(&manifest).await;
+    assert_eq!(code, 200, "{v}");
+    let running = |v: &Value| cstatus(v)["state"]["running"].is_object();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let before = loop {
+        let (_, v) = api
+            .get("/v1/namespaces/default/pods/keep?consistent=false")
+            .await;
+        if running(&v) {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "the pod never ran: {v:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let id = cstatus(&before)["containerID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = cstatus(&before)["state"]["running"]["startedAt"].clone();
+
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let mut child = spawn_agent(dir.path(), runtime, p[0], p[1]);
+    wait_healthy(&api).await;
+    // Give the restarted agent several passes to do anything it would do.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, after) = api.get("/v1/namespaces/default/pods/keep").await;
+    assert_eq!(
+        cstatus(&after)["containerID"].as_str(),
+        Some(id.as_str()),
+        "{after:#}"
+    );
+    assert_eq!(cstatus(&after)["restartCount"], 0, "{after:#}");
+    assert_eq!(cstatus(&after)["state"]["running"]["startedAt"], started);
+    assert!(running(&after));
+
+    let (code, v) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/namespaces/default/pods/keep",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let raw_id = id.split("://").nth(1).unwrap().to_string();
+    let rt: DynRuntime = if runtime == "docker" {
+        std::sync::Arc::new(
+            shoal::runtime::docker::DockerRuntime::connect()
+                .await
+                .unwrap(),
+        )
+    } else {
+        std::sync::Arc::new(
+            shoal::runtime::process::ProcessRuntime::new(dir.path().join("process")).unwrap(),
+        )
+    };
+    eventually(Duration::from_secs(20), "the container is removed", || {
+        let rt = rt.clone();
+        let raw_id = raw_id.clone();
+        async move { rt.inspect(&raw_id).await.is_err() }
+    })
+    .await;
+    child.kill().ok();
+    child.wait().ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_restarted_agent_adopts_its_container() {
+    require_docker();
+    adopts_after_sigkill("docker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_restarted_agent_adopts_its_process() {
+    adopts_after_sigkill("process").await;
+}
