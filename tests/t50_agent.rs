@@ -398,6 +398,11 @@ async fn docker_memory_hog_is_oom_killed() {
         })
         .await;
     assert_eq!(phase(&p), "Failed", "{p:#}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !h.events_of("hog").await.iter().any(|e| e["reason"] == "OOMKilled") {
+        assert!(Instant::now() < deadline, "no OOMKilled event");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     h.stop().await;
 }
 
@@ -539,4 +544,141 @@ async fn docker_restarted_agent_adopts_its_container() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_restarted_agent_adopts_its_process() {
     adopts_after_sigkill("process").await;
+}
+
+// ---------------------------------------------------------------- two nodes
+
+fn cli(api: &Api, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["--addr", &api.base])
+        .args(args)
+        .output()
+        .expect("run the shoal CLI");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned()
+        + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_status_and_nodes_across_nodes() {
+    let (d0, d1) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let tweak = |c: &mut shoal::config::Config| {
+        c.agent.resync_ms = 300;
+    };
+    let a = start_node(d0.path(), "t50-two-a", |c| {
+        c.dev = true;
+        tweak(c);
+    })
+    .await;
+    assert!(a.wait_ready(Duration::from_secs(20)).await);
+    let seed = p2p_host_port(&a);
+    let b = start_node(d1.path(), "t50-two-b", |c| {
+        c.join = vec![seed];
+        tweak(c);
+    })
+    .await;
+    assert!(b.wait_ready(Duration::from_secs(20)).await, "b joins");
+    let api = Api::new(a.api_addr);
+    let manifest = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: talker\nspec:\n  nodeName: t50-two-b\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: host\n    command: [\"sh\", \"-c\", \"i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done\"]\n";
+    let (code, v) = api.apply(manifest).await;
+    assert_eq!(code, 200, "{v}");
+    // b's agent runs it and reports through Raft (b is a follower: its writes go to a).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pod = loop {
+        let (_, p) = api.get("/v1/namespaces/default/pods/talker").await;
+        if phase(&p) == "Running" {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "never Running: {p:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Nothing changes, so nothing is written: the resourceVersion stays put.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, p1) = api.get("/v1/namespaces/default/pods/talker").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, p2) = api.get("/v1/namespaces/default/pods/talker").await;
+    assert_eq!(
+        p1["metadata"]["resourceVersion"], p2["metadata"]["resourceVersion"],
+        "a steady pod must not be rewritten"
+    );
+    assert!(pod["status"]["hostIP"].is_string());
+
+    // Logs at a, of a pod on b: fetched over libp2p.
+    let (code, text) = {
+        let r = api
+            .http
+            .get(format!("{}/v1/namespaces/default/pods/talker/log?tailLines=2", api.base))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(text.lines().count(), 2, "{text:?}");
+    assert!(text.lines().all(|l| l.starts_with("line ")), "{text:?}");
+    // Follow: new lines keep arriving through the remote session.
+    let mut resp = api
+        .http
+        .get(format!("{}/v1/namespaces/default/pods/talker/log?follow=true&tailLines=1", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while seen.lines().count() < 15 {
+        assert!(Instant::now() < deadline, "follow stalled after {seen:?}");
+        match tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await {
+            Ok(Ok(Some(c))) => seen.push_str(&String::from_utf8_lossy(&c)),
+            other => panic!("follow ended: {other:?} after {seen:?}"),
+        }
+    }
+    let numbers: Vec<u64> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("line ")?.parse().ok())
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+    drop(resp);
+
+    // Both nodes published themselves.
+    let (_, nodes) = api.get("/v1/nodes").await;
+    let names: Vec<&str> = nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"t50-two-a") && names.contains(&"t50-two-b"), "{names:?}");
+    for n in nodes["items"].as_array().unwrap() {
+        assert_eq!(n["status"]["nodeInfo"]["runtime"], "process");
+        assert!(n["status"]["allocatable"]["cpu"].is_string(), "{n:#}");
+    }
+
+    // The CLI over the same paths.
+    let (ok, out) = cli(&api, &["logs", "talker", "--tail", "1"]);
+    assert!(ok && out.starts_with("line "), "{out}");
+    let (ok, out) = cli(&api, &["nodes"]);
+    assert!(ok && out.contains("t50-two-b") && out.contains("process"), "{out}");
+    let (ok, out) = cli(&api, &["events"]);
+    assert!(ok && out.contains("Started") && out.contains("pod/talker"), "{out}");
+    let (ok, out) = cli(&api, &["describe", "pod", "talker"]);
+    assert!(ok && out.contains("Events:") && out.contains("Started container main"), "{out}");
+    let (ok, out) = cli(&api, &["logs", "nosuch"]);
+    assert!(!ok && out.contains("not found"), "{out}");
+
+    let (code, v) = api
+        .send(reqwest::Method::DELETE, "/v1/namespaces/default/pods/talker", None)
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let rt = b.runtime.clone();
+    eventually(Duration::from_secs(15), "b removes the process", || {
+        let rt = rt.clone();
+        async move {
+            let mine = BTreeMap::from([(shoal::runtime::LABEL_NODE.to_string(), "t50-two-b".to_string())]);
+            rt.list(&mine).await.map(|l| l.is_empty()).unwrap_or(false)
+        }
+    })
+    .await;
+    b.shutdown().await;
+    a.shutdown().await;
 }

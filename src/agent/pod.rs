@@ -185,9 +185,6 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
                     oom_killed,
                     finished_at,
                 } => {
-                    if !status::should_restart(policy, *exit_code) {
-                        continue;
-                    }
                     if *oom_killed {
                         sync.event_once(
                             st,
@@ -196,6 +193,9 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
                             "OOMKilled",
                             format!("Container {} was killed: out of memory", c.name),
                         );
+                    }
+                    if !status::should_restart(policy, *exit_code) {
+                        continue;
                     }
                     let ran = match (ci.started_at, finished_at) {
                         (Some(s), Some(f)) => f.duration_since(s).unwrap_or_default(),
