@@ -34,6 +34,7 @@ pub struct ApiState {
     max_body: usize,
     prometheus: Option<PrometheusHandle>,
     logs: Option<Arc<LogService>>,
+    membership: Option<crate::membership::Membership>,
 }
 
 /// The process-wide Prometheus recorder (one per process, shared by in-process nodes).
@@ -60,7 +61,14 @@ impl ApiState {
             max_body: cfg.max_body_bytes,
             prometheus: prometheus(),
             logs: None,
+            membership: None,
         }
+    }
+
+    /// Serves `/v1/members` from this membership.
+    pub fn with_membership(mut self, m: crate::membership::Membership) -> ApiState {
+        self.membership = Some(m);
+        self
     }
 
     /// Serves pod logs through this service.
@@ -83,6 +91,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/v1/raft", get(raft_status))
+        .route("/v1/members", get(members))
         .route("/v1/apply", post(apply))
         .route("/v1/delete", post(delete_manifest))
         .route("/v1/{plural}", get(list_all).post(create_any))
@@ -295,6 +304,17 @@ fn watch(s: ApiState, kind: Kind, ns: Option<String>, from: Option<u64>) -> ApiR
         },
     );
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// `GET /v1/members`: every member this node's gossip knows, itself included.
+async fn members(State(s): State<ApiState>) -> ApiResult<Response> {
+    let Some(m) = &s.membership else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "membership is not running on this node",
+        ));
+    };
+    Ok(Json(json!({"kind": "MemberList", "items": m.members()})).into_response())
 }
 
 #[derive(Debug, Deserialize)]

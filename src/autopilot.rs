@@ -1,288 +1,476 @@
-//! autopilot: how a node gets into a cluster. `--dev` initialises a one-node
-//! cluster; `--bootstrap-expect N` waits until N nodes know each other and the
-//! lowest PeerId initialises Raft with them; any other node asks the leader
-//! (through whichever peer it reaches) to add it as a learner, promoted to
-//! voter while there are fewer voters than the target.
+//! autopilot: keeps Raft membership in step with gossip membership.
 //!
-//! The loop is level-triggered: every tick it compares what it wants (to be a
-//! member) with what Raft says and acts on the difference.
+//! Getting in: `--dev` initialises a one-node cluster; `--bootstrap-expect N`
+//! waits until gossip shows N live nodes none of which is in a cluster yet,
+//! and the lowest PeerId among them initialises Raft with all of them; any
+//! other node simply gossips and waits for the leader to add it.
+//!
+//! On the leader, every tick (and on every membership change):
+//! - a Raft member whose name now belongs to a different live PeerId (a host
+//!   that came back with an empty data dir) is removed: no phantom voter;
+//! - a member that left on purpose is removed at once;
+//! - every live member becomes at least a learner;
+//! - voters are kept at an odd target: the largest odd number no greater
+//!   than the live members and `raft.voters`;
+//! - a voter down for longer than `raft.dead_voter_grace_ms` is replaced by
+//!   a live, caught-up learner (and kept if there is none: removing it would
+//!   not make the quorum any easier to reach);
+//! - a learner down for a long while is removed.
+//!
+//! The loop is level-triggered: it compares what gossip says with what
+//! Raft says and makes one change at a time.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use libp2p::{Multiaddr, PeerId};
-use serde::{Deserialize, Serialize};
+use openraft::ChangeMembers;
 use tracing::{debug, info, warn};
 
-use crate::net::{Channel, Handler, Net};
-use crate::store::{NodeInfo, Store, StoreError};
+use crate::membership::{MemberState, MemberView, Membership};
+use crate::store::{NodeId, NodeInfo, Store};
 
 const TICK: Duration = Duration::from_millis(500);
-const MAX_MSG_BYTES: usize = 1024 * 1024;
+/// A learner that far behind the leader's log is not promoted yet.
+const CAUGHT_UP_ENTRIES: u64 = 1000;
 
-#[derive(Serialize, Deserialize)]
-enum ClusterRpc {
-    /// Introduces the sender and what it knows; the reply is the same from the receiver.
-    Hello { me: NodeInfo, known: Vec<NodeInfo> },
-    /// Asks the leader to add the node; forwarded by non-leaders.
-    Join(NodeInfo),
-}
-
-#[derive(Serialize, Deserialize)]
-enum ClusterReply {
-    Hello { me: NodeInfo, known: Vec<NodeInfo> },
-    Joined,
-    NotYet(String),
-}
-
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
-    bincode::serde::encode_to_vec(v, bincode::config::standard().with_limit::<MAX_MSG_BYTES>())
-        .map_err(|e| e.to_string())
-}
-
-fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
-    bincode::serde::decode_from_slice(b, bincode::config::standard().with_limit::<MAX_MSG_BYTES>())
-        .map(|(v, _)| v)
-        .map_err(|e| e.to_string())
-}
-
-/// How this node should come into a cluster.
+/// How this node should come into a cluster, and the voter policy.
 #[derive(Debug, Clone)]
-pub struct JoinPlan {
+pub struct AutopilotConfig {
     /// Initialise a one-node cluster.
     pub dev: bool,
     /// Wait for this many nodes before initialising.
     pub bootstrap_expect: Option<usize>,
-    /// Seed addresses.
-    pub seeds: Vec<Multiaddr>,
-    /// Voter target while adding nodes.
+    /// Most voters kept (odd).
     pub voters: usize,
+    /// How long a voter may be down before it is replaced.
+    pub dead_voter_grace: Duration,
 }
 
-struct Shared {
+/// Starts the autopilot loop.
+pub fn spawn(
     store: Store,
-    net: Net,
+    membership: Membership,
     me: NodeInfo,
-    voters: usize,
-    known: Mutex<BTreeMap<String, NodeInfo>>,
+    cfg: AutopilotConfig,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(store, membership, me, cfg))
 }
 
-/// Starts the join loop and registers the cluster handler.
-pub fn spawn(store: Store, net: Net, me: NodeInfo, plan: JoinPlan) -> tokio::task::JoinHandle<()> {
-    let shared = Arc::new(Shared {
-        store,
-        net: net.clone(),
-        me: me.clone(),
-        voters: plan.voters,
-        known: Mutex::new(BTreeMap::from([(me.peer_id.clone(), me)])),
-    });
-    net.set_handler(Channel::Cluster, Arc::new(ClusterHandler(shared.clone())));
-    tokio::spawn(run(shared, plan))
+/// Raft metadata of a member, from its gossip metadata.
+pub fn node_info(v: &MemberView) -> Option<NodeInfo> {
+    let m = v.meta.as_ref()?;
+    Some(NodeInfo {
+        name: m.name.clone(),
+        peer_id: m.peer_id.clone(),
+        p2p_addrs: m.p2p_addrs.clone(),
+        api_addr: m.api_addr.clone(),
+    })
 }
 
-async fn run(s: Arc<Shared>, plan: JoinPlan) {
-    let mut seed_peers: BTreeMap<Multiaddr, PeerId> = BTreeMap::new();
-    let mut last_complaint = String::new();
+async fn run(store: Store, membership: Membership, me: NodeInfo, cfg: AutopilotConfig) {
+    let mut changes = membership.changes();
+    let mut last_note = String::new();
+    let mut missing_since: HashMap<NodeId, Instant> = HashMap::new();
     loop {
-        if let Err(msg) = tick(&s, &plan, &mut seed_peers).await
-            && msg != last_complaint
-        {
-            info!("joining: {msg}");
-            last_complaint = msg;
+        let view = membership.members();
+        let note = match tick(&store, &view, &me, &cfg, &mut missing_since).await {
+            Ok(()) => String::new(),
+            Err(msg) => msg,
+        };
+        if !note.is_empty() && note != last_note {
+            info!("autopilot: {note}");
         }
-        tokio::time::sleep(TICK).await;
+        last_note = note;
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            r = changes.changed() => if r.is_err() { return },
+        }
     }
 }
 
 async fn tick(
-    s: &Shared,
-    plan: &JoinPlan,
-    seed_peers: &mut BTreeMap<Multiaddr, PeerId>,
+    store: &Store,
+    view: &[MemberView],
+    me: &NodeInfo,
+    cfg: &AutopilotConfig,
+    missing_since: &mut HashMap<NodeId, Instant>,
 ) -> Result<(), String> {
-    let initialized = s
-        .store
+    let initialized = store
         .raft()
         .is_initialized()
         .await
         .map_err(|e| e.to_string())?;
-    if s.store.is_member() {
+    if !initialized {
+        return bootstrap(store, view, me, cfg).await;
+    }
+    if store.leader().map(|(id, _)| id) != Some(store.node_id()) {
         return Ok(());
     }
-    if plan.dev && !initialized {
+    lead(store, view, me, cfg, missing_since).await
+}
+
+async fn bootstrap(
+    store: &Store,
+    view: &[MemberView],
+    me: &NodeInfo,
+    cfg: &AutopilotConfig,
+) -> Result<(), String> {
+    if cfg.dev {
         info!("--dev: initialising a one-node cluster");
-        return s
-            .store
-            .initialize(vec![s.me.clone()])
+        return store
+            .initialize(vec![me.clone()])
             .await
             .map_err(|e| e.to_string());
     }
-    // Learn PeerIds behind seed addresses, then exchange what everyone knows.
-    for addr in &plan.seeds {
-        if !seed_peers.contains_key(addr) {
-            match s.net.dial(addr.clone()).await {
-                Ok(p) if p != s.net.peer_id() => {
-                    seed_peers.insert(addr.clone(), p);
-                }
-                Ok(_) => {}
-                Err(e) => debug!("seed {addr}: {e}"),
-            }
-        }
-    }
-    let mut targets: Vec<(PeerId, Vec<Multiaddr>)> = seed_peers
+    let Some(n) = cfg.bootstrap_expect else {
+        return Err("waiting for the cluster's leader to add this node".into());
+    };
+    let up: Vec<&MemberView> = view
         .iter()
-        .map(|(a, p)| (*p, vec![a.clone()]))
+        .filter(|v| v.is_up() && v.meta.as_ref().is_some_and(|m| !m.leaving))
         .collect();
-    for n in known(s).into_iter().filter(|n| n.peer_id != s.me.peer_id) {
-        if let Some(p) = n.peer() {
-            targets.push((p, n.multiaddrs()));
-        }
+    if let Some(member) = up.iter().find(|v| {
+        !v.is_self
+            && v.meta
+                .as_ref()
+                .is_some_and(|m| m.raft_role != "none" && !m.raft_role.is_empty())
+    }) {
+        return Err(format!(
+            "{} is already in a cluster; waiting to be added to it",
+            member.name().unwrap_or("a member")
+        ));
     }
-    targets.sort();
-    targets.dedup_by(|a, b| a.0 == b.0);
-    for (peer, addrs) in &targets {
-        let hello = ClusterRpc::Hello {
-            me: s.me.clone(),
-            known: known(s),
-        };
-        let Ok(body) = encode(&hello) else { continue };
-        match s
-            .net
-            .request(*peer, addrs.clone(), Channel::Cluster, body)
-            .await
-        {
-            Ok(reply) => match decode::<ClusterReply>(&reply) {
-                Ok(ClusterReply::Hello { me, known }) => {
-                    learn(s, std::iter::once(me).chain(known));
-                }
-                Ok(_) => {}
-                Err(e) => warn!(%peer, "undecodable hello reply: {e}"),
-            },
-            Err(e) => debug!(%peer, "hello failed: {e}"),
-        }
+    if up.len() < n {
+        return Err(format!(
+            "bootstrap: waiting for {n} nodes, {} seen",
+            up.len()
+        ));
     }
-    if let Some(n) = plan.bootstrap_expect
-        && !initialized
-    {
-        let all = known(s);
-        if all.len() < n {
-            return Err(format!("waiting for {n} nodes, {} known", all.len()));
-        }
-        let lowest = all
-            .iter()
-            .map(|n| n.peer_id.clone())
-            .min()
-            .unwrap_or_default();
-        if lowest == s.me.peer_id {
-            info!(
-                nodes = all.len(),
-                "bootstrap: initialising Raft as the lowest PeerId"
-            );
-            return s.store.initialize(all).await.map_err(|e| e.to_string());
-        }
-        // Someone else initialises; once a leader exists the join below succeeds or
-        // the initial membership already includes us.
+    let lowest = up.iter().map(|v| v.peer_id.as_str()).min().unwrap_or("");
+    if lowest != me.peer_id {
+        return Err(format!(
+            "bootstrap: {n} nodes seen; the lowest PeerId initialises the cluster"
+        ));
     }
-    if targets.is_empty() {
-        return Err(if plan.seeds.is_empty() {
-            "no peers to join through (give --join)".into()
+    let members: Vec<NodeInfo> = up.iter().filter_map(|v| node_info(v)).collect();
+    info!(
+        nodes = members.len(),
+        "bootstrap: initialising Raft as the lowest PeerId"
+    );
+    store.initialize(members).await.map_err(|e| e.to_string())
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The largest odd number no greater than `n` (at least 1).
+pub fn odd_target(live: usize, max: usize) -> usize {
+    let t = live.min(max).max(1);
+    if t.is_multiple_of(2) { t - 1 } else { t }
+}
+
+/// How a Raft member looks through gossip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Up,
+    Leaving,
+    Down(Duration),
+}
+
+async fn lead(
+    store: &Store,
+    view: &[MemberView],
+    me: &NodeInfo,
+    cfg: &AutopilotConfig,
+    missing_since: &mut HashMap<NodeId, Instant>,
+) -> Result<(), String> {
+    let metrics = store.metrics();
+    let membership = metrics.membership_config.membership().clone();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let nodes: BTreeMap<NodeId, NodeInfo> =
+        membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+    let my_id = store.node_id();
+    let by_peer: HashMap<&str, &MemberView> =
+        view.iter().map(|v| (v.peer_id.as_str(), v)).collect();
+    let now = now_secs();
+    let health = |id: &NodeId, n: &NodeInfo, missing: &HashMap<NodeId, Instant>| -> Health {
+        match by_peer.get(n.peer_id.as_str()) {
+            Some(v) if v.meta.as_ref().is_some_and(|m| m.leaving) => Health::Leaving,
+            Some(v) if v.state == MemberState::Left => Health::Leaving,
+            Some(v) if v.is_up() => Health::Up,
+            Some(v) => Health::Down(Duration::from_secs(now.saturating_sub(v.since))),
+            None => Health::Down(missing.get(id).map(|t| t.elapsed()).unwrap_or_default()),
+        }
+    };
+    // Members gossip has never heard of are timed from when we noticed.
+    for (id, n) in &nodes {
+        if by_peer.contains_key(n.peer_id.as_str()) {
+            missing_since.remove(id);
         } else {
-            "no --join peer could be reached yet (see the dial errors above)".into()
-        });
-    }
-    let body = encode(&ClusterRpc::Join(s.me.clone()))?;
-    let mut last = String::from("no peer answered");
-    for (peer, addrs) in targets {
-        match s
-            .net
-            .request(peer, addrs, Channel::Cluster, body.clone())
-            .await
-        {
-            Ok(reply) => match decode::<ClusterReply>(&reply) {
-                Ok(ClusterReply::Joined) => {
-                    info!(via = %peer, "joined the cluster");
-                    return Ok(());
-                }
-                Ok(ClusterReply::NotYet(m)) => last = m,
-                Ok(_) => {}
-                Err(e) => last = e,
-            },
-            Err(e) => last = e.to_string(),
+            missing_since.entry(*id).or_insert_with(Instant::now);
         }
     }
-    Err(last)
-}
+    missing_since.retain(|id, _| nodes.contains_key(id));
 
-fn known(s: &Shared) -> Vec<NodeInfo> {
-    s.known
-        .lock()
-        .map(|k| k.values().cloned().collect())
-        .unwrap_or_default()
-}
-
-fn learn(s: &Shared, nodes: impl Iterator<Item = NodeInfo>) {
-    if let Ok(mut k) = s.known.lock() {
-        for n in nodes {
-            if n.peer().is_some() {
-                k.insert(n.peer_id.clone(), n);
-            }
+    // 1. A name now held by another live PeerId: the old identity is gone for good.
+    // 2. Members that left on purpose go at once.
+    for (id, n) in &nodes {
+        if *id == my_id {
+            continue;
         }
-    }
-}
-
-struct ClusterHandler(Arc<Shared>);
-
-impl Handler for ClusterHandler {
-    fn handle(&self, _from: PeerId, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
-        let s = self.0.clone();
-        async move {
-            let rpc: ClusterRpc =
-                decode(&body).map_err(|e| format!("undecodable cluster rpc: {e}"))?;
-            let reply = match rpc {
-                ClusterRpc::Hello { me, known: theirs } => {
-                    learn(&s, std::iter::once(me).chain(theirs));
-                    ClusterReply::Hello {
-                        me: s.me.clone(),
-                        known: known(&s),
-                    }
-                }
-                ClusterRpc::Join(node) => handle_join(&s, node).await,
+        let replaced = view
+            .iter()
+            .any(|v| v.is_up() && v.name() == Some(n.name.as_str()) && v.peer_id != n.peer_id);
+        let left = health(id, n, missing_since) == Health::Leaving;
+        if replaced || left {
+            let why = if replaced {
+                "its name came back under a new identity (empty data dir)"
+            } else {
+                "it left"
             };
-            encode(&reply)
+            return remove(store, *id, n, voters.contains(id), why).await;
         }
-        .boxed()
     }
-}
+    // The leader itself leaving: hand over by removing itself from the voters;
+    // it steps down once that is committed.
+    let me_leaving = by_peer
+        .get(me.peer_id.as_str())
+        .and_then(|v| v.meta.as_ref())
+        .is_some_and(|m| m.leaving);
+    if me_leaving && voters.contains(&my_id) {
+        let rest: BTreeSet<NodeId> = voters.iter().copied().filter(|v| *v != my_id).collect();
+        if !rest.is_empty() {
+            info!("leaving: removing this node from the voters so another can lead");
+            return change(
+                store,
+                ChangeMembers::RemoveVoters(BTreeSet::from([my_id])),
+                true,
+            )
+            .await;
+        }
+    }
 
-async fn handle_join(s: &Shared, node: NodeInfo) -> ClusterReply {
-    if node.peer().is_none() {
-        return ClusterReply::NotYet(format!("bad PeerId {:?}", node.peer_id));
-    }
-    match s.store.leader() {
-        Some((id, _)) if id == s.store.node_id() => {
-            match s.store.add_member(node.clone(), s.voters).await {
-                Ok(()) => ClusterReply::Joined,
-                Err(e) => ClusterReply::NotYet(e.to_string()),
-            }
+    // 3. Every live member is at least a learner.
+    for v in view.iter().filter(|v| v.is_up()) {
+        let Some(info) = node_info(v) else { continue };
+        if v.meta.as_ref().is_some_and(|m| m.leaving) {
+            continue;
         }
-        Some((_, leader)) => {
-            let Some(peer) = leader.peer() else {
-                return ClusterReply::NotYet("leader has a bad PeerId".into());
-            };
-            let Ok(body) = encode(&ClusterRpc::Join(node)) else {
-                return ClusterReply::NotYet("encode failed".into());
-            };
-            match s
-                .net
-                .request(peer, leader.multiaddrs(), Channel::Cluster, body)
+        let id = info.node_id();
+        if nodes.get(&id) != Some(&info) {
+            info!(node = %info, "adding as learner");
+            metrics::counter!("shoal_autopilot_actions_total", "action" => "add_learner")
+                .increment(1);
+            return store
+                .raft()
+                .add_learner(id, info, false)
                 .await
-            {
-                Ok(r) => decode(&r).unwrap_or_else(ClusterReply::NotYet),
-                Err(e) => ClusterReply::NotYet(format!("forwarding to the leader: {e}")),
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+        }
+    }
+
+    // 4. Voters at the odd target, dead voters replaced after the grace.
+    let live_members = view
+        .iter()
+        .filter(|v| v.is_up() && !v.meta.as_ref().is_some_and(|m| m.leaving))
+        .count();
+    let target = odd_target(live_members, cfg.voters);
+    let last_index = metrics.last_log_index.unwrap_or(0);
+    let replication = metrics.replication.clone().unwrap_or_default();
+    let caught_up = |id: &NodeId| {
+        replication
+            .get(id)
+            .and_then(|l| l.as_ref())
+            .is_some_and(|l| l.index + CAUGHT_UP_ENTRIES >= last_index)
+    };
+    let mut live_voters = BTreeSet::new();
+    let mut waiting = BTreeSet::new();
+    let mut dead = BTreeSet::new();
+    for id in &voters {
+        let Some(n) = nodes.get(id) else { continue };
+        match health(id, n, missing_since) {
+            Health::Up => {
+                live_voters.insert(*id);
+            }
+            Health::Down(d) if d < cfg.dead_voter_grace => {
+                waiting.insert(*id);
+            }
+            _ => {
+                dead.insert(*id);
             }
         }
-        None => ClusterReply::NotYet(StoreError::NoLeader.to_string()),
+    }
+    let mut candidates: Vec<(String, NodeId)> = nodes
+        .iter()
+        .filter(|(id, n)| {
+            !voters.contains(id) && health(id, n, missing_since) == Health::Up && caught_up(id)
+        })
+        .map(|(id, n)| (n.name.clone(), *id))
+        .collect();
+    candidates.sort();
+    let max = odd_target(usize::MAX, cfg.voters);
+    let mut desired = live_voters.clone();
+    desired.extend(waiting.iter().copied());
+    // More voters than configured (the setting shrank): demote, never ourselves.
+    while desired.len() > max {
+        let Some(extra) = desired.iter().rev().find(|id| **id != my_id).copied() else {
+            break;
+        };
+        desired.remove(&extra);
+    }
+    // Deaths never shrink the voter set; growth and replacement aim at an odd size.
+    let current = voters.len().min(max);
+    let mut want = target.max(current);
+    if want.is_multiple_of(2) {
+        want -= 1;
+    }
+    let mut candidates = candidates.into_iter();
+    while desired.len() < want {
+        let Some((_, id)) = candidates.next() else {
+            break;
+        };
+        desired.insert(id);
+    }
+    // A dead voter goes only when someone took its place: with nobody to
+    // promote, removing it would not make a quorum any easier to reach.
+    for d in &dead {
+        if desired.len() < current {
+            desired.insert(*d);
+        }
+    }
+    if desired != voters && !desired.is_empty() {
+        let names = |s: &BTreeSet<NodeId>| -> Vec<String> {
+            s.iter()
+                .map(|id| {
+                    nodes
+                        .get(id)
+                        .map(|n| n.name.clone())
+                        .unwrap_or(id.to_string())
+                })
+                .collect()
+        };
+        info!(
+            from = ?names(&voters),
+            to = ?names(&desired),
+            target,
+            "changing voters"
+        );
+        metrics::counter!("shoal_autopilot_actions_total", "action" => "change_voters")
+            .increment(1);
+        return change(store, ChangeMembers::ReplaceAllVoters(desired), true).await;
+    }
+
+    // 5. Learners down for long are dropped (a node that comes back is re-added).
+    let learner_grace = (cfg.dead_voter_grace * 6).max(Duration::from_secs(60));
+    for (id, n) in &nodes {
+        if voters.contains(id) || *id == my_id {
+            continue;
+        }
+        if let Health::Down(d) = health(id, n, missing_since)
+            && d >= learner_grace
+        {
+            return remove(store, *id, n, false, "it has been down for long").await;
+        }
+    }
+    Ok(())
+}
+
+async fn remove(
+    store: &Store,
+    id: NodeId,
+    n: &NodeInfo,
+    voter: bool,
+    why: &str,
+) -> Result<(), String> {
+    info!(node = %n, "removing from the cluster: {why}");
+    metrics::counter!("shoal_autopilot_actions_total", "action" => "remove").increment(1);
+    if voter {
+        change(
+            store,
+            ChangeMembers::RemoveVoters(BTreeSet::from([id])),
+            false,
+        )
+        .await
+    } else {
+        change(
+            store,
+            ChangeMembers::RemoveNodes(BTreeSet::from([id])),
+            false,
+        )
+        .await
+    }
+}
+
+async fn change(
+    store: &Store,
+    c: ChangeMembers<NodeId, NodeInfo>,
+    retain: bool,
+) -> Result<(), String> {
+    match store.raft().change_membership(c, retain).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            debug!("membership change not made (retried next tick): {e}");
+            Err(format!("membership change pending: {e}"))
+        }
+    }
+}
+
+/// This node's Raft role as gossip publishes it.
+pub fn raft_role(store: &Store) -> &'static str {
+    let m = store.metrics();
+    let voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
+    let in_cluster = m
+        .membership_config
+        .membership()
+        .get_node(&store.node_id())
+        .is_some();
+    if m.current_leader == Some(store.node_id()) {
+        "leader"
+    } else if voters.contains(&store.node_id()) {
+        "voter"
+    } else if in_cluster {
+        "learner"
+    } else {
+        "none"
+    }
+}
+
+/// Keeps this node's gossip metadata's Raft role current.
+pub fn spawn_role_publisher(store: Store, membership: Membership) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut metrics = store.raft().metrics();
+        loop {
+            let role = raft_role(&store);
+            membership.update_meta(|m| {
+                if m.raft_role != role {
+                    m.raft_role = role.to_string();
+                }
+            });
+            tokio::select! {
+                r = metrics.changed() => if r.is_err() { warn!("raft metrics ended"); return },
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voter_targets_are_odd() {
+        assert_eq!(odd_target(1, 5), 1);
+        assert_eq!(odd_target(2, 5), 1);
+        assert_eq!(odd_target(3, 5), 3);
+        assert_eq!(odd_target(4, 5), 3);
+        assert_eq!(odd_target(7, 5), 5);
+        assert_eq!(odd_target(7, 3), 3);
+        assert_eq!(odd_target(0, 3), 1);
     }
 }

@@ -114,6 +114,11 @@ pub enum Cmd {
         #[arg(short = 'A', long)]
         all_namespaces: bool,
     },
+    /// Gossip members: address, state (alive/suspect/down/left), incarnation, Raft role.
+    Members {
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// The cluster's nodes: runtime, allocatable CPU and memory.
     Nodes {
         #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
@@ -324,6 +329,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             namespace,
             all_namespaces,
         } => events(&client, namespace, all_namespaces).await,
+        Cmd::Members { output } => members(&client, output).await,
         Cmd::Nodes { output } => get(&client, "nodes", None, None, true, output).await,
     }
 }
@@ -346,6 +352,8 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    tracing::info!("leaving the cluster");
+    node.leave().await;
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())
@@ -1006,6 +1014,68 @@ async fn describe(
         }
     }
     out!("{out}");
+    Ok(())
+}
+
+/// `/ip4/10.0.0.1/tcp/7946` as `10.0.0.1:7946`; other addresses as they are.
+fn host_port(multiaddr: &str) -> String {
+    let parts: Vec<&str> = multiaddr.split('/').collect();
+    match parts.as_slice() {
+        ["", "ip4" | "dns" | "dns4", host, "tcp", port, ..] => format!("{host}:{port}"),
+        ["", "ip6", host, "tcp", port, ..] => format!("[{host}]:{port}"),
+        _ => multiaddr.to_string(),
+    }
+}
+
+async fn members(client: &Client, output: Output) -> anyhow::Result<()> {
+    let resp = client
+        .send(reqwest::Method::GET, "/v1/members", None)
+        .await?;
+    match output {
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&resp)?),
+        Output::Yaml => out!(
+            "{}",
+            serde_saphyr::to_string(&resp).map_err(|e| anyhow!("yaml: {e}"))?
+        ),
+        Output::Table => {
+            let mut rows = vec![
+                ["NAME", "ADDRESS", "STATE", "INCARNATION", "RAFT", "SINCE"]
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect::<Vec<_>>(),
+            ];
+            for m in s(&resp, &["items"]).as_array().into_iter().flatten() {
+                let meta = s(m, &["meta"]);
+                let name = s(meta, &["name"]).as_str().unwrap_or("?");
+                let name = if m["isSelf"] == true {
+                    format!("{name} (this node)")
+                } else {
+                    name.to_string()
+                };
+                let since = m["since"].as_u64().unwrap_or(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                rows.push(vec![
+                    name,
+                    meta["p2pAddrs"][0]
+                        .as_str()
+                        .map(host_port)
+                        .unwrap_or_else(|| "?".into()),
+                    m["state"].as_str().unwrap_or("?").to_string(),
+                    m["incarnation"].as_u64().unwrap_or(0).to_string(),
+                    s(meta, &["raftRole"]).as_str().unwrap_or("?").to_string(),
+                    if since == 0 {
+                        "-".into()
+                    } else {
+                        human_duration(now.saturating_sub(since))
+                    },
+                ]);
+            }
+            out!("{}", render_rows(&rows));
+        }
+    }
     Ok(())
 }
 

@@ -50,6 +50,8 @@ pub struct Config {
     pub raft: RaftConfig,
     /// Node agent settings.
     pub agent: AgentConfig,
+    /// Gossip timing.
+    pub membership: crate::membership::MembershipConfig,
 }
 
 /// Node agent settings.
@@ -109,8 +111,10 @@ pub struct ApiConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftConfig {
-    /// How many voters the cluster keeps (odd).
+    /// Most voters the cluster keeps (odd); fewer while fewer nodes are live.
     pub voters: usize,
+    /// How long a voter may be down before a live learner replaces it, in milliseconds.
+    pub dead_voter_grace_ms: u64,
     /// Build a snapshot after this many entries.
     pub snapshot_every: u64,
     /// Entries kept behind a snapshot.
@@ -139,6 +143,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             raft: RaftConfig::default(),
             agent: AgentConfig::default(),
+            membership: Default::default(),
         }
     }
 }
@@ -156,7 +161,8 @@ impl Default for RaftConfig {
     fn default() -> Self {
         let s = crate::store::StoreConfig::default();
         RaftConfig {
-            voters: 3,
+            voters: 5,
+            dead_voter_grace_ms: 10_000,
             snapshot_every: s.snapshot_every,
             keep_logs_behind_snapshot: s.keep_logs_behind_snapshot,
             heartbeat_ms: s.heartbeat_ms,

@@ -3,6 +3,7 @@
 //! Every host runs the same daemon. The modules, bottom-up:
 //!
 //! - [`net`]: one libp2p swarm per node; every node-to-node request.
+//! - [`membership`]: SWIM gossip (foca) over the swarm: who is alive, and their metadata.
 //! - [`store`]: the desired state, replicated by openraft on rocksdb.
 //! - [`autopilot`]: how a node gets into a cluster (dev, bootstrap, join).
 //! - [`resource`]: the object model (kinds, keys, typed specs).
@@ -20,6 +21,7 @@ pub mod autopilot;
 pub mod cli;
 pub mod config;
 pub mod manifest;
+pub mod membership;
 pub mod net;
 pub mod node;
 pub mod resource;

@@ -38,10 +38,10 @@ pub enum Channel {
     Raft = 1,
     /// Writes and read-index requests forwarded to the leader.
     Store = 2,
-    /// Hello and join requests.
-    Cluster = 3,
     /// Container logs fetched from the node that runs the pod.
     Logs = 4,
+    /// SWIM gossip and member metadata.
+    Gossip = 5,
 }
 
 impl Channel {
@@ -49,8 +49,8 @@ impl Channel {
         match b {
             1 => Some(Channel::Raft),
             2 => Some(Channel::Store),
-            3 => Some(Channel::Cluster),
             4 => Some(Channel::Logs),
+            5 => Some(Channel::Gossip),
             _ => None,
         }
     }
@@ -105,7 +105,11 @@ pub struct Net {
     cmd_tx: mpsc::Sender<Command>,
     handlers: Handlers,
     listen_addrs: Arc<RwLock<Vec<Multiaddr>>>,
+    blocked: Blocked,
 }
+
+/// Peers this node refuses to talk to (a simulated partition).
+type Blocked = Arc<RwLock<std::collections::HashSet<PeerId>>>;
 
 enum Command {
     Request {
@@ -118,6 +122,7 @@ enum Command {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<PeerId, NetError>>,
     },
+    Disconnect(PeerId),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -191,7 +196,9 @@ impl Net {
         }
         let (cmd_tx, cmd_rx) = mpsc::channel(4096);
         let handlers: Handlers = Arc::new(RwLock::new(HashMap::new()));
+        let blocked: Blocked = Arc::default();
         let driver = Driver {
+            blocked: blocked.clone(),
             swarm,
             handlers: handlers.clone(),
             pending: HashMap::new(),
@@ -205,6 +212,7 @@ impl Net {
             cmd_tx,
             handlers,
             listen_addrs,
+            blocked,
         })
     }
 
@@ -274,6 +282,19 @@ impl Net {
         }
     }
 
+    /// Cuts this node off from `peers` (and only them), as a network
+    /// partition would: open connections are closed, requests either way
+    /// fail. An empty set heals. For fault-injection tests and the chaos
+    /// harness; a real partition is made with namespaces and iptables.
+    pub async fn set_blocked(&self, peers: std::collections::HashSet<PeerId>) {
+        if let Ok(mut b) = self.blocked.write() {
+            b.clone_from(&peers);
+        }
+        for p in peers {
+            let _ = self.cmd_tx.send(Command::Disconnect(p)).await;
+        }
+    }
+
     /// Connects to an address whose PeerId is not known yet and returns that PeerId.
     pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
         let (reply, rx) = oneshot::channel();
@@ -288,6 +309,7 @@ impl Net {
 type ReplyTx = oneshot::Sender<Result<Vec<u8>, NetError>>;
 
 struct Driver {
+    blocked: Blocked,
     swarm: Swarm<Behaviour>,
     handlers: Handlers,
     pending: HashMap<OutboundRequestId, (PeerId, ReplyTx)>,
@@ -328,6 +350,12 @@ impl Driver {
 
     fn handle_command(&mut self, cmd: Command) {
         match cmd {
+            Command::Request { peer, reply, .. } if self.is_blocked(&peer) => {
+                let _ = reply.send(Err(NetError::Request {
+                    peer,
+                    msg: "cut off by a partition".into(),
+                }));
+            }
             Command::Request {
                 peer,
                 addrs,
@@ -342,6 +370,9 @@ impl Driver {
                 self.pending.insert(id, (peer, reply));
             }
             Command::Shutdown(_) => {}
+            Command::Disconnect(peer) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
             Command::Dial { addr, reply } => {
                 let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
                 let id = opts.connection_id();
@@ -373,6 +404,16 @@ impl Driver {
                 ..
             } => {
                 debug!(%peer_id, "connected");
+                if self.is_blocked(&peer_id) {
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    if let Some((addr, reply)) = self.dials.remove(&connection_id) {
+                        let _ = reply.send(Err(NetError::Dial {
+                            addr,
+                            msg: "cut off by a partition".into(),
+                        }));
+                    }
+                    return;
+                }
                 if let Some((_, reply)) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -412,6 +453,13 @@ impl Driver {
         }
     }
 
+    fn is_blocked(&self, peer: &PeerId) -> bool {
+        self.blocked
+            .read()
+            .map(|b| b.contains(peer))
+            .unwrap_or(false)
+    }
+
     fn should_warn(&mut self, host: &str) -> bool {
         let now = std::time::Instant::now();
         match self.warned.get(host) {
@@ -429,6 +477,9 @@ impl Driver {
         resp_tx: &mpsc::UnboundedSender<(ResponseChannel, Vec<u8>)>,
     ) {
         match ev {
+            request_response::Event::Message { peer, .. } if self.is_blocked(&peer) => {
+                // Dropping the response channel fails the request on the other side.
+            }
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
                     request, channel, ..

@@ -9,8 +9,9 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::agent::{self, logs::LogService};
-use crate::autopilot::{self, JoinPlan};
+use crate::autopilot::{self, AutopilotConfig};
 use crate::config::{Config, ConfigError};
+use crate::membership::{Membership, Meta};
 use crate::net::{self, Net, NetConfig, NetError};
 use crate::runtime::{DynRuntime, RuntimeError, docker::DockerRuntime, process::ProcessRuntime};
 use crate::store::{NodeInfo, Store, StoreError};
@@ -48,6 +49,8 @@ pub struct Node {
     pub store: Store,
     /// The container runtime the agent drives.
     pub runtime: DynRuntime,
+    /// Gossip membership.
+    pub membership: Membership,
     net: Net,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -100,19 +103,39 @@ impl Node {
         for j in &cfg.join {
             seeds.push(net::parse_addr(j).await?);
         }
-        let plan = JoinPlan {
-            dev: cfg.dev,
-            bootstrap_expect: cfg.bootstrap_expect,
-            seeds,
-            voters: cfg.raft.voters,
-        };
-        let mut tasks = vec![autopilot::spawn(
-            store.clone(),
-            net.clone(),
-            info.clone(),
-            plan,
-        )];
         let runtime = open_runtime(&cfg).await?;
+        let (cpu_millis, memory_bytes) = agent::registration::host_capacity();
+        let membership = Membership::start(
+            net.clone(),
+            Meta {
+                name: info.name.clone(),
+                p2p_addrs: info.p2p_addrs.clone(),
+                api_addr: info.api_addr.clone(),
+                cpu_millis,
+                memory_bytes,
+                labels: cfg.agent.labels.clone(),
+                shoal_version: env!("CARGO_PKG_VERSION").to_string(),
+                raft_role: "none".into(),
+                runtime: runtime.name().to_string(),
+                ..Meta::default()
+            },
+            cfg.membership.clone(),
+        );
+        membership.join(seeds);
+        let mut tasks = vec![
+            autopilot::spawn(
+                store.clone(),
+                membership.clone(),
+                info.clone(),
+                AutopilotConfig {
+                    dev: cfg.dev,
+                    bootstrap_expect: cfg.bootstrap_expect,
+                    voters: cfg.raft.voters,
+                    dead_voter_grace: Duration::from_millis(cfg.raft.dead_voter_grace_ms),
+                },
+            ),
+            autopilot::spawn_role_publisher(store.clone(), membership.clone()),
+        ];
         let host_ip = host_ip(&info);
         let ctx = agent::Ctx::new(
             store.clone(),
@@ -128,8 +151,9 @@ impl Node {
             runtime.clone(),
             info.name.clone(),
         );
-        let api_state =
-            crate::api::ApiState::new(store.clone(), info.clone(), &cfg.api).with_logs(logs);
+        let api_state = crate::api::ApiState::new(store.clone(), info.clone(), &cfg.api)
+            .with_logs(logs)
+            .with_membership(membership.clone());
         tasks.push(tokio::spawn(crate::api::serve(api_listener, api_state)));
         info!(api = %api_addr, "API listening");
         Ok(Node {
@@ -137,6 +161,7 @@ impl Node {
             api_addr,
             store,
             runtime,
+            membership,
             net,
             tasks,
         })
@@ -152,6 +177,23 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         false
+    }
+
+    /// Leaves the cluster on purpose (SIGTERM): tells every member, waits
+    /// (a few seconds at most) until the leader has taken this node out of
+    /// the voters, handing over leadership if it is the leader, then
+    /// announces the departure through gossip. Call [`Node::shutdown`] next.
+    pub async fn leave(&self) {
+        self.membership.announce_leaving().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            let role = autopilot::raft_role(&self.store);
+            if role != "leader" && role != "voter" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.membership.leave().await;
     }
 
     /// Stops every task and the Raft node and releases the data dir.

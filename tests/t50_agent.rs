@@ -399,7 +399,12 @@ async fn docker_memory_hog_is_oom_killed() {
         .await;
     assert_eq!(phase(&p), "Failed", "{p:#}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !h.events_of("hog").await.iter().any(|e| e["reason"] == "OOMKilled") {
+    while !h
+        .events_of("hog")
+        .await
+        .iter()
+        .any(|e| e["reason"] == "OOMKilled")
+    {
         assert!(Instant::now() < deadline, "no OOMKilled event");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -554,8 +559,8 @@ fn cli(api: &Api, args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .expect("run the shoal CLI");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -607,7 +612,10 @@ async fn logs_status_and_nodes_across_nodes() {
     let (code, text) = {
         let r = api
             .http
-            .get(format!("{}/v1/namespaces/default/pods/talker/log?tailLines=2", api.base))
+            .get(format!(
+                "{}/v1/namespaces/default/pods/talker/log?tailLines=2",
+                api.base
+            ))
             .send()
             .await
             .unwrap();
@@ -619,7 +627,10 @@ async fn logs_status_and_nodes_across_nodes() {
     // Follow: new lines keep arriving through the remote session.
     let mut resp = api
         .http
-        .get(format!("{}/v1/namespaces/default/pods/talker/log?follow=true&tailLines=1", api.base))
+        .get(format!(
+            "{}/v1/namespaces/default/pods/talker/log?follow=true&tailLines=1",
+            api.base
+        ))
         .send()
         .await
         .unwrap();
@@ -648,7 +659,10 @@ async fn logs_status_and_nodes_across_nodes() {
         .iter()
         .map(|n| n["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"t50-two-a") && names.contains(&"t50-two-b"), "{names:?}");
+    assert!(
+        names.contains(&"t50-two-a") && names.contains(&"t50-two-b"),
+        "{names:?}"
+    );
     for n in nodes["items"].as_array().unwrap() {
         assert_eq!(n["status"]["nodeInfo"]["runtime"], "process");
         assert!(n["status"]["allocatable"]["cpu"].is_string(), "{n:#}");
@@ -658,23 +672,39 @@ async fn logs_status_and_nodes_across_nodes() {
     let (ok, out) = cli(&api, &["logs", "talker", "--tail", "1"]);
     assert!(ok && out.starts_with("line "), "{out}");
     let (ok, out) = cli(&api, &["nodes"]);
-    assert!(ok && out.contains("t50-two-b") && out.contains("process"), "{out}");
+    assert!(
+        ok && out.contains("t50-two-b") && out.contains("process"),
+        "{out}"
+    );
     let (ok, out) = cli(&api, &["events"]);
-    assert!(ok && out.contains("Started") && out.contains("pod/talker"), "{out}");
+    assert!(
+        ok && out.contains("Started") && out.contains("pod/talker"),
+        "{out}"
+    );
     let (ok, out) = cli(&api, &["describe", "pod", "talker"]);
-    assert!(ok && out.contains("Events:") && out.contains("Started container main"), "{out}");
+    assert!(
+        ok && out.contains("Events:") && out.contains("Started container main"),
+        "{out}"
+    );
     let (ok, out) = cli(&api, &["logs", "nosuch"]);
     assert!(!ok && out.contains("not found"), "{out}");
 
     let (code, v) = api
-        .send(reqwest::Method::DELETE, "/v1/namespaces/default/pods/talker", None)
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/namespaces/default/pods/talker",
+            None,
+        )
         .await;
     assert_eq!(code, 200, "{v}");
     let rt = b.runtime.clone();
     eventually(Duration::from_secs(15), "b removes the process", || {
         let rt = rt.clone();
         async move {
-            let mine = BTreeMap::from([(shoal::runtime::LABEL_NODE.to_string(), "t50-two-b".to_string())]);
+            let mine = BTreeMap::from([(
+                shoal::runtime::LABEL_NODE.to_string(),
+                "t50-two-b".to_string(),
+            )]);
             rt.list(&mine).await.map(|l| l.is_empty()).unwrap_or(false)
         }
     })

@@ -404,36 +404,6 @@ impl Store {
             .map_err(|e| StoreError::Raft(e.to_string()))
     }
 
-    /// Adds a node as a learner and, while there are fewer than `target_voters`
-    /// voters, promotes it. Must run on the leader.
-    pub async fn add_member(&self, node: NodeInfo, target_voters: usize) -> Result<(), StoreError> {
-        let id = node.node_id();
-        let m = self.metrics();
-        if m.current_leader != Some(self.node_id) {
-            return Err(StoreError::NoLeader);
-        }
-        let membership = m.membership_config.membership().clone();
-        let known = membership.get_node(&id);
-        if known != Some(&node) {
-            self.raft
-                .add_learner(id, node.clone(), true)
-                .await
-                .map_err(|e| StoreError::Raft(e.to_string()))?;
-            info!(%node, "added as learner");
-        }
-        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-        if !voters.contains(&id) && voters.len() < target_voters {
-            let mut new_voters = voters.clone();
-            new_voters.insert(id);
-            self.raft
-                .change_membership(new_voters, false)
-                .await
-                .map_err(|e| StoreError::Raft(e.to_string()))?;
-            info!(%node, "promoted to voter");
-        }
-        Ok(())
-    }
-
     /// One object from the local replica.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<Object>, StoreError> {
         self.reader.get(key)
