@@ -167,6 +167,11 @@ impl Node {
         })
     }
 
+    /// The node's swarm (for fault injection in tests and the chaos harness).
+    pub fn net_handle(&self) -> &Net {
+        &self.net
+    }
+
     /// Waits until this node is a member of a cluster with a leader.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
