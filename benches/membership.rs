@@ -164,7 +164,13 @@ impl Drop for Agent {
 }
 
 impl Agent {
-    fn new(name: String, p2p: u16, api: u16, expect: Option<usize>, join: Vec<u16>) -> Result<Agent> {
+    fn new(
+        name: String,
+        p2p: u16,
+        api: u16,
+        expect: Option<usize>,
+        join: Vec<u16>,
+    ) -> Result<Agent> {
         Ok(Agent {
             name,
             dir: tempfile::tempdir().context("temp dir")?,
@@ -258,7 +264,13 @@ impl Cluster {
         let mut nodes = Vec::new();
         for i in 0..n {
             let join = (0..n).filter(|&j| j != i).map(|j| p2p[j]).collect();
-            nodes.push(Agent::new(format!("{prefix}{i}"), p2p[i], api[i], Some(n), join)?);
+            nodes.push(Agent::new(
+                format!("{prefix}{i}"),
+                p2p[i],
+                api[i],
+                Some(n),
+                join,
+            )?);
         }
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -289,7 +301,11 @@ impl Cluster {
             eprintln!(
                 "---- {} ({}), last lines of {}:\n{}",
                 a.name,
-                if a.child.is_some() { "running" } else { "stopped" },
+                if a.child.is_some() {
+                    "running"
+                } else {
+                    "stopped"
+                },
                 a.log().display(),
                 a.tail_log(15)
             );
@@ -298,14 +314,20 @@ impl Cluster {
 
     /// Waits until every node in `idx` answers, sees every other one alive
     /// with its metadata, and `/healthz` says 200. Returns each node's PeerId.
-    async fn wait_settled(&mut self, idx: &[usize], timeout: Duration, what: &str) -> Result<Vec<String>> {
+    async fn wait_settled(
+        &mut self,
+        idx: &[usize],
+        timeout: Duration,
+        what: &str,
+    ) -> Result<Vec<String>> {
         let deadline = Instant::now() + timeout;
         let bases = self.bases(idx);
         let mut last = String::new();
         loop {
             self.check_running(idx)?;
             let views = snapshot(&self.http, &bases).await;
-            let health = futures::future::join_all(bases.iter().map(|b| healthy(&self.http, b))).await;
+            let health =
+                futures::future::join_all(bases.iter().map(|b| healthy(&self.http, b))).await;
             let ids: Option<Vec<String>> = views
                 .iter()
                 .map(|v| {
@@ -335,8 +357,7 @@ impl Cluster {
                 );
             } else {
                 let up: Vec<bool> = views.iter().map(Option::is_some).collect();
-                last = format!("/v1/members answering: {up:?}{last}");
-                last.truncate(300);
+                last = format!("/v1/members answering: {up:?}");
             }
             if Instant::now() > deadline {
                 bail!("{what}: not settled after {timeout:?} ({last})");
@@ -360,11 +381,16 @@ async fn healthy(http: &reqwest::Client, base: &str) -> bool {
 
 /// Every node's member list, fetched concurrently (`None` where it failed).
 async fn snapshot(http: &reqwest::Client, bases: &[String]) -> Vec<Option<Vec<Member>>> {
-    futures::future::join_all(bases.iter().map(|b| async move { members(http, b).await.ok() })).await
+    futures::future::join_all(
+        bases
+            .iter()
+            .map(|b| async move { members(http, b).await.ok() }),
+    )
+    .await
 }
 
-/// Runs `body` on the cluster; on failure prints the agents' logs first.
-async fn with_logs<T>(c: &mut Cluster, r: Result<T>) -> Result<T> {
+/// Passes `r` through; on failure prints the agents' logs first.
+fn with_logs<T>(c: &Cluster, r: Result<T>) -> Result<T> {
     if r.is_err() {
         c.dump_logs();
     }
@@ -396,12 +422,17 @@ async fn detect() -> Result<()> {
     let load_before = loadavg();
     let mut c = Cluster::start(NODES, "b", Duration::from_secs(2))?;
     let r = detect_runs(&mut c, kills, &mut rng).await;
-    let results = with_logs(&mut c, r).await?;
+    let results = with_logs(&c, r)?;
     drop(c);
 
     let all_down: Vec<f64> = sorted(&results.iter().map(|k| k.all_down).collect::<Vec<_>>());
     let first_down = sorted(&results.iter().map(|k| k.first_down).collect::<Vec<_>>());
-    let suspect = sorted(&results.iter().filter_map(|k| k.first_suspect).collect::<Vec<_>>());
+    let suspect = sorted(
+        &results
+            .iter()
+            .filter_map(|k| k.first_suspect)
+            .collect::<Vec<_>>(),
+    );
     let rejoin = sorted(&results.iter().map(|k| k.rejoin).collect::<Vec<_>>());
     let per_node: BTreeMap<&str, usize> = results.iter().fold(BTreeMap::new(), |mut m, k| {
         *m.entry(k.node.as_str()).or_default() += 1;
@@ -412,7 +443,10 @@ async fn detect() -> Result<()> {
         "membership detect: {NODES} shoal agents on loopback, default gossip settings, {} SIGKILLs (seed {seed})",
         results.len()
     );
-    println!("kills per node: {per_node:?}; load average before {load_before}, after {}", loadavg());
+    println!(
+        "kills per node: {per_node:?}; load average before {load_before}, after {}",
+        loadavg()
+    );
     println!("seconds from SIGKILL (survivors polled every 20 ms)");
     println!("{:<44} {:>8} {:>8} {:>8}", "", "p50", "p99", "max");
     let row = |label: &str, s: &[f64]| {
@@ -428,7 +462,10 @@ async fn detect() -> Result<()> {
     row("  first survivor reports it suspect", &suspect);
     row("  first survivor reports it down", &first_down);
     row("  restart -> all 5 alive, healthz 200", &rejoin);
-    println!("{:<44} {:>8}", "HashiCorp memberlist (LAN defaults)", "~5 s and more");
+    println!(
+        "{:<44} {:>8}",
+        "HashiCorp memberlist (LAN defaults)", "~5 s and more"
+    );
     println!("{:<44} {:>8}", "Docker Swarm", "~15 s");
     let p99 = percentile(&all_down, 0.99);
     println!(
@@ -497,7 +534,11 @@ async fn detect_runs(c: &mut Cluster, kills: usize, rng: &mut Lcg) -> Result<Vec
         c.nodes[v].spawn()?;
         let t1 = Instant::now();
         let after = c
-            .wait_settled(&all, Duration::from_secs(90), &format!("after restarting {}", names[v]))
+            .wait_settled(
+                &all,
+                Duration::from_secs(90),
+                &format!("after restarting {}", names[v]),
+            )
             .await?;
         if after[v] != ids[v] {
             eprintln!(
@@ -576,11 +617,13 @@ struct FalsePos {
 
 async fn falsepos() -> Result<()> {
     let secs = env_num("FALSEPOS_SECONDS", 600);
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let burners = 2 * cores;
     let mut c = Cluster::start(NODES, "b", Duration::from_secs(5))?;
     let r = falsepos_run(&mut c, secs, burners).await;
-    let f = with_logs(&mut c, r).await?;
+    let f = with_logs(&c, r)?;
     drop(c);
     println!();
     println!(
@@ -588,7 +631,10 @@ async fn falsepos() -> Result<()> {
          {burners} busy-loop processes on {cores} cores, every node polled every 250 ms"
     );
     let line = |label: &str, value: String| println!("{label:<52} {value}");
-    line("duration", format!("{:.1} s ({} polling rounds)", f.secs, f.rounds));
+    line(
+        "duration",
+        format!("{:.1} s ({} polling rounds)", f.secs, f.rounds),
+    );
     line(
         "(observer, member) pairs ever reported down",
         format!("{}   (target 0)", f.down_pairs.len()),
@@ -596,13 +642,23 @@ async fn falsepos() -> Result<()> {
     line("observations of a member down", f.down_obs.to_string());
     line(
         "observations of a member suspect",
-        format!("{} (in {} distinct pairs)", f.suspect_obs, f.suspect_pairs.len()),
+        format!(
+            "{} (in {} distinct pairs)",
+            f.suspect_obs,
+            f.suspect_pairs.len()
+        ),
     );
-    line("observations in another non-alive state", f.other_obs.to_string());
+    line(
+        "observations in another non-alive state",
+        f.other_obs.to_string(),
+    );
     line("highest incarnation seen", f.max_incarnation.to_string());
     line(
         "polls that failed (2 s timeout)",
-        format!("{} (slowest answer {:.3} s)", f.failed_polls, f.slowest_poll),
+        format!(
+            "{} (slowest answer {:.3} s)",
+            f.failed_polls, f.slowest_poll
+        ),
     );
     line("load average at the end of the load", f.load);
     if !f.down_pairs.is_empty() {
@@ -613,7 +669,11 @@ async fn falsepos() -> Result<()> {
     }
     println!(
         "target: zero members wrongly declared down: {}",
-        if f.down_pairs.is_empty() { "met" } else { "NOT met" }
+        if f.down_pairs.is_empty() {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     Ok(())
 }
@@ -661,7 +721,10 @@ async fn falsepos_run(c: &mut Cluster, secs: u64, burners: usize) -> Result<Fals
             };
             for m in view.iter().filter(|m| !m.is_self) {
                 f.max_incarnation = f.max_incarnation.max(m.incarnation);
-                let who = m.name().map(str::to_string).unwrap_or_else(|| m.peer_id.clone());
+                let who = m
+                    .name()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| m.peer_id.clone());
                 match m.state.as_str() {
                     "alive" => {}
                     "down" => {
@@ -712,14 +775,19 @@ async fn join() -> Result<()> {
     let load_before = loadavg();
     let mut c = Cluster::start(4, "b", Duration::from_secs(2))?;
     let r = join_processes(&mut c, 5).await;
-    let runs = with_logs(&mut c, r).await?;
+    let runs = with_logs(&c, r)?;
     drop(c);
     let load_mid = loadavg();
     let (total, alive_at, meta_at, started, newcomer) = join_in_process(50).await?;
 
     println!();
-    println!("membership join, default gossip settings; load average before {load_before}, after (a) {load_mid}, after (b) {}", loadavg());
-    println!("(a) a 5th shoal agent joins a settled 4-node cluster through one seed (a new member each time)");
+    println!(
+        "membership join, default gossip settings; load average before {load_before}, after (a) {load_mid}, after (b) {}",
+        loadavg()
+    );
+    println!(
+        "(a) a 5th shoal agent joins a settled 4-node cluster through one seed (a new member each time)"
+    );
     println!(
         "{:<5} {:<9} {:>26} {:>22} {:>22}",
         "run", "newcomer", "spawn -> all 5 see it (s)", "it sees all 4 (s)", "SIGKILL -> down (s)"
@@ -734,7 +802,8 @@ async fn join() -> Result<()> {
             r.down_after_kill
         );
     }
-    let med = |f: fn(&JoinRun) -> f64| percentile(&sorted(&runs.iter().map(f).collect::<Vec<_>>()), 0.5);
+    let med =
+        |f: fn(&JoinRun) -> f64| percentile(&sorted(&runs.iter().map(f).collect::<Vec<_>>()), 0.5);
     println!(
         "{:<5} {:<9} {:>26.3} {:>22.3} {:>22.3}",
         "median",
@@ -743,18 +812,33 @@ async fn join() -> Result<()> {
         med(|r| r.it_sees_all),
         med(|r| r.down_after_kill)
     );
-    println!("    (\"see\" = state alive with its metadata; the time includes the agent's own start-up)");
-    println!("(b) {total} in-process members (net + membership only, one tokio runtime), each joining through member 0");
+    println!(
+        "    (\"see\" = state alive with its metadata; the time includes the agent's own start-up)"
+    );
+    println!(
+        "(b) {total} in-process members (net + membership only, one tokio runtime), each joining through member 0"
+    );
     println!(
         "{:<60} {:>8.3} s",
         format!("first started -> all {total} know all {total} alive"),
         alive_at
     );
-    println!("{:<60} {:>8.3} s", "  ... and have everyone's metadata", meta_at);
-    println!("{:<60} {:>8.3} s", format!("  (member {} started at)", total - 1), started);
     println!(
         "{:<60} {:>8.3} s",
-        format!("member {} started -> all {} report it alive", total + 1, total + 1),
+        "  ... and have everyone's metadata", meta_at
+    );
+    println!(
+        "{:<60} {:>8.3} s",
+        format!("  (member {} started at)", total - 1),
+        started
+    );
+    println!(
+        "{:<60} {:>8.3} s",
+        format!(
+            "member {} started -> all {} report it alive",
+            total + 1,
+            total + 1
+        ),
         newcomer.0
     );
     println!("{:<60} {:>8.3} s", "  ... with its metadata", newcomer.1);
@@ -772,7 +856,10 @@ async fn join_processes(c: &mut Cluster, reps: usize) -> Result<Vec<JoinRun>> {
     let t = Instant::now();
     c.wait_settled(&four, Duration::from_secs(120), "initial 4-node cluster")
         .await?;
-    eprintln!("join: 4-node cluster settled in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "join: 4-node cluster settled in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let mut out = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -781,8 +868,13 @@ async fn join_processes(c: &mut Cluster, reps: usize) -> Result<Vec<JoinRun>> {
         let name = format!("n{}", rep + 1);
         let ports = free_ports(2)?;
         let seed = c.nodes[rep % four.len()].p2p;
-        c.nodes
-            .push(Agent::new(name.clone(), ports[0], ports[1], None, vec![seed])?);
+        c.nodes.push(Agent::new(
+            name.clone(),
+            ports[0],
+            ports[1],
+            None,
+            vec![seed],
+        )?);
         let me = c.nodes.len() - 1;
         let olds = c.bases(&four);
         let mine = c.nodes[me].base();
@@ -819,7 +911,10 @@ async fn join_processes(c: &mut Cluster, reps: usize) -> Result<Vec<JoinRun>> {
                 all_see_it = Some(at);
             }
             if at > 60.0 {
-                bail!("join {name}: after 60 s {seen}/4 old members see it alive with metadata; its own view answers: {}", own.is_ok());
+                bail!(
+                    "join {name}: after 60 s {seen}/4 old members see it alive with metadata; its own view answers: {}",
+                    own.is_ok()
+                );
             }
         }
         // Take it out again and wait until the four report it down.
@@ -842,7 +937,9 @@ async fn join_processes(c: &mut Cluster, reps: usize) -> Result<Vec<JoinRun>> {
                 break at;
             }
             if at > 30.0 {
-                bail!("join {name}: not reported down by every old member 30 s after SIGKILL: {states:?}");
+                bail!(
+                    "join {name}: not reported down by every old member 30 s after SIGKILL: {states:?}"
+                );
             }
         };
         let r = JoinRun {
@@ -856,8 +953,12 @@ async fn join_processes(c: &mut Cluster, reps: usize) -> Result<Vec<JoinRun>> {
             r.name, r.all_see_it, r.it_sees_all, r.down_after_kill
         );
         out.push(r);
-        c.wait_settled(&four, Duration::from_secs(60), "the four after the newcomer left")
-            .await?;
+        c.wait_settled(
+            &four,
+            Duration::from_secs(60),
+            "the four after the newcomer left",
+        )
+        .await?;
     }
     Ok(out)
 }
@@ -963,7 +1064,9 @@ async fn join_in_process(n: usize) -> Result<(usize, f64, f64, f64, (f64, f64, f
             meta_at = Some(at);
         }
         if at > timeout {
-            bail!("{n} in-process members: after {timeout} s only {a}/{n} see all others alive ({w} with metadata)");
+            bail!(
+                "{n} in-process members: after {timeout} s only {a}/{n} see all others alive ({w} with metadata)"
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -1043,7 +1146,10 @@ async fn run(part: &str) -> Result<()> {
 
 fn main() -> ExitCode {
     let part = std::env::args().nth(1).unwrap_or_else(|| "all".into());
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("membership: cannot start tokio: {e}");
