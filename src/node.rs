@@ -189,6 +189,14 @@ impl Node {
     /// the voters, handing over leadership if it is the leader, then
     /// announces the departure through gossip. Call [`Node::shutdown`] next.
     pub async fn leave(&self) {
+        let others = self
+            .membership
+            .members()
+            .iter()
+            .any(|m| !m.is_self && m.is_up());
+        if !others {
+            return;
+        }
         self.membership.announce_leaving().await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while tokio::time::Instant::now() < deadline {

@@ -151,6 +151,7 @@ pub async fn write(ctx: &Ctx, pod: &Object, recent: &mut Recent, events: Vec<Pen
             metadata: ObjectMeta {
                 name: name.clone(),
                 namespace: Some(pod_key.namespace.clone()),
+                creation_timestamp: Some(first.clone()),
                 ..Default::default()
             },
             body,

@@ -3,7 +3,7 @@
 //! writes it at start and rewrites its status whenever it changes, so the
 //! scheduler and `shoal nodes` read it from any replica.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tracing::{info, warn};
 
 use super::Ctx;
@@ -81,9 +81,7 @@ pub fn node_object(ctx: &Ctx, info: &NodeInfo, capacity: (u64, u64)) -> Object {
             },
         },
     });
-    let Value::Object(body) = body else {
-        unreachable!("json! of an object literal is an object")
-    };
+    let body = body.as_object().cloned().unwrap_or_default();
     Object {
         api_version: "v1".into(),
         kind: "Node".into(),
@@ -109,6 +107,10 @@ pub async fn publish(ctx: &Ctx, info: &NodeInfo) -> bool {
     };
     // Keep what others own (spec.unschedulable from cordon) and compare the rest.
     let mut want = want;
+    want.metadata.creation_timestamp = stored
+        .as_ref()
+        .and_then(|s| s.metadata.creation_timestamp.clone())
+        .or_else(|| Some(crate::api::now_rfc3339()));
     if let Some(s) = &stored {
         if let Some(spec) = s.body.get("spec") {
             want.body.insert("spec".into(), spec.clone());
