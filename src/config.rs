@@ -66,6 +66,10 @@ pub struct AgentConfig {
     pub reserved_memory: String,
     /// Most pods this node runs.
     pub max_pods: u32,
+    /// Overrides the CPU capacity read from the host (a quantity: `4`, `3500m`).
+    pub capacity_cpu: Option<String>,
+    /// Overrides the memory capacity read from the host (a quantity: `8Gi`).
+    pub capacity_memory: Option<String>,
     /// First restart delay of a crashed container, in milliseconds; doubles each restart.
     pub restart_backoff_initial_ms: u64,
     /// Longest restart delay, in milliseconds.
@@ -87,6 +91,8 @@ impl Default for AgentConfig {
             reserved_cpu: "100m".into(),
             reserved_memory: "256Mi".into(),
             max_pods: 110,
+            capacity_cpu: None,
+            capacity_memory: None,
             restart_backoff_initial_ms: 10_000,
             restart_backoff_max_ms: 300_000,
             restart_backoff_reset_ms: 600_000,
@@ -248,6 +254,20 @@ impl Config {
             if let Err(e) = parse(q) {
                 return Err(ConfigError::Invalid(format!("{field} {q:?}: {e}")));
             }
+        }
+        if let Some(q) = &self.agent.capacity_cpu
+            && let Err(e) = crate::resource::types::parse_cpu_millis(q)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "agent.capacity_cpu {q:?}: {e}"
+            )));
+        }
+        if let Some(q) = &self.agent.capacity_memory
+            && let Err(e) = crate::resource::types::parse_memory_bytes(q)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "agent.capacity_memory {q:?}: {e}"
+            )));
         }
         if self.agent.restart_backoff_initial_ms == 0
             || self.agent.restart_backoff_max_ms < self.agent.restart_backoff_initial_ms

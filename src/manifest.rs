@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 
 use crate::resource::types::{
     ConfigMapBody, Container, DeploymentBody, DeploymentSpec, IntOrString, JobBody, JobSpec,
-    KeyToPath, LabelSelector, NamespaceBody, PodBody, PodSpec, PodTemplateSpec, Probe, Protocol,
-    RestartPolicy, SecretBody, SelectorOperator, ServiceBody, ServiceSpec, ServiceType,
+    KeyToPath, LabelSelector, NamespaceBody, NodeBody, PodBody, PodSpec, PodTemplateSpec, Probe,
+    Protocol, RestartPolicy, SecretBody, SelectorOperator, ServiceBody, ServiceSpec, ServiceType,
     StrategyType, decode_base64, encode_base64, parse_cpu_millis, parse_memory_bytes,
 };
 use crate::resource::{DEFAULT_NAMESPACE, Kind, Object, ObjectKey, ObjectMeta};
@@ -458,7 +458,9 @@ fn check_kind(kind: &str, api_version: Option<&str>) -> Res<Kind> {
 }
 
 fn agent_written(k: Kind) -> String {
-    format!("{k} objects are written by shoal's agents and cannot be applied")
+    format!(
+        "{k} objects are written by shoal itself (agents and controllers) and cannot be applied"
+    )
 }
 
 /// Validates an object and returns its normalised metadata and canonical body.
@@ -501,7 +503,8 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             check_job(&b.spec, ck)?;
             encode(&b)?
         }
-        Kind::Node | Kind::Event => return fail("kind", agent_written(kind)),
+        Kind::Node => encode(&decode::<NodeBody>(body)?)?,
+        Kind::Event | Kind::ReplicaSet => return fail("kind", agent_written(kind)),
     };
     if let Some(status) = status {
         body.insert("status".into(), status);
@@ -695,7 +698,7 @@ fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
             }
             Ok(())
         }
-        Kind::ConfigMap | Kind::Secret | Kind::Node | Kind::Event => Ok(()),
+        Kind::ConfigMap | Kind::Secret | Kind::Node | Kind::Event | Kind::ReplicaSet => Ok(()),
     }
 }
 
@@ -810,7 +813,7 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
             (is_dns_label(name), DNS_LABEL_RULE)
         }
         Kind::Service => (is_dns_1035_label(name), DNS_1035_RULE),
-        Kind::ConfigMap | Kind::Secret | Kind::Node | Kind::Event => {
+        Kind::ConfigMap | Kind::Secret | Kind::Node | Kind::Event | Kind::ReplicaSet => {
             (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE)
         }
     };

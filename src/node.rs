@@ -104,7 +104,7 @@ impl Node {
             seeds.push(net::parse_addr(j).await?);
         }
         let runtime = open_runtime(&cfg).await?;
-        let (cpu_millis, memory_bytes) = agent::registration::host_capacity();
+        let (cpu_millis, memory_bytes) = agent::registration::capacity(&cfg.agent);
         let membership = Membership::start(
             net.clone(),
             Meta {
@@ -143,6 +143,7 @@ impl Node {
             info.name.clone(),
             host_ip,
             cfg.agent.clone(),
+            None,
         );
         tasks.push(agent::spawn(ctx, info.clone()));
         let logs = LogService::start(

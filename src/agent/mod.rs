@@ -50,6 +50,9 @@ pub struct Ctx {
     pub wake: Arc<Notify>,
     /// For HTTP probes.
     pub http: reqwest::Client,
+    /// Stop this node's pods after being cut off from the cluster this long
+    /// (`scheduler.disconnected_pods = "stop"`); `None` keeps them running.
+    pub stop_when_disconnected: Option<Duration>,
 }
 
 impl Ctx {
@@ -60,6 +63,7 @@ impl Ctx {
         node: String,
         host_ip: String,
         cfg: AgentConfig,
+        stop_when_disconnected: Option<Duration>,
     ) -> Arc<Ctx> {
         Arc::new(Ctx {
             store,
@@ -73,6 +77,7 @@ impl Ctx {
                 .redirect(reqwest::redirect::Policy::limited(10))
                 .build()
                 .unwrap_or_default(),
+            stop_when_disconnected,
         })
     }
 }
@@ -108,6 +113,8 @@ async fn run(ctx: Arc<Ctx>, info: NodeInfo) {
     let mut housekeeping = tokio::time::interval(Duration::from_secs(30));
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut watch = None;
+    let mut connected_at = std::time::Instant::now();
+    let mut stopped_for_disconnect = false;
     loop {
         if watch.is_none() {
             watch = ctx.store.watch(Some(Kind::Pod), None, None).ok();
@@ -157,6 +164,26 @@ async fn run(ctx: Arc<Ctx>, info: NodeInfo) {
         tokio::time::sleep(Duration::from_millis(5)).await;
         if !ctx.store.is_member() {
             continue;
+        }
+        if let Some(after) = ctx.stop_when_disconnected {
+            let reachable = matches!(
+                tokio::time::timeout(Duration::from_secs(2), ctx.store.barrier()).await,
+                Ok(Ok(()))
+            );
+            if reachable {
+                connected_at = std::time::Instant::now();
+                stopped_for_disconnect = false;
+            } else if connected_at.elapsed() >= after {
+                if !stopped_for_disconnect {
+                    warn!(
+                        "cut off from the cluster for {:?}: stopping this node's pods (scheduler.disconnected_pods = \"stop\")",
+                        connected_at.elapsed()
+                    );
+                    stopped_for_disconnect = true;
+                }
+                stop_all(&ctx).await;
+                continue;
+            }
         }
         if !published {
             published = registration::publish(&ctx, &info).await;
@@ -254,6 +281,28 @@ async fn pass(
                 remove_orphan(&ctx, &c).await;
                 let _ = gone.send(c.id);
             });
+        }
+    }
+}
+
+/// Stops every running container of this node (kept, not removed: the
+/// pods may still be this node's when it reconnects).
+async fn stop_all(ctx: &Ctx) {
+    let mine = BTreeMap::from([(LABEL_NODE.to_string(), ctx.node.clone())]);
+    let Ok(list) = ctx.runtime.list(&mine).await else {
+        return;
+    };
+    for c in list
+        .iter()
+        .filter(|c| c.state == crate::runtime::ContainerState::Running)
+    {
+        let grace = c
+            .labels
+            .get(pod::LABEL_GRACE)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30);
+        if let Err(e) = ctx.runtime.stop(&c.id, Duration::from_secs(grace)).await {
+            warn!(container = %c.name, "stop failed: {e}");
         }
     }
 }

@@ -11,6 +11,21 @@ use crate::resource::types::{parse_cpu_millis, parse_memory_bytes};
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
 use crate::store::{Command, NodeInfo, Op, Precondition};
 
+/// The node's capacity: the host's, unless the config overrides it.
+pub fn capacity(cfg: &crate::config::AgentConfig) -> (u64, u64) {
+    let (cpu, mem) = host_capacity();
+    (
+        cfg.capacity_cpu
+            .as_deref()
+            .and_then(|q| parse_cpu_millis(q).ok())
+            .unwrap_or(cpu),
+        cfg.capacity_memory
+            .as_deref()
+            .and_then(|q| parse_memory_bytes(q).ok())
+            .unwrap_or(mem),
+    )
+}
+
 /// The host's CPU cores (as the process may use them) and memory in bytes.
 pub fn host_capacity() -> (u64, u64) {
     let cores = std::thread::available_parallelism()
@@ -96,7 +111,7 @@ pub fn node_object(ctx: &Ctx, info: &NodeInfo, capacity: (u64, u64)) -> Object {
 
 /// Writes the Node object if the stored one differs; `true` once it matches.
 pub async fn publish(ctx: &Ctx, info: &NodeInfo) -> bool {
-    let want = node_object(ctx, info, host_capacity());
+    let want = node_object(ctx, info, capacity(&ctx.cfg));
     let key = ObjectKey::new(Kind::Node, "", &ctx.node);
     let stored = match ctx.store.get(&key) {
         Ok(s) => s,

@@ -28,11 +28,13 @@ pub enum Kind {
     Node,
     /// Something that happened to an object (started, killed, probe failed, ...).
     Event,
+    /// One revision of a Deployment's pods; written by the deployment controller.
+    ReplicaSet,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Secret,
@@ -42,11 +44,13 @@ impl Kind {
         Kind::Pod,
         Kind::Node,
         Kind::Event,
+        Kind::ReplicaSet,
     ];
 
-    /// Whether users write objects of this kind (Nodes and Events are written by agents).
+    /// Whether users write objects of this kind: Events and ReplicaSets are
+    /// written by shoal itself; of a Node, users change only `spec` (cordon).
     pub fn user_writable(self) -> bool {
-        !matches!(self, Kind::Node | Kind::Event)
+        !matches!(self, Kind::Event | Kind::ReplicaSet)
     }
 
     /// The name as it appears in a manifest's `kind`.
@@ -61,6 +65,7 @@ impl Kind {
             Kind::Job => "Job",
             Kind::Node => "Node",
             Kind::Event => "Event",
+            Kind::ReplicaSet => "ReplicaSet",
         }
     }
 
@@ -76,6 +81,7 @@ impl Kind {
             Kind::Job => "jobs",
             Kind::Node => "nodes",
             Kind::Event => "events",
+            Kind::ReplicaSet => "replicasets",
         }
     }
 
@@ -89,7 +95,7 @@ impl Kind {
             | Kind::Secret
             | Kind::Node
             | Kind::Event => "v1",
-            Kind::Deployment => "apps/v1",
+            Kind::Deployment | Kind::ReplicaSet => "apps/v1",
             Kind::Job => "batch/v1",
         }
     }
@@ -112,6 +118,7 @@ impl Kind {
             "job" | "jobs" => Kind::Job,
             "node" | "nodes" | "no" => Kind::Node,
             "event" | "events" | "ev" => Kind::Event,
+            "replicaset" | "replicasets" | "rs" => Kind::ReplicaSet,
             _ => return None,
         };
         Some(k)
@@ -197,6 +204,21 @@ pub struct ObjectMeta {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The objects this one belongs to (a pod to its ReplicaSet, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owner_references: Vec<OwnerReference>,
+}
+
+/// A link from an object to the object that manages it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OwnerReference {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<bool>,
 }
 
 /// One stored object: the envelope plus a kind-specific body (`spec`, `status`,

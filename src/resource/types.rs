@@ -59,6 +59,40 @@ pub struct DeploymentBody {
     pub spec: DeploymentSpec,
 }
 
+/// Body of a `Node`: agents write its status; users only cordon it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<NodeSpec>,
+}
+
+/// `Node.spec`: only `unschedulable` (cordon).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unschedulable: Option<bool>,
+}
+
+/// Body of a `ReplicaSet` (written by the deployment controller).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaSetBody {
+    pub spec: ReplicaSetSpec,
+}
+
+/// `ReplicaSet.spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaSetSpec {
+    pub replicas: u32,
+    pub selector: LabelSelector,
+    pub template: PodTemplateSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready_seconds: Option<u32>,
+}
+
 /// Body of a `Service`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -111,6 +145,12 @@ impl Body for PodBody {
 }
 impl Body for DeploymentBody {
     const KIND: Kind = Kind::Deployment;
+}
+impl Body for NodeBody {
+    const KIND: Kind = Kind::Node;
+}
+impl Body for ReplicaSetBody {
+    const KIND: Kind = Kind::ReplicaSet;
 }
 impl Body for ServiceBody {
     const KIND: Kind = Kind::Service;
