@@ -244,7 +244,7 @@ async fn five_processes_detect_kill_replace_leader_and_ride_out_a_pause() {
     let mut resumed = false;
     let pause_started = Instant::now();
     while Instant::now() < observe_until {
-        if !resumed && pause_started.elapsed() >= Duration::from_millis(700) {
+        if !resumed && pause_started.elapsed() >= Duration::from_millis(500) {
             c.signal(paused, nix::sys::signal::Signal::SIGCONT);
             resumed = true;
         }

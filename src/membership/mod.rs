@@ -49,8 +49,8 @@ pub struct MembershipConfig {
 impl Default for MembershipConfig {
     fn default() -> Self {
         MembershipConfig {
-            probe_period_ms: 600,
-            probe_rtt_ms: 250,
+            probe_period_ms: 400,
+            probe_rtt_ms: 200,
             suspicion_mult: 2.0,
             gossip_period_ms: 200,
         }
@@ -708,6 +708,6 @@ mod tests {
         let c = MembershipConfig::default();
         assert_eq!(c.suspicion(3), c.suspicion(10));
         assert!(c.suspicion(100) > c.suspicion(10));
-        assert_eq!(c.suspicion(5), Duration::from_millis(1200));
+        assert_eq!(c.suspicion(5), Duration::from_millis(800));
     }
 }
