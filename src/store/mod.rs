@@ -311,16 +311,24 @@ impl Store {
         let started = std::time::Instant::now();
         let mut last_err;
         loop {
-            match self.write_once(cmd.clone()).await {
-                Ok(r) => {
+            // A leader cut off from its quorum never commits: bound each attempt.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let attempt = tokio::time::timeout(left, self.write_once(cmd.clone())).await;
+            match attempt {
+                Ok(Ok(r)) => {
                     metrics::record_write(started.elapsed());
                     return Ok(r);
                 }
-                Err(e) if e.is_unavailable() => {
+                Ok(Err(e)) if e.is_unavailable() => {
                     debug!("write not yet possible: {e}");
                     last_err = e;
                 }
-                Err(e) => return Err(e),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(StoreError::Timeout(format!(
+                        "not committed within {WRITE_DEADLINE:?}: no quorum reachable (this node may be cut off from the majority); the write may still apply if the partition heals"
+                    )));
+                }
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(match last_err {
