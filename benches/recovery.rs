@@ -34,7 +34,12 @@ impl Drop for Agents {
         // The containers outlive their agents: remove what the benchmark ran.
         for i in 0..self.children.len() {
             let out = Command::new("docker")
-                .args(["ps", "-aq", "--filter", &format!("label=io.shoal.node=rec{i}")])
+                .args([
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("label=io.shoal.node=rec{i}"),
+                ])
                 .output()
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                 .unwrap_or_default();
@@ -69,7 +74,10 @@ fn shoal_bin() -> std::path::PathBuf {
         .map(|d| d.join("shoal"))
         .expect("target dir");
     if !bin.exists() {
-        eprintln!("recovery: {} not found; build the bins first", bin.display());
+        eprintln!(
+            "recovery: {} not found; build the bins first",
+            bin.display()
+        );
         std::process::exit(1);
     }
     bin
@@ -112,16 +120,21 @@ async fn get(http: &reqwest::Client, url: &str) -> Option<Value> {
 
 /// Ready replicas of the deployment per node, from one node's view.
 async fn ready_per_node(http: &reqwest::Client, base: &str) -> Option<BTreeMap<String, usize>> {
-    let v = get(http, &format!("{base}/v1/namespaces/default/pods?consistent=false")).await?;
+    let v = get(
+        http,
+        &format!("{base}/v1/namespaces/default/pods?consistent=false"),
+    )
+    .await?;
     let mut m = BTreeMap::new();
     for p in v["items"].as_array()? {
         if p["metadata"]["labels"]["app"] != "rec" {
             continue;
         }
         let phase = p["status"]["phase"].as_str().unwrap_or("");
-        let ready = p["status"]["conditions"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+        let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
         if phase == "Running" && ready {
             *m.entry(p["spec"]["nodeName"].as_str().unwrap_or("").to_string())
                 .or_default() += 1;
@@ -130,7 +143,13 @@ async fn ready_per_node(http: &reqwest::Client, base: &str) -> Option<BTreeMap<S
     Some(m)
 }
 
-async fn wait_ready_total(http: &reqwest::Client, base: &str, want: usize, excluding: Option<&str>, limit: Duration) -> Option<Duration> {
+async fn wait_ready_total(
+    http: &reqwest::Client,
+    base: &str,
+    want: usize,
+    excluding: Option<&str>,
+    limit: Duration,
+) -> Option<Duration> {
     let t = Instant::now();
     while t.elapsed() < limit {
         if let Some(m) = ready_per_node(http, base).await {
@@ -150,11 +169,16 @@ async fn wait_ready_total(http: &reqwest::Client, base: &str, want: usize, exclu
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let runs: usize = std::env::var("RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let image = images::ensure_busybox_image();
     let mut agents = Agents {
         children: Vec::new(),
-        dirs: (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect(),
+        dirs: (0..3)
+            .map(|_| tempfile::tempdir().expect("tempdir"))
+            .collect(),
         p2p: (0..3).map(|_| free_port()).collect(),
         api: (0..3).map(|_| free_port()).collect(),
     };
@@ -197,7 +221,10 @@ async fn main() {
             .max_by_key(|(_, n)| **n)
             .map(|(k, v)| (k.clone(), *v))
             .expect("a node with replicas");
-        let victim: usize = victim_name.trim_start_matches("rec").parse().expect("node index");
+        let victim: usize = victim_name
+            .trim_start_matches("rec")
+            .parse()
+            .expect("node index");
         let observer = (0..3).find(|i| *i != victim).expect("observer");
         if let Some(mut c) = agents.children[victim].take() {
             let _ = c.kill();
@@ -215,7 +242,10 @@ async fn main() {
         match got {
             Some(_) => {
                 let d = t.elapsed();
-                println!("run {run}: killed {victim_name} (held {held}), 10 ready again after {:.2} s", d.as_secs_f64());
+                println!(
+                    "run {run}: killed {victim_name} (held {held}), 10 ready again after {:.2} s",
+                    d.as_secs_f64()
+                );
                 times.push(d);
             }
             None => println!("run {run}: killed {victim_name}: not recovered within 120 s"),
@@ -231,7 +261,17 @@ async fn main() {
         times[((times.len() as f64 - 1.0) * p).round() as usize].as_secs_f64()
     };
     println!();
-    println!("recovery of 10 replicas after SIGKILL of the node holding most ({} runs)", times.len());
-    println!("  p50 {:.2} s   p99 {:.2} s   max {:.2} s   (target <= 8 s)", pct(0.5), pct(0.99), pct(1.0));
-    println!("  anchors: Kubernetes defaults about 350 s (50 s node grace + 300 s toleration); Swarm about 15 s to mark the node down");
+    println!(
+        "recovery of 10 replicas after SIGKILL of the node holding most ({} runs)",
+        times.len()
+    );
+    println!(
+        "  p50 {:.2} s   p99 {:.2} s   max {:.2} s   (target <= 8 s)",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+    println!(
+        "  anchors: Kubernetes defaults about 350 s (50 s node grace + 300 s toleration); Swarm about 15 s to mark the node down"
+    );
 }

@@ -52,6 +52,8 @@ pub struct Config {
     pub agent: AgentConfig,
     /// Gossip timing.
     pub membership: crate::membership::MembershipConfig,
+    /// Scheduler and controllers.
+    pub scheduler: crate::controller::SchedulerConfig,
 }
 
 /// Node agent settings.
@@ -150,6 +152,7 @@ impl Default for Config {
             raft: RaftConfig::default(),
             agent: AgentConfig::default(),
             membership: Default::default(),
+            scheduler: Default::default(),
         }
     }
 }

@@ -9,6 +9,8 @@
 //! - [`resource`]: the object model (kinds, keys, typed specs).
 //! - [`manifest`]: YAML manifests in Kubernetes' shape, validated with field paths.
 //! - [`runtime`]: container engines behind one trait (Docker, host processes).
+//! - [`controller`]: leader-only loops: node lifecycle, Deployments, ReplicaSets.
+//! - [`scheduler`]: binds pending pods to nodes (filters, pack/spread scoring), on the leader.
 //! - [`agent`]: runs and heals the pods bound to this node; logs and events.
 //! - [`api`]: the HTTP API every node serves.
 //! - [`node`]: starts and stops one daemon's components.
@@ -20,10 +22,12 @@ pub mod api;
 pub mod autopilot;
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod manifest;
 pub mod membership;
 pub mod net;
 pub mod node;
 pub mod resource;
 pub mod runtime;
+pub mod scheduler;
 pub mod store;

@@ -135,6 +135,7 @@ impl Node {
                 },
             ),
             autopilot::spawn_role_publisher(store.clone(), membership.clone()),
+            crate::controller::spawn(store.clone(), membership.clone(), cfg.scheduler.clone()),
         ];
         let host_ip = host_ip(&info);
         let ctx = agent::Ctx::new(
@@ -143,7 +144,12 @@ impl Node {
             info.name.clone(),
             host_ip,
             cfg.agent.clone(),
-            None,
+            match cfg.scheduler.disconnected_pods {
+                crate::controller::DisconnectedPods::Keep => None,
+                crate::controller::DisconnectedPods::Stop => Some(Duration::from_millis(
+                    cfg.scheduler.disconnected_stop_after_ms,
+                )),
+            },
         );
         tasks.push(agent::spawn(ctx, info.clone()));
         let logs = LogService::start(

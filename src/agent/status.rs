@@ -80,9 +80,11 @@ pub fn terminated(c: &ContainerInfo, runtime: &str) -> Option<Value> {
 
 /// One entry of `status.containerStatuses`.
 pub fn container_status(v: &ContainerView<'_>) -> Value {
+    // Until its probes have reported, a container is only as ready as a
+    // container without those probes would be.
     let probe = v.probe.clone().unwrap_or(ProbeStatus {
-        started: true,
-        ready: true,
+        started: v.spec.startup_probe.is_none(),
+        ready: v.spec.startup_probe.is_none() && v.spec.readiness_probe.is_none(),
         ..Default::default()
     });
     let running = matches!(v.current.map(|c| &c.state), Some(ContainerState::Running));
@@ -270,6 +272,14 @@ mod tests {
         let s = container_status(&v);
         assert_eq!(s["ready"], false);
         assert_eq!(s["started"], true);
+        // Probes that have not reported yet do not make it ready.
+        let probed = Container {
+            readiness_probe: Some(Default::default()),
+            ..Default::default()
+        };
+        let mut fresh = view(&probed, Some(&run));
+        fresh.probe = None;
+        assert_eq!(container_status(&fresh)["ready"], false);
         v.waiting = Some(("CrashLoopBackOff".into(), "back-off 10s".into()));
         let s = container_status(&v);
         assert_eq!(s["state"]["waiting"]["reason"], "CrashLoopBackOff");

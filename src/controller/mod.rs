@@ -1,0 +1,305 @@
+//! controller: the cluster-wide loops, run only on the Raft leader. They
+//! start when this node gains leadership and stop when it loses it. Every
+//! pass reads the leader's replica (which has every committed write) and
+//! writes through Raft with preconditions on what it read, so a deposed
+//! leader still running a pass cannot act twice.
+//!
+//! One pass, on any change and every half second: node lifecycle (pods of
+//! nodes down past `scheduler.pod_eviction_grace_ms` are marked Failed,
+//! reason NodeLost), Deployments (ReplicaSets per template, rolling update),
+//! ReplicaSets (pods), then the scheduler (binds pending pods).
+
+pub mod deployment;
+pub mod nodes;
+pub mod replicaset;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::membership::Membership;
+use crate::resource::{Kind, Object, ObjectKey};
+use crate::scheduler::{self, Strategy};
+use crate::store::{Op, Precondition, Store};
+
+/// Scheduler and controller settings (`[scheduler]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// `pack` (most allocated, the default) or `spread` (least allocated).
+    pub strategy: Strategy,
+    /// A node down this long (milliseconds) loses its pods to replacements.
+    pub pod_eviction_grace_ms: u64,
+    /// What a node cut off from the majority does with its pods: `keep`
+    /// them running (the default, as Kubernetes and Nomad) or `stop` them
+    /// after `disconnected_stop_after_ms`.
+    pub disconnected_pods: DisconnectedPods,
+    /// With `disconnected_pods = "stop"`: how long to wait, in milliseconds.
+    pub disconnected_stop_after_ms: u64,
+}
+
+/// What a disconnected node does with its pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DisconnectedPods {
+    /// Keep running them.
+    #[default]
+    Keep,
+    /// Stop them after a while.
+    Stop,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            strategy: Strategy::Pack,
+            pod_eviction_grace_ms: 5_000,
+            disconnected_pods: DisconnectedPods::Keep,
+            disconnected_stop_after_ms: 60_000,
+        }
+    }
+}
+
+const PASS_EVERY: Duration = Duration::from_millis(500);
+
+/// Starts the manager: it runs the controllers while this node leads.
+pub fn spawn(
+    store: Store,
+    membership: Membership,
+    cfg: SchedulerConfig,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut running: Option<tokio::task::JoinHandle<()>> = None;
+        let mut metrics = store.raft().metrics();
+        loop {
+            let leading = store.leader().map(|(id, _)| id) == Some(store.node_id());
+            match (&running, leading) {
+                (None, true) => {
+                    info!("leading: controllers and scheduler start");
+                    running = Some(tokio::spawn(run(
+                        store.clone(),
+                        membership.clone(),
+                        cfg.clone(),
+                    )));
+                }
+                (Some(_), false) => {
+                    info!("no longer leading: controllers and scheduler stop");
+                    if let Some(t) = running.take() {
+                        t.abort();
+                    }
+                }
+                _ => {}
+            }
+            tokio::select! {
+                r = metrics.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    })
+}
+
+async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
+    let mut lifecycle = nodes::Lifecycle::default();
+    let mut watch = None;
+    loop {
+        if watch.is_none() {
+            watch = store.watch(None, None, None).ok();
+        }
+        let started = std::time::Instant::now();
+        pass(&store, &membership, &cfg, &mut lifecycle).await;
+        metrics::histogram!("shoal_controller_pass_seconds")
+            .record(started.elapsed().as_secs_f64());
+        tokio::select! {
+            _ = tokio::time::sleep(PASS_EVERY) => {}
+            ev = async {
+                match watch.as_mut() {
+                    Some(w) => w.next().await.map(|_| ()),
+                    None => std::future::pending().await,
+                }
+            } => {
+                if ev.is_err() {
+                    watch = None;
+                }
+                // Let a burst of changes land before the next pass.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+async fn pass(
+    store: &Store,
+    membership: &Membership,
+    cfg: &SchedulerConfig,
+    lifecycle: &mut nodes::Lifecycle,
+) {
+    let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
+    let (Ok(node_objs), Ok(pod_objs)) = (list(Kind::Node), list(Kind::Pod)) else {
+        warn!("controllers: cannot read the replica");
+        return;
+    };
+    let up = nodes::up_nodes(membership);
+    lifecycle
+        .reconcile(store, &node_objs, &pod_objs, &up, cfg)
+        .await;
+    if let (Ok(deployments), Ok(sets)) = (list(Kind::Deployment), list(Kind::ReplicaSet)) {
+        let pods: Vec<PodView> = pod_objs.iter().filter_map(PodView::of).collect();
+        deployment::reconcile(store, &deployments, &sets, &pods).await;
+    }
+    // Read again: the deployment pass may have created or scaled ReplicaSets.
+    if let (Ok(sets), Ok(pods)) = (list(Kind::ReplicaSet), list(Kind::Pod)) {
+        let pods: Vec<PodView> = pods.iter().filter_map(PodView::of).collect();
+        replicaset::reconcile(store, &pods, &sets).await;
+    }
+    let alive = |name: &str| up.contains(name);
+    if let Err(e) = scheduler::schedule_pending(store, &alive, cfg.strategy, 1000).await {
+        warn!("scheduler pass: {e}");
+    }
+}
+
+/// What the controllers need to know about a pod.
+#[derive(Debug, Clone)]
+pub struct PodView {
+    /// Its key.
+    pub key: ObjectKey,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Its resourceVersion, for preconditions.
+    pub resource_version: u64,
+    /// The uid of its controlling owner, if any.
+    pub owner: Option<String>,
+    /// The node it is bound to.
+    pub node: Option<String>,
+    /// Succeeded or Failed.
+    pub terminal: bool,
+    /// Its Ready condition is True.
+    pub ready: bool,
+    /// When Ready last became True (seconds since the epoch).
+    pub ready_since: Option<u64>,
+    /// creationTimestamp, for ordering.
+    pub created: String,
+}
+
+impl PodView {
+    /// Reads a pod object.
+    pub fn of(o: &Object) -> Option<PodView> {
+        let key = o.key()?;
+        let status = o.body.get("status");
+        let phase = status.and_then(|s| s.get("phase")).and_then(Value::as_str);
+        let ready_cond = status
+            .and_then(|s| s.get("conditions"))
+            .and_then(Value::as_array)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+            });
+        let ready = ready_cond
+            .and_then(|c| c.get("status"))
+            .and_then(Value::as_str)
+            == Some("True");
+        let ready_since = ready_cond
+            .and_then(|c| c.get("lastTransitionTime"))
+            .and_then(Value::as_str)
+            .and_then(parse_time);
+        Some(PodView {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            key,
+            resource_version: o.resource_version(),
+            owner: owned_by(o).map(str::to_string),
+            node: o
+                .body
+                .get("spec")
+                .and_then(|s| s.get("nodeName"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            terminal: matches!(phase, Some("Succeeded" | "Failed")),
+            ready,
+            ready_since,
+            created: o.metadata.creation_timestamp.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Ready for at least `min_ready` seconds.
+    pub fn available(&self, min_ready: u64) -> bool {
+        self.ready
+            && (min_ready == 0
+                || self
+                    .ready_since
+                    .is_some_and(|t| now_secs().saturating_sub(t) >= min_ready))
+    }
+}
+
+/// Seconds since the epoch now.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn parse_time(ts: &str) -> Option<u64> {
+    let num = |r: std::ops::Range<usize>| ts.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
+/// The uid of the object's controlling owner.
+pub fn owned_by(o: &Object) -> Option<&str> {
+    o.metadata
+        .owner_references
+        .iter()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.as_str())
+}
+
+/// Pods grouped by their controlling owner's uid.
+pub fn pods_by_owner(pods: &[PodView]) -> BTreeMap<String, Vec<&PodView>> {
+    let mut m: BTreeMap<String, Vec<&PodView>> = BTreeMap::new();
+    for p in pods {
+        if let Some(o) = &p.owner {
+            m.entry(o.clone()).or_default().push(p);
+        }
+    }
+    m
+}
+
+/// An operation that changes nothing but fails the whole command unless
+/// `o` is still at the resourceVersion it was read at.
+pub fn fence(o: &Object) -> Result<Op, String> {
+    let key = o.key().ok_or("object of unknown kind")?;
+    let mut copy = o.clone();
+    // Without a status the put is recognised as unchanged and writes nothing.
+    copy.body.remove("status");
+    Ok(Op::Put {
+        key,
+        object: serde_json::to_vec(&copy).map_err(|e| e.to_string())?,
+        precondition: Precondition::Version(o.resource_version()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse() {
+        assert_eq!(parse_time("1970-01-01T00:01:00Z"), Some(60));
+        assert_eq!(parse_time("2026-11-27T00:00:00Z"), Some(1_795_737_600));
+        assert_eq!(parse_time("garbage"), None);
+    }
+}

@@ -1,0 +1,121 @@
+//! Node lifecycle: a node that gossip reports down (or left, or never
+//! heard of) for longer than `scheduler.pod_eviction_grace_ms` loses its
+//! pods: each one not yet finished is marked Failed with reason NodeLost, so
+//! its ReplicaSet replaces it elsewhere. When the node comes back, its agent
+//! stops the containers of those pods, and removes them once the pods are
+//! deleted.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::SchedulerConfig;
+use crate::membership::Membership;
+use crate::resource::Object;
+use crate::store::{Command, Op, Store};
+
+/// Names of the nodes gossip considers up (alive or suspect).
+pub fn up_nodes(m: &Membership) -> HashSet<String> {
+    m.members()
+        .into_iter()
+        .filter(|v| v.is_up())
+        .filter_map(|v| v.meta.map(|m| m.name))
+        .collect()
+}
+
+/// Remembers since when each node has been seen down by this leader.
+#[derive(Default)]
+pub struct Lifecycle {
+    down_since: HashMap<String, Instant>,
+}
+
+impl Lifecycle {
+    /// Marks the pods of nodes down past the grace as Failed / NodeLost.
+    pub async fn reconcile(
+        &mut self,
+        store: &Store,
+        nodes: &[Object],
+        pods: &[Object],
+        up: &HashSet<String>,
+        cfg: &SchedulerConfig,
+    ) {
+        let grace = Duration::from_millis(cfg.pod_eviction_grace_ms);
+        let mut lost = HashSet::new();
+        for n in nodes {
+            let name = &n.metadata.name;
+            if up.contains(name) {
+                self.down_since.remove(name);
+                continue;
+            }
+            let since = *self
+                .down_since
+                .entry(name.clone())
+                .or_insert_with(Instant::now);
+            if since.elapsed() >= grace {
+                lost.insert(name.clone());
+            }
+        }
+        self.down_since
+            .retain(|n, _| nodes.iter().any(|o| &o.metadata.name == n));
+        if lost.is_empty() {
+            return;
+        }
+        let mut ops = Vec::new();
+        for p in pods {
+            let spec_node = p
+                .body
+                .get("spec")
+                .and_then(|s| s.get("nodeName"))
+                .and_then(Value::as_str);
+            let Some(node) = spec_node.filter(|n| lost.contains(*n)) else {
+                continue;
+            };
+            let status = p.body.get("status").cloned().unwrap_or(json!({}));
+            let phase = status.get("phase").and_then(Value::as_str);
+            if matches!(phase, Some("Succeeded" | "Failed")) {
+                continue;
+            }
+            let Some(key) = p.key() else { continue };
+            let mut status = status.as_object().cloned().unwrap_or_default();
+            status.insert("phase".into(), json!("Failed"));
+            status.insert("reason".into(), json!("NodeLost"));
+            status.insert(
+                "message".into(),
+                json!(format!(
+                    "node {node} has been unreachable for more than {grace:?}"
+                )),
+            );
+            status.insert(
+                "conditions".into(),
+                json!([{"type": "Ready", "status": "False", "reason": "NodeLost",
+                        "lastTransitionTime": crate::api::now_rfc3339()}]),
+            );
+            let Ok(bytes) = serde_json::to_vec(&Value::Object(status)) else {
+                continue;
+            };
+            ops.push(Op::SetStatus {
+                key,
+                uid: p.metadata.uid.clone(),
+                status: bytes,
+            });
+        }
+        if ops.is_empty() {
+            return;
+        }
+        let n = ops.len();
+        info!(nodes = ?lost, pods = n, "nodes lost: marking their pods Failed (NodeLost)");
+        for chunk in ops.chunks(500) {
+            if let Err(e) = store
+                .write(Command {
+                    ops: chunk.to_vec(),
+                })
+                .await
+            {
+                warn!("marking pods of lost nodes: {e}");
+            }
+        }
+        metrics::counter!("shoal_controller_pods_evicted_total").increment(n as u64);
+    }
+}

@@ -1,0 +1,649 @@
+//! scheduler: binds pending pods to nodes.
+//!
+//! [`schedule_pending`] is one pass over the local replica, meant to run on
+//! the Raft leader: it reads the Node objects and every pod, accounts the
+//! pods already bound, and places each pod without `spec.nodeName` with the
+//! [`Placer`] (see [`placer`](self::Placer) for filters and scoring). A
+//! binding is a compare-and-set of the pod at the resourceVersion the pass
+//! read, so a scheduler working from a stale view (a deposed leader, a pod
+//! changed meanwhile) can never bind a pod twice or undo someone's change:
+//! its write is refused and the pod is looked at again in the next pass.
+//!
+//! A pod that fits nowhere gets the `PodScheduled=False` condition with the
+//! reason counts (`0/3 nodes: insufficient memory (2), cordoned (1)`) and a
+//! `FailedScheduling` Warning event, each written only when the message
+//! changes, so a cluster that stays full writes nothing pass after pass.
+
+mod placer;
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::api::now_rfc3339;
+use crate::resource::types::{QuantityError, parse_cpu_millis, parse_memory_bytes};
+use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
+use crate::store::{Command, Op, Precondition, Store, StoreError, TxnError};
+
+pub use placer::{NodeFit, Placer, PodNeeds, Strategy, Unschedulable};
+
+/// Commands of one pass in flight at once. One more than the proposer's
+/// single entry in flight, so the next command is queued when an entry
+/// commits and the leader never waits for the scheduler.
+const WRITES_IN_FLIGHT: usize = 2;
+/// Batches the planner may prepare ahead of the writes.
+const PLANNED_AHEAD: usize = 2;
+/// Pods dropped from one command for conflicts before the rest of it is
+/// left to the next pass: past a few, the pass's view is stale as a whole
+/// (a deposed leader) and retrying pod by pod would cost a round each.
+const MAX_DROPS_PER_BATCH: usize = 4;
+
+/// What one scheduling pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Pods bound to a node.
+    pub placed: usize,
+    /// Pods that fit on no node (whether or not their status changed).
+    pub unschedulable: usize,
+    /// Pods whose binding or status write was refused because the pod
+    /// changed since the pass read it; the next pass looks at them again.
+    pub conflicts: usize,
+}
+
+/// The scheduler's view of a Node object: allocatable cpu, memory and pods
+/// (quantity strings; a missing or malformed one counts as 0, so nothing
+/// fits it), labels and `spec.unschedulable`. `None` for anything but a Node
+/// with `status.allocatable` (an agent that has not reported yet).
+pub fn node_fit(node: &Object, alive: bool) -> Option<NodeFit> {
+    if node.kind() != Some(Kind::Node) {
+        return None;
+    }
+    let alloc = node.body.get("status")?.get("allocatable")?;
+    let quantity = |name: &str, parse: fn(&str) -> Result<u64, QuantityError>| {
+        alloc
+            .get(name)
+            .and_then(|q| quantity_str(q))
+            .and_then(|q| parse(&q).ok())
+            .unwrap_or(0)
+    };
+    Some(NodeFit {
+        name: node.metadata.name.clone(),
+        cpu_millis: quantity("cpu", parse_cpu_millis),
+        memory_bytes: quantity("memory", parse_memory_bytes),
+        max_pods: u32::try_from(quantity("pods", parse_memory_bytes)).unwrap_or(u32::MAX),
+        labels: node.metadata.labels.clone(),
+        unschedulable: node
+            .body
+            .get("spec")
+            .and_then(|s| s.get("unschedulable"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        alive,
+    })
+}
+
+/// What a pod asks of a node: the sum of its containers' requests (a
+/// container without a request counts its limit, as in Kubernetes), its
+/// `nodeSelector` and host ports, and as group the name of its controlling
+/// owner (the ownerReference with `controller: true`). `None` for anything
+/// but a Pod with containers, or with a quantity that does not parse
+/// (validation refuses those, so it means the object was not written
+/// through the API).
+pub fn pod_needs(pod: &Object) -> Option<PodNeeds> {
+    let key = pod.key().filter(|k| k.kind == Kind::Pod)?;
+    let spec = pod.body.get("spec")?;
+    let containers = spec.get("containers")?.as_array()?;
+    let mut needs = PodNeeds {
+        key,
+        cpu_millis: 0,
+        memory_bytes: 0,
+        node_selector: Default::default(),
+        host_ports: Vec::new(),
+        group: pod
+            .metadata
+            .owner_references
+            .iter()
+            .find(|r| r.controller == Some(true))
+            .map(|r| r.name.clone()),
+    };
+    for c in containers {
+        if let Some(res) = c.get("resources") {
+            let request = |name: &str| {
+                res.get("requests")
+                    .and_then(|m| m.get(name))
+                    .or_else(|| res.get("limits").and_then(|m| m.get(name)))
+            };
+            if let Some(q) = request("cpu") {
+                let m = parse_cpu_millis(&quantity_str(q)?).ok()?;
+                needs.cpu_millis = needs.cpu_millis.saturating_add(m);
+            }
+            if let Some(q) = request("memory") {
+                let b = parse_memory_bytes(&quantity_str(q)?).ok()?;
+                needs.memory_bytes = needs.memory_bytes.saturating_add(b);
+            }
+        }
+        for p in c
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let hp = p.get("hostPort").and_then(Value::as_u64).unwrap_or(0);
+            if let Ok(hp @ 1..) = u16::try_from(hp) {
+                needs.host_ports.push(hp);
+            }
+        }
+    }
+    if let Some(sel) = spec.get("nodeSelector").and_then(Value::as_object) {
+        for (k, v) in sel {
+            needs
+                .node_selector
+                .insert(k.clone(), v.as_str().unwrap_or_default().to_string());
+        }
+    }
+    Some(needs)
+}
+
+/// Whether the pod has finished for good (`status.phase` Succeeded or
+/// Failed): it holds no resources and is never placed again.
+pub fn is_terminal(pod: &Object) -> bool {
+    matches!(
+        pod.body
+            .get("status")
+            .and_then(|s| s.get("phase"))
+            .and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// A quantity as JSON carries it: a string, or a bare number.
+fn quantity_str(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(s.as_str().into()),
+        Value::Number(n) => Some(n.to_string().into()),
+        _ => None,
+    }
+}
+
+/// The node a pod is bound to, if any.
+fn bound_node(pod: &Object) -> Option<&str> {
+    pod.body
+        .get("spec")
+        .and_then(|s| s.get("nodeName"))
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+}
+
+/// One scheduling pass over the local replica (after a read barrier, so it
+/// sees every write committed before it, its own previous pass included).
+///
+/// Every pod without `spec.nodeName` that is not terminal is placed, oldest
+/// first. Bindings are written `batch` pods per Raft command, each a `Put`
+/// of the pod with `spec.nodeName` set and `Precondition::Version` of the
+/// resourceVersion read. A pod that fits nowhere gets `phase: Pending` and
+/// the condition `PodScheduled=False, reason Unschedulable` with the reason
+/// counts as message, plus a `FailedScheduling` Warning event, both only
+/// when the message differs from the stored condition's. `alive(name)` says
+/// whether membership considers a node up.
+///
+/// `alive` is `Sync` so that the pass's future is `Send` and can run in a
+/// spawned task (a plain `&dyn Fn` would make it `!Send`).
+pub async fn schedule_pending(
+    store: &Store,
+    alive: &(dyn Fn(&str) -> bool + Sync),
+    strategy: Strategy,
+    batch: usize,
+) -> Result<PassReport, StoreError> {
+    let started = Instant::now();
+    let batch = batch.max(1);
+    store.barrier().await?;
+    let (node_objects, _) = store.list(Kind::Node, None)?;
+    let nodes: Vec<NodeFit> = node_objects
+        .iter()
+        .filter_map(|n| node_fit(n, alive(&n.metadata.name)))
+        .collect();
+    drop(node_objects);
+    let host = local_node_name(store);
+
+    // Listing, decoding and placing 100,000 pods is CPU work of a second or
+    // so: it runs on a blocking thread, so it neither stalls the runtime's
+    // workers (Raft heartbeats run there) nor waits for the writes, which
+    // go out while the next batch is being planned.
+    let (tx, mut rx) = mpsc::channel::<Vec<PodWrite>>(PLANNED_AHEAD);
+    let planner = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || plan(&store, nodes, strategy, batch, host, tx))
+    };
+    let mut report = PassReport::default();
+    let mut failure = None;
+    let mut writes = JoinSet::new();
+    while let Some(items) = rx.recv().await {
+        while writes.len() >= WRITES_IN_FLIGHT {
+            if let Some(r) = writes.join_next().await {
+                collect(&mut report, &mut failure, r);
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
+        writes.spawn(write_batch(store.clone(), items));
+    }
+    // Dropping the receiver stops a planner still running after a failure.
+    drop(rx);
+    while let Some(r) = writes.join_next().await {
+        collect(&mut report, &mut failure, r);
+    }
+    let planned = match planner.await {
+        Ok(p) => p?,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => {
+            return Err(StoreError::Storage(format!(
+                "scheduler pass cancelled: {e}"
+            )));
+        }
+    };
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    report.unschedulable = planned.unschedulable;
+    let secs = started.elapsed().as_secs_f64();
+    metrics::histogram!("shoal_scheduler_pass_seconds").record(secs);
+    metrics::gauge!("shoal_scheduler_pending_pods").set(planned.pending as f64);
+    metrics::counter!("shoal_scheduler_placements_total").increment(report.placed as u64);
+    metrics::counter!("shoal_scheduler_unschedulable_total").increment(report.unschedulable as u64);
+    metrics::counter!("shoal_scheduler_conflicts_total").increment(report.conflicts as u64);
+    if report.placed > 0 || planned.newly_unschedulable > 0 || report.conflicts > 0 {
+        info!(
+            placed = report.placed,
+            unschedulable = report.unschedulable,
+            conflicts = report.conflicts,
+            seconds = secs,
+            "scheduling pass"
+        );
+    } else {
+        debug!(
+            pending = planned.pending,
+            seconds = secs,
+            "scheduling pass: nothing to do"
+        );
+    }
+    Ok(report)
+}
+
+/// This node's name as Raft membership records it; events the scheduler
+/// writes name it as their source host, so this node's agent sweeps them
+/// like its own (by pod, by age, once the pod is gone).
+fn local_node_name(store: &Store) -> Option<String> {
+    let m = store.metrics();
+    m.membership_config
+        .membership()
+        .get_node(&store.node_id())
+        .map(|n| n.name.clone())
+}
+
+/// The writes about one pod, kept together so a refused one drops them all.
+#[derive(Debug)]
+struct PodWrite {
+    pod: ObjectKey,
+    /// The event written with an unschedulable pod's status.
+    event: Option<ObjectKey>,
+    binds: bool,
+    ops: Vec<Op>,
+}
+
+impl PodWrite {
+    fn touches(&self, key: &ObjectKey) -> bool {
+        self.pod == *key || self.event.as_ref() == Some(key)
+    }
+}
+
+/// What the planner saw.
+#[derive(Debug, Default)]
+struct Planned {
+    pending: usize,
+    unschedulable: usize,
+    /// Unschedulable pods whose message changed (written this pass).
+    newly_unschedulable: usize,
+}
+
+/// Lists the pods, places the pending ones and hands the writes over in
+/// batches. Runs on a blocking thread.
+fn plan(
+    store: &Store,
+    nodes: Vec<NodeFit>,
+    strategy: Strategy,
+    batch: usize,
+    host: Option<String>,
+    tx: mpsc::Sender<Vec<PodWrite>>,
+) -> Result<Planned, StoreError> {
+    let (pods, _) = store.list(Kind::Pod, None)?;
+    let mut placer = Placer::new(nodes, strategy);
+    let mut pending = Vec::new();
+    let mut unreadable: Option<ObjectKey> = None;
+    for pod in pods {
+        if is_terminal(&pod) {
+            continue;
+        }
+        let Some(needs) = pod_needs(&pod) else {
+            unreadable = unreadable.or_else(|| pod.key());
+            continue;
+        };
+        match bound_node(&pod) {
+            Some(node) => placer.add_bound(node, &needs),
+            None => pending.push((pod, needs)),
+        }
+    }
+    if let Some(key) = unreadable {
+        warn!(pod = %key, "a pod's spec cannot be read (bad quantity?); not scheduling it");
+    }
+    // Oldest first, as a queue would; the list is in name order, which the
+    // stable sort keeps among pods created in the same second.
+    pending.sort_by(|a, b| {
+        a.0.metadata
+            .creation_timestamp
+            .cmp(&b.0.metadata.creation_timestamp)
+    });
+    let mut planned = Planned {
+        pending: pending.len(),
+        ..Planned::default()
+    };
+    let now = now_rfc3339();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut out = Vec::with_capacity(batch.min(pending.len()));
+    for (seq, (pod, needs)) in pending.into_iter().enumerate() {
+        let write = match placer.place(&needs) {
+            Ok(node) => binding(pod, needs.key, &node, &now),
+            Err(why) => {
+                planned.unschedulable += 1;
+                let event_name = format!("{}.{:x}", needs.key.name, nanos + seq as u128);
+                let w = unschedulable(
+                    &pod,
+                    needs.key,
+                    &why.to_string(),
+                    &now,
+                    host.as_deref(),
+                    event_name,
+                );
+                planned.newly_unschedulable += usize::from(w.is_some());
+                w
+            }
+        };
+        out.extend(write);
+        if out.len() >= batch {
+            let full = std::mem::replace(&mut out, Vec::with_capacity(batch));
+            if tx.blocking_send(full).is_err() {
+                // The writer gave up (a failed write); the pass is over.
+                return Ok(planned);
+            }
+        }
+    }
+    if !out.is_empty() {
+        let _ = tx.blocking_send(out);
+    }
+    Ok(planned)
+}
+
+/// The pod bound to `node`: a compare-and-set at the version the pass read.
+fn binding(mut pod: Object, key: ObjectKey, node: &str, now: &str) -> Option<PodWrite> {
+    let rv = pod.resource_version();
+    pod.body
+        .get_mut("spec")?
+        .as_object_mut()?
+        .insert("nodeName".into(), Value::String(node.to_string()));
+    // A pod once found unschedulable keeps that condition until its agent
+    // writes a status; Kubernetes' binding flips it at once, and so do we.
+    if let Some(Value::Object(status)) = pod.body.get_mut("status") {
+        mark_scheduled(status, now);
+    }
+    let object = match serde_json::to_vec(&pod) {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(pod = %key, "cannot encode the binding: {e}");
+            return None;
+        }
+    };
+    Some(PodWrite {
+        pod: key.clone(),
+        event: None,
+        binds: true,
+        ops: vec![Op::Put {
+            key,
+            object,
+            precondition: Precondition::Version(rv),
+        }],
+    })
+}
+
+fn conditions(status: &Map<String, Value>) -> impl Iterator<Item = &Value> {
+    status
+        .get("conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+fn is_pod_scheduled(c: &Value) -> bool {
+    c.get("type").and_then(Value::as_str) == Some("PodScheduled")
+}
+
+/// Sets the PodScheduled condition to True where it says otherwise.
+fn mark_scheduled(status: &mut Map<String, Value>, now: &str) {
+    let Some(Value::Array(cs)) = status.get_mut("conditions") else {
+        return;
+    };
+    for c in cs.iter_mut().filter(|c| is_pod_scheduled(c)) {
+        if c.get("status").and_then(Value::as_str) != Some("True") {
+            *c = json!({"type": "PodScheduled", "status": "True", "lastTransitionTime": now});
+        }
+    }
+}
+
+/// The status and event writes for a pod that fits nowhere, or `None` when
+/// the stored condition already says exactly this.
+fn unschedulable(
+    pod: &Object,
+    key: ObjectKey,
+    message: &str,
+    now: &str,
+    host: Option<&str>,
+    event_name: String,
+) -> Option<PodWrite> {
+    let empty = Map::new();
+    let status = pod
+        .body
+        .get("status")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let prev = conditions(status).find(|c| is_pod_scheduled(c));
+    let field = |c: Option<&Value>, f: &str| {
+        c.and_then(|c| c.get(f))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let was_false = field(prev, "status").as_deref() == Some("False");
+    let same_message = was_false
+        && field(prev, "reason").as_deref() == Some("Unschedulable")
+        && field(prev, "message").as_deref() == Some(message);
+    let pending = status.get("phase").and_then(Value::as_str) == Some("Pending");
+    if same_message && pending {
+        return None;
+    }
+    let since = field(prev, "lastTransitionTime")
+        .filter(|_| was_false)
+        .unwrap_or_else(|| now.to_string());
+    let condition = json!({
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": message,
+        "lastTransitionTime": since,
+    });
+    let mut new = status.clone();
+    new.insert("phase".into(), json!("Pending"));
+    let mut cs: Vec<Value> = conditions(status)
+        .filter(|c| !is_pod_scheduled(c))
+        .cloned()
+        .collect();
+    cs.insert(0, condition);
+    new.insert("conditions".into(), Value::Array(cs));
+    let status_bytes = serde_json::to_vec(&Value::Object(new)).ok()?;
+    let mut ops = vec![Op::SetStatus {
+        key: key.clone(),
+        uid: pod.metadata.uid.clone(),
+        status: status_bytes,
+    }];
+    let mut event = None;
+    if !same_message
+        && let Some((ekey, bytes)) =
+            failed_scheduling_event(pod, &key, message, now, host, event_name)
+    {
+        ops.push(Op::Put {
+            key: ekey.clone(),
+            object: bytes,
+            precondition: Precondition::None,
+        });
+        event = Some(ekey);
+    }
+    Some(PodWrite {
+        pod: key,
+        event,
+        binds: false,
+        ops,
+    })
+}
+
+/// A `FailedScheduling` Warning event about `pod`, in Kubernetes' shape.
+fn failed_scheduling_event(
+    pod: &Object,
+    key: &ObjectKey,
+    message: &str,
+    now: &str,
+    host: Option<&str>,
+    name: String,
+) -> Option<(ObjectKey, Vec<u8>)> {
+    let mut source = Map::new();
+    source.insert("component".into(), json!("shoal-scheduler"));
+    if let Some(h) = host {
+        source.insert("host".into(), json!(h));
+    }
+    let body = json!({
+        "involvedObject": {
+            "kind": "Pod",
+            "namespace": key.namespace,
+            "name": key.name,
+            "uid": pod.metadata.uid,
+        },
+        "reason": "FailedScheduling",
+        "message": message,
+        "type": "Warning",
+        "count": 1,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "source": source,
+    });
+    let Value::Object(body) = body else {
+        return None;
+    };
+    let ekey = ObjectKey::new(Kind::Event, &key.namespace, &name);
+    let obj = Object {
+        api_version: "v1".into(),
+        kind: "Event".into(),
+        metadata: ObjectMeta {
+            name,
+            namespace: Some(key.namespace.clone()),
+            creation_timestamp: Some(now.to_string()),
+            ..Default::default()
+        },
+        body,
+    };
+    let bytes = serde_json::to_vec(&obj).ok()?;
+    Some((ekey, bytes))
+}
+
+/// What one command's writes achieved.
+#[derive(Debug, Default)]
+struct Written {
+    placed: usize,
+    conflicts: usize,
+}
+
+/// Writes one batch as one command. A pod the store refuses (changed or
+/// deleted since the pass read it) is dropped and the rest retried; after
+/// [`MAX_DROPS_PER_BATCH`] the rest is left to the next pass.
+async fn write_batch(store: Store, mut items: Vec<PodWrite>) -> Result<Written, StoreError> {
+    let mut dropped = 0;
+    loop {
+        if items.is_empty() {
+            return Ok(Written {
+                placed: 0,
+                conflicts: dropped,
+            });
+        }
+        let ops = items.iter().flat_map(|w| w.ops.iter().cloned()).collect();
+        match store.write(Command { ops }).await {
+            Ok(_) => {
+                return Ok(Written {
+                    placed: items.iter().filter(|w| w.binds).count(),
+                    conflicts: dropped,
+                });
+            }
+            Err(StoreError::Txn(e)) => {
+                let key = match &e {
+                    TxnError::Conflict { key, .. }
+                    | TxnError::NotFound { key }
+                    | TxnError::AlreadyExists { key }
+                    | TxnError::Invalid { key, .. } => key,
+                };
+                match items.iter().position(|w| w.touches(key)) {
+                    Some(i) if dropped < MAX_DROPS_PER_BATCH => {
+                        debug!("scheduler write refused, retrying without it: {e}");
+                        items.swap_remove(i);
+                        dropped += 1;
+                    }
+                    _ => {
+                        debug!(
+                            pods = items.len(),
+                            "scheduler batch refused again, left to the next pass: {e}"
+                        );
+                        return Ok(Written {
+                            placed: 0,
+                            conflicts: dropped + items.len(),
+                        });
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn collect(
+    report: &mut PassReport,
+    failure: &mut Option<StoreError>,
+    r: Result<Result<Written, StoreError>, tokio::task::JoinError>,
+) {
+    match r {
+        Ok(Ok(w)) => {
+            report.placed += w.placed;
+            report.conflicts += w.conflicts;
+        }
+        Ok(Err(e)) => {
+            failure.get_or_insert(e);
+        }
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => {
+            failure.get_or_insert(StoreError::Storage(format!(
+                "scheduler write cancelled: {e}"
+            )));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,711 @@
+//! The placement engine: pure, in memory, no store. [`Placer`] holds the
+//! nodes and what is bound to each, and chooses a node for one pod at a time.
+//!
+//! A placement is a walk over the nodes from a rotating offset that applies
+//! the filters (down, cordoned, node selector, host port, pod count, cpu,
+//! memory) and scores each node that passes, stopping once it has found
+//! `max(100, 5% of nodes)` feasible ones, as Kubernetes'
+//! `percentageOfNodesToScore` does: at 5,000 nodes a pod costs a few hundred
+//! node checks, not 5,000. Only a pod that fits nowhere walks every node,
+//! which is also what its reason counts need.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use serde::{Deserialize, Serialize};
+
+use crate::resource::ObjectKey;
+
+/// A node as the scheduler sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeFit {
+    /// The Node object's name (what `spec.nodeName` names).
+    pub name: String,
+    /// Allocatable CPU in millicores.
+    pub cpu_millis: u64,
+    /// Allocatable memory in bytes.
+    pub memory_bytes: u64,
+    /// Most pods the node runs.
+    pub max_pods: u32,
+    /// The Node object's labels, matched against `nodeSelector`.
+    pub labels: BTreeMap<String, String>,
+    /// Cordoned (`spec.unschedulable`): keeps its pods, takes no new ones.
+    pub unschedulable: bool,
+    /// Whether membership considers the node up.
+    pub alive: bool,
+}
+
+/// What a pod asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodNeeds {
+    /// The pod.
+    pub key: ObjectKey,
+    /// Summed CPU requests of its containers, in millicores.
+    pub cpu_millis: u64,
+    /// Summed memory requests of its containers, in bytes.
+    pub memory_bytes: u64,
+    /// Labels the node must carry, all of them.
+    pub node_selector: BTreeMap<String, String>,
+    /// Host ports it publishes; no two pods on a node may share one.
+    pub host_ports: Vec<u16>,
+    /// The owner (ReplicaSet name) whose pods are spread softly over nodes.
+    pub group: Option<String>,
+}
+
+/// How the scheduler scores the nodes a pod fits on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Most-allocated first: fill nodes up, so whole nodes stay free.
+    #[default]
+    Pack,
+    /// Least-allocated first: balance the load over all nodes.
+    Spread,
+}
+
+/// Why a pod fits on no node: how many nodes were considered and how many
+/// failed each filter (each node counted once, for the first filter it failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unschedulable {
+    /// Nodes considered.
+    pub nodes: usize,
+    /// Failing nodes by reason (`insufficient cpu`, `cordoned`, ...).
+    pub reasons: BTreeMap<String, usize>,
+}
+
+impl fmt::Display for Unschedulable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0/{} nodes: ", self.nodes)?;
+        if self.reasons.is_empty() {
+            return f.write_str("no nodes");
+        }
+        let mut reasons: Vec<(&String, &usize)> = self.reasons.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        for (i, (reason, count)) in reasons.into_iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{reason} ({count})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Unschedulable {}
+
+/// Filter outcomes, in the order the filters run; a node counts for the first.
+const REASONS: [&str; 7] = [
+    "node down",
+    "cordoned",
+    "node selector mismatch",
+    "host port conflict",
+    "too many pods",
+    "insufficient cpu",
+    "insufficient memory",
+];
+const DOWN: usize = 0;
+const CORDONED: usize = 1;
+const SELECTOR: usize = 2;
+const HOST_PORT: usize = 3;
+const PODS: usize = 4;
+const CPU: usize = 5;
+const MEMORY: usize = 6;
+
+/// Fewest feasible nodes a placement scores before it stops looking
+/// (Kubernetes' `minFeasibleNodesToFind`).
+const MIN_FEASIBLE_TO_SCORE: usize = 100;
+/// Share of the nodes, in percent, a placement scores in a large cluster.
+const PERCENT_TO_SCORE: usize = 5;
+
+/// Score taken off a node per pod of the same group it already holds.
+/// A node's allocation score lies in [0, 2]; between two equal nodes the one
+/// holding the group's pods differs by at most the pods' own share, which is
+/// at most 1 whenever two of them fit on one node. A penalty above 1 thus
+/// spreads replicas over equal nodes, while a node markedly emptier (Spread)
+/// or fuller (Pack) may still win when it is the better fit overall.
+const GROUP_PENALTY: f64 = 1.5;
+/// Weight of the pod-count share in the score: small, it only separates
+/// nodes that cpu and memory leave tied (pods that request nothing).
+const POD_COUNT_WEIGHT: f64 = 0.05;
+
+/// Per-node state the hot loop reads, kept in one cache line per node.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    cpu_alloc: u64,
+    cpu_used: u64,
+    mem_alloc: u64,
+    mem_used: u64,
+    /// 1 / allocatable, 0 when nothing is allocatable: scoring multiplies.
+    cpu_inv: f64,
+    mem_inv: f64,
+    pods_inv: f64,
+    max_pods: u32,
+    pods_used: u32,
+    /// `Some(DOWN)` or `Some(CORDONED)` when the node takes no pods at all.
+    gate: Option<u8>,
+    /// Whether any bound pod holds a host port here (skips the port check).
+    has_ports: bool,
+}
+
+/// Multiplicative hash for the (group, node) pairs; SipHash would cost more
+/// than the rest of a node's scoring, and the keys are not attacker-chosen.
+#[derive(Default)]
+struct PairHasher(u64);
+
+impl Hasher for PairHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // The product's high bits depend on every input bit; fold them down
+        // because the table indexes by the low bits.
+        self.0 = x ^ (x >> 29);
+    }
+}
+
+type PairMap = HashMap<u64, u32, BuildHasherDefault<PairHasher>>;
+
+fn pair(group: u32, node: usize) -> u64 {
+    (u64::from(group) << 32) | node as u64
+}
+
+/// Cluster state for placement: the nodes and what is already bound to each.
+#[derive(Debug)]
+pub struct Placer {
+    strategy: Strategy,
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+    slots: Vec<Slot>,
+    labels: Vec<BTreeMap<String, String>>,
+    ports: Vec<Vec<u16>>,
+    groups: HashMap<String, u32>,
+    /// Pods per group, to skip the per-node lookup for a group's first pod.
+    group_totals: Vec<u32>,
+    group_on_node: PairMap,
+    next_start: usize,
+    to_score: usize,
+}
+
+impl Placer {
+    /// A placer over these nodes (a repeated name keeps its first entry),
+    /// nothing bound yet.
+    pub fn new(nodes: Vec<NodeFit>, strategy: Strategy) -> Placer {
+        let mut p = Placer {
+            strategy,
+            names: Vec::with_capacity(nodes.len()),
+            index: HashMap::with_capacity(nodes.len()),
+            slots: Vec::with_capacity(nodes.len()),
+            labels: Vec::with_capacity(nodes.len()),
+            ports: Vec::with_capacity(nodes.len()),
+            groups: HashMap::new(),
+            group_totals: Vec::new(),
+            group_on_node: PairMap::default(),
+            next_start: 0,
+            to_score: 0,
+        };
+        let inv = |v: u64| if v == 0 { 0.0 } else { 1.0 / v as f64 };
+        for n in nodes {
+            if p.index.contains_key(&n.name) {
+                continue;
+            }
+            p.index.insert(n.name.clone(), p.names.len());
+            p.slots.push(Slot {
+                cpu_alloc: n.cpu_millis,
+                mem_alloc: n.memory_bytes,
+                cpu_inv: inv(n.cpu_millis),
+                mem_inv: inv(n.memory_bytes),
+                pods_inv: inv(u64::from(n.max_pods)),
+                max_pods: n.max_pods,
+                gate: if !n.alive {
+                    Some(DOWN as u8)
+                } else if n.unschedulable {
+                    Some(CORDONED as u8)
+                } else {
+                    None
+                },
+                ..Slot::default()
+            });
+            p.names.push(n.name);
+            p.labels.push(n.labels);
+            p.ports.push(Vec::new());
+        }
+        p.to_score = MIN_FEASIBLE_TO_SCORE.max(p.names.len() * PERCENT_TO_SCORE / 100);
+        p
+    }
+
+    /// Accounts a pod already bound to `node` (and not terminal). A node
+    /// this placer does not know is ignored: its pods cannot crowd anything.
+    pub fn add_bound(&mut self, node: &str, pod: &PodNeeds) {
+        if let Some(&i) = self.index.get(node) {
+            self.account(i, pod);
+        }
+    }
+
+    /// Takes back what [`Placer::add_bound`] or [`Placer::place`] accounted
+    /// (the pod was deleted or finished), so the room is free again.
+    pub fn remove_bound(&mut self, node: &str, pod: &PodNeeds) {
+        let Some(&i) = self.index.get(node) else {
+            return;
+        };
+        let s = &mut self.slots[i];
+        s.cpu_used = s.cpu_used.saturating_sub(pod.cpu_millis);
+        s.mem_used = s.mem_used.saturating_sub(pod.memory_bytes);
+        s.pods_used = s.pods_used.saturating_sub(1);
+        let ports = &mut self.ports[i];
+        for p in &pod.host_ports {
+            if let Some(at) = ports.iter().position(|q| q == p) {
+                ports.swap_remove(at);
+            }
+        }
+        s.has_ports = !ports.is_empty();
+        if let Some(g) = pod.group.as_ref().and_then(|g| self.groups.get(g)) {
+            let g = *g;
+            if let Some(t) = self.group_totals.get_mut(g as usize) {
+                *t = t.saturating_sub(1);
+            }
+            let key = pair(g, i);
+            if let Some(c) = self.group_on_node.get_mut(&key) {
+                *c -= 1;
+                if *c == 0 {
+                    self.group_on_node.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Chooses a node for `pod`, accounts the pod on it and returns its name;
+    /// or says why no node fits.
+    pub fn place(&mut self, pod: &PodNeeds) -> Result<String, Unschedulable> {
+        let n = self.slots.len();
+        if n == 0 {
+            return Err(Unschedulable {
+                nodes: 0,
+                reasons: BTreeMap::new(),
+            });
+        }
+        // Looked up once per pod, not per node; a group with no pods yet
+        // cannot penalise anything, so its first pod skips the lookups.
+        let group = pod
+            .group
+            .as_ref()
+            .and_then(|g| self.groups.get(g).copied())
+            .filter(|g| self.group_totals[*g as usize] > 0);
+        let mut failed = [0usize; REASONS.len()];
+        let mut feasible = 0usize;
+        let mut best: Option<(usize, f64)> = None;
+        let start = self.next_start;
+        let mut walked = n;
+        for step in 0..n {
+            let i = if start + step < n {
+                start + step
+            } else {
+                start + step - n
+            };
+            if let Some(reason) = self.filter(i, pod) {
+                failed[reason] += 1;
+                continue;
+            }
+            let mut score = self.score(i, pod);
+            if let Some(g) = group
+                && let Some(c) = self.group_on_node.get(&pair(g, i))
+            {
+                score -= GROUP_PENALTY * f64::from(*c);
+            }
+            // Strictly greater: among equals the first walked wins, and the
+            // rotating start makes that a different node for the next pod.
+            if best.is_none_or(|(_, b)| score > b) {
+                best = Some((i, score));
+            }
+            feasible += 1;
+            if feasible >= self.to_score {
+                walked = step + 1;
+                break;
+            }
+        }
+        // As Kubernetes does: the next pod starts where this one stopped, so
+        // the sampled nodes rotate through the whole cluster.
+        self.next_start = (start + walked) % n;
+        match best {
+            Some((i, _)) => {
+                self.account(i, pod);
+                Ok(self.names[i].clone())
+            }
+            None => Err(Unschedulable {
+                nodes: n,
+                reasons: REASONS
+                    .iter()
+                    .zip(failed)
+                    .filter(|(_, c)| *c > 0)
+                    .map(|(r, c)| (r.to_string(), c))
+                    .collect(),
+            }),
+        }
+    }
+
+    /// The first filter node `i` fails for `pod`, if any.
+    #[inline]
+    fn filter(&self, i: usize, pod: &PodNeeds) -> Option<usize> {
+        let s = &self.slots[i];
+        if let Some(g) = s.gate {
+            return Some(usize::from(g));
+        }
+        if !pod.node_selector.is_empty() {
+            let labels = &self.labels[i];
+            if !pod
+                .node_selector
+                .iter()
+                .all(|(k, v)| labels.get(k) == Some(v))
+            {
+                return Some(SELECTOR);
+            }
+        }
+        if s.has_ports && pod.host_ports.iter().any(|p| self.ports[i].contains(p)) {
+            return Some(HOST_PORT);
+        }
+        if s.pods_used >= s.max_pods {
+            return Some(PODS);
+        }
+        if pod.cpu_millis > s.cpu_alloc.saturating_sub(s.cpu_used) {
+            return Some(CPU);
+        }
+        if pod.memory_bytes > s.mem_alloc.saturating_sub(s.mem_used) {
+            return Some(MEMORY);
+        }
+        None
+    }
+
+    /// Node `i`'s score for `pod` (higher is better), before group spreading.
+    #[inline]
+    fn score(&self, i: usize, pod: &PodNeeds) -> f64 {
+        let s = &self.slots[i];
+        let cpu = (s.cpu_used + pod.cpu_millis) as f64 * s.cpu_inv;
+        let mem = (s.mem_used + pod.memory_bytes) as f64 * s.mem_inv;
+        let pods = f64::from(s.pods_used + 1) * s.pods_inv;
+        let load = cpu + mem + POD_COUNT_WEIGHT * pods;
+        match self.strategy {
+            Strategy::Pack => load,
+            Strategy::Spread => -load,
+        }
+    }
+
+    fn account(&mut self, i: usize, pod: &PodNeeds) {
+        let s = &mut self.slots[i];
+        s.cpu_used = s.cpu_used.saturating_add(pod.cpu_millis);
+        s.mem_used = s.mem_used.saturating_add(pod.memory_bytes);
+        s.pods_used = s.pods_used.saturating_add(1);
+        if !pod.host_ports.is_empty() {
+            self.ports[i].extend_from_slice(&pod.host_ports);
+            s.has_ports = true;
+        }
+        if let Some(name) = &pod.group {
+            let g = match self.groups.get(name) {
+                Some(g) => *g,
+                None => {
+                    let g = self.group_totals.len() as u32;
+                    self.groups.insert(name.clone(), g);
+                    self.group_totals.push(0);
+                    g
+                }
+            };
+            self.group_totals[g as usize] += 1;
+            *self.group_on_node.entry(pair(g, i)).or_insert(0) += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::Kind;
+
+    const MI: u64 = 1 << 20;
+    const GI: u64 = 1 << 30;
+
+    fn node(name: &str, cores: u64, gib: u64) -> NodeFit {
+        NodeFit {
+            name: name.into(),
+            cpu_millis: cores * 1000,
+            memory_bytes: gib * GI,
+            max_pods: 110,
+            labels: BTreeMap::new(),
+            unschedulable: false,
+            alive: true,
+        }
+    }
+
+    fn pod(name: &str, cpu: u64, mem: u64) -> PodNeeds {
+        PodNeeds {
+            key: ObjectKey::new(Kind::Pod, "default", name),
+            cpu_millis: cpu,
+            memory_bytes: mem,
+            node_selector: BTreeMap::new(),
+            host_ports: Vec::new(),
+            group: None,
+        }
+    }
+
+    fn counts(placed: &[String]) -> BTreeMap<&str, usize> {
+        let mut m = BTreeMap::new();
+        for n in placed {
+            *m.entry(n.as_str()).or_insert(0) += 1;
+        }
+        m
+    }
+
+    fn place_n(p: &mut Placer, n: usize, cpu: u64, mem: u64) -> Vec<String> {
+        (0..n)
+            .map(|i| p.place(&pod(&format!("p{i}"), cpu, mem)).expect("fits"))
+            .collect()
+    }
+
+    #[test]
+    fn pack_fills_the_fullest_node_first() {
+        let nodes = vec![node("one", 1, 8), node("two", 2, 8), node("four", 4, 8)];
+        let mut p = Placer::new(nodes, Strategy::Pack);
+        let placed = place_n(&mut p, 7, 500, 0);
+        // The 1-core node is the most allocated after any 500m pod, so it
+        // fills first, then the 2-core one.
+        assert_eq!(placed[..2], ["one", "one"]);
+        assert_eq!(placed[2..6], ["two", "two", "two", "two"]);
+        assert_eq!(placed[6], "four");
+        let placed = place_n(&mut p, 7, 500, 0);
+        assert!(placed.iter().all(|n| n == "four"), "{placed:?}");
+        let err = p.place(&pod("last", 500, 0)).unwrap_err();
+        assert_eq!(err.to_string(), "0/3 nodes: insufficient cpu (3)");
+    }
+
+    #[test]
+    fn spread_balances_the_share_used() {
+        let nodes = vec![node("one", 1, 8), node("two", 2, 8), node("four", 4, 8)];
+        let mut p = Placer::new(nodes, Strategy::Spread);
+        let placed = place_n(&mut p, 7, 500, 0);
+        assert_eq!(placed[0], "four", "the emptiest after placing");
+        // Every node ends half used: 1, 2 and 4 pods.
+        assert_eq!(
+            counts(&placed),
+            BTreeMap::from([("four", 4), ("one", 1), ("two", 2)])
+        );
+    }
+
+    #[test]
+    fn memory_counts_like_cpu() {
+        let nodes = vec![node("a", 4, 4), node("b", 4, 16)];
+        let mut p = Placer::new(nodes.clone(), Strategy::Pack);
+        assert_eq!(p.place(&pod("x", 100, GI)).unwrap(), "a");
+        let mut p = Placer::new(nodes, Strategy::Spread);
+        assert_eq!(p.place(&pod("x", 100, GI)).unwrap(), "b");
+    }
+
+    #[test]
+    fn reasons_string_is_exact() {
+        let mut cordoned = node("c", 4, 8);
+        cordoned.unschedulable = true;
+        let nodes = vec![node("a", 4, 1), cordoned, node("b", 4, 1)];
+        let mut p = Placer::new(nodes, Strategy::Pack);
+        let err = p.place(&pod("big", 100, 2 * GI)).unwrap_err();
+        assert_eq!(err.nodes, 3);
+        assert_eq!(
+            err.to_string(),
+            "0/3 nodes: insufficient memory (2), cordoned (1)"
+        );
+        // Equal counts sort by name.
+        let mut down = node("d", 4, 8);
+        down.alive = false;
+        let mut p = Placer::new(vec![node("a", 1, 8), down], Strategy::Pack);
+        assert_eq!(
+            p.place(&pod("x", 2000, 0)).unwrap_err().to_string(),
+            "0/2 nodes: insufficient cpu (1), node down (1)"
+        );
+        let mut p = Placer::new(Vec::new(), Strategy::Pack);
+        let err = p.place(&pod("x", 0, 0)).unwrap_err();
+        assert_eq!(err.to_string(), "0/0 nodes: no nodes");
+    }
+
+    #[test]
+    fn first_failing_filter_counts() {
+        // A down, cordoned node that would also lack cpu counts as down only.
+        let mut n = node("a", 1, 1);
+        n.alive = false;
+        n.unschedulable = true;
+        let mut p = Placer::new(vec![n], Strategy::Pack);
+        let err = p.place(&pod("x", 2000, 2 * GI)).unwrap_err();
+        assert_eq!(err.reasons, BTreeMap::from([("node down".to_string(), 1)]));
+        // Too many pods comes before cpu and memory.
+        let mut n = node("a", 1, 1);
+        n.max_pods = 0;
+        let mut p = Placer::new(vec![n], Strategy::Pack);
+        let err = p.place(&pod("x", 2000, 2 * GI)).unwrap_err();
+        assert_eq!(err.to_string(), "0/1 nodes: too many pods (1)");
+    }
+
+    #[test]
+    fn node_selector_must_match_every_label() {
+        let mut ssd = node("ssd", 2, 8);
+        ssd.labels.insert("disk".into(), "ssd".into());
+        ssd.labels.insert("zone".into(), "a".into());
+        let mut hdd = node("hdd", 8, 8);
+        hdd.labels.insert("disk".into(), "hdd".into());
+        let mut p = Placer::new(vec![hdd, ssd], Strategy::Spread);
+        let mut x = pod("x", 100, MI);
+        x.node_selector.insert("disk".into(), "ssd".into());
+        assert_eq!(p.place(&x).unwrap(), "ssd");
+        x.node_selector.insert("zone".into(), "b".into());
+        assert_eq!(
+            p.place(&x).unwrap_err().to_string(),
+            "0/2 nodes: node selector mismatch (2)"
+        );
+    }
+
+    #[test]
+    fn host_ports_do_not_collide() {
+        let mut p = Placer::new(vec![node("a", 4, 8), node("b", 4, 8)], Strategy::Pack);
+        let mut web = pod("web", 100, MI);
+        web.host_ports = vec![8080];
+        let first = p.place(&web).unwrap();
+        let second = p.place(&web).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(
+            p.place(&web).unwrap_err().to_string(),
+            "0/2 nodes: host port conflict (2)"
+        );
+        // Other ports still fit, and under Pack on the fuller node.
+        let mut other = pod("other", 100, MI);
+        other.host_ports = vec![9090];
+        assert!(p.place(&other).is_ok());
+        // Freeing the port makes room again.
+        p.remove_bound(&first, &web);
+        assert_eq!(p.place(&web).unwrap(), first);
+    }
+
+    #[test]
+    fn max_pods_counts_pods_that_request_nothing() {
+        let mut n = node("a", 1, 1);
+        n.max_pods = 3;
+        let mut p = Placer::new(vec![n], Strategy::Pack);
+        for _ in 0..3 {
+            assert_eq!(p.place(&pod("x", 0, 0)).unwrap(), "a");
+        }
+        assert_eq!(
+            p.place(&pod("x", 0, 0)).unwrap_err().to_string(),
+            "0/1 nodes: too many pods (1)"
+        );
+    }
+
+    #[test]
+    fn down_and_cordoned_nodes_take_nothing() {
+        let mut down = node("down", 64, 64);
+        down.alive = false;
+        let mut cordoned = node("cordoned", 64, 64);
+        cordoned.unschedulable = true;
+        let mut p = Placer::new(
+            vec![down, cordoned.clone(), node("small", 1, 1)],
+            Strategy::Spread,
+        );
+        for _ in 0..4 {
+            assert_eq!(p.place(&pod("x", 250, MI)).unwrap(), "small");
+        }
+        assert_eq!(
+            p.place(&pod("x", 250, MI)).unwrap_err().to_string(),
+            "0/3 nodes: cordoned (1), insufficient cpu (1), node down (1)"
+        );
+        // A cordoned node's bound pods still count against it.
+        let mut p = Placer::new(vec![cordoned], Strategy::Pack);
+        p.add_bound("cordoned", &pod("old", 1000, GI));
+        assert!(p.place(&pod("x", 0, 0)).is_err());
+    }
+
+    #[test]
+    fn replicas_of_a_group_spread_over_equal_nodes() {
+        for strategy in [Strategy::Pack, Strategy::Spread] {
+            let nodes = (0..5).map(|i| node(&format!("n{i}"), 4, 16)).collect();
+            let mut p = Placer::new(nodes, strategy);
+            let mut placed = Vec::new();
+            for i in 0..5 {
+                let mut r = pod(&format!("web-{i}"), 1000, 2 * GI);
+                r.group = Some("web".into());
+                placed.push(p.place(&r).unwrap());
+            }
+            let distinct: std::collections::BTreeSet<_> = placed.iter().collect();
+            assert_eq!(distinct.len(), 5, "{strategy:?}: {placed:?}");
+            // A sixth replica doubles up somewhere: spreading is soft.
+            let mut r = pod("web-5", 1000, 2 * GI);
+            r.group = Some("web".into());
+            assert!(p.place(&r).is_ok());
+        }
+        // Without a group, Pack keeps filling one node.
+        let nodes = (0..5).map(|i| node(&format!("n{i}"), 4, 16)).collect();
+        let mut p = Placer::new(nodes, Strategy::Pack);
+        let placed = place_n(&mut p, 4, 1000, 2 * GI);
+        assert_eq!(counts(&placed).len(), 1, "{placed:?}");
+    }
+
+    #[test]
+    fn group_spreading_yields_to_a_much_fuller_node() {
+        // Pack: node a is three-quarters full with other pods; a second
+        // replica still joins the first there rather than open empty b.
+        let mut p = Placer::new(vec![node("a", 4, 16), node("b", 4, 16)], Strategy::Pack);
+        p.add_bound("a", &pod("other", 3000, 12 * GI));
+        let mut r = pod("r", 250, GI);
+        r.group = Some("g".into());
+        assert_eq!(p.place(&r).unwrap(), "a");
+        assert_eq!(p.place(&r).unwrap(), "a");
+        // With a and b alike, the second replica goes to b.
+        let mut p = Placer::new(vec![node("a", 4, 16), node("b", 4, 16)], Strategy::Pack);
+        assert_eq!(p.place(&r).unwrap(), "a");
+        assert_eq!(p.place(&r).unwrap(), "b");
+    }
+
+    #[test]
+    fn a_pod_fits_as_soon_as_room_appears() {
+        let mut p = Placer::new(vec![node("a", 2, 4)], Strategy::Pack);
+        let old = pod("old", 1500, GI);
+        p.add_bound("a", &old);
+        p.add_bound("elsewhere", &old);
+        let new = pod("new", 1000, GI);
+        assert_eq!(
+            p.place(&new).unwrap_err().to_string(),
+            "0/1 nodes: insufficient cpu (1)"
+        );
+        p.remove_bound("a", &old);
+        assert_eq!(p.place(&new).unwrap(), "a");
+        // And it is accounted: another one fits, a third does not.
+        assert_eq!(p.place(&new).unwrap(), "a");
+        assert!(p.place(&new).is_err());
+    }
+
+    #[test]
+    fn large_clusters_score_a_sample_and_rotate() {
+        let nodes: Vec<NodeFit> = (0..1000)
+            .map(|i| node(&format!("n{i:04}"), 4, 16))
+            .collect();
+        let mut p = Placer::new(nodes, Strategy::Spread);
+        assert_eq!(p.to_score, 100);
+        // Equal empty nodes: each pod takes the first of its window, and the
+        // window moves on by the nodes walked.
+        assert_eq!(p.place(&pod("a", 100, MI)).unwrap(), "n0000");
+        assert_eq!(p.place(&pod("b", 100, MI)).unwrap(), "n0100");
+        // A pod that fits nowhere walks every node and counts each once.
+        let err = p.place(&pod("huge", 5000, MI)).unwrap_err();
+        assert_eq!(err.to_string(), "0/1000 nodes: insufficient cpu (1000)");
+    }
+
+    #[test]
+    fn pair_hash_spreads_low_bits() {
+        let mut seen = std::collections::BTreeSet::new();
+        for g in 0..16u32 {
+            let mut h = PairHasher::default();
+            h.write_u64(pair(g, 7));
+            seen.insert(h.finish() & 1023);
+        }
+        assert!(seen.len() > 12, "{seen:?}");
+    }
+}

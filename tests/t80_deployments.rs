@@ -1,0 +1,529 @@
+//! Scheduler, Deployments and node lifecycle on in-process clusters with the
+//! process runtime: packing, unschedulable reasons, rolling updates within
+//! their limits, a halted rollout and its undo, a lost node's replicas
+//! replaced, and a leader lost in mid-rollout.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use shoal::config::Config;
+use shoal::node::Node;
+
+struct Cluster {
+    nodes: Vec<Option<Node>>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Cluster {
+    /// `n` nodes named `{prefix}{i}`; `cpus[i]` cores each (memory 8Gi).
+    async fn start(prefix: &str, cpus: &[&str], tweak: impl Fn(&mut Config)) -> Cluster {
+        let n = cpus.len();
+        let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let ports = free_ports(n);
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let port = ports[i];
+            let seeds: Vec<String> = ports
+                .iter()
+                .filter(|p| **p != port)
+                .map(|p| format!("127.0.0.1:{p}"))
+                .collect();
+            let cpu = cpus[i].to_string();
+            nodes.push(Some(
+                start_node(dirs[i].path(), &format!("{prefix}{i}"), |c| {
+                    c.p2p_addr = format!("127.0.0.1:{port}");
+                    c.join = seeds;
+                    c.bootstrap_expect = Some(n);
+                    c.agent.capacity_cpu = Some(cpu);
+                    c.agent.capacity_memory = Some("8Gi".into());
+                    c.agent.reserved_cpu = "0".into();
+                    c.agent.reserved_memory = "0".into();
+                    c.agent.resync_ms = 300;
+                    c.scheduler.pod_eviction_grace_ms = 1000;
+                    tweak(c);
+                })
+                .await,
+            ));
+        }
+        for node in nodes.iter().flatten() {
+            assert!(
+                node.wait_ready(Duration::from_secs(30)).await,
+                "{} ready",
+                node.info.name
+            );
+        }
+        let c = Cluster { nodes, _dirs: dirs };
+        // Every node has published its Node object.
+        let api = c.api();
+        eventually(Duration::from_secs(20), "all Node objects", || {
+            let api = api.clone();
+            async move {
+                let (_, v) = api.get("/v1/nodes").await;
+                v["items"].as_array().map(Vec::len) == Some(n)
+            }
+        })
+        .await;
+        c
+    }
+
+    fn api(&self) -> Api {
+        let n = self.nodes.iter().flatten().next().expect("a live node");
+        Api::new(n.api_addr)
+    }
+
+    fn leader(&self) -> usize {
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Some(n) = n
+                && n.store.leader().map(|(id, _)| id) == Some(n.store.node_id())
+            {
+                return i;
+            }
+        }
+        panic!("no leader");
+    }
+
+    /// Stops a node abruptly (no graceful leave), as a crash would.
+    async fn crash(&mut self, i: usize) -> Node {
+        self.nodes[i].take().expect("running")
+    }
+
+    async fn stop(self) {
+        for n in self.nodes.into_iter().flatten() {
+            remove_containers(&n).await;
+            n.shutdown().await;
+        }
+    }
+}
+
+async fn remove_containers(n: &Node) {
+    remove_containers_of(&n.runtime, &n.info.name).await;
+}
+
+async fn remove_containers_of(rt: &shoal::runtime::DynRuntime, node: &str) {
+    let mine = BTreeMap::from([(shoal::runtime::LABEL_NODE.to_string(), node.to_string())]);
+    for c in rt.list(&mine).await.unwrap_or_default() {
+        let _ = rt.remove(&c.id).await;
+    }
+}
+
+async fn pods(api: &Api) -> Vec<Value> {
+    let (_, v) = api
+        .get("/v1/namespaces/default/pods?consistent=false")
+        .await;
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn node_of(p: &Value) -> Option<&str> {
+    p["spec"]["nodeName"].as_str()
+}
+
+fn is_ready(p: &Value) -> bool {
+    p["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+fn terminal(p: &Value) -> bool {
+    matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+}
+
+fn pod(name: &str, cpu: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: host\n    command: [\"sleep\", \"3600\"]\n    resources:\n      requests:\n        cpu: {cpu}\n"
+    )
+}
+
+fn deployment(name: &str, replicas: u32, env: &str, probe: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n{extra_spec}  selector:\n    matchLabels:\n      app: {name}\n  strategy:\n    type: RollingUpdate\n    rollingUpdate:\n      maxSurge: 1\n      maxUnavailable: 1\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: host\n        command: [\"sleep\", \"3600\"]\n        env:\n        - name: VERSION\n          value: \"{env}\"\n        resources:\n          requests:\n            cpu: 100m\n{probe}"
+    )
+}
+
+async fn wait_rolled_out(api: &Api, name: &str, secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, d) = api
+            .get(&format!("/v1/namespaces/default/deployments/{name}"))
+            .await;
+        let st = &d["status"];
+        let want = d["spec"]["replicas"].as_u64().unwrap_or(1);
+        if st["observedGeneration"] == d["metadata"]["generation"]
+            && st["updatedReplicas"] == want
+            && st["replicas"] == want
+            && st["availableReplicas"] == want
+        {
+            return d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deployment {name} never rolled out: {:#}",
+            d["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pods_are_packed_and_unschedulable_ones_wait_for_room() {
+    let c = Cluster::start("pk", &["1", "2", "4"], |_| {}).await;
+    let api = c.api();
+    for i in 0..6 {
+        let (code, v) = api.apply(&pod(&format!("p{i}"), "500m")).await;
+        assert_eq!(code, 200, "{v}");
+    }
+    eventually(Duration::from_secs(20), "six pods bound", || {
+        let api = api.clone();
+        async move {
+            pods(&api)
+                .await
+                .iter()
+                .filter(|p| node_of(p).is_some())
+                .count()
+                == 6
+        }
+    })
+    .await;
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for p in pods(&api).await {
+        *per_node
+            .entry(node_of(&p).unwrap().to_string())
+            .or_default() += 1;
+    }
+    // Most-allocated: the 1-core node fills first, then the 2-core one.
+    assert_eq!(per_node.get("pk0"), Some(&2), "{per_node:?}");
+    assert_eq!(per_node.get("pk1"), Some(&4), "{per_node:?}");
+    assert_eq!(per_node.get("pk2"), None, "{per_node:?}");
+
+    // Too big for any node: Pending with the reason.
+    let (code, v) = api.apply(&pod("big", "5")).await;
+    assert_eq!(code, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, p) = api.get("/v1/namespaces/default/pods/big").await;
+        let cond = p["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled").cloned());
+        if let Some(cond) = cond {
+            assert_eq!(cond["status"], "False");
+            assert_eq!(cond["reason"], "Unschedulable");
+            assert_eq!(cond["message"], "0/3 nodes: insufficient cpu (3)", "{p:#}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no unschedulable condition: {p:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A pod that needs 4 cores waits until the 4-core node is empty again.
+    let (code, _) = api.apply(&pod("p6", "500m")).await;
+    assert_eq!(code, 200);
+    eventually(Duration::from_secs(20), "p6 on the big node", || {
+        let api = api.clone();
+        async move {
+            let (_, p) = api.get("/v1/namespaces/default/pods/p6").await;
+            node_of(&p) == Some("pk2")
+        }
+    })
+    .await;
+    let (code, _) = api.apply(&pod("four", "4")).await;
+    assert_eq!(code, 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, p) = api.get("/v1/namespaces/default/pods/four").await;
+    assert_eq!(node_of(&p), None, "must wait: {p:#}");
+    let (code, v) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/namespaces/default/pods/p6",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    eventually(
+        Duration::from_secs(20),
+        "four placed once room appears",
+        || {
+            let api = api.clone();
+            async move {
+                let (_, p) = api.get("/v1/namespaces/default/pods/four").await;
+                node_of(&p) == Some("pk2")
+            }
+        },
+    )
+    .await;
+    c.stop().await;
+}
+
+/// Samples the deployment's pods until `done` holds, checking the rolling
+/// update's limits at every sample.
+async fn sample_limits(
+    api: &Api,
+    app: &str,
+    replicas: usize,
+    secs: u64,
+    mut done: impl FnMut(&[Value]) -> bool,
+) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut samples = 0;
+    loop {
+        let all: Vec<Value> = pods(api)
+            .await
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == app && !terminal(p))
+            .collect();
+        let ready = all.iter().filter(|p| is_ready(p)).count();
+        assert!(
+            all.len() <= replicas + 1,
+            "{} pods exceed replicas + maxSurge",
+            all.len()
+        );
+        assert!(
+            ready + 1 >= replicas,
+            "only {ready} ready: below replicas - maxUnavailable"
+        );
+        samples += 1;
+        if done(&all) {
+            return samples;
+        }
+        assert!(Instant::now() < deadline, "rollout did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_update_keeps_limits_halts_on_bad_template_and_undoes() {
+    let c = Cluster::start("ru", &["2", "2", "2"], |_| {}).await;
+    let api = c.api();
+    let (code, v) = api.apply(&deployment("web", 4, "one", "", "")).await;
+    assert_eq!(code, 200, "{v}");
+    let d = wait_rolled_out(&api, "web", 60).await;
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
+    // Replicas of one deployment spread over the nodes.
+    let nodes: HashSet<String> = pods(&api)
+        .await
+        .iter()
+        .filter_map(|p| node_of(p).map(str::to_string))
+        .collect();
+    assert_eq!(nodes.len(), 3, "replicas should spread: {nodes:?}");
+
+    // A new template rolls within maxSurge 1 / maxUnavailable 1.
+    let (code, v) = api.apply(&deployment("web", 4, "two", "", "")).await;
+    assert_eq!(code, 200, "{v}");
+    let samples = sample_limits(&api, "web", 4, 60, |all| {
+        all.len() == 4
+            && all
+                .iter()
+                .all(|p| is_ready(p) && p["spec"]["containers"][0]["env"][0]["value"] == "two")
+    })
+    .await;
+    assert!(samples > 5, "too few samples ({samples}) to mean anything");
+    let d = wait_rolled_out(&api, "web", 30).await;
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "2"
+    );
+
+    // A template that never becomes ready: the rollout halts, old pods keep serving.
+    let never = "        readinessProbe:\n          exec:\n            command: [\"false\"]\n          periodSeconds: 1\n          failureThreshold: 1\n";
+    let (code, v) = api
+        .apply(&deployment(
+            "web",
+            4,
+            "three",
+            never,
+            "  progressDeadlineSeconds: 5\n",
+        ))
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, d) = api.get("/v1/namespaces/default/deployments/web").await;
+        let all: Vec<Value> = pods(&api)
+            .await
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == "web" && !terminal(p))
+            .collect();
+        let ready_old = all
+            .iter()
+            .filter(|p| is_ready(p) && p["spec"]["containers"][0]["env"][0]["value"] == "two")
+            .count();
+        assert!(
+            ready_old >= 3,
+            "old pods must keep serving: {ready_old} ready"
+        );
+        assert!(all.len() <= 5);
+        let failed = d["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
+        });
+        if failed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rollout never marked failed: {:#}",
+            d["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Undo: back to revision 2's template, which becomes revision 4.
+    let (_, rsl) = api.get("/v1/namespaces/default/replicasets").await;
+    let rev2 = rsl["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rs| rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2")
+        .expect("revision 2")
+        .clone();
+    let (_, mut d) = api.get("/v1/namespaces/default/deployments/web").await;
+    let mut template = rev2["spec"]["template"].clone();
+    template["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("pod-template-hash");
+    d["spec"]["template"] = template;
+    d.as_object_mut().unwrap().remove("status");
+    let (code, v) = api
+        .send(
+            reqwest::Method::PUT,
+            "/v1/namespaces/default/deployments/web",
+            Some(serde_json::to_vec(&d).unwrap()),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let d = wait_rolled_out(&api, "web", 60).await;
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "4"
+    );
+    let all: Vec<Value> = pods(&api)
+        .await
+        .into_iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "web" && !terminal(p))
+        .collect();
+    assert_eq!(all.len(), 4);
+    assert!(
+        all.iter()
+            .all(|p| p["spec"]["containers"][0]["env"][0]["value"] == "two")
+    );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lost_node_replicas_are_replaced_and_a_lost_leader_finishes_the_rollout() {
+    let mut c = Cluster::start("ln", &["4", "4", "4"], |_| {}).await;
+    let api_node = c.leader();
+    let api = Api::new(c.nodes[api_node].as_ref().unwrap().api_addr);
+    let (code, v) = api.apply(&deployment("app", 6, "one", "", "")).await;
+    assert_eq!(code, 200, "{v}");
+    wait_rolled_out(&api, "app", 60).await;
+
+    // Crash a node that is not the leader: its replicas come back elsewhere.
+    let victim = (0..3).find(|i| *i != api_node).unwrap();
+    let vname = format!("ln{victim}");
+    let dead = c.crash(victim).await;
+    let dead_rt = dead.runtime.clone();
+    dead.shutdown().await;
+    let t = Instant::now();
+    eventually(
+        Duration::from_secs(30),
+        "six ready replicas on live nodes",
+        || {
+            let api = api.clone();
+            let vname = vname.clone();
+            async move {
+                let live: Vec<Value> = pods(&api)
+                    .await
+                    .into_iter()
+                    .filter(|p| p["metadata"]["labels"]["app"] == "app" && !terminal(p))
+                    .collect();
+                live.len() == 6
+                    && live
+                        .iter()
+                        .all(|p| is_ready(p) && node_of(p) != Some(vname.as_str()))
+            }
+        },
+    )
+    .await;
+    eprintln!("replicas replaced after {:?}", t.elapsed());
+    remove_containers_of(&dead_rt, &vname).await;
+
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_lost_in_mid_rollout_finishes_it_without_extra_pods() {
+    let mut c = Cluster::start("ml", &["4", "4", "4"], |_| {}).await;
+    let leader = c.leader();
+    let other = (0..3).find(|i| *i != leader).unwrap();
+    let api = Api::new(c.nodes[other].as_ref().unwrap().api_addr);
+    let (code, v) = api.apply(&deployment("app", 6, "one", "", "")).await;
+    assert_eq!(code, 200, "{v}");
+    wait_rolled_out(&api, "app", 60).await;
+    let (code, v) = api.apply(&deployment("app", 6, "two", "", "")).await;
+    assert_eq!(code, 200, "{v}");
+    eventually(Duration::from_secs(20), "the rollout has begun", || {
+        let api = api.clone();
+        async move {
+            pods(&api)
+                .await
+                .iter()
+                .any(|p| p["spec"]["containers"][0]["env"][0]["value"] == "two")
+        }
+    })
+    .await;
+    let lname = format!("ml{leader}");
+    let dead = c.crash(leader).await;
+    let dead_rt = dead.runtime.clone();
+    dead.shutdown().await;
+    // The new leader finishes the rollout; the dead node's pods are replaced.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let live: Vec<Value> = pods(&api)
+            .await
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == "app" && !terminal(p))
+            .collect();
+        let on_live_nodes = live
+            .iter()
+            .filter(|p| node_of(p) != Some(lname.as_str()))
+            .count();
+        assert!(
+            on_live_nodes <= 7,
+            "{on_live_nodes} pods: more than replicas + maxSurge"
+        );
+        if live.len() == 6
+            && live.iter().all(|p| {
+                is_ready(p)
+                    && node_of(p) != Some(lname.as_str())
+                    && p["spec"]["containers"][0]["env"][0]["value"] == "two"
+            })
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rollout never finished under the new leader"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_rolled_out(&api, "app", 30).await;
+    // Stays at six: nothing extra appears afterwards.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let live = pods(&api)
+        .await
+        .into_iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "app" && !terminal(p))
+        .count();
+    assert_eq!(live, 6);
+    remove_containers_of(&dead_rt, &lname).await;
+    c.stop().await;
+}
