@@ -527,3 +527,136 @@ async fn leader_lost_in_mid_rollout_finishes_it_without_extra_pods() {
     remove_containers_of(&dead_rt, &lname).await;
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn docker_deployment_rolls_on_two_nodes() {
+    common::images::require_docker();
+    let image = common::images::ensure_busybox_image();
+    let c = Cluster::start("dk", &["2", "2"], |c| c.runtime = Some("docker".into())).await;
+    let api = c.api();
+    let manifest = |v: &str| {
+        deployment("dweb", 3, v, "", "").replace("image: host", &format!("image: {image}"))
+    };
+    let (code, v) = api.apply(&manifest("one")).await;
+    assert_eq!(code, 200, "{v}");
+    wait_rolled_out(&api, "dweb", 90).await;
+    let (code, v) = api.apply(&manifest("two")).await;
+    assert_eq!(code, 200, "{v}");
+    sample_limits(&api, "dweb", 3, 90, |all| {
+        all.len() == 3
+            && all
+                .iter()
+                .all(|p| is_ready(p) && p["spec"]["containers"][0]["env"][0]["value"] == "two")
+    })
+    .await;
+    wait_rolled_out(&api, "dweb", 30).await;
+    // The engine runs exactly the three new containers (old ones removed).
+    let rt = c.nodes[0].as_ref().unwrap().runtime.clone();
+    eventually(Duration::from_secs(20), "three running containers", || {
+        let rt = rt.clone();
+        async move {
+            let mut n = 0;
+            for node in ["dk0", "dk1"] {
+                let mine =
+                    BTreeMap::from([(shoal::runtime::LABEL_NODE.to_string(), node.to_string())]);
+                n += rt
+                    .list(&mine)
+                    .await
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|c| c.state == shoal::runtime::ContainerState::Running)
+                    .count();
+            }
+            n == 3
+        }
+    })
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cut_off_node_stops_its_pods_when_told_to() {
+    let c = Cluster::start("dc", &["2", "2", "2"], |c| {
+        c.scheduler.disconnected_pods = shoal::controller::DisconnectedPods::Stop;
+        c.scheduler.disconnected_stop_after_ms = 2000;
+    })
+    .await;
+    let api = c.api();
+    let (code, v) = api.apply(&deployment("cut", 3, "one", "", "")).await;
+    assert_eq!(code, 200, "{v}");
+    wait_rolled_out(&api, "cut", 60).await;
+    // Isolate a node that is not the leader.
+    let leader = c.leader();
+    let lonely = (0..3).find(|i| *i != leader).unwrap();
+    let node = c.nodes[lonely].as_ref().unwrap();
+    let others: HashSet<libp2p::PeerId> = c
+        .nodes
+        .iter()
+        .flatten()
+        .filter(|n| n.info.name != node.info.name)
+        .map(|n| n.info.peer_id.parse().unwrap())
+        .collect();
+    let mine = BTreeMap::from([(
+        shoal::runtime::LABEL_NODE.to_string(),
+        node.info.name.clone(),
+    )]);
+    let running = |rt: shoal::runtime::DynRuntime, mine: BTreeMap<String, String>| async move {
+        rt.list(&mine)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| c.state == shoal::runtime::ContainerState::Running)
+            .count()
+    };
+    assert!(
+        running(node.runtime.clone(), mine.clone()).await > 0,
+        "the node runs replicas"
+    );
+    node.net_handle().set_blocked(others).await;
+    let lonely_peer: libp2p::PeerId = node.info.peer_id.parse().unwrap();
+    for n in c
+        .nodes
+        .iter()
+        .flatten()
+        .filter(|n| n.info.name != node.info.name)
+    {
+        n.net_handle()
+            .set_blocked(HashSet::from([lonely_peer]))
+            .await;
+    }
+    // Read from the majority's side from now on.
+    let api = Api::new(c.nodes[leader].as_ref().unwrap().api_addr);
+    let rt = node.runtime.clone();
+    eventually(
+        Duration::from_secs(30),
+        "the cut-off node stops its pods",
+        || {
+            let rt = rt.clone();
+            let mine = mine.clone();
+            async move { running(rt, mine).await == 0 }
+        },
+    )
+    .await;
+    // The majority replaced them meanwhile.
+    eventually(
+        Duration::from_secs(30),
+        "three ready replicas elsewhere",
+        || {
+            let api = api.clone();
+            let name = node.info.name.clone();
+            async move {
+                let live: Vec<Value> = pods(&api)
+                    .await
+                    .into_iter()
+                    .filter(|p| p["metadata"]["labels"]["app"] == "cut" && !terminal(p))
+                    .collect();
+                live.len() == 3
+                    && live
+                        .iter()
+                        .all(|p| is_ready(p) && node_of(p) != Some(name.as_str()))
+            }
+        },
+    )
+    .await;
+    c.stop().await;
+}
