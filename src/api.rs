@@ -96,6 +96,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/delete", post(delete_manifest))
         .route("/v1/{plural}", get(list_all).post(create_any))
         .route(
+            "/v1/{plural}/{name}",
+            get(get_cluster_scoped)
+                .put(replace_cluster_scoped)
+                .delete(delete_cluster_scoped),
+        )
+        .route(
             "/v1/namespaces/{name}",
             get(get_namespace)
                 .put(replace_namespace)
@@ -409,6 +415,45 @@ async fn get_one(
 ) -> ApiResult<Json<Object>> {
     let key = ObjectKey::new(kind_of(&plural)?, &ns, &name);
     get_object(&s, key, q.consistent).await
+}
+
+/// The key of a cluster-scoped object named in `/v1/{plural}/{name}`.
+fn cluster_key(plural: &str, name: &str) -> ApiResult<ObjectKey> {
+    let kind = kind_of(plural)?;
+    if kind.namespaced() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{kind} is namespaced: use /v1/namespaces/{{namespace}}/{}/{name}",
+                kind.plural()
+            ),
+        ));
+    }
+    Ok(ObjectKey::new(kind, "", name))
+}
+
+async fn get_cluster_scoped(
+    State(s): State<ApiState>,
+    Path((plural, name)): Path<(String, String)>,
+    Query(q): Query<WriteQuery>,
+) -> ApiResult<Json<Object>> {
+    get_object(&s, cluster_key(&plural, &name)?, q.consistent).await
+}
+
+async fn replace_cluster_scoped(
+    State(s): State<ApiState>,
+    Path((plural, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    replace(s, cluster_key(&plural, &name)?, body).await
+}
+
+async fn delete_cluster_scoped(
+    State(s): State<ApiState>,
+    Path((plural, name)): Path<(String, String)>,
+    Query(q): Query<WriteQuery>,
+) -> ApiResult<Response> {
+    delete(s, cluster_key(&plural, &name)?, q).await
 }
 
 async fn get_namespace(

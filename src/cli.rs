@@ -1453,12 +1453,8 @@ fn deployment_name(kind: &str, name: Option<&str>, verb: &str) -> anyhow::Result
 /// Reads an object, lets `change` edit it and writes it back as a
 /// compare-and-set on the resourceVersion read, rereading on conflict.
 /// `change` returns whether it changed anything; nothing is written when it
-/// did not. Returns the object as stored and whether it was written.
-async fn read_modify_write<F>(
-    client: &Client,
-    path: &str,
-    mut change: F,
-) -> anyhow::Result<(Value, bool)>
+/// did not. Returns whether it was written.
+async fn read_modify_write<F>(client: &Client, path: &str, mut change: F) -> anyhow::Result<bool>
 where
     F: FnMut(&mut Value) -> anyhow::Result<bool>,
 {
@@ -1467,7 +1463,7 @@ where
         attempt += 1;
         let mut obj = client.send(reqwest::Method::GET, path, None).await?;
         if !change(&mut obj)? {
-            return Ok((obj, false));
+            return Ok(false);
         }
         // Without status the store keeps the stored one, so a controller's
         // status write cannot be undone by this client's stale copy.
@@ -1476,7 +1472,7 @@ where
         }
         let body = serde_json::to_vec(&obj)?;
         match client.send(reqwest::Method::PUT, path, Some(body)).await {
-            Ok(stored) => return Ok((stored, true)),
+            Ok(_) => return Ok(true),
             Err(e) if http_status(&e) == Some(409) && attempt < WRITE_ATTEMPTS => {
                 tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
             }
@@ -1557,7 +1553,7 @@ async fn rollout(client: &Client, cmd: RolloutCmd) -> anyhow::Result<()> {
 
 async fn set_paused(client: &Client, ns: &str, name: &str, pause: bool) -> anyhow::Result<()> {
     let path = object_path(Kind::Deployment, ns, Some(name));
-    let (_, written) = read_modify_write(client, &path, |d| {
+    let written = read_modify_write(client, &path, |d| {
         let paused = s(d, &["spec", "paused"]).as_bool() == Some(true);
         if paused == pause {
             return Ok(false);
@@ -2117,6 +2113,7 @@ async fn evict_deployment_pods(
     for (i, pod) in pods.iter().enumerate() {
         let name = s(pod, &["metadata", "name"]).as_str().unwrap_or("");
         outln!("evicting pod {}", pod_id(pod));
+        let mut told = false;
         let before = loop {
             // Reread: the pod may have turned ready, or gone, while we waited.
             let Some(pod) = pod_still_on(client, node, pod).await? else {
@@ -2133,12 +2130,26 @@ async fn evict_deployment_pods(
             };
             let available = available_now(client, ns, &d).await?;
             let want = s(&d, &["spec", "replicas"]).as_i64().unwrap_or(1);
+            // A maxUnavailable that rounds down to 0 (25% of fewer than 4
+            // replicas) would block a drain forever: nothing adds a pod
+            // before one leaves. Allow one, as kubectl's drain does without
+            // a disruption budget.
+            let floor = want - max_unavailable(&d).max(1);
             // A pod that is not ready takes nothing away by leaving.
-            if !is_ready_pod(&pod) || available > want - max_unavailable(&d) {
+            if !is_ready_pod(&pod) || available > floor {
                 delete_pod(client, node, &pod).await?;
                 // A scale-down meanwhile must not leave us waiting for pods
                 // that will never come.
                 break Some(available.min(want));
+            }
+            // Said once: a drain that waits silently looks hung.
+            if !told {
+                eprintln!(
+                    "waiting to evict pod {}: deployment {deployment:?} has {available} available replicas and must keep {floor} (replicas {want} minus maxUnavailable {})",
+                    pod_id(&pod),
+                    want - floor
+                );
+                told = true;
             }
             if tokio::time::Instant::now() + POLL > deadline {
                 return Ok(pods[i..].iter().map(pod_id).collect());

@@ -142,7 +142,7 @@ async fn scale_pause_history_and_undo() {
     let cause = "  annotations:\n    kubernetes.io/change-cause: second\n";
     // Paused, a controller leaves its ReplicaSets alone until this test has
     // written the history it checks.
-    let paused = deployment("web", 1, "20", cause)
+    let paused = deployment("web", 1, "3", cause)
         .replace("spec:\n  replicas", "spec:\n  paused: true\n  replicas");
     let (code, v) = api.apply(&paused).await;
     assert_eq!(code, 200, "{v}");
@@ -164,10 +164,10 @@ async fn scale_pause_history_and_undo() {
     let (code, _, _) = shoal(&node, &["scale", "deployment", "--replicas", "1"]).await;
     assert_eq!(code, 2, "a missing name is a usage error");
 
-    // Two revisions: 1 (sleep 10, no change cause) and 2 (the current template).
+    // Two revisions: 1 (sleep 2, no change cause) and 2 (the current template).
     let d = get_ok(&api, path).await;
-    let rs1 = replicaset(&d, "aaaaaaaaaa", 1, "10", None);
-    let rs2 = replicaset(&d, "bbbbbbbbbb", 2, "20", Some("second"));
+    let rs1 = replicaset(&d, "aaaaaaaaaa", 1, "2", None);
+    let rs2 = replicaset(&d, "bbbbbbbbbb", 2, "3", Some("second"));
     store_put(&node, Kind::ReplicaSet, "web-aaaaaaaaaa", &rs1).await;
     store_put(&node, Kind::ReplicaSet, "web-bbbbbbbbbb", &rs2).await;
 
@@ -234,7 +234,7 @@ async fn scale_pause_history_and_undo() {
     let template = &after["spec"]["template"];
     assert_eq!(
         template["spec"]["containers"][0]["command"],
-        json!(["sleep", "10"])
+        json!(["sleep", "2"])
     );
     assert_eq!(template["metadata"]["labels"], json!({"app": "web"}));
     assert!(
@@ -250,7 +250,7 @@ async fn scale_pause_history_and_undo() {
     );
 
     // A deployment without older revisions has nothing to go back to.
-    let (code, v) = api.apply(&deployment("lonely", 1, "20", "")).await;
+    let (code, v) = api.apply(&deployment("lonely", 1, "3", "")).await;
     assert_eq!(code, 200, "{v}");
     let (code, _, err) = shoal(&node, &["rollout", "undo", "deployment", "lonely"]).await;
     assert_eq!(code, 1);
@@ -268,7 +268,7 @@ async fn rollout_status_outcomes() {
     let (node, api) = dev_node(dir.path(), "t70-status").await;
 
     // Zero replicas: complete as soon as the status is observed.
-    let (code, v) = api.apply(&deployment("zero", 0, "20", "")).await;
+    let (code, v) = api.apply(&deployment("zero", 0, "3", "")).await;
     assert_eq!(code, 200, "{v}");
     set_status(
         &node,
@@ -289,7 +289,7 @@ async fn rollout_status_outcomes() {
     );
 
     // A container that exits at once never becomes available.
-    let stuck = deployment("stuck", 1, "20", "").replace("[\"sleep\", \"20\"]", "[\"false\"]");
+    let stuck = deployment("stuck", 1, "3", "").replace("[\"sleep\", \"3\"]", "[\"false\"]");
     let (code, v) = api.apply(&stuck).await;
     assert_eq!(code, 200, "{v}");
     let started = std::time::Instant::now();
@@ -307,7 +307,7 @@ async fn rollout_status_outcomes() {
     assert!(started.elapsed() < Duration::from_secs(10));
 
     // A failed rollout ends at once with the kubectl message.
-    let (code, v) = api.apply(&deployment("late", 2, "20", "")).await;
+    let (code, v) = api.apply(&deployment("late", 2, "3", "")).await;
     assert_eq!(code, 200, "{v}");
     set_status(
         &node,

@@ -414,6 +414,27 @@ async fn rolling_update_keeps_limits_halts_on_bad_template_and_undoes() {
         all.iter()
             .all(|p| p["spec"]["containers"][0]["env"][0]["value"] == "two")
     );
+    // Deleting the deployment deletes its ReplicaSets and their pods.
+    let (code, v) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/namespaces/default/deployments/web",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    eventually(
+        Duration::from_secs(20),
+        "ReplicaSets and pods collected",
+        || {
+            let api = api.clone();
+            async move {
+                let (_, rs) = api.get("/v1/namespaces/default/replicasets").await;
+                rs["items"].as_array().is_some_and(Vec::is_empty) && pods(&api).await.is_empty()
+            }
+        },
+    )
+    .await;
     c.stop().await;
 }
 

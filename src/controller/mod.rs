@@ -6,10 +6,12 @@
 //!
 //! One pass, on any change and every half second: node lifecycle (pods of
 //! nodes down past `scheduler.pod_eviction_grace_ms` are marked Failed,
-//! reason NodeLost), Deployments (ReplicaSets per template, rolling update),
-//! ReplicaSets (pods), then the scheduler (binds pending pods).
+//! reason NodeLost), garbage collection by owner, Deployments (ReplicaSets
+//! per template, rolling update), ReplicaSets (pods), then the scheduler
+//! (binds pending pods).
 
 pub mod deployment;
+pub mod gc;
 pub mod nodes;
 pub mod replicaset;
 
@@ -146,6 +148,8 @@ async fn pass(
         .reconcile(store, &node_objs, &pod_objs, &up, cfg)
         .await;
     if let (Ok(deployments), Ok(sets)) = (list(Kind::Deployment), list(Kind::ReplicaSet)) {
+        gc::collect(store, "Deployment", &deployments, &sets).await;
+        gc::collect(store, "ReplicaSet", &sets, &pod_objs).await;
         let pods: Vec<PodView> = pod_objs.iter().filter_map(PodView::of).collect();
         deployment::reconcile(store, &deployments, &sets, &pods).await;
     }
