@@ -137,15 +137,15 @@ async fn pass(
     membership: &Membership,
     cfg: &SchedulerConfig,
     lifecycle: &mut nodes::Lifecycle,
-) {
+) -> Option<Duration> {
     let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
     let (Ok(node_objs), Ok(pod_objs)) = (list(Kind::Node), list(Kind::Pod)) else {
         warn!("controllers: cannot read the replica");
-        return;
+        return None;
     };
-    let up = nodes::up_nodes(membership);
-    lifecycle
-        .reconcile(store, &node_objs, &pod_objs, &up, cfg)
+    let health = nodes::node_health(membership);
+    let eviction_due = lifecycle
+        .reconcile(store, &node_objs, &pod_objs, &health, cfg)
         .await;
     if let (Ok(deployments), Ok(sets)) = (list(Kind::Deployment), list(Kind::ReplicaSet)) {
         gc::collect(store, "Deployment", &deployments, &sets).await;
@@ -158,10 +158,11 @@ async fn pass(
         let pods: Vec<PodView> = pods.iter().filter_map(PodView::of).collect();
         replicaset::reconcile(store, &pods, &sets).await;
     }
-    let alive = |name: &str| up.contains(name);
+    let alive = |name: &str| matches!(health.get(name), Some(None));
     if let Err(e) = scheduler::schedule_pending(store, &alive, cfg.strategy, 1000).await {
         warn!("scheduler pass: {e}");
     }
+    eviction_due
 }
 
 /// What the controllers need to know about a pod.
@@ -244,6 +245,14 @@ pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the epoch now.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 

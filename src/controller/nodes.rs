@@ -16,13 +16,28 @@ use crate::membership::Membership;
 use crate::resource::Object;
 use crate::store::{Command, Op, Store};
 
-/// Names of the nodes gossip considers up (alive or suspect).
-pub fn up_nodes(m: &Membership) -> HashSet<String> {
-    m.members()
-        .into_iter()
-        .filter(|v| v.is_up())
-        .filter_map(|v| v.meta.map(|m| m.name))
-        .collect()
+/// What gossip says about each named node: up, or down since when
+/// (milliseconds since the epoch, as the member view records it).
+pub fn node_health(m: &Membership) -> HashMap<String, Option<u64>> {
+    let mut out = HashMap::new();
+    for v in m.members() {
+        let Some(name) = v.meta.as_ref().map(|m| m.name.clone()) else {
+            continue;
+        };
+        let health = if v.is_up() {
+            None
+        } else {
+            Some(v.since_millis)
+        };
+        // A name seen up under any identity (a restarted host) is up.
+        match out.get(&name) {
+            Some(None) => {}
+            _ => {
+                out.insert(name, health);
+            }
+        }
+    }
+    out
 }
 
 /// Remembers since when each node has been seen down by this leader.
@@ -32,35 +47,47 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    /// Marks the pods of nodes down past the grace as Failed / NodeLost.
+    /// Marks the pods of nodes down past the grace as Failed / NodeLost;
+    /// returns how long until the next node's grace ends, if one is pending.
     pub async fn reconcile(
         &mut self,
         store: &Store,
         nodes: &[Object],
         pods: &[Object],
-        up: &HashSet<String>,
+        health: &HashMap<String, Option<u64>>,
         cfg: &SchedulerConfig,
-    ) {
+    ) -> Option<Duration> {
         let grace = Duration::from_millis(cfg.pod_eviction_grace_ms);
         let mut lost = HashSet::new();
+        let mut next: Option<Duration> = None;
+        let now = super::now_millis();
         for n in nodes {
             let name = &n.metadata.name;
-            if up.contains(name) {
-                self.down_since.remove(name);
-                continue;
-            }
-            let since = *self
-                .down_since
-                .entry(name.clone())
-                .or_insert_with(Instant::now);
-            if since.elapsed() >= grace {
+            let down_for = match health.get(name) {
+                Some(None) => {
+                    self.down_since.remove(name);
+                    continue;
+                }
+                // Gossip's own timestamp: the grace runs from when the node
+                // was declared down, not from when this leader looked.
+                Some(Some(since)) => Duration::from_millis(now.saturating_sub(*since)),
+                None => self
+                    .down_since
+                    .entry(name.clone())
+                    .or_insert_with(Instant::now)
+                    .elapsed(),
+            };
+            if down_for >= grace {
                 lost.insert(name.clone());
+            } else {
+                let left = grace - down_for;
+                next = Some(next.map_or(left, |n| n.min(left)));
             }
         }
         self.down_since
             .retain(|n, _| nodes.iter().any(|o| &o.metadata.name == n));
         if lost.is_empty() {
-            return;
+            return next;
         }
         let mut ops = Vec::new();
         for p in pods {
@@ -102,7 +129,7 @@ impl Lifecycle {
             });
         }
         if ops.is_empty() {
-            return;
+            return next;
         }
         let n = ops.len();
         info!(nodes = ?lost, pods = n, "nodes lost: marking their pods Failed (NodeLost)");
@@ -117,5 +144,6 @@ impl Lifecycle {
             }
         }
         metrics::counter!("shoal_controller_pods_evicted_total").increment(n as u64);
+        next
     }
 }

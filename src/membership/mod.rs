@@ -131,6 +131,8 @@ pub struct MemberView {
     pub incarnation: u16,
     /// When this node last saw the state change (seconds since the epoch).
     pub since: u64,
+    /// The same, in milliseconds.
+    pub since_millis: u64,
     /// Whether this is the node itself.
     pub is_self: bool,
     /// Its metadata, once fetched.
@@ -184,6 +186,12 @@ pub struct Membership {
 fn now_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
@@ -282,6 +290,7 @@ impl Membership {
                 state: e.state,
                 incarnation: e.incarnation,
                 since: now_secs(e.since),
+                since_millis: millis(e.since),
                 is_self: false,
                 meta: s.metas.get(peer).cloned(),
             })
@@ -295,6 +304,7 @@ impl Membership {
             },
             incarnation: 0,
             since: 0,
+            since_millis: 0,
             is_self: true,
             meta: Some(s.me.clone()),
         });
