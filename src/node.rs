@@ -224,6 +224,7 @@ impl Node {
         for t in self.tasks {
             let _ = t.await;
         }
+        self.membership.shutdown();
         self.store.shutdown().await;
         self.net.shutdown().await;
         drop(self.store);

@@ -31,6 +31,13 @@ pub const LABEL_GRACE: &str = "io.shoal.grace-seconds";
 /// Aborts a task when dropped, so forgetting a pod stops its probes.
 pub struct TaskGuard(tokio::task::JoinHandle<()>);
 
+impl TaskGuard {
+    /// Guards a spawned task.
+    pub fn new(task: tokio::task::JoinHandle<()>) -> TaskGuard {
+        TaskGuard(task)
+    }
+}
+
 impl Drop for TaskGuard {
     fn drop(&mut self) {
         self.0.abort();

@@ -36,6 +36,10 @@ pub fn template_hash(t: &PodTemplateSpec) -> String {
     let mut t = t.clone();
     if let Some(m) = t.metadata.as_mut() {
         m.labels.remove(TEMPLATE_HASH);
+        // Empty metadata and none at all are the same template.
+        if m.labels.is_empty() && m.annotations.is_empty() && m.creation_timestamp.is_none() {
+            t.metadata = None;
+        }
     }
     let bytes = serde_json::to_vec(&t).unwrap_or_default();
     hex::encode(&Sha256::digest(&bytes)[..5])

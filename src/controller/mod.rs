@@ -74,24 +74,24 @@ pub fn spawn(
     cfg: SchedulerConfig,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut running: Option<tokio::task::JoinHandle<()>> = None;
+        // Held in a guard: aborting the manager must stop the controllers too,
+        // or they would keep the store (and its files) open.
+        let mut running: Option<crate::agent::pod::TaskGuard> = None;
         let mut metrics = store.raft().metrics();
         loop {
             let leading = store.leader().map(|(id, _)| id) == Some(store.node_id());
             match (&running, leading) {
                 (None, true) => {
                     info!("leading: controllers and scheduler start");
-                    running = Some(tokio::spawn(run(
+                    running = Some(crate::agent::pod::TaskGuard::new(tokio::spawn(run(
                         store.clone(),
                         membership.clone(),
                         cfg.clone(),
-                    )));
+                    ))));
                 }
                 (Some(_), false) => {
                     info!("no longer leading: controllers and scheduler stop");
-                    if let Some(t) = running.take() {
-                        t.abort();
-                    }
+                    running = None;
                 }
                 _ => {}
             }

@@ -181,6 +181,7 @@ pub struct Membership {
     changes: watch::Receiver<u64>,
     net: Net,
     cfg: MembershipConfig,
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 fn now_secs(t: SystemTime) -> u64 {
@@ -233,11 +234,27 @@ impl Membership {
             changes,
             net: net.clone(),
             cfg: cfg.clone(),
+            tasks: Arc::default(),
         };
         net.set_handler(Channel::Gossip, Arc::new(GossipHandler(m.clone())));
-        tokio::spawn(run(m.clone(), me, rx, changes_tx));
-        tokio::spawn(refresh_metas(m.clone()));
+        m.track(tokio::spawn(run(m.clone(), me, rx, changes_tx)));
+        m.track(tokio::spawn(refresh_metas(m.clone())));
         m
+    }
+
+    fn track(&self, task: tokio::task::JoinHandle<()>) {
+        if let Ok(mut t) = self.tasks.lock() {
+            t.push(task);
+        }
+    }
+
+    /// Stops gossiping (without announcing anything: see [`Self::leave`]).
+    pub fn shutdown(&self) {
+        if let Ok(mut t) = self.tasks.lock() {
+            for task in t.drain(..) {
+                task.abort();
+            }
+        }
     }
 
     /// Joins through seed addresses, and keeps retrying them whenever this
@@ -247,7 +264,7 @@ impl Membership {
             return;
         }
         let m = self.clone();
-        tokio::spawn(async move {
+        self.track(tokio::spawn(async move {
             loop {
                 if m.members()
                     .iter()
@@ -274,7 +291,7 @@ impl Membership {
                 }
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
-        });
+        }));
     }
 
     /// Every member this node knows, itself included.

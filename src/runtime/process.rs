@@ -365,8 +365,10 @@ fn valid_id(id: &str) -> bool {
 }
 
 async fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    // A name of its own per write: two writers (a second runtime on the same
+    // root, as after a restart) must never interleave in one temp file.
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".tmp-{:016x}", rand::random::<u64>()));
     let tmp = PathBuf::from(tmp);
     let mut f = tokio::fs::File::create(&tmp).await?;
     f.write_all(data).await?;
