@@ -3,7 +3,7 @@
 //! [`schedule_pending`] is one pass over the local replica, meant to run on
 //! the Raft leader: it reads the Node objects and every pod, accounts the
 //! pods already bound, and places each pod without `spec.nodeName` with the
-//! [`Placer`] (see [`placer`](self::Placer) for filters and scoring). A
+//! [`Placer`] (see there for filters and scoring). A
 //! binding is a compare-and-set of the pod at the resourceVersion the pass
 //! read, so a scheduler working from a stale view (a deposed leader, a pod
 //! changed meanwhile) can never bind a pod twice or undo someone's change:
@@ -30,10 +30,14 @@ use crate::store::{Command, Op, Precondition, Store, StoreError, TxnError};
 
 pub use placer::{NodeFit, Placer, PodNeeds, Strategy, Unschedulable};
 
-/// Commands of one pass in flight at once. One more than the proposer's
-/// single entry in flight, so the next command is queued when an entry
-/// commits and the leader never waits for the scheduler.
-const WRITES_IN_FLIGHT: usize = 2;
+/// Commands of one pass in flight at once. The leader proposes one Raft
+/// entry at a time and puts every command queued meanwhile into the next,
+/// so commands in flight beyond the first make entries larger and fewer
+/// (one log append and fsync each). Measured at 100,000 pods (means of
+/// three runs on a busy 2-core machine): 2 in flight ~7,000/s, 4 ~7,900/s,
+/// 8 ~8,600/s, 16 ~9,300/s. More also means another writer's command
+/// queues behind more of ours, so 4.
+const WRITES_IN_FLIGHT: usize = 4;
 /// Batches the planner may prepare ahead of the writes.
 const PLANNED_AHEAD: usize = 2;
 /// Pods dropped from one command for conflicts before the rest of it is
@@ -65,7 +69,7 @@ pub fn node_fit(node: &Object, alive: bool) -> Option<NodeFit> {
     let quantity = |name: &str, parse: fn(&str) -> Result<u64, QuantityError>| {
         alloc
             .get(name)
-            .and_then(|q| quantity_str(q))
+            .and_then(quantity_str)
             .and_then(|q| parse(&q).ok())
             .unwrap_or(0)
     };
@@ -337,7 +341,8 @@ fn plan(
         }
     }
     if let Some(key) = unreadable {
-        warn!(pod = %key, "a pod's spec cannot be read (bad quantity?); not scheduling it");
+        // Debug, not warn: the pass runs every half second.
+        debug!(pod = %key, "a pod's spec cannot be read (bad quantity?); not scheduling it");
     }
     // Oldest first, as a queue would; the list is in name order, which the
     // stable sort keeps among pods created in the same second.

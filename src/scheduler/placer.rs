@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -129,8 +128,9 @@ const GROUP_PENALTY: f64 = 1.5;
 /// nodes that cpu and memory leave tied (pods that request nothing).
 const POD_COUNT_WEIGHT: f64 = 0.05;
 
-/// Per-node state the hot loop reads, kept in one cache line per node.
+/// Per-node state the hot loop reads, one cache line per node.
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
 struct Slot {
     cpu_alloc: u64,
     cpu_used: u64,
@@ -139,7 +139,8 @@ struct Slot {
     /// 1 / allocatable, 0 when nothing is allocatable: scoring multiplies.
     cpu_inv: f64,
     mem_inv: f64,
-    pods_inv: f64,
+    /// Only a tie-breaker's weight rides on it: f32 keeps the slot in 64 bytes.
+    pods_inv: f32,
     max_pods: u32,
     pods_used: u32,
     /// `Some(DOWN)` or `Some(CORDONED)` when the node takes no pods at all.
@@ -148,35 +149,7 @@ struct Slot {
     has_ports: bool,
 }
 
-/// Multiplicative hash for the (group, node) pairs; SipHash would cost more
-/// than the rest of a node's scoring, and the keys are not attacker-chosen.
-#[derive(Default)]
-struct PairHasher(u64);
-
-impl Hasher for PairHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(self.0.rotate_left(8) ^ u64::from(*b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        let x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        // The product's high bits depend on every input bit; fold them down
-        // because the table indexes by the low bits.
-        self.0 = x ^ (x >> 29);
-    }
-}
-
-type PairMap = HashMap<u64, u32, BuildHasherDefault<PairHasher>>;
-
-fn pair(group: u32, node: usize) -> u64 {
-    (u64::from(group) << 32) | node as u64
-}
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 
 /// Cluster state for placement: the nodes and what is already bound to each.
 #[derive(Debug)]
@@ -187,10 +160,14 @@ pub struct Placer {
     slots: Vec<Slot>,
     labels: Vec<BTreeMap<String, String>>,
     ports: Vec<Vec<u16>>,
-    groups: HashMap<String, u32>,
-    /// Pods per group, to skip the per-node lookup for a group's first pod.
-    group_totals: Vec<u32>,
-    group_on_node: PairMap,
+    groups: HashMap<String, usize>,
+    /// Per group, the nodes holding its pods and how many: about as many
+    /// entries as replicas, where a (group, node) hash map would be one
+    /// cache miss per node scored.
+    group_nodes: Vec<Vec<(u32, u32)>>,
+    /// Per node, the placed pod's group's pods there; filled from
+    /// `group_nodes` for one placement and cleared after it.
+    same_group: Vec<u32>,
     next_start: usize,
     to_score: usize,
 }
@@ -207,12 +184,13 @@ impl Placer {
             labels: Vec::with_capacity(nodes.len()),
             ports: Vec::with_capacity(nodes.len()),
             groups: HashMap::new(),
-            group_totals: Vec::new(),
-            group_on_node: PairMap::default(),
+            group_nodes: Vec::new(),
+            same_group: Vec::new(),
             next_start: 0,
             to_score: 0,
         };
         let inv = |v: u64| if v == 0 { 0.0 } else { 1.0 / v as f64 };
+        let inv32 = |v: u32| if v == 0 { 0.0 } else { 1.0 / v as f32 };
         for n in nodes {
             if p.index.contains_key(&n.name) {
                 continue;
@@ -223,7 +201,7 @@ impl Placer {
                 mem_alloc: n.memory_bytes,
                 cpu_inv: inv(n.cpu_millis),
                 mem_inv: inv(n.memory_bytes),
-                pods_inv: inv(u64::from(n.max_pods)),
+                pods_inv: inv32(n.max_pods),
                 max_pods: n.max_pods,
                 gate: if !n.alive {
                     Some(DOWN as u8)
@@ -238,6 +216,7 @@ impl Placer {
             p.labels.push(n.labels);
             p.ports.push(Vec::new());
         }
+        p.same_group = vec![0; p.names.len()];
         p.to_score = MIN_FEASIBLE_TO_SCORE.max(p.names.len() * PERCENT_TO_SCORE / 100);
         p
     }
@@ -267,16 +246,12 @@ impl Placer {
             }
         }
         s.has_ports = !ports.is_empty();
-        if let Some(g) = pod.group.as_ref().and_then(|g| self.groups.get(g)) {
-            let g = *g;
-            if let Some(t) = self.group_totals.get_mut(g as usize) {
-                *t = t.saturating_sub(1);
-            }
-            let key = pair(g, i);
-            if let Some(c) = self.group_on_node.get_mut(&key) {
-                *c -= 1;
-                if *c == 0 {
-                    self.group_on_node.remove(&key);
+        if let Some(&g) = pod.group.as_ref().and_then(|g| self.groups.get(g)) {
+            let list = &mut self.group_nodes[g];
+            if let Some(at) = list.iter().position(|(n, _)| *n as usize == i) {
+                list[at].1 -= 1;
+                if list[at].1 == 0 {
+                    list.swap_remove(at);
                 }
             }
         }
@@ -293,12 +268,17 @@ impl Placer {
             });
         }
         // Looked up once per pod, not per node; a group with no pods yet
-        // cannot penalise anything, so its first pod skips the lookups.
+        // cannot penalise anything, so its first pod skips the marking.
         let group = pod
             .group
             .as_ref()
             .and_then(|g| self.groups.get(g).copied())
-            .filter(|g| self.group_totals[*g as usize] > 0);
+            .filter(|g| !self.group_nodes[*g].is_empty());
+        if let Some(g) = group {
+            for &(node, count) in &self.group_nodes[g] {
+                self.same_group[node as usize] = count;
+            }
+        }
         let mut failed = [0usize; REASONS.len()];
         let mut feasible = 0usize;
         let mut best: Option<(usize, f64)> = None;
@@ -314,12 +294,7 @@ impl Placer {
                 failed[reason] += 1;
                 continue;
             }
-            let mut score = self.score(i, pod);
-            if let Some(g) = group
-                && let Some(c) = self.group_on_node.get(&pair(g, i))
-            {
-                score -= GROUP_PENALTY * f64::from(*c);
-            }
+            let score = self.score(i, pod) - GROUP_PENALTY * f64::from(self.same_group[i]);
             // Strictly greater: among equals the first walked wins, and the
             // rotating start makes that a different node for the next pod.
             if best.is_none_or(|(_, b)| score > b) {
@@ -329,6 +304,11 @@ impl Placer {
             if feasible >= self.to_score {
                 walked = step + 1;
                 break;
+            }
+        }
+        if let Some(g) = group {
+            for &(node, _) in &self.group_nodes[g] {
+                self.same_group[node as usize] = 0;
             }
         }
         // As Kubernetes does: the next pod starts where this one stopped, so
@@ -389,7 +369,7 @@ impl Placer {
         let s = &self.slots[i];
         let cpu = (s.cpu_used + pod.cpu_millis) as f64 * s.cpu_inv;
         let mem = (s.mem_used + pod.memory_bytes) as f64 * s.mem_inv;
-        let pods = f64::from(s.pods_used + 1) * s.pods_inv;
+        let pods = f64::from((s.pods_used + 1) as f32 * s.pods_inv);
         let load = cpu + mem + POD_COUNT_WEIGHT * pods;
         match self.strategy {
             Strategy::Pack => load,
@@ -410,14 +390,16 @@ impl Placer {
             let g = match self.groups.get(name) {
                 Some(g) => *g,
                 None => {
-                    let g = self.group_totals.len() as u32;
-                    self.groups.insert(name.clone(), g);
-                    self.group_totals.push(0);
-                    g
+                    self.groups.insert(name.clone(), self.group_nodes.len());
+                    self.group_nodes.push(Vec::new());
+                    self.group_nodes.len() - 1
                 }
             };
-            self.group_totals[g as usize] += 1;
-            *self.group_on_node.entry(pair(g, i)).or_insert(0) += 1;
+            let list = &mut self.group_nodes[g];
+            match list.iter_mut().find(|(n, _)| *n as usize == i) {
+                Some((_, c)) => *c += 1,
+                None => list.push((i as u32, 1)),
+            }
         }
     }
 }
@@ -696,16 +678,5 @@ mod tests {
         // A pod that fits nowhere walks every node and counts each once.
         let err = p.place(&pod("huge", 5000, MI)).unwrap_err();
         assert_eq!(err.to_string(), "0/1000 nodes: insufficient cpu (1000)");
-    }
-
-    #[test]
-    fn pair_hash_spreads_low_bits() {
-        let mut seen = std::collections::BTreeSet::new();
-        for g in 0..16u32 {
-            let mut h = PairHasher::default();
-            h.write_u64(pair(g, 7));
-            seen.insert(h.finish() & 1023);
-        }
-        assert!(seen.len() > 12, "{seen:?}");
     }
 }
