@@ -395,6 +395,10 @@ async fn part2(nodes: usize, pods: usize) {
     net.shutdown().await;
 }
 
+// The same allocator as the `shoal` binary, so part 2 measures what the daemon does.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if std::env::var_os("RUST_LOG").is_some() {
