@@ -682,6 +682,49 @@ fn manifest_text(body: &Bytes) -> ApiResult<&str> {
 
 /// `POST /v1/apply`: every document of a manifest, created or updated in one
 /// Raft write, or none of them.
+/// Fields that `scale` and `rollout pause` own. A re-applied manifest that
+/// leaves them out keeps the live values, as kubectl's apply does when they
+/// were never in the applied file; the write is then conditional on the
+/// object read, so a concurrent scale is not lost either.
+const LIVE_OWNED: &[(Kind, &str)] = &[(Kind::Deployment, "replicas"), (Kind::Deployment, "paused")];
+
+fn keep_live_fields(
+    s: &ApiState,
+    key: &ObjectKey,
+    mut obj: Object,
+) -> ApiResult<(Object, crate::store::Precondition)> {
+    let fields: Vec<&str> = LIVE_OWNED
+        .iter()
+        .filter(|(k, _)| *k == key.kind)
+        .map(|(_, f)| *f)
+        .collect();
+    if fields.is_empty() {
+        return Ok((obj, crate::store::Precondition::None));
+    }
+    let Some(live) = s.store.get(key)? else {
+        return Ok((obj, crate::store::Precondition::None));
+    };
+    let mut kept = false;
+    if let (Some(serde_json::Value::Object(spec)), Some(serde_json::Value::Object(live_spec))) =
+        (obj.body.get_mut("spec"), live.body.get("spec"))
+    {
+        for f in fields {
+            if !spec.contains_key(f)
+                && let Some(v) = live_spec.get(f)
+            {
+                spec.insert(f.to_string(), v.clone());
+                kept = true;
+            }
+        }
+    }
+    let precondition = if kept {
+        crate::store::Precondition::Version(live.resource_version())
+    } else {
+        crate::store::Precondition::None
+    };
+    Ok((obj, precondition))
+}
+
 async fn apply(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
     let parsed = manifest::parse_manifests(manifest_text(&body)?)?;
     if parsed.objects.is_empty() {
@@ -701,7 +744,8 @@ async fn apply(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
                 format!("unknown kind {}", obj.kind),
             )
         })?;
-        ops.push(put_op(key, obj, crate::store::Precondition::None)?);
+        let (obj, precondition) = keep_live_fields(&s, &key, obj)?;
+        ops.push(put_op(key, obj, precondition)?);
     }
     let out = s.store.write(Command { ops }).await?;
     let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();

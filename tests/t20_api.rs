@@ -195,3 +195,39 @@ async fn watch_streams_changes_after_a_revision() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reapply_keeps_scale_and_pause_unless_the_manifest_sets_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, api) = dev_node(dir.path()).await;
+    let manifest = |replicas: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: keep\nspec:\n{replicas}  paused: true\n  selector:\n    matchLabels:\n      app: keep\n  template:\n    metadata:\n      labels:\n        app: keep\n    spec:\n      containers:\n      - name: main\n        image: host\n        command: [\"sleep\", \"60\"]\n"
+        )
+    };
+    let (code, v) = api.apply(&manifest("")).await;
+    assert_eq!(code, 200, "{v}");
+    // `shoal scale` sets replicas on the live object.
+    let (_, mut d) = api.get("/v1/namespaces/default/deployments/keep").await;
+    d["spec"]["replicas"] = serde_json::json!(5);
+    d.as_object_mut().unwrap().remove("status");
+    let (code, v) = api
+        .send(
+            reqwest::Method::PUT,
+            "/v1/namespaces/default/deployments/keep",
+            Some(serde_json::to_vec(&d).unwrap()),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    // Re-applying a manifest without replicas keeps 5.
+    let (code, v) = api.apply(&manifest("")).await;
+    assert_eq!(code, 200, "{v}");
+    let (_, d) = api.get("/v1/namespaces/default/deployments/keep").await;
+    assert_eq!(d["spec"]["replicas"], 5, "{d:#}");
+    // A manifest that sets replicas wins.
+    let (code, v) = api.apply(&manifest("  replicas: 2\n")).await;
+    assert_eq!(code, 200, "{v}");
+    let (_, d) = api.get("/v1/namespaces/default/deployments/keep").await;
+    assert_eq!(d["spec"]["replicas"], 2, "{d:#}");
+    node.shutdown().await;
+}
