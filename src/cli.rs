@@ -1241,7 +1241,12 @@ async fn members(client: &Client, output: Output) -> anyhow::Result<()> {
                         .unwrap_or_else(|| "?".into()),
                     m["state"].as_str().unwrap_or("?").to_string(),
                     m["incarnation"].as_u64().unwrap_or(0).to_string(),
-                    s(meta, &["raftRole"]).as_str().unwrap_or("?").to_string(),
+                    // A down member's last published role is stale, not a fact.
+                    if matches!(m["state"].as_str(), Some("down" | "left")) {
+                        "-".to_string()
+                    } else {
+                        s(meta, &["raftRole"]).as_str().unwrap_or("?").to_string()
+                    },
                     if since == 0 {
                         "-".into()
                     } else {
