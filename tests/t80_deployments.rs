@@ -91,16 +91,15 @@ impl Cluster {
         self.nodes[i].take().expect("running")
     }
 
+    /// Stops the nodes first (so no agent starts anything more), then
+    /// removes what they ran: containers outlive their agent by design.
     async fn stop(self) {
         for n in self.nodes.into_iter().flatten() {
-            remove_containers(&n).await;
+            let (rt, name) = (n.runtime.clone(), n.info.name.clone());
             n.shutdown().await;
+            remove_containers_of(&rt, &name).await;
         }
     }
-}
-
-async fn remove_containers(n: &Node) {
-    remove_containers_of(&n.runtime, &n.info.name).await;
 }
 
 async fn remove_containers_of(rt: &shoal::runtime::DynRuntime, node: &str) {
