@@ -19,9 +19,13 @@
 //! request). Env: `KILLS` (20), `SEED` (kill order; from the clock if unset),
 //! `FALSEPOS_SECONDS` (600), `SHOAL_BIN` to use another `shoal` binary.
 
+#[path = "support.rs"]
+#[allow(dead_code)]
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::OpenOptions;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -69,39 +73,6 @@ fn state_of<'a>(view: &'a [Member], peer: &str, name: &str) -> Option<&'a Member
     view.iter()
         .find(|m| m.peer_id == peer)
         .or_else(|| view.iter().find(|m| m.name() == Some(name)))
-}
-
-/// The `shoal` binary built beside this example (target/PROFILE/shoal).
-fn shoal_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("SHOAL_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("shoal"))
-        .expect("target dir");
-    if !bin.exists() {
-        eprintln!(
-            "membership: {} not found; run `cargo build --release --bins --examples` first",
-            bin.display()
-        );
-        std::process::exit(1);
-    }
-    bin
-}
-
-/// `n` distinct free loopback ports (bound together, then released).
-fn free_ports(n: usize) -> Result<Vec<u16>> {
-    let held = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("finding free ports")?;
-    held.iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("finding free ports")
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -197,7 +168,7 @@ impl Agent {
             .append(true)
             .open(self.log())
             .context("agent log")?;
-        let mut cmd = Command::new(shoal_bin());
+        let mut cmd = Command::new(support::shoal_bin());
         cmd.args(["agent", "--runtime", "process", "--name", &self.name])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
@@ -215,7 +186,7 @@ impl Agent {
             .stderr(Stdio::from(log));
         let child = cmd
             .spawn()
-            .with_context(|| format!("spawning {}", shoal_bin().display()))?;
+            .with_context(|| format!("spawning {}", support::shoal_bin().display()))?;
         self.child = Some(child);
         Ok(())
     }
@@ -259,7 +230,7 @@ impl Cluster {
     /// `n` agents named `{prefix}0..`, each joining all the others, all
     /// waiting for `n` before forming the cluster.
     fn start(n: usize, prefix: &str, timeout: Duration) -> Result<Cluster> {
-        let ports = free_ports(2 * n)?;
+        let ports = support::free_ports(2 * n);
         let (p2p, api) = ports.split_at(n);
         let mut nodes = Vec::new();
         for i in 0..n {
@@ -866,7 +837,7 @@ async fn join_processes(c: &mut Cluster, reps: usize) -> Result<Vec<JoinRun>> {
     for rep in 0..reps {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let name = format!("n{}", rep + 1);
-        let ports = free_ports(2)?;
+        let ports = support::free_ports(2);
         let seed = c.nodes[rep % four.len()].p2p;
         c.nodes.push(Agent::new(
             name.clone(),

@@ -7,11 +7,14 @@
 //! (needs a running dockerd and Debian's busybox-static). Env: `PODS`
 //! (default 50); `SHOAL_BIN` to use another `shoal` binary.
 
+#[path = "support.rs"]
+#[allow(dead_code)]
+mod support;
+
 #[path = "../tests/common/images.rs"]
 #[allow(dead_code)]
 mod images;
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,33 +25,6 @@ impl Drop for Daemon {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn shoal_bin() -> std::path::PathBuf {
-    if let Ok(p) = std::env::var("SHOAL_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("shoal"))
-        .expect("target dir");
-    if !bin.exists() {
-        eprintln!(
-            "pod_start: {} not found; build the bins first",
-            bin.display()
-        );
-        std::process::exit(1);
-    }
-    bin
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -103,8 +79,11 @@ async fn main() {
         .unwrap_or(50);
     let image = images::ensure_busybox_image();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (api, p2p) = (free_port(), free_port());
-    let child = Command::new(shoal_bin())
+    let (api, p2p) = {
+        let p = support::free_ports(2);
+        (p[0], p[1])
+    };
+    let child = Command::new(support::shoal_bin())
         .args([
             "agent",
             "--dev",

@@ -7,12 +7,15 @@
 //! Run: `cargo build --release --bins --examples && target/release/examples/recovery`
 //! (needs dockerd and Debian's busybox-static). Env: `RUNS`; `SHOAL_BIN`.
 
+#[path = "support.rs"]
+#[allow(dead_code)]
+mod support;
+
 #[path = "../tests/common/images.rs"]
 #[allow(dead_code)]
 mod images;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,36 +59,9 @@ impl Drop for Agents {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn shoal_bin() -> std::path::PathBuf {
-    if let Ok(p) = std::env::var("SHOAL_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("shoal"))
-        .expect("target dir");
-    if !bin.exists() {
-        eprintln!(
-            "recovery: {} not found; build the bins first",
-            bin.display()
-        );
-        std::process::exit(1);
-    }
-    bin
-}
-
 impl Agents {
     fn spawn(&self, i: usize) -> Child {
-        let mut cmd = Command::new(shoal_bin());
+        let mut cmd = Command::new(support::shoal_bin());
         cmd.args(["agent", "--runtime", "docker", "--name", &format!("rec{i}")])
             .arg("--data-dir")
             .arg(self.dirs[i].path())
@@ -174,13 +150,14 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
     let image = images::ensure_busybox_image();
+    let ports = support::free_ports(6);
     let mut agents = Agents {
         children: Vec::new(),
         dirs: (0..3)
             .map(|_| tempfile::tempdir().expect("tempdir"))
             .collect(),
-        p2p: (0..3).map(|_| free_port()).collect(),
-        api: (0..3).map(|_| free_port()).collect(),
+        p2p: ports[..3].to_vec(),
+        api: ports[3..].to_vec(),
     };
     for i in 0..3 {
         let c = agents.spawn(i);

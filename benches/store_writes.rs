@@ -6,6 +6,10 @@
 //! (needs Debian's `etcd-server`). Env: `BENCH_SECONDS` (default 10) per
 //! measurement; `SHOAL_BIN` to use another `shoal` binary.
 
+#[path = "support.rs"]
+#[allow(dead_code)]
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -27,16 +31,6 @@ impl Drop for Cluster {
     }
 }
 
-/// `n` distinct free loopback ports (bound together, then released).
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
-}
-
 /// The cluster handle and the HTTP base URL of each member.
 fn cluster(
     children: Vec<Child>,
@@ -56,35 +50,14 @@ fn cluster(
     )
 }
 
-/// The `shoal` binary built beside this example (target/PROFILE/shoal).
-fn shoal_bin() -> std::path::PathBuf {
-    if let Ok(p) = std::env::var("SHOAL_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("shoal"))
-        .expect("target dir");
-    if !bin.exists() {
-        eprintln!(
-            "store_writes: {} not found; run `cargo build --release` first",
-            bin.display()
-        );
-        std::process::exit(1);
-    }
-    bin
-}
-
 fn start_shoal() -> (Cluster, Vec<String>) {
-    let ports = free_ports(6);
+    let ports = support::free_ports(6);
     let (p2p, api) = ports.split_at(3);
     let mut children = Vec::new();
     let mut dirs = Vec::new();
     for i in 0..3 {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(shoal_bin());
+        let mut cmd = Command::new(support::shoal_bin());
         cmd.args([
             "agent",
             "--name",
@@ -111,7 +84,7 @@ fn start_shoal() -> (Cluster, Vec<String>) {
 }
 
 fn start_etcd() -> (Cluster, Vec<String>) {
-    let ports = free_ports(6);
+    let ports = support::free_ports(6);
     let (peer, client) = ports.split_at(3);
     let initial: Vec<String> = (0..3)
         .map(|i| format!("e{i}=http://127.0.0.1:{}", peer[i]))
