@@ -2,44 +2,15 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::*;
-
-fn spawn_agent(dir: &std::path::Path, api_port: u16, p2p_port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args(["agent", "--dev", "--name", "killme"])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--api-addr", &format!("127.0.0.1:{api_port}")])
-        .args(["--p2p-addr", &format!("127.0.0.1:{p2p_port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn shoal agent")
-}
-
-async fn wait_healthy(api: &Api) {
-    eventually(
-        Duration::from_secs(30),
-        "the agent reports healthy",
-        || async {
-            match api.http.get(format!("{}/healthz", api.base)).send().await {
-                Ok(r) => r.status() == 200,
-                Err(_) => false,
-            }
-        },
-    )
-    .await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_write_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let p = free_ports(2);
     let (api_port, p2p_port) = (p[0], p[1]);
-    let mut child = spawn_agent(dir.path(), api_port, p2p_port);
+    let mut child = spawn_dev_agent(dir.path(), "killme", "process", api_port, p2p_port);
     let api = Api::new(format!("127.0.0.1:{api_port}"));
     wait_healthy(&api).await;
     let mut acked = Vec::new();
@@ -53,7 +24,7 @@ async fn acknowledged_write_survives_sigkill() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
 
-    let mut child = spawn_agent(dir.path(), api_port, p2p_port);
+    let mut child = spawn_dev_agent(dir.path(), "killme", "process", api_port, p2p_port);
     wait_healthy(&api).await;
     for name in &acked {
         let (code, v) = api

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::images::{ensure_busybox_image, require_docker};
@@ -432,34 +432,6 @@ async fn docker_missing_image_is_image_pull_failed() {
 
 // ---------------------------------------------------------------- adoption
 
-fn spawn_agent(dir: &std::path::Path, runtime: &str, api: u16, p2p: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args(["agent", "--dev", "--runtime", runtime])
-        .args(["--name", &format!("t50-adopt-{runtime}")])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--api-addr", &format!("127.0.0.1:{api}")])
-        .args(["--p2p-addr", &format!("127.0.0.1:{p2p}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn shoal agent")
-}
-
-async fn wait_healthy(api: &Api) {
-    eventually(
-        Duration::from_secs(30),
-        "the agent reports healthy",
-        || async {
-            match api.http.get(format!("{}/healthz", api.base)).send().await {
-                Ok(r) => r.status() == 200,
-                Err(_) => false,
-            }
-        },
-    )
-    .await;
-}
-
 async fn adopts_after_sigkill(runtime: &'static str) {
     let image = if runtime == "docker" {
         ensure_busybox_image()
@@ -468,7 +440,13 @@ async fn adopts_after_sigkill(runtime: &'static str) {
     };
     let dir = tempfile::tempdir().unwrap();
     let p = free_ports(2);
-    let mut child = spawn_agent(dir.path(), runtime, p[0], p[1]);
+    let mut child = spawn_dev_agent(
+        dir.path(),
+        &format!("t50-adopt-{runtime}"),
+        runtime,
+        p[0],
+        p[1],
+    );
     let api = Api::new(format!("127.0.0.1:{}", p[0]));
     wait_healthy(&api).await;
     let manifest = format!(
@@ -496,7 +474,13 @@ async fn adopts_after_sigkill(runtime: &'static str) {
 
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
-    let mut child = spawn_agent(dir.path(), runtime, p[0], p[1]);
+    let mut child = spawn_dev_agent(
+        dir.path(),
+        &format!("t50-adopt-{runtime}"),
+        runtime,
+        p[0],
+        p[1],
+    );
     wait_healthy(&api).await;
     // Give the restarted agent several passes to do anything it would do.
     tokio::time::sleep(Duration::from_secs(4)).await;

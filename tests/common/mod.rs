@@ -149,3 +149,38 @@ pub fn configmap(name: &str, value: &str) -> String {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
     )
 }
+
+/// A real `shoal agent --dev` process on loopback ports, its output discarded.
+pub fn spawn_dev_agent(
+    dir: &Path,
+    name: &str,
+    runtime: &str,
+    api_port: u16,
+    p2p_port: u16,
+) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["agent", "--dev", "--runtime", runtime, "--name", name])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--api-addr", &format!("127.0.0.1:{api_port}")])
+        .args(["--p2p-addr", &format!("127.0.0.1:{p2p_port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn shoal agent")
+}
+
+/// Waits until the node's `/healthz` answers 200.
+pub async fn wait_healthy(api: &Api) {
+    eventually(
+        Duration::from_secs(30),
+        "the agent reports healthy",
+        || async {
+            match api.http.get(format!("{}/healthz", api.base)).send().await {
+                Ok(r) => r.status() == 200,
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
+}
