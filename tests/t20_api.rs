@@ -231,3 +231,59 @@ async fn reapply_keeps_scale_and_pause_unless_the_manifest_sets_them() {
     assert_eq!(d["spec"]["replicas"], 2, "{d:#}");
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_makes_a_command_conditional_on_an_object_it_does_not_write() {
+    use shoal::resource::{Kind, ObjectKey};
+    use shoal::store::{Command, Op, Precondition};
+    let dir = tempfile::tempdir().unwrap();
+    let (node, api) = dev_node(dir.path()).await;
+    let (code, v) = api.apply(&configmap("guard", "1")).await;
+    assert_eq!(code, 200, "{v}");
+    let guard = ObjectKey::new(Kind::ConfigMap, "default", "guard");
+    let rv = node.store.get(&guard).unwrap().unwrap().resource_version();
+    let put = |name: &str| Op::Put {
+        key: ObjectKey::new(Kind::ConfigMap, "default", name),
+        object: serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name}, "data": {"k": "v"}
+        }))
+        .unwrap(),
+        precondition: Precondition::None,
+    };
+    // At the version read: the other write goes through, the guard is untouched.
+    node.store
+        .write(Command {
+            ops: vec![
+                Op::Check {
+                    key: guard.clone(),
+                    version: rv,
+                },
+                put("fresh"),
+            ],
+        })
+        .await
+        .expect("check at the current version passes");
+    assert_eq!(
+        node.store.get(&guard).unwrap().unwrap().resource_version(),
+        rv
+    );
+    // At a stale version: nothing of the command is applied.
+    let err = node
+        .store
+        .write(Command {
+            ops: vec![
+                Op::Check {
+                    key: guard,
+                    version: rv - 1,
+                },
+                put("stale"),
+            ],
+        })
+        .await
+        .expect_err("a stale check fails the command");
+    assert!(err.to_string().contains("resourceVersion"), "{err}");
+    let (code, _) = api.get("/v1/namespaces/default/configmaps/stale").await;
+    assert_eq!(code, 404);
+    node.shutdown().await;
+}

@@ -2,7 +2,6 @@
 
 mod common;
 
-
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

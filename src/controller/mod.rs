@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use crate::membership::Membership;
 use crate::resource::{Kind, Object, ObjectKey};
 use crate::scheduler::{self, Strategy};
-use crate::store::{Op, Precondition, Store};
+use crate::store::{Op, Store};
 
 /// Scheduler and controller settings (`[scheduler]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -294,14 +294,9 @@ pub fn pods_by_owner(pods: &[PodView]) -> BTreeMap<String, Vec<&PodView>> {
 /// An operation that changes nothing but fails the whole command unless
 /// `o` is still at the resourceVersion it was read at.
 pub fn fence(o: &Object) -> Result<Op, String> {
-    let key = o.key().ok_or("object of unknown kind")?;
-    let mut copy = o.clone();
-    // Without a status the put is recognised as unchanged and writes nothing.
-    copy.body.remove("status");
-    Ok(Op::Put {
-        key,
-        object: serde_json::to_vec(&copy).map_err(|e| e.to_string())?,
-        precondition: Precondition::Version(o.resource_version()),
+    Ok(Op::Check {
+        key: o.key().ok_or("object of unknown kind")?,
+        version: o.resource_version(),
     })
 }
 

@@ -89,6 +89,10 @@ pub enum Op {
         uid: Option<String>,
         status: Vec<u8>,
     },
+    /// Writes nothing, but fails the whole command with Conflict unless the
+    /// object is at this resourceVersion: how a controller makes its writes
+    /// conditional on an object it read and does not change.
+    Check { key: ObjectKey, version: u64 },
 }
 
 /// What an operation did.
@@ -259,7 +263,10 @@ impl StateMachine {
         let mut pending = Vec::new();
         for op in &cmd.ops {
             let key = match op {
-                Op::Put { key, .. } | Op::Delete { key, .. } | Op::SetStatus { key, .. } => key,
+                Op::Put { key, .. }
+                | Op::Delete { key, .. }
+                | Op::SetStatus { key, .. }
+                | Op::Check { key, .. } => key,
             };
             let skey = key.storage_key();
             let current = match scratch.get(&skey).or_else(|| overlay.get(&skey)) {
@@ -296,6 +303,15 @@ impl StateMachine {
                 return Ok(Err(e));
             }
             match op {
+                Op::Check { .. } => {
+                    let Some(cur) = current else { continue };
+                    outcomes.push(OpOutcome {
+                        key: key.clone(),
+                        outcome: Outcome::Unchanged,
+                        resource_version: cur.resource_version(),
+                        object: serde_json::to_vec(&cur).map_err(io_write)?,
+                    });
+                }
                 Op::SetStatus { status, .. } => {
                     let Some(old) = current else { continue };
                     let status: serde_json::Value = match serde_json::from_slice(status) {
@@ -449,6 +465,7 @@ fn precondition_of(op: &Op) -> Precondition {
     match op {
         Op::Put { precondition, .. } | Op::Delete { precondition, .. } => *precondition,
         Op::SetStatus { .. } => Precondition::MustExist,
+        Op::Check { version, .. } => Precondition::Version(*version),
     }
 }
 
