@@ -775,7 +775,7 @@ fn since(v: &Value, path: &[&str]) -> String {
     let Some(ts) = s(v, path).as_str() else {
         return "<unknown>".into();
     };
-    let Some(then) = parse_rfc3339(ts) else {
+    let Some(then) = crate::api::parse_rfc3339(ts) else {
         return "<unknown>".into();
     };
     let now = std::time::SystemTime::now()
@@ -783,25 +783,6 @@ fn since(v: &Value, path: &[&str]) -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     human_duration(now.saturating_sub(then))
-}
-
-/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ`.
-fn parse_rfc3339(ts: &str) -> Option<u64> {
-    let b = ts.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| ts.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
 }
 
 fn human_duration(secs: u64) -> String {
@@ -2466,7 +2447,10 @@ mod tests {
     #[test]
     fn rfc3339_round_trip() {
         for secs in [0u64, 951_782_400, 1_798_761_599, 1_800_000_000] {
-            assert_eq!(parse_rfc3339(&crate::api::rfc3339(secs)), Some(secs));
+            assert_eq!(
+                crate::api::parse_rfc3339(&crate::api::rfc3339(secs)),
+                Some(secs)
+            );
         }
     }
 

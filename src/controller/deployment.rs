@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, info};
 
 use super::replicaset::owned_sets;
-use super::{PodView, fence, now_secs, parse_time, pods_by_owner};
+use super::{PodView, fence, now_secs, pods_by_owner};
 use crate::api::now_rfc3339;
 use crate::resource::types::{Body, DeploymentBody, PodTemplateSpec, ReplicaSetBody, StrategyType};
 use crate::resource::{Object, ObjectMeta, OwnerReference};
@@ -506,7 +506,8 @@ fn deployment_status(
     };
     let stalled = !complete
         && !failed
-        && parse_time(&last_update).is_some_and(|t| now_secs().saturating_sub(t) > deadline);
+        && crate::api::parse_rfc3339(&last_update)
+            .is_some_and(|t| now_secs().saturating_sub(t) > deadline);
     let (prog_status, reason, message) = if failed || stalled {
         (
             "False",

@@ -210,7 +210,7 @@ impl PodView {
         let ready_since = ready_cond
             .and_then(|c| c.get("lastTransitionTime"))
             .and_then(Value::as_str)
-            .and_then(parse_time);
+            .and_then(crate::api::parse_rfc3339);
         Some(PodView {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
@@ -256,21 +256,6 @@ pub fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn parse_time(ts: &str) -> Option<u64> {
-    let num = |r: std::ops::Range<usize>| ts.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
-}
-
 /// The uid of the object's controlling owner.
 pub fn owned_by(o: &Object) -> Option<&str> {
     o.metadata
@@ -298,16 +283,4 @@ pub fn fence(o: &Object) -> Result<Op, String> {
         key: o.key().ok_or("object of unknown kind")?,
         version: o.resource_version(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_parse() {
-        assert_eq!(parse_time("1970-01-01T00:01:00Z"), Some(60));
-        assert_eq!(parse_time("2026-11-27T00:00:00Z"), Some(1_795_737_600));
-        assert_eq!(parse_time("garbage"), None);
-    }
 }
