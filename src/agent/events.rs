@@ -78,9 +78,13 @@ impl Recent {
     }
 }
 
-/// Writes events about a pod; a repeat of a recent one bumps its count.
-pub async fn write(ctx: &Ctx, pod: &Object, recent: &mut Recent, events: Vec<PendingEvent>) {
-    let Some(pod_key) = pod.key() else { return };
+/// The writes that record events about a pod (a repeat of a recent one
+/// bumps its count); the caller sends them with the pod's status, in one
+/// Raft command.
+pub fn ops(ctx: &Ctx, pod: &Object, recent: &mut Recent, events: Vec<PendingEvent>) -> Vec<Op> {
+    let Some(pod_key) = pod.key() else {
+        return Vec::new();
+    };
     let now = now_rfc3339();
     let mut ops = Vec::new();
     let mut merged: Vec<PendingEvent> = Vec::new();
@@ -170,14 +174,7 @@ pub async fn write(ctx: &Ctx, pod: &Object, recent: &mut Recent, events: Vec<Pen
         let drop = recent.written.len() - max;
         recent.written.drain(..drop);
     }
-    if ops.is_empty() {
-        return;
-    }
-    let n = ops.len() as u64;
-    match ctx.store.write(Command { ops }).await {
-        Ok(_) => metrics::counter!("shoal_agent_events_total").increment(n),
-        Err(e) => debug!(pod = %pod_key, "event write failed: {e}"),
-    }
+    ops
 }
 
 /// Deletes this node's events beyond the newest `events_per_pod` per pod,

@@ -350,6 +350,7 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
     }
     let new = Value::Object(s);
 
+    let mut status_op = None;
     if prev.as_ref() != Some(&new) && st.last_written.as_ref() != Some(&new) {
         let was_ready = prev
             .as_ref()
@@ -369,21 +370,29 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
                 }
             }
         }
-        let op = Op::SetStatus {
+        status_op = Some(Op::SetStatus {
             key: key.clone(),
             uid: Some(uid.clone()),
             status: serde_json::to_vec(&new).unwrap_or_default(),
-        };
-        match ctx.store.write(Command { ops: vec![op] }).await {
-            Ok(_) => {
+        });
+    }
+    // Status and events go in one command: one Raft write per change.
+    let mut ops: Vec<Op> = status_op.into_iter().collect();
+    let wrote_status = !ops.is_empty();
+    ops.extend(super::events::ops(ctx, pod, &mut st.events, events));
+    let n_events = (ops.len() - usize::from(wrote_status)) as u64;
+    if ops.is_empty() {
+        return;
+    }
+    match ctx.store.write(Command { ops }).await {
+        Ok(_) => {
+            if wrote_status {
                 st.last_written = Some(new);
                 metrics::counter!("shoal_agent_status_writes_total").increment(1);
             }
-            Err(e) => debug!(pod = %key, "status write failed, will retry: {e}"),
+            metrics::counter!("shoal_agent_events_total").increment(n_events);
         }
-    }
-    if !events.is_empty() {
-        super::events::write(ctx, pod, &mut st.events, events).await;
+        Err(e) => debug!(pod = %key, "status write failed, will retry: {e}"),
     }
 }
 
