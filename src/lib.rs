@@ -23,6 +23,7 @@ pub mod autopilot;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod discovery;
 pub mod manifest;
 pub mod membership;
 pub mod net;
