@@ -2,6 +2,7 @@
 //! newline-delimited JSON. Reads are linearizable unless `?consistent=false`;
 //! writes at any node are forwarded to the Raft leader by the store.
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -14,13 +15,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tracing::warn;
 
 use crate::agent::logs::{LogService, LogsError};
 use crate::config::ApiConfig;
 use crate::manifest::{self, ManifestError};
+use crate::resource::types::{Body as _, ServiceBody, ServiceType};
 use crate::resource::{Kind, Object, ObjectKey};
 use crate::store::RaftStatus;
 use crate::store::{Command, NodeInfo, Op, OpOutcome, Outcome, Store, StoreError, TxnError};
@@ -35,6 +37,8 @@ pub struct ApiState {
     prometheus: Option<PrometheusHandle>,
     logs: Option<Arc<LogService>>,
     membership: Option<crate::membership::Membership>,
+    discovery: crate::discovery::DiscoveryConfig,
+    services: Option<tokio::sync::watch::Receiver<Arc<crate::discovery::ServiceTable>>>,
 }
 
 /// The process-wide Prometheus recorder (one per process, shared by in-process nodes).
@@ -62,7 +66,21 @@ impl ApiState {
             prometheus: prometheus(),
             logs: None,
             membership: None,
+            discovery: Default::default(),
+            services: None,
         }
+    }
+
+    /// Allocates cluster IPs and node ports from `cfg`, and serves
+    /// `/v1/.../endpoints` from `table` (when this node runs discovery).
+    pub fn with_services(
+        mut self,
+        cfg: crate::discovery::DiscoveryConfig,
+        table: Option<tokio::sync::watch::Receiver<Arc<crate::discovery::ServiceTable>>>,
+    ) -> ApiState {
+        self.discovery = cfg;
+        self.services = table;
+        self
     }
 
     /// Serves `/v1/members` from this membership.
@@ -93,6 +111,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/raft", get(raft_status))
         .route("/v1/members", get(members))
         .route("/v1/apply", post(apply))
+        .route("/v1/endpoints", get(endpoints_all))
+        .route("/v1/namespaces/{ns}/endpoints", get(endpoints_ns))
+        .route("/v1/namespaces/{ns}/endpoints/{name}", get(endpoints_one))
         .route("/v1/delete", post(delete_manifest))
         .route("/v1/{plural}", get(list_all).post(create_any))
         .route(
@@ -578,10 +599,11 @@ async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> Api
         namespace: ns.as_deref(),
         name: None,
     };
-    let obj = object_from_body(&body, url)?;
+    let mut obj = object_from_body(&body, url)?;
     let key = obj
         .key()
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "unknown kind"))?;
+    ServiceAddresses::load(&s)?.assign(&s, &key, &mut obj)?;
     let op = put_op(key, obj, crate::store::Precondition::MustNotExist)?;
     write_one(&s, op, StatusCode::CREATED).await
 }
@@ -608,7 +630,8 @@ async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResult<Response
         namespace: Some(&key.namespace),
         name: Some(&key.name),
     };
-    let obj = object_from_body(&body, url)?;
+    let mut obj = object_from_body(&body, url)?;
+    ServiceAddresses::load(&s)?.assign(&s, &key, &mut obj)?;
     // A resourceVersion in the body makes the replace a compare-and-set.
     let precondition = match obj.metadata.resource_version.as_deref() {
         Some(rv) => crate::store::Precondition::Version(rv.parse().map_err(|_| {
@@ -734,6 +757,7 @@ async fn apply(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
         ));
     }
     let mut ops = Vec::with_capacity(parsed.objects.len());
+    let mut addresses = ServiceAddresses::load(&s)?;
     let mut objects = parsed.objects;
     // Namespaces first so a file that creates one and uses it reads naturally.
     objects.sort_by_key(|o| o.kind().map(|k| Kind::ALL.iter().position(|x| *x == k)));
@@ -744,7 +768,8 @@ async fn apply(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
                 format!("unknown kind {}", obj.kind),
             )
         })?;
-        let (obj, precondition) = keep_live_fields(&s, &key, obj)?;
+        let (mut obj, precondition) = keep_live_fields(&s, &key, obj)?;
+        addresses.assign(&s, &key, &mut obj)?;
         ops.push(put_op(key, obj, precondition)?);
     }
     let out = s.store.write(Command { ops }).await?;
@@ -776,6 +801,182 @@ async fn delete_manifest(State(s): State<ApiState>, body: Bytes) -> ApiResult<Re
     };
     let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "results": results, "notFound": missing })).into_response())
+}
+
+/// Cluster IPs and node ports in use, so a Service being written gets free
+/// ones. A re-applied Service that omits them keeps its live ones, as
+/// Kubernetes does; a live cluster IP cannot be changed.
+struct ServiceAddresses {
+    ips: HashSet<std::net::Ipv4Addr>,
+    ports: HashSet<u16>,
+}
+
+impl ServiceAddresses {
+    fn load(s: &ApiState) -> ApiResult<ServiceAddresses> {
+        let (services, _) = s.store.list(Kind::Service, None)?;
+        let mut ips = HashSet::new();
+        let mut ports = HashSet::new();
+        for svc in &services {
+            let Ok(b) = ServiceBody::from_object(svc) else {
+                continue;
+            };
+            if let Some(ip) = b.spec.cluster_ip.as_deref().and_then(|i| i.parse().ok()) {
+                ips.insert(ip);
+            }
+            ports.extend(b.spec.ports.iter().filter_map(|p| p.node_port));
+        }
+        Ok(ServiceAddresses { ips, ports })
+    }
+
+    fn assign(&mut self, s: &ApiState, key: &ObjectKey, obj: &mut Object) -> ApiResult<()> {
+        if key.kind != Kind::Service {
+            return Ok(());
+        }
+        let unprocessable = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
+        let mut body = ServiceBody::from_object(obj)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let live = s
+            .store
+            .get(key)?
+            .and_then(|o| ServiceBody::from_object(&o).ok());
+        let live_ip = live.as_ref().and_then(|l| l.spec.cluster_ip.clone());
+        let spec = &mut body.spec;
+        match (&spec.cluster_ip, &live_ip) {
+            (Some(want), Some(have)) if want != have => {
+                return Err(unprocessable(format!(
+                    "spec.clusterIP: field is immutable (is {have}, asked {want}); delete and re-create the Service"
+                )));
+            }
+            (None, Some(have)) => spec.cluster_ip = Some(have.clone()),
+            (Some(_), _) => {}
+            (None, None) => {
+                let cidr = crate::discovery::Cidr::parse(&s.discovery.service_cidr)
+                    .map_err(|e| unprocessable(format!("discovery.service_cidr: {e}")))?;
+                let ip = crate::discovery::allocate_cluster_ip(
+                    &cidr,
+                    &key.namespace,
+                    &key.name,
+                    &self.ips,
+                )
+                .ok_or_else(|| {
+                    unprocessable(format!(
+                        "spec.clusterIP: no free address left in {}",
+                        s.discovery.service_cidr
+                    ))
+                })?;
+                self.ips.insert(ip);
+                spec.cluster_ip = Some(ip.to_string());
+            }
+        }
+        let exposed = matches!(
+            spec.service_type,
+            Some(ServiceType::NodePort | ServiceType::LoadBalancer)
+        );
+        if exposed {
+            let range = crate::discovery::parse_port_range(&s.discovery.node_port_range)
+                .map_err(|e| unprocessable(format!("discovery.node_port_range: {e}")))?;
+            for (i, p) in spec.ports.iter_mut().enumerate() {
+                if p.node_port.is_some() {
+                    continue;
+                }
+                let kept = live.as_ref().and_then(|l| {
+                    l.spec
+                        .ports
+                        .iter()
+                        .find(|lp| lp.port == p.port && lp.name == p.name)
+                        .and_then(|lp| lp.node_port)
+                });
+                let np = match kept {
+                    Some(np) => np,
+                    None => {
+                        let seed = format!("{}/{}/{}", key.namespace, key.name, p.port);
+                        crate::discovery::allocate_node_port(range, &seed, &self.ports)
+                            .ok_or_else(|| {
+                                unprocessable(format!(
+                                    "spec.ports[{i}].nodePort: no free port left in {}",
+                                    s.discovery.node_port_range
+                                ))
+                            })?
+                    }
+                };
+                self.ports.insert(np);
+                p.node_port = Some(np);
+            }
+        }
+        let spec = serde_json::to_value(&body.spec)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        obj.body.insert("spec".into(), spec);
+        Ok(())
+    }
+}
+
+/// One Service's endpoints as this node's load balancer sees them.
+fn endpoints_json(e: &crate::discovery::ServiceEntry) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": e.name, "namespace": e.namespace},
+        "clusterIP": e.cluster_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "None".into()),
+        "ports": e.ports.iter().map(|p| json!({
+            "name": p.name,
+            "port": p.port,
+            "nodePort": p.node_port,
+            "endpoints": p.endpoints.iter().map(|ep| json!({
+                "ip": ep.ip.to_string(),
+                "port": ep.port,
+                "pod": ep.pod,
+                "node": ep.node,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn service_table(s: &ApiState) -> ApiResult<Arc<crate::discovery::ServiceTable>> {
+    s.services
+        .as_ref()
+        .map(|rx| rx.borrow().clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "discovery is disabled on this node (discovery.enabled = false)",
+            )
+        })
+}
+
+fn endpoints_list(s: &ApiState, ns: Option<&str>) -> ApiResult<Response> {
+    let t = service_table(s)?;
+    let items: Vec<Value> = t
+        .services
+        .values()
+        .filter(|e| ns.is_none_or(|n| n == e.namespace))
+        .map(endpoints_json)
+        .collect();
+    Ok(Json(json!({"kind": "EndpointsList", "items": items})).into_response())
+}
+
+async fn endpoints_all(State(s): State<ApiState>) -> ApiResult<Response> {
+    endpoints_list(&s, None)
+}
+
+async fn endpoints_ns(
+    State(s): State<ApiState>,
+    Path(ns): Path<String>,
+) -> ApiResult<Response> {
+    endpoints_list(&s, Some(&ns))
+}
+
+async fn endpoints_one(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let t = service_table(&s)?;
+    let e = t.get(&ns, &name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("endpoints {ns}/{name} not found (no such Service)"),
+        )
+    })?;
+    Ok(Json(endpoints_json(e)).into_response())
 }
 
 /// Current UTC time as RFC 3339, second precision, as Kubernetes prints it.

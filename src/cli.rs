@@ -254,6 +254,9 @@ pub struct AgentArgs {
     /// Pre-shared cluster key file.
     #[arg(long)]
     pub cluster_key_file: Option<PathBuf>,
+    /// DNS listen address for `*.svc.shoal` (default 127.0.0.1:7953).
+    #[arg(long)]
+    pub dns_addr: Option<String>,
 }
 
 impl AgentArgs {
@@ -297,6 +300,9 @@ impl AgentArgs {
         }
         if let Some(v) = &self.cluster_key_file {
             cfg.cluster_key_file = Some(v.clone());
+        }
+        if let Some(v) = &self.dns_addr {
+            cfg.discovery.dns_addr = v.clone();
         }
         cfg.validate()?;
         Ok(cfg)
@@ -707,6 +713,9 @@ async fn get(
     all: bool,
     output: Output,
 ) -> anyhow::Result<()> {
+    if matches!(kind, "endpoints" | "ep") {
+        return get_endpoints(client, name, namespace, all, output).await;
+    }
     let kind = kind_arg(kind)?;
     let ns = namespace.unwrap_or_else(|| "default".into());
     let path = if all && name.is_none() {
@@ -758,6 +767,74 @@ async fn get(
     Ok(())
 }
 
+/// `get endpoints`: the ready endpoints behind each Service, as the node
+/// answering sees them (endpoints are derived per node, not stored).
+async fn get_endpoints(
+    client: &Client,
+    name: Option<&str>,
+    namespace: Option<String>,
+    all: bool,
+    output: Output,
+) -> anyhow::Result<()> {
+    let ns = namespace.unwrap_or_else(|| "default".into());
+    let path = match (name, all) {
+        (Some(n), _) => format!("/v1/namespaces/{ns}/endpoints/{n}"),
+        (None, true) => "/v1/endpoints".to_string(),
+        (None, false) => format!("/v1/namespaces/{ns}/endpoints"),
+    };
+    let resp = client.send(reqwest::Method::GET, &path, None).await?;
+    let items: Vec<Value> = if name.is_some() {
+        vec![resp.clone()]
+    } else {
+        resp.get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    match output {
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&resp)?),
+        Output::Yaml => out!(
+            "{}",
+            serde_saphyr::to_string(&resp).map_err(|e| anyhow!("yaml: {e}"))?
+        ),
+        Output::Table => {
+            if items.is_empty() {
+                eprintln!("No resources found in {ns} namespace.");
+                return Ok(());
+            }
+            let mut rows = vec![Vec::new()];
+            if all {
+                rows[0].push("NAMESPACE".to_string());
+            }
+            rows[0].extend(["NAME", "ENDPOINTS"].map(String::from));
+            for it in &items {
+                let mut row = Vec::new();
+                if all {
+                    row.push(s(it, &["metadata", "namespace"]).as_str().unwrap_or("").to_string());
+                }
+                row.push(s(it, &["metadata", "name"]).as_str().unwrap_or("").to_string());
+                let eps: Vec<String> = s(it, &["ports"])
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|p| p.get("endpoints").and_then(Value::as_array).into_iter().flatten())
+                    .map(|e| {
+                        format!(
+                            "{}:{}",
+                            e.get("ip").and_then(Value::as_str).unwrap_or("?"),
+                            e.get("port").and_then(Value::as_u64).unwrap_or(0)
+                        )
+                    })
+                    .collect();
+                row.push(if eps.is_empty() { "<none>".into() } else { eps.join(",") });
+                rows.push(row);
+            }
+            out!("{}", render_rows(&rows));
+        }
+    }
+    Ok(())
+}
+
 fn s<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
     let mut cur = v;
     for p in path {
@@ -803,7 +880,7 @@ fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
     let extra: &[&str] = match kind {
         Kind::Pod => &["READY", "STATUS", "RESTARTS", "AGE", "NODE"],
         Kind::Deployment => &["READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
-        Kind::Service => &["TYPE", "PORT(S)", "SELECTOR", "AGE"],
+        Kind::Service => &["TYPE", "CLUSTER-IP", "PORT(S)", "SELECTOR", "AGE"],
         Kind::ConfigMap => &["DATA", "AGE"],
         Kind::Secret => &["TYPE", "DATA", "AGE"],
         Kind::Job => &["COMPLETIONS", "AGE"],
@@ -871,13 +948,24 @@ fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                         .unwrap_or("ClusterIP")
                         .to_string(),
                 );
+                row.push(
+                    s(it, &["spec", "clusterIP"])
+                        .as_str()
+                        .unwrap_or("<none>")
+                        .to_string(),
+                );
                 let ports: Vec<String> = s(it, &["spec", "ports"])
                     .as_array()
                     .into_iter()
                     .flatten()
                     .map(|p| {
+                        let node_port = p
+                            .get("nodePort")
+                            .and_then(Value::as_u64)
+                            .map(|n| format!(":{n}"))
+                            .unwrap_or_default();
                         format!(
-                            "{}/{}",
+                            "{}{node_port}/{}",
                             p.get("port").and_then(Value::as_u64).unwrap_or(0),
                             p.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
                         )

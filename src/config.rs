@@ -54,6 +54,8 @@ pub struct Config {
     pub membership: crate::membership::MembershipConfig,
     /// Scheduler and controllers.
     pub scheduler: crate::controller::SchedulerConfig,
+    /// DNS and the Service load balancer.
+    pub discovery: crate::discovery::DiscoveryConfig,
 }
 
 /// Node agent settings.
@@ -153,6 +155,7 @@ impl Default for Config {
             agent: AgentConfig::default(),
             membership: Default::default(),
             scheduler: Default::default(),
+            discovery: Default::default(),
         }
     }
 }
@@ -210,6 +213,14 @@ impl Config {
             p2p_addr: "127.0.0.1:0".into(),
             api_addr: "127.0.0.1:0".into(),
             runtime: Some("process".into()),
+            // Cluster IPs on loopback need no interface changes, and port 0
+            // lets many test nodes share a host.
+            discovery: crate::discovery::DiscoveryConfig {
+                dns_addr: "127.0.0.1:0".into(),
+                container_dns: String::new(),
+                service_cidr: "127.96.0.0/16".into(),
+                ..Default::default()
+            },
             raft: RaftConfig {
                 heartbeat_ms: 100,
                 election_timeout_min_ms: 400,
@@ -236,6 +247,9 @@ impl Config {
                     .into(),
             ));
         }
+        self.discovery
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(0) = self.bootstrap_expect {
             return Err(ConfigError::Invalid(
                 "bootstrap_expect must be at least 1".into(),

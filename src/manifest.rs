@@ -1581,8 +1581,14 @@ fn check_service(spec: &ServiceSpec, ck: &mut Checker) -> Res {
             "LoadBalancer is served as NodePort (shoal provisions no external load balancer)",
         );
     }
-    if spec.cluster_ip.is_some() {
-        ck.not_acted_on("spec.clusterIP");
+    if let Some(ip) = spec.cluster_ip.as_deref()
+        && ip != "None"
+        && ip.parse::<std::net::Ipv4Addr>().is_err()
+    {
+        return fail(
+            "spec.clusterIP",
+            format!("{ip:?} is neither an IPv4 address nor \"None\""),
+        );
     }
     Ok(())
 }
@@ -2140,9 +2146,12 @@ spec:
         let p = ok(
             "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: LoadBalancer, clusterIP: 10.0.0.1, ports: [{port: 80, nodePort: 30080}]}\n",
         );
-        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
         assert!(p.warnings[0].contains("spec.type: LoadBalancer is served as NodePort"));
-        assert!(p.warnings[1].ends_with("spec.clusterIP: accepted but not acted on yet"));
+        let e = err(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {clusterIP: 10.0.0, ports: [{port: 80}]}\n",
+        );
+        assert!(e.contains("spec.clusterIP"), "{e}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tracing::info;
 use crate::agent::{self, logs::LogService};
 use crate::autopilot::{self, AutopilotConfig};
 use crate::config::{Config, ConfigError};
+use crate::discovery::Discovery;
 use crate::membership::{Membership, Meta};
 use crate::net::{self, Net, NetConfig, NetError};
 use crate::runtime::{DynRuntime, RuntimeError, docker::DockerRuntime, process::ProcessRuntime};
@@ -32,6 +33,8 @@ pub enum NodeError {
     },
     #[error("container runtime: {0}")]
     Runtime(#[from] RuntimeError),
+    #[error("discovery: {0}")]
+    Discovery(#[from] crate::discovery::DiscoveryError),
     #[error("cannot listen for the API on {addr}: {source}")]
     Api {
         addr: String,
@@ -51,6 +54,8 @@ pub struct Node {
     pub runtime: DynRuntime,
     /// Gossip membership.
     pub membership: Membership,
+    /// DNS and the Service load balancer, unless disabled.
+    pub discovery: Option<Arc<Discovery>>,
     net: Net,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -138,6 +143,29 @@ impl Node {
             crate::controller::spawn(store.clone(), membership.clone(), cfg.scheduler.clone()),
         ];
         let host_ip = host_ip(&info);
+        let discovery = if cfg.discovery.enabled {
+            let container_dns = match cfg.discovery.container_dns.as_str() {
+                "" => None,
+                "auto" => runtime.host_address_for_containers().await,
+                ip => ip.parse().ok(),
+            };
+            Some(Arc::new(
+                Discovery::start(
+                    &cfg.discovery,
+                    store.clone(),
+                    info.name.clone(),
+                    host_ip.parse().ok(),
+                    container_dns,
+                )
+                .await?,
+            ))
+        } else {
+            None
+        };
+        let cluster_dns = discovery
+            .as_ref()
+            .and_then(|d| d.container_dns())
+            .map(|ip| (ip, cfg.discovery.domain.clone()));
         let ctx = agent::Ctx::new(
             store.clone(),
             runtime.clone(),
@@ -150,6 +178,7 @@ impl Node {
                     cfg.scheduler.disconnected_stop_after_ms,
                 )),
             },
+            cluster_dns,
         );
         tasks.push(agent::spawn(ctx, info.clone()));
         let logs = LogService::start(
@@ -160,7 +189,8 @@ impl Node {
         );
         let api_state = crate::api::ApiState::new(store.clone(), info.clone(), &cfg.api)
             .with_logs(logs)
-            .with_membership(membership.clone());
+            .with_membership(membership.clone())
+            .with_services(cfg.discovery.clone(), discovery.as_ref().map(|d| d.table()));
         tasks.push(tokio::spawn(crate::api::serve(api_listener, api_state)));
         info!(api = %api_addr, "API listening");
         Ok(Node {
@@ -169,6 +199,7 @@ impl Node {
             store,
             runtime,
             membership,
+            discovery,
             net,
             tasks,
         })

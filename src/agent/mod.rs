@@ -53,6 +53,8 @@ pub struct Ctx {
     /// Stop this node's pods after being cut off from the cluster this long
     /// (`scheduler.disconnected_pods = "stop"`); `None` keeps them running.
     pub stop_when_disconnected: Option<Duration>,
+    /// The cluster DNS server containers get, and the cluster domain.
+    pub cluster_dns: Option<(std::net::IpAddr, String)>,
 }
 
 impl Ctx {
@@ -64,6 +66,7 @@ impl Ctx {
         host_ip: String,
         cfg: AgentConfig,
         stop_when_disconnected: Option<Duration>,
+        cluster_dns: Option<(std::net::IpAddr, String)>,
     ) -> Arc<Ctx> {
         Arc::new(Ctx {
             store,
@@ -78,6 +81,7 @@ impl Ctx {
                 .build()
                 .unwrap_or_default(),
             stop_when_disconnected,
+            cluster_dns,
         })
     }
 }

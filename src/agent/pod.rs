@@ -331,6 +331,18 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
     );
     s.insert("hostIP".into(), json!(ctx.host_ip));
     s.insert("podIP".into(), json!(pod_ip));
+    // Where each container port is published on the host: other nodes'
+    // load balancers connect there (not part of Kubernetes' PodStatus).
+    let mut mappings: Vec<Value> = views
+        .iter()
+        .filter_map(|v| v.current)
+        .flat_map(|c| c.ports.iter())
+        .map(|p| json!({"containerPort": p.container_port, "hostPort": p.host_port}))
+        .collect();
+    mappings.dedup();
+    if !mappings.is_empty() {
+        s.insert("portMappings".into(), Value::Array(mappings));
+    }
     let start = prev
         .as_ref()
         .and_then(|p| p.get("startTime"))
@@ -633,6 +645,12 @@ impl Sync<'_> {
             .take(8)
             .collect();
         let limits = c.resources.as_ref().map(|r| &r.limits);
+        let dns = match &self.ctx.cluster_dns {
+            Some((ip, domain)) => {
+                crate::discovery::container_resolver(*ip, domain, &self.key.namespace)
+            }
+            None => (Vec::new(), Vec::new()),
+        };
         ContainerSpec {
             name: format!(
                 "shoal_{}_{}_{}_{}_{}",
@@ -643,16 +661,17 @@ impl Sync<'_> {
             args: c.args.clone(),
             env,
             labels,
+            // Every declared port is published (on an engine-chosen port
+            // unless the pod asked for one): container addresses do not
+            // route between hosts, so that is how other nodes' load
+            // balancers reach this pod.
             ports: c
                 .ports
                 .iter()
-                .filter_map(|p| {
-                    let host_port = p.host_port.filter(|h| *h != 0)?;
-                    Some(PortBinding {
-                        container_port: p.container_port,
-                        host_port,
-                        host_ip: String::new(),
-                    })
+                .map(|p| PortBinding {
+                    container_port: p.container_port,
+                    host_port: p.host_port.unwrap_or(0),
+                    host_ip: publish_ip(&self.ctx.host_ip),
                 })
                 .collect(),
             cpu_limit_millis: limits
@@ -663,9 +682,20 @@ impl Sync<'_> {
                 .and_then(|q| q.memory_bytes().ok()),
             working_dir: c.working_dir.clone(),
             mounts: Vec::new(),
-            dns_servers: Vec::new(),
-            dns_search: Vec::new(),
+            dns_servers: dns.0,
+            dns_search: dns.1,
+            // A host name is one DNS label: at most 63 bytes.
+            hostname: Some(self.key.name.chars().take(63).collect()),
         }
+    }
+}
+
+/// The host address to publish ports on: the one other hosts reach this
+/// one at, or every address when that is not a plain IP.
+fn publish_ip(host_ip: &str) -> String {
+    match host_ip.parse::<std::net::IpAddr>() {
+        Ok(ip) if !ip.is_unspecified() => ip.to_string(),
+        _ => String::new(),
     }
 }
 

@@ -190,6 +190,7 @@ mod tests {
             started_at: Some(UNIX_EPOCH),
             created_at: None,
             ip: None,
+            ports: Vec::new(),
         }
     }
 

@@ -1,1 +1,1615 @@
-//! DNS server (being written).
+//! Authoritative DNS for Services, forwarding everything else.
+//!
+//! With `domain = "shoal"` the zone is `svc.shoal.` and holds:
+//!
+//! ```text
+//! svc.shoal.                           SOA  ns.svc.shoal. hostmaster.svc.shoal. ...
+//!                                      NS   ns.svc.shoal.
+//! NS.svc.shoal.                        (empty non-terminal: one per namespace)
+//! NAME.NS.svc.shoal.                   A    cluster IP, or every endpoint IP when headless
+//! POD.NAME.NS.svc.shoal.               A    that endpoint's IP
+//! _tcp.NAME.NS.svc.shoal.              (empty non-terminal when a port is named)
+//! _PORT._tcp.NAME.NS.svc.shoal.        SRV  0 W PORT POD.NAME.NS.svc.shoal. (one per endpoint)
+//! ```
+//!
+//! Every other name under `shoal.` is NXDOMAIN, except `shoal.` itself, an
+//! empty non-terminal. Empty non-terminals answer NODATA rather than NXDOMAIN
+//! because resolvers following RFC 8020 treat NXDOMAIN as "nothing below
+//! either" and would then hide the Services under them. Names outside
+//! `shoal.` are forwarded to the configured upstreams.
+//!
+//! Answers come from the [`ServiceTable`] currently published on the watch
+//! channel, read afresh on every query, so there is no zone to reload.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::op::{
+    Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode,
+};
+use hickory_server::proto::rr::rdata::{A, NS, SOA, SRV};
+use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use socket2::{Domain, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Semaphore, watch};
+use tracing::{debug, info, warn};
+
+use super::table::{Endpoint, ServiceEntry, ServiceTable};
+
+/// How long one upstream gets to answer before the next is tried.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
+/// EDNS payload we advertise upstream: the DNS flag day 2020 value, which
+/// avoids IP fragmentation while still sparing most answers a TCP retry.
+const UPSTREAM_UDP_PAYLOAD: u16 = 1232;
+/// Forwards in flight at once; each holds a socket for up to
+/// `FORWARD_TIMEOUT` per upstream, so a flood must not exhaust descriptors.
+const MAX_CONCURRENT_FORWARDS: usize = 512;
+/// A TCP client idle this long is disconnected.
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Responses queued per TCP connection.
+const TCP_RESPONSE_BUFFER: usize = 32;
+const TCP_BACKLOG: i32 = 1024;
+/// Warnings about failing upstreams are logged at most this often.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
+/// Tries at finding a port free for both UDP and TCP when asked for port 0.
+const EPHEMERAL_BIND_ATTEMPTS: usize = 16;
+/// `shutdown` waits this long for in-flight work before abandoning it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Settings of the DNS server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Addresses to serve UDP and TCP on; port 0 picks a free port.
+    pub listen: Vec<SocketAddr>,
+    /// Cluster domain, e.g. "shoal"; the zone served is `svc.<domain>.`.
+    pub domain: String,
+    /// TTL of every record, and the SOA minimum (negative-caching TTL).
+    pub ttl_secs: u32,
+    /// Servers that names outside the domain are forwarded to, in order;
+    /// empty means such queries are REFUSED.
+    pub upstreams: Vec<SocketAddr>,
+}
+
+/// Why the DNS server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    /// A listen address could not be bound.
+    #[error("dns: bind {proto} {addr}: {source}")]
+    Bind {
+        /// The address from the configuration.
+        addr: SocketAddr,
+        /// "udp" or "tcp".
+        proto: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The configured domain is not a usable DNS name.
+    #[error("dns: invalid domain {domain:?}: {reason}")]
+    Domain {
+        /// The configured domain.
+        domain: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No listen address was configured.
+    #[error("dns: no listen addresses configured")]
+    NoListen,
+}
+
+/// A running DNS server; dropping it stops serving.
+pub struct DnsServer {
+    server: Server<Handler>,
+    local_addrs: Vec<SocketAddr>,
+}
+
+impl std::fmt::Debug for DnsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsServer")
+            .field("local_addrs", &self.local_addrs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DnsServer {
+    /// The addresses actually bound (one per `listen` entry, same port for UDP and TCP).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.local_addrs.clone()
+    }
+
+    /// Stops accepting queries and waits briefly for those in flight.
+    pub async fn shutdown(mut self) {
+        match tokio::time::timeout(SHUTDOWN_GRACE, self.server.shutdown_gracefully()).await {
+            Ok(Ok(())) => debug!("dns server stopped"),
+            Ok(Err(error)) => debug!(%error, "dns server stopped with an error"),
+            // Dropping `self` aborts whatever is still running.
+            Err(_) => warn!("dns server did not stop in time; aborting it"),
+        }
+    }
+}
+
+/// Binds every listen address and starts answering from `table`.
+pub async fn start(
+    config: DnsConfig,
+    table: watch::Receiver<Arc<ServiceTable>>,
+) -> Result<DnsServer, DnsError> {
+    let zone = Zone::new(&config.domain, config.ttl_secs)?;
+    if config.listen.is_empty() {
+        return Err(DnsError::NoListen);
+    }
+
+    // Bind everything before serving anything, so a failure leaves nothing
+    // half-started behind.
+    let mut bound = Vec::with_capacity(config.listen.len());
+    for &addr in &config.listen {
+        match bind_pair(addr) {
+            Ok(pair) => bound.push(pair),
+            Err(error) => {
+                warn!(%error, "dns server cannot bind");
+                return Err(error);
+            }
+        }
+    }
+
+    let handler = Handler {
+        zone,
+        table,
+        upstreams: config.upstreams,
+        forward_permits: Semaphore::new(MAX_CONCURRENT_FORWARDS),
+        forward_warnings: WarnLimiter::default(),
+    };
+    let mut server = Server::new(handler);
+    let mut local_addrs = Vec::with_capacity(bound.len());
+    for (udp, tcp, addr) in bound {
+        server.register_socket(udp);
+        server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+        local_addrs.push(addr);
+    }
+    info!(listen = ?local_addrs, domain = %config.domain, "dns server started");
+    Ok(DnsServer {
+        server,
+        local_addrs,
+    })
+}
+
+/// Nameservers listed in a resolv.conf, on port 53, minus `exclude` (our own
+/// listen addresses, so we never forward to ourselves).
+pub fn upstreams_from_resolv_conf(path: &Path, exclude: &[SocketAddr]) -> Vec<SocketAddr> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => {
+            warn!(path = %path.display(), %error, "cannot read resolv.conf; no dns upstreams");
+            return Vec::new();
+        }
+    };
+    let mut upstreams = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("nameserver") {
+            continue;
+        }
+        let Some(addr) = words.next().and_then(parse_nameserver) else {
+            debug!(line, "ignoring unparseable nameserver line");
+            continue;
+        };
+        if is_ourselves(addr, exclude) || upstreams.contains(&addr) {
+            continue;
+        }
+        upstreams.push(addr);
+    }
+    upstreams
+}
+
+fn parse_nameserver(word: &str) -> Option<SocketAddr> {
+    let (ip, scope) = match word.split_once('%') {
+        Some((ip, scope)) => (ip, Some(scope)),
+        None => (word, None),
+    };
+    match (ip.parse::<IpAddr>().ok()?, scope) {
+        (ip, None) => Some(SocketAddr::new(ip, 53)),
+        // A link-local address is only usable with its interface; only a
+        // numeric scope can be expressed without resolving interface names.
+        (IpAddr::V6(ip), Some(scope)) => {
+            let scope = scope.parse().ok()?;
+            Some(SocketAddr::V6(SocketAddrV6::new(ip, 53, 0, scope)))
+        }
+        (IpAddr::V4(_), Some(_)) => None,
+    }
+}
+
+fn is_ourselves(addr: SocketAddr, exclude: &[SocketAddr]) -> bool {
+    exclude.iter().any(|ours| {
+        // Listening on the wildcard also answers on loopback, so a loopback
+        // nameserver on the same port would be us.
+        *ours == addr
+            || (ours.ip().is_unspecified()
+                && ours.port() == addr.port()
+                && ours.is_ipv4() == addr.is_ipv4()
+                && addr.ip().is_loopback())
+    })
+}
+
+/// Binds UDP and TCP on the same address.
+///
+/// For port 0 the port is picked for TCP, whose ephemeral choice avoids
+/// ports in use even with the reuse options; UDP's does not (two UDP
+/// sockets with `SO_REUSEADDR` may be handed the same port), so UDP then
+/// binds that port without the options, failing rather than silently
+/// sharing it, and a clash is retried. Sharing an ephemeral port is never
+/// wanted anyway: nobody else knows it.
+fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), DnsError> {
+    let bind_error = |proto| {
+        move |source| DnsError::Bind {
+            addr,
+            proto,
+            source,
+        }
+    };
+    if addr.port() != 0 {
+        let udp = bind_udp(addr, true).map_err(bind_error("udp"))?;
+        let tcp = bind_tcp(addr).map_err(bind_error("tcp"))?;
+        return Ok((udp, tcp, addr));
+    }
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let tcp = bind_tcp(addr).map_err(bind_error("tcp"))?;
+        let actual = tcp.local_addr().map_err(bind_error("tcp"))?;
+        match bind_udp(actual, false) {
+            Ok(udp) => return Ok((udp, tcp, actual)),
+            Err(error)
+                if error.kind() == io::ErrorKind::AddrInUse
+                    && attempts < EPHEMERAL_BIND_ATTEMPTS => {}
+            Err(source) => return Err(bind_error("udp")(source)),
+        }
+    }
+}
+
+fn new_socket(addr: SocketAddr, ty: Type, reuse: bool) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, None)?;
+    if reuse {
+        // Several daemons on one host share the bridge gateway's port 53.
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        // Lets `[::]:53` and `0.0.0.0:53` be listed side by side.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+fn bind_udp(addr: SocketAddr, reuse: bool) -> io::Result<UdpSocket> {
+    let socket = new_socket(addr, Type::DGRAM, reuse)?;
+    UdpSocket::from_std(socket.into())
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = new_socket(addr, Type::STREAM, true)?;
+    socket.listen(TCP_BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// The fixed parts of the zone.
+struct Zone {
+    /// Labels of the cluster domain, lowercase, e.g. `["shoal"]`.
+    domain_labels: Vec<Vec<u8>>,
+    /// `svc.<domain>.`
+    origin: Name,
+    ttl: u32,
+    soa: Record,
+    ns: Record,
+}
+
+/// What the zone says about a name.
+#[derive(Debug)]
+enum Lookup {
+    /// Not under the cluster domain.
+    Outside,
+    /// The name exists; no answers means NODATA.
+    Found {
+        answers: Vec<Record>,
+        additionals: Vec<Record>,
+    },
+    NxDomain,
+}
+
+impl Lookup {
+    fn nodata() -> Self {
+        Self::Found {
+            answers: Vec::new(),
+            additionals: Vec::new(),
+        }
+    }
+
+    fn answers(answers: Vec<Record>) -> Self {
+        Self::Found {
+            answers,
+            additionals: Vec::new(),
+        }
+    }
+}
+
+impl Zone {
+    fn new(domain: &str, ttl: u32) -> Result<Self, DnsError> {
+        let invalid = |reason: String| DnsError::Domain {
+            domain: domain.to_string(),
+            reason,
+        };
+        let trimmed = domain.trim_end_matches('.');
+        if trimmed.is_empty() {
+            return Err(invalid("empty".to_string()));
+        }
+        let mut domain_name = Name::from_ascii(trimmed)
+            .map_err(|e| invalid(e.to_string()))?
+            .to_lowercase();
+        domain_name.set_fqdn(true);
+        let child = |label: &str, parent: &Name| {
+            Name::from_labels([label])
+                .and_then(|n| n.append_domain(parent))
+                .map_err(|e| invalid(e.to_string()))
+        };
+        let origin = child("svc", &domain_name)?;
+        let mname = child("ns", &origin)?;
+        let rname = child("hostmaster", &origin)?;
+        // Nothing transfers this zone, so refresh/retry/expire only need to
+        // be plausible; minimum is the negative-caching TTL (RFC 2308).
+        let soa = SOA::new(mname.clone(), rname, 1, 3600, 600, 86400, ttl);
+        Ok(Self {
+            domain_labels: domain_name.iter().map(<[u8]>::to_vec).collect(),
+            soa: Record::from_rdata(origin.clone(), ttl, RData::SOA(soa)),
+            ns: Record::from_rdata(origin.clone(), ttl, RData::NS(NS(mname))),
+            origin,
+            ttl,
+        })
+    }
+
+    /// Answers `qname` (lowercased) from `table`; `owner` is the name as the
+    /// client spelled it, echoed as the owner of answers.
+    fn lookup(
+        &self,
+        table: &ServiceTable,
+        qname: &LowerName,
+        owner: &Name,
+        qtype: RecordType,
+    ) -> Lookup {
+        let labels: Vec<&[u8]> = qname.iter().collect();
+        let Some(split) = labels.len().checked_sub(self.domain_labels.len()) else {
+            return Lookup::Outside;
+        };
+        let (relative, suffix) = labels.split_at(split);
+        if !suffix
+            .iter()
+            .zip(&self.domain_labels)
+            .all(|(a, b)| *a == b.as_slice())
+        {
+            return Lookup::Outside;
+        }
+        let Some((&svc, relative)) = relative.split_last() else {
+            return Lookup::nodata();
+        };
+        if svc != b"svc" {
+            return Lookup::NxDomain;
+        }
+        let wants = |t: RecordType| qtype == t || qtype == RecordType::ANY;
+
+        let mut strs = Vec::with_capacity(relative.len());
+        for label in relative {
+            match std::str::from_utf8(label) {
+                Ok(s) => strs.push(s),
+                Err(_) => return Lookup::NxDomain,
+            }
+        }
+        match strs.as_slice() {
+            [] => {
+                let mut answers = Vec::new();
+                if wants(RecordType::SOA) {
+                    answers.push(self.soa.clone());
+                }
+                if wants(RecordType::NS) {
+                    answers.push(self.ns.clone());
+                }
+                Lookup::answers(answers)
+            }
+            [ns] => {
+                let exists = table
+                    .services
+                    .range((ns.to_string(), String::new())..)
+                    .next()
+                    .is_some_and(|((namespace, _), _)| namespace == ns);
+                if exists {
+                    Lookup::nodata()
+                } else {
+                    Lookup::NxDomain
+                }
+            }
+            [name, ns] => match table.get(ns, name) {
+                Some(service) if wants(RecordType::A) => {
+                    Lookup::answers(self.service_a(service, owner))
+                }
+                Some(_) => Lookup::nodata(),
+                None => Lookup::NxDomain,
+            },
+            [label, name, ns] => {
+                let Some(service) = table.get(ns, name) else {
+                    return Lookup::NxDomain;
+                };
+                if *label == "_tcp" {
+                    return if service.ports.iter().any(|p| p.name.is_some()) {
+                        Lookup::nodata()
+                    } else {
+                        Lookup::NxDomain
+                    };
+                }
+                let ips: BTreeSet<Ipv4Addr> = service
+                    .ports
+                    .iter()
+                    .flat_map(|p| &p.endpoints)
+                    .filter(|e| e.pod.eq_ignore_ascii_case(label))
+                    .map(|e| e.ip)
+                    .collect();
+                if ips.is_empty() {
+                    Lookup::NxDomain
+                } else if wants(RecordType::A) {
+                    Lookup::answers(ips.into_iter().map(|ip| self.a(owner, ip)).collect())
+                } else {
+                    Lookup::nodata()
+                }
+            }
+            [port, proto, name, ns] => {
+                let Some(service) = table.get(ns, name) else {
+                    return Lookup::NxDomain;
+                };
+                let Some(port) = port.strip_prefix('_') else {
+                    return Lookup::NxDomain;
+                };
+                if *proto != "_tcp" {
+                    return Lookup::NxDomain;
+                }
+                let entry = service.ports.iter().find(|p| {
+                    p.name
+                        .as_deref()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(port))
+                });
+                match entry {
+                    None => Lookup::NxDomain,
+                    Some(_) if !wants(RecordType::SRV) => Lookup::nodata(),
+                    Some(entry) => self.srv(service, &entry.endpoints, owner),
+                }
+            }
+            _ => Lookup::NxDomain,
+        }
+    }
+
+    fn a(&self, owner: &Name, ip: Ipv4Addr) -> Record {
+        Record::from_rdata(owner.clone(), self.ttl, RData::A(A(ip)))
+    }
+
+    fn service_a(&self, service: &ServiceEntry, owner: &Name) -> Vec<Record> {
+        match service.cluster_ip {
+            Some(ip) => vec![self.a(owner, ip)],
+            None => service
+                .ports
+                .iter()
+                .flat_map(|p| &p.endpoints)
+                .map(|e| e.ip)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .map(|ip| self.a(owner, ip))
+                .collect(),
+        }
+    }
+
+    fn srv(&self, service: &ServiceEntry, endpoints: &[Endpoint], owner: &Name) -> Lookup {
+        // Equal weights, as percentages the way CoreDNS does it.
+        let weight = u16::try_from(100 / endpoints.len().max(1))
+            .unwrap_or(1)
+            .max(1);
+        let mut answers = Vec::with_capacity(endpoints.len());
+        let mut targets = BTreeMap::new();
+        for endpoint in endpoints {
+            let target = Name::from_labels([
+                endpoint.pod.as_str(),
+                service.name.as_str(),
+                service.namespace.as_str(),
+            ])
+            .and_then(|n| n.append_domain(&self.origin));
+            let target = match target {
+                Ok(target) => target,
+                Err(error) => {
+                    debug!(pod = %endpoint.pod, %error, "pod name is not a usable SRV target");
+                    continue;
+                }
+            };
+            let srv = SRV::new(0, weight, endpoint.port, target.clone());
+            answers.push(Record::from_rdata(owner.clone(), self.ttl, RData::SRV(srv)));
+            targets.entry(target).or_insert(endpoint.ip);
+        }
+        let additionals = targets
+            .into_iter()
+            .map(|(target, ip)| self.a(&target, ip))
+            .collect();
+        Lookup::Found {
+            answers,
+            additionals,
+        }
+    }
+}
+
+/// How a query was answered, for the metric's `result` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Answer,
+    NoData,
+    NxDomain,
+    Forwarded,
+    Refused,
+    ServFail,
+    FormErr,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Answer => "answer",
+            Self::NoData => "nodata",
+            Self::NxDomain => "nxdomain",
+            Self::Forwarded => "forwarded",
+            Self::Refused => "refused",
+            Self::ServFail => "servfail",
+            Self::FormErr => "formerr",
+        }
+    }
+}
+
+/// Lets one warning through per `WARN_INTERVAL`, so a dead upstream does not
+/// flood the log with one line per query.
+#[derive(Default)]
+struct WarnLimiter {
+    last: Mutex<Option<Instant>>,
+}
+
+impl WarnLimiter {
+    fn allow(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < WARN_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
+
+struct Handler {
+    zone: Zone,
+    table: watch::Receiver<Arc<ServiceTable>>,
+    upstreams: Vec<SocketAddr>,
+    forward_permits: Semaphore,
+    forward_warnings: WarnLimiter,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        let started = Instant::now();
+        let (info, outcome) = self.respond(request, response_handle).await;
+        metrics::counter!("shoal_discovery_dns_queries_total", "result" => outcome.as_str())
+            .increment(1);
+        metrics::histogram!("shoal_discovery_dns_request_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match request.queries.queries().first() {
+            Some(query) => debug!(
+                src = %request.src(),
+                name = %query.name(),
+                qtype = %query.query_type(),
+                result = outcome.as_str(),
+                "dns query"
+            ),
+            None => debug!(src = %request.src(), result = outcome.as_str(), "dns query"),
+        }
+        info
+    }
+}
+
+impl Handler {
+    async fn respond<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        mut handle: R,
+    ) -> (ResponseInfo, Outcome) {
+        let edns = request.edns.as_ref().map(|req| {
+            let mut edns = Edns::new();
+            edns.set_max_payload(req.max_payload().max(512));
+            edns.set_version(0);
+            edns.set_dnssec_ok(req.flags().dnssec_ok);
+            edns
+        });
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.recursion_available = !self.upstreams.is_empty();
+
+        if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            metadata.response_code = ResponseCode::BADVERS;
+            return (
+                send(&mut handle, request, edns.as_ref(), metadata).await,
+                Outcome::FormErr,
+            );
+        }
+        let query = match request.request_info() {
+            Ok(info) if request.metadata.op_code == OpCode::Query => info.query,
+            Ok(_) => {
+                // UPDATE, NOTIFY and the like: nothing here accepts them.
+                metadata.response_code = ResponseCode::Refused;
+                return (
+                    send(&mut handle, request, edns.as_ref(), metadata).await,
+                    Outcome::Refused,
+                );
+            }
+            Err(_) => {
+                // Not exactly one question.
+                metadata.response_code = ResponseCode::FormErr;
+                return (
+                    send(&mut handle, request, edns.as_ref(), metadata).await,
+                    Outcome::FormErr,
+                );
+            }
+        };
+        let qtype = query.query_type();
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            // There are no secondaries, and upstreams are not ours to transfer.
+            metadata.response_code = ResponseCode::Refused;
+            return (
+                send(&mut handle, request, edns.as_ref(), metadata).await,
+                Outcome::Refused,
+            );
+        }
+
+        let lookup = {
+            // A clone of the Arc, so the watch's lock is released at once
+            // rather than held while the answer is built.
+            let table = Arc::clone(&self.table.borrow());
+            self.zone
+                .lookup(&table, query.name(), query.original().name(), qtype)
+        };
+
+        let (answers, additionals, outcome) = match lookup {
+            Lookup::Outside => {
+                return self
+                    .forward(request, query.original(), edns.as_ref(), metadata, handle)
+                    .await;
+            }
+            _ if !matches!(query.query_class(), DNSClass::IN | DNSClass::ANY) => {
+                metadata.response_code = ResponseCode::Refused;
+                return (
+                    send(&mut handle, request, edns.as_ref(), metadata).await,
+                    Outcome::Refused,
+                );
+            }
+            Lookup::NxDomain => {
+                metadata.response_code = ResponseCode::NXDomain;
+                (Vec::new(), Vec::new(), Outcome::NxDomain)
+            }
+            Lookup::Found {
+                answers,
+                additionals,
+            } if answers.is_empty() => (Vec::new(), additionals, Outcome::NoData),
+            Lookup::Found {
+                answers,
+                additionals,
+            } => (answers, additionals, Outcome::Answer),
+        };
+        metadata.authoritative = true;
+        let soa = match outcome {
+            Outcome::Answer => None,
+            _ => Some(&self.zone.soa),
+        };
+        let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+            metadata,
+            answers.iter(),
+            std::iter::empty(),
+            soa,
+            additionals.iter(),
+        );
+        (deliver(&mut handle, request, response).await, outcome)
+    }
+
+    async fn forward<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        query: &Query,
+        edns: Option<&Edns>,
+        mut metadata: Metadata,
+        mut handle: R,
+    ) -> (ResponseInfo, Outcome) {
+        if self.upstreams.is_empty() {
+            metadata.response_code = ResponseCode::Refused;
+            return (
+                send(&mut handle, request, edns, metadata).await,
+                Outcome::Refused,
+            );
+        }
+        let Ok(_permit) = self.forward_permits.try_acquire() else {
+            if self.forward_warnings.allow() {
+                warn!("too many dns queries being forwarded; answering SERVFAIL");
+            }
+            metadata.response_code = ResponseCode::ServFail;
+            return (
+                send(&mut handle, request, edns, metadata).await,
+                Outcome::ServFail,
+            );
+        };
+
+        let dnssec_ok = edns.is_some_and(|e| e.flags().dnssec_ok);
+        let tcp_client = request.protocol() == Protocol::Tcp;
+        for &upstream in &self.upstreams {
+            let error =
+                match forward_to(upstream, query, &request.metadata, dnssec_ok, tcp_client).await {
+                    Ok(reply) if upstream_failed(reply.metadata.response_code) => {
+                        format!("answered {}", reply.metadata.response_code)
+                    }
+                    Ok(reply) => {
+                        metadata.response_code = reply.metadata.response_code;
+                        metadata.authoritative = reply.metadata.authoritative;
+                        metadata.authentic_data = reply.metadata.authentic_data;
+                        metadata.truncation = reply.metadata.truncation;
+                        let response = MessageResponseBuilder::new(&request.queries, edns).build(
+                            metadata,
+                            reply.answers.iter(),
+                            reply.authorities.iter(),
+                            std::iter::empty(),
+                            reply.additionals.iter(),
+                        );
+                        return (
+                            deliver(&mut handle, request, response).await,
+                            Outcome::Forwarded,
+                        );
+                    }
+                    Err(error) => error.to_string(),
+                };
+            if self.forward_warnings.allow() {
+                warn!(%upstream, name = %query.name(), error, "dns upstream failed");
+            } else {
+                debug!(%upstream, name = %query.name(), error, "dns upstream failed");
+            }
+        }
+        metadata.response_code = ResponseCode::ServFail;
+        (
+            send(&mut handle, request, edns, metadata).await,
+            Outcome::ServFail,
+        )
+    }
+}
+
+/// Answers that say "this server is no use", as opposed to NXDOMAIN or
+/// NODATA, which are real answers; the next upstream may do better.
+fn upstream_failed(code: ResponseCode) -> bool {
+    matches!(
+        code,
+        ResponseCode::ServFail
+            | ResponseCode::Refused
+            | ResponseCode::NotImp
+            | ResponseCode::FormErr
+    )
+}
+
+/// Asks one upstream, over UDP and then, for a TCP client whose answer did
+/// not fit, over TCP.
+async fn forward_to(
+    upstream: SocketAddr,
+    query: &Query,
+    client: &Metadata,
+    dnssec_ok: bool,
+    tcp_client: bool,
+) -> io::Result<Message> {
+    let reply = tokio::time::timeout(
+        FORWARD_TIMEOUT,
+        exchange_udp(upstream, &upstream_query(query, client, dnssec_ok)),
+    )
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "udp timeout"))??;
+    if !(reply.metadata.truncation && tcp_client) {
+        return Ok(reply);
+    }
+    // A fresh id: the UDP one was visible to anyone watching that exchange.
+    tokio::time::timeout(
+        FORWARD_TIMEOUT,
+        exchange_tcp(upstream, &upstream_query(query, client, dnssec_ok)),
+    )
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "tcp timeout"))?
+}
+
+/// A new query for `query`, with a random id (the client's is not reused so
+/// that upstream replies cannot be spoofed by someone who saw the client's).
+fn upstream_query(query: &Query, client: &Metadata, dnssec_ok: bool) -> Message {
+    let mut message = Message::query();
+    message.metadata.recursion_desired = client.recursion_desired;
+    message.metadata.checking_disabled = client.checking_disabled;
+    message.add_query(query.clone());
+    let mut edns = Edns::new();
+    edns.set_max_payload(UPSTREAM_UDP_PAYLOAD);
+    edns.set_dnssec_ok(dnssec_ok);
+    message.set_edns(edns);
+    message
+}
+
+/// Whether `reply` answers `sent`: same id, a response, same question.
+fn answers_query(sent: &Message, reply: &Message) -> bool {
+    reply.metadata.id == sent.metadata.id
+        && reply.metadata.message_type == MessageType::Response
+        && (reply.queries.is_empty() || reply.queries == sent.queries)
+}
+
+async fn exchange_udp(upstream: SocketAddr, sent: &Message) -> io::Result<Message> {
+    let bytes = sent.to_vec().map_err(io::Error::other)?;
+    let local: SocketAddr = match upstream {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    // A fresh socket per query gives a random source port, and connecting
+    // it makes the kernel drop datagrams from anyone but the upstream.
+    let socket = UdpSocket::bind(local).await?;
+    socket.connect(upstream).await?;
+    socket.send(&bytes).await?;
+    let mut buf = vec![0; usize::from(u16::MAX)];
+    loop {
+        let n = socket.recv(&mut buf).await?;
+        // Garbage or a stale reply: keep waiting for the real one until the
+        // caller's timeout.
+        match Message::from_vec(&buf[..n]) {
+            Ok(reply) if answers_query(sent, &reply) => return Ok(reply),
+            Ok(_) => debug!(%upstream, "ignoring dns reply for another query"),
+            Err(error) => debug!(%upstream, %error, "ignoring malformed dns reply"),
+        }
+    }
+}
+
+async fn exchange_tcp(upstream: SocketAddr, sent: &Message) -> io::Result<Message> {
+    let bytes = sent.to_vec().map_err(io::Error::other)?;
+    let len = u16::try_from(bytes.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "query too long"))?;
+    let mut stream = TcpStream::connect(upstream).await?;
+    let mut framed = Vec::with_capacity(bytes.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).await?;
+    loop {
+        let len = stream.read_u16().await?;
+        let mut buf = vec![0; usize::from(len)];
+        stream.read_exact(&mut buf).await?;
+        let reply = Message::from_vec(&buf)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        if answers_query(sent, &reply) {
+            return Ok(reply);
+        }
+    }
+}
+
+/// Sends a response with no records, e.g. an error.
+async fn send<R: ResponseHandler>(
+    handle: &mut R,
+    request: &Request,
+    edns: Option<&Edns>,
+    metadata: Metadata,
+) -> ResponseInfo {
+    let response = MessageResponseBuilder::new(&request.queries, edns).build_no_records(metadata);
+    deliver(handle, request, response).await
+}
+
+async fn deliver<'a, R: ResponseHandler>(
+    handle: &mut R,
+    request: &Request,
+    response: hickory_server::zone_handler::MessageResponse<
+        '_,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    >,
+) -> ResponseInfo {
+    match handle.send_response(response).await {
+        Ok(info) => info,
+        Err(error) => {
+            debug!(src = %request.src(), %error, "cannot send dns response");
+            let mut metadata = Metadata::response_from_request(&request.metadata);
+            metadata.response_code = ResponseCode::ServFail;
+            ResponseInfo::from(Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::table::{Endpoint, PortEntry};
+    use hickory_resolver::TokioResolver;
+    use hickory_resolver::config::{
+        ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig,
+    };
+    use hickory_resolver::net::runtime::TokioRuntimeProvider;
+    use std::str::FromStr;
+
+    fn endpoint(ip: [u8; 4], port: u16, pod: &str) -> Endpoint {
+        Endpoint {
+            ip: ip.into(),
+            port,
+            pod: pod.to_string(),
+            node: "n1".to_string(),
+        }
+    }
+
+    fn service(
+        namespace: &str,
+        name: &str,
+        cluster_ip: Option<[u8; 4]>,
+        ports: Vec<PortEntry>,
+    ) -> ServiceEntry {
+        ServiceEntry {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            cluster_ip: cluster_ip.map(Ipv4Addr::from),
+            ports,
+        }
+    }
+
+    fn port(name: Option<&str>, port: u16, endpoints: Vec<Endpoint>) -> PortEntry {
+        PortEntry {
+            name: name.map(str::to_string),
+            port,
+            node_port: None,
+            endpoints,
+        }
+    }
+
+    fn table_of(services: Vec<ServiceEntry>) -> ServiceTable {
+        ServiceTable {
+            services: services
+                .into_iter()
+                .map(|s| ((s.namespace.clone(), s.name.clone()), s))
+                .collect(),
+        }
+    }
+
+    /// `web` has a cluster IP and two named ports, `db` is headless with two
+    /// pods (db-0 behind both ports), `empty` is headless with no endpoints,
+    /// `plain` has a single unnamed port.
+    fn fixture() -> ServiceTable {
+        table_of(vec![
+            service(
+                "default",
+                "web",
+                Some([10, 96, 0, 10]),
+                vec![
+                    port(
+                        Some("http"),
+                        80,
+                        vec![
+                            endpoint([10, 0, 0, 2], 8080, "web-a"),
+                            endpoint([10, 0, 0, 3], 8081, "web-b"),
+                        ],
+                    ),
+                    port(
+                        Some("metrics"),
+                        9090,
+                        vec![endpoint([10, 0, 0, 2], 9090, "web-a")],
+                    ),
+                ],
+            ),
+            service(
+                "default",
+                "db",
+                None,
+                vec![
+                    port(
+                        Some("pg"),
+                        5432,
+                        vec![
+                            endpoint([10, 0, 1, 1], 5432, "db-0"),
+                            endpoint([10, 0, 1, 2], 5432, "db-1"),
+                        ],
+                    ),
+                    port(
+                        Some("repl"),
+                        5433,
+                        vec![endpoint([10, 0, 1, 1], 5433, "db-0")],
+                    ),
+                ],
+            ),
+            service("default", "empty", None, vec![port(Some("x"), 1, vec![])]),
+            service(
+                "other",
+                "plain",
+                Some([10, 96, 0, 20]),
+                vec![port(None, 80, vec![endpoint([10, 0, 2, 1], 80, "plain-a")])],
+            ),
+        ])
+    }
+
+    struct Harness {
+        server: DnsServer,
+        addr: SocketAddr,
+        table: watch::Sender<Arc<ServiceTable>>,
+    }
+
+    async fn serve(upstreams: Vec<SocketAddr>) -> Harness {
+        let (table, rx) = watch::channel(Arc::new(fixture()));
+        let config = DnsConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            domain: "shoal".to_string(),
+            ttl_secs: 5,
+            upstreams,
+        };
+        let server = start(config, rx).await.unwrap();
+        let addr = server.local_addrs()[0];
+        assert_ne!(addr.port(), 0, "local_addrs reports the bound port");
+        Harness {
+            server,
+            addr,
+            table,
+        }
+    }
+
+    fn resolver(addr: SocketAddr, protocol: ProtocolConfig) -> TokioResolver {
+        let mut connection = ConnectionConfig::new(protocol);
+        connection.port = addr.port();
+        let name_server = NameServerConfig::new(addr.ip(), true, vec![connection]);
+        let config = ResolverConfig::from_parts(None, vec![], vec![name_server]);
+        let mut builder =
+            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
+        let options = builder.options_mut();
+        // No cache, so a table update is seen by the very next lookup.
+        options.cache_size = 0;
+        options.attempts = 1;
+        options.timeout = Duration::from_secs(2);
+        builder.build().unwrap()
+    }
+
+    fn query_message(name: &str, rtype: RecordType) -> Message {
+        let mut message = Message::query();
+        message.metadata.recursion_desired = true;
+        message.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+        message
+    }
+
+    /// Sends raw bytes over UDP and returns the reply, if one comes soon.
+    async fn udp_raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        socket.connect(addr).await.unwrap();
+        socket.send(bytes).await.unwrap();
+        let mut buf = vec![0; 65535];
+        match tokio::time::timeout(wait, socket.recv(&mut buf)).await {
+            Ok(Ok(n)) => Some(buf[..n].to_vec()),
+            _ => None,
+        }
+    }
+
+    /// One query over UDP, bypassing resolver logic so rcode, flags and the
+    /// authority section can be checked as sent.
+    async fn ask(addr: SocketAddr, name: &str, rtype: RecordType) -> Message {
+        let query = query_message(name, rtype);
+        let reply = udp_raw(addr, &query.to_vec().unwrap(), Duration::from_secs(5))
+            .await
+            .expect("no reply");
+        let reply = Message::from_vec(&reply).unwrap();
+        assert_eq!(reply.metadata.id, query.metadata.id);
+        assert_eq!(reply.metadata.message_type, MessageType::Response);
+        reply
+    }
+
+    fn a_addrs(records: &[Record]) -> Vec<Ipv4Addr> {
+        let mut ips: Vec<_> = records
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect();
+        ips.sort();
+        ips
+    }
+
+    fn assert_negative(reply: &Message, code: ResponseCode) {
+        assert_eq!(reply.metadata.response_code, code);
+        assert!(reply.metadata.authoritative);
+        assert!(reply.answers.is_empty(), "{:?}", reply.answers);
+        let [soa] = reply.authorities.as_slice() else {
+            panic!("want exactly the SOA in authority: {:?}", reply.authorities);
+        };
+        assert_eq!(soa.name, Name::from_str("svc.shoal.").unwrap());
+        assert_eq!(soa.ttl, 5);
+        let RData::SOA(data) = &soa.data else {
+            panic!("not an SOA: {soa:?}");
+        };
+        assert_eq!(data.mname, Name::from_str("ns.svc.shoal.").unwrap());
+        assert_eq!(data.minimum, 5);
+    }
+
+    #[tokio::test]
+    async fn a_answers_cluster_ip() {
+        let h = serve(vec![]).await;
+        let lookup = resolver(h.addr, ProtocolConfig::Udp)
+            .lookup("web.default.svc.shoal.", RecordType::A)
+            .await
+            .unwrap();
+        assert_eq!(
+            a_addrs(lookup.answers()),
+            vec![Ipv4Addr::new(10, 96, 0, 10)]
+        );
+
+        // Case-insensitive, authoritative, TTL from the config.
+        let reply = ask(h.addr, "WEB.Default.SVC.shoal.", RecordType::A).await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert!(reply.metadata.authoritative);
+        assert_eq!(a_addrs(&reply.answers), vec![Ipv4Addr::new(10, 96, 0, 10)]);
+        assert_eq!(reply.answers[0].ttl, 5);
+    }
+
+    #[tokio::test]
+    async fn srv_lists_endpoints_with_additional_a_records() {
+        let h = serve(vec![]).await;
+        let lookup = resolver(h.addr, ProtocolConfig::Udp)
+            .lookup("_http._tcp.web.default.svc.shoal.", RecordType::SRV)
+            .await
+            .unwrap();
+        let mut srvs: Vec<SRV> = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::SRV(srv) => Some(srv.clone()),
+                _ => None,
+            })
+            .collect();
+        srvs.sort_by_key(|s| s.port);
+        assert_eq!(srvs.len(), 2, "{srvs:?}");
+        assert_eq!(srvs[0].port, 8080);
+        assert_eq!(
+            srvs[0].target,
+            Name::from_str("web-a.web.default.svc.shoal.").unwrap()
+        );
+        assert_eq!(srvs[1].port, 8081);
+        assert_eq!(
+            srvs[1].target,
+            Name::from_str("web-b.web.default.svc.shoal.").unwrap()
+        );
+        assert!(srvs.iter().all(|s| s.priority == 0));
+        assert_eq!(srvs[0].weight, srvs[1].weight);
+
+        let reply = ask(h.addr, "_HTTP._TCP.web.default.svc.shoal.", RecordType::SRV).await;
+        assert!(reply.metadata.authoritative);
+        assert_eq!(reply.answers.len(), 2);
+        let mut additional: Vec<(String, Ipv4Addr)> = reply
+            .additionals
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some((r.name.to_string(), a.0)),
+                _ => None,
+            })
+            .collect();
+        additional.sort();
+        assert_eq!(
+            additional,
+            vec![
+                (
+                    "web-a.web.default.svc.shoal.".to_string(),
+                    Ipv4Addr::new(10, 0, 0, 2)
+                ),
+                (
+                    "web-b.web.default.svc.shoal.".to_string(),
+                    Ipv4Addr::new(10, 0, 0, 3)
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_names_are_nxdomain_with_soa() {
+        let h = serve(vec![]).await;
+        for (name, rtype) in [
+            ("nope.default.svc.shoal.", RecordType::A),
+            ("web.nope.svc.shoal.", RecordType::A),
+            ("_http._udp.web.default.svc.shoal.", RecordType::SRV),
+            ("_nope._tcp.web.default.svc.shoal.", RecordType::SRV),
+            // Unnamed ports have no SRV, and so no `_tcp` either.
+            ("_tcp.plain.other.svc.shoal.", RecordType::A),
+            ("nope.web.default.svc.shoal.", RecordType::A),
+            ("a.b.c.d.e.svc.shoal.", RecordType::A),
+            ("nope.shoal.", RecordType::A),
+        ] {
+            let reply = ask(h.addr, name, rtype).await;
+            assert_negative(&reply, ResponseCode::NXDomain);
+        }
+    }
+
+    #[tokio::test]
+    async fn existing_names_with_other_types_are_nodata() {
+        let h = serve(vec![]).await;
+        for (name, rtype) in [
+            ("web.default.svc.shoal.", RecordType::AAAA),
+            ("web.default.svc.shoal.", RecordType::TXT),
+            ("web-a.web.default.svc.shoal.", RecordType::AAAA),
+            ("_http._tcp.web.default.svc.shoal.", RecordType::A),
+            // Empty non-terminals exist too (RFC 8020).
+            ("default.svc.shoal.", RecordType::A),
+            ("_tcp.web.default.svc.shoal.", RecordType::SRV),
+            ("shoal.", RecordType::A),
+            ("svc.shoal.", RecordType::A),
+        ] {
+            let reply = ask(h.addr, name, rtype).await;
+            assert_negative(&reply, ResponseCode::NoError);
+        }
+    }
+
+    #[tokio::test]
+    async fn apex_answers_soa_and_ns() {
+        let h = serve(vec![]).await;
+        let reply = ask(h.addr, "svc.shoal.", RecordType::SOA).await;
+        assert!(reply.metadata.authoritative);
+        let [soa] = reply.answers.as_slice() else {
+            panic!("{:?}", reply.answers);
+        };
+        assert!(matches!(&soa.data, RData::SOA(s) if s.minimum == 5));
+
+        let reply = ask(h.addr, "svc.shoal.", RecordType::NS).await;
+        let [ns] = reply.answers.as_slice() else {
+            panic!("{:?}", reply.answers);
+        };
+        assert!(
+            matches!(&ns.data, RData::NS(n) if n.0 == Name::from_str("ns.svc.shoal.").unwrap())
+        );
+    }
+
+    #[tokio::test]
+    async fn headless_a_answers_every_endpoint() {
+        let h = serve(vec![]).await;
+        let lookup = resolver(h.addr, ProtocolConfig::Udp)
+            .lookup("db.default.svc.shoal.", RecordType::A)
+            .await
+            .unwrap();
+        // db-0 is behind both ports but appears once.
+        assert_eq!(
+            a_addrs(lookup.answers()),
+            vec![Ipv4Addr::new(10, 0, 1, 1), Ipv4Addr::new(10, 0, 1, 2)]
+        );
+
+        let reply = ask(h.addr, "empty.default.svc.shoal.", RecordType::A).await;
+        assert_negative(&reply, ResponseCode::NoError);
+    }
+
+    #[tokio::test]
+    async fn pod_a_answers_its_endpoint() {
+        let h = serve(vec![]).await;
+        let resolver = resolver(h.addr, ProtocolConfig::Udp);
+        let lookup = resolver
+            .lookup("db-1.db.default.svc.shoal.", RecordType::A)
+            .await
+            .unwrap();
+        assert_eq!(a_addrs(lookup.answers()), vec![Ipv4Addr::new(10, 0, 1, 2)]);
+        let lookup = resolver
+            .lookup("web-b.web.default.svc.shoal.", RecordType::A)
+            .await
+            .unwrap();
+        assert_eq!(a_addrs(lookup.answers()), vec![Ipv4Addr::new(10, 0, 0, 3)]);
+    }
+
+    #[tokio::test]
+    async fn table_update_is_visible_on_next_query() {
+        let h = serve(vec![]).await;
+        let reply = ask(h.addr, "new.default.svc.shoal.", RecordType::A).await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+
+        let mut table = fixture();
+        let new = service("default", "new", Some([10, 96, 0, 99]), vec![]);
+        table
+            .services
+            .insert(("default".to_string(), "new".to_string()), new);
+        h.table.send(Arc::new(table)).unwrap();
+
+        let reply = ask(h.addr, "new.default.svc.shoal.", RecordType::A).await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(a_addrs(&reply.answers), vec![Ipv4Addr::new(10, 96, 0, 99)]);
+    }
+
+    /// A port nothing listens on: UDP to it fails fast with ICMP unreachable.
+    async fn dead_port() -> SocketAddr {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        socket.local_addr().unwrap()
+    }
+
+    const FAKE_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+    /// An upstream answering every A query with `FAKE_ANSWER`. Over UDP it
+    /// sets TC and sends no answer when `truncate_udp`; over TCP (same port)
+    /// it always answers in full.
+    async fn fake_upstream(truncate_udp: bool) -> SocketAddr {
+        fn reply_to(bytes: &[u8], truncate: bool) -> Option<Vec<u8>> {
+            let query = Message::from_vec(bytes).ok()?;
+            let mut reply = Message::response(query.metadata.id, OpCode::Query);
+            reply.metadata.recursion_available = true;
+            reply.metadata.truncation = truncate;
+            let q = query.queries.first()?.clone();
+            if !truncate {
+                reply.add_answer(Record::from_rdata(
+                    q.name().clone(),
+                    60,
+                    RData::A(A(FAKE_ANSWER)),
+                ));
+            }
+            reply.add_query(q);
+            reply.to_vec().ok()
+        }
+
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let tcp = TcpListener::bind(addr).await.unwrap();
+        tokio::spawn(async move {
+            let mut buf = vec![0; 65535];
+            while let Ok((n, from)) = udp.recv_from(&mut buf).await {
+                if let Some(reply) = reply_to(&buf[..n], truncate_udp) {
+                    let _ = udp.send_to(&reply, from).await;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = tcp.accept().await {
+                let Ok(len) = stream.read_u16().await else {
+                    continue;
+                };
+                let mut buf = vec![0; usize::from(len)];
+                if stream.read_exact(&mut buf).await.is_err() {
+                    continue;
+                }
+                if let Some(reply) = reply_to(&buf, false) {
+                    let len = u16::try_from(reply.len()).unwrap();
+                    let _ = stream.write_all(&len.to_be_bytes()).await;
+                    let _ = stream.write_all(&reply).await;
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn outside_names_are_forwarded_in_order() {
+        let upstream = fake_upstream(false).await;
+        // The first upstream is dead, so this also covers moving on.
+        let h = serve(vec![dead_port().await, upstream]).await;
+        let reply = ask(h.addr, "Example.COM.", RecordType::A).await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert!(!reply.metadata.authoritative);
+        assert_eq!(a_addrs(&reply.answers), vec![FAKE_ANSWER]);
+        assert_eq!(
+            reply.queries[0].name().to_string(),
+            "Example.COM.",
+            "the client's question is echoed"
+        );
+
+        let lookup = resolver(h.addr, ProtocolConfig::Udp)
+            .lookup("example.org.", RecordType::A)
+            .await
+            .unwrap();
+        assert_eq!(a_addrs(lookup.answers()), vec![FAKE_ANSWER]);
+    }
+
+    #[tokio::test]
+    async fn servfail_when_every_upstream_fails() {
+        let h = serve(vec![dead_port().await]).await;
+        let reply = ask(h.addr, "example.com.", RecordType::A).await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+    }
+
+    #[tokio::test]
+    async fn refused_without_upstreams() {
+        let h = serve(vec![]).await;
+        let reply = ask(h.addr, "example.com.", RecordType::A).await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+        assert!(reply.answers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn tcp_queries_are_answered() {
+        let upstream = fake_upstream(true).await;
+        let h = serve(vec![upstream]).await;
+        let resolver = resolver(h.addr, ProtocolConfig::Tcp);
+        let lookup = resolver
+            .lookup("_pg._tcp.db.default.svc.shoal.", RecordType::SRV)
+            .await
+            .unwrap();
+        assert_eq!(lookup.answers().len(), 2);
+        assert_eq!(
+            a_addrs(lookup.additionals()),
+            vec![Ipv4Addr::new(10, 0, 1, 1), Ipv4Addr::new(10, 0, 1, 2)]
+        );
+
+        // The upstream truncates over UDP, so this answer came over TCP.
+        let lookup = resolver
+            .lookup("example.com.", RecordType::A)
+            .await
+            .unwrap();
+        assert_eq!(a_addrs(lookup.answers()), vec![FAKE_ANSWER]);
+
+        // While a UDP client gets the truncated answer, to retry over TCP.
+        let reply = ask(h.addr, "example.com.", RecordType::A).await;
+        assert!(reply.metadata.truncation);
+        assert!(reply.answers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn garbage_does_not_kill_the_server() {
+        let h = serve(vec![]).await;
+        let short = [0xffu8, 0x00, 0x13];
+        let noise: Vec<u8> = (0..200u32).map(|i| (i * 37 + 11) as u8).collect();
+        // A plausible header claiming a question that is not there.
+        let headless = [0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
+        let mut reply_to_headless = None;
+        for bytes in [&short[..], &noise, &headless] {
+            let reply = udp_raw(h.addr, bytes, Duration::from_millis(200)).await;
+            if bytes == headless {
+                reply_to_headless = reply;
+            }
+        }
+        let reply = Message::from_vec(&reply_to_headless.expect("FORMERR expected")).unwrap();
+        assert_eq!(reply.metadata.id, 0x1234);
+        assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+
+        // Two questions parse but are not a query we answer.
+        let mut two = query_message("web.default.svc.shoal.", RecordType::A);
+        two.add_query(Query::query(
+            Name::from_str("db.default.svc.shoal.").unwrap(),
+            RecordType::A,
+        ));
+        let reply = udp_raw(h.addr, &two.to_vec().unwrap(), Duration::from_secs(5))
+            .await
+            .expect("no reply");
+        let reply = Message::from_vec(&reply).unwrap();
+        assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+
+        let reply = ask(h.addr, "web.default.svc.shoal.", RecordType::A).await;
+        assert_eq!(a_addrs(&reply.answers), vec![Ipv4Addr::new(10, 96, 0, 10)]);
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_serving() {
+        let h = serve(vec![]).await;
+        let addr = h.addr;
+        TcpStream::connect(addr).await.unwrap();
+        h.server.shutdown().await;
+        let error = TcpStream::connect(addr).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+    }
+
+    #[tokio::test]
+    async fn dropping_stops_serving() {
+        let h = serve(vec![]).await;
+        let addr = h.addr;
+        drop(h);
+        // Dropping aborts the server's tasks, which the runtime completes
+        // on its next turns, so allow it a moment.
+        for _ in 0..100 {
+            match TcpStream::connect(addr).await {
+                Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => return,
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+        panic!("{addr} still accepts connections after the server was dropped");
+    }
+
+    #[tokio::test]
+    async fn bind_error_names_the_address() {
+        let (_tx, rx) = watch::channel(Arc::new(ServiceTable::default()));
+        // TEST-NET-1 is not assigned to any local interface.
+        let addr: SocketAddr = "192.0.2.1:0".parse().unwrap();
+        let config = DnsConfig {
+            listen: vec![addr],
+            domain: "shoal".to_string(),
+            ttl_secs: 5,
+            upstreams: vec![],
+        };
+        let error = start(config, rx).await.unwrap_err();
+        assert!(
+            matches!(&error, DnsError::Bind { addr: a, .. } if *a == addr),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("192.0.2.1:0"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn daemons_share_a_fixed_port() {
+        // A port free for both protocols right now.
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(std::net::UdpSocket::bind(addr).unwrap());
+        drop(probe);
+
+        let mut servers = Vec::new();
+        for _ in 0..2 {
+            let (tx, rx) = watch::channel(Arc::new(fixture()));
+            let config = DnsConfig {
+                listen: vec![addr],
+                domain: "shoal".to_string(),
+                ttl_secs: 5,
+                upstreams: vec![],
+            };
+            let server = start(config, rx).await.unwrap();
+            assert_eq!(server.local_addrs(), vec![addr]);
+            servers.push((server, tx));
+        }
+        let reply = ask(addr, "web.default.svc.shoal.", RecordType::A).await;
+        assert_eq!(a_addrs(&reply.answers), vec![Ipv4Addr::new(10, 96, 0, 10)]);
+        let lookup = resolver(addr, ProtocolConfig::Tcp)
+            .lookup("web.default.svc.shoal.", RecordType::A)
+            .await
+            .unwrap();
+        assert_eq!(
+            a_addrs(lookup.answers()),
+            vec![Ipv4Addr::new(10, 96, 0, 10)]
+        );
+    }
+
+    #[test]
+    fn resolv_conf_nameservers_minus_ourselves() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resolv.conf");
+        std::fs::write(
+            &path,
+            "# comment\n\
+             search default.svc.shoal svc.shoal\n\
+             nameserver 10.0.0.53\n\
+             nameserver   172.17.0.1  \n\
+             ; nameserver 10.9.9.9\n\
+             nameserver 2001:db8::1\n\
+             nameserver fe80::1%2\n\
+             nameserver fe80::1%eth0\n\
+             nameserver not-an-ip\n\
+             nameserver 10.0.0.53\n\
+             nameserver 127.0.0.1\n\
+             options ndots:5\n",
+        )
+        .unwrap();
+        let ours: SocketAddr = "172.17.0.1:53".parse().unwrap();
+        let upstreams = upstreams_from_resolv_conf(&path, &[ours]);
+        assert_eq!(
+            upstreams,
+            vec![
+                "10.0.0.53:53".parse::<SocketAddr>().unwrap(),
+                "[2001:db8::1]:53".parse().unwrap(),
+                SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 53, 0, 2)),
+                "127.0.0.1:53".parse().unwrap(),
+            ]
+        );
+
+        // Listening on the wildcard also means loopback is us.
+        let wildcard: SocketAddr = "0.0.0.0:53".parse().unwrap();
+        let upstreams = upstreams_from_resolv_conf(&path, &[wildcard]);
+        assert!(!upstreams.contains(&"127.0.0.1:53".parse().unwrap()));
+        assert!(upstreams.contains(&"172.17.0.1:53".parse().unwrap()));
+
+        assert!(upstreams_from_resolv_conf(&dir.path().join("missing"), &[]).is_empty());
+    }
+
+    #[test]
+    fn invalid_domain_is_rejected() {
+        assert!(matches!(Zone::new("", 5), Err(DnsError::Domain { .. })));
+        assert!(matches!(Zone::new(".", 5), Err(DnsError::Domain { .. })));
+        let zone = Zone::new("Cluster.Local.", 5).unwrap();
+        assert_eq!(zone.origin, Name::from_str("svc.cluster.local.").unwrap());
+    }
+}

@@ -1,7 +1,488 @@
 //! Service discovery: DNS for `NAME.NAMESPACE.svc.shoal` and a TCP load
 //! balancer per Service port, both served from this node's replica.
+//!
+//! Every node derives the same [`ServiceTable`] from its own replica (ready
+//! pods only), answers DNS from it, and listens on each Service's cluster IP
+//! (and node port) itself, so no traffic depends on another node being up
+//! except the endpoint's own.
 
 pub mod dns;
+pub mod endpoints;
+pub mod lb;
 pub mod table;
+pub mod vip;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::resource::Kind;
+use crate::store::Store;
 
 pub use table::{Endpoint, PortEntry, ServiceEntry, ServiceTable};
+
+/// Errors starting discovery or reading its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("discovery.{field}: {msg}")]
+    Config { field: &'static str, msg: String },
+    #[error(transparent)]
+    Dns(#[from] dns::DnsError),
+}
+
+/// `[discovery]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// Serve DNS and load-balance Services on this node.
+    pub enabled: bool,
+    /// DNS listen address for the host (`--dns-addr`).
+    pub dns_addr: String,
+    /// DNS address given to containers, port 53: an IP, `auto` (the Docker
+    /// bridge gateway when the runtime has one), or empty for none.
+    pub container_dns: String,
+    /// Cluster domain: names are `NAME.NAMESPACE.svc.DOMAIN`.
+    pub domain: String,
+    /// TTL of every answer, in seconds.
+    pub dns_ttl_secs: u32,
+    /// Forward names outside the domain to the host's resolvers; refuse
+    /// them when false.
+    pub forward: bool,
+    /// Where cluster IPs are allocated. Must be the same on every node.
+    pub service_cidr: String,
+    /// Node ports are allocated from this range, `LOW-HIGH`.
+    pub node_port_range: String,
+    /// Interface that holds cluster IPs as local /32 addresses.
+    pub vip_interface: String,
+    /// Upstream connect timeout, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Endpoints tried per client connection.
+    pub connect_attempts: u32,
+    /// Consecutive connect failures that eject an endpoint.
+    pub eject_after_failures: u32,
+    /// How long an ejected endpoint gets no connections, in milliseconds.
+    pub eject_ms: u64,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            enabled: true,
+            dns_addr: "127.0.0.1:7953".into(),
+            container_dns: "auto".into(),
+            domain: "shoal".into(),
+            dns_ttl_secs: 5,
+            forward: true,
+            service_cidr: "10.96.0.0/16".into(),
+            node_port_range: "30000-32767".into(),
+            vip_interface: "lo".into(),
+            connect_timeout_ms: 1000,
+            connect_attempts: 3,
+            eject_after_failures: 3,
+            eject_ms: 10_000,
+        }
+    }
+}
+
+/// An IPv4 network, `A.B.C.D/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    base: u32,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `A.B.C.D/N` with 8 ≤ N ≤ 30.
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (ip, len) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not A.B.C.D/N"))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{ip:?} is not an IPv4 address"))?;
+        let prefix: u8 = len.parse().map_err(|_| format!("{len:?} is not a prefix length"))?;
+        if !(8..=30).contains(&prefix) {
+            return Err(format!("prefix /{prefix} must be between /8 and /30"));
+        }
+        let mask = u32::MAX << (32 - prefix);
+        Ok(Cidr {
+            base: u32::from(ip) & mask,
+            prefix,
+        })
+    }
+
+    fn size(&self) -> u32 {
+        1u32 << (32 - self.prefix)
+    }
+
+    /// Whether `ip` is inside.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & (u32::MAX << (32 - self.prefix)) == self.base
+    }
+}
+
+/// Parses `LOW-HIGH`.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} is not LOW-HIGH"))?;
+    let lo: u16 = lo.trim().parse().map_err(|_| format!("{lo:?} is not a port"))?;
+    let hi: u16 = hi.trim().parse().map_err(|_| format!("{hi:?} is not a port"))?;
+    if lo == 0 || hi < lo {
+        return Err(format!("{s:?} is not a range of ports"));
+    }
+    Ok((lo, hi))
+}
+
+impl DiscoveryConfig {
+    /// Checks the values serde cannot.
+    pub fn validate(&self) -> Result<(), DiscoveryError> {
+        let bad = |field, msg| DiscoveryError::Config { field, msg };
+        Cidr::parse(&self.service_cidr).map_err(|m| bad("service_cidr", m))?;
+        parse_port_range(&self.node_port_range).map_err(|m| bad("node_port_range", m))?;
+        self.dns_addr
+            .parse::<SocketAddr>()
+            .map_err(|_| bad("dns_addr", format!("{:?} is not HOST:PORT", self.dns_addr)))?;
+        if !matches!(self.container_dns.as_str(), "" | "auto")
+            && self.container_dns.parse::<IpAddr>().is_err()
+        {
+            return Err(bad(
+                "container_dns",
+                format!("{:?} is not an IP, \"auto\" or empty", self.container_dns),
+            ));
+        }
+        if self.domain.is_empty() || self.domain.starts_with('.') || self.domain.ends_with('.') {
+            return Err(bad("domain", format!("{:?} is not a domain", self.domain)));
+        }
+        Ok(())
+    }
+
+    fn lb_settings(&self) -> lb::LbSettings {
+        lb::LbSettings {
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms.max(1)),
+            connect_attempts: self.connect_attempts.max(1),
+            eject_after_failures: self.eject_after_failures.max(1),
+            eject_for: Duration::from_millis(self.eject_ms),
+        }
+    }
+}
+
+fn spread(seed: &str, n: u32) -> u32 {
+    let h = Sha256::digest(seed.as_bytes());
+    u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % n.max(1)
+}
+
+/// A free cluster IP for `namespace/name`: a hash of the name, then the
+/// next free one. The network and broadcast addresses and the first host
+/// address (reserved, as Kubernetes does) are never given.
+pub fn allocate_cluster_ip(
+    cidr: &Cidr,
+    namespace: &str,
+    name: &str,
+    used: &HashSet<Ipv4Addr>,
+) -> Option<Ipv4Addr> {
+    let usable = cidr.size().checked_sub(3)?;
+    let start = spread(&format!("{namespace}/{name}"), usable);
+    (0..usable)
+        .map(|i| Ipv4Addr::from(cidr.base + 2 + (start + i) % usable))
+        .find(|ip| !used.contains(ip))
+}
+
+/// A free node port for `namespace/name/port`, the same way.
+pub fn allocate_node_port(range: (u16, u16), seed: &str, used: &HashSet<u16>) -> Option<u16> {
+    let n = u32::from(range.1 - range.0) + 1;
+    let start = spread(seed, n);
+    (0..n)
+        .map(|i| range.0 + ((start + i) % n) as u16)
+        .find(|p| !used.contains(p))
+}
+
+/// The running discovery of one node.
+pub struct Discovery {
+    table: watch::Receiver<Arc<ServiceTable>>,
+    container_dns: Option<IpAddr>,
+    dns: Vec<dns::DnsServer>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Discovery {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Discovery {
+    /// Starts the table builder, the load balancer and DNS on `cfg.dns_addr`
+    /// (and `container_dns`:53 when given).
+    pub async fn start(
+        cfg: &DiscoveryConfig,
+        store: Store,
+        node: String,
+        host_ip: Option<Ipv4Addr>,
+        container_dns: Option<IpAddr>,
+    ) -> Result<Discovery, DiscoveryError> {
+        cfg.validate()?;
+        let (tx, rx) = watch::channel(Arc::new(ServiceTable::default()));
+        let mut tasks = vec![tokio::spawn(build_loop(store, node, host_ip, tx))];
+        tasks.push(tokio::spawn(balance_loop(cfg.clone(), rx.clone())));
+        let mut listen = vec![cfg.dns_addr.parse::<SocketAddr>().map_err(|_| {
+            DiscoveryError::Config {
+                field: "dns_addr",
+                msg: format!("{:?} is not HOST:PORT", cfg.dns_addr),
+            }
+        })?];
+        let mut dns_servers = Vec::new();
+        let upstreams = if cfg.forward {
+            // Never forward to ourselves: a host whose resolv.conf lists the
+            // bridge gateway would loop.
+            let mut ours = listen.clone();
+            ours.extend(container_dns.map(|ip| SocketAddr::new(ip, 53)));
+            dns::upstreams_from_resolv_conf(std::path::Path::new("/etc/resolv.conf"), &ours)
+        } else {
+            Vec::new()
+        };
+        let dns_cfg = |listen: Vec<SocketAddr>| dns::DnsConfig {
+            listen,
+            domain: cfg.domain.clone(),
+            ttl_secs: cfg.dns_ttl_secs,
+            upstreams: upstreams.clone(),
+        };
+        dns_servers.push(dns::start(dns_cfg(listen.clone()), rx.clone()).await?);
+        // The containers' server is separate so that failing to bind port 53
+        // (taken, or no permission) leaves host DNS working; containers then
+        // keep the engine's default resolver.
+        let mut given = None;
+        if let Some(ip) = container_dns {
+            listen = vec![SocketAddr::new(ip, 53)];
+            match dns::start(dns_cfg(listen), rx.clone()).await {
+                Ok(s) => {
+                    dns_servers.push(s);
+                    given = Some(ip);
+                }
+                Err(e) => warn!("containers get no cluster DNS: {e}"),
+            }
+        }
+        info!(dns = %cfg.dns_addr, container_dns = ?given, "discovery started");
+        Ok(Discovery {
+            table: rx,
+            container_dns: given,
+            dns: dns_servers,
+            tasks,
+        })
+    }
+
+    /// The current table, updated as Services and pods change.
+    pub fn table(&self) -> watch::Receiver<Arc<ServiceTable>> {
+        self.table.clone()
+    }
+
+    /// The DNS server address containers should use, if one is serving.
+    pub fn container_dns(&self) -> Option<IpAddr> {
+        self.container_dns
+    }
+
+    /// Where DNS actually listens (ports resolved).
+    pub fn dns_addrs(&self) -> Vec<SocketAddr> {
+        self.dns.iter().flat_map(|d| d.local_addrs()).collect()
+    }
+}
+
+/// The DNS settings a container of a pod in `namespace` gets.
+pub fn container_resolver(dns: IpAddr, domain: &str, namespace: &str) -> (Vec<String>, Vec<String>) {
+    (
+        vec![dns.to_string()],
+        vec![
+            format!("{namespace}.svc.{domain}"),
+            format!("svc.{domain}"),
+        ],
+    )
+}
+
+/// Rebuilds the table whenever a Service or Pod changes (and every few
+/// seconds regardless: level-triggered, so a missed event costs latency,
+/// never correctness).
+async fn build_loop(
+    store: Store,
+    node: String,
+    host_ip: Option<Ipv4Addr>,
+    tx: watch::Sender<Arc<ServiceTable>>,
+) {
+    let mut watch = None;
+    loop {
+        if watch.is_none() {
+            watch = store.watch(None, None, None).ok();
+        }
+        let services = store.list(Kind::Service, None).map(|(o, _)| o);
+        let pods = store.list(Kind::Pod, None).map(|(o, _)| o);
+        if let (Ok(services), Ok(pods)) = (services, pods) {
+            let local = endpoints::Local {
+                node: &node,
+                host_ip,
+            };
+            let t = endpoints::build(&services, &pods, local);
+            let n: usize = t
+                .services
+                .values()
+                .flat_map(|s| s.ports.iter())
+                .map(|p| p.endpoints.len())
+                .sum();
+            metrics::gauge!("shoal_discovery_services").set(t.services.len() as f64);
+            metrics::gauge!("shoal_discovery_endpoints").set(n as f64);
+            tx.send_if_modified(|cur| {
+                if **cur == t {
+                    false
+                } else {
+                    *cur = Arc::new(t);
+                    true
+                }
+            });
+        }
+        let tick = tokio::time::sleep(Duration::from_secs(2));
+        tokio::pin!(tick);
+        loop {
+            let relevant = tokio::select! {
+                _ = &mut tick => break,
+                ev = async {
+                    match watch.as_mut() {
+                        Some(w) => w.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => match ev {
+                    Ok(ev) => matches!(ev.object.kind(), Some(Kind::Service | Kind::Pod)),
+                    Err(_) => {
+                        watch = None;
+                        true
+                    }
+                },
+            };
+            if relevant {
+                // Coalesce a burst (a rollout writes many pods at once).
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                break;
+            }
+        }
+    }
+}
+
+/// The listeners the table asks for.
+fn wanted(t: &ServiceTable) -> BTreeMap<SocketAddr, lb::Want> {
+    let mut want = BTreeMap::new();
+    for s in t.services.values() {
+        let service = format!("{}/{}", s.namespace, s.name);
+        for p in &s.ports {
+            if let Some(ip) = s.cluster_ip {
+                want.insert(
+                    SocketAddr::from((ip, p.port)),
+                    lb::Want {
+                        service: service.clone(),
+                        endpoints: p.endpoints.clone(),
+                    },
+                );
+            }
+            if let Some(np) = p.node_port {
+                want.insert(
+                    SocketAddr::from((Ipv4Addr::UNSPECIFIED, np)),
+                    lb::Want {
+                        service: service.clone(),
+                        endpoints: p.endpoints.clone(),
+                    },
+                );
+            }
+        }
+    }
+    want
+}
+
+/// Keeps listeners and cluster-IP addresses in step with the table; binds
+/// that failed are retried every few seconds.
+async fn balance_loop(cfg: DiscoveryConfig, mut rx: watch::Receiver<Arc<ServiceTable>>) {
+    let settings = cfg.lb_settings();
+    let mut balancer = lb::Balancer::default();
+    let mut vips: BTreeSet<Ipv4Addr> = BTreeSet::new();
+    let mut warned: HashSet<SocketAddr> = HashSet::new();
+    loop {
+        let table = rx.borrow_and_update().clone();
+        let want_vips: BTreeSet<Ipv4Addr> =
+            table.services.values().filter_map(|s| s.cluster_ip).collect();
+        for ip in want_vips.difference(&vips.clone()) {
+            match vip::add(*ip, &cfg.vip_interface).await {
+                Ok(()) => {
+                    vips.insert(*ip);
+                }
+                Err(e) => warn!("cluster IP {ip} not served on this node: {e}"),
+            }
+        }
+        for ip in vips.clone().difference(&want_vips) {
+            if let Err(e) = vip::remove(*ip, &cfg.vip_interface).await {
+                warn!("{e}");
+            }
+            vips.remove(ip);
+        }
+        let failed = balancer.reconcile(wanted(&table), &settings);
+        metrics::gauge!("shoal_discovery_lb_bind_failures").set(failed.len() as f64);
+        for (addr, e) in &failed {
+            if warned.insert(*addr) {
+                warn!(%addr, "load balancer cannot listen: {e}");
+            }
+        }
+        warned.retain(|a| failed.iter().any(|(f, _)| f == a));
+        let retry = !failed.is_empty();
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(5)), if retry => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocation_is_stable_and_skips_used_and_reserved() {
+        let cidr = Cidr::parse("10.96.0.0/30").unwrap();
+        // A /30 has one usable address after the reserved ones.
+        let ip = allocate_cluster_ip(&cidr, "default", "web", &HashSet::new()).unwrap();
+        assert_eq!(ip, Ipv4Addr::new(10, 96, 0, 2));
+        assert_eq!(
+            allocate_cluster_ip(&cidr, "default", "web", &HashSet::from([ip])),
+            None
+        );
+        let big = Cidr::parse("10.96.7.9/16").unwrap();
+        let a = allocate_cluster_ip(&big, "default", "web", &HashSet::new()).unwrap();
+        assert!(big.contains(a));
+        assert_eq!(a, allocate_cluster_ip(&big, "default", "web", &HashSet::new()).unwrap());
+        let b = allocate_cluster_ip(&big, "default", "web", &HashSet::from([a])).unwrap();
+        assert_ne!(a, b);
+        assert!(Cidr::parse("10.0.0.0/31").is_err());
+        assert!(Cidr::parse("10.0.0.0").is_err());
+    }
+
+    #[test]
+    fn node_ports_come_from_the_range() {
+        let r = parse_port_range("30000-30001").unwrap();
+        let a = allocate_node_port(r, "x", &HashSet::new()).unwrap();
+        let b = allocate_node_port(r, "x", &HashSet::from([a])).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(allocate_node_port(r, "x", &HashSet::from([a, b])), None);
+        assert!(parse_port_range("9-1").is_err());
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let cfg = DiscoveryConfig {
+            service_cidr: "10.96.0.0".into(),
+            ..Default::default()
+        };
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("discovery.service_cidr"), "{e}");
+        assert!(DiscoveryConfig::default().validate().is_ok());
+    }
+}

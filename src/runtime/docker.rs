@@ -23,7 +23,7 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogOptions, LogStream, Runtime,
+    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogOptions, LogStream, PortBinding, Runtime,
     RuntimeError, Stats,
 };
 
@@ -171,23 +171,25 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         if !exposed.contains(&key) {
             exposed.push(key.clone());
         }
-        // Host port 0 means "not published" in shoal; Docker would read it as
-        // "pick any port", which nobody could then find.
-        if p.host_port != 0 {
-            let host_ip = if p.host_ip.is_empty() {
-                "0.0.0.0".to_string()
-            } else {
-                p.host_ip.clone()
-            };
-            bindings
-                .entry(key)
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(DockerPortBinding {
-                    host_ip: Some(host_ip),
-                    host_port: Some(p.host_port.to_string()),
-                });
-        }
+        let host_ip = if p.host_ip.is_empty() {
+            "0.0.0.0".to_string()
+        } else {
+            p.host_ip.clone()
+        };
+        // Host port 0: an empty HostPort makes the engine choose a free one;
+        // `to_info` reads back which.
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(DockerPortBinding {
+                host_ip: Some(host_ip),
+                host_port: Some(if p.host_port == 0 {
+                    String::new()
+                } else {
+                    p.host_port.to_string()
+                }),
+            });
     }
     let memory = spec
         .memory_limit_bytes
@@ -231,6 +233,7 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
                 .collect(),
         ),
         working_dir: spec.working_dir.clone().filter(|w| !w.is_empty()),
+        hostname: spec.hostname.clone(),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         host_config: Some(host_config),
         ..Default::default()
@@ -261,6 +264,7 @@ fn to_info(fallback_id: &str, c: ContainerInspectResponse) -> ContainerInfo {
             finished_at: state.finished_at.as_deref().and_then(parse_rfc3339),
         }
     };
+    let ports = published_ports(c.network_settings.as_ref());
     let ip = c.network_settings.and_then(|ns| {
         let nets = ns.networks?;
         // The default bridge first: that is the network shoal's containers
@@ -291,7 +295,40 @@ fn to_info(fallback_id: &str, c: ContainerInspectResponse) -> ContainerInfo {
         started_at: state.started_at.as_deref().and_then(parse_rfc3339),
         created_at: c.created.as_deref().and_then(parse_rfc3339),
         ip,
+        ports,
     }
+}
+
+/// The host ports the engine bound, from `NetworkSettings.Ports`
+/// (`"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "32768"}, ...]`).
+fn published_ports(ns: Option<&bollard::models::NetworkSettings>) -> Vec<PortBinding> {
+    let Some(map) = ns.and_then(|n| n.ports.as_ref()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PortBinding> = map
+        .iter()
+        .filter_map(|(key, bound)| {
+            let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+            if proto != "tcp" {
+                return None;
+            }
+            let container_port: u16 = port.parse().ok()?;
+            // IPv4 and IPv6 bindings usually share the port; the first will do.
+            let b = bound.as_ref()?.iter().find(|b| {
+                b.host_port
+                    .as_deref()
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .is_some()
+            })?;
+            Some(PortBinding {
+                container_port,
+                host_port: b.host_port.as_deref()?.parse().ok()?,
+                host_ip: b.host_ip.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|p| p.container_port);
+    out
 }
 
 /// Parses Docker's RFC 3339 timestamps (`2024-05-01T10:20:30.123456789Z`,
@@ -378,6 +415,18 @@ fn secs_text(d: Duration) -> String {
 impl Runtime for DockerRuntime {
     fn name(&self) -> &'static str {
         "docker"
+    }
+
+    async fn host_address_for_containers(&self) -> Option<std::net::IpAddr> {
+        let net = self
+            .docker
+            .inspect_network("bridge", None::<bollard::query_parameters::InspectNetworkOptions>)
+            .await
+            .ok()?;
+        net.ipam?
+            .config?
+            .iter()
+            .find_map(|c| c.gateway.as_deref()?.parse().ok())
     }
 
     async fn ping(&self) -> Result<(), RuntimeError> {

@@ -59,7 +59,8 @@ pub enum RuntimeError {
 pub struct PortBinding {
     /// Port inside the container.
     pub container_port: u16,
-    /// Port on the host; 0 lets the engine pick none (not published).
+    /// Port on the host; 0 lets the engine pick a free one, which
+    /// [`ContainerInfo::ports`] then reports.
     pub host_port: u16,
     /// Host IP to bind; `0.0.0.0` when empty.
     pub host_ip: String,
@@ -105,6 +106,9 @@ pub struct ContainerSpec {
     pub dns_servers: Vec<String>,
     /// DNS search domains.
     pub dns_search: Vec<String>,
+    /// The container's host name (the pod's name, as Kubernetes sets it).
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 /// Where a container is in its life.
@@ -144,6 +148,9 @@ pub struct ContainerInfo {
     pub created_at: Option<SystemTime>,
     /// Its own IP address, when it has one (Docker bridge); `None` for host processes.
     pub ip: Option<String>,
+    /// Container ports published on the host, with the host port each got.
+    #[serde(default)]
+    pub ports: Vec<PortBinding>,
 }
 
 /// Which part of a container's log to read.
@@ -184,6 +191,13 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Checks that the engine answers.
     async fn ping(&self) -> Result<(), RuntimeError>;
+
+    /// The host's address as this runtime's containers reach it (the
+    /// Docker bridge gateway); `None` when containers share the host's
+    /// network.
+    async fn host_address_for_containers(&self) -> Option<std::net::IpAddr> {
+        None
+    }
 
     /// Makes the image available: used if present, else pulled (always pulled
     /// when `always_pull`); `RuntimeError::ImagePull` when neither works.

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogOptions, LogStream, Runtime,
+    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogOptions, LogStream, PortBinding, Runtime,
     RuntimeError, Stats,
 };
 
@@ -505,6 +505,17 @@ impl Inner {
             started_at: stored.state.started_at,
             created_at: stored.state.created_at,
             ip: None,
+            // A host process listens on the host: each port is its own.
+            ports: stored
+                .spec
+                .ports
+                .iter()
+                .map(|p| PortBinding {
+                    container_port: p.container_port,
+                    host_port: p.container_port,
+                    host_ip: String::new(),
+                })
+                .collect(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! a small HTTP client for their APIs.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod images;
 use std::path::Path;
 use std::time::Duration;

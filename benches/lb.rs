@@ -1,0 +1,237 @@
+//! The Service load balancer's cost: HTTP requests through a Service's
+//! cluster IP against the same requests sent straight to the one endpoint
+//! behind it, with the same load generator (wrk), in the same run,
+//! alternating direct and balanced rounds.
+//!
+//! The endpoint is a small keep-alive HTTP server (this binary, run as a
+//! host-process pod by a real `shoal agent --dev`). Two shapes: keep-alive
+//! (the proxy's data path) and `Connection: close` (a new upstream connect
+//! per request).
+//!
+//! Run: `cargo build --release --bins --examples && target/release/examples/lb`
+//! (needs Debian's `wrk`). Env: `SECS` per round (default 10), `ROUNDS`
+//! (default 3), `CONNS` (default 32).
+
+#[path = "support.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const BODY: &str = "hello from a shoal pod\n";
+
+/// The endpoint: answers every request on a connection until the client
+/// closes it or asks to.
+async fn serve(port: u16) {
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
+    loop {
+        let Ok((mut s, _)) = l.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let _ = s.set_nodelay(true);
+            let mut buf = Vec::with_capacity(4096);
+            let mut chunk = [0u8; 4096];
+            loop {
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            buf.extend_from_slice(&chunk[..n]);
+                            continue;
+                        }
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                buf.drain(..end + 4);
+                let close = head.contains("connection: close");
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n{}\r\n{BODY}",
+                    BODY.len(),
+                    if close { "Connection: close\r\n" } else { "" }
+                );
+                if s.write_all(resp.as_bytes()).await.is_err() || close {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Figures {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn ms(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
+    let v: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => v / 1000.0,
+        "ms" => v,
+        "s" => v * 1000.0,
+        "m" => v * 60_000.0,
+        _ => return None,
+    })
+}
+
+fn wrk(url: &str, secs: u64, conns: u32, close: bool) -> Figures {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency"]);
+    if close {
+        cmd.args(["-H", "Connection: close"]);
+    }
+    let out = cmd.arg(url).output().expect("run wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut f = Figures::default();
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(v) = t.strip_prefix("Requests/sec:") {
+            f.rps = v.trim().parse().unwrap_or(0.0);
+        } else if let Some(v) = t.strip_prefix("50%") {
+            f.p50_ms = ms(v).unwrap_or(f64::NAN);
+        } else if let Some(v) = t.strip_prefix("99%") {
+            f.p99_ms = ms(v).unwrap_or(f64::NAN);
+        } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
+            f.errors += v.trim().parse::<u64>().unwrap_or(0);
+        } else if let Some(v) = t.strip_prefix("Socket errors:") {
+            // "connect 0, read 0, write 0, timeout 0"
+            f.errors += v
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    assert!(f.rps > 0.0, "wrk printed no figures:\n{text}");
+    f
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("serve") {
+        let port: u16 = args[2].parse().expect("port");
+        serve(port).await;
+        return;
+    }
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (secs, rounds, conns) = (env("SECS", 10), env("ROUNDS", 3), env("CONNS", 32) as u32);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = support::free_ports(4);
+    let (api, p2p, dns, web) = (p[0], p[1], p[2], p[3]);
+    let config = dir.path().join("shoal.toml");
+    // Cluster IPs on loopback: no interface changes needed for a benchmark.
+    std::fs::write(
+        &config,
+        format!(
+            "[discovery]\nservice_cidr = \"127.96.0.0/16\"\ndns_addr = \"127.0.0.1:{dns}\"\ncontainer_dns = \"\"\n"
+        ),
+    )
+    .expect("config");
+    let child = Command::new(support::shoal_bin())
+        .args(["agent", "--dev", "--runtime", "process", "--name", "lb-bench"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--api-addr", &format!("127.0.0.1:{api}")])
+        .args(["--p2p-addr", &format!("127.0.0.1:{p2p}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn shoal");
+    let _daemon = Daemon(child);
+    let base = format!("http://127.0.0.1:{api}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(http.get(format!("{base}/healthz")).send().await, Ok(r) if r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "shoal never became healthy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let me = std::env::current_exe().expect("exe");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: lb-web\n  labels: {{app: lb-web}}\nspec:\n  containers:\n  - name: web\n    image: host\n    command: [\"{}\", \"serve\", \"{web}\"]\n    ports:\n    - {{name: http, containerPort: {web}}}\n    readinessProbe:\n      tcpSocket: {{port: {web}}}\n      periodSeconds: 1\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: lb-web\nspec:\n  selector: {{app: lb-web}}\n  ports:\n  - {{name: http, port: 80, targetPort: http}}\n",
+        me.display()
+    );
+    let r = http
+        .post(format!("{base}/v1/apply"))
+        .body(manifest)
+        .send()
+        .await
+        .expect("apply");
+    assert!(r.status().is_success(), "apply: {}", r.text().await.unwrap_or_default());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let vip = loop {
+        let ep: serde_json::Value = http
+            .get(format!("{base}/v1/namespaces/default/endpoints/lb-web"))
+            .send()
+            .await
+            .expect("endpoints")
+            .json()
+            .await
+            .unwrap_or_default();
+        if ep["ports"][0]["endpoints"].as_array().is_some_and(|a| a.len() == 1) {
+            break ep["clusterIP"].as_str().unwrap_or_default().to_string();
+        }
+        assert!(Instant::now() < deadline, "endpoint never ready: {ep}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Give the listener a moment after the table changed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let direct = format!("http://127.0.0.1:{web}/");
+    let balanced = format!("http://{vip}:80/");
+    println!(
+        "wrk -t2 -c{conns} -d{secs}s, {rounds} rounds each, alternating; endpoint {direct}, service {balanced}"
+    );
+    for close in [false, true] {
+        let shape = if close { "Connection: close" } else { "keep-alive" };
+        let (mut d, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            d.push(wrk(&direct, secs, conns, close));
+            b.push(wrk(&balanced, secs, conns, close));
+        }
+        let med = |v: &[Figures], f: fn(&Figures) -> f64| {
+            let mut x: Vec<f64> = v.iter().map(f).collect();
+            x.sort_by(|a, b| a.total_cmp(b));
+            x[x.len() / 2]
+        };
+        let (drps, brps) = (med(&d, |f| f.rps), med(&b, |f| f.rps));
+        let (dp99, bp99) = (med(&d, |f| f.p99_ms), med(&b, |f| f.p99_ms));
+        let (dp50, bp50) = (med(&d, |f| f.p50_ms), med(&b, |f| f.p50_ms));
+        let errs: u64 = b.iter().chain(d.iter()).map(|f| f.errors).sum();
+        println!("\n{shape} (medians of {rounds} rounds)");
+        println!("                 req/s       p50 ms    p99 ms");
+        println!("direct        {drps:>10.0}   {dp50:>8.3}  {dp99:>8.3}");
+        println!("through LB    {brps:>10.0}   {bp50:>8.3}  {bp99:>8.3}");
+        println!(
+            "LB/direct throughput {:.1}% (target >= 80%), added p99 {:+.3} ms (target <= 1 ms), errors {errs}",
+            100.0 * brps / drps,
+            bp99 - dp99
+        );
+    }
+}
