@@ -50,8 +50,10 @@ async fn ip_addr(action: &'static str, ip: Ipv4Addr, iface: &str) -> Result<(), 
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
     // Another shoal daemon on the same host (tests) may have added or
     // removed it first; the end state is what counts.
+    // iproute2's wording varies by version ("File exists" from older
+    // ones through RTNETLINK, "Address already assigned" from newer).
     let benign = match action {
-        "add" => stderr.contains("File exists"),
+        "add" => stderr.contains("File exists") || stderr.contains("already assigned"),
         _ => stderr.contains("Cannot assign") || stderr.contains("not found"),
     };
     if benign {
@@ -79,4 +81,33 @@ pub async fn remove(ip: Ipv4Addr, iface: &str) -> Result<(), VipError> {
         return Ok(());
     }
     ip_addr("del", ip, iface).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs root and iproute2, as the daemon does; 127/8 needs neither.
+    #[tokio::test]
+    async fn adding_twice_and_removing_twice_are_both_fine() {
+        assert!(implicit(Ipv4Addr::new(127, 96, 0, 5)));
+        add(Ipv4Addr::new(127, 96, 0, 5), "lo").await.expect("loopback needs nothing");
+        let ip = Ipv4Addr::new(10, 213, 255, 254);
+        let has = || async move {
+            let out = Command::new("ip")
+                .args(["-4", "addr", "show", "dev", "lo"])
+                .output()
+                .await
+                .expect("ip");
+            String::from_utf8_lossy(&out.stdout).contains(&format!("{ip}/32"))
+        };
+        add(ip, "lo").await.expect("add");
+        add(ip, "lo").await.expect("adding an address already there is fine");
+        assert!(has().await);
+        remove(ip, "lo").await.expect("remove");
+        remove(ip, "lo").await.expect("removing an absent address is fine");
+        assert!(!has().await);
+        let e = add(ip, "no-such-if0").await.unwrap_err().to_string();
+        assert!(e.contains("no-such-if0"), "{e}");
+    }
 }
