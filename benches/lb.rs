@@ -93,6 +93,17 @@ fn ms(s: &str) -> Option<f64> {
     })
 }
 
+/// CPU time (user + system) the process has used, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ")".
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat(5): 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn wrk(url: &str, secs: u64, conns: u32, close: bool) -> Figures {
     let mut cmd = Command::new("wrk");
     cmd.args(["-t2", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency"]);
@@ -164,7 +175,8 @@ async fn main() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn shoal");
-    let _daemon = Daemon(child);
+    let daemon = Daemon(child);
+    let pid = daemon.0.id();
     let base = format!("http://127.0.0.1:{api}");
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -211,9 +223,14 @@ async fn main() {
     for close in [false, true] {
         let shape = if close { "Connection: close" } else { "keep-alive" };
         let (mut d, mut b) = (Vec::new(), Vec::new());
+        let (mut lb_cpu, mut lb_reqs) = (0.0, 0.0);
         for _ in 0..rounds {
             d.push(wrk(&direct, secs, conns, close));
-            b.push(wrk(&balanced, secs, conns, close));
+            let before = cpu_secs(pid);
+            let f = wrk(&balanced, secs, conns, close);
+            lb_cpu += cpu_secs(pid) - before;
+            lb_reqs += f.rps * secs as f64;
+            b.push(f);
         }
         let med = |v: &[Figures], f: fn(&Figures) -> f64| {
             let mut x: Vec<f64> = v.iter().map(f).collect();
@@ -233,5 +250,11 @@ async fn main() {
             100.0 * brps / drps,
             bp99 - dp99
         );
+        println!(
+            "shoal daemon CPU while balancing: {:.1} us per request ({:.2} cores busy)",
+            1e6 * lb_cpu / lb_reqs.max(1.0),
+            lb_cpu / (secs * rounds) as f64
+        );
     }
+    drop(daemon);
 }

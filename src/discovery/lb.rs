@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
@@ -77,18 +77,49 @@ impl Drop for Active {
     }
 }
 
+/// A pool's metric handles, registered once: looking a labelled metric
+/// up on every connection would cost more than the proxying itself.
+struct PoolMetrics {
+    connections: Counter,
+    unserved: Counter,
+    upstream_errors: Counter,
+    ejections: Counter,
+    bytes_up: Counter,
+    bytes_down: Counter,
+    active: Gauge,
+    connect_seconds: Histogram,
+}
+
+impl PoolMetrics {
+    fn new(service: &str) -> PoolMetrics {
+        let s = service.to_string();
+        PoolMetrics {
+            connections: counter!("shoal_discovery_lb_connections_total", "service" => s.clone()),
+            unserved: counter!("shoal_discovery_lb_unserved_connections_total", "service" => s.clone()),
+            upstream_errors: counter!("shoal_discovery_lb_upstream_errors_total", "service" => s.clone()),
+            ejections: counter!("shoal_discovery_lb_ejections_total", "service" => s.clone()),
+            bytes_up: counter!("shoal_discovery_lb_bytes_total", "service" => s.clone(), "direction" => "upstream"),
+            bytes_down: counter!("shoal_discovery_lb_bytes_total", "service" => s.clone(), "direction" => "downstream"),
+            active: gauge!("shoal_discovery_lb_active_connections", "service" => s.clone()),
+            connect_seconds: histogram!("shoal_discovery_lb_upstream_connect_seconds", "service" => s),
+        }
+    }
+}
+
 /// The endpoints behind one listener.
 pub struct Pool {
     /// `namespace/name`, the metrics label.
     service: String,
     upstreams: RwLock<Vec<Arc<Upstream>>>,
     settings: LbSettings,
+    metrics: PoolMetrics,
 }
 
 impl Pool {
     /// An empty pool for `service` (`namespace/name`).
     pub fn new(service: String, settings: LbSettings) -> Arc<Pool> {
         Arc::new(Pool {
+            metrics: PoolMetrics::new(&service),
             service,
             upstreams: RwLock::new(Vec::new()),
             settings,
@@ -109,7 +140,11 @@ impl Pool {
             if next.iter().any(|u| u.addr == addr) {
                 continue;
             }
-            next.push(old.get(&addr).cloned().unwrap_or_else(|| Upstream::new(addr)));
+            next.push(
+                old.get(&addr)
+                    .cloned()
+                    .unwrap_or_else(|| Upstream::new(addr)),
+            );
         }
         *ups = next;
     }
@@ -128,28 +163,31 @@ impl Pool {
     fn pick(&self, tried: &[SocketAddr]) -> Option<Arc<Upstream>> {
         let ups = self.upstreams.read().ok()?;
         let now = Instant::now();
-        let fresh: Vec<&Arc<Upstream>> =
-            ups.iter().filter(|u| !tried.contains(&u.addr)).collect();
-        let healthy: Vec<&Arc<Upstream>> =
-            fresh.iter().copied().filter(|u| !u.ejected(now)).collect();
-        let cands = if healthy.is_empty() { fresh } else { healthy };
-        match cands.len() {
-            0 => None,
-            1 => Some(cands[0].clone()),
-            n => {
-                let i = (rand::random::<u64>() % n as u64) as usize;
-                let mut j = (rand::random::<u64>() % (n as u64 - 1)) as usize;
-                if j >= i {
-                    j += 1;
+        let fresh = |u: &&Arc<Upstream>| !tried.contains(&u.addr);
+        let healthy = |u: &&Arc<Upstream>| fresh(u) && !u.ejected(now);
+        let n_healthy = ups.iter().filter(healthy).count();
+        let choose = |n: usize, ok: &dyn Fn(&&Arc<Upstream>) -> bool| -> Option<Arc<Upstream>> {
+            let nth = |i: usize| ups.iter().filter(|u| ok(u)).nth(i);
+            match n {
+                0 => None,
+                1 => nth(0).cloned(),
+                n => {
+                    let i = (rand::random::<u64>() % n as u64) as usize;
+                    let mut j = (rand::random::<u64>() % (n as u64 - 1)) as usize;
+                    if j >= i {
+                        j += 1;
+                    }
+                    let (a, b) = (nth(i)?, nth(j)?);
+                    let less_busy =
+                        b.active.load(Ordering::Relaxed) < a.active.load(Ordering::Relaxed);
+                    Some(if less_busy { b } else { a }.clone())
                 }
-                let (a, b) = (cands[i], cands[j]);
-                let pick = if b.active.load(Ordering::Relaxed) < a.active.load(Ordering::Relaxed) {
-                    b
-                } else {
-                    a
-                };
-                Some(pick.clone())
             }
+        };
+        if n_healthy > 0 {
+            choose(n_healthy, &healthy)
+        } else {
+            choose(ups.iter().filter(fresh).count(), &fresh)
         }
     }
 
@@ -160,8 +198,7 @@ impl Pool {
                 *g = Some(Instant::now() + self.settings.eject_for);
             }
             u.failures.store(0, Ordering::Relaxed);
-            counter!("shoal_discovery_lb_ejections_total", "service" => self.service.clone())
-                .increment(1);
+            self.metrics.ejections.increment(1);
             warn!(service = %self.service, upstream = %u.addr, "endpoint ejected after repeated connect failures");
         }
     }
@@ -176,8 +213,8 @@ impl Pool {
     /// Proxies one client connection to an endpoint, trying others on
     /// connect failure.
     async fn serve(self: Arc<Self>, mut client: TcpStream) {
-        let svc = self.service.clone();
-        counter!("shoal_discovery_lb_connections_total", "service" => svc.clone()).increment(1);
+        let m = &self.metrics;
+        m.connections.increment(1);
         let mut tried = Vec::new();
         for _ in 0..self.settings.connect_attempts.max(1) {
             let Some(up) = self.pick(&tried) else { break };
@@ -189,36 +226,30 @@ impl Pool {
                     .await;
             match connected {
                 Ok(Ok(mut server)) => {
-                    histogram!("shoal_discovery_lb_upstream_connect_seconds", "service" => svc.clone())
-                        .record(t0.elapsed().as_secs_f64());
+                    m.connect_seconds.record(t0.elapsed().as_secs_f64());
                     self.succeeded(&up);
                     let _ = server.set_nodelay(true);
-                    gauge!("shoal_discovery_lb_active_connections", "service" => svc.clone())
-                        .increment(1.0);
+                    m.active.increment(1.0);
                     let res = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    gauge!("shoal_discovery_lb_active_connections", "service" => svc.clone())
-                        .decrement(1.0);
+                    m.active.decrement(1.0);
                     if let Ok((up_bytes, down_bytes)) = res {
-                        counter!("shoal_discovery_lb_bytes_total", "service" => svc.clone(), "direction" => "upstream")
-                            .increment(up_bytes);
-                        counter!("shoal_discovery_lb_bytes_total", "service" => svc, "direction" => "downstream")
-                            .increment(down_bytes);
+                        m.bytes_up.increment(up_bytes);
+                        m.bytes_down.increment(down_bytes);
                     }
                     drop(active);
                     return;
                 }
                 Ok(Err(e)) => {
-                    debug!(service = %svc, upstream = %up.addr, "connect failed: {e}");
+                    debug!(service = %self.service, upstream = %up.addr, "connect failed: {e}");
                 }
                 Err(_) => {
-                    debug!(service = %svc, upstream = %up.addr, "connect timed out");
+                    debug!(service = %self.service, upstream = %up.addr, "connect timed out");
                 }
             }
-            counter!("shoal_discovery_lb_upstream_errors_total", "service" => svc.clone())
-                .increment(1);
+            m.upstream_errors.increment(1);
             self.failed(&up);
         }
-        counter!("shoal_discovery_lb_unserved_connections_total", "service" => svc).increment(1);
+        m.unserved.increment(1);
         // Dropping the client closes it: nothing could take the connection.
     }
 }
@@ -400,7 +431,11 @@ mod tests {
         for _ in 0..60 {
             *seen.entry(ask(addr).await).or_insert(0) += 1;
         }
-        assert_eq!(seen.get(""), None, "a refused connect must be retried elsewhere: {seen:?}");
+        assert_eq!(
+            seen.get(""),
+            None,
+            "a refused connect must be retried elsewhere: {seen:?}"
+        );
         assert!(seen["a"] >= 10 && seen["b"] >= 10, "spread: {seen:?}");
         // The dead endpoint was ejected after two refusals.
         let pool = &bal.listeners[&addr].pool;
@@ -426,6 +461,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn open_connections_survive_endpoint_changes() {
+        // An echo upstream.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let echo = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        let other = named_upstream("other").await;
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let want = |port: u16| {
+            BTreeMap::from([(
+                addr,
+                Want {
+                    service: "default/echo".into(),
+                    endpoints: vec![ep(port)],
+                },
+            )])
+        };
+        let mut bal = Balancer::default();
+        assert!(bal.reconcile(want(echo), &settings()).is_empty());
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 5];
+        conn.write_all(b"one..").await.unwrap();
+        conn.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"one..");
+        // The echo endpoint leaves: new connections go to the other one,
+        // the open one keeps talking to echo.
+        bal.reconcile(want(other), &settings());
+        assert_eq!(ask(addr).await, "other");
+        conn.write_all(b"two..").await.unwrap();
+        conn.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"two..");
+    }
+
+    #[tokio::test]
     async fn least_connections_avoids_the_busy_endpoint() {
         let pool = Pool::new("default/x".into(), settings());
         pool.set_endpoints(&[ep(1), ep(2)]);
@@ -436,6 +511,11 @@ mod tests {
         }
         // Counters survive an endpoint list update.
         pool.set_endpoints(&[ep(1), ep(2), ep(3)]);
-        assert_eq!(pool.upstreams.read().unwrap()[0].active.load(Ordering::Relaxed), 5);
+        assert_eq!(
+            pool.upstreams.read().unwrap()[0]
+                .active
+                .load(Ordering::Relaxed),
+            5
+        );
     }
 }
