@@ -40,6 +40,7 @@ async fn serve(port: u16) {
         .expect("bind");
     loop {
         let Ok((mut s, _)) = l.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         tokio::spawn(async move {
@@ -106,11 +107,19 @@ fn cpu_secs(pid: u32) -> f64 {
 
 fn wrk(url: &str, secs: u64, conns: u32, close: bool) -> Figures {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t2", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency"]);
+    cmd.args([
+        "-t2",
+        &format!("-c{conns}"),
+        &format!("-d{secs}s"),
+        "--latency",
+    ]);
     if close {
         cmd.args(["-H", "Connection: close"]);
     }
-    let out = cmd.arg(url).output().expect("run wrk (apt-get install wrk)");
+    let out = cmd
+        .arg(url)
+        .output()
+        .expect("run wrk (apt-get install wrk)");
     let text = String::from_utf8_lossy(&out.stdout);
     let mut f = Figures::default();
     for line in text.lines() {
@@ -163,7 +172,14 @@ async fn main() {
     )
     .expect("config");
     let child = Command::new(support::shoal_bin())
-        .args(["agent", "--dev", "--runtime", "process", "--name", "lb-bench"])
+        .args([
+            "agent",
+            "--dev",
+            "--runtime",
+            "process",
+            "--name",
+            "lb-bench",
+        ])
         .arg("--config")
         .arg(&config)
         .arg("--data-dir")
@@ -196,7 +212,11 @@ async fn main() {
         .send()
         .await
         .expect("apply");
-    assert!(r.status().is_success(), "apply: {}", r.text().await.unwrap_or_default());
+    assert!(
+        r.status().is_success(),
+        "apply: {}",
+        r.text().await.unwrap_or_default()
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let vip = loop {
         let ep: serde_json::Value = http
@@ -207,7 +227,10 @@ async fn main() {
             .json()
             .await
             .unwrap_or_default();
-        if ep["ports"][0]["endpoints"].as_array().is_some_and(|a| a.len() == 1) {
+        if ep["ports"][0]["endpoints"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+        {
             break ep["clusterIP"].as_str().unwrap_or_default().to_string();
         }
         assert!(Instant::now() < deadline, "endpoint never ready: {ep}");
@@ -221,7 +244,11 @@ async fn main() {
         "wrk -t2 -c{conns} -d{secs}s, {rounds} rounds each, alternating; endpoint {direct}, service {balanced}"
     );
     for close in [false, true] {
-        let shape = if close { "Connection: close" } else { "keep-alive" };
+        let shape = if close {
+            "Connection: close"
+        } else {
+            "keep-alive"
+        };
         let (mut d, mut b) = (Vec::new(), Vec::new());
         let (mut lb_cpu, mut lb_reqs) = (0.0, 0.0);
         for _ in 0..rounds {
@@ -255,6 +282,23 @@ async fn main() {
             1e6 * lb_cpu / lb_reqs.max(1.0),
             lb_cpu / (secs * rounds) as f64
         );
+    }
+    // Host-process pods outlive their agent by design: delete the pod and
+    // wait for it to stop before stopping the daemon.
+    let _ = http
+        .delete(format!("{base}/v1/namespaces/default/pods/lb-web"))
+        .send()
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", web))
+        .await
+        .is_ok()
+    {
+        if Instant::now() > deadline {
+            eprintln!("the endpoint pod did not stop; kill `lb serve {web}` by hand");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(daemon);
 }

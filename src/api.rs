@@ -890,13 +890,14 @@ impl ServiceAddresses {
                     Some(np) => np,
                     None => {
                         let seed = format!("{}/{}/{}", key.namespace, key.name, p.port);
-                        crate::discovery::allocate_node_port(range, &seed, &self.ports)
-                            .ok_or_else(|| {
+                        crate::discovery::allocate_node_port(range, &seed, &self.ports).ok_or_else(
+                            || {
                                 unprocessable(format!(
                                     "spec.ports[{i}].nodePort: no free port left in {}",
                                     s.discovery.node_port_range
                                 ))
-                            })?
+                            },
+                        )?
                     }
                 };
                 self.ports.insert(np);
@@ -958,10 +959,7 @@ async fn endpoints_all(State(s): State<ApiState>) -> ApiResult<Response> {
     endpoints_list(&s, None)
 }
 
-async fn endpoints_ns(
-    State(s): State<ApiState>,
-    Path(ns): Path<String>,
-) -> ApiResult<Response> {
+async fn endpoints_ns(State(s): State<ApiState>, Path(ns): Path<String>) -> ApiResult<Response> {
     endpoints_list(&s, Some(&ns))
 }
 

@@ -810,14 +810,29 @@ async fn get_endpoints(
             for it in &items {
                 let mut row = Vec::new();
                 if all {
-                    row.push(s(it, &["metadata", "namespace"]).as_str().unwrap_or("").to_string());
+                    row.push(
+                        s(it, &["metadata", "namespace"])
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                    );
                 }
-                row.push(s(it, &["metadata", "name"]).as_str().unwrap_or("").to_string());
+                row.push(
+                    s(it, &["metadata", "name"])
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                );
                 let eps: Vec<String> = s(it, &["ports"])
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .flat_map(|p| p.get("endpoints").and_then(Value::as_array).into_iter().flatten())
+                    .flat_map(|p| {
+                        p.get("endpoints")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                    })
                     .map(|e| {
                         format!(
                             "{}:{}",
@@ -826,7 +841,11 @@ async fn get_endpoints(
                         )
                     })
                     .collect();
-                row.push(if eps.is_empty() { "<none>".into() } else { eps.join(",") });
+                row.push(if eps.is_empty() {
+                    "<none>".into()
+                } else {
+                    eps.join(",")
+                });
                 rows.push(row);
             }
             out!("{}", render_rows(&rows));

@@ -9,8 +9,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::*;
@@ -18,7 +18,9 @@ use common::*;
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig};
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig,
+};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -124,7 +126,12 @@ async fn dns_and_balancer_serve_ready_host_processes_on_two_nodes() {
     let ports = free_ports(2);
     for (i, name) in ["echo-a", "echo-b"].iter().enumerate() {
         let (code, v) = api
-            .apply(&process_web_pod(name, &format!("ds{i}"), ports[i], www.path()))
+            .apply(&process_web_pod(
+                name,
+                &format!("ds{i}"),
+                ports[i],
+                www.path(),
+            ))
             .await;
         assert_eq!(code, 200, "{v}");
     }
@@ -139,7 +146,9 @@ async fn dns_and_balancer_serve_ready_host_processes_on_two_nodes() {
         .parse()
         .unwrap();
     assert_eq!(vip.octets()[..2], [127, 96], "inside the test service_cidr");
-    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().expect("a node port") as u16;
+    let node_port = svc["spec"]["ports"][0]["nodePort"]
+        .as_u64()
+        .expect("a node port") as u16;
     assert!((30000..=32767).contains(&node_port));
     // Re-applying without the allocated fields keeps them.
     let (code, v) = api
@@ -220,21 +229,34 @@ async fn dns_and_balancer_serve_ready_host_processes_on_two_nodes() {
     ] {
         let mut seen: BTreeMap<String, u32> = BTreeMap::new();
         for _ in 0..40 {
-            let body = http_get(addr, "/").await.expect("request through the balancer");
+            let body = http_get(addr, "/")
+                .await
+                .expect("request through the balancer");
             *seen.entry(body).or_default() += 1;
         }
-        assert_eq!(seen.len(), 2, "spread over both replicas via {addr}: {seen:?}");
+        assert_eq!(
+            seen.len(),
+            2,
+            "spread over both replicas via {addr}: {seen:?}"
+        );
         assert!(seen.values().all(|n| *n >= 5), "{seen:?}");
     }
 
     // The CLI shows the endpoints.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args(["--addr", &format!("http://{}", c.nodes[0].as_ref().unwrap().api_addr)])
+        .args([
+            "--addr",
+            &format!("http://{}", c.nodes[0].as_ref().unwrap().api_addr),
+        ])
         .args(["get", "endpoints", "echo"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for p in &ports {
         assert!(text.contains(&format!("127.0.0.1:{p}")), "{text}");
     }
@@ -242,10 +264,14 @@ async fn dns_and_balancer_serve_ready_host_processes_on_two_nodes() {
     // echo-b turns unready: it leaves the endpoints and gets no new
     // connections, while it keeps running.
     std::fs::remove_file(www.path().join("echo-b").join("ready")).unwrap();
-    eventually(Duration::from_secs(20), "echo-b out of the endpoints", || {
-        let api = api.clone();
-        async move { endpoints(&api, "echo").await == vec!["echo-a".to_string()] }
-    })
+    eventually(
+        Duration::from_secs(20),
+        "echo-b out of the endpoints",
+        || {
+            let api = api.clone();
+            async move { endpoints(&api, "echo").await == vec!["echo-a".to_string()] }
+        },
+    )
     .await;
     // The other node's view follows its own replica; give it the same chance.
     let api1 = Api::new(c.nodes[1].as_ref().unwrap().api_addr);
@@ -261,13 +287,19 @@ async fn dns_and_balancer_serve_ready_host_processes_on_two_nodes() {
         );
     }
     assert_eq!(
-        http_get(SocketAddr::from(([127, 0, 0, 1], ports[1])), "/").await.as_deref(),
+        http_get(SocketAddr::from(([127, 0, 0, 1], ports[1])), "/")
+            .await
+            .as_deref(),
         Ok("echo-b"),
         "the unready replica still runs"
     );
     // Deleting the Service closes its listeners.
     let (code, _) = api
-        .send(reqwest::Method::DELETE, "/v1/namespaces/default/services/echo", None)
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/namespaces/default/services/echo",
+            None,
+        )
         .await;
     assert_eq!(code, 200);
     eventually(Duration::from_secs(10), "listener closed", || async move {
@@ -321,10 +353,14 @@ async fn docker_containers_reach_services_by_name_across_three_nodes() {
     assert_eq!(nodes.len(), 3, "replicas spread over the three nodes");
     for i in 0..3 {
         let a = Api::new(c.nodes[i].as_ref().unwrap().api_addr);
-        eventually(Duration::from_secs(20), "every node sees three endpoints", || {
-            let a = a.clone();
-            async move { endpoints(&a, "web").await.len() == 3 }
-        })
+        eventually(
+            Duration::from_secs(20),
+            "every node sees three endpoints",
+            || {
+                let a = a.clone();
+                async move { endpoints(&a, "web").await.len() == 3 }
+            },
+        )
         .await;
     }
 
@@ -361,20 +397,28 @@ async fn docker_containers_reach_services_by_name_across_three_nodes() {
             assert_eq!(p["status"]["phase"], "Succeeded", "client log: {last}");
             break;
         }
-        assert!(Instant::now() < deadline, "client never finished: {p} {last}");
+        assert!(
+            Instant::now() < deadline,
+            "client never finished: {p} {last}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let lines: Vec<&str> = last.lines().collect();
     assert_eq!(lines.len(), 3, "{last}");
     for l in &lines[..2] {
-        assert!(web_pods.iter().any(|p| p == l), "{l} is not a web pod: {web_pods:?}");
+        assert!(
+            web_pods.iter().any(|p| p == l),
+            "{l} is not a web pod: {web_pods:?}"
+        );
     }
 
     // One client, many connections: every ready replica on every node serves.
     let addr = SocketAddr::from((vip, 8080));
     let mut seen: BTreeMap<String, u32> = BTreeMap::new();
     for _ in 0..60 {
-        *seen.entry(http_get(addr, "/").await.expect("via the cluster IP")).or_default() += 1;
+        *seen
+            .entry(http_get(addr, "/").await.expect("via the cluster IP"))
+            .or_default() += 1;
     }
     assert_eq!(seen.len(), 3, "{seen:?}");
     assert!(seen.values().all(|n| *n >= 6), "{seen:?}");
@@ -400,13 +444,17 @@ async fn docker_containers_reach_services_by_name_across_three_nodes() {
     for i in 0..3 {
         let a = Api::new(c.nodes[i].as_ref().unwrap().api_addr);
         let v = victim.clone();
-        eventually(Duration::from_secs(20), "the unready replica leaves", || {
-            let (a, v) = (a.clone(), v.clone());
-            async move {
-                let e = endpoints(&a, "web").await;
-                e.len() == 2 && !e.contains(&v)
-            }
-        })
+        eventually(
+            Duration::from_secs(20),
+            "the unready replica leaves",
+            || {
+                let (a, v) = (a.clone(), v.clone());
+                async move {
+                    let e = endpoints(&a, "web").await;
+                    e.len() == 2 && !e.contains(&v)
+                }
+            },
+        )
         .await;
     }
     for _ in 0..30 {
@@ -465,18 +513,25 @@ async fn docker_containers_reach_services_by_name_across_three_nodes() {
         failed.len()
     );
     let (code, _) = api
-        .send(reqwest::Method::DELETE, "/v1/namespaces/default/services/web", None)
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/namespaces/default/services/web",
+            None,
+        )
         .await;
     assert_eq!(code, 200);
     // Every node gives the cluster IP back to the host.
-    eventually(Duration::from_secs(10), "cluster IP removed from lo", || async move {
-        let out = std::process::Command::new("ip")
-            .args(["-4", "addr", "show", "dev", "lo"])
-            .output()
-            .unwrap();
-        !String::from_utf8_lossy(&out.stdout).contains(&format!("{vip}/32"))
-    })
+    eventually(
+        Duration::from_secs(10),
+        "cluster IP removed from lo",
+        || async move {
+            let out = std::process::Command::new("ip")
+                .args(["-4", "addr", "show", "dev", "lo"])
+                .output()
+                .unwrap();
+            !String::from_utf8_lossy(&out.stdout).contains(&format!("{vip}/32"))
+        },
+    )
     .await;
     c.stop().await;
 }
-

@@ -90,7 +90,8 @@ pub struct Local<'a> {
 /// through the host's published port (or a host port the pod asked for) on
 /// another, since container addresses do not route between hosts.
 fn address(pod: &ReadyPod, cport: u16, local: Local<'_>) -> Option<(Ipv4Addr, u16)> {
-    let same_host = pod.node == local.node || (local.host_ip.is_some() && pod.host_ip == local.host_ip);
+    let same_host =
+        pod.node == local.node || (local.host_ip.is_some() && pod.host_ip == local.host_ip);
     if same_host && let Some(ip) = pod.pod_ip {
         return Some((ip, cport));
     }
@@ -209,7 +210,14 @@ mod tests {
     #[test]
     fn another_node_on_the_same_host_uses_the_container_address() {
         let services = [svc("web", "10.96.0.10", json!([{"port": 80}]))];
-        let pods = [pod("a", "n9", true, "172.17.0.5", "192.168.1.1", json!([{"containerPort": 80, "hostPort": 32001}]))];
+        let pods = [pod(
+            "a",
+            "n9",
+            true,
+            "172.17.0.5",
+            "192.168.1.1",
+            json!([{"containerPort": 80, "hostPort": 32001}]),
+        )];
         let t = build(&services, &pods, at("n1"));
         let e = &t.get("default", "web").unwrap().ports[0].endpoints[0];
         assert_eq!((e.ip.to_string(), e.port), ("172.17.0.5".to_string(), 80));
@@ -225,7 +233,14 @@ mod tests {
             "spec": {"selector": {"app": "web"}, "clusterIP": ip, "ports": ports}}))
     }
 
-    fn pod(name: &str, node: &str, ready: bool, pod_ip: &str, host_ip: &str, maps: Value) -> Object {
+    fn pod(
+        name: &str,
+        node: &str,
+        ready: bool,
+        pod_ip: &str,
+        host_ip: &str,
+        maps: Value,
+    ) -> Object {
         obj(json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"}},
             "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i",
@@ -237,11 +252,36 @@ mod tests {
 
     #[test]
     fn local_pods_by_container_ip_remote_by_published_port() {
-        let services = [svc("web", "10.96.0.10", json!([{"name": "h", "port": 8080, "targetPort": "http"}]))];
+        let services = [svc(
+            "web",
+            "10.96.0.10",
+            json!([{"name": "h", "port": 8080, "targetPort": "http"}]),
+        )];
         let pods = [
-            pod("a", "n1", true, "172.17.0.2", "192.168.1.1", json!([{"containerPort": 80, "hostPort": 32001}])),
-            pod("b", "n2", true, "172.17.0.2", "192.168.1.2", json!([{"containerPort": 80, "hostPort": 32002}])),
-            pod("c", "n2", false, "172.17.0.3", "192.168.1.2", json!([{"containerPort": 80, "hostPort": 32003}])),
+            pod(
+                "a",
+                "n1",
+                true,
+                "172.17.0.2",
+                "192.168.1.1",
+                json!([{"containerPort": 80, "hostPort": 32001}]),
+            ),
+            pod(
+                "b",
+                "n2",
+                true,
+                "172.17.0.2",
+                "192.168.1.2",
+                json!([{"containerPort": 80, "hostPort": 32002}]),
+            ),
+            pod(
+                "c",
+                "n2",
+                false,
+                "172.17.0.3",
+                "192.168.1.2",
+                json!([{"containerPort": 80, "hostPort": 32003}]),
+            ),
         ];
         let t = build(&services, &pods, at("n1"));
         let s = t.get("default", "web").expect("service");
@@ -271,11 +311,21 @@ mod tests {
         let services = [svc("web", "None", json!([{"port": 80}]))];
         let mut other = pod("x", "n2", true, "10.0.0.9", "10.0.0.9", json!([]));
         other.metadata.namespace = Some("prod".into());
-        let pods = [pod("a", "n2", true, "10.0.0.5", "10.0.0.5", json!([])), other];
+        let pods = [
+            pod("a", "n2", true, "10.0.0.5", "10.0.0.5", json!([])),
+            other,
+        ];
         let t = build(&services, &pods, at("n1"));
         let s = t.get("default", "web").unwrap();
         assert_eq!(s.cluster_ip, None);
-        assert_eq!(s.ports[0].endpoints.len(), 1, "only pods of the Service's namespace");
-        assert_eq!(s.ports[0].endpoints[0].port, 80, "a host process listens on its port");
+        assert_eq!(
+            s.ports[0].endpoints.len(),
+            1,
+            "only pods of the Service's namespace"
+        );
+        assert_eq!(
+            s.ports[0].endpoints[0].port, 80,
+            "a host process listens on its port"
+        );
     }
 }

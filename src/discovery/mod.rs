@@ -104,8 +104,12 @@ impl Cidr {
         let (ip, len) = s
             .split_once('/')
             .ok_or_else(|| format!("{s:?} is not A.B.C.D/N"))?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{ip:?} is not an IPv4 address"))?;
-        let prefix: u8 = len.parse().map_err(|_| format!("{len:?} is not a prefix length"))?;
+        let ip: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("{ip:?} is not an IPv4 address"))?;
+        let prefix: u8 = len
+            .parse()
+            .map_err(|_| format!("{len:?} is not a prefix length"))?;
         if !(8..=30).contains(&prefix) {
             return Err(format!("prefix /{prefix} must be between /8 and /30"));
         }
@@ -131,8 +135,14 @@ pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     let (lo, hi) = s
         .split_once('-')
         .ok_or_else(|| format!("{s:?} is not LOW-HIGH"))?;
-    let lo: u16 = lo.trim().parse().map_err(|_| format!("{lo:?} is not a port"))?;
-    let hi: u16 = hi.trim().parse().map_err(|_| format!("{hi:?} is not a port"))?;
+    let lo: u16 = lo
+        .trim()
+        .parse()
+        .map_err(|_| format!("{lo:?} is not a port"))?;
+    let hi: u16 = hi
+        .trim()
+        .parse()
+        .map_err(|_| format!("{hi:?} is not a port"))?;
     if lo == 0 || hi < lo {
         return Err(format!("{s:?} is not a range of ports"));
     }
@@ -232,12 +242,15 @@ impl Discovery {
         let (tx, rx) = watch::channel(Arc::new(ServiceTable::default()));
         let mut tasks = vec![tokio::spawn(build_loop(store, node, host_ip, tx))];
         tasks.push(tokio::spawn(balance_loop(cfg.clone(), rx.clone())));
-        let mut listen = vec![cfg.dns_addr.parse::<SocketAddr>().map_err(|_| {
-            DiscoveryError::Config {
-                field: "dns_addr",
-                msg: format!("{:?} is not HOST:PORT", cfg.dns_addr),
-            }
-        })?];
+        let mut listen =
+            vec![
+                cfg.dns_addr
+                    .parse::<SocketAddr>()
+                    .map_err(|_| DiscoveryError::Config {
+                        field: "dns_addr",
+                        msg: format!("{:?} is not HOST:PORT", cfg.dns_addr),
+                    })?,
+            ];
         let mut dns_servers = Vec::new();
         let upstreams = if cfg.forward {
             // Never forward to ourselves: a host whose resolv.conf lists the
@@ -295,13 +308,14 @@ impl Discovery {
 }
 
 /// The DNS settings a container of a pod in `namespace` gets.
-pub fn container_resolver(dns: IpAddr, domain: &str, namespace: &str) -> (Vec<String>, Vec<String>) {
+pub fn container_resolver(
+    dns: IpAddr,
+    domain: &str,
+    namespace: &str,
+) -> (Vec<String>, Vec<String>) {
     (
         vec![dns.to_string()],
-        vec![
-            format!("{namespace}.svc.{domain}"),
-            format!("svc.{domain}"),
-        ],
+        vec![format!("{namespace}.svc.{domain}"), format!("svc.{domain}")],
     )
 }
 
@@ -409,8 +423,11 @@ async fn balance_loop(cfg: DiscoveryConfig, mut rx: watch::Receiver<Arc<ServiceT
     let mut warned: HashSet<SocketAddr> = HashSet::new();
     loop {
         let table = rx.borrow_and_update().clone();
-        let want_vips: BTreeSet<Ipv4Addr> =
-            table.services.values().filter_map(|s| s.cluster_ip).collect();
+        let want_vips: BTreeSet<Ipv4Addr> = table
+            .services
+            .values()
+            .filter_map(|s| s.cluster_ip)
+            .collect();
         for ip in want_vips.difference(&vips.clone()) {
             match vip::add(*ip, &cfg.vip_interface).await {
                 Ok(()) => {
@@ -458,7 +475,10 @@ mod tests {
         let big = Cidr::parse("10.96.7.9/16").unwrap();
         let a = allocate_cluster_ip(&big, "default", "web", &HashSet::new()).unwrap();
         assert!(big.contains(a));
-        assert_eq!(a, allocate_cluster_ip(&big, "default", "web", &HashSet::new()).unwrap());
+        assert_eq!(
+            a,
+            allocate_cluster_ip(&big, "default", "web", &HashSet::new()).unwrap()
+        );
         let b = allocate_cluster_ip(&big, "default", "web", &HashSet::from([a])).unwrap();
         assert_ne!(a, b);
         assert!(Cidr::parse("10.0.0.0/31").is_err());

@@ -59,6 +59,7 @@ pub struct Endpoint {
 impl ServiceTable {
     /// The Service `name` in `namespace`.
     pub fn get(&self, namespace: &str, name: &str) -> Option<&ServiceEntry> {
-        self.services.get(&(namespace.to_string(), name.to_string()))
+        self.services
+            .get(&(namespace.to_string(), name.to_string()))
     }
 }

@@ -91,7 +91,9 @@ mod tests {
     #[tokio::test]
     async fn adding_twice_and_removing_twice_are_both_fine() {
         assert!(implicit(Ipv4Addr::new(127, 96, 0, 5)));
-        add(Ipv4Addr::new(127, 96, 0, 5), "lo").await.expect("loopback needs nothing");
+        add(Ipv4Addr::new(127, 96, 0, 5), "lo")
+            .await
+            .expect("loopback needs nothing");
         let ip = Ipv4Addr::new(10, 213, 255, 254);
         let has = || async move {
             let out = Command::new("ip")
@@ -102,10 +104,14 @@ mod tests {
             String::from_utf8_lossy(&out.stdout).contains(&format!("{ip}/32"))
         };
         add(ip, "lo").await.expect("add");
-        add(ip, "lo").await.expect("adding an address already there is fine");
+        add(ip, "lo")
+            .await
+            .expect("adding an address already there is fine");
         assert!(has().await);
         remove(ip, "lo").await.expect("remove");
-        remove(ip, "lo").await.expect("removing an absent address is fine");
+        remove(ip, "lo")
+            .await
+            .expect("removing an absent address is fine");
         assert!(!has().await);
         let e = add(ip, "no-such-if0").await.unwrap_err().to_string();
         assert!(e.contains("no-such-if0"), "{e}");

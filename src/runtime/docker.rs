@@ -23,8 +23,8 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogOptions, LogStream, PortBinding, Runtime,
-    RuntimeError, Stats,
+    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogOptions, LogStream, PortBinding,
+    Runtime, RuntimeError, Stats,
 };
 
 /// Where the engine is looked for when `DOCKER_HOST` is unset (bollard's default too).
@@ -420,7 +420,10 @@ impl Runtime for DockerRuntime {
     async fn host_address_for_containers(&self) -> Option<std::net::IpAddr> {
         let net = self
             .docker
-            .inspect_network("bridge", None::<bollard::query_parameters::InspectNetworkOptions>)
+            .inspect_network(
+                "bridge",
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
             .await
             .ok()?;
         net.ipam?

@@ -43,8 +43,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogOptions, LogStream, PortBinding, Runtime,
-    RuntimeError, Stats,
+    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogOptions, LogStream, PortBinding,
+    Runtime, RuntimeError, Stats,
 };
 
 const SPEC_FILE: &str = "spec.json";

@@ -120,4 +120,3 @@ pub fn is_ready(p: &Value) -> bool {
             .any(|c| c["type"] == "Ready" && c["status"] == "True")
     })
 }
-
