@@ -1,0 +1,358 @@
+//! The checks run once every fault is healed: no acknowledged write lost,
+//! registers linearizable, the Deployment back at its replicas, no pod
+//! running twice or without its pod object, at most one leader per term.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cluster::{Cluster, NodeState, RunningContainer};
+use crate::workload::WriteLog;
+
+/// Name of the Deployment and Service the harness runs.
+pub const APP: &str = "chaos-web";
+
+/// Restarts what is down, resumes what is paused, lifts any partition.
+pub fn heal(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
+    let mut did = Vec::new();
+    cluster.set_partition(&BTreeSet::new())?;
+    for i in 0..cluster.len() {
+        match cluster.state(i) {
+            NodeState::Paused => {
+                cluster.resume(i)?;
+                did.push(format!("resumed {}", cluster.specs[i].name));
+            }
+            NodeState::Down => {
+                cluster.start(i)?;
+                did.push(format!("started {}", cluster.specs[i].name));
+            }
+            NodeState::Running => {}
+        }
+    }
+    Ok(did)
+}
+
+/// GETs `path` from node `i` (linearizable), retrying transient failures for up to 30 s.
+async fn get_retry(cluster: &Cluster, i: usize, path: &str) -> Result<Value, String> {
+    let url = format!("{}{path}", cluster.specs[i].base());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match cluster
+            .http
+            .get(&url)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => match r.json().await {
+                Ok(v) => return Ok(v),
+                Err(e) => last = e.to_string(),
+            },
+            Ok(r) => last = format!("HTTP {}", r.status()),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(format!("{} {path}: {last}", cluster.specs[i].name))
+}
+
+/// What became of the writers' creates.
+#[derive(Debug, Default, Serialize)]
+pub struct WriteCheck {
+    /// Acknowledged creates.
+    pub acknowledged: usize,
+    /// Ambiguous creates.
+    pub ambiguous: usize,
+    /// Ambiguous creates found present on the first node.
+    pub ambiguous_present: usize,
+    /// Creates that never reached a node.
+    pub refused: u64,
+    /// Acknowledged creates missing (or with another value) on at least one node.
+    pub lost: usize,
+    /// Lost creates per node.
+    pub lost_per_node: BTreeMap<String, usize>,
+    /// The first lost names.
+    pub lost_names: Vec<String>,
+    /// Nodes that could not be read.
+    pub unreadable: Vec<String>,
+}
+
+/// Reads every ConfigMap back from every node and compares with what was acknowledged.
+pub async fn writes(cluster: &Cluster, log: &WriteLog) -> WriteCheck {
+    let mut out = WriteCheck {
+        acknowledged: log.acknowledged.len(),
+        ambiguous: log.ambiguous.len(),
+        refused: log.refused,
+        ..Default::default()
+    };
+    let mut lost: BTreeSet<String> = BTreeSet::new();
+    for i in 0..cluster.len() {
+        let name = cluster.specs[i].name.clone();
+        let list = match get_retry(cluster, i, "/v1/namespaces/default/configmaps").await {
+            Ok(v) => v,
+            Err(e) => {
+                out.unreadable.push(e);
+                continue;
+            }
+        };
+        let present: BTreeMap<&str, &str> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| {
+                Some((
+                    o["metadata"]["name"].as_str()?,
+                    o["data"]["value"].as_str().unwrap_or(""),
+                ))
+            })
+            .collect();
+        let mut here = 0;
+        for (n, v) in &log.acknowledged {
+            if present.get(n.as_str()) != Some(&v.as_str()) {
+                here += 1;
+                lost.insert(n.clone());
+            }
+        }
+        if here > 0 {
+            out.lost_per_node.insert(name, here);
+        }
+        if i == 0 {
+            out.ambiguous_present = log
+                .ambiguous
+                .iter()
+                .filter(|(n, v)| present.get(n.as_str()) == Some(&v.as_str()))
+                .count();
+        }
+    }
+    out.lost = lost.len();
+    out.lost_names = lost.into_iter().take(20).collect();
+    out
+}
+
+fn is_ready(p: &Value) -> bool {
+    p["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+fn is_terminal(p: &Value) -> bool {
+    matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+}
+
+/// The Deployment's pods as (name, node, running-and-ready), non-terminal
+/// only, from node `i`: linearizable, or its local replica.
+async fn app_pods(
+    cluster: &Cluster,
+    i: usize,
+    consistent: bool,
+) -> Option<Vec<(String, String, bool)>> {
+    let v = cluster
+        .get_json(
+            &format!(
+                "{}/v1/namespaces/default/pods?consistent={consistent}",
+                cluster.specs[i].base()
+            ),
+            Duration::from_secs(if consistent { 5 } else { 2 }),
+        )
+        .await?;
+    Some(
+        v["items"]
+            .as_array()?
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == APP && !is_terminal(p))
+            .map(|p| {
+                (
+                    p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
+                    p["status"]["phase"] == "Running" && is_ready(p),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// How many of the Deployment's pods are Running and Ready in node `i`'s local replica.
+pub async fn ready_count(cluster: &Cluster, i: usize) -> Option<usize> {
+    Some(
+        app_pods(cluster, i, false)
+            .await?
+            .iter()
+            .filter(|p| p.2)
+            .count(),
+    )
+}
+
+/// Waits until the Deployment has exactly `replicas` pods, all Running and
+/// Ready, and says so in its status; the time it took, or the last state.
+pub async fn converge(
+    cluster: &Cluster,
+    replicas: usize,
+    limit: Duration,
+) -> Result<Duration, String> {
+    let t = Instant::now();
+    let mut last = String::from("never read");
+    while t.elapsed() < limit {
+        let node = (0..cluster.len())
+            .find(|i| cluster.state(*i) == NodeState::Running)
+            .unwrap_or(0);
+        let dep = cluster
+            .get_json(
+                &format!(
+                    "{}/v1/namespaces/default/deployments/{APP}",
+                    cluster.specs[node].base()
+                ),
+                Duration::from_secs(5),
+            )
+            .await;
+        if let (Some(dep), Some(pods)) = (dep, app_pods(cluster, node, true).await) {
+            let ready = pods.iter().filter(|p| p.2).count();
+            let available = dep["status"]["availableReplicas"].as_u64().unwrap_or(0) as usize;
+            last = format!(
+                "{} pods, {ready} running and ready, status availableReplicas {available}",
+                pods.len()
+            );
+            if ready == replicas && pods.len() == replicas && available == replicas {
+                return Ok(t.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(last)
+}
+
+/// What the nodes' runtimes hold compared with the pod objects.
+#[derive(Debug, Default, Serialize)]
+pub struct RuntimeCheck {
+    /// Pod containers running on the nodes at the last look.
+    pub containers: usize,
+    /// Pods running on more than one node, or one container running twice.
+    pub duplicates: Vec<String>,
+    /// Containers whose pod is gone, replaced, finished or bound elsewhere.
+    pub orphans: Vec<String>,
+    /// Pods Running and Ready with no container on their node.
+    pub ghosts: Vec<String>,
+    /// Seconds after the check began until everything was clean.
+    pub clean_after_secs: Option<f64>,
+    /// Why the check could not look, if it never could.
+    pub error: Option<String>,
+}
+
+impl RuntimeCheck {
+    /// No duplicate, orphan or ghost.
+    pub fn clean(&self) -> bool {
+        self.duplicates.is_empty()
+            && self.orphans.is_empty()
+            && self.ghosts.is_empty()
+            && self.error.is_none()
+    }
+}
+
+async fn runtime_once(cluster: &Cluster) -> Option<RuntimeCheck> {
+    let node = (0..cluster.len()).find(|i| cluster.state(*i) == NodeState::Running)?;
+    let pods = cluster
+        .get_json(
+            &format!("{}/v1/pods", cluster.specs[node].base()),
+            Duration::from_secs(5),
+        )
+        .await?;
+    // Pods by "namespace/name": (uid, node, terminal, running-and-ready).
+    let mut by_name: BTreeMap<String, (String, String, bool, bool)> = BTreeMap::new();
+    for p in pods["items"].as_array()? {
+        let m = &p["metadata"];
+        let key = format!(
+            "{}/{}",
+            m["namespace"].as_str().unwrap_or("default"),
+            m["name"].as_str().unwrap_or("")
+        );
+        by_name.insert(
+            key,
+            (
+                m["uid"].as_str().unwrap_or("").to_string(),
+                p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
+                is_terminal(p),
+                p["status"]["phase"] == "Running" && is_ready(p),
+            ),
+        );
+    }
+    let running: Vec<RunningContainer> = (0..cluster.len())
+        .flat_map(|i| cluster.running_containers(i))
+        .collect();
+    let mut out = RuntimeCheck {
+        containers: running.len(),
+        ..Default::default()
+    };
+    let mut nodes_of_pod: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut copies: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+    for c in &running {
+        nodes_of_pod.entry(&c.pod).or_default().insert(&c.node);
+        copies
+            .entry((&c.uid, &c.container))
+            .or_default()
+            .push(&c.node);
+        let why = match by_name.get(&c.pod) {
+            None => Some("its pod does not exist".to_string()),
+            Some((uid, _, _, _)) if *uid != c.uid => {
+                Some("its pod was replaced (other uid)".into())
+            }
+            Some((_, bound, _, _)) if *bound != c.node => {
+                Some(format!("its pod is bound to {bound:?}"))
+            }
+            Some((_, _, true, _)) => Some("its pod has finished".into()),
+            _ => None,
+        };
+        if let Some(why) = why {
+            out.orphans
+                .push(format!("{} {} on {}: {why}", c.pod, c.container, c.node));
+        }
+    }
+    for (pod, nodes) in nodes_of_pod {
+        if nodes.len() > 1 {
+            let list: Vec<&str> = nodes.into_iter().collect();
+            out.duplicates
+                .push(format!("{pod} runs on {}", list.join(", ")));
+        }
+    }
+    for ((uid, container), nodes) in copies {
+        if nodes.len() > 1 {
+            out.duplicates.push(format!(
+                "container {container} of pod uid {uid} runs {} times ({})",
+                nodes.len(),
+                nodes.join(", ")
+            ));
+        }
+    }
+    for (pod, (_, node, _, ready)) in &by_name {
+        if *ready && !running.iter().any(|c| c.pod == *pod && c.node == *node) {
+            out.ghosts.push(format!(
+                "{pod} is Running and Ready on {node} but nothing runs there"
+            ));
+        }
+    }
+    Some(out)
+}
+
+/// Looks until the runtimes match the pod objects or `limit` passes.
+pub async fn runtime(cluster: &Cluster, limit: Duration) -> RuntimeCheck {
+    let t = Instant::now();
+    let mut last = RuntimeCheck {
+        error: Some("the pod list could not be read".into()),
+        ..Default::default()
+    };
+    loop {
+        if let Some(mut c) = runtime_once(cluster).await {
+            if c.clean() {
+                c.clean_after_secs = Some(t.elapsed().as_secs_f64());
+                return c;
+            }
+            last = c;
+        }
+        if t.elapsed() > limit {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
