@@ -64,9 +64,9 @@ pub struct Leaders {
     pub changes: Vec<(f64, u64, String)>,
     /// `/v1/raft` answers collected.
     pub polls: u64,
-    /// Longest stretch without any node calling itself leader, in seconds.
+    /// Longest stretch without a leader a majority of the nodes follow, in seconds.
     pub longest_leaderless_secs: f64,
-    /// All stretches without a leader together, in seconds.
+    /// All stretches without such a leader together, in seconds.
     pub leaderless_secs: f64,
     /// (start, length) of the longest stretches without a leader.
     pub leaderless_worst: Vec<(f64, f64)>,
@@ -349,7 +349,7 @@ impl Report {
                 .collect();
             let _ = writeln!(
                 s,
-                "  without a leader: {:.1} s in all; longest {}",
+                "  without a leader a majority follows: {:.1} s in all; longest {}",
                 l.leaderless_secs,
                 if worst.is_empty() {
                     "-".to_string()

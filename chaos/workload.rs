@@ -89,7 +89,8 @@ pub struct LeaderLog {
     pub changes: Vec<(f64, u64, String)>,
     /// Polls answered.
     pub polls: u64,
-    /// Longest stretch, in seconds, in which no node called itself leader.
+    /// Longest stretch, in seconds, without a leader that a majority of the
+    /// nodes follow.
     pub longest_leaderless_secs: f64,
     /// All such stretches together, in seconds.
     pub leaderless_secs: f64,
@@ -636,6 +637,24 @@ async fn sample_ready(cluster: &Cluster, rec: &Recorder) {
     }
 }
 
+/// Whether some node calls itself leader and a majority of all `n` nodes
+/// (itself included) name it as their leader: a leader cut off in a
+/// minority, or one the others gave up on, does not count.
+fn majority_leader(views: &[(usize, Option<crate::cluster::RaftView>)], n: usize) -> bool {
+    views
+        .iter()
+        .filter_map(|(_, v)| v.as_ref())
+        .filter(|v| v.state == "Leader")
+        .any(|l| {
+            let backers = views
+                .iter()
+                .filter_map(|(_, v)| v.as_ref())
+                .filter(|v| v.leader == Some(l.node_id))
+                .count();
+            backers > n / 2
+        })
+}
+
 /// Polls every node's `/v1/raft` every 200 ms until stopped, recording
 /// (term, leader); beside it, about once a second, looks for pods running
 /// on two nodes and, with a Deployment, counts its ready pods.
@@ -659,10 +678,8 @@ pub fn start_poller(cluster: Arc<Cluster>, rec: Arc<Recorder>, deployment: bool)
         while !flag.load(Ordering::SeqCst) {
             let t = rec.secs();
             let views = cluster.raft_all().await;
-            let leader_seen = views
-                .iter()
-                .any(|(_, v)| v.as_ref().is_some_and(|v| v.state == "Leader"));
-            rec.leaders().round(t, leader_seen);
+            rec.leaders()
+                .round(t, majority_leader(&views, cluster.len()));
             for (_, view) in views {
                 let Some(v) = view else { continue };
                 let mut log = rec.leaders();
