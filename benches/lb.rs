@@ -16,19 +16,10 @@
 #[allow(dead_code)]
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 const BODY: &str = "hello from a shoal pod\n";
 
@@ -160,8 +151,8 @@ async fn main() {
     };
     let (secs, rounds, conns) = (env("SECS", 10), env("ROUNDS", 3), env("CONNS", 32) as u32);
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = support::free_ports(4);
-    let (api, p2p, dns, web) = (p[0], p[1], p[2], p[3]);
+    let p = support::free_ports(2);
+    let (dns, web) = (p[0], p[1]);
     let config = dir.path().join("shoal.toml");
     // Cluster IPs on loopback: no interface changes needed for a benchmark.
     std::fs::write(
@@ -171,36 +162,16 @@ async fn main() {
         ),
     )
     .expect("config");
-    let child = Command::new(support::shoal_bin())
-        .args([
-            "agent",
-            "--dev",
-            "--runtime",
-            "process",
-            "--name",
-            "lb-bench",
-        ])
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["--api-addr", &format!("127.0.0.1:{api}")])
-        .args(["--p2p-addr", &format!("127.0.0.1:{p2p}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn shoal");
-    let daemon = Daemon(child);
-    let pid = daemon.0.id();
-    let base = format!("http://127.0.0.1:{api}");
+    let daemon = support::DevDaemon::start(
+        "process",
+        "lb-bench",
+        &dir.path().join("data"),
+        Some(&config),
+    )
+    .await;
+    let pid = daemon.pid();
+    let base = daemon.base.clone();
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !matches!(http.get(format!("{base}/healthz")).send().await, Ok(r) if r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "shoal never became healthy");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let me = std::env::current_exe().expect("exe");
     let manifest = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: lb-web\n  labels: {{app: lb-web}}\nspec:\n  containers:\n  - name: web\n    image: host\n    command: [\"{}\", \"serve\", \"{web}\"]\n    ports:\n    - {{name: http, containerPort: {web}}}\n    readinessProbe:\n      tcpSocket: {{port: {web}}}\n      periodSeconds: 1\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: lb-web\nspec:\n  selector: {{app: lb-web}}\n  ports:\n  - {{name: http, port: 80, targetPort: http}}\n",

@@ -15,17 +15,8 @@ mod support;
 #[allow(dead_code)]
 mod images;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -79,38 +70,10 @@ async fn main() {
         .unwrap_or(50);
     let image = images::ensure_busybox_image();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (api, p2p) = {
-        let p = support::free_ports(2);
-        (p[0], p[1])
-    };
-    let child = Command::new(support::shoal_bin())
-        .args([
-            "agent",
-            "--dev",
-            "--runtime",
-            "docker",
-            "--name",
-            "bench-node",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--api-addr", &format!("127.0.0.1:{api}")])
-        .args(["--p2p-addr", &format!("127.0.0.1:{p2p}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn shoal");
-    let daemon = Daemon(child);
-    let pid = daemon.0.id();
-    let base = format!("http://127.0.0.1:{api}");
+    let daemon = support::DevDaemon::start("docker", "bench-node", dir.path(), None).await;
+    let pid = daemon.pid();
+    let base = daemon.base.clone();
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !matches!(http.get(format!("{base}/healthz")).send().await, Ok(r) if r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "shoal never became healthy");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let idle = rss_mib(pid);
 

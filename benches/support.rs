@@ -35,3 +35,64 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .map(|l| l.local_addr().expect("addr").port())
         .collect()
 }
+
+/// A `shoal agent --dev` started by a benchmark; killed when dropped.
+pub struct DevDaemon {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`, its API.
+    pub base: String,
+}
+
+impl DevDaemon {
+    /// Starts a one-node cluster on free loopback ports with `runtime`, data
+    /// in `data_dir` and, when given, a config file; returns once `/healthz`
+    /// answers 200 (panics after 60 s).
+    pub async fn start(
+        runtime: &str,
+        name: &str,
+        data_dir: &Path,
+        config: Option<&Path>,
+    ) -> DevDaemon {
+        let p = free_ports(2);
+        let mut cmd = std::process::Command::new(shoal_bin());
+        cmd.args(["agent", "--dev", "--runtime", runtime, "--name", name])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--api-addr", &format!("127.0.0.1:{}", p[0])])
+            .args(["--p2p-addr", &format!("127.0.0.1:{}", p[1])])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd.spawn().expect("spawn shoal");
+        let d = DevDaemon {
+            child,
+            base: format!("http://127.0.0.1:{}", p[0]),
+        };
+        let http = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !matches!(http.get(format!("{}/healthz", d.base)).send().await, Ok(r) if r.status().is_success())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "shoal never became healthy"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        d
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for DevDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
