@@ -713,15 +713,19 @@ async fn get(
     all: bool,
     output: Output,
 ) -> anyhow::Result<()> {
-    if matches!(kind, "endpoints" | "ep") {
-        return get_endpoints(client, name, namespace, all, output).await;
-    }
-    let kind = kind_arg(kind)?;
     let ns = namespace.unwrap_or_else(|| "default".into());
-    let path = if all && name.is_none() {
-        format!("/v1/{}", kind.plural())
+    // Endpoints are derived per node, not stored: their own paths and table.
+    let stored = if matches!(kind, "endpoints" | "ep") {
+        None
     } else {
-        object_path(kind, &ns, name)
+        Some(kind_arg(kind)?)
+    };
+    let path = match (stored, name) {
+        (Some(k), None) if all => format!("/v1/{}", k.plural()),
+        (Some(k), _) => object_path(k, &ns, name),
+        (None, Some(n)) => format!("/v1/namespaces/{ns}/endpoints/{n}"),
+        (None, None) if all => "/v1/endpoints".to_string(),
+        (None, None) => format!("/v1/namespaces/{ns}/endpoints"),
     };
     let resp = client.send(reqwest::Method::GET, &path, None).await?;
     let items: Vec<Value> = if name.is_some() {
@@ -761,97 +765,68 @@ async fn get(
                 }
                 return Ok(());
             }
-            out!("{}", table(kind, &items, all));
+            out!(
+                "{}",
+                match stored {
+                    Some(k) => table(k, &items, all),
+                    None => endpoints_table(&items, all),
+                }
+            );
         }
     }
     Ok(())
 }
 
-/// `get endpoints`: the ready endpoints behind each Service, as the node
-/// answering sees them (endpoints are derived per node, not stored).
-async fn get_endpoints(
-    client: &Client,
-    name: Option<&str>,
-    namespace: Option<String>,
-    all: bool,
-    output: Output,
-) -> anyhow::Result<()> {
-    let ns = namespace.unwrap_or_else(|| "default".into());
-    let path = match (name, all) {
-        (Some(n), _) => format!("/v1/namespaces/{ns}/endpoints/{n}"),
-        (None, true) => "/v1/endpoints".to_string(),
-        (None, false) => format!("/v1/namespaces/{ns}/endpoints"),
-    };
-    let resp = client.send(reqwest::Method::GET, &path, None).await?;
-    let items: Vec<Value> = if name.is_some() {
-        vec![resp.clone()]
-    } else {
-        resp.get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    match output {
-        Output::Json => outln!("{}", serde_json::to_string_pretty(&resp)?),
-        Output::Yaml => out!(
-            "{}",
-            serde_saphyr::to_string(&resp).map_err(|e| anyhow!("yaml: {e}"))?
-        ),
-        Output::Table => {
-            if items.is_empty() {
-                eprintln!("No resources found in {ns} namespace.");
-                return Ok(());
-            }
-            let mut rows = vec![Vec::new()];
-            if all {
-                rows[0].push("NAMESPACE".to_string());
-            }
-            rows[0].extend(["NAME", "ENDPOINTS"].map(String::from));
-            for it in &items {
-                let mut row = Vec::new();
-                if all {
-                    row.push(
-                        s(it, &["metadata", "namespace"])
-                            .as_str()
-                            .unwrap_or("")
-                            .to_string(),
-                    );
-                }
-                row.push(
-                    s(it, &["metadata", "name"])
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                );
-                let eps: Vec<String> = s(it, &["ports"])
-                    .as_array()
+/// `get endpoints` as a table: each Service's ready endpoints as the
+/// answering node reaches them.
+fn endpoints_table(items: &[Value], all: bool) -> String {
+    let mut rows = vec![Vec::new()];
+    if all {
+        rows[0].push("NAMESPACE".to_string());
+    }
+    rows[0].extend(["NAME", "ENDPOINTS"].map(String::from));
+    for it in items {
+        let mut row = Vec::new();
+        if all {
+            row.push(
+                s(it, &["metadata", "namespace"])
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            );
+        }
+        row.push(
+            s(it, &["metadata", "name"])
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+        let eps: Vec<String> = s(it, &["ports"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| {
+                p.get("endpoints")
+                    .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .flat_map(|p| {
-                        p.get("endpoints")
-                            .and_then(Value::as_array)
-                            .into_iter()
-                            .flatten()
-                    })
-                    .map(|e| {
-                        format!(
-                            "{}:{}",
-                            e.get("ip").and_then(Value::as_str).unwrap_or("?"),
-                            e.get("port").and_then(Value::as_u64).unwrap_or(0)
-                        )
-                    })
-                    .collect();
-                row.push(if eps.is_empty() {
-                    "<none>".into()
-                } else {
-                    eps.join(",")
-                });
-                rows.push(row);
-            }
-            out!("{}", render_rows(&rows));
-        }
+            })
+            .map(|e| {
+                format!(
+                    "{}:{}",
+                    e.get("ip").and_then(Value::as_str).unwrap_or("?"),
+                    e.get("port").and_then(Value::as_u64).unwrap_or(0)
+                )
+            })
+            .collect();
+        row.push(if eps.is_empty() {
+            "<none>".into()
+        } else {
+            eps.join(",")
+        });
+        rows.push(row);
     }
-    Ok(())
+    render_rows(&rows)
 }
 
 fn s<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
