@@ -603,7 +603,7 @@ async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> Api
     let key = obj
         .key()
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "unknown kind"))?;
-    ServiceAddresses::load(&s)?.assign(&s, &key, &mut obj)?;
+    ServiceAddresses::default().assign(&s, &key, &mut obj)?;
     let op = put_op(key, obj, crate::store::Precondition::MustNotExist)?;
     write_one(&s, op, StatusCode::CREATED).await
 }
@@ -631,7 +631,7 @@ async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResult<Response
         name: Some(&key.name),
     };
     let mut obj = object_from_body(&body, url)?;
-    ServiceAddresses::load(&s)?.assign(&s, &key, &mut obj)?;
+    ServiceAddresses::default().assign(&s, &key, &mut obj)?;
     // A resourceVersion in the body makes the replace a compare-and-set.
     let precondition = match obj.metadata.resource_version.as_deref() {
         Some(rv) => crate::store::Precondition::Version(rv.parse().map_err(|_| {
@@ -757,7 +757,7 @@ async fn apply(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
         ));
     }
     let mut ops = Vec::with_capacity(parsed.objects.len());
-    let mut addresses = ServiceAddresses::load(&s)?;
+    let mut addresses = ServiceAddresses::default();
     let mut objects = parsed.objects;
     // Namespaces first so a file that creates one and uses it reads naturally.
     objects.sort_by_key(|o| o.kind().map(|k| Kind::ALL.iter().position(|x| *x == k)));
@@ -806,13 +806,15 @@ async fn delete_manifest(State(s): State<ApiState>, body: Bytes) -> ApiResult<Re
 /// Cluster IPs and node ports in use, so a Service being written gets free
 /// ones. A re-applied Service that omits them keeps its live ones, as
 /// Kubernetes does; a live cluster IP cannot be changed.
+/// The list is read on the first Service of a request only, so writes of
+/// other kinds never pay for it.
+#[derive(Default)]
 struct ServiceAddresses {
-    ips: HashSet<std::net::Ipv4Addr>,
-    ports: HashSet<u16>,
+    used: Option<(HashSet<std::net::Ipv4Addr>, HashSet<u16>)>,
 }
 
 impl ServiceAddresses {
-    fn load(s: &ApiState) -> ApiResult<ServiceAddresses> {
+    fn load(s: &ApiState) -> ApiResult<(HashSet<std::net::Ipv4Addr>, HashSet<u16>)> {
         let (services, _) = s.store.list(Kind::Service, None)?;
         let mut ips = HashSet::new();
         let mut ports = HashSet::new();
@@ -825,13 +827,19 @@ impl ServiceAddresses {
             }
             ports.extend(b.spec.ports.iter().filter_map(|p| p.node_port));
         }
-        Ok(ServiceAddresses { ips, ports })
+        Ok((ips, ports))
     }
 
     fn assign(&mut self, s: &ApiState, key: &ObjectKey, obj: &mut Object) -> ApiResult<()> {
         if key.kind != Kind::Service {
             return Ok(());
         }
+        if self.used.is_none() {
+            self.used = Some(Self::load(s)?);
+        }
+        let Some((ips, ports)) = self.used.as_mut() else {
+            return Ok(());
+        };
         let unprocessable = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
         let mut body = ServiceBody::from_object(obj)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -852,19 +860,15 @@ impl ServiceAddresses {
             (None, None) => {
                 let cidr = crate::discovery::Cidr::parse(&s.discovery.service_cidr)
                     .map_err(|e| unprocessable(format!("discovery.service_cidr: {e}")))?;
-                let ip = crate::discovery::allocate_cluster_ip(
-                    &cidr,
-                    &key.namespace,
-                    &key.name,
-                    &self.ips,
-                )
-                .ok_or_else(|| {
-                    unprocessable(format!(
-                        "spec.clusterIP: no free address left in {}",
-                        s.discovery.service_cidr
-                    ))
-                })?;
-                self.ips.insert(ip);
+                let ip =
+                    crate::discovery::allocate_cluster_ip(&cidr, &key.namespace, &key.name, ips)
+                        .ok_or_else(|| {
+                            unprocessable(format!(
+                                "spec.clusterIP: no free address left in {}",
+                                s.discovery.service_cidr
+                            ))
+                        })?;
+                ips.insert(ip);
                 spec.cluster_ip = Some(ip.to_string());
             }
         }
@@ -890,7 +894,7 @@ impl ServiceAddresses {
                     Some(np) => np,
                     None => {
                         let seed = format!("{}/{}/{}", key.namespace, key.name, p.port);
-                        crate::discovery::allocate_node_port(range, &seed, &self.ports).ok_or_else(
+                        crate::discovery::allocate_node_port(range, &seed, ports).ok_or_else(
                             || {
                                 unprocessable(format!(
                                     "spec.ports[{i}].nodePort: no free port left in {}",
@@ -900,7 +904,7 @@ impl ServiceAddresses {
                         )?
                     }
                 };
-                self.ports.insert(np);
+                ports.insert(np);
                 p.node_port = Some(np);
             }
         }
