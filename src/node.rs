@@ -58,8 +58,6 @@ pub struct Node {
     pub discovery: Option<Arc<Discovery>>,
     net: Net,
     tasks: Vec<JoinHandle<()>>,
-    /// The API token, for asking the leader's API during a graceful leave.
-    api_token: Option<String>,
 }
 
 impl Node {
@@ -204,7 +202,6 @@ impl Node {
             discovery,
             net,
             tasks,
-            api_token: cfg.api.token.clone(),
         })
     }
 
@@ -246,52 +243,14 @@ impl Node {
                 break;
             }
             // Once removed, this node gets no more replication and so never
-            // sees its own removal: ask the leader instead (found by the
-            // chaos harness: every leave waited out the whole deadline).
-            if self.leader_dropped_me().await {
+            // sees its own removal (found by the chaos harness: every leave
+            // waited out the whole deadline).
+            if matches!(self.store.leader_keeps_me().await, Ok(false)) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.membership.leave().await;
-    }
-
-    /// Whether the leader's membership no longer holds this node. Any doubt
-    /// (no leader, no answer) counts as "not yet".
-    async fn leader_dropped_me(&self) -> bool {
-        let me = self.store.node_id();
-        let Some((leader, info)) = self.store.leader() else {
-            return false;
-        };
-        if leader == me {
-            return false;
-        }
-        let Ok(http) = reqwest::Client::builder()
-            .timeout(Duration::from_millis(500))
-            .build()
-        else {
-            return false;
-        };
-        let mut req = http.get(format!("http://{}/v1/raft", info.api_addr));
-        if let Some(t) = &self.api_token {
-            req = req.bearer_auth(t);
-        }
-        let Ok(resp) = req.send().await else {
-            return false;
-        };
-        let Ok(v) = resp.json::<serde_json::Value>().await else {
-            return false;
-        };
-        let listed = |field: &str| {
-            v.get(field).and_then(|l| l.as_array()).map(|l| {
-                l.iter()
-                    .any(|e| e.get(0).and_then(|id| id.as_u64()) == Some(me))
-            })
-        };
-        match (listed("voters"), listed("learners")) {
-            (Some(voter), Some(_)) => !voter,
-            _ => false,
-        }
     }
 
     /// Stops every task and the Raft node and releases the data dir.

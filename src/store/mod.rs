@@ -8,6 +8,7 @@
 //! from the local replica's recent-event ring.
 
 mod batch;
+mod election;
 mod log;
 mod metrics;
 mod network;
@@ -240,6 +241,8 @@ impl Store {
             max_in_snapshot_log_to_keep: cfg.keep_logs_behind_snapshot,
             snapshot_max_chunk_size: 4 * 1024 * 1024,
             max_payload_entries: 1000,
+            // Elections go through the pre-vote driver in election.rs.
+            enable_elect: false,
             ..Default::default()
         }
         .validate()
@@ -256,10 +259,27 @@ impl Store {
             reader,
             net: net.clone(),
         };
+        let contact = election::LeaderContact::new();
+        let timing = election::Timing::new(
+            cfg.heartbeat_ms,
+            cfg.election_timeout_min_ms,
+            cfg.election_timeout_max_ms,
+        );
         net.set_handler(
             Channel::Raft,
-            Arc::new(network::RaftHandler::new(store.raft.clone())),
+            Arc::new(network::RaftHandler::new(
+                store.raft.clone(),
+                contact.clone(),
+                timing,
+            )),
         );
+        tokio::spawn(election::drive(
+            store.raft.clone(),
+            node_id,
+            contact,
+            timing,
+            network::ask_pre_vote(net.clone()),
+        ));
         net.set_handler(
             Channel::Store,
             Arc::new(network::StoreHandler::new(store.clone())),
@@ -293,6 +313,24 @@ impl Store {
             .membership()
             .get_node(&self.node_id)
             .is_some()
+    }
+
+    /// The voters of this node's latest membership.
+    pub fn voter_ids(&self) -> Vec<NodeId> {
+        let rx = self.raft.metrics();
+        let m = rx.borrow();
+        m.membership_config.membership().voter_ids().collect()
+    }
+
+    /// Whether the leader's membership still holds this node as a voter.
+    /// A removed node gets no more replication, so it has to ask.
+    pub async fn leader_keeps_me(&self) -> Result<bool, StoreError> {
+        let voters = match self.leader() {
+            Some((id, _)) if id == self.node_id => self.voter_ids(),
+            Some((_, node)) => network::forward_voters(&self.net, &node).await?,
+            None => return Err(StoreError::NoLeader),
+        };
+        Ok(voters.contains(&self.node_id))
     }
 
     /// The leader as this node knows it.

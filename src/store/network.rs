@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::batch::spawn_batcher;
+use super::election::{self, LeaderContact, PreVoteRequest, PreVoteResponse, Timing};
 use super::log::{decode, encode};
 use super::proposer::LocalWrite;
 use super::{
@@ -31,6 +32,7 @@ enum RaftRpc {
     Append(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     Snapshot(InstallSnapshotRequest<TypeConfig>),
+    PreVote(PreVoteRequest),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -38,12 +40,14 @@ enum RaftReply {
     Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    PreVote(PreVoteResponse),
 }
 
 #[derive(Serialize, Deserialize)]
 enum StoreRpc {
     Write(Vec<Command>),
     ReadIndex,
+    Voters,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -57,6 +61,7 @@ enum ForwardError {
 enum StoreReply {
     Write(Vec<Result<Vec<OpOutcome>, ForwardError>>),
     ReadIndex(Result<u64, ForwardError>),
+    Voters(Result<Vec<NodeId>, ForwardError>),
 }
 
 /// Creates Raft clients for peers named in the membership.
@@ -168,15 +173,42 @@ impl RaftNetwork<TypeConfig> for RaftClient {
     }
 }
 
+/// Sends a pre-vote to one voter; `None` when it cannot be reached or its
+/// answer does not decode.
+pub(super) fn ask_pre_vote(net: Net) -> election::Ask {
+    std::sync::Arc::new(move |_id, node: NodeInfo, req: PreVoteRequest| {
+        let net = net.clone();
+        async move {
+            let peer = node.peer()?;
+            let body = encode(&RaftRpc::PreVote(req)).ok()?;
+            let reply = net
+                .request(peer, node.multiaddrs(), Channel::Raft, body)
+                .await
+                .ok()?;
+            match decode(&reply).ok()? {
+                RaftReply::PreVote(r) => Some(r),
+                _ => None,
+            }
+        }
+        .boxed()
+    })
+}
+
 /// Serves Raft RPCs from peers.
 pub struct RaftHandler {
     raft: ShoalRaft,
+    contact: LeaderContact,
+    timing: Timing,
 }
 
 impl RaftHandler {
-    /// A handler feeding `raft`.
-    pub fn new(raft: ShoalRaft) -> Self {
-        RaftHandler { raft }
+    /// A handler feeding `raft`, noting accepted leader contact in `contact`.
+    pub(super) fn new(raft: ShoalRaft, contact: LeaderContact, timing: Timing) -> Self {
+        RaftHandler {
+            raft,
+            contact,
+            timing,
+        }
     }
 }
 
@@ -190,12 +222,31 @@ where
 impl Handler for RaftHandler {
     fn handle(&self, _from: PeerId, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
         let raft = self.raft.clone();
+        let contact = self.contact.clone();
+        let timing = self.timing;
         serve(async move {
             let rpc: RaftRpc = decode(&body).map_err(|e| format!("undecodable raft rpc: {e}"))?;
             let reply = match rpc {
-                RaftRpc::Append(r) => RaftReply::Append(raft.append_entries(r).await),
+                RaftRpc::Append(r) => {
+                    let res = raft.append_entries(r).await;
+                    // Anything but a refusal by vote comes from the leader this node follows.
+                    if matches!(&res, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_))) {
+                        contact.touch();
+                    }
+                    RaftReply::Append(res)
+                }
                 RaftRpc::Vote(r) => RaftReply::Vote(raft.vote(r).await),
-                RaftRpc::Snapshot(r) => RaftReply::Snapshot(raft.install_snapshot(r).await),
+                RaftRpc::Snapshot(r) => {
+                    let vote = r.vote;
+                    let res = raft.install_snapshot(r).await;
+                    if matches!(&res, Ok(a) if a.vote == vote) {
+                        contact.touch();
+                    }
+                    RaftReply::Snapshot(res)
+                }
+                RaftRpc::PreVote(r) => {
+                    RaftReply::PreVote(election::answer(&raft, &contact, &timing, &r))
+                }
             };
             encode(&reply).map_err(|e| e.to_string())
         })
@@ -243,6 +294,10 @@ impl Handler for StoreHandler {
                         Err(e) => Err(ForwardError::Failed(e.to_string())),
                     })
                 }
+                StoreRpc::Voters => StoreReply::Voters(match store.leader() {
+                    Some((id, _)) if id == store.node_id() => Ok(store.voter_ids()),
+                    _ => Err(ForwardError::NotLeader),
+                }),
             };
             encode(&reply).map_err(|e| e.to_string())
         })
@@ -355,7 +410,15 @@ async fn forward_batch(net: Net, batch: Vec<ForwardWaiter>) {
 pub async fn forward_read_index(net: &Net, leader: &NodeInfo) -> Result<u64, StoreError> {
     match call_leader(net, leader, StoreRpc::ReadIndex).await? {
         StoreReply::ReadIndex(r) => r.map_err(from_forward),
-        StoreReply::Write(_) => Err(StoreError::Forward("reply of the wrong type".into())),
+        _ => Err(StoreError::Forward("reply of the wrong type".into())),
+    }
+}
+
+/// Asks the leader for the voters of its membership.
+pub async fn forward_voters(net: &Net, leader: &NodeInfo) -> Result<Vec<NodeId>, StoreError> {
+    match call_leader(net, leader, StoreRpc::Voters).await? {
+        StoreReply::Voters(r) => r.map_err(from_forward),
+        _ => Err(StoreError::Forward("reply of the wrong type".into())),
     }
 }
 
