@@ -468,8 +468,11 @@ async fn docker_containers_reach_services_by_name_across_three_nodes() {
     })
     .await;
 
-    // A replica killed under load costs at most its in-flight requests:
-    // 4 clients, one request each at a time, so at most 4 can fail.
+    // A replica killed under load costs about its in-flight requests: 4
+    // clients, one request each at a time. A dying process's kernel still
+    // completes handshakes until its listener closes, so each client may
+    // lose one more connection in that window (seen: 5 of ~2000). A
+    // balancer that kept sending to the dead replica would fail hundreds.
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -508,8 +511,8 @@ async fn docker_containers_reach_services_by_name_across_three_nodes() {
     let ok = ok.load(Ordering::Relaxed);
     assert!(ok > 100, "the load ran: {ok} requests");
     assert!(
-        failed.len() <= 4,
-        "{} requests failed (at most the 4 in flight may): {failed:?}",
+        failed.len() <= 8,
+        "{} requests failed (at most the 4 in flight and 4 racing the kill may): {failed:?}",
         failed.len()
     );
     let (code, _) = api
