@@ -183,6 +183,7 @@ pub(super) async fn drive(
         let req = PreVoteRequest {
             last_log_id: raft.data_metrics().borrow().last_log,
         };
+        let vote_before = raft.metrics().borrow().vote;
         let asks = voters
             .iter()
             .filter(|(id, _)| *id != me)
@@ -208,8 +209,11 @@ pub(super) async fn drive(
             continue;
         }
         metrics::counter!("shoal_raft_prevotes_total", "result" => "granted").increment(1);
-        // A leader may have been heard from while the pre-vote was out.
-        if contact.quiet_for() < timing.lease {
+        // While the pre-vote was out, a leader may have been heard from, or
+        // this node may have voted for another candidate's campaign; a
+        // campaign of its own now would only split or depose that one.
+        if contact.quiet_for() < timing.lease || raft.metrics().borrow().vote != vote_before {
+            debug!("another campaign began during the pre-vote; not campaigning");
             continue;
         }
         info!(
