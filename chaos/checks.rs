@@ -1,6 +1,7 @@
 //! The checks run once every fault is healed: no acknowledged write lost,
 //! registers linearizable, the Deployment back at its replicas, no pod
-//! running twice or without its pod object, at most one leader per term.
+//! running twice or without its pod object, at most one leader per term,
+//! and no leader deposed unless a fault touched it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cluster::{Cluster, NodeState, RunningContainer};
+use crate::faults::FaultRecord;
 use crate::workload::WriteLog;
 
 /// Name of the Deployment and Service the harness runs.
@@ -354,5 +356,95 @@ pub async fn runtime(cluster: &Cluster, limit: Duration) -> RuntimeCheck {
             return last;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Seconds after a fault heals during which it may still explain a new
+/// leader: a leader killed and restarted quickly can lose its term to an
+/// election that began while it was away.
+pub const LEADER_CHANGE_GRACE_SECS: f64 = 15.0;
+
+/// Leader changes that no fault explains: the leader before the change was
+/// not hit by a fault active then (a partition with a bridge and a rolling
+/// restart touch every node). Each is a healthy leader deposed, the
+/// disruption a pre-vote exists to prevent.
+pub fn unexplained_leader_changes(
+    changes: &[(f64, u64, String)],
+    faults: &[FaultRecord],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in changes.windows(2) {
+        let ((_, old_term, old), (t, term, new)) = (&w[0], &w[1]);
+        let explained = faults.iter().any(|f| {
+            let end = f.healed_at_secs.unwrap_or(f64::INFINITY) + LEADER_CHANGE_GRACE_SECS;
+            let touches = f.kind == "partition-bridge"
+                || f.kind == "rolling-restart"
+                || f.targets.contains(old);
+            touches && f.at_secs <= *t && *t <= end
+        });
+        if !explained {
+            out.push(format!(
+                "{new} took term {term} from {old} (term {old_term}) at {t:.1}s"
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(kind: &'static str, at: f64, healed: f64, targets: &[&str]) -> FaultRecord {
+        FaultRecord {
+            at_secs: at,
+            kind,
+            targets: targets.iter().map(|s| s.to_string()).collect(),
+            healed_at_secs: Some(healed),
+            note: String::new(),
+            failover_secs: None,
+            min_ready: None,
+            ready_again_after_secs: None,
+        }
+    }
+
+    fn change(t: f64, term: u64, who: &str) -> (f64, u64, String) {
+        (t, term, who.to_string())
+    }
+
+    #[test]
+    fn a_leader_change_needs_a_fault_on_the_old_leader() {
+        let faults = vec![
+            fault("pause-leader", 10.0, 20.0, &["n1"]),
+            fault("pause-random", 40.0, 50.0, &["n3"]),
+        ];
+        // n1 paused: n2 takes over; fine.
+        let ok = vec![change(1.0, 1, "n1"), change(13.0, 2, "n2")];
+        assert!(unexplained_leader_changes(&ok, &faults).is_empty());
+        // n3, a follower, resumes and n2 loses its term: a deposed leader.
+        let bad = vec![
+            change(1.0, 1, "n1"),
+            change(13.0, 2, "n2"),
+            change(51.0, 4, "n3"),
+        ];
+        let found = unexplained_leader_changes(&bad, &faults);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("from n2"), "{found:?}");
+        // Long after its fault healed, even the old leader's loss is unexplained.
+        let late = vec![change(1.0, 1, "n1"), change(40.0, 2, "n2")];
+        assert_eq!(unexplained_leader_changes(&late, &faults).len(), 1);
+        // A bridge partition or a rolling restart explains any change.
+        let wide = vec![fault("partition-bridge", 10.0, 20.0, &["n4", "n5"])];
+        assert!(unexplained_leader_changes(&ok, &wide).is_empty());
+        // Two campaigns in a row while the old leader is away: the second
+        // deposes the first winner.
+        let split = vec![
+            change(1.0, 1, "n1"),
+            change(13.0, 2, "n2"),
+            change(13.1, 3, "n4"),
+        ];
+        let found = unexplained_leader_changes(&split, &faults);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("n4 took term 3 from n2"), "{found:?}");
     }
 }

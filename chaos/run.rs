@@ -480,6 +480,19 @@ async fn drive(opts: &Options, teardown: Arc<Teardown>, report: &mut Report) -> 
             leaders.violations.len()
         ),
     );
+    let deposed = checks::unexplained_leader_changes(&leaders.changes, &report.faults);
+    report.check(
+        "no healthy leader deposed",
+        deposed.is_empty(),
+        if deposed.is_empty() {
+            format!(
+                "{} leader changes, each while a fault touched the old leader",
+                leaders.changes.len().saturating_sub(1)
+            )
+        } else {
+            deposed.join("; ")
+        },
+    );
     report.leaders = Some(leaders);
     Ok(())
 }

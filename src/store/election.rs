@@ -101,7 +101,13 @@ pub(super) fn answer(
 ) -> PreVoteResponse {
     let leading = raft.metrics().borrow().state == ServerState::Leader;
     let mine = raft.data_metrics().borrow().last_log;
-    let granted = grants(leading, contact.quiet_for(), timing.lease, req.last_log_id, mine);
+    let granted = grants(
+        leading,
+        contact.quiet_for(),
+        timing.lease,
+        req.last_log_id,
+        mine,
+    );
     PreVoteResponse { granted }
 }
 
@@ -184,19 +190,16 @@ pub(super) async fn drive(
             last_log_id: raft.data_metrics().borrow().last_log,
         };
         let vote_before = raft.metrics().borrow().vote;
-        let asks = voters
-            .iter()
-            .filter(|(id, _)| *id != me)
-            .map(|(id, info)| {
-                let fut = ask(*id, info.clone(), req.clone());
-                let id = *id;
-                async move {
-                    match tokio::time::timeout(timing.retry_min, fut).await {
-                        Ok(Some(r)) if r.granted => Some(id),
-                        _ => None,
-                    }
+        let asks = voters.iter().filter(|(id, _)| *id != me).map(|(id, info)| {
+            let fut = ask(*id, info.clone(), req.clone());
+            let id = *id;
+            async move {
+                match tokio::time::timeout(timing.retry_min, fut).await {
+                    Ok(Some(r)) if r.granted => Some(id),
+                    _ => None,
                 }
-            });
+            }
+        });
         let mut granted: Vec<NodeId> = futures::future::join_all(asks)
             .await
             .into_iter()
@@ -248,7 +251,13 @@ mod tests {
         assert!(grants(false, long, lease, log(1, 1), None));
         // The leader itself, and a follower that heard from one within the lease.
         assert!(!grants(true, long, lease, log(2, 10), log(2, 10)));
-        assert!(!grants(false, Duration::from_millis(500), lease, log(2, 10), None));
+        assert!(!grants(
+            false,
+            Duration::from_millis(500),
+            lease,
+            log(2, 10),
+            None
+        ));
         // The asker is behind: by index in the same term, or by term.
         assert!(!grants(false, long, lease, log(2, 9), log(2, 10)));
         assert!(!grants(false, long, lease, log(1, 20), log(2, 10)));
@@ -280,6 +289,9 @@ mod tests {
             assert!(d >= Duration::from_millis(2000) && d <= Duration::from_millis(3000));
         }
         assert_eq!(t.tick, Duration::from_millis(100));
-        assert_eq!(Timing::new(10, 20, 20).jittered(Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            Timing::new(10, 20, 20).jittered(Duration::ZERO),
+            Duration::ZERO
+        );
     }
 }
