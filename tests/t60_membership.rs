@@ -399,7 +399,17 @@ async fn partition_two_from_three_then_heal() {
                 .unwrap()
         })
         .collect();
-    let (minority, majority): (Vec<usize>, Vec<usize>) = (vec![0, 1], vec![2, 3, 4]);
+    // The leader stays with the majority: a minority without it is the case
+    // that used to depose it at the heal (its nodes campaigned while cut off).
+    let leader = nodes[0].store.leader().map(|(id, _)| id);
+    let (minority, majority): (Vec<usize>, Vec<usize>) = {
+        let (followers, leading): (Vec<usize>, Vec<usize>) =
+            (0..5).partition(|i| Some(nodes[*i].store.node_id()) != leader);
+        assert_eq!(leading.len(), 1, "one leader before the cut");
+        let minority = followers[..2].to_vec();
+        let majority = (0..5).filter(|i| !minority.contains(i)).collect();
+        (minority, majority)
+    };
     let cut = |side: &[usize], other: &[usize]| -> Vec<(usize, HashSet<libp2p::PeerId>)> {
         side.iter()
             .map(|i| (*i, other.iter().map(|j| peers[*j]).collect()))
@@ -412,7 +422,7 @@ async fn partition_two_from_three_then_heal() {
         nodes[i].net_handle().set_blocked(blocked).await;
     }
     // The majority elects (or keeps) a leader and takes writes.
-    let maj = Api::new(nodes[2].api_addr);
+    let maj = Api::new(nodes[majority[0]].api_addr);
     eventually(
         Duration::from_secs(30),
         "the majority accepts a write",
@@ -422,22 +432,29 @@ async fn partition_two_from_three_then_heal() {
         },
     )
     .await;
+    let term_of = |n: &shoal::node::Node| {
+        let m = n.store.metrics();
+        (m.current_leader, m.current_term)
+    };
+    let majority_leader = term_of(&nodes[majority[0]]);
+    assert_eq!(majority_leader.0, leader, "the majority kept its leader");
     // Each side sees the other as down.
     eventually(
         Duration::from_secs(15),
         "the sides see each other down",
         || async {
-            nodes[0]
+            let names: Vec<String> = majority.iter().map(|j| format!("p{j}")).collect();
+            nodes[minority[0]]
                 .membership
                 .members()
                 .iter()
-                .filter(|m| m.name().is_some_and(|n| ["p2", "p3", "p4"].contains(&n)))
+                .filter(|m| m.name().is_some_and(|n| names.iter().any(|x| x == n)))
                 .all(|m| !m.is_up())
         },
     )
     .await;
     // The minority refuses writes with a clear error.
-    let min = Api::new(nodes[0].api_addr);
+    let min = Api::new(nodes[minority[0]].api_addr);
     let (code, v) = min.apply(&configmap("from-minority", "x")).await;
     assert_ne!(code, 200, "the minority must not accept writes: {v}");
     let msg = v["error"].as_str().unwrap_or("").to_lowercase();
@@ -477,6 +494,14 @@ async fn partition_two_from_three_then_heal() {
     }
     let (code, v) = min.apply(&configmap("after-heal", "x")).await;
     assert_eq!(code, 200, "{v}");
+    // The returning minority did not depose the leader.
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(
+            term_of(n),
+            majority_leader,
+            "node {i}: (leader, term) changed across the heal"
+        );
+    }
     for n in nodes {
         n.shutdown().await;
     }
