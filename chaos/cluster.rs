@@ -364,6 +364,8 @@ struct Proc {
     child: Option<tokio::process::Child>,
     pid: Option<i32>,
     state: NodeState,
+    /// The pod processes stopped with a paused agent, to continue with it.
+    stopped_pods: Vec<i32>,
 }
 
 /// One node's view of Raft, from `GET /v1/raft`.
@@ -553,6 +555,7 @@ impl Cluster {
                         child: None,
                         pid: None,
                         state: NodeState::Down,
+                        stopped_pods: Vec::new(),
                     })
                     .collect(),
             ),
@@ -644,6 +647,7 @@ impl Cluster {
             child: Some(child),
             pid,
             state: NodeState::Running,
+            stopped_pods: Vec::new(),
         };
         Ok(())
     }
@@ -688,6 +692,8 @@ impl Cluster {
 
     /// SIGKILLs node `i`; with `host_died` its pods die with it.
     pub async fn kill(&self, i: usize, host_died: bool) -> anyhow::Result<()> {
+        // Pods stopped with a paused agent run on: only the agent dies here.
+        self.continue_pods(i);
         let (child, pid) = self.take(i);
         let pid = pid.with_context(|| format!("{} is not running", self.specs[i].name))?;
         hard_kill(pid);
@@ -701,6 +707,7 @@ impl Cluster {
     /// SIGTERMs node `i` (a graceful leave), waiting up to 30 s before SIGKILL.
     pub async fn terminate(&self, i: usize) -> anyhow::Result<()> {
         if self.state(i) == NodeState::Paused {
+            self.continue_pods(i);
             self.signal(i, Signal::SIGCONT)?;
         }
         self.signal(i, Signal::SIGTERM)?;
@@ -709,18 +716,50 @@ impl Cluster {
         Ok(())
     }
 
-    /// SIGSTOPs node `i`'s agent: a hung host as its peers see it.
+    /// SIGSTOPs node `i`'s agent and, with the process runtime, its pods:
+    /// a hung host. (Docker containers keep running: they are not in the
+    /// node's namespace.)
     pub fn pause(&self, i: usize) -> anyhow::Result<()> {
         self.signal(i, Signal::SIGSTOP)?;
-        lock(&self.procs)[i].state = NodeState::Paused;
+        let agent = lock(&self.procs)[i].pid;
+        let pods: Vec<i32> = self
+            .pod_pids(i)
+            .into_iter()
+            .filter(|p| Some(*p) != agent && *p > 1)
+            .filter(|p| kill(Pid::from_raw(*p), Signal::SIGSTOP).is_ok())
+            .collect();
+        let mut procs = lock(&self.procs);
+        procs[i].state = NodeState::Paused;
+        procs[i].stopped_pods = pods;
         Ok(())
     }
 
-    /// SIGCONTs node `i`.
+    /// SIGCONTs node `i`: its pods first, so the agent finds them running.
     pub fn resume(&self, i: usize) -> anyhow::Result<()> {
+        self.continue_pods(i);
         self.signal(i, Signal::SIGCONT)?;
         lock(&self.procs)[i].state = NodeState::Running;
         Ok(())
+    }
+
+    fn continue_pods(&self, i: usize) {
+        let pods = std::mem::take(&mut lock(&self.procs)[i].stopped_pods);
+        for p in pods {
+            let _ = kill(Pid::from_raw(p), Signal::SIGCONT);
+        }
+    }
+
+    /// The pod processes of node `i`: everything in its namespace, or what
+    /// its process runtime recorded when it has none.
+    fn pod_pids(&self, i: usize) -> Vec<i32> {
+        let s = &self.specs[i];
+        match &s.ns {
+            Some(ns) => netns::pids_in(ns),
+            None => process_records(&s.data_dir)
+                .into_iter()
+                .filter_map(|r| r.live_pid)
+                .collect(),
+        }
     }
 
     /// Kills every pod process or container of node `i` (its host died).
