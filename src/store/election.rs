@@ -178,7 +178,9 @@ pub(super) async fn drive(
         if !voters.iter().any(|(id, _)| *id == me) {
             continue;
         }
-        if contact.quiet_for() < quiet_needed
+        // A lone voter (a dev node) has nobody to hear from or ask.
+        let alone = voters.len() == 1;
+        if (!alone && contact.quiet_for() < quiet_needed)
             || last_try.is_some_and(|t| t.elapsed() < timing.retry_min)
         {
             continue;
@@ -215,7 +217,9 @@ pub(super) async fn drive(
         // While the pre-vote was out, a leader may have been heard from, or
         // this node may have voted for another candidate's campaign; a
         // campaign of its own now would only split or depose that one.
-        if contact.quiet_for() < timing.lease || raft.metrics().borrow().vote != vote_before {
+        if (!alone && contact.quiet_for() < timing.lease)
+            || raft.metrics().borrow().vote != vote_before
+        {
             debug!("another campaign began during the pre-vote; not campaigning");
             continue;
         }
