@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::{NodeId, ShoalRaft};
+use crate::net::Net;
 
 /// Asks a voter whether it would vote for the sender.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,24 +132,13 @@ fn is_quorum(configs: &[std::collections::BTreeSet<NodeId>], granted: &[NodeId])
         })
 }
 
-/// Sends one pre-vote to a voter; `None` when it cannot be reached.
-pub(super) type Ask = Arc<
-    dyn Fn(
-            NodeId,
-            super::NodeInfo,
-            PreVoteRequest,
-        ) -> futures::future::BoxFuture<'static, Option<PreVoteResponse>>
-        + Send
-        + Sync,
->;
-
 /// Runs until the Raft node shuts down.
 pub(super) async fn drive(
     raft: ShoalRaft,
     me: NodeId,
     contact: LeaderContact,
     timing: Timing,
-    ask: Ask,
+    net: Net,
 ) {
     let mut quiet_needed = timing.jittered(timing.lease);
     let mut last_try: Option<Instant> = None;
@@ -193,10 +183,10 @@ pub(super) async fn drive(
         };
         let vote_before = raft.metrics().borrow().vote;
         let asks = voters.iter().filter(|(id, _)| *id != me).map(|(id, info)| {
-            let fut = ask(*id, info.clone(), req.clone());
-            let id = *id;
+            let (id, net, req) = (*id, net.clone(), req.clone());
             async move {
-                match tokio::time::timeout(timing.retry_min, fut).await {
+                let ask = super::network::ask_pre_vote(&net, info, req);
+                match tokio::time::timeout(timing.retry_min, ask).await {
                     Ok(Some(r)) if r.granted => Some(id),
                     _ => None,
                 }

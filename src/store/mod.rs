@@ -278,7 +278,7 @@ impl Store {
             node_id,
             contact,
             timing,
-            network::ask_pre_vote(net.clone()),
+            net.clone(),
         ));
         net.set_handler(
             Channel::Store,

@@ -175,23 +175,21 @@ impl RaftNetwork<TypeConfig> for RaftClient {
 
 /// Sends a pre-vote to one voter; `None` when it cannot be reached or its
 /// answer does not decode.
-pub(super) fn ask_pre_vote(net: Net) -> election::Ask {
-    std::sync::Arc::new(move |_id, node: NodeInfo, req: PreVoteRequest| {
-        let net = net.clone();
-        async move {
-            let peer = node.peer()?;
-            let body = encode(&RaftRpc::PreVote(req)).ok()?;
-            let reply = net
-                .request(peer, node.multiaddrs(), Channel::Raft, body)
-                .await
-                .ok()?;
-            match decode(&reply).ok()? {
-                RaftReply::PreVote(r) => Some(r),
-                _ => None,
-            }
-        }
-        .boxed()
-    })
+pub(super) async fn ask_pre_vote(
+    net: &Net,
+    node: &NodeInfo,
+    req: PreVoteRequest,
+) -> Option<PreVoteResponse> {
+    let peer = node.peer()?;
+    let body = encode(&RaftRpc::PreVote(req)).ok()?;
+    let reply = net
+        .request(peer, node.multiaddrs(), Channel::Raft, body)
+        .await
+        .ok()?;
+    match decode(&reply).ok()? {
+        RaftReply::PreVote(r) => Some(r),
+        _ => None,
+    }
 }
 
 /// Serves Raft RPCs from peers.
