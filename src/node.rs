@@ -153,6 +153,7 @@ impl Node {
                 Discovery::start(
                     &cfg.discovery,
                     store.clone(),
+                    membership.clone(),
                     info.name.clone(),
                     host_ip.parse().ok(),
                     container_dns,

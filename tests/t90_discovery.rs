@@ -311,6 +311,67 @@ async fn dns_and_balancer_serve_ready_host_processes_on_two_nodes() {
     c.stop().await;
 }
 
+/// A hung or dead host's pods stay Ready in the store until the eviction
+/// grace ends, and a hung host accepts connections it never answers: every
+/// node drops endpoints on nodes gossip shows down at once (found by the
+/// chaos harness: 6.8 s outages while a paused host's pods were still
+/// balanced to).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn endpoints_on_a_node_seen_down_are_dropped_before_eviction() {
+    let mut c = Cluster::start("dd", &["2", "2", "2"], |c| {
+        c.scheduler.pod_eviction_grace_ms = 120_000;
+    })
+    .await;
+    let leader = c.leader();
+    let (keep, victim) = ((leader + 1) % 3, (leader + 2) % 3);
+    let api = Api::new(c.nodes[leader].as_ref().unwrap().api_addr);
+    let www = tempfile::tempdir().unwrap();
+    let ports = free_ports(2);
+    for (name, node, port) in [("echo-a", keep, ports[0]), ("echo-b", victim, ports[1])] {
+        let (code, v) = api
+            .apply(&process_web_pod(
+                name,
+                &format!("dd{node}"),
+                port,
+                www.path(),
+            ))
+            .await;
+        assert_eq!(code, 200, "{v}");
+    }
+    let (code, v) = api
+        .apply("apiVersion: v1\nkind: Service\nmetadata:\n  name: echo\nspec:\n  selector: {app: echo}\n  ports:\n  - {name: web, port: 80, targetPort: http}\n")
+        .await;
+    assert_eq!(code, 200, "{v}");
+    eventually(Duration::from_secs(30), "two ready endpoints", || {
+        let api = api.clone();
+        async move { endpoints(&api, "echo").await.len() == 2 }
+    })
+    .await;
+
+    let crashed = c.crash(victim).await;
+    let (rt, name) = (crashed.runtime.clone(), crashed.info.name.clone());
+    crashed.shutdown().await;
+    eventually(
+        Duration::from_secs(10),
+        "echo-b out of the endpoints of both survivors",
+        || {
+            let a = api.clone();
+            let b = Api::new(c.nodes[keep].as_ref().unwrap().api_addr);
+            async move {
+                endpoints(&a, "echo").await == ["echo-a"]
+                    && endpoints(&b, "echo").await == ["echo-a"]
+            }
+        },
+    )
+    .await;
+    // Not by eviction: the store still has echo-b Ready on its node.
+    let (code, pod) = api.get("/v1/namespaces/default/pods/echo-b").await;
+    assert_eq!(code, 200, "{pod}");
+    assert!(is_ready(&pod), "echo-b is still Ready in the store: {pod}");
+    remove_containers_of(&rt, &name).await;
+    c.stop().await;
+}
+
 fn docker_web(image: &str) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: web\n        image: {image}\n        command: [\"sh\", \"-c\", \"mkdir -p /www && hostname > /www/index.html && touch /www/ready && exec httpd -f -p 8080 -h /www\"]\n        ports:\n        - name: http\n          containerPort: 8080\n        readinessProbe:\n          httpGet: {{path: /ready, port: 8080}}\n          periodSeconds: 1\n          failureThreshold: 1\n        resources:\n          requests: {{cpu: 100m}}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {{app: web}}\n  ports:\n  - name: http\n    port: 8080\n    targetPort: http\n"

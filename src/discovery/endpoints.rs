@@ -2,7 +2,7 @@
 //! replica. Pure: the same objects and node give the same table, so every
 //! node computes its own view without asking anyone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use serde_json::Value;
@@ -76,13 +76,18 @@ fn container_port(target: Option<&IntOrString>, port: u16, pod: &PodBody) -> Opt
     }
 }
 
-/// Who is asking: the node's name and the host address it runs on.
+/// Who is asking: the node's name, the host address it runs on, and the
+/// nodes it sees down.
 #[derive(Debug, Clone, Copy)]
 pub struct Local<'a> {
     /// This node's name.
     pub node: &'a str,
     /// This host's address (`hostIP` of its pods).
     pub host_ip: Option<Ipv4Addr>,
+    /// Nodes that gossip shows down or gone (and none alive by that name).
+    /// Their pods are still Ready in the store until the eviction grace
+    /// ends, but a hung host's pods accept connections and never answer.
+    pub unreachable: &'a BTreeSet<String>,
 }
 
 /// How this node reaches a pod's container port: straight to the container
@@ -117,7 +122,7 @@ fn address(pod: &ReadyPod, cport: u16, local: Local<'_>) -> Option<(Ipv4Addr, u1
 pub fn build(services: &[Object], pods: &[Object], local: Local<'_>) -> ServiceTable {
     let mut by_ns: BTreeMap<String, Vec<ReadyPod>> = BTreeMap::new();
     for p in pods {
-        if let Some(rp) = ready_pod(p) {
+        if let Some(rp) = ready_pod(p).filter(|rp| !local.unreachable.contains(&rp.node)) {
             let ns = p.metadata.namespace.clone().unwrap_or_default();
             by_ns.entry(ns).or_default().push(rp);
         }
@@ -199,12 +204,51 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    static NONE_DOWN: BTreeSet<String> = BTreeSet::new();
+
     fn at(node: &str) -> Local<'_> {
         let host_ip = match node {
             "n1" => Some(Ipv4Addr::new(192, 168, 1, 1)),
             _ => Some(Ipv4Addr::new(192, 168, 1, 2)),
         };
-        Local { node, host_ip }
+        Local {
+            node,
+            host_ip,
+            unreachable: &NONE_DOWN,
+        }
+    }
+
+    #[test]
+    fn pods_on_a_node_seen_down_are_no_endpoints() {
+        let services = [svc("web", "10.96.0.10", json!([{"port": 80}]))];
+        let pods = [
+            pod(
+                "a",
+                "n2",
+                true,
+                "172.17.0.5",
+                "192.168.1.2",
+                json!([{"containerPort": 80, "hostPort": 32001}]),
+            ),
+            pod(
+                "b",
+                "n3",
+                true,
+                "172.17.0.6",
+                "192.168.1.3",
+                json!([{"containerPort": 80, "hostPort": 32002}]),
+            ),
+        ];
+        let down = BTreeSet::from(["n3".to_string()]);
+        let local = Local {
+            unreachable: &down,
+            ..at("n1")
+        };
+        let t = build(&services, &pods, local);
+        let e = &t.get("default", "web").unwrap().ports[0].endpoints;
+        assert_eq!(e.iter().map(|e| e.pod.as_str()).collect::<Vec<_>>(), ["a"]);
+        let t = build(&services, &pods, at("n1"));
+        assert_eq!(t.get("default", "web").unwrap().ports[0].endpoints.len(), 2);
     }
 
     #[test]

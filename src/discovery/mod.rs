@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::membership::Membership;
 use crate::resource::Kind;
 use crate::store::Store;
 
@@ -234,13 +235,16 @@ impl Discovery {
     pub async fn start(
         cfg: &DiscoveryConfig,
         store: Store,
+        membership: Membership,
         node: String,
         host_ip: Option<Ipv4Addr>,
         container_dns: Option<IpAddr>,
     ) -> Result<Discovery, DiscoveryError> {
         cfg.validate()?;
         let (tx, rx) = watch::channel(Arc::new(ServiceTable::default()));
-        let mut tasks = vec![tokio::spawn(build_loop(store, node, host_ip, tx))];
+        let mut tasks = vec![tokio::spawn(build_loop(
+            store, membership, node, host_ip, tx,
+        ))];
         tasks.push(tokio::spawn(balance_loop(cfg.clone(), rx.clone())));
         let mut listen =
             vec![
@@ -319,26 +323,48 @@ pub fn container_resolver(
     )
 }
 
-/// Rebuilds the table whenever a Service or Pod changes (and every few
-/// seconds regardless: level-triggered, so a missed event costs latency,
-/// never correctness).
+/// Nodes gossip shows down or gone, unless another member by the same name
+/// (the node restarted) is up.
+fn unreachable_nodes(membership: &Membership) -> BTreeSet<String> {
+    let members = membership.members();
+    let up: BTreeSet<&str> = members
+        .iter()
+        .filter(|m| m.is_up())
+        .filter_map(|m| m.name())
+        .collect();
+    members
+        .iter()
+        .filter(|m| !m.is_up())
+        .filter_map(|m| m.name())
+        .filter(|n| !up.contains(n))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Rebuilds the table whenever a Service, a Pod or the membership changes
+/// (and every few seconds regardless: level-triggered, so a missed event
+/// costs latency, never correctness).
 async fn build_loop(
     store: Store,
+    membership: Membership,
     node: String,
     host_ip: Option<Ipv4Addr>,
     tx: watch::Sender<Arc<ServiceTable>>,
 ) {
     let mut watch = None;
+    let mut members = membership.changes();
     loop {
         if watch.is_none() {
             watch = store.watch(None, None, None).ok();
         }
+        let unreachable = unreachable_nodes(&membership);
         let services = store.list(Kind::Service, None).map(|(o, _)| o);
         let pods = store.list(Kind::Pod, None).map(|(o, _)| o);
         if let (Ok(services), Ok(pods)) = (services, pods) {
             let local = endpoints::Local {
                 node: &node,
                 host_ip,
+                unreachable: &unreachable,
             };
             let t = endpoints::build(&services, &pods, local);
             let n: usize = t
@@ -363,6 +389,12 @@ async fn build_loop(
         loop {
             let relevant = tokio::select! {
                 _ = &mut tick => break,
+                _ = async {
+                    // Closed at shutdown: wait on the other arms instead of spinning.
+                    if members.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                } => true,
                 ev = async {
                     match watch.as_mut() {
                         Some(w) => w.next().await,
