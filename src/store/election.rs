@@ -18,6 +18,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use openraft::{LogId, ServerState};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -182,22 +183,31 @@ pub(super) async fn drive(
             last_log_id: raft.data_metrics().borrow().last_log,
         };
         let vote_before = raft.metrics().borrow().vote;
-        let asks = voters.iter().filter(|(id, _)| *id != me).map(|(id, info)| {
-            let (id, net, req) = (*id, net.clone(), req.clone());
-            async move {
-                let ask = super::network::ask_pre_vote(&net, info, req);
-                match tokio::time::timeout(timing.retry_min, ask).await {
-                    Ok(Some(r)) if r.granted => Some(id),
-                    _ => None,
+        let mut asks: futures::stream::FuturesUnordered<_> = voters
+            .iter()
+            .filter(|(id, _)| *id != me)
+            .map(|(id, info)| {
+                let (id, net, req) = (*id, net.clone(), req.clone());
+                async move {
+                    let ask = super::network::ask_pre_vote(&net, info, req);
+                    match tokio::time::timeout(timing.retry_min, ask).await {
+                        Ok(Some(r)) if r.granted => Some(id),
+                        _ => None,
+                    }
                 }
-            }
-        });
-        let mut granted: Vec<NodeId> = futures::future::join_all(asks)
-            .await
-            .into_iter()
-            .flatten()
+            })
             .collect();
-        granted.push(me);
+        // Stop at a quorum: a hung or cut-off voter would otherwise hold the
+        // round for the whole timeout (1 s longer failovers when the
+        // leader hangs than when it dies).
+        let mut granted = vec![me];
+        while !is_quorum(&configs, &granted) {
+            match asks.next().await {
+                Some(Some(id)) => granted.push(id),
+                Some(None) => {}
+                None => break,
+            }
+        }
         if !is_quorum(&configs, &granted) {
             metrics::counter!("shoal_raft_prevotes_total", "result" => "denied").increment(1);
             debug!(granted = granted.len(), "pre-vote denied; not campaigning");
