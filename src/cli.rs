@@ -786,21 +786,7 @@ fn endpoints_table(items: &[Value], all: bool) -> String {
     }
     rows[0].extend(["NAME", "ENDPOINTS"].map(String::from));
     for it in items {
-        let mut row = Vec::new();
-        if all {
-            row.push(
-                s(it, &["metadata", "namespace"])
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
-            );
-        }
-        row.push(
-            s(it, &["metadata", "name"])
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-        );
+        let mut row = name_cells(it, all);
         let eps: Vec<String> = s(it, &["ports"])
             .as_array()
             .into_iter()
@@ -865,6 +851,17 @@ fn human_duration(secs: u64) -> String {
     }
 }
 
+/// A table row's first cells: the namespace (when shown) and the name.
+fn name_cells(it: &Value, with_ns: bool) -> Vec<String> {
+    let cell = |path: &[&str]| s(it, path).as_str().unwrap_or("").to_string();
+    let mut row = Vec::new();
+    if with_ns {
+        row.push(cell(&["metadata", "namespace"]));
+    }
+    row.push(cell(&["metadata", "name"]));
+    row
+}
+
 fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
     let mut header: Vec<&str> = Vec::new();
     if with_ns && kind.namespaced() {
@@ -886,21 +883,7 @@ fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
     header.extend_from_slice(extra);
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for it in items {
-        let mut row = Vec::new();
-        if with_ns && kind.namespaced() {
-            row.push(
-                s(it, &["metadata", "namespace"])
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
-            );
-        }
-        row.push(
-            s(it, &["metadata", "name"])
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-        );
+        let mut row = name_cells(it, with_ns && kind.namespaced());
         let n = |v: &Value| v.as_u64().unwrap_or(0);
         match kind {
             Kind::Pod => {
