@@ -106,16 +106,20 @@ fn names(cluster: &Cluster, idx: &[usize]) -> Vec<String> {
     idx.iter().map(|i| cluster.specs[*i].name.clone()).collect()
 }
 
-/// Holds a fault that took the leader (`old`, of `term`) away for `hold`,
-/// watching the other reachable nodes for a leader of a later term; notes
-/// how long that took.
-async fn hold_watching_failover(
+/// Holds a fault on `old` for `hold`. When it took the leader (of `term`)
+/// away, watches the other reachable nodes for a leader of a later term
+/// meanwhile and notes how long that took.
+async fn hold_fault(
     cluster: &Cluster,
     old: &[usize],
-    term: u64,
+    term: Option<u64>,
     hold: Duration,
     r: &mut FaultRecord,
 ) {
+    let Some(term) = term else {
+        tokio::time::sleep(hold).await;
+        return;
+    };
     let t = Instant::now();
     let end = t + hold;
     let others: Vec<usize> = cluster
@@ -143,6 +147,22 @@ async fn hold_watching_failover(
     tokio::time::sleep_until(end.into()).await;
 }
 
+/// The node a single-node fault hits: the leader (with its term) for the
+/// leader kinds, else the plan's pick.
+async fn single_target(
+    cluster: &Cluster,
+    p: &Planned,
+    r: &mut FaultRecord,
+) -> anyhow::Result<(usize, Option<u64>)> {
+    match p.kind {
+        FaultKind::KillLeader | FaultKind::PauseLeader => {
+            let (l, t) = leader_or_skip(cluster, r).await?;
+            Ok((l, Some(t)))
+        }
+        _ => Ok((p.order[0], None)),
+    }
+}
+
 async fn leader_or_skip(cluster: &Cluster, r: &mut FaultRecord) -> anyhow::Result<(usize, u64)> {
     match cluster.wait_leader(LEADER_WAIT).await {
         Some(l) => {
@@ -165,13 +185,7 @@ async fn inject(
     let n = cluster.len();
     match p.kind {
         FaultKind::KillRandom | FaultKind::KillLeader | FaultKind::ReplaceHost => {
-            let (target, term) = match p.kind {
-                FaultKind::KillLeader => {
-                    let (l, t) = leader_or_skip(cluster, r).await?;
-                    (l, Some(t))
-                }
-                _ => (p.order[0], None),
-            };
+            let (target, term) = single_target(cluster, p, r).await?;
             r.at_secs = rec.secs();
             r.targets = names(cluster, &[target]);
             let replace = p.kind == FaultKind::ReplaceHost;
@@ -184,28 +198,16 @@ async fn inject(
                 r.note = format!("{} pods killed", r.note).trim().to_string();
             }
             let rest = hold.saturating_sub(t.elapsed());
-            match term {
-                Some(term) => hold_watching_failover(cluster, &[target], term, rest, r).await,
-                None => tokio::time::sleep(rest).await,
-            }
+            hold_fault(cluster, &[target], term, rest, r).await;
             cluster.start(target)?;
             r.healed_at_secs = Some(rec.secs());
         }
         FaultKind::PauseRandom | FaultKind::PauseLeader => {
-            let (target, term) = match p.kind {
-                FaultKind::PauseLeader => {
-                    let (l, t) = leader_or_skip(cluster, r).await?;
-                    (l, Some(t))
-                }
-                _ => (p.order[0], None),
-            };
+            let (target, term) = single_target(cluster, p, r).await?;
             r.at_secs = rec.secs();
             r.targets = names(cluster, &[target]);
             cluster.pause(target)?;
-            match term {
-                Some(term) => hold_watching_failover(cluster, &[target], term, hold, r).await,
-                None => tokio::time::sleep(hold).await,
-            }
+            hold_fault(cluster, &[target], term, hold, r).await;
             cluster.resume(target)?;
             r.healed_at_secs = Some(rec.secs());
         }
@@ -262,10 +264,7 @@ async fn inject(
                 .trim()
                 .to_string();
             cluster.set_partition(&cut_between(&sides))?;
-            match leader_term {
-                Some(term) => hold_watching_failover(cluster, &sides[0], term, hold, r).await,
-                None => tokio::time::sleep(hold).await,
-            }
+            hold_fault(cluster, &sides[0], leader_term, hold, r).await;
             cluster.set_partition(&Default::default())?;
             r.healed_at_secs = Some(rec.secs());
         }

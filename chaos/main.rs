@@ -98,29 +98,30 @@ fn main() {
     std::process::exit(code);
 }
 
-fn load(
-    path: &Path,
-    duration: Option<u64>,
-    seed: Option<u64>,
-) -> anyhow::Result<scenario::Scenario> {
-    let mut s = scenario::Scenario::load(path)?;
-    if let Some(d) = duration {
-        s.duration_secs = d;
-    }
-    if let Some(seed) = seed {
-        s.seed = seed;
-    }
-    s.validate()?;
-    Ok(s)
+/// The scenario with the command line's overrides; a bad one is reported
+/// and is a usage error (exit 2).
+fn load(path: &Path, duration: Option<u64>, seed: Option<u64>) -> Result<scenario::Scenario, i32> {
+    let load = || -> anyhow::Result<scenario::Scenario> {
+        let mut s = scenario::Scenario::load(path)?;
+        if let Some(d) = duration {
+            s.duration_secs = d;
+        }
+        if let Some(seed) = seed {
+            s.seed = seed;
+        }
+        s.validate()?;
+        Ok(s)
+    };
+    load().map_err(|e| {
+        eprintln!("shoal-chaos: {e:#}");
+        2
+    })
 }
 
 fn plan_cmd(a: PlanArgs) -> i32 {
     let s = match load(&a.scenario, a.duration, a.seed) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("shoal-chaos: {e:#}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     for p in s.plan() {
         let order: Vec<String> = p
@@ -184,10 +185,7 @@ fn default_shoal() -> Option<PathBuf> {
 fn run_cmd(a: RunArgs) -> i32 {
     let s = match load(&a.scenario, a.duration, a.seed) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("shoal-chaos: {e:#}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let Some(shoal) = a.shoal.clone().or_else(default_shoal) else {
         eprintln!("shoal-chaos: cannot locate the shoal binary; pass --shoal");
