@@ -145,37 +145,42 @@ pub(super) async fn drive(
     let mut last_try: Option<Instant> = None;
     loop {
         tokio::time::sleep(timing.tick).await;
-        let (leading, configs, voters) = {
+        // Cheap looks first: this runs every tick on every node, and almost
+        // always ends here while a leader is heard from.
+        let (leading, voter, alone) = {
             let rx = raft.metrics();
             let m = rx.borrow();
             if m.running_state.is_err() {
                 return;
             }
             let membership = m.membership_config.membership();
-            let voters: Vec<(NodeId, super::NodeInfo)> = membership
-                .voter_ids()
-                .filter_map(|id| membership.get_node(&id).map(|n| (id, n.clone())))
-                .collect();
             (
                 m.state == ServerState::Leader,
-                membership.get_joint_config().clone(),
-                voters,
+                membership.voter_ids().any(|id| id == me),
+                membership.voter_ids().nth(1).is_none(),
             )
         };
         if leading {
             contact.touch();
             continue;
         }
-        if !voters.iter().any(|(id, _)| *id == me) {
-            continue;
-        }
         // A lone voter (a dev node) has nobody to hear from or ask.
-        let alone = voters.len() == 1;
-        if (!alone && contact.quiet_for() < quiet_needed)
+        if !voter
+            || (!alone && contact.quiet_for() < quiet_needed)
             || last_try.is_some_and(|t| t.elapsed() < timing.retry_min)
         {
             continue;
         }
+        let (configs, voters) = {
+            let rx = raft.metrics();
+            let m = rx.borrow();
+            let membership = m.membership_config.membership();
+            let voters: Vec<(NodeId, super::NodeInfo)> = membership
+                .voter_ids()
+                .filter_map(|id| membership.get_node(&id).map(|n| (id, n.clone())))
+                .collect();
+            (membership.get_joint_config().clone(), voters)
+        };
         last_try = Some(Instant::now());
         quiet_needed = timing.jittered(timing.lease);
 
