@@ -397,14 +397,9 @@ mod tests {
 
     fn fault(kind: &'static str, at: f64, healed: f64, targets: &[&str]) -> FaultRecord {
         FaultRecord {
-            at_secs: at,
-            kind,
             targets: targets.iter().map(|s| s.to_string()).collect(),
             healed_at_secs: Some(healed),
-            note: String::new(),
-            failover_secs: None,
-            min_ready: None,
-            ready_again_after_secs: None,
+            ..FaultRecord::new(at, kind)
         }
     }
 

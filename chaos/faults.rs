@@ -34,6 +34,22 @@ pub struct FaultRecord {
     pub ready_again_after_secs: Option<f64>,
 }
 
+impl FaultRecord {
+    /// A fault of `kind` injected at `at_secs`, nothing else known yet.
+    pub fn new(at_secs: f64, kind: &'static str) -> FaultRecord {
+        FaultRecord {
+            at_secs,
+            kind,
+            targets: Vec::new(),
+            healed_at_secs: None,
+            note: String::new(),
+            failover_secs: None,
+            min_ready: None,
+            ready_again_after_secs: None,
+        }
+    }
+}
+
 /// Fills each fault's `min_ready` and `ready_again_after_secs` from the
 /// readiness timeline (samples of (seconds, ready pods)).
 pub fn attach_readiness(records: &mut [FaultRecord], timeline: &[(f64, usize)], replicas: usize) {
@@ -74,16 +90,7 @@ pub async fn run(
     for p in plan {
         let at = start + Duration::from_millis(p.at_ms);
         tokio::time::sleep_until(at.into()).await;
-        let mut rec_entry = FaultRecord {
-            at_secs: rec.secs(),
-            kind: p.kind.name(),
-            targets: Vec::new(),
-            healed_at_secs: None,
-            note: String::new(),
-            failover_secs: None,
-            min_ready: None,
-            ready_again_after_secs: None,
-        };
+        let mut rec_entry = FaultRecord::new(rec.secs(), p.kind.name());
         if let Err(e) = inject(&cluster, &rec, &p, host_died, graceful, &mut rec_entry).await {
             rec_entry.note = format!("{} error: {e:#}", rec_entry.note)
                 .trim()
@@ -312,16 +319,7 @@ mod tests {
     use super::*;
 
     fn record(at: f64) -> FaultRecord {
-        FaultRecord {
-            at_secs: at,
-            kind: "kill-random",
-            targets: Vec::new(),
-            healed_at_secs: None,
-            note: String::new(),
-            failover_secs: None,
-            min_ready: None,
-            ready_again_after_secs: None,
-        }
+        FaultRecord::new(at, "kill-random")
     }
 
     #[test]
