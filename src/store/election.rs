@@ -73,7 +73,8 @@ impl Timing {
     }
 }
 
-/// When this node last heard from a leader that it accepted.
+/// When this node last heard from a leader it accepted, or gave its vote
+/// to a candidate.
 #[derive(Clone)]
 pub(super) struct LeaderContact(Arc<Mutex<Instant>>);
 
@@ -82,7 +83,7 @@ impl LeaderContact {
         LeaderContact(Arc::new(Mutex::new(Instant::now())))
     }
 
-    /// Records that a leader's append or snapshot was accepted just now.
+    /// Records a leader's append or snapshot accepted, or a vote given, just now.
     pub(super) fn touch(&self) {
         if let Ok(mut t) = self.0.lock() {
             *t = Instant::now();

@@ -233,7 +233,16 @@ impl Handler for RaftHandler {
                     }
                     RaftReply::Append(res)
                 }
-                RaftRpc::Vote(r) => RaftReply::Vote(raft.vote(r).await),
+                RaftRpc::Vote(r) => {
+                    let res = raft.vote(r).await;
+                    // A vote given restarts this node's quiet time, as in Raft: the
+                    // candidate may have just won, and its first heartbeat is on
+                    // its way (two campaigns right after a win deposed the winner).
+                    if matches!(&res, Ok(v) if v.vote_granted) {
+                        contact.touch();
+                    }
+                    RaftReply::Vote(res)
+                }
                 RaftRpc::Snapshot(r) => {
                     let vote = r.vote;
                     let res = raft.install_snapshot(r).await;
