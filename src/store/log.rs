@@ -56,20 +56,73 @@ type Sync = (LogFlushed<TypeConfig>, std::time::Instant);
 /// The Raft log storage.
 pub struct LogStore {
     db: Arc<DB>,
-    sync_tx: std_mpsc::Sender<Sync>,
+    syncer: Syncer,
+}
+
+/// The WAL syncer thread and the way to stop it. Stopping joins the thread,
+/// so that no thread still holds the database once its owner has let it go:
+/// a detached syncer dropping the last `Arc<DB>` while the process exits ran
+/// RocksDB's close concurrently with its static destructors (SIGABRT at exit).
+struct Syncer {
+    tx: Option<std_mpsc::Sender<Sync>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(db: Arc<DB>, done: Option<tokio::sync::oneshot::Sender<()>>) -> Syncer {
+        let (tx, rx) = std_mpsc::channel::<Sync>();
+        let handle = std::thread::Builder::new()
+            .name("shoal-log-sync".into())
+            .spawn(move || {
+                syncer(db, rx);
+                // The database reference is gone by now: tell the store's shutdown.
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            })
+            .map_err(|e| tracing::error!("cannot start the log sync thread: {e}"))
+            .ok();
+        Syncer {
+            tx: Some(tx),
+            handle,
+        }
+    }
+
+    fn send(&self, item: Sync) -> Result<(), StorageError<NodeId>> {
+        let stopped = || {
+            StorageIOError::<NodeId>::write_logs(&std::io::Error::other("log sync thread stopped"))
+                .into()
+        };
+        match &self.tx {
+            Some(tx) => tx.send(item).map_err(|_| stopped()),
+            None => Err(stopped()),
+        }
+    }
+
+    /// Closes the queue and waits for the thread, which first acknowledges
+    /// what is already queued.
+    fn stop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take()
+            && h.join().is_err()
+        {
+            tracing::error!("the log sync thread panicked");
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl LogStore {
-    /// Wraps the shared database and starts the WAL syncer thread.
-    pub fn new(db: Arc<DB>) -> Self {
-        let (sync_tx, sync_rx) = std_mpsc::channel::<Sync>();
-        let sync_db = db.clone();
-        std::thread::Builder::new()
-            .name("shoal-log-sync".into())
-            .spawn(move || syncer(sync_db, sync_rx))
-            .map(|_| ())
-            .unwrap_or_else(|e| tracing::error!("cannot start the log sync thread: {e}"));
-        LogStore { db, sync_tx }
+    /// Wraps the shared database and starts the WAL syncer thread; `done`
+    /// fires when that thread has ended and let go of the database.
+    pub fn new(db: Arc<DB>, done: Option<tokio::sync::oneshot::Sender<()>>) -> Self {
+        let syncer = Syncer::start(db.clone(), done);
+        LogStore { db, syncer }
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -256,10 +309,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.db
             .write(batch)
             .map_err(|e| StorageIOError::<NodeId>::write_logs(&e))?;
-        self.sync_tx.send((callback, started)).map_err(|_| {
-            StorageIOError::<NodeId>::write_logs(&std::io::Error::other("log sync thread stopped"))
-                .into()
-        })
+        self.syncer.send((callback, started))
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
