@@ -440,6 +440,9 @@ pub struct Cluster {
     teardown: Arc<Teardown>,
     /// Voters the cluster settles at with every node up.
     pub expected_voters: usize,
+    /// The cluster key every agent is given (netns addresses are beyond
+    /// loopback, where an agent refuses to run without one).
+    cluster_key: PathBuf,
 }
 
 /// Options for building a cluster.
@@ -492,6 +495,10 @@ impl Cluster {
             Network::Loopback => free_ports(3 * n)?,
             Network::Netns => Vec::new(),
         };
+        let cluster_key = opts.run_dir.join("cluster.key");
+        let key = shoal::net::generate_cluster_key();
+        shoal::net::write_private(&cluster_key, shoal::net::cluster_key_text(&key).as_bytes())
+            .with_context(|| format!("cannot write {}", cluster_key.display()))?;
         let mut specs = Vec::new();
         for i in 0..n {
             let name = format!("{NAME_PREFIX}{}", i + 1);
@@ -566,6 +573,7 @@ impl Cluster {
             http,
             teardown,
             expected_voters,
+            cluster_key,
         })
     }
 
@@ -607,6 +615,8 @@ impl Cluster {
             .arg("--data-dir")
             .arg(&s.data_dir)
             .args(["--p2p-addr", &s.p2p, "--api-addr", &s.api])
+            .arg("--cluster-key-file")
+            .arg(&self.cluster_key)
             .args(["--bootstrap-expect", &self.len().to_string()]);
         for (j, other) in self.specs.iter().enumerate() {
             if j != i {

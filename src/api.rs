@@ -170,7 +170,9 @@ impl From<StoreError> for ApiError {
             | StoreError::Txn(TxnError::AlreadyExists { .. }) => StatusCode::CONFLICT,
             StoreError::Txn(TxnError::NotFound { .. }) => StatusCode::NOT_FOUND,
             StoreError::Txn(TxnError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            StoreError::Txn(TxnError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             StoreError::Gone { .. } => StatusCode::GONE,
+            StoreError::TooManyWatches { .. } => StatusCode::TOO_MANY_REQUESTS,
             e if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -390,7 +392,10 @@ where
     F: FnOnce(tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    // One line queued: a watcher that does not read holds at most that and
+    // the socket's buffers (64 queued 900-KB objects per watcher took a node
+    // to gigabytes). One that falls behind the history is ended with 410.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(f(tx));
     Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
@@ -553,6 +558,9 @@ fn put_op(
     obj.metadata.resource_version = None;
     obj.metadata.generation = None;
     obj.metadata.uid = None;
+    // Status is written by nodes and controllers through the store, never
+    // by a client's write of the object: the stored status is kept.
+    obj.body.remove("status");
     if obj.metadata.creation_timestamp.is_none() {
         obj.metadata.creation_timestamp = Some(now_rfc3339());
     }
@@ -768,6 +776,16 @@ async fn apply(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
                 format!("unknown kind {}", obj.kind),
             )
         })?;
+        if key.kind == Kind::Node {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "kind: Node {}: nodes register themselves; change one with `shoal cordon`, \
+                     `uncordon` or `drain`",
+                    key.name
+                ),
+            ));
+        }
         let (mut obj, precondition) = keep_live_fields(&s, &key, obj)?;
         addresses.assign(&s, &key, &mut obj)?;
         ops.push(put_op(key, obj, precondition)?);
@@ -856,7 +874,26 @@ impl ServiceAddresses {
                 )));
             }
             (None, Some(have)) => spec.cluster_ip = Some(have.clone()),
-            (Some(_), _) => {}
+            (Some(want), _) if want == "None" => {}
+            (Some(want), _) => {
+                let cidr = crate::discovery::Cidr::parse(&s.discovery.service_cidr)
+                    .map_err(|e| unprocessable(format!("discovery.service_cidr: {e}")))?;
+                let ip: std::net::Ipv4Addr = want.parse().map_err(|_| {
+                    unprocessable(format!("spec.clusterIP: {want:?} is not an IPv4 address"))
+                })?;
+                if !cidr.contains(ip) || !cidr.is_host(ip) {
+                    return Err(unprocessable(format!(
+                        "spec.clusterIP: {ip} is not a host address of the cluster's service range {} (discovery.service_cidr)",
+                        s.discovery.service_cidr
+                    )));
+                }
+                if ips.contains(&ip) && live_ip.as_deref() != Some(want.as_str()) {
+                    return Err(unprocessable(format!(
+                        "spec.clusterIP: {ip} is already allocated to another Service"
+                    )));
+                }
+                ips.insert(ip);
+            }
             (None, None) => {
                 let cidr = crate::discovery::Cidr::parse(&s.discovery.service_cidr)
                     .map_err(|e| unprocessable(format!("discovery.service_cidr: {e}")))?;
@@ -880,7 +917,13 @@ impl ServiceAddresses {
             let range = crate::discovery::parse_port_range(&s.discovery.node_port_range)
                 .map_err(|e| unprocessable(format!("discovery.node_port_range: {e}")))?;
             for (i, p) in spec.ports.iter_mut().enumerate() {
-                if p.node_port.is_some() {
+                if let Some(np) = p.node_port {
+                    if !(range.0..=range.1).contains(&np) {
+                        return Err(unprocessable(format!(
+                            "spec.ports[{i}].nodePort: {np} is outside the cluster's node port range {} (discovery.node_port_range)",
+                            s.discovery.node_port_range
+                        )));
+                    }
                     continue;
                 }
                 let kept = live.as_ref().and_then(|l| {

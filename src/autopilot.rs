@@ -261,16 +261,34 @@ async fn lead(
             continue;
         }
         let id = info.node_id();
-        if nodes.get(&id) != Some(&info) {
-            info!(node = %info, "adding as learner");
-            metrics::counter!("shoal_autopilot_actions_total", "action" => "add_learner")
-                .increment(1);
-            return store
-                .raft()
-                .add_learner(id, info, false)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string());
+        match nodes.get(&id) {
+            None => {
+                info!(node = %info, "adding as learner");
+                metrics::counter!("shoal_autopilot_actions_total", "action" => "add_learner")
+                    .increment(1);
+                return store
+                    .raft()
+                    .add_learner(id, info, false)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+            }
+            // Same identity, new addresses (a restart on another address, a
+            // DHCP change): record them once. add_learner leaves a known
+            // node's info as it was, so retrying it looped forever, writing
+            // two entries a second.
+            Some(stored) if *stored != info => {
+                info!(node = %info, was = ?stored.p2p_addrs, now = ?info.p2p_addrs, "updating a member's addresses");
+                metrics::counter!("shoal_autopilot_actions_total", "action" => "update_node")
+                    .increment(1);
+                return change(
+                    store,
+                    ChangeMembers::SetNodes(BTreeMap::from([(id, info)])),
+                    true,
+                )
+                .await;
+            }
+            Some(_) => {}
         }
     }
 

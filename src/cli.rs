@@ -58,6 +58,8 @@ pub struct Cli {
 pub enum Cmd {
     /// Run the node daemon.
     Agent(AgentArgs),
+    /// Print a new cluster key for `--cluster-key-file` (keep it 0600; every node needs it).
+    Keygen,
     /// Create or update the objects of a manifest file (`-` for stdin).
     Apply {
         #[arg(short = 'f', long = "filename")]
@@ -384,6 +386,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = Client::new(&cli.addr, cli.token.clone())?;
     match cli.command {
         Cmd::Agent(args) => run_agent(args).await,
+        Cmd::Keygen => {
+            let key = crate::net::generate_cluster_key();
+            print!("{}", crate::net::cluster_key_text(&key));
+            Ok(())
+        }
         Cmd::Apply { file } => apply(&client, &file).await,
         Cmd::Get {
             kind,

@@ -176,7 +176,9 @@ impl Net {
                 })?;
             match ev {
                 SwarmEvent::NewListenAddr { address, .. } => {
-                    info!(%address, %peer_id, "p2p listening");
+                    // For a wildcard this is only the first of the host's
+                    // addresses; the node logs what it advertises.
+                    info!(bound = %cfg.listen, port = ?tcp_port(&address), %peer_id, "p2p listening");
                     if let Ok(mut l) = listen_addrs.write() {
                         l.push(address);
                     }
@@ -621,12 +623,81 @@ fn load_or_create_key(dir: &Path) -> Result<Keypair, NetError> {
                     path: path.display().to_string(),
                     msg: e.to_string(),
                 })?;
-            let tmp = dir.join(format!("{KEY_FILE}.tmp"));
-            std::fs::write(&tmp, bytes).map_err(key_err)?;
-            std::fs::rename(&tmp, &path).map_err(key_err)?;
+            write_private(&path, &bytes).map_err(key_err)?;
             Ok(key)
         }
         Err(e) => Err(key_err(e)),
+    }
+}
+
+/// Writes a secret file readable by its owner only (0600), atomically.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A new random cluster key.
+pub fn generate_cluster_key() -> PreSharedKey {
+    PreSharedKey::new(rand::random::<[u8; 32]>())
+}
+
+/// A cluster key in the go-libp2p swarm.key format that [`load_cluster_key`] reads.
+pub fn cluster_key_text(key: &PreSharedKey) -> String {
+    key.to_key_file()
+}
+
+/// Every IPv4 address of this host's interfaces that are up, with the
+/// interface's name.
+pub fn host_ipv4_addrs() -> Vec<(String, std::net::Ipv4Addr)> {
+    use nix::net::if_::InterfaceFlags;
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter(|a| a.flags.contains(InterfaceFlags::IFF_UP))
+        .filter_map(|a| Some((a.interface_name.clone(), a.address?.as_sockaddr_in()?.ip())))
+        .collect()
+}
+
+/// Whether the multiaddr is a wildcard address (0.0.0.0 or ::).
+pub fn is_wildcard(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_unspecified(),
+        Some(Protocol::Ip6(ip)) => ip.is_unspecified(),
+        _ => false,
+    }
+}
+
+/// The TCP port of a multiaddr.
+pub fn tcp_port(addr: &Multiaddr) -> Option<u16> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })
+}
+
+/// Whether every address this multiaddr can mean is a loopback one (a
+/// wildcard such as 0.0.0.0 is not).
+pub fn is_loopback(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_loopback(),
+        Some(Protocol::Ip6(ip)) => ip.is_loopback(),
+        Some(Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h)) => h == "localhost",
+        _ => false,
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::agent::{self, logs::LogService};
 use crate::autopilot::{self, AutopilotConfig};
@@ -35,6 +35,14 @@ pub enum NodeError {
     Runtime(#[from] RuntimeError),
     #[error("discovery: {0}")]
     Discovery(#[from] crate::discovery::DiscoveryError),
+    #[error(
+        "p2p listens on {addr}, beyond loopback, and this node has no cluster key: anyone who \
+         reaches that port could join the cluster and read every Secret. Give the cluster's \
+         key with --cluster-key-file FILE (the first node of a cluster, started without \
+         --join, writes one to DATA_DIR/{GENERATED_KEY_FILE}; `shoal keygen > FILE` makes \
+         one for nodes that bootstrap together), or listen on 127.0.0.1 for a single-host cluster"
+    )]
+    NoClusterKey { addr: String },
     #[error("cannot listen for the API on {addr}: {source}")]
     Api {
         addr: String,
@@ -69,14 +77,15 @@ impl Node {
             path: cfg.data_dir.display().to_string(),
             source,
         })?;
-        let psk = match &cfg.cluster_key_file {
-            Some(p) => Some(net::load_cluster_key(p)?),
-            None => None,
-        };
+        secure_data_dir(&cfg.data_dir).map_err(|source| NodeError::DataDir {
+            path: cfg.data_dir.display().to_string(),
+            source,
+        })?;
         let listen = net::parse_addr(&cfg.p2p_addr).await?;
+        let psk = cluster_key(&cfg, &listen)?;
         let net = Net::start(NetConfig {
             data_dir: cfg.data_dir.clone(),
-            listen,
+            listen: listen.clone(),
             psk,
         })
         .await?;
@@ -94,8 +103,9 @@ impl Node {
         })?;
         let p2p_addrs = match &cfg.advertise_addr {
             Some(a) => vec![net::parse_addr(a).await?.to_string()],
-            None => advertised(&net),
+            None => advertised(&net, &listen, &cfg.discovery.service_cidr),
         };
+        info!(p2p_bound = %listen, advertised = ?p2p_addrs, "p2p addresses");
         let info = NodeInfo {
             name,
             peer_id: net.peer_id().to_base58(),
@@ -269,6 +279,78 @@ impl Node {
     }
 }
 
+/// Where a node that founds a cluster keeps the key it generated.
+pub const GENERATED_KEY_FILE: &str = "cluster.key";
+
+/// The cluster key: the file given; else the one this data dir generated
+/// earlier; else none on loopback (only this host's processes reach it);
+/// else a new one when this node founds a cluster (no seeds to join), which
+/// it prints once for the other nodes. A node that would listen beyond
+/// loopback to join a cluster without a key refuses to start.
+fn cluster_key(
+    cfg: &Config,
+    listen: &libp2p::Multiaddr,
+) -> Result<Option<libp2p::pnet::PreSharedKey>, NodeError> {
+    if let Some(p) = &cfg.cluster_key_file {
+        return Ok(Some(net::load_cluster_key(p)?));
+    }
+    let own = cfg.data_dir.join(GENERATED_KEY_FILE);
+    if own.exists() {
+        return Ok(Some(net::load_cluster_key(&own)?));
+    }
+    if net::is_loopback(listen) {
+        return Ok(None);
+    }
+    if !cfg.join.is_empty() || cfg.bootstrap_expect.is_some_and(|n| n > 1) {
+        return Err(NodeError::NoClusterKey {
+            addr: cfg.p2p_addr.clone(),
+        });
+    }
+    let key = net::generate_cluster_key();
+    net::write_private(&own, net::cluster_key_text(&key).as_bytes()).map_err(|source| {
+        NodeError::DataDir {
+            path: own.display().to_string(),
+            source,
+        }
+    })?;
+    let advertise = cfg.advertise_addr.as_deref().unwrap_or(&cfg.p2p_addr);
+    warn!(
+        key_file = %own.display(),
+        "generated this cluster's key; other nodes need a copy of it to join: \
+         shoal agent --join {advertise} --cluster-key-file <copy of {}>",
+        own.display()
+    );
+    Ok(Some(key))
+}
+
+/// Makes the data dir private (0700) and every file under it 0600, also for
+/// a data dir an older version created world-readable: it holds the node's
+/// key, the cluster key and the whole replica, Secrets included.
+fn secure_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file() {
+                let mode = entry.metadata()?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(
+                        entry.path(),
+                        std::fs::Permissions::from_mode(mode & 0o700),
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The runtime asked for, or Docker when an engine answers and the process
 /// driver otherwise; the choice is logged and published in the Node object.
 async fn open_runtime(cfg: &Config) -> Result<DynRuntime, NodeError> {
@@ -306,11 +388,98 @@ fn host_ip(info: &NodeInfo) -> String {
         .unwrap_or_else(|| "127.0.0.1".into())
 }
 
-/// The addresses to publish: the listen addresses, minus wildcard ones.
-fn advertised(net: &Net) -> Vec<String> {
-    net.listen_addrs()
+/// The addresses to publish. A specific listen address is published as
+/// bound. A wildcard one stands for every address of the host, of which
+/// only those other hosts can reach are published, sorted so that a
+/// restart publishes the same set (see [`reachable_addrs`]).
+fn advertised(net: &Net, listen: &libp2p::Multiaddr, service_cidr: &str) -> Vec<String> {
+    let bound = net.listen_addrs();
+    if !net::is_wildcard(listen) {
+        return bound.into_iter().map(|a| a.to_string()).collect();
+    }
+    let Some(port) = bound.iter().find_map(net::tcp_port) else {
+        return Vec::new();
+    };
+    let cidr = crate::discovery::Cidr::parse(service_cidr).ok();
+    reachable_addrs(&net::host_ipv4_addrs(), cidr.as_ref())
         .into_iter()
-        .map(|a| a.to_string())
-        .filter(|a| !a.contains("/0.0.0.0/") && !a.contains("/::/"))
+        .map(|ip| format!("/ip4/{ip}/tcp/{port}"))
         .collect()
+}
+
+/// Interfaces that belong to containers or virtual machines on this host,
+/// by the prefixes their creators give them.
+const LOCAL_BRIDGES: &[&str] = &[
+    "docker", "br-", "veth", "cni", "virbr", "flannel", "cali", "vxlan", "podman", "lxc",
+];
+
+/// Of the host's addresses, those another host can reach: not loopback
+/// (unless there is nothing else), not a Service cluster IP (shoal adds
+/// those to `lo` itself, so they come and go), not a container bridge.
+fn reachable_addrs(
+    addrs: &[(String, std::net::Ipv4Addr)],
+    service_cidr: Option<&crate::discovery::Cidr>,
+) -> Vec<std::net::Ipv4Addr> {
+    let usable = |ip: &std::net::Ipv4Addr| {
+        !ip.is_unspecified() && !service_cidr.is_some_and(|c| c.contains(*ip))
+    };
+    let mut out: Vec<std::net::Ipv4Addr> = addrs
+        .iter()
+        .filter(|(name, ip)| {
+            !ip.is_loopback() && usable(ip) && !LOCAL_BRIDGES.iter().any(|b| name.starts_with(b))
+        })
+        .map(|(_, ip)| *ip)
+        .collect();
+    if out.is_empty() {
+        out = addrs
+            .iter()
+            .map(|(_, ip)| *ip)
+            .filter(|ip| ip.is_loopback() && usable(ip))
+            .collect();
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_advertises_reachable_host_addresses_in_a_stable_order() {
+        let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().expect("ip");
+        let host = |pairs: &[(&str, &str)]| -> Vec<(String, std::net::Ipv4Addr)> {
+            pairs.iter().map(|(n, a)| (n.to_string(), ip(a))).collect()
+        };
+        let cidr = crate::discovery::Cidr::parse("10.96.0.0/16").expect("cidr");
+        let addrs = host(&[
+            ("lo", "127.0.0.1"),
+            ("lo", "10.96.0.10"), // a cluster IP shoal itself added
+            ("eth1", "192.168.1.20"),
+            ("docker0", "172.17.0.1"),
+            ("br-5f2a", "172.18.0.1"),
+            ("veth12", "169.254.3.3"),
+            ("eth0", "10.0.0.5"),
+        ]);
+        assert_eq!(
+            reachable_addrs(&addrs, Some(&cidr)),
+            vec![ip("10.0.0.5"), ip("192.168.1.20")]
+        );
+        // Ten more Services later: the same set, so no membership change.
+        let mut more = addrs.clone();
+        more.extend((11..21).map(|i| ("lo".to_string(), ip(&format!("10.96.0.{i}")))));
+        more.reverse();
+        assert_eq!(
+            reachable_addrs(&more, Some(&cidr)),
+            reachable_addrs(&addrs, Some(&cidr))
+        );
+        // A host with nothing but loopback advertises loopback, minus cluster IPs.
+        let lonely = host(&[("lo", "127.0.0.1"), ("lo", "127.96.0.4")]);
+        let test_cidr = crate::discovery::Cidr::parse("127.96.0.0/16").expect("cidr");
+        assert_eq!(
+            reachable_addrs(&lonely, Some(&test_cidr)),
+            vec![ip("127.0.0.1")]
+        );
+    }
 }

@@ -63,18 +63,79 @@ fn new_pod(rs: &Object, body: &ReplicaSetBody, name: &str, ns: &str) -> Option<V
     serde_json::to_vec(&obj).ok()
 }
 
-/// One pass over every ReplicaSet.
-pub async fn reconcile(store: &Store, pods: &[PodView], replicasets: &[Object]) {
+/// Most pods one ReplicaSet creates in a pass (Kubernetes' burstReplicas).
+const MAX_CREATES_PER_PASS: usize = 500;
+
+/// One pass over every ReplicaSet; a ReplicaSet whose sync failed waits out
+/// its back-off. No ReplicaSet gets more than `max_replicas` pods.
+pub async fn reconcile(
+    store: &Store,
+    pods: &[PodView],
+    replicasets: &[Object],
+    max_replicas: u32,
+    backoff: &mut super::Backoff,
+) {
     let by_owner = pods_by_owner(pods);
     let names: HashSet<(String, String)> = pods
         .iter()
         .map(|p| (p.namespace.clone(), p.name.clone()))
         .collect();
     for rs in replicasets {
-        if let Err(e) = sync_one(store, rs, &by_owner, &names).await {
-            debug!(rs = %rs.metadata.name, "replicaset sync: {e}");
+        let uid = rs.metadata.uid.as_deref().unwrap_or_default();
+        if !backoff.ready(uid) {
+            continue;
+        }
+        match sync_one(store, rs, &by_owner, &names, max_replicas).await {
+            Ok(()) => backoff.succeeded(uid),
+            Err(e) => {
+                let wait = backoff.failed(uid);
+                debug!(rs = %rs.metadata.name, ?wait, "replicaset sync: {e}");
+            }
         }
     }
+    let live: HashSet<&str> = replicasets
+        .iter()
+        .filter_map(|rs| rs.metadata.uid.as_deref())
+        .collect();
+    backoff.retain(&live);
+}
+
+/// Names for `count` new pods: ordinals from 0 up, skipping names that exist
+/// and names an earlier ordinal already produced (5-character suffixes
+/// collide from a few thousand pods on).
+fn new_pod_names(
+    rs: &ObjectKey,
+    uid: &str,
+    existing: &HashSet<(String, String)>,
+    count: usize,
+) -> Vec<String> {
+    let mut taken = HashSet::new();
+    let mut out = Vec::with_capacity(count);
+    let mut ordinal = 0u32;
+    while out.len() < count {
+        let name = pod_name(&rs.name, uid, ordinal);
+        ordinal = ordinal.wrapping_add(1);
+        if existing.contains(&(rs.namespace.clone(), name.clone())) || !taken.insert(name.clone()) {
+            continue;
+        }
+        out.push(name);
+    }
+    out
+}
+
+/// The sizes of successive create commands for `n` pods: 1, 2, 4, ... as
+/// Kubernetes' slow start, so a template that cannot work fails on one pod,
+/// not on hundreds.
+fn slow_start(n: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let (mut left, mut next) = (n, 1usize);
+    while left > 0 {
+        let k = next.min(left);
+        sizes.push(k);
+        left -= k;
+        next = next.saturating_mul(2);
+    }
+    sizes
 }
 
 async fn sync_one(
@@ -82,13 +143,22 @@ async fn sync_one(
     rs: &Object,
     by_owner: &BTreeMap<String, Vec<&PodView>>,
     names: &HashSet<(String, String)>,
+    max_replicas: u32,
 ) -> Result<(), String> {
     let Some(key) = rs.key() else { return Ok(()) };
     let body = ReplicaSetBody::from_object(rs).map_err(|e| e.to_string())?;
     let uid = rs.metadata.uid.clone().unwrap_or_default();
     let mine: Vec<&PodView> = by_owner.get(&uid).cloned().unwrap_or_default();
     let active: Vec<&PodView> = mine.iter().copied().filter(|p| !p.terminal).collect();
-    let want = body.spec.replicas as usize;
+    if body.spec.replicas > max_replicas {
+        tracing::warn!(
+            rs = %key,
+            replicas = body.spec.replicas,
+            max_replicas,
+            "spec.replicas is over the cluster's controller.max_replicas; keeping it at the ceiling"
+        );
+    }
+    let want = body.spec.replicas.min(max_replicas) as usize;
     let mut ops = Vec::new();
     // Finished or lost pods make room for replacements.
     for p in mine.iter().filter(|p| p.terminal) {
@@ -98,23 +168,29 @@ async fn sync_one(
         });
     }
     if active.len() < want {
-        let mut ordinal = 0u32;
-        let mut made = 0;
-        while made < want - active.len() {
-            let name = pod_name(&key.name, &uid, ordinal);
-            ordinal += 1;
-            if names.contains(&(key.namespace.clone(), name.clone())) {
-                continue;
-            }
+        let count = (want - active.len()).min(MAX_CREATES_PER_PASS);
+        let mut creates = Vec::with_capacity(count);
+        for name in new_pod_names(&key, &uid, names, count) {
             let Some(bytes) = new_pod(rs, &body, &name, &key.namespace) else {
                 return Err("cannot build a pod from the template".into());
             };
-            ops.push(Op::Put {
+            creates.push(Op::Put {
                 key: ObjectKey::new(Kind::Pod, &key.namespace, &name),
                 object: bytes,
                 precondition: Precondition::MustNotExist,
             });
-            made += 1;
+        }
+        // Creating pods leaves the ReplicaSet's version alone, so every
+        // batch is fenced on the version this pass read.
+        let mut creates = creates.into_iter();
+        for size in slow_start(count) {
+            let mut batch = vec![fence(rs)?];
+            batch.extend(creates.by_ref().take(size));
+            store
+                .write(Command { ops: batch })
+                .await
+                .map_err(|e| format!("creating {size} pods: {e}"))?;
+            metrics::counter!("shoal_controller_replicaset_changes_total").increment(size as u64);
         }
     } else if active.len() > want {
         let mut doomed = active.clone();
@@ -188,5 +264,29 @@ mod tests {
         assert_ne!(a, pod_name("web-abc", "uid-1", 1));
         assert_ne!(a, pod_name("web-abc", "uid-2", 0));
         assert!(a.starts_with("web-abc-") && a.len() == "web-abc-".len() + 5);
+    }
+
+    /// 12,000 replicas created no pod at all: two ordinals of one pass made
+    /// the same name (first at 3,234) and the all-or-nothing create failed.
+    #[test]
+    fn new_pod_names_never_repeat_within_a_pass_or_with_existing_pods() {
+        let rs = ObjectKey::new(Kind::ReplicaSet, "default", "web-abc");
+        let existing: HashSet<(String, String)> =
+            [("default".to_string(), pod_name("web-abc", "uid-1", 7))].into();
+        let names = new_pod_names(&rs, "uid-1", &existing, 12_000);
+        assert_eq!(names.len(), 12_000);
+        let distinct: HashSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), 12_000, "names repeat");
+        assert!(!names.contains(&pod_name("web-abc", "uid-1", 7)));
+        // Stable: another controller with the same view picks the same names.
+        assert_eq!(names, new_pod_names(&rs, "uid-1", &existing, 12_000));
+    }
+
+    #[test]
+    fn creates_go_out_in_slow_start_batches() {
+        assert_eq!(slow_start(0), Vec::<usize>::new());
+        assert_eq!(slow_start(1), vec![1]);
+        assert_eq!(slow_start(10), vec![1, 2, 4, 3]);
+        assert_eq!(slow_start(500), vec![1, 2, 4, 8, 16, 32, 64, 128, 245]);
     }
 }

@@ -125,6 +125,12 @@ impl Cidr {
         1u32 << (32 - self.prefix)
     }
 
+    /// Whether `ip` is neither the network's nor its broadcast address.
+    pub fn is_host(&self, ip: Ipv4Addr) -> bool {
+        let ip = u32::from(ip);
+        ip != self.base && ip != self.base + self.size() - 1
+    }
+
     /// Whether `ip` is inside.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         u32::from(ip) & (u32::MAX << (32 - self.prefix)) == self.base
@@ -417,13 +423,42 @@ async fn build_loop(
     }
 }
 
-/// The listeners the table asks for.
-fn wanted(t: &ServiceTable) -> BTreeMap<SocketAddr, lb::Want> {
+/// What a node may serve: cluster IPs only inside `discovery.service_cidr`
+/// and node ports only inside `discovery.node_port_range`. The API refuses
+/// others; this also holds for objects stored before it did, so no Service
+/// can make a node take over an address (8.8.8.8, 169.254.169.254) or open
+/// a listener on every interface (0.0.0.0).
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    cidr: Option<Cidr>,
+    node_ports: Option<(u16, u16)>,
+}
+
+impl Bounds {
+    fn of(cfg: &DiscoveryConfig) -> Bounds {
+        Bounds {
+            cidr: Cidr::parse(&cfg.service_cidr).ok(),
+            node_ports: parse_port_range(&cfg.node_port_range).ok(),
+        }
+    }
+
+    fn cluster_ip(&self, ip: Ipv4Addr) -> bool {
+        self.cidr.is_some_and(|c| c.contains(ip)) && !ip.is_unspecified()
+    }
+
+    fn node_port(&self, port: u16) -> bool {
+        self.node_ports
+            .is_some_and(|(lo, hi)| (lo..=hi).contains(&port))
+    }
+}
+
+/// The listeners the table asks for, within what this node may serve.
+fn wanted(t: &ServiceTable, bounds: &Bounds) -> BTreeMap<SocketAddr, lb::Want> {
     let mut want = BTreeMap::new();
     for s in t.services.values() {
         let service = format!("{}/{}", s.namespace, s.name);
         for p in &s.ports {
-            if let Some(ip) = s.cluster_ip {
+            if let Some(ip) = s.cluster_ip.filter(|ip| bounds.cluster_ip(*ip)) {
                 want.insert(
                     SocketAddr::from((ip, p.port)),
                     lb::Want {
@@ -432,7 +467,7 @@ fn wanted(t: &ServiceTable) -> BTreeMap<SocketAddr, lb::Want> {
                     },
                 );
             }
-            if let Some(np) = p.node_port {
+            if let Some(np) = p.node_port.filter(|np| bounds.node_port(*np)) {
                 want.insert(
                     SocketAddr::from((Ipv4Addr::UNSPECIFIED, np)),
                     lb::Want {
@@ -453,12 +488,14 @@ async fn balance_loop(cfg: DiscoveryConfig, mut rx: watch::Receiver<Arc<ServiceT
     let mut balancer = lb::Balancer::default();
     let mut vips: BTreeSet<Ipv4Addr> = BTreeSet::new();
     let mut warned: HashSet<SocketAddr> = HashSet::new();
+    let bounds = Bounds::of(&cfg);
     loop {
         let table = rx.borrow_and_update().clone();
         let want_vips: BTreeSet<Ipv4Addr> = table
             .services
             .values()
             .filter_map(|s| s.cluster_ip)
+            .filter(|ip| bounds.cluster_ip(*ip))
             .collect();
         for ip in want_vips.difference(&vips.clone()) {
             match vip::add(*ip, &cfg.vip_interface).await {
@@ -474,7 +511,7 @@ async fn balance_loop(cfg: DiscoveryConfig, mut rx: watch::Receiver<Arc<ServiceT
             }
             vips.remove(ip);
         }
-        let failed = balancer.reconcile(wanted(&table), &settings);
+        let failed = balancer.reconcile(wanted(&table, &bounds), &settings);
         metrics::gauge!("shoal_discovery_lb_bind_failures").set(failed.len() as f64);
         for (addr, e) in &failed {
             if warned.insert(*addr) {
@@ -493,6 +530,47 @@ async fn balance_loop(cfg: DiscoveryConfig, mut rx: watch::Receiver<Arc<ServiceT
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `clusterIP: 8.8.8.8` made every node add 8.8.8.8 to `lo` and listen
+    /// there; `0.0.0.0` opened a listener on every interface.
+    #[test]
+    fn only_cluster_ips_and_node_ports_in_their_ranges_are_served() {
+        let entry = |name: &str, ip: &str, node_port: Option<u16>| ServiceEntry {
+            name: name.into(),
+            namespace: "default".into(),
+            cluster_ip: Some(ip.parse().unwrap()),
+            ports: vec![PortEntry {
+                name: None,
+                port: 80,
+                node_port,
+                endpoints: Vec::new(),
+            }],
+        };
+        let mut table = ServiceTable::default();
+        for e in [
+            entry("ok", "10.96.0.10", Some(30080)),
+            entry("dns", "8.8.8.8", None),
+            entry("meta", "169.254.169.254", None),
+            entry("all", "0.0.0.0", Some(22)),
+        ] {
+            table
+                .services
+                .insert((e.namespace.clone(), e.name.clone()), e);
+        }
+        let bounds = Bounds::of(&DiscoveryConfig::default());
+        let got: Vec<SocketAddr> = wanted(&table, &bounds).into_keys().collect();
+        assert_eq!(
+            got,
+            vec![
+                "0.0.0.0:30080".parse::<SocketAddr>().unwrap(),
+                "10.96.0.10:80".parse().unwrap()
+            ]
+        );
+        let cidr = Cidr::parse("10.96.0.0/16").unwrap();
+        assert!(!cidr.is_host("10.96.0.0".parse().unwrap()));
+        assert!(!cidr.is_host("10.96.255.255".parse().unwrap()));
+        assert!(cidr.is_host("10.96.0.10".parse().unwrap()));
+    }
 
     #[test]
     fn allocation_is_stable_and_skips_used_and_reserved() {

@@ -418,18 +418,50 @@ impl Runtime for DockerRuntime {
     }
 
     async fn host_address_for_containers(&self) -> Option<std::net::IpAddr> {
-        let net = self
+        let net = match self
             .docker
             .inspect_network(
                 "bridge",
                 None::<bollard::query_parameters::InspectNetworkOptions>,
             )
             .await
-            .ok()?;
-        net.ipam?
-            .config?
-            .iter()
-            .find_map(|c| c.gateway.as_deref()?.parse().ok())
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(
+                    "container DNS is off: the Docker engine's \"bridge\" network cannot be \
+                     inspected ({e}); set discovery.container_dns to an address of this host \
+                     that containers reach"
+                );
+                return None;
+            }
+        };
+        let configs = net.ipam.and_then(|i| i.config).unwrap_or_default();
+        let gateway = configs.iter().find_map(|c| c.gateway.clone());
+        let subnet = configs.iter().find_map(|c| c.subnet.clone());
+        let if_name = net
+            .options
+            .as_ref()
+            .and_then(|o| o.get(BRIDGE_NAME_OPTION).cloned())
+            .unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
+        let facts = BridgeFacts {
+            gateway: gateway.as_deref(),
+            interface_addrs: &interface_ipv4_addrs(&if_name),
+            subnet: subnet.as_deref(),
+        };
+        match bridge_host_address(&facts) {
+            Ok((ip, source)) => {
+                tracing::info!(%ip, source, "containers reach this host at the bridge address");
+                Some(ip)
+            }
+            Err(why) => {
+                tracing::warn!(
+                    "container DNS is off: {why} (bridge interface {if_name}); set \
+                     discovery.container_dns to an address of this host that containers reach"
+                );
+                None
+            }
+        }
     }
 
     async fn ping(&self) -> Result<(), RuntimeError> {
@@ -755,9 +787,120 @@ impl Runtime for DockerRuntime {
     }
 }
 
+/// The option naming the Linux bridge behind a Docker bridge network.
+const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
+/// The bridge Docker's default network uses when the option is absent.
+const DEFAULT_BRIDGE: &str = "docker0";
+
+/// What the engine and the host say about the default bridge network.
+struct BridgeFacts<'a> {
+    /// IPAM's gateway: missing on some engines (Debian's dockerd 20.10).
+    gateway: Option<&'a str>,
+    /// The IPv4 addresses the bridge interface holds on this host.
+    interface_addrs: &'a [std::net::Ipv4Addr],
+    /// IPAM's subnet, e.g. `172.17.0.0/16`.
+    subnet: Option<&'a str>,
+}
+
+/// The host's address on the bridge and where it came from: IPAM's gateway,
+/// else the bridge interface's address inside the subnet, else the subnet's
+/// first host (where Docker puts the gateway when it assigns one itself).
+fn bridge_host_address(f: &BridgeFacts<'_>) -> Result<(std::net::IpAddr, &'static str), String> {
+    if let Some(ip) = f.gateway.and_then(|g| g.parse().ok()) {
+        return Ok((ip, "ipam gateway"));
+    }
+    let subnet = f.subnet.and_then(parse_ipv4_cidr);
+    let in_subnet = |ip: &std::net::Ipv4Addr| match subnet {
+        Some((net, bits)) => same_network(*ip, net, bits),
+        None => true,
+    };
+    if let Some(ip) = f.interface_addrs.iter().find(|ip| in_subnet(ip)) {
+        return Ok(((*ip).into(), "bridge interface"));
+    }
+    match subnet {
+        Some((net, bits)) if bits <= 30 => {
+            let first = u32::from(net) & mask(bits);
+            Ok((
+                std::net::Ipv4Addr::from(first + 1).into(),
+                "subnet's first host",
+            ))
+        }
+        Some(_) => Err(format!(
+            "the bridge subnet {} has no room for a gateway",
+            f.subnet.unwrap_or_default()
+        )),
+        None => Err(format!(
+            "the bridge network reports no gateway, the bridge interface has no IPv4 \
+             address and the subnet {:?} is not an IPv4 CIDR",
+            f.subnet
+        )),
+    }
+}
+
+fn mask(bits: u8) -> u32 {
+    if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(bits))
+    }
+}
+
+fn same_network(ip: std::net::Ipv4Addr, net: std::net::Ipv4Addr, bits: u8) -> bool {
+    u32::from(ip) & mask(bits) == u32::from(net) & mask(bits)
+}
+
+fn parse_ipv4_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (ip, bits) = s.split_once('/')?;
+    let bits: u8 = bits.parse().ok()?;
+    (bits <= 32).then_some(())?;
+    Some((ip.parse().ok()?, bits))
+}
+
+/// The IPv4 addresses an interface of this host holds (none when it does not exist).
+fn interface_ipv4_addrs(name: &str) -> Vec<std::net::Ipv4Addr> {
+    crate::net::host_ipv4_addrs()
+        .into_iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, ip)| ip)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn facts<'a>(
+        gateway: Option<&'a str>,
+        interface_addrs: &'a [std::net::Ipv4Addr],
+        subnet: Option<&'a str>,
+    ) -> BridgeFacts<'a> {
+        BridgeFacts {
+            gateway,
+            interface_addrs,
+            subnet,
+        }
+    }
+
+    #[test]
+    fn the_bridge_address_comes_from_ipam_then_the_interface_then_the_subnet() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        // Docker 28 reports the gateway.
+        let got = bridge_host_address(&facts(Some("172.17.0.1"), &[], Some("172.17.0.0/16")));
+        assert_eq!(got, Ok((ip("172.17.0.1"), "ipam gateway")));
+        // Debian's dockerd 20.10 reports only the subnet: docker0's own address.
+        let docker0 = [
+            "10.9.0.1".parse().expect("ip"),
+            "172.18.5.1".parse().expect("ip"),
+        ];
+        let got = bridge_host_address(&facts(None, &docker0, Some("172.18.0.0/16")));
+        assert_eq!(got, Ok((ip("172.18.5.1"), "bridge interface")));
+        // No interface either (another network namespace): the subnet's first host.
+        let got = bridge_host_address(&facts(None, &[], Some("172.17.0.0/16")));
+        assert_eq!(got, Ok((ip("172.17.0.1"), "subnet's first host")));
+        assert!(bridge_host_address(&facts(None, &[], Some("10.0.0.8/31"))).is_err());
+        let err = bridge_host_address(&facts(None, &[], None)).expect_err("nothing to go on");
+        assert!(err.contains("no gateway"), "{err}");
+    }
 
     fn secs(t: SystemTime) -> (u64, u32) {
         let d = t

@@ -79,3 +79,8 @@ pub(super) fn spawn_raft_metrics(mut rx: watch::Receiver<RaftMetrics<NodeId, Nod
         }
     });
 }
+
+/// A Raft or store RPC refused because its sender is not in the configuration.
+pub(super) fn record_refused_rpc() {
+    counter!("shoal_store_refused_rpcs_total").increment(1);
+}

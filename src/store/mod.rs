@@ -7,8 +7,10 @@
 //! makes them linearizable through the leader's read index. Watches are served
 //! from the local replica's recent-event ring.
 
+mod admission;
 mod batch;
 mod election;
+mod engine;
 mod log;
 mod metrics;
 mod network;
@@ -98,6 +100,34 @@ pub struct Command {
     pub ops: Vec<Op>,
 }
 
+/// Largest command a write may carry (its objects' bytes): a quarter of the
+/// p2p frame limit, so that every entry replicates in one frame.
+pub const MAX_COMMAND_BYTES: usize = crate::net::MAX_FRAME_BYTES / 4;
+/// Largest Raft entry the proposer builds from queued commands.
+const MAX_ENTRY_BYTES: usize = crate::net::MAX_FRAME_BYTES / 2;
+
+impl Command {
+    /// The bytes this command carries: keys, objects and statuses.
+    pub fn size_bytes(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, object, .. } => key.name.len() + key.namespace.len() + object.len(),
+                Op::Delete { key, .. } | Op::Check { key, .. } => {
+                    key.name.len() + key.namespace.len()
+                }
+                Op::SetStatus { key, uid, status } => {
+                    key.name.len()
+                        + key.namespace.len()
+                        + uid.as_ref().map_or(0, String::len)
+                        + status.len()
+                }
+            })
+            // Each op's tags and lengths, so that a million empty ops count too.
+            .fold(0usize, |acc, n| acc.saturating_add(n).saturating_add(16))
+    }
+}
+
 /// What applying a [`Command`] produced.
 pub type CommandResult = Result<Vec<OpOutcome>, TxnError>;
 
@@ -141,6 +171,8 @@ pub enum StoreError {
     Gone { requested: u64, oldest: u64 },
     #[error("raft: {0}")]
     Raft(String),
+    #[error("this node already serves {limit} watches; close some or watch another node")]
+    TooManyWatches { limit: usize },
 }
 
 impl StoreError {
@@ -171,6 +203,8 @@ pub struct StoreConfig {
     pub election_timeout_max_ms: u64,
     /// Watch events kept in memory for watchers that resume from a revision.
     pub watch_history: usize,
+    /// ...and at most this many bytes of them (as JSON).
+    pub watch_history_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -182,6 +216,7 @@ impl Default for StoreConfig {
             election_timeout_min_ms: 1_000,
             election_timeout_max_ms: 2_000,
             watch_history: 10_000,
+            watch_history_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -220,6 +255,7 @@ pub struct Store {
     net: Net,
     proposer: Proposer,
     forwarder: network::Forwarder,
+    engine: Arc<engine::Engine>,
 }
 
 impl Store {
@@ -227,8 +263,14 @@ impl Store {
     /// its handlers on `net`.
     pub async fn open(dir: &Path, net: Net, cfg: StoreConfig) -> Result<Store, StoreError> {
         let db = state_machine::open_db(dir).map_err(|e| StoreError::Storage(e.to_string()))?;
-        let log_store = log::LogStore::new(db.clone());
-        let sm = state_machine::StateMachine::open(db, cfg.watch_history)
+        let (syncer_done, syncer_stopped) = tokio::sync::oneshot::channel();
+        let log_store = log::LogStore::new(db.clone(), Some(syncer_done));
+        let engine = Arc::new(engine::Engine::new(
+            db.clone(),
+            dir.to_path_buf(),
+            syncer_stopped,
+        ));
+        let sm = state_machine::StateMachine::open(db, cfg.watch_history, cfg.watch_history_bytes)
             .map_err(|e| StoreError::Storage(e.to_string()))?;
         let reader = sm.reader();
         let node_id = node_id_of(&net.peer_id());
@@ -258,6 +300,7 @@ impl Store {
             node_id,
             reader,
             net: net.clone(),
+            engine,
         };
         let contact = election::LeaderContact::new();
         let timing = election::Timing::new(
@@ -265,12 +308,18 @@ impl Store {
             cfg.election_timeout_min_ms,
             cfg.election_timeout_max_ms,
         );
+        let admission = Arc::new(admission::Admission::new(
+            store.raft.clone(),
+            node_id,
+            net.clone(),
+        ));
         net.set_handler(
             Channel::Raft,
             Arc::new(network::RaftHandler::new(
                 store.raft.clone(),
                 contact.clone(),
                 timing,
+                admission.clone(),
             )),
         );
         tokio::spawn(election::drive(
@@ -282,7 +331,7 @@ impl Store {
         ));
         net.set_handler(
             Channel::Store,
-            Arc::new(network::StoreHandler::new(store.clone())),
+            Arc::new(network::StoreHandler::new(store.clone(), admission)),
         );
         metrics::spawn_raft_metrics(store.raft.metrics());
         info!(node_id, "store opened at {}", dir.display());
@@ -345,6 +394,13 @@ impl Store {
     /// Applies a command cluster-wide, forwarding to the leader when needed.
     /// Retries through elections for up to `WRITE_DEADLINE`.
     pub async fn write(&self, cmd: Command) -> Result<Vec<OpOutcome>, StoreError> {
+        let size = cmd.size_bytes();
+        if size > MAX_COMMAND_BYTES {
+            return Err(StoreError::Txn(TxnError::TooLarge {
+                bytes: size,
+                limit: MAX_COMMAND_BYTES,
+            }));
+        }
         let deadline = tokio::time::Instant::now() + WRITE_DEADLINE;
         let started = std::time::Instant::now();
         let mut last_err;
@@ -396,6 +452,14 @@ impl Store {
 
     /// Proposes at this node, which must be the leader.
     async fn propose_local(&self, cmd: Command) -> Result<CommandResult, LocalWrite> {
+        // Checked here too: forwarded commands come from peers.
+        let size = cmd.size_bytes();
+        if size > MAX_COMMAND_BYTES {
+            return Ok(Err(TxnError::TooLarge {
+                bytes: size,
+                limit: MAX_COMMAND_BYTES,
+            }));
+        }
         self.proposer.propose(cmd).await
     }
 
@@ -514,11 +578,15 @@ impl Store {
         }
     }
 
-    /// Stops the Raft node (its tasks end; the data stays on disk).
+    /// Stops the Raft node and closes the database: when it returns, no
+    /// thread of this store uses rocksdb and its background work is cancelled
+    /// (the data stays on disk). Every store must be shut down before the
+    /// process exits; later calls return at once.
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             debug!("raft shutdown: {e}");
         }
+        self.engine.close().await;
     }
 }
 
@@ -542,8 +610,8 @@ mod tests {
         ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
             let dir = tempfile::tempdir().expect("tempdir");
             let db = open_db(dir.path()).expect("open rocksdb");
-            let sm = StateMachine::open(db.clone(), 100)?;
-            Ok((dir, LogStore::new(db), sm))
+            let sm = StateMachine::open(db.clone(), 100, 1 << 20)?;
+            Ok((dir, LogStore::new(db, None), sm))
         }
     }
 

@@ -3,12 +3,14 @@
 //! size limit; a peer's bytes that do not decode are an error, never a panic.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use libp2p::PeerId;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -18,6 +20,7 @@ use openraft::raft::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use super::admission::Admission;
 use super::batch::spawn_batcher;
 use super::election::{self, LeaderContact, PreVoteRequest, PreVoteResponse, Timing};
 use super::log::{decode, encode};
@@ -48,6 +51,9 @@ enum StoreRpc {
     Write(Vec<Command>),
     ReadIndex,
     Voters,
+    /// Every node of the answering node's latest configuration, learners
+    /// included; any member answers, not only the leader.
+    Members,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -62,6 +68,7 @@ enum StoreReply {
     Write(Vec<Result<Vec<OpOutcome>, ForwardError>>),
     ReadIndex(Result<u64, ForwardError>),
     Voters(Result<Vec<NodeId>, ForwardError>),
+    Members(Vec<NodeId>),
 }
 
 /// Creates Raft clients for peers named in the membership.
@@ -99,6 +106,9 @@ impl RaftNetworkFactory<TypeConfig> for RaftNet {
 #[error("{0}")]
 struct WireError(String);
 
+/// Largest AppendEntries body sent: the frame limit less room for framing.
+const MAX_APPEND_BYTES: usize = crate::net::MAX_FRAME_BYTES - 1024 * 1024;
+
 impl RaftClient {
     async fn call<E: std::error::Error>(
         &self,
@@ -111,6 +121,14 @@ impl RaftClient {
             ))))
         })?;
         let body = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.send(peer, body).await
+    }
+
+    async fn send<E: std::error::Error>(
+        &self,
+        peer: PeerId,
+        body: Vec<u8>,
+    ) -> Result<RaftReply, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>> {
         let reply = self
             .net
             .request(peer, self.node.multiaddrs(), Channel::Raft, body)
@@ -135,7 +153,25 @@ impl RaftNetwork<TypeConfig> for RaftClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
-        match self.call(RaftRpc::Append(rpc)).await? {
+        let entries = rpc.entries.len() as u64;
+        let rpc = RaftRpc::Append(rpc);
+        let body = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        // Entries are capped well below the frame (MAX_ENTRY_BYTES), so a
+        // shorter append always fits: ask openraft for one instead of sending
+        // a frame the follower refuses forever.
+        if body.len() > MAX_APPEND_BYTES && entries > 1 {
+            let hint = (entries as u128 * MAX_APPEND_BYTES as u128 / body.len() as u128).max(1);
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(hint as u64),
+            ));
+        }
+        let peer: PeerId = self.node.peer().ok_or_else(|| {
+            RPCError::Unreachable(Unreachable::new(&WireError(format!(
+                "bad PeerId {}",
+                self.node.peer_id
+            ))))
+        })?;
+        match self.send(peer, body).await? {
             RaftReply::Append(r) => {
                 r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
@@ -192,20 +228,27 @@ pub(super) async fn ask_pre_vote(
     }
 }
 
-/// Serves Raft RPCs from peers.
+/// Serves Raft RPCs from the nodes of the configuration.
 pub struct RaftHandler {
     raft: ShoalRaft,
     contact: LeaderContact,
     timing: Timing,
+    admission: Arc<Admission>,
 }
 
 impl RaftHandler {
     /// A handler feeding `raft`, noting accepted leader contact in `contact`.
-    pub(super) fn new(raft: ShoalRaft, contact: LeaderContact, timing: Timing) -> Self {
+    pub(super) fn new(
+        raft: ShoalRaft,
+        contact: LeaderContact,
+        timing: Timing,
+        admission: Arc<Admission>,
+    ) -> Self {
         RaftHandler {
             raft,
             contact,
             timing,
+            admission,
         }
     }
 }
@@ -218,11 +261,15 @@ where
 }
 
 impl Handler for RaftHandler {
-    fn handle(&self, _from: PeerId, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+    fn handle(&self, from: PeerId, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
         let raft = self.raft.clone();
         let contact = self.contact.clone();
         let timing = self.timing;
+        let admission = self.admission.clone();
         serve(async move {
+            if !admission.admits(&from).await {
+                return Err(NOT_A_MEMBER.into());
+            }
             let rpc: RaftRpc = decode(&body).map_err(|e| format!("undecodable raft rpc: {e}"))?;
             let reply = match rpc {
                 RaftRpc::Append(r) => {
@@ -263,20 +310,33 @@ impl Handler for RaftHandler {
 /// Serves writes and read-index requests forwarded by followers.
 pub struct StoreHandler {
     store: Store,
+    admission: Arc<Admission>,
 }
 
 impl StoreHandler {
     /// A handler for this node's store.
-    pub fn new(store: Store) -> Self {
-        StoreHandler { store }
+    pub(super) fn new(store: Store, admission: Arc<Admission>) -> Self {
+        StoreHandler { store, admission }
     }
 }
 
+/// The answer to a sender outside the Raft configuration.
+const NOT_A_MEMBER: &str = "not a member of this cluster's Raft configuration";
+
 impl Handler for StoreHandler {
-    fn handle(&self, _from: PeerId, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+    fn handle(&self, from: PeerId, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
         let store = self.store.clone();
+        let admission = self.admission.clone();
         serve(async move {
             let rpc: StoreRpc = decode(&body).map_err(|e| format!("undecodable store rpc: {e}"))?;
+            // Asking who the voters or members are is open to every keyed
+            // peer: a removed node asks to learn it was removed, and a lagging
+            // one to learn who joined.
+            if matches!(rpc, StoreRpc::Write(_) | StoreRpc::ReadIndex)
+                && !admission.admits(&from).await
+            {
+                return Err(NOT_A_MEMBER.into());
+            }
             let reply = match rpc {
                 StoreRpc::Write(cmds) => {
                     // Proposed together, so the leader's proposer puts them in one entry.
@@ -304,6 +364,15 @@ impl Handler for StoreHandler {
                 StoreRpc::Voters => StoreReply::Voters(match store.leader() {
                     Some((id, _)) if id == store.node_id() => Ok(store.voter_ids()),
                     _ => Err(ForwardError::NotLeader),
+                }),
+                StoreRpc::Members => StoreReply::Members({
+                    let rx = store.raft.metrics();
+                    let m = rx.borrow();
+                    m.membership_config
+                        .membership()
+                        .nodes()
+                        .map(|(id, _)| *id)
+                        .collect()
                 }),
             };
             encode(&reply).map_err(|e| e.to_string())
@@ -354,10 +423,16 @@ const FORWARD_BATCH: usize = 512;
 impl Forwarder {
     /// Starts the forwarding task.
     pub fn spawn(net: Net) -> Forwarder {
-        let tx = spawn_batcher(FORWARD_BATCH, 2, move |batch: Vec<ForwardWaiter>| {
-            let net = net.clone();
-            async move { forward_batch(net, batch).await }
-        });
+        let tx = spawn_batcher(
+            FORWARD_BATCH,
+            super::MAX_ENTRY_BYTES,
+            |w: &ForwardWaiter| w.1.size_bytes(),
+            2,
+            move |batch: Vec<ForwardWaiter>| {
+                let net = net.clone();
+                async move { forward_batch(net, batch).await }
+            },
+        );
         Forwarder { tx }
     }
 
@@ -429,9 +504,108 @@ pub async fn forward_voters(net: &Net, leader: &NodeInfo) -> Result<Vec<NodeId>,
     }
 }
 
+/// The nodes of `peer`'s latest Raft configuration, as it sees them.
+pub(super) async fn forward_members(net: &Net, peer: &NodeInfo) -> Result<Vec<NodeId>, StoreError> {
+    match call_leader(net, peer, StoreRpc::Members).await? {
+        StoreReply::Members(ids) => Ok(ids),
+        _ => Err(StoreError::Forward("reply of the wrong type".into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn node(dir: &std::path::Path, name: &str) -> (Net, Store, NodeInfo) {
+        let cfg = crate::config::Config::for_test(dir, name);
+        let net = Net::start(crate::net::NetConfig {
+            data_dir: dir.to_path_buf(),
+            listen: crate::net::parse_addr("127.0.0.1:0").await.expect("addr"),
+            psk: None,
+        })
+        .await
+        .expect("net");
+        let store = Store::open(&dir.join("raft"), net.clone(), cfg.store_config())
+            .await
+            .expect("store");
+        let info = NodeInfo {
+            name: name.into(),
+            peer_id: net.peer_id().to_base58(),
+            p2p_addrs: net.listen_addrs().iter().map(|a| a.to_string()).collect(),
+            api_addr: String::new(),
+        };
+        (net, store, info)
+    }
+
+    /// Any connected peer could append, vote and write: the handlers ignored
+    /// the sender. A node outside the configuration is now refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_outside_the_configuration_cannot_write_vote_or_append() {
+        let (da, db) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let (net_a, a, info_a) = node(da.path(), "a").await;
+        let (net_b, b, _) = node(db.path(), "b").await;
+        a.initialize(vec![info_a.clone()]).await.expect("init");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while a.leader().map(|(id, _)| id) != Some(a.node_id()) {
+            assert!(tokio::time::Instant::now() < deadline, "never led");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let pod = crate::resource::ObjectKey::new(crate::resource::Kind::ConfigMap, "default", "x");
+        let cmd = Command {
+            ops: vec![super::super::Op::Put {
+                key: pod.clone(),
+                object: br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"default"}}"#.to_vec(),
+                precondition: super::super::Precondition::None,
+            }],
+        };
+        let write = call_leader(&net_b, &info_a, StoreRpc::Write(vec![cmd])).await;
+        let Err(e) = write else {
+            panic!("a stranger's write was served");
+        };
+        assert!(e.to_string().contains(NOT_A_MEMBER), "{e}");
+        assert!(
+            a.get(&pod).expect("read").is_none(),
+            "the write was applied"
+        );
+        // A vote request at a far higher term would depose the leader.
+        let vote = RaftRpc::Vote(VoteRequest::new(
+            openraft::Vote::new(1_000, node_id_of_peer(&net_b)),
+            None,
+        ));
+        let peer = info_a.peer().expect("peer id");
+        let res = net_b
+            .request(
+                peer,
+                info_a.multiaddrs(),
+                Channel::Raft,
+                encode(&vote).expect("encode"),
+            )
+            .await;
+        assert!(
+            matches!(&res, Err(NetError::Remote { msg, .. }) if msg.contains(NOT_A_MEMBER)),
+            "{res:?}"
+        );
+        assert_eq!(
+            a.leader().map(|(id, _)| id),
+            Some(a.node_id()),
+            "the leader was deposed"
+        );
+        assert!(a.metrics().current_term < 1_000);
+        // Asking who the voters are stays open to keyed peers (a removed node asks).
+        let voters = forward_voters(&net_b, &info_a).await.expect("voters");
+        assert_eq!(voters, vec![a.node_id()]);
+        for (net, store) in [(net_a, a), (net_b, b)] {
+            store.shutdown().await;
+            net.shutdown().await;
+        }
+    }
+
+    fn node_id_of_peer(net: &Net) -> NodeId {
+        super::super::node_id_of(&net.peer_id())
+    }
 
     /// A peer's bytes are untrusted: garbage, truncations and huge length
     /// prefixes must decode to errors, never panic or allocate wildly.

@@ -38,10 +38,16 @@ pub(super) struct Proposer {
 impl Proposer {
     /// Starts the batching task for `raft`.
     pub(super) fn spawn(raft: ShoalRaft) -> Proposer {
-        let tx = spawn_batcher(MAX_BATCH, MAX_IN_FLIGHT, move |batch: Vec<Waiter>| {
-            let raft = raft.clone();
-            async move { propose_batch(raft, batch).await }
-        });
+        let tx = spawn_batcher(
+            MAX_BATCH,
+            super::MAX_ENTRY_BYTES,
+            |w: &Waiter| w.0.size_bytes(),
+            MAX_IN_FLIGHT,
+            move |batch: Vec<Waiter>| {
+                let raft = raft.clone();
+                async move { propose_batch(raft, batch).await }
+            },
+        );
         Proposer { tx }
     }
 

@@ -135,6 +135,10 @@ pub enum TxnError {
     AlreadyExists { key: ObjectKey },
     #[error("{key}: {msg}")]
     Invalid { key: ObjectKey, msg: String },
+    #[error(
+        "the write carries {bytes} bytes, over the {limit}-byte limit of one replicated command; split it"
+    )]
+    TooLarge { bytes: usize, limit: usize },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -176,12 +180,16 @@ fn io_write(e: impl std::fmt::Display) -> StorageError<NodeId> {
 
 impl StateMachine {
     /// Loads the applied mark so watchers and reads know the replica's revision.
-    pub fn open(db: Arc<DB>, watch_history: usize) -> Result<StateMachine, StorageError<NodeId>> {
+    pub fn open(
+        db: Arc<DB>,
+        watch_history: usize,
+        watch_history_bytes: usize,
+    ) -> Result<StateMachine, StorageError<NodeId>> {
         let applied = read_meta::<Option<LogId<NodeId>>>(&db, KEY_APPLIED)?.flatten();
         let rev = applied.map(|l| l.index).unwrap_or(0);
         Ok(StateMachine {
             db,
-            hub: Arc::new(Hub::new(watch_history, rev)),
+            hub: Arc::new(Hub::new(watch_history, watch_history_bytes, rev)),
             revision: Arc::new(AtomicU64::new(rev)),
             snapshot_seq: 0,
         })
