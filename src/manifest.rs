@@ -1264,6 +1264,14 @@ fn check_container(c: &Container, cp: &str, volumes: &BTreeSet<&str>, ck: &mut C
             format!("{:?} must not contain whitespace", c.image),
         );
     }
+    if let Some(dir) = &c.working_dir
+        && (!dir.starts_with('/') || dir.split('/').any(|part| part == ".."))
+    {
+        return fail(
+            format!("{cp}.workingDir"),
+            format!("{dir:?} must be an absolute path without '..'"),
+        );
+    }
     if let Err(why) = check_image_reference(&c.image) {
         return fail(
             format!("{cp}.image"),
@@ -2159,6 +2167,18 @@ spec:
                 "document 1 (Deployment web): spec.template.spec.containers[0].image: \"../../etc/passwd\" is not a valid image reference"
             ),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn working_dirs_are_absolute() {
+        let e = err(&deployment_with(
+            "image: busybox",
+            "image: busybox\n        workingDir: ../../../etc",
+        ));
+        assert_eq!(
+            e,
+            "document 1 (Deployment web): spec.template.spec.containers[0].workingDir: \"../../../etc\" must be an absolute path without '..'"
         );
     }
 
