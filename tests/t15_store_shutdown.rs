@@ -27,6 +27,22 @@ fn threads_named(prefix: &str) -> usize {
         .count()
 }
 
+/// A swarm and the store in `dir`, as a node opens them.
+async fn open(
+    dir: &std::path::Path,
+    cfg: &Config,
+) -> Result<(Net, Store), shoal::store::StoreError> {
+    let net = Net::start(NetConfig {
+        data_dir: dir.to_path_buf(),
+        listen: parse_addr("127.0.0.1:0").await.expect("addr"),
+        psk: None,
+    })
+    .await
+    .expect("net starts");
+    let store = Store::open(&dir.join("raft"), net.clone(), cfg.store_config()).await?;
+    Ok((net, store))
+}
+
 fn configmap(i: usize) -> Op {
     let name = format!("cm-{i}");
     let body = serde_json::json!({
@@ -48,14 +64,7 @@ async fn a_store_restarted_200_times_with_writes_in_flight_leaves_no_thread() {
     let cfg = Config::for_test(dir.path(), "restarts");
     let mut written = 0usize;
     for cycle in 0..CYCLES {
-        let net = Net::start(NetConfig {
-            data_dir: dir.path().to_path_buf(),
-            listen: parse_addr("127.0.0.1:0").await.expect("addr"),
-            psk: None,
-        })
-        .await
-        .expect("net starts");
-        let store = Store::open(&dir.path().join("raft"), net.clone(), cfg.store_config())
+        let (net, store) = open(dir.path(), &cfg)
             .await
             .unwrap_or_else(|e| panic!("cycle {cycle}: the store does not reopen: {e}"));
         // A thread names itself once it runs: give it a moment to show.
@@ -117,16 +126,7 @@ async fn a_store_restarted_200_times_with_writes_in_flight_leaves_no_thread() {
         drop(store);
     }
     // Every write acknowledged before its stop is still there.
-    let net = Net::start(NetConfig {
-        data_dir: dir.path().to_path_buf(),
-        listen: parse_addr("127.0.0.1:0").await.expect("addr"),
-        psk: None,
-    })
-    .await
-    .expect("net starts");
-    let store = Store::open(&dir.path().join("raft"), net.clone(), cfg.store_config())
-        .await
-        .expect("final open");
+    let (net, store) = open(dir.path(), &cfg).await.expect("final open");
     let (cms, _) = store.list(Kind::ConfigMap, None).expect("list");
     assert!(
         cms.len() >= CYCLES,

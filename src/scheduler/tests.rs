@@ -1,5 +1,4 @@
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -256,29 +255,8 @@ fn get_pod(store: &Store, name: &str) -> Object {
 /// membership's view, in which the test's nodes are down) would race this
 /// test's passes.
 async fn bare_store(dir: &std::path::Path) -> (crate::net::Net, Store) {
-    let cfg = crate::config::Config::for_test(dir, "sched");
-    let net = crate::net::Net::start(crate::net::NetConfig {
-        data_dir: dir.to_path_buf(),
-        listen: crate::net::parse_addr("127.0.0.1:0").await.expect("addr"),
-        psk: None,
-    })
-    .await
-    .expect("net starts");
-    let store = Store::open(&dir.join("raft"), net.clone(), cfg.store_config())
-        .await
-        .expect("store opens");
-    let me = crate::store::NodeInfo {
-        name: "sched".into(),
-        peer_id: net.peer_id().to_base58(),
-        p2p_addrs: net.listen_addrs().iter().map(|a| a.to_string()).collect(),
-        api_addr: String::new(),
-    };
-    store.initialize(vec![me]).await.expect("initialise");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while store.leader().map(|(id, _)| id) != Some(store.node_id()) {
-        assert!(tokio::time::Instant::now() < deadline, "never led");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (net, store, me) = crate::store::testing::open(dir, "sched").await;
+    crate::store::testing::lead_alone(&store, me).await;
     (net, store)
 }
 

@@ -590,6 +590,47 @@ impl Store {
     }
 }
 
+/// In-process stores for the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::time::Duration;
+
+    use super::{NodeInfo, Store};
+    use crate::net::Net;
+
+    /// A swarm on loopback and a store under `dir`, not yet in a cluster.
+    pub(crate) async fn open(dir: &std::path::Path, name: &str) -> (Net, Store, NodeInfo) {
+        let cfg = crate::config::Config::for_test(dir, name);
+        let net = Net::start(crate::net::NetConfig {
+            data_dir: dir.to_path_buf(),
+            listen: crate::net::parse_addr("127.0.0.1:0").await.expect("addr"),
+            psk: None,
+        })
+        .await
+        .expect("net starts");
+        let store = Store::open(&dir.join("raft"), net.clone(), cfg.store_config())
+            .await
+            .expect("store opens");
+        let info = NodeInfo {
+            name: name.into(),
+            peer_id: net.peer_id().to_base58(),
+            p2p_addrs: net.listen_addrs().iter().map(|a| a.to_string()).collect(),
+            api_addr: String::new(),
+        };
+        (net, store, info)
+    }
+
+    /// Makes `store` a one-node cluster and waits until it leads.
+    pub(crate) async fn lead_alone(store: &Store, me: NodeInfo) {
+        store.initialize(vec![me]).await.expect("initialise");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while store.leader().map(|(id, _)| id) != Some(store.node_id()) {
+            assert!(tokio::time::Instant::now() < deadline, "never led");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// How long a write or barrier keeps retrying through elections.
 const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 

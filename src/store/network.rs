@@ -516,27 +516,6 @@ pub(super) async fn forward_members(net: &Net, peer: &NodeInfo) -> Result<Vec<No
 mod tests {
     use super::*;
 
-    async fn node(dir: &std::path::Path, name: &str) -> (Net, Store, NodeInfo) {
-        let cfg = crate::config::Config::for_test(dir, name);
-        let net = Net::start(crate::net::NetConfig {
-            data_dir: dir.to_path_buf(),
-            listen: crate::net::parse_addr("127.0.0.1:0").await.expect("addr"),
-            psk: None,
-        })
-        .await
-        .expect("net");
-        let store = Store::open(&dir.join("raft"), net.clone(), cfg.store_config())
-            .await
-            .expect("store");
-        let info = NodeInfo {
-            name: name.into(),
-            peer_id: net.peer_id().to_base58(),
-            p2p_addrs: net.listen_addrs().iter().map(|a| a.to_string()).collect(),
-            api_addr: String::new(),
-        };
-        (net, store, info)
-    }
-
     /// Any connected peer could append, vote and write: the handlers ignored
     /// the sender. A node outside the configuration is now refused.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,14 +524,9 @@ mod tests {
             tempfile::tempdir().expect("dir"),
             tempfile::tempdir().expect("dir"),
         );
-        let (net_a, a, info_a) = node(da.path(), "a").await;
-        let (net_b, b, _) = node(db.path(), "b").await;
-        a.initialize(vec![info_a.clone()]).await.expect("init");
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-        while a.leader().map(|(id, _)| id) != Some(a.node_id()) {
-            assert!(tokio::time::Instant::now() < deadline, "never led");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let (net_a, a, info_a) = super::super::testing::open(da.path(), "a").await;
+        let (net_b, b, _) = super::super::testing::open(db.path(), "b").await;
+        super::super::testing::lead_alone(&a, info_a.clone()).await;
         let pod = crate::resource::ObjectKey::new(crate::resource::Kind::ConfigMap, "default", "x");
         let cmd = Command {
             ops: vec![super::super::Op::Put {
