@@ -24,6 +24,10 @@ pub(super) struct Engine {
     db: Arc<DB>,
     dir: PathBuf,
     syncer_done: Mutex<Option<oneshot::Receiver<()>>>,
+    /// Held by Raft's users of the database (log store and readers, state
+    /// machine and snapshot builders): the state machine worker and
+    /// replication tasks end a little after Raft's shutdown returns.
+    raft_users: Arc<()>,
     closed: AtomicBool,
 }
 
@@ -35,13 +39,20 @@ impl Engine {
             db,
             dir,
             syncer_done: Mutex::new(Some(syncer_done)),
+            raft_users: Arc::new(()),
             closed: AtomicBool::new(false),
         }
     }
 
+    /// A token for one of Raft's users of the database to hold.
+    pub(super) fn raft_users(&self) -> Arc<()> {
+        self.raft_users.clone()
+    }
+
     /// Waits for the syncer thread (Raft must have stopped, so the log store
-    /// is dropped), then cancels RocksDB's flushes and compactions and waits
-    /// for them. Later calls return at once.
+    /// is dropped) and for Raft's tasks to let go of the database, then
+    /// cancels RocksDB's flushes and compactions and waits for them. Later
+    /// calls return at once.
     pub(super) async fn close(&self) {
         let Some(done) = self.syncer_done.lock().await.take() else {
             return;
@@ -52,6 +63,18 @@ impl Engine {
                 dir = %self.dir.display(),
                 "the log sync thread did not stop within {SYNCER_STOP_TIMEOUT:?} of Raft's shutdown"
             ),
+        }
+        let deadline = tokio::time::Instant::now() + SYNCER_STOP_TIMEOUT;
+        while Arc::strong_count(&self.raft_users) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                warn!(
+                    dir = %self.dir.display(),
+                    users = Arc::strong_count(&self.raft_users) - 1,
+                    "Raft's tasks still hold the database {SYNCER_STOP_TIMEOUT:?} after its shutdown"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let db = self.db.clone();
         if let Err(e) =

@@ -57,6 +57,8 @@ type Sync = (LogFlushed<TypeConfig>, std::time::Instant);
 pub struct LogStore {
     db: Arc<DB>,
     syncer: Syncer,
+    /// Counts Raft's users of the database, for the store's shutdown.
+    users: Arc<()>,
 }
 
 /// The WAL syncer thread and the way to stop it. Stopping joins the thread,
@@ -120,9 +122,13 @@ impl Drop for Syncer {
 impl LogStore {
     /// Wraps the shared database and starts the WAL syncer thread; `done`
     /// fires when that thread has ended and let go of the database.
-    pub fn new(db: Arc<DB>, done: Option<tokio::sync::oneshot::Sender<()>>) -> Self {
+    pub fn new(
+        db: Arc<DB>,
+        done: Option<tokio::sync::oneshot::Sender<()>>,
+        users: Arc<()>,
+    ) -> Self {
         let syncer = Syncer::start(db.clone(), done);
-        LogStore { db, syncer }
+        LogStore { db, syncer, users }
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -231,6 +237,7 @@ fn read_range<RB: RangeBounds<u64>>(
 /// A cheap reader over the same database, for replication tasks.
 pub struct LogReader {
     db: Arc<DB>,
+    _users: Arc<()>,
 }
 
 impl RaftLogReader<TypeConfig> for LogReader {
@@ -257,6 +264,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_reader(&mut self) -> Self::LogReader {
         LogReader {
             db: self.db.clone(),
+            _users: self.users.clone(),
         }
     }
 

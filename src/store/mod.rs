@@ -264,14 +264,19 @@ impl Store {
     pub async fn open(dir: &Path, net: Net, cfg: StoreConfig) -> Result<Store, StoreError> {
         let db = state_machine::open_db(dir).map_err(|e| StoreError::Storage(e.to_string()))?;
         let (syncer_done, syncer_stopped) = tokio::sync::oneshot::channel();
-        let log_store = log::LogStore::new(db.clone(), Some(syncer_done));
         let engine = Arc::new(engine::Engine::new(
             db.clone(),
             dir.to_path_buf(),
             syncer_stopped,
         ));
-        let sm = state_machine::StateMachine::open(db, cfg.watch_history, cfg.watch_history_bytes)
-            .map_err(|e| StoreError::Storage(e.to_string()))?;
+        let log_store = log::LogStore::new(db.clone(), Some(syncer_done), engine.raft_users());
+        let sm = state_machine::StateMachine::open(
+            db,
+            cfg.watch_history,
+            cfg.watch_history_bytes,
+            engine.raft_users(),
+        )
+        .map_err(|e| StoreError::Storage(e.to_string()))?;
         let reader = sm.reader();
         let node_id = node_id_of(&net.peer_id());
         let raft_config = openraft::Config {
@@ -651,8 +656,8 @@ mod tests {
         ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
             let dir = tempfile::tempdir().expect("tempdir");
             let db = open_db(dir.path()).expect("open rocksdb");
-            let sm = StateMachine::open(db.clone(), 100, 1 << 20)?;
-            Ok((dir, LogStore::new(db, None), sm))
+            let sm = StateMachine::open(db.clone(), 100, 1 << 20, Default::default())?;
+            Ok((dir, LogStore::new(db, None, Default::default()), sm))
         }
     }
 

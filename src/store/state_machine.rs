@@ -157,6 +157,8 @@ struct StoredSnapshot {
 /// The state machine, owned by openraft.
 pub struct StateMachine {
     db: Arc<DB>,
+    /// Counts Raft's users of the database, for the store's shutdown.
+    users: Arc<()>,
     hub: Arc<Hub>,
     revision: Arc<AtomicU64>,
     snapshot_seq: u64,
@@ -184,11 +186,13 @@ impl StateMachine {
         db: Arc<DB>,
         watch_history: usize,
         watch_history_bytes: usize,
+        users: Arc<()>,
     ) -> Result<StateMachine, StorageError<NodeId>> {
         let applied = read_meta::<Option<LogId<NodeId>>>(&db, KEY_APPLIED)?.flatten();
         let rev = applied.map(|l| l.index).unwrap_or(0);
         Ok(StateMachine {
             db,
+            users,
             hub: Arc::new(Hub::new(watch_history, watch_history_bytes, rev)),
             revision: Arc::new(AtomicU64::new(rev)),
             snapshot_seq: 0,
@@ -587,6 +591,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         StateMachine {
             db: self.db.clone(),
+            users: self.users.clone(),
             hub: self.hub.clone(),
             revision: self.revision.clone(),
             snapshot_seq: self.snapshot_seq + 1000,
