@@ -483,6 +483,9 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cfg = args.to_config()?;
+    // Everything the daemon creates (rocksdb's files, keys, the process
+    // runtime's specs with Secret values) is for its owner only.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let node = crate::node::Node::start(cfg).await?;
     tracing::info!(name = %node.info.name, api = %node.api_addr, "shoal agent running");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

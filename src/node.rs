@@ -446,6 +446,33 @@ fn reachable_addrs(
 mod tests {
     use super::*;
 
+    /// The data dir, node.key and the Raft files were world-readable.
+    #[test]
+    fn an_existing_data_dir_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("data");
+        std::fs::create_dir_all(dir.join("raft")).expect("mkdir");
+        std::fs::write(dir.join("node.key"), b"k").expect("write");
+        std::fs::write(dir.join("raft/CURRENT"), b"x").expect("write");
+        for (p, m) in [
+            (dir.clone(), 0o755),
+            (dir.join("raft"), 0o755),
+            (dir.join("node.key"), 0o644),
+            (dir.join("raft/CURRENT"), 0o664),
+        ] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).expect("chmod");
+        }
+        secure_data_dir(&dir).expect("secure");
+        let mode = |p: std::path::PathBuf| {
+            std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
+        };
+        assert_eq!(mode(dir.clone()), 0o700);
+        assert_eq!(mode(dir.join("raft")), 0o700);
+        assert_eq!(mode(dir.join("node.key")), 0o600);
+        assert_eq!(mode(dir.join("raft/CURRENT")), 0o600);
+    }
+
     #[test]
     fn a_wildcard_advertises_reachable_host_addresses_in_a_stable_order() {
         let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().expect("ip");

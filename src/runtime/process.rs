@@ -396,6 +396,16 @@ fn configure(cmd: &mut tokio::process::Command, stored: &Stored) {
     cmd.current_dir(dir);
     cmd.stdin(Stdio::null());
     cmd.process_group(0);
+    // The daemon runs with umask 077 so its data dir stays private; a pod's
+    // processes get the usual 022.
+    // SAFETY: umask(2) is async-signal-safe and touches no memory, so it
+    // may run between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+            Ok(())
+        });
+    }
 }
 
 impl Inner {
