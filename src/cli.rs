@@ -768,7 +768,7 @@ async fn get(
         }
         Output::Table => {
             if items.is_empty() {
-                if all {
+                if all || stored.is_some_and(|k| !k.namespaced()) {
                     eprintln!("No resources found");
                 } else {
                     eprintln!("No resources found in {ns} namespace.");
@@ -1412,6 +1412,12 @@ async fn raft_status(client: &Client) -> anyhow::Result<()> {
     outln!(
         "term:    {}",
         v.get("term").and_then(Value::as_u64).unwrap_or(0)
+    );
+    outln!(
+        "cluster: {}",
+        v.get("cluster_id")
+            .and_then(Value::as_str)
+            .unwrap_or("<not yet known>")
     );
     match leader {
         Some(id) => outln!("leader:  {} ({id})", name_of(id)),

@@ -287,3 +287,75 @@ async fn a_check_makes_a_command_conditional_on_an_object_it_does_not_write() {
     assert_eq!(code, 404);
     node.shutdown().await;
 }
+
+fn namespaced_configmap(ns: &str, name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  k: v\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_exist_before_use_and_deleting_one_empties_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, api) = dev_node(dir.path()).await;
+    // The built-in namespaces appear at initialisation; the cluster id is
+    // shoal-system's uid.
+    eventually(Duration::from_secs(10), "built-in namespaces", || async {
+        let (_, v) = api.get("/v1/namespaces/shoal-system").await;
+        let (_, d) = api.get("/v1/namespaces/default").await;
+        v["metadata"]["uid"].is_string() && d["status"]["phase"] == "Active"
+    })
+    .await;
+    let (_, sys) = api.get("/v1/namespaces/shoal-system").await;
+    let (_, raft) = api.get("/v1/raft").await;
+    assert_eq!(raft["cluster_id"], sys["metadata"]["uid"], "{raft}");
+
+    // A missing namespace is refused with a 404 that names it.
+    let (code, v) = api.apply(&namespaced_configmap("team-a", "c1")).await;
+    assert_eq!(code, 404, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"team-a\" not found"),
+        "{v}"
+    );
+    // Created in the same manifest, it is fine.
+    let both = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n---\n{}",
+        namespaced_configmap("team-a", "c1")
+    );
+    let (code, v) = api.apply(&both).await;
+    assert_eq!(code, 200, "{v}");
+
+    // Built-in namespaces cannot be deleted.
+    let (code, v) = api
+        .send(Method::DELETE, "/v1/namespaces/default", None)
+        .await;
+    assert_eq!(code, 403, "{v}");
+
+    // Deleting a namespace makes it Terminating: nothing new goes in, what
+    // it holds is deleted, then it goes.
+    let (code, v) = api
+        .send(Method::DELETE, "/v1/namespaces/team-a", None)
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = api.get("/v1/namespaces/team-a").await;
+    if code == 200 {
+        assert_eq!(v["status"]["phase"], "Terminating", "{v}");
+        assert!(v["metadata"]["deletionTimestamp"].is_string(), "{v}");
+        let (code, v) = api.apply(&namespaced_configmap("team-a", "c2")).await;
+        assert!(code == 403 || code == 404, "{code} {v}");
+    }
+    eventually(
+        Duration::from_secs(10),
+        "team-a emptied and deleted",
+        || async {
+            let (ns, _) = api.get("/v1/namespaces/team-a").await;
+            let (cm, _) = api.get("/v1/namespaces/team-a/configmaps/c1").await;
+            ns == 404 && cm == 404
+        },
+    )
+    .await;
+    node.shutdown().await;
+}

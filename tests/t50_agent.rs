@@ -696,3 +696,49 @@ async fn logs_status_and_nodes_across_nodes() {
     b.shutdown().await;
     a.shutdown().await;
 }
+
+/// Two clusters on one engine, each with a node of the same name: neither
+/// agent touches the other cluster's containers (they were once owned by
+/// node name alone, and each agent removed the other's as orphans).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_two_clusters_with_one_node_name_keep_their_own_containers() {
+    require_docker();
+    let a = Harness::start("docker", "twin").await;
+    a.apply(&a.pod("mine", "sleep 3600", "", "")).await;
+    let p = a
+        .wait_pod("mine", 60, "Running", |p| phase(p) == "Running")
+        .await;
+    let cs = a.containers_of(&p).await;
+    assert_eq!(cs.len(), 1, "{cs:?}");
+    let cluster_a = a.node.store.cluster_id().expect("cluster id known");
+    assert_eq!(
+        cs[0].labels.get(shoal::runtime::LABEL_CLUSTER),
+        Some(&cluster_a),
+        "containers carry their cluster's id"
+    );
+    let b = Harness::start("docker", "twin").await;
+    assert_eq!(a.node.info.name, b.node.info.name);
+    let cluster_b = b.node.store.cluster_id();
+    assert_ne!(
+        cluster_b.as_ref(),
+        Some(&cluster_a),
+        "each cluster has its own id"
+    );
+    // Give b's agent many passes (resync every 300 ms) to misbehave.
+    eventually(
+        Duration::from_secs(20),
+        "b's agent knows its cluster",
+        || async { b.node.store.cluster_id().is_some() },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let still = a.containers_of(&p).await;
+    assert_eq!(
+        still.len(),
+        1,
+        "cluster a's container survives b: {still:?}"
+    );
+    assert_eq!(still[0].state, shoal::runtime::ContainerState::Running);
+    b.stop().await;
+    a.stop().await;
+}

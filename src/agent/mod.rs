@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::AgentConfig;
 use crate::resource::{Kind, Object};
-use crate::runtime::{ContainerInfo, DynRuntime, LABEL_NODE, LABEL_POD_UID};
+use crate::runtime::{ContainerInfo, DynRuntime, LABEL_CLUSTER, LABEL_NODE, LABEL_POD_UID};
 use crate::store::{NodeInfo, Store, StoreError};
 
 /// What every part of the agent shares.
@@ -55,6 +55,9 @@ pub struct Ctx {
     pub stop_when_disconnected: Option<Duration>,
     /// The cluster DNS server containers get, and the cluster domain.
     pub cluster_dns: Option<(std::net::IpAddr, String)>,
+    /// The cluster's id, once the replica has it; containers are labelled
+    /// with it and only this cluster's are adopted or removed.
+    cluster: std::sync::OnceLock<String>,
 }
 
 impl Ctx {
@@ -82,7 +85,26 @@ impl Ctx {
                 .unwrap_or_default(),
             stop_when_disconnected,
             cluster_dns,
+            cluster: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The cluster id, reading the replica until it is known.
+    pub fn cluster_id(&self) -> Option<&str> {
+        if let Some(id) = self.cluster.get() {
+            return Some(id);
+        }
+        let id = self.store.cluster_id()?;
+        Some(self.cluster.get_or_init(|| id))
+    }
+
+    /// The labels that select this node's containers of this cluster.
+    pub fn owned_labels(&self) -> Option<BTreeMap<String, String>> {
+        let cluster = self.cluster_id()?;
+        Some(BTreeMap::from([
+            (LABEL_NODE.to_string(), self.node.clone()),
+            (LABEL_CLUSTER.to_string(), cluster.to_string()),
+        ]))
     }
 }
 
@@ -112,6 +134,7 @@ async fn run(ctx: Arc<Ctx>, info: NodeInfo) {
     let mut slots: HashMap<String, Slot> = HashMap::new();
     let mut removing: HashSet<String> = HashSet::new();
     let mut published = false;
+    let mut foreign_checked = false;
     let mut tick = tokio::time::interval(Duration::from_millis(ctx.cfg.resync_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut housekeeping = tokio::time::interval(Duration::from_secs(30));
@@ -192,6 +215,10 @@ async fn run(ctx: Arc<Ctx>, info: NodeInfo) {
         if !published {
             published = registration::publish(&ctx, &info).await;
         }
+        if !foreign_checked && ctx.cluster_id().is_some() {
+            foreign_checked = true;
+            warn_foreign(&ctx).await;
+        }
         pass(&ctx, &mut slots, &mut removing, &done_tx, &gone_tx).await;
     }
 }
@@ -217,10 +244,13 @@ async fn pass(
     done_tx: &mpsc::UnboundedSender<(String, pod::PodState)>,
     gone_tx: &mpsc::UnboundedSender<String>,
 ) {
+    let Some(mine) = ctx.owned_labels() else {
+        debug!("the cluster id is not known yet; containers are left alone");
+        return;
+    };
     let Some(mut pods) = pods_here(ctx) else {
         return;
     };
-    let mine = BTreeMap::from([(LABEL_NODE.to_string(), ctx.node.clone())]);
     let containers = match ctx.runtime.list(&mine).await {
         Ok(c) => c,
         Err(e) => {
@@ -292,7 +322,9 @@ async fn pass(
 /// Stops every running container of this node (kept, not removed: the
 /// pods may still be this node's when it reconnects).
 async fn stop_all(ctx: &Ctx) {
-    let mine = BTreeMap::from([(LABEL_NODE.to_string(), ctx.node.clone())]);
+    let Some(mine) = ctx.owned_labels() else {
+        return;
+    };
     let Ok(list) = ctx.runtime.list(&mine).await else {
         return;
     };
@@ -308,6 +340,32 @@ async fn stop_all(ctx: &Ctx) {
         if let Err(e) = ctx.runtime.stop(&c.id, Duration::from_secs(grace)).await {
             warn!(container = %c.name, "stop failed: {e}");
         }
+    }
+}
+
+/// Says once which containers carry this node's name but another cluster's
+/// id (or none, from a version before cluster ids): they are left alone.
+async fn warn_foreign(ctx: &Ctx) {
+    let Some(cluster) = ctx.cluster_id() else {
+        return;
+    };
+    let by_name = BTreeMap::from([(LABEL_NODE.to_string(), ctx.node.clone())]);
+    let Ok(list) = ctx.runtime.list(&by_name).await else {
+        return;
+    };
+    let foreign: Vec<&str> = list
+        .iter()
+        .filter(|c| c.labels.get(LABEL_CLUSTER).map(String::as_str) != Some(cluster))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !foreign.is_empty() {
+        warn!(
+            cluster,
+            containers = ?foreign,
+            "containers labelled for a node named {} but not for this cluster are left alone \
+             (another cluster on this engine, or made before cluster ids): remove them yourself if they are stale",
+            ctx.node
+        );
     }
 }
 

@@ -19,8 +19,8 @@ use crate::api::now_rfc3339;
 use crate::resource::types::{Body, Container, PodBody, PodSpec, decode_base64};
 use crate::resource::{Kind, Object, ObjectKey};
 use crate::runtime::{
-    ContainerInfo, ContainerSpec, ContainerState, LABEL_CONTAINER, LABEL_NODE, LABEL_POD,
-    LABEL_POD_UID, LABEL_RESTARTS, LABEL_SPEC_HASH, PortBinding, RuntimeError,
+    ContainerInfo, ContainerSpec, ContainerState, LABEL_CLUSTER, LABEL_CONTAINER, LABEL_NODE,
+    LABEL_POD, LABEL_POD_UID, LABEL_RESTARTS, LABEL_SPEC_HASH, PortBinding, RuntimeError,
 };
 use crate::store::{Command, Op};
 
@@ -634,6 +634,10 @@ impl Sync<'_> {
             ),
             (LABEL_CONTAINER.to_string(), c.name.clone()),
             (LABEL_NODE.to_string(), self.ctx.node.clone()),
+            (
+                LABEL_CLUSTER.to_string(),
+                self.ctx.cluster_id().unwrap_or_default().to_string(),
+            ),
             (LABEL_RESTARTS.to_string(), restarts.to_string()),
             (LABEL_SPEC_HASH.to_string(), spec_hash(c)),
             (LABEL_GRACE.to_string(), self.grace.as_secs().to_string()),

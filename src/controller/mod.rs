@@ -12,6 +12,7 @@
 
 pub mod deployment;
 pub mod gc;
+pub mod namespaces;
 pub mod nodes;
 pub mod replicaset;
 
@@ -191,6 +192,7 @@ async fn pass(
         warn!("controllers: cannot read the replica");
         return None;
     };
+    namespaces::reconcile(store).await;
     let health = nodes::node_health(membership);
     let eviction_due = lifecycle
         .reconcile(store, &node_objs, &pod_objs, &health, cfg)

@@ -13,6 +13,10 @@ use serde_json::{Map, Value};
 
 /// The namespace used when a namespaced object names none.
 pub const DEFAULT_NAMESPACE: &str = "default";
+/// The namespace shoal keeps for itself; its uid is the cluster's id.
+pub const SYSTEM_NAMESPACE: &str = "shoal-system";
+/// Namespaces every cluster has from its first write and that cannot be deleted.
+pub const BUILTIN_NAMESPACES: [&str; 2] = [DEFAULT_NAMESPACE, SYSTEM_NAMESPACE];
 
 /// Every kind shoal stores, with its API group and whether it is namespaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -200,6 +204,9 @@ pub struct ObjectMeta {
     pub generation: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<String>,
+    /// Set when a deletion has begun that takes time (a namespace emptying).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

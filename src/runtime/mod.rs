@@ -26,6 +26,9 @@ pub const LABEL_POD: &str = "io.shoal.pod";
 pub const LABEL_CONTAINER: &str = "io.shoal.container";
 /// Label carrying the name of the node whose agent owns the container.
 pub const LABEL_NODE: &str = "io.shoal.node";
+/// Label carrying the id of the cluster whose agent owns the container: two
+/// clusters on one engine may both have a node of the same name.
+pub const LABEL_CLUSTER: &str = "io.shoal.cluster";
 /// Label carrying how many times the container was restarted before this one.
 pub const LABEL_RESTARTS: &str = "io.shoal.restarts";
 /// Label carrying a hash of the container's spec, to notice a changed spec.

@@ -244,6 +244,8 @@ pub struct RaftStatus {
     pub voters: Vec<(NodeId, NodeInfo)>,
     /// Learners with their info.
     pub learners: Vec<(NodeId, NodeInfo)>,
+    /// The cluster's id, once the leader has written it (see [`Store::cluster_id`]).
+    pub cluster_id: Option<String>,
 }
 
 /// The local replica and the way to write to the cluster.
@@ -580,7 +582,17 @@ impl Store {
             snapshot_index: m.snapshot.map(|l| l.index),
             voters,
             learners,
+            cluster_id: self.cluster_id(),
         }
+    }
+
+    /// The cluster's id: the uid of its `shoal-system` namespace, which the
+    /// first leader creates. Unique per cluster (uids derive from the Raft
+    /// log id of the write, which names the leader's random node id); `None`
+    /// until this replica has that write.
+    pub fn cluster_id(&self) -> Option<String> {
+        let key = ObjectKey::new(Kind::Namespace, "", crate::resource::SYSTEM_NAMESPACE);
+        self.get(&key).ok().flatten().and_then(|ns| ns.metadata.uid)
     }
 
     /// Stops the Raft node and closes the database: when it returns, no

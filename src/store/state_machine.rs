@@ -407,6 +407,11 @@ impl StateMachine {
                             new.metadata.uid = old.metadata.uid.clone();
                             new.metadata.creation_timestamp =
                                 old.metadata.creation_timestamp.clone();
+                            // A deletion once begun is not undone by a re-apply.
+                            if new.metadata.deletion_timestamp.is_none() {
+                                new.metadata.deletion_timestamp =
+                                    old.metadata.deletion_timestamp.clone();
+                            }
                             let spec_changed = old.body.get("spec") != new.body.get("spec");
                             let generation = old.metadata.generation.unwrap_or(1);
                             new.metadata.generation = Some(if spec_changed {

@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tracing::warn;
 
+mod namespaces;
+
 use crate::agent::logs::{LogService, LogsError};
 use crate::config::ApiConfig;
 use crate::manifest::{self, ManifestError};
@@ -558,6 +560,7 @@ fn put_op(
     obj.metadata.resource_version = None;
     obj.metadata.generation = None;
     obj.metadata.uid = None;
+    obj.metadata.deletion_timestamp = None;
     // Status is written by nodes and controllers through the store, never
     // by a client's write of the object: the stored status is kept.
     obj.body.remove("status");
@@ -611,6 +614,7 @@ async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> Api
     let key = obj
         .key()
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "unknown kind"))?;
+    namespaces::admit(&s, &key, &HashSet::new()).await?;
     ServiceAddresses::default().assign(&s, &key, &mut obj)?;
     let op = put_op(key, obj, crate::store::Precondition::MustNotExist)?;
     write_one(&s, op, StatusCode::CREATED).await
@@ -639,6 +643,7 @@ async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResult<Response
         name: Some(&key.name),
     };
     let mut obj = object_from_body(&body, url)?;
+    namespaces::admit(&s, &key, &HashSet::new()).await?;
     ServiceAddresses::default().assign(&s, &key, &mut obj)?;
     // A resourceVersion in the body makes the replace a compare-and-set.
     let precondition = match obj.metadata.resource_version.as_deref() {
@@ -676,15 +681,18 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
         Some(v) => crate::store::Precondition::Version(v),
         None => crate::store::Precondition::MustExist,
     };
-    let out = s
-        .store
-        .write(Command {
-            ops: vec![Op::Delete {
-                key: key.clone(),
-                precondition,
-            }],
-        })
-        .await?;
+    let op = if key.kind == Kind::Namespace {
+        match namespaces::delete_op(&s, &key.name, precondition)? {
+            Some(op) => op,
+            None => return Ok(Json(json!({ "results": [] })).into_response()),
+        }
+    } else {
+        Op::Delete {
+            key: key.clone(),
+            precondition,
+        }
+    };
+    let out = s.store.write(Command { ops: vec![op] }).await?;
     let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "results": results })).into_response())
 }
@@ -769,6 +777,11 @@ async fn apply(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
     let mut objects = parsed.objects;
     // Namespaces first so a file that creates one and uses it reads naturally.
     objects.sort_by_key(|o| o.kind().map(|k| Kind::ALL.iter().position(|x| *x == k)));
+    let new_namespaces: HashSet<String> = objects
+        .iter()
+        .filter(|o| o.kind() == Some(Kind::Namespace))
+        .map(|o| o.metadata.name.clone())
+        .collect();
     for obj in objects {
         let key = obj.key().ok_or_else(|| {
             ApiError::new(
@@ -786,6 +799,7 @@ async fn apply(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
                 ),
             ));
         }
+        namespaces::admit(&s, &key, &new_namespaces).await?;
         let (mut obj, precondition) = keep_live_fields(&s, &key, obj)?;
         addresses.assign(&s, &key, &mut obj)?;
         ops.push(put_op(key, obj, precondition)?);
@@ -803,7 +817,13 @@ async fn delete_manifest(State(s): State<ApiState>, body: Bytes) -> ApiResult<Re
     let mut missing = Vec::new();
     for obj in &parsed.objects {
         let Some(key) = obj.key() else { continue };
-        if s.store.get(&key)?.is_some() {
+        if key.kind == Kind::Namespace && s.store.get(&key)?.is_some() {
+            ops.extend(namespaces::delete_op(
+                &s,
+                &key.name,
+                crate::store::Precondition::None,
+            )?);
+        } else if s.store.get(&key)?.is_some() {
             ops.push(Op::Delete {
                 key,
                 precondition: crate::store::Precondition::None,

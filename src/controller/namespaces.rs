@@ -1,0 +1,261 @@
+//! Namespaces: the built-in ones exist from the cluster's first pass on
+//! (`shoal-system`'s uid is the cluster id, as tools take `kube-system`'s
+//! in Kubernetes), every namespace shows a phase, and a Terminating one is
+//! emptied and then deleted.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::resource::{BUILTIN_NAMESPACES, Kind, Object, ObjectKey, ObjectMeta};
+use crate::store::{Command, Op, Precondition, Store};
+
+/// Most deletes in one write while a namespace empties.
+const DELETE_CHUNK: usize = 200;
+
+/// What one pass should write, decided from the namespaces and the
+/// namespaced objects the replica holds.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Namespaces to create (built-in ones, and ones objects use without a
+    /// Namespace object, from clusters older than namespace admission).
+    pub create: Vec<String>,
+    /// Namespaces that show no phase yet: set `Active`.
+    pub activate: Vec<ObjectKey>,
+    /// Objects of Terminating namespaces to delete, with their versions.
+    pub delete: Vec<(ObjectKey, u64)>,
+    /// Terminating namespaces that are empty: delete them.
+    pub finish: Vec<(ObjectKey, u64)>,
+}
+
+fn phase(ns: &Object) -> Option<&str> {
+    ns.body
+        .get("status")
+        .and_then(|s| s.get("phase"))
+        .and_then(Value::as_str)
+}
+
+/// Decides a pass. `contents` are every namespaced object (any kind).
+pub fn plan(namespaces: &[Object], contents: &[Object]) -> Plan {
+    let mut plan = Plan::default();
+    let known: BTreeSet<&str> = namespaces
+        .iter()
+        .map(|n| n.metadata.name.as_str())
+        .collect();
+    let mut wanted: BTreeSet<&str> = BUILTIN_NAMESPACES.into_iter().collect();
+    // Adoption only when the cluster is first given namespaces: afterwards
+    // the API refuses objects in missing namespaces.
+    if !known.contains(crate::resource::SYSTEM_NAMESPACE) {
+        wanted.extend(
+            contents
+                .iter()
+                .filter_map(|o| o.metadata.namespace.as_deref()),
+        );
+    }
+    plan.create = wanted
+        .into_iter()
+        .filter(|n| !known.contains(n))
+        .map(str::to_string)
+        .collect();
+    let terminating: BTreeSet<&str> = namespaces
+        .iter()
+        .filter(|n| n.metadata.deletion_timestamp.is_some())
+        .map(|n| n.metadata.name.as_str())
+        .collect();
+    for o in contents {
+        let in_terminating = o
+            .metadata
+            .namespace
+            .as_deref()
+            .is_some_and(|n| terminating.contains(n));
+        if in_terminating && let Some(key) = o.key() {
+            plan.delete.push((key, o.resource_version()));
+        }
+    }
+    for ns in namespaces {
+        let Some(key) = ns.key() else { continue };
+        if ns.metadata.deletion_timestamp.is_some() {
+            let empty = !contents
+                .iter()
+                .any(|o| o.metadata.namespace.as_deref() == Some(ns.metadata.name.as_str()));
+            if empty {
+                plan.finish.push((key, ns.resource_version()));
+            }
+        } else if phase(ns).is_none() {
+            plan.activate.push(key);
+        }
+    }
+    plan
+}
+
+fn namespace_object(name: &str) -> Object {
+    Object {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        metadata: ObjectMeta {
+            name: name.to_string(),
+            creation_timestamp: Some(crate::api::now_rfc3339()),
+            ..ObjectMeta::default()
+        },
+        body: [("status".to_string(), json!({ "phase": "Active" }))]
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// Runs one pass: reads the replica, writes what [`plan`] decides.
+pub async fn reconcile(store: &Store) {
+    let Ok((namespaces, _)) = store.list(Kind::Namespace, None) else {
+        warn!("namespaces: cannot read the replica");
+        return;
+    };
+    let mut contents = Vec::new();
+    let needs_contents = namespaces
+        .iter()
+        .any(|n| n.metadata.deletion_timestamp.is_some())
+        || !namespaces
+            .iter()
+            .any(|n| n.metadata.name == crate::resource::SYSTEM_NAMESPACE);
+    if needs_contents {
+        for kind in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
+            match store.list(kind, None) {
+                Ok((items, _)) => contents.extend(items),
+                Err(e) => {
+                    warn!("namespaces: cannot list {kind}: {e}");
+                    return;
+                }
+            }
+        }
+    }
+    let plan = plan(&namespaces, &contents);
+    let mut writes: Vec<(String, Vec<Op>)> = Vec::new();
+    for name in &plan.create {
+        let Ok(object) = serde_json::to_vec(&namespace_object(name)) else {
+            continue;
+        };
+        writes.push((
+            format!("create namespace {name}"),
+            vec![Op::Put {
+                key: ObjectKey::new(Kind::Namespace, "", name),
+                object,
+                precondition: Precondition::MustNotExist,
+            }],
+        ));
+    }
+    for key in &plan.activate {
+        let status = serde_json::to_vec(&json!({ "phase": "Active" })).unwrap_or_default();
+        writes.push((
+            format!("activate {key}"),
+            vec![Op::SetStatus {
+                key: key.clone(),
+                uid: None,
+                status,
+            }],
+        ));
+    }
+    for chunk in plan.delete.chunks(DELETE_CHUNK) {
+        let ops = chunk
+            .iter()
+            .map(|(key, v)| Op::Delete {
+                key: key.clone(),
+                precondition: Precondition::Version(*v),
+            })
+            .collect();
+        writes.push((
+            format!("delete {} objects of terminating namespaces", chunk.len()),
+            ops,
+        ));
+    }
+    for (key, v) in &plan.finish {
+        writes.push((
+            format!("delete emptied {key}"),
+            vec![Op::Delete {
+                key: key.clone(),
+                precondition: Precondition::Version(*v),
+            }],
+        ));
+    }
+    for (what, ops) in writes {
+        match store.write(Command { ops }).await {
+            Ok(_) => info!("namespaces: {what}"),
+            Err(e) => warn!("namespaces: {what}: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(kind: &str, ns: Option<&str>, name: &str) -> Object {
+        Object {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: ns.map(str::to_string),
+                resource_version: Some("7".into()),
+                ..ObjectMeta::default()
+            },
+            body: Default::default(),
+        }
+    }
+
+    fn active(name: &str) -> Object {
+        let mut n = obj("Namespace", None, name);
+        n.body.insert("status".into(), json!({"phase": "Active"}));
+        n
+    }
+
+    #[test]
+    fn a_new_cluster_gets_the_builtin_namespaces_and_adopts_used_ones() {
+        let p = plan(&[], &[obj("ConfigMap", Some("team-a"), "c")]);
+        assert_eq!(p.create, vec!["default", "shoal-system", "team-a"]);
+    }
+
+    #[test]
+    fn an_idle_cluster_writes_nothing() {
+        let nss = [active("default"), active("shoal-system"), active("web")];
+        let p = plan(&nss, &[obj("Pod", Some("web"), "p")]);
+        assert_eq!(p, Plan::default());
+    }
+
+    #[test]
+    fn once_initialised_a_missing_namespace_is_not_adopted() {
+        let nss = [active("default"), active("shoal-system")];
+        let p = plan(&nss, &[obj("Pod", Some("ghost"), "p")]);
+        assert!(p.create.is_empty());
+    }
+
+    #[test]
+    fn a_namespace_without_phase_is_activated() {
+        let nss = [
+            active("default"),
+            active("shoal-system"),
+            obj("Namespace", None, "new"),
+        ];
+        let p = plan(&nss, &[]);
+        assert_eq!(p.activate, vec![ObjectKey::new(Kind::Namespace, "", "new")]);
+    }
+
+    #[test]
+    fn a_terminating_namespace_is_emptied_then_deleted() {
+        let mut gone = active("gone");
+        gone.metadata.deletion_timestamp = Some("2026-01-01T00:00:00Z".into());
+        let nss = [active("default"), active("shoal-system"), gone];
+        let contents = [
+            obj("Pod", Some("gone"), "p"),
+            obj("Pod", Some("default"), "q"),
+        ];
+        let p = plan(&nss, &contents);
+        assert_eq!(p.delete, vec![(ObjectKey::new(Kind::Pod, "gone", "p"), 7)]);
+        assert!(p.finish.is_empty());
+        let p = plan(&nss, &contents[1..]);
+        assert!(p.delete.is_empty());
+        assert_eq!(
+            p.finish,
+            vec![(ObjectKey::new(Kind::Namespace, "", "gone"), 7)]
+        );
+    }
+}
