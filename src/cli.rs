@@ -490,9 +490,20 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     tracing::info!(name = %node.info.name, api = %node.api_addr, "shoal agent running");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut conflict = node.dns_conflict();
+    let refused = tokio::select! {
+        _ = tokio::signal::ctrl_c() => None,
+        _ = term.recv() => None,
+        msg = async {
+            match conflict.as_mut() {
+                Some(rx) => rx.wait_for(Option::is_some).await.ok().and_then(|m| m.clone()),
+                None => std::future::pending().await,
+            }
+        } => msg,
+    };
+    if let Some(msg) = refused {
+        node.shutdown().await;
+        bail!("{msg}");
     }
     tracing::info!("leaving the cluster");
     node.leave().await;

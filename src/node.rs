@@ -175,8 +175,7 @@ impl Node {
         };
         let cluster_dns = discovery
             .as_ref()
-            .and_then(|d| d.container_dns())
-            .map(|ip| (ip, cfg.discovery.domain.clone()));
+            .map(|d| (d.container_dns(), cfg.discovery.domain.clone()));
         let ctx = agent::Ctx::new(
             store.clone(),
             runtime.clone(),
@@ -219,6 +218,12 @@ impl Node {
     /// The node's swarm (for fault injection in tests and the chaos harness).
     pub fn net_handle(&self) -> &Net {
         &self.net
+    }
+
+    /// Set when this node may not serve its DNS address (another cluster
+    /// serves it); the daemon then stops with that message.
+    pub fn dns_conflict(&self) -> Option<tokio::sync::watch::Receiver<Option<String>>> {
+        self.discovery.as_ref().map(|d| d.conflict())
     }
 
     /// Waits until this node is a member of a cluster with a leader.

@@ -53,8 +53,12 @@ pub struct Ctx {
     /// Stop this node's pods after being cut off from the cluster this long
     /// (`scheduler.disconnected_pods = "stop"`); `None` keeps them running.
     pub stop_when_disconnected: Option<Duration>,
-    /// The cluster DNS server containers get, and the cluster domain.
-    pub cluster_dns: Option<(std::net::IpAddr, String)>,
+    /// The cluster DNS server containers get (as discovery decides it),
+    /// and the cluster domain.
+    pub cluster_dns: Option<(
+        tokio::sync::watch::Receiver<crate::discovery::ContainerDns>,
+        String,
+    )>,
     /// The cluster's id, once the replica has it; containers are labelled
     /// with it and only this cluster's are adopted or removed.
     cluster: std::sync::OnceLock<String>,
@@ -69,7 +73,10 @@ impl Ctx {
         host_ip: String,
         cfg: AgentConfig,
         stop_when_disconnected: Option<Duration>,
-        cluster_dns: Option<(std::net::IpAddr, String)>,
+        cluster_dns: Option<(
+            tokio::sync::watch::Receiver<crate::discovery::ContainerDns>,
+            String,
+        )>,
     ) -> Arc<Ctx> {
         Arc::new(Ctx {
             store,
@@ -96,6 +103,21 @@ impl Ctx {
         }
         let id = self.store.cluster_id()?;
         Some(self.cluster.get_or_init(|| id))
+    }
+
+    /// The DNS server and domain containers get; `Err(())` while that is
+    /// still being decided.
+    #[allow(clippy::result_unit_err)]
+    pub fn container_dns(&self) -> Result<Option<(std::net::IpAddr, &str)>, ()> {
+        use crate::discovery::ContainerDns;
+        let Some((rx, domain)) = &self.cluster_dns else {
+            return Ok(None);
+        };
+        match *rx.borrow() {
+            ContainerDns::Deciding => Err(()),
+            ContainerDns::Off => Ok(None),
+            ContainerDns::At(ip) => Ok(Some((ip, domain.as_str()))),
+        }
     }
 
     /// The labels that select this node's containers of this cluster.
@@ -248,6 +270,10 @@ async fn pass(
         debug!("the cluster id is not known yet; containers are left alone");
         return;
     };
+    if ctx.container_dns().is_err() {
+        debug!("the containers' DNS address is being decided; no pod is synced yet");
+        return;
+    }
     let Some(mut pods) = pods_here(ctx) else {
         return;
     };

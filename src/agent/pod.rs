@@ -649,11 +649,11 @@ impl Sync<'_> {
             .take(8)
             .collect();
         let limits = c.resources.as_ref().map(|r| &r.limits);
-        let dns = match &self.ctx.cluster_dns {
-            Some((ip, domain)) => {
-                crate::discovery::container_resolver(*ip, domain, &self.key.namespace)
+        let dns = match self.ctx.container_dns() {
+            Ok(Some((ip, domain))) => {
+                crate::discovery::container_resolver(ip, domain, &self.key.namespace)
             }
-            None => (Vec::new(), Vec::new()),
+            _ => (Vec::new(), Vec::new()),
         };
         ContainerSpec {
             name: format!(

@@ -34,7 +34,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{
     Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode,
 };
-use hickory_server::proto::rr::rdata::{A, NS, SOA, SRV};
+use hickory_server::proto::rr::rdata::{A, NS, SOA, SRV, TXT};
 use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -238,6 +238,46 @@ fn is_ourselves(addr: SocketAddr, exclude: &[SocketAddr]) -> bool {
     })
 }
 
+/// The label under the cluster domain whose TXT record names the cluster.
+pub const CLUSTER_LABEL: &str = "_cluster";
+
+/// Who already answers DNS at an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// No reply: the address is free (or its server is down).
+    Nobody,
+    /// A shoal node of this cluster id.
+    Cluster(String),
+    /// A server that does not say which cluster it serves: another DNS
+    /// server, or a shoal node that does not know its cluster id yet.
+    Unidentified,
+}
+
+/// Asks `addr` which shoal cluster it serves (TXT `_cluster.DOMAIN.`),
+/// waiting at most `wait` for a reply.
+pub async fn holder(addr: SocketAddr, domain: &str, wait: Duration) -> Holder {
+    let name = format!("{CLUSTER_LABEL}.{}.", domain.trim_end_matches('.'));
+    let Ok(name) = Name::from_ascii(&name) else {
+        return Holder::Unidentified;
+    };
+    let mut query = Message::query();
+    query.add_query(Query::query(name, RecordType::TXT));
+    match tokio::time::timeout(wait, exchange_udp(addr, &query)).await {
+        Ok(Ok(reply)) => reply
+            .answers
+            .iter()
+            .find_map(|r| match &r.data {
+                RData::TXT(txt) => txt
+                    .txt_data
+                    .first()
+                    .map(|b| String::from_utf8_lossy(b).into_owned()),
+                _ => None,
+            })
+            .map_or(Holder::Unidentified, Holder::Cluster),
+        _ => Holder::Nobody,
+    }
+}
+
 /// Binds UDP and TCP on the same address.
 ///
 /// For port 0 the port is picked for TCP, whose ephemeral choice avoids
@@ -399,6 +439,20 @@ impl Zone {
         let Some((&svc, relative)) = relative.split_last() else {
             return Lookup::nodata();
         };
+        if svc == CLUSTER_LABEL.as_bytes() && relative.is_empty() {
+            // Who serves this zone: lets a node about to share this
+            // address tell whether it is its own cluster (see `holder`).
+            return match &table.cluster_id {
+                Some(id) if qtype == RecordType::TXT || qtype == RecordType::ANY => {
+                    Lookup::answers(vec![Record::from_rdata(
+                        owner.clone(),
+                        0,
+                        RData::TXT(TXT::new(vec![id.clone()])),
+                    )])
+                }
+                _ => Lookup::nodata(),
+            };
+        }
         if svc != b"svc" {
             return Lookup::NxDomain;
         }
@@ -986,7 +1040,31 @@ mod tests {
                 .into_iter()
                 .map(|s| ((s.namespace.clone(), s.name.clone()), s))
                 .collect(),
+            cluster_id: Some("cluster-under-test".into()),
         }
+    }
+
+    #[tokio::test]
+    async fn a_server_says_which_cluster_it_serves() {
+        let h = serve(Vec::new()).await;
+        assert_eq!(
+            holder(h.addr, "shoal", Duration::from_secs(2)).await,
+            Holder::Cluster("cluster-under-test".into())
+        );
+        // Another domain's name is not ours to answer: forwarding is off, so
+        // the server replies without naming a cluster.
+        assert_eq!(
+            holder(h.addr, "other", Duration::from_secs(2)).await,
+            Holder::Unidentified
+        );
+        let free = {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap()
+        };
+        assert_eq!(
+            holder(free, "shoal", Duration::from_millis(300)).await,
+            Holder::Nobody
+        );
     }
 
     /// `web` has a cluster IP and two named ports, `db` is headless with two

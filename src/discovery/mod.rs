@@ -6,6 +6,7 @@
 //! (and node port) itself, so no traffic depends on another node being up
 //! except the endpoint's own.
 
+pub mod claim;
 pub mod dns;
 pub mod endpoints;
 pub mod lb;
@@ -21,7 +22,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
+
+use claim::Claim;
+use dns::Holder;
 
 use crate::membership::Membership;
 use crate::resource::Kind;
@@ -219,11 +223,26 @@ pub fn allocate_node_port(range: (u16, u16), seed: &str, used: &HashSet<u16>) ->
         .find(|p| !used.contains(p))
 }
 
+/// Which DNS server this node's containers get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerDns {
+    /// Not decided yet: another server answers at the address and this
+    /// node does not know yet whether it is of its own cluster. Containers
+    /// are not started meanwhile, so none starts with the wrong resolver.
+    Deciding,
+    /// None: containers keep the engine's default resolver.
+    Off,
+    /// This address, port 53.
+    At(IpAddr),
+}
+
 /// The running discovery of one node.
 pub struct Discovery {
     table: watch::Receiver<Arc<ServiceTable>>,
-    container_dns: Option<IpAddr>,
+    container_dns: watch::Receiver<ContainerDns>,
+    conflict: watch::Receiver<Option<String>>,
     dns: Vec<dns::DnsServer>,
+    dns_addrs: Vec<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -235,9 +254,38 @@ impl Drop for Discovery {
     }
 }
 
+/// What starting one DNS server needs.
+#[derive(Clone)]
+struct DnsStarter {
+    cfg: DiscoveryConfig,
+    upstreams: Vec<SocketAddr>,
+    table: watch::Receiver<Arc<ServiceTable>>,
+}
+
+impl DnsStarter {
+    async fn start(&self, listen: SocketAddr) -> Result<dns::DnsServer, dns::DnsError> {
+        let config = dns::DnsConfig {
+            listen: vec![listen],
+            domain: self.cfg.domain.clone(),
+            ttl_secs: self.cfg.dns_ttl_secs,
+            upstreams: self.upstreams.clone(),
+        };
+        dns::start(config, self.table.clone()).await
+    }
+}
+
+/// Keeps a DNS server running until the task is aborted.
+async fn hold(server: dns::DnsServer) {
+    let _server = server;
+    std::future::pending::<()>().await
+}
+
 impl Discovery {
     /// Starts the table builder, the load balancer and DNS on `cfg.dns_addr`
-    /// (and `container_dns`:53 when given).
+    /// (and `container_dns`:53 when given). A fixed address another server
+    /// already answers at is only shared with nodes of this cluster (see
+    /// [`claim`]); that is decided in the background when this node does
+    /// not know its cluster yet, and a refusal then shows in [`Discovery::conflict`].
     pub async fn start(
         cfg: &DiscoveryConfig,
         store: Store,
@@ -249,54 +297,92 @@ impl Discovery {
         cfg.validate()?;
         let (tx, rx) = watch::channel(Arc::new(ServiceTable::default()));
         let mut tasks = vec![tokio::spawn(build_loop(
-            store, membership, node, host_ip, tx,
+            store.clone(),
+            membership,
+            node,
+            host_ip,
+            tx,
         ))];
         tasks.push(tokio::spawn(balance_loop(cfg.clone(), rx.clone())));
-        let mut listen =
-            vec![
-                cfg.dns_addr
-                    .parse::<SocketAddr>()
-                    .map_err(|_| DiscoveryError::Config {
-                        field: "dns_addr",
-                        msg: format!("{:?} is not HOST:PORT", cfg.dns_addr),
-                    })?,
-            ];
-        let mut dns_servers = Vec::new();
+        let host_addr = cfg
+            .dns_addr
+            .parse::<SocketAddr>()
+            .map_err(|_| DiscoveryError::Config {
+                field: "dns_addr",
+                msg: format!("{:?} is not HOST:PORT", cfg.dns_addr),
+            })?;
         let upstreams = if cfg.forward {
             // Never forward to ourselves: a host whose resolv.conf lists the
             // bridge gateway would loop.
-            let mut ours = listen.clone();
+            let mut ours = vec![host_addr];
             ours.extend(container_dns.map(|ip| SocketAddr::new(ip, 53)));
             dns::upstreams_from_resolv_conf(std::path::Path::new("/etc/resolv.conf"), &ours)
         } else {
             Vec::new()
         };
-        let dns_cfg = |listen: Vec<SocketAddr>| dns::DnsConfig {
-            listen,
-            domain: cfg.domain.clone(),
-            ttl_secs: cfg.dns_ttl_secs,
-            upstreams: upstreams.clone(),
+        let starter = DnsStarter {
+            cfg: cfg.clone(),
+            upstreams,
+            table: rx.clone(),
         };
-        dns_servers.push(dns::start(dns_cfg(listen.clone()), rx.clone()).await?);
+        let (conflict_tx, conflict_rx) = watch::channel(None);
+        let mut dns_servers = Vec::new();
+        let mut dns_addrs = Vec::new();
+        if host_addr.port() == 0 || claim::probe(host_addr, &cfg.domain).await == Holder::Nobody {
+            let server = starter.start(host_addr).await?;
+            dns_addrs.extend(server.local_addrs());
+            dns_servers.push(server);
+        } else {
+            dns_addrs.push(host_addr);
+            let (starter, store) = (starter.clone(), store.clone());
+            tasks.push(tokio::spawn(async move {
+                match claim::claim(host_addr, &starter.cfg.domain, &store).await {
+                    Claim::Free | Claim::Shared => match starter.start(host_addr).await {
+                        Ok(server) => hold(server).await,
+                        Err(e) => {
+                            let _ = conflict_tx.send(Some(e.to_string()));
+                        }
+                    },
+                    Claim::Taken { holder } => {
+                        let msg = format!(
+                            "dns_addr {host_addr} is already served by {holder}: two clusters must not \
+                             share a DNS address (queries would be split between them); give this \
+                             node its own --dns-addr"
+                        );
+                        error!("{msg}");
+                        let _ = conflict_tx.send(Some(msg));
+                    }
+                }
+            }));
+        }
         // The containers' server is separate so that failing to bind port 53
         // (taken, or no permission) leaves host DNS working; containers then
         // keep the engine's default resolver.
-        let mut given = None;
+        let (cdns_tx, cdns_rx) = watch::channel(ContainerDns::Off);
         if let Some(ip) = container_dns {
-            listen = vec![SocketAddr::new(ip, 53)];
-            match dns::start(dns_cfg(listen), rx.clone()).await {
-                Ok(s) => {
-                    dns_servers.push(s);
-                    given = Some(ip);
+            let listen = SocketAddr::new(ip, 53);
+            if claim::probe(listen, &cfg.domain).await == Holder::Nobody {
+                match starter.start(listen).await {
+                    Ok(s) => {
+                        dns_servers.push(s);
+                        cdns_tx.send_replace(ContainerDns::At(ip));
+                    }
+                    Err(e) => warn!("containers get no cluster DNS: {e}"),
                 }
-                Err(e) => warn!("containers get no cluster DNS: {e}"),
+            } else {
+                cdns_tx.send_replace(ContainerDns::Deciding);
+                tasks.push(tokio::spawn(container_dns_claim(
+                    starter, store, listen, cdns_tx,
+                )));
             }
         }
-        info!(dns = %cfg.dns_addr, container_dns = ?given, "discovery started");
+        info!(dns = ?dns_addrs, container_dns = ?*cdns_rx.borrow(), "discovery started");
         Ok(Discovery {
             table: rx,
-            container_dns: given,
+            container_dns: cdns_rx,
+            conflict: conflict_rx,
             dns: dns_servers,
+            dns_addrs,
             tasks,
         })
     }
@@ -306,14 +392,63 @@ impl Discovery {
         self.table.clone()
     }
 
-    /// The DNS server address containers should use, if one is serving.
-    pub fn container_dns(&self) -> Option<IpAddr> {
-        self.container_dns
+    /// The DNS server containers get, as decided so far.
+    pub fn container_dns(&self) -> watch::Receiver<ContainerDns> {
+        self.container_dns.clone()
     }
 
-    /// Where DNS actually listens (ports resolved).
+    /// Set when this node may not serve its host DNS address (another
+    /// cluster serves it): the daemon stops with this message.
+    pub fn conflict(&self) -> watch::Receiver<Option<String>> {
+        self.conflict.clone()
+    }
+
+    /// Where DNS listens (ports resolved; a fixed address still being
+    /// claimed is listed as configured).
     pub fn dns_addrs(&self) -> Vec<SocketAddr> {
-        self.dns.iter().flat_map(|d| d.local_addrs()).collect()
+        let mut addrs = self.dns_addrs.clone();
+        for a in self.dns.iter().flat_map(|d| d.local_addrs()) {
+            if !addrs.contains(&a) {
+                addrs.push(a);
+            }
+        }
+        addrs
+    }
+}
+
+/// Settles the containers' DNS address when another server already answers
+/// at the bridge address: shared with this cluster's own nodes, else an
+/// address of this cluster's own.
+async fn container_dns_claim(
+    starter: DnsStarter,
+    store: Store,
+    listen: SocketAddr,
+    tx: watch::Sender<ContainerDns>,
+) {
+    let domain = starter.cfg.domain.clone();
+    let at = match claim::claim(listen, &domain, &store).await {
+        Claim::Free | Claim::Shared => Some(listen.ip()),
+        Claim::Taken { holder } => {
+            warn!(
+                "container DNS address {listen} is served by {holder}; this cluster's containers get an address of their own"
+            );
+            claim::own_container_address(&store, &domain, &starter.cfg.vip_interface).await
+        }
+    };
+    let Some(ip) = at else {
+        tx.send_replace(ContainerDns::Off);
+        return;
+    };
+    match starter.start(SocketAddr::new(ip, 53)).await {
+        Ok(server) => {
+            info!(%ip, "containers' DNS serving");
+            tx.send_replace(ContainerDns::At(ip));
+            hold(server).await;
+        }
+        Err(e) => {
+            warn!("containers get no cluster DNS: {e}");
+            tx.send_replace(ContainerDns::Off);
+        }
     }
 }
 
@@ -372,7 +507,8 @@ async fn build_loop(
                 host_ip,
                 unreachable: &unreachable,
             };
-            let t = endpoints::build(&services, &pods, local);
+            let mut t = endpoints::build(&services, &pods, local);
+            t.cluster_id = store.cluster_id();
             let n: usize = t
                 .services
                 .values()
@@ -407,7 +543,10 @@ async fn build_loop(
                         None => std::future::pending().await,
                     }
                 } => match ev {
-                    Ok(ev) => matches!(ev.object.kind(), Some(Kind::Service | Kind::Pod)),
+                    Ok(ev) => matches!(
+                        ev.object.kind(),
+                        Some(Kind::Service | Kind::Pod | Kind::Namespace)
+                    ),
                     Err(_) => {
                         watch = None;
                         true

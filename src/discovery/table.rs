@@ -11,6 +11,9 @@ use std::net::Ipv4Addr;
 pub struct ServiceTable {
     /// Services by (namespace, name).
     pub services: BTreeMap<(String, String), ServiceEntry>,
+    /// The cluster this table is of, once known; DNS tells it to a node
+    /// that would share the same address.
+    pub cluster_id: Option<String>,
 }
 
 /// One Service as DNS and the load balancer see it.
