@@ -32,3 +32,4 @@ pub mod resource;
 pub mod runtime;
 pub mod scheduler;
 pub mod store;
+pub mod telemetry;

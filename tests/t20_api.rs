@@ -359,3 +359,46 @@ async fn namespaces_exist_before_use_and_deleting_one_empties_it() {
     .await;
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_described_histograms_and_present_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, api) = dev_node(dir.path()).await;
+    let (code, _) = api.apply(&configmap("m", "1")).await;
+    assert_eq!(code, 200);
+    let resp = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    for want in [
+        "# HELP shoal_store_write_seconds",
+        "# TYPE shoal_store_write_seconds histogram",
+        "shoal_store_write_seconds_bucket{le=\"0.005\"}",
+        "# TYPE shoal_raft_leader_changes_total counter",
+        "shoal_build_info{version=\"",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "shoal_cluster_nodes{state=\"ready\"} 1",
+        "shoal_agent_pods{phase=\"Running\"}",
+        // Registered at zero before any probe ever failed.
+        "shoal_agent_probe_failures_total{probe=\"liveness\"} 0",
+    ] {
+        assert!(text.contains(want), "/metrics lacks {want:?}:\n{text}");
+    }
+    // No summaries: quantiles cannot be aggregated across nodes.
+    assert!(!text.contains("quantile=\""), "{text}");
+    // Every family that has samples has HELP.
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no HELP"
+        );
+    }
+    node.shutdown().await;
+}

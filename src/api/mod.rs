@@ -3,7 +3,7 @@
 //! writes at any node are forwarded to the Raft leader by the store.
 
 use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -43,20 +43,6 @@ pub struct ApiState {
     services: Option<tokio::sync::watch::Receiver<Arc<crate::discovery::ServiceTable>>>,
 }
 
-/// The process-wide Prometheus recorder (one per process, shared by in-process nodes).
-fn prometheus() -> Option<PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
-            Ok(h) => Some(h),
-            Err(e) => {
-                warn!("metrics recorder not installed: {e}");
-                None
-            }
-        })
-        .clone()
-}
-
 impl ApiState {
     /// State for one node's API.
     pub fn new(store: Store, me: NodeInfo, cfg: &ApiConfig) -> ApiState {
@@ -65,7 +51,7 @@ impl ApiState {
             me,
             token: cfg.token.as_deref().map(Arc::from),
             max_body: cfg.max_body_bytes,
-            prometheus: prometheus(),
+            prometheus: crate::telemetry::handle(),
             logs: None,
             membership: None,
             discovery: Default::default(),
@@ -233,7 +219,7 @@ async fn metrics_text(State(s): State<ApiState>) -> Response {
     match &s.prometheus {
         Some(h) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            h.render(),
+            crate::telemetry::render(h, &s.store, s.membership.as_ref(), &s.me.name),
         )
             .into_response(),
         None => ApiError::new(
