@@ -496,7 +496,11 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         _ = term.recv() => None,
         msg = async {
             match conflict.as_mut() {
-                Some(rx) => rx.wait_for(Option::is_some).await.ok().and_then(|m| m.clone()),
+                // A closed channel means no claim is pending: nothing to wait for.
+                Some(rx) => match rx.wait_for(Option::is_some).await {
+                    Ok(m) => m.clone(),
+                    Err(_) => std::future::pending().await,
+                },
                 None => std::future::pending().await,
             }
         } => msg,

@@ -66,7 +66,16 @@ pub struct Node {
     pub discovery: Option<Arc<Discovery>>,
     net: Net,
     tasks: Vec<JoinHandle<()>>,
+    agent: Arc<agent::Ctx>,
+    /// Set by a leave that others saw: this node's pods are replaced
+    /// elsewhere, so its containers are removed at shutdown.
+    left: std::sync::atomic::AtomicBool,
 }
+
+/// The longest a leaving node spends stopping its containers: enough for
+/// Kubernetes' default 30 s grace, within systemd's stop timeout (see
+/// config/shoal.service).
+const LEAVE_STOP_BUDGET: Duration = Duration::from_secs(30);
 
 impl Node {
     /// Starts every component; returns once the API listens.
@@ -190,7 +199,7 @@ impl Node {
             },
             cluster_dns,
         );
-        tasks.push(agent::spawn(ctx, info.clone()));
+        tasks.push(agent::spawn(ctx.clone(), info.clone()));
         let logs = LogService::start(
             store.clone(),
             net.clone(),
@@ -212,6 +221,8 @@ impl Node {
             discovery,
             net,
             tasks,
+            agent: ctx,
+            left: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -252,6 +263,7 @@ impl Node {
             return;
         }
         self.membership.announce_leaving().await;
+        self.left.store(true, std::sync::atomic::Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while tokio::time::Instant::now() < deadline {
             let role = autopilot::raft_role(&self.store);
@@ -269,13 +281,21 @@ impl Node {
         self.membership.leave().await;
     }
 
-    /// Stops every task and the Raft node and releases the data dir.
+    /// Stops every task and the Raft node and releases the data dir. After
+    /// a leave, this node's containers are stopped (each with its pod's
+    /// grace, within [`LEAVE_STOP_BUDGET`]) and removed: the cluster
+    /// replaces its pods elsewhere, and they would otherwise run on as
+    /// duplicates, or stay behind exited. Without a leave (the last node,
+    /// or a crash) they keep running and are adopted at the next start.
     pub async fn shutdown(self) {
         for t in &self.tasks {
             t.abort();
         }
         for t in self.tasks {
             let _ = t.await;
+        }
+        if self.left.load(std::sync::atomic::Ordering::SeqCst) {
+            agent::remove_all(&self.agent, LEAVE_STOP_BUDGET).await;
         }
         self.membership.shutdown();
         self.store.shutdown().await;

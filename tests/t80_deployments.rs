@@ -569,3 +569,58 @@ async fn a_cut_off_node_stops_its_pods_when_told_to() {
     .await;
     c.stop().await;
 }
+
+/// A node that leaves (SIGTERM) removes its containers: the cluster
+/// replaces its pods elsewhere, and they must not run on as duplicates or
+/// stay behind exited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leaving_node_removes_its_containers_and_its_pods_move() {
+    let mut c = Cluster::start("lv", &["2", "2", "2"], |_| {}).await;
+    let api = c.api();
+    let (code, v) = api.apply(&deployment("lv", 2, "1", "", "")).await;
+    assert_eq!(code, 200, "{v}");
+    wait_rolled_out(&api, "lv", 60).await;
+    let host = pods(&api)
+        .await
+        .iter()
+        .find_map(|p| node_of(p).map(str::to_string))
+        .expect("a pod is bound");
+    let i = c
+        .nodes
+        .iter()
+        .position(|n| n.as_ref().is_some_and(|n| n.info.name == host))
+        .unwrap();
+    let node = c.nodes[i].take().unwrap();
+    let rt = node.runtime.clone();
+    let mine = BTreeMap::from([(shoal::runtime::LABEL_NODE.to_string(), host.clone())]);
+    assert!(!rt.list(&mine).await.unwrap().is_empty());
+    let started = Instant::now();
+    node.leave().await;
+    node.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "leave and shutdown took {:?}",
+        started.elapsed()
+    );
+    let left = rt.list(&mine).await.unwrap();
+    assert!(left.is_empty(), "containers left behind: {left:?}");
+    let api = c.api();
+    eventually(
+        Duration::from_secs(60),
+        "replicas moved off the left node",
+        || {
+            let api = api.clone();
+            let host = host.clone();
+            async move {
+                let ps = pods(&api).await;
+                let live: Vec<&Value> = ps.iter().filter(|p| !terminal(p)).collect();
+                live.len() == 2
+                    && live
+                        .iter()
+                        .all(|p| node_of(p).is_some_and(|n| n != host) && is_ready(p))
+            }
+        },
+    )
+    .await;
+    c.stop().await;
+}

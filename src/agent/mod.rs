@@ -369,6 +369,41 @@ async fn stop_all(ctx: &Ctx) {
     }
 }
 
+/// Stops (each with its pod's grace, all within `budget`) and removes every
+/// container this node owns; for a node leaving the cluster.
+pub async fn remove_all(ctx: &Ctx, budget: Duration) {
+    let Some(mine) = ctx.owned_labels() else {
+        return;
+    };
+    let Ok(list) = ctx.runtime.list(&mine).await else {
+        return;
+    };
+    if list.is_empty() {
+        return;
+    }
+    info!(
+        containers = list.len(),
+        "left the cluster: removing this node's containers (their pods are replaced elsewhere)"
+    );
+    let deadline = tokio::time::Instant::now() + budget;
+    let jobs = list.iter().map(|c| async move {
+        let grace = c
+            .labels
+            .get(pod::LABEL_GRACE)
+            .and_then(|s| s.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(30))
+            .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        if let Err(e) = ctx.runtime.stop(&c.id, grace).await {
+            warn!(container = %c.name, "stop failed: {e}");
+        }
+        if let Err(e) = ctx.runtime.remove(&c.id).await {
+            warn!(container = %c.name, "remove failed: {e}");
+        }
+    });
+    futures::future::join_all(jobs).await;
+}
+
 /// Says once which containers carry this node's name but another cluster's
 /// id (or none, from a version before cluster ids): they are left alone.
 async fn warn_foreign(ctx: &Ctx) {
