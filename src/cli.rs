@@ -229,7 +229,9 @@ pub struct AgentArgs {
     /// TOML config file (see config/shoal.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// One-node cluster with data in ./shoal-data unless --data-dir.
+    /// One-node cluster. Alone it also sets data in ./shoal-data and p2p on
+    /// 127.0.0.1:7946; with --config the file's data_dir and addresses are
+    /// kept. Flags always win over the file.
     #[arg(long)]
     pub dev: bool,
     #[arg(long)]
@@ -474,8 +476,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn,openraft=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,libp2p=warn,openraft=warn,hickory_server=warn")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

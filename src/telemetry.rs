@@ -122,7 +122,8 @@ const fn count_histogram(name: &'static str, help: &'static str) -> Def {
 
 /// Every family shoal exports.
 pub const FAMILIES: &[Def] = &[
-    // Build and process.
+    // Build (the process_* families are written by `render` itself: the
+    // recorder's counters cannot hold fractional CPU seconds).
     gauge(
         "shoal_build_info",
         "Always 1; the labels say which shoal runs (version).",
@@ -139,9 +140,6 @@ pub const FAMILIES: &[Def] = &[
         "process_cpu_seconds_total",
         "User and system CPU time spent, in seconds (a counter exported as a gauge).",
     ),
-    gauge("process_open_fds", "Open file descriptors."),
-    gauge("process_max_fds", "The open file descriptor limit."),
-    gauge("process_threads", "OS threads of the process."),
     gauge(
         "process_start_time_seconds",
         "Start time of the process since the Unix epoch, in seconds.",
@@ -414,12 +412,15 @@ pub fn render(
     membership: Option<&crate::membership::Membership>,
     node: &str,
 ) -> String {
-    sample_process();
     sample_cluster(store, membership, node);
-    handle.render()
+    let mut text = handle.render();
+    text.push_str(&process_text());
+    text
 }
 
-fn sample_process() {
+/// The Prometheus client libraries' process families, as exposition text.
+fn process_text() -> String {
+    use std::fmt::Write;
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
         .ok()
         .flatten()
@@ -428,13 +429,24 @@ fn sample_process() {
         .ok()
         .flatten()
         .unwrap_or(100) as f64;
+    let mut samples: Vec<(&str, &str, &str, f64)> = Vec::new();
     if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
         let mut f = statm
             .split_whitespace()
             .map(|x| x.parse::<f64>().unwrap_or(0.0));
         if let (Some(size), Some(rss)) = (f.next(), f.next()) {
-            metrics::gauge!("process_virtual_memory_bytes").set(size * page);
-            metrics::gauge!("process_resident_memory_bytes").set(rss * page);
+            samples.push((
+                "process_virtual_memory_bytes",
+                "gauge",
+                "Virtual memory size in bytes.",
+                size * page,
+            ));
+            samples.push((
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                rss * page,
+            ));
         }
     }
     if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
@@ -444,24 +456,57 @@ fn sample_process() {
             let num = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok());
             // rest[0] is field 3 (state): utime is 14, stime 15, threads 20, starttime 22.
             if let (Some(u), Some(s)) = (num(11), num(12)) {
-                metrics::gauge!("process_cpu_seconds_total").set((u + s) / ticks);
+                samples.push((
+                    "process_cpu_seconds_total",
+                    "counter",
+                    "Total user and system CPU time spent in seconds.",
+                    (u + s) / ticks,
+                ));
             }
             if let Some(t) = num(17) {
-                metrics::gauge!("process_threads").set(t);
+                samples.push((
+                    "process_threads",
+                    "gauge",
+                    "Number of OS threads in the process.",
+                    t,
+                ));
             }
             if let (Some(start), Some(boot)) = (num(19), boot_time()) {
-                metrics::gauge!("process_start_time_seconds").set(boot + start / ticks);
+                samples.push((
+                    "process_start_time_seconds",
+                    "gauge",
+                    "Start time of the process since unix epoch in seconds.",
+                    boot + start / ticks,
+                ));
             }
         }
     }
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-        metrics::gauge!("process_open_fds").set(fds.count() as f64);
+        samples.push((
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            fds.count() as f64,
+        ));
     }
     if let Ok((soft, _)) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
     {
-        metrics::gauge!("process_max_fds").set(soft as f64);
+        samples.push((
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            soft as f64,
+        ));
     }
+    let mut out = String::new();
+    for (name, kind, help, value) in samples {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n\n"
+        );
+    }
+    out
 }
 
 fn boot_time() -> Option<f64> {
