@@ -860,7 +860,7 @@ fn since(v: &Value, path: &[&str]) -> String {
     let Some(ts) = s(v, path).as_str() else {
         return "<unknown>".into();
     };
-    let Some(then) = crate::api::parse_rfc3339(ts) else {
+    let Some(then) = crate::resource::time::parse_rfc3339(ts) else {
         return "<unknown>".into();
     };
     let now = std::time::SystemTime::now()
@@ -2547,7 +2547,7 @@ mod tests {
     fn rfc3339_round_trip() {
         for secs in [0u64, 951_782_400, 1_798_761_599, 1_800_000_000] {
             assert_eq!(
-                crate::api::parse_rfc3339(&crate::api::rfc3339(secs)),
+                crate::resource::time::parse_rfc3339(&crate::resource::time::rfc3339(secs)),
                 Some(secs)
             );
         }

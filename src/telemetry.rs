@@ -519,7 +519,7 @@ fn boot_time() -> Option<f64> {
 const PHASES: [&str; 5] = ["Pending", "Running", "Succeeded", "Failed", "Unknown"];
 
 fn sample_cluster(store: &Store, membership: Option<&crate::membership::Membership>, node: &str) {
-    let health = membership.map(crate::controller::nodes::node_health);
+    let health = membership.map(crate::membership::node_health);
     if let Ok((pods, _)) = store.list(Kind::Pod, None) {
         let mut cluster = [0u32; PHASES.len()];
         let mut here = [0u32; PHASES.len()];

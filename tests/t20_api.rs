@@ -207,17 +207,23 @@ async fn reapply_keeps_scale_and_pause_unless_the_manifest_sets_them() {
     };
     let (code, v) = api.apply(&manifest("")).await;
     assert_eq!(code, 200, "{v}");
-    // `shoal scale` sets replicas on the live object.
-    let (_, mut d) = api.get("/v1/namespaces/default/deployments/keep").await;
-    d["spec"]["replicas"] = serde_json::json!(5);
-    d.as_object_mut().unwrap().remove("status");
-    let (code, v) = api
-        .send(
-            reqwest::Method::PUT,
-            "/v1/namespaces/default/deployments/keep",
-            Some(serde_json::to_vec(&d).unwrap()),
-        )
-        .await;
+    // `shoal scale` sets replicas on the live object, reading it again
+    // when a controller's status write got in between (409), as it does.
+    let (code, v) = loop {
+        let (_, mut d) = api.get("/v1/namespaces/default/deployments/keep").await;
+        d["spec"]["replicas"] = serde_json::json!(5);
+        d.as_object_mut().unwrap().remove("status");
+        let (code, v) = api
+            .send(
+                reqwest::Method::PUT,
+                "/v1/namespaces/default/deployments/keep",
+                Some(serde_json::to_vec(&d).unwrap()),
+            )
+            .await;
+        if code != 409 {
+            break (code, v);
+        }
+    };
     assert_eq!(code, 200, "{v}");
     // Re-applying a manifest without replicas keeps 5.
     let (code, v) = api.apply(&manifest("")).await;

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use tracing::debug;
 
 use super::Ctx;
-use crate::api::now_rfc3339;
+use crate::resource::time::now_rfc3339;
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
 use crate::store::{Command, Op, Precondition};
 
@@ -191,7 +191,7 @@ pub async fn sweep(ctx: &Ctx) {
     let cutoff = SystemTime::now()
         .checked_sub(EVENT_TTL)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| crate::api::rfc3339(d.as_secs()))
+        .map(|d| crate::resource::time::rfc3339(d.as_secs()))
         .unwrap_or_default();
     let mut by_pod: HashMap<String, Vec<(String, ObjectKey)>> = HashMap::new();
     let mut doomed = Vec::new();

@@ -11,6 +11,7 @@
 //! agent adopts the running containers it finds (the labels carry pod uid,
 //! container name and restart count), rather than starting them again.
 
+mod config;
 pub mod events;
 pub mod logs;
 pub mod pod;
@@ -27,10 +28,10 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::config::AgentConfig;
 use crate::resource::{Kind, Object};
 use crate::runtime::{ContainerInfo, DynRuntime, LABEL_CLUSTER, LABEL_NODE, LABEL_POD_UID};
 use crate::store::{NodeInfo, Store, StoreError};
+pub use config::AgentConfig;
 
 /// What every part of the agent shares.
 pub struct Ctx {

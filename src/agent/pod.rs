@@ -15,7 +15,7 @@ use super::Ctx;
 use super::events::{EventKind, PendingEvent};
 use super::probe::{self, ProbeTarget};
 use super::status::{self, ContainerView};
-use crate::api::now_rfc3339;
+use crate::resource::time::now_rfc3339;
 use crate::resource::types::{Body, Container, PodBody, PodSpec, decode_base64};
 use crate::resource::{Kind, Object, ObjectKey};
 use crate::runtime::{
@@ -23,26 +23,11 @@ use crate::runtime::{
     LABEL_POD, LABEL_POD_UID, LABEL_RESTARTS, LABEL_SPEC_HASH, PortBinding, RuntimeError,
 };
 use crate::store::{Command, Op};
+use tokio_util::task::AbortOnDropHandle;
 
 /// Label with the pod's termination grace period, so an orphaned container
 /// is stopped as gently as its pod asked even after the pod is gone.
 pub const LABEL_GRACE: &str = "io.shoal.grace-seconds";
-
-/// Aborts a task when dropped, so forgetting a pod stops its probes.
-pub struct TaskGuard(tokio::task::JoinHandle<()>);
-
-impl TaskGuard {
-    /// Guards a spawned task.
-    pub fn new(task: tokio::task::JoinHandle<()>) -> TaskGuard {
-        TaskGuard(task)
-    }
-}
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 /// Restart back-off of one container.
 #[derive(Debug, Clone)]
@@ -60,7 +45,7 @@ pub struct PodState {
     backoff: HashMap<String, Backoff>,
     pull_backoff: HashMap<String, (Backoff, String)>,
     last_terminated: HashMap<String, Value>,
-    probes: HashMap<String, (String, TaskGuard)>,
+    probes: HashMap<String, (String, AbortOnDropHandle<()>)>,
     /// Events written for this pod, for de-duplication.
     pub(super) events: super::events::Recent,
     last_written: Option<Value>,
@@ -414,7 +399,7 @@ fn next_backoff(
     exited_id: &str,
     ran: Duration,
     since_exit: Duration,
-    cfg: &crate::config::AgentConfig,
+    cfg: &crate::agent::AgentConfig,
 ) -> Backoff {
     if let Some(p) = prev
         && p.exit_of == exited_id
@@ -479,7 +464,10 @@ fn keep_probes(
                     ctx.wake.clone(),
                     ctx.http.clone(),
                 ));
-                keep.insert(c.name.clone(), (ci.id.clone(), TaskGuard(task)));
+                keep.insert(
+                    c.name.clone(),
+                    (ci.id.clone(), AbortOnDropHandle::new(task)),
+                );
             }
         }
     }
@@ -786,7 +774,7 @@ fn resolve_env(ctx: &Ctx, ns: &str, c: &Container) -> Result<Vec<(String, String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AgentConfig;
+    use crate::agent::AgentConfig;
 
     #[test]
     fn backoff_doubles_caps_and_resets() {

@@ -12,7 +12,7 @@ use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
 use crate::store::{Command, NodeInfo, Op, Precondition};
 
 /// The node's capacity: the host's, unless the config overrides it.
-pub fn capacity(cfg: &crate::config::AgentConfig) -> (u64, u64) {
+pub fn capacity(cfg: &crate::agent::AgentConfig) -> (u64, u64) {
     let (cpu, mem) = host_capacity();
     (
         cfg.capacity_cpu
@@ -125,7 +125,7 @@ pub async fn publish(ctx: &Ctx, info: &NodeInfo) -> bool {
     want.metadata.creation_timestamp = stored
         .as_ref()
         .and_then(|s| s.metadata.creation_timestamp.clone())
-        .or_else(|| Some(crate::api::now_rfc3339()));
+        .or_else(|| Some(crate::resource::time::now_rfc3339()));
     if let Some(s) = &stored {
         if let Some(spec) = s.body.get("spec") {
             want.body.insert("spec".into(), spec.clone());

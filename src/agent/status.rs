@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value, json};
 
 use super::probe::ProbeStatus;
-use crate::api::rfc3339;
+use crate::resource::time::rfc3339;
 use crate::resource::types::{Container, RestartPolicy};
 use crate::runtime::{ContainerInfo, ContainerState};
 

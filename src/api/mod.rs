@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -19,10 +18,12 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tracing::warn;
 
+mod config;
 mod namespaces;
 
+pub use config::ApiConfig;
+
 use crate::agent::logs::{LogService, LogsError};
-use crate::config::ApiConfig;
 use crate::manifest::{self, ManifestError};
 use crate::resource::types::{Body as _, ServiceBody, ServiceType};
 use crate::resource::{Kind, Object, ObjectKey};
@@ -551,7 +552,7 @@ fn put_op(
     // by a client's write of the object: the stored status is kept.
     obj.body.remove("status");
     if obj.metadata.creation_timestamp.is_none() {
-        obj.metadata.creation_timestamp = Some(now_rfc3339());
+        obj.metadata.creation_timestamp = Some(crate::resource::time::now_rfc3339());
     }
     let object = serde_json::to_vec(&obj)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -1030,74 +1031,9 @@ async fn endpoints_one(
     Ok(Json(endpoints_json(e)).into_response())
 }
 
-/// Current UTC time as RFC 3339, second precision, as Kubernetes prints it.
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
-    rfc3339(secs)
-}
-
-/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn parse_rfc3339(ts: &str) -> Option<u64> {
-    let b = ts.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| ts.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
-}
-
-/// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_798_761_599), "2026-12-31T23:59:59Z");
-    }
-
-    #[test]
-    fn rfc3339_parses_known_instants() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:01:00Z"), Some(60));
-        assert_eq!(parse_rfc3339("2026-11-27T00:00:00Z"), Some(1_795_737_600));
-        assert_eq!(parse_rfc3339("garbage"), None);
-    }
 
     #[test]
     fn token_compare() {

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use super::{ApiError, ApiResult, ApiState, now_rfc3339};
+use super::{ApiError, ApiResult, ApiState};
+use crate::resource::time::now_rfc3339;
 use crate::resource::{BUILTIN_NAMESPACES, Kind, ObjectKey};
 use crate::store::{Op, Precondition};
 

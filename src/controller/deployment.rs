@@ -20,7 +20,7 @@ use tracing::{debug, info};
 
 use super::replicaset::owned_sets;
 use super::{PodView, fence, now_secs, pods_by_owner};
-use crate::api::now_rfc3339;
+use crate::resource::time::now_rfc3339;
 use crate::resource::types::{Body, DeploymentBody, PodTemplateSpec, ReplicaSetBody, StrategyType};
 use crate::resource::{Object, ObjectMeta, OwnerReference};
 use crate::store::{Command, Op, Precondition, Store};
@@ -506,7 +506,7 @@ fn deployment_status(
     };
     let stalled = !complete
         && !failed
-        && crate::api::parse_rfc3339(&last_update)
+        && crate::resource::time::parse_rfc3339(&last_update)
             .is_some_and(|t| now_secs().saturating_sub(t) > deadline);
     let (prog_status, reason, message) = if failed || stalled {
         (

@@ -20,11 +20,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::membership::Membership;
-use crate::resource::{Kind, Object, ObjectKey};
+pub use crate::resource::time::now_secs;
+pub use crate::resource::view::PodView;
+use crate::resource::{Kind, Object};
 use crate::scheduler::{self, Strategy};
 use crate::store::{Op, Store};
 
@@ -123,14 +124,14 @@ pub fn spawn(
     tokio::spawn(async move {
         // Held in a guard: aborting the manager must stop the controllers too,
         // or they would keep the store (and its files) open.
-        let mut running: Option<crate::agent::pod::TaskGuard> = None;
+        let mut running: Option<tokio_util::task::AbortOnDropHandle<()>> = None;
         let mut metrics = store.raft().metrics();
         loop {
             let leading = store.leader().map(|(id, _)| id) == Some(store.node_id());
             match (&running, leading) {
                 (None, true) => {
                     info!("leading: controllers and scheduler start");
-                    running = Some(crate::agent::pod::TaskGuard::new(tokio::spawn(run(
+                    running = Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(run(
                         store.clone(),
                         membership.clone(),
                         cfg.clone(),
@@ -193,7 +194,7 @@ async fn pass(
         return None;
     };
     namespaces::reconcile(store).await;
-    let health = nodes::node_health(membership);
+    let health = crate::membership::node_health(membership);
     let eviction_due = lifecycle
         .reconcile(store, &node_objs, &pod_objs, &health, cfg)
         .await;
@@ -215,89 +216,6 @@ async fn pass(
     eviction_due
 }
 
-/// What the controllers need to know about a pod.
-#[derive(Debug, Clone)]
-pub struct PodView {
-    /// Its key.
-    pub key: ObjectKey,
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// Its resourceVersion, for preconditions.
-    pub resource_version: u64,
-    /// The uid of its controlling owner, if any.
-    pub owner: Option<String>,
-    /// The node it is bound to.
-    pub node: Option<String>,
-    /// Succeeded or Failed.
-    pub terminal: bool,
-    /// Its Ready condition is True.
-    pub ready: bool,
-    /// When Ready last became True (seconds since the epoch).
-    pub ready_since: Option<u64>,
-    /// creationTimestamp, for ordering.
-    pub created: String,
-}
-
-impl PodView {
-    /// Reads a pod object.
-    pub fn of(o: &Object) -> Option<PodView> {
-        let key = o.key()?;
-        let status = o.body.get("status");
-        let phase = status.and_then(|s| s.get("phase")).and_then(Value::as_str);
-        let ready_cond = status
-            .and_then(|s| s.get("conditions"))
-            .and_then(Value::as_array)
-            .and_then(|cs| {
-                cs.iter()
-                    .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-            });
-        let ready = ready_cond
-            .and_then(|c| c.get("status"))
-            .and_then(Value::as_str)
-            == Some("True");
-        let ready_since = ready_cond
-            .and_then(|c| c.get("lastTransitionTime"))
-            .and_then(Value::as_str)
-            .and_then(crate::api::parse_rfc3339);
-        Some(PodView {
-            namespace: key.namespace.clone(),
-            name: key.name.clone(),
-            key,
-            resource_version: o.resource_version(),
-            owner: owned_by(o).map(str::to_string),
-            node: o
-                .body
-                .get("spec")
-                .and_then(|s| s.get("nodeName"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            terminal: matches!(phase, Some("Succeeded" | "Failed")),
-            ready,
-            ready_since,
-            created: o.metadata.creation_timestamp.clone().unwrap_or_default(),
-        })
-    }
-
-    /// Ready for at least `min_ready` seconds.
-    pub fn available(&self, min_ready: u64) -> bool {
-        self.ready
-            && (min_ready == 0
-                || self
-                    .ready_since
-                    .is_some_and(|t| now_secs().saturating_sub(t) >= min_ready))
-    }
-}
-
-/// Seconds since the epoch now.
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Milliseconds since the epoch now.
 pub fn now_millis() -> u64 {
     SystemTime::now()
@@ -308,11 +226,7 @@ pub fn now_millis() -> u64 {
 
 /// The uid of the object's controlling owner.
 pub fn owned_by(o: &Object) -> Option<&str> {
-    o.metadata
-        .owner_references
-        .iter()
-        .find(|r| r.controller == Some(true))
-        .map(|r| r.uid.as_str())
+    o.metadata.controller_ref().map(|r| r.uid.as_str())
 }
 
 /// Pods grouped by their controlling owner's uid.

@@ -95,7 +95,7 @@ fn namespace_object(name: &str) -> Object {
         kind: "Namespace".into(),
         metadata: ObjectMeta {
             name: name.to_string(),
-            creation_timestamp: Some(crate::api::now_rfc3339()),
+            creation_timestamp: Some(crate::resource::time::now_rfc3339()),
             ..ObjectMeta::default()
         },
         body: [("status".to_string(), json!({ "phase": "Active" }))]

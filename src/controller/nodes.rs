@@ -12,33 +12,8 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::SchedulerConfig;
-use crate::membership::Membership;
 use crate::resource::Object;
 use crate::store::{Command, Op, Store};
-
-/// What gossip says about each named node: up, or down since when
-/// (milliseconds since the epoch, as the member view records it).
-pub fn node_health(m: &Membership) -> HashMap<String, Option<u64>> {
-    let mut out = HashMap::new();
-    for v in m.members() {
-        let Some(name) = v.meta.as_ref().map(|m| m.name.clone()) else {
-            continue;
-        };
-        let health = if v.is_up() {
-            None
-        } else {
-            Some(v.since_millis)
-        };
-        // A name seen up under any identity (a restarted host) is up.
-        match out.get(&name) {
-            Some(None) => {}
-            _ => {
-                out.insert(name, health);
-            }
-        }
-    }
-    out
-}
 
 /// Remembers since when each node has been seen down by this leader.
 #[derive(Default)]
@@ -117,7 +92,7 @@ impl Lifecycle {
             status.insert(
                 "conditions".into(),
                 json!([{"type": "Ready", "status": "False", "reason": "NodeLost",
-                        "lastTransitionTime": crate::api::now_rfc3339()}]),
+                        "lastTransitionTime": crate::resource::time::now_rfc3339()}]),
             );
             let Ok(bytes) = serde_json::to_vec(&Value::Object(status)) else {
                 continue;

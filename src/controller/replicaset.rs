@@ -45,7 +45,7 @@ fn new_pod(rs: &Object, body: &ReplicaSetBody, name: &str, ns: &str) -> Option<V
             namespace: Some(ns.to_string()),
             labels: meta.labels,
             annotations: meta.annotations,
-            creation_timestamp: Some(crate::api::now_rfc3339()),
+            creation_timestamp: Some(crate::resource::time::now_rfc3339()),
             owner_references: vec![OwnerReference {
                 api_version: "apps/v1".into(),
                 kind: "ReplicaSet".into(),

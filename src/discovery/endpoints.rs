@@ -8,9 +8,9 @@ use std::net::Ipv4Addr;
 use serde_json::Value;
 
 use super::table::{Endpoint, PortEntry, ServiceEntry, ServiceTable};
-use crate::controller::PodView;
 use crate::resource::Object;
 use crate::resource::types::{Body, IntOrString, PodBody, ServiceBody};
+use crate::resource::view::PodView;
 
 /// A pod that can receive traffic, with what is needed to address it.
 struct ReadyPod {

@@ -726,6 +726,30 @@ async fn refresh_metas(m: Membership) {
     }
 }
 
+/// What gossip says about each named node: up, or down since when
+/// (milliseconds since the epoch, as the member view records it).
+pub fn node_health(m: &Membership) -> std::collections::HashMap<String, Option<u64>> {
+    let mut out = std::collections::HashMap::new();
+    for v in m.members() {
+        let Some(name) = v.meta.as_ref().map(|m| m.name.clone()) else {
+            continue;
+        };
+        let health = if v.is_up() {
+            None
+        } else {
+            Some(v.since_millis)
+        };
+        // A name seen up under any identity (a restarted host) is up.
+        match out.get(&name) {
+            Some(None) => {}
+            _ => {
+                out.insert(name, health);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

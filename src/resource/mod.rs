@@ -3,7 +3,9 @@
 //! ([`Kind`], namespace, name). Typed specs for each kind live in submodules
 //! and are what validation and the controllers read.
 
+pub mod time;
 pub mod types;
+pub mod view;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -214,6 +216,15 @@ pub struct ObjectMeta {
     /// The objects this one belongs to (a pod to its ReplicaSet, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owner_references: Vec<OwnerReference>,
+}
+
+impl ObjectMeta {
+    /// The owner reference marked as the controller, if any.
+    pub fn controller_ref(&self) -> Option<&OwnerReference> {
+        self.owner_references
+            .iter()
+            .find(|r| r.controller == Some(true))
+    }
 }
 
 /// A link from an object to the object that manages it.

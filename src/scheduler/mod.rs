@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::api::now_rfc3339;
+use crate::resource::time::now_rfc3339;
 use crate::resource::types::{QuantityError, parse_cpu_millis, parse_memory_bytes};
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
 use crate::store::{Command, Op, Precondition, Store, StoreError, TxnError};

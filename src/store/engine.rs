@@ -115,7 +115,7 @@ impl Drop for Engine {
 #[cfg(test)]
 mod tests {
     use super::Engine;
-    use crate::store::state_machine::open_db;
+    use crate::store::db::open_db;
 
     fn engine(dir: &std::path::Path) -> (Engine, tokio::sync::oneshot::Sender<()>) {
         let db = open_db(dir).expect("open rocksdb");

@@ -18,29 +18,12 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 
-use super::state_machine::{CF_LOGS, CF_META, cf};
+use super::db::{CF_LOGS, CF_META, cf, decode, encode};
 use super::{NodeId, TypeConfig, metrics};
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_PURGED: &[u8] = b"last_purged";
-
-/// Largest encoded value read back from disk; anything larger is corruption.
-const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
-
-fn bincode_cfg() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_DECODE_BYTES>()
-}
-
-pub(super) fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, bincode::error::EncodeError> {
-    bincode::serde::encode_to_vec(v, bincode_cfg())
-}
-
-pub(super) fn decode<T: serde::de::DeserializeOwned>(
-    b: &[u8],
-) -> Result<T, bincode::error::DecodeError> {
-    bincode::serde::decode_from_slice(b, bincode_cfg()).map(|(v, _)| v)
-}
 
 fn idx_key(i: u64) -> [u8; 8] {
     i.to_be_bytes()

@@ -9,6 +9,7 @@
 
 mod admission;
 mod batch;
+mod db;
 mod election;
 mod engine;
 mod log;
@@ -264,7 +265,7 @@ impl Store {
     /// Opens (or creates) the rocksdb at `dir`, starts the Raft node and registers
     /// its handlers on `net`.
     pub async fn open(dir: &Path, net: Net, cfg: StoreConfig) -> Result<Store, StoreError> {
-        let db = state_machine::open_db(dir).map_err(|e| StoreError::Storage(e.to_string()))?;
+        let db = db::open_db(dir).map_err(|e| StoreError::Storage(e.to_string()))?;
         let (syncer_done, syncer_stopped) = tokio::sync::oneshot::channel();
         let engine = Arc::new(engine::Engine::new(
             db.clone(),
@@ -656,8 +657,9 @@ mod tests {
     use openraft::StorageError;
     use openraft::testing::{StoreBuilder, Suite};
 
+    use super::db::open_db;
     use super::log::LogStore;
-    use super::state_machine::{StateMachine, open_db};
+    use super::state_machine::StateMachine;
     use super::{NodeId, TypeConfig};
 
     struct RocksBuilder;

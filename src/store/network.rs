@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::admission::Admission;
 use super::batch::spawn_batcher;
+use super::db::{decode, encode};
 use super::election::{self, LeaderContact, PreVoteRequest, PreVoteResponse, Timing};
-use super::log::{decode, encode};
 use super::proposer::LocalWrite;
 use super::{
     Command, NodeId, NodeInfo, OpOutcome, ShoalRaft, Store, StoreError, TxnError, TypeConfig,

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::io::Cursor;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,41 +15,18 @@ use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
     StorageError, StorageIOError, StoredMembership,
 };
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
+use rocksdb::{DB, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::log::{decode, encode};
-use super::watch::{EventType, Hub, WatchEvent, WatchStream};
-use super::{Command, CommandResult, NodeId, NodeInfo, StoreError, TypeConfig, metrics};
-use crate::resource::{Kind, Object, ObjectKey};
+use super::db::{CF_SM, CF_SM_META, cf, decode, encode};
 
-pub(super) const CF_META: &str = "meta";
-pub(super) const CF_LOGS: &str = "logs";
-const CF_SM: &str = "sm";
-const CF_SM_META: &str = "sm_meta";
 const KEY_APPLIED: &[u8] = b"last_applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
-
-/// Opens the node's rocksdb with every column family the store uses.
-pub fn open_db(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
-    let mut opts = Options::default();
-    opts.create_if_missing(true);
-    opts.create_missing_column_families(true);
-    opts.set_keep_log_file_num(3);
-    opts.set_max_total_wal_size(256 * 1024 * 1024);
-    let cfs = [CF_META, CF_LOGS, CF_SM, CF_SM_META]
-        .into_iter()
-        .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
-    Ok(Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?))
-}
-
-/// A column family handle, or an error naming it.
-pub(super) fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, std::io::Error> {
-    db.cf_handle(name)
-        .ok_or_else(|| std::io::Error::other(format!("column family {name} missing")))
-}
+use super::watch::{EventType, Hub, WatchEvent, WatchStream};
+use super::{Command, CommandResult, NodeId, NodeInfo, StoreError, TypeConfig, metrics};
+use crate::resource::{Kind, Object, ObjectKey};
 
 /// When a write must find the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

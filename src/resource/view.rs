@@ -1,0 +1,82 @@
+//! Read-only views of stored objects for the components that decide on
+//! them (controllers, discovery), so each reads a pod's status one way.
+
+use serde_json::Value;
+
+use super::time::{now_secs, parse_rfc3339};
+use super::{Object, ObjectKey};
+
+/// What the controllers need to know about a pod.
+#[derive(Debug, Clone)]
+pub struct PodView {
+    /// Its key.
+    pub key: ObjectKey,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Its resourceVersion, for preconditions.
+    pub resource_version: u64,
+    /// The uid of its controlling owner, if any.
+    pub owner: Option<String>,
+    /// The node it is bound to.
+    pub node: Option<String>,
+    /// Succeeded or Failed.
+    pub terminal: bool,
+    /// Its Ready condition is True.
+    pub ready: bool,
+    /// When Ready last became True (seconds since the epoch).
+    pub ready_since: Option<u64>,
+    /// creationTimestamp, for ordering.
+    pub created: String,
+}
+
+impl PodView {
+    /// Reads a pod object.
+    pub fn of(o: &Object) -> Option<PodView> {
+        let key = o.key()?;
+        let status = o.body.get("status");
+        let phase = status.and_then(|s| s.get("phase")).and_then(Value::as_str);
+        let ready_cond = status
+            .and_then(|s| s.get("conditions"))
+            .and_then(Value::as_array)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+            });
+        let ready = ready_cond
+            .and_then(|c| c.get("status"))
+            .and_then(Value::as_str)
+            == Some("True");
+        let ready_since = ready_cond
+            .and_then(|c| c.get("lastTransitionTime"))
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339);
+        Some(PodView {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            key,
+            resource_version: o.resource_version(),
+            owner: o.metadata.controller_ref().map(|r| r.uid.clone()),
+            node: o
+                .body
+                .get("spec")
+                .and_then(|s| s.get("nodeName"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            terminal: matches!(phase, Some("Succeeded" | "Failed")),
+            ready,
+            ready_since,
+            created: o.metadata.creation_timestamp.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Ready for at least `min_ready` seconds.
+    pub fn available(&self, min_ready: u64) -> bool {
+        self.ready
+            && (min_ready == 0
+                || self
+                    .ready_since
+                    .is_some_and(|t| now_secs().saturating_sub(t) >= min_ready))
+    }
+}
