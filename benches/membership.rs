@@ -170,6 +170,7 @@ impl Agent {
             .context("agent log")?;
         let mut cmd = Command::new(support::shoal_bin());
         cmd.args(["agent", "--runtime", "process", "--name", &self.name])
+            .args(["--dns-addr", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .args(["--p2p-addr", &format!("127.0.0.1:{}", self.p2p)])

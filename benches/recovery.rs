@@ -63,6 +63,7 @@ impl Agents {
     fn spawn(&self, i: usize) -> Child {
         let mut cmd = Command::new(support::shoal_bin());
         cmd.args(["agent", "--runtime", "docker", "--name", &format!("rec{i}")])
+            .args(["--dns-addr", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(self.dirs[i].path())
             .args(["--p2p-addr", &format!("127.0.0.1:{}", self.p2p[i])])

@@ -63,8 +63,15 @@ impl DevDaemon {
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        if let Some(c) = config {
-            cmd.arg("--config").arg(c);
+        match config {
+            Some(c) => {
+                cmd.arg("--config").arg(c);
+            }
+            // Without a config, an address of its own: a daemon of another
+            // cluster may not share one.
+            None => {
+                cmd.args(["--dns-addr", "127.0.0.1:0"]);
+            }
         }
         let child = cmd.spawn().expect("spawn shoal");
         let d = DevDaemon {

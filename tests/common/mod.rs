@@ -161,6 +161,8 @@ pub fn spawn_dev_agent(
 ) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
         .args(["agent", "--dev", "--runtime", runtime, "--name", name])
+        // Each is its own cluster: none may share another's DNS address.
+        .args(["--dns-addr", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir)
         .args(["--api-addr", &format!("127.0.0.1:{api_port}")])
