@@ -1,0 +1,529 @@
+//! cli: the `shoal` command line. `shoal agent` runs the daemon; every other
+//! command is an HTTP client of a node's API (`--addr`, `SHOAL_ADDR`).
+//! Exit codes: 0 success, 1 error with a one-line cause, 2 usage.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+
+/// Writes to stdout; a closed pipe (`shoal get pods | head`) ends the
+/// process quietly, as other Unix tools do, instead of panicking.
+pub(super) fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+macro_rules! out {
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+mod client;
+mod nodes;
+mod objects;
+mod rollout;
+#[cfg(test)]
+mod tests;
+
+use client::*;
+use nodes::*;
+use objects::*;
+use rollout::*;
+
+/// shoal: a container orchestrator with no control plane.
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version, about)]
+pub struct Cli {
+    /// The node API to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "SHOAL_ADDR",
+        default_value = "http://127.0.0.1:7947"
+    )]
+    pub addr: String,
+    /// Bearer token for the API (when the cluster sets api.token).
+    #[arg(long, global = true, env = "SHOAL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the node daemon.
+    Agent(AgentArgs),
+    /// Print a new cluster key for `--cluster-key-file` (keep it 0600; every node needs it).
+    Keygen,
+    /// Create or update the objects of a manifest file (`-` for stdin).
+    Apply {
+        #[arg(short = 'f', long = "filename")]
+        file: String,
+    },
+    /// List objects of a kind, or show one.
+    Get {
+        kind: String,
+        name: Option<String>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// List across all namespaces.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Show one object in detail.
+    Describe {
+        kind: String,
+        name: String,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+    /// Delete an object, or every object of a manifest.
+    Delete {
+        kind: Option<String>,
+        name: Option<String>,
+        #[arg(short = 'f', long = "filename")]
+        file: Option<String>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+    /// Print a container's logs, from whichever node runs the pod.
+    Logs {
+        pod: String,
+        /// Keep streaming new output.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<u64>,
+        /// The container, when the pod has several.
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+    /// Recent events (container started, killed, probe failed, back-off, OOM).
+    Events {
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// Events of every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
+    /// Gossip members: address, state (alive/suspect/down/left), incarnation, Raft role.
+    Members {
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// The cluster's nodes: readiness, Raft role, requested and allocatable resources.
+    Nodes {
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Raft group status.
+    Raft {
+        #[command(subcommand)]
+        cmd: RaftCmd,
+    },
+    /// Set the replica count of a deployment.
+    Scale {
+        /// `deployment` (or `deployment/NAME`).
+        kind: String,
+        name: Option<String>,
+        #[arg(long)]
+        replicas: u32,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+    /// Follow, list, undo, pause or resume a deployment's rollouts.
+    Rollout {
+        #[command(subcommand)]
+        cmd: RolloutCmd,
+    },
+    /// Mark a node unschedulable: new pods go elsewhere, running ones stay.
+    Cordon { node: String },
+    /// Make a cordoned node schedulable again.
+    Uncordon { node: String },
+    /// Cordon a node and move its pods elsewhere, keeping deployments available.
+    Drain {
+        node: String,
+        /// Give up after this many seconds (`300`, `90s`, `5m`).
+        #[arg(long, value_parser = parse_secs, default_value = "300")]
+        timeout: u64,
+        /// Also delete pods no controller will recreate.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `shoal rollout` subcommands; each names a deployment as `deployment NAME`
+/// or `deployment/NAME`.
+#[derive(Debug, Subcommand)]
+pub enum RolloutCmd {
+    /// Wait until the deployment's rollout finishes, showing its progress.
+    Status {
+        kind: String,
+        name: Option<String>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// Give up after this many seconds (`0`: wait as long as it takes).
+        #[arg(long, value_parser = parse_secs, default_value = "0")]
+        timeout: u64,
+    },
+    /// The deployment's revisions and their change causes.
+    History {
+        kind: String,
+        name: Option<String>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+    /// Go back to the previous revision's pod template, or to --to-revision.
+    Undo {
+        kind: String,
+        name: Option<String>,
+        #[arg(long)]
+        to_revision: Option<u64>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+    /// Stop rolling out template changes until resumed.
+    Pause {
+        kind: String,
+        name: Option<String>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+    /// Roll out template changes again.
+    Resume {
+        kind: String,
+        name: Option<String>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+}
+
+/// `shoal raft` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RaftCmd {
+    /// Leader, term, voters and learners.
+    Status,
+}
+
+/// Output formats of `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Yaml,
+}
+
+/// Flags of `shoal agent`; they override the config file.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// TOML config file (see config/shoal.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// One-node cluster. Alone it also sets data in ./shoal-data and p2p on
+    /// 127.0.0.1:7946; with --config the file's data_dir and addresses are
+    /// kept. Flags always win over the file.
+    #[arg(long)]
+    pub dev: bool,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// p2p listen address (default 0.0.0.0:7946).
+    #[arg(long)]
+    pub p2p_addr: Option<String>,
+    /// Address peers use to reach this node, when it differs from --p2p-addr.
+    #[arg(long)]
+    pub advertise_addr: Option<String>,
+    /// API listen address (default 127.0.0.1:7947).
+    #[arg(long)]
+    pub api_addr: Option<String>,
+    /// Seed peer, HOST:PORT or multiaddr; repeatable.
+    #[arg(long)]
+    pub join: Vec<String>,
+    /// Wait for N nodes, then form the cluster.
+    #[arg(long)]
+    pub bootstrap_expect: Option<usize>,
+    #[arg(long, value_parser = ["docker", "process"])]
+    pub runtime: Option<String>,
+    /// Pre-shared cluster key file.
+    #[arg(long)]
+    pub cluster_key_file: Option<PathBuf>,
+    /// DNS listen address for `*.svc.shoal` (default 127.0.0.1:7953).
+    #[arg(long)]
+    pub dns_addr: Option<String>,
+}
+
+impl AgentArgs {
+    /// The config file (if any) with these flags applied on top.
+    pub fn to_config(&self) -> anyhow::Result<Config> {
+        let mut cfg = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        if self.dev {
+            cfg.dev = true;
+            if self.data_dir.is_none() && self.config.is_none() {
+                cfg.data_dir = PathBuf::from("./shoal-data");
+            }
+        }
+        if let Some(v) = &self.name {
+            cfg.name = Some(v.clone());
+        }
+        if let Some(v) = &self.data_dir {
+            cfg.data_dir = v.clone();
+        }
+        if let Some(v) = &self.p2p_addr {
+            cfg.p2p_addr = v.clone();
+        } else if cfg.dev && self.config.is_none() {
+            cfg.p2p_addr = "127.0.0.1:7946".into();
+        }
+        if let Some(v) = &self.advertise_addr {
+            cfg.advertise_addr = Some(v.clone());
+        }
+        if let Some(v) = &self.api_addr {
+            cfg.api_addr = v.clone();
+        }
+        if !self.join.is_empty() {
+            cfg.join = self.join.clone();
+        }
+        if let Some(v) = self.bootstrap_expect {
+            cfg.bootstrap_expect = Some(v);
+        }
+        if let Some(v) = &self.runtime {
+            cfg.runtime = Some(v.clone());
+        }
+        if let Some(v) = &self.cluster_key_file {
+            cfg.cluster_key_file = Some(v.clone());
+        }
+        if let Some(v) = &self.dns_addr {
+            cfg.discovery.dns_addr = v.clone();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Entry point of the binary; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            if e.downcast_ref::<UsageError>().is_some() {
+                2
+            } else {
+                1
+            }
+        }
+    }
+}
+
+/// A command line clap accepts but that does not make sense (a missing
+/// NAME); it exits 2 like clap's own usage errors.
+#[derive(Debug)]
+pub(super) struct UsageError(pub(super) String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Seconds as `90`, `90s`, `5m` or `1h`.
+fn parse_secs(s: &str) -> Result<u64, String> {
+    let (num, mult) = match s.as_bytes().last() {
+        Some(b's') => (&s[..s.len() - 1], 1),
+        Some(b'm') => (&s[..s.len() - 1], 60),
+        Some(b'h') => (&s[..s.len() - 1], 3600),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{s:?} is not a number of seconds (like 90, 90s, 5m)"))
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in e.chain() {
+        let s = c.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = Client::new(&cli.addr, cli.token.clone())?;
+    match cli.command {
+        Cmd::Agent(args) => run_agent(args).await,
+        Cmd::Keygen => {
+            let key = crate::net::generate_cluster_key();
+            print!("{}", crate::net::cluster_key_text(&key));
+            Ok(())
+        }
+        Cmd::Apply { file } => apply(&client, &file).await,
+        Cmd::Get {
+            kind,
+            name,
+            namespace,
+            all_namespaces,
+            output,
+        } => {
+            get(
+                &client,
+                &kind,
+                name.as_deref(),
+                namespace,
+                all_namespaces,
+                output,
+            )
+            .await
+        }
+        Cmd::Describe {
+            kind,
+            name,
+            namespace,
+        } => describe(&client, &kind, &name, namespace).await,
+        Cmd::Delete {
+            kind,
+            name,
+            file,
+            namespace,
+        } => match (file, kind, name) {
+            (Some(f), None, None) => delete_file(&client, &f).await,
+            (None, Some(k), Some(n)) => delete_one(&client, &k, &n, namespace).await,
+            _ => bail!("usage: shoal delete KIND NAME, or shoal delete -f FILE"),
+        },
+        Cmd::Raft {
+            cmd: RaftCmd::Status,
+        } => raft_status(&client).await,
+        Cmd::Logs {
+            pod,
+            follow,
+            tail,
+            container,
+            namespace,
+        } => {
+            let ns = namespace.unwrap_or_else(|| "default".into());
+            let mut path = format!("/v1/namespaces/{ns}/pods/{pod}/log?follow={follow}");
+            if let Some(t) = tail {
+                path.push_str(&format!("&tailLines={t}"));
+            }
+            if let Some(c) = container {
+                path.push_str(&format!("&container={c}"));
+            }
+            client.stream_to_stdout(&path).await
+        }
+        Cmd::Events {
+            namespace,
+            all_namespaces,
+        } => events(&client, namespace, all_namespaces).await,
+        Cmd::Members { output } => members(&client, output).await,
+        Cmd::Nodes { output } => match output {
+            Output::Table => nodes(&client).await,
+            _ => get(&client, "nodes", None, None, true, output).await,
+        },
+        Cmd::Scale {
+            kind,
+            name,
+            replicas,
+            namespace,
+        } => {
+            let name = deployment_name(&kind, name.as_deref(), "scale")?;
+            scale(&client, &ns_or_default(namespace), &name, replicas).await
+        }
+        Cmd::Rollout { cmd } => rollout(&client, cmd).await,
+        Cmd::Cordon { node } => cordon(&client, &node, true).await,
+        Cmd::Uncordon { node } => cordon(&client, &node, false).await,
+        Cmd::Drain {
+            node,
+            timeout,
+            force,
+        } => drain(&client, &node, timeout, force).await,
+    }
+}
+
+async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,libp2p=warn,openraft=warn,hickory_server=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cfg = args.to_config()?;
+    // Everything the daemon creates (rocksdb's files, keys, the process
+    // runtime's specs with Secret values) is for its owner only.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let node = crate::node::Node::start(cfg).await?;
+    tracing::info!(name = %node.info.name, api = %node.api_addr, "shoal agent running");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut conflict = node.dns_conflict();
+    let refused = tokio::select! {
+        _ = tokio::signal::ctrl_c() => None,
+        _ = term.recv() => None,
+        msg = async {
+            match conflict.as_mut() {
+                // A closed channel means no claim is pending: nothing to wait for.
+                Some(rx) => match rx.wait_for(Option::is_some).await {
+                    Ok(m) => m.clone(),
+                    Err(_) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        } => msg,
+    };
+    if let Some(msg) = refused {
+        node.shutdown().await;
+        bail!("{msg}");
+    }
+    tracing::info!("leaving the cluster");
+    node.leave().await;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}

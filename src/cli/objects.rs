@@ -1,0 +1,807 @@
+//! Commands on objects: apply, get, describe, delete, events, members, raft status; and the tables they print.
+
+use anyhow::{Context, anyhow, bail};
+use serde_json::{Value, json};
+
+use crate::resource::Kind;
+
+use super::client::*;
+use super::{Output, emit};
+
+pub(super) async fn apply(client: &Client, file: &str) -> anyhow::Result<()> {
+    let body = read_file_arg(file)?;
+    let resp = client
+        .send(reqwest::Method::POST, "/v1/apply", Some(body))
+        .await
+        .with_context(|| format!("apply {file}"))?;
+    for w in resp
+        .get("warnings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(w) = w.as_str() {
+            eprintln!("Warning: {w}");
+        }
+    }
+    for r in resp
+        .get("results")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let kind = r.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+        let outcome = match r.get("outcome").and_then(Value::as_str).unwrap_or("") {
+            "Created" => "created",
+            "Updated" => "configured",
+            "Unchanged" => "unchanged",
+            o => o,
+        };
+        outln!("{}/{name} {outcome}", display_kind(kind));
+    }
+    Ok(())
+}
+
+pub(super) async fn get(
+    client: &Client,
+    kind: &str,
+    name: Option<&str>,
+    namespace: Option<String>,
+    all: bool,
+    output: Output,
+) -> anyhow::Result<()> {
+    let ns = namespace.unwrap_or_else(|| "default".into());
+    // Endpoints are derived per node, not stored: their own paths and table.
+    let stored = if matches!(kind, "endpoints" | "ep") {
+        None
+    } else {
+        Some(kind_arg(kind)?)
+    };
+    let path = match (stored, name) {
+        (Some(k), None) if all => format!("/v1/{}", k.plural()),
+        (Some(k), _) => object_path(k, &ns, name),
+        (None, Some(n)) => format!("/v1/namespaces/{ns}/endpoints/{n}"),
+        (None, None) if all => "/v1/endpoints".to_string(),
+        (None, None) => format!("/v1/namespaces/{ns}/endpoints"),
+    };
+    let resp = client.send(reqwest::Method::GET, &path, None).await?;
+    let items: Vec<Value> = if name.is_some() {
+        vec![resp.clone()]
+    } else {
+        resp.get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    match output {
+        Output::Json => {
+            let v = if name.is_some() {
+                resp
+            } else {
+                json!({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}})
+            };
+            outln!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Output::Yaml => {
+            let v = if name.is_some() {
+                resp
+            } else {
+                json!({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}})
+            };
+            out!(
+                "{}",
+                serde_saphyr::to_string(&v).map_err(|e| anyhow!("yaml: {e}"))?
+            );
+        }
+        Output::Table => {
+            if items.is_empty() {
+                if all || stored.is_some_and(|k| !k.namespaced()) {
+                    eprintln!("No resources found");
+                } else {
+                    eprintln!("No resources found in {ns} namespace.");
+                }
+                return Ok(());
+            }
+            out!(
+                "{}",
+                match stored {
+                    Some(k) => table(k, &items, all),
+                    None => endpoints_table(&items, all),
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `get endpoints` as a table: each Service's ready endpoints as the
+/// answering node reaches them.
+pub(super) fn endpoints_table(items: &[Value], all: bool) -> String {
+    let mut rows = vec![Vec::new()];
+    if all {
+        rows[0].push("NAMESPACE".to_string());
+    }
+    rows[0].extend(["NAME", "ENDPOINTS"].map(String::from));
+    for it in items {
+        let mut row = name_cells(it, all);
+        let eps: Vec<String> = s(it, &["ports"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| {
+                p.get("endpoints")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+            })
+            .map(|e| {
+                format!(
+                    "{}:{}",
+                    e.get("ip").and_then(Value::as_str).unwrap_or("?"),
+                    e.get("port").and_then(Value::as_u64).unwrap_or(0)
+                )
+            })
+            .collect();
+        row.push(if eps.is_empty() {
+            "<none>".into()
+        } else {
+            eps.join(",")
+        });
+        rows.push(row);
+    }
+    render_rows(&rows)
+}
+
+pub(super) fn s<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p).unwrap_or(&Value::Null);
+    }
+    cur
+}
+
+pub(super) fn age(v: &Value) -> String {
+    since(v, &["metadata", "creationTimestamp"])
+}
+
+/// How long ago the timestamp at `path` was, as kubectl prints it.
+pub(super) fn since(v: &Value, path: &[&str]) -> String {
+    let Some(ts) = s(v, path).as_str() else {
+        return "<unknown>".into();
+    };
+    let Some(then) = crate::resource::time::parse_rfc3339(ts) else {
+        return "<unknown>".into();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    human_duration(now.saturating_sub(then))
+}
+
+pub(super) fn human_duration(secs: u64) -> String {
+    match secs {
+        0..=119 => format!("{secs}s"),
+        120..=7199 => format!("{}m", secs / 60),
+        7200..=172_799 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
+/// A table row's first cells: the namespace (when shown) and the name.
+pub(super) fn name_cells(it: &Value, with_ns: bool) -> Vec<String> {
+    let cell = |path: &[&str]| s(it, path).as_str().unwrap_or("").to_string();
+    let mut row = Vec::new();
+    if with_ns {
+        row.push(cell(&["metadata", "namespace"]));
+    }
+    row.push(cell(&["metadata", "name"]));
+    row
+}
+
+pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
+    let mut header: Vec<&str> = Vec::new();
+    if with_ns && kind.namespaced() {
+        header.push("NAMESPACE");
+    }
+    header.push("NAME");
+    let extra: &[&str] = match kind {
+        Kind::Pod => &["READY", "STATUS", "RESTARTS", "AGE", "NODE"],
+        Kind::Deployment => &["READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        Kind::Service => &["TYPE", "CLUSTER-IP", "PORT(S)", "SELECTOR", "AGE"],
+        Kind::ConfigMap => &["DATA", "AGE"],
+        Kind::Secret => &["TYPE", "DATA", "AGE"],
+        Kind::Job => &["COMPLETIONS", "AGE"],
+        Kind::Namespace => &["STATUS", "AGE"],
+        Kind::Node => &["RUNTIME", "CPU", "MEMORY", "PODS", "VERSION", "AGE"],
+        Kind::Event => &["LAST SEEN", "TYPE", "REASON", "OBJECT", "COUNT", "MESSAGE"],
+        Kind::ReplicaSet => &["DESIRED", "CURRENT", "READY", "AGE"],
+    };
+    header.extend_from_slice(extra);
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for it in items {
+        let mut row = name_cells(it, with_ns && kind.namespaced());
+        let n = |v: &Value| v.as_u64().unwrap_or(0);
+        match kind {
+            Kind::Pod => {
+                let containers = s(it, &["spec", "containers"])
+                    .as_array()
+                    .map(Vec::len)
+                    .unwrap_or(0);
+                let statuses = s(it, &["status", "containerStatuses"])
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let ready = statuses
+                    .iter()
+                    .filter(|c| c.get("ready") == Some(&Value::Bool(true)))
+                    .count();
+                let restarts: u64 = statuses.iter().map(|c| n(s(c, &["restartCount"]))).sum();
+                row.push(format!("{ready}/{containers}"));
+                row.push(pod_status_word(it, &statuses));
+                row.push(restarts.to_string());
+                row.push(age(it));
+                row.push(
+                    s(it, &["spec", "nodeName"])
+                        .as_str()
+                        .unwrap_or("<none>")
+                        .to_string(),
+                );
+            }
+            Kind::Deployment => {
+                let want = s(it, &["spec", "replicas"]).as_u64().unwrap_or(1);
+                row.push(format!("{}/{want}", n(s(it, &["status", "readyReplicas"]))));
+                row.push(n(s(it, &["status", "updatedReplicas"])).to_string());
+                row.push(n(s(it, &["status", "availableReplicas"])).to_string());
+                row.push(age(it));
+            }
+            Kind::Service => {
+                row.push(
+                    s(it, &["spec", "type"])
+                        .as_str()
+                        .unwrap_or("ClusterIP")
+                        .to_string(),
+                );
+                row.push(
+                    s(it, &["spec", "clusterIP"])
+                        .as_str()
+                        .unwrap_or("<none>")
+                        .to_string(),
+                );
+                let ports: Vec<String> = s(it, &["spec", "ports"])
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| {
+                        let node_port = p
+                            .get("nodePort")
+                            .and_then(Value::as_u64)
+                            .map(|n| format!(":{n}"))
+                            .unwrap_or_default();
+                        format!(
+                            "{}{node_port}/{}",
+                            p.get("port").and_then(Value::as_u64).unwrap_or(0),
+                            p.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
+                        )
+                    })
+                    .collect();
+                row.push(if ports.is_empty() {
+                    "<none>".into()
+                } else {
+                    ports.join(",")
+                });
+                let sel: Vec<String> = s(it, &["spec", "selector"])
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect();
+                row.push(if sel.is_empty() {
+                    "<none>".into()
+                } else {
+                    sel.join(",")
+                });
+                row.push(age(it));
+            }
+            Kind::ConfigMap => {
+                let d = s(it, &["data"]).as_object().map(|m| m.len()).unwrap_or(0)
+                    + s(it, &["binaryData"])
+                        .as_object()
+                        .map(|m| m.len())
+                        .unwrap_or(0);
+                row.push(d.to_string());
+                row.push(age(it));
+            }
+            Kind::Secret => {
+                row.push(s(it, &["type"]).as_str().unwrap_or("Opaque").to_string());
+                let d = s(it, &["data"]).as_object().map(|m| m.len()).unwrap_or(0)
+                    + s(it, &["stringData"])
+                        .as_object()
+                        .map(|m| m.len())
+                        .unwrap_or(0);
+                row.push(d.to_string());
+                row.push(age(it));
+            }
+            Kind::Job => {
+                let want = s(it, &["spec", "completions"]).as_u64().unwrap_or(1);
+                row.push(format!("{}/{want}", n(s(it, &["status", "succeeded"]))));
+                row.push(age(it));
+            }
+            Kind::Node => {
+                let info = s(it, &["status", "nodeInfo"]);
+                row.push(s(info, &["runtime"]).as_str().unwrap_or("?").to_string());
+                let alloc = s(it, &["status", "allocatable"]);
+                row.push(s(alloc, &["cpu"]).as_str().unwrap_or("?").to_string());
+                row.push(s(alloc, &["memory"]).as_str().unwrap_or("?").to_string());
+                row.push(s(alloc, &["pods"]).as_str().unwrap_or("?").to_string());
+                row.push(
+                    s(info, &["shoalVersion"])
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_string(),
+                );
+                row.push(age(it));
+            }
+            Kind::ReplicaSet => {
+                row.push(n(s(it, &["spec", "replicas"])).to_string());
+                row.push(n(s(it, &["status", "replicas"])).to_string());
+                row.push(n(s(it, &["status", "readyReplicas"])).to_string());
+                row.push(age(it));
+            }
+            Kind::Event => {
+                row.push(since(it, &["lastTimestamp"]));
+                row.push(s(it, &["type"]).as_str().unwrap_or("").to_string());
+                row.push(s(it, &["reason"]).as_str().unwrap_or("").to_string());
+                let obj = s(it, &["involvedObject"]);
+                row.push(format!(
+                    "{}/{}",
+                    s(obj, &["kind"]).as_str().unwrap_or("").to_lowercase(),
+                    s(obj, &["name"]).as_str().unwrap_or("")
+                ));
+                row.push(n(s(it, &["count"])).max(1).to_string());
+                row.push(s(it, &["message"]).as_str().unwrap_or("").to_string());
+            }
+            Kind::Namespace => {
+                row.push(
+                    s(it, &["status", "phase"])
+                        .as_str()
+                        .unwrap_or("Active")
+                        .to_string(),
+                );
+                row.push(age(it));
+            }
+        }
+        rows.push(row);
+    }
+    render_rows(&rows)
+}
+
+/// What kubectl prints in a pod's STATUS column: the reason a container is
+/// waiting or terminated (CrashLoopBackOff, OOMKilled, ...) when there is
+/// one, else the phase.
+pub(super) fn pod_status_word(pod: &Value, statuses: &[Value]) -> String {
+    let phase = s(pod, &["status", "phase"]).as_str().unwrap_or("Pending");
+    if matches!(phase, "Succeeded" | "Failed") {
+        return s(pod, &["status", "reason"])
+            .as_str()
+            .unwrap_or(if phase == "Succeeded" {
+                "Completed"
+            } else {
+                phase
+            })
+            .to_string();
+    }
+    for c in statuses {
+        for state in ["waiting", "terminated"] {
+            if let Some(r) = s(c, &["state", state, "reason"]).as_str() {
+                return r.to_string();
+            }
+        }
+    }
+    phase.to_string()
+}
+
+/// Left-aligned columns separated by three spaces, as kubectl prints them.
+pub(super) fn render_rows(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub(super) async fn describe(
+    client: &Client,
+    kind: &str,
+    name: &str,
+    namespace: Option<String>,
+) -> anyhow::Result<()> {
+    let kind = kind_arg(kind)?;
+    let ns = namespace.unwrap_or_else(|| "default".into());
+    let obj = client
+        .send(
+            reqwest::Method::GET,
+            &object_path(kind, &ns, Some(name)),
+            None,
+        )
+        .await?;
+    let meta = s(&obj, &["metadata"]);
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Name:              {}\n",
+        meta.get("name").and_then(Value::as_str).unwrap_or("")
+    ));
+    if kind.namespaced() {
+        out.push_str(&format!(
+            "Namespace:         {}\n",
+            meta.get("namespace").and_then(Value::as_str).unwrap_or("")
+        ));
+    }
+    out.push_str(&format!("Kind:              {}\n", kind));
+    let kv = |m: &Value| -> String {
+        let pairs: Vec<String> = m
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
+        if pairs.is_empty() {
+            "<none>".into()
+        } else {
+            pairs.join("\n                   ")
+        }
+    };
+    out.push_str(&format!(
+        "Labels:            {}\n",
+        kv(s(meta, &["labels"]))
+    ));
+    out.push_str(&format!(
+        "Annotations:       {}\n",
+        kv(s(meta, &["annotations"]))
+    ));
+    out.push_str(&format!(
+        "CreationTimestamp: {}\n",
+        meta.get("creationTimestamp")
+            .and_then(Value::as_str)
+            .unwrap_or("<unknown>")
+    ));
+    out.push_str(&format!(
+        "ResourceVersion:   {}\n",
+        meta.get("resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    ));
+    out.push_str(&format!(
+        "UID:               {}\n",
+        meta.get("uid").and_then(Value::as_str).unwrap_or("")
+    ));
+    for section in ["spec", "data", "stringData", "status"] {
+        if let Some(v) = obj.get(section) {
+            let text = if section == "data" && kind == Kind::Secret {
+                // Secret values stay out of terminals and scrollback.
+                let keys: Vec<String> = v
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, val)| {
+                        format!(
+                            "  {k}: {} bytes (base64)",
+                            val.as_str().map(str::len).unwrap_or(0)
+                        )
+                    })
+                    .collect();
+                keys.join("\n") + "\n"
+            } else {
+                let y = serde_saphyr::to_string(v).map_err(|e| anyhow!("yaml: {e}"))?;
+                y.lines().map(|l| format!("  {l}\n")).collect()
+            };
+            let title = match section {
+                "spec" => "Spec",
+                "data" => "Data",
+                "stringData" => "StringData",
+                _ => "Status",
+            };
+            out.push_str(&format!("{title}:\n{text}"));
+        }
+    }
+    if kind.namespaced() && kind != Kind::Event {
+        let list = client
+            .send(
+                reqwest::Method::GET,
+                &object_path(Kind::Event, &ns, None),
+                None,
+            )
+            .await?;
+        let mut rows = vec![vec![
+            "Type".to_string(),
+            "Reason".into(),
+            "Age".into(),
+            "From".into(),
+            "Message".into(),
+        ]];
+        let mut about: Vec<&Value> = s(&list, &["items"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                s(e, &["involvedObject", "kind"]).as_str() == Some(kind.as_str())
+                    && s(e, &["involvedObject", "name"]).as_str() == Some(name)
+            })
+            .collect();
+        about.sort_by_key(|e| s(e, &["lastTimestamp"]).as_str().unwrap_or("").to_string());
+        for e in about {
+            let count = s(e, &["count"]).as_u64().unwrap_or(1);
+            let age = since(e, &["lastTimestamp"]);
+            rows.push(vec![
+                s(e, &["type"]).as_str().unwrap_or("").to_string(),
+                s(e, &["reason"]).as_str().unwrap_or("").to_string(),
+                if count > 1 {
+                    format!("{age} (x{count})")
+                } else {
+                    age
+                },
+                s(e, &["source", "host"]).as_str().unwrap_or("").to_string(),
+                s(e, &["message"]).as_str().unwrap_or("").to_string(),
+            ]);
+        }
+        if rows.len() == 1 {
+            out.push_str("Events:            <none>\n");
+        } else {
+            out.push_str("Events:\n");
+            for line in render_rows(&rows).lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+    }
+    out!("{out}");
+    Ok(())
+}
+
+/// `/ip4/10.0.0.1/tcp/7946` as `10.0.0.1:7946`; other addresses as they are.
+pub(super) fn host_port(multiaddr: &str) -> String {
+    let parts: Vec<&str> = multiaddr.split('/').collect();
+    match parts.as_slice() {
+        ["", "ip4" | "dns" | "dns4", host, "tcp", port, ..] => format!("{host}:{port}"),
+        ["", "ip6", host, "tcp", port, ..] => format!("[{host}]:{port}"),
+        _ => multiaddr.to_string(),
+    }
+}
+
+pub(super) async fn members(client: &Client, output: Output) -> anyhow::Result<()> {
+    let resp = client
+        .send(reqwest::Method::GET, "/v1/members", None)
+        .await?;
+    match output {
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&resp)?),
+        Output::Yaml => out!(
+            "{}",
+            serde_saphyr::to_string(&resp).map_err(|e| anyhow!("yaml: {e}"))?
+        ),
+        Output::Table => {
+            let mut rows = vec![
+                ["NAME", "ADDRESS", "STATE", "INCARNATION", "RAFT", "SINCE"]
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect::<Vec<_>>(),
+            ];
+            for m in s(&resp, &["items"]).as_array().into_iter().flatten() {
+                let meta = s(m, &["meta"]);
+                let name = s(meta, &["name"]).as_str().unwrap_or("?");
+                let name = if m["isSelf"] == true {
+                    format!("{name} (this node)")
+                } else {
+                    name.to_string()
+                };
+                let since = m["since"].as_u64().unwrap_or(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                rows.push(vec![
+                    name,
+                    meta["p2pAddrs"][0]
+                        .as_str()
+                        .map(host_port)
+                        .unwrap_or_else(|| "?".into()),
+                    m["state"].as_str().unwrap_or("?").to_string(),
+                    m["incarnation"].as_u64().unwrap_or(0).to_string(),
+                    // A down member's last published role is stale, not a fact.
+                    if matches!(m["state"].as_str(), Some("down" | "left")) {
+                        "-".to_string()
+                    } else {
+                        s(meta, &["raftRole"]).as_str().unwrap_or("?").to_string()
+                    },
+                    if since == 0 {
+                        "-".into()
+                    } else {
+                        human_duration(now.saturating_sub(since))
+                    },
+                ]);
+            }
+            out!("{}", render_rows(&rows));
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn events(
+    client: &Client,
+    namespace: Option<String>,
+    all: bool,
+) -> anyhow::Result<()> {
+    let path = if all {
+        "/v1/events".to_string()
+    } else {
+        object_path(Kind::Event, namespace.as_deref().unwrap_or("default"), None)
+    };
+    let resp = client.send(reqwest::Method::GET, &path, None).await?;
+    let mut items: Vec<Value> = s(&resp, &["items"]).as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        eprintln!("No events found");
+        return Ok(());
+    }
+    items.sort_by_key(|e| s(e, &["lastTimestamp"]).as_str().unwrap_or("").to_string());
+    out!("{}", table(Kind::Event, &items, all));
+    Ok(())
+}
+
+pub(super) async fn delete_one(
+    client: &Client,
+    kind: &str,
+    name: &str,
+    namespace: Option<String>,
+) -> anyhow::Result<()> {
+    let kind = kind_arg(kind)?;
+    let ns = namespace.unwrap_or_else(|| "default".into());
+    client
+        .send(
+            reqwest::Method::DELETE,
+            &object_path(kind, &ns, Some(name)),
+            None,
+        )
+        .await?;
+    outln!("{}/{name} deleted", display_kind(kind.as_str()));
+    Ok(())
+}
+
+pub(super) async fn delete_file(client: &Client, file: &str) -> anyhow::Result<()> {
+    let body = read_file_arg(file)?;
+    let resp = client
+        .send(reqwest::Method::POST, "/v1/delete", Some(body))
+        .await?;
+    for r in resp
+        .get("results")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let kind = r.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+        outln!("{}/{name} deleted", display_kind(kind));
+    }
+    let missing: Vec<String> = resp
+        .get("notFound")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                display_kind(r.get("kind").and_then(Value::as_str).unwrap_or("")),
+                r.get("name").and_then(Value::as_str).unwrap_or("")
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        bail!("not found: {}", missing.join(", "));
+    }
+    Ok(())
+}
+
+pub(super) async fn raft_status(client: &Client) -> anyhow::Result<()> {
+    let v = client.send(reqwest::Method::GET, "/v1/raft", None).await?;
+    let leader = v.get("leader").and_then(Value::as_u64);
+    let name_of = |id: u64| -> String {
+        for group in ["voters", "learners"] {
+            for e in v.get(group).and_then(Value::as_array).into_iter().flatten() {
+                if e.get(0).and_then(Value::as_u64) == Some(id) {
+                    let n = e.get(1).cloned().unwrap_or(Value::Null);
+                    return n
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                        .to_string();
+                }
+            }
+        }
+        "?".into()
+    };
+    outln!(
+        "node:    {} ({})",
+        s(&v, &["node", "name"]).as_str().unwrap_or(""),
+        v.get("state").and_then(Value::as_str).unwrap_or("")
+    );
+    outln!(
+        "term:    {}",
+        v.get("term").and_then(Value::as_u64).unwrap_or(0)
+    );
+    outln!(
+        "cluster: {}",
+        v.get("cluster_id")
+            .and_then(Value::as_str)
+            .unwrap_or("<not yet known>")
+    );
+    match leader {
+        Some(id) => outln!("leader:  {} ({id})", name_of(id)),
+        None => outln!("leader:  <none>"),
+    }
+    let idx = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_u64)
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    outln!(
+        "log:     last {}  applied {}  purged {}  snapshot {}",
+        idx("last_log_index"),
+        idx("last_applied"),
+        idx("last_purged"),
+        idx("snapshot_index")
+    );
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "ROLE".into(),
+        "NODE ID".into(),
+        "PEER ID".into(),
+        "API".into(),
+    ]];
+    for (group, role) in [("voters", "voter"), ("learners", "learner")] {
+        for e in v.get(group).and_then(Value::as_array).into_iter().flatten() {
+            let id = e.get(0).and_then(Value::as_u64).unwrap_or(0);
+            let n = e.get(1).cloned().unwrap_or(Value::Null);
+            let role = if Some(id) == leader {
+                "voter (leader)"
+            } else {
+                role
+            };
+            rows.push(vec![
+                n.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                role.to_string(),
+                id.to_string(),
+                n.get("peer_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                n.get("api_addr")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            ]);
+        }
+    }
+    out!("{}", render_rows(&rows));
+    Ok(())
+}

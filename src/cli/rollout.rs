@@ -1,0 +1,499 @@
+//! Deployments: scale and the rollout commands (status, history, undo, pause, resume).
+
+use anyhow::{anyhow, bail};
+use serde_json::{Value, json};
+
+use crate::resource::Kind;
+
+use super::client::*;
+use super::objects::*;
+use super::{RolloutCmd, UsageError, emit};
+
+pub(super) const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+pub(super) const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";
+pub(super) const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+/// Read-modify-write attempts before a busy object's conflicts are reported.
+pub(super) const WRITE_ATTEMPTS: usize = 5;
+pub(super) const POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+pub(super) fn ns_or_default(namespace: Option<String>) -> String {
+    namespace.unwrap_or_else(|| "default".into())
+}
+
+/// The deployment named as `deployment NAME` or `deployment/NAME` (any
+/// spelling of the kind `get` accepts).
+pub(super) fn deployment_name(
+    kind: &str,
+    name: Option<&str>,
+    verb: &str,
+) -> anyhow::Result<String> {
+    let (kind, name) = match (kind.split_once('/'), name) {
+        (Some((k, n)), None) => (k, n),
+        (Some(_), Some(_)) => {
+            return Err(UsageError(format!(
+                "there is no need to specify a name after {kind}: use KIND/NAME or KIND NAME"
+            ))
+            .into());
+        }
+        (None, Some(n)) => (kind, n),
+        (None, None) => {
+            return Err(UsageError(format!(
+                "a deployment name is required: shoal {verb} deployment NAME"
+            ))
+            .into());
+        }
+    };
+    match Kind::from_user(kind) {
+        Some(Kind::Deployment) if !name.is_empty() => Ok(name.to_string()),
+        Some(Kind::Deployment) => Err(UsageError(format!(
+            "a deployment name is required: shoal {verb} deployment NAME"
+        ))
+        .into()),
+        Some(k) => bail!("shoal {verb} works on deployments, not {}", k.plural()),
+        None => bail!("unknown kind {kind:?}; shoal {verb} works on deployments"),
+    }
+}
+
+/// Reads an object, lets `change` edit it and writes it back as a
+/// compare-and-set on the resourceVersion read, rereading on conflict.
+/// `change` returns whether it changed anything; nothing is written when it
+/// did not. Returns whether it was written.
+pub(super) async fn read_modify_write<F>(
+    client: &Client,
+    path: &str,
+    mut change: F,
+) -> anyhow::Result<bool>
+where
+    F: FnMut(&mut Value) -> anyhow::Result<bool>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut obj = client.send(reqwest::Method::GET, path, None).await?;
+        if !change(&mut obj)? {
+            return Ok(false);
+        }
+        // Without status the store keeps the stored one, so a controller's
+        // status write cannot be undone by this client's stale copy.
+        if let Some(m) = obj.as_object_mut() {
+            m.remove("status");
+        }
+        let body = serde_json::to_vec(&obj)?;
+        match client.send(reqwest::Method::PUT, path, Some(body)).await {
+            Ok(_) => return Ok(true),
+            Err(e) if http_status(&e) == Some(409) && attempt < WRITE_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sets `spec.<field>`; whether that changed it.
+pub(super) fn set_spec_field(obj: &mut Value, field: &str, value: Value) -> anyhow::Result<bool> {
+    let spec = obj
+        .get_mut("spec")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| anyhow!("the stored object has no spec"))?;
+    if spec.get(field) == Some(&value) {
+        return Ok(false);
+    }
+    spec.insert(field.to_string(), value);
+    Ok(true)
+}
+
+pub(super) async fn scale(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    replicas: u32,
+) -> anyhow::Result<()> {
+    let path = object_path(Kind::Deployment, ns, Some(name));
+    read_modify_write(client, &path, |d| {
+        set_spec_field(d, "replicas", json!(replicas))
+    })
+    .await?;
+    outln!("deployment.apps/{name} scaled");
+    Ok(())
+}
+
+pub(super) async fn rollout(client: &Client, cmd: RolloutCmd) -> anyhow::Result<()> {
+    match cmd {
+        RolloutCmd::Status {
+            kind,
+            name,
+            namespace,
+            timeout,
+        } => {
+            let name = deployment_name(&kind, name.as_deref(), "rollout status")?;
+            rollout_status(client, &ns_or_default(namespace), &name, timeout).await
+        }
+        RolloutCmd::History {
+            kind,
+            name,
+            namespace,
+        } => {
+            let name = deployment_name(&kind, name.as_deref(), "rollout history")?;
+            rollout_history(client, &ns_or_default(namespace), &name).await
+        }
+        RolloutCmd::Undo {
+            kind,
+            name,
+            to_revision,
+            namespace,
+        } => {
+            let name = deployment_name(&kind, name.as_deref(), "rollout undo")?;
+            rollout_undo(client, &ns_or_default(namespace), &name, to_revision).await
+        }
+        RolloutCmd::Pause {
+            kind,
+            name,
+            namespace,
+        } => {
+            let name = deployment_name(&kind, name.as_deref(), "rollout pause")?;
+            set_paused(client, &ns_or_default(namespace), &name, true).await
+        }
+        RolloutCmd::Resume {
+            kind,
+            name,
+            namespace,
+        } => {
+            let name = deployment_name(&kind, name.as_deref(), "rollout resume")?;
+            set_paused(client, &ns_or_default(namespace), &name, false).await
+        }
+    }
+}
+
+pub(super) async fn set_paused(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    pause: bool,
+) -> anyhow::Result<()> {
+    let path = object_path(Kind::Deployment, ns, Some(name));
+    let written = read_modify_write(client, &path, |d| {
+        let paused = s(d, &["spec", "paused"]).as_bool() == Some(true);
+        if paused == pause {
+            return Ok(false);
+        }
+        let spec = d
+            .get_mut("spec")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| anyhow!("the stored deployment has no spec"))?;
+        if pause {
+            spec.insert("paused".into(), Value::Bool(true));
+        } else {
+            spec.remove("paused");
+        }
+        Ok(true)
+    })
+    .await?;
+    // kubectl treats a no-op pause or resume as a mistake worth an error.
+    match (written, pause) {
+        (true, true) => outln!("deployment.apps/{name} paused"),
+        (true, false) => outln!("deployment.apps/{name} resumed"),
+        (false, true) => bail!("deployments.apps {name:?} is already paused"),
+        (false, false) => bail!("deployments.apps {name:?} is not paused"),
+    }
+    Ok(())
+}
+
+/// Where a rollout stands, as `kubectl rollout status` reports it.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Progress {
+    Waiting(String),
+    Done,
+    DeadlineExceeded,
+}
+
+pub(super) fn rollout_progress(d: &Value) -> Progress {
+    let name = s(d, &["metadata", "name"]).as_str().unwrap_or("");
+    let generation = s(d, &["metadata", "generation"]).as_u64().unwrap_or(1);
+    let st = s(d, &["status"]);
+    let observed = s(st, &["observedGeneration"]).as_u64().unwrap_or(0);
+    if observed < generation {
+        return Progress::Waiting("Waiting for deployment spec update to be observed...".into());
+    }
+    let failed = s(st, &["conditions"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.get("type").and_then(Value::as_str) == Some("Progressing")
+                && c.get("status").and_then(Value::as_str) == Some("False")
+                && c.get("reason").and_then(Value::as_str) == Some("ProgressDeadlineExceeded")
+        });
+    if failed {
+        return Progress::DeadlineExceeded;
+    }
+    let want = s(d, &["spec", "replicas"]).as_u64().unwrap_or(1);
+    let n = |f: &str| s(st, &[f]).as_u64().unwrap_or(0);
+    let (replicas, updated, available) =
+        (n("replicas"), n("updatedReplicas"), n("availableReplicas"));
+    let waiting = |what: String| {
+        Progress::Waiting(format!(
+            "Waiting for deployment {name:?} rollout to finish: {what}..."
+        ))
+    };
+    if updated < want {
+        waiting(format!(
+            "{updated} out of {want} new replicas have been updated"
+        ))
+    } else if replicas > updated {
+        waiting(format!(
+            "{} old replicas are pending termination",
+            replicas - updated
+        ))
+    } else if available < updated {
+        waiting(format!(
+            "{available} of {updated} updated replicas are available"
+        ))
+    } else if updated > want {
+        // Scaling down: the extra pods are on their way out.
+        waiting(format!(
+            "{} old replicas are pending termination",
+            updated - want
+        ))
+    } else {
+        Progress::Done
+    }
+}
+
+pub(super) async fn rollout_status(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: u64,
+) -> anyhow::Result<()> {
+    let path = object_path(Kind::Deployment, ns, Some(name));
+    let live = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let deadline = (timeout > 0)
+        .then(|| tokio::time::Instant::now() + std::time::Duration::from_secs(timeout));
+    let mut last = String::new();
+    // Ends the live line so whatever is printed next starts on its own.
+    let finish_line = |last: &str| {
+        if live && !last.is_empty() {
+            out!("\n");
+        }
+    };
+    let mut first = true;
+    loop {
+        match client.send(reqwest::Method::GET, &path, None).await {
+            Ok(d) => match rollout_progress(&d) {
+                Progress::Done => {
+                    finish_line(&last);
+                    outln!("deployment {name:?} successfully rolled out");
+                    return Ok(());
+                }
+                Progress::DeadlineExceeded => {
+                    finish_line(&last);
+                    bail!("deployment {name:?} exceeded its progress deadline");
+                }
+                Progress::Waiting(msg) => {
+                    if msg != last {
+                        if live {
+                            out!("\r\x1b[2K{msg}");
+                        } else {
+                            outln!("{msg}");
+                        }
+                        last = msg;
+                    }
+                }
+            },
+            // A missing deployment or a refused request will not fix itself;
+            // an election or a restarting node will.
+            Err(e) if first || http_status(&e).is_some_and(|c| (400..500).contains(&c)) => {
+                finish_line(&last);
+                return Err(e);
+            }
+            Err(_) => {}
+        }
+        first = false;
+        if let Some(dl) = deadline
+            && tokio::time::Instant::now() + POLL > dl
+        {
+            finish_line(&last);
+            bail!("timed out after {timeout}s waiting for deployment {name:?} to roll out");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The revision recorded in an object's annotation.
+pub(super) fn revision_of(o: &Value) -> Option<u64> {
+    s(o, &["metadata", "annotations", REVISION_ANNOTATION])
+        .as_str()
+        .and_then(|r| r.parse().ok())
+}
+
+/// The ReplicaSets of a deployment with a revision, oldest first.
+pub(super) async fn deployment_history(
+    client: &Client,
+    ns: &str,
+    deployment: &Value,
+) -> anyhow::Result<Vec<(u64, Value)>> {
+    let uid = s(deployment, &["metadata", "uid"])
+        .as_str()
+        .ok_or_else(|| anyhow!("the stored deployment has no uid"))?;
+    let list = client
+        .send(
+            reqwest::Method::GET,
+            &object_path(Kind::ReplicaSet, ns, None),
+            None,
+        )
+        .await?;
+    let mut sets: Vec<(u64, Value)> = s(&list, &["items"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|rs| {
+            s(rs, &["metadata", "ownerReferences"])
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o.get("uid").and_then(Value::as_str) == Some(uid))
+        })
+        .filter_map(|rs| Some((revision_of(rs)?, rs.clone())))
+        .collect();
+    sets.sort_by_key(|(r, _)| *r);
+    Ok(sets)
+}
+
+pub(super) async fn rollout_history(client: &Client, ns: &str, name: &str) -> anyhow::Result<()> {
+    let d = client
+        .send(
+            reqwest::Method::GET,
+            &object_path(Kind::Deployment, ns, Some(name)),
+            None,
+        )
+        .await?;
+    let sets = deployment_history(client, ns, &d).await?;
+    if sets.is_empty() {
+        outln!("No rollout history found.");
+        return Ok(());
+    }
+    let mut rows = vec![vec!["REVISION".to_string(), "CHANGE-CAUSE".into()]];
+    for (rev, rs) in &sets {
+        rows.push(vec![
+            rev.to_string(),
+            s(rs, &["metadata", "annotations", CHANGE_CAUSE_ANNOTATION])
+                .as_str()
+                .unwrap_or("<none>")
+                .to_string(),
+        ]);
+    }
+    outln!("deployment.apps/{name}");
+    out!("{}", render_rows(&rows));
+    Ok(())
+}
+
+/// The revision `rollout undo` goes back to: `to` when given, else the
+/// newest one older than `current` (the deployment's own revision, or the
+/// newest when it has none).
+pub(super) fn rollback_target<'a>(
+    history: &'a [(u64, Value)],
+    current: Option<u64>,
+    to: Option<u64>,
+    name: &str,
+) -> anyhow::Result<&'a (u64, Value)> {
+    match to.filter(|r| *r > 0) {
+        Some(r) => history
+            .iter()
+            .find(|(rev, _)| *rev == r)
+            .ok_or_else(|| anyhow!("unable to find specified revision {r} in history")),
+        None => {
+            let newest = history
+                .iter()
+                .map(|(r, _)| *r)
+                .max()
+                .ok_or_else(|| anyhow!("no rollout history found for deployment {name:?}"))?;
+            let current = current.unwrap_or(newest);
+            history
+                .iter()
+                .filter(|(r, _)| *r < current)
+                .max_by_key(|(r, _)| *r)
+                .ok_or_else(|| {
+                    anyhow!("deployment {name:?} has no previous revision to roll back to")
+                })
+        }
+    }
+}
+
+/// A ReplicaSet's pod template as its deployment would hold it: without the
+/// label the controller adds.
+pub(super) fn template_without_hash(rs: &Value) -> anyhow::Result<Value> {
+    let mut t = s(rs, &["spec", "template"]).clone();
+    if !t.is_object() {
+        bail!("ReplicaSet has no pod template");
+    }
+    if let Some(labels) = t
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("labels"))
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove(TEMPLATE_HASH_LABEL);
+    }
+    Ok(t)
+}
+
+pub(super) async fn rollout_undo(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    to: Option<u64>,
+) -> anyhow::Result<()> {
+    let path = object_path(Kind::Deployment, ns, Some(name));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut d = client.send(reqwest::Method::GET, &path, None).await?;
+        if s(&d, &["spec", "paused"]).as_bool() == Some(true) {
+            bail!(
+                "you cannot roll back a paused deployment; resume it first with 'shoal rollout resume deployment/{name}' and try again"
+            );
+        }
+        let history = deployment_history(client, ns, &d).await?;
+        let (rev, rs) = rollback_target(&history, revision_of(&d), to, name)?;
+        let template = template_without_hash(rs)?;
+        if s(&d, &["spec", "template"]) == &template {
+            outln!(
+                "deployment.apps/{name} skipped rollback (current template already matches revision {rev})"
+            );
+            return Ok(());
+        }
+        set_spec_field(&mut d, "template", template)?;
+        // The revived revision keeps its own change cause, as with kubectl.
+        let cause = s(rs, &["metadata", "annotations", CHANGE_CAUSE_ANNOTATION]).clone();
+        let meta = d
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| anyhow!("the stored deployment has no metadata"))?;
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .ok_or_else(|| anyhow!("the stored deployment's annotations are not a map"))?;
+        match cause {
+            Value::String(c) => {
+                annotations.insert(CHANGE_CAUSE_ANNOTATION.into(), Value::String(c));
+            }
+            _ => {
+                annotations.remove(CHANGE_CAUSE_ANNOTATION);
+            }
+        }
+        if let Some(m) = d.as_object_mut() {
+            m.remove("status");
+        }
+        let body = serde_json::to_vec(&d)?;
+        match client.send(reqwest::Method::PUT, &path, Some(body)).await {
+            Ok(_) => {
+                outln!("deployment.apps/{name} rolled back");
+                return Ok(());
+            }
+            Err(e) if http_status(&e) == Some(409) && attempt < WRITE_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,302 @@
+use super::nodes::*;
+use super::objects::*;
+use super::rollout::*;
+use super::*;
+use serde_json::{Value, json};
+
+#[test]
+fn rfc3339_round_trip() {
+    for secs in [0u64, 951_782_400, 1_798_761_599, 1_800_000_000] {
+        assert_eq!(
+            crate::resource::time::parse_rfc3339(&crate::resource::time::rfc3339(secs)),
+            Some(secs)
+        );
+    }
+}
+
+#[test]
+fn table_aligns_columns() {
+    let rows = vec![
+        vec!["NAME".to_string(), "AGE".into()],
+        vec!["a-long-name".into(), "5s".into()],
+    ];
+    assert_eq!(render_rows(&rows), "NAME          AGE\na-long-name   5s\n");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let e = Cli::try_parse_from(["shoal", "frobnicate"]).expect_err("unknown command");
+    assert!(e.use_stderr());
+    let e = Cli::try_parse_from(["shoal", "scale", "deployment", "web"])
+        .expect_err("--replicas is required");
+    assert!(e.use_stderr());
+    let e = deployment_name("deployment", None, "scale").expect_err("no name");
+    assert!(e.downcast_ref::<UsageError>().is_some());
+}
+
+#[test]
+fn rollout_commands_parse() {
+    let cli = Cli::try_parse_from([
+        "shoal",
+        "rollout",
+        "undo",
+        "deploy/web",
+        "--to-revision",
+        "3",
+        "-n",
+        "prod",
+    ])
+    .expect("parses");
+    match cli.command {
+        Cmd::Rollout {
+            cmd:
+                RolloutCmd::Undo {
+                    kind,
+                    name,
+                    to_revision,
+                    namespace,
+                },
+        } => {
+            assert_eq!(
+                deployment_name(&kind, name.as_deref(), "x").ok(),
+                Some("web".into())
+            );
+            assert_eq!(to_revision, Some(3));
+            assert_eq!(namespace.as_deref(), Some("prod"));
+        }
+        c => panic!("parsed as {c:?}"),
+    }
+    let cli = Cli::try_parse_from(["shoal", "drain", "n1", "--timeout", "2m", "--force"])
+        .expect("parses");
+    assert!(matches!(
+        cli.command,
+        Cmd::Drain {
+            timeout: 120,
+            force: true,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn deployment_names() {
+    for (kind, name) in [
+        ("deployment", Some("web")),
+        ("deploy", Some("web")),
+        ("deployments", Some("web")),
+        ("deployment/web", None),
+        ("deploy/web", None),
+    ] {
+        assert_eq!(
+            deployment_name(kind, name, "x").ok(),
+            Some("web".into()),
+            "{kind}"
+        );
+    }
+    let e = deployment_name("pod", Some("web"), "scale").expect_err("pods are not scaled");
+    assert!(e.to_string().contains("deployments"), "{e}");
+    assert!(deployment_name("deployment/web", Some("web"), "x").is_err());
+    assert!(deployment_name("deployment/", None, "x").is_err());
+}
+
+#[test]
+fn seconds() {
+    assert_eq!(parse_secs("90"), Ok(90));
+    assert_eq!(parse_secs("90s"), Ok(90));
+    assert_eq!(parse_secs("5m"), Ok(300));
+    assert_eq!(parse_secs("1h"), Ok(3600));
+    assert!(parse_secs("soon").is_err());
+    assert!(parse_secs("-1").is_err());
+}
+
+fn deployment(replicas: u64, generation: u64, status: Value) -> Value {
+    json!({
+        "metadata": {"name": "web", "generation": generation},
+        "spec": {"replicas": replicas},
+        "status": status,
+    })
+}
+
+#[test]
+fn rollout_progress_follows_kubectl() {
+    let wait = |m: &str| {
+        Progress::Waiting(format!(
+            "Waiting for deployment \"web\" rollout to finish: {m}..."
+        ))
+    };
+    let d = deployment(3, 2, json!({"observedGeneration": 1}));
+    assert_eq!(
+        rollout_progress(&d),
+        Progress::Waiting("Waiting for deployment spec update to be observed...".into())
+    );
+    let d = deployment(
+        3,
+        2,
+        json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 1}),
+    );
+    assert_eq!(
+        rollout_progress(&d),
+        wait("1 out of 3 new replicas have been updated")
+    );
+    let d = deployment(
+        3,
+        2,
+        json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3, "availableReplicas": 3}),
+    );
+    assert_eq!(
+        rollout_progress(&d),
+        wait("1 old replicas are pending termination")
+    );
+    let d = deployment(
+        3,
+        2,
+        json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2}),
+    );
+    assert_eq!(
+        rollout_progress(&d),
+        wait("2 of 3 updated replicas are available")
+    );
+    let d = deployment(
+        2,
+        2,
+        json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+    );
+    assert_eq!(
+        rollout_progress(&d),
+        wait("1 old replicas are pending termination")
+    );
+    let d = deployment(
+        3,
+        2,
+        json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+    );
+    assert_eq!(rollout_progress(&d), Progress::Done);
+    let d = deployment(0, 1, json!({"observedGeneration": 1}));
+    assert_eq!(rollout_progress(&d), Progress::Done);
+    let d = deployment(
+        3,
+        2,
+        json!({
+            "observedGeneration": 2, "replicas": 3, "updatedReplicas": 1,
+            "conditions": [
+                {"type": "Available", "status": "True"},
+                {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"},
+            ],
+        }),
+    );
+    assert_eq!(rollout_progress(&d), Progress::DeadlineExceeded);
+}
+
+fn rs(rev: u64, image: &str) -> (u64, Value) {
+    (
+        rev,
+        json!({
+            "metadata": {"annotations": {REVISION_ANNOTATION: rev.to_string()}},
+            "spec": {"template": {
+                "metadata": {"labels": {"app": "web", TEMPLATE_HASH_LABEL: format!("h{rev}")}},
+                "spec": {"containers": [{"name": "c", "image": image}]},
+            }},
+        }),
+    )
+}
+
+#[test]
+fn rollback_targets() {
+    let h = vec![rs(1, "a"), rs(2, "b"), rs(4, "c")];
+    let pick = |cur, to| rollback_target(&h, cur, to, "web").map(|(r, _)| *r);
+    assert_eq!(pick(Some(4), None).ok(), Some(2));
+    assert_eq!(pick(None, None).ok(), Some(2));
+    assert_eq!(pick(Some(2), None).ok(), Some(1));
+    assert_eq!(pick(Some(4), Some(1)).ok(), Some(1));
+    assert_eq!(pick(Some(4), Some(0)).ok(), Some(2));
+    let e = pick(Some(4), Some(3)).expect_err("no revision 3");
+    assert_eq!(
+        e.to_string(),
+        "unable to find specified revision 3 in history"
+    );
+    let e = pick(Some(1), None).expect_err("nothing older");
+    assert!(e.to_string().contains("no previous revision"), "{e}");
+    let e = rollback_target(&[], None, None, "web").expect_err("no history");
+    assert_eq!(
+        e.to_string(),
+        "no rollout history found for deployment \"web\""
+    );
+}
+
+#[test]
+fn rollback_template_drops_the_hash_label() {
+    let t = template_without_hash(&rs(2, "b").1).expect("template");
+    assert_eq!(t["metadata"]["labels"], json!({"app": "web"}));
+    assert_eq!(t["spec"]["containers"][0]["image"], "b");
+    assert!(template_without_hash(&json!({"spec": {}})).is_err());
+}
+
+#[test]
+fn max_unavailable_as_the_controller_resolves_it() {
+    let d = |replicas: u64, strategy: Value| json!({"spec": {"replicas": replicas, "strategy": strategy}});
+    assert_eq!(max_unavailable(&d(4, json!(null))), 1);
+    assert_eq!(max_unavailable(&d(1, json!(null))), 0);
+    assert_eq!(
+        max_unavailable(&d(10, json!({"rollingUpdate": {"maxUnavailable": "33%"}}))),
+        3
+    );
+    assert_eq!(
+        max_unavailable(&d(10, json!({"rollingUpdate": {"maxUnavailable": 2}}))),
+        2
+    );
+    assert_eq!(
+        max_unavailable(&d(
+            3,
+            json!({"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}})
+        )),
+        1
+    );
+    assert_eq!(max_unavailable(&d(3, json!({"type": "Recreate"}))), 3);
+    assert_eq!(max_unavailable(&json!({"spec": {}})), 0);
+}
+
+#[test]
+fn node_columns() {
+    assert_eq!(human_memory(0), "0Mi");
+    assert_eq!(human_memory(512 * 1024 * 1024), "512Mi");
+    assert_eq!(human_memory(2 * 1024 * 1024 * 1024), "2Gi");
+    assert_eq!(human_memory(24_421_940 * 1024), "23.3Gi");
+    let pod = json!({"spec": {"containers": [
+        {"resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}},
+        {"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}},
+        {"name": "no-resources"},
+    ]}});
+    assert_eq!(pod_requests(&pod), (1250, (64 + 1024) * 1024 * 1024));
+
+    let members = vec![
+        json!({"state": "down", "meta": {"name": "a", "raftRole": "voter"}}),
+        json!({"state": "alive", "meta": {"name": "a", "raftRole": "leader"}}),
+        json!({"state": "suspect", "meta": {"name": "b"}}),
+    ];
+    let a = member_named(&members, "a");
+    assert_eq!(a.map(|m| &m["meta"]["raftRole"]), Some(&json!("leader")));
+    let plain = json!({"spec": {}});
+    let cordoned = json!({"spec": {"unschedulable": true}});
+    assert_eq!(node_status(&plain, a), "Ready");
+    assert_eq!(node_status(&cordoned, a), "Ready,SchedulingDisabled");
+    assert_eq!(node_status(&plain, member_named(&members, "b")), "Suspect");
+    assert_eq!(node_status(&plain, member_named(&members, "c")), "NotReady");
+}
+
+#[test]
+fn controller_owner_and_pod_state() {
+    let p = json!({
+        "metadata": {"ownerReferences": [
+            {"kind": "Other", "name": "x", "uid": "1"},
+            {"kind": "ReplicaSet", "name": "web-1", "uid": "2", "controller": true},
+        ]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    });
+    assert_eq!(
+        controller_ref(&p).map(|r| &r["name"]),
+        Some(&json!("web-1"))
+    );
+    assert!(is_ready_pod(&p) && !is_terminal_pod(&p));
+    assert!(controller_ref(&json!({"metadata": {}})).is_none());
+    assert!(is_terminal_pod(&json!({"status": {"phase": "Succeeded"}})));
+}
