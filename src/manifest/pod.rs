@@ -1,0 +1,447 @@
+//! Checks of a pod spec: containers, probes, resources, volumes, scheduling fields.
+
+use super::*;
+
+// ---------------------------------------------------------------- pods
+
+pub(super) const HOST_PATH_TYPES: &[&str] = &[
+    "",
+    "DirectoryOrCreate",
+    "Directory",
+    "FileOrCreate",
+    "File",
+    "Socket",
+    "CharDevice",
+    "BlockDevice",
+];
+
+pub(super) fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "TCP",
+        Protocol::Udp => "UDP",
+        Protocol::Sctp => "SCTP",
+    }
+}
+
+pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut Checker) -> Res {
+    if spec.containers.is_empty() {
+        return fail(
+            format!("{path}.containers"),
+            "at least one container is required",
+        );
+    }
+    let mut volumes = BTreeSet::new();
+    for (i, v) in spec.volumes.iter().enumerate() {
+        let vp = format!("{path}.volumes[{i}]");
+        check_dns_label(&format!("{vp}.name"), &v.name)?;
+        if !volumes.insert(v.name.as_str()) {
+            return fail(
+                format!("{vp}.name"),
+                format!("duplicate volume name {:?}", v.name),
+            );
+        }
+        let sources = [
+            v.host_path.is_some(),
+            v.empty_dir.is_some(),
+            v.config_map.is_some(),
+            v.secret.is_some(),
+        ]
+        .into_iter()
+        .filter(|s| *s)
+        .count();
+        if sources != 1 {
+            let what = if sources == 0 { "no" } else { "more than one" };
+            return fail(
+                vp,
+                format!(
+                    "{what} volume source: set exactly one of hostPath, emptyDir, configMap or secret"
+                ),
+            );
+        }
+        if let Some(h) = &v.host_path {
+            if !h.path.starts_with('/') {
+                return fail(format!("{vp}.hostPath.path"), "must be an absolute path");
+            }
+            if let Some(t) = &h.path_type {
+                if !HOST_PATH_TYPES.contains(&t.as_str()) {
+                    return fail(
+                        format!("{vp}.hostPath.type"),
+                        format!(
+                            "unknown type {t:?}: expected one of {}",
+                            HOST_PATH_TYPES[1..].join(", ")
+                        ),
+                    );
+                }
+                ck.not_acted_on(&format!("{vp}.hostPath.type"));
+            }
+        }
+        if let Some(e) = &v.empty_dir {
+            if let Some(m) = &e.medium {
+                if !m.is_empty() && m != "Memory" {
+                    return fail(
+                        format!("{vp}.emptyDir.medium"),
+                        format!("unknown medium {m:?}: expected \"\" or \"Memory\""),
+                    );
+                }
+                ck.not_acted_on(&format!("{vp}.emptyDir.medium"));
+            }
+            if let Some(q) = &e.size_limit {
+                let p = format!("{vp}.emptyDir.sizeLimit");
+                q.memory_bytes().or_else(|e| fail(&p, e.to_string()))?;
+                ck.not_acted_on(&p);
+            }
+        }
+        if let Some(c) = &v.config_map {
+            check_dns_subdomain(&format!("{vp}.configMap.name"), &c.name)?;
+            check_key_paths(&format!("{vp}.configMap"), &c.items, c.default_mode)?;
+        }
+        if let Some(s) = &v.secret {
+            check_dns_subdomain(&format!("{vp}.secret.secretName"), &s.secret_name)?;
+            check_key_paths(&format!("{vp}.secret"), &s.items, s.default_mode)?;
+        }
+    }
+
+    let mut names = BTreeSet::new();
+    let mut port_names = BTreeSet::new();
+    let mut host_ports = BTreeSet::new();
+    for (i, c) in spec.containers.iter().enumerate() {
+        let cp = format!("{path}.containers[{i}]");
+        check_dns_label(&format!("{cp}.name"), &c.name)?;
+        if !names.insert(c.name.as_str()) {
+            return fail(
+                format!("{cp}.name"),
+                format!("duplicate container name {:?}", c.name),
+            );
+        }
+        for (j, port) in c.ports.iter().enumerate() {
+            let pp = format!("{cp}.ports[{j}]");
+            if port.container_port == 0 {
+                return fail(format!("{pp}.containerPort"), "must be between 1 and 65535");
+            }
+            if let Some(name) = &port.name {
+                check_port_name(&format!("{pp}.name"), name)?;
+                if !port_names.insert(name.as_str()) {
+                    return fail(
+                        format!("{pp}.name"),
+                        format!("duplicate port name {name:?} in this pod"),
+                    );
+                }
+            }
+            let proto = port.protocol.unwrap_or_default();
+            if let Some(hp) = port.host_port.filter(|hp| *hp != 0)
+                && !host_ports.insert((hp, protocol_name(proto)))
+            {
+                return fail(
+                    format!("{pp}.hostPort"),
+                    format!(
+                        "host port {hp}/{} is used twice in this pod",
+                        protocol_name(proto)
+                    ),
+                );
+            }
+        }
+        check_container(c, &cp, &volumes, ck)?;
+    }
+
+    let rp_path = format!("{path}.restartPolicy");
+    match (owner, spec.restart_policy) {
+        (Kind::Deployment, Some(rp)) if rp != RestartPolicy::Always => {
+            return fail(
+                rp_path,
+                format!("{rp:?} is not allowed in a Deployment: only Always"),
+            );
+        }
+        (Kind::Job, None) => {
+            return fail(
+                rp_path,
+                "missing: a Job's pod template needs restartPolicy OnFailure or Never",
+            );
+        }
+        (Kind::Job, Some(RestartPolicy::Always)) => {
+            return fail(
+                rp_path,
+                "Always is not allowed in a Job: use OnFailure or Never",
+            );
+        }
+        _ => {}
+    }
+    if spec.node_name.as_deref() == Some("") {
+        return fail(format!("{path}.nodeName"), "must not be empty when given");
+    }
+    check_labels(&format!("{path}.nodeSelector"), &spec.node_selector)
+}
+
+pub(super) fn check_key_paths(path: &str, items: &[KeyToPath], default_mode: Option<u32>) -> Res {
+    if let Some(m) = default_mode {
+        check_mode(&format!("{path}.defaultMode"), m)?;
+    }
+    for (i, item) in items.iter().enumerate() {
+        let ip = format!("{path}.items[{i}]");
+        check_config_key(&format!("{ip}.key"), &item.key)?;
+        check_relative_path(&format!("{ip}.path"), &item.path)?;
+        if let Some(m) = item.mode {
+            check_mode(&format!("{ip}.mode"), m)?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn check_mode(path: &str, mode: u32) -> Res {
+    if mode > 0o777 {
+        return fail(
+            path,
+            format!("{mode} is not a file mode: must be between 0 and 0777 (511)"),
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn check_relative_path(path: &str, p: &str) -> Res {
+    if p.is_empty() || p.starts_with('/') || p.split('/').any(|part| part == "..") {
+        return fail(path, format!("{p:?} must be a relative path without '..'"));
+    }
+    Ok(())
+}
+
+pub(super) fn check_container(
+    c: &Container,
+    cp: &str,
+    volumes: &BTreeSet<&str>,
+    ck: &mut Checker,
+) -> Res {
+    if c.image.trim().is_empty() {
+        return fail(
+            format!("{cp}.image"),
+            "missing: every container needs an image",
+        );
+    }
+    if c.image.chars().any(char::is_whitespace) {
+        return fail(
+            format!("{cp}.image"),
+            format!("{:?} must not contain whitespace", c.image),
+        );
+    }
+    if let Some(dir) = &c.working_dir
+        && (!dir.starts_with('/') || dir.split('/').any(|part| part == ".."))
+    {
+        return fail(
+            format!("{cp}.workingDir"),
+            format!("{dir:?} must be an absolute path without '..'"),
+        );
+    }
+    if let Err(why) = check_image_reference(&c.image) {
+        return fail(
+            format!("{cp}.image"),
+            format!("{:?} is not a valid image reference: {why}", c.image),
+        );
+    }
+
+    for (j, e) in c.env.iter().enumerate() {
+        let ep = format!("{cp}.env[{j}]");
+        if e.name.is_empty()
+            || e.name.contains('=')
+            || !e.name.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return fail(
+                format!("{ep}.name"),
+                format!(
+                    "{:?} is not a valid variable name: printable characters other than '=' and spaces",
+                    e.name
+                ),
+            );
+        }
+        if let Some(from) = &e.value_from {
+            if e.value.is_some() {
+                return fail(
+                    format!("{ep}.valueFrom"),
+                    "may not be set together with value",
+                );
+            }
+            let refs = [&from.config_map_key_ref, &from.secret_key_ref];
+            match refs.iter().filter(|r| r.is_some()).count() {
+                0 => {
+                    return fail(
+                        format!("{ep}.valueFrom"),
+                        "set configMapKeyRef or secretKeyRef",
+                    );
+                }
+                1 => {}
+                _ => {
+                    return fail(
+                        format!("{ep}.valueFrom"),
+                        "set only one of configMapKeyRef and secretKeyRef",
+                    );
+                }
+            }
+            for (field, r) in [
+                ("configMapKeyRef", &from.config_map_key_ref),
+                ("secretKeyRef", &from.secret_key_ref),
+            ] {
+                if let Some(r) = r {
+                    let rp = format!("{ep}.valueFrom.{field}");
+                    check_dns_subdomain(&format!("{rp}.name"), &r.name)?;
+                    check_config_key(&format!("{rp}.key"), &r.key)?;
+                }
+            }
+        }
+    }
+    for (j, e) in c.env_from.iter().enumerate() {
+        let ep = format!("{cp}.envFrom[{j}]");
+        match (&e.config_map_ref, &e.secret_ref) {
+            (Some(r), None) => check_dns_subdomain(&format!("{ep}.configMapRef.name"), &r.name)?,
+            (None, Some(r)) => check_dns_subdomain(&format!("{ep}.secretRef.name"), &r.name)?,
+            _ => {
+                return fail(ep, "set exactly one of configMapRef and secretRef");
+            }
+        }
+    }
+
+    if let Some(r) = &c.resources {
+        let rp = format!("{cp}.resources");
+        for (section, map) in [("requests", &r.requests), ("limits", &r.limits)] {
+            for (name, q) in map {
+                let qp = join(&format!("{rp}.{section}"), name);
+                match name.as_str() {
+                    "cpu" => parse_cpu_millis(q.as_str()).map(|_| ()),
+                    "memory" => parse_memory_bytes(q.as_str()).map(|_| ()),
+                    _ => {
+                        return fail(qp, "resource not supported by shoal (only cpu and memory)");
+                    }
+                }
+                .or_else(|e| fail(&qp, e.to_string()))?;
+            }
+        }
+        for name in ["cpu", "memory"] {
+            if let (Some(req), Some(lim)) = (r.requests.get(name), r.limits.get(name)) {
+                let parse = if name == "cpu" {
+                    parse_cpu_millis
+                } else {
+                    parse_memory_bytes
+                };
+                if parse(req.as_str()).ok() > parse(lim.as_str()).ok() {
+                    return fail(
+                        format!("{rp}.requests.{name}"),
+                        format!("request {req} must not exceed the limit {lim}"),
+                    );
+                }
+            }
+        }
+    }
+
+    let port_names: BTreeSet<&str> = c.ports.iter().filter_map(|p| p.name.as_deref()).collect();
+    for (field, probe, single_success) in [
+        ("livenessProbe", &c.liveness_probe, true),
+        ("readinessProbe", &c.readiness_probe, false),
+        ("startupProbe", &c.startup_probe, true),
+    ] {
+        if let Some(p) = probe {
+            check_probe(p, &format!("{cp}.{field}"), &port_names, single_success)?;
+        }
+    }
+
+    let mut mount_paths = BTreeSet::new();
+    for (j, m) in c.volume_mounts.iter().enumerate() {
+        let mp = format!("{cp}.volumeMounts[{j}]");
+        if !volumes.contains(m.name.as_str()) {
+            return fail(
+                format!("{mp}.name"),
+                format!("no volume named {:?} in the pod's volumes", m.name),
+            );
+        }
+        if !m.mount_path.starts_with('/') {
+            return fail(format!("{mp}.mountPath"), "must be an absolute path");
+        }
+        if !mount_paths.insert(m.mount_path.trim_end_matches('/')) {
+            return fail(
+                format!("{mp}.mountPath"),
+                format!("{:?} is mounted twice in this container", m.mount_path),
+            );
+        }
+        if let Some(sp) = &m.sub_path {
+            check_relative_path(&format!("{mp}.subPath"), sp)?;
+        }
+    }
+
+    if c.image_pull_policy.is_some() {
+        ck.not_acted_on(&format!("{cp}.imagePullPolicy"));
+    }
+    Ok(())
+}
+
+pub(super) fn check_probe(
+    p: &Probe,
+    path: &str,
+    port_names: &BTreeSet<&str>,
+    single_success: bool,
+) -> Res {
+    let handlers = [
+        p.http_get.is_some(),
+        p.tcp_socket.is_some(),
+        p.exec.is_some(),
+    ]
+    .into_iter()
+    .filter(|h| *h)
+    .count();
+    if handlers != 1 {
+        let what = if handlers == 0 { "no" } else { "more than one" };
+        return fail(
+            path,
+            format!("{what} handler: set exactly one of httpGet, tcpSocket or exec"),
+        );
+    }
+    if let Some(h) = &p.http_get {
+        check_probe_port(&format!("{path}.httpGet.port"), &h.port, port_names)?;
+        for (i, header) in h.http_headers.iter().enumerate() {
+            if header.name.is_empty() || !header.name.bytes().all(|b| b.is_ascii_graphic()) {
+                return fail(
+                    format!("{path}.httpGet.httpHeaders[{i}].name"),
+                    format!("{:?} is not a valid header name", header.name),
+                );
+            }
+        }
+    }
+    if let Some(t) = &p.tcp_socket {
+        check_probe_port(&format!("{path}.tcpSocket.port"), &t.port, port_names)?;
+    }
+    if let Some(e) = &p.exec
+        && e.command.is_empty()
+    {
+        return fail(format!("{path}.exec.command"), "must not be empty");
+    }
+    for (field, v) in [
+        ("periodSeconds", p.period_seconds),
+        ("timeoutSeconds", p.timeout_seconds),
+        ("failureThreshold", p.failure_threshold),
+        ("successThreshold", p.success_threshold),
+    ] {
+        if v == Some(0) {
+            return fail(format!("{path}.{field}"), "must be at least 1");
+        }
+    }
+    if single_success && p.success_threshold.is_some_and(|s| s != 1) {
+        return fail(
+            format!("{path}.successThreshold"),
+            "must be 1 for liveness and startup probes",
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn check_port_number(path: &str, port: &IntOrString) -> Res {
+    match port {
+        IntOrString::Int(n) if (1..=65535).contains(n) => Ok(()),
+        IntOrString::Int(n) => fail(path, format!("{n} must be between 1 and 65535")),
+        IntOrString::String(s) => check_port_name(path, s),
+    }
+}
+
+pub(super) fn check_probe_port(path: &str, port: &IntOrString, port_names: &BTreeSet<&str>) -> Res {
+    check_port_number(path, port)?;
+    match port {
+        IntOrString::String(s) if !port_names.contains(s.as_str()) => fail(
+            path,
+            format!("no port named {s:?} in this container's ports"),
+        ),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,283 @@
+//! Checks of the workload and service kinds: Deployment, Job, Service, ConfigMap, Secret.
+
+use super::*;
+
+// ---------------------------------------------------------------- workloads
+
+pub(super) fn check_template_metadata(t: &PodTemplateSpec, path: &str) -> Res {
+    if let Some(m) = &t.metadata {
+        check_labels(&format!("{path}.metadata.labels"), &m.labels)?;
+        check_annotations(&format!("{path}.metadata.annotations"), &m.annotations)?;
+    }
+    Ok(())
+}
+
+pub(super) fn check_selector(sel: &LabelSelector, path: &str) -> Res {
+    check_labels(&format!("{path}.matchLabels"), &sel.match_labels)?;
+    for (i, r) in sel.match_expressions.iter().enumerate() {
+        let rp = format!("{path}.matchExpressions[{i}]");
+        check_qualified_name(&format!("{rp}.key"), &r.key)?;
+        match r.operator {
+            SelectorOperator::In | SelectorOperator::NotIn => {
+                if r.values.is_empty() {
+                    return fail(
+                        format!("{rp}.values"),
+                        format!("must not be empty for operator {:?}", r.operator),
+                    );
+                }
+                for (j, v) in r.values.iter().enumerate() {
+                    check_label_value(&format!("{rp}.values[{j}]"), v)?;
+                }
+            }
+            SelectorOperator::Exists | SelectorOperator::DoesNotExist => {
+                if !r.values.is_empty() {
+                    return fail(
+                        format!("{rp}.values"),
+                        format!("must be empty for operator {:?}", r.operator),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn format_labels(labels: &BTreeMap<String, String>) -> String {
+    let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+pub(super) fn is_zero(v: &IntOrString) -> bool {
+    matches!(v, IntOrString::Int(0)) || matches!(v, IntOrString::String(s) if s == "0%")
+}
+
+/// A count (>= 0) or a whole percentage; `max_percent` bounds percentages.
+pub(super) fn check_count_or_percent(path: &str, v: &IntOrString, max_percent: Option<u64>) -> Res {
+    match v {
+        IntOrString::Int(n) if *n < 0 => fail(path, format!("{n} must not be negative")),
+        IntOrString::Int(_) => Ok(()),
+        IntOrString::String(s) => {
+            let pct = s.strip_suffix('%').and_then(|p| p.parse::<u64>().ok());
+            match pct {
+                None => fail(
+                    path,
+                    format!("{s:?} must be a whole number or a percentage such as \"25%\""),
+                ),
+                Some(p) if max_percent.is_some_and(|m| p > m) => {
+                    fail(path, format!("{s:?} must be at most 100%"))
+                }
+                Some(_) => Ok(()),
+            }
+        }
+    }
+}
+
+/// Kubernetes' `replicas` is an int32.
+pub(super) const MAX_REPLICAS: u32 = i32::MAX as u32;
+
+pub(super) fn check_deployment(spec: &DeploymentSpec, ck: &mut Checker) -> Res {
+    if let Some(r) = spec.replicas
+        && r > MAX_REPLICAS
+    {
+        return fail(
+            "spec.replicas",
+            format!("{r} is over {MAX_REPLICAS}, the largest a Kubernetes int32 holds"),
+        );
+    }
+    check_selector(&spec.selector, "spec.selector")?;
+    if spec.selector.is_empty() {
+        return fail(
+            "spec.selector",
+            "empty: set matchLabels or matchExpressions (an empty selector would select every pod)",
+        );
+    }
+    check_template_metadata(&spec.template, "spec.template")?;
+    let labels = spec.template.labels();
+    if labels.is_empty() {
+        return fail(
+            "spec.template.metadata.labels",
+            "missing: the pod template needs labels that spec.selector matches",
+        );
+    }
+    if !spec.selector.matches(&labels) {
+        return fail(
+            "spec.selector",
+            format!("does not match template labels {}", format_labels(&labels)),
+        );
+    }
+    if let Some(st) = &spec.strategy
+        && let Some(ru) = &st.rolling_update
+    {
+        let rp = "spec.strategy.rollingUpdate";
+        if st.strategy_type == Some(StrategyType::Recreate) {
+            return fail(rp, "may not be set when type is Recreate");
+        }
+        if let Some(v) = &ru.max_surge {
+            check_count_or_percent(&format!("{rp}.maxSurge"), v, None)?;
+        }
+        if let Some(v) = &ru.max_unavailable {
+            check_count_or_percent(&format!("{rp}.maxUnavailable"), v, Some(100))?;
+        }
+        if ru.max_surge.as_ref().is_some_and(is_zero)
+            && ru.max_unavailable.as_ref().is_some_and(is_zero)
+        {
+            return fail(
+                format!("{rp}.maxUnavailable"),
+                "may not be 0 when maxSurge is 0",
+            );
+        }
+    }
+    if let Some(pd) = spec.progress_deadline_seconds {
+        let min_ready = spec.min_ready_seconds.unwrap_or(0);
+        if pd <= min_ready {
+            return fail(
+                "spec.progressDeadlineSeconds",
+                format!("must be greater than minReadySeconds ({min_ready})"),
+            );
+        }
+    }
+    check_pod_spec(
+        &spec.template.spec,
+        "spec.template.spec",
+        Kind::Deployment,
+        ck,
+    )
+}
+
+pub(super) fn check_job(spec: &JobSpec, ck: &mut Checker) -> Res {
+    if spec.active_deadline_seconds == Some(0) {
+        return fail("spec.activeDeadlineSeconds", "must be at least 1");
+    }
+    check_template_metadata(&spec.template, "spec.template")?;
+    check_pod_spec(&spec.template.spec, "spec.template.spec", Kind::Job, ck)
+}
+
+// ---------------------------------------------------------------- services, config
+
+pub(super) fn check_service(spec: &ServiceSpec, ck: &mut Checker) -> Res {
+    check_labels("spec.selector", &spec.selector)?;
+    let headless = spec.cluster_ip.as_deref() == Some("None");
+    if spec.ports.is_empty() && !headless {
+        return fail("spec.ports", "at least one port is required");
+    }
+    let exposed = matches!(
+        spec.service_type,
+        Some(ServiceType::NodePort | ServiceType::LoadBalancer)
+    );
+    let mut names = BTreeSet::new();
+    let mut ports = BTreeSet::new();
+    for (i, port) in spec.ports.iter().enumerate() {
+        let pp = format!("spec.ports[{i}]");
+        if port.port == 0 {
+            return fail(format!("{pp}.port"), "must be between 1 and 65535");
+        }
+        match &port.name {
+            Some(n) => {
+                check_dns_label(&format!("{pp}.name"), n)?;
+                if !names.insert(n.as_str()) {
+                    return fail(format!("{pp}.name"), format!("duplicate port name {n:?}"));
+                }
+            }
+            None if spec.ports.len() > 1 => {
+                return fail(
+                    format!("{pp}.name"),
+                    "missing: required when the service has more than one port",
+                );
+            }
+            None => {}
+        }
+        let proto = port.protocol.unwrap_or_default();
+        if proto != Protocol::Tcp {
+            return fail(
+                format!("{pp}.protocol"),
+                format!(
+                    "{} is not supported: shoal's service proxy carries TCP only",
+                    protocol_name(proto)
+                ),
+            );
+        }
+        if !ports.insert(port.port) {
+            return fail(
+                format!("{pp}.port"),
+                format!("port {} is listed twice", port.port),
+            );
+        }
+        if let Some(t) = &port.target_port {
+            check_port_number(&format!("{pp}.targetPort"), t)?;
+        }
+        if port.node_port.is_some() && !exposed {
+            return fail(
+                format!("{pp}.nodePort"),
+                "may only be set when type is NodePort or LoadBalancer",
+            );
+        }
+    }
+    // Friendlier than a refusal: manifests written for clouds keep working,
+    // and Kubernetes itself serves a LoadBalancer as NodePort when no
+    // provider exists.
+    if spec.service_type == Some(ServiceType::LoadBalancer) {
+        ck.warn(
+            "spec.type",
+            "LoadBalancer is served as NodePort (shoal provisions no external load balancer)",
+        );
+    }
+    if let Some(ip) = spec.cluster_ip.as_deref()
+        && ip != "None"
+        && ip.parse::<std::net::Ipv4Addr>().is_err()
+    {
+        return fail(
+            "spec.clusterIP",
+            format!("{ip:?} is neither an IPv4 address nor \"None\""),
+        );
+    }
+    Ok(())
+}
+
+pub(super) const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+pub(super) fn check_config_map(cm: &ConfigMapBody) -> Res {
+    let mut size = 0;
+    for (k, v) in &cm.data {
+        check_config_key(&join("data", k), k)?;
+        size += k.len() + v.len();
+    }
+    for (k, v) in &cm.binary_data {
+        let p = join("binaryData", k);
+        check_config_key(&p, k)?;
+        if cm.data.contains_key(k) {
+            return fail(p, "the same key is also in data");
+        }
+        let bytes = decode_base64(v).or_else(|e| fail(&p, e.to_string()))?;
+        size += k.len() + bytes.len();
+    }
+    if size > MAX_DATA_BYTES {
+        return fail("data", "data and binaryData together must be at most 1 MiB");
+    }
+    Ok(())
+}
+
+pub(super) fn check_secret(s: &mut SecretBody) -> Res {
+    if s.secret_type.as_deref() == Some("") {
+        return fail("type", "must not be empty when given");
+    }
+    let mut size = 0;
+    let mut canonical = BTreeMap::new();
+    for (k, v) in &s.data {
+        let p = join("data", k);
+        check_config_key(&p, k)?;
+        let bytes = decode_base64(v).or_else(|e| fail(&p, e.to_string()))?;
+        size += k.len() + bytes.len();
+        canonical.insert(k.clone(), encode_base64(&bytes));
+    }
+    for (k, v) in &s.string_data {
+        check_config_key(&join("stringData", k), k)?;
+        size += k.len() + v.len();
+        canonical.insert(k.clone(), encode_base64(v.as_bytes()));
+    }
+    if size > MAX_DATA_BYTES {
+        return fail("data", "data and stringData together must be at most 1 MiB");
+    }
+    s.data = canonical;
+    s.string_data.clear();
+    Ok(())
+}
