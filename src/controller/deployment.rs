@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use tracing::{debug, info};
+use tracing::info;
 
 use super::replicaset::owned_sets;
 use super::{PodView, fence, now_secs, pods_by_owner};
@@ -88,7 +88,8 @@ pub async fn reconcile(store: &Store, deployments: &[Object], sets: &[Object], p
     let by_owner = pods_by_owner(pods);
     for d in deployments {
         if let Err(e) = sync_one(store, d, sets, &by_owner).await {
-            debug!(deployment = %d.metadata.name, "deployment sync: {e}");
+            let key = d.key().map(|k| k.to_string()).unwrap_or_default();
+            e.log("deployment", &key);
         }
     }
 }
@@ -177,7 +178,7 @@ async fn sync_one(
     d: &Object,
     all_sets: &[Object],
     by_owner: &BTreeMap<String, Vec<&PodView>>,
-) -> Result<(), String> {
+) -> Result<(), super::ControllerError> {
     let key = d.key().ok_or("deployment key")?;
     let body = DeploymentBody::from_object(d).map_err(|e| e.to_string())?;
     let spec = &body.spec;
@@ -353,10 +354,7 @@ async fn sync_one(
     {
         ops.insert(0, fence(d)?);
     }
-    store
-        .write(Command { ops })
-        .await
-        .map_err(|e| e.to_string())?;
+    store.write(Command { ops }).await?;
     Ok(())
 }
 

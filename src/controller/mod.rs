@@ -71,6 +71,59 @@ impl Default for SchedulerConfig {
     }
 }
 
+/// Why one object's reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The object (or what the controller built from it) is not usable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The write was refused or did not reach a quorum.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl ControllerError {
+    /// Another writer got there first (a conflict on a fenced write): the
+    /// next pass reads again; nothing is wrong.
+    pub fn is_race(&self) -> bool {
+        use crate::store::{StoreError, TxnError};
+        matches!(
+            self,
+            ControllerError::Store(StoreError::Txn(
+                TxnError::Conflict { .. }
+                    | TxnError::AlreadyExists { .. }
+                    | TxnError::NotFound { .. }
+            ))
+        )
+    }
+
+    /// Logs a failed reconcile of `key`: a lost race at DEBUG, anything else
+    /// at WARN, so a reconcile that keeps failing is seen.
+    pub fn log(&self, controller: &str, key: &str) {
+        if self.is_race() {
+            tracing::debug!(
+                controller,
+                object = key,
+                "reconcile lost a race, retried next pass: {self}"
+            );
+        } else {
+            tracing::warn!(controller, object = key, "reconcile failed: {self}");
+        }
+    }
+}
+
+impl From<String> for ControllerError {
+    fn from(s: String) -> Self {
+        ControllerError::Invalid(s)
+    }
+}
+
+impl From<&str> for ControllerError {
+    fn from(s: &str) -> Self {
+        ControllerError::Invalid(s.to_string())
+    }
+}
+
 const PASS_EVERY: Duration = Duration::from_millis(500);
 
 /// Per-object retry delays: an object whose sync failed is left alone until
@@ -247,4 +300,28 @@ pub fn fence(o: &Object) -> Result<Op, String> {
         key: o.key().ok_or("object of unknown kind")?,
         version: o.resource_version(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::ObjectKey;
+    use crate::store::{StoreError, TxnError};
+
+    #[test]
+    fn lost_races_are_told_from_failures() {
+        let key = ObjectKey::new(Kind::ReplicaSet, "default", "web-1");
+        let conflict = ControllerError::Store(StoreError::Txn(TxnError::Conflict {
+            key: key.clone(),
+            expected: 3,
+            actual: 4,
+        }));
+        assert!(conflict.is_race());
+        let too_large = ControllerError::Store(StoreError::Txn(TxnError::TooLarge {
+            bytes: 10,
+            limit: 1,
+        }));
+        assert!(!too_large.is_race());
+        assert!(!ControllerError::from("deployment key").is_race());
+    }
 }

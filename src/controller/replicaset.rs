@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tracing::debug;
 
 use super::{PodView, fence, owned_by, pods_by_owner};
 use crate::resource::types::{Body, ReplicaSetBody};
@@ -89,7 +88,8 @@ pub async fn reconcile(
             Ok(()) => backoff.succeeded(uid),
             Err(e) => {
                 let wait = backoff.failed(uid);
-                debug!(rs = %rs.metadata.name, ?wait, "replicaset sync: {e}");
+                let key = rs.key().map(|k| k.to_string()).unwrap_or_default();
+                e.log("replicaset", &format!("{key} (next try in {wait:?})"));
             }
         }
     }
@@ -144,7 +144,7 @@ async fn sync_one(
     by_owner: &BTreeMap<String, Vec<&PodView>>,
     names: &HashSet<(String, String)>,
     max_replicas: u32,
-) -> Result<(), String> {
+) -> Result<(), super::ControllerError> {
     let Some(key) = rs.key() else { return Ok(()) };
     let body = ReplicaSetBody::from_object(rs).map_err(|e| e.to_string())?;
     let uid = rs.metadata.uid.clone().unwrap_or_default();
@@ -228,10 +228,7 @@ async fn sync_one(
     }
     let n = ops.len();
     ops.insert(0, fence(rs)?);
-    store
-        .write(Command { ops })
-        .await
-        .map_err(|e| e.to_string())?;
+    store.write(Command { ops }).await?;
     metrics::counter!("shoal_controller_replicaset_changes_total").increment(n as u64);
     Ok(())
 }

@@ -794,63 +794,29 @@ impl<'de> Deserialize<'de> for IntOrString {
 
 // ---------------------------------------------------------------- base64
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Encodes bytes as standard, padded base64 (as Kubernetes stores Secret data).
 pub fn encode_base64(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Decodes standard, padded base64, ignoring line breaks (as Kubernetes does).
 pub fn decode_base64(s: &str) -> Result<Vec<u8>, Base64Error> {
+    use base64::Engine as _;
     let clean: Vec<u8> = s.bytes().filter(|b| *b != b'\n' && *b != b'\r').collect();
     if !clean.len().is_multiple_of(4) {
         return Err(Base64Error::Length);
     }
-    let mut out = Vec::with_capacity(clean.len() / 4 * 3);
-    let groups = clean.len() / 4;
-    for (g, quad) in clean.chunks(4).enumerate() {
-        let pad = quad.iter().rev().take_while(|b| **b == b'=').count();
-        if pad > 2 || (pad > 0 && g + 1 != groups) {
-            return Err(Base64Error::Padding);
-        }
-        let mut n: u32 = 0;
-        for (i, &c) in quad.iter().enumerate() {
-            let v = if i >= 4 - pad {
-                0
-            } else {
-                match c {
-                    b'A'..=b'Z' => c - b'A',
-                    b'a'..=b'z' => c - b'a' + 26,
-                    b'0'..=b'9' => c - b'0' + 52,
-                    b'+' => 62,
-                    b'/' => 63,
-                    b'=' => return Err(Base64Error::Padding),
-                    _ => return Err(Base64Error::Character(char::from(c))),
-                }
-            };
-            n = (n << 6) | u32::from(v);
-        }
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..3 - pad]);
-    }
-    Ok(out)
+    base64::engine::general_purpose::STANDARD
+        .decode(&clean)
+        .map_err(|e| match e {
+            base64::DecodeError::InvalidByte(_, b'=') | base64::DecodeError::InvalidPadding => {
+                Base64Error::Padding
+            }
+            base64::DecodeError::InvalidByte(_, c)
+            | base64::DecodeError::InvalidLastSymbol(_, c) => Base64Error::Character(char::from(c)),
+            base64::DecodeError::InvalidLength(_) => Base64Error::Length,
+        })
 }
 
 /// Why a string is not valid base64.
