@@ -324,10 +324,21 @@ async fn pass(
         };
         let ctx = ctx.clone();
         let done = done_tx.clone();
-        tokio::spawn(async move {
-            pod::sync(&ctx, &pod, containers, &mut state).await;
-            let _ = done.send((uid, state));
-        });
+        let span = tracing::info_span!(
+            "pod_sync",
+            pod = %format!(
+                "{}/{}",
+                pod.metadata.namespace.as_deref().unwrap_or_default(),
+                pod.metadata.name
+            )
+        );
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                pod::sync(&ctx, &pod, containers, &mut state).await;
+                let _ = done.send((uid, state));
+            },
+            span,
+        ));
     }
     // Forget pods that are gone (dropping their state stops their probes).
     slots.retain(|uid, slot| live.contains(uid) || slot.state.is_none());

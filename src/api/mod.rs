@@ -127,8 +127,21 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/healthz", get(healthz))
+        .layer(middleware::from_fn(request_span))
         .layer(DefaultBodyLimit::max(state.max_body))
         .with_state(state)
+}
+
+/// Runs each request in a span naming its method and path, so what a
+/// handler logs says which request it was serving.
+async fn request_span(req: Request, next: Next) -> Response {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "api",
+        method = %req.method(),
+        path = %req.uri().path()
+    );
+    next.run(req).instrument(span).await
 }
 
 /// An API error: an HTTP status and a one-line message.

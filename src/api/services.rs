@@ -83,14 +83,19 @@ impl ServiceAddresses {
             (None, None) => {
                 let cidr = crate::discovery::Cidr::parse(&s.discovery.service_cidr)
                     .map_err(|e| unprocessable(format!("discovery.service_cidr: {e}")))?;
-                let ip =
-                    crate::discovery::allocate_cluster_ip(&cidr, &key.namespace, &key.name, ips)
-                        .ok_or_else(|| {
-                            unprocessable(format!(
-                                "spec.clusterIP: no free address left in {}",
-                                s.discovery.service_cidr
-                            ))
-                        })?;
+                let ip = crate::discovery::allocate_cluster_ip(
+                    &cidr,
+                    &s.store.cluster_id().unwrap_or_default(),
+                    &key.namespace,
+                    &key.name,
+                    ips,
+                )
+                .ok_or_else(|| {
+                    unprocessable(format!(
+                        "spec.clusterIP: no free address left in {}",
+                        s.discovery.service_cidr
+                    ))
+                })?;
                 ips.insert(ip);
                 spec.cluster_ip = Some(ip.to_string());
             }

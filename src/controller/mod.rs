@@ -213,7 +213,11 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
             watch = store.watch(None, None, None).ok();
         }
         let started = std::time::Instant::now();
-        pass(&store, &membership, &cfg, &mut lifecycle, &mut backoff).await;
+        tracing::Instrument::instrument(
+            pass(&store, &membership, &cfg, &mut lifecycle, &mut backoff),
+            tracing::info_span!("controller_pass"),
+        )
+        .await;
         metrics::histogram!("shoal_controller_pass_seconds")
             .record(started.elapsed().as_secs_f64());
         tokio::select! {

@@ -21,8 +21,9 @@ pub struct Plan {
     /// Namespaces to create (built-in ones, and ones objects use without a
     /// Namespace object, from clusters older than namespace admission).
     pub create: Vec<String>,
-    /// Namespaces that show no phase yet: set `Active`.
-    pub activate: Vec<ObjectKey>,
+    /// Namespaces that show no phase yet, with their versions: set
+    /// `Active`, only if unchanged since read (a delete may have begun).
+    pub activate: Vec<(ObjectKey, u64)>,
     /// Objects of Terminating namespaces to delete, with their versions.
     pub delete: Vec<(ObjectKey, u64)>,
     /// Terminating namespaces that are empty: delete them.
@@ -83,7 +84,7 @@ pub fn plan(namespaces: &[Object], contents: &[Object]) -> Plan {
                 plan.finish.push((key, ns.resource_version()));
             }
         } else if phase(ns).is_none() {
-            plan.activate.push(key);
+            plan.activate.push((key, ns.resource_version()));
         }
     }
     plan
@@ -143,15 +144,21 @@ pub async fn reconcile(store: &Store) {
             }],
         ));
     }
-    for key in &plan.activate {
+    for (key, version) in &plan.activate {
         let status = serde_json::to_vec(&json!({ "phase": "Active" })).unwrap_or_default();
         writes.push((
             format!("activate {key}"),
-            vec![Op::SetStatus {
-                key: key.clone(),
-                uid: None,
-                status,
-            }],
+            vec![
+                Op::Check {
+                    key: key.clone(),
+                    version: *version,
+                },
+                Op::SetStatus {
+                    key: key.clone(),
+                    uid: None,
+                    status,
+                },
+            ],
         ));
     }
     for chunk in plan.delete.chunks(DELETE_CHUNK) {
@@ -179,7 +186,7 @@ pub async fn reconcile(store: &Store) {
     for (what, ops) in writes {
         match store.write(Command { ops }).await {
             Ok(_) => info!("namespaces: {what}"),
-            Err(e) => warn!("namespaces: {what}: {e}"),
+            Err(e) => super::ControllerError::from(e).log("namespace", &what),
         }
     }
 }
@@ -236,7 +243,10 @@ mod tests {
             obj("Namespace", None, "new"),
         ];
         let p = plan(&nss, &[]);
-        assert_eq!(p.activate, vec![ObjectKey::new(Kind::Namespace, "", "new")]);
+        assert_eq!(
+            p.activate,
+            vec![(ObjectKey::new(Kind::Namespace, "", "new"), 7)]
+        );
     }
 
     #[test]

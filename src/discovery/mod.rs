@@ -201,14 +201,24 @@ fn spread(seed: &str, n: u32) -> u32 {
 /// A free cluster IP for `namespace/name`: a hash of the name, then the
 /// next free one. The network and broadcast addresses and the first host
 /// address (reserved, as Kubernetes does) are never given.
+///
+/// The cluster id is part of the seed: two clusters on one host add their
+/// cluster IPs to the same interface, and the same Service name must not
+/// land on the same address in both (their balancers would share it).
 pub fn allocate_cluster_ip(
     cidr: &Cidr,
+    cluster: &str,
     namespace: &str,
     name: &str,
     used: &HashSet<Ipv4Addr>,
 ) -> Option<Ipv4Addr> {
     let usable = cidr.size().checked_sub(3)?;
-    let start = spread(&format!("{namespace}/{name}"), usable);
+    let seed = if cluster.is_empty() {
+        format!("{namespace}/{name}")
+    } else {
+        format!("{cluster}/{namespace}/{name}")
+    };
+    let start = spread(&seed, usable);
     (0..usable)
         .map(|i| Ipv4Addr::from(cidr.base + 2 + (start + i) % usable))
         .find(|ip| !used.contains(ip))
@@ -715,21 +725,25 @@ mod tests {
     fn allocation_is_stable_and_skips_used_and_reserved() {
         let cidr = Cidr::parse("10.96.0.0/30").unwrap();
         // A /30 has one usable address after the reserved ones.
-        let ip = allocate_cluster_ip(&cidr, "default", "web", &HashSet::new()).unwrap();
+        let ip = allocate_cluster_ip(&cidr, "", "default", "web", &HashSet::new()).unwrap();
         assert_eq!(ip, Ipv4Addr::new(10, 96, 0, 2));
         assert_eq!(
-            allocate_cluster_ip(&cidr, "default", "web", &HashSet::from([ip])),
+            allocate_cluster_ip(&cidr, "", "default", "web", &HashSet::from([ip])),
             None
         );
         let big = Cidr::parse("10.96.7.9/16").unwrap();
-        let a = allocate_cluster_ip(&big, "default", "web", &HashSet::new()).unwrap();
+        let a = allocate_cluster_ip(&big, "", "default", "web", &HashSet::new()).unwrap();
         assert!(big.contains(a));
         assert_eq!(
             a,
-            allocate_cluster_ip(&big, "default", "web", &HashSet::new()).unwrap()
+            allocate_cluster_ip(&big, "", "default", "web", &HashSet::new()).unwrap()
         );
-        let b = allocate_cluster_ip(&big, "default", "web", &HashSet::from([a])).unwrap();
+        let b = allocate_cluster_ip(&big, "", "default", "web", &HashSet::from([a])).unwrap();
         assert_ne!(a, b);
+        // Two clusters on one host give the same Service different addresses.
+        let one = allocate_cluster_ip(&big, "cluster-one", "default", "web", &HashSet::new());
+        let two = allocate_cluster_ip(&big, "cluster-two", "default", "web", &HashSet::new());
+        assert_ne!(one, two);
         assert!(Cidr::parse("10.0.0.0/31").is_err());
         assert!(Cidr::parse("10.0.0.0").is_err());
     }
