@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use openraft::ChangeMembers;
 use tracing::{debug, info, warn};
 
-use crate::membership::{MemberState, MemberView, Membership};
+use crate::membership::{MemberState, MemberView, Membership, RaftRole};
 use crate::store::{NodeId, NodeInfo, Store};
 
 const TICK: Duration = Duration::from_millis(500);
@@ -129,12 +129,10 @@ async fn bootstrap(
         .iter()
         .filter(|v| v.is_up() && v.meta.as_ref().is_some_and(|m| !m.leaving))
         .collect();
-    if let Some(member) = up.iter().find(|v| {
-        !v.is_self
-            && v.meta
-                .as_ref()
-                .is_some_and(|m| m.raft_role != "none" && !m.raft_role.is_empty())
-    }) {
+    if let Some(member) = up
+        .iter()
+        .find(|v| !v.is_self && v.meta.as_ref().is_some_and(|m| m.raft_role.in_cluster()))
+    {
         return Err(format!(
             "{} is already in a cluster; waiting to be added to it",
             member.name().unwrap_or("a member")
@@ -439,7 +437,7 @@ async fn change(
 }
 
 /// This node's Raft role as gossip publishes it.
-pub fn raft_role(store: &Store) -> &'static str {
+pub fn raft_role(store: &Store) -> RaftRole {
     let m = store.metrics();
     let voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
     let in_cluster = m
@@ -448,13 +446,13 @@ pub fn raft_role(store: &Store) -> &'static str {
         .get_node(&store.node_id())
         .is_some();
     if m.current_leader == Some(store.node_id()) {
-        "leader"
+        RaftRole::Leader
     } else if voters.contains(&store.node_id()) {
-        "voter"
+        RaftRole::Voter
     } else if in_cluster {
-        "learner"
+        RaftRole::Learner
     } else {
-        "none"
+        RaftRole::None
     }
 }
 
@@ -466,7 +464,7 @@ pub fn spawn_role_publisher(store: Store, membership: Membership) -> tokio::task
             let role = raft_role(&store);
             membership.update_meta(|m| {
                 if m.raft_role != role {
-                    m.raft_role = role.to_string();
+                    m.raft_role = role;
                 }
             });
             tokio::select! {

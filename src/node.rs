@@ -139,7 +139,7 @@ impl Node {
                 memory_bytes,
                 labels: cfg.agent.labels.clone(),
                 shoal_version: env!("CARGO_PKG_VERSION").to_string(),
-                raft_role: "none".into(),
+                raft_role: crate::membership::RaftRole::None,
                 runtime: runtime.name().to_string(),
                 ..Meta::default()
             },
@@ -267,7 +267,7 @@ impl Node {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while tokio::time::Instant::now() < deadline {
             let role = autopilot::raft_role(&self.store);
-            if role != "leader" && role != "voter" {
+            if !role.votes() {
                 break;
             }
             // Once removed, this node gets no more replication and so never

@@ -29,8 +29,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::net::{Channel, Handler, Net};
-pub use wire::Meta;
 use wire::{Codec, MemberId, Wire};
+pub use wire::{Meta, RaftRole};
 
 /// Gossip timing.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -137,12 +137,76 @@ pub struct Meta {
     pub labels: BTreeMap<String, String>,
     /// shoal's version.
     pub shoal_version: String,
-    /// `leader`, `voter`, `learner` or `none`.
-    pub raft_role: String,
+    /// This node's place in the Raft group.
+    pub raft_role: RaftRole,
     /// Container runtime.
     pub runtime: String,
     /// Set when the node is leaving on purpose.
     pub leaving: bool,
+}
+
+/// A node's place in the Raft group, as gossip publishes it. On the wire
+/// (and in JSON) it is the lowercase word, as it was when it was a string,
+/// so nodes of either version read each other.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RaftRole {
+    /// Not in a Raft group (yet).
+    #[default]
+    None,
+    /// Receives the log, does not vote.
+    Learner,
+    /// Votes.
+    Voter,
+    /// Leads.
+    Leader,
+}
+
+impl RaftRole {
+    /// The word gossip and the API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RaftRole::None => "none",
+            RaftRole::Learner => "learner",
+            RaftRole::Voter => "voter",
+            RaftRole::Leader => "leader",
+        }
+    }
+
+    /// In the group, as a learner, voter or leader.
+    pub fn in_cluster(self) -> bool {
+        self != RaftRole::None
+    }
+
+    /// A voter or the leader.
+    pub fn votes(self) -> bool {
+        matches!(self, RaftRole::Voter | RaftRole::Leader)
+    }
+}
+
+impl std::fmt::Display for RaftRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RaftRole {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RaftRole {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(d)?;
+        // An unknown word (a newer peer's) reads as not in the group rather
+        // than failing the whole metadata.
+        Ok(match word.as_str() {
+            "learner" => RaftRole::Learner,
+            "voter" => RaftRole::Voter,
+            "leader" => RaftRole::Leader,
+            _ => RaftRole::None,
+        })
+    }
 }
 
 /// A message on the `Gossip` channel.
@@ -171,6 +235,33 @@ pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, WireError> 
 
 #[cfg(test)]
 mod tests {
+
+    /// The role travels as the word it was when it was a string, so a node
+    /// of the previous version reads this one's metadata and the reverse.
+    #[test]
+    fn raft_role_is_the_old_string_on_the_wire() {
+        for (role, word) in [
+            (RaftRole::None, "none"),
+            (RaftRole::Learner, "learner"),
+            (RaftRole::Voter, "voter"),
+            (RaftRole::Leader, "leader"),
+        ] {
+            let new = bincode::serde::encode_to_vec(role, config()).unwrap();
+            let old = bincode::serde::encode_to_vec(word.to_string(), config()).unwrap();
+            assert_eq!(new, old);
+            let (back, _): (RaftRole, usize) =
+                bincode::serde::decode_from_slice(&old, config()).unwrap();
+            assert_eq!(back, role);
+            assert_eq!(serde_json::to_value(role).unwrap(), serde_json::json!(word));
+        }
+        let (odd, _): (RaftRole, usize) = bincode::serde::decode_from_slice(
+            &bincode::serde::encode_to_vec("observer".to_string(), config()).unwrap(),
+            config(),
+        )
+        .unwrap();
+        assert_eq!(odd, RaftRole::None);
+    }
+
     use super::*;
     use foca::Codec as _;
 

@@ -77,7 +77,13 @@ pub fn node_fit(node: &Object, alive: bool) -> Option<NodeFit> {
         name: node.metadata.name.clone(),
         cpu_millis: quantity("cpu", parse_cpu_millis),
         memory_bytes: quantity("memory", parse_memory_bytes),
-        max_pods: u32::try_from(quantity("pods", parse_memory_bytes)).unwrap_or(u32::MAX),
+        // A pod count is a plain integer; a quantity parser would read
+        // `1k` as 1024.
+        max_pods: alloc
+            .get("pods")
+            .and_then(quantity_str)
+            .and_then(|q| q.parse::<u32>().ok())
+            .unwrap_or(0),
         labels: node.metadata.labels.clone(),
         unschedulable: node
             .body
