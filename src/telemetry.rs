@@ -552,7 +552,7 @@ fn sample_cluster(store: &Store, membership: Option<&crate::membership::Membersh
             // Ready as `shoal nodes` shows it: up in gossip (the node
             // itself, when there is no gossip view).
             let is_ready = match &health {
-                Some(h) => matches!(h.get(&n.metadata.name), Some(None)),
+                Some(h) => h.get(&n.metadata.name).is_some_and(|h| h.is_up()),
                 None => n.metadata.name == node,
             };
             if is_ready {

@@ -102,7 +102,7 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
     let terminal = matches!(prev_phase.as_deref(), Some("Succeeded" | "Failed"));
     let policy = spec.restart_policy.unwrap_or_default();
     let grace = Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30));
-    let mut sync = Sync {
+    let mut sync = PodSync {
         ctx,
         key: &key,
         uid: &uid,
@@ -478,7 +478,7 @@ fn keep_probes(
 }
 
 /// The actions of one sync, and what they produced.
-struct Sync<'a> {
+struct PodSync<'a> {
     ctx: &'a Ctx,
     key: &'a ObjectKey,
     uid: &'a str,
@@ -488,7 +488,7 @@ struct Sync<'a> {
     acted: bool,
 }
 
-impl Sync<'_> {
+impl PodSync<'_> {
     fn event(&mut self, kind: EventKind, reason: &str, message: String) {
         self.events
             .push(PendingEvent::new(kind, reason, message, ""));

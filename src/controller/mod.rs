@@ -244,15 +244,17 @@ async fn pass(
     cfg: &SchedulerConfig,
     lifecycle: &mut nodes::Lifecycle,
     backoff: &mut Backoff,
-) -> Option<Duration> {
+) {
     let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
     let (Ok(node_objs), Ok(pod_objs)) = (list(Kind::Node), list(Kind::Pod)) else {
         warn!("controllers: cannot read the replica");
-        return None;
+        return;
     };
     namespaces::reconcile(store).await;
     let health = crate::membership::node_health(membership);
-    let eviction_due = lifecycle
+    // A pass runs every PASS_EVERY anyway, so the time until the next
+    // node's grace ends needs no timer of its own.
+    let _next_eviction = lifecycle
         .reconcile(store, &node_objs, &pod_objs, &health, cfg)
         .await;
     if let (Ok(deployments), Ok(sets)) = (list(Kind::Deployment), list(Kind::ReplicaSet)) {
@@ -266,11 +268,10 @@ async fn pass(
         let pods: Vec<PodView> = pods.iter().filter_map(PodView::of).collect();
         replicaset::reconcile(store, &pods, &sets, cfg.max_replicas, backoff).await;
     }
-    let alive = |name: &str| matches!(health.get(name), Some(None));
+    let alive = |name: &str| health.get(name).is_some_and(|h| h.is_up());
     if let Err(e) = scheduler::schedule_pending(store, &alive, cfg.strategy, 1000).await {
         warn!("scheduler pass: {e}");
     }
-    eviction_due
 }
 
 /// Milliseconds since the epoch now.

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::SchedulerConfig;
+use crate::membership::NodeHealth;
 use crate::resource::Object;
 use crate::store::{Command, Op, Store};
 
@@ -29,7 +30,7 @@ impl Lifecycle {
         store: &Store,
         nodes: &[Object],
         pods: &[Object],
-        health: &HashMap<String, Option<u64>>,
+        health: &HashMap<String, NodeHealth>,
         cfg: &SchedulerConfig,
     ) -> Option<Duration> {
         let grace = Duration::from_millis(cfg.pod_eviction_grace_ms);
@@ -39,13 +40,15 @@ impl Lifecycle {
         for n in nodes {
             let name = &n.metadata.name;
             let down_for = match health.get(name) {
-                Some(None) => {
+                Some(NodeHealth::Up) => {
                     self.down_since.remove(name);
                     continue;
                 }
                 // Gossip's own timestamp: the grace runs from when the node
                 // was declared down, not from when this leader looked.
-                Some(Some(since)) => Duration::from_millis(now.saturating_sub(*since)),
+                Some(NodeHealth::DownSince(since)) => {
+                    Duration::from_millis(now.saturating_sub(*since))
+                }
                 None => self
                     .down_since
                     .entry(name.clone())

@@ -726,25 +726,38 @@ async fn refresh_metas(m: Membership) {
     }
 }
 
-/// What gossip says about each named node: up, or down since when
-/// (milliseconds since the epoch, as the member view records it).
-pub fn node_health(m: &Membership) -> std::collections::HashMap<String, Option<u64>> {
+/// What gossip says about a named node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeHealth {
+    /// Alive (or suspect: not yet declared down).
+    Up,
+    /// Down, left or unknown since this time (milliseconds since the
+    /// epoch, as the member view records it).
+    DownSince(u64),
+}
+
+impl NodeHealth {
+    /// Whether the node is up.
+    pub fn is_up(self) -> bool {
+        self == NodeHealth::Up
+    }
+}
+
+/// What gossip says about each named node. A name seen up under any
+/// identity (a restarted host has a new one) is up.
+pub fn node_health(m: &Membership) -> std::collections::HashMap<String, NodeHealth> {
     let mut out = std::collections::HashMap::new();
     for v in m.members() {
         let Some(name) = v.meta.as_ref().map(|m| m.name.clone()) else {
             continue;
         };
         let health = if v.is_up() {
-            None
+            NodeHealth::Up
         } else {
-            Some(v.since_millis)
+            NodeHealth::DownSince(v.since_millis)
         };
-        // A name seen up under any identity (a restarted host) is up.
-        match out.get(&name) {
-            Some(None) => {}
-            _ => {
-                out.insert(name, health);
-            }
+        if out.get(&name) != Some(&NodeHealth::Up) {
+            out.insert(name, health);
         }
     }
     out
