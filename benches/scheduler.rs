@@ -15,7 +15,7 @@
 //! `BENCH_LIST` (set: also time one plain list of the pods).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use shoal::resource::{Kind, ObjectKey};
@@ -256,29 +256,8 @@ async fn load(
 /// ("node down") in a race with the passes measured here, and its node
 /// lifecycle controller would fail the pods bound to them.
 async fn bare_store(dir: &std::path::Path) -> (shoal::net::Net, Store) {
-    let cfg = shoal::config::Config::for_test(dir, "bench");
-    let net = shoal::net::Net::start(shoal::net::NetConfig {
-        data_dir: dir.to_path_buf(),
-        listen: shoal::net::parse_addr("127.0.0.1:0").await.expect("addr"),
-        psk: None,
-    })
-    .await
-    .expect("net starts");
-    let store = Store::open(&dir.join("raft"), net.clone(), cfg.store_config())
-        .await
-        .expect("store opens");
-    let me = shoal::store::NodeInfo {
-        name: "bench".into(),
-        peer_id: net.peer_id().to_base58(),
-        p2p_addrs: net.listen_addrs().iter().map(|a| a.to_string()).collect(),
-        api_addr: String::new(),
-    };
-    store.initialize(vec![me]).await.expect("initialise");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while store.leader().map(|(id, _)| id) != Some(store.node_id()) {
-        assert!(Instant::now() < deadline, "never became leader");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (net, store, me) = shoal::store::testing::open(dir, "bench").await;
+    shoal::store::testing::lead_alone(&store, me).await;
     (net, store)
 }
 

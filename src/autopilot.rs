@@ -21,12 +21,13 @@
 //! Raft says and makes one change at a time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use openraft::ChangeMembers;
 use tracing::{debug, info, warn};
 
 use crate::membership::{MemberState, MemberView, Membership, RaftRole};
+use crate::resource::time::now_secs;
 use crate::store::{NodeId, NodeInfo, Store};
 
 const TICK: Duration = Duration::from_millis(500);
@@ -156,13 +157,6 @@ async fn bootstrap(
         "bootstrap: initialising Raft as the lowest PeerId"
     );
     store.initialize(members).await.map_err(|e| e.to_string())
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The largest odd number no greater than `n` (at least 1).

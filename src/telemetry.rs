@@ -418,67 +418,48 @@ pub fn render(
     text
 }
 
-/// The Prometheus client libraries' process families, as exposition text.
+/// The Prometheus client libraries' process families, as exposition text
+/// (read with the process driver's /proc parser).
 fn process_text() -> String {
+    use crate::runtime::process::{clock_ticks_per_sec, page_size_bytes, self_stat};
     use std::fmt::Write;
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as f64;
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64;
+    let ticks = clock_ticks_per_sec() as f64;
     let mut samples: Vec<(&str, &str, &str, f64)> = Vec::new();
-    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
-        let mut f = statm
-            .split_whitespace()
-            .map(|x| x.parse::<f64>().unwrap_or(0.0));
-        if let (Some(size), Some(rss)) = (f.next(), f.next()) {
+    if let Some(st) = self_stat() {
+        let cpu = (st.utime + st.stime) as f64 / ticks;
+        let rss = (st.rss_pages * page_size_bytes()) as f64;
+        samples.push((
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            cpu,
+        ));
+        samples.push((
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            rss,
+        ));
+        samples.push((
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            st.vsize as f64,
+        ));
+        samples.push((
+            "process_threads",
+            "gauge",
+            "Number of OS threads in the process.",
+            st.threads as f64,
+        ));
+        if let Some(boot) = boot_time() {
+            let start = boot + st.start_time as f64 / ticks;
             samples.push((
-                "process_virtual_memory_bytes",
+                "process_start_time_seconds",
                 "gauge",
-                "Virtual memory size in bytes.",
-                size * page,
+                "Start time of the process since unix epoch in seconds.",
+                start,
             ));
-            samples.push((
-                "process_resident_memory_bytes",
-                "gauge",
-                "Resident memory size in bytes.",
-                rss * page,
-            ));
-        }
-    }
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        if let Some((_, rest)) = stat.rsplit_once(')') {
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let num = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok());
-            // rest[0] is field 3 (state): utime is 14, stime 15, threads 20, starttime 22.
-            if let (Some(u), Some(s)) = (num(11), num(12)) {
-                samples.push((
-                    "process_cpu_seconds_total",
-                    "counter",
-                    "Total user and system CPU time spent in seconds.",
-                    (u + s) / ticks,
-                ));
-            }
-            if let Some(t) = num(17) {
-                samples.push((
-                    "process_threads",
-                    "gauge",
-                    "Number of OS threads in the process.",
-                    t,
-                ));
-            }
-            if let (Some(start), Some(boot)) = (num(19), boot_time()) {
-                samples.push((
-                    "process_start_time_seconds",
-                    "gauge",
-                    "Start time of the process since unix epoch in seconds.",
-                    boot + start / ticks,
-                ));
-            }
         }
     }
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {

@@ -370,12 +370,7 @@ async fn stop_all(ctx: &Ctx) {
         .iter()
         .filter(|c| c.state == crate::runtime::ContainerState::Running)
     {
-        let grace = c
-            .labels
-            .get(pod::LABEL_GRACE)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(30);
-        if let Err(e) = ctx.runtime.stop(&c.id, Duration::from_secs(grace)).await {
+        if let Err(e) = ctx.runtime.stop(&c.id, grace_of(c)).await {
             warn!(container = %c.name, "stop failed: {e}");
         }
     }
@@ -399,19 +394,8 @@ pub async fn remove_all(ctx: &Ctx, budget: Duration) {
     );
     let deadline = tokio::time::Instant::now() + budget;
     let jobs = list.iter().map(|c| async move {
-        let grace = c
-            .labels
-            .get(pod::LABEL_GRACE)
-            .and_then(|s| s.parse().ok())
-            .map(Duration::from_secs)
-            .unwrap_or(Duration::from_secs(30))
-            .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-        if let Err(e) = ctx.runtime.stop(&c.id, grace).await {
-            warn!(container = %c.name, "stop failed: {e}");
-        }
-        if let Err(e) = ctx.runtime.remove(&c.id).await {
-            warn!(container = %c.name, "remove failed: {e}");
-        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        stop_and_remove(ctx, c, grace_of(c).min(left)).await;
     });
     futures::future::join_all(jobs).await;
 }
@@ -442,20 +426,36 @@ async fn warn_foreign(ctx: &Ctx) {
     }
 }
 
-/// Stops (with its pod's grace period) and removes a container whose pod is gone.
-async fn remove_orphan(ctx: &Ctx, c: &ContainerInfo) {
-    let grace = c
+/// The termination grace its pod gave a container (30 s, Kubernetes'
+/// default, when the label is missing).
+fn grace_of(c: &ContainerInfo) -> Duration {
+    let secs = c
         .labels
         .get(pod::LABEL_GRACE)
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
-    info!(container = %c.name, "removing a container whose pod is gone");
-    ctx.probes.remove(&c.id);
-    if let Err(e) = ctx.runtime.stop(&c.id, Duration::from_secs(grace)).await {
+    Duration::from_secs(secs)
+}
+
+/// Stops a container within `grace` and removes it; `true` once removed.
+async fn stop_and_remove(ctx: &Ctx, c: &ContainerInfo, grace: Duration) -> bool {
+    if let Err(e) = ctx.runtime.stop(&c.id, grace).await {
         warn!(container = %c.name, "stop failed: {e}");
     }
     match ctx.runtime.remove(&c.id).await {
-        Ok(()) => metrics::counter!("shoal_agent_orphans_removed_total").increment(1),
-        Err(e) => warn!(container = %c.name, "remove failed: {e}"),
+        Ok(()) => true,
+        Err(e) => {
+            warn!(container = %c.name, "remove failed: {e}");
+            false
+        }
+    }
+}
+
+/// Stops (with its pod's grace period) and removes a container whose pod is gone.
+async fn remove_orphan(ctx: &Ctx, c: &ContainerInfo) {
+    info!(container = %c.name, "removing a container whose pod is gone");
+    ctx.probes.remove(&c.id);
+    if stop_and_remove(ctx, c, grace_of(c)).await {
+        metrics::counter!("shoal_agent_orphans_removed_total").increment(1);
     }
 }

@@ -29,6 +29,7 @@
 
 mod logs;
 mod procfs;
+pub use procfs::{clock_ticks_per_sec, page_size_bytes, self_stat};
 mod stats;
 use logs::*;
 use procfs::*;
@@ -75,16 +76,6 @@ const LOG_POLL: Duration = Duration::from_millis(150);
 /// Read size for log files.
 const LOG_CHUNK: usize = 64 * 1024;
 
-/// Linux's user-visible clock tick rate, fixed by its ABI; only used when
-/// the auxiliary vector cannot be read.
-const DEFAULT_CLK_TCK: u64 = 100;
-const DEFAULT_PAGE_SIZE: u64 = 4096;
-
-/// Auxiliary vector keys (`<elf.h>`): the kernel hands every process these
-/// values, which spares a libc dependency for `sysconf`.
-const AT_PAGESZ: u64 = 6;
-const AT_CLKTCK: u64 = 17;
-
 /// The mutable part of a container, as stored in `state.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -124,17 +115,30 @@ impl LoadError {
     }
 }
 
-/// The fields of `/proc/<pid>/stat` the driver uses.
+/// The fields of `/proc/<pid>/stat` the driver (and the daemon's own
+/// `process_*` metrics) use; times in clock ticks, memory in pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ProcStat {
-    state: char,
-    pgrp: i32,
-    utime: u64,
-    stime: u64,
-    cutime: u64,
-    cstime: u64,
-    start_time: u64,
-    rss_pages: u64,
+pub struct ProcStat {
+    /// R, S, D, Z, ...
+    pub state: char,
+    /// Process group.
+    pub pgrp: i32,
+    /// User time.
+    pub utime: u64,
+    /// System time.
+    pub stime: u64,
+    /// Waited-for children's user time.
+    pub cutime: u64,
+    /// Waited-for children's system time.
+    pub cstime: u64,
+    /// Threads.
+    pub threads: u64,
+    /// Start, in ticks after boot.
+    pub start_time: u64,
+    /// Virtual memory, bytes.
+    pub vsize: u64,
+    /// Resident set, pages.
+    pub rss_pages: u64,
 }
 
 impl ProcStat {
@@ -206,12 +210,8 @@ impl ProcessRuntime {
             inner: Arc::new(Inner {
                 root,
                 boot_id,
-                clk_tck: auxv_value(AT_CLKTCK)
-                    .filter(|&v| v > 0)
-                    .unwrap_or(DEFAULT_CLK_TCK),
-                page_size: auxv_value(AT_PAGESZ)
-                    .filter(|&v| v > 0)
-                    .unwrap_or(DEFAULT_PAGE_SIZE),
+                clk_tck: clock_ticks_per_sec(),
+                page_size: page_size_bytes(),
                 lock: tokio::sync::Mutex::new(()),
                 children: Mutex::new(HashMap::new()),
                 warned: Mutex::new(HashSet::new()),

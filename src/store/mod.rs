@@ -608,16 +608,17 @@ impl Store {
     }
 }
 
-/// In-process stores for the crate's unit tests.
-#[cfg(test)]
-pub(crate) mod testing {
+/// In-process stores without a node around them, for unit tests and the
+/// scheduler benchmark.
+#[doc(hidden)]
+pub mod testing {
     use std::time::Duration;
 
     use super::{NodeInfo, Store};
     use crate::net::Net;
 
     /// A swarm on loopback and a store under `dir`, not yet in a cluster.
-    pub(crate) async fn open(dir: &std::path::Path, name: &str) -> (Net, Store, NodeInfo) {
+    pub async fn open(dir: &std::path::Path, name: &str) -> (Net, Store, NodeInfo) {
         let cfg = crate::config::Config::for_test(dir, name);
         let net = Net::start(crate::net::NetConfig {
             data_dir: dir.to_path_buf(),
@@ -639,7 +640,7 @@ pub(crate) mod testing {
     }
 
     /// Makes `store` a one-node cluster and waits until it leads.
-    pub(crate) async fn lead_alone(store: &Store, me: NodeInfo) {
+    pub async fn lead_alone(store: &Store, me: NodeInfo) {
         store.initialize(vec![me]).await.expect("initialise");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while store.leader().map(|(id, _)| id) != Some(store.node_id()) {

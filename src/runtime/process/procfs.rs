@@ -2,21 +2,30 @@
 
 use super::*;
 
-/// Reads one entry of this process's auxiliary vector.
-pub(super) fn auxv_value(key: u64) -> Option<u64> {
-    const W: usize = std::mem::size_of::<usize>();
-    let data = std::fs::read("/proc/self/auxv").ok()?;
-    for pair in data.chunks_exact(2 * W) {
-        let k = usize::from_ne_bytes(pair[..W].try_into().ok()?) as u64;
-        let v = usize::from_ne_bytes(pair[W..].try_into().ok()?) as u64;
-        if k == key {
-            return Some(v);
-        }
-        if k == 0 {
-            break;
-        }
-    }
-    None
+/// Clock ticks per second, the unit of /proc's times (`sysconf`; Linux's
+/// fixed 100 if it cannot be read).
+pub fn clock_ticks_per_sec() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|v| u64::try_from(v).ok())
+        .filter(|&v| v > 0)
+        .unwrap_or(100)
+}
+
+/// The memory page size in bytes (`sysconf`; 4096 if it cannot be read).
+pub fn page_size_bytes() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|v| u64::try_from(v).ok())
+        .filter(|&v| v > 0)
+        .unwrap_or(4096)
+}
+
+/// This process's own `/proc/self/stat`.
+pub fn self_stat() -> Option<ProcStat> {
+    parse_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
 }
 
 /// Parses `/proc/<pid>/stat`. The command name (field 2) may hold spaces
@@ -33,7 +42,9 @@ pub(super) fn parse_stat(text: &str) -> Option<ProcStat> {
         stime: num(15)?,
         cutime: num(16)?,
         cstime: num(17)?,
+        threads: num(20)?,
         start_time: num(22)?,
+        vsize: num(23)?,
         rss_pages: num(24)?,
     })
 }
