@@ -22,6 +22,10 @@ use sha2::{Digest, Sha256};
 use super::db::{CF_SM, CF_SM_META, cf, decode, encode};
 
 const KEY_APPLIED: &[u8] = b"last_applied";
+/// What a watch event adds to its object's JSON (`{"type":"MODIFIED",
+/// "revision":N,"object":...}`), so the watch ring's byte bound needs no
+/// second serialisation of every applied object.
+const EVENT_ENVELOPE_BYTES: usize = 64;
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
 use super::watch::{EventType, Hub, WatchEvent, WatchStream};
@@ -242,7 +246,7 @@ impl StateMachine {
         overlay: &mut HashMap<Vec<u8>, Option<Object>>,
         (log_id, pos): (&LogId<NodeId>, usize),
         cmd: &Command,
-        events: &mut Vec<WatchEvent>,
+        events: &mut Vec<(usize, WatchEvent)>,
     ) -> Result<CommandResult, StorageError<NodeId>> {
         let index = log_id.index;
         // Evaluate every op first against a scratch view, then commit them together.
@@ -326,11 +330,14 @@ impl StateMachine {
                     let bytes = serde_json::to_vec(&new).map_err(io_write)?;
                     scratch.insert(skey.clone(), Some(new.clone()));
                     pending.push((skey, Some(bytes.clone())));
-                    events.push(WatchEvent {
-                        event_type: EventType::Modified,
-                        revision: index,
-                        object: new,
-                    });
+                    events.push((
+                        bytes.len() + EVENT_ENVELOPE_BYTES,
+                        WatchEvent {
+                            event_type: EventType::Modified,
+                            revision: index,
+                            object: new,
+                        },
+                    ));
                     outcomes.push(OpOutcome {
                         key: key.clone(),
                         outcome: Outcome::Updated,
@@ -345,11 +352,14 @@ impl StateMachine {
                     old.metadata.resource_version = Some(index.to_string());
                     scratch.insert(skey.clone(), None);
                     pending.push((skey, None));
-                    events.push(WatchEvent {
-                        event_type: EventType::Deleted,
-                        revision: index,
-                        object: old,
-                    });
+                    events.push((
+                        bytes.len() + EVENT_ENVELOPE_BYTES,
+                        WatchEvent {
+                            event_type: EventType::Deleted,
+                            revision: index,
+                            object: old,
+                        },
+                    ));
                     outcomes.push(OpOutcome {
                         key: key.clone(),
                         outcome: Outcome::Deleted,
@@ -419,11 +429,14 @@ impl StateMachine {
                     let bytes = serde_json::to_vec(&new).map_err(io_write)?;
                     scratch.insert(skey.clone(), Some(new.clone()));
                     pending.push((skey, Some(bytes.clone())));
-                    events.push(WatchEvent {
-                        event_type: ev,
-                        revision: index,
-                        object: new,
-                    });
+                    events.push((
+                        bytes.len() + EVENT_ENVELOPE_BYTES,
+                        WatchEvent {
+                            event_type: ev,
+                            revision: index,
+                            object: new,
+                        },
+                    ));
                     outcomes.push(OpOutcome {
                         key: key.clone(),
                         outcome,
@@ -564,7 +577,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if let Some(last) = last {
             self.revision.store(last.index, Ordering::Release);
         }
-        self.hub.publish(events);
+        self.hub.publish_sized(events);
         metrics::record_apply(started.elapsed(), results.len());
         Ok(results)
     }

@@ -83,10 +83,15 @@ impl Hub {
         }
     }
 
-    /// Records applied changes and wakes watchers.
+    /// Records applied changes, measuring each as JSON, and wakes watchers.
+    #[cfg(test)]
     pub fn publish(&self, events: Vec<WatchEvent>) {
-        let sized: Vec<(usize, WatchEvent)> =
-            events.into_iter().map(|e| (json_size(&e), e)).collect();
+        self.publish_sized(events.into_iter().map(|e| (json_size(&e), e)).collect());
+    }
+
+    /// Records applied changes whose JSON size the caller knows (the state
+    /// machine has just serialised each object), and wakes watchers.
+    pub fn publish_sized(&self, sized: Vec<(usize, WatchEvent)>) {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
@@ -203,6 +208,7 @@ impl Hub {
 }
 
 /// An event's size as JSON, counted without building the text.
+#[cfg(test)]
 fn json_size(ev: &WatchEvent) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
