@@ -937,6 +937,116 @@ impl Cluster {
         None
     }
 
+    /// What every node sees, for a failed check: its members and their
+    /// states, its Raft role, and (netns) the partition rules left in its
+    /// namespace and which other nodes' p2p ports it can open a TCP
+    /// connection to. A failure in CI leaves only the printed report, so
+    /// this is what tells a broken network from a broken daemon.
+    pub async fn diagnose(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for i in 0..self.len() {
+            let name = &self.specs[i].name;
+            if self.state(i) != NodeState::Running {
+                out.push(format!("{name}: {:?}", self.state(i)));
+                continue;
+            }
+            let members = match self
+                .get_json(
+                    &format!("{}/v1/members", self.specs[i].base()),
+                    Duration::from_secs(2),
+                )
+                .await
+            {
+                Some(v) => v["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| m["isSelf"] != true)
+                    .map(|m| {
+                        let who = m["meta"]["name"]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| {
+                                format!("peer {}", m["peerId"].as_str().unwrap_or("?"))
+                            });
+                        format!(
+                            "{who} {} (incarnation {})",
+                            m["state"].as_str().unwrap_or("?"),
+                            m["incarnation"]
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => "no answer from /v1/members".into(),
+            };
+            out.push(format!("{name} members: {members}"));
+            let raft = match self.raft(i).await {
+                Some(r) => format!(
+                    "{} of term {}, leader {:?}, {} voters, {} learners",
+                    r.state,
+                    r.term,
+                    r.leader,
+                    r.voters.len(),
+                    r.learners.len()
+                ),
+                None => "no answer from /v1/raft".into(),
+            };
+            out.push(format!("{name} raft: {raft}"));
+            if let Some(ns) = &self.specs[i].ns {
+                let drops = netns::run("ip", &["netns", "exec", ns, "iptables-save"], None)
+                    .map(|t| {
+                        t.lines()
+                            .filter(|l| l.contains("-j DROP"))
+                            .count()
+                            .to_string()
+                    })
+                    .unwrap_or_else(|e| format!("unknown ({e})"));
+                let mut unreachable = Vec::new();
+                for (j, other) in self.specs.iter().enumerate() {
+                    let Some(port) = other.p2p.rsplit(':').next() else {
+                        continue;
+                    };
+                    if j == i {
+                        continue;
+                    }
+                    let probe = format!("</dev/tcp/{}/{port}", other.ip);
+                    let ok = netns::run(
+                        "ip",
+                        &["netns", "exec", ns, "timeout", "1", "bash", "-c", &probe],
+                        None,
+                    )
+                    .is_ok();
+                    if !ok {
+                        unreachable.push(other.name.clone());
+                    }
+                }
+                out.push(format!(
+                    "{name} network: {drops} DROP rules; p2p port unreachable: {}",
+                    if unreachable.is_empty() {
+                        "none".to_string()
+                    } else {
+                        unreachable.join(", ")
+                    }
+                ));
+            }
+            let log = std::fs::read_to_string(&self.specs[i].log).unwrap_or_default();
+            let tail: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+                .filter(|l| !l.contains("AppendEntries"))
+                .rev()
+                .take(3)
+                .collect();
+            for l in tail.into_iter().rev() {
+                out.push(format!(
+                    "{name} log: {}",
+                    l.chars().take(240).collect::<String>()
+                ));
+            }
+        }
+        out
+    }
+
     /// Waits until the cluster is whole; the time it took, or why not.
     pub async fn wait_whole(&self, limit: Duration) -> Result<Duration, String> {
         let t = Instant::now();

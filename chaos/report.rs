@@ -133,6 +133,8 @@ pub struct Report {
     pub leaders: Option<Leaders>,
     /// Every check.
     pub checks: Vec<Check>,
+    /// What each node saw when a check failed (members, Raft, reachability).
+    pub diagnostics: Vec<String>,
     /// A harness error that stopped the run early.
     pub error: Option<String>,
     /// What the teardown removed.
@@ -170,6 +172,7 @@ impl Report {
             ready_timeline: Vec::new(),
             leaders: None,
             checks: Vec::new(),
+            diagnostics: Vec::new(),
             error: None,
             teardown: Vec::new(),
             passed: false,
@@ -370,6 +373,12 @@ impl Report {
                 c.name,
                 c.detail
             );
+        }
+        if !self.diagnostics.is_empty() {
+            let _ = writeln!(s, "diagnostics:");
+            for d in &self.diagnostics {
+                let _ = writeln!(s, "  {d}");
+            }
         }
         if let Some(e) = &self.error {
             let _ = writeln!(s, "error: {e}");

@@ -290,14 +290,17 @@ async fn drive(opts: &Options, teardown: Arc<Teardown>, report: &mut Report) -> 
                 ),
             );
         }
-        Err(why) => report.check(
-            "cluster whole after heal",
-            false,
-            format!(
-                "not whole {} s after heal began: {why}",
-                s.checks.heal_timeout_secs
-            ),
-        ),
+        Err(why) => {
+            report.check(
+                "cluster whole after heal",
+                false,
+                format!(
+                    "not whole {} s after heal began: {why}",
+                    s.checks.heal_timeout_secs
+                ),
+            );
+            report.diagnostics = cluster.diagnose().await;
+        }
     }
     let healed = Instant::now();
 
@@ -379,6 +382,9 @@ async fn drive(opts: &Options, teardown: Arc<Teardown>, report: &mut Report) -> 
             if !ok {
                 failing.push(cluster.specs[i].name.clone());
             }
+        }
+        if !failing.is_empty() && report.diagnostics.is_empty() {
+            report.diagnostics = cluster.diagnose().await;
         }
         report.check(
             "service answers on every node after heal",
