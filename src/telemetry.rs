@@ -250,6 +250,11 @@ pub const FAMILIES: &[Def] = &[
             &[("action", "remove")],
         ],
     ),
+    labelled_counter(
+        "shoal_api_evictions_total",
+        "Evictions asked through the API (drain), by result: evicted, or refused because the pod's Deployment would drop below what its strategy allows unavailable.",
+        &[&[("result", "evicted")], &[("result", "refused")]],
+    ),
     // Controllers and scheduler.
     seconds(
         "shoal_controller_pass_seconds",

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::*;
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn node_of(p: &Value) -> Option<&str> {
     p["spec"]["nodeName"].as_str()
@@ -618,6 +618,142 @@ async fn a_leaving_node_removes_its_containers_and_its_pods_move() {
                     && live
                         .iter()
                         .all(|p| node_of(p).is_some_and(|n| n != host) && is_ready(p))
+            }
+        },
+    )
+    .await;
+    c.stop().await;
+}
+
+/// Exit code, stdout and stderr of the `shoal` binary against `api`.
+async fn shoal_cli(api: &Api, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .arg("--addr")
+        .arg(api.base.trim_start_matches("http://"))
+        .args(args)
+        .env_remove("SHOAL_ADDR")
+        .env_remove("SHOAL_TOKEN")
+        .output()
+        .await
+        .expect("the shoal binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn evict(api: &Api, name: &str, body: Value) -> (u16, Value) {
+    api.send(
+        reqwest::Method::POST,
+        &format!("/v1/namespaces/default/pods/{name}/eviction"),
+        Some(serde_json::to_vec(&body).unwrap()),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn evictions_keep_a_deployment_within_its_budget_and_drain_uses_them() {
+    let c = Cluster::start("ev", &["4", "4"], |_| {}).await;
+    let api = c.api();
+    // Two replicas, maxUnavailable 1: one may be away at a time.
+    let (code, v) = api.apply(&deployment("web", 2, "one", "", "")).await;
+    assert_eq!(code, 200, "{v}");
+    wait_rolled_out(&api, "web", 60).await;
+    let web = |api: Api| async move {
+        pods(&api)
+            .await
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == "web" && !terminal(p))
+            .collect::<Vec<Value>>()
+    };
+    let before = web(api.clone()).await;
+    assert_eq!(before.len(), 2);
+    let name = |p: &Value| p["metadata"]["name"].as_str().unwrap().to_string();
+    let (a, b) = (name(&before[0]), name(&before[1]));
+
+    // Refused before anything is deleted: a body that is not an Eviction,
+    // a uid that is not the pod's, a pod that does not exist.
+    let (code, v) = evict(&api, &a, json!({"kind": "Pod"})).await;
+    assert_eq!(code, 400, "{v}");
+    let (code, v) = evict(
+        &api,
+        &a,
+        json!({"kind": "Eviction", "deleteOptions": {"preconditions": {"uid": "not-it"}}}),
+    )
+    .await;
+    assert_eq!(code, 409, "{v}");
+    let (code, v) = evict(&api, "no-such-pod", json!({})).await;
+    assert_eq!(code, 404, "{v}");
+    assert_eq!(web(api.clone()).await.len(), 2);
+
+    // With every node cordoned no replacement can start, so the budget
+    // stays spent after the first eviction.
+    for n in ["ev0", "ev1"] {
+        let (code, out, err) = shoal_cli(&api, &["cordon", n]).await;
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let (code, v) = evict(&api, &a, json!({"kind": "Eviction"})).await;
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = evict(&api, &b, json!({})).await;
+    assert_eq!(code, 429, "{v}");
+    assert!(
+        v["error"].as_str().is_some_and(
+            |e| e.contains("deployment default/web has 1 available replicas and must keep 1")
+        ),
+        "{v}"
+    );
+    let (code, _) = api.get(&format!("/v1/namespaces/default/pods/{b}")).await;
+    assert_eq!(code, 200, "a refused eviction deletes nothing");
+
+    // Room again: the replacement starts, and then the second may go.
+    let (code, out, err) = shoal_cli(&api, &["uncordon", "ev1"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    eventually(
+        Duration::from_secs(30),
+        "the second eviction is allowed once the replacement is ready",
+        || {
+            let api = api.clone();
+            let b = b.clone();
+            async move { evict(&api, &b, json!({})).await.0 == 201 }
+        },
+    )
+    .await;
+
+    // drain: every pod of a node leaves through the same endpoint, one at
+    // a time as the budget allows, and the Deployment is whole elsewhere.
+    let (code, out, err) = shoal_cli(&api, &["uncordon", "ev0"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    wait_rolled_out(&api, "web", 60).await;
+    let on = |node: &'static str| {
+        let api = api.clone();
+        async move {
+            web(api)
+                .await
+                .iter()
+                .filter(|p| node_of(p) == Some(node))
+                .count()
+        }
+    };
+    // The replacements started on ev1 while ev0 was cordoned.
+    let (from, to) = if on("ev1").await > 0 {
+        ("ev1", "ev0")
+    } else {
+        ("ev0", "ev1")
+    };
+    assert!(on(from).await > 0);
+    let (code, out, err) = shoal_cli(&api, &["drain", from, "--timeout", "60"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("evicted\n"), "{out}");
+    assert!(out.ends_with(&format!("node/{from} drained\n")), "{out}");
+    eventually(
+        Duration::from_secs(30),
+        "two ready replicas, none on the drained node",
+        || {
+            let api = api.clone();
+            async move {
+                let live = web(api).await;
+                live.len() == 2 && live.iter().all(|p| is_ready(p) && node_of(p) == Some(to))
             }
         },
     )

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tracing::warn;
 
 mod config;
+mod eviction;
 mod namespaces;
 mod services;
 use services::*;
@@ -125,6 +126,10 @@ pub fn router(state: ApiState) -> Router {
             get(get_one).put(replace_one).delete(delete_one),
         )
         .route("/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+        .route(
+            "/v1/namespaces/{ns}/pods/{name}/eviction",
+            post(eviction::evict_pod),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/healthz", get(healthz))
         .layer(middleware::from_fn(request_span))

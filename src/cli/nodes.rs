@@ -90,17 +90,6 @@ pub(super) fn is_terminal_pod(p: &Value) -> bool {
     )
 }
 
-pub(super) fn is_ready_pod(p: &Value) -> bool {
-    s(p, &["status", "conditions"])
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| {
-            c.get("type").and_then(Value::as_str) == Some("Ready")
-                && c.get("status").and_then(Value::as_str) == Some("True")
-        })
-}
-
 /// The ownerReference marked `controller: true`, if any.
 pub(super) fn controller_ref(o: &Value) -> Option<&Value> {
     s(o, &["metadata", "ownerReferences"])
@@ -119,229 +108,54 @@ pub(super) fn pod_id(p: &Value) -> String {
     )
 }
 
-/// The most pods of a deployment that may be unavailable at once, as its
-/// strategy says (and as the deployment controller resolves it).
-pub(super) fn max_unavailable(d: &Value) -> i64 {
-    use crate::resource::types::IntOrString;
-    let replicas = s(d, &["spec", "replicas"]).as_u64().unwrap_or(1);
-    let replicas = u32::try_from(replicas).unwrap_or(u32::MAX);
-    let strategy = s(d, &["spec", "strategy"]);
-    if s(strategy, &["type"]).as_str() == Some("Recreate") {
-        return i64::from(replicas);
-    }
-    let field = |f: &str, round_up: bool| {
-        let v = s(strategy, &["rollingUpdate", f]);
-        let v = if v.is_null() { json!("25%") } else { v.clone() };
-        serde_json::from_value::<IntOrString>(v)
-            .ok()
-            .and_then(|v| v.scaled_value(replicas, round_up))
-    };
-    let surge = field("maxSurge", true).unwrap_or(1);
-    let unavailable = field("maxUnavailable", false).unwrap_or(0);
-    // Both zero would stall every rollout; Kubernetes then allows one.
-    if surge == 0 && unavailable == 0 {
-        1
-    } else {
-        i64::from(unavailable)
-    }
-}
-
-/// Deletes a pod bound to `node` unless it was replaced in the meantime
-/// (the same name reused for a pod elsewhere); gone already is fine.
-pub(super) async fn delete_pod(client: &Client, node: &str, pod: &Value) -> anyhow::Result<()> {
+/// Evicts one pod through the API's eviction endpoint, which refuses (429)
+/// while the pod's Deployment has no replica to spare; asks again until it
+/// is allowed or the deadline passes. `Ok(false)`: not evicted in time.
+/// The eviction names the pod's uid, so a pod that was replaced under the
+/// same name meanwhile is left alone (and counts as gone).
+pub(super) async fn evict(
+    client: &Client,
+    pod: &Value,
+    deadline: tokio::time::Instant,
+) -> anyhow::Result<bool> {
     let ns = s(pod, &["metadata", "namespace"])
         .as_str()
         .unwrap_or("default");
     let name = s(pod, &["metadata", "name"]).as_str().unwrap_or("");
-    let path = object_path(Kind::Pod, ns, Some(name));
-    let mut rv = s(pod, &["metadata", "resourceVersion"])
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    for attempt in 1..=WRITE_ATTEMPTS {
-        let q = if rv.is_empty() {
-            String::new()
-        } else {
-            format!("?resourceVersion={rv}")
-        };
+    let path = format!("{}/eviction", object_path(Kind::Pod, ns, Some(name)));
+    let body = json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": name, "namespace": ns},
+        "deleteOptions": {"preconditions": {"uid": s(pod, &["metadata", "uid"])}},
+    });
+    let body = serde_json::to_vec(&body).context("encoding the eviction")?;
+    outln!("evicting pod {}", pod_id(pod));
+    let mut told = false;
+    loop {
         match client
-            .send(reqwest::Method::DELETE, &format!("{path}{q}"), None)
+            .send(reqwest::Method::POST, &path, Some(body.clone()))
             .await
         {
-            Ok(_) => return Ok(()),
-            Err(e) if http_status(&e) == Some(404) => return Ok(()),
-            // The agent updated its status meanwhile: check it is the same pod.
-            Err(e) if http_status(&e) == Some(409) && attempt < WRITE_ATTEMPTS => {
-                let Some(cur) = pod_still_on(client, node, pod).await? else {
-                    return Ok(());
-                };
-                rv = s(&cur, &["metadata", "resourceVersion"])
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
-            }
-            Err(e) => return Err(e).with_context(|| format!("deleting pod {ns}/{name}")),
-        }
-    }
-    bail!("pod {ns}/{name} keeps changing; could not delete it")
-}
-
-/// How many of a deployment's pods are available. The lower of its status
-/// (which lags behind an eviction until the controller notices) and a count
-/// of its ready pods (which ignores minReadySeconds), so neither lag lets
-/// an eviction go below what the strategy allows.
-pub(super) async fn available_now(client: &Client, ns: &str, d: &Value) -> anyhow::Result<i64> {
-    let from_status = s(d, &["status", "availableReplicas"]).as_i64().unwrap_or(0);
-    let uid = s(d, &["metadata", "uid"]).as_str().unwrap_or("");
-    let sets = client
-        .send(
-            reqwest::Method::GET,
-            &object_path(Kind::ReplicaSet, ns, None),
-            None,
-        )
-        .await?;
-    let set_uids: std::collections::HashSet<&str> = s(&sets, &["items"])
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|rs| {
-            controller_ref(rs)
-                .and_then(|r| r.get("uid"))
-                .and_then(Value::as_str)
-                == Some(uid)
-        })
-        .filter_map(|rs| s(rs, &["metadata", "uid"]).as_str())
-        .collect();
-    let pods = client
-        .send(
-            reqwest::Method::GET,
-            &object_path(Kind::Pod, ns, None),
-            None,
-        )
-        .await?;
-    let ready = s(&pods, &["items"])
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| {
-            controller_ref(p)
-                .and_then(|r| r.get("uid"))
-                .and_then(Value::as_str)
-                .is_some_and(|u| set_uids.contains(u))
-        })
-        .filter(|p| !is_terminal_pod(p) && is_ready_pod(p))
-        .count();
-    Ok(from_status.min(i64::try_from(ready).unwrap_or(i64::MAX)))
-}
-
-/// Evicts one deployment's pods from the node, one at a time, each only
-/// while the deployment stays within its maxUnavailable and after the
-/// previous one's replacement is available. Returns the pods it did not
-/// get to before the deadline.
-pub(super) async fn evict_deployment_pods(
-    client: &Client,
-    node: &str,
-    ns: &str,
-    deployment: &str,
-    pods: &[Value],
-    deadline: tokio::time::Instant,
-) -> anyhow::Result<Vec<String>> {
-    let dpath = object_path(Kind::Deployment, ns, Some(deployment));
-    for (i, pod) in pods.iter().enumerate() {
-        let name = s(pod, &["metadata", "name"]).as_str().unwrap_or("");
-        outln!("evicting pod {}", pod_id(pod));
-        let mut told = false;
-        let before = loop {
-            // Reread: the pod may have turned ready, or gone, while we waited.
-            let Some(pod) = pod_still_on(client, node, pod).await? else {
-                break None;
-            };
-            let d = match client.send(reqwest::Method::GET, &dpath, None).await {
-                Ok(d) => d,
-                // Nobody will replace the pod, so there is nothing to keep available.
-                Err(e) if http_status(&e) == Some(404) => {
-                    delete_pod(client, node, &pod).await?;
-                    break None;
+            Ok(_) => break,
+            // Gone already, or replaced by another pod of the same name.
+            Err(e) if matches!(http_status(&e), Some(404 | 409)) => break,
+            Err(e) if http_status(&e) == Some(429) => {
+                // Said once: a drain that waits silently looks hung.
+                if !told {
+                    eprintln!("waiting to evict pod {}: {e}", pod_id(pod));
+                    told = true;
                 }
-                Err(e) => return Err(e),
-            };
-            let available = available_now(client, ns, &d).await?;
-            let want = s(&d, &["spec", "replicas"]).as_i64().unwrap_or(1);
-            // A maxUnavailable that rounds down to 0 (25% of fewer than 4
-            // replicas) would block a drain forever: nothing adds a pod
-            // before one leaves. Allow one, as kubectl's drain does without
-            // a disruption budget.
-            let floor = want - max_unavailable(&d).max(1);
-            // A pod that is not ready takes nothing away by leaving.
-            if !is_ready_pod(&pod) || available > floor {
-                delete_pod(client, node, &pod).await?;
-                // A scale-down meanwhile must not leave us waiting for pods
-                // that will never come.
-                break Some(available.min(want));
+                if tokio::time::Instant::now() + POLL > deadline {
+                    return Ok(false);
+                }
+                tokio::time::sleep(POLL).await;
             }
-            // Said once: a drain that waits silently looks hung.
-            if !told {
-                eprintln!(
-                    "waiting to evict pod {}: deployment {deployment:?} has {available} available replicas and must keep {floor} (replicas {want} minus maxUnavailable {})",
-                    pod_id(&pod),
-                    want - floor
-                );
-                told = true;
-            }
-            if tokio::time::Instant::now() + POLL > deadline {
-                return Ok(pods[i..].iter().map(pod_id).collect());
-            }
-            tokio::time::sleep(POLL).await;
-        };
-        outln!("pod/{name} evicted");
-        let (Some(before), true) = (before, i + 1 < pods.len()) else {
-            continue;
-        };
-        loop {
-            let d = match client.send(reqwest::Method::GET, &dpath, None).await {
-                Ok(d) => d,
-                Err(e) if http_status(&e) == Some(404) => break,
-                Err(e) => return Err(e),
-            };
-            let want = s(&d, &["spec", "replicas"]).as_i64().unwrap_or(1);
-            if available_now(client, ns, &d).await? >= before.min(want) {
-                break;
-            }
-            if tokio::time::Instant::now() + POLL > deadline {
-                return Ok(pods[i + 1..].iter().map(pod_id).collect());
-            }
-            tokio::time::sleep(POLL).await;
+            Err(e) => return Err(e).with_context(|| format!("evicting pod {ns}/{name}")),
         }
     }
-    Ok(Vec::new())
-}
-
-/// The pod as stored now, if it is still the same pod on this node (a
-/// replacement may reuse its name elsewhere).
-pub(super) async fn pod_still_on(
-    client: &Client,
-    node: &str,
-    pod: &Value,
-) -> anyhow::Result<Option<Value>> {
-    let ns = s(pod, &["metadata", "namespace"])
-        .as_str()
-        .unwrap_or("default");
-    let name = s(pod, &["metadata", "name"]).as_str().unwrap_or("");
-    let cur = match client
-        .send(
-            reqwest::Method::GET,
-            &object_path(Kind::Pod, ns, Some(name)),
-            None,
-        )
-        .await
-    {
-        Ok(c) => c,
-        Err(e) if http_status(&e) == Some(404) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let same = s(&cur, &["metadata", "uid"]) == s(pod, &["metadata", "uid"])
-        && s(&cur, &["spec", "nodeName"]).as_str() == Some(node);
-    Ok(same.then_some(cur))
+    outln!("pod/{name} evicted");
+    Ok(true)
 }
 
 pub(super) async fn drain(
@@ -361,84 +175,34 @@ pub(super) async fn drain(
         .cloned()
         .collect();
 
-    let mut plain: Vec<Value> = Vec::new();
-    let mut unmanaged: Vec<Value> = Vec::new();
-    let mut by_deployment: std::collections::BTreeMap<(String, String), Vec<Value>> =
-        std::collections::BTreeMap::new();
-    for p in mine {
-        if is_terminal_pod(&p) {
-            plain.push(p);
-            continue;
-        }
-        let Some(owner) = controller_ref(&p) else {
-            unmanaged.push(p);
-            continue;
-        };
-        let ns = s(&p, &["metadata", "namespace"])
-            .as_str()
-            .unwrap_or("default")
-            .to_string();
-        let mut deployment = None;
-        if owner.get("kind").and_then(Value::as_str) == Some("ReplicaSet") {
-            let rs_name = owner.get("name").and_then(Value::as_str).unwrap_or("");
-            match client
-                .send(
-                    reqwest::Method::GET,
-                    &object_path(Kind::ReplicaSet, &ns, Some(rs_name)),
-                    None,
-                )
-                .await
-            {
-                Ok(rs) => {
-                    deployment = controller_ref(&rs)
-                        .filter(|r| r.get("kind").and_then(Value::as_str) == Some("Deployment"))
-                        .and_then(|r| r.get("name").and_then(Value::as_str))
-                        .map(str::to_string);
-                }
-                Err(e) if http_status(&e) == Some(404) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        match deployment {
-            Some(d) => by_deployment.entry((ns, d)).or_default().push(p),
-            None => plain.push(p),
-        }
-    }
-
+    // Nothing would re-create a pod without a controller: refuse to lose
+    // it unless told, as kubectl does.
+    let unmanaged: Vec<String> = mine
+        .iter()
+        .filter(|p| !is_terminal_pod(p) && controller_ref(p).is_none())
+        .map(pod_id)
+        .collect();
     if !unmanaged.is_empty() {
-        let ids: Vec<String> = unmanaged.iter().map(pod_id).collect();
         if !force {
             bail!(
                 "cannot delete Pods not managed by a controller (use --force to override): {}",
-                ids.join(", ")
+                unmanaged.join(", ")
             );
         }
         eprintln!(
             "Warning: deleting Pods that declare no controller: {}",
-            ids.join(", ")
-        );
-        plain.extend(unmanaged);
-    }
-
-    for p in &plain {
-        outln!("evicting pod {}", pod_id(p));
-        delete_pod(client, node, p).await?;
-        outln!(
-            "pod/{} evicted",
-            s(p, &["metadata", "name"]).as_str().unwrap_or("")
+            unmanaged.join(", ")
         );
     }
 
-    // Deployments are independent of each other: evict from all at once.
-    let results = futures::future::join_all(
-        by_deployment
-            .iter()
-            .map(|((ns, d), pods)| evict_deployment_pods(client, node, ns, d, pods, deadline)),
-    )
-    .await;
+    // Every pod at once: the server holds back the ones whose Deployment
+    // cannot spare them yet, and those are asked again until it can.
+    let results = futures::future::join_all(mine.iter().map(|p| evict(client, p, deadline))).await;
     let mut left = Vec::new();
-    for r in results {
-        left.extend(r?);
+    for (p, r) in mine.iter().zip(results) {
+        if !r? {
+            left.push(pod_id(p));
+        }
     }
     if !left.is_empty() {
         bail!(

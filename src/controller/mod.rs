@@ -11,6 +11,7 @@
 //! (binds pending pods).
 
 pub mod deployment;
+pub mod disruption;
 pub mod gc;
 pub mod namespaces;
 pub mod nodes;
