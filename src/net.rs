@@ -207,6 +207,7 @@ impl Net {
             dials: HashMap::new(),
             listen_addrs: listen_addrs.clone(),
             warned: HashMap::new(),
+            heard: HashMap::new(),
         };
         tokio::spawn(driver.run(cmd_rx));
         Ok(Net {
@@ -320,6 +321,10 @@ struct Driver {
     /// When each remote host was last warned about, so a peer retrying every
     /// half second with the wrong key costs one log line a minute, not 120.
     warned: HashMap<String, std::time::Instant>,
+    /// When each connected peer last sent us anything (a request or a
+    /// response): a request that times out on a connection that has
+    /// carried nothing for as long is on a dead connection.
+    heard: HashMap<PeerId, std::time::Instant>,
 }
 
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -451,6 +456,13 @@ impl Driver {
                     l.push(address);
                 }
             }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.heard.remove(&peer_id);
+            }
             _ => {}
         }
     }
@@ -482,50 +494,29 @@ impl Driver {
             request_response::Event::Message { peer, .. } if self.is_blocked(&peer) => {
                 // Dropping the response channel fails the request on the other side.
             }
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    let handler = request
-                        .first()
-                        .and_then(|b| Channel::from_u8(*b))
-                        .and_then(|c| self.handlers.read().ok().and_then(|h| h.get(&c).cloned()));
-                    let resp_tx = resp_tx.clone();
-                    tokio::spawn(async move {
-                        let result = match handler {
-                            Some(h) => h.handle(peer, request[1..].to_vec()).await,
-                            None => {
-                                Err("no handler for this channel (node still starting?)".into())
-                            }
-                        };
-                        let frame = match result {
-                            Ok(body) => {
-                                let mut f = Vec::with_capacity(body.len() + 1);
-                                f.push(0);
-                                f.extend_from_slice(&body);
-                                f
-                            }
-                            Err(msg) => {
-                                let mut f = vec![1];
-                                f.extend_from_slice(msg.as_bytes());
-                                f
-                            }
-                        };
-                        let _ = resp_tx.send((channel, frame));
-                    });
-                }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some((_, reply)) = self.pending.remove(&request_id) {
-                        let _ = reply.send(Ok(response));
-                    }
-                }
-            },
+            request_response::Event::Message { peer, message, .. } => {
+                self.heard.insert(peer, std::time::Instant::now());
+                self.handle_message(peer, message, resp_tx);
+            }
             request_response::Event::OutboundFailure {
-                request_id, error, ..
+                request_id,
+                error,
+                peer,
+                connection_id,
             } => {
+                // A connection whose packets were dropped (a partition, a
+                // host that froze) can stay open on this side with nothing
+                // getting through; closing it makes the next request dial
+                // afresh instead of queueing behind it.
+                let silent = self
+                    .heard
+                    .get(&peer)
+                    .is_none_or(|t| t.elapsed() >= REQUEST_TIMEOUT);
+                if matches!(error, request_response::OutboundFailure::Timeout) && silent {
+                    debug!(%peer, "closing a connection that carried nothing for {REQUEST_TIMEOUT:?}");
+                    metrics::counter!("shoal_net_silent_connections_closed_total").increment(1);
+                    self.swarm.close_connection(connection_id);
+                }
                 if let Some((peer, reply)) = self.pending.remove(&request_id) {
                     let _ = reply.send(Err(NetError::Request {
                         peer,
@@ -537,6 +528,53 @@ impl Driver {
                 debug!(%peer, "inbound request failed: {error}");
             }
             request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn handle_message(
+        &mut self,
+        peer: PeerId,
+        message: request_response::Message<Vec<u8>, Vec<u8>>,
+        resp_tx: &mpsc::UnboundedSender<(ResponseChannel, Vec<u8>)>,
+    ) {
+        match message {
+            request_response::Message::Request {
+                request, channel, ..
+            } => {
+                let handler = request
+                    .first()
+                    .and_then(|b| Channel::from_u8(*b))
+                    .and_then(|c| self.handlers.read().ok().and_then(|h| h.get(&c).cloned()));
+                let resp_tx = resp_tx.clone();
+                tokio::spawn(async move {
+                    let result = match handler {
+                        Some(h) => h.handle(peer, request[1..].to_vec()).await,
+                        None => Err("no handler for this channel (node still starting?)".into()),
+                    };
+                    let frame = match result {
+                        Ok(body) => {
+                            let mut f = Vec::with_capacity(body.len() + 1);
+                            f.push(0);
+                            f.extend_from_slice(&body);
+                            f
+                        }
+                        Err(msg) => {
+                            let mut f = vec![1];
+                            f.extend_from_slice(msg.as_bytes());
+                            f
+                        }
+                    };
+                    let _ = resp_tx.send((channel, frame));
+                });
+            }
+            request_response::Message::Response {
+                request_id,
+                response,
+            } => {
+                if let Some((_, reply)) = self.pending.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
         }
     }
 }

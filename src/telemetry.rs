@@ -250,6 +250,10 @@ pub const FAMILIES: &[Def] = &[
             &[("action", "remove")],
         ],
     ),
+    counter(
+        "shoal_net_silent_connections_closed_total",
+        "Connections closed because a request on them timed out and the peer had sent nothing for as long (a partition or a frozen host), so the next request dials afresh.",
+    ),
     labelled_counter(
         "shoal_api_evictions_total",
         "Evictions asked through the API (drain), by result: evicted, or refused because the pod's Deployment would drop below what its strategy allows unavailable.",
