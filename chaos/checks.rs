@@ -154,10 +154,8 @@ async fn app_pods(
 ) -> Option<Vec<(String, String, bool)>> {
     let v = cluster
         .get_json(
-            &format!(
-                "{}/v1/namespaces/default/pods?consistent={consistent}",
-                cluster.specs[i].base()
-            ),
+            i,
+            &format!("/v1/namespaces/default/pods?consistent={consistent}"),
             Duration::from_secs(if consistent { 5 } else { 2 }),
         )
         .await?;
@@ -203,10 +201,8 @@ pub async fn converge(
             .unwrap_or(0);
         let dep = cluster
             .get_json(
-                &format!(
-                    "{}/v1/namespaces/default/deployments/{APP}",
-                    cluster.specs[node].base()
-                ),
+                node,
+                &format!("/v1/namespaces/default/deployments/{APP}"),
                 Duration::from_secs(5),
             )
             .await;
@@ -256,10 +252,7 @@ impl RuntimeCheck {
 async fn runtime_once(cluster: &Cluster) -> Option<RuntimeCheck> {
     let node = (0..cluster.len()).find(|i| cluster.state(*i) == NodeState::Running)?;
     let pods = cluster
-        .get_json(
-            &format!("{}/v1/pods", cluster.specs[node].base()),
-            Duration::from_secs(5),
-        )
+        .get_json(node, "/v1/pods", Duration::from_secs(5))
         .await?;
     // Pods by "namespace/name": (uid, node, terminal, running-and-ready).
     let mut by_name: BTreeMap<String, (String, String, bool, bool)> = BTreeMap::new();

@@ -437,6 +437,8 @@ pub struct Cluster {
     pub runtime: RuntimeKind,
     /// A client for control requests (short timeouts).
     pub http: reqwest::Client,
+    /// The library's API client of each node, for the harness's reads.
+    clients: Vec<shoal::client::Client>,
     teardown: Arc<Teardown>,
     /// Voters the cluster settles at with every node up.
     pub expected_voters: usize,
@@ -555,7 +557,12 @@ impl Cluster {
             .timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(5))
             .build()?;
+        let clients = specs
+            .iter()
+            .map(|s| shoal::client::Client::new(&s.base(), None))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Cluster {
+            clients,
             procs: Mutex::new(
                 (0..n)
                     .map(|_| Proc {
@@ -806,23 +813,18 @@ impl Cluster {
         }
     }
 
-    /// GET a JSON document, `None` on any failure.
-    pub async fn get_json(&self, url: &str, timeout: Duration) -> Option<Value> {
-        let r = self.http.get(url).timeout(timeout).send().await.ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        r.json().await.ok()
+    /// GET a JSON document from node `i`'s API, `None` on any failure.
+    pub async fn get_json(&self, i: usize, path: &str, timeout: Duration) -> Option<Value> {
+        self.clients
+            .get(i)?
+            .send_within(reqwest::Method::GET, path, None, Some(timeout))
+            .await
+            .ok()
     }
 
     /// Node `i`'s Raft view, `None` when it does not answer within 1 s.
     pub async fn raft(&self, i: usize) -> Option<RaftView> {
-        let v = self
-            .get_json(
-                &format!("{}/v1/raft", self.specs[i].base()),
-                Duration::from_secs(1),
-            )
-            .await?;
+        let v = self.get_json(i, "/v1/raft", Duration::from_secs(1)).await?;
         RaftView::parse(&v)
     }
 
@@ -877,10 +879,7 @@ impl Cluster {
     /// Names node `i` reports as `alive` members.
     async fn alive_members(&self, i: usize) -> BTreeSet<String> {
         let Some(v) = self
-            .get_json(
-                &format!("{}/v1/members", self.specs[i].base()),
-                Duration::from_secs(2),
-            )
+            .get_json(i, "/v1/members", Duration::from_secs(2))
             .await
         else {
             return BTreeSet::new();
@@ -951,10 +950,7 @@ impl Cluster {
                 continue;
             }
             let members = match self
-                .get_json(
-                    &format!("{}/v1/members", self.specs[i].base()),
-                    Duration::from_secs(2),
-                )
+                .get_json(i, "/v1/members", Duration::from_secs(2))
                 .await
             {
                 Some(v) => v["items"]

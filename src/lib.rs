@@ -21,6 +21,7 @@ pub mod agent;
 pub mod api;
 pub mod autopilot;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod controller;
 pub mod discovery;

@@ -18,20 +18,7 @@ use shoal::store::{Command, Op, Precondition};
 
 /// Exit code, stdout and stderr of `shoal --addr ADDR ARGS...`.
 async fn shoal(node: &Node, args: &[&str]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .arg("--addr")
-        .arg(node.api_addr.to_string())
-        .args(args)
-        .env_remove("SHOAL_ADDR")
-        .env_remove("SHOAL_TOKEN")
-        .output()
-        .await
-        .expect("the shoal binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    shoal_cli(&node.api_addr.to_string(), args).await
 }
 
 /// Like [`shoal`], asserting success; returns stdout.

@@ -453,7 +453,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(c) = container {
                 path.push_str(&format!("&container={c}"));
             }
-            client.stream_to_stdout(&path).await
+            stream_to_stdout(&client, &path).await
         }
         Cmd::Events {
             namespace,

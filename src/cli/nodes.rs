@@ -21,7 +21,7 @@ pub(super) async fn get_node(client: &Client, name: &str) -> anyhow::Result<(Str
         if http_status(&err) == Some(404) {
             bail!("node {name:?} not found");
         }
-        return Err(err);
+        return Err(err.into());
     }
     // A server without `/v1/{plural}/{name}` still serves cluster-scoped
     // objects under any namespace's URL (their key ignores the namespace).
@@ -29,7 +29,7 @@ pub(super) async fn get_node(client: &Client, name: &str) -> anyhow::Result<(Str
     match client.send(reqwest::Method::GET, &path, None).await {
         Ok(n) => Ok((path, n)),
         Err(e) if http_status(&e) == Some(404) => bail!("node {name:?} not found"),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -122,21 +122,11 @@ pub(super) async fn evict(
         .as_str()
         .unwrap_or("default");
     let name = s(pod, &["metadata", "name"]).as_str().unwrap_or("");
-    let path = format!("{}/eviction", object_path(Kind::Pod, ns, Some(name)));
-    let body = json!({
-        "apiVersion": "policy/v1",
-        "kind": "Eviction",
-        "metadata": {"name": name, "namespace": ns},
-        "deleteOptions": {"preconditions": {"uid": s(pod, &["metadata", "uid"])}},
-    });
-    let body = serde_json::to_vec(&body).context("encoding the eviction")?;
+    let uid = s(pod, &["metadata", "uid"]).as_str();
     outln!("evicting pod {}", pod_id(pod));
     let mut told = false;
     loop {
-        match client
-            .send(reqwest::Method::POST, &path, Some(body.clone()))
-            .await
-        {
+        match client.evict(ns, name, uid).await {
             Ok(_) => break,
             // Gone already, or replaced by another pod of the same name.
             Err(e) if matches!(http_status(&e), Some(404 | 409)) => break,
@@ -151,7 +141,9 @@ pub(super) async fn evict(
                 }
                 tokio::time::sleep(POLL).await;
             }
-            Err(e) => return Err(e).with_context(|| format!("evicting pod {ns}/{name}")),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("evicting pod {ns}/{name}")));
+            }
         }
     }
     outln!("pod/{name} evicted");

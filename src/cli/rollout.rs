@@ -84,7 +84,7 @@ where
             Err(e) if http_status(&e) == Some(409) && attempt < WRITE_ATTEMPTS => {
                 tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -304,7 +304,7 @@ pub(super) async fn rollout_status(
             // an election or a restarting node will.
             Err(e) if first || http_status(&e).is_some_and(|c| (400..500).contains(&c)) => {
                 finish_line(&last);
-                return Err(e);
+                return Err(e.into());
             }
             Err(_) => {}
         }
@@ -493,7 +493,7 @@ pub(super) async fn rollout_undo(
             Err(e) if http_status(&e) == Some(409) && attempt < WRITE_ATTEMPTS => {
                 tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
 }

@@ -89,14 +89,19 @@ where
 #[derive(Clone)]
 pub struct Api {
     pub base: String,
+    /// For the few tests that need a bare request (raw bodies, headers).
     pub http: reqwest::Client,
     pub token: Option<String>,
+    /// The library's client, which every request of [`Api::send`] goes through.
+    pub client: shoal::client::Client,
 }
 
 impl Api {
     pub fn new(addr: impl std::fmt::Display) -> Api {
+        let base = format!("http://{addr}");
         Api {
-            base: format!("http://{addr}"),
+            client: shoal::client::Client::new(&base, None).expect("client"),
+            base,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()
@@ -107,23 +112,22 @@ impl Api {
 
     pub fn with_token(mut self, t: &str) -> Api {
         self.token = Some(t.to_string());
+        self.client = shoal::client::Client::new(&self.base, self.token.clone()).expect("client");
         self
     }
 
+    /// Status and JSON body (a body that is not JSON as a string), whatever the status.
     pub async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.body(b);
-        }
-        let resp = req.send().await.expect("request reaches the API");
+        let resp = self
+            .client
+            .call(method, path, body, Some(Duration::from_secs(20)))
+            .await
+            .expect("request reaches the API");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -186,4 +190,24 @@ pub async fn wait_healthy(api: &Api) {
         },
     )
     .await;
+}
+
+/// Exit code, stdout and stderr of the `shoal` binary run as
+/// `shoal --addr ADDR ARGS...` (with no address or token from the
+/// environment).
+pub async fn shoal_cli(addr: &str, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .arg("--addr")
+        .arg(addr)
+        .args(args)
+        .env_remove("SHOAL_ADDR")
+        .env_remove("SHOAL_TOKEN")
+        .output()
+        .await
+        .expect("the shoal binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -1,0 +1,232 @@
+//! client: the HTTP client of a node's API that the CLI, the integration
+//! tests and the chaos harness share, so there is one place that knows the
+//! paths, the bearer token and what an error answer looks like.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::resource::{Kind, Object};
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The API answered with an error status.
+    #[error("{message} (HTTP {status})")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The API's `error` text, or the body.
+        message: String,
+        /// Whether a handler answered (with its JSON error), rather than
+        /// the router finding no route for the path.
+        routed: bool,
+    },
+    /// Nothing listens at the address.
+    #[error(
+        "cannot reach the shoal API at {base} (is `shoal agent` running? set --addr or SHOAL_ADDR)"
+    )]
+    Unreachable { base: String },
+    /// No answer within the time allowed.
+    #[error("the shoal API at {base} did not answer in time")]
+    Timeout { base: String },
+    /// Any other transport failure.
+    #[error("request to {base} failed: {msg}")]
+    Request { base: String, msg: String },
+    /// The answer was not what the call expects.
+    #[error("the API's answer to {path}: {msg}")]
+    Decode { path: String, msg: String },
+}
+
+impl ClientError {
+    /// The HTTP status of an error answer (409: reread and retry; 404:
+    /// gone; 429: not now), `None` for failures without one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the server has no route for the path at all (an older node).
+    pub fn no_route(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Api {
+                status: 404,
+                routed: false,
+                ..
+            }
+        )
+    }
+}
+
+/// A client of one node's API.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client of the API at `addr` (`host:port` or a URL), sending
+    /// `token` as a bearer token when given.
+    pub fn new(addr: &str, token: Option<String>) -> Result<Client, ClientError> {
+        let base = if addr.starts_with("http://") || addr.starts_with("https://") {
+            addr.trim_end_matches('/').to_string()
+        } else {
+            format!("http://{}", addr.trim_end_matches('/'))
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ClientError::Request {
+                base: base.clone(),
+                msg: e.to_string(),
+            })?;
+        Ok(Client { base, http, token })
+    }
+
+    /// `http://host:port`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a request and returns the raw response, whatever its status.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        let base = self.base.clone();
+        req.send().await.map_err(|e| {
+            if e.is_connect() {
+                ClientError::Unreachable { base }
+            } else if e.is_timeout() {
+                ClientError::Timeout { base }
+            } else {
+                ClientError::Request {
+                    base,
+                    msg: e.to_string(),
+                }
+            }
+        })
+    }
+
+    /// Sends a request and returns its JSON answer (a body that is not
+    /// JSON comes back as a string); an error status is an error.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Value, ClientError> {
+        self.send_within(method, path, body, None).await
+    }
+
+    /// [`Self::send`] with a time limit for the whole request.
+    pub async fn send_within(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<Value, ClientError> {
+        let resp = self.call(method.clone(), path, body, timeout).await?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| ClientError::Decode {
+            path: path.to_string(),
+            msg: format!("reading the body: {e}"),
+        })?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+        if status.is_success() {
+            return Ok(value);
+        }
+        let api_error = value.get("error").and_then(Value::as_str);
+        let routed = api_error.is_some();
+        let mut message = api_error
+            .map(str::to_string)
+            .unwrap_or_else(|| text.trim().to_string());
+        if message.is_empty() {
+            // A route the server does not have answers with an empty body.
+            message = format!(
+                "{method} {path}: {}",
+                status.canonical_reason().unwrap_or("failed")
+            );
+        }
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            message,
+            routed,
+        })
+    }
+
+    /// One object.
+    pub async fn get(&self, kind: Kind, ns: &str, name: &str) -> Result<Object, ClientError> {
+        let path = object_path(kind, ns, Some(name));
+        let v = self.send(reqwest::Method::GET, &path, None).await?;
+        serde_json::from_value(v).map_err(|e| ClientError::Decode {
+            path,
+            msg: e.to_string(),
+        })
+    }
+
+    /// Every object of a kind, in one namespace or (`None`) in all.
+    pub async fn list(&self, kind: Kind, ns: Option<&str>) -> Result<Vec<Object>, ClientError> {
+        let path = match ns {
+            Some(ns) => object_path(kind, ns, None),
+            None => format!("/v1/{}", kind.plural()),
+        };
+        let mut v = self.send(reqwest::Method::GET, &path, None).await?;
+        serde_json::from_value(v["items"].take()).map_err(|e| ClientError::Decode {
+            path,
+            msg: e.to_string(),
+        })
+    }
+
+    /// Evicts a pod (`POST .../pods/NAME/eviction`): `Ok` once deleted; a
+    /// 429 error while its Deployment cannot spare it; with `uid`, a 409
+    /// error if the pod of that name is another one now.
+    pub async fn evict(&self, ns: &str, name: &str, uid: Option<&str>) -> Result<(), ClientError> {
+        let body = serde_json::json!({
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": ns},
+            "deleteOptions": {"preconditions": {"uid": uid}},
+        });
+        let path = format!("{}/eviction", object_path(Kind::Pod, ns, Some(name)));
+        self.send(
+            reqwest::Method::POST,
+            &path,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// The API path of a kind's collection in `ns`, or of the object `name` in it.
+pub fn object_path(kind: Kind, ns: &str, name: Option<&str>) -> String {
+    let base = if kind.namespaced() {
+        format!("/v1/namespaces/{ns}/{}", kind.plural())
+    } else {
+        format!("/v1/{}", kind.plural())
+    };
+    match name {
+        Some(n) => format!("{base}/{n}"),
+        None => base,
+    }
+}
