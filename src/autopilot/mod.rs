@@ -20,7 +20,7 @@
 //! The loop is level-triggered: it compares what gossip says with what
 //! Raft says and makes one change at a time.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use openraft::ChangeMembers;
@@ -173,137 +173,148 @@ enum Health {
     Down(Duration),
 }
 
-async fn lead(
-    store: &Store,
-    view: &[MemberView],
-    me: &NodeInfo,
-    cfg: &AutopilotConfig,
-    missing_since: &mut HashMap<NodeId, Instant>,
-) -> Result<(), String> {
-    let metrics = store.metrics();
-    let membership = metrics.membership_config.membership().clone();
-    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-    let nodes: BTreeMap<NodeId, NodeInfo> =
-        membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
-    let my_id = store.node_id();
+/// What the leader sees when it decides: Raft's membership and progress
+/// and gossip's view. `lead` gathers it; [`plan`] decides on it alone.
+#[derive(Debug, Clone)]
+pub struct Observed<'a> {
+    /// The leader's own Raft id.
+    pub my_id: NodeId,
+    /// The leader's own PeerId.
+    pub my_peer: &'a str,
+    /// Raft's voters.
+    pub voters: BTreeSet<NodeId>,
+    /// Every Raft member (voters and learners) with its metadata.
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    /// Gossip's members, the leader included.
+    pub view: &'a [MemberView],
+    /// Raft members gossip does not know: how long since the leader noticed.
+    pub unknown_for: HashMap<NodeId, Duration>,
+    /// Now, in seconds since the epoch (gossip's `since` is in those).
+    pub now_secs: u64,
+    /// The leader's last log index.
+    pub last_index: u64,
+    /// Each member's log index as replicated by the leader.
+    pub matched: HashMap<NodeId, u64>,
+}
+
+/// The one membership change a tick makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A live member that is not in Raft yet joins as a learner.
+    AddLearner { id: NodeId, info: NodeInfo },
+    /// A member's addresses changed: record them.
+    UpdateNode {
+        id: NodeId,
+        was: NodeInfo,
+        info: NodeInfo,
+    },
+    /// A member goes, for the reason given.
+    Remove {
+        id: NodeId,
+        node: NodeInfo,
+        voter: bool,
+        why: &'static str,
+    },
+    /// The leader is leaving: it takes itself out of the voters and steps
+    /// down once that is committed.
+    LeaveVoters { id: NodeId },
+    /// The voters become `to` (`target`: the odd size aimed at).
+    SetVoters {
+        from: BTreeSet<NodeId>,
+        to: BTreeSet<NodeId>,
+        target: usize,
+    },
+}
+
+/// Decides the next membership change, if any: the steps of the module
+/// comment, in order, the first that has something to do winning.
+pub fn plan(o: &Observed<'_>, cfg: &AutopilotConfig) -> Option<Action> {
     let by_peer: HashMap<&str, &MemberView> =
-        view.iter().map(|v| (v.peer_id.as_str(), v)).collect();
-    let now = now_secs();
-    let health = |id: &NodeId, n: &NodeInfo, missing: &HashMap<NodeId, Instant>| -> Health {
+        o.view.iter().map(|v| (v.peer_id.as_str(), v)).collect();
+    let health = |id: &NodeId, n: &NodeInfo| -> Health {
         match by_peer.get(n.peer_id.as_str()) {
             Some(v) if v.meta.as_ref().is_some_and(|m| m.leaving) => Health::Leaving,
             Some(v) if v.state == MemberState::Left => Health::Leaving,
             Some(v) if v.is_up() => Health::Up,
-            Some(v) => Health::Down(Duration::from_secs(now.saturating_sub(v.since))),
-            None => Health::Down(missing.get(id).map(|t| t.elapsed()).unwrap_or_default()),
+            Some(v) => Health::Down(Duration::from_secs(o.now_secs.saturating_sub(v.since))),
+            None => Health::Down(o.unknown_for.get(id).copied().unwrap_or_default()),
         }
     };
-    // Members gossip has never heard of are timed from when we noticed.
-    for (id, n) in &nodes {
-        if by_peer.contains_key(n.peer_id.as_str()) {
-            missing_since.remove(id);
-        } else {
-            missing_since.entry(*id).or_insert_with(Instant::now);
-        }
-    }
-    missing_since.retain(|id, _| nodes.contains_key(id));
 
     // 1. A name now held by another live PeerId: the old identity is gone for good.
     // 2. Members that left on purpose go at once.
-    for (id, n) in &nodes {
-        if *id == my_id {
+    for (id, n) in &o.nodes {
+        if *id == o.my_id {
             continue;
         }
-        let replaced = view
+        let replaced = o
+            .view
             .iter()
             .any(|v| v.is_up() && v.name() == Some(n.name.as_str()) && v.peer_id != n.peer_id);
-        let left = health(id, n, missing_since) == Health::Leaving;
-        if replaced || left {
-            let why = if replaced {
-                "its name came back under a new identity (empty data dir)"
-            } else {
-                "it left"
-            };
-            return remove(store, *id, n, voters.contains(id), why).await;
+        if replaced || health(id, n) == Health::Leaving {
+            return Some(Action::Remove {
+                id: *id,
+                node: n.clone(),
+                voter: o.voters.contains(id),
+                why: if replaced {
+                    "its name came back under a new identity (empty data dir)"
+                } else {
+                    "it left"
+                },
+            });
         }
     }
-    // The leader itself leaving: hand over by removing itself from the voters;
-    // it steps down once that is committed.
+    // The leader itself leaving: hand over by removing itself from the voters.
     let me_leaving = by_peer
-        .get(me.peer_id.as_str())
+        .get(o.my_peer)
         .and_then(|v| v.meta.as_ref())
         .is_some_and(|m| m.leaving);
-    if me_leaving && voters.contains(&my_id) {
-        let rest: BTreeSet<NodeId> = voters.iter().copied().filter(|v| *v != my_id).collect();
-        if !rest.is_empty() {
-            info!("leaving: removing this node from the voters so another can lead");
-            return change(
-                store,
-                ChangeMembers::RemoveVoters(BTreeSet::from([my_id])),
-                true,
-            )
-            .await;
-        }
+    if me_leaving && o.voters.contains(&o.my_id) && o.voters.len() > 1 {
+        return Some(Action::LeaveVoters { id: o.my_id });
     }
 
     // 3. Every live member is at least a learner.
-    for v in view.iter().filter(|v| v.is_up()) {
+    for v in o.view.iter().filter(|v| v.is_up()) {
         let Some(info) = node_info(v) else { continue };
         if v.meta.as_ref().is_some_and(|m| m.leaving) {
             continue;
         }
         let id = info.node_id();
-        match nodes.get(&id) {
-            None => {
-                info!(node = %info, "adding as learner");
-                metrics::counter!("shoal_autopilot_actions_total", "action" => "add_learner")
-                    .increment(1);
-                return store
-                    .raft()
-                    .add_learner(id, info, false)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string());
-            }
+        match o.nodes.get(&id) {
+            None => return Some(Action::AddLearner { id, info }),
             // Same identity, new addresses (a restart on another address, a
             // DHCP change): record them once. add_learner leaves a known
             // node's info as it was, so retrying it looped forever, writing
             // two entries a second.
             Some(stored) if *stored != info => {
-                info!(node = %info, was = ?stored.p2p_addrs, now = ?info.p2p_addrs, "updating a member's addresses");
-                metrics::counter!("shoal_autopilot_actions_total", "action" => "update_node")
-                    .increment(1);
-                return change(
-                    store,
-                    ChangeMembers::SetNodes(BTreeMap::from([(id, info)])),
-                    true,
-                )
-                .await;
+                return Some(Action::UpdateNode {
+                    id,
+                    was: stored.clone(),
+                    info,
+                });
             }
             Some(_) => {}
         }
     }
 
     // 4. Voters at the odd target, dead voters replaced after the grace.
-    let live_members = view
+    let live_members = o
+        .view
         .iter()
         .filter(|v| v.is_up() && !v.meta.as_ref().is_some_and(|m| m.leaving))
         .count();
     let target = odd_target(live_members, cfg.voters);
-    let last_index = metrics.last_log_index.unwrap_or(0);
-    let replication = metrics.replication.clone().unwrap_or_default();
     let caught_up = |id: &NodeId| {
-        replication
+        o.matched
             .get(id)
-            .and_then(|l| l.as_ref())
-            .is_some_and(|l| l.index + CAUGHT_UP_ENTRIES >= last_index)
+            .is_some_and(|i| i + CAUGHT_UP_ENTRIES >= o.last_index)
     };
     let mut live_voters = BTreeSet::new();
     let mut waiting = BTreeSet::new();
     let mut dead = BTreeSet::new();
-    for id in &voters {
-        let Some(n) = nodes.get(id) else { continue };
-        match health(id, n, missing_since) {
+    for id in &o.voters {
+        let Some(n) = o.nodes.get(id) else { continue };
+        match health(id, n) {
             Health::Up => {
                 live_voters.insert(*id);
             }
@@ -315,26 +326,25 @@ async fn lead(
             }
         }
     }
-    let mut candidates: Vec<(String, NodeId)> = nodes
+    let mut candidates: Vec<(String, NodeId)> = o
+        .nodes
         .iter()
-        .filter(|(id, n)| {
-            !voters.contains(id) && health(id, n, missing_since) == Health::Up && caught_up(id)
-        })
+        .filter(|(id, n)| !o.voters.contains(id) && health(id, n) == Health::Up && caught_up(id))
         .map(|(id, n)| (n.name.clone(), *id))
         .collect();
     candidates.sort();
     let max = odd_target(usize::MAX, cfg.voters);
-    let mut desired = live_voters.clone();
+    let mut desired = live_voters;
     desired.extend(waiting.iter().copied());
     // More voters than configured (the setting shrank): demote, never ourselves.
     while desired.len() > max {
-        let Some(extra) = desired.iter().rev().find(|id| **id != my_id).copied() else {
+        let Some(extra) = desired.iter().rev().find(|id| **id != o.my_id).copied() else {
             break;
         };
         desired.remove(&extra);
     }
     // Deaths never shrink the voter set; growth and replacement aim at an odd size.
-    let current = voters.len().min(max);
+    let current = o.voters.len().min(max);
     let mut want = target.max(current);
     if want.is_multiple_of(2) {
         want -= 1;
@@ -353,41 +363,143 @@ async fn lead(
             desired.insert(*d);
         }
     }
-    if desired != voters && !desired.is_empty() {
-        let names = |s: &BTreeSet<NodeId>| -> Vec<String> {
-            s.iter()
-                .map(|id| {
-                    nodes
-                        .get(id)
-                        .map(|n| n.name.clone())
-                        .unwrap_or(id.to_string())
-                })
-                .collect()
-        };
-        info!(
-            from = ?names(&voters),
-            to = ?names(&desired),
+    if desired != o.voters && !desired.is_empty() {
+        return Some(Action::SetVoters {
+            from: o.voters.clone(),
+            to: desired,
             target,
-            "changing voters"
-        );
-        metrics::counter!("shoal_autopilot_actions_total", "action" => "change_voters")
-            .increment(1);
-        return change(store, ChangeMembers::ReplaceAllVoters(desired), true).await;
+        });
     }
 
     // 5. Learners down for long are dropped (a node that comes back is re-added).
     let learner_grace = (cfg.dead_voter_grace * 6).max(Duration::from_secs(60));
-    for (id, n) in &nodes {
-        if voters.contains(id) || *id == my_id {
+    for (id, n) in &o.nodes {
+        if o.voters.contains(id) || *id == o.my_id {
             continue;
         }
-        if let Health::Down(d) = health(id, n, missing_since)
+        if let Health::Down(d) = health(id, n)
             && d >= learner_grace
         {
-            return remove(store, *id, n, false, "it has been down for long").await;
+            return Some(Action::Remove {
+                id: *id,
+                node: n.clone(),
+                voter: false,
+                why: "it has been down for long",
+            });
         }
     }
-    Ok(())
+    None
+}
+
+/// Gathers what the leader sees, asks [`plan`], and makes the change.
+async fn lead(
+    store: &Store,
+    view: &[MemberView],
+    me: &NodeInfo,
+    cfg: &AutopilotConfig,
+    missing_since: &mut HashMap<NodeId, Instant>,
+) -> Result<(), String> {
+    let metrics = store.metrics();
+    let membership = metrics.membership_config.membership().clone();
+    let nodes: BTreeMap<NodeId, NodeInfo> =
+        membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+    // Members gossip has never heard of are timed from when we noticed.
+    let known: HashSet<&str> = view.iter().map(|v| v.peer_id.as_str()).collect();
+    for (id, n) in &nodes {
+        if known.contains(n.peer_id.as_str()) {
+            missing_since.remove(id);
+        } else {
+            missing_since.entry(*id).or_insert_with(Instant::now);
+        }
+    }
+    missing_since.retain(|id, _| nodes.contains_key(id));
+    let observed = Observed {
+        my_id: store.node_id(),
+        my_peer: &me.peer_id,
+        voters: membership.voter_ids().collect(),
+        nodes,
+        view,
+        unknown_for: missing_since
+            .iter()
+            .map(|(id, t)| (*id, t.elapsed()))
+            .collect(),
+        now_secs: now_secs(),
+        last_index: metrics.last_log_index.unwrap_or(0),
+        matched: metrics
+            .replication
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(id, l)| l.map(|l| (id, l.index)))
+            .collect(),
+    };
+    let Some(action) = plan(&observed, cfg) else {
+        return Ok(());
+    };
+    execute(store, action, &observed.nodes).await
+}
+
+/// Makes one planned change through Raft, logging and counting it.
+async fn execute(
+    store: &Store,
+    action: Action,
+    nodes: &BTreeMap<NodeId, NodeInfo>,
+) -> Result<(), String> {
+    match action {
+        Action::AddLearner { id, info } => {
+            info!(node = %info, "adding as learner");
+            metrics::counter!("shoal_autopilot_actions_total", "action" => "add_learner")
+                .increment(1);
+            store
+                .raft()
+                .add_learner(id, info, false)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Action::UpdateNode { id, was, info } => {
+            info!(node = %info, was = ?was.p2p_addrs, now = ?info.p2p_addrs, "updating a member's addresses");
+            metrics::counter!("shoal_autopilot_actions_total", "action" => "update_node")
+                .increment(1);
+            change(
+                store,
+                ChangeMembers::SetNodes(BTreeMap::from([(id, info)])),
+                true,
+            )
+            .await
+        }
+        Action::Remove {
+            id,
+            node,
+            voter,
+            why,
+        } => remove(store, id, &node, voter, why).await,
+        Action::LeaveVoters { id } => {
+            info!("leaving: removing this node from the voters so another can lead");
+            change(
+                store,
+                ChangeMembers::RemoveVoters(BTreeSet::from([id])),
+                true,
+            )
+            .await
+        }
+        Action::SetVoters { from, to, target } => {
+            let names = |s: &BTreeSet<NodeId>| -> Vec<String> {
+                s.iter()
+                    .map(|id| {
+                        nodes
+                            .get(id)
+                            .map(|n| n.name.clone())
+                            .unwrap_or(id.to_string())
+                    })
+                    .collect()
+            };
+            info!(from = ?names(&from), to = ?names(&to), target, "changing voters");
+            metrics::counter!("shoal_autopilot_actions_total", "action" => "change_voters")
+                .increment(1);
+            change(store, ChangeMembers::ReplaceAllVoters(to), true).await
+        }
+    }
 }
 
 async fn remove(
@@ -470,17 +582,4 @@ pub fn spawn_role_publisher(store: Store, membership: Membership) -> tokio::task
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn voter_targets_are_odd() {
-        assert_eq!(odd_target(1, 5), 1);
-        assert_eq!(odd_target(2, 5), 1);
-        assert_eq!(odd_target(3, 5), 3);
-        assert_eq!(odd_target(4, 5), 3);
-        assert_eq!(odd_target(7, 5), 5);
-        assert_eq!(odd_target(7, 3), 3);
-        assert_eq!(odd_target(0, 3), 1);
-    }
-}
+mod tests;
