@@ -51,6 +51,11 @@ impl PendingEvent {
             about: None,
         }
     }
+
+    /// Its reason (`Started`, `BackOff`, ...).
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -14,6 +14,7 @@
 mod config;
 pub mod events;
 pub mod logs;
+pub mod plan;
 pub mod pod;
 pub mod probe;
 pub mod registration;

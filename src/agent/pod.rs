@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 
 use super::Ctx;
 use super::events::{EventKind, PendingEvent};
+use super::plan::{self, Backoff, prev_container, restarts_of};
 use super::probe::{self, ProbeTarget};
 use super::status::{self, ContainerView};
 use crate::resource::time::now_rfc3339;
@@ -28,15 +29,6 @@ use tokio_util::task::AbortOnDropHandle;
 /// Label with the pod's termination grace period, so an orphaned container
 /// is stopped as gently as its pod asked even after the pod is gone.
 pub const LABEL_GRACE: &str = "io.shoal.grace-seconds";
-
-/// Restart back-off of one container.
-#[derive(Debug, Clone)]
-struct Backoff {
-    delay: Duration,
-    until: Instant,
-    /// The exited container this back-off was computed for, so one exit is counted once.
-    exit_of: String,
-}
 
 /// What the agent remembers about a pod between syncs. Lost on restart, as
 /// the kubelet's is: back-off then starts afresh.
@@ -67,13 +59,6 @@ fn by_name(containers: &[ContainerInfo]) -> BTreeMap<String, Vec<ContainerInfo>>
         });
     }
     m
-}
-
-fn restarts_of(c: &ContainerInfo) -> u32 {
-    c.labels
-        .get(LABEL_RESTARTS)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 /// A short hash of a container's spec; a change means the container is replaced.
@@ -113,129 +98,52 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
     };
 
     let groups = by_name(&containers);
-    for (name, list) in &groups {
-        if !spec.containers.iter().any(|c| &c.name == name) {
-            for c in list {
-                sync.remove(c).await;
-            }
+    let probe_failed: HashMap<String, String> = containers
+        .iter()
+        .filter_map(|ci| {
+            let why = ctx.probes.get(&ci.id).and_then(|p| p.failed)?;
+            Some((ci.id.clone(), why))
+        })
+        .collect();
+    let decided = plan::plan(&plan::Observed {
+        pod_name: &key.name,
+        spec: &spec,
+        groups: &groups,
+        prev: prev.as_ref(),
+        probe_failed: &probe_failed,
+        backoff: &st.backoff,
+        runtime: ctx.runtime.name(),
+        cfg: &ctx.cfg,
+        now: Instant::now(),
+        wall_now: SystemTime::now(),
+    });
+    st.backoff.extend(decided.backoff);
+    st.last_terminated.extend(decided.last_terminated);
+    sync.waiting.extend(decided.waiting);
+    for e in decided.events {
+        // An event about one exited container (OOMKilled) is said once.
+        let said = e
+            .about
+            .as_deref()
+            .is_some_and(|id| st.events.seen_for(id, e.reason()));
+        if !said {
+            sync.events.push(e);
         }
     }
-    for c in &spec.containers {
-        let mine = groups.get(&c.name).cloned().unwrap_or_default();
-        for old in mine.iter().skip(1) {
-            sync.remove(old).await;
-        }
-        let cur = mine.into_iter().next();
-        let prev_restarts = prev_container(prev.as_ref(), &c.name)
-            .and_then(|s| s.get("restartCount"))
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(0);
-        if terminal {
-            if let Some(ci) = &cur
-                && ci.state == ContainerState::Running
-            {
-                sync.event(
-                    EventKind::Normal,
-                    "Killing",
-                    format!("Stopping container {}: the pod has finished", c.name),
-                );
-                sync.stop(ci).await;
-            }
-            continue;
-        }
-        match cur {
-            Some(ci) if ci.labels.get(LABEL_SPEC_HASH) != Some(&spec_hash(c)) => {
-                sync.event(
-                    EventKind::Normal,
-                    "Killing",
-                    format!("Container {} definition changed, will be restarted", c.name),
-                );
-                sync.stop(&ci).await;
-                if let Some(t) = status::terminated(&ci, ctx.runtime.name()) {
-                    st.last_terminated.insert(c.name.clone(), t);
+    for step in decided.steps {
+        match step {
+            plan::Step::Remove(ci) => sync.remove(ci).await,
+            plan::Step::Stop {
+                current,
+                forget_probe,
+            } => {
+                sync.stop(current).await;
+                if forget_probe {
+                    ctx.probes.remove(&current.id);
                 }
-                sync.remove(&ci).await;
-                sync.create(c, restarts_of(&ci) + 1, st).await;
             }
-            Some(ci) => match &ci.state {
-                ContainerState::Created => sync.start_created(c, &ci).await,
-                ContainerState::Running => {
-                    if let Some(why) = ctx.probes.get(&ci.id).and_then(|p| p.failed) {
-                        sync.event(EventKind::Warning, "Unhealthy", why.clone());
-                        sync.event(
-                            EventKind::Normal,
-                            "Killing",
-                            format!("Container {} failed a probe, will be restarted", c.name),
-                        );
-                        sync.stop(&ci).await;
-                        ctx.probes.remove(&ci.id);
-                    }
-                }
-                ContainerState::Exited {
-                    exit_code,
-                    oom_killed,
-                    finished_at,
-                } => {
-                    if *oom_killed {
-                        sync.event_once(
-                            st,
-                            &ci.id,
-                            EventKind::Warning,
-                            "OOMKilled",
-                            format!("Container {} was killed: out of memory", c.name),
-                        );
-                    }
-                    if !status::should_restart(policy, *exit_code) {
-                        continue;
-                    }
-                    let ran = match (ci.started_at, finished_at) {
-                        (Some(s), Some(f)) => f.duration_since(s).unwrap_or_default(),
-                        _ => Duration::ZERO,
-                    };
-                    let since_exit = finished_at
-                        .and_then(|f| SystemTime::now().duration_since(f).ok())
-                        .unwrap_or_default();
-                    let b =
-                        next_backoff(st.backoff.get(&c.name), &ci.id, ran, since_exit, &ctx.cfg);
-                    st.backoff.insert(c.name.clone(), b.clone());
-                    if Instant::now() >= b.until {
-                        if let Some(t) = status::terminated(&ci, ctx.runtime.name()) {
-                            st.last_terminated.insert(c.name.clone(), t);
-                        }
-                        sync.remove(&ci).await;
-                        sync.create(c, restarts_of(&ci) + 1, st).await;
-                    } else {
-                        let msg = format!(
-                            "back-off {}s restarting failed container={} pod={}",
-                            b.delay.as_secs(),
-                            c.name,
-                            key.name
-                        );
-                        sync.event(
-                            EventKind::Warning,
-                            "BackOff",
-                            format!("Back-off restarting failed container {}", c.name),
-                        );
-                        sync.waiting
-                            .insert(c.name.clone(), ("CrashLoopBackOff".into(), msg));
-                        if let Some(t) = status::terminated(&ci, ctx.runtime.name()) {
-                            st.last_terminated.insert(c.name.clone(), t);
-                        }
-                    }
-                }
-            },
-            None => {
-                let ran_before = prev_container(prev.as_ref(), &c.name)
-                    .and_then(|s| s.get("state"))
-                    .is_some_and(|s| s.get("running").is_some() || s.get("terminated").is_some());
-                let restarts = if ran_before {
-                    prev_restarts + 1
-                } else {
-                    prev_restarts
-                };
-                sync.create(c, restarts, st).await;
-            }
+            plan::Step::StartCreated { spec, current } => sync.start_created(spec, current).await,
+            plan::Step::Create { spec, restarts } => sync.create(spec, restarts, st).await,
         }
     }
 
@@ -393,42 +301,6 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
     }
 }
 
-/// Computes the back-off for an exited container, counting each exit once.
-fn next_backoff(
-    prev: Option<&Backoff>,
-    exited_id: &str,
-    ran: Duration,
-    since_exit: Duration,
-    cfg: &crate::agent::AgentConfig,
-) -> Backoff {
-    if let Some(p) = prev
-        && p.exit_of == exited_id
-    {
-        return p.clone();
-    }
-    let initial = Duration::from_millis(cfg.restart_backoff_initial_ms);
-    let max = Duration::from_millis(cfg.restart_backoff_max_ms);
-    let delay = match prev {
-        Some(p) if ran < Duration::from_millis(cfg.restart_backoff_reset_ms) => {
-            (p.delay * 2).min(max)
-        }
-        _ => initial,
-    };
-    Backoff {
-        delay,
-        until: Instant::now() + delay.saturating_sub(since_exit),
-        exit_of: exited_id.to_string(),
-    }
-}
-
-fn prev_container<'a>(prev: Option<&'a Value>, name: &str) -> Option<&'a Value> {
-    prev?
-        .get("containerStatuses")?
-        .as_array()?
-        .iter()
-        .find(|s| s.get("name").and_then(Value::as_str) == Some(name))
-}
-
 /// Starts probe tasks for running containers that have probes; stops the rest.
 fn keep_probes(
     ctx: &Ctx,
@@ -492,22 +364,6 @@ impl PodSync<'_> {
     fn event(&mut self, kind: EventKind, reason: &str, message: String) {
         self.events
             .push(PendingEvent::new(kind, reason, message, ""));
-    }
-
-    /// Records an event about a particular exited container only once.
-    fn event_once(
-        &mut self,
-        st: &PodState,
-        container_id: &str,
-        kind: EventKind,
-        reason: &str,
-        message: String,
-    ) {
-        if !st.events.seen_for(container_id, reason) {
-            let mut e = PendingEvent::new(kind, reason, message, "");
-            e.about = Some(container_id.to_string());
-            self.events.push(e);
-        }
     }
 
     async fn stop(&mut self, ci: &ContainerInfo) {
@@ -575,7 +431,14 @@ impl PodSync<'_> {
                 other => format!("Failed to pull image {:?}: {other}", c.image),
             };
             let prev = st.pull_backoff.get(&c.name).map(|(b, _)| b.clone());
-            let mut b = next_backoff(prev.as_ref(), "", Duration::ZERO, Duration::ZERO, &ctx.cfg);
+            let mut b = plan::next_backoff(
+                prev.as_ref(),
+                "",
+                Duration::ZERO,
+                Duration::ZERO,
+                &ctx.cfg,
+                Instant::now(),
+            );
             if let Some(p) = prev {
                 b.delay = (p.delay * 2).min(Duration::from_millis(ctx.cfg.restart_backoff_max_ms));
                 b.until = Instant::now() + b.delay;
@@ -774,35 +637,6 @@ fn resolve_env(ctx: &Ctx, ns: &str, c: &Container) -> Result<Vec<(String, String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::AgentConfig;
-
-    #[test]
-    fn backoff_doubles_caps_and_resets() {
-        let cfg = AgentConfig {
-            restart_backoff_initial_ms: 10_000,
-            restart_backoff_max_ms: 40_000,
-            restart_backoff_reset_ms: 600_000,
-            ..AgentConfig::default()
-        };
-        let short = Duration::from_secs(1);
-        let b1 = next_backoff(None, "a", short, Duration::ZERO, &cfg);
-        assert_eq!(b1.delay, Duration::from_secs(10));
-        // The same exit seen again is not counted twice.
-        let again = next_backoff(Some(&b1), "a", short, Duration::ZERO, &cfg);
-        assert_eq!(again.delay, b1.delay);
-        let b2 = next_backoff(Some(&b1), "b", short, Duration::ZERO, &cfg);
-        assert_eq!(b2.delay, Duration::from_secs(20));
-        let b3 = next_backoff(Some(&b2), "c", short, Duration::ZERO, &cfg);
-        let b4 = next_backoff(Some(&b3), "d", short, Duration::ZERO, &cfg);
-        assert_eq!(b4.delay, Duration::from_secs(40), "capped");
-        let long = Duration::from_secs(601);
-        let fresh = next_backoff(Some(&b4), "e", long, Duration::ZERO, &cfg);
-        assert_eq!(
-            fresh.delay,
-            Duration::from_secs(10),
-            "reset after a long run"
-        );
-    }
 
     #[test]
     fn spec_hash_changes_with_the_image() {

@@ -1,0 +1,638 @@
+//! The deciding half of a pod sync: from the pod's spec and last status,
+//! the runtime's containers and what the agent remembers (back-off, probe
+//! results), which containers to remove, stop, start or create, and the
+//! events, waiting reasons and back-off that go with it. Pure, so every
+//! rule is tested without a runtime; `pod::sync` carries the steps out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+use super::AgentConfig;
+use super::events::{EventKind, PendingEvent};
+use super::status;
+use crate::resource::types::{Container, PodSpec};
+use crate::runtime::{ContainerInfo, ContainerState, LABEL_RESTARTS, LABEL_SPEC_HASH};
+
+/// Restart back-off of one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoff {
+    /// How long this exit waits before the container is created again.
+    pub delay: Duration,
+    /// When the wait ends.
+    pub until: Instant,
+    /// The exited container this back-off was computed for, so one exit is counted once.
+    pub exit_of: String,
+}
+
+/// What a sync knows when it decides.
+pub struct Observed<'a, 'b> {
+    /// The pod's name (for messages).
+    pub pod_name: &'b str,
+    /// The pod's spec.
+    pub spec: &'a PodSpec,
+    /// The runtime's containers of the pod by container name, newest first.
+    pub groups: &'a BTreeMap<String, Vec<ContainerInfo>>,
+    /// The pod's stored status.
+    pub prev: Option<&'b Value>,
+    /// Why a running container failed its liveness probe, by runtime id.
+    pub probe_failed: &'b HashMap<String, String>,
+    /// Restart back-off by container name, from earlier syncs.
+    pub backoff: &'b HashMap<String, Backoff>,
+    /// The runtime's name, for the terminated state it reports.
+    pub runtime: &'b str,
+    /// Back-off settings.
+    pub cfg: &'b AgentConfig,
+    /// Now, monotonic (back-off deadlines).
+    pub now: Instant,
+    /// Now, wall clock (the runtime's exit times).
+    pub wall_now: SystemTime,
+}
+
+/// One thing to do to the runtime, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step<'a> {
+    /// Remove a container (stopping it first if it runs).
+    Remove(&'a ContainerInfo),
+    /// Stop a running container; it stays, so its exit is seen next sync.
+    /// `forget_probe`: its probe results go too (it failed its liveness probe).
+    Stop {
+        current: &'a ContainerInfo,
+        forget_probe: bool,
+    },
+    /// Start a container that was created but never started.
+    StartCreated {
+        spec: &'a Container,
+        current: &'a ContainerInfo,
+    },
+    /// Create and start a container, having restarted `restarts` times.
+    Create { spec: &'a Container, restarts: u32 },
+}
+
+/// The decision of one sync.
+#[derive(Debug, Default)]
+pub struct Plan<'a> {
+    /// What to do, in order.
+    pub steps: Vec<Step<'a>>,
+    /// Events to write (one with `about` set is written once per container).
+    pub events: Vec<PendingEvent>,
+    /// Why a container waits: (reason, message) by container name.
+    pub waiting: HashMap<String, (String, String)>,
+    /// Back-off to remember, by container name.
+    pub backoff: Vec<(String, Backoff)>,
+    /// The last terminated state to report, by container name.
+    pub last_terminated: Vec<(String, Value)>,
+}
+
+/// Whether the stored status says the pod has finished for good.
+pub fn is_terminal(prev: Option<&Value>) -> bool {
+    matches!(
+        prev.and_then(|s| s.get("phase")).and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// The restart count a runtime container carries in its label.
+pub fn restarts_of(c: &ContainerInfo) -> u32 {
+    c.labels
+        .get(LABEL_RESTARTS)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A container's entry in the stored status.
+pub fn prev_container<'a>(prev: Option<&'a Value>, name: &str) -> Option<&'a Value> {
+    prev?
+        .get("containerStatuses")?
+        .as_array()?
+        .iter()
+        .find(|s| s.get("name").and_then(Value::as_str) == Some(name))
+}
+
+/// Decides one sync.
+pub fn plan<'a>(o: &Observed<'a, '_>) -> Plan<'a> {
+    let mut p = Plan::default();
+    let terminal = is_terminal(o.prev);
+    let policy = o.spec.restart_policy.unwrap_or_default();
+    let event = |p: &mut Plan<'a>, kind, reason: &str, message: String| {
+        p.events.push(PendingEvent::new(kind, reason, message, ""));
+    };
+
+    // Containers the spec no longer has.
+    for (name, list) in o.groups {
+        if !o.spec.containers.iter().any(|c| &c.name == name) {
+            p.steps.extend(list.iter().map(Step::Remove));
+        }
+    }
+    for c in &o.spec.containers {
+        let mine = o.groups.get(&c.name).map(Vec::as_slice).unwrap_or(&[]);
+        // Older duplicates of a container go; the newest is the one.
+        p.steps.extend(mine.iter().skip(1).map(Step::Remove));
+        let cur = mine.first();
+        if terminal {
+            if let Some(ci) = cur
+                && ci.state == ContainerState::Running
+            {
+                event(
+                    &mut p,
+                    EventKind::Normal,
+                    "Killing",
+                    format!("Stopping container {}: the pod has finished", c.name),
+                );
+                p.steps.push(Step::Stop {
+                    current: ci,
+                    forget_probe: false,
+                });
+            }
+            continue;
+        }
+        let Some(ci) = cur else {
+            // Never created, or removed: a container that ran before comes
+            // back as a restart.
+            let prev = prev_container(o.prev, &c.name);
+            let prev_restarts = prev
+                .and_then(|s| s.get("restartCount"))
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0);
+            let ran_before = prev
+                .and_then(|s| s.get("state"))
+                .is_some_and(|s| s.get("running").is_some() || s.get("terminated").is_some());
+            p.steps.push(Step::Create {
+                spec: c,
+                restarts: prev_restarts + u32::from(ran_before),
+            });
+            continue;
+        };
+        if ci.labels.get(LABEL_SPEC_HASH) != Some(&super::pod::spec_hash(c)) {
+            event(
+                &mut p,
+                EventKind::Normal,
+                "Killing",
+                format!("Container {} definition changed, will be restarted", c.name),
+            );
+            p.steps.push(Step::Stop {
+                current: ci,
+                forget_probe: false,
+            });
+            if let Some(t) = status::terminated(ci, o.runtime) {
+                p.last_terminated.push((c.name.clone(), t));
+            }
+            p.steps.push(Step::Remove(ci));
+            p.steps.push(Step::Create {
+                spec: c,
+                restarts: restarts_of(ci) + 1,
+            });
+            continue;
+        }
+        match &ci.state {
+            ContainerState::Created => p.steps.push(Step::StartCreated {
+                spec: c,
+                current: ci,
+            }),
+            ContainerState::Running => {
+                if let Some(why) = o.probe_failed.get(&ci.id) {
+                    event(&mut p, EventKind::Warning, "Unhealthy", why.clone());
+                    event(
+                        &mut p,
+                        EventKind::Normal,
+                        "Killing",
+                        format!("Container {} failed a probe, will be restarted", c.name),
+                    );
+                    p.steps.push(Step::Stop {
+                        current: ci,
+                        forget_probe: true,
+                    });
+                }
+            }
+            ContainerState::Exited {
+                exit_code,
+                oom_killed,
+                finished_at,
+            } => {
+                if *oom_killed {
+                    let mut e = PendingEvent::new(
+                        EventKind::Warning,
+                        "OOMKilled",
+                        format!("Container {} was killed: out of memory", c.name),
+                        "",
+                    );
+                    e.about = Some(ci.id.clone());
+                    p.events.push(e);
+                }
+                if !status::should_restart(policy, *exit_code) {
+                    continue;
+                }
+                let ran = match (ci.started_at, finished_at) {
+                    (Some(s), Some(f)) => f.duration_since(s).unwrap_or_default(),
+                    _ => Duration::ZERO,
+                };
+                let since_exit = finished_at
+                    .and_then(|f| o.wall_now.duration_since(f).ok())
+                    .unwrap_or_default();
+                let b = next_backoff(
+                    o.backoff.get(&c.name),
+                    &ci.id,
+                    ran,
+                    since_exit,
+                    o.cfg,
+                    o.now,
+                );
+                p.backoff.push((c.name.clone(), b.clone()));
+                if let Some(t) = status::terminated(ci, o.runtime) {
+                    p.last_terminated.push((c.name.clone(), t));
+                }
+                if o.now >= b.until {
+                    p.steps.push(Step::Remove(ci));
+                    p.steps.push(Step::Create {
+                        spec: c,
+                        restarts: restarts_of(ci) + 1,
+                    });
+                } else {
+                    event(
+                        &mut p,
+                        EventKind::Warning,
+                        "BackOff",
+                        format!("Back-off restarting failed container {}", c.name),
+                    );
+                    p.waiting.insert(
+                        c.name.clone(),
+                        (
+                            "CrashLoopBackOff".into(),
+                            format!(
+                                "back-off {}s restarting failed container={} pod={}",
+                                b.delay.as_secs(),
+                                c.name,
+                                o.pod_name
+                            ),
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    p
+}
+
+/// Computes the back-off for an exited container, counting each exit once:
+/// it doubles while the container keeps failing quickly, up to the
+/// maximum, and starts again from the initial delay after a long run.
+pub fn next_backoff(
+    prev: Option<&Backoff>,
+    exited_id: &str,
+    ran: Duration,
+    since_exit: Duration,
+    cfg: &AgentConfig,
+    now: Instant,
+) -> Backoff {
+    if let Some(p) = prev
+        && p.exit_of == exited_id
+    {
+        return p.clone();
+    }
+    let initial = Duration::from_millis(cfg.restart_backoff_initial_ms);
+    let max = Duration::from_millis(cfg.restart_backoff_max_ms);
+    let delay = match prev {
+        Some(p) if ran < Duration::from_millis(cfg.restart_backoff_reset_ms) => {
+            (p.delay * 2).min(max)
+        }
+        _ => initial,
+    };
+    Backoff {
+        delay,
+        until: now + delay.saturating_sub(since_exit),
+        exit_of: exited_id.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::types::RestartPolicy;
+    use crate::runtime::LABEL_CONTAINER;
+    use serde_json::json;
+
+    fn cfg() -> AgentConfig {
+        AgentConfig {
+            restart_backoff_initial_ms: 10_000,
+            restart_backoff_max_ms: 40_000,
+            restart_backoff_reset_ms: 600_000,
+            ..AgentConfig::default()
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_caps_and_resets() {
+        let cfg = cfg();
+        let now = Instant::now();
+        let nb = |prev: Option<&Backoff>, id: &str, ran: Duration| {
+            next_backoff(prev, id, ran, Duration::ZERO, &cfg, now)
+        };
+        let short = Duration::from_secs(1);
+        let b1 = nb(None, "a", short);
+        assert_eq!(b1.delay, Duration::from_secs(10));
+        // The same exit seen again is not counted twice.
+        let again = nb(Some(&b1), "a", short);
+        assert_eq!(again.delay, b1.delay);
+        let b2 = nb(Some(&b1), "b", short);
+        assert_eq!(b2.delay, Duration::from_secs(20));
+        let b3 = nb(Some(&b2), "c", short);
+        let b4 = nb(Some(&b3), "d", short);
+        assert_eq!(b4.delay, Duration::from_secs(40), "capped");
+        let long = Duration::from_secs(601);
+        let fresh = nb(Some(&b4), "e", long);
+        assert_eq!(
+            fresh.delay,
+            Duration::from_secs(10),
+            "reset after a long run"
+        );
+        // Time already spent since the exit counts against the wait.
+        let late = next_backoff(None, "f", short, Duration::from_secs(4), &cfg, now);
+        assert_eq!(late.until, now + Duration::from_secs(6));
+    }
+
+    fn container(name: &str, image: &str) -> Container {
+        Container {
+            name: name.into(),
+            image: image.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A runtime container of `spec`, with its restart count, in `state`.
+    fn running(id: &str, spec: &Container, restarts: u32, state: ContainerState) -> ContainerInfo {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        ContainerInfo {
+            id: id.into(),
+            name: format!("shoal-{id}"),
+            image: spec.image.clone(),
+            labels: BTreeMap::from([
+                (LABEL_CONTAINER.to_string(), spec.name.clone()),
+                (LABEL_RESTARTS.to_string(), restarts.to_string()),
+                (
+                    LABEL_SPEC_HASH.to_string(),
+                    super::super::pod::spec_hash(spec),
+                ),
+            ]),
+            state,
+            started_at: Some(t0),
+            created_at: Some(t0),
+            ip: None,
+            ports: Vec::new(),
+        }
+    }
+
+    fn exited(code: i64, oom: bool, ran_secs: u64) -> ContainerState {
+        ContainerState::Exited {
+            exit_code: Some(code),
+            oom_killed: oom,
+            finished_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + ran_secs)),
+        }
+    }
+
+    struct World {
+        spec: PodSpec,
+        groups: BTreeMap<String, Vec<ContainerInfo>>,
+        prev: Option<Value>,
+        probe_failed: HashMap<String, String>,
+        backoff: HashMap<String, Backoff>,
+        cfg: AgentConfig,
+        now: Instant,
+        /// Seconds after the container's exit that the sync runs.
+        wall_secs: u64,
+    }
+
+    impl World {
+        fn new(containers: Vec<Container>, policy: RestartPolicy) -> World {
+            World {
+                spec: PodSpec {
+                    containers,
+                    restart_policy: Some(policy),
+                    ..Default::default()
+                },
+                groups: BTreeMap::new(),
+                prev: None,
+                probe_failed: HashMap::new(),
+                backoff: HashMap::new(),
+                cfg: cfg(),
+                now: Instant::now(),
+                wall_secs: 2_000,
+            }
+        }
+
+        fn with(mut self, c: ContainerInfo) -> World {
+            let name = c.labels.get(LABEL_CONTAINER).cloned().unwrap_or_default();
+            self.groups.entry(name).or_default().push(c);
+            self
+        }
+
+        fn plan(&self) -> Plan<'_> {
+            plan(&Observed {
+                pod_name: "web",
+                spec: &self.spec,
+                groups: &self.groups,
+                prev: self.prev.as_ref(),
+                probe_failed: &self.probe_failed,
+                backoff: &self.backoff,
+                runtime: "process",
+                cfg: &self.cfg,
+                now: self.now,
+                wall_now: SystemTime::UNIX_EPOCH + Duration::from_secs(self.wall_secs),
+            })
+        }
+    }
+
+    /// Steps as short words, for the table.
+    fn words(p: &Plan<'_>) -> Vec<String> {
+        p.steps
+            .iter()
+            .map(|s| match s {
+                Step::Remove(c) => format!("remove {}", c.id),
+                Step::Stop {
+                    current,
+                    forget_probe,
+                } => format!(
+                    "stop {}{}",
+                    current.id,
+                    if *forget_probe { " forget-probe" } else { "" }
+                ),
+                Step::StartCreated { current, .. } => format!("start {}", current.id),
+                Step::Create { spec, restarts } => format!("create {} #{restarts}", spec.name),
+            })
+            .collect()
+    }
+
+    fn reasons<'p>(p: &'p Plan<'_>) -> Vec<&'p str> {
+        p.events.iter().map(PendingEvent::reason).collect()
+    }
+
+    #[test]
+    fn plan_table() {
+        let main = container("main", "img:1");
+        let always = RestartPolicy::Always;
+        let cases: Vec<(&str, World, Vec<&str>, Vec<&str>)> = vec![
+            (
+                "nothing runs yet: create",
+                World::new(vec![main.clone()], always),
+                vec!["create main #0"],
+                vec![],
+            ),
+            (
+                "running as specified: nothing to do",
+                World::new(vec![main.clone()], always).with(running(
+                    "c1",
+                    &main,
+                    0,
+                    ContainerState::Running,
+                )),
+                vec![],
+                vec![],
+            ),
+            (
+                "created but not started: start it",
+                World::new(vec![main.clone()], always).with(running(
+                    "c1",
+                    &main,
+                    0,
+                    ContainerState::Created,
+                )),
+                vec!["start c1"],
+                vec![],
+            ),
+            (
+                "the spec changed: stop, remove, create as a restart",
+                World::new(vec![container("main", "img:2")], always).with(running(
+                    "c1",
+                    &main,
+                    3,
+                    ContainerState::Running,
+                )),
+                vec!["stop c1", "remove c1", "create main #4"],
+                vec!["Killing"],
+            ),
+            (
+                "a container the spec no longer has, and an older duplicate, go",
+                World::new(vec![main.clone()], always)
+                    .with(running("c2", &main, 1, ContainerState::Running))
+                    .with(running("c1", &main, 0, exited(0, false, 5)))
+                    .with(running(
+                        "x",
+                        &container("sidecar", "img:1"),
+                        0,
+                        ContainerState::Running,
+                    )),
+                vec!["remove x", "remove c1"],
+                vec![],
+            ),
+            (
+                "exited long ago under Always: restarted",
+                World::new(vec![main.clone()], always).with(running(
+                    "c1",
+                    &main,
+                    2,
+                    exited(1, false, 5),
+                )),
+                vec!["remove c1", "create main #3"],
+                vec![],
+            ),
+            (
+                "exited with 0 under OnFailure: left as it is",
+                World::new(vec![main.clone()], RestartPolicy::OnFailure).with(running(
+                    "c1",
+                    &main,
+                    0,
+                    exited(0, false, 5),
+                )),
+                vec![],
+                vec![],
+            ),
+            (
+                "killed for memory under Never: said once, not restarted",
+                World::new(vec![main.clone()], RestartPolicy::Never).with(running(
+                    "c1",
+                    &main,
+                    0,
+                    exited(137, true, 5),
+                )),
+                vec![],
+                vec!["OOMKilled"],
+            ),
+            (
+                "failed its liveness probe: stopped, its probe results forgotten",
+                {
+                    let mut w = World::new(vec![main.clone()], always).with(running(
+                        "c1",
+                        &main,
+                        0,
+                        ContainerState::Running,
+                    ));
+                    w.probe_failed
+                        .insert("c1".into(), "Liveness probe failed".into());
+                    w
+                },
+                vec!["stop c1 forget-probe"],
+                vec!["Unhealthy", "Killing"],
+            ),
+            (
+                "the pod finished: a running container is stopped, nothing created",
+                {
+                    let mut w = World::new(vec![main.clone(), container("b", "img:1")], always)
+                        .with(running("c1", &main, 0, ContainerState::Running));
+                    w.prev = Some(json!({"phase": "Failed"}));
+                    w
+                },
+                vec!["stop c1"],
+                vec!["Killing"],
+            ),
+            (
+                "gone from the runtime after it ran: created as a restart",
+                {
+                    let mut w = World::new(vec![main.clone()], always);
+                    w.prev = Some(json!({"containerStatuses": [
+                        {"name": "main", "restartCount": 4, "state": {"running": {}}}
+                    ]}));
+                    w
+                },
+                vec!["create main #5"],
+                vec![],
+            ),
+        ];
+        for (what, world, steps, events) in cases {
+            let p = world.plan();
+            assert_eq!(words(&p), steps, "{what}");
+            assert_eq!(reasons(&p), events, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_crash_loop_waits_out_its_back_off() {
+        let main = container("main", "img:1");
+        // Exited 1 s after it started, and the sync runs 2 s after the exit:
+        // the first back-off (10 s) is not over.
+        let mut w = World::new(vec![main.clone()], RestartPolicy::Always).with(running(
+            "c1",
+            &main,
+            0,
+            exited(1, false, 1),
+        ));
+        w.wall_secs = 1_003;
+        let p = w.plan();
+        assert!(p.steps.is_empty(), "{:?}", words(&p));
+        assert_eq!(reasons(&p), ["BackOff"]);
+        let (reason, msg) = &p.waiting["main"];
+        assert_eq!(reason, "CrashLoopBackOff");
+        assert_eq!(msg, "back-off 10s restarting failed container=main pod=web");
+        let (name, b) = &p.backoff[0];
+        assert_eq!(name, "main");
+        assert_eq!(b.until, w.now + Duration::from_secs(8));
+        assert_eq!(p.last_terminated.len(), 1, "the exit is reported meanwhile");
+
+        // Once the wait is over the same exit restarts it, counted once.
+        w.backoff.insert("main".into(), b.clone());
+        w.now = b.until;
+        let p = w.plan();
+        assert_eq!(words(&p), ["remove c1", "create main #1"]);
+        assert_eq!(p.backoff[0].1.delay, Duration::from_secs(10));
+    }
+}
