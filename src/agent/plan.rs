@@ -85,14 +85,6 @@ pub struct Plan<'a> {
     pub last_terminated: Vec<(String, Value)>,
 }
 
-/// Whether the stored status says the pod has finished for good.
-pub fn is_terminal(prev: Option<&Value>) -> bool {
-    matches!(
-        prev.and_then(|s| s.get("phase")).and_then(Value::as_str),
-        Some("Succeeded" | "Failed")
-    )
-}
-
 /// The restart count a runtime container carries in its label.
 pub fn restarts_of(c: &ContainerInfo) -> u32 {
     c.labels
@@ -113,7 +105,7 @@ pub fn prev_container<'a>(prev: Option<&'a Value>, name: &str) -> Option<&'a Val
 /// Decides one sync.
 pub fn plan<'a>(o: &Observed<'a, '_>) -> Plan<'a> {
     let mut p = Plan::default();
-    let terminal = is_terminal(o.prev);
+    let terminal = status::is_terminal(o.prev);
     let policy = o.spec.restart_policy.unwrap_or_default();
     let event = |p: &mut Plan<'a>, kind, reason: &str, message: String| {
         p.events.push(PendingEvent::new(kind, reason, message, ""));

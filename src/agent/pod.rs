@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 
@@ -79,12 +79,6 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
     };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let prev = pod.body.get("status").cloned();
-    let prev_phase = prev
-        .as_ref()
-        .and_then(|s| s.get("phase"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let terminal = matches!(prev_phase.as_deref(), Some("Succeeded" | "Failed"));
     let policy = spec.restart_policy.unwrap_or_default();
     let grace = Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30));
     let mut sync = PodSync {
@@ -195,65 +189,8 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
             }
         })
         .collect();
-    let now = now_rfc3339();
-    let phase = if terminal {
-        prev_phase.clone().unwrap_or_default()
-    } else {
-        status::phase(&views, policy).to_string()
-    };
-    let statuses: Vec<Value> = views.iter().map(status::container_status).collect();
-    let all_ready = !statuses.is_empty()
-        && statuses
-            .iter()
-            .all(|s| s.get("ready") == Some(&Value::Bool(true)));
-    let ready = phase == "Running" && all_ready;
-    let pod_ip = views
-        .iter()
-        .find_map(|v| v.current.and_then(|c| c.ip.clone()))
-        .unwrap_or_else(|| ctx.host_ip.clone());
-    let mut s = Map::new();
-    s.insert("phase".into(), json!(phase));
-    s.insert(
-        "conditions".into(),
-        json!([
-            status::condition(prev.as_ref(), "PodScheduled", true, &now),
-            status::condition(prev.as_ref(), "Initialized", true, &now),
-            status::condition(prev.as_ref(), "ContainersReady", ready, &now),
-            status::condition(prev.as_ref(), "Ready", ready, &now),
-        ]),
-    );
-    s.insert("hostIP".into(), json!(ctx.host_ip));
-    s.insert("podIP".into(), json!(pod_ip));
-    // Where each container port is published on the host: other nodes'
-    // load balancers connect there (not part of Kubernetes' PodStatus).
-    let mut mappings: Vec<Value> = views
-        .iter()
-        .filter_map(|v| v.current)
-        .flat_map(|c| c.ports.iter())
-        .map(|p| json!({"containerPort": p.container_port, "hostPort": p.host_port}))
-        .collect();
-    mappings.dedup();
-    if !mappings.is_empty() {
-        s.insert("portMappings".into(), Value::Array(mappings));
-    }
-    let start = prev
-        .as_ref()
-        .and_then(|p| p.get("startTime"))
-        .cloned()
-        .unwrap_or_else(|| json!(now));
-    s.insert("startTime".into(), start);
-    s.insert("containerStatuses".into(), json!(statuses));
-    // Carry over fields other components own (a controller's reason, ...).
-    if let Some(Value::Object(p)) = &prev {
-        for k in ["reason", "message"] {
-            if let Some(v) = p.get(k)
-                && terminal
-            {
-                s.insert(k.into(), v.clone());
-            }
-        }
-    }
-    let new = Value::Object(s);
+    let (new, ready) =
+        status::pod_status(&views, prev.as_ref(), policy, &ctx.host_ip, &now_rfc3339());
 
     let mut status_op = None;
     if prev.as_ref() != Some(&new) && st.last_written.as_ref() != Some(&new) {

@@ -175,6 +175,88 @@ pub fn condition(prev: Option<&Value>, kind: &str, ok: bool, now: &str) -> Value
     json!({"type": kind, "status": status, "lastTransitionTime": since})
 }
 
+/// Whether the stored status says the pod has finished for good.
+pub fn is_terminal(prev: Option<&Value>) -> bool {
+    matches!(
+        prev.and_then(|s| s.get("phase")).and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// A pod's whole status from its containers' views: the phase (the stored
+/// one, once the pod has finished), conditions that keep their transition
+/// time while they hold, the pod and host addresses, where each container
+/// port is published, the start time and each container's status; the
+/// reason and message a controller wrote on a finished pod are kept.
+/// Returns it with whether the pod is Ready.
+pub fn pod_status(
+    views: &[ContainerView<'_>],
+    prev: Option<&Value>,
+    policy: RestartPolicy,
+    host_ip: &str,
+    now: &str,
+) -> (Value, bool) {
+    let terminal = is_terminal(prev);
+    let phase = if terminal {
+        prev.and_then(|s| s.get("phase"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    } else {
+        phase(views, policy).to_string()
+    };
+    let statuses: Vec<Value> = views.iter().map(container_status).collect();
+    let all_ready = !statuses.is_empty()
+        && statuses
+            .iter()
+            .all(|s| s.get("ready") == Some(&Value::Bool(true)));
+    let ready = phase == "Running" && all_ready;
+    let pod_ip = views
+        .iter()
+        .find_map(|v| v.current.and_then(|c| c.ip.clone()))
+        .unwrap_or_else(|| host_ip.to_string());
+    let mut s = Map::new();
+    s.insert("phase".into(), json!(phase));
+    s.insert(
+        "conditions".into(),
+        json!([
+            condition(prev, "PodScheduled", true, now),
+            condition(prev, "Initialized", true, now),
+            condition(prev, "ContainersReady", ready, now),
+            condition(prev, "Ready", ready, now),
+        ]),
+    );
+    s.insert("hostIP".into(), json!(host_ip));
+    s.insert("podIP".into(), json!(pod_ip));
+    // Where each container port is published on the host: other nodes'
+    // load balancers connect there (not part of Kubernetes' PodStatus).
+    let mut mappings: Vec<Value> = views
+        .iter()
+        .filter_map(|v| v.current)
+        .flat_map(|c| c.ports.iter())
+        .map(|p| json!({"containerPort": p.container_port, "hostPort": p.host_port}))
+        .collect();
+    mappings.dedup();
+    if !mappings.is_empty() {
+        s.insert("portMappings".into(), Value::Array(mappings));
+    }
+    let start = prev
+        .and_then(|p| p.get("startTime"))
+        .cloned()
+        .unwrap_or_else(|| json!(now));
+    s.insert("startTime".into(), start);
+    s.insert("containerStatuses".into(), json!(statuses));
+    // Carry over fields other components own (a controller's reason, ...).
+    if terminal && let Some(Value::Object(p)) = prev {
+        for k in ["reason", "message"] {
+            if let Some(v) = p.get(k) {
+                s.insert(k.into(), v.clone());
+            }
+        }
+    }
+    (Value::Object(s), ready)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +379,51 @@ mod tests {
             condition(Some(&prev), "Ready", false, "T1")["lastTransitionTime"],
             "T1"
         );
+    }
+
+    #[test]
+    fn pod_status_whole() {
+        let spec = Container {
+            name: "main".into(),
+            ..Default::default()
+        };
+        let mut running = info(ContainerState::Running);
+        running.ip = Some("172.17.0.5".into());
+        running.ports = vec![crate::runtime::PortBinding {
+            container_port: 80,
+            host_port: 31000,
+            host_ip: String::new(),
+        }];
+        let views = [view(&spec, Some(&running))];
+        let (st, ready) = pod_status(&views, None, RestartPolicy::Always, "10.0.0.1", "T1");
+        assert!(ready);
+        assert_eq!(st["phase"], "Running");
+        assert_eq!(st["podIP"], "172.17.0.5");
+        assert_eq!(st["hostIP"], "10.0.0.1");
+        assert_eq!(st["startTime"], "T1");
+        assert_eq!(
+            st["portMappings"],
+            json!([{"containerPort": 80, "hostPort": 31000}])
+        );
+        assert_eq!(st["conditions"][3]["type"], "Ready");
+        assert_eq!(st["conditions"][3]["status"], "True");
+
+        // Again later: the same status, transition and start times kept.
+        let (again, _) = pod_status(&views, Some(&st), RestartPolicy::Always, "10.0.0.1", "T2");
+        assert_eq!(again, st);
+
+        // A finished pod keeps its phase and the controller's reason, and
+        // a process without its own address reports the host's.
+        let prev =
+            json!({"phase": "Failed", "reason": "NodeLost", "message": "gone", "startTime": "T0"});
+        let idle = [view(&spec, None)];
+        let (done, ready) = pod_status(&idle, Some(&prev), RestartPolicy::Always, "10.0.0.1", "T3");
+        assert!(!ready);
+        assert_eq!(done["phase"], "Failed");
+        assert_eq!(done["reason"], "NodeLost");
+        assert_eq!(done["message"], "gone");
+        assert_eq!(done["startTime"], "T0");
+        assert_eq!(done["podIP"], "10.0.0.1");
+        assert!(done.get("portMappings").is_none());
     }
 }
