@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use serde_json::Value;
 
 use super::table::{Endpoint, PortEntry, ServiceEntry, ServiceTable};
 use crate::resource::Object;
+use crate::resource::status::PodStatus;
 use crate::resource::types::{Body, IntOrString, PodBody, ServiceBody};
 use crate::resource::view::PodView;
 
@@ -24,8 +24,8 @@ struct ReadyPod {
     mappings: BTreeMap<u16, u16>,
 }
 
-fn ip_field(status: Option<&Value>, field: &str) -> Option<Ipv4Addr> {
-    status?.get(field)?.as_str()?.parse().ok()
+fn ip_field(ip: Option<&str>) -> Option<Ipv4Addr> {
+    ip?.parse().ok()
 }
 
 fn ready_pod(o: &Object) -> Option<ReadyPod> {
@@ -36,28 +36,19 @@ fn ready_pod(o: &Object) -> Option<ReadyPod> {
     }
     let node = view.node?;
     let spec = PodBody::from_object(o).ok()?;
-    let status = o.body.get("status");
-    let mappings = status
-        .and_then(|s| s.get("portMappings"))
-        .and_then(Value::as_array)
-        .map(|ms| {
-            ms.iter()
-                .filter_map(|m| {
-                    let c = u16::try_from(m.get("containerPort")?.as_u64()?).ok()?;
-                    let h = u16::try_from(m.get("hostPort")?.as_u64()?).ok()?;
-                    Some((c, h))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let status: PodStatus = o.status().ok()?;
     Some(ReadyPod {
         name: view.name,
         node,
         labels: o.metadata.labels.clone(),
         spec,
-        pod_ip: ip_field(status, "podIP"),
-        host_ip: ip_field(status, "hostIP"),
-        mappings,
+        pod_ip: ip_field(status.pod_ip.as_deref()),
+        host_ip: ip_field(status.host_ip.as_deref()),
+        mappings: status
+            .port_mappings
+            .iter()
+            .map(|m| (m.container_port, m.host_port))
+            .collect(),
     })
 }
 
@@ -202,7 +193,7 @@ pub fn build(services: &[Object], pods: &[Object], local: Local<'_>) -> ServiceT
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     static NONE_DOWN: BTreeSet<String> = BTreeSet::new();
 

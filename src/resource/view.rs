@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::time::{now_secs, parse_rfc3339};
+use super::status::{Condition, PodStatus};
 use super::{Object, ObjectKey};
 
 /// What the controllers need to know about a pod.
@@ -35,22 +36,11 @@ impl PodView {
     /// Reads a pod object.
     pub fn of(o: &Object) -> Option<PodView> {
         let key = o.key()?;
-        let status = o.body.get("status");
-        let phase = status.and_then(|s| s.get("phase")).and_then(Value::as_str);
-        let ready_cond = status
-            .and_then(|s| s.get("conditions"))
-            .and_then(Value::as_array)
-            .and_then(|cs| {
-                cs.iter()
-                    .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-            });
-        let ready = ready_cond
-            .and_then(|c| c.get("status"))
-            .and_then(Value::as_str)
-            == Some("True");
+        let status: PodStatus = o.status_or_default();
+        let ready_cond = status.condition("Ready");
+        let ready = ready_cond.is_some_and(Condition::is_true);
         let ready_since = ready_cond
-            .and_then(|c| c.get("lastTransitionTime"))
-            .and_then(Value::as_str)
+            .and_then(|c| c.last_transition_time.as_deref())
             .and_then(parse_rfc3339);
         Some(PodView {
             namespace: key.namespace.clone(),
@@ -64,7 +54,7 @@ impl PodView {
                 .and_then(|s| s.get("nodeName"))
                 .and_then(Value::as_str)
                 .map(str::to_string),
-            terminal: matches!(phase, Some("Succeeded" | "Failed")),
+            terminal: status.is_terminal(),
             ready,
             ready_since,
             created: o.metadata.creation_timestamp.clone().unwrap_or_default(),

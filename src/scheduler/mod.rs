@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::resource::status::{Condition, NodeStatus, PodPhase, PodStatus};
 use crate::resource::time::now_rfc3339;
 use crate::resource::types::{QuantityError, parse_cpu_millis, parse_memory_bytes};
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
@@ -65,7 +66,10 @@ pub fn node_fit(node: &Object, alive: bool) -> Option<NodeFit> {
     if node.kind() != Some(Kind::Node) {
         return None;
     }
-    let alloc = node.body.get("status")?.get("allocatable")?;
+    let alloc = node.status::<NodeStatus>().ok()?.allocatable;
+    if alloc.is_empty() {
+        return None;
+    }
     let quantity = |name: &str, parse: fn(&str) -> Result<u64, QuantityError>| {
         alloc
             .get(name)
@@ -160,13 +164,7 @@ pub fn pod_needs(pod: &Object) -> Option<PodNeeds> {
 /// Whether the pod has finished for good (`status.phase` Succeeded or
 /// Failed): it holds no resources and is never placed again.
 pub fn is_terminal(pod: &Object) -> bool {
-    matches!(
-        pod.body
-            .get("status")
-            .and_then(|s| s.get("phase"))
-            .and_then(Value::as_str),
-        Some("Succeeded" | "Failed")
-    )
+    pod.status_or_default::<PodStatus>().is_terminal()
 }
 
 /// A quantity as JSON carries it: a string, or a bare number.
@@ -409,8 +407,10 @@ fn binding(mut pod: Object, key: ObjectKey, node: &str, now: &str) -> Option<Pod
         .insert("nodeName".into(), Value::String(node.to_string()));
     // A pod once found unschedulable keeps that condition until its agent
     // writes a status; Kubernetes' binding flips it at once, and so do we.
-    if let Some(Value::Object(status)) = pod.body.get_mut("status") {
-        mark_scheduled(status, now);
+    if pod.body.contains_key("status") {
+        let mut status: PodStatus = pod.status_or_default();
+        mark_scheduled(&mut status, now);
+        pod.set_status(&status);
     }
     let object = match serde_json::to_vec(&pod) {
         Ok(b) => b,
@@ -431,27 +431,19 @@ fn binding(mut pod: Object, key: ObjectKey, node: &str, now: &str) -> Option<Pod
     })
 }
 
-fn conditions(status: &Map<String, Value>) -> impl Iterator<Item = &Value> {
-    status
-        .get("conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-}
-
-fn is_pod_scheduled(c: &Value) -> bool {
-    c.get("type").and_then(Value::as_str) == Some("PodScheduled")
-}
-
 /// Sets the PodScheduled condition to True where it says otherwise.
-fn mark_scheduled(status: &mut Map<String, Value>, now: &str) {
-    let Some(Value::Array(cs)) = status.get_mut("conditions") else {
-        return;
-    };
-    for c in cs.iter_mut().filter(|c| is_pod_scheduled(c)) {
-        if c.get("status").and_then(Value::as_str) != Some("True") {
-            *c = json!({"type": "PodScheduled", "status": "True", "lastTransitionTime": now});
-        }
+fn mark_scheduled(status: &mut PodStatus, now: &str) {
+    for c in status
+        .conditions
+        .iter_mut()
+        .filter(|c| c.type_ == "PodScheduled" && !c.is_true())
+    {
+        *c = Condition {
+            type_: "PodScheduled".into(),
+            status: "True".into(),
+            last_transition_time: Some(now.into()),
+            ..Condition::default()
+        };
     }
 }
 
@@ -465,45 +457,33 @@ fn unschedulable(
     host: Option<&str>,
     event_name: String,
 ) -> Option<PodWrite> {
-    let empty = Map::new();
-    let status = pod
-        .body
-        .get("status")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let prev = conditions(status).find(|c| is_pod_scheduled(c));
-    let field = |c: Option<&Value>, f: &str| {
-        c.and_then(|c| c.get(f))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let was_false = field(prev, "status").as_deref() == Some("False");
+    let status: PodStatus = pod.status_or_default();
+    let prev = status.condition("PodScheduled");
+    let was_false = prev.is_some_and(|c| c.status == "False");
     let same_message = was_false
-        && field(prev, "reason").as_deref() == Some("Unschedulable")
-        && field(prev, "message").as_deref() == Some(message);
-    let pending = status.get("phase").and_then(Value::as_str) == Some("Pending");
+        && prev.and_then(|c| c.reason.as_deref()) == Some("Unschedulable")
+        && prev.and_then(|c| c.message.as_deref()) == Some(message);
+    let pending = status.phase == Some(PodPhase::Pending);
     if same_message && pending {
         return None;
     }
-    let since = field(prev, "lastTransitionTime")
+    let since = prev
+        .and_then(|c| c.last_transition_time.clone())
         .filter(|_| was_false)
         .unwrap_or_else(|| now.to_string());
-    let condition = json!({
-        "type": "PodScheduled",
-        "status": "False",
-        "reason": "Unschedulable",
-        "message": message,
-        "lastTransitionTime": since,
-    });
+    let condition = Condition {
+        type_: "PodScheduled".into(),
+        status: "False".into(),
+        reason: Some("Unschedulable".into()),
+        message: Some(message.into()),
+        last_transition_time: Some(since),
+        ..Condition::default()
+    };
     let mut new = status.clone();
-    new.insert("phase".into(), json!("Pending"));
-    let mut cs: Vec<Value> = conditions(status)
-        .filter(|c| !is_pod_scheduled(c))
-        .cloned()
-        .collect();
-    cs.insert(0, condition);
-    new.insert("conditions".into(), Value::Array(cs));
-    let status_bytes = serde_json::to_vec(&Value::Object(new)).ok()?;
+    new.phase = Some(PodPhase::Pending);
+    new.conditions.retain(|c| c.type_ != "PodScheduled");
+    new.conditions.insert(0, condition);
+    let status_bytes = serde_json::to_vec(&new).ok()?;
     let mut ops = vec![Op::SetStatus {
         key: key.clone(),
         uid: pod.metadata.uid.clone(),

@@ -1,0 +1,380 @@
+//! Typed `status` of the kinds whose status shoal writes, in Kubernetes'
+//! field names. Every struct keeps the fields it does not know in `extra`,
+//! so a status written by a newer node passes through an older one intact.
+//! Read with [`Object::status`], write with [`Object::set_status`].
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::Object;
+
+/// `Pod.status.phase`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PodPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    /// What a newer node may write that this one does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl PodPhase {
+    /// Succeeded or Failed: finished for good, never placed or started again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, PodPhase::Succeeded | PodPhase::Failed)
+    }
+
+    /// The phase's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodPhase::Pending => "Pending",
+            PodPhase::Running => "Running",
+            PodPhase::Succeeded => "Succeeded",
+            PodPhase::Failed => "Failed",
+            PodPhase::Unknown => "Unknown",
+        }
+    }
+}
+
+/// One entry of a `status.conditions` list (pods, deployments, nodes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// `Ready`, `PodScheduled`, `Available`, `Progressing`, ...
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When `status` last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    /// When the condition was last written (Deployments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Condition {
+    /// Whether its status is `True`.
+    pub fn is_true(&self) -> bool {
+        self.status == "True"
+    }
+}
+
+/// The condition of a type in a list, if present.
+pub fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Where a container port is published on its node (shoal's own field:
+/// other nodes' load balancers connect there).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMapping {
+    pub container_port: u16,
+    pub host_port: u16,
+}
+
+/// `ContainerStatus.state` (and `lastState`): one of the three is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<StateWaiting>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<StateRunning>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminated: Option<StateTerminated>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A container waiting to run, and why.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateWaiting {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A running container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateRunning {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A container that exited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateTerminated {
+    pub exit_code: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(
+        default,
+        rename = "containerID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub container_id: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One entry of `Pod.status.containerStatuses`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStatus {
+    pub name: String,
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub state: ContainerState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_state: Option<ContainerState>,
+    #[serde(default)]
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<bool>,
+    #[serde(default)]
+    pub restart_count: u32,
+    #[serde(
+        default,
+        rename = "containerID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub container_id: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `Pod.status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<PodPhase>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Why the pod is in this phase (`Evicted`, `NodeLost`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, rename = "hostIP", skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    #[serde(default, rename = "podIP", skip_serializing_if = "Option::is_none")]
+    pub pod_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_mappings: Vec<PortMapping>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub container_statuses: Vec<ContainerStatus>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl PodStatus {
+    /// Succeeded or Failed.
+    pub fn is_terminal(&self) -> bool {
+        self.phase.is_some_and(PodPhase::is_terminal)
+    }
+
+    /// The condition of a type, if present.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        find_condition(&self.conditions, type_)
+    }
+
+    /// Its Ready condition is True.
+    pub fn is_ready(&self) -> bool {
+        self.condition("Ready").is_some_and(Condition::is_true)
+    }
+
+    /// A container's status by name.
+    pub fn container(&self, name: &str) -> Option<&ContainerStatus> {
+        self.container_statuses.iter().find(|c| c.name == name)
+    }
+}
+
+/// `Deployment.status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<u64>,
+    #[serde(default)]
+    pub replicas: u32,
+    #[serde(default)]
+    pub updated_replicas: u32,
+    #[serde(default)]
+    pub ready_replicas: u32,
+    #[serde(default)]
+    pub available_replicas: u32,
+    #[serde(default)]
+    pub unavailable_replicas: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl DeploymentStatus {
+    /// The condition of a type, if present.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        find_condition(&self.conditions, type_)
+    }
+}
+
+/// `ReplicaSet.status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaSetStatus {
+    #[serde(default)]
+    pub replicas: u32,
+    #[serde(default)]
+    pub ready_replicas: u32,
+    #[serde(default)]
+    pub available_replicas: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `Node.status`: what an agent publishes about its host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    /// Quantities by resource name (`cpu`, `memory`, `pods`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capacity: BTreeMap<String, Value>,
+    /// What pods may use of it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allocatable: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Why a stored status does not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} {name}: status does not decode: {source}")]
+pub struct StatusError {
+    kind: String,
+    name: String,
+    source: serde_json::Error,
+}
+
+impl Object {
+    /// The object's status as `T`; the default when it has none yet.
+    pub fn status<T: DeserializeOwned + Default>(&self) -> Result<T, StatusError> {
+        match self.body.get("status") {
+            None | Some(Value::Null) => Ok(T::default()),
+            Some(v) => T::deserialize(v).map_err(|source| StatusError {
+                kind: self.kind.clone(),
+                name: self.metadata.name.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// The object's status as `T`, or the default when it has none or it
+    /// does not decode (readers that decide on status, such as the
+    /// controllers, treat a garbled status as none).
+    pub fn status_or_default<T: DeserializeOwned + Default>(&self) -> T {
+        self.status().unwrap_or_default()
+    }
+
+    /// Replaces the object's status.
+    pub fn set_status<T: Serialize>(&mut self, status: &T) {
+        let v = serde_json::to_value(status).unwrap_or(Value::Null);
+        self.body.insert("status".into(), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_and_phases_pass_through() {
+        let v = json!({
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z", "lastProbeTime": null}],
+            "podIP": "10.1.2.3",
+            "qosClass": "BestEffort",
+            "containerStatuses": [{
+                "name": "main", "image": "i", "ready": true, "restartCount": 2,
+                "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+                "imageID": "sha256:abc"
+            }]
+        });
+        let s: PodStatus = serde_json::from_value(v.clone()).unwrap();
+        assert!(s.is_ready() && !s.is_terminal());
+        assert_eq!(s.container("main").map(|c| c.restart_count), Some(2));
+        assert_eq!(serde_json::to_value(&s).unwrap(), v, "nothing lost");
+
+        let newer: PodStatus = serde_json::from_value(json!({"phase": "Hibernating"})).unwrap();
+        assert_eq!(newer.phase, Some(PodPhase::Unknown));
+        assert!(!newer.is_terminal());
+    }
+
+    #[test]
+    fn objects_read_and_write_status() {
+        let mut o: Object = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {}
+        }))
+        .unwrap();
+        assert_eq!(
+            o.status::<DeploymentStatus>().unwrap(),
+            DeploymentStatus::default()
+        );
+        let s = DeploymentStatus {
+            replicas: 3,
+            available_replicas: 2,
+            ..Default::default()
+        };
+        o.set_status(&s);
+        assert_eq!(o.status::<DeploymentStatus>().unwrap(), s);
+        o.body.insert("status".into(), json!({"replicas": "three"}));
+        let e = o.status::<DeploymentStatus>().unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("Deployment web: status does not decode"),
+            "{e}"
+        );
+        assert_eq!(
+            o.status_or_default::<DeploymentStatus>(),
+            DeploymentStatus::default()
+        );
+    }
+}
