@@ -515,11 +515,9 @@ fn sample_cluster(store: &Store, membership: Option<&crate::membership::Membersh
         let mut here = [0u32; PHASES.len()];
         for p in &pods {
             let phase = p
-                .body
-                .get("status")
-                .and_then(|s| s.get("phase"))
-                .and_then(Value::as_str)
-                .unwrap_or("Pending");
+                .status_or_default::<crate::resource::status::PodStatus>()
+                .phase
+                .map_or("Pending", crate::resource::status::PodPhase::as_str);
             let i = PHASES.iter().position(|x| *x == phase).unwrap_or(4);
             cluster[i] += 1;
             let bound = p

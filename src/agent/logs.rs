@@ -197,18 +197,19 @@ impl LogService {
             .get(&ObjectKey::new(Kind::Node, "", node))
             .map_err(|e| LogsError::Unavailable(e.to_string()))?
             .ok_or_else(|| LogsError::Unavailable(format!("node {node} is not known")))?;
-        let info = node_obj.body.get("status").and_then(|s| s.get("nodeInfo"));
+        let info = node_obj
+            .status_or_default::<crate::resource::status::NodeStatus>()
+            .node_info
+            .unwrap_or_default();
         let peer: PeerId = info
-            .and_then(|i| i.get("peerId"))
-            .and_then(Value::as_str)
-            .and_then(|p| p.parse().ok())
+            .peer_id
+            .parse()
+            .ok()
             .ok_or_else(|| LogsError::Unavailable(format!("node {node} has no peer id")))?;
         let addrs = info
-            .and_then(|i| i.get("p2pAddrs"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a.as_str()?.parse().ok())
+            .p2p_addrs
+            .iter()
+            .filter_map(|a| a.parse().ok())
             .collect::<Vec<_>>();
         let net = self.net.clone();
         let ask = move |req: Request| {

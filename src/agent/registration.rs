@@ -3,10 +3,13 @@
 //! writes it at start and rewrites its status whenever it changes, so the
 //! scheduler and `shoal nodes` read it from any replica.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 use tracing::{info, warn};
 
 use super::Ctx;
+use crate::resource::status::{NodeAddress, NodeInfo as StatusNodeInfo, NodeStatus};
 use crate::resource::types::{parse_cpu_millis, parse_memory_bytes};
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
 use crate::store::{Command, NodeInfo, Op, Precondition};
@@ -68,36 +71,44 @@ pub fn node_object(ctx: &Ctx, info: &NodeInfo, capacity: (u64, u64)) -> Object {
     labels.insert("kubernetes.io/hostname".into(), ctx.node.clone());
     labels.insert("kubernetes.io/os".into(), std::env::consts::OS.into());
     labels.insert("kubernetes.io/arch".into(), std::env::consts::ARCH.into());
-    let body = json!({
-        "spec": {},
-        "status": {
-            "capacity": {
-                "cpu": cpu_quantity(cpu),
-                "memory": memory_quantity(mem),
-                "pods": cfg.max_pods.to_string(),
+    let quantities = |cpu: u64, mem: u64| {
+        BTreeMap::from([
+            ("cpu".to_string(), json!(cpu_quantity(cpu))),
+            ("memory".to_string(), json!(memory_quantity(mem))),
+            ("pods".to_string(), json!(cfg.max_pods.to_string())),
+        ])
+    };
+    let status = NodeStatus {
+        capacity: quantities(cpu, mem),
+        allocatable: quantities(
+            cpu.saturating_sub(reserved_cpu),
+            mem.saturating_sub(reserved_mem),
+        ),
+        addresses: vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: ctx.host_ip.clone(),
             },
-            "allocatable": {
-                "cpu": cpu_quantity(cpu.saturating_sub(reserved_cpu)),
-                "memory": memory_quantity(mem.saturating_sub(reserved_mem)),
-                "pods": cfg.max_pods.to_string(),
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: ctx.node.clone(),
             },
-            "addresses": [
-                {"type": "InternalIP", "address": ctx.host_ip},
-                {"type": "Hostname", "address": ctx.node},
-            ],
-            "nodeInfo": {
-                "runtime": ctx.runtime.name(),
-                "shoalVersion": env!("CARGO_PKG_VERSION"),
-                "peerId": info.peer_id,
-                "p2pAddrs": info.p2p_addrs,
-                "apiAddr": info.api_addr,
-                "operatingSystem": std::env::consts::OS,
-                "architecture": std::env::consts::ARCH,
-            },
-        },
-    });
-    let body = body.as_object().cloned().unwrap_or_default();
-    Object {
+        ],
+        node_info: Some(StatusNodeInfo {
+            runtime: ctx.runtime.name().into(),
+            shoal_version: env!("CARGO_PKG_VERSION").into(),
+            peer_id: info.peer_id.clone(),
+            p2p_addrs: info.p2p_addrs.clone(),
+            api_addr: info.api_addr.clone(),
+            operating_system: std::env::consts::OS.into(),
+            architecture: std::env::consts::ARCH.into(),
+            ..StatusNodeInfo::default()
+        }),
+        ..NodeStatus::default()
+    };
+    let mut body = serde_json::Map::new();
+    body.insert("spec".into(), json!({}));
+    let mut node = Object {
         api_version: "v1".into(),
         kind: "Node".into(),
         metadata: ObjectMeta {
@@ -106,7 +117,9 @@ pub fn node_object(ctx: &Ctx, info: &NodeInfo, capacity: (u64, u64)) -> Object {
             ..Default::default()
         },
         body,
-    }
+    };
+    node.set_status(&status);
+    node
 }
 
 /// Writes the Node object if the stored one differs; `true` once it matches.

@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 
 use axum::http::StatusCode;
-use serde_json::json;
 
 use super::{ApiError, ApiResult, ApiState};
 use crate::resource::time::now_rfc3339;
@@ -86,8 +85,9 @@ pub(super) fn delete_op(
         _ => ns.resource_version(),
     };
     ns.metadata.deletion_timestamp = Some(now_rfc3339());
-    ns.body
-        .insert("status".into(), json!({ "phase": "Terminating" }));
+    ns.set_status(&crate::resource::status::NamespaceStatus::phase(
+        "Terminating",
+    ));
     let object = serde_json::to_vec(&ns)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Some(Op::Put {

@@ -14,12 +14,13 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
 use super::replicaset::owned_sets;
 use super::{PodView, fence, now_secs, pods_by_owner};
+use crate::resource::status::{Condition, DeploymentStatus};
 use crate::resource::time::now_rfc3339;
 use crate::resource::types::{Body, DeploymentBody, PodTemplateSpec, ReplicaSetBody, StrategyType};
 use crate::resource::{Object, ObjectMeta, OwnerReference};
@@ -165,14 +166,6 @@ fn scale(rs: &Object, replicas: u32) -> Result<Op, String> {
     })
 }
 
-fn condition<'a>(status: Option<&'a Value>, kind: &str) -> Option<&'a Value> {
-    status?
-        .get("conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-}
-
 async fn sync_one(
     store: &Store,
     d: &Object,
@@ -196,18 +189,15 @@ async fn sync_one(
         .copied()
         .filter(|rs| rs.metadata.labels.get(TEMPLATE_HASH) != Some(&hash))
         .collect();
-    let prev_status = d.body.get("status");
+    let prev_status: DeploymentStatus = d.status_or_default();
     let generation = d.metadata.generation.unwrap_or(1);
     let paused = spec.paused == Some(true);
     let deadline = u64::from(spec.progress_deadline_seconds.unwrap_or(600));
-    let failed = condition(prev_status, "Progressing")
-        .and_then(|c| c.get("reason"))
-        .and_then(Value::as_str)
+    let failed = prev_status
+        .condition("Progressing")
+        .and_then(|c| c.reason.as_deref())
         == Some("ProgressDeadlineExceeded")
-        && prev_status
-            .and_then(|s| s.get("observedGeneration"))
-            .and_then(Value::as_u64)
-            == Some(generation);
+        && prev_status.observed_generation == Some(generation);
 
     let mut ops: Vec<Op> = Vec::new();
     let mut current_revision = new_rs.map(revision).unwrap_or(0);
@@ -337,7 +327,7 @@ async fn sync_one(
         new_rs.is_some(),
         !ops.is_empty(),
     );
-    if prev_status != Some(&status) {
+    if prev_status != status {
         ops.push(Op::SetStatus {
             key: key.clone(),
             uid: d.metadata.uid.clone(),
@@ -472,8 +462,8 @@ fn deployment_status(
     deadline: u64,
     has_new: bool,
     acting: bool,
-) -> Value {
-    let prev = d.body.get("status");
+) -> DeploymentStatus {
+    let prev: DeploymentStatus = d.status_or_default();
     let generation = d.metadata.generation.unwrap_or(1);
     let total: u32 = new_counts.active + old_counts.iter().map(|c| c.active).sum::<u32>();
     let ready: u32 = new_counts.ready + old_counts.iter().map(|c| c.ready).sum::<u32>();
@@ -484,91 +474,85 @@ fn deployment_status(
         && new_counts.active == replicas
         && total == replicas
         && new_counts.available == replicas;
-    let counts = json!([new_counts.active, ready, available, total]);
-    let prev_progressing = condition(prev, "Progressing");
-    let last_update = prev_progressing
-        .and_then(|c| c.get("lastUpdateTime"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let same_generation = prev
-        .and_then(|s| s.get("observedGeneration"))
-        .and_then(Value::as_u64)
-        == Some(generation);
-    let prev_counts = prev.and_then(|s| s.get("shoalProgress")).cloned();
+    let counts = [new_counts.active, ready, available, total];
+    let last_update = prev
+        .condition("Progressing")
+        .and_then(|c| c.last_update_time.clone());
+    let same_generation = prev.observed_generation == Some(generation);
     // Progress is any change in counts, any write, or a new generation.
-    let progressed = acting || !same_generation || prev_counts.as_ref() != Some(&counts);
-    let last_update = if progressed || last_update.is_none() {
-        now.clone()
-    } else {
-        last_update.unwrap_or_else(|| now.clone())
+    let progressed = acting || !same_generation || prev.shoal_progress != Some(counts);
+    let last_update = match last_update {
+        Some(t) if !progressed => t,
+        _ => now.clone(),
     };
     let stalled = !complete
         && !failed
         && crate::resource::time::parse_rfc3339(&last_update)
             .is_some_and(|t| now_secs().saturating_sub(t) > deadline);
+    let rs_name = format!("{}-{}", d.metadata.name, template_hash(&body.spec.template));
     let (prog_status, reason, message) = if failed || stalled {
         (
             "False",
             "ProgressDeadlineExceeded",
-            format!(
-                "ReplicaSet \"{}-{}\" has timed out progressing.",
-                d.metadata.name,
-                template_hash(&body.spec.template)
-            ),
+            format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
         )
     } else if complete {
         (
             "True",
             "NewReplicaSetAvailable",
-            format!(
-                "ReplicaSet \"{}-{}\" has successfully progressed.",
-                d.metadata.name,
-                template_hash(&body.spec.template)
-            ),
+            format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
         )
     } else {
         (
             "True",
             "ReplicaSetUpdated",
-            format!(
-                "ReplicaSet \"{}-{}\" is progressing.",
-                d.metadata.name,
-                template_hash(&body.spec.template)
-            ),
+            format!("ReplicaSet \"{rs_name}\" is progressing."),
         )
     };
+    // A condition keeps its transition time while its status holds.
     let keep_time = |kind: &str, status: &str| -> String {
-        condition(prev, kind)
-            .filter(|c| c.get("status").and_then(Value::as_str) == Some(status))
-            .and_then(|c| c.get("lastTransitionTime"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
+        prev.condition(kind)
+            .filter(|c| c.status == status)
+            .and_then(|c| c.last_transition_time.clone())
             .unwrap_or_else(|| now.clone())
     };
     let avail_ok = available >= replicas.saturating_sub(unavailable_allowed);
     let avail_status = if avail_ok { "True" } else { "False" };
-    let mut s = Map::new();
-    s.insert("observedGeneration".into(), json!(generation));
-    s.insert("replicas".into(), json!(total));
-    s.insert("updatedReplicas".into(), json!(new_counts.active));
-    s.insert("readyReplicas".into(), json!(ready));
-    s.insert("availableReplicas".into(), json!(available));
-    s.insert(
-        "unavailableReplicas".into(),
-        json!(replicas.saturating_sub(available)),
-    );
-    s.insert("shoalProgress".into(), counts);
-    s.insert(
-        "conditions".into(),
-        json!([
-            {"type": "Available", "status": avail_status,
-             "reason": if avail_ok { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
-             "lastTransitionTime": keep_time("Available", avail_status)},
-            {"type": "Progressing", "status": prog_status, "reason": reason, "message": message,
-             "lastUpdateTime": last_update, "lastTransitionTime": keep_time("Progressing", prog_status)},
-        ]),
-    );
-    Value::Object(s)
+    DeploymentStatus {
+        observed_generation: Some(generation),
+        replicas: total,
+        updated_replicas: new_counts.active,
+        ready_replicas: ready,
+        available_replicas: available,
+        unavailable_replicas: replicas.saturating_sub(available),
+        shoal_progress: Some(counts),
+        conditions: vec![
+            Condition {
+                type_: "Available".into(),
+                status: avail_status.into(),
+                reason: Some(
+                    if avail_ok {
+                        "MinimumReplicasAvailable"
+                    } else {
+                        "MinimumReplicasUnavailable"
+                    }
+                    .into(),
+                ),
+                last_transition_time: Some(keep_time("Available", avail_status)),
+                ..Condition::default()
+            },
+            Condition {
+                type_: "Progressing".into(),
+                status: prog_status.into(),
+                reason: Some(reason.into()),
+                message: Some(message),
+                last_update_time: Some(last_update.clone()),
+                last_transition_time: Some(keep_time("Progressing", prog_status)),
+                ..Condition::default()
+            },
+        ],
+        extra: prev.extra.clone(),
+    }
 }
 
 #[cfg(test)]

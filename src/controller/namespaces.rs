@@ -5,9 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tracing::{info, warn};
 
+use crate::resource::status::NamespaceStatus;
 use crate::resource::{BUILTIN_NAMESPACES, Kind, Object, ObjectKey, ObjectMeta};
 use crate::store::{Command, Op, Precondition, Store};
 
@@ -30,11 +31,8 @@ pub struct Plan {
     pub finish: Vec<(ObjectKey, u64)>,
 }
 
-fn phase(ns: &Object) -> Option<&str> {
-    ns.body
-        .get("status")
-        .and_then(|s| s.get("phase"))
-        .and_then(Value::as_str)
+fn phase(ns: &Object) -> Option<String> {
+    ns.status_or_default::<NamespaceStatus>().phase
 }
 
 /// Decides a pass. `contents` are every namespaced object (any kind).
@@ -99,9 +97,12 @@ fn namespace_object(name: &str) -> Object {
             creation_timestamp: Some(crate::resource::time::now_rfc3339()),
             ..ObjectMeta::default()
         },
-        body: [("status".to_string(), json!({ "phase": "Active" }))]
-            .into_iter()
-            .collect(),
+        body: [(
+            "status".to_string(),
+            serde_json::to_value(NamespaceStatus::phase("Active")).unwrap_or_default(),
+        )]
+        .into_iter()
+        .collect(),
     }
 }
 

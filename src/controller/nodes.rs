@@ -8,12 +8,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::{info, warn};
 
 use super::SchedulerConfig;
 use crate::membership::NodeHealth;
 use crate::resource::Object;
+use crate::resource::status::{Condition, PodPhase, PodStatus};
 use crate::store::{Command, Op, Store};
 
 /// Remembers since when each node has been seen down by this leader.
@@ -77,27 +78,24 @@ impl Lifecycle {
             let Some(node) = spec_node.filter(|n| lost.contains(*n)) else {
                 continue;
             };
-            let status = p.body.get("status").cloned().unwrap_or(json!({}));
-            let phase = status.get("phase").and_then(Value::as_str);
-            if matches!(phase, Some("Succeeded" | "Failed")) {
+            let mut status: PodStatus = p.status_or_default();
+            if status.is_terminal() {
                 continue;
             }
             let Some(key) = p.key() else { continue };
-            let mut status = status.as_object().cloned().unwrap_or_default();
-            status.insert("phase".into(), json!("Failed"));
-            status.insert("reason".into(), json!("NodeLost"));
-            status.insert(
-                "message".into(),
-                json!(format!(
-                    "node {node} has been unreachable for more than {grace:?}"
-                )),
-            );
-            status.insert(
-                "conditions".into(),
-                json!([{"type": "Ready", "status": "False", "reason": "NodeLost",
-                        "lastTransitionTime": crate::resource::time::now_rfc3339()}]),
-            );
-            let Ok(bytes) = serde_json::to_vec(&Value::Object(status)) else {
+            status.phase = Some(PodPhase::Failed);
+            status.reason = Some("NodeLost".into());
+            status.message = Some(format!(
+                "node {node} has been unreachable for more than {grace:?}"
+            ));
+            status.conditions = vec![Condition {
+                type_: "Ready".into(),
+                status: "False".into(),
+                reason: Some("NodeLost".into()),
+                last_transition_time: Some(crate::resource::time::now_rfc3339()),
+                ..Condition::default()
+            }];
+            let Ok(bytes) = serde_json::to_vec(&status) else {
                 continue;
             };
             ops.push(Op::SetStatus {

@@ -12,10 +12,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{PodView, fence, owned_by, pods_by_owner};
+use crate::resource::status::ReplicaSetStatus;
 use crate::resource::types::{Body, ReplicaSetBody};
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta, OwnerReference};
 use crate::store::{Command, Op, Precondition, Store};
@@ -210,13 +211,16 @@ async fn sync_one(
         }
     }
     let min_ready = u64::from(body.spec.min_ready_seconds.unwrap_or(0));
-    let status = json!({
-        "replicas": active.len(),
-        "readyReplicas": active.iter().filter(|p| p.ready).count(),
-        "availableReplicas": active.iter().filter(|p| p.available(min_ready)).count(),
-        "observedGeneration": rs.metadata.generation.unwrap_or(1),
-    });
-    if rs.body.get("status") != Some(&status) {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let prev: ReplicaSetStatus = rs.status_or_default();
+    let status = ReplicaSetStatus {
+        replicas: count(active.len()),
+        ready_replicas: count(active.iter().filter(|p| p.ready).count()),
+        available_replicas: count(active.iter().filter(|p| p.available(min_ready)).count()),
+        observed_generation: Some(rs.metadata.generation.unwrap_or(1)),
+        extra: prev.extra.clone(),
+    };
+    if !rs.body.contains_key("status") || prev != status {
         ops.push(Op::SetStatus {
             key: key.clone(),
             uid: rs.metadata.uid.clone(),
@@ -239,15 +243,6 @@ pub fn owned_sets<'a>(deployment: &Object, all: &'a [Object]) -> Vec<&'a Object>
     all.iter()
         .filter(|rs| owned_by(rs) == Some(uid.as_str()))
         .collect()
-}
-
-/// `status.<field>` as a number.
-pub fn status_count(o: &Object, field: &str) -> u64 {
-    o.body
-        .get("status")
-        .and_then(|s| s.get(field))
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

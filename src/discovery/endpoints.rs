@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-
 use super::table::{Endpoint, PortEntry, ServiceEntry, ServiceTable};
 use crate::resource::Object;
 use crate::resource::status::PodStatus;

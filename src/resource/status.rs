@@ -236,6 +236,10 @@ pub struct DeploymentStatus {
     pub available_replicas: u32,
     #[serde(default)]
     pub unavailable_replicas: u32,
+    /// shoal's own: the counts (updated, ready, available, total) when
+    /// progress was last seen, so a stall can be told from progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shoal_progress: Option<[u32; 4]>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(flatten)]
@@ -277,8 +281,64 @@ pub struct NodeStatus {
     pub allocatable: BTreeMap<String, Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<NodeAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_info: Option<NodeInfo>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// One of a node's addresses (`InternalIP`, `Hostname`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeAddress {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub address: String,
+}
+
+/// `Node.status.nodeInfo`: what runs the node, and how peers reach it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeInfo {
+    /// `docker` or `process`.
+    #[serde(default)]
+    pub runtime: String,
+    #[serde(default)]
+    pub shoal_version: String,
+    /// Its libp2p PeerId, base58.
+    #[serde(default)]
+    pub peer_id: String,
+    #[serde(default)]
+    pub p2p_addrs: Vec<String>,
+    #[serde(default)]
+    pub api_addr: String,
+    #[serde(default)]
+    pub operating_system: String,
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `Namespace.status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceStatus {
+    /// `Active` or `Terminating`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl NamespaceStatus {
+    /// A status with this phase.
+    pub fn phase(phase: &str) -> NamespaceStatus {
+        NamespaceStatus {
+            phase: Some(phase.into()),
+            ..NamespaceStatus::default()
+        }
+    }
 }
 
 /// Why a stored status does not decode.

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use super::time::{now_secs, parse_rfc3339};
 use super::status::{Condition, PodStatus};
+use super::time::{now_secs, parse_rfc3339};
 use super::{Object, ObjectKey};
 
 /// What the controllers need to know about a pod.
