@@ -7,11 +7,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
-
 use super::AgentConfig;
 use super::events::{EventKind, PendingEvent};
 use super::status;
+use crate::resource::status::{PodStatus, StateTerminated};
 use crate::resource::types::{Container, PodSpec};
 use crate::runtime::{ContainerInfo, ContainerState, LABEL_RESTARTS, LABEL_SPEC_HASH};
 
@@ -35,7 +34,7 @@ pub struct Observed<'a, 'b> {
     /// The runtime's containers of the pod by container name, newest first.
     pub groups: &'a BTreeMap<String, Vec<ContainerInfo>>,
     /// The pod's stored status.
-    pub prev: Option<&'b Value>,
+    pub prev: &'b PodStatus,
     /// Why a running container failed its liveness probe, by runtime id.
     pub probe_failed: &'b HashMap<String, String>,
     /// Restart back-off by container name, from earlier syncs.
@@ -82,7 +81,7 @@ pub struct Plan<'a> {
     /// Back-off to remember, by container name.
     pub backoff: Vec<(String, Backoff)>,
     /// The last terminated state to report, by container name.
-    pub last_terminated: Vec<(String, Value)>,
+    pub last_terminated: Vec<(String, StateTerminated)>,
 }
 
 /// The restart count a runtime container carries in its label.
@@ -93,19 +92,10 @@ pub fn restarts_of(c: &ContainerInfo) -> u32 {
         .unwrap_or(0)
 }
 
-/// A container's entry in the stored status.
-pub fn prev_container<'a>(prev: Option<&'a Value>, name: &str) -> Option<&'a Value> {
-    prev?
-        .get("containerStatuses")?
-        .as_array()?
-        .iter()
-        .find(|s| s.get("name").and_then(Value::as_str) == Some(name))
-}
-
 /// Decides one sync.
 pub fn plan<'a>(o: &Observed<'a, '_>) -> Plan<'a> {
     let mut p = Plan::default();
-    let terminal = status::is_terminal(o.prev);
+    let terminal = o.prev.is_terminal();
     let policy = o.spec.restart_policy.unwrap_or_default();
     let event = |p: &mut Plan<'a>, kind, reason: &str, message: String| {
         p.events.push(PendingEvent::new(kind, reason, message, ""));
@@ -142,15 +132,10 @@ pub fn plan<'a>(o: &Observed<'a, '_>) -> Plan<'a> {
         let Some(ci) = cur else {
             // Never created, or removed: a container that ran before comes
             // back as a restart.
-            let prev = prev_container(o.prev, &c.name);
-            let prev_restarts = prev
-                .and_then(|s| s.get("restartCount"))
-                .and_then(Value::as_u64)
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(0);
-            let ran_before = prev
-                .and_then(|s| s.get("state"))
-                .is_some_and(|s| s.get("running").is_some() || s.get("terminated").is_some());
+            let prev = o.prev.container(&c.name);
+            let prev_restarts = prev.map_or(0, |s| s.restart_count);
+            let ran_before =
+                prev.is_some_and(|s| s.state.running.is_some() || s.state.terminated.is_some());
             p.steps.push(Step::Create {
                 spec: c,
                 restarts: prev_restarts + u32::from(ran_before),
@@ -386,7 +371,7 @@ mod tests {
     struct World {
         spec: PodSpec,
         groups: BTreeMap<String, Vec<ContainerInfo>>,
-        prev: Option<Value>,
+        prev: PodStatus,
         probe_failed: HashMap<String, String>,
         backoff: HashMap<String, Backoff>,
         cfg: AgentConfig,
@@ -404,7 +389,7 @@ mod tests {
                     ..Default::default()
                 },
                 groups: BTreeMap::new(),
-                prev: None,
+                prev: PodStatus::default(),
                 probe_failed: HashMap::new(),
                 backoff: HashMap::new(),
                 cfg: cfg(),
@@ -424,7 +409,7 @@ mod tests {
                 pod_name: "web",
                 spec: &self.spec,
                 groups: &self.groups,
-                prev: self.prev.as_ref(),
+                prev: &self.prev,
                 probe_failed: &self.probe_failed,
                 backoff: &self.backoff,
                 runtime: "process",
@@ -571,7 +556,7 @@ mod tests {
                 {
                     let mut w = World::new(vec![main.clone(), container("b", "img:1")], always)
                         .with(running("c1", &main, 0, ContainerState::Running));
-                    w.prev = Some(json!({"phase": "Failed"}));
+                    w.prev = serde_json::from_value(json!({"phase": "Failed"})).unwrap();
                     w
                 },
                 vec!["stop c1"],
@@ -581,9 +566,10 @@ mod tests {
                 "gone from the runtime after it ran: created as a restart",
                 {
                     let mut w = World::new(vec![main.clone()], always);
-                    w.prev = Some(json!({"containerStatuses": [
+                    w.prev = serde_json::from_value(json!({"containerStatuses": [
                         {"name": "main", "restartCount": 4, "state": {"running": {}}}
-                    ]}));
+                    ]}))
+                    .unwrap();
                     w
                 },
                 vec!["create main #5"],

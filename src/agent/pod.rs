@@ -13,9 +13,10 @@ use tracing::{debug, warn};
 
 use super::Ctx;
 use super::events::{EventKind, PendingEvent};
-use super::plan::{self, Backoff, prev_container, restarts_of};
+use super::plan::{self, Backoff, restarts_of};
 use super::probe::{self, ProbeTarget};
 use super::status::{self, ContainerView};
+use crate::resource::status::{PodStatus, StateTerminated};
 use crate::resource::time::now_rfc3339;
 use crate::resource::types::{Body, Container, PodBody, PodSpec, decode_base64};
 use crate::resource::{Kind, Object, ObjectKey};
@@ -36,11 +37,11 @@ pub const LABEL_GRACE: &str = "io.shoal.grace-seconds";
 pub struct PodState {
     backoff: HashMap<String, Backoff>,
     pull_backoff: HashMap<String, (Backoff, String)>,
-    last_terminated: HashMap<String, Value>,
+    last_terminated: HashMap<String, StateTerminated>,
     probes: HashMap<String, (String, AbortOnDropHandle<()>)>,
     /// Events written for this pod, for de-duplication.
     pub(super) events: super::events::Recent,
-    last_written: Option<Value>,
+    last_written: Option<PodStatus>,
 }
 
 /// The pod's containers in the runtime, grouped by container name.
@@ -78,7 +79,7 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
         }
     };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let prev = pod.body.get("status").cloned();
+    let prev: PodStatus = pod.status_or_default();
     let policy = spec.restart_policy.unwrap_or_default();
     let grace = Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30));
     let mut sync = PodSync {
@@ -103,7 +104,7 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
         pod_name: &key.name,
         spec: &spec,
         groups: &groups,
-        prev: prev.as_ref(),
+        prev: &prev,
         probe_failed: &probe_failed,
         backoff: &st.backoff,
         runtime: ctx.runtime.name(),
@@ -179,28 +180,21 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
                 probe: cur.and_then(|ci| ctx.probes.get(&ci.id)),
                 waiting: waiting.get(&c.name).cloned(),
                 last_terminated: st.last_terminated.get(&c.name).cloned().or_else(|| {
-                    prev_container(prev.as_ref(), &c.name)
-                        .and_then(|s| s.get("lastState"))
-                        .and_then(|s| s.get("terminated"))
-                        .cloned()
+                    prev.container(&c.name)
+                        .and_then(|s| s.last_state.as_ref())
+                        .and_then(|s| s.terminated.clone())
                 }),
                 will_restart,
                 runtime: ctx.runtime.name(),
             }
         })
         .collect();
-    let (new, ready) =
-        status::pod_status(&views, prev.as_ref(), policy, &ctx.host_ip, &now_rfc3339());
+    let (new, ready) = status::pod_status(&views, &prev, policy, &ctx.host_ip, &now_rfc3339());
 
     let mut status_op = None;
-    if prev.as_ref() != Some(&new) && st.last_written.as_ref() != Some(&new) {
-        let was_ready = prev
-            .as_ref()
-            .and_then(|p| p.get("conditions"))
-            .and_then(Value::as_array)
-            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-            .map(|c| c["status"] == "True");
-        if was_ready == Some(true) && !ready {
+    if prev != new && st.last_written.as_ref() != Some(&new) {
+        let was_ready = prev.is_ready();
+        if was_ready && !ready {
             for v in &views {
                 if let Some(why) = v.probe.as_ref().and_then(|p| p.unready_reason.clone()) {
                     events.push(PendingEvent::new(

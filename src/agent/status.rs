@@ -4,9 +4,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value, json};
-
 use super::probe::ProbeStatus;
+use crate::resource::status::{
+    Condition, ContainerState as Status, ContainerStatus, PodPhase, PodStatus, PortMapping,
+    StateRunning, StateTerminated, StateWaiting,
+};
 use crate::resource::time::rfc3339;
 use crate::resource::types::{Container, RestartPolicy};
 use crate::runtime::{ContainerInfo, ContainerState};
@@ -23,8 +25,8 @@ pub struct ContainerView<'a> {
     pub probe: Option<ProbeStatus>,
     /// Why it is waiting (reason, message), when the agent holds it back.
     pub waiting: Option<(String, String)>,
-    /// Its previous run, as a `terminated` state object.
-    pub last_terminated: Option<Value>,
+    /// Its previous run.
+    pub last_terminated: Option<StateTerminated>,
     /// Whether an exited container will be started again.
     pub will_restart: bool,
     /// `docker` or `process`, the scheme of container ids.
@@ -49,8 +51,8 @@ pub fn should_restart(policy: RestartPolicy, code: Option<i64>) -> bool {
     }
 }
 
-/// The `terminated` state object of an exited container.
-pub fn terminated(c: &ContainerInfo, runtime: &str) -> Option<Value> {
+/// The `terminated` state of an exited container.
+pub fn terminated(c: &ContainerInfo, runtime: &str) -> Option<StateTerminated> {
     let ContainerState::Exited {
         exit_code,
         oom_killed,
@@ -65,21 +67,29 @@ pub fn terminated(c: &ContainerInfo, runtime: &str) -> Option<Value> {
         (false, Some(_)) => "Error",
         (false, None) => "ContainerStatusUnknown",
     };
-    let mut t = Map::new();
-    t.insert("exitCode".into(), json!(exit_code.unwrap_or(137)));
-    t.insert("reason".into(), json!(reason));
-    if let Some(s) = c.started_at {
-        t.insert("startedAt".into(), json!(time(s)));
+    Some(StateTerminated {
+        exit_code: exit_code.unwrap_or(137),
+        reason: Some(reason.into()),
+        started_at: c.started_at.map(time),
+        finished_at: finished_at.map(time),
+        container_id: Some(format!("{runtime}://{}", c.id)),
+        ..StateTerminated::default()
+    })
+}
+
+fn waiting(reason: &str, message: Option<&str>) -> Status {
+    Status {
+        waiting: Some(StateWaiting {
+            reason: Some(reason.into()),
+            message: message.map(str::to_string),
+            ..StateWaiting::default()
+        }),
+        ..Status::default()
     }
-    if let Some(f) = finished_at {
-        t.insert("finishedAt".into(), json!(time(*f)));
-    }
-    t.insert("containerID".into(), json!(format!("{runtime}://{}", c.id)));
-    Some(Value::Object(t))
 }
 
 /// One entry of `status.containerStatuses`.
-pub fn container_status(v: &ContainerView<'_>) -> Value {
+pub fn container_status(v: &ContainerView<'_>) -> ContainerStatus {
     // Until its probes have reported, a container is only as ready as a
     // container without those probes would be.
     let probe = v.probe.clone().unwrap_or(ProbeStatus {
@@ -88,46 +98,48 @@ pub fn container_status(v: &ContainerView<'_>) -> Value {
         ..Default::default()
     });
     let running = matches!(v.current.map(|c| &c.state), Some(ContainerState::Running));
+    let creating = || waiting("ContainerCreating", None);
     let state = match (&v.waiting, v.current) {
-        (Some((reason, message)), _) => json!({"waiting": {"reason": reason, "message": message}}),
+        (Some((reason, message)), _) => waiting(reason, Some(message)),
         (None, Some(c)) => match &c.state {
-            ContainerState::Running => {
-                json!({"running": {"startedAt": c.started_at.map(time)}})
-            }
-            ContainerState::Created => json!({"waiting": {"reason": "ContainerCreating"}}),
+            ContainerState::Running => Status {
+                running: Some(StateRunning {
+                    started_at: c.started_at.map(time),
+                    ..StateRunning::default()
+                }),
+                ..Status::default()
+            },
+            ContainerState::Created => creating(),
             ContainerState::Exited { .. } => match terminated(c, v.runtime) {
-                Some(t) => json!({ "terminated": t }),
-                None => json!({"waiting": {"reason": "ContainerCreating"}}),
+                Some(t) => Status {
+                    terminated: Some(t),
+                    ..Status::default()
+                },
+                None => creating(),
             },
         },
-        (None, None) => json!({"waiting": {"reason": "ContainerCreating"}}),
+        (None, None) => creating(),
     };
-    let mut s = Map::new();
-    s.insert("name".into(), json!(v.spec.name));
-    s.insert("image".into(), json!(v.spec.image));
-    s.insert("state".into(), state);
-    if let Some(last) = &v.last_terminated {
-        s.insert("lastState".into(), json!({ "terminated": last }));
+    ContainerStatus {
+        name: v.spec.name.clone(),
+        image: v.spec.image.clone(),
+        state,
+        last_state: v.last_terminated.clone().map(|t| Status {
+            terminated: Some(t),
+            ..Status::default()
+        }),
+        ready: running && probe.started && probe.ready,
+        started: Some(running && probe.started),
+        restart_count: v.restarts,
+        container_id: v.current.map(|c| format!("{}://{}", v.runtime, c.id)),
+        ..ContainerStatus::default()
     }
-    s.insert(
-        "ready".into(),
-        json!(running && probe.started && probe.ready),
-    );
-    s.insert("started".into(), json!(running && probe.started));
-    s.insert("restartCount".into(), json!(v.restarts));
-    if let Some(c) = v.current {
-        s.insert(
-            "containerID".into(),
-            json!(format!("{}://{}", v.runtime, c.id)),
-        );
-    }
-    Value::Object(s)
 }
 
 /// The pod's phase from its containers (Kubernetes' rules): Pending until
 /// some container ran; Succeeded or Failed once every container exited for
 /// good; Running otherwise.
-pub fn phase(views: &[ContainerView<'_>], policy: RestartPolicy) -> &'static str {
+pub fn phase(views: &[ContainerView<'_>], policy: RestartPolicy) -> PodPhase {
     let ever_ran = views.iter().any(|v| {
         v.restarts > 0
             || matches!(
@@ -136,7 +148,7 @@ pub fn phase(views: &[ContainerView<'_>], policy: RestartPolicy) -> &'static str
             )
     });
     if !ever_ran {
-        return "Pending";
+        return PodPhase::Pending;
     }
     let finished: Option<Vec<Option<i64>>> = views
         .iter()
@@ -148,119 +160,104 @@ pub fn phase(views: &[ContainerView<'_>], policy: RestartPolicy) -> &'static str
     match finished {
         Some(codes) if policy != RestartPolicy::Always => {
             if codes.iter().all(|c| *c == Some(0)) {
-                "Succeeded"
+                PodPhase::Succeeded
             } else {
-                "Failed"
+                PodPhase::Failed
             }
         }
-        _ => "Running",
+        _ => PodPhase::Running,
     }
 }
 
 /// Builds a condition, keeping the previous transition time when its status is unchanged.
-pub fn condition(prev: Option<&Value>, kind: &str, ok: bool, now: &str) -> Value {
+pub fn condition(prev: &PodStatus, kind: &str, ok: bool, now: &str) -> Condition {
     let status = if ok { "True" } else { "False" };
     let since = prev
-        .and_then(|p| p.get("conditions"))
-        .and_then(Value::as_array)
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-        })
-        .filter(|c| c.get("status").and_then(Value::as_str) == Some(status))
-        .and_then(|c| c.get("lastTransitionTime"))
-        .and_then(Value::as_str)
-        .unwrap_or(now)
-        .to_string();
-    json!({"type": kind, "status": status, "lastTransitionTime": since})
-}
-
-/// Whether the stored status says the pod has finished for good.
-pub fn is_terminal(prev: Option<&Value>) -> bool {
-    matches!(
-        prev.and_then(|s| s.get("phase")).and_then(Value::as_str),
-        Some("Succeeded" | "Failed")
-    )
+        .condition(kind)
+        .filter(|c| c.status == status)
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.to_string());
+    Condition {
+        type_: kind.into(),
+        status: status.into(),
+        last_transition_time: Some(since),
+        ..Condition::default()
+    }
 }
 
 /// A pod's whole status from its containers' views: the phase (the stored
 /// one, once the pod has finished), conditions that keep their transition
 /// time while they hold, the pod and host addresses, where each container
 /// port is published, the start time and each container's status; the
-/// reason and message a controller wrote on a finished pod are kept.
-/// Returns it with whether the pod is Ready.
+/// reason and message a controller wrote on a finished pod, and fields
+/// this node does not know, are kept. Returns it with whether the pod is Ready.
 pub fn pod_status(
     views: &[ContainerView<'_>],
-    prev: Option<&Value>,
+    prev: &PodStatus,
     policy: RestartPolicy,
     host_ip: &str,
     now: &str,
-) -> (Value, bool) {
-    let terminal = is_terminal(prev);
-    let phase = if terminal {
-        prev.and_then(|s| s.get("phase"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    } else {
-        phase(views, policy).to_string()
+) -> (PodStatus, bool) {
+    let terminal = prev.is_terminal();
+    let phase = match prev.phase {
+        Some(p) if terminal => p,
+        _ => phase(views, policy),
     };
-    let statuses: Vec<Value> = views.iter().map(container_status).collect();
-    let all_ready = !statuses.is_empty()
-        && statuses
-            .iter()
-            .all(|s| s.get("ready") == Some(&Value::Bool(true)));
-    let ready = phase == "Running" && all_ready;
+    let statuses: Vec<ContainerStatus> = views.iter().map(container_status).collect();
+    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
+    let ready = phase == PodPhase::Running && all_ready;
     let pod_ip = views
         .iter()
         .find_map(|v| v.current.and_then(|c| c.ip.clone()))
         .unwrap_or_else(|| host_ip.to_string());
-    let mut s = Map::new();
-    s.insert("phase".into(), json!(phase));
-    s.insert(
-        "conditions".into(),
-        json!([
+    // Where each container port is published on the host: other nodes'
+    // load balancers connect there (not part of Kubernetes' PodStatus).
+    let mut port_mappings: Vec<PortMapping> = views
+        .iter()
+        .filter_map(|v| v.current)
+        .flat_map(|c| c.ports.iter())
+        .map(|p| PortMapping {
+            container_port: p.container_port,
+            host_port: p.host_port,
+        })
+        .collect();
+    port_mappings.dedup();
+    let status = PodStatus {
+        phase: Some(phase),
+        conditions: vec![
             condition(prev, "PodScheduled", true, now),
             condition(prev, "Initialized", true, now),
             condition(prev, "ContainersReady", ready, now),
             condition(prev, "Ready", ready, now),
-        ]),
-    );
-    s.insert("hostIP".into(), json!(host_ip));
-    s.insert("podIP".into(), json!(pod_ip));
-    // Where each container port is published on the host: other nodes'
-    // load balancers connect there (not part of Kubernetes' PodStatus).
-    let mut mappings: Vec<Value> = views
-        .iter()
-        .filter_map(|v| v.current)
-        .flat_map(|c| c.ports.iter())
-        .map(|p| json!({"containerPort": p.container_port, "hostPort": p.host_port}))
-        .collect();
-    mappings.dedup();
-    if !mappings.is_empty() {
-        s.insert("portMappings".into(), Value::Array(mappings));
-    }
-    let start = prev
-        .and_then(|p| p.get("startTime"))
-        .cloned()
-        .unwrap_or_else(|| json!(now));
-    s.insert("startTime".into(), start);
-    s.insert("containerStatuses".into(), json!(statuses));
-    // Carry over fields other components own (a controller's reason, ...).
-    if terminal && let Some(Value::Object(p)) = prev {
-        for k in ["reason", "message"] {
-            if let Some(v) = p.get(k) {
-                s.insert(k.into(), v.clone());
-            }
-        }
-    }
-    (Value::Object(s), ready)
+        ],
+        // Fields other components own (a controller's reason, ...) stay on
+        // a finished pod.
+        reason: prev.reason.clone().filter(|_| terminal),
+        message: prev.message.clone().filter(|_| terminal),
+        host_ip: Some(host_ip.to_string()),
+        pod_ip: Some(pod_ip),
+        port_mappings,
+        start_time: Some(prev.start_time.clone().unwrap_or_else(|| now.to_string())),
+        container_statuses: statuses,
+        extra: prev.extra.clone(),
+    };
+    (status, ready)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
     use std::collections::BTreeMap;
+
+    /// The JSON a status part is written as, so the assertions read as the API shows it.
+    fn j(v: impl serde::Serialize) -> Value {
+        serde_json::to_value(v).unwrap()
+    }
+
+    fn typed(v: Value) -> PodStatus {
+        serde_json::from_value(v).unwrap()
+    }
 
     fn info(state: ContainerState) -> ContainerInfo {
         ContainerInfo {
@@ -301,42 +298,46 @@ mod tests {
     fn phases_follow_kubernetes() {
         let spec = Container::default();
         assert_eq!(
-            phase(&[view(&spec, None)], RestartPolicy::Always),
+            phase(&[view(&spec, None)], RestartPolicy::Always).as_str(),
             "Pending"
         );
         let run = info(ContainerState::Running);
         assert_eq!(
-            phase(&[view(&spec, Some(&run))], RestartPolicy::Never),
+            phase(&[view(&spec, Some(&run))], RestartPolicy::Never).as_str(),
             "Running"
         );
         let ok = info(exited(0, false));
         assert_eq!(
-            phase(&[view(&spec, Some(&ok))], RestartPolicy::Never),
+            phase(&[view(&spec, Some(&ok))], RestartPolicy::Never).as_str(),
             "Succeeded"
         );
         let bad = info(exited(1, false));
         assert_eq!(
-            phase(&[view(&spec, Some(&bad))], RestartPolicy::Never),
+            phase(&[view(&spec, Some(&bad))], RestartPolicy::Never).as_str(),
             "Failed"
         );
         let mut restarting = view(&spec, Some(&bad));
         restarting.will_restart = true;
-        assert_eq!(phase(&[restarting], RestartPolicy::Always), "Running");
+        assert_eq!(
+            phase(&[restarting], RestartPolicy::Always).as_str(),
+            "Running"
+        );
         // One container still running keeps the pod Running.
         assert_eq!(
             phase(
                 &[view(&spec, Some(&ok)), view(&spec, Some(&run))],
                 RestartPolicy::Never
-            ),
+            )
+            .as_str(),
             "Running"
         );
     }
 
     #[test]
     fn oom_and_errors_are_named() {
-        let t = terminated(&info(exited(137, true)), "docker").unwrap();
+        let t = j(terminated(&info(exited(137, true)), "docker").unwrap());
         assert_eq!(t["reason"], "OOMKilled");
-        let t = terminated(&info(exited(3, false)), "process").unwrap();
+        let t = j(terminated(&info(exited(3, false)), "process").unwrap());
         assert_eq!(t["reason"], "Error");
         assert_eq!(t["exitCode"], 3);
         assert_eq!(t["containerID"], "process://abc");
@@ -352,7 +353,7 @@ mod tests {
             ready: false,
             ..Default::default()
         });
-        let s = container_status(&v);
+        let s = j(container_status(&v));
         assert_eq!(s["ready"], false);
         assert_eq!(s["started"], true);
         // Probes that have not reported yet do not make it ready.
@@ -362,21 +363,23 @@ mod tests {
         };
         let mut fresh = view(&probed, Some(&run));
         fresh.probe = None;
-        assert_eq!(container_status(&fresh)["ready"], false);
+        assert_eq!(j(container_status(&fresh))["ready"], false);
         v.waiting = Some(("CrashLoopBackOff".into(), "back-off 10s".into()));
-        let s = container_status(&v);
+        let s = j(container_status(&v));
         assert_eq!(s["state"]["waiting"]["reason"], "CrashLoopBackOff");
     }
 
     #[test]
     fn transition_time_kept_while_status_holds() {
-        let prev = json!({"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "T0"}]});
+        let prev = typed(
+            json!({"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "T0"}]}),
+        );
         assert_eq!(
-            condition(Some(&prev), "Ready", true, "T1")["lastTransitionTime"],
+            j(condition(&prev, "Ready", true, "T1"))["lastTransitionTime"],
             "T0"
         );
         assert_eq!(
-            condition(Some(&prev), "Ready", false, "T1")["lastTransitionTime"],
+            j(condition(&prev, "Ready", false, "T1"))["lastTransitionTime"],
             "T1"
         );
     }
@@ -395,7 +398,14 @@ mod tests {
             host_ip: String::new(),
         }];
         let views = [view(&spec, Some(&running))];
-        let (st, ready) = pod_status(&views, None, RestartPolicy::Always, "10.0.0.1", "T1");
+        let (typed_st, ready) = pod_status(
+            &views,
+            &PodStatus::default(),
+            RestartPolicy::Always,
+            "10.0.0.1",
+            "T1",
+        );
+        let st = j(&typed_st);
         assert!(ready);
         assert_eq!(st["phase"], "Running");
         assert_eq!(st["podIP"], "172.17.0.5");
@@ -409,15 +419,17 @@ mod tests {
         assert_eq!(st["conditions"][3]["status"], "True");
 
         // Again later: the same status, transition and start times kept.
-        let (again, _) = pod_status(&views, Some(&st), RestartPolicy::Always, "10.0.0.1", "T2");
-        assert_eq!(again, st);
+        let (again, _) = pod_status(&views, &typed_st, RestartPolicy::Always, "10.0.0.1", "T2");
+        assert_eq!(again, typed_st);
 
         // A finished pod keeps its phase and the controller's reason, and
         // a process without its own address reports the host's.
         let prev =
             json!({"phase": "Failed", "reason": "NodeLost", "message": "gone", "startTime": "T0"});
         let idle = [view(&spec, None)];
-        let (done, ready) = pod_status(&idle, Some(&prev), RestartPolicy::Always, "10.0.0.1", "T3");
+        let (done, ready) =
+            pod_status(&idle, &typed(prev), RestartPolicy::Always, "10.0.0.1", "T3");
+        let done = j(done);
         assert!(!ready);
         assert_eq!(done["phase"], "Failed");
         assert_eq!(done["reason"], "NodeLost");
