@@ -4,6 +4,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 
 use crate::resource::Kind;
+use crate::resource::status::{NodeStatus, PodStatus};
 
 use super::client::*;
 use super::emit;
@@ -84,10 +85,7 @@ pub(super) async fn cordon(client: &Client, name: &str, on: bool) -> anyhow::Res
 }
 
 pub(super) fn is_terminal_pod(p: &Value) -> bool {
-    matches!(
-        s(p, &["status", "phase"]).as_str(),
-        Some("Succeeded" | "Failed")
-    )
+    status_of::<PodStatus>(p).is_terminal()
 }
 
 /// The ownerReference marked `controller: true`, if any.
@@ -326,29 +324,31 @@ pub(super) async fn nodes(client: &Client) -> anyhow::Result<()> {
             .and_then(|m| s(m, &["meta", "raftRole"]).as_str())
             .filter(|r| matches!(*r, "leader" | "voter" | "learner"))
             .unwrap_or("<none>");
-        let alloc = s(n, &["status", "allocatable"]);
+        let st: NodeStatus = status_of(n);
+        let alloc = |k: &str| st.allocatable.get(k).and_then(Value::as_str);
         let (cpu, mem, count) = used.get(name).copied().unwrap_or_default();
-        let alloc_cpu = s(alloc, &["cpu"])
-            .as_str()
+        let alloc_cpu = alloc("cpu")
             .and_then(|v| parse_cpu_millis(v).ok())
             .map(|m| format!("{m}m"))
             .unwrap_or_else(|| "?".into());
-        let alloc_mem = s(alloc, &["memory"])
-            .as_str()
+        let alloc_mem = alloc("memory")
             .and_then(|v| parse_memory_bytes(v).ok())
             .map(human_memory)
             .unwrap_or_else(|| "?".into());
+        let runtime = st
+            .node_info
+            .as_ref()
+            .map(|i| i.runtime.as_str())
+            .filter(|r| !r.is_empty())
+            .unwrap_or("?");
         rows.push(vec![
             name.to_string(),
             status,
             role.to_string(),
             format!("{cpu}m/{alloc_cpu}"),
             format!("{}/{alloc_mem}", human_memory(mem)),
-            format!("{count}/{}", s(alloc, &["pods"]).as_str().unwrap_or("?")),
-            s(n, &["status", "nodeInfo", "runtime"])
-                .as_str()
-                .unwrap_or("?")
-                .to_string(),
+            format!("{count}/{}", alloc("pods").unwrap_or("?")),
+            runtime.to_string(),
             age(n),
         ]);
     }

@@ -4,6 +4,9 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 
 use crate::resource::Kind;
+use crate::resource::status::{
+    DeploymentStatus, NamespaceStatus, NodeStatus, PodPhase, PodStatus, ReplicaSetStatus,
+};
 
 use super::client::*;
 use super::{Output, emit};
@@ -161,6 +164,14 @@ pub(super) fn s<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
     cur
 }
 
+/// An object's `status` as the typed struct of its kind; the default when
+/// it has none or it does not decode (a table shows what it can).
+pub(super) fn status_of<T: serde::de::DeserializeOwned + Default>(o: &Value) -> T {
+    o.get("status")
+        .and_then(|st| T::deserialize(st).ok())
+        .unwrap_or_default()
+}
+
 pub(super) fn age(v: &Value) -> String {
     since(v, &["metadata", "creationTimestamp"])
 }
@@ -229,17 +240,15 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                     .as_array()
                     .map(Vec::len)
                     .unwrap_or(0);
-                let statuses = s(it, &["status", "containerStatuses"])
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let ready = statuses
+                let status: PodStatus = status_of(it);
+                let ready = status.container_statuses.iter().filter(|c| c.ready).count();
+                let restarts: u64 = status
+                    .container_statuses
                     .iter()
-                    .filter(|c| c.get("ready") == Some(&Value::Bool(true)))
-                    .count();
-                let restarts: u64 = statuses.iter().map(|c| n(s(c, &["restartCount"]))).sum();
+                    .map(|c| u64::from(c.restart_count))
+                    .sum();
                 row.push(format!("{ready}/{containers}"));
-                row.push(pod_status_word(it, &statuses));
+                row.push(pod_status_word(&status));
                 row.push(restarts.to_string());
                 row.push(age(it));
                 row.push(
@@ -251,9 +260,10 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             }
             Kind::Deployment => {
                 let want = s(it, &["spec", "replicas"]).as_u64().unwrap_or(1);
-                row.push(format!("{}/{want}", n(s(it, &["status", "readyReplicas"]))));
-                row.push(n(s(it, &["status", "updatedReplicas"])).to_string());
-                row.push(n(s(it, &["status", "availableReplicas"])).to_string());
+                let st: DeploymentStatus = status_of(it);
+                row.push(format!("{}/{want}", st.ready_replicas));
+                row.push(st.updated_replicas.to_string());
+                row.push(st.available_replicas.to_string());
                 row.push(age(it));
             }
             Kind::Service => {
@@ -329,24 +339,35 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                 row.push(age(it));
             }
             Kind::Node => {
-                let info = s(it, &["status", "nodeInfo"]);
-                row.push(s(info, &["runtime"]).as_str().unwrap_or("?").to_string());
-                let alloc = s(it, &["status", "allocatable"]);
-                row.push(s(alloc, &["cpu"]).as_str().unwrap_or("?").to_string());
-                row.push(s(alloc, &["memory"]).as_str().unwrap_or("?").to_string());
-                row.push(s(alloc, &["pods"]).as_str().unwrap_or("?").to_string());
-                row.push(
-                    s(info, &["shoalVersion"])
-                        .as_str()
+                let st: NodeStatus = status_of(it);
+                let info = st.node_info.unwrap_or_default();
+                let alloc = |k: &str| {
+                    st.allocatable
+                        .get(k)
+                        .and_then(Value::as_str)
                         .unwrap_or("?")
-                        .to_string(),
-                );
+                        .to_string()
+                };
+                row.push(if info.runtime.is_empty() {
+                    "?".to_string()
+                } else {
+                    info.runtime.clone()
+                });
+                row.push(alloc("cpu"));
+                row.push(alloc("memory"));
+                row.push(alloc("pods"));
+                row.push(if info.shoal_version.is_empty() {
+                    "?".to_string()
+                } else {
+                    info.shoal_version.clone()
+                });
                 row.push(age(it));
             }
             Kind::ReplicaSet => {
                 row.push(n(s(it, &["spec", "replicas"])).to_string());
-                row.push(n(s(it, &["status", "replicas"])).to_string());
-                row.push(n(s(it, &["status", "readyReplicas"])).to_string());
+                let st: ReplicaSetStatus = status_of(it);
+                row.push(st.replicas.to_string());
+                row.push(st.ready_replicas.to_string());
                 row.push(age(it));
             }
             Kind::Event => {
@@ -363,12 +384,8 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                 row.push(s(it, &["message"]).as_str().unwrap_or("").to_string());
             }
             Kind::Namespace => {
-                row.push(
-                    s(it, &["status", "phase"])
-                        .as_str()
-                        .unwrap_or("Active")
-                        .to_string(),
-                );
+                let st: NamespaceStatus = status_of(it);
+                row.push(st.phase.unwrap_or_else(|| "Active".into()));
                 row.push(age(it));
             }
         }
@@ -380,26 +397,29 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
 /// What kubectl prints in a pod's STATUS column: the reason a container is
 /// waiting or terminated (CrashLoopBackOff, OOMKilled, ...) when there is
 /// one, else the phase.
-pub(super) fn pod_status_word(pod: &Value, statuses: &[Value]) -> String {
-    let phase = s(pod, &["status", "phase"]).as_str().unwrap_or("Pending");
-    if matches!(phase, "Succeeded" | "Failed") {
-        return s(pod, &["status", "reason"])
-            .as_str()
-            .unwrap_or(if phase == "Succeeded" {
-                "Completed"
+pub(super) fn pod_status_word(status: &PodStatus) -> String {
+    let phase = status.phase.unwrap_or(PodPhase::Pending);
+    if phase.is_terminal() {
+        return status.reason.clone().unwrap_or_else(|| {
+            if phase == PodPhase::Succeeded {
+                "Completed".into()
             } else {
-                phase
-            })
-            .to_string();
-    }
-    for c in statuses {
-        for state in ["waiting", "terminated"] {
-            if let Some(r) = s(c, &["state", state, "reason"]).as_str() {
-                return r.to_string();
+                phase.as_str().into()
             }
+        });
+    }
+    for c in &status.container_statuses {
+        let reason = c
+            .state
+            .waiting
+            .as_ref()
+            .and_then(|w| w.reason.clone())
+            .or_else(|| c.state.terminated.as_ref().and_then(|t| t.reason.clone()));
+        if let Some(r) = reason {
+            return r;
         }
     }
-    phase.to_string()
+    phase.as_str().to_string()
 }
 
 /// Left-aligned columns separated by three spaces, as kubectl prints them.

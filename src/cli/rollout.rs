@@ -4,6 +4,7 @@ use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
 
 use crate::resource::Kind;
+use crate::resource::status::DeploymentStatus;
 
 use super::client::*;
 use super::objects::*;
@@ -209,27 +210,23 @@ pub(super) enum Progress {
 pub(super) fn rollout_progress(d: &Value) -> Progress {
     let name = s(d, &["metadata", "name"]).as_str().unwrap_or("");
     let generation = s(d, &["metadata", "generation"]).as_u64().unwrap_or(1);
-    let st = s(d, &["status"]);
-    let observed = s(st, &["observedGeneration"]).as_u64().unwrap_or(0);
+    let st: DeploymentStatus = status_of(d);
+    let observed = st.observed_generation.unwrap_or(0);
     if observed < generation {
         return Progress::Waiting("Waiting for deployment spec update to be observed...".into());
     }
-    let failed = s(st, &["conditions"])
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| {
-            c.get("type").and_then(Value::as_str) == Some("Progressing")
-                && c.get("status").and_then(Value::as_str) == Some("False")
-                && c.get("reason").and_then(Value::as_str) == Some("ProgressDeadlineExceeded")
-        });
+    let failed = st.condition("Progressing").is_some_and(|c| {
+        c.status == "False" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
     if failed {
         return Progress::DeadlineExceeded;
     }
     let want = s(d, &["spec", "replicas"]).as_u64().unwrap_or(1);
-    let n = |f: &str| s(st, &[f]).as_u64().unwrap_or(0);
-    let (replicas, updated, available) =
-        (n("replicas"), n("updatedReplicas"), n("availableReplicas"));
+    let (replicas, updated, available) = (
+        u64::from(st.replicas),
+        u64::from(st.updated_replicas),
+        u64::from(st.available_replicas),
+    );
     let waiting = |what: String| {
         Progress::Waiting(format!(
             "Waiting for deployment {name:?} rollout to finish: {what}..."
