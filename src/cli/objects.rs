@@ -335,6 +335,8 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             }
             Kind::Job => {
                 let want = s(it, &["spec", "completions"]).as_u64().unwrap_or(1);
+                // Job status is read by path until Jobs have a controller
+                // and a typed status (issue 17): nothing writes it yet.
                 row.push(format!("{}/{want}", n(s(it, &["status", "succeeded"]))));
                 row.push(age(it));
             }
