@@ -614,3 +614,158 @@ mod tests {
         assert_eq!(p.backoff[0].1.delay, Duration::from_secs(10));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::resource::types::RestartPolicy;
+    use crate::runtime::LABEL_CONTAINER;
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 3] = ["a", "b", "c"];
+
+    prop_compose! {
+        /// Up to three containers in the spec; in the runtime, up to four
+        /// containers named from a larger set (some the spec does not
+        /// have), each created, running or exited, current or stale.
+        fn world()(
+            in_spec in proptest::collection::btree_set(0usize..3, 1..=3),
+            running in proptest::collection::vec(
+                (0usize..4, 0u8..3, any::<bool>(), 0u32..5, 0i64..3, 0u64..5000),
+                0..5,
+            ),
+            policy in prop_oneof![
+                Just(RestartPolicy::Always),
+                Just(RestartPolicy::OnFailure),
+                Just(RestartPolicy::Never)
+            ],
+            terminal in any::<bool>(),
+        ) -> (Vec<usize>, Vec<(usize, u8, bool, u32, i64, u64)>, RestartPolicy, bool) {
+            (in_spec.into_iter().collect(), running, policy, terminal)
+        }
+    }
+
+    fn spec_container(i: usize) -> Container {
+        Container {
+            name: ["a", "b", "c", "gone"][i].into(),
+            image: "img:1".into(),
+            ..Default::default()
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn one_current_container_each_and_nothing_left_over(
+            (in_spec, running, policy, terminal) in world()
+        ) {
+            let spec = PodSpec {
+                containers: in_spec.iter().map(|i| spec_container(*i)).collect(),
+                restart_policy: Some(policy),
+                ..Default::default()
+            };
+            let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+            let mut groups: BTreeMap<String, Vec<ContainerInfo>> = BTreeMap::new();
+            for (n, (name, state, current, restarts, code, ran)) in running.iter().enumerate() {
+                let c = spec_container(*name);
+                let hash = if *current {
+                    super::super::pod::spec_hash(&c)
+                } else {
+                    "stale".into()
+                };
+                let state = match state {
+                    0 => ContainerState::Created,
+                    1 => ContainerState::Running,
+                    _ => ContainerState::Exited {
+                        exit_code: Some(*code),
+                        oom_killed: false,
+                        finished_at: Some(t0 + Duration::from_millis(*ran)),
+                    },
+                };
+                groups.entry(c.name.clone()).or_default().push(ContainerInfo {
+                    id: format!("id{n}"),
+                    name: format!("shoal-{n}"),
+                    image: c.image.clone(),
+                    labels: BTreeMap::from([
+                        (LABEL_CONTAINER.to_string(), c.name.clone()),
+                        (LABEL_RESTARTS.to_string(), restarts.to_string()),
+                        (LABEL_SPEC_HASH.to_string(), hash),
+                    ]),
+                    state,
+                    started_at: Some(t0),
+                    created_at: Some(t0),
+                    ip: None,
+                    ports: Vec::new(),
+                });
+            }
+            let prev = if terminal {
+                serde_json::from_value(serde_json::json!({"phase": "Failed"})).unwrap()
+            } else {
+                PodStatus::default()
+            };
+            let cfg = AgentConfig::default();
+            let p = plan(&Observed {
+                pod_name: "p",
+                spec: &spec,
+                groups: &groups,
+                prev: &prev,
+                probe_failed: &HashMap::new(),
+                backoff: &HashMap::new(),
+                runtime: "process",
+                cfg: &cfg,
+                now: Instant::now(),
+                wall_now: t0 + Duration::from_secs(3_600),
+            });
+            let removed: Vec<&str> = p
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Remove(c) => Some(c.id.as_str()),
+                    _ => None,
+                })
+                .collect();
+            for (name, list) in &groups {
+                let wanted = spec.containers.iter().any(|c| &c.name == name);
+                for (i, c) in list.iter().enumerate() {
+                    // What the spec does not have, and every older duplicate, goes.
+                    if !wanted || i > 0 {
+                        prop_assert!(removed.contains(&c.id.as_str()), "{} kept", c.id);
+                    }
+                }
+            }
+            for c in &spec.containers {
+                let creates = p
+                    .steps
+                    .iter()
+                    .filter(|s| matches!(s, Step::Create { spec, .. } if spec.name == c.name))
+                    .count();
+                prop_assert!(creates <= 1, "{} created {creates} times", c.name);
+                if terminal {
+                    prop_assert_eq!(creates, 0, "a finished pod starts nothing");
+                }
+                // A create replaces the current container: it is removed
+                // first, and the count goes up from the one it replaces.
+                let newest = groups.get(&c.name).and_then(|l| l.first());
+                if let (1, Some(cur)) = (creates, newest) {
+                    prop_assert!(removed.contains(&cur.id.as_str()));
+                    let restarts = p.steps.iter().find_map(|s| match s {
+                        Step::Create { spec, restarts } if spec.name == c.name => Some(*restarts),
+                        _ => None,
+                    });
+                    prop_assert_eq!(restarts, Some(restarts_of(cur) + 1));
+                }
+                // A current running container is left alone.
+                if let Some(cur) = newest
+                    && cur.state == ContainerState::Running
+                    && cur.labels.get(LABEL_SPEC_HASH) == Some(&super::super::pod::spec_hash(c))
+                    && !terminal
+                {
+                    let touched = p.steps.iter().any(|s| match s {
+                        Step::Remove(x) | Step::Stop { current: x, .. } => x.id == cur.id,
+                        _ => false,
+                    });
+                    prop_assert!(!touched, "a current running container was touched");
+                }
+            }
+        }
+    }
+}
