@@ -622,8 +622,6 @@ mod properties {
     use crate::runtime::LABEL_CONTAINER;
     use proptest::prelude::*;
 
-    const NAMES: [&str; 3] = ["a", "b", "c"];
-
     prop_compose! {
         /// Up to three containers in the spec; in the runtime, up to four
         /// containers named from a larger set (some the spec does not
