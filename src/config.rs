@@ -44,7 +44,7 @@ pub struct Config {
     /// Form a one-node cluster at once.
     pub dev: bool,
     /// Container runtime: docker or process (chosen automatically when unset).
-    pub runtime: Option<String>,
+    pub runtime: Option<crate::runtime::RuntimeKind>,
     /// File with the cluster's pre-shared key (libp2p pnet).
     pub cluster_key_file: Option<PathBuf>,
     /// HTTP API settings.
@@ -147,7 +147,7 @@ impl Config {
             data_dir: data_dir.to_path_buf(),
             p2p_addr: "127.0.0.1:0".into(),
             api_addr: "127.0.0.1:0".into(),
-            runtime: Some("process".into()),
+            runtime: Some(crate::runtime::RuntimeKind::Process),
             // Cluster IPs on loopback need no interface changes, and port 0
             // lets many test nodes share a host.
             discovery: crate::discovery::DiscoveryConfig {
@@ -232,14 +232,6 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "agent.resync_ms must be positive".into(),
             ));
-        }
-        if let Some(r) = &self.runtime
-            && r != "docker"
-            && r != "process"
-        {
-            return Err(ConfigError::Invalid(format!(
-                "runtime must be docker or process, not {r:?}"
-            )));
         }
         Ok(())
     }

@@ -14,7 +14,9 @@ use crate::config::{Config, ConfigError};
 use crate::discovery::Discovery;
 use crate::membership::{Membership, Meta};
 use crate::net::{self, Net, NetConfig, NetError};
-use crate::runtime::{DynRuntime, RuntimeError, docker::DockerRuntime, process::ProcessRuntime};
+use crate::runtime::{
+    DynRuntime, RuntimeError, RuntimeKind, docker::DockerRuntime, process::ProcessRuntime,
+};
 use crate::store::{NodeInfo, Store, StoreError};
 
 /// Errors while starting a node.
@@ -384,9 +386,9 @@ async fn open_runtime(cfg: &Config) -> Result<DynRuntime, NodeError> {
         Ok(Arc::new(rt))
     };
     let pull = Duration::from_secs(cfg.agent.image_pull_timeout_secs);
-    match cfg.runtime.as_deref() {
-        Some("process") => process(),
-        Some(_) => Ok(Arc::new(
+    match cfg.runtime {
+        Some(RuntimeKind::Process) => process(),
+        Some(RuntimeKind::Docker) => Ok(Arc::new(
             DockerRuntime::connect().await?.with_pull_timeout(pull),
         )),
         None => match DockerRuntime::connect().await {

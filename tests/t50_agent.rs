@@ -37,7 +37,10 @@ impl Harness {
         let name = format!("t50-{runtime}-{test}");
         let node = start_node(dir.path(), &name, |c| {
             c.dev = true;
-            c.runtime = Some(runtime.into());
+            c.runtime = Some(match runtime {
+                "docker" => shoal::runtime::RuntimeKind::Docker,
+                _ => shoal::runtime::RuntimeKind::Process,
+            });
             c.agent.restart_backoff_initial_ms = 1000;
             c.agent.restart_backoff_max_ms = 8000;
             c.agent.resync_ms = 300;

@@ -441,7 +441,10 @@ async fn leader_lost_in_mid_rollout_finishes_it_without_extra_pods() {
 async fn docker_deployment_rolls_on_two_nodes() {
     common::images::require_docker();
     let image = common::images::ensure_busybox_image();
-    let c = Cluster::start("dk", &["2", "2"], |c| c.runtime = Some("docker".into())).await;
+    let c = Cluster::start("dk", &["2", "2"], |c| {
+        c.runtime = Some(shoal::runtime::RuntimeKind::Docker)
+    })
+    .await;
     let api = c.api();
     let manifest = |v: &str| {
         deployment("dweb", 3, v, "", "").replace("image: host", &format!("image: {image}"))

@@ -383,7 +383,7 @@ async fn docker_containers_reach_services_by_name_across_three_nodes() {
     common::images::require_docker();
     let image = common::images::ensure_busybox_image();
     let c = Cluster::start("dd", &["2", "2", "2"], |c| {
-        c.runtime = Some("docker".into());
+        c.runtime = Some(shoal::runtime::RuntimeKind::Docker);
         // A cluster IP containers can reach (held on `lo`), and the DNS
         // server on the bridge gateway that containers are given.
         c.discovery.service_cidr = "10.213.0.0/16".into();

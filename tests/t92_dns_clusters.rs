@@ -17,7 +17,7 @@ async fn dev(dir: &std::path::Path, name: &str, dns: SocketAddr, cdns: &str) -> 
     let cdns = cdns.to_string();
     let node = start_node(dir, name, move |c| {
         c.dev = true;
-        c.runtime = Some("process".into());
+        c.runtime = Some(shoal::runtime::RuntimeKind::Process);
         c.discovery.dns_addr = dns.to_string();
         c.discovery.container_dns = cdns;
     })

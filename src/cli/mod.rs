@@ -262,8 +262,9 @@ pub struct AgentArgs {
     /// Wait for N nodes, then form the cluster.
     #[arg(long)]
     pub bootstrap_expect: Option<usize>,
-    #[arg(long, value_parser = ["docker", "process"])]
-    pub runtime: Option<String>,
+    /// Container runtime (chosen automatically when unset).
+    #[arg(long, value_enum)]
+    pub runtime: Option<crate::runtime::RuntimeKind>,
     /// Pre-shared cluster key file.
     #[arg(long)]
     pub cluster_key_file: Option<PathBuf>,
@@ -308,8 +309,8 @@ impl AgentArgs {
         if let Some(v) = self.bootstrap_expect {
             cfg.bootstrap_expect = Some(v);
         }
-        if let Some(v) = &self.runtime {
-            cfg.runtime = Some(v.clone());
+        if let Some(v) = self.runtime {
+            cfg.runtime = Some(v);
         }
         if let Some(v) = &self.cluster_key_file {
             cfg.cluster_key_file = Some(v.clone());

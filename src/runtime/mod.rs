@@ -57,6 +57,26 @@ pub enum RuntimeError {
     },
 }
 
+/// Which container runtime a node uses (`runtime` in the config, `--runtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// The local Docker engine, through its API.
+    Docker,
+    /// Host processes, one process group per container.
+    Process,
+}
+
+impl RuntimeKind {
+    /// `docker` or `process`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Docker => "docker",
+            RuntimeKind::Process => "process",
+        }
+    }
+}
+
 /// A port to publish on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortBinding {
