@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
+use sha2::{Digest, Sha256};
+
 use super::AgentConfig;
 use super::events::{EventKind, PendingEvent};
 use super::status;
@@ -84,6 +86,12 @@ pub struct Plan<'a> {
     pub last_terminated: Vec<(String, StateTerminated)>,
 }
 
+/// A short hash of a container's spec; a change means the container is replaced.
+pub fn spec_hash(c: &Container) -> String {
+    let bytes = serde_json::to_vec(c).unwrap_or_default();
+    hex::encode(&Sha256::digest(&bytes)[..8])
+}
+
 /// The restart count a runtime container carries in its label.
 pub fn restarts_of(c: &ContainerInfo) -> u32 {
     c.labels
@@ -142,7 +150,7 @@ pub fn plan<'a>(o: &Observed<'a, '_>) -> Plan<'a> {
             });
             continue;
         };
-        if ci.labels.get(LABEL_SPEC_HASH) != Some(&super::pod::spec_hash(c)) {
+        if ci.labels.get(LABEL_SPEC_HASH) != Some(&spec_hash(c)) {
             event(
                 &mut p,
                 EventKind::Normal,
@@ -347,10 +355,7 @@ mod tests {
             labels: BTreeMap::from([
                 (LABEL_CONTAINER.to_string(), spec.name.clone()),
                 (LABEL_RESTARTS.to_string(), restarts.to_string()),
-                (
-                    LABEL_SPEC_HASH.to_string(),
-                    super::super::pod::spec_hash(spec),
-                ),
+                (LABEL_SPEC_HASH.to_string(), spec_hash(spec)),
             ]),
             state,
             started_at: Some(t0),
@@ -666,7 +671,7 @@ mod properties {
             for (n, (name, state, current, restarts, code, ran)) in running.iter().enumerate() {
                 let c = spec_container(*name);
                 let hash = if *current {
-                    super::super::pod::spec_hash(&c)
+                    spec_hash(&c)
                 } else {
                     "stale".into()
                 };
@@ -754,7 +759,7 @@ mod properties {
                 // A current running container is left alone.
                 if let Some(cur) = newest
                     && cur.state == ContainerState::Running
-                    && cur.labels.get(LABEL_SPEC_HASH) == Some(&super::super::pod::spec_hash(c))
+                    && cur.labels.get(LABEL_SPEC_HASH) == Some(&spec_hash(c))
                     && !terminal
                 {
                     let touched = p.steps.iter().any(|s| match s {

@@ -8,12 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 
 use super::Ctx;
 use super::events::{EventKind, PendingEvent};
-use super::plan::{self, Backoff, restarts_of};
+use super::plan::{self, Backoff, restarts_of, spec_hash};
 use super::probe::{self, ProbeTarget};
 use super::status::{self, ContainerView};
 use crate::resource::status::{PodStatus, StateTerminated};
@@ -60,12 +59,6 @@ fn by_name(containers: &[ContainerInfo]) -> BTreeMap<String, Vec<ContainerInfo>>
         });
     }
     m
-}
-
-/// A short hash of a container's spec; a change means the container is replaced.
-pub fn spec_hash(c: &Container) -> String {
-    let bytes = serde_json::to_vec(c).unwrap_or_default();
-    hex::encode(&Sha256::digest(&bytes)[..8])
 }
 
 /// Syncs one pod. `containers` are the runtime's containers labelled with its uid.

@@ -726,8 +726,9 @@ fn manifest_text(body: &Bytes) -> ApiResult<&str> {
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "manifest is not UTF-8"))
 }
 
-/// `POST /v1/apply`: every document of a manifest, created or updated in one
-/// Raft write, or none of them.
+/// How often an apply reads the live objects again after a concurrent write.
+const APPLY_ATTEMPTS: usize = 5;
+
 /// Fields that `scale` and `rollout pause` own. A re-applied manifest that
 /// leaves them out keeps the live values, as kubectl's apply does when they
 /// were never in the applied file; the write is then conditional on the
@@ -771,6 +772,8 @@ fn keep_live_fields(
     Ok((obj, precondition))
 }
 
+/// `POST /v1/apply`: every document of a manifest, created or updated in one
+/// Raft write, or none of them.
 async fn apply(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
     let parsed = manifest::parse_manifests(manifest_text(&body)?)?;
     if parsed.objects.is_empty() {
@@ -779,8 +782,6 @@ async fn apply(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
             "the manifest holds no objects",
         ));
     }
-    let mut ops = Vec::with_capacity(parsed.objects.len());
-    let mut addresses = ServiceAddresses::default();
     let mut objects = parsed.objects;
     // Namespaces first so a file that creates one and uses it reads naturally.
     objects.sort_by_key(|o| o.kind().map(|k| Kind::ALL.iter().position(|x| *x == k)));
@@ -789,29 +790,43 @@ async fn apply(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
         .filter(|o| o.kind() == Some(Kind::Namespace))
         .map(|o| o.metadata.name.clone())
         .collect();
-    for obj in objects {
-        let key = obj.key().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("unknown kind {}", obj.kind),
-            )
-        })?;
-        if key.kind == Kind::Node {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!(
-                    "kind: Node {}: nodes register themselves; change one with `shoal cordon`, \
-                     `uncordon` or `drain`",
-                    key.name
-                ),
-            ));
+    // A document that keeps live fields is written conditional on the
+    // object it read; a controller's status write in between is no reason
+    // to fail the user's apply, so read again and retry.
+    let mut attempt = 0;
+    let out = loop {
+        attempt += 1;
+        let mut ops = Vec::with_capacity(objects.len());
+        let mut addresses = ServiceAddresses::default();
+        for obj in objects.iter().cloned() {
+            let key = obj.key().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown kind {}", obj.kind),
+                )
+            })?;
+            if key.kind == Kind::Node {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "kind: Node {}: nodes register themselves; change one with `shoal cordon`, \
+                         `uncordon` or `drain`",
+                        key.name
+                    ),
+                ));
+            }
+            namespaces::admit(&s, &key, &new_namespaces).await?;
+            let (mut obj, precondition) = keep_live_fields(&s, &key, obj)?;
+            addresses.assign(&s, &key, &mut obj)?;
+            ops.push(put_op(key, obj, precondition)?);
         }
-        namespaces::admit(&s, &key, &new_namespaces).await?;
-        let (mut obj, precondition) = keep_live_fields(&s, &key, obj)?;
-        addresses.assign(&s, &key, &mut obj)?;
-        ops.push(put_op(key, obj, precondition)?);
-    }
-    let out = s.store.write(Command { ops }).await?;
+        match s.store.write(Command { ops }).await {
+            Err(StoreError::Txn(TxnError::Conflict { .. })) if attempt < APPLY_ATTEMPTS => {
+                s.store.barrier().await?;
+            }
+            r => break r?,
+        }
+    };
     let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "results": results, "warnings": parsed.warnings })).into_response())
 }

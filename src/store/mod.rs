@@ -619,7 +619,6 @@ pub mod testing {
 
     /// A swarm on loopback and a store under `dir`, not yet in a cluster.
     pub async fn open(dir: &std::path::Path, name: &str) -> (Net, Store, NodeInfo) {
-        let cfg = crate::config::Config::for_test(dir, name);
         let net = Net::start(crate::net::NetConfig {
             data_dir: dir.to_path_buf(),
             listen: crate::net::parse_addr("127.0.0.1:0").await.expect("addr"),
@@ -627,7 +626,15 @@ pub mod testing {
         })
         .await
         .expect("net starts");
-        let store = Store::open(&dir.join("raft"), net.clone(), cfg.store_config())
+        // The in-process tests' timings (`Config::for_test`), without the
+        // config module, which sits above the store.
+        let cfg = super::StoreConfig {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+            ..super::StoreConfig::default()
+        };
+        let store = Store::open(&dir.join("raft"), net.clone(), cfg)
             .await
             .expect("store opens");
         let info = NodeInfo {
