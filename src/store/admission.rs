@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 
-use super::{NodeId, NodeInfo, ShoalRaft, node_id_of};
-use crate::net::Net;
+use super::{NodeId, NodeInfo, ShoalRaft, StoreError, node_id_of};
 
 /// How long a vouched-for sender stays admitted without asking again.
 const VOUCH_TTL: Duration = Duration::from_secs(30);
@@ -57,21 +56,30 @@ pub(super) fn judge<'a>(
     )
 }
 
+/// Asks a voter which nodes its configuration holds: the transport's client
+/// side, handed in by the store so that this module does not depend on the
+/// network module (whose handlers use this one).
+pub(super) type MembersOf = std::sync::Arc<
+    dyn Fn(NodeInfo) -> futures::future::BoxFuture<'static, Result<Vec<NodeId>, StoreError>>
+        + Send
+        + Sync,
+>;
+
 /// Admits or refuses senders; shared by the Raft and store handlers.
 pub(super) struct Admission {
     raft: ShoalRaft,
     me: NodeId,
-    net: Net,
+    members_of: MembersOf,
     remembered: std::sync::Mutex<HashMap<NodeId, (bool, Instant)>>,
 }
 
 impl Admission {
-    /// Admission against `raft`'s configuration, asking peers over `net`.
-    pub(super) fn new(raft: ShoalRaft, me: NodeId, net: Net) -> Admission {
+    /// Admission against `raft`'s configuration, asking peers with `members_of`.
+    pub(super) fn new(raft: ShoalRaft, me: NodeId, members_of: MembersOf) -> Admission {
         Admission {
             raft,
             me,
-            net,
+            members_of,
             remembered: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -93,9 +101,7 @@ impl Admission {
         if let Some(ok) = self.remembered(id) {
             return ok;
         }
-        let asks = voters
-            .iter()
-            .map(|v| super::network::forward_members(&self.net, v));
+        let asks = voters.iter().map(|v| (self.members_of)(v.clone()));
         let answers = tokio::time::timeout(VOUCH_TIMEOUT, futures::future::join_all(asks))
             .await
             .unwrap_or_default();

@@ -25,7 +25,6 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::{NodeId, ShoalRaft};
-use crate::net::Net;
 
 /// Asks a voter whether it would vote for the sender.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,13 +133,25 @@ fn is_quorum(configs: &[std::collections::BTreeSet<NodeId>], granted: &[NodeId])
         })
 }
 
+/// Asks one voter for a pre-vote: the transport's client side, handed in
+/// by the store so that this module does not depend on the network module
+/// (which serves the other side with [`answer`]).
+pub(super) type AskPreVote = std::sync::Arc<
+    dyn Fn(
+            super::NodeInfo,
+            PreVoteRequest,
+        ) -> futures::future::BoxFuture<'static, Option<PreVoteResponse>>
+        + Send
+        + Sync,
+>;
+
 /// Runs until the Raft node shuts down.
 pub(super) async fn drive(
     raft: ShoalRaft,
     me: NodeId,
     contact: LeaderContact,
     timing: Timing,
-    net: Net,
+    ask: AskPreVote,
 ) {
     let mut quiet_needed = timing.jittered(timing.lease);
     let mut last_try: Option<Instant> = None;
@@ -193,9 +204,9 @@ pub(super) async fn drive(
             .iter()
             .filter(|(id, _)| *id != me)
             .map(|(id, info)| {
-                let (id, net, req) = (*id, net.clone(), req.clone());
+                let (id, req) = (*id, req.clone());
+                let ask = ask(info.clone(), req);
                 async move {
-                    let ask = super::network::ask_pre_vote(&net, info, req);
                     match tokio::time::timeout(timing.retry_min, ask).await {
                         Ok(Some(r)) if r.granted => Some(id),
                         _ => None,

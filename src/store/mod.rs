@@ -316,10 +316,17 @@ impl Store {
             cfg.election_timeout_min_ms,
             cfg.election_timeout_max_ms,
         );
+        let members_of: admission::MembersOf = {
+            let net = net.clone();
+            Arc::new(move |peer: NodeInfo| {
+                let net = net.clone();
+                Box::pin(async move { network::forward_members(&net, &peer).await })
+            })
+        };
         let admission = Arc::new(admission::Admission::new(
             store.raft.clone(),
             node_id,
-            net.clone(),
+            members_of,
         ));
         net.set_handler(
             Channel::Raft,
@@ -330,12 +337,19 @@ impl Store {
                 admission.clone(),
             )),
         );
+        let ask: election::AskPreVote = {
+            let net = net.clone();
+            Arc::new(move |voter: NodeInfo, req| {
+                let net = net.clone();
+                Box::pin(async move { network::ask_pre_vote(&net, &voter, req).await })
+            })
+        };
         tokio::spawn(election::drive(
             store.raft.clone(),
             node_id,
             contact,
             timing,
-            net.clone(),
+            ask,
         ));
         net.set_handler(
             Channel::Store,
