@@ -515,7 +515,7 @@ fn sample_cluster(store: &Store, membership: Option<&crate::membership::Membersh
         let mut here = [0u32; PHASES.len()];
         for p in &pods {
             let phase = p
-                .status_or_default::<crate::resource::status::PodStatus>()
+                .status_or_default::<crate::resource::status::PodReadiness>()
                 .phase
                 .map_or("Pending", crate::resource::status::PodPhase::as_str);
             let i = PHASES.iter().position(|x| *x == phase).unwrap_or(4);

@@ -164,6 +164,13 @@ pub(super) fn s<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
     cur
 }
 
+/// How many keys a map field of an object holds (ConfigMap and Secret data).
+fn keys(o: &Value, field: &str) -> usize {
+    o.get(field)
+        .and_then(Value::as_object)
+        .map_or(0, |m| m.len())
+}
+
 /// An object's `status` as the typed struct of its kind; the default when
 /// it has none or it does not decode (a table shows what it can).
 pub(super) fn status_of<T: serde::de::DeserializeOwned + Default>(o: &Value) -> T {
@@ -315,22 +322,12 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                 row.push(age(it));
             }
             Kind::ConfigMap => {
-                let d = s(it, &["data"]).as_object().map(|m| m.len()).unwrap_or(0)
-                    + s(it, &["binaryData"])
-                        .as_object()
-                        .map(|m| m.len())
-                        .unwrap_or(0);
-                row.push(d.to_string());
+                row.push((keys(it, "data") + keys(it, "binaryData")).to_string());
                 row.push(age(it));
             }
             Kind::Secret => {
                 row.push(s(it, &["type"]).as_str().unwrap_or("Opaque").to_string());
-                let d = s(it, &["data"]).as_object().map(|m| m.len()).unwrap_or(0)
-                    + s(it, &["stringData"])
-                        .as_object()
-                        .map(|m| m.len())
-                        .unwrap_or(0);
-                row.push(d.to_string());
+                row.push((keys(it, "data") + keys(it, "stringData")).to_string());
                 row.push(age(it));
             }
             Kind::Job => {

@@ -73,11 +73,8 @@ pub fn decide(pod: &PodView, owner: Option<Owner<'_>>) -> Verdict {
     let budget = max_unavailable(&body, replicas);
     let floor = replicas.saturating_sub(budget);
     let min_ready = u64::from(body.spec.min_ready_seconds.unwrap_or(0));
-    let duid = d.metadata.uid.as_deref().unwrap_or("");
-    let sets: HashSet<&str> = owner
-        .replica_sets
-        .iter()
-        .filter(|rs| rs.metadata.controller_ref().is_some_and(|r| r.uid == duid))
+    let sets: HashSet<&str> = super::replicaset::owned_sets(d, owner.replica_sets)
+        .into_iter()
         .filter_map(|rs| rs.metadata.uid.as_deref())
         .collect();
     let available: Vec<&PodView> = owner

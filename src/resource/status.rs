@@ -220,6 +220,29 @@ impl PodStatus {
     }
 }
 
+/// The phase and conditions of a pod's status alone: what the controllers,
+/// the scheduler and the metrics read of every pod on every pass, without
+/// decoding the container statuses they never look at.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct PodReadiness {
+    #[serde(default)]
+    pub phase: Option<PodPhase>,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+impl PodReadiness {
+    /// Succeeded or Failed.
+    pub fn is_terminal(&self) -> bool {
+        self.phase.is_some_and(PodPhase::is_terminal)
+    }
+
+    /// The condition of a type, if present.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        find_condition(&self.conditions, type_)
+    }
+}
+
 /// `Deployment.status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

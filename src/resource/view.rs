@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::status::{Condition, PodStatus};
+use super::status::{Condition, PodReadiness};
 use super::time::{now_secs, parse_rfc3339};
 use super::{Object, ObjectKey};
 
@@ -36,7 +36,7 @@ impl PodView {
     /// Reads a pod object.
     pub fn of(o: &Object) -> Option<PodView> {
         let key = o.key()?;
-        let status: PodStatus = o.status_or_default();
+        let status: PodReadiness = o.status_or_default();
         let ready_cond = status.condition("Ready");
         let ready = ready_cond.is_some_and(Condition::is_true);
         let ready_since = ready_cond

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::resource::status::{Condition, NodeStatus, PodPhase, PodStatus};
+use crate::resource::status::{Condition, NodeStatus, PodPhase, PodReadiness, PodStatus};
 use crate::resource::time::now_rfc3339;
 use crate::resource::types::{QuantityError, parse_cpu_millis, parse_memory_bytes};
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
@@ -164,7 +164,7 @@ pub fn pod_needs(pod: &Object) -> Option<PodNeeds> {
 /// Whether the pod has finished for good (`status.phase` Succeeded or
 /// Failed): it holds no resources and is never placed again.
 pub fn is_terminal(pod: &Object) -> bool {
-    pod.status_or_default::<PodStatus>().is_terminal()
+    pod.status_or_default::<PodReadiness>().is_terminal()
 }
 
 /// A quantity as JSON carries it: a string, or a bare number.
