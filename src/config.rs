@@ -51,6 +51,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Raft settings.
     pub raft: RaftConfig,
+    /// Store quota and log compaction by bytes.
+    pub store: StoreSettings,
     /// Node agent settings.
     pub agent: AgentConfig,
     /// Gossip timing.
@@ -81,6 +83,25 @@ pub struct RaftConfig {
     pub election_timeout_max_ms: u64,
 }
 
+/// Store settings in bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// Writes that would take the stored objects past this many bytes are refused.
+    pub quota_bytes: u64,
+    /// Snapshot and purge the log once the entries since the last snapshot hold this many bytes.
+    pub compact_log_bytes: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            quota_bytes: crate::store::DEFAULT_QUOTA_BYTES,
+            compact_log_bytes: crate::store::DEFAULT_COMPACT_LOG_BYTES,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -96,6 +117,7 @@ impl Default for Config {
             cluster_key_file: None,
             api: ApiConfig::default(),
             raft: RaftConfig::default(),
+            store: StoreSettings::default(),
             agent: AgentConfig::default(),
             membership: Default::default(),
             scheduler: Default::default(),
@@ -182,6 +204,20 @@ impl Config {
                     .into(),
             ));
         }
+        if self.store.quota_bytes < crate::store::MIN_QUOTA_BYTES {
+            return Err(ConfigError::Invalid(format!(
+                "store.quota_bytes must be at least {} (64 MiB), not {}",
+                crate::store::MIN_QUOTA_BYTES,
+                self.store.quota_bytes
+            )));
+        }
+        if self.store.compact_log_bytes < crate::store::MIN_COMPACT_LOG_BYTES {
+            return Err(ConfigError::Invalid(format!(
+                "store.compact_log_bytes must be at least {} (1 MiB), not {}",
+                crate::store::MIN_COMPACT_LOG_BYTES,
+                self.store.compact_log_bytes
+            )));
+        }
         self.discovery
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -256,6 +292,8 @@ impl Config {
             heartbeat_ms: self.raft.heartbeat_ms,
             election_timeout_min_ms: self.raft.election_timeout_min_ms,
             election_timeout_max_ms: self.raft.election_timeout_max_ms,
+            quota_bytes: self.store.quota_bytes,
+            compact_log_bytes: self.store.compact_log_bytes,
             ..crate::store::StoreConfig::default()
         }
     }
@@ -276,6 +314,18 @@ mod tests {
     fn unknown_key_is_an_error() {
         let err = toml::from_str::<Config>("nmae = \"x\"").expect_err("typo must fail");
         assert!(err.to_string().contains("nmae"), "{err}");
+    }
+
+    #[test]
+    fn a_tiny_store_quota_is_rejected() {
+        let mut c = Config::default();
+        c.store.quota_bytes = 1024;
+        let err = c.validate().expect_err("1 KiB quota must fail");
+        assert!(err.to_string().contains("store.quota_bytes"), "{err}");
+        c.store.quota_bytes = crate::store::MIN_QUOTA_BYTES;
+        c.validate().expect("the minimum is allowed");
+        c.store.compact_log_bytes = 0;
+        assert!(c.validate().is_err());
     }
 
     #[test]

@@ -180,6 +180,8 @@ impl From<StoreError> for ApiError {
             StoreError::Txn(TxnError::NotFound { .. }) => StatusCode::NOT_FOUND,
             StoreError::Txn(TxnError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             StoreError::Txn(TxnError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            // The cluster, not the request, is out of room (any size is refused).
+            StoreError::Txn(TxnError::QuotaExceeded { .. }) => StatusCode::INSUFFICIENT_STORAGE,
             StoreError::Gone { .. } => StatusCode::GONE,
             StoreError::TooManyWatches { .. } => StatusCode::TOO_MANY_REQUESTS,
             e if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,

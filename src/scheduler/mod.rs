@@ -591,7 +591,9 @@ async fn write_batch(store: Store, mut items: Vec<PodWrite>) -> Result<Written, 
                     | TxnError::AlreadyExists { key }
                     | TxnError::Invalid { key, .. } => key,
                     // Batches are bounded in pods, each far below the limit.
-                    TxnError::TooLarge { .. } => return Err(StoreError::Txn(e)),
+                    TxnError::TooLarge { .. } | TxnError::QuotaExceeded { .. } => {
+                        return Err(StoreError::Txn(e));
+                    }
                 };
                 match items.iter().position(|w| w.touches(key)) {
                     Some(i) if dropped < MAX_DROPS_PER_BATCH => {

@@ -9,10 +9,11 @@
 // only move the allocation.
 #![allow(clippy::result_large_err)]
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
@@ -42,6 +43,46 @@ pub struct LogStore {
     syncer: Syncer,
     /// Counts Raft's users of the database, for the store's shutdown.
     users: Arc<()>,
+    sizes: Arc<LogSizes>,
+}
+
+/// The encoded size of every entry the log holds, by index, so compaction
+/// can go by bytes without reading the log.
+#[derive(Debug, Default)]
+pub struct LogSizes {
+    sizes: Mutex<BTreeMap<u64, u64>>,
+    notify: tokio::sync::Notify,
+}
+
+impl LogSizes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, u64>> {
+        // A panic elsewhere leaves the map itself consistent.
+        self.sizes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the sizes, by index.
+    pub fn with<R>(&self, f: impl FnOnce(&BTreeMap<u64, u64>) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Bytes of all entries held.
+    pub fn total(&self) -> u64 {
+        self.lock().values().sum()
+    }
+
+    /// Waits until entries were appended (or `timeout` passed).
+    pub async fn appended(&self, timeout: std::time::Duration) {
+        let _ = tokio::time::timeout(timeout, self.notify.notified()).await;
+    }
+
+    fn record(&self, f: impl FnOnce(&mut BTreeMap<u64, u64>)) {
+        let total = {
+            let mut m = self.lock();
+            f(&mut m);
+            m.values().sum::<u64>()
+        };
+        metrics::record_log_bytes(total);
+    }
 }
 
 /// The WAL syncer thread and the way to stop it. Stopping joins the thread,
@@ -111,7 +152,23 @@ impl LogStore {
         users: Arc<()>,
     ) -> Self {
         let syncer = Syncer::start(db.clone(), done);
-        LogStore { db, syncer, users }
+        let sizes = Arc::new(LogSizes::default());
+        match scan_sizes(&db) {
+            Ok(m) => sizes.record(|s| *s = m),
+            // Only compaction by bytes misses these entries; Raft reads them itself.
+            Err(e) => tracing::warn!("cannot size the Raft log: {e}"),
+        }
+        LogStore {
+            db,
+            syncer,
+            users,
+            sizes,
+        }
+    }
+
+    /// The entries' sizes, shared with the compactor.
+    pub fn sizes(&self) -> Arc<LogSizes> {
+        self.sizes.clone()
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -155,6 +212,19 @@ impl LogStore {
             None => Ok(None),
         }
     }
+}
+
+/// The size of every entry on disk, read once at open.
+fn scan_sizes(db: &DB) -> Result<BTreeMap<u64, u64>, std::io::Error> {
+    let cf = cf(db, CF_LOGS)?;
+    let mut out = BTreeMap::new();
+    for item in db.iterator_cf(cf, IteratorMode::Start) {
+        let (k, v) = item.map_err(std::io::Error::other)?;
+        if let Some(i) = key_idx(&k) {
+            out.insert(i, v.len() as u64);
+        }
+    }
+    Ok(out)
 }
 
 /// Fsyncs the WAL for every group of appends that queued up while the
@@ -290,16 +360,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let cf = cf(&self.db, CF_LOGS).map_err(|e| StorageIOError::<NodeId>::write_logs(&e))?;
         let mut batch = WriteBatch::default();
         let mut bytes = 0usize;
+        let mut sized = Vec::new();
         for e in entries {
             let v = encode(&e)
                 .map_err(|err| StorageIOError::<NodeId>::write_log_entry(e.log_id, &err))?;
             bytes += v.len();
+            sized.push((e.log_id.index, v.len() as u64));
             batch.put_cf(cf, idx_key(e.log_id.index), v);
         }
         metrics::record_append_bytes(bytes);
         self.db
             .write(batch)
             .map_err(|e| StorageIOError::<NodeId>::write_logs(&e))?;
+        self.sizes.record(|m| m.extend(sized));
+        self.sizes.notify.notify_one();
         self.syncer.send((callback, started))
     }
 
@@ -311,7 +385,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch.delete_range_cf(cf, idx_key(log_id.index), idx_key(u64::MAX));
         self.db
             .write_opt(batch, &wo)
-            .map_err(|e| StorageIOError::<NodeId>::write_logs(&e).into())
+            .map_err(|e| StorageIOError::<NodeId>::write_logs(&e))?;
+        self.sizes.record(|m| {
+            m.split_off(&log_id.index);
+        });
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
@@ -320,6 +398,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let cf = cf(&self.db, CF_LOGS).map_err(|e| StorageIOError::<NodeId>::write_logs(&e))?;
         self.db
             .delete_range_cf(cf, idx_key(0), idx_key(log_id.index + 1))
-            .map_err(|e| StorageIOError::<NodeId>::write_logs(&e).into())
+            .map_err(|e| StorageIOError::<NodeId>::write_logs(&e))?;
+        self.sizes.record(|m| *m = m.split_off(&(log_id.index + 1)));
+        Ok(())
     }
 }

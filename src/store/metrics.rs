@@ -84,3 +84,27 @@ pub(super) fn spawn_raft_metrics(mut rx: watch::Receiver<RaftMetrics<NodeId, Nod
 pub(super) fn record_refused_rpc() {
     counter!("shoal_store_refused_rpcs_total").increment(1);
 }
+
+/// The replica's state size and the quota in force (none before a leader
+/// has written one).
+pub(super) fn record_usage(state_bytes: u64, quota: Option<u64>) {
+    gauge!("shoal_store_state_bytes").set(state_bytes as f64);
+    if let Some(q) = quota {
+        gauge!("shoal_store_quota_bytes").set(q as f64);
+    }
+}
+
+/// A command refused because it would take the state past the quota.
+pub(super) fn record_quota_refusal() {
+    counter!("shoal_store_quota_refusals_total").increment(1);
+}
+
+/// Bytes of the Raft log entries kept on disk.
+pub(super) fn record_log_bytes(bytes: u64) {
+    gauge!("shoal_store_log_bytes").set(bytes as f64);
+}
+
+/// A snapshot or purge the compactor asked for because of the log's bytes.
+pub(super) fn record_compaction(what: &'static str) {
+    counter!("shoal_store_log_compactions_total", "trigger" => what).increment(1);
+}

@@ -9,6 +9,7 @@
 
 mod admission;
 mod batch;
+mod compact;
 mod db;
 mod election;
 mod engine;
@@ -123,6 +124,7 @@ impl Command {
                         + uid.as_ref().map_or(0, String::len)
                         + status.len()
                 }
+                Op::SetQuota { .. } => 8,
             })
             // Each op's tags and lengths, so that a million empty ops count too.
             .fold(0usize, |acc, n| acc.saturating_add(n).saturating_add(16))
@@ -206,7 +208,22 @@ pub struct StoreConfig {
     pub watch_history: usize,
     /// ...and at most this many bytes of them (as JSON).
     pub watch_history_bytes: usize,
+    /// The store quota: writes that would take the objects' bytes past it
+    /// are refused (when this node leads, it replicates this value).
+    pub quota_bytes: u64,
+    /// Snapshot and purge the log once the entries since the last snapshot
+    /// hold this many bytes, however few they are.
+    pub compact_log_bytes: u64,
 }
+
+/// The store quota by default, as etcd's `--quota-backend-bytes`.
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// The smallest quota a node accepts: room for a few of the largest commands.
+pub const MIN_QUOTA_BYTES: u64 = 64 * 1024 * 1024;
+/// The log bytes that trigger a snapshot and purge by default.
+pub const DEFAULT_COMPACT_LOG_BYTES: u64 = 64 * 1024 * 1024;
+/// The smallest byte threshold for compaction a node accepts.
+pub const MIN_COMPACT_LOG_BYTES: u64 = 1024 * 1024;
 
 impl Default for StoreConfig {
     fn default() -> Self {
@@ -218,6 +235,8 @@ impl Default for StoreConfig {
             election_timeout_max_ms: 2_000,
             watch_history: 10_000,
             watch_history_bytes: 64 * 1024 * 1024,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
+            compact_log_bytes: DEFAULT_COMPACT_LOG_BYTES,
         }
     }
 }
@@ -259,6 +278,8 @@ pub struct Store {
     proposer: Proposer,
     forwarder: network::Forwarder,
     engine: Arc<engine::Engine>,
+    usage: Arc<state_machine::Usage>,
+    log_sizes: Arc<log::LogSizes>,
 }
 
 impl Store {
@@ -273,6 +294,7 @@ impl Store {
             syncer_stopped,
         ));
         let log_store = log::LogStore::new(db.clone(), Some(syncer_done), engine.raft_users());
+        let log_sizes = log_store.sizes();
         let sm = state_machine::StateMachine::open(
             db,
             cfg.watch_history,
@@ -281,6 +303,7 @@ impl Store {
         )
         .map_err(|e| StoreError::Storage(e.to_string()))?;
         let reader = sm.reader();
+        let usage = sm.usage();
         let node_id = node_id_of(&net.peer_id());
         let raft_config = openraft::Config {
             cluster_name: "shoal".into(),
@@ -302,7 +325,9 @@ impl Store {
             .await
             .map_err(|e| StoreError::Raft(e.to_string()))?;
         let store = Store {
-            proposer: Proposer::spawn(raft.clone()),
+            proposer: Proposer::spawn(raft.clone(), usage.clone(), cfg.quota_bytes),
+            usage,
+            log_sizes,
             forwarder: network::Forwarder::spawn(net.clone()),
             raft,
             node_id,
@@ -356,6 +381,11 @@ impl Store {
             Arc::new(network::StoreHandler::new(store.clone(), admission)),
         );
         metrics::spawn_raft_metrics(store.raft.metrics());
+        compact::spawn(
+            store.raft.clone(),
+            store.log_sizes.clone(),
+            cfg.compact_log_bytes,
+        );
         info!(node_id, "store opened at {}", dir.display());
         Ok(store)
     }
@@ -555,6 +585,22 @@ impl Store {
         self.reader.revision()
     }
 
+    /// Bytes of all objects (keys and JSON) in the local replica: what the
+    /// quota is measured against.
+    pub fn state_bytes(&self) -> u64 {
+        self.usage.state_bytes()
+    }
+
+    /// The quota in force (replicated by the leader), once one was written.
+    pub fn quota_bytes(&self) -> Option<u64> {
+        self.usage.quota_bytes()
+    }
+
+    /// Bytes of the Raft log entries this node keeps on disk.
+    pub fn log_bytes(&self) -> u64 {
+        self.log_sizes.total()
+    }
+
     /// Changes after `from` (or from now), filtered by kind and namespace.
     pub fn watch(
         &self,
@@ -628,11 +674,31 @@ impl Store {
 pub mod testing {
     use std::time::Duration;
 
-    use super::{NodeInfo, Store};
+    use super::{NodeInfo, Store, StoreConfig};
     use crate::net::Net;
 
     /// A swarm on loopback and a store under `dir`, not yet in a cluster.
     pub async fn open(dir: &std::path::Path, name: &str) -> (Net, Store, NodeInfo) {
+        open_with(dir, name, config()).await
+    }
+
+    /// The in-process tests' timings (`Config::for_test`), without the
+    /// config module, which sits above the store.
+    pub fn config() -> StoreConfig {
+        StoreConfig {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+            ..StoreConfig::default()
+        }
+    }
+
+    /// [`open`] with these tunables.
+    pub async fn open_with(
+        dir: &std::path::Path,
+        name: &str,
+        cfg: StoreConfig,
+    ) -> (Net, Store, NodeInfo) {
         let net = Net::start(crate::net::NetConfig {
             data_dir: dir.to_path_buf(),
             listen: crate::net::parse_addr("127.0.0.1:0").await.expect("addr"),
@@ -640,14 +706,6 @@ pub mod testing {
         })
         .await
         .expect("net starts");
-        // The in-process tests' timings (`Config::for_test`), without the
-        // config module, which sits above the store.
-        let cfg = super::StoreConfig {
-            heartbeat_ms: 100,
-            election_timeout_min_ms: 400,
-            election_timeout_max_ms: 800,
-            ..super::StoreConfig::default()
-        };
         let store = Store::open(&dir.join("raft"), net.clone(), cfg)
             .await
             .expect("store opens");
@@ -682,7 +740,7 @@ mod tests {
     use super::db::open_db;
     use super::log::LogStore;
     use super::state_machine::StateMachine;
-    use super::{NodeId, TypeConfig};
+    use super::*;
 
     struct RocksBuilder;
 
@@ -701,5 +759,121 @@ mod tests {
     #[test]
     fn openraft_storage_conformance() {
         Suite::test_all(RocksBuilder).expect("storage passes openraft's suite");
+    }
+
+    fn configmap(name: &str, len: usize) -> Op {
+        let object = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default"},
+            "data": {"v": "x".repeat(len)},
+        });
+        Op::Put {
+            key: ObjectKey::new(Kind::ConfigMap, "default", name),
+            object: serde_json::to_vec(&object).expect("json"),
+            precondition: Precondition::None,
+        }
+    }
+
+    async fn write(store: &Store, op: Op) -> Result<Vec<OpOutcome>, StoreError> {
+        store.write(Command { ops: vec![op] }).await
+    }
+
+    /// The leader's configured quota is replicated with its first write and
+    /// refuses what would pass it; a delete makes room; the count survives a
+    /// restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_past_the_quota_is_refused_until_a_delete_makes_room() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = StoreConfig {
+            quota_bytes: 200_000,
+            ..testing::config()
+        };
+        let (net, store, me) = testing::open_with(dir.path(), "a", cfg.clone()).await;
+        testing::lead_alone(&store, me).await;
+        for name in ["a", "b", "c"] {
+            write(&store, configmap(name, 60_000))
+                .await
+                .expect("fits the quota");
+        }
+        assert_eq!(store.quota_bytes(), Some(200_000));
+        let used = store.state_bytes();
+        assert!(used > 180_000, "{used}");
+        let err = write(&store, configmap("d", 60_000))
+            .await
+            .expect_err("a write past the quota must be refused");
+        assert!(
+            matches!(
+                err,
+                StoreError::Txn(TxnError::QuotaExceeded { quota: 200_000, .. })
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("200000"), "{err}");
+        assert!(err.to_string().contains(&used.to_string()), "{err}");
+        let d = ObjectKey::new(Kind::ConfigMap, "default", "d");
+        assert!(store.get(&d).expect("read").is_none());
+        write(
+            &store,
+            Op::Delete {
+                key: ObjectKey::new(Kind::ConfigMap, "default", "a"),
+                precondition: Precondition::MustExist,
+            },
+        )
+        .await
+        .expect("a delete past the quota works");
+        write(&store, configmap("d", 60_000))
+            .await
+            .expect("fits again after the delete");
+        let used = store.state_bytes();
+        store.shutdown().await;
+        net.shutdown().await;
+        drop(store);
+
+        let (net, store, _) = testing::open_with(dir.path(), "a", cfg).await;
+        assert_eq!(store.state_bytes(), used, "the count after a restart");
+        assert_eq!(store.quota_bytes(), Some(200_000));
+        store.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// A few huge entries are far fewer than `snapshot_every`: without
+    /// compaction by bytes the log kept every one of them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compaction_by_bytes_bounds_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let threshold = 1024 * 1024;
+        let cfg = StoreConfig {
+            compact_log_bytes: threshold,
+            ..testing::config()
+        };
+        let (net, store, me) = testing::open_with(dir.path(), "a", cfg).await;
+        testing::lead_alone(&store, me).await;
+        let entry = 300 * 1024;
+        let mut peak = 0;
+        for i in 0..80 {
+            write(&store, configmap(&format!("c{}", i % 4), entry))
+                .await
+                .expect("write");
+            peak = peak.max(store.log_bytes());
+        }
+        // The compactor looks at least every second.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.log_bytes() > 2 * threshold + entry as u64 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the log holds {} bytes after 80 writes of {entry}; threshold {threshold}",
+                store.log_bytes()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // Writes go on while a snapshot is built, so the peak has some
+        // slack; unbounded, the log would reach 80 entries (24 MiB).
+        assert!(peak < 8 * threshold, "the log reached {peak} bytes");
+        let m = store.metrics();
+        assert!(m.snapshot.is_some(), "no snapshot was taken");
+        assert!(m.purged.is_some(), "nothing was purged");
+        store.shutdown().await;
+        net.shutdown().await;
     }
 }

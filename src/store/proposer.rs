@@ -6,10 +6,13 @@
 //! its own atomicity: the state machine applies the commands of an entry one
 //! after another, each all-or-nothing.
 
+use std::sync::Arc;
+
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::batch::spawn_batcher;
+use super::state_machine::{Op, Usage};
 use super::{Command, CommandResult, NodeId, NodeInfo, Proposal, ShoalRaft};
 
 /// Largest number of commands in one entry.
@@ -36,8 +39,9 @@ pub(super) struct Proposer {
 }
 
 impl Proposer {
-    /// Starts the batching task for `raft`.
-    pub(super) fn spawn(raft: ShoalRaft) -> Proposer {
+    /// Starts the batching task for `raft`. Its entries carry this node's
+    /// `quota_bytes` whenever the replicated quota (in `usage`) differs.
+    pub(super) fn spawn(raft: ShoalRaft, usage: Arc<Usage>, quota_bytes: u64) -> Proposer {
         let tx = spawn_batcher(
             MAX_BATCH,
             super::MAX_ENTRY_BYTES,
@@ -45,7 +49,8 @@ impl Proposer {
             MAX_IN_FLIGHT,
             move |batch: Vec<Waiter>| {
                 let raft = raft.clone();
-                async move { propose_batch(raft, batch).await }
+                let stamp = (usage.quota_bytes() != Some(quota_bytes)).then_some(quota_bytes);
+                async move { propose_batch(raft, batch, stamp).await }
             },
         );
         Proposer { tx }
@@ -62,11 +67,25 @@ impl Proposer {
     }
 }
 
-async fn propose_batch(raft: ShoalRaft, batch: Vec<Waiter>) {
-    let (cmds, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
+/// Proposes one entry; `quota` first sets the replicated quota to this
+/// leader's, ahead of the batch's commands, so they are held to it.
+async fn propose_batch(raft: ShoalRaft, batch: Vec<Waiter>, quota: Option<u64>) {
+    let (mut cmds, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
     super::metrics::record_batch(cmds.len());
+    if let Some(bytes) = quota {
+        cmds.insert(
+            0,
+            Command {
+                ops: vec![Op::SetQuota { bytes }],
+            },
+        );
+    }
     let result = match raft.client_write(Proposal(cmds)).await {
-        Ok(resp) => Ok(resp.data),
+        Ok(resp) => Ok(resp
+            .data
+            .into_iter()
+            .skip(usize::from(quota.is_some()))
+            .collect::<Vec<_>>()),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
             Err(LocalWrite::NotLeader(f.leader_id.zip(f.leader_node)))
         }

@@ -28,6 +28,9 @@ const KEY_APPLIED: &[u8] = b"last_applied";
 const EVENT_ENVELOPE_BYTES: usize = 64;
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
+/// The quota in force, kept among the objects (so snapshots carry it) under a
+/// key no object has: object keys are `Kind/...` text.
+const KEY_QUOTA: &[u8] = b"\x00shoal/quota_bytes";
 use super::watch::{EventType, Hub, WatchEvent, WatchStream};
 use super::{Command, CommandResult, NodeId, NodeInfo, StoreError, TypeConfig, metrics};
 use crate::resource::{Kind, Object, ObjectKey};
@@ -73,6 +76,10 @@ pub enum Op {
     /// object is at this resourceVersion: how a controller makes its writes
     /// conditional on an object it read and does not change.
     Check { key: ObjectKey, version: u64 },
+    /// Sets the store quota that every replica enforces from this entry on.
+    /// Only the leader's proposer writes it (from its `store.quota_bytes`),
+    /// so the quota is replicated state and replicas never decide apart.
+    SetQuota { bytes: u64 },
 }
 
 /// What an operation did.
@@ -119,6 +126,10 @@ pub enum TxnError {
         "the write carries {bytes} bytes, over the {limit}-byte limit of one replicated command; split it"
     )]
     TooLarge { bytes: usize, limit: usize },
+    #[error(
+        "the store quota is full: it holds {used} of {quota} bytes (store.quota_bytes) and this write adds {adds}; delete objects to free space or raise the quota"
+    )]
+    QuotaExceeded { quota: u64, used: u64, adds: u64 },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -141,7 +152,83 @@ pub struct StateMachine {
     users: Arc<()>,
     hub: Arc<Hub>,
     revision: Arc<AtomicU64>,
+    usage: Arc<Usage>,
     snapshot_seq: u64,
+}
+
+/// What the state takes against the quota: every object's key and JSON bytes.
+/// Derived from the replicated state only (never from disk statistics), so
+/// every replica refuses the same writes.
+#[derive(Debug, Default)]
+pub struct Usage {
+    state_bytes: AtomicU64,
+    /// 0 while no leader has written a quota.
+    quota_bytes: AtomicU64,
+}
+
+impl Usage {
+    /// Bytes of all objects (keys and JSON) in the replica.
+    pub fn state_bytes(&self) -> u64 {
+        self.state_bytes.load(Ordering::Acquire)
+    }
+
+    /// The replicated quota in force, once a leader has written one.
+    pub fn quota_bytes(&self) -> Option<u64> {
+        Some(self.quota_bytes.load(Ordering::Acquire)).filter(|q| *q > 0)
+    }
+
+    fn set(&self, b: Budget) {
+        self.state_bytes.store(b.used, Ordering::Release);
+        self.quota_bytes
+            .store(b.quota.unwrap_or(0), Ordering::Release);
+        metrics::record_usage(b.used, b.quota);
+    }
+
+    fn budget(&self) -> Budget {
+        Budget {
+            used: self.state_bytes(),
+            quota: self.quota_bytes(),
+        }
+    }
+}
+
+/// The usage as an apply batch advances it, command by command.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    used: u64,
+    quota: Option<u64>,
+}
+
+/// An object as the apply sees it, with what it takes against the quota.
+type Slot = Option<(Object, u64)>;
+
+/// What one stored object takes against the quota.
+fn stored_size(skey: &[u8], value: &[u8]) -> u64 {
+    (skey.len() + value.len()) as u64
+}
+
+fn decode_quota(v: &[u8]) -> Option<u64> {
+    let b: [u8; 8] = v.try_into().ok()?;
+    Some(u64::from_be_bytes(b)).filter(|q| *q > 0)
+}
+
+/// Sums the objects of the `sm` column family and reads the quota: at open,
+/// so the count is right after a restart whatever wrote the data before.
+fn scan_usage(db: &DB) -> Result<Budget, StorageError<NodeId>> {
+    let sm = cf(db, CF_SM).map_err(io_read)?;
+    let mut b = Budget {
+        used: 0,
+        quota: None,
+    };
+    for item in db.iterator_cf(sm, IteratorMode::Start) {
+        let (k, v) = item.map_err(io_read)?;
+        if &*k == KEY_QUOTA {
+            b.quota = decode_quota(&v);
+        } else {
+            b.used += stored_size(&k, &v);
+        }
+    }
+    Ok(b)
 }
 
 /// Read access to the local replica, shared with the API.
@@ -170,11 +257,14 @@ impl StateMachine {
     ) -> Result<StateMachine, StorageError<NodeId>> {
         let applied = read_meta::<Option<LogId<NodeId>>>(&db, KEY_APPLIED)?.flatten();
         let rev = applied.map(|l| l.index).unwrap_or(0);
+        let usage = Arc::new(Usage::default());
+        usage.set(scan_usage(&db)?);
         Ok(StateMachine {
             db,
             users,
             hub: Arc::new(Hub::new(watch_history, watch_history_bytes, rev)),
             revision: Arc::new(AtomicU64::new(rev)),
+            usage,
             snapshot_seq: 0,
         })
     }
@@ -186,6 +276,11 @@ impl StateMachine {
             hub: self.hub.clone(),
             revision: self.revision.clone(),
         }
+    }
+
+    /// The replica's usage against the quota, shared with the proposer.
+    pub fn usage(&self) -> Arc<Usage> {
+        self.usage.clone()
     }
 
     fn build(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
@@ -243,27 +338,41 @@ impl StateMachine {
     fn apply_command(
         &self,
         batch: &mut WriteBatch,
-        overlay: &mut HashMap<Vec<u8>, Option<Object>>,
+        overlay: &mut HashMap<Vec<u8>, Slot>,
+        budget: &mut Budget,
         (log_id, pos): (&LogId<NodeId>, usize),
         cmd: &Command,
         events: &mut Vec<(usize, WatchEvent)>,
     ) -> Result<CommandResult, StorageError<NodeId>> {
         let index = log_id.index;
         // Evaluate every op first against a scratch view, then commit them together.
-        let mut scratch: HashMap<Vec<u8>, Option<Object>> = HashMap::new();
+        let mut scratch: HashMap<Vec<u8>, Slot> = HashMap::new();
         let mut outcomes = Vec::with_capacity(cmd.ops.len());
         let mut pending = Vec::new();
+        let mut events_here = Vec::new();
+        // What the command adds to the state, op after op (an op sees the
+        // size the previous ones left, so the sum is the command's net change).
+        let mut delta: i64 = 0;
+        let mut new_quota = None;
         for op in &cmd.ops {
             let key = match op {
                 Op::Put { key, .. }
                 | Op::Delete { key, .. }
                 | Op::SetStatus { key, .. }
                 | Op::Check { key, .. } => key,
+                Op::SetQuota { bytes } => {
+                    new_quota = Some(*bytes);
+                    continue;
+                }
             };
             let skey = key.storage_key();
-            let current = match scratch.get(&skey).or_else(|| overlay.get(&skey)) {
+            let slot = match scratch.get(&skey).or_else(|| overlay.get(&skey)) {
                 Some(o) => o.clone(),
                 None => self.load(&skey)?,
+            };
+            let (current, current_size) = match slot {
+                Some((o, n)) => (Some(o), n),
+                None => (None, 0),
             };
             let current_rv = current.as_ref().map(|o| o.resource_version());
             let check = match (op, precondition_of(op)) {
@@ -295,6 +404,8 @@ impl StateMachine {
                 return Ok(Err(e));
             }
             match op {
+                // Taken before the key lookup.
+                Op::SetQuota { .. } => {}
                 Op::Check { .. } => {
                     let Some(cur) = current else { continue };
                     outcomes.push(OpOutcome {
@@ -328,9 +439,11 @@ impl StateMachine {
                     new.body.insert("status".into(), status);
                     new.metadata.resource_version = Some(index.to_string());
                     let bytes = serde_json::to_vec(&new).map_err(io_write)?;
-                    scratch.insert(skey.clone(), Some(new.clone()));
+                    let size = stored_size(&skey, &bytes);
+                    delta += size as i64 - current_size as i64;
+                    scratch.insert(skey.clone(), Some((new.clone(), size)));
                     pending.push((skey, Some(bytes.clone())));
-                    events.push((
+                    events_here.push((
                         bytes.len() + EVENT_ENVELOPE_BYTES,
                         WatchEvent {
                             event_type: EventType::Modified,
@@ -350,9 +463,10 @@ impl StateMachine {
                     let rv = old.resource_version();
                     let bytes = serde_json::to_vec(&old).map_err(io_write)?;
                     old.metadata.resource_version = Some(index.to_string());
+                    delta -= current_size as i64;
                     scratch.insert(skey.clone(), None);
                     pending.push((skey, None));
-                    events.push((
+                    events_here.push((
                         bytes.len() + EVENT_ENVELOPE_BYTES,
                         WatchEvent {
                             event_type: EventType::Deleted,
@@ -427,9 +541,11 @@ impl StateMachine {
                     new.metadata.name = key.name.clone();
                     new.kind = key.kind.as_str().to_string();
                     let bytes = serde_json::to_vec(&new).map_err(io_write)?;
-                    scratch.insert(skey.clone(), Some(new.clone()));
+                    let size = stored_size(&skey, &bytes);
+                    delta += size as i64 - current_size as i64;
+                    scratch.insert(skey.clone(), Some((new.clone(), size)));
                     pending.push((skey, Some(bytes.clone())));
-                    events.push((
+                    events_here.push((
                         bytes.len() + EVENT_ENVELOPE_BYTES,
                         WatchEvent {
                             event_type: ev,
@@ -446,7 +562,26 @@ impl StateMachine {
                 }
             }
         }
+        // Only growth is refused: deletes and shrinking writes stay allowed
+        // past the quota, so an admin can always make room.
+        if let Some(quota) = budget.quota
+            && delta > 0
+            && budget.used.saturating_add(delta as u64) > quota
+        {
+            metrics::record_quota_refusal();
+            return Ok(Err(TxnError::QuotaExceeded {
+                quota,
+                used: budget.used,
+                adds: delta as u64,
+            }));
+        }
+        budget.used = budget.used.saturating_add_signed(delta);
+        events.append(&mut events_here);
         let sm = cf(&self.db, CF_SM).map_err(io_write)?;
+        if let Some(q) = new_quota {
+            budget.quota = Some(q).filter(|q| *q > 0);
+            batch.put_cf(sm, KEY_QUOTA, q.to_be_bytes());
+        }
         for (skey, bytes) in pending {
             match &bytes {
                 Some(b) => batch.put_cf(sm, &skey, b),
@@ -458,10 +593,12 @@ impl StateMachine {
         Ok(Ok(outcomes))
     }
 
-    fn load(&self, skey: &[u8]) -> Result<Option<Object>, StorageError<NodeId>> {
+    fn load(&self, skey: &[u8]) -> Result<Slot, StorageError<NodeId>> {
         let sm = cf(&self.db, CF_SM).map_err(io_read)?;
         match self.db.get_cf(sm, skey).map_err(io_read)? {
-            Some(b) => serde_json::from_slice(&b).map(Some).map_err(io_read),
+            Some(b) => serde_json::from_slice(&b)
+                .map(|o| Some((o, stored_size(skey, &b))))
+                .map_err(io_read),
             None => Ok(None),
         }
     }
@@ -472,6 +609,7 @@ fn precondition_of(op: &Op) -> Precondition {
         Op::Put { precondition, .. } | Op::Delete { precondition, .. } => *precondition,
         Op::SetStatus { .. } => Precondition::MustExist,
         Op::Check { version, .. } => Precondition::Version(*version),
+        Op::SetQuota { .. } => Precondition::None,
     }
 }
 
@@ -543,6 +681,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut events = Vec::new();
         let mut last = None;
         let mut membership = None;
+        let mut budget = self.usage.budget();
         for entry in entries {
             last = Some(entry.log_id);
             match &entry.payload {
@@ -553,6 +692,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         r.push(self.apply_command(
                             &mut batch,
                             &mut overlay,
+                            &mut budget,
                             (&entry.log_id, pos),
                             cmd,
                             &mut events,
@@ -577,6 +717,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if let Some(last) = last {
             self.revision.store(last.index, Ordering::Release);
         }
+        self.usage.set(budget);
         self.hub.publish_sized(events);
         metrics::record_apply(started.elapsed(), results.len());
         Ok(results)
@@ -588,6 +729,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             users: self.users.clone(),
             hub: self.hub.clone(),
             revision: self.revision.clone(),
+            usage: self.usage.clone(),
             snapshot_seq: self.snapshot_seq + 1000,
         }
     }
@@ -613,10 +755,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let sm = cf(&self.db, CF_SM).map_err(io_write)?;
         let sm_meta = cf(&self.db, CF_SM_META).map_err(io_write)?;
         let mut batch = WriteBatch::default();
-        // Keys are `Kind/...` text, so every key sorts below 0xff.
+        // Keys are `Kind/...` text (or the quota's, starting 0x00), so every
+        // key sorts below 0xff.
         batch.delete_range_cf(sm, [0u8].as_slice(), [0xffu8].as_slice());
+        let mut budget = Budget {
+            used: 0,
+            quota: None,
+        };
         for (k, v) in &file.objects {
             batch.put_cf(sm, k, v);
+            if k.as_slice() == KEY_QUOTA {
+                budget.quota = decode_quota(v);
+            } else {
+                budget.used += stored_size(k, v);
+            }
         }
         batch.put_cf(
             sm_meta,
@@ -636,6 +788,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.db.write(batch).map_err(io_write)?;
         let rev = meta.last_log_id.map(|l| l.index).unwrap_or(0);
         self.revision.store(rev, Ordering::Release);
+        self.usage.set(budget);
         self.hub.reset(rev);
         metrics::record_snapshot_installed();
         Ok(())
@@ -708,5 +861,148 @@ impl Reader {
         from: Option<u64>,
     ) -> Result<WatchStream, StoreError> {
         self.hub.watch(kind, namespace, from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+    use crate::store::db::open_db;
+    use crate::store::{Command, Proposal};
+
+    fn entry(index: u64, cmds: Vec<Command>) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Proposal(cmds)),
+        }
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey::new(Kind::ConfigMap, "default", name)
+    }
+
+    fn put(name: &str, len: usize) -> Command {
+        let object = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default"},
+            "data": {"v": "x".repeat(len)},
+        });
+        Command {
+            ops: vec![Op::Put {
+                key: key(name),
+                object: serde_json::to_vec(&object).expect("json"),
+                precondition: Precondition::None,
+            }],
+        }
+    }
+
+    fn delete(name: &str) -> Command {
+        Command {
+            ops: vec![Op::Delete {
+                key: key(name),
+                precondition: Precondition::None,
+            }],
+        }
+    }
+
+    fn quota(bytes: u64) -> Command {
+        Command {
+            ops: vec![Op::SetQuota { bytes }],
+        }
+    }
+
+    /// Applies one entry and returns its commands' results.
+    async fn apply(sm: &mut StateMachine, index: u64, cmds: Vec<Command>) -> Vec<CommandResult> {
+        let mut r = sm.apply([entry(index, cmds)]).await.expect("apply");
+        r.pop().expect("one entry's results")
+    }
+
+    fn open(dir: &std::path::Path) -> (Arc<DB>, StateMachine) {
+        let db = open_db(dir).expect("open rocksdb");
+        let sm = StateMachine::open(db.clone(), 100, 1 << 20, Default::default()).expect("open");
+        (db, sm)
+    }
+
+    #[tokio::test]
+    async fn writes_past_the_quota_are_refused_and_deletes_and_shrinking_writes_are_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (db, mut sm) = open(dir.path());
+        let r = apply(&mut sm, 1, vec![quota(10_000), put("a", 4_000)]).await;
+        assert!(r.iter().all(Result::is_ok), "{r:?}");
+        assert_eq!(sm.usage.quota_bytes(), Some(10_000));
+        let r = apply(&mut sm, 2, vec![put("b", 4_000)]).await;
+        assert!(r[0].is_ok(), "{r:?}");
+        let used = sm.usage.state_bytes();
+        assert_eq!(used, scan_usage(&db).expect("scan").used);
+        assert!(used > 8_000 && used < 10_000, "{used}");
+
+        let r = apply(&mut sm, 3, vec![put("c", 4_000)]).await;
+        let Err(e) = &r[0] else {
+            panic!("a write past the quota was applied: {r:?}");
+        };
+        assert!(
+            matches!(e, TxnError::QuotaExceeded { quota: 10_000, used: u, adds } if *u == used && *adds > 4_000),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("10000") && msg.contains(&used.to_string()) && msg.contains("quota"),
+            "{msg}"
+        );
+        assert!(sm.load(&key("c").storage_key()).expect("read").is_none());
+        assert_eq!(sm.usage.state_bytes(), used, "a refused write counted");
+        // Growing an object is refused, shrinking it is not.
+        let r = apply(&mut sm, 4, vec![put("b", 6_000)]).await;
+        assert!(matches!(r[0], Err(TxnError::QuotaExceeded { .. })), "{r:?}");
+        let r = apply(&mut sm, 5, vec![put("b", 100)]).await;
+        assert!(r[0].is_ok(), "{r:?}");
+        // A quota lowered below the use still lets deletes through.
+        let r = apply(&mut sm, 6, vec![quota(100), delete("a")]).await;
+        assert!(r.iter().all(Result::is_ok), "{r:?}");
+        let r = apply(&mut sm, 7, vec![put("d", 10)]).await;
+        assert!(matches!(r[0], Err(TxnError::QuotaExceeded { .. })), "{r:?}");
+        let r = apply(&mut sm, 8, vec![quota(10_000), put("c", 4_000)]).await;
+        assert!(r.iter().all(Result::is_ok), "{r:?}");
+        let used = sm.usage.state_bytes();
+        assert_eq!(used, scan_usage(&db).expect("scan").used);
+
+        // After a restart the count comes from the state again.
+        drop(sm);
+        let sm = StateMachine::open(db.clone(), 100, 1 << 20, Default::default()).expect("open");
+        assert_eq!(sm.usage.state_bytes(), used);
+        assert_eq!(sm.usage.quota_bytes(), Some(10_000));
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_install_carries_the_quota_and_recounts_the_use() {
+        let (da, dbb) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let (_, mut a) = open(da.path());
+        apply(
+            &mut a,
+            1,
+            vec![quota(50_000), put("a", 3_000), put("b", 5_000)],
+        )
+        .await;
+        let (db_b, mut b) = open(dbb.path());
+        // b had state of its own, which the snapshot replaces.
+        apply(&mut b, 1, vec![put("z", 20_000)]).await;
+        let snap = a.build().expect("snapshot");
+        b.install_snapshot(&snap.meta, snap.snapshot)
+            .await
+            .expect("install");
+        assert_eq!(b.usage.state_bytes(), a.usage.state_bytes());
+        assert_eq!(b.usage.state_bytes(), scan_usage(&db_b).expect("scan").used);
+        assert_eq!(b.usage.quota_bytes(), Some(50_000));
+        // And b enforces it from there on, as a does.
+        let ra = apply(&mut a, 2, vec![put("c", 60_000)]).await;
+        let rb = apply(&mut b, 2, vec![put("c", 60_000)]).await;
+        assert_eq!(ra, rb);
+        assert!(matches!(ra[0], Err(TxnError::QuotaExceeded { .. })));
     }
 }
