@@ -23,9 +23,10 @@ use serde_json::{Map, Value};
 
 use crate::resource::types::{
     ConfigMapBody, Container, DeploymentBody, DeploymentSpec, IntOrString, JobBody, JobSpec,
-    KeyToPath, LabelSelector, NamespaceBody, NodeBody, PodBody, PodSpec, PodTemplateSpec, Probe,
-    Protocol, RestartPolicy, SecretBody, SelectorOperator, ServiceBody, ServiceSpec, ServiceType,
-    StrategyType, decode_base64, encode_base64, parse_cpu_millis, parse_memory_bytes,
+    KeyToPath, LabelSelector, NamespaceBody, NodeBody, PodBody, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, Protocol, RestartPolicy, SecretBody, SecurityContext, SelectorOperator,
+    ServiceBody, ServiceSpec, ServiceType, StrategyType, decode_base64, encode_base64,
+    parse_cpu_millis, parse_memory_bytes,
 };
 use crate::resource::{DEFAULT_NAMESPACE, Kind, Object, ObjectKey, ObjectMeta};
 use image::check_image_reference;
@@ -560,7 +561,6 @@ const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "runtimeClassName",
     "schedulerName",
     "schedulingGates",
-    "securityContext",
     "serviceAccount",
     "serviceAccountName",
     "setHostnameAsFQDN",
@@ -573,7 +573,6 @@ const CONTAINER_UNSUPPORTED: &[&str] = &[
     "lifecycle",
     "resizePolicy",
     "restartPolicy",
-    "securityContext",
     "stdin",
     "stdinOnce",
     "terminationMessagePath",
@@ -582,6 +581,32 @@ const CONTAINER_UNSUPPORTED: &[&str] = &[
     "volumeDevices",
 ];
 const CONTAINER_PORT_UNSUPPORTED: &[&str] = &["hostIP"];
+/// `securityContext` fields beyond the user ones: refused, not ignored,
+/// since a pod that asks for less privilege must not silently get more.
+const POD_SECURITY_CONTEXT_UNSUPPORTED: &[&str] = &[
+    "appArmorProfile",
+    "fsGroup",
+    "fsGroupChangePolicy",
+    "seLinuxChangePolicy",
+    "seLinuxOptions",
+    "seccompProfile",
+    "supplementalGroups",
+    "supplementalGroupsPolicy",
+    "sysctls",
+    "windowsOptions",
+];
+const CONTAINER_SECURITY_CONTEXT_UNSUPPORTED: &[&str] = &[
+    "allowPrivilegeEscalation",
+    "appArmorProfile",
+    "capabilities",
+    "privileged",
+    "procMount",
+    "readOnlyRootFilesystem",
+    "seLinuxOptions",
+    "seccompProfile",
+    "windowsOptions",
+];
+const SECURITY_CONTEXT_NOT_HONOURED: &str = "not honoured by shoal yet: of securityContext, only runAsUser, runAsGroup and runAsNonRoot are";
 const ENV_SOURCE_UNSUPPORTED: &[&str] = &["fieldRef", "fileKeyRef", "resourceFieldRef"];
 const RESOURCES_UNSUPPORTED: &[&str] = &["claims"];
 const PROBE_UNSUPPORTED: &[&str] = &["grpc", "terminationGracePeriodSeconds"];
@@ -648,8 +673,12 @@ const JOB_SPEC_UNSUPPORTED: &[&str] = &[
 const NAMESPACE_SPEC_UNSUPPORTED: &[&str] = &["finalizers"];
 
 fn unsupported(map: &Map<String, Value>, path: &str, fields: &[&str]) -> Res {
+    unsupported_because(map, path, fields, "field not supported by shoal")
+}
+
+fn unsupported_because(map: &Map<String, Value>, path: &str, fields: &[&str], why: &str) -> Res {
     match map.keys().find(|k| fields.contains(&k.as_str())) {
-        Some(k) => fail(join(path, k), "field not supported by shoal"),
+        Some(k) => fail(join(path, k), why),
         None => Ok(()),
     }
 }
@@ -711,9 +740,25 @@ fn unsupported_template(spec: &Map<String, Value>, path: &str) -> Res {
 
 fn unsupported_pod_spec(spec: &Map<String, Value>, path: &str) -> Res {
     unsupported(spec, path, POD_SPEC_UNSUPPORTED)?;
+    if let Some(sc) = sub(spec, "securityContext") {
+        unsupported_because(
+            sc,
+            &join(path, "securityContext"),
+            POD_SECURITY_CONTEXT_UNSUPPORTED,
+            SECURITY_CONTEXT_NOT_HONOURED,
+        )?;
+    }
     for (i, c) in items(spec, "containers") {
         let cp = format!("{path}.containers[{i}]");
         unsupported(c, &cp, CONTAINER_UNSUPPORTED)?;
+        if let Some(sc) = sub(c, "securityContext") {
+            unsupported_because(
+                sc,
+                &format!("{cp}.securityContext"),
+                CONTAINER_SECURITY_CONTEXT_UNSUPPORTED,
+                SECURITY_CONTEXT_NOT_HONOURED,
+            )?;
+        }
         for (j, port) in items(c, "ports") {
             unsupported(
                 port,

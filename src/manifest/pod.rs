@@ -141,6 +141,12 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
             }
         }
         check_container(c, &cp, &volumes, ck)?;
+        check_security_context(spec.security_context.as_ref(), path, c, &cp)?;
+    }
+    if let Some(sc) = &spec.security_context {
+        let sp = format!("{path}.securityContext");
+        check_id(&format!("{sp}.runAsUser"), sc.run_as_user)?;
+        check_id(&format!("{sp}.runAsGroup"), sc.run_as_group)?;
     }
 
     let rp_path = format!("{path}.restartPolicy");
@@ -169,6 +175,58 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
         return fail(format!("{path}.nodeName"), "must not be empty when given");
     }
     check_labels(&format!("{path}.nodeSelector"), &spec.node_selector)
+}
+
+/// Kubernetes' bound on uids and gids (an int32, not Linux's u32).
+const MAX_ID: i64 = i32::MAX as i64;
+
+fn check_id(path: &str, id: Option<i64>) -> Res {
+    match id {
+        Some(v) if !(0..=MAX_ID).contains(&v) => {
+            fail(path, format!("{v} must be between 0 and {MAX_ID}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The container's own user fields, and what they make of the pod's: a
+/// group needs a user to go with it, and runAsNonRoot with runAsUser 0
+/// could never start.
+fn check_security_context(
+    pod: Option<&PodSecurityContext>,
+    pod_path: &str,
+    c: &Container,
+    cp: &str,
+) -> Res {
+    let own = c.security_context.as_ref();
+    let sp = format!("{cp}.securityContext");
+    if let Some(sc) = own {
+        check_id(&format!("{sp}.runAsUser"), sc.run_as_user)?;
+        check_id(&format!("{sp}.runAsGroup"), sc.run_as_group)?;
+    }
+    // Where a merged value came from, for the error's path.
+    let from = |own_set: bool, field: &str| {
+        if own_set {
+            format!("{sp}.{field}")
+        } else {
+            format!("{pod_path}.securityContext.{field}")
+        }
+    };
+    let eff = SecurityContext::effective(pod, own);
+    if eff.run_as_group.is_some() && eff.run_as_user.is_none() {
+        return fail(
+            from(own.is_some_and(|s| s.run_as_group.is_some()), "runAsGroup"),
+            "needs runAsUser as well (in the container's or the pod's securityContext): \
+             shoal cannot pair a group with the image's own user",
+        );
+    }
+    if eff.run_as_non_root == Some(true) && eff.run_as_user == Some(0) {
+        return fail(
+            from(own.is_some_and(|s| s.run_as_user.is_some()), "runAsUser"),
+            "0 (root) contradicts runAsNonRoot: true; the container could never start",
+        );
+    }
+    Ok(())
 }
 
 pub(super) fn check_key_paths(path: &str, items: &[KeyToPath], default_mode: Option<u32>) -> Res {

@@ -187,6 +187,8 @@ pub struct PodSpec {
     pub node_selector: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
 }
 
 /// A pod's restart policy.
@@ -228,6 +230,53 @@ pub struct Container {
     pub working_dir: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<ImagePullPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
+}
+
+/// A container's `securityContext`: the subset shoal honours. The manifest
+/// check refuses Kubernetes' other fields by name before decoding, so a new
+/// one is added here and dropped from that list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecurityContext {
+    /// The uid the container's process runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<i64>,
+    /// The gid the container's process runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_group: Option<i64>,
+    /// Refuse to start the container if it would run as uid 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_non_root: Option<bool>,
+}
+
+/// A pod's `securityContext`: defaults for its containers' own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodSecurityContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_group: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_non_root: Option<bool>,
+}
+
+impl SecurityContext {
+    /// What a container runs with: its own fields, else the pod's (as Kubernetes merges them).
+    pub fn effective(
+        pod: Option<&PodSecurityContext>,
+        c: Option<&SecurityContext>,
+    ) -> SecurityContext {
+        let pod = pod.cloned().unwrap_or_default();
+        let c = c.cloned().unwrap_or_default();
+        SecurityContext {
+            run_as_user: c.run_as_user.or(pod.run_as_user),
+            run_as_group: c.run_as_group.or(pod.run_as_group),
+            run_as_non_root: c.run_as_non_root.or(pod.run_as_non_root),
+        }
+    }
 }
 
 /// When the runtime pulls an image.
