@@ -162,11 +162,14 @@ impl Config {
         })
     }
 
-    /// A config for in-process tests: loopback, port 0, short timeouts.
-    pub fn for_test(data_dir: &Path, name: &str) -> Config {
+    /// A config for in-process tests: loopback, port 0, short timeouts. The
+    /// data dir is `dir/data` and the process runtime's working directories
+    /// `dir/pods`, so `dir` must let other users through (0711) for pods
+    /// running as `nobody`.
+    pub fn for_test(dir: &Path, name: &str) -> Config {
         Config {
             name: Some(name.into()),
-            data_dir: data_dir.to_path_buf(),
+            data_dir: dir.join("data"),
             p2p_addr: "127.0.0.1:0".into(),
             api_addr: "127.0.0.1:0".into(),
             runtime: Some(crate::runtime::RuntimeKind::Process),
@@ -183,6 +186,10 @@ impl Config {
                 election_timeout_min_ms: 400,
                 election_timeout_max_ms: 800,
                 ..RaftConfig::default()
+            },
+            agent: AgentConfig {
+                process_pods_dir: Some(dir.join("pods")),
+                ..AgentConfig::default()
             },
             ..Config::default()
         }
@@ -269,6 +276,9 @@ impl Config {
                 "agent.resync_ms must be positive".into(),
             ));
         }
+        self.agent
+            .validate_runtime(&self.data_dir)
+            .map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -382,19 +382,30 @@ fn secure_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// driver otherwise; the choice is logged and published in the Node object.
 async fn open_runtime(cfg: &Config) -> Result<DynRuntime, NodeError> {
     let process = || -> Result<DynRuntime, NodeError> {
-        let rt = ProcessRuntime::new(cfg.data_dir.join("process"))?;
+        let opts =
+            cfg.agent
+                .process_options(&cfg.data_dir)
+                .map_err(|msg| RuntimeError::Engine {
+                    op: "open process runtime",
+                    msg,
+                })?;
+        let rt = ProcessRuntime::new(cfg.data_dir.join("process"), opts)?;
         Ok(Arc::new(rt))
     };
     let pull = Duration::from_secs(cfg.agent.image_pull_timeout_secs);
+    let logs = cfg.agent.log_limits();
     match cfg.runtime {
         Some(RuntimeKind::Process) => process(),
         Some(RuntimeKind::Docker) => Ok(Arc::new(
-            DockerRuntime::connect().await?.with_pull_timeout(pull),
+            DockerRuntime::connect()
+                .await?
+                .with_pull_timeout(pull)
+                .with_log_limits(logs),
         )),
         None => match DockerRuntime::connect().await {
             Ok(d) => {
                 info!("using the docker runtime");
-                Ok(Arc::new(d.with_pull_timeout(pull)))
+                Ok(Arc::new(d.with_pull_timeout(pull).with_log_limits(logs)))
             }
             Err(e) => {
                 info!("no Docker engine ({e}); using the process runtime");

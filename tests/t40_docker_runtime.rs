@@ -527,3 +527,98 @@ async fn spec_is_applied() {
     };
     assert!(body.starts_with("HTTP/1."), "{body}");
 }
+
+/// `docker inspect --format FMT ID`, trimmed.
+fn inspect_field(id: &str, fmt: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "--format", fmt, id])
+        .output()
+        .expect("docker inspect");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn run_as_user_sets_the_container_user() {
+    let rt = runtime().await;
+    let mut cleanup = Cleanup(Vec::new());
+    let mut s = sh(&unique("user"), "id -u; id -g; sleep 30");
+    s.run_as_user = Some(1234);
+    s.run_as_group = Some(4321);
+    s.run_as_non_root = true;
+    let id = run(&rt, &mut cleanup, &s).await;
+    assert_eq!(inspect_field(&id, "{{.Config.User}}"), "1234:4321");
+    let out = rt
+        .exec(
+            &id,
+            &strings(&["sh", "-c", "id -u"]),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("exec");
+    assert_eq!(out.output, b"1234\n");
+
+    let mut only_user = sh(&unique("uid"), "id -u");
+    only_user.run_as_user = Some(77);
+    let id = run(&rt, &mut cleanup, &only_user).await;
+    assert_eq!(inspect_field(&id, "{{.Config.User}}"), "77");
+    wait_exited(&rt, &id, Duration::from_secs(20)).await;
+    assert_eq!(read_logs(&rt, &id, LogOptions::default()).await, "77\n");
+}
+
+#[tokio::test]
+async fn run_as_non_root_refuses_a_root_user() {
+    let rt = runtime().await;
+    let mut cleanup = Cleanup(Vec::new());
+    // The busybox image runs as root: with no runAsUser, runAsNonRoot refuses it.
+    let mut s = sh(&unique("nonroot"), "true");
+    s.run_as_non_root = true;
+    cleanup.0.push(s.name.clone());
+    match rt.create(&s).await {
+        Err(RuntimeError::Config(msg)) => assert!(msg.contains("runAsNonRoot"), "{msg}"),
+        other => panic!("a root image with runAsNonRoot was created: {other:?}"),
+    }
+    s.run_as_user = Some(0);
+    assert!(matches!(rt.create(&s).await, Err(RuntimeError::Config(_))));
+    let listed = rt
+        .list(&BTreeMap::new())
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|c| c.name == s.name)
+        .count();
+    assert_eq!(listed, 0, "nothing was created");
+}
+
+#[tokio::test]
+async fn containers_get_a_capped_json_file_log() {
+    let rt = runtime().await.with_log_limits(shoal::runtime::LogLimits {
+        max_bytes: 64 * 1024,
+        max_files: 3,
+    });
+    let mut cleanup = Cleanup(Vec::new());
+    let id = run(&rt, &mut cleanup, &sh(&unique("logcap"), "sleep 30")).await;
+    assert_eq!(
+        inspect_field(
+            &id,
+            "{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}} \
+             {{index .HostConfig.LogConfig.Config \"max-file\"}}"
+        ),
+        "json-file 65536 3"
+    );
+    // The defaults: kubelet's 10 MiB and 5 files.
+    let rt = runtime().await;
+    let id = run(&rt, &mut cleanup, &sh(&unique("logdefault"), "sleep 30")).await;
+    assert_eq!(
+        inspect_field(
+            &id,
+            "{{index .HostConfig.LogConfig.Config \"max-size\"}} \
+             {{index .HostConfig.LogConfig.Config \"max-file\"}}"
+        ),
+        "10485760 5"
+    );
+}

@@ -53,7 +53,7 @@ impl Harness {
             api,
             runtime,
             image,
-            scratch: tempfile::tempdir().unwrap(),
+            scratch: pod_writable_tempdir(),
             _dir: dir,
         }
     }
@@ -514,7 +514,11 @@ async fn adopts_after_sigkill(runtime: &'static str) {
         )
     } else {
         std::sync::Arc::new(
-            shoal::runtime::process::ProcessRuntime::new(dir.path().join("process")).unwrap(),
+            shoal::runtime::process::ProcessRuntime::new(
+                dir.path().join("data/process"),
+                shoal::runtime::process::ProcessOptions::new(dir.path().join("data-pods")),
+            )
+            .unwrap(),
         )
     };
     eventually(Duration::from_secs(20), "the container is removed", || {

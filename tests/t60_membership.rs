@@ -57,6 +57,8 @@ impl Cluster {
 
     fn spawn(&self, i: usize) -> Child {
         let dir = self.dirs[i].path();
+        // Process pods run as nobody, below dir (data-pods).
+        common::open_to_pods(dir);
         let cfg = dir.join("shoal.toml");
         std::fs::write(&cfg, CONFIG).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
@@ -66,7 +68,7 @@ impl Cluster {
             .arg("--config")
             .arg(&cfg)
             .arg("--data-dir")
-            .arg(dir)
+            .arg(dir.join("data"))
             .args(["--p2p-addr", &format!("127.0.0.1:{}", self.p2p[i])])
             .args(["--api-addr", &format!("127.0.0.1:{}", self.api_ports[i])])
             .args(["--bootstrap-expect", &self.p2p.len().to_string()]);

@@ -122,7 +122,7 @@ fn process_web_pod(name: &str, node: &str, port: u16, dir: &std::path::Path) -> 
 async fn dns_and_balancer_serve_ready_host_processes_on_two_nodes() {
     let c = Cluster::start("ds", &["2", "2"], |_| {}).await;
     let api = c.api();
-    let www = tempfile::tempdir().unwrap();
+    let www = pod_writable_tempdir();
     let ports = free_ports(2);
     for (i, name) in ["echo-a", "echo-b"].iter().enumerate() {
         let (code, v) = api
@@ -325,7 +325,7 @@ async fn endpoints_on_a_node_seen_down_are_dropped_before_eviction() {
     let leader = c.leader();
     let (keep, victim) = ((leader + 1) % 3, (leader + 2) % 3);
     let api = Api::new(c.nodes[leader].as_ref().unwrap().api_addr);
-    let www = tempfile::tempdir().unwrap();
+    let www = pod_writable_tempdir();
     let ports = free_ports(2);
     for (name, node, port) in [("echo-a", keep, ports[0]), ("echo-b", victim, ports[1])] {
         let (code, v) = api

@@ -1,5 +1,7 @@
 //! `[agent]` settings.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 
 /// Node agent settings.
@@ -30,7 +32,25 @@ pub struct AgentConfig {
     pub image_pull_timeout_secs: u64,
     /// Events kept per pod; older ones are deleted.
     pub events_per_pod: usize,
+    /// The user a process-runtime container runs as when its pod names
+    /// none: a user name or `uid[:gid]`.
+    pub process_run_as: String,
+    /// Whether a process-runtime container may run as uid 0 or gid 0 on this node.
+    pub process_allow_root: bool,
+    /// Where the process runtime makes each container's working directory;
+    /// `<data_dir>-pods` beside the data dir when unset. Never inside the
+    /// data dir: that one only root may enter.
+    pub process_pods_dir: Option<std::path::PathBuf>,
+    /// Size at which a container's log file is rotated, in bytes (kubelet's containerLogMaxSize).
+    pub log_max_bytes: u64,
+    /// Log files kept per container, the current one included (kubelet's containerLogMaxFiles).
+    pub log_max_files: u32,
 }
+
+/// The smallest `log_max_bytes` accepted.
+pub const MIN_LOG_MAX_BYTES: u64 = 1024;
+/// The most `log_max_files` accepted.
+pub const MAX_LOG_MAX_FILES: u32 = 100;
 
 impl Default for AgentConfig {
     fn default() -> Self {
@@ -47,6 +67,144 @@ impl Default for AgentConfig {
             resync_ms: 1_000,
             image_pull_timeout_secs: 120,
             events_per_pod: 20,
+            process_run_as: "nobody".into(),
+            process_allow_root: false,
+            process_pods_dir: None,
+            log_max_bytes: crate::runtime::DEFAULT_LOG_MAX_BYTES,
+            log_max_files: crate::runtime::DEFAULT_LOG_MAX_FILES,
         }
+    }
+}
+
+impl AgentConfig {
+    /// Checks the runtime settings that serde cannot; the message names the field.
+    pub fn validate_runtime(&self, data_dir: &Path) -> Result<(), String> {
+        let (user, gid) = crate::runtime::process::user::parse_user_spec(&self.process_run_as)
+            .map_err(|e| format!("agent.process_run_as {e}"))?;
+        let numeric_root =
+            matches!(user, crate::runtime::process::user::UserPart::Uid(0)) || gid == Some(0);
+        if numeric_root && !self.process_allow_root {
+            return Err(format!(
+                "agent.process_run_as {:?} is root but agent.process_allow_root is false",
+                self.process_run_as
+            ));
+        }
+        if self.log_max_bytes < MIN_LOG_MAX_BYTES {
+            return Err(format!(
+                "agent.log_max_bytes must be at least {MIN_LOG_MAX_BYTES}, not {}",
+                self.log_max_bytes
+            ));
+        }
+        if !(2..=MAX_LOG_MAX_FILES).contains(&self.log_max_files) {
+            return Err(format!(
+                "agent.log_max_files must be between 2 and {MAX_LOG_MAX_FILES}, not {}",
+                self.log_max_files
+            ));
+        }
+        let pods = self.pods_dir(data_dir)?;
+        if pods.starts_with(data_dir) {
+            return Err(format!(
+                "agent.process_pods_dir {} lies inside the data dir {}, which only root may \
+                 enter: containers running as other users could not reach it",
+                pods.display(),
+                data_dir.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where the process runtime makes containers' working directories.
+    pub fn pods_dir(&self, data_dir: &Path) -> Result<PathBuf, String> {
+        if let Some(d) = &self.process_pods_dir {
+            return Ok(d.clone());
+        }
+        match (data_dir.parent(), data_dir.file_name()) {
+            (Some(parent), Some(name)) => {
+                let mut name = name.to_os_string();
+                name.push("-pods");
+                Ok(parent.join(name))
+            }
+            _ => Err(format!(
+                "agent.process_pods_dir cannot default to a sibling of the data dir {}: set it",
+                data_dir.display()
+            )),
+        }
+    }
+
+    /// The log rotation every runtime applies.
+    pub fn log_limits(&self) -> crate::runtime::LogLimits {
+        crate::runtime::LogLimits {
+            max_bytes: self.log_max_bytes,
+            max_files: self.log_max_files,
+        }
+    }
+
+    /// The process runtime's options.
+    pub fn process_options(
+        &self,
+        data_dir: &Path,
+    ) -> Result<crate::runtime::process::ProcessOptions, String> {
+        Ok(crate::runtime::process::ProcessOptions {
+            pods_dir: self.pods_dir(data_dir)?,
+            run_as: self.process_run_as.clone(),
+            allow_root: self.process_allow_root,
+            log_limits: self.log_limits(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_settings_are_checked() {
+        let data = Path::new("/var/lib/shoal");
+        let ok = AgentConfig::default();
+        ok.validate_runtime(data).expect("defaults");
+        assert_eq!(
+            ok.pods_dir(data).expect("default pods dir"),
+            Path::new("/var/lib/shoal-pods")
+        );
+        type Edit = fn(&mut AgentConfig);
+        let cases: [(Edit, &str); 7] = [
+            (
+                |c| c.process_run_as = "0".into(),
+                "agent.process_run_as \"0\" is root",
+            ),
+            (|c| c.process_run_as = "1000:0".into(), "is root"),
+            (|c| c.process_run_as = "a b".into(), "agent.process_run_as"),
+            (
+                |c| c.log_max_bytes = 10,
+                "agent.log_max_bytes must be at least 1024",
+            ),
+            (
+                |c| c.log_max_files = 1,
+                "agent.log_max_files must be between 2",
+            ),
+            (
+                |c| c.log_max_files = 1000,
+                "agent.log_max_files must be between 2",
+            ),
+            (
+                |c| c.process_pods_dir = Some("/var/lib/shoal/pods".into()),
+                "lies inside the data dir",
+            ),
+        ];
+        for (edit, want) in cases {
+            let mut c = AgentConfig::default();
+            edit(&mut c);
+            let e = c.validate_runtime(data).expect_err(want);
+            assert!(e.contains(want), "{e}");
+        }
+        let mut root = AgentConfig {
+            process_run_as: "0:0".into(),
+            process_allow_root: true,
+            ..AgentConfig::default()
+        };
+        root.validate_runtime(data).expect("root when allowed");
+        root.process_pods_dir = Some("/srv/pods".into());
+        assert_eq!(root.pods_dir(data).expect("set"), Path::new("/srv/pods"));
+        assert!(AgentConfig::default().pods_dir(Path::new("/")).is_err());
     }
 }

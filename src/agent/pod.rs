@@ -17,7 +17,9 @@ use super::probe::{self, ProbeTarget};
 use super::status::{self, ContainerView};
 use crate::resource::status::{PodStatus, StateTerminated};
 use crate::resource::time::now_rfc3339;
-use crate::resource::types::{Body, Container, PodBody, PodSpec, decode_base64};
+use crate::resource::types::{
+    Body, Container, PodBody, PodSecurityContext, PodSpec, SecurityContext, decode_base64,
+};
 use crate::resource::{Kind, Object, ObjectKey};
 use crate::runtime::{
     ContainerInfo, ContainerSpec, ContainerState, LABEL_CLUSTER, LABEL_CONTAINER, LABEL_NODE,
@@ -80,6 +82,7 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
         key: &key,
         uid: &uid,
         grace,
+        security: spec.security_context.as_ref(),
         events: Vec::new(),
         waiting: HashMap::new(),
         acted: false,
@@ -279,6 +282,8 @@ struct PodSync<'a> {
     key: &'a ObjectKey,
     uid: &'a str,
     grace: Duration,
+    /// The pod's securityContext, which its containers' own fields override.
+    security: Option<&'a PodSecurityContext>,
     events: Vec<PendingEvent>,
     waiting: HashMap<String, (String, String)>,
     acted: bool,
@@ -375,6 +380,9 @@ impl PodSync<'_> {
         let cspec = self.container_spec(c, restarts, env);
         let id = match ctx.runtime.create(&cspec).await {
             Ok(id) => id,
+            Err(RuntimeError::Config(msg)) => {
+                return self.fail(c, "CreateContainerConfigError", msg);
+            }
             Err(e) => return self.fail(c, "CreateContainerError", e.to_string()),
         };
         match ctx.runtime.start(&id).await {
@@ -424,6 +432,9 @@ impl PodSync<'_> {
             .take(8)
             .collect();
         let limits = c.resources.as_ref().map(|r| &r.limits);
+        let sc = SecurityContext::effective(self.security, c.security_context.as_ref());
+        // Validated as 0..=i32::MAX when the pod was stored.
+        let id = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
         let dns = match self.ctx.container_dns() {
             Ok(Some((ip, domain))) => {
                 crate::discovery::container_resolver(ip, domain, &self.key.namespace)
@@ -465,6 +476,9 @@ impl PodSync<'_> {
             dns_search: dns.1,
             // A host name is one DNS label: at most 63 bytes.
             hostname: Some(self.key.name.chars().take(63).collect()),
+            run_as_user: id(sc.run_as_user),
+            run_as_group: id(sc.run_as_group),
+            run_as_non_root: sc.run_as_non_root == Some(true),
         }
     }
 }

@@ -13,7 +13,7 @@ use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig,
-    PortBinding as DockerPortBinding, RestartPolicy, RestartPolicyNameEnum,
+    HostConfigLogConfig, PortBinding as DockerPortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
@@ -23,8 +23,8 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogOptions, LogStream, PortBinding,
-    Runtime, RuntimeError, Stats,
+    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogLimits, LogOptions, LogStream,
+    PortBinding, Runtime, RuntimeError, Stats,
 };
 
 /// Where the engine is looked for when `DOCKER_HOST` is unset (bollard's default too).
@@ -59,6 +59,8 @@ pub struct DockerRuntime {
     /// Longest time an image pull may take before `ensure_image` reports it
     /// as failed; the pull itself may go on in the engine.
     pub pull_timeout: Duration,
+    /// The size cap of each container's `json-file` log.
+    pub log_limits: LogLimits,
 }
 
 impl DockerRuntime {
@@ -78,6 +80,7 @@ impl DockerRuntime {
             docker,
             host,
             pull_timeout: DEFAULT_PULL_TIMEOUT,
+            log_limits: LogLimits::default(),
         };
         rt.ping().await?;
         // bollard speaks the newest API by default; older engines (Debian's
@@ -93,6 +96,33 @@ impl DockerRuntime {
     pub fn with_pull_timeout(mut self, timeout: Duration) -> DockerRuntime {
         self.pull_timeout = timeout;
         self
+    }
+
+    /// Sets the rotation of the containers it creates from now on.
+    pub fn with_log_limits(mut self, limits: LogLimits) -> DockerRuntime {
+        self.log_limits = limits;
+        self
+    }
+
+    /// Refuses a runAsNonRoot container whose user would be root: the
+    /// spec's uid, else the image's `User` (as the kubelet does, a user
+    /// name cannot be verified and is refused too).
+    async fn check_non_root(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        if !spec.run_as_non_root {
+            return Ok(());
+        }
+        let user = match spec.run_as_user {
+            Some(uid) => uid.to_string(),
+            None => self
+                .docker
+                .inspect_image(&spec.image)
+                .await
+                .map_err(|e| other_err("inspect image", &spec.image, e))?
+                .config
+                .and_then(|c| c.user)
+                .unwrap_or_default(),
+        };
+        image_user_is_non_root(&user).map_err(RuntimeError::Config)
     }
 
     fn unavailable(&self, what: &str) -> RuntimeError {
@@ -162,8 +192,25 @@ fn with_default_tag(image: &str) -> String {
     }
 }
 
+/// Whether a Docker `User` (`uid`, `uid:gid`, `name`, `name:group`, or
+/// empty for root) is certainly not root.
+fn image_user_is_non_root(user: &str) -> Result<(), String> {
+    let name = user.split(':').next().unwrap_or_default();
+    match name.parse::<u32>() {
+        Ok(0) => Err("container has runAsNonRoot and its user is root (uid 0)".into()),
+        Ok(_) => Ok(()),
+        Err(_) if name.is_empty() || name == "root" => {
+            Err("container has runAsNonRoot and its image will run as root".into())
+        }
+        Err(_) => Err(format!(
+            "container has runAsNonRoot and its image has a non-numeric user ({name}): \
+             cannot verify it is not root; set runAsUser"
+        )),
+    }
+}
+
 /// Builds the engine's create request from shoal's spec.
-fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+fn create_body(spec: &ContainerSpec, logs: LogLimits) -> ContainerCreateBody {
     let mut exposed = Vec::new();
     let mut bindings: HashMap<String, Option<Vec<DockerPortBinding>>> = HashMap::new();
     for p in &spec.ports {
@@ -218,8 +265,21 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
             name: Some(RestartPolicyNameEnum::NO),
             maximum_retry_count: None,
         }),
+        // Named explicitly rather than left to the engine's default driver,
+        // which may be one without a size cap.
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::from([
+                ("max-size".to_string(), logs.max_bytes.to_string()),
+                ("max-file".to_string(), logs.max_files.to_string()),
+            ])),
+        }),
         ..Default::default()
     };
+    let user = spec.run_as_user.map(|uid| match spec.run_as_group {
+        Some(gid) => format!("{uid}:{gid}"),
+        None => uid.to_string(),
+    });
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         entrypoint: (!spec.command.is_empty()).then(|| spec.command.clone()),
@@ -234,6 +294,7 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         ),
         working_dir: spec.working_dir.clone().filter(|w| !w.is_empty()),
         hostname: spec.hostname.clone(),
+        user,
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         host_config: Some(host_config),
         ..Default::default()
@@ -465,9 +526,10 @@ impl Runtime for DockerRuntime {
         if !spec.name.is_empty() {
             opts = opts.name(&spec.name);
         }
+        self.check_non_root(spec).await?;
         match self
             .docker
-            .create_container(Some(opts.build()), create_body(spec))
+            .create_container(Some(opts.build()), create_body(spec, self.log_limits))
             .await
         {
             Ok(resp) => Ok(resp.id),

@@ -46,6 +46,10 @@ pub enum RuntimeError {
     /// The engine refused or failed the request.
     #[error("{op}: {msg}")]
     Engine { op: &'static str, msg: String },
+    /// The spec cannot run as asked on this node (a user it may not run
+    /// as); the agent reports it as Kubernetes' CreateContainerConfigError.
+    #[error("{0}")]
+    Config(String),
     /// The engine cannot be reached at all.
     #[error("container engine unavailable: {0}")]
     Unavailable(String),
@@ -132,6 +136,40 @@ pub struct ContainerSpec {
     /// The container's host name (the pod's name, as Kubernetes sets it).
     #[serde(default)]
     pub hostname: Option<String>,
+    /// The uid to run as; the image's user (Docker) or the node's
+    /// `agent.process_run_as` (processes) when `None`.
+    #[serde(default)]
+    pub run_as_user: Option<u32>,
+    /// The gid to run as; only with `run_as_user`.
+    #[serde(default)]
+    pub run_as_group: Option<u32>,
+    /// Refuse to create the container if it would run as uid 0.
+    #[serde(default)]
+    pub run_as_non_root: bool,
+}
+
+/// Default size of one container log file before it is rotated (kubelet's `containerLogMaxSize`).
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Default number of log files kept per container, the current one included (kubelet's `containerLogMaxFiles`).
+pub const DEFAULT_LOG_MAX_FILES: u32 = 5;
+
+/// How much log a container may keep on disk: `max_files` files of at most
+/// `max_bytes` each, the oldest dropped when the current one is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// Size at which the current file is rotated.
+    pub max_bytes: u64,
+    /// Files kept, the current one included (at least 2).
+    pub max_files: u32,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            max_bytes: DEFAULT_LOG_MAX_BYTES,
+            max_files: DEFAULT_LOG_MAX_FILES,
+        }
+    }
 }
 
 /// Where a container is in its life.

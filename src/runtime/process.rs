@@ -10,7 +10,12 @@
 //! - The process gets a cleared environment holding only the daemon's `PATH`
 //!   and the spec's `env`, its own process group (so a stop reaches the
 //!   children it forked), stdin from `/dev/null`, and stdout and stderr both
-//!   appended to one log file.
+//!   on one FIFO that the daemon copies into the container's log (see
+//!   [`logs`]), rotated at `agent.log_max_bytes` and `agent.log_max_files`.
+//! - It runs as the spec's `run_as_user`/`run_as_group`, else as the node's
+//!   `agent.process_run_as` (`nobody` by default); uid and gid 0 only where
+//!   `agent.process_allow_root` is set (see [`user`]). The daemon drops the
+//!   privileges between fork and exec (setgid, setgroups, setuid).
 //! - Not isolated and not limited: CPU and memory limits, mounts, DNS settings
 //!   and port bindings are ignored. The process binds its ports on the host
 //!   itself and has no IP of its own. Memory is not capped with `RLIMIT_AS`
@@ -19,24 +24,34 @@
 //! - Like a container's pid namespace, the process group dies with its
 //!   leader: whatever the leader forked is killed when it exits.
 //!
-//! Each container lives in `root/<id>/`: `spec.json`, `state.json` and
-//! `output.log`. The state is written atomically and after every change of
+//! Each container's files are in `root/<id>/`, inside the node's private
+//! data dir (0700, root's): `spec.json` (which holds Secret values),
+//! `state.json`, the FIFO `output.fifo`, the pump's lock and the log files
+//! `output.log`, `output.log.1`, ... All 0600: the container's user cannot
+//! read them, and needs none of them. What the container may use is its
+//! working directory, `pods_dir/<id>/`, owned by its user (0750); `pods_dir`
+//! lies outside the data dir (0711: users pass through it but cannot list
+//! it). The state is written atomically and after every change of
 //! life, so a daemon that is killed and restarted adopts the processes still
 //! running: a recorded pid counts as the same process only while its start
 //! time (and the boot id) still match, which keeps a reused pid from passing
 //! for the container. The exit code of a process that ends while no daemon
 //! waits for it cannot be known and is reported as `None`.
 
-mod logs;
+pub mod logs;
 mod procfs;
 pub use procfs::{clock_ticks_per_sec, page_size_bytes, self_stat};
 mod stats;
+pub mod user;
 use logs::*;
 use procfs::*;
 use stats::*;
+pub use user::{Identity, resolve_user};
+use user::{UserPolicy, Wanted};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -51,13 +66,15 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogOptions, LogStream, PortBinding,
-    Runtime, RuntimeError, Stats,
+    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogLimits, LogOptions, LogStream,
+    PortBinding, Runtime, RuntimeError, Stats,
 };
 
 const SPEC_FILE: &str = "spec.json";
 const STATE_FILE: &str = "state.json";
 const LOG_FILE: &str = "output.log";
+const LOG_FIFO: &str = "output.fifo";
+const LOG_LOCK: &str = "output.lock";
 
 /// An exec's output is kept for probes and messages, not as a data channel.
 const EXEC_OUTPUT_LIMIT: usize = 4096;
@@ -90,6 +107,9 @@ struct StateFile {
     started_at: Option<SystemTime>,
     finished_at: Option<SystemTime>,
     exit_code: Option<i64>,
+    /// Who it runs as, decided at create; `None` in a container an older
+    /// version created, which is then decided at start.
+    user: Option<Identity>,
 }
 
 /// One container as read from disk.
@@ -165,8 +185,41 @@ impl std::fmt::Debug for ProcessRuntime {
     }
 }
 
+/// How the process driver runs its containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessOptions {
+    /// Where each container's working directory is made, owned by the user
+    /// it runs as. Outside the private data dir: every user must be able
+    /// to pass through all of its parents.
+    pub pods_dir: PathBuf,
+    /// The user a container runs as when its spec names none: a user name
+    /// or `uid[:gid]` (`agent.process_run_as`).
+    pub run_as: String,
+    /// Whether a container may run as uid 0 or gid 0 (`agent.process_allow_root`).
+    pub allow_root: bool,
+    /// Rotation of each container's log.
+    pub log_limits: LogLimits,
+}
+
+impl ProcessOptions {
+    /// The defaults, with the working directories in `pods_dir`.
+    pub fn new(pods_dir: PathBuf) -> ProcessOptions {
+        ProcessOptions {
+            pods_dir,
+            run_as: "nobody".into(),
+            allow_root: false,
+            log_limits: LogLimits::default(),
+        }
+    }
+}
+
 struct Inner {
     root: PathBuf,
+    pods_dir: PathBuf,
+    users: UserPolicy,
+    log_limits: LogLimits,
+    /// Pumps copying a container's output (id → ends when the pump does).
+    pumps: Mutex<HashMap<String, tokio::sync::watch::Receiver<()>>>,
     boot_id: Option<String>,
     clk_tck: u64,
     page_size: u64,
@@ -194,21 +247,68 @@ fn io_err(op: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
 }
 
 impl ProcessRuntime {
-    /// Opens (creating it if needed) the directory holding this driver's
-    /// containers; containers left there by an earlier daemon are adopted.
-    pub fn new(root: PathBuf) -> Result<ProcessRuntime, RuntimeError> {
-        std::fs::create_dir_all(&root).map_err(io_err("create process runtime root"))?;
-        // Absolute, so a container's default working directory does not
-        // depend on the daemon's.
+    /// Opens (creating them if needed) the directory holding this driver's
+    /// containers and the one holding their working directories; containers
+    /// left there by an earlier daemon are adopted (their output pumped
+    /// again). Must be called within a tokio runtime.
+    pub fn new(root: PathBuf, opts: ProcessOptions) -> Result<ProcessRuntime, RuntimeError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|e| RuntimeError::Engine {
+            op: "open process runtime",
+            msg: format!("needs a tokio runtime: {e}"),
+        })?;
+        let config = |msg: String| RuntimeError::Engine {
+            op: "open process runtime",
+            msg,
+        };
+        let default =
+            resolve_user(&opts.run_as).map_err(|e| config(format!("agent.process_run_as {e}")))?;
+        let euid = nix::unistd::geteuid().as_raw();
+        let unprivileged = (euid != 0).then(|| Identity {
+            uid: euid,
+            gid: nix::unistd::getegid().as_raw(),
+        });
+        if unprivileged.is_none() && !opts.allow_root && (default.uid == 0 || default.gid == 0) {
+            return Err(config(format!(
+                "agent.process_run_as {:?} is root (uid {} gid {}) but agent.process_allow_root \
+                 is false: name another user, or allow root",
+                opts.run_as, default.uid, default.gid
+            )));
+        }
+        if let Some(own) = unprivileged {
+            tracing::info!(
+                uid = own.uid,
+                gid = own.gid,
+                "the daemon is not root: process containers run as its own user, not agent.process_run_as"
+            );
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&root)
+            .map_err(io_err("create process runtime root"))?;
+        // Absolute, so paths in messages do not depend on the daemon's directory.
         let root = std::fs::canonicalize(&root).map_err(io_err("resolve process runtime root"))?;
+        // Private whatever made it: the containers' specs hold Secret values.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err("set mode of process runtime root"))?;
+        let pods_dir = open_pods_dir(&opts.pods_dir, unprivileged.is_none())?;
         remove_leftovers(&root);
+        remove_orphan_work_dirs(&root, &pods_dir);
         let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
             .ok()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
-        Ok(ProcessRuntime {
+        let rt = ProcessRuntime {
             inner: Arc::new(Inner {
                 root,
+                pods_dir,
+                users: UserPolicy {
+                    default,
+                    allow_root: opts.allow_root,
+                    unprivileged,
+                },
+                log_limits: opts.log_limits,
+                pumps: Mutex::new(HashMap::new()),
                 boot_id,
                 clk_tck: clock_ticks_per_sec(),
                 page_size: page_size_bytes(),
@@ -216,7 +316,63 @@ impl ProcessRuntime {
                 children: Mutex::new(HashMap::new()),
                 warned: Mutex::new(HashSet::new()),
             }),
-        })
+        };
+        handle.spawn(Arc::clone(&rt.inner).adopt_output());
+        Ok(rt)
+    }
+}
+
+/// Creates the directory of the containers' working directories (0711 and
+/// the daemon's: users pass through, none lists it). A root daemon checks
+/// that every user can reach it, since its containers run as other users.
+fn open_pods_dir(dir: &Path, root_daemon: bool) -> Result<PathBuf, RuntimeError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(dir)
+        .map_err(io_err("create process pods dir"))?;
+    let dir = std::fs::canonicalize(dir).map_err(io_err("resolve process pods dir"))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+        .map_err(io_err("set mode of process pods dir"))?;
+    if root_daemon {
+        for parent in dir.ancestors().skip(1) {
+            let mode = std::fs::metadata(parent)
+                .map_err(io_err("check process pods dir"))?
+                .permissions()
+                .mode();
+            if mode & 0o001 == 0 {
+                return Err(RuntimeError::Engine {
+                    op: "open process runtime",
+                    msg: format!(
+                        "{} (mode {:04o}) keeps other users out of {}, so containers running \
+                         as other users could not use their working directories: give it o+x, \
+                         or set agent.process_pods_dir outside it (never inside the data dir)",
+                        parent.display(),
+                        mode & 0o7777,
+                        dir.display()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(dir)
+}
+
+/// Removes working directories whose container is gone (the daemon died
+/// between the two removals).
+fn remove_orphan_work_dirs(root: &Path, pods_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(pods_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id) = name.to_str() else { continue };
+        if valid_id(id) && std::fs::symlink_metadata(root.join(id)).is_err() {
+            let path = entry.path();
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove orphaned working directory");
+            }
+        }
     }
 }
 
@@ -237,31 +393,10 @@ fn remove_leftovers(root: &Path) {
 }
 
 /// Byte offset where the last `n` lines of `file` begin.
+#[cfg(test)]
 fn tail_offset(file: &mut std::fs::File, n: u64) -> std::io::Result<u64> {
-    let len = file.metadata()?.len();
-    if n == 0 {
-        return Ok(len);
-    }
-    let mut pos = len;
-    let mut newlines = 0u64;
-    let mut buf = vec![0u8; LOG_CHUNK];
-    while pos > 0 {
-        let size = usize::try_from(pos.min(LOG_CHUNK as u64)).unwrap_or(LOG_CHUNK);
-        pos -= size as u64;
-        file.seek(SeekFrom::Start(pos))?;
-        file.read_exact(&mut buf[..size])?;
-        for i in (0..size).rev() {
-            let at = pos + i as u64;
-            // The final newline ends the last line; it does not start one.
-            if buf[i] == b'\n' && at + 1 != len {
-                newlines += 1;
-                if newlines == n {
-                    return Ok(at + 1);
-                }
-            }
-        }
-    }
-    Ok(0)
+    let (_, offset) = tail_start(std::slice::from_mut(file), n)?;
+    Ok(offset)
 }
 
 /// Ids come from API callers: anything that is not one plain directory
@@ -276,7 +411,13 @@ async fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp-{:016x}", rand::random::<u64>()));
     let tmp = PathBuf::from(tmp);
-    let mut f = tokio::fs::File::create(&tmp).await?;
+    // 0600 whatever the umask: the spec holds Secret values.
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .await?;
     f.write_all(data).await?;
     f.sync_all().await?;
     drop(f);
@@ -288,18 +429,31 @@ async fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()>
     write_atomic(path, &data).await
 }
 
-/// The environment and directory a container's processes (and its execs) run with.
-fn configure(cmd: &mut tokio::process::Command, stored: &Stored) {
+/// The environment, directory and user a container's processes (and its
+/// execs) run with. `user` is `None` when the daemon cannot switch users.
+fn configure(
+    cmd: &mut tokio::process::Command,
+    stored: &Stored,
+    work_dir: &Path,
+    user: Option<Identity>,
+) {
     cmd.env_clear();
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);
     }
     cmd.envs(stored.spec.env.iter().map(|(k, v)| (k, v)));
     let dir = match stored.spec.working_dir.as_deref() {
-        Some(d) if !d.is_empty() => stored.dir.join(d),
-        _ => stored.dir.clone(),
+        Some(d) if !d.is_empty() => Path::new(d),
+        _ => work_dir,
     };
     cmd.current_dir(dir);
+    // std sets the gid, drops the supplementary groups and sets the uid in
+    // the child before it changes directory and execs: the directory is
+    // entered as the container's user already.
+    if let Some(id) = user {
+        cmd.gid(id.gid);
+        cmd.uid(id.uid);
+    }
     cmd.stdin(Stdio::null());
     cmd.process_group(0);
     // The daemon runs with umask 077 so its data dir stays private; a pod's
@@ -314,9 +468,84 @@ fn configure(cmd: &mut tokio::process::Command, stored: &Stored) {
     }
 }
 
+/// Makes a container's working directory, owned by its user (0750).
+async fn ensure_work_dir(dir: &Path, id: Identity, chown: bool) -> std::io::Result<()> {
+    match tokio::fs::DirBuilder::new().mode(0o750).create(dir).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    if chown {
+        // Only root may create entries in the pods dir, so this is the
+        // directory just made, never a link a container planted.
+        std::os::unix::fs::lchown(dir, Some(id.uid), Some(id.gid))?;
+    }
+    Ok(())
+}
+
 impl Inner {
     fn dir_of(&self, id: &str) -> PathBuf {
         self.root.join(id)
+    }
+
+    fn work_dir_of(&self, id: &str) -> PathBuf {
+        self.pods_dir.join(id)
+    }
+
+    /// Who a spec's container runs as on this node, or why it may not run.
+    fn identity_for(&self, spec: &ContainerSpec) -> Result<Identity, RuntimeError> {
+        let wanted = Wanted {
+            uid: spec.run_as_user,
+            gid: spec.run_as_group,
+            non_root: spec.run_as_non_root,
+        };
+        self.users
+            .decide(wanted, user::primary_gid)
+            .map_err(RuntimeError::Config)
+    }
+
+    /// The user to switch to: `None` when the daemon cannot switch.
+    fn switch_to(&self, id: Identity) -> Option<Identity> {
+        self.users.unprivileged.is_none().then_some(id)
+    }
+
+    /// The container's user and its working directory, made if missing
+    /// (a container an older version created has none).
+    async fn prepare(&self, stored: &mut Stored) -> Result<(Identity, PathBuf), RuntimeError> {
+        let id = match stored.state.user {
+            Some(id) => id,
+            None => self.identity_for(&stored.spec)?,
+        };
+        let work = self.work_dir_of(&stored.id);
+        ensure_work_dir(&work, id, self.users.unprivileged.is_none())
+            .await
+            .map_err(io_err("create working directory"))?;
+        Ok((id, work))
+    }
+
+    /// Pumps the output of the containers an earlier daemon started.
+    async fn adopt_output(self: Arc<Self>) {
+        let running: Vec<(String, PathBuf)> = {
+            let _g = self.lock.lock().await;
+            let Ok(all) = self.load_all().await else {
+                return;
+            };
+            let mut running = Vec::new();
+            for mut stored in all {
+                if self.current_state(&mut stored).await == ContainerState::Running {
+                    running.push((stored.id.clone(), stored.dir.clone()));
+                }
+            }
+            running
+        };
+        for (id, dir) in running {
+            if !dir.join(LOG_FIFO).exists() {
+                continue;
+            }
+            if let Err(e) = self.start_pump(&id, &dir) {
+                tracing::warn!(%id, error = %e, "cannot pump the output of an adopted container");
+            }
+        }
     }
 
     async fn load(&self, id: &str) -> Result<Stored, LoadError> {
@@ -527,7 +756,13 @@ impl Inner {
     }
 
     /// Records how a child of this runtime ended, once it has.
-    async fn watch_child(self: Arc<Self>, id: String, pid: u32, mut child: tokio::process::Child) {
+    async fn watch_child(
+        self: Arc<Self>,
+        id: String,
+        pid: u32,
+        mut child: tokio::process::Child,
+        drained: Option<tokio::sync::watch::Receiver<()>>,
+    ) {
         let exit_code = match child.wait().await {
             Ok(status) => exit_code_of(status),
             Err(e) => {
@@ -536,6 +771,8 @@ impl Inner {
             }
         };
         kill_leftovers(pid);
+        // Its last words are in the log before anyone sees it exited.
+        wait_drained(drained).await;
         let _g = self.lock.lock().await;
         match self.load(&id).await {
             // Only if it was not restarted meanwhile (by another runtime on this root).
@@ -591,6 +828,7 @@ impl Runtime for ProcessRuntime {
             });
         }
         let inner = &self.inner;
+        let user = inner.identity_for(spec)?;
         let _g = inner.lock.lock().await;
         if !spec.name.is_empty() {
             let existing = inner.load_all().await?;
@@ -614,17 +852,35 @@ impl Runtime for ProcessRuntime {
         // leaves a half-written container for the next daemon to trip on.
         let tmp = inner.root.join(format!(".creating-{id}"));
         let build = async {
-            tokio::fs::create_dir(&tmp).await?;
+            tokio::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&tmp)
+                .await?;
             write_json(&tmp.join(SPEC_FILE), spec).await?;
             let state = StateFile {
                 created_at: Some(SystemTime::now()),
+                user: Some(user),
                 ..StateFile::default()
             };
             write_json(&tmp.join(STATE_FILE), &state).await?;
-            tokio::fs::rename(&tmp, inner.dir_of(&id)).await
+            nix::unistd::mkfifo(
+                &tmp.join(LOG_FIFO),
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+            )?;
+            tokio::fs::rename(&tmp, inner.dir_of(&id)).await?;
+            // Made after the rename: a daemon starting meanwhile removes
+            // working directories without a container.
+            ensure_work_dir(
+                &inner.work_dir_of(&id),
+                user,
+                inner.users.unprivileged.is_none(),
+            )
+            .await
         };
         if let Err(e) = build.await {
             let _ = tokio::fs::remove_dir_all(&tmp).await;
+            let _ = tokio::fs::remove_dir_all(inner.dir_of(&id)).await;
+            let _ = tokio::fs::remove_dir_all(inner.work_dir_of(&id)).await;
             return Err(RuntimeError::Io {
                 op: "create container",
                 source: e,
@@ -644,11 +900,12 @@ impl Runtime for ProcessRuntime {
         if inner.current_state(&mut stored).await == ContainerState::Running {
             return Ok(());
         }
-        let argv: Vec<&String> = stored
+        let argv: Vec<String> = stored
             .spec
             .command
             .iter()
             .chain(stored.spec.args.iter())
+            .cloned()
             .collect();
         let Some((program, args)) = argv.split_first() else {
             return Err(RuntimeError::Engine {
@@ -656,26 +913,45 @@ impl Runtime for ProcessRuntime {
                 msg: "the process runtime needs a command".into(),
             });
         };
-        let open_log = || {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(stored.dir.join(LOG_FILE))
-        };
-        let stdout = open_log().map_err(io_err("open container log"))?;
-        let stderr = stdout.try_clone().map_err(io_err("open container log"))?;
+        let (user, work_dir) = inner.prepare(&mut stored).await?;
+        let fifo = stored.dir.join(LOG_FIFO);
+        if let Err(e) = nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            && e != Errno::EEXIST
+        {
+            return Err(RuntimeError::Io {
+                op: "create container output pipe",
+                source: e.into(),
+            });
+        }
+        // Read-write: the process is a reader of its own output too, so it
+        // never gets SIGPIPE while no daemon reads (see `logs`). Opened
+        // before the pump's reader, which would see end-of-file without a writer.
+        let out = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .map_err(io_err("open container output pipe"))?;
+        let err = out
+            .try_clone()
+            .map_err(io_err("open container output pipe"))?;
+        let drained = inner
+            .start_pump(id, &stored.dir)
+            .map_err(io_err("pump container output"))?;
         let spawned = {
             let mut cmd = tokio::process::Command::new(program);
             cmd.args(args);
-            configure(&mut cmd, &stored);
-            cmd.stdout(stdout).stderr(stderr).kill_on_drop(false);
+            configure(&mut cmd, &stored, &work_dir, inner.switch_to(user));
+            cmd.stdout(out).stderr(err).kill_on_drop(false);
             cmd.spawn()
-            // The command, holding the parent's copies of the log file, is
-            // dropped here.
+            // The command, holding the parent's copies of the pipe, is
+            // dropped here: the pump sees the end once the process's are gone.
         };
         let child = spawned.map_err(|e| RuntimeError::Engine {
             op: "start container",
-            msg: format!("{id}: cannot run {program:?}: {e}"),
+            msg: format!(
+                "{id}: cannot run {program:?} as uid {} gid {}: {e}",
+                user.uid, user.gid
+            ),
         })?;
         let Some(pid) = child.id() else {
             // Unreachable in practice: only a completed wait clears the pid.
@@ -695,6 +971,7 @@ impl Runtime for ProcessRuntime {
             started_at: Some(SystemTime::now()),
             finished_at: None,
             exit_code: None,
+            user: Some(user),
         };
         if let Err(e) = inner.save_state(&stored).await {
             // A process nobody can find again must not keep running.
@@ -707,7 +984,7 @@ impl Runtime for ProcessRuntime {
             });
         }
         locked(&inner.children).insert(id.to_string(), pid);
-        tokio::spawn(Arc::clone(inner).watch_child(id.to_string(), pid, child));
+        tokio::spawn(Arc::clone(inner).watch_child(id.to_string(), pid, child, drained));
         Ok(())
     }
 
@@ -773,6 +1050,15 @@ impl Runtime for ProcessRuntime {
         }
         drop(guard);
         locked(&inner.warned).remove(&dir);
+        match tokio::fs::remove_dir_all(inner.work_dir_of(id)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(RuntimeError::Io {
+                    op: "remove working directory",
+                    source: e,
+                });
+            }
+            _ => {}
+        }
         tokio::fs::remove_dir_all(&trash)
             .await
             .map_err(io_err("remove container"))
@@ -808,28 +1094,36 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn logs(&self, id: &str, opts: LogOptions) -> Result<LogStream, RuntimeError> {
-        let path = {
+        let dir = {
             let _g = self.inner.lock.lock().await;
             let stored = self
                 .inner
                 .load(id)
                 .await
                 .map_err(|e| e.into_runtime("container logs", id))?;
-            stored.dir.join(LOG_FILE)
+            stored.dir
         };
+        let files_dir = dir.clone();
         let opened = tokio::task::spawn_blocking(move || {
-            let mut file = match std::fs::File::open(&path) {
-                Ok(f) => f,
+            let mut files = open_log_files(&files_dir)?;
+            if files.is_empty() {
                 // Never started: no output yet.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e),
+                return Ok(None);
+            }
+            let (first, offset) = match opts.tail {
+                Some(n) => tail_start(&mut files, n)?,
+                None => (0, 0),
             };
-            let offset = match opts.tail {
-                Some(n) => tail_offset(&mut file, n)?,
-                None => 0,
+            let mut files: std::collections::VecDeque<std::fs::File> =
+                files.into_iter().skip(first).collect();
+            let Some(mut file) = files.pop_front() else {
+                return Ok(None);
             };
             file.seek(SeekFrom::Start(offset))?;
-            Ok(Some(file))
+            for f in files.iter_mut() {
+                f.seek(SeekFrom::Start(0))?;
+            }
+            Ok(Some((file, files)))
         })
         .await
         .map_err(|e| RuntimeError::Engine {
@@ -837,11 +1131,13 @@ impl Runtime for ProcessRuntime {
             msg: format!("{id}: {e}"),
         })?
         .map_err(io_err("open container log"))?;
-        let Some(file) = opened else {
+        let Some((file, rest)) = opened else {
             return Ok(Box::pin(futures::stream::empty()));
         };
         let reader = LogReader {
             file: tokio::fs::File::from_std(file),
+            rest,
+            dir,
             inner: Arc::clone(&self.inner),
             id: id.to_string(),
             follow: opts.follow,
@@ -881,7 +1177,7 @@ impl Runtime for ProcessRuntime {
         cmd: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput, RuntimeError> {
-        let stored = {
+        let (stored, user, work_dir) = {
             let _g = self.inner.lock.lock().await;
             let mut stored = self
                 .inner
@@ -894,7 +1190,8 @@ impl Runtime for ProcessRuntime {
                     msg: format!("container {id} is not running"),
                 });
             }
-            stored
+            let (user, work_dir) = self.inner.prepare(&mut stored).await?;
+            (stored, user, work_dir)
         };
         let Some((program, args)) = cmd.split_first() else {
             return Err(RuntimeError::Engine {
@@ -909,7 +1206,7 @@ impl Runtime for ProcessRuntime {
         let spawned = {
             let mut command = tokio::process::Command::new(program);
             command.args(args);
-            configure(&mut command, &stored);
+            configure(&mut command, &stored, &work_dir, self.inner.switch_to(user));
             command
                 .stdout(Stdio::from(out_fd))
                 .stderr(Stdio::from(err_fd))

@@ -11,8 +11,28 @@ use serde_json::Value;
 use shoal::config::Config;
 use shoal::node::Node;
 
+/// Lets other users through `dir` (tempdir makes it 0700): process pods
+/// run as `nobody` and their working directories are below it.
+pub fn open_to_pods(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+        .expect("chmod the test dir");
+}
+
+/// A temporary directory process pods (running as `nobody`) may write to,
+/// for host paths a test shares with them.
+pub fn pod_writable_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+        .expect("chmod the shared dir");
+    dir
+}
+
 /// Starts a node with test settings; `tweak` adjusts the config first.
+/// Its data dir is `dir/data`, its process pods' directories `dir/pods`.
 pub async fn start_node(dir: &Path, name: &str, tweak: impl FnOnce(&mut Config)) -> Node {
+    open_to_pods(dir);
     let mut cfg = Config::for_test(dir, name);
     tweak(&mut cfg);
     Node::start(cfg).await.expect("node starts")
@@ -45,6 +65,7 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 /// held (a node just stopped in this process, or another test raced for it).
 pub async fn restart_node(dir: &Path, name: &str, tweak: impl Fn(&mut Config)) -> Node {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    open_to_pods(dir);
     loop {
         let mut cfg = Config::for_test(dir, name);
         tweak(&mut cfg);
@@ -155,7 +176,8 @@ pub fn configmap(name: &str, value: &str) -> String {
     )
 }
 
-/// A real `shoal agent --dev` process on loopback ports, its output discarded.
+/// A real `shoal agent --dev` process on loopback ports, its output
+/// discarded; its data dir is `dir/data` (and its process pods' `dir/data-pods`).
 pub fn spawn_dev_agent(
     dir: &Path,
     name: &str,
@@ -163,12 +185,13 @@ pub fn spawn_dev_agent(
     api_port: u16,
     p2p_port: u16,
 ) -> std::process::Child {
+    open_to_pods(dir);
     std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
         .args(["agent", "--dev", "--runtime", runtime, "--name", name])
         // Each is its own cluster: none may share another's DNS address.
         .args(["--dns-addr", "127.0.0.1:0"])
         .arg("--data-dir")
-        .arg(dir)
+        .arg(dir.join("data"))
         .args(["--api-addr", &format!("127.0.0.1:{api_port}")])
         .args(["--p2p-addr", &format!("127.0.0.1:{p2p_port}")])
         .stdout(std::process::Stdio::null())

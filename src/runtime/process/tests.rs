@@ -18,10 +18,28 @@ fn sh(name: &str, script: &str) -> ContainerSpec {
     }
 }
 
-fn runtime() -> (tempfile::TempDir, ProcessRuntime) {
+/// A temporary directory other users may pass through (tempdir makes it
+/// 0700), as the parent of a pods dir must be.
+fn open_tempdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rt = ProcessRuntime::new(dir.path().join("process")).expect("runtime");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    dir
+}
+
+fn options(dir: &tempfile::TempDir) -> ProcessOptions {
+    ProcessOptions::new(dir.path().join("pods"))
+}
+
+fn runtime_with(edit: impl FnOnce(&mut ProcessOptions)) -> (tempfile::TempDir, ProcessRuntime) {
+    let dir = open_tempdir();
+    let mut opts = options(&dir);
+    edit(&mut opts);
+    let rt = ProcessRuntime::new(dir.path().join("process"), opts).expect("runtime");
     (dir, rt)
+}
+
+fn runtime() -> (tempfile::TempDir, ProcessRuntime) {
+    runtime_with(|_| {})
 }
 
 async fn run(rt: &ProcessRuntime, spec: &ContainerSpec) -> String {
@@ -274,7 +292,8 @@ fn tail_offsets() {
 async fn second_runtime_adopts_running_process() {
     let (dir, rt) = runtime();
     let id = run(&rt, &sh("adoptee", "sleep 30")).await;
-    let again = ProcessRuntime::new(dir.path().join("process")).expect("second runtime");
+    let again =
+        ProcessRuntime::new(dir.path().join("process"), options(&dir)).expect("second runtime");
     let found = again
         .list(&labels(&[("name", "adoptee")]))
         .await
@@ -343,7 +362,7 @@ async fn corrupt_directories_are_skipped() {
     std::fs::create_dir(root.join("emptyemptyempty0")).expect("mkdir");
     std::fs::write(root.join("stray-file"), "x").expect("write");
 
-    let again = ProcessRuntime::new(root.clone()).expect("restart over garbage");
+    let again = ProcessRuntime::new(root.clone(), options(&dir)).expect("restart over garbage");
     for r in [&rt, &again] {
         let all = r.list(&BTreeMap::new()).await.expect("list");
         assert_eq!(all.len(), 1);
@@ -381,8 +400,9 @@ async fn exec_runs_with_container_env() {
         .expect("exec");
     assert_eq!(out.exit_code, 4);
     let text = String::from_utf8(out.output).expect("utf-8");
+    let work = rt.inner.work_dir_of(&id);
+    assert_eq!(text, format!("hello\noops\n{}\n", work.display()));
     let dir = rt.inner.dir_of(&id);
-    assert_eq!(text, format!("hello\noops\n{}\n", dir.display()));
 
     let big = rt
         .exec(
@@ -414,8 +434,332 @@ async fn exec_runs_with_container_env() {
 
     rt.remove(&id).await.expect("remove running");
     assert!(!dir.exists());
+    assert!(!work.exists());
     assert!(matches!(
         rt.exec(&id, &cmd("true"), Duration::from_secs(1)).await,
         Err(RuntimeError::NotFound(_))
     ));
+}
+
+fn busybox(name: &str, args: &[&str]) -> ContainerSpec {
+    ContainerSpec {
+        command: std::iter::once("/bin/busybox")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect(),
+        ..sh(name, "")
+    }
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o7777
+}
+
+/// The checks below switch users: only a root daemon can.
+fn require_root() {
+    assert_eq!(
+        nix::unistd::geteuid().as_raw(),
+        0,
+        "this test needs root (CI runs as root): it checks that containers run as other users"
+    );
+}
+
+#[tokio::test]
+async fn runs_as_the_configured_user_and_cannot_read_its_spec() {
+    require_root();
+    use std::os::unix::fs::MetadataExt;
+    let nobody = resolve_user("nobody").expect("the host has a nobody user");
+    let (dir, rt) = runtime();
+    // No user asked for: the node's process_run_as.
+    let id = run(
+        &rt,
+        &busybox("who", &["sh", "-c", "id -u; id -g; touch mine && echo ok"]),
+    )
+    .await;
+    wait_exited(&rt, &id).await;
+    assert_eq!(
+        read_logs(&rt, &id, LogOptions::default()).await,
+        format!("{}\n{}\nok\n", nobody.uid, nobody.gid)
+    );
+    let work = rt.inner.work_dir_of(&id);
+    let meta = std::fs::metadata(&work).expect("work dir");
+    assert_eq!((meta.uid(), meta.gid()), (nobody.uid, nobody.gid));
+    assert_eq!(mode_of(&work), 0o750);
+    assert_eq!(
+        std::fs::metadata(work.join("mine"))
+            .expect("its file")
+            .uid(),
+        nobody.uid
+    );
+    // Its spec, state and logs stay root's alone.
+    let cdir = rt.inner.dir_of(&id);
+    assert_eq!(mode_of(&dir.path().join("process")), 0o700);
+    assert_eq!(mode_of(&cdir), 0o700);
+    for f in [SPEC_FILE, STATE_FILE, LOG_FILE, LOG_FIFO] {
+        assert_eq!(mode_of(&cdir.join(f)), 0o600, "{f}");
+    }
+    assert_eq!(mode_of(&dir.path().join("pods")), 0o711);
+
+    // A secret in the spec is out of the container's reach.
+    let spec = ContainerSpec {
+        env: vec![("SPEC".into(), String::new())],
+        ..busybox(
+            "snoop",
+            &["sh", "-c", "cat \"$SPEC\" && echo READ || echo DENIED"],
+        )
+    };
+    let id = rt.create(&spec).await.expect("create");
+    let spec_path = rt.inner.dir_of(&id).join(SPEC_FILE);
+    // Point it at its own spec file (absolute host path).
+    let mut stored: ContainerSpec =
+        serde_json::from_slice(&std::fs::read(&spec_path).expect("read spec")).expect("json");
+    stored.env = vec![("SPEC".into(), spec_path.display().to_string())];
+    std::fs::write(&spec_path, serde_json::to_vec(&stored).expect("json")).expect("write spec");
+    rt.start(&id).await.expect("start");
+    wait_exited(&rt, &id).await;
+    let out = read_logs(&rt, &id, LogOptions::default()).await;
+    assert!(out.ends_with("DENIED\n"), "{out}");
+
+    // Asked for: its own uid and gid, for the process and its execs.
+    let spec = ContainerSpec {
+        run_as_user: Some(1234),
+        run_as_group: Some(4321),
+        run_as_non_root: true,
+        ..busybox("asked", &["sh", "-c", "id -u; id -g; id -G; sleep 30"])
+    };
+    let id = run(&rt, &spec).await;
+    wait_log(&rt, &id, "4321\n4321\n").await;
+    assert_eq!(
+        read_logs(&rt, &id, LogOptions::default()).await,
+        "1234\n4321\n4321\n",
+        "no supplementary group of the daemon's is kept"
+    );
+    let out = rt
+        .exec(
+            &id,
+            &["/bin/busybox".into(), "id".into(), "-u".into()],
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("exec");
+    assert_eq!(out.output, b"1234\n");
+    rt.remove(&id).await.expect("remove");
+}
+
+#[tokio::test]
+async fn root_is_refused_unless_the_node_allows_it() {
+    require_root();
+    let (_dir, rt) = runtime();
+    let as_root = ContainerSpec {
+        run_as_user: Some(0),
+        ..busybox("root", &["id", "-u"])
+    };
+    match rt.create(&as_root).await {
+        Err(RuntimeError::Config(msg)) => {
+            assert!(msg.contains("agent.process_allow_root"), "{msg}")
+        }
+        other => panic!("uid 0 on a node that does not allow root: {other:?}"),
+    }
+    let root_group = ContainerSpec {
+        run_as_user: Some(1000),
+        run_as_group: Some(0),
+        ..busybox("rootgroup", &["id", "-u"])
+    };
+    assert!(matches!(
+        rt.create(&root_group).await,
+        Err(RuntimeError::Config(_))
+    ));
+    assert!(
+        rt.list(&BTreeMap::new()).await.expect("list").is_empty(),
+        "nothing was created"
+    );
+    // A root default needs the node's consent at start-up.
+    let dir = open_tempdir();
+    let refused = ProcessRuntime::new(
+        dir.path().join("process"),
+        ProcessOptions {
+            run_as: "root".into(),
+            ..options(&dir)
+        },
+    );
+    match refused {
+        Err(RuntimeError::Engine { msg, .. }) => {
+            assert!(msg.contains("process_allow_root"), "{msg}")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let (_dir, allowed) = runtime_with(|o| o.allow_root = true);
+    let id = run(&allowed, &as_root).await;
+    wait_exited(&allowed, &id).await;
+    assert_eq!(read_logs(&allowed, &id, LogOptions::default()).await, "0\n");
+    // runAsNonRoot wins over the node's permission.
+    let non_root = ContainerSpec {
+        run_as_non_root: true,
+        ..as_root.clone()
+    };
+    match allowed
+        .create(&ContainerSpec {
+            name: "nr".into(),
+            ..non_root
+        })
+        .await
+    {
+        Err(RuntimeError::Config(msg)) => assert!(msg.contains("runAsNonRoot"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_pods_dir_other_users_cannot_reach_is_refused() {
+    require_root();
+    let private = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    match ProcessRuntime::new(
+        private.path().join("process"),
+        ProcessOptions::new(private.path().join("pods")),
+    ) {
+        Err(RuntimeError::Engine { msg, .. }) => {
+            assert!(msg.contains("keeps other users out"), "{msg}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Sizes of the container's log files.
+fn log_sizes(rt: &ProcessRuntime, id: &str) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = std::fs::read_dir(rt.inner.dir_of(id))
+        .expect("read dir")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(LOG_FILE)
+                .then(|| (name, e.metadata().expect("stat").len()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+const SMALL_LOGS: LogLimits = LogLimits {
+    max_bytes: 4096,
+    max_files: 3,
+};
+
+#[tokio::test]
+async fn logs_are_rotated_at_the_cap_and_read_across_files() {
+    let (_dir, rt) = runtime_with(|o| o.log_limits = SMALL_LOGS);
+    // 3,000 numbered lines, about 40 KB: ten times the cap.
+    let script = "i=0; while [ $i -lt 3000 ]; do echo \"line $i of the test\"; i=$((i+1)); done";
+    let id = run(&rt, &sh("chatty", script)).await;
+    wait_exited(&rt, &id).await;
+    let sizes = log_sizes(&rt, &id);
+    let names: Vec<&str> = sizes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [LOG_FILE, "output.log.1", "output.log.2"],
+        "{sizes:?}"
+    );
+    for (name, size) in &sizes {
+        assert!(*size <= SMALL_LOGS.max_bytes, "{name}: {size} bytes");
+    }
+    let total: u64 = sizes.iter().map(|(_, s)| s).sum();
+    assert!(total <= 3 * 4096, "{total} bytes on disk");
+    // Rotated full: only the current file may be short.
+    assert_eq!(sizes[1].1, 4096);
+    assert_eq!(sizes[2].1, 4096);
+
+    let all = read_logs(&rt, &id, LogOptions::default()).await;
+    assert_eq!(all.len() as u64, total);
+    assert!(
+        all.ends_with("line 2999 of the test\n"),
+        "{}",
+        &all[all.len() - 60..]
+    );
+    // What is kept is the end of the output, whole lines after the first cut one.
+    let lines: Vec<&str> = all.lines().skip(1).collect();
+    let first: u64 = lines[0]
+        .split(' ')
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("numbered");
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(*l, format!("line {} of the test", first + i as u64));
+    }
+    let tail = |n| LogOptions {
+        tail: Some(n),
+        follow: false,
+    };
+    assert_eq!(
+        read_logs(&rt, &id, tail(2)).await,
+        "line 2998 of the test\nline 2999 of the test\n"
+    );
+    // A tail that reaches back over a rotation.
+    let current = sizes[0].1 as usize;
+    let lines_in_current = all[all.len() - current..].matches('\n').count() as u64;
+    let across = read_logs(&rt, &id, tail(lines_in_current + 3)).await;
+    assert!(across.len() > current, "the tail starts in output.log.1");
+    assert!(all.ends_with(&across));
+    assert_eq!(across.matches('\n').count() as u64, lines_in_current + 3);
+    assert_eq!(read_logs(&rt, &id, tail(1_000_000)).await, all);
+}
+
+#[tokio::test]
+async fn follow_keeps_going_across_rotations() {
+    let (_dir, rt) = runtime_with(|o| o.log_limits = SMALL_LOGS);
+    // 16 bursts of 60 lines (about 1 KB each), a pause between: the log
+    // rotates every few bursts while a follower reads.
+    let script = "b=0; while [ $b -lt 16 ]; do i=0; while [ $i -lt 60 ]; do \
+                  echo \"burst $b line $i\"; i=$((i+1)); done; b=$((b+1)); sleep 0.25; done";
+    let id = run(&rt, &sh("bursts", script)).await;
+    let follow = LogOptions {
+        tail: None,
+        follow: true,
+    };
+    let mut stream = rt.logs(&id, follow).await.expect("logs");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.expect("log chunk"));
+        }
+    })
+    .await
+    .expect("the follow ends when the container does");
+    let text = String::from_utf8(out).expect("utf-8");
+    let want: String = (0..16)
+        .flat_map(|b| (0..60).map(move |i| format!("burst {b} line {i}\n")))
+        .collect();
+    assert!(want.len() > 3 * 4096, "more output than the files keep");
+    assert_eq!(text, want, "every line once, in order");
+    let total: u64 = log_sizes(&rt, &id).iter().map(|(_, s)| s).sum();
+    assert!(total <= 3 * 4096, "{total} bytes on disk");
+}
+
+#[test]
+fn tail_start_spans_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |parts: &[&str]| -> Vec<std::fs::File> {
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let path = dir.path().join(format!("f{i}"));
+                std::fs::write(&path, p).expect("write");
+                std::fs::File::open(&path).expect("open")
+            })
+            .collect()
+    };
+    let start = |parts: &[&str], n| tail_start(&mut open(parts), n).expect("tail");
+    assert_eq!(start(&["a\nb\n", "c\nd\n"], 1), (1, 2));
+    // The end of one file is the start of the next.
+    assert_eq!(start(&["a\nb\n", "c\nd\n"], 2), (0, 4));
+    assert_eq!(start(&["a\nb\n", "c\nd\n"], 3), (0, 2));
+    assert_eq!(start(&["a\nb\n", "c\nd\n"], 9), (0, 0));
+    // A line cut by a rotation is one line.
+    assert_eq!(start(&["a\nb", "c\nd\n"], 2), (0, 2));
+    assert_eq!(start(&["a\nb\n", ""], 1), (0, 2));
+    assert_eq!(start(&["a\nb\n", "c"], 1), (0, 4));
+    assert_eq!(start(&["a\n", "b\n"], 0), (1, 2));
+    assert_eq!(start(&[], 3), (0, 0));
 }
