@@ -25,6 +25,8 @@ pub mod client;
 pub mod config;
 pub mod controller;
 pub mod discovery;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manifest;
 pub mod membership;
 pub mod net;

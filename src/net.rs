@@ -45,7 +45,8 @@ pub enum Channel {
 }
 
 impl Channel {
-    fn from_u8(b: u8) -> Option<Channel> {
+    /// The channel a frame's first byte names, if any.
+    pub(crate) fn from_u8(b: u8) -> Option<Channel> {
         match b {
             1 => Some(Channel::Raft),
             2 => Some(Channel::Store),
@@ -796,7 +797,8 @@ pub fn socket_to_multiaddr(sock: std::net::SocketAddr) -> Multiaddr {
 #[derive(Clone, Default)]
 struct FrameCodec;
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+/// Reads one frame: a 4-byte big-endian length, then that many bytes.
+pub(crate) async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;

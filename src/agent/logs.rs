@@ -344,17 +344,29 @@ impl LogService {
     }
 }
 
+fn decode_request(body: &[u8]) -> Result<Request, String> {
+    if body.len() > MAX_REQUEST {
+        return Err("log request too large".into());
+    }
+    let (req, _): (Request, usize) = bincode::serde::decode_from_slice(body, codec())
+        .map_err(|e| format!("undecodable log request: {e}"))?;
+    Ok(req)
+}
+
+/// Decodes `body` as a peer's log request and as a log reply (for the fuzz
+/// targets); returns how many of the two decoded.
+pub(crate) fn decode_peer_body(body: &[u8]) -> usize {
+    let reply = bincode::serde::decode_from_slice::<Chunk, _>(body, codec());
+    usize::from(decode_request(body).is_ok()) + usize::from(reply.is_ok())
+}
+
 struct LogHandler(Arc<LogService>);
 
 impl Handler for LogHandler {
     fn handle(&self, _from: PeerId, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
         let svc = self.0.clone();
         Box::pin(async move {
-            if body.len() > MAX_REQUEST {
-                return Err("log request too large".into());
-            }
-            let (req, _): (Request, usize) = bincode::serde::decode_from_slice(&body, codec())
-                .map_err(|e| format!("undecodable log request: {e}"))?;
+            let req = decode_request(&body)?;
             let chunk = svc.serve(req).await?;
             bincode::serde::encode_to_vec(&chunk, codec()).map_err(|e| e.to_string())
         })

@@ -849,6 +849,70 @@ impl Handler {
     }
 }
 
+/// Answers one raw UDP message as the server does — decoded by
+/// hickory, dropped if it is a response, else handed to the handler of the
+/// zone `domain` serving `table` with no upstreams — and returns the bytes
+/// sent back (`None` when nothing is). For the fuzz targets.
+pub(crate) fn answer_raw(domain: &str, table: Arc<ServiceTable>, raw: &[u8]) -> Option<Vec<u8>> {
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
+
+    #[async_trait::async_trait]
+    impl ResponseHandler for Capture {
+        async fn send_response<'a>(
+            &mut self,
+            response: hickory_server::zone_handler::MessageResponse<
+                '_,
+                'a,
+                impl Iterator<Item = &'a Record> + Send + 'a,
+                impl Iterator<Item = &'a Record> + Send + 'a,
+                impl Iterator<Item = &'a Record> + Send + 'a,
+                impl Iterator<Item = &'a Record> + Send + 'a,
+            >,
+        ) -> Result<ResponseInfo, hickory_server::net::NetError> {
+            // Sized as hickory's UDP path does: the client's EDNS payload, or 512.
+            let max = response.edns().map_or(512, |e| e.max_payload());
+            let mut bytes = Vec::with_capacity(512);
+            let mut encoder = hickory_server::proto::serialize::binary::BinEncoder::new(&mut bytes);
+            encoder.set_max_size(max);
+            let info = response
+                .destructive_emit(&mut encoder)
+                .map_err(hickory_server::net::NetError::from)?;
+            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(bytes);
+            Ok(info)
+        }
+    }
+
+    let request = Request::from_bytes(
+        raw.to_vec(),
+        SocketAddr::from(([127, 0, 0, 1], 5353)),
+        Protocol::Udp,
+    )
+    .ok()?;
+    if request.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    let handler = Handler {
+        zone: Zone::new(domain, 5).ok()?,
+        table: watch::channel(table).1,
+        upstreams: Vec::new(),
+        forward_permits: Semaphore::new(MAX_CONCURRENT_FORWARDS),
+        forward_warnings: WarnLimiter::default(),
+    };
+    let capture = Capture::default();
+    futures::executor::block_on(
+        handler.handle_request::<_, hickory_server::net::runtime::TokioTime>(
+            &request,
+            capture.clone(),
+        ),
+    );
+    capture
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+}
+
 /// Answers that say "this server is no use", as opposed to NXDOMAIN or
 /// NODATA, which are real answers; the next upstream may do better.
 fn upstream_failed(code: ResponseCode) -> bool {

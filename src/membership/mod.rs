@@ -625,6 +625,70 @@ fn drain(
     }
 }
 
+/// Feeds gossip-channel bodies, as one peer would send them, through what
+/// this module does with a peer's bytes: the channel's decode, the metadata
+/// decode, and for each SWIM packet the header peek and a SWIM instance of
+/// this module's codec and configuration; then reads back what that instance
+/// sends and reports as the gossip task does. Timers due after one body fire
+/// before the next. For the fuzz targets; returns how many bodies decoded.
+pub(crate) fn feed_gossip<'a>(bodies: impl IntoIterator<Item = &'a [u8]>) -> usize {
+    // A fixed identity and seed, so a crashing input replays the same way.
+    let me = MemberId {
+        peer: libp2p::identity::Keypair::ed25519_from_bytes([7u8; 32])
+            .map(|k| k.public().to_peer_id().to_bytes())
+            .unwrap_or_default(),
+        addr: "/ip4/127.0.0.1/tcp/7946"
+            .parse::<Multiaddr>()
+            .map(|a| a.to_vec())
+            .unwrap_or_default(),
+        bump: 1,
+    };
+    let rng = rand::rngs::StdRng::seed_from_u64(0);
+    let mut foca: Swim = Foca::new(me, MembershipConfig::default().foca(1), rng, Codec);
+    let mut rt = AccumulatingRuntime::new();
+    let mut due = Vec::new();
+    let mut decoded = 0;
+    for body in bodies {
+        let _ = wire::decode::<Meta>(body);
+        match wire::decode::<Wire>(body) {
+            Ok(Wire::Swim(data)) => {
+                decoded += 1;
+                if !data.is_empty() {
+                    let _ = wire::peek_header(&data);
+                    let _ = foca.handle_data(&data, &mut rt);
+                }
+            }
+            Ok(_) => decoded += 1,
+            Err(_) => {}
+        }
+        for timer in std::mem::take(&mut due) {
+            let _ = foca.handle_timer(timer, &mut rt);
+        }
+        while let Some((to, data)) = rt.to_send() {
+            let _ = wire::peek_header(&data);
+            let _ = PeerId::from_bytes(&to.peer);
+            let _ = addrs_of(&to);
+            let _ = wire::encode(&Wire::Swim(data.to_vec()));
+        }
+        while let Some((_, timer)) = rt.to_schedule() {
+            due.push(timer);
+        }
+        while let Some(n) = rt.to_notify() {
+            if let OwnedNotification::MemberUp(id)
+            | OwnedNotification::MemberDown(id)
+            | OwnedNotification::Rename(_, id) = n
+            {
+                let _ = PeerId::from_bytes(&id.peer);
+                let _ = addrs_of(&id);
+            }
+        }
+        for member in foca.iter_membership_state() {
+            let _ = PeerId::from_bytes(&member.id().peer);
+        }
+    }
+    decoded
+}
+
 /// Mirrors foca's member list into the shared view; `true` if anything changed.
 fn refresh(m: &Membership, foca: &Swim) -> bool {
     let Ok(mut s) = m.shared.write() else {

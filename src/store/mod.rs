@@ -38,6 +38,7 @@ use crate::net::{Channel, Net};
 use crate::resource::{Kind, Object, ObjectKey};
 use proposer::{LocalWrite, Proposer};
 
+pub(crate) use network::decode_peer_body;
 pub use state_machine::{Op, OpOutcome, Outcome, Precondition, TxnError};
 pub use watch::{EventType, WatchEvent, WatchStream};
 

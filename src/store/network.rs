@@ -380,6 +380,26 @@ impl Handler for StoreHandler {
     }
 }
 
+/// Decodes `body` as every message a peer can send this module: a request
+/// on `channel` (Raft or Store) and each reply this node reads back. For the
+/// fuzz targets, which must reach the real decoders; returns how many of the
+/// decodes succeeded.
+pub(crate) fn decode_peer_body(channel: Channel, body: &[u8]) -> usize {
+    let mut ok = 0;
+    match channel {
+        Channel::Raft => {
+            ok += usize::from(decode::<RaftRpc>(body).is_ok());
+            ok += usize::from(decode::<RaftReply>(body).is_ok());
+        }
+        Channel::Store => {
+            ok += usize::from(decode::<StoreRpc>(body).is_ok());
+            ok += usize::from(decode::<StoreReply>(body).is_ok());
+        }
+        Channel::Logs | Channel::Gossip => {}
+    }
+    ok
+}
+
 async fn call_leader(
     net: &Net,
     leader: &NodeInfo,
