@@ -26,6 +26,8 @@ use tracing::{debug, info, warn};
 
 /// Largest frame a peer may send; larger ones are refused before reading.
 pub const MAX_FRAME_BYTES: usize = 32 * 1024 * 1024;
+/// Memory reserved for a frame before its bytes arrive.
+const FRAME_READ_CHUNK: usize = 64 * 1024;
 const PROTOCOL: &str = "/shoal/rpc/1";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const KEY_FILE: &str = "node.key";
@@ -808,8 +810,16 @@ pub(crate) async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::R
             format!("frame of {len} bytes exceeds the {MAX_FRAME_BYTES}-byte limit"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
+    // Grow with what arrives: a length alone must not cost its size in memory
+    // (a peer could otherwise hold 32 MiB per stream by sending 4 bytes).
+    let mut buf = Vec::with_capacity(len.min(FRAME_READ_CHUNK));
+    io.take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("frame ended after {} of {len} bytes", buf.len()),
+        ));
+    }
     Ok(buf)
 }
 
@@ -879,6 +889,30 @@ mod tests {
         let mut cursor = futures::io::Cursor::new(data);
         let err = read_frame(&mut cursor).await.expect_err("must refuse");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    /// Seen while writing the p2p fuzz target, whose 16 MiB allocation
+    /// limit it breaks: a frame header alone, 4 bytes claiming the maximum,
+    /// made the reader allocate all 32 MiB before any of it arrived. Now a
+    /// short frame is an end-of-stream error that says how much came; the
+    /// allocation bound itself is what `.ci/fuzz` checks.
+    #[tokio::test]
+    async fn a_frame_length_alone_reserves_little_memory() {
+        let claimed = MAX_FRAME_BYTES as u32;
+        let mut data = claimed.to_be_bytes().to_vec();
+        data.extend_from_slice(b"only a few bytes");
+        let err = read_frame(&mut futures::io::Cursor::new(data))
+            .await
+            .expect_err("a short frame is an error");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("16 of 33554432"), "{err}");
+
+        let mut whole = 5u32.to_be_bytes().to_vec();
+        whole.extend_from_slice(b"hello trailing");
+        let frame = read_frame(&mut futures::io::Cursor::new(whole))
+            .await
+            .expect("a whole frame");
+        assert_eq!(frame, b"hello");
     }
 
     #[test]
