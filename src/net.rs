@@ -447,12 +447,17 @@ impl Driver {
                 send_back_addr,
                 error,
                 ..
-            } if self.should_warn(&host_of(&send_back_addr.to_string())) => {
-                warn!(
-                    from = %send_back_addr,
-                    "refused incoming connection: {}",
-                    explain_connection_error(&error.to_string())
-                );
+            } => {
+                // Where a peer without the cluster key, or anything that is
+                // not a shoal node, ends: counted always, logged now and then.
+                metrics::counter!("shoal_net_refused_connections_total").increment(1);
+                if self.should_warn(&host_of(&send_back_addr.to_string())) {
+                    warn!(
+                        from = %send_back_addr,
+                        "refused incoming connection: {}",
+                        explain_connection_error(&error.to_string())
+                    );
+                }
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 if let Ok(mut l) = self.listen_addrs.write() {
