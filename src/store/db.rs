@@ -37,7 +37,7 @@ pub(super) fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, std::io
 
 /// Largest encoded value read back from disk or a peer; anything larger is
 /// corruption or an attack.
-const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
+pub(super) const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
 
 fn bincode_cfg() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_DECODE_BYTES>()
@@ -53,4 +53,11 @@ pub(super) fn decode<T: serde::de::DeserializeOwned>(
     b: &[u8],
 ) -> Result<T, bincode::error::DecodeError> {
     bincode::serde::decode_from_slice(b, bincode_cfg()).map(|(v, _)| v)
+}
+
+/// Decodes a value from the front of `b`, returning it and the bytes it took.
+pub(super) fn decode_prefix<T: serde::de::DeserializeOwned>(
+    b: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(b, bincode_cfg())
 }

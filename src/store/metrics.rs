@@ -108,3 +108,9 @@ pub(super) fn record_log_bytes(bytes: u64) {
 pub(super) fn record_compaction(what: &'static str) {
     counter!("shoal_store_log_compactions_total", "trigger" => what).increment(1);
 }
+
+/// An entry larger than a frame was sent to a follower in pieces.
+pub(super) fn record_staged_entry(bytes: u64) {
+    counter!("shoal_store_staged_entries_total").increment(1);
+    counter!("shoal_store_staged_entry_bytes_total").increment(bytes);
+}

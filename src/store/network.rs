@@ -2,8 +2,9 @@
 //! openraft, and the handlers that serve peers. Bodies are bincode with a
 //! size limit; a peer's bytes that do not decode are an error, never a panic.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -17,16 +18,19 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::{Entry, LogId, Vote};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
 
 use super::admission::Admission;
 use super::batch::spawn_batcher;
-use super::db::{decode, encode};
+use super::db::{decode, decode_prefix, encode};
 use super::election::{self, LeaderContact, PreVoteRequest, PreVoteResponse, Timing};
 use super::proposer::LocalWrite;
 use super::{
     Command, NodeId, NodeInfo, OpOutcome, ShoalRaft, Store, StoreError, TxnError, TypeConfig,
+    metrics,
 };
 use crate::net::{Channel, Handler, Net, NetError};
 
@@ -36,6 +40,21 @@ enum RaftRpc {
     Vote(VoteRequest<NodeId>),
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     PreVote(PreVoteRequest),
+    /// A piece of one entry too large for a frame, staged at the receiver
+    /// until it is whole (see [`Staging`]). The piece's bytes follow the
+    /// encoded message raw: bincode would copy them one by one.
+    StagePart {
+        entry: LogId<NodeId>,
+        total: u64,
+        offset: u64,
+    },
+    /// An AppendEntries whose one entry is the one staged by this sender.
+    AppendStaged {
+        vote: Vote<NodeId>,
+        prev_log_id: Option<LogId<NodeId>>,
+        leader_commit: Option<LogId<NodeId>>,
+        entry: LogId<NodeId>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -44,6 +63,8 @@ enum RaftReply {
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     PreVote(PreVoteResponse),
+    /// How many bytes of the staged entry the receiver holds.
+    Staged(u64),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -88,6 +109,95 @@ pub struct RaftClient {
     net: Net,
     target: NodeId,
     node: NodeInfo,
+    /// The entry being staged at the peer: openraft ends an append after a
+    /// heartbeat interval, and the next attempt goes on from there.
+    staged: Option<Outgoing>,
+}
+
+/// An oversized entry, encoded once, and how much of it the peer holds.
+struct Outgoing {
+    log_id: LogId<NodeId>,
+    progress: tokio::sync::watch::Receiver<Transfer>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Where the transfer of an oversized entry stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Transfer {
+    Sending,
+    Done,
+    Failed(String),
+}
+
+/// Pause before sending a piece again after a failed request.
+const STAGE_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Outgoing {
+    /// Starts sending `bytes` to `peer` in pieces, in a task of its own so
+    /// that openraft's per-call timeout does not restart it each time.
+    fn start(
+        net: Net,
+        peer: PeerId,
+        addrs: Vec<libp2p::Multiaddr>,
+        log_id: LogId<NodeId>,
+        bytes: Vec<u8>,
+    ) -> Outgoing {
+        let (tx, progress) = tokio::sync::watch::channel(Transfer::Sending);
+        let task = tokio::spawn(async move {
+            let total = bytes.len() as u64;
+            let mut have = 0u64;
+            while have < total {
+                let start = have as usize;
+                let end = (start + STAGE_CHUNK_BYTES).min(bytes.len());
+                let part = RaftRpc::StagePart {
+                    entry: log_id,
+                    total,
+                    offset: have,
+                };
+                let mut body = match encode(&part) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = tx.send(Transfer::Failed(e.to_string()));
+                        return;
+                    }
+                };
+                body.extend_from_slice(&bytes[start..end]);
+                match net.request(peer, addrs.clone(), Channel::Raft, body).await {
+                    Ok(reply) => match decode(&reply) {
+                        Ok(RaftReply::Staged(n)) if n <= total => have = n,
+                        _ => {
+                            let _ = tx.send(Transfer::Failed(format!(
+                                "{peer} answered a piece of entry {log_id} with something else"
+                            )));
+                            return;
+                        }
+                    },
+                    Err(NetError::Remote { msg, .. }) => {
+                        let _ = tx.send(Transfer::Failed(msg));
+                        return;
+                    }
+                    // Unreachable for now: openraft keeps calling, the
+                    // transfer keeps trying until the stream drops it.
+                    Err(e) => {
+                        debug!("staging a piece of entry {log_id} at {peer}: {e}");
+                        tokio::time::sleep(STAGE_RETRY).await;
+                    }
+                }
+            }
+            let _ = tx.send(Transfer::Done);
+        });
+        Outgoing {
+            log_id,
+            progress,
+            task,
+        }
+    }
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for RaftNet {
@@ -98,6 +208,7 @@ impl RaftNetworkFactory<TypeConfig> for RaftNet {
             net: self.net.clone(),
             target,
             node: node.clone(),
+            staged: None,
         }
     }
 }
@@ -108,6 +219,12 @@ struct WireError(String);
 
 /// Largest AppendEntries body sent: the frame limit less room for framing.
 const MAX_APPEND_BYTES: usize = crate::net::MAX_FRAME_BYTES - 1024 * 1024;
+/// Bytes of an oversized entry sent per staging request: small enough that
+/// a piece goes well within openraft's append timeout (a heartbeat).
+const STAGE_CHUNK_BYTES: usize = 1024 * 1024;
+/// Largest entry that can be staged: the most any node decodes from its
+/// own disk or a peer, so a larger entry could not be read back anyway.
+const MAX_STAGED_BYTES: u64 = super::db::MAX_DECODE_BYTES as u64;
 
 impl RaftClient {
     async fn call<E: std::error::Error>(
@@ -140,6 +257,84 @@ impl RaftClient {
         decode(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 
+    /// Sends an Append (or AppendStaged) body and reads the answer.
+    async fn append_reply(
+        &self,
+        peer: PeerId,
+        body: Vec<u8>,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        match self.send(peer, body).await? {
+            RaftReply::Append(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            _ => Err(Self::unexpected()),
+        }
+    }
+
+    /// Stages the one entry of `rpc` at `peer` piece by piece, going on from
+    /// what the peer already holds; returns the AppendStaged body to send.
+    async fn stage(
+        &mut self,
+        peer: PeerId,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    ) -> Result<Vec<u8>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        let Some(entry) = rpc.entries.first() else {
+            return Err(network(&WireError("an empty append over the frame".into())));
+        };
+        let log_id = entry.log_id;
+        if self.staged.as_ref().is_none_or(|o| o.log_id != log_id) {
+            let bytes = encode(entry).map_err(|e| network(&e))?;
+            let total = bytes.len() as u64;
+            if total > MAX_STAGED_BYTES {
+                // Nothing can carry it, and no node could decode it: say so
+                // loudly rather than retry in silence.
+                tracing::error!(
+                    entry = %log_id,
+                    bytes = total,
+                    "a Raft entry over the {MAX_STAGED_BYTES}-byte ceiling cannot be replicated"
+                );
+                return Err(network(&WireError(format!(
+                    "entry {log_id} has {total} bytes, over the {MAX_STAGED_BYTES}-byte ceiling of one entry"
+                ))));
+            }
+            metrics::record_staged_entry(total);
+            self.staged = Some(Outgoing::start(
+                self.net.clone(),
+                peer,
+                self.node.multiaddrs(),
+                log_id,
+                bytes,
+            ));
+        }
+        let Some(out) = self.staged.as_mut() else {
+            return Err(Self::unexpected());
+        };
+        // openraft gives up on this call after a heartbeat; the transfer
+        // goes on, and its next call waits for the rest.
+        let done = out
+            .progress
+            .wait_for(|p| !matches!(p, Transfer::Sending))
+            .await
+            .map(|p| p.clone());
+        match done {
+            Ok(Transfer::Done) => encode(&RaftRpc::AppendStaged {
+                vote: rpc.vote,
+                prev_log_id: rpc.prev_log_id,
+                leader_commit: rpc.leader_commit,
+                entry: log_id,
+            })
+            .map_err(|e| network(&e)),
+            Ok(Transfer::Failed(msg)) => {
+                self.staged = None;
+                Err(network(&WireError(msg)))
+            }
+            Ok(Transfer::Sending) | Err(_) => {
+                self.staged = None;
+                Err(network(&WireError("the staging transfer ended".into())))
+            }
+        }
+    }
+
     fn unexpected<E: std::error::Error>() -> RPCError<NodeId, NodeInfo, RaftError<NodeId, E>> {
         RPCError::Network(NetworkError::new(&WireError(
             "reply of the wrong type".into(),
@@ -154,6 +349,41 @@ impl RaftNetwork<TypeConfig> for RaftClient {
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
         let entries = rpc.entries.len() as u64;
+        let peer: PeerId = self.node.peer().ok_or_else(|| {
+            RPCError::Unreachable(Unreachable::new(&WireError(format!(
+                "bad PeerId {}",
+                self.node.peer_id
+            ))))
+        })?;
+        // One entry alone over the frame (an older version wrote it) goes
+        // in pieces; the entry itself, and so every replica's state, stays
+        // exactly as written. Decided before encoding the whole request,
+        // which for such an entry can cost more than the append's timeout.
+        let staging = entries == 1
+            && rpc.entries.first().is_some_and(|e| {
+                payload_bytes(e) > MAX_APPEND_BYTES
+                    || self.staged.as_ref().is_some_and(|o| o.log_id == e.log_id)
+            });
+        if staging {
+            let body = self.stage(peer, rpc).await?;
+            return self.append_reply(peer, body).await;
+        }
+        if entries > 0 {
+            // The stream has moved on from any staged entry.
+            self.staged = None;
+        }
+        // Far over the frame by the commands alone: no need to encode it all
+        // to know (a huge entry costs more to encode than the append may take).
+        let estimate = rpc
+            .entries
+            .iter()
+            .fold(0usize, |acc, e| acc.saturating_add(payload_bytes(e)));
+        if estimate > MAX_APPEND_BYTES && entries > 1 {
+            let hint = (entries as u128 * MAX_APPEND_BYTES as u128 / estimate as u128).max(1);
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(hint as u64),
+            ));
+        }
         let rpc = RaftRpc::Append(rpc);
         let body = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         // Entries are capped well below the frame (MAX_ENTRY_BYTES), so a
@@ -165,18 +395,11 @@ impl RaftNetwork<TypeConfig> for RaftClient {
                 PayloadTooLarge::new_entries_hint(hint as u64),
             ));
         }
-        let peer: PeerId = self.node.peer().ok_or_else(|| {
-            RPCError::Unreachable(Unreachable::new(&WireError(format!(
-                "bad PeerId {}",
-                self.node.peer_id
-            ))))
-        })?;
-        match self.send(peer, body).await? {
-            RaftReply::Append(r) => {
-                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
-            _ => Err(Self::unexpected()),
-        }
+        let body = match rpc {
+            RaftRpc::Append(rpc) if body.len() > MAX_APPEND_BYTES => self.stage(peer, rpc).await?,
+            _ => body,
+        };
+        self.append_reply(peer, body).await
     }
 
     async fn install_snapshot(
@@ -209,6 +432,18 @@ impl RaftNetwork<TypeConfig> for RaftClient {
     }
 }
 
+/// The bytes an entry's commands carry: enough to tell one that cannot go
+/// in a frame without encoding it.
+fn payload_bytes(e: &Entry<TypeConfig>) -> usize {
+    match &e.payload {
+        openraft::EntryPayload::Normal(p) => {
+            p.0.iter()
+                .fold(0usize, |acc, c| acc.saturating_add(c.size_bytes()))
+        }
+        _ => 0,
+    }
+}
+
 /// Sends a pre-vote to one voter; `None` when it cannot be reached or its
 /// answer does not decode.
 pub(super) async fn ask_pre_vote(
@@ -228,12 +463,134 @@ pub(super) async fn ask_pre_vote(
     }
 }
 
+fn network<E: std::error::Error + 'static>(e: &E) -> RPCError<NodeId, NodeInfo, RaftError<NodeId>> {
+    RPCError::Network(NetworkError::new(e))
+}
+
 /// Serves Raft RPCs from the nodes of the configuration.
 pub struct RaftHandler {
     raft: ShoalRaft,
     contact: LeaderContact,
     timing: Timing,
     admission: Arc<Admission>,
+    staging: Arc<Staging>,
+}
+
+/// Entries too large for a frame, arriving in pieces: at most one per
+/// sending member and [`MAX_STAGED_BYTES`] each. An entry is kept after its
+/// append (openraft may time the append out and send it again) until the
+/// sender appends past it or stages another.
+#[derive(Default)]
+pub(super) struct Staging {
+    by_peer: Mutex<HashMap<PeerId, Staged>>,
+}
+
+struct Staged {
+    entry: LogId<NodeId>,
+    total: u64,
+    buf: Vec<u8>,
+    /// Decoded once whole: openraft repeats a timed-out append, and decoding
+    /// a huge entry again each time could outlast every attempt.
+    decoded: Option<Entry<TypeConfig>>,
+}
+
+impl Staged {
+    fn held(&self) -> u64 {
+        if self.decoded.is_some() {
+            self.total
+        } else {
+            self.buf.len() as u64
+        }
+    }
+}
+
+impl Staging {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, Staged>> {
+        self.by_peer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a piece when it continues what is held; returns the bytes held.
+    fn put(
+        &self,
+        from: PeerId,
+        entry: LogId<NodeId>,
+        total: u64,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u64, String> {
+        if total > MAX_STAGED_BYTES {
+            return Err(format!(
+                "a staged entry of {total} bytes is over the {MAX_STAGED_BYTES}-byte ceiling"
+            ));
+        }
+        let whole = {
+            let mut all = self.lock();
+            let s = all.entry(from).or_insert_with(|| Staged {
+                entry,
+                total,
+                buf: Vec::new(),
+                decoded: None,
+            });
+            if s.entry != entry || s.total != total {
+                *s = Staged {
+                    entry,
+                    total,
+                    buf: Vec::new(),
+                    decoded: None,
+                };
+            }
+            let held = s.held();
+            if s.decoded.is_none()
+                && offset == held
+                && held.saturating_add(data.len() as u64) <= total
+            {
+                s.buf.extend_from_slice(data);
+            }
+            if s.decoded.is_some() || (s.buf.len() as u64) < total {
+                return Ok(s.held());
+            }
+            std::mem::take(&mut s.buf)
+        };
+        // Decoded outside the lock: other members' pieces need not wait.
+        let decoded: Entry<TypeConfig> =
+            decode(&whole).map_err(|e| format!("staged entry {entry} does not decode: {e}"))?;
+        if decoded.log_id != entry {
+            self.lock().remove(&from);
+            return Err(format!(
+                "the staged bytes hold {}, not {entry}",
+                decoded.log_id
+            ));
+        }
+        let mut all = self.lock();
+        match all.get_mut(&from) {
+            Some(s) if s.entry == entry => {
+                s.decoded = Some(decoded);
+                Ok(s.held())
+            }
+            // Replaced by another entry meanwhile.
+            Some(s) => Ok(s.held()),
+            None => Ok(0),
+        }
+    }
+
+    /// The whole entry staged by `from`, decoded.
+    fn take_entry(&self, from: &PeerId, entry: LogId<NodeId>) -> Result<Entry<TypeConfig>, String> {
+        self.lock()
+            .get(from)
+            .filter(|s| s.entry == entry)
+            .and_then(|s| s.decoded.clone())
+            .ok_or_else(|| format!("entry {entry} is not staged whole here"))
+    }
+
+    /// Lets go of what `from` staged once its appends have passed it.
+    fn passed(&self, from: &PeerId, prev: Option<LogId<NodeId>>) {
+        let mut all = self.lock();
+        if let Some(s) = all.get(from)
+            && prev.is_some_and(|p| p.index >= s.entry.index)
+        {
+            all.remove(from);
+        }
+    }
 }
 
 impl RaftHandler {
@@ -249,6 +606,7 @@ impl RaftHandler {
             contact,
             timing,
             admission,
+            staging: Arc::default(),
         }
     }
 }
@@ -266,14 +624,41 @@ impl Handler for RaftHandler {
         let contact = self.contact.clone();
         let timing = self.timing;
         let admission = self.admission.clone();
+        let staging = self.staging.clone();
         serve(async move {
             if !admission.admits(&from).await {
                 return Err(NOT_A_MEMBER.into());
             }
-            let rpc: RaftRpc = decode(&body).map_err(|e| format!("undecodable raft rpc: {e}"))?;
+            let (rpc, used): (RaftRpc, usize) =
+                decode_prefix(&body).map_err(|e| format!("undecodable raft rpc: {e}"))?;
+            let rpc = match rpc {
+                RaftRpc::AppendStaged {
+                    vote,
+                    prev_log_id,
+                    leader_commit,
+                    entry,
+                } => RaftRpc::Append(AppendEntriesRequest {
+                    vote,
+                    prev_log_id,
+                    leader_commit,
+                    entries: vec![staging.take_entry(&from, entry)?],
+                }),
+                rpc => rpc,
+            };
             let reply = match rpc {
+                RaftRpc::StagePart {
+                    entry,
+                    total,
+                    offset,
+                } => RaftReply::Staged(staging.put(from, entry, total, offset, &body[used..])?),
+                // Turned into an Append above.
+                RaftRpc::AppendStaged { .. } => return Err("unexpected staged append".into()),
                 RaftRpc::Append(r) => {
+                    let prev = r.prev_log_id;
                     let res = raft.append_entries(r).await;
+                    if matches!(&res, Ok(AppendEntriesResponse::Success)) {
+                        staging.passed(&from, prev);
+                    }
                     // Anything but a refusal by vote comes from the leader this node follows.
                     if matches!(&res, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_))) {
                         contact.touch();
@@ -595,6 +980,106 @@ mod tests {
             store.shutdown().await;
             net.shutdown().await;
         }
+    }
+
+    /// An older version could write an entry larger than a frame: a follower
+    /// never got past it (the frame was refused before it was sent, again and
+    /// again). It now goes in pieces and every replica applies it as written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_entry_larger_than_a_frame_reaches_a_new_member() {
+        let (da, db) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let (net_a, a, info_a) = super::super::testing::open(da.path(), "a").await;
+        let (net_b, b, info_b) = super::super::testing::open(db.path(), "b").await;
+        super::super::testing::lead_alone(&a, info_a).await;
+        let key =
+            crate::resource::ObjectKey::new(crate::resource::Kind::ConfigMap, "default", "huge");
+        let len = crate::net::MAX_FRAME_BYTES + 2 * 1024 * 1024;
+        let object = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "huge", "namespace": "default"},
+            "data": {"v": "x".repeat(len)},
+        });
+        let cmd = Command {
+            ops: vec![super::super::Op::Put {
+                key: key.clone(),
+                object: serde_json::to_vec(&object).expect("json"),
+                precondition: super::super::Precondition::None,
+            }],
+        };
+        drop(object);
+        // Straight into the log, past Store::write's size checks, as an
+        // older version wrote it.
+        a.raft()
+            .client_write(super::super::Proposal(vec![cmd]))
+            .await
+            .expect("committed on the leader alone");
+        a.raft()
+            .add_learner(b.node_id(), info_b, false)
+            .await
+            .expect("add b");
+        let target = a.metrics().last_log_index;
+        // Minutes in a debug build: each try reads the entry from the log
+        // and encodes it byte by byte.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let applied = b.metrics().last_applied.map(|l| l.index);
+            if applied >= target {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "b is stuck at {applied:?}, the leader's log ends at {target:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let got = b.get(&key).expect("read").expect("b holds the object");
+        assert_eq!(
+            got.body
+                .get("data")
+                .and_then(|d| d.get("v"))
+                .and_then(|v| v.as_str())
+                .map(str::len),
+            Some(len)
+        );
+        assert_eq!(a.state_bytes(), b.state_bytes());
+        for (net, store) in [(net_a, a), (net_b, b)] {
+            store.shutdown().await;
+            net.shutdown().await;
+        }
+    }
+
+    /// A member's pieces are bounded and must follow on from what is held.
+    #[test]
+    fn staging_takes_pieces_in_order_and_within_the_ceiling() {
+        let staging = Staging::default();
+        let peer = PeerId::random();
+        let id = LogId::new(openraft::CommittedLeaderId::new(1, 1), 7);
+        let entry = Entry::<TypeConfig> {
+            log_id: id,
+            payload: openraft::EntryPayload::Blank,
+        };
+        let bytes = encode(&entry).expect("encode");
+        let total = bytes.len() as u64;
+        assert!(staging.put(peer, id, MAX_STAGED_BYTES + 1, 0, &[]).is_err());
+        assert_eq!(staging.put(peer, id, total, 0, &bytes[..2]), Ok(2));
+        // Out of order: nothing added, the sender learns where to go on.
+        assert_eq!(staging.put(peer, id, total, 1, &bytes[1..]), Ok(2));
+        assert!(staging.take_entry(&peer, id).is_err(), "not whole yet");
+        assert_eq!(staging.put(peer, id, total, 2, &bytes[2..]), Ok(total));
+        assert_eq!(staging.take_entry(&peer, id).expect("whole").log_id, id);
+        // Another peer's entry is its own.
+        assert!(staging.take_entry(&PeerId::random(), id).is_err());
+        // Appends past it let it go.
+        staging.passed(&peer, Some(id));
+        assert!(staging.take_entry(&peer, id).is_err());
+        // Bytes that are not the entry they claim to be are refused.
+        let other = LogId::new(openraft::CommittedLeaderId::new(1, 1), 8);
+        assert!(staging.put(peer, other, total, 0, &bytes).is_err());
+        assert!(staging.take_entry(&peer, other).is_err());
     }
 
     fn node_id_of_peer(net: &Net) -> NodeId {
