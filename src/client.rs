@@ -61,6 +61,21 @@ impl ClientError {
     }
 }
 
+/// An error and its causes on one line (reqwest's own text hides them).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        src = s.source();
+    }
+    out
+}
+
 /// A client of one node's API.
 #[derive(Clone)]
 pub struct Client {
@@ -73,18 +88,35 @@ impl Client {
     /// A client of the API at `addr` (`host:port` or a URL), sending
     /// `token` as a bearer token when given.
     pub fn new(addr: &str, token: Option<String>) -> Result<Client, ClientError> {
+        Client::with_ca(addr, token, None)
+    }
+
+    /// [`Client::new`] for a node that speaks TLS: the server must present
+    /// a certificate signed by the CA in `ca_pem` (`shoal ca` prints it);
+    /// no other authority is trusted. A bare `host:port` means https then.
+    pub fn with_ca(
+        addr: &str,
+        token: Option<String>,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Client, ClientError> {
+        let scheme = if ca_pem.is_some() { "https" } else { "http" };
         let base = if addr.starts_with("http://") || addr.starts_with("https://") {
             addr.trim_end_matches('/').to_string()
         } else {
-            format!("http://{}", addr.trim_end_matches('/'))
+            format!("{scheme}://{}", addr.trim_end_matches('/'))
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| ClientError::Request {
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+        if let Some(pem) = ca_pem {
+            let tls = crate::api::tls::client_config(pem).map_err(|msg| ClientError::Request {
                 base: base.clone(),
-                msg: e.to_string(),
+                msg: format!("the CA file: {msg}"),
             })?;
+            builder = builder.use_preconfigured_tls(tls);
+        }
+        let http = builder.build().map_err(|e| ClientError::Request {
+            base: base.clone(),
+            msg: e.to_string(),
+        })?;
         Ok(Client { base, http, token })
     }
 
@@ -113,7 +145,16 @@ impl Client {
         }
         let base = self.base.clone();
         req.send().await.map_err(|e| {
-            if e.is_connect() {
+            let chain = error_chain(&e);
+            if chain.contains("certificate") || chain.contains("InvalidCertificate") {
+                ClientError::Request {
+                    base,
+                    msg: format!(
+                        "TLS: {chain} (the node's certificate is not signed by the CA given with \
+                         --ca-file / SHOAL_CA_FILE; `shoal ca` on a node prints the cluster's)"
+                    ),
+                }
+            } else if e.is_connect() {
                 ClientError::Unreachable { base }
             } else if e.is_timeout() {
                 ClientError::Timeout { base }

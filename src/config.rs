@@ -148,7 +148,7 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| {
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
                 .map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
@@ -159,7 +159,27 @@ impl Config {
                     None => e.message().to_string(),
                 },
             }
-        })
+        })?;
+        if let Some(f) = cfg.api.token_file.clone() {
+            if cfg.api.token.is_some() {
+                return Err(ConfigError::Invalid(
+                    "api.token and api.token_file are both set: keep one".into(),
+                ));
+            }
+            let token = std::fs::read_to_string(&f).map_err(|source| ConfigError::Read {
+                path: f.display().to_string(),
+                source,
+            })?;
+            let token = token.trim();
+            if token.len() < 16 {
+                return Err(ConfigError::Invalid(format!(
+                    "api.token_file {}: the token must have at least 16 characters",
+                    f.display()
+                )));
+            }
+            cfg.api.token = Some(token.to_string());
+        }
+        Ok(cfg)
     }
 
     /// A config for in-process tests: loopback, port 0, short timeouts. The

@@ -45,6 +45,25 @@ pub enum NodeError {
          one for nodes that bootstrap together), or listen on 127.0.0.1 for a single-host cluster"
     )]
     NoClusterKey { addr: String },
+    #[error(
+        "the API listens on {addr}, beyond loopback, and has no token: anyone who reaches it \
+         could read every Secret and run anything. Set api.token (or api.token_file) in the \
+         config, then make tokens with roles with `shoal token create`; or listen on 127.0.0.1"
+    )]
+    ApiWithoutToken { addr: String },
+    #[error(
+        "TLS on the API ({addr}) derives its certificates from the cluster key, and this node \
+         has none: give --cluster-key-file FILE (`shoal keygen > FILE`), or set api.tls = \"off\" \
+         and keep the API on loopback"
+    )]
+    TlsWithoutKey { addr: String },
+    #[error("TLS on the API: {0}")]
+    Tls(#[from] crate::api::tls::TlsError),
+    #[error("audit log {path}: {source}")]
+    Audit {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot listen for the API on {addr}: {source}")]
     Api {
         addr: String,
@@ -94,6 +113,10 @@ impl Node {
         })?;
         let listen = net::parse_addr(&cfg.p2p_addr).await?;
         let psk = cluster_key(&cfg, &listen)?;
+        let ca = match psk.as_ref() {
+            Some(k) => Some(crate::api::tls::ClusterCa::from_psk(k)?),
+            None => None,
+        };
         let net = Net::start(NetConfig {
             data_dir: cfg.data_dir.clone(),
             listen: listen.clone(),
@@ -112,6 +135,34 @@ impl Node {
             addr: cfg.api_addr.clone(),
             source,
         })?;
+        if !api_addr.ip().is_loopback() && cfg.api.token.is_none() {
+            return Err(NodeError::ApiWithoutToken {
+                addr: api_addr.to_string(),
+            });
+        }
+        let api_tls = match cfg.api.tls {
+            crate::api::TlsMode::On => true,
+            crate::api::TlsMode::Off => {
+                if !api_addr.ip().is_loopback() {
+                    warn!(api = %api_addr, "api.tls = \"off\" on an address beyond loopback: \
+                          tokens and Secrets cross the network in clear");
+                }
+                false
+            }
+            crate::api::TlsMode::Auto => !api_addr.ip().is_loopback(),
+        };
+        let api_tls = match (api_tls, &ca) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(NodeError::TlsWithoutKey {
+                    addr: api_addr.to_string(),
+                });
+            }
+            (true, Some(ca)) => {
+                let (names, ips) = serving_names(&cfg, &api_addr);
+                Some(ca.serving_config(&names, &ips)?)
+            }
+        };
         let p2p_addrs = match &cfg.advertise_addr {
             Some(a) => vec![net::parse_addr(a).await?.to_string()],
             None => advertised(&net, &listen, &cfg.discovery.service_cidr),
@@ -208,12 +259,35 @@ impl Node {
             runtime.clone(),
             info.name.clone(),
         );
-        let api_state = crate::api::ApiState::new(store.clone(), info.clone(), &cfg.api)
+        let mut api_state = crate::api::ApiState::new(store.clone(), info.clone(), &cfg.api);
+        let audit_path = match cfg.api.audit_log.as_deref() {
+            None => Some(cfg.data_dir.join("audit").join("audit.log")),
+            Some("") => None,
+            Some(p) => Some(std::path::PathBuf::from(p)),
+        };
+        if let Some(path) = audit_path {
+            let audit = crate::api::audit::Audit::start(
+                path.clone(),
+                cfg.api.audit_max_bytes,
+                cfg.api.audit_max_files,
+            )
+            .map_err(|source| NodeError::Audit {
+                path: path.display().to_string(),
+                source,
+            })?;
+            api_state = api_state.with_audit(audit);
+        }
+        let api_state = api_state
             .with_logs(logs)
             .with_membership(membership.clone())
             .with_services(cfg.discovery.clone(), discovery.as_ref().map(|d| d.table()));
-        tasks.push(tokio::spawn(crate::api::serve(api_listener, api_state)));
-        info!(api = %api_addr, "API listening");
+        let scheme = if api_tls.is_some() { "https" } else { "http" };
+        tasks.push(tokio::spawn(crate::api::serve(
+            api_listener,
+            api_tls,
+            api_state,
+        )));
+        info!(api = %api_addr, "API listening on {scheme}://{api_addr}");
         Ok(Node {
             info,
             api_addr,
@@ -306,6 +380,37 @@ impl Node {
     }
 }
 
+/// The names and addresses the API's serving certificate is for: the
+/// node's name, the host name, `localhost`, `api.tls_names`, and the
+/// address it listens on (every host address when that is unspecified).
+fn serving_names(cfg: &Config, api: &SocketAddr) -> (Vec<String>, Vec<std::net::IpAddr>) {
+    let mut names = vec![cfg.node_name()];
+    if let Ok(h) = nix::unistd::gethostname()
+        && let Some(h) = h.to_str()
+    {
+        names.push(h.to_string());
+    }
+    names.push("localhost".into());
+    names.extend(cfg.api.tls_names.iter().cloned());
+    names.dedup();
+    let mut ips: Vec<std::net::IpAddr> = vec![
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::Ipv6Addr::LOCALHOST.into(),
+    ];
+    if api.ip().is_unspecified() {
+        ips.extend(
+            net::host_ipv4_addrs()
+                .into_iter()
+                .map(|(_, ip)| std::net::IpAddr::V4(ip)),
+        );
+    } else {
+        ips.push(api.ip());
+    }
+    ips.sort();
+    ips.dedup();
+    (names, ips)
+}
+
 /// Where a node that founds a cluster keeps the key it generated.
 pub const GENERATED_KEY_FILE: &str = "cluster.key";
 
@@ -326,6 +431,10 @@ fn cluster_key(
         return Ok(Some(net::load_cluster_key(&own)?));
     }
     if net::is_loopback(listen) {
+        warn!(
+            "this cluster has no cluster key: p2p listens on loopback, so only this host's \
+             processes can join it; give --cluster-key-file before listening anywhere else"
+        );
         return Ok(None);
     }
     if !cfg.join.is_empty() || cfg.bootstrap_expect.is_some_and(|n| n > 1) {

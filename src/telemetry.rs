@@ -259,6 +259,40 @@ pub const FAMILIES: &[Def] = &[
         "Evictions asked through the API (drain), by result: evicted, or refused because the pod's Deployment would drop below what its strategy allows unavailable.",
         &[&[("result", "evicted")], &[("result", "refused")]],
     ),
+    gauge(
+        "shoal_store_state_bytes",
+        "Bytes of the replicated state (keys and objects) that count against store.quota_bytes.",
+    ),
+    gauge(
+        "shoal_store_quota_bytes",
+        "The store quota (store.quota_bytes): writes that would grow the state past it are refused.",
+    ),
+    counter(
+        "shoal_store_quota_refusals_total",
+        "Writes refused because they would grow the replicated state past store.quota_bytes.",
+    ),
+    labelled_counter(
+        "shoal_api_denied_total",
+        "API requests refused by authentication (no, wrong, revoked or expired token) or by the token's role.",
+        &[&[("reason", "unauthenticated")], &[("reason", "forbidden")]],
+    ),
+    labelled_counter(
+        "shoal_api_client_stream_refusals_total",
+        "Watches and log follows refused because their client already holds api.max_watches_per_client or api.max_log_follows_per_client on this node.",
+        &[&[("stream", "watch")], &[("stream", "log_follow")]],
+    ),
+    counter(
+        "shoal_api_audit_dropped_total",
+        "Audit records dropped because the audit log's writer was behind (a queue of 1,024).",
+    ),
+    counter(
+        "shoal_api_audit_errors_total",
+        "Audit records that could not be written to the audit log (disk full, permissions).",
+    ),
+    counter(
+        "shoal_api_tls_handshake_failures_total",
+        "TLS handshakes on the API that failed or timed out (a client without the cluster CA, a port scan).",
+    ),
     // Controllers and scheduler.
     seconds(
         "shoal_controller_pass_seconds",

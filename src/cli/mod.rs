@@ -37,6 +37,7 @@ mod objects;
 mod rollout;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 use client::*;
 use nodes::*;
@@ -58,6 +59,10 @@ pub struct Cli {
     /// Bearer token for the API (when the cluster sets api.token).
     #[arg(long, global = true, env = "SHOAL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The cluster CA (PEM, from `shoal ca`) to verify a TLS API against;
+    /// a bare HOST:PORT address then means https.
+    #[arg(long, global = true, env = "SHOAL_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -69,6 +74,16 @@ pub enum Cmd {
     Agent(AgentArgs),
     /// Print a new cluster key for `--cluster-key-file` (keep it 0600; every node needs it).
     Keygen,
+    /// Print the cluster CA certificate (PEM) that clients verify the API's
+    /// TLS with; derived from the cluster key, so run it on a node.
+    Ca {
+        /// The cluster key file (default: DATA_DIR/cluster.key).
+        #[arg(long)]
+        cluster_key_file: Option<PathBuf>,
+        /// The node's data dir, for its generated cluster.key.
+        #[arg(long, default_value = "/var/lib/shoal")]
+        data_dir: PathBuf,
+    },
     /// Create or update the objects of a manifest file (`-` for stdin).
     Apply {
         #[arg(short = 'f', long = "filename")]
@@ -134,6 +149,11 @@ pub enum Cmd {
     Nodes {
         #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
         output: Output,
+    },
+    /// API tokens with roles (admin, edit, view, metrics): create, list, revoke.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
     },
     /// Raft group status.
     Raft {
@@ -215,6 +235,36 @@ pub enum RolloutCmd {
         #[arg(short = 'n', long)]
         namespace: Option<String>,
     },
+}
+
+/// `shoal token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Make a token; prints it once (only its hash is stored).
+    Create {
+        /// The token's name (lower-case, digits, '-', '.'); its audit-log user.
+        name: String,
+        /// admin (everything), edit (no Secret reads, no nodes, no tokens),
+        /// view (read all but Secrets), metrics (/metrics only).
+        #[arg(long, value_parser = parse_role)]
+        role: crate::resource::types::Role,
+        /// Valid for this long (`3600`, `90m`, `24h`); forever when unset.
+        #[arg(long, value_parser = parse_secs)]
+        ttl: Option<u64>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Every token: name, role, expiry.
+    List {
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Delete a token; every node refuses it once the deletion reaches it.
+    Revoke { name: String },
+}
+
+fn parse_role(s: &str) -> Result<crate::resource::types::Role, String> {
+    s.parse()
 }
 
 /// `shoal raft` subcommands.
@@ -395,12 +445,29 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::new(&cli.addr, cli.token.clone())?;
+    let ca = match &cli.ca_file {
+        Some(p) => {
+            Some(std::fs::read(p).with_context(|| format!("reading the CA file {}", p.display()))?)
+        }
+        None => None,
+    };
+    let client = Client::with_ca(&cli.addr, cli.token.clone(), ca.as_deref())?;
     match cli.command {
         Cmd::Agent(args) => run_agent(args).await,
         Cmd::Keygen => {
             let key = crate::net::generate_cluster_key();
             print!("{}", crate::net::cluster_key_text(&key));
+            Ok(())
+        }
+        Cmd::Ca {
+            cluster_key_file,
+            data_dir,
+        } => {
+            let path =
+                cluster_key_file.unwrap_or_else(|| data_dir.join(crate::node::GENERATED_KEY_FILE));
+            let key = crate::net::load_cluster_key(&path)?;
+            let ca = crate::api::tls::ClusterCa::from_psk(&key)?;
+            print!("{}", ca.cert_pem());
             Ok(())
         }
         Cmd::Apply { file } => apply(&client, &file).await,
@@ -439,6 +506,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Raft {
             cmd: RaftCmd::Status,
         } => raft_status(&client).await,
+        Cmd::Token { cmd } => match cmd {
+            TokenCmd::Create {
+                name,
+                role,
+                ttl,
+                description,
+            } => tokens::create(&client, &name, role, ttl, description).await,
+            TokenCmd::List { output } => tokens::list(&client, output).await,
+            TokenCmd::Revoke { name } => tokens::revoke(&client, &name).await,
+        },
         Cmd::Logs {
             pod,
             follow,

@@ -235,6 +235,7 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
         Kind::Node => &["RUNTIME", "CPU", "MEMORY", "PODS", "VERSION", "AGE"],
         Kind::Event => &["LAST SEEN", "TYPE", "REASON", "OBJECT", "COUNT", "MESSAGE"],
         Kind::ReplicaSet => &["DESIRED", "CURRENT", "READY", "AGE"],
+        Kind::Token => &["ROLE", "EXPIRES", "DESCRIPTION", "AGE"],
     };
     header.extend_from_slice(extra);
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
@@ -360,6 +361,18 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                 } else {
                     info.shoal_version.clone()
                 });
+                row.push(age(it));
+            }
+            Kind::Token => {
+                let text = |path: &[&str]| s(it, path).as_str().unwrap_or("").to_string();
+                row.push(text(&["spec", "role"]));
+                let expires = text(&["spec", "expiresAt"]);
+                row.push(if expires.is_empty() {
+                    "never".into()
+                } else {
+                    expires
+                });
+                row.push(text(&["spec", "description"]));
                 row.push(age(it));
             }
             Kind::ReplicaSet => {

@@ -453,6 +453,11 @@ fn check_kind(kind: &str, api_version: Option<&str>) -> Res<Kind> {
 }
 
 fn agent_written(k: Kind) -> String {
+    if k == Kind::Token {
+        return "Token objects are made with `shoal token create` (POST /v1/tokens), which \
+                returns the secret once; they cannot be applied"
+            .into();
+    }
     format!(
         "{k} objects are written by shoal itself (agents and controllers) and cannot be applied"
     )
@@ -500,6 +505,7 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
         }
         Kind::Node => encode(&decode::<NodeBody>(body)?)?,
         Kind::Event | Kind::ReplicaSet => return fail("kind", agent_written(kind)),
+        Kind::Token => return fail("kind", agent_written(kind)),
     };
     if let Some(status) = status {
         body.insert("status".into(), status);
@@ -721,7 +727,12 @@ fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
             }
             Ok(())
         }
-        Kind::ConfigMap | Kind::Secret | Kind::Node | Kind::Event | Kind::ReplicaSet => Ok(()),
+        Kind::ConfigMap
+        | Kind::Secret
+        | Kind::Node
+        | Kind::Event
+        | Kind::ReplicaSet
+        | Kind::Token => Ok(()),
     }
 }
 
@@ -817,7 +828,8 @@ fn is_dns_1035_label(s: &str) -> bool {
     is_dns_label(s) && s.as_bytes()[0].is_ascii_lowercase()
 }
 
-fn is_dns_subdomain(s: &str) -> bool {
+/// Whether `s` is a DNS-1123 subdomain (the rule for most object names).
+pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
@@ -852,9 +864,12 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
             (is_dns_label(name), DNS_LABEL_RULE)
         }
         Kind::Service => (is_dns_1035_label(name), DNS_1035_RULE),
-        Kind::ConfigMap | Kind::Secret | Kind::Node | Kind::Event | Kind::ReplicaSet => {
-            (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE)
-        }
+        Kind::ConfigMap
+        | Kind::Secret
+        | Kind::Node
+        | Kind::Event
+        | Kind::ReplicaSet
+        | Kind::Token => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

@@ -37,11 +37,13 @@ pub enum Kind {
     Event,
     /// One revision of a Deployment's pods; written by the deployment controller.
     ReplicaSet,
+    /// An API credential with a role; written only through `/v1/tokens`.
+    Token,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Secret,
@@ -52,12 +54,13 @@ impl Kind {
         Kind::Node,
         Kind::Event,
         Kind::ReplicaSet,
+        Kind::Token,
     ];
 
     /// Whether users write objects of this kind: Events and ReplicaSets are
     /// written by shoal itself; of a Node, users change only `spec` (cordon).
     pub fn user_writable(self) -> bool {
-        !matches!(self, Kind::Event | Kind::ReplicaSet)
+        !matches!(self, Kind::Event | Kind::ReplicaSet | Kind::Token)
     }
 
     /// The name as it appears in a manifest's `kind`.
@@ -73,6 +76,7 @@ impl Kind {
             Kind::Node => "Node",
             Kind::Event => "Event",
             Kind::ReplicaSet => "ReplicaSet",
+            Kind::Token => "Token",
         }
     }
 
@@ -89,6 +93,7 @@ impl Kind {
             Kind::Node => "nodes",
             Kind::Event => "events",
             Kind::ReplicaSet => "replicasets",
+            Kind::Token => "tokens",
         }
     }
 
@@ -104,12 +109,13 @@ impl Kind {
             | Kind::Event => "v1",
             Kind::Deployment | Kind::ReplicaSet => "apps/v1",
             Kind::Job => "batch/v1",
+            Kind::Token => "shoal.io/v1",
         }
     }
 
     /// Whether objects of this kind live in a namespace.
     pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace | Kind::Node)
+        !matches!(self, Kind::Namespace | Kind::Node | Kind::Token)
     }
 
     /// Parses a kind as a user types it: `Pod`, `pod`, `pods`, `po`, `deploy`, ...
@@ -126,6 +132,7 @@ impl Kind {
             "node" | "nodes" | "no" => Kind::Node,
             "event" | "events" | "ev" => Kind::Event,
             "replicaset" | "replicasets" | "rs" => Kind::ReplicaSet,
+            "token" | "tokens" => Kind::Token,
             _ => return None,
         };
         Some(k)

@@ -133,6 +133,68 @@ pub struct SecretBody {
     pub immutable: Option<bool>,
 }
 
+/// Body of a `Token`: an API credential. Only the SHA-256 of its secret is
+/// stored; the secret is shown once, when the token is created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenBody {
+    pub spec: TokenSpec,
+}
+
+/// `Token.spec`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenSpec {
+    pub role: Role,
+    /// Hex SHA-256 of the secret part of the token.
+    pub secret_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// RFC 3339; the token is refused from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// What an API credential may do. Kubernetes' default user-facing cluster
+/// roles, narrowed: `edit` reads no Secrets and changes no nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, tokens and Raft membership included.
+    Admin,
+    /// Reads and writes workloads, config and Secrets (write only); no nodes, no tokens.
+    Edit,
+    /// Reads everything but Secrets and tokens; logs included.
+    View,
+    /// `/metrics` only, for a Prometheus scraper.
+    Metrics,
+}
+
+impl Role {
+    /// Every role, for help texts.
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Edit, Role::View, Role::Metrics];
+
+    /// The name used in flags and manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Edit => "edit",
+            Role::View => "view",
+            Role::Metrics => "metrics",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?}: use admin, edit, view or metrics"))
+    }
+}
+
 /// Body of a `Job`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -166,6 +228,9 @@ impl Body for SecretBody {
 }
 impl Body for JobBody {
     const KIND: Kind = Kind::Job;
+}
+impl Body for TokenBody {
+    const KIND: Kind = Kind::Token;
 }
 
 // ---------------------------------------------------------------- pods

@@ -225,6 +225,7 @@ pub async fn shoal_cli(addr: &str, args: &[&str]) -> (i32, String, String) {
         .args(args)
         .env_remove("SHOAL_ADDR")
         .env_remove("SHOAL_TOKEN")
+        .env_remove("SHOAL_CA_FILE")
         .output()
         .await
         .expect("the shoal binary runs");
