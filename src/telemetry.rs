@@ -271,6 +271,35 @@ pub const FAMILIES: &[Def] = &[
         "shoal_store_quota_refusals_total",
         "Writes refused because they would grow the replicated state past store.quota_bytes.",
     ),
+    gauge(
+        "shoal_store_log_bytes",
+        "Bytes of the Raft log entries kept on disk (compacted past store.compact_log_bytes).",
+    ),
+    labelled_counter(
+        "shoal_store_log_compactions_total",
+        "Snapshots and purges the store asked for because the log held store.compact_log_bytes, by trigger.",
+        &[&[("trigger", "snapshot")], &[("trigger", "purge")]],
+    ),
+    counter(
+        "shoal_store_staged_entries_total",
+        "Raft entries larger than a p2p frame sent to a follower in pieces.",
+    ),
+    counter(
+        "shoal_store_staged_entry_bytes_total",
+        "Bytes of the Raft entries sent in pieces.",
+    ),
+    counter(
+        "shoal_net_refused_connections_total",
+        "Incoming p2p connections refused: another or no cluster key, or not libp2p at all.",
+    ),
+    counter(
+        "shoal_runtime_process_log_rotations_total",
+        "Rotations of process-runtime container logs (agent.log_max_bytes reached).",
+    ),
+    counter(
+        "shoal_runtime_process_log_bytes_total",
+        "Bytes of container output the process runtime copied into log files.",
+    ),
     labelled_counter(
         "shoal_api_denied_total",
         "API requests refused by authentication (no, wrong, revoked or expired token) or by the token's role.",
