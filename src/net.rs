@@ -800,6 +800,33 @@ pub fn socket_to_multiaddr(sock: std::net::SocketAddr) -> Multiaddr {
     m
 }
 
+/// Decodes bincode (standard configuration) from bytes a peer or the disk
+/// supplied, reading no more than `max` bytes of strings and byte fields.
+/// bincode reserves a string's claimed length before reading it, and only
+/// its limit bounds that claim; the limit used is the smallest of a few
+/// sizes that holds the input (a valid input claims at most its own size),
+/// so a message of a few bytes cannot make the reader reserve megabytes.
+pub fn decode_bounded<T: serde::de::DeserializeOwned, const MAX: usize>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    fn with<T: serde::de::DeserializeOwned, const LIMIT: usize>(
+        bytes: &[u8],
+    ) -> Result<(T, usize), bincode::error::DecodeError> {
+        bincode::serde::decode_from_slice(bytes, bincode::config::standard().with_limit::<LIMIT>())
+    }
+    const KIB: usize = 1024;
+    let n = bytes.len();
+    if n <= 4 * KIB && MAX > 4 * KIB {
+        with::<T, { 4 * KIB }>(bytes)
+    } else if n <= 256 * KIB && MAX > 256 * KIB {
+        with::<T, { 256 * KIB }>(bytes)
+    } else if n <= 4 * KIB * KIB && MAX > 4 * KIB * KIB {
+        with::<T, { 4 * KIB * KIB }>(bytes)
+    } else {
+        with::<T, MAX>(bytes)
+    }
+}
+
 /// Length-prefixed frames with a hard size limit, read before allocating.
 #[derive(Clone, Default)]
 struct FrameCodec;
@@ -918,6 +945,33 @@ mod tests {
             .await
             .expect("a whole frame");
         assert_eq!(frame, b"hello");
+    }
+
+    /// A string may claim no more than the input holds (up to the size
+    /// class of the input), so the claim is refused before it is reserved;
+    /// a message that needs the whole limit still decodes.
+    #[test]
+    fn bincode_claims_are_bounded_by_the_input() {
+        use bincode::error::DecodeError;
+        // A 1 MiB string's length, and nothing of it.
+        let claim =
+            bincode::serde::encode_to_vec(1u64 << 20, bincode::config::standard()).expect("encode");
+        let err = decode_bounded::<String, { 64 << 20 }>(&claim).expect_err("no string");
+        assert!(matches!(err, DecodeError::LimitExceeded), "{err}");
+
+        for len in [0, 4096, 4097, 300 * 1024, 5 << 20] {
+            let s = "x".repeat(len);
+            let bytes =
+                bincode::serde::encode_to_vec(&s, bincode::config::standard()).expect("encode");
+            let (back, used) = decode_bounded::<String, { 64 << 20 }>(&bytes).expect("decodes");
+            assert_eq!((back.len(), used), (len, bytes.len()));
+        }
+        let big = bincode::serde::encode_to_vec("y".repeat(5000), bincode::config::standard())
+            .expect("encode");
+        assert!(matches!(
+            decode_bounded::<String, 4096>(&big),
+            Err(DecodeError::LimitExceeded)
+        ));
     }
 
     #[test]

@@ -222,7 +222,7 @@ impl LogService {
                     .request(peer, addrs, Channel::Logs, body)
                     .await
                     .map_err(|e| LogsError::Unavailable(format!("node {peer}: {e}")))?;
-                let (chunk, _): (Chunk, usize) = bincode::serde::decode_from_slice(&reply, codec())
+                let chunk = decode_chunk(&reply)
                     .map_err(|e| LogsError::Unavailable(format!("bad log reply: {e}")))?;
                 Ok::<Chunk, LogsError>(chunk)
             }
@@ -344,11 +344,15 @@ impl LogService {
     }
 }
 
+fn decode_chunk(reply: &[u8]) -> Result<Chunk, bincode::error::DecodeError> {
+    crate::net::decode_bounded::<_, { 64 * 1024 * 1024 }>(reply).map(|(c, _)| c)
+}
+
 fn decode_request(body: &[u8]) -> Result<Request, String> {
     if body.len() > MAX_REQUEST {
         return Err("log request too large".into());
     }
-    let (req, _): (Request, usize) = bincode::serde::decode_from_slice(body, codec())
+    let (req, _): (Request, usize) = crate::net::decode_bounded::<_, MAX_REQUEST>(body)
         .map_err(|e| format!("undecodable log request: {e}"))?;
     Ok(req)
 }
@@ -356,7 +360,7 @@ fn decode_request(body: &[u8]) -> Result<Request, String> {
 /// Decodes `body` as a peer's log request and as a log reply (for the fuzz
 /// targets); returns how many of the two decoded.
 pub(crate) fn decode_peer_body(body: &[u8]) -> usize {
-    let reply = bincode::serde::decode_from_slice::<Chunk, _>(body, codec());
+    let reply = decode_chunk(body);
     usize::from(decode_request(body).is_ok()) + usize::from(reply.is_ok())
 }
 

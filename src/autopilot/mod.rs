@@ -6,8 +6,10 @@
 //! other node simply gossips and waits for the leader to add it.
 //!
 //! On the leader, every tick (and on every membership change):
-//! - a Raft member whose name now belongs to a different live PeerId (a host
-//!   that came back with an empty data dir) is removed: no phantom voter;
+//! - a Raft member that is down and whose name now belongs to a different
+//!   live PeerId (a host that came back with an empty data dir) is removed:
+//!   no phantom voter; a live member keeps its name, and another identity
+//!   under it (an old disk booted again) is not added;
 //! - a member that left on purpose is removed at once;
 //! - every live member becomes at least a learner;
 //! - voters are kept at an odd target: the largest odd number no greater
@@ -247,10 +249,14 @@ pub fn plan(o: &Observed<'_>, cfg: &AutopilotConfig) -> Option<Action> {
         if *id == o.my_id {
             continue;
         }
-        let replaced = o
-            .view
-            .iter()
-            .any(|v| v.is_up() && v.name() == Some(n.name.as_str()) && v.peer_id != n.peer_id);
+        // Only a member that is gone is replaced: a live one keeps its name
+        // against an old identity booted again from an old disk (that
+        // evicted the new host from the voters, then added and removed the
+        // old identity twice a second).
+        let replaced = health(id, n) != Health::Up
+            && o.view.iter().any(|v| {
+                v.is_up() && v.name() == Some(n.name.as_str()) && v.peer_id != n.peer_id
+            });
         if replaced || health(id, n) == Health::Leaving {
             return Some(Action::Remove {
                 id: *id,
@@ -280,7 +286,14 @@ pub fn plan(o: &Observed<'_>, cfg: &AutopilotConfig) -> Option<Action> {
             continue;
         }
         let id = info.node_id();
+        // A second identity under the name of a member (live, or step 1
+        // would have removed it) stays out until that member is gone.
+        let name_taken = o
+            .nodes
+            .values()
+            .any(|m| m.name == info.name && m.peer_id != info.peer_id);
         match o.nodes.get(&id) {
+            None if name_taken => {}
             None => return Some(Action::AddLearner { id, info }),
             // Same identity, new addresses (a restart on another address, a
             // DHCP change): record them once. add_learner leaves a known

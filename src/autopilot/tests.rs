@@ -257,6 +257,21 @@ fn plan_table() {
                 why: "its name came back under a new identity (empty data dir)",
             }),
         },
+        Case {
+            what: "an old identity alive again under a live member's name takes nothing",
+            view: vec![up("a"), up("b"), up("c"), {
+                let mut m = up("c");
+                m.peer_id = "peer-c-old".into();
+                if let Some(meta) = m.meta.as_mut() {
+                    meta.peer_id = "peer-c-old".into();
+                }
+                m
+            }],
+            voters: &["a", "b", "c"],
+            learners: &[],
+            tweak: none,
+            want: None,
+        },
     ];
     for c in cases {
         let mut o = observed(&c.view, c.voters, c.learners);

@@ -70,7 +70,7 @@ fn put(value: &impl Serialize, mut buf: impl BufMut) -> Result<(), WireError> {
 
 fn take<T: serde::de::DeserializeOwned>(mut buf: impl Buf) -> Result<T, WireError> {
     // foca hands us contiguous slices; a split buffer would just fail to decode.
-    let (v, n) = bincode::serde::decode_from_slice(buf.chunk(), config())
+    let (v, n) = crate::net::decode_bounded::<T, MAX_MESSAGE>(buf.chunk())
         .map_err(|e| WireError::Decode(e.to_string()))?;
     if n > buf.remaining() {
         return Err(WireError::Decode("length past the end".into()));

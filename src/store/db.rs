@@ -52,12 +52,12 @@ pub(super) fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, bincode::err
 pub(super) fn decode<T: serde::de::DeserializeOwned>(
     b: &[u8],
 ) -> Result<T, bincode::error::DecodeError> {
-    bincode::serde::decode_from_slice(b, bincode_cfg()).map(|(v, _)| v)
+    crate::net::decode_bounded::<T, MAX_DECODE_BYTES>(b).map(|(v, _)| v)
 }
 
 /// Decodes a value from the front of `b`, returning it and the bytes it took.
 pub(super) fn decode_prefix<T: serde::de::DeserializeOwned>(
     b: &[u8],
 ) -> Result<(T, usize), bincode::error::DecodeError> {
-    bincode::serde::decode_from_slice(b, bincode_cfg())
+    crate::net::decode_bounded::<T, MAX_DECODE_BYTES>(b)
 }

@@ -1125,4 +1125,26 @@ mod tests {
         }
         assert!(decode::<StoreRpc>(&full).is_ok());
     }
+
+    /// Found by the p2p fuzz target (a 48 MiB allocation from 23 bytes): a
+    /// Store write whose key's string claims 50,331,647 bytes. bincode
+    /// reserves a claimed length before reading it, up to its limit (then
+    /// 64 MiB); the limit now follows the input's size, so the claim is
+    /// refused before anything is reserved.
+    #[test]
+    fn a_huge_string_length_in_a_small_message_is_refused_before_allocating() {
+        let frame = [
+            2u8, 0, 252, 220, 0, 240, 128, 1, 0, 0, 0, 252, 255, 255, 255, 2, 2, 234, 200, 53, 1,
+            0, 0,
+        ];
+        assert_eq!(crate::net::Channel::from_u8(frame[0]), Some(Channel::Store));
+        let err = decode::<StoreRpc>(&frame[1..])
+            .err()
+            .expect("must not decode");
+        assert!(
+            matches!(err, bincode::error::DecodeError::LimitExceeded),
+            "refused only after reserving the claim: {err}"
+        );
+        assert_eq!(decode_peer_body(Channel::Store, &frame[1..]), 0);
+    }
 }
