@@ -254,9 +254,9 @@ pub fn plan(o: &Observed<'_>, cfg: &AutopilotConfig) -> Option<Action> {
         // evicted the new host from the voters, then added and removed the
         // old identity twice a second).
         let replaced = health(id, n) != Health::Up
-            && o.view.iter().any(|v| {
-                v.is_up() && v.name() == Some(n.name.as_str()) && v.peer_id != n.peer_id
-            });
+            && o.view
+                .iter()
+                .any(|v| v.is_up() && v.name() == Some(n.name.as_str()) && v.peer_id != n.peer_id);
         if replaced || health(id, n) == Health::Leaving {
             return Some(Action::Remove {
                 id: *id,
