@@ -1,0 +1,182 @@
+//! `/v1/apply` and `/v1/delete`: whole manifests, every document in one
+//! command, checked against the caller's role.
+
+use super::*;
+
+fn manifest_text(body: &Bytes) -> ApiResult<&str> {
+    std::str::from_utf8(body)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "manifest is not UTF-8"))
+}
+
+/// How often an apply reads the live objects again after a concurrent write.
+pub(super) const APPLY_ATTEMPTS: usize = 5;
+
+/// Fields that `scale` and `rollout pause` own. A re-applied manifest that
+/// leaves them out keeps the live values, as kubectl's apply does when they
+/// were never in the applied file; the write is then conditional on the
+/// object read, so a concurrent scale is not lost either.
+const LIVE_OWNED: &[(Kind, &str)] = &[(Kind::Deployment, "replicas"), (Kind::Deployment, "paused")];
+
+fn keep_live_fields(
+    s: &ApiState,
+    key: &ObjectKey,
+    mut obj: Object,
+) -> ApiResult<(Object, crate::store::Precondition)> {
+    let fields: Vec<&str> = LIVE_OWNED
+        .iter()
+        .filter(|(k, _)| *k == key.kind)
+        .map(|(_, f)| *f)
+        .collect();
+    if fields.is_empty() {
+        return Ok((obj, crate::store::Precondition::None));
+    }
+    let Some(live) = s.store.get(key)? else {
+        return Ok((obj, crate::store::Precondition::None));
+    };
+    let mut kept = false;
+    if let (Some(serde_json::Value::Object(spec)), Some(serde_json::Value::Object(live_spec))) =
+        (obj.body.get_mut("spec"), live.body.get("spec"))
+    {
+        for f in fields {
+            if !spec.contains_key(f)
+                && let Some(v) = live_spec.get(f)
+            {
+                spec.insert(f.to_string(), v.clone());
+                kept = true;
+            }
+        }
+    }
+    let precondition = if kept {
+        crate::store::Precondition::Version(live.resource_version())
+    } else {
+        crate::store::Precondition::None
+    };
+    Ok((obj, precondition))
+}
+
+/// `POST /v1/apply`: every document of a manifest, created or updated in one
+/// Raft write, or none of them.
+pub(super) async fn apply(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<auth::Caller>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let parsed = manifest::parse_manifests(manifest_text(&body)?)?;
+    if parsed.objects.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the manifest holds no objects",
+        ));
+    }
+    let keys = may_write_all(&caller, parsed.objects.iter().filter_map(|o| o.key()))?;
+    let mut objects = parsed.objects;
+    // Namespaces first so a file that creates one and uses it reads naturally.
+    objects.sort_by_key(|o| o.kind().map(|k| Kind::ALL.iter().position(|x| *x == k)));
+    let new_namespaces: HashSet<String> = objects
+        .iter()
+        .filter(|o| o.kind() == Some(Kind::Namespace))
+        .map(|o| o.metadata.name.clone())
+        .collect();
+    // A document that keeps live fields is written conditional on the
+    // object it read; a controller's status write in between is no reason
+    // to fail the user's apply, so read again and retry.
+    let mut attempt = 0;
+    let out = loop {
+        attempt += 1;
+        let mut ops = Vec::with_capacity(objects.len());
+        let mut addresses = ServiceAddresses::default();
+        for obj in objects.iter().cloned() {
+            let key = obj.key().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown kind {}", obj.kind),
+                )
+            })?;
+            if key.kind == Kind::Node {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "kind: Node {}: nodes register themselves; change one with `shoal cordon`, \
+                         `uncordon` or `drain`",
+                        key.name
+                    ),
+                ));
+            }
+            namespaces::admit(&s, &key, &new_namespaces).await?;
+            let (mut obj, precondition) = keep_live_fields(&s, &key, obj)?;
+            addresses.assign(&s, &key, &mut obj)?;
+            ops.push(put_op(key, obj, precondition)?);
+        }
+        match s.store.write(Command { ops }).await {
+            Err(StoreError::Txn(TxnError::Conflict { .. })) if attempt < APPLY_ATTEMPTS => {
+                s.store.barrier().await?;
+            }
+            r => break r?,
+        }
+    };
+    let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
+    let response = Json(json!({ "results": results, "warnings": parsed.warnings }));
+    Ok(with_audit_objects(response.into_response(), keys))
+}
+
+/// Refuses (403) a manifest naming a kind the caller may not write;
+/// returns the keys for the audit log.
+fn may_write_all(
+    caller: &auth::Caller,
+    keys: impl Iterator<Item = ObjectKey>,
+) -> ApiResult<Vec<ObjectKey>> {
+    let keys: Vec<ObjectKey> = keys.collect();
+    if let Some(k) = keys.iter().find(|k| !auth::may_write(caller.role, k.kind)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("role {} may not write {k}", caller.role.as_str()),
+        ));
+    }
+    Ok(keys)
+}
+
+/// Names the objects a write touched, for the audit log.
+fn with_audit_objects(mut r: Response, keys: Vec<ObjectKey>) -> Response {
+    r.extensions_mut().insert(audit::Objects(
+        keys.iter().map(ToString::to_string).collect(),
+    ));
+    r
+}
+
+/// `POST /v1/delete`: deletes every object a manifest names; missing ones are reported, not errors.
+pub(super) async fn delete_manifest(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<auth::Caller>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let parsed = manifest::parse_manifests(manifest_text(&body)?)?;
+    let keys = may_write_all(&caller, parsed.objects.iter().filter_map(|o| o.key()))?;
+    s.store.barrier().await?;
+    let mut ops = Vec::new();
+    let mut missing = Vec::new();
+    for obj in &parsed.objects {
+        let Some(key) = obj.key() else { continue };
+        if key.kind == Kind::Namespace && s.store.get(&key)?.is_some() {
+            ops.extend(namespaces::delete_op(
+                &s,
+                &key.name,
+                crate::store::Precondition::None,
+            )?);
+        } else if s.store.get(&key)?.is_some() {
+            ops.push(Op::Delete {
+                key,
+                precondition: crate::store::Precondition::None,
+            });
+        } else {
+            missing.push(json!({"kind": key.kind, "namespace": key.namespace, "name": key.name}));
+        }
+    }
+    let out = if ops.is_empty() {
+        Vec::new()
+    } else {
+        s.store.write(Command { ops }).await?
+    };
+    let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
+    let response = Json(json!({ "results": results, "notFound": missing }));
+    Ok(with_audit_objects(response.into_response(), keys))
+}
