@@ -384,9 +384,139 @@ pub fn unexplained_leader_changes(
     out
 }
 
+/// Seconds after an intruder's window during which a term or leader
+/// change still counts against it (a vote it won just before it died would
+/// show up a poll or two later).
+pub const INTRUDER_GRACE_SECS: f64 = 3.0;
+
+/// Term rises and leader changes inside an intruder's window (or just
+/// after it). The intruder scenarios inject nothing else during a window,
+/// and a fault-free cluster keeps its leader and term, so any is a failure.
+pub fn intruder_disturbances(
+    faults: &[FaultRecord],
+    changes: &[(f64, u64, String)],
+    term_rises: &[(f64, u64)],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in faults {
+        let Some(r) = &f.intruder else { continue };
+        let Some((w0, w1)) = r.window else { continue };
+        let inside = |t: f64| w0 <= t && t <= w1 + INTRUDER_GRACE_SECS;
+        let during = format!("during {} {} ({w0:.1}-{w1:.1}s)", f.kind, r.name);
+        for (t, term, who) in changes.iter().filter(|c| inside(c.0)) {
+            out.push(format!("{who} led term {term} from {t:.1}s, {during}"));
+        }
+        for (t, term) in term_rises.iter().filter(|c| inside(c.0)) {
+            out.push(format!(
+                "the highest term rose to {term} at {t:.1}s, {during}"
+            ));
+        }
+        if let (Some(a), Some(b)) = (r.term_before, r.term_after)
+            && a != b
+        {
+            out.push(format!("the leader's term went from {a} to {b} {during}"));
+        }
+        if r.leader_before != r.leader_after {
+            out.push(format!(
+                "the leader went from {:?} to {:?} {during}",
+                r.leader_before, r.leader_after
+            ));
+        }
+    }
+    out
+}
+
+/// Whether every intruder was really refused: the unkeyed agent's and the
+/// garbage client's connections counted as refused by the members (and an
+/// agent with no key refused to start), the removed node's RPCs counted
+/// as refused; with the figures.
+pub fn intruder_refusals(faults: &[FaultRecord]) -> (bool, Vec<String>) {
+    let mut ok = true;
+    let mut lines = Vec::new();
+    for f in faults {
+        let Some(r) = &f.intruder else { continue };
+        let held = if f.kind == "intruder-unkeyed" {
+            r.refused_connections > 0.0 && r.keyless_refused == Some(true)
+        } else {
+            r.refused_rpcs > 0.0
+        };
+        ok &= held;
+        lines.push(format!(
+            "{} at {:.1}s: {} connections and {} RPCs refused{}{}",
+            f.kind,
+            f.at_secs,
+            r.refused_connections,
+            r.refused_rpcs,
+            r.keyless_start
+                .as_ref()
+                .map_or(String::new(), |k| format!(", keyless agent {k}")),
+            if held { "" } else { " (NOT refused)" }
+        ));
+    }
+    (ok, lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intruder::IntruderRecord;
+
+    fn intruder(kind: &'static str, w0: f64, w1: f64) -> FaultRecord {
+        FaultRecord {
+            intruder: Some(IntruderRecord {
+                name: "x".into(),
+                window: Some((w0, w1)),
+                term_before: Some(3),
+                term_after: Some(3),
+                leader_before: Some("n1".into()),
+                leader_after: Some("n1".into()),
+                refused_rpcs: 4.0,
+                ..Default::default()
+            }),
+            ..FaultRecord::new(w0, kind)
+        }
+    }
+
+    #[test]
+    fn a_term_or_leader_change_in_an_intruder_window_is_a_disturbance() {
+        let faults = vec![intruder("intruder-removed-leader", 20.0, 40.0)];
+        let before = vec![change(1.0, 2, "n2"), change(12.0, 3, "n1")];
+        let rises = vec![(0.5, 2), (12.0, 3)];
+        assert!(intruder_disturbances(&faults, &before, &rises).is_empty());
+        let changed = vec![change(12.0, 3, "n1"), change(41.5, 4, "n3")];
+        let found = intruder_disturbances(&faults, &changed, &[(41.0, 4)]);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("n3 led term 4"), "{found:?}");
+        // Long after the window, not its doing.
+        assert!(intruder_disturbances(&faults, &[change(50.0, 4, "n3")], &[]).is_empty());
+        // Its own before/after figures count too.
+        let mut f = intruder("intruder-unkeyed", 20.0, 40.0);
+        if let Some(r) = f.intruder.as_mut() {
+            r.term_after = Some(4);
+        }
+        assert_eq!(intruder_disturbances(&[f], &[], &[]).len(), 1);
+    }
+
+    #[test]
+    fn intruders_must_have_been_refused() {
+        let removed = intruder("intruder-removed-follower", 1.0, 2.0);
+        assert!(intruder_refusals(std::slice::from_ref(&removed)).0);
+        let mut silent = removed.clone();
+        if let Some(r) = silent.intruder.as_mut() {
+            r.refused_rpcs = 0.0;
+        }
+        assert!(!intruder_refusals(&[removed.clone(), silent]).0);
+        // The unkeyed one needs refused connections and a keyless refusal.
+        let mut unkeyed = intruder("intruder-unkeyed", 1.0, 2.0);
+        if let Some(r) = unkeyed.intruder.as_mut() {
+            r.refused_connections = 12.0;
+        }
+        assert!(!intruder_refusals(std::slice::from_ref(&unkeyed)).0);
+        if let Some(r) = unkeyed.intruder.as_mut() {
+            r.keyless_refused = Some(true);
+        }
+        assert!(intruder_refusals(&[unkeyed]).0);
+    }
 
     fn fault(kind: &'static str, at: f64, healed: f64, targets: &[&str]) -> FaultRecord {
         FaultRecord {

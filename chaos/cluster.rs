@@ -318,6 +318,18 @@ pub fn clean_leftovers(root: &Path, remove_data: bool) -> Vec<String> {
     did
 }
 
+/// The sum of every series of `name` in a Prometheus text page.
+pub fn sum_metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let metric = series.split('{').next()?.trim();
+            (metric == name).then(|| value.trim().parse::<f64>().ok())?
+        })
+        .sum()
+}
+
 /// Where a node lives and how it is reached.
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
@@ -339,13 +351,43 @@ pub struct NodeSpec {
     pub dns: Option<String>,
     /// Its namespace (netns only).
     pub ns: Option<String>,
+    /// Whether its API speaks TLS (it listens beyond loopback in netns).
+    pub tls: bool,
 }
 
 impl NodeSpec {
-    /// `http://API`.
+    /// `http://API` or `https://API`.
     pub fn base(&self) -> String {
-        format!("http://{}", self.api)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.api)
     }
+}
+
+/// An agent that is not one of the cluster's nodes (an intruder), in a
+/// namespace of its own.
+pub struct ExtraSpec<'a> {
+    /// Its `--name`.
+    pub name: &'a str,
+    /// Its namespace.
+    pub ns: &'a str,
+    /// Its address there (p2p on :7946, API on :7947).
+    pub ip: &'a str,
+    /// Its data dir.
+    pub data_dir: &'a Path,
+    /// The cluster key it is given (`None`: none at all).
+    pub key_file: Option<&'a Path>,
+    /// p2p addresses for `--join`.
+    pub join: Vec<String>,
+    /// Its stderr log.
+    pub log: &'a Path,
+}
+
+/// A running extra agent.
+pub struct ExtraAgent {
+    child: Option<tokio::process::Child>,
+    pid: Option<i32>,
+    ns: String,
+    data_dir: PathBuf,
 }
 
 /// What the harness did to a node's process last.
@@ -445,6 +487,11 @@ pub struct Cluster {
     /// The cluster key every agent is given (netns addresses are beyond
     /// loopback, where an agent refuses to run without one).
     cluster_key: PathBuf,
+    /// The admin token of every agent's API (one beyond loopback is
+    /// refused without one), sent by every harness client.
+    api_token: String,
+    /// The cluster CA (derived from the cluster key) that TLS APIs present.
+    ca_pem: String,
 }
 
 /// Options for building a cluster.
@@ -472,11 +519,44 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
     held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
+/// An HTTP client of the agents' APIs: their token on every request, and
+/// the cluster CA as the only authority for those that speak TLS.
+fn api_http(
+    b: reqwest::ClientBuilder,
+    token: &str,
+    ca_pem: &str,
+) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+    auth.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, auth);
+    let tls = shoal::api::tls::client_config(ca_pem.as_bytes()).map_err(anyhow::Error::msg)?;
+    Ok(b.default_headers(headers)
+        .use_preconfigured_tls(tls)
+        .build()?)
+}
+
 impl Cluster {
+    /// An HTTP client of the agents' APIs built from `b` (token and CA set).
+    pub fn api_client(&self, b: reqwest::ClientBuilder) -> anyhow::Result<reqwest::Client> {
+        api_http(b, &self.api_token, &self.ca_pem)
+    }
+
     /// Sets up the network and writes configs; no agent runs yet.
     pub fn prepare(opts: ClusterOptions<'_>, teardown: Arc<Teardown>) -> anyhow::Result<Cluster> {
         let n = opts.nodes;
-        let cfg: toml::Table = toml::from_str(opts.agent_config).context("agent_config")?;
+        let mut cfg: toml::Table = toml::from_str(opts.agent_config).context("agent_config")?;
+        let api_token = hex::encode(rand::random::<[u8; 16]>());
+        match cfg
+            .entry("api")
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+        {
+            toml::Value::Table(api) => {
+                api.insert("token".into(), toml::Value::String(api_token.clone()));
+            }
+            _ => anyhow::bail!("agent_config: api is not a table"),
+        }
+        let agent_config = toml::to_string(&cfg).context("agent_config")?;
         let max_voters = cfg
             .get("raft")
             .and_then(|r| r.get("voters"))
@@ -501,13 +581,14 @@ impl Cluster {
         let key = shoal::net::generate_cluster_key();
         shoal::net::write_private(&cluster_key, shoal::net::cluster_key_text(&key).as_bytes())
             .with_context(|| format!("cannot write {}", cluster_key.display()))?;
+        let ca_pem = shoal::api::tls::ClusterCa::from_psk(&key)?.cert_pem();
         let mut specs = Vec::new();
         for i in 0..n {
             let name = format!("{NAME_PREFIX}{}", i + 1);
             let data_dir = opts.run_dir.join("nodes").join(&name);
             std::fs::create_dir_all(&data_dir)?;
             let config = opts.run_dir.join(format!("{name}.toml"));
-            std::fs::write(&config, opts.agent_config)?;
+            std::fs::write(&config, &agent_config)?;
             let log = opts.run_dir.join("logs").join(format!("{name}.log"));
             std::fs::create_dir_all(log.parent().unwrap_or(opts.run_dir))?;
             let spec = match opts.network {
@@ -523,6 +604,7 @@ impl Cluster {
                         dns: None,
                         ns: Some(netns::ns_name(i)),
                         ip,
+                        tls: true,
                     }
                 }
                 Network::Loopback => NodeSpec {
@@ -535,6 +617,7 @@ impl Cluster {
                     api: format!("127.0.0.1:{}", ports[3 * i + 1]),
                     dns: has_dns_flag.then(|| format!("127.0.0.1:{}", ports[3 * i + 2])),
                     ns: None,
+                    tls: false,
                 },
             };
             teardown.with(|t| {
@@ -552,16 +635,24 @@ impl Cluster {
             }
             Network::Loopback => None,
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(5))
-            .build()?;
+        let http = api_http(
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(Duration::from_secs(5))
+                .pool_idle_timeout(Duration::from_secs(5)),
+            &api_token,
+            &ca_pem,
+        )?;
         let clients = specs
             .iter()
-            .map(|s| shoal::client::Client::new(&s.base(), None))
+            .map(|s| {
+                let ca = s.tls.then_some(ca_pem.as_bytes());
+                shoal::client::Client::with_ca(&s.base(), Some(api_token.clone()), ca)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Cluster {
+            api_token,
+            ca_pem,
             clients,
             procs: Mutex::new(
                 (0..n)
@@ -666,6 +757,170 @@ impl Cluster {
             state: NodeState::Running,
             stopped_pods: Vec::new(),
         };
+        Ok(())
+    }
+
+    /// Starts an agent that is not a node of the cluster (an intruder),
+    /// with the nodes' config (API token included), in namespace `x.ns`.
+    /// Teardown kills it and its pods and removes its data dir.
+    pub fn start_extra(&self, x: &ExtraSpec<'_>) -> anyhow::Result<ExtraAgent> {
+        let mut cmd = tokio::process::Command::new("ip");
+        cmd.args(["netns", "exec", x.ns])
+            .arg(&self.shoal)
+            .args(["agent", "--runtime", self.runtime.flag(), "--name", x.name])
+            .arg("--config")
+            .arg(&self.specs[0].config)
+            .arg("--data-dir")
+            .arg(x.data_dir)
+            .args([
+                "--p2p-addr",
+                &format!("{}:7946", x.ip),
+                "--api-addr",
+                &format!("{}:7947", x.ip),
+            ]);
+        if let Some(k) = x.key_file {
+            cmd.arg("--cluster-key-file").arg(k);
+        }
+        for j in &x.join {
+            cmd.args(["--join", j]);
+        }
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(x.log)
+            .with_context(|| format!("log file {}", x.log.display()))?;
+        {
+            use std::io::Write;
+            let _ = writeln!(log, "---- shoal-chaos: starting intruder {} ----", x.name);
+        }
+        cmd.env("RUST_LOG", "info,libp2p=warn,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0);
+        self.teardown
+            .with(|t| t.data_dirs.push(x.data_dir.to_path_buf()));
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.shoal.display()))?;
+        let pid = child.id().map(|p| p as i32);
+        if let Some(pid) = pid {
+            self.teardown.with(|t| t.agents.insert(pid));
+        }
+        Ok(ExtraAgent {
+            child: Some(child),
+            pid,
+            ns: x.ns.to_string(),
+            data_dir: x.data_dir.to_path_buf(),
+        })
+    }
+
+    /// Whether an extra agent has exited by itself, with its status.
+    pub fn extra_exited(&self, a: &mut ExtraAgent) -> Option<std::process::ExitStatus> {
+        a.child.as_mut()?.try_wait().ok().flatten()
+    }
+
+    /// SIGKILLs an extra agent and every process of its namespace (its pods).
+    pub async fn stop_extra(&self, mut a: ExtraAgent) {
+        if let Some(pid) = a.pid {
+            hard_kill(pid);
+        }
+        self.reap(a.child.take(), a.pid, Duration::from_secs(5))
+            .await;
+        kill_recorded_processes(&a.data_dir);
+        for pid in netns::pids_in(&a.ns) {
+            hard_kill(pid);
+        }
+    }
+
+    /// Creates intruder `k`'s namespace (netns mode only).
+    pub fn add_intruder_ns(&self, k: usize) -> anyhow::Result<()> {
+        match &self.net {
+            Some(net) => net.add_intruder(k),
+            None => bail!("intruders need network = \"netns\""),
+        }
+    }
+
+    /// The cluster key file every node is given.
+    pub fn cluster_key_file(&self) -> &Path {
+        &self.cluster_key
+    }
+
+    /// An API client of a node outside the cluster at `base` whose API
+    /// presents a certificate of `ca_pem` (its own key's CA), with the
+    /// nodes' token.
+    pub fn foreign_client(
+        &self,
+        base: &str,
+        ca_pem: &str,
+    ) -> anyhow::Result<shoal::client::Client> {
+        Ok(shoal::client::Client::with_ca(
+            base,
+            Some(self.api_token.clone()),
+            Some(ca_pem.as_bytes()),
+        )?)
+    }
+
+    /// The cluster CA, as the nodes' TLS APIs present it.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The sum of every series of metric `name` on node `i`'s `/metrics`
+    /// (0 when the node has not counted any yet); `None` if it does not answer.
+    pub async fn metric_sum(&self, i: usize, name: &str) -> Option<f64> {
+        let r = self
+            .http
+            .get(format!("{}/metrics", self.specs[i].base()))
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        Some(sum_metric(&r.text().await.ok()?, name))
+    }
+
+    /// Node `i`'s own PeerId, from its member list.
+    pub async fn peer_id(&self, i: usize) -> Option<String> {
+        let v = self
+            .get_json(i, "/v1/members", Duration::from_secs(2))
+            .await?;
+        v["items"]
+            .as_array()?
+            .iter()
+            .find(|m| m["isSelf"] == true)?["peerId"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// Node `i`'s member list as (name, PeerId, state); `None` without an answer.
+    pub async fn members_of(&self, i: usize) -> Option<Vec<(String, String, String)>> {
+        let v = self
+            .get_json(i, "/v1/members", Duration::from_secs(2))
+            .await?;
+        Some(
+            v["items"]
+                .as_array()?
+                .iter()
+                .map(|m| {
+                    let s = |x: &Value| x.as_str().unwrap_or("").to_string();
+                    (s(&m["meta"]["name"]), s(&m["peerId"]), s(&m["state"]))
+                })
+                .collect(),
+        )
+    }
+
+    /// Copies node `i`'s data dir (the node must be down) to `to`.
+    pub fn copy_data_dir(&self, i: usize, to: &Path) -> anyhow::Result<()> {
+        let from = &self.specs[i].data_dir;
+        netns::run(
+            "cp",
+            &["-a", &from.display().to_string(), &to.display().to_string()],
+            None,
+        )
+        .with_context(|| format!("copying {}", from.display()))?;
         Ok(())
     }
 
@@ -1102,5 +1357,22 @@ impl Cluster {
                     .collect()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_series_are_summed_by_name() {
+        let page = "# TYPE shoal_store_refused_rpcs_total counter\n\
+                    shoal_store_refused_rpcs_total 3\n\
+                    shoal_net_refused_connections_total{kind=\"a\"} 2\n\
+                    shoal_net_refused_connections_total{kind=\"b\"} 5\n\
+                    shoal_net_refused_connections_total_other 100\n";
+        assert_eq!(sum_metric(page, "shoal_store_refused_rpcs_total"), 3.0);
+        assert_eq!(sum_metric(page, "shoal_net_refused_connections_total"), 7.0);
+        assert_eq!(sum_metric(page, "shoal_absent_total"), 0.0);
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::cluster::{Cluster, NodeState};
+use crate::intruder::{self, IntruderRecord};
 use crate::netns::cut_between;
 use crate::scenario::{FaultKind, Planned};
 use crate::workload::Recorder;
@@ -32,6 +33,9 @@ pub struct FaultRecord {
     /// again, when some were lost (`None` if none was, or they never came back
     /// before the next fault).
     pub ready_again_after_secs: Option<f64>,
+    /// An intruder's window and what came of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intruder: Option<IntruderRecord>,
 }
 
 impl FaultRecord {
@@ -46,6 +50,7 @@ impl FaultRecord {
             failover_secs: None,
             min_ready: None,
             ready_again_after_secs: None,
+            intruder: None,
         }
     }
 }
@@ -85,13 +90,24 @@ pub async fn run(
     start: Instant,
     host_died: bool,
     graceful: bool,
+    intruders: Arc<intruder::Context>,
 ) -> Vec<FaultRecord> {
     let mut out = Vec::new();
     for p in plan {
         let at = start + Duration::from_millis(p.at_ms);
         tokio::time::sleep_until(at.into()).await;
         let mut rec_entry = FaultRecord::new(rec.secs(), p.kind.name());
-        if let Err(e) = inject(&cluster, &rec, &p, host_died, graceful, &mut rec_entry).await {
+        let done = inject(
+            &cluster,
+            &rec,
+            &p,
+            host_died,
+            graceful,
+            &intruders,
+            &mut rec_entry,
+        )
+        .await;
+        if let Err(e) = done {
             rec_entry.note = format!("{} error: {e:#}", rec_entry.note)
                 .trim()
                 .to_string();
@@ -186,11 +202,17 @@ async fn inject(
     p: &Planned,
     host_died: bool,
     graceful: bool,
+    intruders: &intruder::Context,
     r: &mut FaultRecord,
 ) -> anyhow::Result<()> {
     let hold = Duration::from_millis(p.hold_ms);
     let n = cluster.len();
     match p.kind {
+        FaultKind::IntruderUnkeyed => intruder::unkeyed(intruders, cluster, rec, hold, r).await?,
+        FaultKind::IntruderRemovedLeader | FaultKind::IntruderRemovedFollower => {
+            let leader = p.kind == FaultKind::IntruderRemovedLeader;
+            intruder::removed(intruders, cluster, rec, &p.order, leader, hold, r).await?
+        }
         FaultKind::KillRandom | FaultKind::KillLeader | FaultKind::ReplaceHost => {
             let (target, term) = single_target(cluster, p, r).await?;
             r.at_secs = rec.secs();

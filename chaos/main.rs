@@ -10,6 +10,7 @@
 mod checks;
 mod cluster;
 mod faults;
+mod intruder;
 mod linearizability;
 mod netns;
 mod report;

@@ -91,6 +91,41 @@ pub fn node_ip(i: usize) -> String {
     format!("{SUBNET}.{}", i + 1)
 }
 
+/// The namespace of intruder `k` (1-based): not a node of the cluster.
+pub fn intruder_ns(k: usize) -> String {
+    format!("{NS_PREFIX}x{k}")
+}
+
+/// The address of intruder `k` (1-based), on the nodes' subnet.
+pub fn intruder_ip(k: usize) -> String {
+    format!("{SUBNET}.{}", 200 + k)
+}
+
+/// Makes namespace `ns` with `eth0` at `addr`/24, its veth peer `port`
+/// joined to the hub's bridge.
+fn attach(ns: &str, addr: &str, port: &str) -> anyhow::Result<()> {
+    let tmp = format!("sc-tmp-{port}");
+    ip(&["netns", "add", ns])?;
+    ip(&[
+        "link", "add", &tmp, "netns", ns, "type", "veth", "peer", "name", port, "netns", HUB,
+    ])?;
+    ip(&["-n", ns, "link", "set", &tmp, "name", "eth0"])?;
+    ip(&[
+        "-n",
+        ns,
+        "addr",
+        "add",
+        &format!("{addr}/24"),
+        "dev",
+        "eth0",
+    ])?;
+    ip(&["-n", ns, "link", "set", "eth0", "up"])?;
+    ip(&["-n", ns, "link", "set", "lo", "up"])?;
+    ip(&["-n", HUB, "link", "set", port, "master", "br0"])?;
+    ip(&["-n", HUB, "link", "set", port, "up"])?;
+    Ok(())
+}
+
 /// Namespaces whose name starts with the harness's prefix.
 pub fn leftover_namespaces() -> Vec<String> {
     run("ip", &["netns", "list"], None)
@@ -173,30 +208,20 @@ impl Netns {
         ip(&["-n", HUB, "link", "set", "host", "master", "br0"])?;
         ip(&["-n", HUB, "link", "set", "host", "up"])?;
         for i in 0..self.nodes {
-            let ns = ns_name(i);
-            let tmp = format!("sc-tmp{i}");
-            let port = format!("n{}", i + 1);
-            ip(&["netns", "add", &ns])?;
-            ip(&[
-                "link", "add", &tmp, "netns", &ns, "type", "veth", "peer", "name", &port, "netns",
-                HUB,
-            ])?;
-            ip(&["-n", &ns, "link", "set", &tmp, "name", "eth0"])?;
-            ip(&[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{}/24", node_ip(i)),
-                "dev",
-                "eth0",
-            ])?;
-            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-            ip(&["-n", HUB, "link", "set", &port, "master", "br0"])?;
-            ip(&["-n", HUB, "link", "set", &port, "up"])?;
+            attach(&ns_name(i), &node_ip(i), &format!("n{}", i + 1))?;
         }
         Ok(())
+    }
+
+    /// Creates intruder `k`'s namespace (`shoal-chaos-xK`, address
+    /// [`intruder_ip`]) on the same bridge, unless it exists already. It is
+    /// in no partition rule: every node reaches it.
+    pub fn add_intruder(&self, k: usize) -> anyhow::Result<()> {
+        let ns = intruder_ns(k);
+        if leftover_namespaces().contains(&ns) {
+            return Ok(());
+        }
+        attach(&ns, &intruder_ip(k), &format!("x{k}"))
     }
 
     /// Makes the filter table of every node drop traffic to and from the

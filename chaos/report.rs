@@ -70,6 +70,8 @@ pub struct Leaders {
     pub leaderless_secs: f64,
     /// (start, length) of the longest stretches without a leader.
     pub leaderless_worst: Vec<(f64, f64)>,
+    /// (seconds, term) each time the highest term reported rose.
+    pub term_rises: Vec<(f64, u64)>,
 }
 
 impl From<&LeaderLog> for Leaders {
@@ -82,6 +84,7 @@ impl From<&LeaderLog> for Leaders {
             longest_leaderless_secs: l.longest_leaderless_secs,
             leaderless_secs: l.leaderless_secs,
             leaderless_worst: l.leaderless_worst.clone(),
+            term_rises: l.term_rises.clone(),
         }
     }
 }
@@ -249,6 +252,25 @@ impl Report {
                     (None, _) => "readiness not sampled".to_string(),
                 };
                 let _ = writeln!(s, "           {again}");
+            }
+            if let Some(x) = &r.intruder {
+                let writes: Vec<String> =
+                    x.writes.iter().map(|(k, v)| format!("{v}× {k}")).collect();
+                let _ = writeln!(
+                    s,
+                    "           intruder {}: writes through it {} ({} acknowledged by it); admitted {} times",
+                    x.name,
+                    if writes.is_empty() {
+                        "none".to_string()
+                    } else {
+                        writes.join(", ")
+                    },
+                    x.writes_acknowledged,
+                    x.admitted.len()
+                );
+                for v in x.own_view.iter().take(3) {
+                    let _ = writeln!(s, "           it saw {v}");
+                }
             }
         }
         if let Some(w) = &self.writes {

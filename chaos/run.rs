@@ -14,7 +14,7 @@ use crate::linearizability::{self, Verdict};
 use crate::report::{Leaders, Registers, Report};
 use crate::scenario::{Network, RuntimeKind, Scenario};
 use crate::workload::{self, PAGE, Recorder};
-use crate::{faults, netns};
+use crate::{faults, intruder, netns};
 
 /// How long the agents get to form the cluster.
 const FORM_TIMEOUT: Duration = Duration::from_secs(120);
@@ -248,6 +248,7 @@ async fn drive(opts: &Options, teardown: Arc<Teardown>, report: &mut Report) -> 
         s.duration_secs
     ));
     let load = workload::start(cluster.clone(), rec.clone(), &s.workload, s.seed)?;
+    let intruders = Arc::new(intruder::Context::new(&opts.run_dir)?);
     let start = Instant::now();
     let fault_task = tokio::spawn(faults::run(
         cluster.clone(),
@@ -256,6 +257,7 @@ async fn drive(opts: &Options, teardown: Arc<Teardown>, report: &mut Report) -> 
         start,
         s.faults.host_died,
         s.faults.graceful_restart,
+        intruders,
     ));
     tokio::time::sleep(Duration::from_secs(s.duration_secs)).await;
     // Every fault ends by itself (the plan leaves room for it); the bound
@@ -499,6 +501,100 @@ async fn drive(opts: &Options, teardown: Arc<Teardown>, report: &mut Report) -> 
             deposed.join("; ")
         },
     );
+    if report.faults.iter().any(|f| f.intruder.is_some()) {
+        intruder_checks(&cluster, report, &leaders).await;
+    }
     report.leaders = Some(leaders);
     Ok(())
+}
+
+/// The intruder scenario's checks: no term or leader change in a window,
+/// never a member, really refused, nothing written through one applied.
+async fn intruder_checks(cluster: &Cluster, report: &mut Report, leaders: &Leaders) {
+    let windows = report
+        .faults
+        .iter()
+        .filter(|f| f.intruder.as_ref().is_some_and(|r| r.window.is_some()))
+        .count();
+    let disturbed =
+        checks::intruder_disturbances(&report.faults, &leaders.changes, &leaders.term_rises);
+    report.check(
+        "intruders changed no term or leader",
+        disturbed.is_empty() && windows > 0,
+        if disturbed.is_empty() {
+            format!(
+                "{windows} intruder windows, the same leader and term before, during and after each"
+            )
+        } else {
+            disturbed.join("; ")
+        },
+    );
+    let admitted: Vec<String> = report
+        .faults
+        .iter()
+        .filter_map(|f| f.intruder.as_ref())
+        .flat_map(|r| r.admitted.iter().cloned())
+        .collect();
+    report.check(
+        "intruders never admitted",
+        admitted.is_empty(),
+        if admitted.is_empty() {
+            "no member ever listed an intruder among its members or in its Raft configuration"
+                .to_string()
+        } else {
+            admitted.join("; ")
+        },
+    );
+    let (refused, lines) = checks::intruder_refusals(&report.faults);
+    report.check(
+        "intruders refused by the members",
+        refused,
+        lines.join("; "),
+    );
+    let tried: u64 = report
+        .faults
+        .iter()
+        .filter_map(|f| f.intruder.as_ref())
+        .map(|r| r.writes.values().sum::<u64>())
+        .sum();
+    let mut found = Vec::new();
+    let mut unread = Vec::new();
+    for i in 0..cluster.len() {
+        let name = &cluster.specs[i].name;
+        match cluster
+            .get_json(
+                i,
+                "/v1/namespaces/default/configmaps",
+                Duration::from_secs(20),
+            )
+            .await
+        {
+            Some(v) => found.extend(
+                v["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|o| o["metadata"]["name"].as_str())
+                    .filter(|n| n.starts_with(intruder::INTRUDER_PREFIX))
+                    .map(|n| format!("{n} on {name}")),
+            ),
+            None => unread.push(name.clone()),
+        }
+    }
+    report.check(
+        "nothing an intruder sent applied",
+        found.is_empty() && unread.is_empty() && tried > 0,
+        if found.is_empty() && unread.is_empty() {
+            format!(
+                "{tried} writes through intruders, none of their objects on any of the {} members",
+                cluster.len()
+            )
+        } else {
+            let mut parts = found.into_iter().take(10).collect::<Vec<_>>();
+            if !unread.is_empty() {
+                parts.push(format!("unreadable: {}", unread.join(", ")));
+            }
+            parts.join("; ")
+        },
+    );
 }

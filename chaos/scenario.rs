@@ -67,6 +67,17 @@ pub enum FaultKind {
     ReplaceHost,
     /// Every node restarted in turn, each waited for before the next.
     RollingRestart,
+    /// A real agent with another cluster key, in a namespace of its own,
+    /// joining the members, and a raw TCP client sending garbage to every
+    /// member's p2p port.
+    IntruderUnkeyed,
+    /// The leader's host replaced; its old disk booted elsewhere: a keyed
+    /// node removed from the Raft configuration that still believes it
+    /// leads its old term (it appends) and is a voter.
+    IntruderRemovedLeader,
+    /// Like `IntruderRemovedLeader` with a follower: a removed node that
+    /// believes it is a voter (it asks for pre-votes).
+    IntruderRemovedFollower,
 }
 
 impl FaultKind {
@@ -83,7 +94,21 @@ impl FaultKind {
             FaultKind::PartitionBridge => "partition-bridge",
             FaultKind::ReplaceHost => "replace-host",
             FaultKind::RollingRestart => "rolling-restart",
+            FaultKind::IntruderUnkeyed => "intruder-unkeyed",
+            FaultKind::IntruderRemovedLeader => "intruder-removed-leader",
+            FaultKind::IntruderRemovedFollower => "intruder-removed-follower",
         }
+    }
+
+    /// Whether the fault sets an intruder on the cluster (its window is
+    /// checked for term and leader changes, admissions and refusals).
+    pub fn is_intruder(self) -> bool {
+        matches!(
+            self,
+            FaultKind::IntruderUnkeyed
+                | FaultKind::IntruderRemovedLeader
+                | FaultKind::IntruderRemovedFollower
+        )
     }
 
     /// Whether the fault needs per-node network namespaces.
@@ -94,7 +119,7 @@ impl FaultKind {
                 | FaultKind::PartitionLeader
                 | FaultKind::PartitionLeaderMinority
                 | FaultKind::PartitionBridge
-        )
+        ) || self.is_intruder()
     }
 }
 
@@ -189,6 +214,9 @@ impl Default for Workload {
 pub struct Faults {
     /// Kinds to draw from, each equally likely; empty runs without faults.
     pub kinds: Vec<FaultKind>,
+    /// Take the kinds in the order listed, round and round, instead of
+    /// drawing them (targets, holds and gaps still come from the seed).
+    pub in_order: bool,
     /// When the first fault starts, in seconds after the workload.
     pub first_at_secs: u64,
     /// How long a fault lasts before it is healed, `[min, max]` seconds.
@@ -206,6 +234,7 @@ impl Default for Faults {
     fn default() -> Self {
         Faults {
             kinds: Vec::new(),
+            in_order: false,
             first_at_secs: 5,
             hold_secs: [5, 10],
             gap_secs: [5, 10],
@@ -317,6 +346,11 @@ impl Scenario {
                 "workload.service needs runtime = \"process\": Docker publishes host ports outside the nodes' namespaces"
             );
         }
+        if f.kinds.iter().any(|k| k.is_intruder()) && self.runtime != RuntimeKind::Process {
+            bail!(
+                "intruder faults need runtime = \"process\": a removed node's old data dir would restart its containers in the one shared dockerd"
+            );
+        }
         if w.service && w.replicas == 0 {
             bail!("workload.service needs replicas > 0");
         }
@@ -342,8 +376,13 @@ impl Scenario {
         let end_ms = self.duration_secs * 1000;
         let mut at_ms = f.first_at_secs * 1000;
         // Bounded: every round advances by at least one second.
-        for _ in 0..10_000 {
-            let kind = f.kinds[rng.random_range(0..f.kinds.len())];
+        for round in 0..10_000 {
+            let drawn = rng.random_range(0..f.kinds.len());
+            let kind = f.kinds[if f.in_order {
+                round % f.kinds.len()
+            } else {
+                drawn
+            }];
             let hold_ms = rng.random_range(f.hold_secs[0] * 1000..=f.hold_secs[1] * 1000);
             let gap_ms = rng.random_range(f.gap_secs[0] * 1000..=f.gap_secs[1] * 1000);
             let mut order: Vec<usize> = (0..self.nodes).collect();
@@ -352,6 +391,12 @@ impl Scenario {
             // a guess: hold per node plus time to rejoin.
             let span = match kind {
                 FaultKind::RollingRestart => (hold_ms + 10_000) * self.nodes as u64,
+                // The host is replaced and rejoins before the window opens.
+                FaultKind::IntruderRemovedLeader | FaultKind::IntruderRemovedFollower => {
+                    hold_ms + 15_000
+                }
+                // The keyless agent's refusal comes first.
+                FaultKind::IntruderUnkeyed => hold_ms + 2_000,
                 _ => hold_ms,
             };
             if at_ms + span > end_ms {
@@ -393,6 +438,18 @@ mod tests {
     }
 
     #[test]
+    fn in_order_cycles_through_the_kinds() {
+        let mut s = scenario("\"intruder-unkeyed\", \"intruder-removed-leader\"");
+        s.faults.in_order = true;
+        s.duration_secs = 600;
+        let kinds: Vec<FaultKind> = s.plan().iter().map(|p| p.kind).collect();
+        assert!(kinds.len() >= 4, "{kinds:?}");
+        for (i, k) in kinds.iter().enumerate() {
+            assert_eq!(*k, s.faults.kinds[i % 2]);
+        }
+    }
+
+    #[test]
     fn plan_ends_before_duration() {
         let s = scenario("\"kill-leader\"");
         for p in s.plan() {
@@ -405,6 +462,13 @@ mod tests {
         let mut s = scenario("\"partition-leader\"");
         s.network = Network::Loopback;
         assert!(s.validate().is_err());
+        let mut s = scenario("\"intruder-unkeyed\"");
+        assert!(s.validate().is_ok());
+        s.network = Network::Loopback;
+        assert!(
+            s.validate().is_err(),
+            "intruders live in namespaces of their own"
+        );
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub struct LeaderLog {
     pub leaderless_secs: f64,
     /// (start seconds, length) of the five longest stretches without a leader.
     pub leaderless_worst: Vec<(f64, f64)>,
+    /// (seconds, term) each time the highest term any node reported rose.
+    pub term_rises: Vec<(f64, u64)>,
     #[serde(skip)]
     leaderless_since: Option<f64>,
 }
@@ -319,11 +321,12 @@ pub fn start(
     seed: u64,
 ) -> anyhow::Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(w.request_timeout_ms.min(2_000)))
-        .timeout(Duration::from_millis(w.request_timeout_ms))
-        .pool_idle_timeout(Duration::from_secs(5))
-        .build()?;
+    let http = cluster.api_client(
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(w.request_timeout_ms.min(2_000)))
+            .timeout(Duration::from_millis(w.request_timeout_ms))
+            .pool_idle_timeout(Duration::from_secs(5)),
+    )?;
     let mut tasks = Vec::new();
     for id in 0..w.writers {
         tasks.push(tokio::spawn(writer(
@@ -680,6 +683,17 @@ pub fn start_poller(cluster: Arc<Cluster>, rec: Arc<Recorder>, deployment: bool)
             let views = cluster.raft_all().await;
             rec.leaders()
                 .round(t, majority_leader(&views, cluster.len()));
+            if let Some(top) = views
+                .iter()
+                .filter_map(|(_, v)| v.as_ref())
+                .map(|v| v.term)
+                .max()
+            {
+                let mut log = rec.leaders();
+                if log.term_rises.last().is_none_or(|(_, m)| top > *m) {
+                    log.term_rises.push((t, top));
+                }
+            }
             for (_, view) in views {
                 let Some(v) = view else { continue };
                 let mut log = rec.leaders();
