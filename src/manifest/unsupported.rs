@@ -1,0 +1,303 @@
+//! Kubernetes fields shoal refuses, or accepts with a warning because it
+//! keeps them without acting on them yet: the lists and their checks.
+
+use super::*;
+
+/// Kubernetes fields outside shoal's subset, per place. They are refused with
+/// "field not supported by shoal" rather than the generic "unknown field".
+pub(super) const META_UNSUPPORTED: &[&str] = &[
+    "deletionGracePeriodSeconds",
+    "deletionTimestamp",
+    "finalizers",
+    "generateName",
+    "managedFields",
+    "ownerReferences",
+    "selfLink",
+];
+pub(super) const TEMPLATE_META_UNSUPPORTED: &[&str] = &[
+    "deletionGracePeriodSeconds",
+    "deletionTimestamp",
+    "finalizers",
+    "generateName",
+    "generation",
+    "managedFields",
+    "name",
+    "namespace",
+    "ownerReferences",
+    "resourceVersion",
+    "selfLink",
+    "uid",
+];
+pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
+    "activeDeadlineSeconds",
+    "affinity",
+    "automountServiceAccountToken",
+    "dnsConfig",
+    "dnsPolicy",
+    "enableServiceLinks",
+    "ephemeralContainers",
+    "hostAliases",
+    "hostIPC",
+    "hostNetwork",
+    "hostPID",
+    "hostUsers",
+    "hostname",
+    "imagePullSecrets",
+    "initContainers",
+    "os",
+    "overhead",
+    "preemptionPolicy",
+    "priority",
+    "priorityClassName",
+    "readinessGates",
+    "resourceClaims",
+    "resources",
+    "runtimeClassName",
+    "schedulerName",
+    "schedulingGates",
+    "serviceAccount",
+    "serviceAccountName",
+    "setHostnameAsFQDN",
+    "shareProcessNamespace",
+    "subdomain",
+    "tolerations",
+    "topologySpreadConstraints",
+];
+pub(super) const CONTAINER_UNSUPPORTED: &[&str] = &[
+    "lifecycle",
+    "resizePolicy",
+    "restartPolicy",
+    "stdin",
+    "stdinOnce",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+    "tty",
+    "volumeDevices",
+];
+pub(super) const CONTAINER_PORT_UNSUPPORTED: &[&str] = &["hostIP"];
+/// `securityContext` fields beyond the user ones: refused, not ignored,
+/// since a pod that asks for less privilege must not silently get more.
+pub(super) const POD_SECURITY_CONTEXT_UNSUPPORTED: &[&str] = &[
+    "appArmorProfile",
+    "fsGroup",
+    "fsGroupChangePolicy",
+    "seLinuxChangePolicy",
+    "seLinuxOptions",
+    "seccompProfile",
+    "supplementalGroups",
+    "supplementalGroupsPolicy",
+    "sysctls",
+    "windowsOptions",
+];
+pub(super) const CONTAINER_SECURITY_CONTEXT_UNSUPPORTED: &[&str] = &[
+    "allowPrivilegeEscalation",
+    "appArmorProfile",
+    "capabilities",
+    "privileged",
+    "procMount",
+    "readOnlyRootFilesystem",
+    "seLinuxOptions",
+    "seccompProfile",
+    "windowsOptions",
+];
+pub(super) const SECURITY_CONTEXT_NOT_HONOURED: &str = "not honoured by shoal yet: of securityContext, only runAsUser, runAsGroup and runAsNonRoot are";
+pub(super) const ENV_SOURCE_UNSUPPORTED: &[&str] = &["fieldRef", "fileKeyRef", "resourceFieldRef"];
+pub(super) const RESOURCES_UNSUPPORTED: &[&str] = &["claims"];
+pub(super) const PROBE_UNSUPPORTED: &[&str] = &["grpc", "terminationGracePeriodSeconds"];
+pub(super) const VOLUME_MOUNT_UNSUPPORTED: &[&str] =
+    &["mountPropagation", "recursiveReadOnly", "subPathExpr"];
+pub(super) const VOLUME_UNSUPPORTED: &[&str] = &[
+    "awsElasticBlockStore",
+    "azureDisk",
+    "azureFile",
+    "cephfs",
+    "cinder",
+    "csi",
+    "downwardAPI",
+    "ephemeral",
+    "fc",
+    "flexVolume",
+    "flocker",
+    "gcePersistentDisk",
+    "gitRepo",
+    "glusterfs",
+    "image",
+    "iscsi",
+    "nfs",
+    "persistentVolumeClaim",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "projected",
+    "quobyte",
+    "rbd",
+    "scaleIO",
+    "storageos",
+    "vsphereVolume",
+];
+pub(super) const SERVICE_SPEC_UNSUPPORTED: &[&str] = &[
+    "allocateLoadBalancerNodePorts",
+    "clusterIPs",
+    "externalIPs",
+    "externalName",
+    "externalTrafficPolicy",
+    "healthCheckNodePort",
+    "internalTrafficPolicy",
+    "ipFamilies",
+    "ipFamilyPolicy",
+    "loadBalancerClass",
+    "loadBalancerIP",
+    "loadBalancerSourceRanges",
+    "publishNotReadyAddresses",
+    "sessionAffinity",
+    "sessionAffinityConfig",
+    "trafficDistribution",
+];
+pub(super) const SERVICE_PORT_UNSUPPORTED: &[&str] = &["appProtocol"];
+pub(super) const JOB_SPEC_UNSUPPORTED: &[&str] = &[
+    "backoffLimitPerIndex",
+    "completionMode",
+    "managedBy",
+    "manualSelector",
+    "maxFailedIndexes",
+    "podFailurePolicy",
+    "podReplacementPolicy",
+    "selector",
+    "successPolicy",
+    "suspend",
+];
+pub(super) const NAMESPACE_SPEC_UNSUPPORTED: &[&str] = &["finalizers"];
+
+pub(super) fn unsupported(map: &Map<String, Value>, path: &str, fields: &[&str]) -> Res {
+    unsupported_because(map, path, fields, "field not supported by shoal")
+}
+
+pub(super) fn unsupported_because(
+    map: &Map<String, Value>,
+    path: &str,
+    fields: &[&str],
+    why: &str,
+) -> Res {
+    match map.keys().find(|k| fields.contains(&k.as_str())) {
+        Some(k) => fail(join(path, k), why),
+        None => Ok(()),
+    }
+}
+
+/// The mapping at `map[key]`, if it is one (wrong types are left to decoding).
+pub(super) fn sub<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Map<String, Value>> {
+    map.get(key).and_then(Value::as_object)
+}
+
+/// The mappings in the list at `map[key]`, with their indices.
+pub(super) fn items<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+) -> impl Iterator<Item = (usize, &'a Map<String, Value>)> {
+    map.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, v)| v.as_object().map(|m| (i, m)))
+}
+
+/// Walks the raw body where Kubernetes has fields shoal lacks.
+pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
+    let Some(spec) = sub(body, "spec") else {
+        return Ok(());
+    };
+    match kind {
+        Kind::Namespace => unsupported(spec, "spec", NAMESPACE_SPEC_UNSUPPORTED),
+        Kind::Pod => unsupported_pod_spec(spec, "spec"),
+        Kind::Deployment => unsupported_template(spec, "spec.template"),
+        Kind::Job => {
+            unsupported(spec, "spec", JOB_SPEC_UNSUPPORTED)?;
+            unsupported_template(spec, "spec.template")
+        }
+        Kind::Service => {
+            unsupported(spec, "spec", SERVICE_SPEC_UNSUPPORTED)?;
+            for (i, port) in items(spec, "ports") {
+                unsupported(port, &format!("spec.ports[{i}]"), SERVICE_PORT_UNSUPPORTED)?;
+            }
+            Ok(())
+        }
+        Kind::ConfigMap
+        | Kind::Secret
+        | Kind::Node
+        | Kind::Event
+        | Kind::ReplicaSet
+        | Kind::Token => Ok(()),
+    }
+}
+
+pub(super) fn unsupported_template(spec: &Map<String, Value>, path: &str) -> Res {
+    let Some(template) = sub(spec, "template") else {
+        return Ok(());
+    };
+    if let Some(meta) = sub(template, "metadata") {
+        unsupported(meta, &join(path, "metadata"), TEMPLATE_META_UNSUPPORTED)?;
+    }
+    match sub(template, "spec") {
+        Some(pod) => unsupported_pod_spec(pod, &join(path, "spec")),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn unsupported_pod_spec(spec: &Map<String, Value>, path: &str) -> Res {
+    unsupported(spec, path, POD_SPEC_UNSUPPORTED)?;
+    if let Some(sc) = sub(spec, "securityContext") {
+        unsupported_because(
+            sc,
+            &join(path, "securityContext"),
+            POD_SECURITY_CONTEXT_UNSUPPORTED,
+            SECURITY_CONTEXT_NOT_HONOURED,
+        )?;
+    }
+    for (i, c) in items(spec, "containers") {
+        let cp = format!("{path}.containers[{i}]");
+        unsupported(c, &cp, CONTAINER_UNSUPPORTED)?;
+        if let Some(sc) = sub(c, "securityContext") {
+            unsupported_because(
+                sc,
+                &format!("{cp}.securityContext"),
+                CONTAINER_SECURITY_CONTEXT_UNSUPPORTED,
+                SECURITY_CONTEXT_NOT_HONOURED,
+            )?;
+        }
+        for (j, port) in items(c, "ports") {
+            unsupported(
+                port,
+                &format!("{cp}.ports[{j}]"),
+                CONTAINER_PORT_UNSUPPORTED,
+            )?;
+        }
+        for (j, env) in items(c, "env") {
+            if let Some(from) = sub(env, "valueFrom") {
+                unsupported(
+                    from,
+                    &format!("{cp}.env[{j}].valueFrom"),
+                    ENV_SOURCE_UNSUPPORTED,
+                )?;
+            }
+        }
+        if let Some(r) = sub(c, "resources") {
+            unsupported(r, &format!("{cp}.resources"), RESOURCES_UNSUPPORTED)?;
+        }
+        for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+            if let Some(p) = sub(c, probe) {
+                unsupported(p, &format!("{cp}.{probe}"), PROBE_UNSUPPORTED)?;
+            }
+        }
+        for (j, m) in items(c, "volumeMounts") {
+            unsupported(
+                m,
+                &format!("{cp}.volumeMounts[{j}]"),
+                VOLUME_MOUNT_UNSUPPORTED,
+            )?;
+        }
+    }
+    for (i, v) in items(spec, "volumes") {
+        unsupported(v, &format!("{path}.volumes[{i}]"), VOLUME_UNSUPPORTED)?;
+    }
+    Ok(())
+}
