@@ -519,6 +519,28 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
     held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
+/// Sends an agent's stderr to `log` (appended, after a line naming `who`),
+/// with the harness's log filter, in a process group of its own: a Ctrl-C
+/// at the terminal reaches only the harness, which then tears the agents
+/// down itself.
+fn agent_output(cmd: &mut tokio::process::Command, log: &Path, who: &str) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("log file {}", log.display()))?;
+    {
+        use std::io::Write;
+        let _ = writeln!(file, "---- shoal-chaos: starting {who} ----");
+    }
+    cmd.env("RUST_LOG", "info,libp2p=warn,openraft=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .process_group(0);
+    Ok(())
+}
+
 /// An HTTP client of the agents' APIs: their token on every request, and
 /// the cluster CA as the only authority for those that speak TLS.
 fn api_http(
@@ -724,22 +746,7 @@ impl Cluster {
         if let Some(d) = &s.dns {
             cmd.args(["--dns-addr", d]);
         }
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&s.log)
-            .with_context(|| format!("log file {}", s.log.display()))?;
-        {
-            use std::io::Write;
-            let _ = writeln!(log, "---- shoal-chaos: starting {} ----", s.name);
-        }
-        cmd.env("RUST_LOG", "info,libp2p=warn,openraft=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            // Its own process group: a Ctrl-C at the terminal reaches only
-            // the harness, which then tears the agents down itself.
-            .process_group(0);
+        agent_output(&mut cmd, &s.log, &s.name)?;
         let mut procs = lock(&self.procs);
         if procs[i].state != NodeState::Down {
             bail!("{} is already running", s.name);
@@ -784,20 +791,7 @@ impl Cluster {
         for j in &x.join {
             cmd.args(["--join", j]);
         }
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(x.log)
-            .with_context(|| format!("log file {}", x.log.display()))?;
-        {
-            use std::io::Write;
-            let _ = writeln!(log, "---- shoal-chaos: starting intruder {} ----", x.name);
-        }
-        cmd.env("RUST_LOG", "info,libp2p=warn,openraft=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .process_group(0);
+        agent_output(&mut cmd, x.log, &format!("intruder {}", x.name))?;
         self.teardown
             .with(|t| t.data_dirs.push(x.data_dir.to_path_buf()));
         let child = cmd

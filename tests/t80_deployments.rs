@@ -47,11 +47,30 @@ async fn wait_rolled_out(api: &Api, name: &str, secs: u64) -> Value {
         {
             return d;
         }
-        assert!(
-            Instant::now() < deadline,
-            "deployment {name} never rolled out: {:#}",
-            d["status"]
-        );
+        if Instant::now() >= deadline {
+            // The pods say why (waiting reasons, events) where the
+            // Deployment's status only counts them.
+            let pods: Vec<String> = pods(api)
+                .await
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} on {}: {} {}",
+                        p["metadata"]["name"],
+                        p["spec"]["nodeName"],
+                        p["status"]["phase"],
+                        p["status"]["containerStatuses"]
+                    )
+                })
+                .collect();
+            let (_, events) = api.get("/v1/namespaces/default/events").await;
+            panic!(
+                "deployment {name} never rolled out: {:#}\npods:\n{}\nevents: {:#}",
+                d["status"],
+                pods.join("\n"),
+                events["items"]
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
