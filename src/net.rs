@@ -803,9 +803,13 @@ pub fn socket_to_multiaddr(sock: std::net::SocketAddr) -> Multiaddr {
 /// Decodes bincode (standard configuration) from bytes a peer or the disk
 /// supplied, reading no more than `max` bytes of strings and byte fields.
 /// bincode reserves a string's claimed length before reading it, and only
-/// its limit bounds that claim; the limit used is the smallest of a few
-/// sizes that holds the input (a valid input claims at most its own size),
-/// so a message of a few bytes cannot make the reader reserve megabytes.
+/// its limit bounds that claim; the limit grows with the input, so a message
+/// of a few bytes cannot make the reader reserve megabytes. The limit counts
+/// decoded, in-memory bytes (a Vec's length times its element's size), which
+/// exceed the encoded size many times over (a log entry of a few encoded
+/// bytes is a hundred in memory): a limit of the input's own size refused
+/// valid appends of many small entries, so it is 64 times the input, at
+/// least 1 MiB.
 pub fn decode_bounded<T: serde::de::DeserializeOwned, const MAX: usize>(
     bytes: &[u8],
 ) -> Result<(T, usize), bincode::error::DecodeError> {
@@ -814,14 +818,12 @@ pub fn decode_bounded<T: serde::de::DeserializeOwned, const MAX: usize>(
     ) -> Result<(T, usize), bincode::error::DecodeError> {
         bincode::serde::decode_from_slice(bytes, bincode::config::standard().with_limit::<LIMIT>())
     }
-    const KIB: usize = 1024;
+    const MIB: usize = 1024 * 1024;
     let n = bytes.len();
-    if n <= 4 * KIB && MAX > 4 * KIB {
-        with::<T, { 4 * KIB }>(bytes)
-    } else if n <= 256 * KIB && MAX > 256 * KIB {
-        with::<T, { 256 * KIB }>(bytes)
-    } else if n <= 4 * KIB * KIB && MAX > 4 * KIB * KIB {
-        with::<T, { 4 * KIB * KIB }>(bytes)
+    if n <= 16 * 1024 && MAX > MIB {
+        with::<T, MIB>(bytes)
+    } else if n <= 256 * 1024 && MAX > 16 * MIB {
+        with::<T, { 16 * MIB }>(bytes)
     } else {
         with::<T, MAX>(bytes)
     }
@@ -953,9 +955,9 @@ mod tests {
     #[test]
     fn bincode_claims_are_bounded_by_the_input() {
         use bincode::error::DecodeError;
-        // A 1 MiB string's length, and nothing of it.
+        // A 2 MiB string's length, and nothing of it.
         let claim =
-            bincode::serde::encode_to_vec(1u64 << 20, bincode::config::standard()).expect("encode");
+            bincode::serde::encode_to_vec(1u64 << 21, bincode::config::standard()).expect("encode");
         let err = decode_bounded::<String, { 64 << 20 }>(&claim).expect_err("no string");
         assert!(matches!(err, DecodeError::LimitExceeded), "{err}");
 
@@ -966,6 +968,15 @@ mod tests {
             let (back, used) = decode_bounded::<String, { 64 << 20 }>(&bytes).expect("decodes");
             assert_eq!((back.len(), used), (len, bytes.len()));
         }
+        // Small elements are bigger in memory than on the wire: 3,000 u64s
+        // of one byte each are 24 KB decoded (an append of many small log
+        // entries was refused when the limit was the input's size).
+        let many: Vec<u64> = vec![7; 3000];
+        let bytes =
+            bincode::serde::encode_to_vec(&many, bincode::config::standard()).expect("encode");
+        assert!(bytes.len() < 4096);
+        let (back, _) = decode_bounded::<Vec<u64>, { 64 << 20 }>(&bytes).expect("decodes");
+        assert_eq!(back, many);
         let big = bincode::serde::encode_to_vec("y".repeat(5000), bincode::config::standard())
             .expect("encode");
         assert!(matches!(
