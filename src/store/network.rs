@@ -119,6 +119,27 @@ struct Outgoing {
     log_id: LogId<NodeId>,
     progress: tokio::sync::watch::Receiver<Transfer>,
     task: tokio::task::JoinHandle<()>,
+    /// The append of the staged entry, once every piece is there.
+    append: Option<StagedAppend>,
+}
+
+/// The AppendStaged of a transferred entry, sent by a task of its own for
+/// the reason the pieces are: the follower takes longer to append a huge
+/// entry than openraft waits (a heartbeat), so every new attempt would time
+/// out the same way and the follower, though it appended, would never be
+/// seen to (found by the test below, at random, in debug builds). The next
+/// attempt for the same vote and position takes the reply this one got.
+struct StagedAppend {
+    key: (Vote<NodeId>, Option<LogId<NodeId>>),
+    /// The reply's bytes, or why the request failed.
+    reply: tokio::sync::watch::Receiver<Option<Result<Vec<u8>, String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StagedAppend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Where the transfer of an oversized entry stands.
@@ -190,6 +211,7 @@ impl Outgoing {
             log_id,
             progress,
             task,
+            append: None,
         }
     }
 }
@@ -268,6 +290,54 @@ impl RaftClient {
                 r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
             _ => Err(Self::unexpected()),
+        }
+    }
+
+    /// Stages the one entry of `rpc` at `peer`, then appends it there; an
+    /// attempt that openraft ends early leaves both going on (see
+    /// [`StagedAppend`]).
+    async fn append_staged(
+        &mut self,
+        peer: PeerId,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        let key = (rpc.vote, rpc.prev_log_id);
+        let body = self.stage(peer, rpc).await?;
+        let (net, addrs, target) = (self.net.clone(), self.node.multiaddrs(), self.target);
+        let Some(out) = self.staged.as_mut() else {
+            return Err(Self::unexpected());
+        };
+        if out.append.as_ref().is_none_or(|a| a.key != key) {
+            let (tx, reply) = tokio::sync::watch::channel(None);
+            let task = tokio::spawn(async move {
+                let r = net.request(peer, addrs, Channel::Raft, body).await;
+                let _ = tx.send(Some(r.map_err(|e| e.to_string())));
+            });
+            out.append = Some(StagedAppend { key, reply, task });
+        }
+        let got = match out.append.as_mut() {
+            Some(a) => a
+                .reply
+                .wait_for(Option::is_some)
+                .await
+                .map(|r| r.clone())
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        // This attempt delivers the reply, so the next one asks afresh.
+        out.append = None;
+        let bytes = match got {
+            Some(Ok(bytes)) => bytes,
+            Some(Err(msg)) => return Err(network(&WireError(msg))),
+            None => return Err(network(&WireError("the staged append ended".into()))),
+        };
+        match decode(&bytes) {
+            Ok(RaftReply::Append(r)) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(target, e)))
+            }
+            Ok(_) => Err(Self::unexpected()),
+            Err(e) => Err(network(&e)),
         }
     }
 
@@ -365,8 +435,7 @@ impl RaftNetwork<TypeConfig> for RaftClient {
                     || self.staged.as_ref().is_some_and(|o| o.log_id == e.log_id)
             });
         if staging {
-            let body = self.stage(peer, rpc).await?;
-            return self.append_reply(peer, body).await;
+            return self.append_staged(peer, rpc).await;
         }
         if entries > 0 {
             // The stream has moved on from any staged entry.
@@ -395,11 +464,12 @@ impl RaftNetwork<TypeConfig> for RaftClient {
                 PayloadTooLarge::new_entries_hint(hint as u64),
             ));
         }
-        let body = match rpc {
-            RaftRpc::Append(rpc) if body.len() > MAX_APPEND_BYTES => self.stage(peer, rpc).await?,
-            _ => body,
-        };
-        self.append_reply(peer, body).await
+        match rpc {
+            RaftRpc::Append(rpc) if body.len() > MAX_APPEND_BYTES => {
+                self.append_staged(peer, rpc).await
+            }
+            _ => self.append_reply(peer, body).await,
+        }
     }
 
     async fn install_snapshot(
