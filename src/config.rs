@@ -198,7 +198,7 @@ impl Config {
             discovery: crate::discovery::DiscoveryConfig {
                 dns_addr: "127.0.0.1:0".into(),
                 container_dns: String::new(),
-                service_cidr: "127.96.0.0/16".into(),
+                service_cidr: "127.96.0.0/16".parse().expect("a valid range"),
                 ..Default::default()
             },
             raft: RaftConfig {

@@ -165,7 +165,7 @@ impl Node {
         };
         let p2p_addrs = match &cfg.advertise_addr {
             Some(a) => vec![net::parse_addr(a).await?.to_string()],
-            None => advertised(&net, &listen, &cfg.discovery.service_cidr),
+            None => advertised(&net, &listen, cfg.discovery.service_cidr),
         };
         info!(p2p_bound = %listen, advertised = ?p2p_addrs, "p2p addresses");
         let info = NodeInfo {
@@ -539,7 +539,11 @@ fn host_ip(info: &NodeInfo) -> String {
 /// bound. A wildcard one stands for every address of the host, of which
 /// only those other hosts can reach are published, sorted so that a
 /// restart publishes the same set (see [`reachable_addrs`]).
-fn advertised(net: &Net, listen: &libp2p::Multiaddr, service_cidr: &str) -> Vec<String> {
+fn advertised(
+    net: &Net,
+    listen: &libp2p::Multiaddr,
+    service_cidr: crate::discovery::ServiceCidr,
+) -> Vec<String> {
     let bound = net.listen_addrs();
     if !net::is_wildcard(listen) {
         return bound.into_iter().map(|a| a.to_string()).collect();
@@ -547,8 +551,7 @@ fn advertised(net: &Net, listen: &libp2p::Multiaddr, service_cidr: &str) -> Vec<
     let Some(port) = bound.iter().find_map(net::tcp_port) else {
         return Vec::new();
     };
-    let cidr = crate::discovery::Cidr::parse(service_cidr).ok();
-    reachable_addrs(&net::host_ipv4_addrs(), cidr.as_ref())
+    reachable_addrs(&net::host_ipv4_addrs(), Some(&service_cidr))
         .into_iter()
         .map(|ip| format!("/ip4/{ip}/tcp/{port}"))
         .collect()
@@ -565,7 +568,7 @@ const LOCAL_BRIDGES: &[&str] = &[
 /// those to `lo` itself, so they come and go), not a container bridge.
 fn reachable_addrs(
     addrs: &[(String, std::net::Ipv4Addr)],
-    service_cidr: Option<&crate::discovery::Cidr>,
+    service_cidr: Option<&crate::discovery::ServiceCidr>,
 ) -> Vec<std::net::Ipv4Addr> {
     let usable = |ip: &std::net::Ipv4Addr| {
         !ip.is_unspecified() && !service_cidr.is_some_and(|c| c.contains(*ip))
@@ -626,7 +629,9 @@ mod tests {
         let host = |pairs: &[(&str, &str)]| -> Vec<(String, std::net::Ipv4Addr)> {
             pairs.iter().map(|(n, a)| (n.to_string(), ip(a))).collect()
         };
-        let cidr = crate::discovery::Cidr::parse("10.96.0.0/16").expect("cidr");
+        let cidr = "10.96.0.0/16"
+            .parse::<crate::discovery::ServiceCidr>()
+            .expect("cidr");
         let addrs = host(&[
             ("lo", "127.0.0.1"),
             ("lo", "10.96.0.10"), // a cluster IP shoal itself added
@@ -650,7 +655,9 @@ mod tests {
         );
         // A host with nothing but loopback advertises loopback, minus cluster IPs.
         let lonely = host(&[("lo", "127.0.0.1"), ("lo", "127.96.0.4")]);
-        let test_cidr = crate::discovery::Cidr::parse("127.96.0.0/16").expect("cidr");
+        let test_cidr = "127.96.0.0/16"
+            .parse::<crate::discovery::ServiceCidr>()
+            .expect("cidr");
         assert_eq!(
             reachable_addrs(&lonely, Some(&test_cidr)),
             vec![ip("127.0.0.1")]

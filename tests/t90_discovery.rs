@@ -386,7 +386,7 @@ async fn docker_containers_reach_services_by_name_across_three_nodes() {
         c.runtime = Some(shoal::runtime::RuntimeKind::Docker);
         // A cluster IP containers can reach (held on `lo`), and the DNS
         // server on the bridge gateway that containers are given.
-        c.discovery.service_cidr = "10.213.0.0/16".into();
+        c.discovery.service_cidr = "10.213.0.0/16".parse().expect("range");
         c.discovery.container_dns = "auto".into();
     })
     .await;

@@ -62,8 +62,7 @@ impl ServiceAddresses {
             (None, Some(have)) => spec.cluster_ip = Some(have.clone()),
             (Some(want), _) if want == "None" => {}
             (Some(want), _) => {
-                let cidr = crate::discovery::Cidr::parse(&s.discovery.service_cidr)
-                    .map_err(|e| unprocessable(format!("discovery.service_cidr: {e}")))?;
+                let cidr = s.discovery.service_cidr;
                 let ip: std::net::Ipv4Addr = want.parse().map_err(|_| {
                     unprocessable(format!("spec.clusterIP: {want:?} is not an IPv4 address"))
                 })?;
@@ -81,8 +80,7 @@ impl ServiceAddresses {
                 ips.insert(ip);
             }
             (None, None) => {
-                let cidr = crate::discovery::Cidr::parse(&s.discovery.service_cidr)
-                    .map_err(|e| unprocessable(format!("discovery.service_cidr: {e}")))?;
+                let cidr = s.discovery.service_cidr;
                 let ip = crate::discovery::allocate_cluster_ip(
                     &cidr,
                     &s.store.cluster_id().unwrap_or_default(),

@@ -18,6 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -61,7 +62,7 @@ pub struct DiscoveryConfig {
     /// them when false.
     pub forward: bool,
     /// Where cluster IPs are allocated. Must be the same on every node.
-    pub service_cidr: String,
+    pub service_cidr: ServiceCidr,
     /// Node ports are allocated from this range, `LOW-HIGH`.
     pub node_port_range: String,
     /// Interface that holds cluster IPs as local /32 addresses.
@@ -85,7 +86,7 @@ impl Default for DiscoveryConfig {
             domain: "shoal".into(),
             dns_ttl_secs: 5,
             forward: true,
-            service_cidr: "10.96.0.0/16".into(),
+            service_cidr: ServiceCidr(Ipv4Net::new_assert(Ipv4Addr::new(10, 96, 0, 0), 16)),
             node_port_range: "30000-32767".into(),
             vip_interface: "lo".into(),
             connect_timeout_ms: 1000,
@@ -96,48 +97,58 @@ impl Default for DiscoveryConfig {
     }
 }
 
-/// An IPv4 network, `A.B.C.D/N`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    base: u32,
-    prefix: u8,
+/// The range cluster IPs come from, `A.B.C.D/N` with /8 ≤ N ≤ /30, parsed
+/// once when the config is read (host bits are cleared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ServiceCidr(Ipv4Net);
+
+impl std::str::FromStr for ServiceCidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ServiceCidr, String> {
+        let net: Ipv4Net = s
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IPv4 network A.B.C.D/N"))?;
+        if !(8..=30).contains(&net.prefix_len()) {
+            return Err(format!(
+                "prefix /{} must be between /8 and /30",
+                net.prefix_len()
+            ));
+        }
+        Ok(ServiceCidr(net.trunc()))
+    }
 }
 
-impl Cidr {
-    /// Parses `A.B.C.D/N` with 8 ≤ N ≤ 30.
-    pub fn parse(s: &str) -> Result<Cidr, String> {
-        let (ip, len) = s
-            .split_once('/')
-            .ok_or_else(|| format!("{s:?} is not A.B.C.D/N"))?;
-        let ip: Ipv4Addr = ip
-            .parse()
-            .map_err(|_| format!("{ip:?} is not an IPv4 address"))?;
-        let prefix: u8 = len
-            .parse()
-            .map_err(|_| format!("{len:?} is not a prefix length"))?;
-        if !(8..=30).contains(&prefix) {
-            return Err(format!("prefix /{prefix} must be between /8 and /30"));
-        }
-        let mask = u32::MAX << (32 - prefix);
-        Ok(Cidr {
-            base: u32::from(ip) & mask,
-            prefix,
-        })
-    }
+impl TryFrom<String> for ServiceCidr {
+    type Error = String;
 
-    fn size(&self) -> u32 {
-        1u32 << (32 - self.prefix)
+    fn try_from(s: String) -> Result<ServiceCidr, String> {
+        s.parse()
     }
+}
 
+impl From<ServiceCidr> for String {
+    fn from(c: ServiceCidr) -> String {
+        c.0.to_string()
+    }
+}
+
+impl std::fmt::Display for ServiceCidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ServiceCidr {
     /// Whether `ip` is neither the network's nor its broadcast address.
     pub fn is_host(&self, ip: Ipv4Addr) -> bool {
-        let ip = u32::from(ip);
-        ip != self.base && ip != self.base + self.size() - 1
+        ip != self.0.network() && ip != self.0.broadcast()
     }
 
     /// Whether `ip` is inside.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & (u32::MAX << (32 - self.prefix)) == self.base
+        self.0.contains(&ip)
     }
 }
 
@@ -164,7 +175,6 @@ impl DiscoveryConfig {
     /// Checks the values serde cannot.
     pub fn validate(&self) -> Result<(), DiscoveryError> {
         let bad = |field, msg| DiscoveryError::Config { field, msg };
-        Cidr::parse(&self.service_cidr).map_err(|m| bad("service_cidr", m))?;
         parse_port_range(&self.node_port_range).map_err(|m| bad("node_port_range", m))?;
         self.dns_addr
             .parse::<SocketAddr>()
@@ -206,13 +216,15 @@ fn spread(seed: &str, n: u32) -> u32 {
 /// cluster IPs to the same interface, and the same Service name must not
 /// land on the same address in both (their balancers would share it).
 pub fn allocate_cluster_ip(
-    cidr: &Cidr,
+    cidr: &ServiceCidr,
     cluster: &str,
     namespace: &str,
     name: &str,
     used: &HashSet<Ipv4Addr>,
 ) -> Option<Ipv4Addr> {
-    let usable = cidr.size().checked_sub(3)?;
+    let net = cidr.0;
+    let size = 1u32 << (32 - u32::from(net.prefix_len()));
+    let usable = size.checked_sub(3)?;
     let seed = if cluster.is_empty() {
         format!("{namespace}/{name}")
     } else {
@@ -220,7 +232,7 @@ pub fn allocate_cluster_ip(
     };
     let start = spread(&seed, usable);
     (0..usable)
-        .map(|i| Ipv4Addr::from(cidr.base + 2 + (start + i) % usable))
+        .map(|i| Ipv4Addr::from(u32::from(net.network()) + 2 + (start + i) % usable))
         .find(|ip| !used.contains(ip))
 }
 
@@ -579,20 +591,20 @@ async fn build_loop(
 /// a listener on every interface (0.0.0.0).
 #[derive(Debug, Clone, Copy)]
 struct Bounds {
-    cidr: Option<Cidr>,
+    cidr: ServiceCidr,
     node_ports: Option<(u16, u16)>,
 }
 
 impl Bounds {
     fn of(cfg: &DiscoveryConfig) -> Bounds {
         Bounds {
-            cidr: Cidr::parse(&cfg.service_cidr).ok(),
+            cidr: cfg.service_cidr,
             node_ports: parse_port_range(&cfg.node_port_range).ok(),
         }
     }
 
     fn cluster_ip(&self, ip: Ipv4Addr) -> bool {
-        self.cidr.is_some_and(|c| c.contains(ip)) && !ip.is_unspecified()
+        self.cidr.contains(ip) && !ip.is_unspecified()
     }
 
     fn node_port(&self, port: u16) -> bool {
@@ -715,7 +727,7 @@ mod tests {
                 "10.96.0.10:80".parse().unwrap()
             ]
         );
-        let cidr = Cidr::parse("10.96.0.0/16").unwrap();
+        let cidr = "10.96.0.0/16".parse::<ServiceCidr>().unwrap();
         assert!(!cidr.is_host("10.96.0.0".parse().unwrap()));
         assert!(!cidr.is_host("10.96.255.255".parse().unwrap()));
         assert!(cidr.is_host("10.96.0.10".parse().unwrap()));
@@ -723,7 +735,7 @@ mod tests {
 
     #[test]
     fn allocation_is_stable_and_skips_used_and_reserved() {
-        let cidr = Cidr::parse("10.96.0.0/30").unwrap();
+        let cidr = "10.96.0.0/30".parse::<ServiceCidr>().unwrap();
         // A /30 has one usable address after the reserved ones.
         let ip = allocate_cluster_ip(&cidr, "", "default", "web", &HashSet::new()).unwrap();
         assert_eq!(ip, Ipv4Addr::new(10, 96, 0, 2));
@@ -731,7 +743,7 @@ mod tests {
             allocate_cluster_ip(&cidr, "", "default", "web", &HashSet::from([ip])),
             None
         );
-        let big = Cidr::parse("10.96.7.9/16").unwrap();
+        let big = "10.96.7.9/16".parse::<ServiceCidr>().unwrap();
         let a = allocate_cluster_ip(&big, "", "default", "web", &HashSet::new()).unwrap();
         assert!(big.contains(a));
         assert_eq!(
@@ -744,8 +756,8 @@ mod tests {
         let one = allocate_cluster_ip(&big, "cluster-one", "default", "web", &HashSet::new());
         let two = allocate_cluster_ip(&big, "cluster-two", "default", "web", &HashSet::new());
         assert_ne!(one, two);
-        assert!(Cidr::parse("10.0.0.0/31").is_err());
-        assert!(Cidr::parse("10.0.0.0").is_err());
+        assert!("10.0.0.0/31".parse::<ServiceCidr>().is_err());
+        assert!("10.0.0.0".parse::<ServiceCidr>().is_err());
     }
 
     #[test]
@@ -760,12 +772,24 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_field() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct File {
+            discovery: DiscoveryConfig,
+        }
+        let e = toml::from_str::<File>("[discovery]\nservice_cidr = \"10.96.0.0\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("service_cidr"), "{e}");
+        assert!(e.contains("10.96.0.0"), "{e}");
+        let cfg: File = toml::from_str("[discovery]\nservice_cidr = \"10.97.3.4/20\"\n").unwrap();
+        assert_eq!(cfg.discovery.service_cidr.to_string(), "10.97.0.0/20");
         let cfg = DiscoveryConfig {
-            service_cidr: "10.96.0.0".into(),
+            dns_addr: "nowhere".into(),
             ..Default::default()
         };
         let e = cfg.validate().unwrap_err().to_string();
-        assert!(e.contains("discovery.service_cidr"), "{e}");
+        assert!(e.contains("discovery.dns_addr"), "{e}");
         assert!(DiscoveryConfig::default().validate().is_ok());
     }
 }
