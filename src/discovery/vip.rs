@@ -5,66 +5,122 @@
 //! (`lo` by default; kube-proxy's IPVS mode uses a dummy interface the same
 //! way). Addresses in 127.0.0.0/8 are already local and need nothing.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use tokio::process::Command;
+use futures::TryStreamExt;
+use rtnetlink::{AddressMessageBuilder, Handle};
+
+/// errno values the kernel answers with that mean the end state is already
+/// the one asked for, or that the interface does not exist.
+const EEXIST: i32 = 17;
+const ENODEV: i32 = 19;
+const EADDRNOTAVAIL: i32 = 99;
 
 /// Errors adding or removing an address.
 #[derive(Debug, thiserror::Error)]
 pub enum VipError {
-    #[error("cannot run `ip` to {action} {ip} on {iface}: {source}")]
-    Spawn {
+    #[error("cannot open a netlink socket to {action} {ip} on {iface}: {source}")]
+    Socket {
         action: &'static str,
         ip: Ipv4Addr,
         iface: String,
         source: std::io::Error,
     },
-    #[error("`ip addr {action} {ip}/32 dev {iface}` failed: {stderr}")]
-    Failed {
+    #[error("cannot {action} {ip}/32 on {iface}: there is no such interface")]
+    NoInterface {
         action: &'static str,
         ip: Ipv4Addr,
         iface: String,
-        stderr: String,
+    },
+    #[error("cannot {action} {ip}/32 on {iface}: {source}")]
+    Netlink {
+        action: &'static str,
+        ip: Ipv4Addr,
+        iface: String,
+        source: rtnetlink::Error,
     },
 }
 
-/// Whether the host owns `ip` without help.
+/// Whether `ip` is local without help.
 pub fn implicit(ip: Ipv4Addr) -> bool {
     ip.is_loopback() || ip.is_unspecified()
 }
 
-async fn ip_addr(action: &'static str, ip: Ipv4Addr, iface: &str) -> Result<(), VipError> {
-    let out = Command::new("ip")
-        .args(["-4", "addr", action, &format!("{ip}/32"), "dev", iface])
-        .output()
-        .await
-        .map_err(|source| VipError::Spawn {
+/// The errno of a kernel refusal (netlink carries it negated).
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+/// Opens a route-netlink socket and drives it on a task of its own, which
+/// ends when the returned handle (and its clones) are dropped.
+fn connect(action: &'static str, ip: Ipv4Addr, iface: &str) -> Result<Handle, VipError> {
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(|source| VipError::Socket {
+        action,
+        ip,
+        iface: iface.into(),
+        source,
+    })?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+async fn link_index(
+    handle: &Handle,
+    action: &'static str,
+    ip: Ipv4Addr,
+    iface: &str,
+) -> Result<u32, VipError> {
+    let no_iface = || VipError::NoInterface {
+        action,
+        ip,
+        iface: iface.into(),
+    };
+    let mut links = handle.link().get().match_name(iface.into()).execute();
+    match links.try_next().await {
+        Ok(Some(link)) => Ok(link.header.index),
+        Ok(None) => Err(no_iface()),
+        Err(e) if errno(&e) == Some(ENODEV) => Err(no_iface()),
+        Err(source) => Err(VipError::Netlink {
             action,
             ip,
             iface: iface.into(),
             source,
-        })?;
-    if out.status.success() {
-        return Ok(());
+        }),
     }
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    // Another shoal daemon on the same host (tests) may have added or
-    // removed it first; the end state is what counts.
-    // iproute2's wording varies by version ("File exists" from older
-    // ones through RTNETLINK, "Address already assigned" from newer).
-    let benign = match action {
-        "add" => stderr.contains("File exists") || stderr.contains("already assigned"),
-        _ => stderr.contains("Cannot assign") || stderr.contains("not found"),
+}
+
+async fn change(action: &'static str, ip: Ipv4Addr, iface: &str) -> Result<(), VipError> {
+    let handle = connect(action, ip, iface)?;
+    let index = link_index(&handle, action, ip, iface).await?;
+    let (done, benign) = if action == "add" {
+        let r = handle
+            .address()
+            .add(index, IpAddr::V4(ip), 32)
+            .execute()
+            .await;
+        (r, EEXIST)
+    } else {
+        let msg = AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(index)
+            .address(ip, 32)
+            .build();
+        (handle.address().del(msg).execute().await, EADDRNOTAVAIL)
     };
-    if benign {
-        return Ok(());
+    match done {
+        Ok(()) => Ok(()),
+        // Another shoal daemon on the same host (tests) may have added or
+        // removed it first; the end state is what counts.
+        Err(e) if errno(&e) == Some(benign) => Ok(()),
+        Err(source) => Err(VipError::Netlink {
+            action,
+            ip,
+            iface: iface.into(),
+            source,
+        }),
     }
-    Err(VipError::Failed {
-        action,
-        ip,
-        iface: iface.into(),
-        stderr,
-    })
 }
 
 /// Makes `ip` a local address on `iface`.
@@ -72,7 +128,7 @@ pub async fn add(ip: Ipv4Addr, iface: &str) -> Result<(), VipError> {
     if implicit(ip) {
         return Ok(());
     }
-    ip_addr("add", ip, iface).await
+    change("add", ip, iface).await
 }
 
 /// Gives `ip` back.
@@ -80,14 +136,15 @@ pub async fn remove(ip: Ipv4Addr, iface: &str) -> Result<(), VipError> {
     if implicit(ip) {
         return Ok(());
     }
-    ip_addr("del", ip, iface).await
+    change("remove", ip, iface).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Needs root and iproute2, as the daemon does; 127/8 needs neither.
+    /// Needs root (CAP_NET_ADMIN), as the daemon does; 127/8 does not.
+    /// Reads the result with iproute2, independent of the code under test.
     #[tokio::test]
     async fn adding_twice_and_removing_twice_are_both_fine() {
         assert!(implicit(Ipv4Addr::new(127, 96, 0, 5)));
@@ -96,7 +153,7 @@ mod tests {
             .expect("loopback needs nothing");
         let ip = Ipv4Addr::new(10, 213, 255, 254);
         let has = || async move {
-            let out = Command::new("ip")
+            let out = tokio::process::Command::new("ip")
                 .args(["-4", "addr", "show", "dev", "lo"])
                 .output()
                 .await
