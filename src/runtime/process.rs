@@ -136,8 +136,9 @@ impl LoadError {
     }
 }
 
-/// The fields of `/proc/<pid>/stat` the driver (and the daemon's own
-/// `process_*` metrics) use; times in clock ticks, memory in pages.
+/// The fields of `/proc/<pid>/stat` (read with the `procfs` crate) the
+/// driver and the daemon's own `process_*` metrics use; times in clock
+/// ticks, memory in pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
     /// R, S, D, Z, ...

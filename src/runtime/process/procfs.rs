@@ -23,34 +23,35 @@ pub fn page_size_bytes() -> u64 {
         .unwrap_or(4096)
 }
 
+impl From<::procfs::process::Stat> for ProcStat {
+    fn from(st: ::procfs::process::Stat) -> ProcStat {
+        // The kernel prints these as unsigned; the crate's types are wider.
+        let unsigned = |v: i64| u64::try_from(v).unwrap_or(0);
+        ProcStat {
+            state: st.state,
+            pgrp: st.pgrp,
+            utime: st.utime,
+            stime: st.stime,
+            cutime: unsigned(st.cutime),
+            cstime: unsigned(st.cstime),
+            threads: unsigned(st.num_threads),
+            start_time: st.starttime,
+            vsize: st.vsize,
+            rss_pages: st.rss,
+        }
+    }
+}
+
 /// This process's own `/proc/self/stat`.
 pub fn self_stat() -> Option<ProcStat> {
-    parse_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
+    let me = ::procfs::process::Process::myself().ok()?;
+    Some(me.stat().ok()?.into())
 }
 
-/// Parses `/proc/<pid>/stat`. The command name (field 2) may hold spaces
-/// and parentheses, so fields are counted from its last `)`.
-pub(super) fn parse_stat(text: &str) -> Option<ProcStat> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // f[0] is field 3.
-    let num = |field: usize| -> Option<u64> { f.get(field - 3)?.parse().ok() };
-    Some(ProcStat {
-        state: f.first()?.chars().next()?,
-        pgrp: f.get(5 - 3)?.parse().ok()?,
-        utime: num(14)?,
-        stime: num(15)?,
-        cutime: num(16)?,
-        cstime: num(17)?,
-        threads: num(20)?,
-        start_time: num(22)?,
-        vsize: num(23)?,
-        rss_pages: num(24)?,
-    })
-}
-
+/// `/proc/<pid>/stat`, or `None` when the process is gone (or unreadable).
 pub(super) fn read_stat(pid: u32) -> Option<ProcStat> {
-    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    let p = ::procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
+    Some(p.stat().ok()?.into())
 }
 
 /// The process `pid` if it is still the one recorded (same start time) and
