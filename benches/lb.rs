@@ -19,6 +19,9 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
+use shoal::client::object_path;
+use shoal::resource::Kind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BODY: &str = "hello from a shoal pod\n";
@@ -170,32 +173,22 @@ async fn main() {
     )
     .await;
     let pid = daemon.pid();
-    let base = daemon.base.clone();
-    let http = reqwest::Client::new();
+    let api = daemon.api.clone();
     let me = std::env::current_exe().expect("exe");
     let manifest = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: lb-web\n  labels: {{app: lb-web}}\nspec:\n  containers:\n  - name: web\n    image: host\n    command: [\"{}\", \"serve\", \"{web}\"]\n    ports:\n    - {{name: http, containerPort: {web}}}\n    readinessProbe:\n      tcpSocket: {{port: {web}}}\n      periodSeconds: 1\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: lb-web\nspec:\n  selector: {{app: lb-web}}\n  ports:\n  - {{name: http, port: 80, targetPort: http}}\n",
         me.display()
     );
-    let r = http
-        .post(format!("{base}/v1/apply"))
-        .body(manifest)
-        .send()
+    if let Err(e) = api
+        .send(Method::POST, "/v1/apply", Some(manifest.into_bytes()))
         .await
-        .expect("apply");
-    assert!(
-        r.status().is_success(),
-        "apply: {}",
-        r.text().await.unwrap_or_default()
-    );
+    {
+        panic!("apply: {e}");
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     let vip = loop {
-        let ep: serde_json::Value = http
-            .get(format!("{base}/v1/namespaces/default/endpoints/lb-web"))
-            .send()
-            .await
-            .expect("endpoints")
-            .json()
+        let ep = api
+            .send(Method::GET, "/v1/namespaces/default/endpoints/lb-web", None)
             .await
             .unwrap_or_default();
         if ep["ports"][0]["endpoints"]
@@ -256,10 +249,8 @@ async fn main() {
     }
     // Host-process pods outlive their agent by design: delete the pod and
     // wait for it to stop before stopping the daemon.
-    let _ = http
-        .delete(format!("{base}/v1/namespaces/default/pods/lb-web"))
-        .send()
-        .await;
+    let path = object_path(Kind::Pod, "default", Some("lb-web"));
+    let _ = api.send(Method::DELETE, &path, None).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while tokio::net::TcpStream::connect(("127.0.0.1", web))
         .await

@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use libp2p::Multiaddr;
+use reqwest::Method;
 use serde::Deserialize;
+use shoal::client::Client;
 use shoal::membership::{MemberState, Membership, MembershipConfig, Meta};
 use shoal::net::{Net, NetConfig};
 
@@ -157,8 +159,9 @@ impl Agent {
         self.dir.path().join("agent.log")
     }
 
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api)
+    /// The library's API client for this agent.
+    fn client(&self) -> Result<Client> {
+        Client::new(&format!("127.0.0.1:{}", self.api), None).context("API client")
     }
 
     /// Starts (or restarts, with the same data dir and ports) the agent.
@@ -221,10 +224,11 @@ impl Agent {
     }
 }
 
-/// The agents of one measurement plus an HTTP client; killing them on drop.
+/// The agents of one measurement and how long one API request may take;
+/// killing the agents on drop.
 struct Cluster {
     nodes: Vec<Agent>,
-    http: reqwest::Client,
+    timeout: Duration,
 }
 
 impl Cluster {
@@ -244,20 +248,15 @@ impl Cluster {
                 join,
             )?);
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .pool_max_idle_per_host(4)
-            .build()
-            .context("http client")?;
-        let mut c = Cluster { nodes, http };
+        let mut c = Cluster { nodes, timeout };
         for a in &mut c.nodes {
             a.spawn()?;
         }
         Ok(c)
     }
 
-    fn bases(&self, idx: &[usize]) -> Vec<String> {
-        idx.iter().map(|&i| self.nodes[i].base()).collect()
+    fn clients(&self, idx: &[usize]) -> Result<Vec<Client>> {
+        idx.iter().map(|&i| self.nodes[i].client()).collect()
     }
 
     fn check_running(&mut self, idx: &[usize]) -> Result<()> {
@@ -293,12 +292,12 @@ impl Cluster {
         what: &str,
     ) -> Result<Vec<String>> {
         let deadline = Instant::now() + timeout;
-        let bases = self.bases(idx);
+        let apis = self.clients(idx)?;
         loop {
             self.check_running(idx)?;
-            let views = snapshot(&self.http, &bases).await;
+            let views = snapshot(&apis, self.timeout).await;
             let health =
-                futures::future::join_all(bases.iter().map(|b| healthy(&self.http, b))).await;
+                futures::future::join_all(apis.iter().map(|a| healthy(a, self.timeout))).await;
             let ids: Option<Vec<String>> = views
                 .iter()
                 .map(|v| {
@@ -338,24 +337,25 @@ impl Cluster {
     }
 }
 
-async fn members(http: &reqwest::Client, base: &str) -> Result<Vec<Member>> {
-    let r = http.get(format!("{base}/v1/members")).send().await?;
-    if !r.status().is_success() {
-        bail!("{base}/v1/members: {}", r.status());
-    }
-    Ok(r.json::<MemberList>().await?.items)
+async fn members(api: &Client, timeout: Duration) -> Result<Vec<Member>> {
+    let v = api
+        .send_within(Method::GET, "/v1/members", None, Some(timeout))
+        .await
+        .with_context(|| format!("{}/v1/members", api.base()))?;
+    Ok(serde_json::from_value::<MemberList>(v)?.items)
 }
 
-async fn healthy(http: &reqwest::Client, base: &str) -> bool {
-    matches!(http.get(format!("{base}/healthz")).send().await, Ok(r) if r.status().is_success())
+async fn healthy(api: &Client, timeout: Duration) -> bool {
+    api.send_within(Method::GET, "/healthz", None, Some(timeout))
+        .await
+        .is_ok()
 }
 
 /// Every node's member list, fetched concurrently (`None` where it failed).
-async fn snapshot(http: &reqwest::Client, bases: &[String]) -> Vec<Option<Vec<Member>>> {
+async fn snapshot(apis: &[Client], timeout: Duration) -> Vec<Option<Vec<Member>>> {
     futures::future::join_all(
-        bases
-            .iter()
-            .map(|b| async move { members(http, b).await.ok() }),
+        apis.iter()
+            .map(|a| async move { members(a, timeout).await.ok() }),
     )
     .await
 }
@@ -468,13 +468,13 @@ async fn detect_runs(c: &mut Cluster, kills: usize, rng: &mut Lcg) -> Result<Vec
         tokio::time::sleep(Duration::from_millis(1000 + rng.next() % 1000)).await;
         let v = (rng.next() % NODES as u64) as usize;
         let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != v).collect();
-        let bases = c.bases(&survivors);
+        let apis = c.clients(&survivors)?;
         let t0 = c.nodes[v].kill();
         let mut first_suspect = None;
         let mut first_down = None;
         let all_down = loop {
             tick.tick().await;
-            let views = snapshot(&c.http, &bases).await;
+            let views = snapshot(&apis, c.timeout).await;
             let at = t0.elapsed().as_secs_f64();
             let states: Vec<&str> = views
                 .iter()
@@ -660,11 +660,7 @@ async fn falsepos_run(c: &mut Cluster, secs: u64, burners: usize) -> Result<Fals
         t.elapsed().as_secs_f64()
     );
     let names: Vec<String> = c.nodes.iter().map(|a| a.name.clone()).collect();
-    let bases = c.bases(&all);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .context("http client")?;
+    let apis = c.clients(&all)?;
     let burn = Burners::start(burners)?;
     let mut f = FalsePos::default();
     let start = Instant::now();
@@ -675,13 +671,10 @@ async fn falsepos_run(c: &mut Cluster, secs: u64, burners: usize) -> Result<Fals
     while Instant::now() < end {
         tick.tick().await;
         c.check_running(&all)?;
-        let polls = futures::future::join_all(bases.iter().map(|b| {
-            let http = &http;
-            async move {
-                let t = Instant::now();
-                let r = members(http, b).await.ok();
-                (r, t.elapsed().as_secs_f64())
-            }
+        let polls = futures::future::join_all(apis.iter().map(|a| async move {
+            let t = Instant::now();
+            let r = members(a, Duration::from_secs(2)).await.ok();
+            (r, t.elapsed().as_secs_f64())
         }))
         .await;
         f.rounds += 1;
@@ -848,8 +841,8 @@ async fn join_processes(c: &mut Cluster, reps: usize) -> Result<Vec<JoinRun>> {
             vec![seed],
         )?);
         let me = c.nodes.len() - 1;
-        let olds = c.bases(&four);
-        let mine = c.nodes[me].base();
+        let olds = c.clients(&four)?;
+        let mine = c.nodes[me].client()?;
         c.nodes[me].spawn()?;
         let t0 = Instant::now();
         let mut all_see_it = None;
@@ -858,7 +851,7 @@ async fn join_processes(c: &mut Cluster, reps: usize) -> Result<Vec<JoinRun>> {
         while all_see_it.is_none() || it_sees_all.is_none() {
             tick.tick().await;
             c.nodes[me].check_running()?;
-            let (views, own) = tokio::join!(snapshot(&c.http, &olds), members(&c.http, &mine));
+            let (views, own) = tokio::join!(snapshot(&olds, c.timeout), members(&mine, c.timeout));
             let at = t0.elapsed().as_secs_f64();
             if let Ok(own) = &own {
                 peer = own.iter().find(|m| m.is_self).map(|m| m.peer_id.clone());
@@ -894,7 +887,7 @@ async fn join_processes(c: &mut Cluster, reps: usize) -> Result<Vec<JoinRun>> {
         let t1 = c.nodes[me].kill();
         let down = loop {
             tick.tick().await;
-            let views = snapshot(&c.http, &olds).await;
+            let views = snapshot(&olds, c.timeout).await;
             let at = t1.elapsed().as_secs_f64();
             let states: Vec<String> = views
                 .iter()

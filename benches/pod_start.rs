@@ -18,6 +18,11 @@ mod images;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
+use shoal::client::{Client, object_path};
+use shoal::resource::status::{PodPhase, PodReadiness};
+use shoal::resource::{Kind, Object};
+
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -47,13 +52,17 @@ fn docker(args: &[&str]) -> bool {
         .unwrap_or(false)
 }
 
-async fn wait_running(http: &reqwest::Client, base: &str, name: &str) {
-    let url = format!("{base}/v1/namespaces/default/pods/{name}?consistent=false");
+async fn wait_running(api: &Client, name: &str) {
+    // A local read, as a user polling `get pod` would see it.
+    let path = format!(
+        "{}?consistent=false",
+        object_path(Kind::Pod, "default", Some(name))
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if let Ok(r) = http.get(&url).send().await
-            && let Ok(v) = r.json::<serde_json::Value>().await
-            && v["status"]["phase"] == "Running"
+        if let Ok(v) = api.send(Method::GET, &path, None).await
+            && let Ok(pod) = serde_json::from_value::<Object>(v)
+            && pod.status_or_default::<PodReadiness>().phase == Some(PodPhase::Running)
         {
             return;
         }
@@ -72,8 +81,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = support::DevDaemon::start("docker", "bench-node", dir.path(), None).await;
     let pid = daemon.pid();
-    let base = daemon.base.clone();
-    let http = reqwest::Client::new();
+    let api = daemon.api.clone();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let idle = rss_mib(pid);
 
@@ -93,14 +101,13 @@ async fn main() {
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\nspec:\n  nodeName: bench-node\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n"
         );
         let t = Instant::now();
-        let r = http
-            .post(format!("{base}/v1/apply"))
-            .body(manifest)
-            .send()
+        if let Err(e) = api
+            .send(Method::POST, "/v1/apply", Some(manifest.into_bytes()))
             .await
-            .expect("apply");
-        assert!(r.status().is_success(), "apply: {}", r.status());
-        wait_running(&http, &base, &pod).await;
+        {
+            panic!("apply {pod}: {e}");
+        }
+        wait_running(&api, &pod).await;
         shoal.push(t.elapsed());
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -108,10 +115,8 @@ async fn main() {
 
     for i in 0..pods {
         docker(&["rm", "-f", &format!("bench-floor-{i}")]);
-        let _ = http
-            .delete(format!("{base}/v1/namespaces/default/pods/bench-{i}"))
-            .send()
-            .await;
+        let path = object_path(Kind::Pod, "default", Some(&format!("bench-{i}")));
+        let _ = api.send(Method::DELETE, &path, None).await;
     }
     // Let the agent remove its containers before the daemon goes away.
     let deadline = Instant::now() + Duration::from_secs(60);

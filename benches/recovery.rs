@@ -19,7 +19,11 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::Value;
+use shoal::client::{Client, object_path};
+use shoal::resource::status::{PodPhase, PodReadiness};
+use shoal::resource::{Kind, Object};
 
 struct Agents {
     children: Vec<Option<Child>>,
@@ -82,38 +86,34 @@ impl Agents {
             .expect("spawn shoal")
     }
 
-    fn base(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.api[i])
+    /// The library's API client for agent `i`.
+    fn api(&self, i: usize) -> Client {
+        Client::new(&format!("127.0.0.1:{}", self.api[i]), None).expect("an API client")
     }
 }
 
-async fn get(http: &reqwest::Client, url: &str) -> Option<Value> {
-    let r = http.get(url).send().await.ok()?;
-    if !r.status().is_success() {
-        return None;
-    }
-    r.json().await.ok()
+/// `path` read from one node without going through the leader, or `None`.
+async fn local_get(api: &Client, path: &str) -> Option<Value> {
+    let path = format!("{path}?consistent=false");
+    api.send_within(Method::GET, &path, None, Some(Duration::from_secs(5)))
+        .await
+        .ok()
 }
 
 /// Ready replicas of the deployment per node, from one node's view.
-async fn ready_per_node(http: &reqwest::Client, base: &str) -> Option<BTreeMap<String, usize>> {
-    let v = get(
-        http,
-        &format!("{base}/v1/namespaces/default/pods?consistent=false"),
-    )
-    .await?;
+async fn ready_per_node(api: &Client) -> Option<BTreeMap<String, usize>> {
+    let v = local_get(api, &object_path(Kind::Pod, "default", None)).await?;
+    let pods: Vec<Object> = serde_json::from_value(v.get("items")?.clone()).ok()?;
     let mut m = BTreeMap::new();
-    for p in v["items"].as_array()? {
-        if p["metadata"]["labels"]["app"] != "rec" {
+    for p in pods {
+        if p.metadata.labels.get("app").map(String::as_str) != Some("rec") {
             continue;
         }
-        let phase = p["status"]["phase"].as_str().unwrap_or("");
-        let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        });
-        if phase == "Running" && ready {
-            *m.entry(p["spec"]["nodeName"].as_str().unwrap_or("").to_string())
+        let st = p.status_or_default::<PodReadiness>();
+        let ready = st.condition("Ready").is_some_and(|c| c.is_true());
+        if st.phase == Some(PodPhase::Running) && ready {
+            let node = p.body.get("spec").and_then(|s| s.get("nodeName"));
+            *m.entry(node.and_then(Value::as_str).unwrap_or("").to_string())
                 .or_default() += 1;
         }
     }
@@ -121,15 +121,14 @@ async fn ready_per_node(http: &reqwest::Client, base: &str) -> Option<BTreeMap<S
 }
 
 async fn wait_ready_total(
-    http: &reqwest::Client,
-    base: &str,
+    api: &Client,
     want: usize,
     excluding: Option<&str>,
     limit: Duration,
 ) -> Option<Duration> {
     let t = Instant::now();
     while t.elapsed() < limit {
-        if let Some(m) = ready_per_node(http, base).await {
+        if let Some(m) = ready_per_node(api).await {
             let n: usize = m
                 .iter()
                 .filter(|(node, _)| Some(node.as_str()) != excluding)
@@ -164,12 +163,9 @@ async fn main() {
         let c = agents.spawn(i);
         agents.children.push(Some(c));
     }
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("http client");
+    let first = agents.api(0);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !matches!(get(&http, &format!("{}/v1/nodes", agents.base(0))).await, Some(v) if v["items"].as_array().map(Vec::len) == Some(3))
+    while !matches!(local_get(&first, "/v1/nodes").await, Some(v) if v["items"].as_array().map(Vec::len) == Some(3))
     {
         assert!(Instant::now() < deadline, "cluster never formed");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -177,23 +173,22 @@ async fn main() {
     let manifest = format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: rec\nspec:\n  replicas: 10\n  selector:\n    matchLabels:\n      app: rec\n  template:\n    metadata:\n      labels:\n        app: rec\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: {image}\n        command: [\"sleep\", \"3600\"]\n        resources:\n          requests:\n            cpu: 10m\n"
     );
-    let r = http
-        .post(format!("{}/v1/apply", agents.base(0)))
-        .body(manifest)
-        .send()
+    if let Err(e) = first
+        .send(Method::POST, "/v1/apply", Some(manifest.into_bytes()))
         .await
-        .expect("apply");
-    assert!(r.status().is_success(), "apply failed: {}", r.status());
+    {
+        panic!("apply failed: {e}");
+    }
     let mut times = Vec::new();
     for run in 0..runs {
         let alive: Vec<usize> = (0..3).filter(|i| agents.children[*i].is_some()).collect();
-        let base = agents.base(alive[0]);
-        wait_ready_total(&http, &base, 10, None, Duration::from_secs(120))
+        let api = agents.api(alive[0]);
+        wait_ready_total(&api, 10, None, Duration::from_secs(120))
             .await
             .expect("10 ready replicas before the kill");
         // Let every node settle (all alive, replicas spread) before killing.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let per_node = ready_per_node(&http, &base).await.unwrap_or_default();
+        let per_node = ready_per_node(&api).await.unwrap_or_default();
         let (victim_name, held) = per_node
             .iter()
             .max_by_key(|(_, n)| **n)
@@ -210,8 +205,7 @@ async fn main() {
         }
         let t = Instant::now();
         let got = wait_ready_total(
-            &http,
-            &agents.base(observer),
+            &agents.api(observer),
             10,
             Some(&victim_name),
             Duration::from_secs(120),

@@ -39,8 +39,8 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 /// A `shoal agent --dev` started by a benchmark; killed when dropped.
 pub struct DevDaemon {
     child: std::process::Child,
-    /// `http://127.0.0.1:PORT`, its API.
-    pub base: String,
+    /// The library's API client, talking to this daemon.
+    pub api: shoal::client::Client,
 }
 
 impl DevDaemon {
@@ -74,14 +74,11 @@ impl DevDaemon {
             }
         }
         let child = cmd.spawn().expect("spawn shoal");
-        let d = DevDaemon {
-            child,
-            base: format!("http://127.0.0.1:{}", p[0]),
-        };
-        let http = reqwest::Client::new();
+        let api = shoal::client::Client::new(&format!("127.0.0.1:{}", p[0]), None)
+            .expect("an API client");
+        let d = DevDaemon { child, api };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !matches!(http.get(format!("{}/healthz", d.base)).send().await, Ok(r) if r.status().is_success())
-        {
+        while !healthy(&d.api).await {
             assert!(
                 std::time::Instant::now() < deadline,
                 "shoal never became healthy"
@@ -102,4 +99,16 @@ impl Drop for DevDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether the node behind `api` answers `/healthz` with 200.
+pub async fn healthy(api: &shoal::client::Client) -> bool {
+    api.send_within(
+        reqwest::Method::GET,
+        "/healthz",
+        None,
+        Some(std::time::Duration::from_secs(2)),
+    )
+    .await
+    .is_ok()
 }
