@@ -772,3 +772,102 @@ async fn evictions_keep_a_deployment_within_its_budget_and_drain_uses_them() {
     .await;
     c.stop().await;
 }
+
+fn replica_set(name: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      tier: {name}\n  template:\n    metadata:\n      labels:\n        tier: {name}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: host\n        command: [\"sleep\", \"3600\"]\n        resources:\n          requests:\n            cpu: 100m\n"
+    )
+}
+
+/// Live (not terminal) pods whose controlling owner is the ReplicaSet `rs`.
+async fn pods_of_set(api: &Api, rs: &str) -> Vec<Value> {
+    pods(api)
+        .await
+        .into_iter()
+        .filter(|p| !terminal(p))
+        .filter(|p| {
+            p["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|o| {
+                    o.iter()
+                        .any(|r| r["kind"] == "ReplicaSet" && r["name"] == rs)
+                })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_users_replicaset_keeps_its_count_and_a_deployments_sets_stay_the_controllers() {
+    let c = Cluster::start("urs", &["2", "2"], |_| {}).await;
+    let api = c.api();
+    let (code, v) = api.apply(&replica_set("frontend", 2)).await;
+    assert_eq!(code, 200, "{v}");
+    let running = |n: usize| {
+        let api = api.clone();
+        async move {
+            let ps = pods_of_set(&api, "frontend").await;
+            ps.len() == n && ps.iter().all(|p| p["status"]["phase"] == "Running")
+        }
+    };
+    eventually(Duration::from_secs(60), "2 frontend pods running", || {
+        running(2)
+    })
+    .await;
+
+    let (code, out, err) = shoal_at(&api, &["scale", "rs/frontend", "--replicas", "3"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("replicaset.apps/frontend scaled"), "{out}");
+    eventually(Duration::from_secs(60), "3 frontend pods running", || {
+        running(3)
+    })
+    .await;
+
+    // A Deployment's ReplicaSet is its controller's: a user's write of one
+    // by name is refused, and scale names the Deployment to change.
+    let (code, v) = api.apply(&deployment("web", 1, "1", "", "")).await;
+    assert_eq!(code, 200, "{v}");
+    wait_rolled_out(&api, "web", 60).await;
+    let (_, sets) = api.get("/v1/namespaces/default/replicasets").await;
+    let owned = sets["items"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|s| s["metadata"]["ownerReferences"][0]["name"] == "web")
+        })
+        .and_then(|s| s["metadata"]["name"].as_str())
+        .expect("web's ReplicaSet")
+        .to_string();
+    let (code, v) = api
+        .apply(&replica_set(&owned, 5).replace(&format!("tier: {owned}"), "app: web"))
+        .await;
+    assert_eq!(code, 409, "{v}");
+    assert!(
+        v.to_string().contains("controlled by Deployment web"),
+        "{v}"
+    );
+    let (code, out, err) =
+        shoal_at(&api, &["scale", "replicaset", &owned, "--replicas", "5"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("Deployment web"), "{err}");
+    let (_, d) = api
+        .get(&format!("/v1/namespaces/default/replicasets/{owned}"))
+        .await;
+    assert_eq!(d["spec"]["replicas"], 1, "untouched: {d}");
+
+    // Deleting the user's ReplicaSet deletes its pods, and only those.
+    let (code, v) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/namespaces/default/replicasets/frontend",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    eventually(Duration::from_secs(60), "frontend pods gone", || {
+        let api = api.clone();
+        async move { pods_of_set(&api, "frontend").await.is_empty() }
+    })
+    .await;
+    assert_eq!(pods_of_set(&api, &owned).await.len(), 1);
+    c.stop().await;
+}

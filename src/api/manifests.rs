@@ -104,6 +104,7 @@ pub(super) async fn apply(
             }
             namespaces::admit(&s, &key, &new_namespaces).await?;
             let (mut obj, precondition) = keep_live_fields(&s, &key, obj)?;
+            let precondition = super::user_set_precondition(&s, &key)?.unwrap_or(precondition);
             addresses.assign(&s, &key, &mut obj)?;
             ops.push(put_op(key, obj, precondition)?);
         }

@@ -620,6 +620,34 @@ fn put_op(
     })
 }
 
+/// A ReplicaSet a Deployment controls is written by that Deployment's
+/// controller: a user's write would drop the owner reference and leave its
+/// pods to nobody. For a ReplicaSet, gives the precondition that keeps the
+/// object as read here (the user's own, or absent) until the write lands.
+fn user_set_precondition(
+    s: &ApiState,
+    key: &ObjectKey,
+) -> ApiResult<Option<crate::store::Precondition>> {
+    if key.kind != Kind::ReplicaSet {
+        return Ok(None);
+    }
+    let Some(live) = s.store.get(key)? else {
+        return Ok(Some(crate::store::Precondition::MustNotExist));
+    };
+    if let Some(owner) = live.metadata.controller_ref() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "replicaset {} is controlled by {} {}, whose controller writes it: change the {} instead",
+                key.name, owner.kind, owner.name, owner.kind
+            ),
+        ));
+    }
+    Ok(Some(crate::store::Precondition::Version(
+        live.resource_version(),
+    )))
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct WriteResult {
@@ -659,6 +687,7 @@ async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> Api
         .key()
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "unknown kind"))?;
     namespaces::admit(&s, &key, &HashSet::new()).await?;
+    user_set_precondition(&s, &key)?;
     ServiceAddresses::default().assign(&s, &key, &mut obj)?;
     let op = put_op(key, obj, crate::store::Precondition::MustNotExist)?;
     write_one(&s, op, StatusCode::CREATED).await
@@ -686,6 +715,9 @@ async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResult<Response
         namespace: Some(&key.namespace),
         name: Some(&key.name),
     };
+    // Before the body is read: a controlled set's body (its owner
+    // reference) is not something a user may write at all.
+    let set = user_set_precondition(&s, &key)?;
     let mut obj = object_from_body(&body, url)?;
     namespaces::admit(&s, &key, &HashSet::new()).await?;
     ServiceAddresses::default().assign(&s, &key, &mut obj)?;
@@ -697,7 +729,13 @@ async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResult<Response
                 format!("metadata.resourceVersion: {rv:?} is not a number"),
             )
         })?),
-        None => crate::store::Precondition::MustExist,
+        None => match set {
+            // Replacing what is not there stays a 404, as for every kind.
+            Some(crate::store::Precondition::MustNotExist) | None => {
+                crate::store::Precondition::MustExist
+            }
+            Some(p) => p,
+        },
     };
     let op = put_op(key.clone(), obj, precondition)?;
     write_one(&s, op, StatusCode::OK).await

@@ -162,7 +162,7 @@ pub enum Cmd {
     },
     /// Set the replica count of a deployment.
     Scale {
-        /// `deployment` (or `deployment/NAME`).
+        /// `deployment` or `replicaset` (or `KIND/NAME`).
         kind: String,
         name: Option<String>,
         #[arg(long)]
@@ -548,8 +548,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             replicas,
             namespace,
         } => {
-            let name = deployment_name(&kind, name.as_deref(), "scale")?;
-            scale(&client, &ns_or_default(namespace), &name, replicas).await
+            let (kind, name) = scale_target(&kind, name.as_deref())?;
+            scale(&client, kind, &ns_or_default(namespace), &name, replicas).await
         }
         Cmd::Rollout { cmd } => rollout(&client, cmd).await,
         Cmd::Cordon { node } => cordon(&client, &node, true).await,

@@ -28,6 +28,31 @@ pub(super) fn deployment_name(
     name: Option<&str>,
     verb: &str,
 ) -> anyhow::Result<String> {
+    named(kind, name, verb, &[Kind::Deployment]).map(|(_, n)| n)
+}
+
+/// What `shoal scale` names: a deployment, or a replicaset of the user's
+/// own (the API refuses one a deployment controls).
+pub(super) fn scale_target(kind: &str, name: Option<&str>) -> anyhow::Result<(Kind, String)> {
+    named(kind, name, "scale", &[Kind::Deployment, Kind::ReplicaSet])
+}
+
+/// An object of one of the `allowed` kinds named as `KIND NAME` or
+/// `KIND/NAME`; usage errors mention the first allowed kind.
+fn named(
+    kind: &str,
+    name: Option<&str>,
+    verb: &str,
+    allowed: &[Kind],
+) -> anyhow::Result<(Kind, String)> {
+    let first = allowed.first().map_or("deployment", |k| k.as_str());
+    let required = || {
+        UsageError(format!(
+            "a {} name is required: shoal {verb} {} NAME",
+            first.to_lowercase(),
+            first.to_lowercase()
+        ))
+    };
     let (kind, name) = match (kind.split_once('/'), name) {
         (Some((k, n)), None) => (k, n),
         (Some(_), Some(_)) => {
@@ -37,21 +62,18 @@ pub(super) fn deployment_name(
             .into());
         }
         (None, Some(n)) => (kind, n),
-        (None, None) => {
-            return Err(UsageError(format!(
-                "a deployment name is required: shoal {verb} deployment NAME"
-            ))
-            .into());
-        }
+        (None, None) => return Err(required().into()),
     };
+    let works_on = allowed
+        .iter()
+        .map(|k| k.plural())
+        .collect::<Vec<_>>()
+        .join(" and ");
     match Kind::from_user(kind) {
-        Some(Kind::Deployment) if !name.is_empty() => Ok(name.to_string()),
-        Some(Kind::Deployment) => Err(UsageError(format!(
-            "a deployment name is required: shoal {verb} deployment NAME"
-        ))
-        .into()),
-        Some(k) => bail!("shoal {verb} works on deployments, not {}", k.plural()),
-        None => bail!("unknown kind {kind:?}; shoal {verb} works on deployments"),
+        Some(k) if allowed.contains(&k) && !name.is_empty() => Ok((k, name.to_string())),
+        Some(k) if allowed.contains(&k) => Err(required().into()),
+        Some(k) => bail!("shoal {verb} works on {works_on}, not {}", k.plural()),
+        None => bail!("unknown kind {kind:?}; shoal {verb} works on {works_on}"),
     }
 }
 
@@ -105,16 +127,17 @@ pub(super) fn set_spec_field(obj: &mut Value, field: &str, value: Value) -> anyh
 
 pub(super) async fn scale(
     client: &Client,
+    kind: Kind,
     ns: &str,
     name: &str,
     replicas: u32,
 ) -> anyhow::Result<()> {
-    let path = object_path(Kind::Deployment, ns, Some(name));
+    let path = object_path(kind, ns, Some(name));
     read_modify_write(client, &path, |d| {
         set_spec_field(d, "replicas", json!(replicas))
     })
     .await?;
-    outln!("deployment.apps/{name} scaled");
+    outln!("{}.apps/{name} scaled", kind.as_str().to_lowercase());
     Ok(())
 }
 

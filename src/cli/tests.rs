@@ -2,6 +2,7 @@ use super::nodes::*;
 use super::objects::*;
 use super::rollout::*;
 use super::*;
+use crate::resource::Kind;
 use serde_json::{Value, json};
 
 #[test]
@@ -95,6 +96,22 @@ fn deployment_names() {
     }
     let e = deployment_name("pod", Some("web"), "scale").expect_err("pods are not scaled");
     assert!(e.to_string().contains("deployments"), "{e}");
+    assert_eq!(
+        scale_target("rs/web", None).ok(),
+        Some((Kind::ReplicaSet, "web".into()))
+    );
+    assert_eq!(
+        scale_target("deployment", Some("web")).ok(),
+        Some((Kind::Deployment, "web".into()))
+    );
+    let e = scale_target("pod/web", None).expect_err("pods are not scaled");
+    assert!(e.to_string().contains("deployments and replicasets"), "{e}");
+    let e = deployment_name("replicaset/web", None, "rollout undo").expect_err("deployments only");
+    assert!(
+        e.to_string()
+            .contains("works on deployments, not replicasets"),
+        "{e}"
+    );
     assert!(deployment_name("deployment/web", Some("web"), "x").is_err());
     assert!(deployment_name("deployment/", None, "x").is_err());
 }

@@ -505,8 +505,9 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             check_job(&b.spec, ck)?;
             encode(&b)?
         }
+        Kind::ReplicaSet => encode(&check_replica_set(decode(body)?, ck)?)?,
         Kind::Node => encode(&decode::<NodeBody>(body)?)?,
-        Kind::Event | Kind::ReplicaSet => return fail("kind", agent_written(kind)),
+        Kind::Event => return fail("kind", agent_written(kind)),
         Kind::Token => return fail("kind", agent_written(kind)),
     };
     if let Some(status) = status {
@@ -571,12 +572,14 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
             (is_dns_label(name), DNS_LABEL_RULE)
         }
         Kind::Service => (is_dns_1035_label(name), DNS_1035_RULE),
-        Kind::ConfigMap
-        | Kind::Secret
-        | Kind::Node
-        | Kind::Event
-        | Kind::ReplicaSet
-        | Kind::Token => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
+        // Its pods are named NAME-xxxxx, which must still be a label.
+        Kind::ReplicaSet => (
+            is_dns_label(name) && name.len() <= 57,
+            "a DNS-1123 label of at most 57 characters (its pods are named NAME-xxxxx): lowercase letters, digits and '-', starting and ending with a letter or digit",
+        ),
+        Kind::ConfigMap | Kind::Secret | Kind::Node | Kind::Event | Kind::Token => {
+            (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE)
+        }
     };
     if ok {
         Ok(())

@@ -932,3 +932,35 @@ fn security_context_values_are_checked_with_their_paths() {
     // Root is a valid request (whether a node allows it is the runtime's call).
     ok(&container("{runAsUser: 0, runAsGroup: 0}"));
 }
+
+const USER_RS: &str = "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: frontend\nspec:\n  selector:\n    matchLabels:\n      tier: frontend\n  template:\n    metadata:\n      labels:\n        tier: frontend\n    spec:\n      containers:\n      - name: php\n        image: shoal/busybox:latest\n";
+
+#[test]
+fn a_users_replicaset_is_accepted_with_one_replica_by_default() {
+    let parsed = ok(USER_RS);
+    let rs = &parsed.objects[0];
+    assert_eq!(rs.kind(), Some(Kind::ReplicaSet));
+    assert_eq!(rs.body["spec"]["replicas"], 1, "{:?}", rs.body);
+    let three = USER_RS.replace("spec:\n  selector", "spec:\n  replicas: 3\n  selector");
+    assert_eq!(ok(&three).objects[0].body["spec"]["replicas"], 3);
+}
+
+#[test]
+fn a_users_replicaset_is_checked_like_a_deployment() {
+    let e = err(&USER_RS.replace("tier: frontend\n  template", "tier: backend\n  template"));
+    assert!(
+        e.contains("spec.selector") && e.contains("does not match"),
+        "{e}"
+    );
+    let e = err(&USER_RS.replace("    spec:\n", "    spec:\n      restartPolicy: Never\n"));
+    assert!(e.contains("spec.template.spec.restartPolicy"), "{e}");
+    assert!(e.contains("ReplicaSet"), "{e}");
+    let long = "r".repeat(58);
+    let e = err(&USER_RS.replace("name: frontend", &format!("name: {long}")));
+    assert!(e.contains("metadata.name") && e.contains("57"), "{e}");
+    let e = err(&USER_RS.replace(
+        "metadata:\n  name: frontend\n",
+        "metadata:\n  name: frontend\n  ownerReferences: []\n",
+    ));
+    assert!(e.contains("ownerReferences"), "{e}");
+}

@@ -1,6 +1,8 @@
-//! Checks of the workload and service kinds: Deployment, Job, Service, ConfigMap, Secret.
+//! Checks of the workload and service kinds: Deployment, ReplicaSet, Job,
+//! Service, ConfigMap, Secret.
 
 use super::*;
+use crate::resource::types::{ReplicaSetBody, ReplicaSetSpec};
 
 // ---------------------------------------------------------------- workloads
 
@@ -75,8 +77,17 @@ pub(super) fn check_count_or_percent(path: &str, v: &IntOrString, max_percent: O
 /// Kubernetes' `replicas` is an int32.
 pub(super) const MAX_REPLICAS: u32 = i32::MAX as u32;
 
-pub(super) fn check_deployment(spec: &DeploymentSpec, ck: &mut Checker) -> Res {
-    if let Some(r) = spec.replicas
+/// The checks a Deployment and a user's ReplicaSet share: the count, a
+/// selector that is not empty and matches the template's labels, and the
+/// pod template itself.
+fn check_pod_set(
+    replicas: Option<u32>,
+    selector: &LabelSelector,
+    template: &PodTemplateSpec,
+    kind: Kind,
+    ck: &mut Checker,
+) -> Res {
+    if let Some(r) = replicas
         && r > MAX_REPLICAS
     {
         return fail(
@@ -84,27 +95,73 @@ pub(super) fn check_deployment(spec: &DeploymentSpec, ck: &mut Checker) -> Res {
             format!("{r} is over {MAX_REPLICAS}, the largest a Kubernetes int32 holds"),
         );
     }
-    check_selector(&spec.selector, "spec.selector")?;
-    if spec.selector.is_empty() {
+    check_selector(selector, "spec.selector")?;
+    if selector.is_empty() {
         return fail(
             "spec.selector",
             "empty: set matchLabels or matchExpressions (an empty selector would select every pod)",
         );
     }
-    check_template_metadata(&spec.template, "spec.template")?;
-    let labels = spec.template.labels();
+    check_template_metadata(template, "spec.template")?;
+    let labels = template.labels();
     if labels.is_empty() {
         return fail(
             "spec.template.metadata.labels",
             "missing: the pod template needs labels that spec.selector matches",
         );
     }
-    if !spec.selector.matches(&labels) {
+    if !selector.matches(&labels) {
         return fail(
             "spec.selector",
             format!("does not match template labels {}", format_labels(&labels)),
         );
     }
+    check_pod_spec(&template.spec, "spec.template.spec", kind, ck)
+}
+
+/// A ReplicaSet as a user applies it: `replicas` may be left out (1).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct AppliedReplicaSet {
+    spec: AppliedReplicaSetSpec,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AppliedReplicaSetSpec {
+    #[serde(default)]
+    replicas: Option<u32>,
+    selector: LabelSelector,
+    template: PodTemplateSpec,
+    #[serde(default)]
+    min_ready_seconds: Option<u32>,
+}
+
+/// Checks a user's ReplicaSet and gives the body the controller reads.
+pub(super) fn check_replica_set(
+    rs: AppliedReplicaSet,
+    ck: &mut Checker,
+) -> Result<ReplicaSetBody, Failure> {
+    let s = rs.spec;
+    check_pod_set(s.replicas, &s.selector, &s.template, Kind::ReplicaSet, ck)?;
+    Ok(ReplicaSetBody {
+        spec: ReplicaSetSpec {
+            replicas: s.replicas.unwrap_or(1),
+            selector: s.selector,
+            template: s.template,
+            min_ready_seconds: s.min_ready_seconds,
+        },
+    })
+}
+
+pub(super) fn check_deployment(spec: &DeploymentSpec, ck: &mut Checker) -> Res {
+    check_pod_set(
+        spec.replicas,
+        &spec.selector,
+        &spec.template,
+        Kind::Deployment,
+        ck,
+    )?;
     if let Some(st) = &spec.strategy
         && let Some(ru) = &st.rolling_update
     {
@@ -136,12 +193,7 @@ pub(super) fn check_deployment(spec: &DeploymentSpec, ck: &mut Checker) -> Res {
             );
         }
     }
-    check_pod_spec(
-        &spec.template.spec,
-        "spec.template.spec",
-        Kind::Deployment,
-        ck,
-    )
+    Ok(())
 }
 
 pub(super) fn check_job(spec: &JobSpec, ck: &mut Checker) -> Res {

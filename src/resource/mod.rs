@@ -35,7 +35,8 @@ pub enum Kind {
     Node,
     /// Something that happened to an object (started, killed, probe failed, ...).
     Event,
-    /// One revision of a Deployment's pods; written by the deployment controller.
+    /// A set of identical pods: one revision of a Deployment's (written by
+    /// its controller), or applied by a user.
     ReplicaSet,
     /// An API credential with a role; written only through `/v1/tokens`.
     Token,
@@ -57,10 +58,12 @@ impl Kind {
         Kind::Token,
     ];
 
-    /// Whether users write objects of this kind: Events and ReplicaSets are
-    /// written by shoal itself; of a Node, users change only `spec` (cordon).
+    /// Whether users write objects of this kind: Events are written by
+    /// shoal itself, Tokens only through `/v1/tokens`; of a Node, users
+    /// change only `spec` (cordon). A ReplicaSet is the user's unless a
+    /// Deployment controls it (the API checks that per object).
     pub fn user_writable(self) -> bool {
-        !matches!(self, Kind::Event | Kind::ReplicaSet | Kind::Token)
+        !matches!(self, Kind::Event | Kind::Token)
     }
 
     /// The name as it appears in a manifest's `kind`.
