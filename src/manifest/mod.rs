@@ -24,11 +24,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::resource::types::{
-    ConfigMapBody, Container, DeploymentBody, DeploymentSpec, IntOrString, JobBody, JobSpec,
-    KeyToPath, LabelSelector, NamespaceBody, NodeBody, PodBody, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, Protocol, RestartPolicy, SecretBody, SecurityContext, SelectorOperator,
-    ServiceBody, ServiceSpec, ServiceType, StrategyType, decode_base64, encode_base64,
-    parse_cpu_millis, parse_memory_bytes,
+    CompletionMode, ConfigMapBody, Container, CronJobBody, DeploymentBody, DeploymentSpec,
+    IntOrString, JobBody, JobSpec, KeyToPath, LabelSelector, NamespaceBody, NodeBody, PodBody,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Protocol, RestartPolicy, SecretBody,
+    SecurityContext, SelectorOperator, ServiceBody, ServiceSpec, ServiceType, StrategyType,
+    decode_base64, encode_base64, parse_cpu_millis, parse_memory_bytes,
 };
 use crate::resource::{DEFAULT_NAMESPACE, Kind, Object, ObjectKey, ObjectMeta};
 use image::check_image_reference;
@@ -505,6 +505,11 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             check_job(&b.spec, ck)?;
             encode(&b)?
         }
+        Kind::CronJob => {
+            let b: CronJobBody = decode(body)?;
+            check_cron_job(&b, ck)?;
+            encode(&b)?
+        }
         Kind::Node => encode(&decode::<NodeBody>(body)?)?,
         Kind::Event | Kind::ReplicaSet => return fail("kind", agent_written(kind)),
         Kind::Token => return fail("kind", agent_written(kind)),
@@ -519,6 +524,7 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
 
 const DNS_LABEL_RULE: &str = "a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
 const DNS_1035_RULE: &str = "a DNS-1035 label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit";
+const CRONJOB_RULE: &str = "a DNS-1123 label of at most 52 characters (lowercase letters, digits and '-', starting and ending with a letter or digit), so its Jobs' names fit";
 const DNS_SUBDOMAIN_RULE: &str = "a DNS-1123 subdomain: at most 253 characters, dot-separated parts of lowercase letters, digits and '-', each starting and ending with a letter or digit";
 
 fn is_dns_label(s: &str) -> bool {
@@ -571,6 +577,8 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
             (is_dns_label(name), DNS_LABEL_RULE)
         }
         Kind::Service => (is_dns_1035_label(name), DNS_1035_RULE),
+        // Its Jobs are named `{name}-{minutes}`, which must stay a label.
+        Kind::CronJob => (is_dns_label(name) && name.len() <= 52, CRONJOB_RULE),
         Kind::ConfigMap
         | Kind::Secret
         | Kind::Node
