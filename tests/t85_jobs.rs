@@ -31,22 +31,45 @@ async fn docker_cluster(prefix: &str, backoff_ms: u64) -> (Cluster, String) {
     (c, image)
 }
 
+/// Reads an object through the typed client, riding out the moments
+/// without a leader that a loaded machine sees (503), which are not what
+/// these tests are about.
+async fn get_object(api: &Api, kind: Kind, name: &str) -> shoal::resource::Object {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match api.client.get(kind, "default", name).await {
+            Ok(o) => return o,
+            Err(e) if e.status() == Some(503) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{kind} {name}: {e}"),
+        }
+    }
+}
+
+async fn list_objects(api: &Api, kind: Kind) -> Vec<shoal::resource::Object> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match api.client.list(kind, Some("default")).await {
+            Ok(v) => return v,
+            Err(e) if e.status() == Some(503) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("listing {kind}: {e}"),
+        }
+    }
+}
+
 async fn job_status(api: &Api, name: &str) -> JobStatus {
-    let j = api
-        .client
-        .get(Kind::Job, "default", name)
+    get_object(api, Kind::Job, name)
         .await
-        .expect("the job exists");
-    j.status().expect("job status decodes")
+        .status()
+        .expect("job status decodes")
 }
 
 /// The Job's pods, live (not finished) ones flagged.
 async fn job_pods(api: &Api, job: &str) -> Vec<(String, Option<u32>, bool)> {
-    let all = api
-        .client
-        .list(Kind::Pod, Some("default"))
-        .await
-        .expect("pods");
+    let all = list_objects(api, Kind::Pod).await;
     all.iter()
         .filter(|p| p.metadata.labels.get("job-name").map(String::as_str) == Some(job))
         .map(|p| {
@@ -326,14 +349,12 @@ async fn a_cronjob_makes_one_job_per_scheduled_minute() {
     let (code, v) = api
         .apply(&manifest.replace("\"* * * * *\"", "\"* * * *\""))
         .await;
-    assert_eq!(code, 400, "{v}");
+    assert_eq!(code, 422, "{v}");
     assert!(v.to_string().contains("spec.schedule"), "{v}");
 
     let jobs_of_tick = || async {
-        api.client
-            .list(Kind::Job, Some("default"))
+        list_objects(&api, Kind::Job)
             .await
-            .expect("jobs")
             .into_iter()
             .filter(|j| j.metadata.name.starts_with("tick-"))
             .collect::<Vec<_>>()
@@ -357,11 +378,7 @@ async fn a_cronjob_makes_one_job_per_scheduled_minute() {
     let t = shoal::resource::time::parse_rfc3339(&scheduled).expect("rfc3339");
     assert_eq!(t % 60, 0, "on a minute boundary");
     assert_eq!(first.metadata.name, format!("tick-{}", t / 60));
-    let cron = api
-        .client
-        .get(Kind::CronJob, "default", "tick")
-        .await
-        .expect("cronjob");
+    let cron = get_object(&api, Kind::CronJob, "tick").await;
     let st: CronJobStatus = cron.status().expect("status");
     assert_eq!(st.last_schedule_time.as_deref(), Some(scheduled.as_str()));
     wait_job(&api, &first.metadata.name, 60, "Complete").await;
@@ -386,29 +403,22 @@ async fn a_cronjob_makes_one_job_per_scheduled_minute() {
     assert_eq!(code, 0, "{out}{err}");
     let made = wait_job(&api, "by-hand", 60, "Complete").await;
     assert_eq!(made.succeeded, 1);
-    let by_hand = api
-        .client
-        .get(Kind::Job, "default", "by-hand")
-        .await
-        .expect("job");
+    let by_hand = get_object(&api, Kind::Job, "by-hand").await;
     assert_eq!(
-        by_hand.metadata.controller_ref().map(|r| r.kind.as_str()),
-        Some("CronJob")
+        by_hand
+            .metadata
+            .annotations
+            .get("cronjob.kubernetes.io/instantiate")
+            .map(String::as_str),
+        Some("manual")
     );
-    // Deleting the CronJob deletes its Jobs.
+    // Deleting the CronJob deletes the Jobs it scheduled.
     let (code, _, err) = shoal_cli(&addr, &["delete", "cronjob", "tick"]).await;
     assert_eq!(code, 0, "{err}");
     eventually(
         Duration::from_secs(20),
         "the cronjob's jobs deleted",
-        || async {
-            jobs_of_tick().await.is_empty()
-                && api
-                    .client
-                    .get(Kind::Job, "default", "by-hand")
-                    .await
-                    .is_err()
-        },
+        || async { jobs_of_tick().await.is_empty() },
     )
     .await;
     c.stop().await;

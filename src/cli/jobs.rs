@@ -70,7 +70,7 @@ pub(super) fn cronjob_cells(it: &Value) -> Vec<String> {
 }
 
 /// `shoal create job NAME --from=cronjob/CRON`: a Job from the CronJob's
-/// template, owned by it and marked manual, as kubectl.
+/// template, marked manual as kubectl does.
 pub(super) async fn create_job_from(
     client: &Client,
     ns: &str,
@@ -87,7 +87,10 @@ pub(super) async fn create_job_from(
     };
     let cron = client.get(Kind::CronJob, ns, cron_name).await?;
     let body = CronJobBody::from_object(&cron).map_err(|e| anyhow!("cronjob {cron_name}: {e}"))?;
-    let job = new_job(&cron, &body, name, (MANUAL_ANNOTATION, "manual"));
+    let mut job = new_job(&cron, &body, name, (MANUAL_ANNOTATION, "manual"));
+    // The API takes no owner references from users (kubectl sets one to
+    // the CronJob): this Job stays when the CronJob is deleted.
+    job.metadata.owner_references.clear();
     let path = object_path(Kind::Job, ns, None);
     client
         .send(
@@ -218,6 +221,18 @@ pub(super) async fn wait(
             }
             Err(ClientError::Api { status: 404, .. }) => {
                 bail!("{} {name:?} not found in namespace {ns}", kind.as_str());
+            }
+            // No leader for a moment (an election) or busy: ask again
+            // until the timeout, as kubectl rides out a restarting server.
+            Err(
+                e @ ClientError::Api {
+                    status: 503 | 429, ..
+                },
+            )
+            | Err(e @ ClientError::Timeout { .. }) => {
+                if Instant::now() >= deadline {
+                    return Err(e.into());
+                }
             }
             Err(e) => return Err(e.into()),
         }
