@@ -316,7 +316,28 @@ async fn a_leader_killed_mid_job_never_doubles_an_index() {
             }
         }
         for (i, names) in &live {
-            assert!(names.len() <= 1, "index {i} has two live pods: {names:?}");
+            if names.len() > 1 {
+                let all = list_objects(&api, Kind::Pod).await;
+                let detail: Vec<String> = all
+                    .iter()
+                    .filter(|p| names.contains(&p.metadata.name))
+                    .map(|p| {
+                        format!(
+                            "{} attempt {:?} created {:?} node {:?} status {:?}",
+                            p.metadata.name,
+                            p.metadata.annotations.get("shoal.io/job-attempt"),
+                            p.metadata.creation_timestamp,
+                            p.body.get("spec").and_then(|s| s.get("nodeName")),
+                            p.body.get("status"),
+                        )
+                    })
+                    .collect();
+                panic!(
+                    "index {i} has two live pods (leader was {lname}):\n{}\njob: {:?}",
+                    detail.join("\n"),
+                    job_status(&api, "steady").await
+                );
+            }
         }
         assert!(live.len() <= 2, "over parallelism: {live:?}");
         let st = job_status(&api, "steady").await;

@@ -349,10 +349,8 @@ pub fn plan(job: JobRef<'_>, pods: &[JobPod], now_ms: u64, settings: Settings) -
 
     let stop_all = |plan: &mut Plan| {
         let names: Vec<String> = active.iter().map(|p| p.key.name.clone()).collect();
-        plan.delete = active
-            .iter()
-            .map(|p| (p.key.clone(), p.resource_version))
-            .collect();
+        plan.delete
+            .extend(active.iter().map(|p| (p.key.clone(), p.resource_version)));
         if !names.is_empty() {
             plan.events.push(JobEvent {
                 warning: false,
@@ -536,6 +534,21 @@ pub fn plan(job: JobRef<'_>, pods: &[JobPod], now_ms: u64, settings: Settings) -
             message: format!("Created pod: {}", listed(&names)),
         });
         plan.status.active = plan.status.active.saturating_add(count(create.len()));
+    }
+    // A pod lost with its node goes in the command that creates its
+    // replacement, at the version that says it was lost: its node's agent,
+    // back or slow to hear, can then no longer report it running next to
+    // the replacement. Only then, so its attempt number is never reused.
+    for p in pods
+        .iter()
+        .filter(|p| p.phase == PodPhase::Failed && p.disrupted)
+    {
+        let replaced = create
+            .iter()
+            .any(|c| c.index == p.index && c.attempt > p.attempt);
+        if replaced {
+            plan.delete.push((p.key.clone(), p.resource_version));
+        }
     }
     plan.create = create;
     plan

@@ -144,7 +144,7 @@ fn plans() {
             Some("Failed"),
         ),
         (
-            "a pod lost with its node is not counted",
+            "a pod lost with its node is not counted; kept until replaced",
             spec(Some(1), 1, false),
             vec![
                 pod(None, 0, Failed, None),
@@ -156,6 +156,31 @@ fn plans() {
             ],
             vec![],
             0,
+            None,
+        ),
+        (
+            "a lost pod is deleted with its replacement's creation",
+            spec(Some(1), 1, false),
+            vec![JobPod {
+                disrupted: true,
+                ..pod(None, 0, Failed, Some(T0))
+            }],
+            vec![(None, 1)],
+            1,
+            None,
+        ),
+        (
+            "indexed: a lost pod's index gets its next attempt in the command that deletes it",
+            spec(Some(2), 2, true),
+            vec![
+                JobPod {
+                    disrupted: true,
+                    ..pod(Some(0), 0, Failed, Some(T0))
+                },
+                pod(Some(1), 0, Running, None),
+            ],
+            vec![(Some(0), 1)],
+            1,
             None,
         ),
         (
