@@ -335,6 +335,22 @@ pub const FAMILIES: &[Def] = &[
         "shoal_controller_replicaset_changes_total",
         "Pods created or deleted by ReplicaSets.",
     ),
+    counter(
+        "shoal_controller_job_pods_created_total",
+        "Pods created by the Job controller.",
+    ),
+    counter(
+        "shoal_controller_job_pods_deleted_total",
+        "Pods deleted by the Job controller (finished, failed or suspended Jobs).",
+    ),
+    counter(
+        "shoal_controller_cronjob_jobs_created_total",
+        "Jobs created by CronJobs on schedule.",
+    ),
+    seconds(
+        "shoal_controller_cronjob_start_delay_seconds",
+        "Delay from a CronJob's scheduled time to the write that created its Job.",
+    ),
     seconds(
         "shoal_scheduler_pass_seconds",
         "Time of one scheduling pass.",

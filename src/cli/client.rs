@@ -90,6 +90,7 @@ pub(super) fn display_kind(kind: &str) -> String {
         Some(Kind::Deployment) => "deployment.apps".into(),
         Some(Kind::ReplicaSet) => "replicaset.apps".into(),
         Some(Kind::Job) => "job.batch".into(),
+        Some(Kind::CronJob) => "cronjob.batch".into(),
         Some(k) => k.as_str().to_ascii_lowercase(),
         None => kind.to_ascii_lowercase(),
     }

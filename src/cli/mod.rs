@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
+use crate::resource::Kind;
 
 /// Writes to stdout; a closed pipe (`shoal get pods | head`) ends the
 /// process quietly, as other Unix tools do, instead of panicking.
@@ -32,6 +33,7 @@ macro_rules! outln {
 }
 
 mod client;
+mod jobs;
 mod nodes;
 mod objects;
 mod rollout;
@@ -89,6 +91,17 @@ pub enum Cmd {
         #[arg(short = 'f', long = "filename")]
         file: String,
     },
+    /// Create a Job from a CronJob's template (`create job NAME --from=cronjob/CRON`).
+    Create {
+        /// `job`: the only kind made this way.
+        kind: String,
+        name: String,
+        /// `cronjob/NAME`.
+        #[arg(long)]
+        from: String,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
     /// List objects of a kind, or show one.
     Get {
         kind: String,
@@ -117,7 +130,8 @@ pub enum Cmd {
         #[arg(short = 'n', long)]
         namespace: Option<String>,
     },
-    /// Print a container's logs, from whichever node runs the pod.
+    /// Print a container's logs, from whichever node runs the pod
+    /// (`POD`, or `job/NAME` for one of a Job's pods).
     Logs {
         pod: String,
         /// Keep streaming new output.
@@ -129,6 +143,21 @@ pub enum Cmd {
         /// The container, when the pod has several.
         #[arg(short = 'c', long)]
         container: Option<String>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+    /// Wait until an object's condition holds (`--for=condition=complete job/NAME`);
+    /// exits 1 on timeout, as kubectl.
+    Wait {
+        /// `KIND/NAME`, or `KIND` followed by NAME.
+        kind: String,
+        name: Option<String>,
+        /// `condition=TYPE` or `condition=TYPE=STATUS`.
+        #[arg(long = "for", value_parser = jobs::parse_for)]
+        for_: jobs::WaitFor,
+        /// Give up after this long (`60`, `60s`, `5m`).
+        #[arg(long, value_parser = parse_secs, default_value = "30")]
+        timeout: u64,
         #[arg(short = 'n', long)]
         namespace: Option<String>,
     },
@@ -471,6 +500,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Apply { file } => apply(&client, &file).await,
+        Cmd::Create {
+            kind,
+            name,
+            from,
+            namespace,
+        } => {
+            if Kind::from_user(&kind) != Some(Kind::Job) {
+                return Err(UsageError(format!(
+                    "create {kind}: only `create job NAME --from=cronjob/CRON` is supported; use apply for the rest"
+                ))
+                .into());
+            }
+            jobs::create_job_from(&client, &ns_or_default(namespace), &name, &from).await
+        }
         Cmd::Get {
             kind,
             name,
@@ -524,6 +567,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             namespace,
         } => {
             let ns = namespace.unwrap_or_else(|| "default".into());
+            let pod = match pod.split_once('/') {
+                Some((k, name)) if Kind::from_user(k) == Some(Kind::Job) => {
+                    jobs::job_pod(&client, &ns, name).await?
+                }
+                Some((k, name)) if Kind::from_user(k) == Some(Kind::Pod) => name.to_string(),
+                Some((k, _)) => bail!("logs of {k:?}: name a pod, pod/NAME or job/NAME"),
+                None => pod,
+            };
             let mut path = format!("/v1/namespaces/{ns}/pods/{pod}/log?follow={follow}");
             if let Some(t) = tail {
                 path.push_str(&format!("&tailLines={t}"));
@@ -532,6 +583,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 path.push_str(&format!("&container={c}"));
             }
             stream_to_stdout(&client, &path).await
+        }
+        Cmd::Wait {
+            kind,
+            name,
+            for_,
+            timeout,
+            namespace,
+        } => {
+            let ns = ns_or_default(namespace);
+            jobs::wait(&client, &kind, name.as_deref(), &ns, &for_, timeout).await
         }
         Cmd::Events {
             namespace,

@@ -230,7 +230,15 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
         Kind::Service => &["TYPE", "CLUSTER-IP", "PORT(S)", "SELECTOR", "AGE"],
         Kind::ConfigMap => &["DATA", "AGE"],
         Kind::Secret => &["TYPE", "DATA", "AGE"],
-        Kind::Job => &["COMPLETIONS", "AGE"],
+        Kind::Job => &["COMPLETIONS", "DURATION", "AGE"],
+        Kind::CronJob => &[
+            "SCHEDULE",
+            "TIMEZONE",
+            "SUSPEND",
+            "ACTIVE",
+            "LAST SCHEDULE",
+            "AGE",
+        ],
         Kind::Namespace => &["STATUS", "AGE"],
         Kind::Node => &["RUNTIME", "CPU", "MEMORY", "PODS", "VERSION", "AGE"],
         Kind::Event => &["LAST SEEN", "TYPE", "REASON", "OBJECT", "COUNT", "MESSAGE"],
@@ -332,10 +340,11 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                 row.push(age(it));
             }
             Kind::Job => {
-                let want = s(it, &["spec", "completions"]).as_u64().unwrap_or(1);
-                // Job status is read by path until Jobs have a controller
-                // and a typed status (issue 17): nothing writes it yet.
-                row.push(format!("{}/{want}", n(s(it, &["status", "succeeded"]))));
+                row.extend(super::jobs::job_cells(it));
+                row.push(age(it));
+            }
+            Kind::CronJob => {
+                row.extend(super::jobs::cronjob_cells(it));
                 row.push(age(it));
             }
             Kind::Node => {

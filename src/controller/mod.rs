@@ -7,12 +7,16 @@
 //! One pass, on any change and every half second: node lifecycle (pods of
 //! nodes down past `scheduler.pod_eviction_grace_ms` are marked Failed,
 //! reason NodeLost), garbage collection by owner, Deployments (ReplicaSets
-//! per template, rolling update), ReplicaSets (pods), then the scheduler
+//! per template, rolling update), CronJobs (a Job per scheduled time), Jobs
+//! (pods until completions succeed),
+//! ReplicaSets (pods), then the scheduler
 //! (binds pending pods).
 
+pub mod cronjob;
 pub mod deployment;
 pub mod disruption;
 pub mod gc;
+pub mod job;
 pub mod namespaces;
 pub mod nodes;
 pub mod replicaset;
@@ -47,6 +51,9 @@ pub struct SchedulerConfig {
     /// The most pods one ReplicaSet is given, whatever its `spec.replicas`
     /// asks: one write must not be able to flood the cluster.
     pub max_replicas: u32,
+    /// A Job's back-off after its first failed pod, in milliseconds,
+    /// doubling per failure up to six minutes (Kubernetes' 10 s).
+    pub job_backoff_ms: u64,
 }
 
 /// What a disconnected node does with its pods.
@@ -68,6 +75,7 @@ impl Default for SchedulerConfig {
             disconnected_pods: DisconnectedPods::Keep,
             disconnected_stop_after_ms: 60_000,
             max_replicas: 10_000,
+            job_backoff_ms: 10_000,
         }
     }
 }
@@ -208,6 +216,8 @@ pub fn spawn(
 async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
     let mut lifecycle = nodes::Lifecycle::default();
     let mut backoff = Backoff::default();
+    let mut job_backoff = Backoff::default();
+    let mut cron_backoff = Backoff::default();
     let mut watch = None;
     loop {
         if watch.is_none() {
@@ -215,7 +225,15 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
         }
         let started = std::time::Instant::now();
         tracing::Instrument::instrument(
-            pass(&store, &membership, &cfg, &mut lifecycle, &mut backoff),
+            pass(
+                &store,
+                &membership,
+                &cfg,
+                &mut lifecycle,
+                &mut backoff,
+                &mut job_backoff,
+                &mut cron_backoff,
+            ),
             tracing::info_span!("controller_pass"),
         )
         .await;
@@ -245,6 +263,8 @@ async fn pass(
     cfg: &SchedulerConfig,
     lifecycle: &mut nodes::Lifecycle,
     backoff: &mut Backoff,
+    job_backoff: &mut Backoff,
+    cron_backoff: &mut Backoff,
 ) {
     let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
     let (Ok(node_objs), Ok(pod_objs)) = (list(Kind::Node), list(Kind::Pod)) else {
@@ -263,6 +283,25 @@ async fn pass(
         gc::collect(store, "ReplicaSet", &sets, &pod_objs).await;
         let pods: Vec<PodView> = pod_objs.iter().filter_map(PodView::of).collect();
         deployment::reconcile(store, &deployments, &sets, &pods).await;
+    }
+    if let (Ok(crons), Ok(jobs)) = (list(Kind::CronJob), list(Kind::Job)) {
+        gc::collect(store, "CronJob", &crons, &jobs).await;
+        cronjob::reconcile(store, &crons, &jobs, now_secs(), cron_backoff).await;
+    }
+    // Read again: the CronJob pass may have created Jobs.
+    if let (Ok(jobs), Ok(pods)) = (list(Kind::Job), list(Kind::Pod)) {
+        gc::collect(store, "Job", &jobs, &pods).await;
+        if let Ok(events) = list(Kind::Event) {
+            gc::collect(store, "Job", &jobs, &events).await;
+            if let Ok(crons) = list(Kind::CronJob) {
+                gc::collect(store, "CronJob", &crons, &events).await;
+            }
+        }
+        let settings = job::Settings {
+            backoff_base_ms: cfg.job_backoff_ms,
+            max_parallelism: cfg.max_replicas,
+        };
+        job::reconcile(store, &jobs, &pods, settings, job_backoff).await;
     }
     // Read again: the deployment pass may have created or scaled ReplicaSets.
     if let (Ok(sets), Ok(pods)) = (list(Kind::ReplicaSet), list(Kind::Pod)) {

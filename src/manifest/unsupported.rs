@@ -155,7 +155,6 @@ pub(super) const SERVICE_SPEC_UNSUPPORTED: &[&str] = &[
 pub(super) const SERVICE_PORT_UNSUPPORTED: &[&str] = &["appProtocol"];
 pub(super) const JOB_SPEC_UNSUPPORTED: &[&str] = &[
     "backoffLimitPerIndex",
-    "completionMode",
     "managedBy",
     "manualSelector",
     "maxFailedIndexes",
@@ -163,7 +162,6 @@ pub(super) const JOB_SPEC_UNSUPPORTED: &[&str] = &[
     "podReplacementPolicy",
     "selector",
     "successPolicy",
-    "suspend",
 ];
 pub(super) const NAMESPACE_SPEC_UNSUPPORTED: &[&str] = &["finalizers"];
 
@@ -213,6 +211,13 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         Kind::Job => {
             unsupported(spec, "spec", JOB_SPEC_UNSUPPORTED)?;
             unsupported_template(spec, "spec.template")
+        }
+        Kind::CronJob => {
+            let Some(job) = sub(spec, "jobTemplate").and_then(|t| sub(t, "spec")) else {
+                return Ok(());
+            };
+            unsupported(job, "spec.jobTemplate.spec", JOB_SPEC_UNSUPPORTED)?;
+            unsupported_template(job, "spec.jobTemplate.spec.template")
         }
         Kind::Service => {
             unsupported(spec, "spec", SERVICE_SPEC_UNSUPPORTED)?;

@@ -196,12 +196,60 @@ pub(super) fn check_deployment(spec: &DeploymentSpec, ck: &mut Checker) -> Res {
     Ok(())
 }
 
+/// Kubernetes' limit on an Indexed Job's completions.
+const MAX_INDEXED_COMPLETIONS: u32 = 100_000;
+
 pub(super) fn check_job(spec: &JobSpec, ck: &mut Checker) -> Res {
+    check_job_at(spec, "spec", ck)
+}
+
+/// Checks a Job's spec found at `path` (a Job's or a CronJob's template).
+fn check_job_at(spec: &JobSpec, path: &str, ck: &mut Checker) -> Res {
     if spec.active_deadline_seconds == Some(0) {
-        return fail("spec.activeDeadlineSeconds", "must be at least 1");
+        return fail(
+            format!("{path}.activeDeadlineSeconds"),
+            "must be at least 1",
+        );
     }
-    check_template_metadata(&spec.template, "spec.template")?;
-    check_pod_spec(&spec.template.spec, "spec.template.spec", Kind::Job, ck)
+    if spec.completion_mode == Some(CompletionMode::Indexed) {
+        match spec.completions {
+            None => {
+                return fail(
+                    format!("{path}.completions"),
+                    "missing: completionMode Indexed needs completions (one index per completion)",
+                );
+            }
+            Some(n) if n > MAX_INDEXED_COMPLETIONS => {
+                return fail(
+                    format!("{path}.completions"),
+                    format!(
+                        "{n} is over {MAX_INDEXED_COMPLETIONS}, the most an Indexed Job may have"
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    check_template_metadata(&spec.template, &format!("{path}.template"))?;
+    check_pod_spec(
+        &spec.template.spec,
+        &format!("{path}.template.spec"),
+        Kind::Job,
+        ck,
+    )
+}
+
+pub(super) fn check_cron_job(b: &CronJobBody, ck: &mut Checker) -> Res {
+    use crate::resource::schedule::{Schedule, ScheduleError};
+    match Schedule::parse(&b.spec.schedule, b.spec.time_zone.as_deref()) {
+        Ok(_) => {}
+        Err(ScheduleError::Schedule(m)) => return fail("spec.schedule", m),
+        Err(ScheduleError::TimeZone(m)) => return fail("spec.timeZone", m),
+    }
+    if let Some(meta) = &b.spec.job_template.metadata {
+        check_labels("spec.jobTemplate.metadata.labels", &meta.labels)?;
+    }
+    check_job_at(&b.spec.job_template.spec, "spec.jobTemplate.spec", ck)
 }
 
 // ---------------------------------------------------------------- services, config

@@ -3,6 +3,7 @@
 //! ([`Kind`], namespace, name). Typed specs for each kind live in submodules
 //! and are what validation and the controllers read.
 
+pub mod schedule;
 pub mod status;
 pub mod time;
 pub mod types;
@@ -40,17 +41,20 @@ pub enum Kind {
     ReplicaSet,
     /// An API credential with a role; written only through `/v1/tokens`.
     Token,
+    /// A Job run on a schedule. Last: the variant's position is in stored keys.
+    CronJob,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Secret,
         Kind::Service,
         Kind::Deployment,
         Kind::Job,
+        Kind::CronJob,
         Kind::Pod,
         Kind::Node,
         Kind::Event,
@@ -76,6 +80,7 @@ impl Kind {
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
             Kind::Job => "Job",
+            Kind::CronJob => "CronJob",
             Kind::Node => "Node",
             Kind::Event => "Event",
             Kind::ReplicaSet => "ReplicaSet",
@@ -93,6 +98,7 @@ impl Kind {
             Kind::ConfigMap => "configmaps",
             Kind::Secret => "secrets",
             Kind::Job => "jobs",
+            Kind::CronJob => "cronjobs",
             Kind::Node => "nodes",
             Kind::Event => "events",
             Kind::ReplicaSet => "replicasets",
@@ -111,7 +117,7 @@ impl Kind {
             | Kind::Node
             | Kind::Event => "v1",
             Kind::Deployment | Kind::ReplicaSet => "apps/v1",
-            Kind::Job => "batch/v1",
+            Kind::Job | Kind::CronJob => "batch/v1",
             Kind::Token => "shoal.io/v1",
         }
     }
@@ -132,6 +138,7 @@ impl Kind {
             "configmap" | "configmaps" | "cm" => Kind::ConfigMap,
             "secret" | "secrets" => Kind::Secret,
             "job" | "jobs" => Kind::Job,
+            "cronjob" | "cronjobs" | "cj" => Kind::CronJob,
             "node" | "nodes" | "no" => Kind::Node,
             "event" | "events" | "ev" => Kind::Event,
             "replicaset" | "replicasets" | "rs" => Kind::ReplicaSet,

@@ -292,6 +292,91 @@ pub struct ReplicaSetStatus {
     pub extra: Map<String, Value>,
 }
 
+/// `Job.status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatus {
+    /// When the Job (last) started running pods (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// When the Job completed; unset for a Job that failed (as Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+    /// Pods not yet finished.
+    #[serde(default)]
+    pub active: u32,
+    /// Pods that succeeded (for an Indexed Job: indexes completed).
+    #[serde(default)]
+    pub succeeded: u32,
+    /// Failed pods and, under restartPolicy OnFailure, container restarts.
+    #[serde(default)]
+    pub failed: u32,
+    /// Active pods whose Ready condition is True.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<u32>,
+    /// Indexed Jobs: the completed indexes, as Kubernetes writes them (`1,3-5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_indexes: Option<String>,
+    /// `Complete`, `Failed`, `Suspended`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl JobStatus {
+    /// The condition of a type, if present.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        find_condition(&self.conditions, type_)
+    }
+
+    /// Whether a condition of this type is True.
+    pub fn is(&self, type_: &str) -> bool {
+        self.condition(type_).is_some_and(Condition::is_true)
+    }
+
+    /// Complete or Failed: the Job runs no pod again.
+    pub fn is_finished(&self) -> bool {
+        self.is("Complete") || self.is("Failed")
+    }
+}
+
+/// A reference to another object (`CronJob.status.active`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectReference {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `CronJob.status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CronJobStatus {
+    /// Its Jobs that have not finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active: Vec<ObjectReference>,
+    /// The latest scheduled time a Job was created for (RFC 3339): the
+    /// value every creation is conditional on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<String>,
+    /// When one of its Jobs last completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
 /// `Node.status`: what an agent publishes about its host.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -7,7 +7,9 @@
 //! in `crate::manifest`; this module also holds the helpers both it and the
 //! controllers need: [`LabelSelector::matches`], quantity parsing, base64.
 
+mod batch;
 mod quantity;
+pub use batch::*;
 pub use quantity::*;
 
 use std::collections::BTreeMap;
@@ -725,7 +727,23 @@ pub struct JobSpec {
     pub active_deadline_seconds: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds_after_finished: Option<u32>,
+    /// While true, no pod runs (active ones are deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+    /// `NonIndexed` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_mode: Option<CompletionMode>,
     pub template: PodTemplateSpec,
+}
+
+/// How a Job counts its completions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompletionMode {
+    /// Any `completions` successful pods complete the Job.
+    #[default]
+    NonIndexed,
+    /// Each index in `0..completions` needs one successful pod.
+    Indexed,
 }
 
 /// Kubernetes' label selector: all `matchLabels` and all `matchExpressions` must hold.
