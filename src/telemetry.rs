@@ -335,6 +335,10 @@ pub const FAMILIES: &[Def] = &[
         "shoal_controller_replicaset_changes_total",
         "Pods created or deleted by ReplicaSets.",
     ),
+    counter(
+        "shoal_secrets_resealed_total",
+        "Secrets re-sealed under the active data key (after a key rotation).",
+    ),
     seconds(
         "shoal_scheduler_pass_seconds",
         "Time of one scheduling pass.",
