@@ -238,6 +238,31 @@ impl Client {
         })
     }
 
+    /// The state of Secrets at rest (`GET /v1/encryption`; admin only).
+    pub async fn encryption_status(&self) -> Result<crate::api::EncryptionView, ClientError> {
+        self.encryption(reqwest::Method::GET, "/v1/encryption")
+            .await
+    }
+
+    /// Makes a new data key active; the leader then re-seals every Secret
+    /// under it in the background (`POST /v1/encryption/rotate-key`).
+    pub async fn rotate_data_key(&self) -> Result<crate::api::EncryptionView, ClientError> {
+        self.encryption(reqwest::Method::POST, "/v1/encryption/rotate-key")
+            .await
+    }
+
+    async fn encryption(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<crate::api::EncryptionView, ClientError> {
+        let v = self.send(method, path, None).await?;
+        serde_json::from_value(v).map_err(|e| ClientError::Decode {
+            path: path.to_string(),
+            msg: e.to_string(),
+        })
+    }
+
     /// Evicts a pod (`POST .../pods/NAME/eviction`): `Ok` once deleted; a
     /// 429 error while its Deployment cannot spare it; with `uid`, a 409
     /// error if the pod of that name is another one now.

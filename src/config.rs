@@ -91,6 +91,10 @@ pub struct StoreSettings {
     pub quota_bytes: u64,
     /// Snapshot and purge the log once the entries since the last snapshot hold this many bytes.
     pub compact_log_bytes: u64,
+    /// File with the key-encryption key that wraps the data keys Secrets
+    /// are sealed under (64 hex digits; `shoal keygen` makes one). Every
+    /// node needs the same. Without it the key is derived from the cluster key.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 impl Default for StoreSettings {
@@ -98,6 +102,7 @@ impl Default for StoreSettings {
         StoreSettings {
             quota_bytes: crate::store::DEFAULT_QUOTA_BYTES,
             compact_log_bytes: crate::store::DEFAULT_COMPACT_LOG_BYTES,
+            encryption_key_file: None,
         }
     }
 }

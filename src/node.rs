@@ -113,6 +113,7 @@ impl Node {
         })?;
         let listen = net::parse_addr(&cfg.p2p_addr).await?;
         let psk = cluster_key(&cfg, &listen)?;
+        let psk_bytes = psk.as_ref().and_then(crate::api::tls::psk_bytes);
         let ca = match psk.as_ref() {
             Some(k) => Some(crate::api::tls::ClusterCa::from_psk(k)?),
             None => None,
@@ -174,8 +175,23 @@ impl Node {
             p2p_addrs,
             api_addr: api_addr.to_string(),
         };
-        let store =
-            Store::open(&cfg.data_dir.join("raft"), net.clone(), cfg.store_config()).await?;
+        let mut store_cfg = cfg.store_config();
+        store_cfg.kek = encryption_key(&cfg, psk_bytes.as_ref())?;
+        if store_cfg.kek.is_well_known() {
+            warn!(
+                "Secrets are sealed under a well-known key: this cluster has neither \
+                 store.encryption_key_file nor a cluster key, so their values are kept out of \
+                 plain sight on disk but not protected"
+            );
+        } else {
+            info!(kek = store_cfg.kek.source(), "Secrets are sealed at rest");
+        }
+        let store = Store::open(&cfg.data_dir.join("raft"), net.clone(), store_cfg).await?;
+        // A wrong key must stop the node before it serves anything.
+        if let Err(e) = store.check_encryption_key() {
+            store.shutdown().await;
+            return Err(e.into());
+        }
         let mut seeds = Vec::new();
         for j in &cfg.join {
             seeds.push(net::parse_addr(j).await?);
@@ -457,6 +473,25 @@ fn cluster_key(
         own.display()
     );
     Ok(Some(key))
+}
+
+/// The key-encryption key for Secrets at rest: `store.encryption_key_file`
+/// when set (it can live apart from the data dir, which holds the cluster
+/// key a node generated); else derived from the cluster key every node
+/// already has, so a cluster seals its Secrets with no further setup; else
+/// (a loopback cluster with no key at all) the well-known key.
+fn encryption_key(
+    cfg: &Config,
+    cluster_key: Option<&[u8; 32]>,
+) -> Result<crate::store::sealing::Kek, NodeError> {
+    use crate::store::sealing::Kek;
+    if let Some(p) = &cfg.store.encryption_key_file {
+        return Kek::load(p).map_err(|e| NodeError::Store(e.into()));
+    }
+    Ok(match cluster_key {
+        Some(k) => Kek::from_cluster_key(k),
+        None => Kek::well_known(),
+    })
 }
 
 /// Makes the data dir private (0700) and every file under it 0600, also for

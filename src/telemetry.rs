@@ -351,6 +351,10 @@ pub const FAMILIES: &[Def] = &[
         "shoal_controller_cronjob_start_delay_seconds",
         "Delay from a CronJob's scheduled time to the write that created its Job.",
     ),
+    counter(
+        "shoal_secrets_resealed_total",
+        "Secrets re-sealed under the active data key (after a key rotation).",
+    ),
     seconds(
         "shoal_scheduler_pass_seconds",
         "Time of one scheduling pass.",

@@ -178,6 +178,8 @@ enum Target {
     Manifests,
     /// Endpoints of Services.
     Endpoints,
+    /// `/v1/encryption`: the keyring of Secrets at rest; admin only.
+    Encryption,
     /// Objects of a kind (`None`: an unknown plural, a 404 later).
     Objects(Option<Kind>),
 }
@@ -189,6 +191,7 @@ fn target(path: &str) -> Target {
         ["v1", "raft" | "members", ..] => Target::Cluster,
         ["v1", "apply" | "delete"] => Target::Manifests,
         ["v1", "endpoints", ..] => Target::Endpoints,
+        ["v1", "encryption", ..] => Target::Encryption,
         ["v1", "namespaces", _, "endpoints", ..] => Target::Endpoints,
         ["v1", "namespaces", _, plural, ..] => Target::Objects(Kind::from_user(plural)),
         ["v1", "namespaces", ..] => Target::Objects(Some(Kind::Namespace)),
@@ -222,7 +225,7 @@ pub fn authorize(role: Role, method: &Method, path: &str) -> Result<(), Denied> 
     let ok = match (target(path), role) {
         (_, Role::Admin) => true,
         (Target::Metrics, _) => read,
-        (_, Role::Metrics) => false,
+        (_, Role::Metrics) | (Target::Encryption, _) => false,
         (Target::Cluster | Target::Endpoints, _) => read,
         (Target::Manifests, r) => r == Role::Edit,
         (Target::Objects(None), _) => true,
@@ -410,6 +413,11 @@ mod tests {
             (Edit, get(), "/v1/namespaces/default/secrets/s", false),
             (Edit, get(), "/v1/secrets", false),
             (Edit, get(), "/v1/secret", false),
+            (Admin, post(), "/v1/encryption/rotate-key", true),
+            (Admin, get(), "/v1/encryption", true),
+            (Edit, post(), "/v1/encryption/rotate-key", false),
+            (Edit, get(), "/v1/encryption", false),
+            (View, get(), "/v1/encryption", false),
             (Edit, put(), "/v1/nodes/n1", false),
             (Edit, del(), "/v1/nodes/n1", false),
             (Edit, get(), "/v1/nodes", true),

@@ -21,6 +21,7 @@ use tracing::warn;
 pub mod audit;
 pub mod auth;
 mod config;
+mod encryption;
 mod endpoints;
 mod eviction;
 mod manifests;
@@ -33,6 +34,7 @@ use manifests::*;
 use services::*;
 
 pub use config::{ApiConfig, TlsMode};
+pub use encryption::EncryptionView;
 
 use crate::agent::logs::{LogService, LogsError};
 use crate::manifest::{self, ManifestError};
@@ -134,6 +136,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/namespaces/{ns}/endpoints/{name}", get(endpoints_one))
         .route("/v1/delete", post(delete_manifest))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/encryption", get(encryption::status))
+        .route("/v1/encryption/rotate-key", post(encryption::rotate_key))
         .route("/v1/{plural}", get(list_all).post(create_any))
         .route(
             "/v1/{plural}/{name}",

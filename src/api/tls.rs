@@ -43,6 +43,14 @@ const MAX_HANDSHAKES: usize = 256;
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The 32 bytes of a cluster key as libp2p holds it.
+pub fn psk_bytes(psk: &libp2p::pnet::PreSharedKey) -> Option<[u8; 32]> {
+    // The key file's last line is the key in hex; libp2p has no getter.
+    let text = psk.to_key_file();
+    let hex_line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    hex::decode(hex_line.trim()).ok()?.try_into().ok()
+}
+
 /// The cluster CA: its certificate (what clients trust) and key.
 pub struct ClusterCa {
     cert: rcgen::Certificate,
@@ -79,18 +87,7 @@ impl ClusterCa {
 
     /// Derives the CA from a cluster key as libp2p holds it.
     pub fn from_psk(psk: &libp2p::pnet::PreSharedKey) -> Result<ClusterCa, TlsError> {
-        // The key file's last line is the key in hex; libp2p has no getter.
-        let text = psk.to_key_file();
-        let hex_line = text
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .ok_or(TlsError::Key)?;
-        let bytes: [u8; 32] = hex::decode(hex_line.trim())
-            .map_err(|_| TlsError::Key)?
-            .try_into()
-            .map_err(|_| TlsError::Key)?;
-        ClusterCa::derive(&bytes)
+        ClusterCa::derive(&psk_bytes(psk).ok_or(TlsError::Key)?)
     }
 
     /// The CA certificate in PEM, for clients' `--ca-file`.

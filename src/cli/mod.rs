@@ -184,6 +184,12 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: TokenCmd,
     },
+    /// Secrets at rest: `rotate-key` (a new data key, every Secret re-sealed
+    /// in the background), `status`. Admin only.
+    Secrets {
+        #[command(subcommand)]
+        cmd: SecretsCmd,
+    },
     /// Raft group status.
     Raft {
         #[command(subcommand)]
@@ -296,6 +302,16 @@ fn parse_role(s: &str) -> Result<crate::resource::types::Role, String> {
     s.parse()
 }
 
+/// `shoal secrets` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCmd {
+    /// Make a new data key active; the old ones are kept until every Secret
+    /// is sealed under the new one.
+    RotateKey,
+    /// The active data key, the keys kept, and Secrets not yet re-sealed.
+    Status,
+}
+
 /// `shoal raft` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RaftCmd {
@@ -347,6 +363,10 @@ pub struct AgentArgs {
     /// Pre-shared cluster key file.
     #[arg(long)]
     pub cluster_key_file: Option<PathBuf>,
+    /// Key-encryption key for Secrets at rest (64 hex digits, `shoal keygen`);
+    /// every node needs the same. Default: derived from the cluster key.
+    #[arg(long)]
+    pub encryption_key_file: Option<PathBuf>,
     /// DNS listen address for `*.svc.shoal` (default 127.0.0.1:7953).
     #[arg(long)]
     pub dns_addr: Option<String>,
@@ -393,6 +413,9 @@ impl AgentArgs {
         }
         if let Some(v) = &self.cluster_key_file {
             cfg.cluster_key_file = Some(v.clone());
+        }
+        if let Some(v) = &self.encryption_key_file {
+            cfg.store.encryption_key_file = Some(v.clone());
         }
         if let Some(v) = &self.dns_addr {
             cfg.discovery.dns_addr = v.clone();
@@ -473,6 +496,33 @@ fn one_line(e: &anyhow::Error) -> String {
     parts.join(": ").replace('\n', " ")
 }
 
+/// What `shoal secrets` prints.
+fn encryption_text(v: &crate::api::EncryptionView) -> String {
+    let keys = match &v.keyring {
+        None => "no data key yet (made at the first Secret write)".to_string(),
+        Some(k) => {
+            let ids: Vec<String> = k.key_ids.iter().map(u32::to_string).collect();
+            format!(
+                "active data key {} (keys kept: {})",
+                k.active,
+                ids.join(", ")
+            )
+        }
+    };
+    let progress = if v.pending == 0 {
+        format!("all {} Secrets sealed under the active key", v.secrets)
+    } else {
+        format!(
+            "{} of {} Secrets still to re-seal (in the background)",
+            v.pending, v.secrets
+        )
+    };
+    format!(
+        "{keys}\n{progress}\nkey-encryption key: {}",
+        v.key_encryption_key
+    )
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let ca = match &cli.ca_file {
         Some(p) => {
@@ -549,6 +599,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Raft {
             cmd: RaftCmd::Status,
         } => raft_status(&client).await,
+        Cmd::Secrets { cmd } => {
+            let v = match cmd {
+                SecretsCmd::RotateKey => client.rotate_data_key().await?,
+                SecretsCmd::Status => client.encryption_status().await?,
+            };
+            outln!("{}", encryption_text(&v));
+            Ok(())
+        }
         Cmd::Token { cmd } => match cmd {
             TokenCmd::Create {
                 name,

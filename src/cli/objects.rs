@@ -538,7 +538,7 @@ pub(super) async fn describe(
     ));
     for section in ["spec", "data", "stringData", "status"] {
         if let Some(v) = obj.get(section) {
-            let text = if section == "data" && kind == Kind::Secret {
+            let text = if matches!(section, "data" | "stringData") && kind == Kind::Secret {
                 // Secret values stay out of terminals and scrollback.
                 let keys: Vec<String> = v
                     .as_object()

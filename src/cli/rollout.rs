@@ -440,18 +440,26 @@ pub(super) fn rollback_target<'a>(
 }
 
 /// A ReplicaSet's pod template as its deployment would hold it: without the
-/// label the controller adds.
+/// label and the configuration hash the controller adds.
 pub(super) fn template_without_hash(rs: &Value) -> anyhow::Result<Value> {
     let mut t = s(rs, &["spec", "template"]).clone();
     if !t.is_object() {
         bail!("ReplicaSet has no pod template");
     }
-    if let Some(labels) = t
-        .get_mut("metadata")
-        .and_then(|m| m.get_mut("labels"))
-        .and_then(Value::as_object_mut)
-    {
+    let Some(meta) = t.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return Ok(t);
+    };
+    if let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) {
         labels.remove(TEMPLATE_HASH_LABEL);
+    }
+    let mut no_annotations = false;
+    if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+        a.remove(crate::controller::confighash::CONFIG_HASH);
+        no_annotations = a.is_empty();
+    }
+    // The Deployment's own template had none before the controller stamped it.
+    if no_annotations {
+        meta.remove("annotations");
     }
     Ok(t)
 }
@@ -479,6 +487,16 @@ pub(super) async fn rollout_undo(
             outln!(
                 "deployment.apps/{name} skipped rollback (current template already matches revision {rev})"
             );
+            if s(rs, &["spec", "template", "metadata", "annotations"])
+                .get(crate::controller::confighash::CONFIG_HASH)
+                .is_some()
+            {
+                outln!(
+                    "revision {rev} differs at most in the ConfigMaps and Secrets its pods read: \
+                     pods read them as they are now, so change them back to go back (their old \
+                     revision's ReplicaSet is then reused)"
+                );
+            }
             return Ok(());
         }
         set_spec_field(&mut d, "template", template)?;

@@ -18,12 +18,13 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
+use super::confighash;
 use super::replicaset::owned_sets;
 use super::{PodView, fence, now_secs, pods_by_owner};
 use crate::resource::status::{Condition, DeploymentStatus};
 use crate::resource::time::now_rfc3339;
 use crate::resource::types::{Body, DeploymentBody, PodTemplateSpec, ReplicaSetBody, StrategyType};
-use crate::resource::{Object, ObjectMeta, OwnerReference};
+use crate::resource::{Kind, Object, ObjectMeta, OwnerReference};
 use crate::store::{Command, Op, Precondition, Store};
 
 /// The annotation holding revision numbers.
@@ -84,11 +85,51 @@ fn spec_replicas(rs: &Object) -> u32 {
         .unwrap_or(0)
 }
 
+/// The ConfigMaps and Secrets (opened) of the cluster by (kind, namespace,
+/// name): their resourceVersion and [`confighash::content`].
+pub type ConfigIndex = BTreeMap<(Kind, String, String), (u64, BTreeMap<String, String>)>;
+
+/// What the deployment pass knows of the cluster's configuration.
+#[derive(Debug, Default)]
+pub struct Configs {
+    /// Every readable ConfigMap and Secret.
+    pub index: ConfigIndex,
+    /// Secrets (namespace, name) that did not open: a Deployment reading
+    /// one waits, rather than roll to a hash computed without it.
+    pub unreadable: std::collections::BTreeSet<(String, String)>,
+}
+
+impl Configs {
+    /// Indexes listed ConfigMaps and (opened) Secrets.
+    pub fn new(
+        objects: &[Object],
+        unreadable: std::collections::BTreeSet<(String, String)>,
+    ) -> Configs {
+        let index = objects
+            .iter()
+            .filter_map(|o| {
+                let k = o.key()?;
+                Some((
+                    (k.kind, k.namespace, k.name),
+                    (o.resource_version(), confighash::content(o)),
+                ))
+            })
+            .collect();
+        Configs { index, unreadable }
+    }
+}
+
 /// One pass over every Deployment.
-pub async fn reconcile(store: &Store, deployments: &[Object], sets: &[Object], pods: &[PodView]) {
+pub async fn reconcile(
+    store: &Store,
+    deployments: &[Object],
+    sets: &[Object],
+    pods: &[PodView],
+    configs: &Configs,
+) {
     let by_owner = pods_by_owner(pods);
     for d in deployments {
-        if let Err(e) = sync_one(store, d, sets, &by_owner).await {
+        if let Err(e) = sync_one(store, d, sets, &by_owner, configs).await {
             let key = d.key().map(|k| k.to_string()).unwrap_or_default();
             e.log("deployment", &key);
         }
@@ -171,9 +212,30 @@ async fn sync_one(
     d: &Object,
     all_sets: &[Object],
     by_owner: &BTreeMap<String, Vec<&PodView>>,
+    configs: &Configs,
 ) -> Result<(), super::ControllerError> {
     let key = d.key().ok_or("deployment key")?;
-    let body = DeploymentBody::from_object(d).map_err(|e| e.to_string())?;
+    let mut body = DeploymentBody::from_object(d).map_err(|e| e.to_string())?;
+    // The template the pods get carries the hash of the configuration they
+    // read, so a change to it is a new template (see confighash).
+    for (kind, name) in confighash::referenced(&body.spec.template) {
+        if kind == Kind::Secret
+            && configs
+                .unreadable
+                .contains(&(key.namespace.clone(), name.clone()))
+        {
+            return Err(format!("Secret {name:?} does not open; not rolling until it does").into());
+        }
+    }
+    let lookup = |kind: Kind, name: &str| {
+        configs
+            .index
+            .get(&(kind, key.namespace.clone(), name.to_string()))
+            .map(|(_, c)| c.clone())
+    };
+    let config_hash = confighash::config_hash(&d.metadata, &body.spec.template, &lookup);
+    body.spec.template =
+        confighash::effective_template(&body.spec.template, config_hash.as_deref());
     let spec = &body.spec;
     let replicas = spec.replicas.unwrap_or(1);
     let min_ready = u64::from(spec.min_ready_seconds.unwrap_or(0));
@@ -242,6 +304,19 @@ async fn sync_one(
                 current_revision = max_revision + 1;
                 let rs = new_replicaset(d, &body, &hash, current_revision, initial)?;
                 info!(deployment = %key, replicaset = %rs.metadata.name, revision = current_revision, "new ReplicaSet");
+                // Made from the configuration read: fenced on it too.
+                if config_hash.is_some() {
+                    for (k, name) in confighash::referenced(&body.spec.template) {
+                        if let Some((version, _)) =
+                            configs.index.get(&(k, key.namespace.clone(), name.clone()))
+                        {
+                            ops.push(Op::Check {
+                                key: crate::resource::ObjectKey::new(k, &key.namespace, &name),
+                                version: *version,
+                            });
+                        }
+                    }
+                }
                 ops.push(Op::Put {
                     key: rs.key().ok_or("replicaset key")?,
                     object: serde_json::to_vec(&rs).map_err(|e| e.to_string())?,

@@ -12,6 +12,7 @@
 //! ReplicaSets (pods), then the scheduler
 //! (binds pending pods).
 
+pub mod confighash;
 pub mod cronjob;
 pub mod deployment;
 pub mod disruption;
@@ -20,6 +21,7 @@ pub mod job;
 pub mod namespaces;
 pub mod nodes;
 pub mod replicaset;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -272,6 +274,7 @@ async fn pass(
         return;
     };
     namespaces::reconcile(store).await;
+    secrets::reconcile(store).await;
     let health = crate::membership::node_health(membership);
     // A pass runs every PASS_EVERY anyway, so the time until the next
     // node's grace ends needs no timer of its own.
@@ -282,7 +285,14 @@ async fn pass(
         gc::collect(store, "Deployment", &deployments, &sets).await;
         gc::collect(store, "ReplicaSet", &sets, &pod_objs).await;
         let pods: Vec<PodView> = pod_objs.iter().filter_map(PodView::of).collect();
-        deployment::reconcile(store, &deployments, &sets, &pods).await;
+        // Without the configuration a template hash would be wrong, and a
+        // wrong hash is a rollout: no deployment pass then.
+        match configs(store) {
+            Ok(configs) => {
+                deployment::reconcile(store, &deployments, &sets, &pods, &configs).await;
+            }
+            Err(e) => warn!("deployments: cannot read ConfigMaps and Secrets: {e}"),
+        }
     }
     if let (Ok(crons), Ok(jobs)) = (list(Kind::CronJob), list(Kind::Job)) {
         gc::collect(store, "CronJob", &crons, &jobs).await;
@@ -312,6 +322,24 @@ async fn pass(
     if let Err(e) = scheduler::schedule_pending(store, &alive, cfg.strategy, 1000).await {
         warn!("scheduler pass: {e}");
     }
+}
+
+/// Every ConfigMap and Secret, the Secrets opened one by one so that one
+/// that does not open holds back only the Deployments that read it.
+fn configs(store: &Store) -> Result<deployment::Configs, crate::store::StoreError> {
+    let (mut objects, _) = store.list(Kind::ConfigMap, None)?;
+    let mut unreadable = std::collections::BTreeSet::new();
+    for mut s in store.list_sealed()? {
+        match store.open_secret(&mut s) {
+            Ok(()) => objects.push(s),
+            Err(e) => {
+                tracing::debug!("{e}");
+                let ns = s.metadata.namespace.clone().unwrap_or_default();
+                unreadable.insert((ns, s.metadata.name.clone()));
+            }
+        }
+    }
+    Ok(deployment::Configs::new(&objects, unreadable))
 }
 
 /// Milliseconds since the epoch now.

@@ -17,6 +17,7 @@ mod log;
 mod metrics;
 mod network;
 mod proposer;
+pub mod sealing;
 mod state_machine;
 mod watch;
 
@@ -177,6 +178,8 @@ pub enum StoreError {
     Raft(String),
     #[error("this node already serves {limit} watches; close some or watch another node")]
     TooManyWatches { limit: usize },
+    #[error("secrets encryption: {0}")]
+    Encryption(String),
 }
 
 impl StoreError {
@@ -215,6 +218,8 @@ pub struct StoreConfig {
     /// Snapshot and purge the log once the entries since the last snapshot
     /// hold this many bytes, however few they are.
     pub compact_log_bytes: u64,
+    /// The key-encryption key that opens the cluster's data keys (Secrets at rest).
+    pub kek: sealing::Kek,
 }
 
 /// The store quota by default, as etcd's `--quota-backend-bytes`.
@@ -238,6 +243,7 @@ impl Default for StoreConfig {
             watch_history_bytes: 64 * 1024 * 1024,
             quota_bytes: DEFAULT_QUOTA_BYTES,
             compact_log_bytes: DEFAULT_COMPACT_LOG_BYTES,
+            kek: sealing::Kek::default(),
         }
     }
 }
@@ -281,6 +287,7 @@ pub struct Store {
     engine: Arc<engine::Engine>,
     usage: Arc<state_machine::Usage>,
     log_sizes: Arc<log::LogSizes>,
+    sealer: Arc<sealing::Sealer>,
 }
 
 impl Store {
@@ -335,6 +342,7 @@ impl Store {
             reader,
             net: net.clone(),
             engine,
+            sealer: Arc::new(sealing::Sealer::new(cfg.kek.clone())),
         };
         let contact = election::LeaderContact::new();
         let timing = election::Timing::new(
@@ -445,8 +453,14 @@ impl Store {
     }
 
     /// Applies a command cluster-wide, forwarding to the leader when needed.
-    /// Retries through elections for up to `WRITE_DEADLINE`.
+    /// Retries through elections for up to `WRITE_DEADLINE`. Secrets are
+    /// sealed here, before the command leaves this node (see [`sealing`]).
     pub async fn write(&self, cmd: Command) -> Result<Vec<OpOutcome>, StoreError> {
+        self.write_sealed(cmd).await
+    }
+
+    /// [`Store::write`] without sealing.
+    async fn write_raw(&self, cmd: Command) -> Result<Vec<OpOutcome>, StoreError> {
         let size = cmd.size_bytes();
         if size > MAX_COMMAND_BYTES {
             return Err(StoreError::Txn(TxnError::TooLarge {
@@ -567,9 +581,13 @@ impl Store {
             .map_err(|e| StoreError::Raft(e.to_string()))
     }
 
-    /// One object from the local replica.
+    /// One object from the local replica; a Secret opened.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<Object>, StoreError> {
-        self.reader.get(key)
+        let mut o = self.reader.get(key)?;
+        if let Some(o) = o.as_mut() {
+            self.open_object(o)?;
+        }
+        Ok(o)
     }
 
     /// Objects of a kind (in one namespace, or all) and the replica's revision.
@@ -578,7 +596,11 @@ impl Store {
         kind: Kind,
         namespace: Option<&str>,
     ) -> Result<(Vec<Object>, u64), StoreError> {
-        self.reader.list(kind, namespace)
+        let (mut items, rev) = self.reader.list(kind, namespace)?;
+        if kind == Kind::Secret {
+            self.open_objects(&mut items)?;
+        }
+        Ok((items, rev))
     }
 
     /// The index of the last entry applied to the local replica.
@@ -609,7 +631,12 @@ impl Store {
         namespace: Option<String>,
         from: Option<u64>,
     ) -> Result<WatchStream, StoreError> {
-        self.reader.watch(kind, namespace, from)
+        let stream = self.reader.watch(kind, namespace, from)?;
+        if kind.is_some_and(|k| k != Kind::Secret) {
+            return Ok(stream);
+        }
+        let store = self.clone();
+        Ok(stream.opening(Arc::new(move |o: &mut Object| store.open_object(o))))
     }
 
     /// The Raft view of this node, for `shoal raft status`.

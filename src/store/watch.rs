@@ -174,6 +174,7 @@ impl Hub {
             wake: self.wake.subscribe(),
             filter: Filter { kind, namespace },
             _slot: guard,
+            opener: None,
         })
     }
 
@@ -262,9 +263,37 @@ pub struct WatchStream {
     wake: tokio::sync::watch::Receiver<u64>,
     filter: Filter,
     _slot: WatcherSlot,
+    /// Opens sealed Secrets before they are handed out.
+    opener: Option<Opener>,
 }
 
+/// Opens a sealed object in place (see `store::sealing`).
+pub(super) type Opener =
+    Arc<dyn Fn(&mut crate::resource::Object) -> Result<(), StoreError> + Send + Sync>;
+
 impl WatchStream {
+    /// This stream, with sealed Secrets opened by `opener`.
+    pub(super) fn opening(mut self, opener: Opener) -> WatchStream {
+        self.opener = Some(opener);
+        self
+    }
+
+    fn open(&self, ev: Arc<WatchEvent>) -> Arc<WatchEvent> {
+        let Some(opener) = &self.opener else {
+            return ev;
+        };
+        if !ev.object.body.contains_key(super::sealing::SEALED_FIELD) {
+            return ev;
+        }
+        let mut ev = (*ev).clone();
+        if let Err(e) = opener(&mut ev.object) {
+            // The watcher still learns that the Secret changed, without its data.
+            ev.object.body.remove(super::sealing::SEALED_FIELD);
+            tracing::warn!("watch: {e}");
+        }
+        Arc::new(ev)
+    }
+
     /// The next event; `Err(Gone)` when the watcher fell behind or the replica
     /// was reset, after which the caller lists again.
     pub async fn next(&mut self) -> Result<Arc<WatchEvent>, StoreError> {
@@ -273,7 +302,7 @@ impl WatchStream {
             self.wake.borrow_and_update();
             let hub = self.hub.clone();
             if let Some(ev) = hub.next_after(self)? {
-                return Ok(ev);
+                return Ok(self.open(ev));
             }
             if self.wake.changed().await.is_err() {
                 return Err(StoreError::Storage("the replica is shutting down".into()));

@@ -67,6 +67,11 @@ impl Cluster {
         c
     }
 
+    /// Node `i`'s test directory (its data dir is `dir/data`).
+    pub fn dir(&self, i: usize) -> &std::path::Path {
+        self._dirs[i].path()
+    }
+
     pub fn api(&self) -> Api {
         let n = self.nodes.iter().flatten().next().expect("a live node");
         Api::new(n.api_addr)
