@@ -267,6 +267,7 @@ impl Node {
                 )),
             },
             cluster_dns,
+            cfg.data_dir.join("volumes"),
         );
         tasks.push(agent::spawn(ctx.clone(), info.clone()));
         let logs = LogService::start(

@@ -380,6 +380,14 @@ pub const FAMILIES: &[Def] = &[
         "Containers removed because their pod was gone.",
     ),
     counter("shoal_agent_status_writes_total", "Pod status writes."),
+    counter(
+        "shoal_agent_volume_updates_total",
+        "ConfigMap, Secret, projected and downward API volumes whose files were rewritten.",
+    ),
+    seconds(
+        "shoal_agent_volume_sync_seconds",
+        "Time to bring one pod's volumes up to date.",
+    ),
     counter("shoal_agent_events_total", "Events recorded."),
     labelled_counter(
         "shoal_agent_probe_failures_total",

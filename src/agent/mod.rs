@@ -19,6 +19,7 @@ pub mod pod;
 pub mod probe;
 pub mod registration;
 pub mod status;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct Ctx {
         tokio::sync::watch::Receiver<crate::discovery::ContainerDns>,
         String,
     )>,
+    /// Where pods' volumes live: `<data_dir>/volumes/<pod uid>/<volume>`.
+    pub volumes_root: std::path::PathBuf,
     /// The cluster's id, once the replica has it; containers are labelled
     /// with it and only this cluster's are adopted or removed.
     cluster: std::sync::OnceLock<String>,
@@ -68,6 +71,7 @@ pub struct Ctx {
 
 impl Ctx {
     /// Builds the shared context.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         runtime: DynRuntime,
@@ -79,6 +83,7 @@ impl Ctx {
             tokio::sync::watch::Receiver<crate::discovery::ContainerDns>,
             String,
         )>,
+        volumes_root: std::path::PathBuf,
     ) -> Arc<Ctx> {
         Arc::new(Ctx {
             store,
@@ -94,8 +99,26 @@ impl Ctx {
                 .unwrap_or_default(),
             stop_when_disconnected,
             cluster_dns,
+            volumes_root,
             cluster: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The directory of one pod's volumes.
+    pub fn pod_volumes_dir(&self, uid: &str) -> std::path::PathBuf {
+        // A uid is the store's own hex-and-dash string; anything else
+        // (which would be a bug) must still not name a path outside the root.
+        let safe: String = uid
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        self.volumes_root.join(safe)
+    }
+
+    /// This node's allocatable `(millicores, bytes)`: what a downward API
+    /// limit that is not set reads, as in Kubernetes.
+    pub fn allocatable(&self) -> (u64, u64) {
+        registration::allocatable(&self.cfg)
     }
 
     /// The cluster id, reading the replica until it is known.
@@ -164,11 +187,21 @@ async fn run(ctx: Arc<Ctx>, info: NodeInfo) {
     let mut housekeeping = tokio::time::interval(Duration::from_secs(30));
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut watch = None;
+    // ConfigMap and Secret changes only speed up the refresh of mounted
+    // files: the periodic resync compares them anyway.
+    let mut config_watch = None;
+    let mut secret_watch = None;
     let mut connected_at = std::time::Instant::now();
     let mut stopped_for_disconnect = false;
     loop {
         if watch.is_none() {
             watch = ctx.store.watch(Some(Kind::Pod), None, None).ok();
+        }
+        if config_watch.is_none() {
+            config_watch = ctx.store.watch(Some(Kind::ConfigMap), None, None).ok();
+        }
+        if secret_watch.is_none() {
+            secret_watch = ctx.store.watch(Some(Kind::Secret), None, None).ok();
         }
         tokio::select! {
             _ = tick.tick() => {}
@@ -193,6 +226,14 @@ async fn run(ctx: Arc<Ctx>, info: NodeInfo) {
                     watch = None;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
+            },
+            ev = next_event(&mut config_watch) => if ev.is_err() {
+                config_watch = None;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            },
+            ev = next_event(&mut secret_watch) => if ev.is_err() {
+                secret_watch = None;
+                tokio::time::sleep(Duration::from_millis(200)).await;
             },
             Some((uid, state)) = done_rx.recv() => {
                 let again = match slots.get_mut(&uid) {
@@ -247,6 +288,16 @@ async fn run(ctx: Arc<Ctx>, info: NodeInfo) {
     }
 }
 
+/// The next event of a watch that may be absent (then never).
+async fn next_event(
+    w: &mut Option<crate::store::WatchStream>,
+) -> Result<Arc<crate::store::WatchEvent>, StoreError> {
+    match w.as_mut() {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn pods_here(ctx: &Ctx) -> Option<Vec<Object>> {
     match ctx.store.list(Kind::Pod, None) {
         Ok((pods, _)) => Some(
@@ -291,15 +342,25 @@ async fn pass(
         let uid = c.labels.get(LABEL_POD_UID).cloned().unwrap_or_default();
         by_uid.entry(uid).or_default().push(c);
     }
-    let orphans = by_uid.keys().any(|uid| {
-        !pods
-            .iter()
-            .any(|p| p.metadata.uid.as_deref() == Some(uid.as_str()))
-    });
+    let volume_dirs = match volumes::host::pod_dirs(&ctx.volumes_root) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(dir = %ctx.volumes_root.display(), "cannot list pods' volumes: {e}");
+            Vec::new()
+        }
+    };
+    let is_live =
+        |pods: &[Object], uid: &str| pods.iter().any(|p| p.metadata.uid.as_deref() == Some(uid));
+    let orphans = by_uid
+        .keys()
+        .chain(volume_dirs.iter())
+        .any(|uid| !is_live(&pods, uid));
+    let mut orphans_checked = true;
     if orphans {
         // Before killing anything, make sure the replica has every write the
         // leader had committed: the "missing" pod may just not be here yet.
         if let Err(e) = ctx.store.barrier().await {
+            orphans_checked = false;
             debug!("read barrier failed, orphans left for later: {e}");
             by_uid.retain(|uid, _| {
                 pods.iter()
@@ -310,6 +371,27 @@ async fn pass(
         }
     }
     let live: HashSet<String> = pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+    // A pod's volumes go once it is gone and none of its containers is left
+    // (a container being removed still has them mounted).
+    let stale: Vec<std::path::PathBuf> = volume_dirs
+        .iter()
+        .filter(|uid| !live.contains(*uid) && !by_uid.contains_key(*uid))
+        .map(|uid| ctx.pod_volumes_dir(uid))
+        .collect();
+    if !stale.is_empty() && orphans_checked {
+        tokio::task::spawn_blocking(move || {
+            for dir in stale {
+                match volumes::host::remove_pod_dir(&dir) {
+                    Ok(()) => {
+                        info!(dir = %dir.display(), "removed the volumes of a pod that is gone")
+                    }
+                    Err(e) => {
+                        warn!(dir = %dir.display(), "cannot remove a gone pod's volumes: {e}")
+                    }
+                }
+            }
+        });
+    }
     for pod in pods {
         let Some(uid) = pod.metadata.uid.clone() else {
             continue;

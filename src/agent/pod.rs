@@ -15,6 +15,7 @@ use super::events::{EventKind, PendingEvent};
 use super::plan::{self, Backoff, restarts_of, spec_hash};
 use super::probe::{self, ProbeTarget};
 use super::status::{self, ContainerView};
+use super::volumes;
 use crate::resource::status::{PodStatus, StateTerminated};
 use crate::resource::time::now_rfc3339;
 use crate::resource::types::{
@@ -77,7 +78,14 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
     let prev: PodStatus = pod.status_or_default();
     let policy = spec.restart_policy.unwrap_or_default();
     let grace = Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30));
+    let pod_dir = ctx.pod_volumes_dir(&uid);
+    let volumes = prepare_volumes(ctx, pod, &spec, &prev, &pod_dir).await;
     let mut sync = PodSync {
+        spec: &spec,
+        pod,
+        pod_dir,
+        volumes,
+        prev: &prev,
         ctx,
         key: &key,
         uid: &uid,
@@ -276,8 +284,140 @@ fn keep_probes(
     st.probes = keep;
 }
 
+/// Sets up the pod's volumes (and brings their files up to date) on the
+/// blocking pool; errors by volume name. Nothing on the process runtime,
+/// which refuses containers that mount volumes.
+async fn prepare_volumes(
+    ctx: &Ctx,
+    pod: &Object,
+    spec: &PodSpec,
+    prev: &PodStatus,
+    pod_dir: &std::path::Path,
+) -> BTreeMap<String, volumes::VolumeError> {
+    if spec.volumes.is_empty()
+        || ctx.runtime.name() == crate::runtime::RuntimeKind::Process.as_str()
+    {
+        return BTreeMap::new();
+    }
+    let store = ctx.store.clone();
+    let pod = pod.clone();
+    let spec_owned = spec.clone();
+    let pod_ip = prev.pod_ip.clone().unwrap_or_default();
+    let host_ip = ctx.host_ip.clone();
+    let node = ctx.node.clone();
+    let allocatable = ctx.allocatable();
+    let dir = pod_dir.to_path_buf();
+    let started = Instant::now();
+    let job = tokio::task::spawn_blocking(move || {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let objs = StoreObjects {
+            store: &store,
+            ns: &ns,
+        };
+        let dw = volumes::Downward {
+            facts: pod_facts(&pod, &ns, &node, &pod_ip, &host_ip),
+            spec: &spec_owned,
+            allocatable,
+        };
+        volumes::host::prepare(&dir, &spec_owned, &objs, &dw)
+    });
+    match job.await {
+        Ok(p) => {
+            if p.updated > 0 {
+                metrics::counter!("shoal_agent_volume_updates_total").increment(p.updated);
+            }
+            metrics::histogram!("shoal_agent_volume_sync_seconds")
+                .record(started.elapsed().as_secs_f64());
+            p.errors
+        }
+        Err(e) => spec
+            .volumes
+            .iter()
+            .map(|v| {
+                let msg = format!("volume set-up panicked: {e}");
+                (v.name.clone(), volumes::VolumeError::Mount(msg))
+            })
+            .collect(),
+    }
+}
+
+/// The downward API's view of a pod.
+fn pod_facts<'a>(
+    pod: &'a Object,
+    ns: &'a str,
+    node: &'a str,
+    pod_ip: &'a str,
+    host_ip: &'a str,
+) -> crate::resource::downward::PodFacts<'a> {
+    crate::resource::downward::PodFacts {
+        name: &pod.metadata.name,
+        namespace: ns,
+        uid: pod.metadata.uid.as_deref().unwrap_or_default(),
+        labels: Some(&pod.metadata.labels),
+        annotations: Some(&pod.metadata.annotations),
+        node_name: node,
+        pod_ip,
+        host_ip,
+    }
+}
+
+/// ConfigMaps and Secrets of one namespace, read from the local replica.
+struct StoreObjects<'a> {
+    store: &'a crate::store::Store,
+    ns: &'a str,
+}
+
+impl StoreObjects<'_> {
+    fn read(&self, kind: Kind, name: &str) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+        let obj = self
+            .store
+            .get(&ObjectKey::new(kind, self.ns, name))
+            .map_err(|e| e.to_string())?;
+        let Some(obj) = obj else { return Ok(None) };
+        let mut out = BTreeMap::new();
+        let what = kind.as_str().to_lowercase();
+        let mut add = |field: &str, base64: bool| -> Result<(), String> {
+            if let Some(Value::Object(m)) = obj.body.get(field) {
+                for (k, v) in m {
+                    let Some(s) = v.as_str() else { continue };
+                    let bytes = if base64 {
+                        decode_base64(s).map_err(|e| format!("{what} {name:?} key {k:?}: {e}"))?
+                    } else {
+                        s.as_bytes().to_vec()
+                    };
+                    out.insert(k.clone(), bytes);
+                }
+            }
+            Ok(())
+        };
+        if kind == Kind::Secret {
+            add("data", true)?;
+        } else {
+            add("data", false)?;
+            add("binaryData", true)?;
+        }
+        Ok(Some(out))
+    }
+}
+
+impl volumes::Objects for StoreObjects<'_> {
+    fn config_map(&self, name: &str) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+        self.read(Kind::ConfigMap, name)
+    }
+    fn secret(&self, name: &str) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+        self.read(Kind::Secret, name)
+    }
+}
+
 /// The actions of one sync, and what they produced.
 struct PodSync<'a> {
+    spec: &'a PodSpec,
+    pod: &'a Object,
+    /// Where the pod's volumes live on this node.
+    pod_dir: std::path::PathBuf,
+    /// Volumes that cannot be used now, by name.
+    volumes: BTreeMap<String, volumes::VolumeError>,
+    prev: &'a PodStatus,
     ctx: &'a Ctx,
     key: &'a ObjectKey,
     uid: &'a str,
@@ -344,7 +484,15 @@ impl PodSync<'_> {
                 .insert(c.name.clone(), ("ImagePullFailed".into(), msg.clone()));
             return;
         }
-        let env = match resolve_env(ctx, &self.key.namespace, c) {
+        // Never a container without the volumes it asked for.
+        let mounts = match self.mounts(c) {
+            Ok(m) => m,
+            Err(e) => return self.fail(c, e.reason(), e.to_string()),
+        };
+        let pod_ip = self.prev.pod_ip.clone().unwrap_or_default();
+        let ns = &self.key.namespace;
+        let facts = pod_facts(self.pod, ns, &ctx.node, &pod_ip, &ctx.host_ip);
+        let env = match resolve_env(ctx, ns, c, &facts) {
             Ok(env) => env,
             Err(msg) => return self.fail(c, "CreateContainerConfigError", msg),
         };
@@ -377,7 +525,8 @@ impl PodSync<'_> {
             return self.fail(c, "ImagePullFailed", msg);
         }
         st.pull_backoff.remove(&c.name);
-        let cspec = self.container_spec(c, restarts, env);
+        let mut cspec = self.container_spec(c, restarts, env);
+        cspec.mounts = mounts;
         let id = match ctx.runtime.create(&cspec).await {
             Ok(id) => id,
             Err(RuntimeError::Config(msg)) => {
@@ -401,6 +550,30 @@ impl PodSync<'_> {
                 }
             }
         }
+    }
+
+    /// The container's bind mounts, or why it cannot have them now.
+    fn mounts(&self, c: &Container) -> Result<Vec<crate::runtime::Mount>, volumes::VolumeError> {
+        if c.volume_mounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.ctx.runtime.name() == crate::runtime::RuntimeKind::Process.as_str() {
+            let names: Vec<&str> = c.volume_mounts.iter().map(|m| m.name.as_str()).collect();
+            return Err(volumes::VolumeError::Config(format!(
+                "the process runtime cannot mount volumes (container {} mounts {}): \
+                 run this pod on a node with the docker runtime",
+                c.name,
+                names.join(", ")
+            )));
+        }
+        for m in &c.volume_mounts {
+            if let Some(e) = self.volumes.get(&m.name) {
+                return Err(e.clone());
+            }
+        }
+        let planned = volumes::container_mounts(self.spec, c, &self.pod_dir)
+            .map_err(volumes::VolumeError::Mount)?;
+        volumes::host::resolve_mounts(&planned)
     }
 
     fn container_spec(
@@ -495,7 +668,12 @@ fn publish_ip(host_ip: &str) -> String {
 /// The container's environment: literal values, then ConfigMap and Secret
 /// references read from the local replica. A missing reference that is not
 /// optional is an error naming it, as Kubernetes' CreateContainerConfigError.
-fn resolve_env(ctx: &Ctx, ns: &str, c: &Container) -> Result<Vec<(String, String)>, String> {
+fn resolve_env(
+    ctx: &Ctx,
+    ns: &str,
+    c: &Container,
+    facts: &crate::resource::downward::PodFacts<'_>,
+) -> Result<Vec<(String, String)>, String> {
     let mut env = Vec::new();
     let data = |kind: Kind, name: &str| -> Result<Option<BTreeMap<String, String>>, String> {
         let obj = ctx
@@ -550,6 +728,21 @@ fn resolve_env(ctx: &Ctx, ns: &str, c: &Container) -> Result<Vec<(String, String
             env.push((e.name.clone(), String::new()));
             continue;
         };
+        if let Some(f) = &src.field_ref {
+            let field = crate::resource::downward::parse_field_path(&f.field_path, false)
+                .map_err(|err| format!("env {}: {err}", e.name))?;
+            env.push((
+                e.name.clone(),
+                crate::resource::downward::field_value(&field, facts),
+            ));
+            continue;
+        }
+        if let Some(r) = &src.resource_field_ref {
+            let v = crate::resource::downward::resource_value(r, c, ctx.allocatable())
+                .map_err(|err| format!("env {}: {err}", e.name))?;
+            env.push((e.name.clone(), v));
+            continue;
+        }
         let (kind, sel) = match (&src.config_map_key_ref, &src.secret_key_ref) {
             (Some(s), _) => (Kind::ConfigMap, s),
             (None, Some(s)) => (Kind::Secret, s),

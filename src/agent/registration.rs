@@ -29,6 +29,15 @@ pub fn capacity(cfg: &crate::agent::AgentConfig) -> (u64, u64) {
     )
 }
 
+/// The node's allocatable `(millicores, bytes)`: capacity less what is reserved.
+pub fn allocatable(cfg: &crate::agent::AgentConfig) -> (u64, u64) {
+    let (cpu, mem) = capacity(cfg);
+    (
+        cpu.saturating_sub(parse_cpu_millis(&cfg.reserved_cpu).unwrap_or(0)),
+        mem.saturating_sub(parse_memory_bytes(&cfg.reserved_memory).unwrap_or(0)),
+    )
+}
+
 /// The host's CPU cores (as the process may use them) and memory in bytes.
 pub fn host_capacity() -> (u64, u64) {
     let cores = std::thread::available_parallelism()

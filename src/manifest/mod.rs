@@ -25,10 +25,11 @@ use serde_json::{Map, Value};
 
 use crate::resource::types::{
     CompletionMode, ConfigMapBody, Container, CronJobBody, DeploymentBody, DeploymentSpec,
-    IntOrString, JobBody, JobSpec, KeyToPath, LabelSelector, NamespaceBody, NodeBody, PodBody,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Protocol, RestartPolicy, SecretBody,
-    SecurityContext, SelectorOperator, ServiceBody, ServiceSpec, ServiceType, StrategyType,
-    decode_base64, encode_base64, parse_cpu_millis, parse_memory_bytes,
+    DownwardApiFile, IntOrString, JobBody, JobSpec, KeyToPath, LabelSelector, NamespaceBody,
+    NodeBody, ObjectFieldSelector, PodBody, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    Protocol, RestartPolicy, SecretBody, SecurityContext, SelectorOperator, ServiceBody,
+    ServiceSpec, ServiceType, StrategyType, decode_base64, encode_base64, parse_cpu_millis,
+    parse_memory_bytes,
 };
 use crate::resource::{DEFAULT_NAMESPACE, Kind, Object, ObjectKey, ObjectMeta};
 use image::check_image_reference;

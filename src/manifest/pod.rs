@@ -45,6 +45,8 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
             v.empty_dir.is_some(),
             v.config_map.is_some(),
             v.secret.is_some(),
+            v.projected.is_some(),
+            v.downward_api.is_some(),
         ]
         .into_iter()
         .filter(|s| *s)
@@ -54,7 +56,8 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
             return fail(
                 vp,
                 format!(
-                    "{what} volume source: set exactly one of hostPath, emptyDir, configMap or secret"
+                    "{what} volume source: set exactly one of hostPath, emptyDir, configMap, \
+                     secret, projected or downwardAPI"
                 ),
             );
         }
@@ -62,33 +65,35 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
             if !h.path.starts_with('/') {
                 return fail(format!("{vp}.hostPath.path"), "must be an absolute path");
             }
-            if let Some(t) = &h.path_type {
-                if !HOST_PATH_TYPES.contains(&t.as_str()) {
-                    return fail(
-                        format!("{vp}.hostPath.type"),
-                        format!(
-                            "unknown type {t:?}: expected one of {}",
-                            HOST_PATH_TYPES[1..].join(", ")
-                        ),
-                    );
-                }
-                ck.not_acted_on(&format!("{vp}.hostPath.type"));
+            if let Some(t) = &h.path_type
+                && !HOST_PATH_TYPES.contains(&t.as_str())
+            {
+                return fail(
+                    format!("{vp}.hostPath.type"),
+                    format!(
+                        "unknown type {t:?}: expected one of {}",
+                        HOST_PATH_TYPES[1..].join(", ")
+                    ),
+                );
             }
         }
         if let Some(e) = &v.empty_dir {
-            if let Some(m) = &e.medium {
-                if !m.is_empty() && m != "Memory" {
-                    return fail(
-                        format!("{vp}.emptyDir.medium"),
-                        format!("unknown medium {m:?}: expected \"\" or \"Memory\""),
-                    );
-                }
-                ck.not_acted_on(&format!("{vp}.emptyDir.medium"));
+            if let Some(m) = &e.medium
+                && !m.is_empty()
+                && m != "Memory"
+            {
+                return fail(
+                    format!("{vp}.emptyDir.medium"),
+                    format!("unknown medium {m:?}: expected \"\" or \"Memory\""),
+                );
             }
             if let Some(q) = &e.size_limit {
                 let p = format!("{vp}.emptyDir.sizeLimit");
                 q.memory_bytes().or_else(|e| fail(&p, e.to_string()))?;
-                ck.not_acted_on(&p);
+                // Only a tmpfs has a size; on disk nothing evicts a pod over it.
+                if e.medium.as_deref() != Some("Memory") {
+                    ck.not_acted_on(&p);
+                }
             }
         }
         if let Some(c) = &v.config_map {
@@ -98,6 +103,40 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
         if let Some(s) = &v.secret {
             check_dns_subdomain(&format!("{vp}.secret.secretName"), &s.secret_name)?;
             check_key_paths(&format!("{vp}.secret"), &s.items, s.default_mode)?;
+        }
+        if let Some(d) = &v.downward_api {
+            let dp = format!("{vp}.downwardAPI");
+            if let Some(m) = d.default_mode {
+                check_mode(&format!("{dp}.defaultMode"), m)?;
+            }
+            check_downward_files(&dp, &d.items, spec)?;
+        }
+        if let Some(p) = &v.projected {
+            let pp = format!("{vp}.projected");
+            if let Some(m) = p.default_mode {
+                check_mode(&format!("{pp}.defaultMode"), m)?;
+            }
+            for (j, src) in p.sources.iter().enumerate() {
+                let sp = format!("{pp}.sources[{j}]");
+                let set = [
+                    src.config_map.is_some(),
+                    src.secret.is_some(),
+                    src.downward_api.is_some(),
+                ];
+                if set.iter().filter(|s| **s).count() != 1 {
+                    return fail(sp, "set exactly one of configMap, secret or downwardAPI");
+                }
+                for (field, o) in [("configMap", &src.config_map), ("secret", &src.secret)] {
+                    if let Some(o) = o {
+                        let op = format!("{sp}.{field}");
+                        check_dns_subdomain(&format!("{op}.name"), &o.name)?;
+                        check_key_paths(&op, &o.items, None)?;
+                    }
+                }
+                if let Some(d) = &src.downward_api {
+                    check_downward_files(&format!("{sp}.downwardAPI"), &d.items, spec)?;
+                }
+            }
         }
     }
 
@@ -244,6 +283,50 @@ pub(super) fn check_key_paths(path: &str, items: &[KeyToPath], default_mode: Opt
     Ok(())
 }
 
+pub(super) fn check_field_ref(path: &str, f: &ObjectFieldSelector, whole_maps: bool) -> Res {
+    if let Some(v) = f.api_version.as_deref().filter(|v| *v != "v1") {
+        return fail(format!("{path}.apiVersion"), format!("{v:?}: only v1"));
+    }
+    crate::resource::downward::parse_field_path(&f.field_path, whole_maps)
+        .map(|_| ())
+        .or_else(|e| fail(format!("{path}.fieldPath"), e))
+}
+
+pub(super) fn check_downward_files(path: &str, items: &[DownwardApiFile], spec: &PodSpec) -> Res {
+    for (i, item) in items.iter().enumerate() {
+        let ip = format!("{path}.items[{i}]");
+        check_relative_path(&format!("{ip}.path"), &item.path)?;
+        if let Some(m) = item.mode {
+            check_mode(&format!("{ip}.mode"), m)?;
+        }
+        match (&item.field_ref, &item.resource_field_ref) {
+            (Some(f), None) => check_field_ref(&format!("{ip}.fieldRef"), f, true)?,
+            (None, Some(r)) => {
+                let rp = format!("{ip}.resourceFieldRef");
+                match r.container_name.as_deref() {
+                    None | Some("") => {
+                        return fail(
+                            format!("{rp}.containerName"),
+                            "required in a volume: which container's resources",
+                        );
+                    }
+                    Some(n) if !spec.containers.iter().any(|c| c.name == n) => {
+                        return fail(
+                            format!("{rp}.containerName"),
+                            format!("no container named {n:?} in this pod"),
+                        );
+                    }
+                    Some(_) => {}
+                }
+                crate::resource::downward::check_resource(r)
+                    .or_else(|e| fail(format!("{rp}.resource"), e))?;
+            }
+            _ => return fail(ip, "set exactly one of fieldRef and resourceFieldRef"),
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn check_mode(path: &str, mode: u32) -> Res {
     if mode > 0o777 {
         return fail(
@@ -315,19 +398,21 @@ pub(super) fn check_container(
                     "may not be set together with value",
                 );
             }
-            let refs = [&from.config_map_key_ref, &from.secret_key_ref];
-            match refs.iter().filter(|r| r.is_some()).count() {
-                0 => {
-                    return fail(
-                        format!("{ep}.valueFrom"),
-                        "set configMapKeyRef or secretKeyRef",
-                    );
-                }
+            let refs = [
+                from.config_map_key_ref.is_some(),
+                from.secret_key_ref.is_some(),
+                from.field_ref.is_some(),
+                from.resource_field_ref.is_some(),
+            ];
+            match refs.iter().filter(|r| **r).count() {
                 1 => {}
-                _ => {
+                n => {
+                    let what = if n == 0 { "set" } else { "set only one of" };
                     return fail(
                         format!("{ep}.valueFrom"),
-                        "set only one of configMapKeyRef and secretKeyRef",
+                        format!(
+                            "{what} configMapKeyRef, secretKeyRef, fieldRef or resourceFieldRef"
+                        ),
                     );
                 }
             }
@@ -340,6 +425,20 @@ pub(super) fn check_container(
                     check_dns_subdomain(&format!("{rp}.name"), &r.name)?;
                     check_config_key(&format!("{rp}.key"), &r.key)?;
                 }
+            }
+            if let Some(f) = &from.field_ref {
+                check_field_ref(&format!("{ep}.valueFrom.fieldRef"), f, false)?;
+            }
+            if let Some(r) = &from.resource_field_ref {
+                let rp = format!("{ep}.valueFrom.resourceFieldRef");
+                if let Some(n) = r.container_name.as_deref().filter(|n| *n != c.name) {
+                    return fail(
+                        format!("{rp}.containerName"),
+                        format!("{n:?} is not this container ({:?})", c.name),
+                    );
+                }
+                crate::resource::downward::check_resource(r)
+                    .or_else(|e| fail(format!("{rp}.resource"), e))?;
             }
         }
     }

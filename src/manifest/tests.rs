@@ -649,13 +649,52 @@ fn pod_semantics() {
         e.ends_with("env[0].valueFrom: may not be set together with value"),
         "{e}"
     );
-    let e = err(&pod(
-        "{containers: [{name: a, image: b, env: [{name: X, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]}]}",
+    ok(&pod(
+        "{containers: [{name: a, image: b, env: [{name: X, valueFrom: {fieldRef: {fieldPath: metadata.name}}}, {name: CPU, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1m}}}]}]}",
     ));
-    assert!(
-        e.ends_with("env[0].valueFrom.fieldRef: field not supported by shoal"),
-        "{e}"
-    );
+    // Each bad downward API or volume field is named by its path.
+    let cases = [
+        (
+            "{containers: [{name: a, image: b, env: [{name: X, valueFrom: {fieldRef: {fieldPath: metadata.labels}}}]}]}",
+            "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: unsupported field path",
+        ),
+        (
+            "{containers: [{name: a, image: b, env: [{name: X, valueFrom: {resourceFieldRef: {resource: limits.gpu}}}]}]}",
+            "spec.containers[0].env[0].valueFrom.resourceFieldRef.resource: unsupported resource",
+        ),
+        (
+            "{containers: [{name: a, image: b, env: [{name: X, valueFrom: {resourceFieldRef: {containerName: z, resource: limits.cpu}}}]}]}",
+            "spec.containers[0].env[0].valueFrom.resourceFieldRef.containerName: \"z\" is not this container",
+        ),
+        (
+            "{volumes: [{name: d, downwardAPI: {items: [{path: x, resourceFieldRef: {resource: limits.cpu}}]}}], containers: [{name: a, image: b}]}",
+            "spec.volumes[0].downwardAPI.items[0].resourceFieldRef.containerName: required in a volume",
+        ),
+        (
+            "{volumes: [{name: d, downwardAPI: {items: [{path: ../x, fieldRef: {fieldPath: metadata.name}}]}}], containers: [{name: a, image: b}]}",
+            "spec.volumes[0].downwardAPI.items[0].path:",
+        ),
+        (
+            "{volumes: [{name: p, projected: {sources: [{configMap: {name: c}, secret: {name: s}}]}}], containers: [{name: a, image: b}]}",
+            "spec.volumes[0].projected.sources[0]: set exactly one of configMap, secret or downwardAPI",
+        ),
+        (
+            "{volumes: [{name: p, projected: {sources: [{serviceAccountToken: {path: t}}]}}], containers: [{name: a, image: b}]}",
+            "spec.volumes[0].projected.sources[0].serviceAccountToken: field not supported by shoal",
+        ),
+        (
+            "{volumes: [{name: p, projected: {sources: [{secret: {name: s, items: [{key: k, path: x, mode: 0777777}]}}]}}], containers: [{name: a, image: b}]}",
+            "spec.volumes[0].projected.sources[0].secret.items[0].mode:",
+        ),
+        (
+            "{volumes: [{name: h, hostPath: {path: /x, type: Dir}}], containers: [{name: a, image: b}]}",
+            "spec.volumes[0].hostPath.type: unknown type",
+        ),
+    ];
+    for (spec, want) in cases {
+        let e = err(&pod(spec));
+        assert!(e.contains(want), "{spec}: {e}");
+    }
     let p = ok(&pod(
         "{volumes: [{name: cfg, configMap: {name: c, defaultMode: 0644}}, {name: d, emptyDir: {}}], containers: [{name: a, image: b, volumeMounts: [{name: cfg, mountPath: /etc/c}, {name: d, mountPath: /d}], livenessProbe: {httpGet: {port: http, path: /}}, ports: [{name: http, containerPort: 80}]}]}",
     ));

@@ -101,11 +101,16 @@ pub(super) const CONTAINER_SECURITY_CONTEXT_UNSUPPORTED: &[&str] = &[
     "windowsOptions",
 ];
 pub(super) const SECURITY_CONTEXT_NOT_HONOURED: &str = "not honoured by shoal yet: of securityContext, only runAsUser, runAsGroup and runAsNonRoot are";
-pub(super) const ENV_SOURCE_UNSUPPORTED: &[&str] = &["fieldRef", "fileKeyRef", "resourceFieldRef"];
+pub(super) const ENV_SOURCE_UNSUPPORTED: &[&str] = &["fileKeyRef"];
 pub(super) const RESOURCES_UNSUPPORTED: &[&str] = &["claims"];
 pub(super) const PROBE_UNSUPPORTED: &[&str] = &["grpc", "terminationGracePeriodSeconds"];
 pub(super) const VOLUME_MOUNT_UNSUPPORTED: &[&str] =
     &["mountPropagation", "recursiveReadOnly", "subPathExpr"];
+pub(super) const PROJECTION_UNSUPPORTED: &[&str] = &[
+    "clusterTrustBundle",
+    "podCertificate",
+    "serviceAccountToken",
+];
 pub(super) const VOLUME_UNSUPPORTED: &[&str] = &[
     "awsElasticBlockStore",
     "azureDisk",
@@ -113,7 +118,6 @@ pub(super) const VOLUME_UNSUPPORTED: &[&str] = &[
     "cephfs",
     "cinder",
     "csi",
-    "downwardAPI",
     "ephemeral",
     "fc",
     "flexVolume",
@@ -127,7 +131,6 @@ pub(super) const VOLUME_UNSUPPORTED: &[&str] = &[
     "persistentVolumeClaim",
     "photonPersistentDisk",
     "portworxVolume",
-    "projected",
     "quobyte",
     "rbd",
     "scaleIO",
@@ -302,7 +305,17 @@ pub(super) fn unsupported_pod_spec(spec: &Map<String, Value>, path: &str) -> Res
         }
     }
     for (i, v) in items(spec, "volumes") {
-        unsupported(v, &format!("{path}.volumes[{i}]"), VOLUME_UNSUPPORTED)?;
+        let vp = format!("{path}.volumes[{i}]");
+        unsupported(v, &vp, VOLUME_UNSUPPORTED)?;
+        if let Some(p) = sub(v, "projected") {
+            for (j, s) in items(p, "sources") {
+                unsupported(
+                    s,
+                    &format!("{vp}.projected.sources[{j}]"),
+                    PROJECTION_UNSUPPORTED,
+                )?;
+            }
+        }
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! ([`Kind`], namespace, name). Typed specs for each kind live in submodules
 //! and are what validation and the controllers read.
 
+pub mod downward;
 pub mod schedule;
 pub mod status;
 pub mod time;

@@ -373,6 +373,35 @@ pub struct EnvVarSource {
     pub config_map_key_ref: Option<KeySelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key_ref: Option<KeySelector>,
+    /// A field of the pod (downward API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<ObjectFieldSelector>,
+    /// A container's resource limit or request (downward API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_field_ref: Option<ResourceFieldSelector>,
+}
+
+/// A field of the pod, by path (`metadata.name`, `metadata.labels['app']`, `status.podIP`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectFieldSelector {
+    pub field_path: String,
+    /// Only `v1`, as in Kubernetes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+}
+
+/// A container's resource (`limits.cpu`, `requests.memory`, ...), divided by `divisor`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceFieldSelector {
+    /// Required in a volume; the container itself in `env` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    pub resource: String,
+    /// `1` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divisor: Option<Quantity>,
 }
 
 /// One key of a named ConfigMap or Secret.
@@ -562,6 +591,82 @@ pub struct Volume {
     pub config_map: Option<ConfigMapVolume>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretVolume>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected: Option<ProjectedVolume>,
+    #[serde(
+        default,
+        rename = "downwardAPI",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub downward_api: Option<DownwardApiVolume>,
+}
+
+/// Files of several ConfigMaps, Secrets and downward API fields in one directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProjectedVolume {
+    #[serde(default)]
+    pub sources: Vec<VolumeProjection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<u32>,
+}
+
+/// One source of a projected volume; exactly one field set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeProjection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ObjectProjection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<ObjectProjection>,
+    #[serde(
+        default,
+        rename = "downwardAPI",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub downward_api: Option<DownwardApiProjection>,
+}
+
+/// A ConfigMap's or Secret's keys inside a projected volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectProjection {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<KeyToPath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+/// Downward API files inside a projected volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DownwardApiProjection {
+    #[serde(default)]
+    pub items: Vec<DownwardApiFile>,
+}
+
+/// The pod's own fields as files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DownwardApiVolume {
+    #[serde(default)]
+    pub items: Vec<DownwardApiFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<u32>,
+}
+
+/// One downward API file: a pod field or a container resource.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DownwardApiFile {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<ObjectFieldSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_field_ref: Option<ResourceFieldSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 /// A directory or file of the host.

@@ -16,7 +16,11 @@
 //!   `agent.process_run_as` (`nobody` by default); uid and gid 0 only where
 //!   `agent.process_allow_root` is set (see [`user`]). The daemon drops the
 //!   privileges between fork and exec (setgid, setgroups, setuid).
-//! - Not isolated and not limited: CPU and memory limits, mounts, DNS settings
+//! - No volumes: a spec with mounts is refused (`RuntimeError::Config`),
+//!   never run without them. A host process shares the host's mount
+//!   namespace, and giving it its own needs root and `unshare` between fork
+//!   and exec, which this driver does not do.
+//! - Not isolated and not limited: CPU and memory limits, DNS settings
 //!   and port bindings are ignored. The process binds its ports on the host
 //!   itself and has no IP of its own. Memory is not capped with `RLIMIT_AS`
 //!   either: address space is not memory use (runtimes reserve far more than
@@ -516,6 +520,12 @@ impl Runtime for ProcessRuntime {
                 op: "create container",
                 msg: "the process runtime needs a command".into(),
             });
+        }
+        if let Some(m) = spec.mounts.first() {
+            return Err(RuntimeError::Config(format!(
+                "the process runtime cannot mount volumes ({} wants {} at {})",
+                spec.name, m.host_path, m.container_path
+            )));
         }
         let inner = &self.inner;
         let user = inner.identity_for(spec)?;

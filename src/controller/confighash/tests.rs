@@ -45,6 +45,8 @@ fn env_key(secret: bool, name: &str, key: &str) -> Container {
             value_from: Some(EnvVarSource {
                 config_map_key_ref: if secret { None } else { sel.clone() },
                 secret_key_ref: if secret { sel } else { None },
+                field_ref: None,
+                resource_field_ref: None,
             }),
         }],
         ..Default::default()
