@@ -190,6 +190,10 @@ impl Node {
         // A wrong key must stop the node before it serves anything.
         if let Err(e) = store.check_encryption_key() {
             store.shutdown().await;
+            // The swarm's handlers hold the store (and its RocksDB lock)
+            // until the swarm stops: a restart in this process would
+            // find the data dir locked.
+            net.shutdown().await;
             return Err(e.into());
         }
         let mut seeds = Vec::new();
