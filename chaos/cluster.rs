@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::netns::{self, Netns};
+use crate::netns::{self, Netns, hard_kill};
 use crate::scenario::{Network, RuntimeKind};
 
 /// Label the agents put on containers naming their node (src/runtime/mod.rs).
@@ -33,15 +33,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every update under these locks is a single assignment or insert, so
     // the data is consistent even after a panic elsewhere.
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// SIGCONT then SIGKILL, so a stopped process dies too. Never pid 1 or ourselves.
-pub fn hard_kill(pid: i32) {
-    if pid <= 1 || pid == std::process::id() as i32 {
-        return;
-    }
-    let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
-    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
 }
 
 /// The fields of `/proc/PID/stat` needed to recognise a process.

@@ -15,6 +15,17 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// SIGCONT then SIGKILL, so a stopped process dies too. Never pid 1 or ourselves.
+pub fn hard_kill(pid: i32) {
+    if pid <= 1 || pid == std::process::id() as i32 {
+        return;
+    }
+    let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+}
 
 /// Prefix of every namespace this harness creates.
 pub const NS_PREFIX: &str = "shoal-chaos-";
@@ -153,7 +164,7 @@ pub fn remove_all() -> Vec<String> {
     let namespaces = leftover_namespaces();
     for ns in &namespaces {
         for pid in pids_in(ns) {
-            crate::cluster::hard_kill(pid);
+            hard_kill(pid);
         }
     }
     // Deleting a namespace frees its devices asynchronously; removing the

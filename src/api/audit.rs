@@ -13,7 +13,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use axum::http::Method;
 use serde::Serialize;
 
-use super::auth::Caller;
+use crate::resource::types::Role;
 
 /// Records queued at most; beyond, records are dropped (and counted).
 const QUEUE: usize = 1024;
@@ -42,10 +42,10 @@ pub struct Record {
 }
 
 impl Record {
-    /// A record of a request that got `status`; `caller` is `None` when it
-    /// was not authenticated.
+    /// A record of a request that got `status`; `caller` (the token's name
+    /// and role) is `None` when it was not authenticated.
     pub fn new(
-        caller: Option<&Caller>,
+        caller: Option<(&str, Role)>,
         addr: Option<SocketAddr>,
         method: &Method,
         path: &str,
@@ -59,8 +59,8 @@ impl Record {
         }
         Record {
             time: crate::resource::time::now_rfc3339(),
-            user: caller.map_or_else(|| "unauthenticated".into(), |c| c.name.clone()),
-            role: caller.map(|c| c.role.as_str()),
+            user: caller.map_or_else(|| "unauthenticated".into(), |(name, _)| name.into()),
+            role: caller.map(|(_, role)| role.as_str()),
             client: addr.map(|a| a.to_string()),
             method: method.to_string(),
             path: path.to_string(),
@@ -178,22 +178,15 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::types::Role;
 
     #[test]
     fn records_rotate_and_stay_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         let audit = Audit::start(path.clone(), 2_000, 3).unwrap();
-        let caller = Caller {
-            name: "ci".into(),
-            role: Role::Edit,
-            client: "ci".into(),
-            addr: None,
-        };
         for i in 0..200 {
             audit.record(Record::new(
-                Some(&caller),
+                Some(("ci", Role::Edit)),
                 None,
                 &Method::POST,
                 &format!("/v1/apply?n={i}"),

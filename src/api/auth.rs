@@ -285,7 +285,7 @@ pub(super) async fn middleware(
             .map(|o| o.0.clone())
             .unwrap_or_default();
         audit.record(super::audit::Record::new(
-            caller.as_ref(),
+            caller.as_ref().map(|c| (c.name.as_str(), c.role)),
             addr,
             &method,
             &path,

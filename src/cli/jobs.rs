@@ -8,8 +8,8 @@ use anyhow::{anyhow, bail};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::cells::{human_duration, s, status_of};
 use super::client::{Client, ClientError, kind_arg, object_path};
-use super::objects::{human_duration, s, status_of};
 use super::{UsageError, emit};
 use crate::controller::cronjob::{MANUAL_ANNOTATION, new_job};
 use crate::controller::job::JOB_NAME_LABEL;

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::resource::Kind;
 use crate::resource::status::{NodeStatus, PodStatus};
 
+use super::cells::*;
 use super::client::*;
 use super::emit;
 use super::objects::*;

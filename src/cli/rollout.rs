@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::resource::Kind;
 use crate::resource::status::DeploymentStatus;
 
+use super::cells::*;
 use super::client::*;
 use super::objects::*;
 use super::{RolloutCmd, UsageError, emit};
