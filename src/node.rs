@@ -100,7 +100,7 @@ const LEAVE_STOP_BUDGET: Duration = Duration::from_secs(30);
 
 impl Node {
     /// Starts every component; returns once the API listens.
-    pub async fn start(cfg: Config) -> Result<Node, NodeError> {
+    pub async fn start(mut cfg: Config) -> Result<Node, NodeError> {
         cfg.validate()?;
         let name = cfg.node_name();
         std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::DataDir {
@@ -111,6 +111,14 @@ impl Node {
             path: cfg.data_dir.display().to_string(),
             source,
         })?;
+        // Absolute from here on: the data dir's paths reach the Docker
+        // engine as bind-mount sources (volumes), and the engine takes a
+        // relative path for a named volume (`--data-dir ./shoal-data`).
+        cfg.data_dir =
+            std::fs::canonicalize(&cfg.data_dir).map_err(|source| NodeError::DataDir {
+                path: cfg.data_dir.display().to_string(),
+                source,
+            })?;
         let listen = net::parse_addr(&cfg.p2p_addr).await?;
         let psk = cluster_key(&cfg, &listen)?;
         let psk_bytes = psk.as_ref().and_then(crate::api::tls::psk_bytes);
