@@ -311,46 +311,6 @@ pub fn new_job(cron: &Object, body: &CronJobBody, name: &str, annotation: (&str,
     }
 }
 
-fn event(cron: &Object, key: &ObjectKey, e: &JobEvent, now: &str) -> Result<Op, ControllerError> {
-    let name = format!("{}.cronjob.{}", key.name, e.reason.to_ascii_lowercase());
-    let body = json!({
-        "involvedObject": {
-            "kind": "CronJob",
-            "apiVersion": "batch/v1",
-            "namespace": key.namespace,
-            "name": key.name,
-            "uid": cron.metadata.uid,
-        },
-        "reason": e.reason,
-        "message": e.message,
-        "type": if e.warning { "Warning" } else { "Normal" },
-        "count": 1,
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "source": {"component": "cronjob-controller"},
-    });
-    let Value::Object(body) = body else {
-        return Err("event body is not an object".into());
-    };
-    let obj = Object {
-        api_version: "v1".into(),
-        kind: "Event".into(),
-        metadata: ObjectMeta {
-            name: name.clone(),
-            namespace: Some(key.namespace.clone()),
-            creation_timestamp: Some(now.to_string()),
-            owner_references: vec![owner_ref(cron)],
-            ..Default::default()
-        },
-        body,
-    };
-    Ok(Op::Put {
-        key: ObjectKey::new(Kind::Event, &key.namespace, &name),
-        object: serde_json::to_vec(&obj).map_err(|e| e.to_string())?,
-        precondition: Precondition::None,
-    })
-}
-
 async fn sync_one(
     store: &Store,
     cron: &Object,
@@ -400,7 +360,14 @@ async fn sync_one(
     }
     let stamp = rfc3339(now);
     for e in &p.events {
-        ops.push(event(cron, &key, e, &stamp)?);
+        ops.push(super::job::event(
+            cron,
+            &key,
+            e,
+            &stamp,
+            owner_ref(cron),
+            "cronjob-controller",
+        )?);
     }
     if !cron.body.contains_key("status") || p.status != prev {
         ops.push(Op::SetStatus {

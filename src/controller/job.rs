@@ -650,18 +650,31 @@ fn new_pod(job: &Object, body: &JobBody, p: &NewPod, ns: &str) -> Result<Vec<u8>
     Ok(serde_json::to_vec(&obj).map_err(|e| e.to_string())?)
 }
 
-/// An event on the Job, one per (Job, reason): rewriting it keeps the
-/// number of a Job's events bounded, and its owner reference lets garbage
-/// collection delete it with the Job.
-fn event(job: &Object, key: &ObjectKey, e: &JobEvent, now: &str) -> Result<Op, ControllerError> {
-    let name = format!("{}.job.{}", key.name, e.reason.to_ascii_lowercase());
+/// An event on a Job or CronJob (`key`), one per (object, reason):
+/// rewriting it keeps the number of its events bounded, and its owner
+/// reference (`owner`) lets garbage collection delete it with the object.
+pub(super) fn event(
+    obj: &Object,
+    key: &ObjectKey,
+    e: &JobEvent,
+    now: &str,
+    owner: OwnerReference,
+    component: &str,
+) -> Result<Op, ControllerError> {
+    let kind = key.kind.as_str();
+    let name = format!(
+        "{}.{}.{}",
+        key.name,
+        kind.to_ascii_lowercase(),
+        e.reason.to_ascii_lowercase()
+    );
     let body = json!({
         "involvedObject": {
-            "kind": "Job",
+            "kind": kind,
             "apiVersion": "batch/v1",
             "namespace": key.namespace,
             "name": key.name,
-            "uid": job.metadata.uid,
+            "uid": obj.metadata.uid,
         },
         "reason": e.reason,
         "message": e.message,
@@ -669,7 +682,7 @@ fn event(job: &Object, key: &ObjectKey, e: &JobEvent, now: &str) -> Result<Op, C
         "count": 1,
         "firstTimestamp": now,
         "lastTimestamp": now,
-        "source": {"component": "job-controller"},
+        "source": {"component": component},
     });
     let Value::Object(body) = body else {
         return Err("event body is not an object".into());
@@ -681,7 +694,7 @@ fn event(job: &Object, key: &ObjectKey, e: &JobEvent, now: &str) -> Result<Op, C
             name: name.clone(),
             namespace: Some(key.namespace.clone()),
             creation_timestamp: Some(now.to_string()),
-            owner_references: vec![owner_ref(job)],
+            owner_references: vec![owner],
             ..Default::default()
         },
         body,
@@ -731,7 +744,7 @@ async fn sync_one(
     }
     let now = rfc3339(now_ms / 1000);
     for e in &p.events {
-        ops.push(event(job, &key, e, &now)?);
+        ops.push(event(job, &key, e, &now, owner_ref(job), "job-controller")?);
     }
     if p.delete_job {
         ops.push(Op::Delete {
