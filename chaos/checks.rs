@@ -10,11 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cluster::{Cluster, NodeState, RunningContainer};
-use crate::faults::FaultRecord;
-use crate::workload::WriteLog;
-
-/// Name of the Deployment and Service the harness runs.
-pub const APP: &str = "chaos-web";
+use crate::record::FaultRecord;
+use crate::workload::{APP, WriteLog, app_pods, is_ready, is_terminal};
 
 /// Restarts what is down, resumes what is paused, lifts any partition.
 pub fn heal(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
@@ -132,58 +129,6 @@ pub async fn writes(cluster: &Cluster, log: &WriteLog) -> WriteCheck {
     out.lost = lost.len();
     out.lost_names = lost.into_iter().take(20).collect();
     out
-}
-
-fn is_ready(p: &Value) -> bool {
-    p["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
-}
-
-fn is_terminal(p: &Value) -> bool {
-    matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
-}
-
-/// The Deployment's pods as (name, node, running-and-ready), non-terminal
-/// only, from node `i`: linearizable, or its local replica.
-async fn app_pods(
-    cluster: &Cluster,
-    i: usize,
-    consistent: bool,
-) -> Option<Vec<(String, String, bool)>> {
-    let v = cluster
-        .get_json(
-            i,
-            &format!("/v1/namespaces/default/pods?consistent={consistent}"),
-            Duration::from_secs(if consistent { 5 } else { 2 }),
-        )
-        .await?;
-    Some(
-        v["items"]
-            .as_array()?
-            .iter()
-            .filter(|p| p["metadata"]["labels"]["app"] == APP && !is_terminal(p))
-            .map(|p| {
-                (
-                    p["metadata"]["name"].as_str().unwrap_or("").to_string(),
-                    p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
-                    p["status"]["phase"] == "Running" && is_ready(p),
-                )
-            })
-            .collect(),
-    )
-}
-
-/// How many of the Deployment's pods are Running and Ready in node `i`'s local replica.
-pub async fn ready_count(cluster: &Cluster, i: usize) -> Option<usize> {
-    Some(
-        app_pods(cluster, i, false)
-            .await?
-            .iter()
-            .filter(|p| p.2)
-            .count(),
-    )
 }
 
 /// Waits until the Deployment has exactly `replicas` pods, all Running and
@@ -459,7 +404,7 @@ pub fn intruder_refusals(faults: &[FaultRecord]) -> (bool, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intruder::IntruderRecord;
+    use crate::record::IntruderRecord;
 
     fn intruder(kind: &'static str, w0: f64, w1: f64) -> FaultRecord {
         FaultRecord {

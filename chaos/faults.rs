@@ -4,56 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::cluster::{Cluster, NodeState};
-use crate::intruder::{self, IntruderRecord};
+use crate::intruder;
 use crate::netns::cut_between;
+use crate::record::FaultRecord;
 use crate::scenario::{FaultKind, Planned};
 use crate::workload::Recorder;
-
-/// One fault as it happened.
-#[derive(Debug, Clone, Serialize)]
-pub struct FaultRecord {
-    /// When it was injected, in seconds since the workload started.
-    pub at_secs: f64,
-    /// Its kind.
-    pub kind: &'static str,
-    /// The nodes it hit.
-    pub targets: Vec<String>,
-    /// When it was healed (node restarted, resumed, partition lifted).
-    pub healed_at_secs: Option<f64>,
-    /// Anything worth knowing: the term the leader had, sides of a partition, errors.
-    pub note: String,
-    /// For faults that take the leader away: seconds until another node led a later term.
-    pub failover_secs: Option<f64>,
-    /// Fewest Deployment pods Running and Ready seen from this fault until the next.
-    pub min_ready: Option<usize>,
-    /// Seconds from injection until every replica was Running and Ready
-    /// again, when some were lost (`None` if none was, or they never came back
-    /// before the next fault).
-    pub ready_again_after_secs: Option<f64>,
-    /// An intruder's window and what came of it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub intruder: Option<IntruderRecord>,
-}
-
-impl FaultRecord {
-    /// A fault of `kind` injected at `at_secs`, nothing else known yet.
-    pub fn new(at_secs: f64, kind: &'static str) -> FaultRecord {
-        FaultRecord {
-            at_secs,
-            kind,
-            targets: Vec::new(),
-            healed_at_secs: None,
-            note: String::new(),
-            failover_secs: None,
-            min_ready: None,
-            ready_again_after_secs: None,
-            intruder: None,
-        }
-    }
-}
 
 /// Fills each fault's `min_ready` and `ready_again_after_secs` from the
 /// readiness timeline (samples of (seconds, ready pods)).

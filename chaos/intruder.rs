@@ -31,13 +31,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
-use serde::Serialize;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cluster::{Cluster, ExtraAgent, ExtraSpec, NodeState};
-use crate::faults::FaultRecord;
 use crate::netns;
+use crate::record::{FaultRecord, IntruderRecord, ProbeStats};
 use crate::workload::Recorder;
 
 /// Name prefix of the ConfigMaps written through intruders: none may ever
@@ -90,59 +89,6 @@ impl Context {
     fn next_episode(&self) -> usize {
         self.episodes.fetch_add(1, Ordering::SeqCst) + 1
     }
-}
-
-/// What the raw TCP client did.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct ProbeStats {
-    /// Connections tried.
-    pub attempts: u64,
-    /// Connections the member accepted at the TCP level.
-    pub connected: u64,
-    /// Connections the member closed after the garbage (EOF or reset).
-    pub closed_by_member: u64,
-    /// Most bytes one connection got back (a member's pnet nonce at most
-    /// is expected: nothing it can read).
-    pub max_bytes_back: u64,
-}
-
-/// One intruder's window and what came of it.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct IntruderRecord {
-    /// Its name (`chaos-intruder`, or the removed node's old name).
-    pub name: String,
-    /// Its PeerId, when known.
-    pub peer_id: Option<String>,
-    /// Its Raft id (a removed node's old one).
-    pub node_id: Option<u64>,
-    /// (start, end) in seconds: from its start until it was killed.
-    pub window: Option<(f64, f64)>,
-    /// The leader's term when the window opened and after it closed.
-    pub term_before: Option<u64>,
-    /// See `term_before`.
-    pub term_after: Option<u64>,
-    /// The leader when the window opened and after it closed.
-    pub leader_before: Option<String>,
-    /// See `leader_before`.
-    pub leader_after: Option<String>,
-    /// Incoming connections the members refused during the window.
-    pub refused_connections: f64,
-    /// Raft and store RPCs the members refused during the window.
-    pub refused_rpcs: f64,
-    /// The raw TCP client (unkeyed only).
-    pub probes: Option<ProbeStats>,
-    /// Writes sent through the intruder's own API, by answer.
-    pub writes: BTreeMap<String, u64>,
-    /// Of those, answered 2xx by the intruder (it is not the cluster).
-    pub writes_acknowledged: u64,
-    /// Every time a member listed it as a member or in its configuration.
-    pub admitted: Vec<String>,
-    /// What the intruder itself reported (its Raft state, its members).
-    pub own_view: Vec<String>,
-    /// How an agent given no key at all ended (unkeyed only).
-    pub keyless_start: Option<String>,
-    /// Whether that agent refused to start, as it must.
-    pub keyless_refused: Option<bool>,
 }
 
 /// Who to look for in the members' lists.

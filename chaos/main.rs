@@ -13,6 +13,7 @@ mod faults;
 mod intruder;
 mod linearizability;
 mod netns;
+mod record;
 mod report;
 mod run;
 mod scenario;

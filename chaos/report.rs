@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::checks::{RuntimeCheck, WriteCheck};
-use crate::faults::FaultRecord;
 use crate::linearizability::{KeyReport, Verdict};
+use crate::record::FaultRecord;
 use crate::scenario::{Network, Planned, RuntimeKind, Scenario};
 use crate::workload::{DuplicateLog, LeaderLog, RegisterStats, ServiceStats};
 

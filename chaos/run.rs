@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use serde_json::json;
 
-use crate::checks::{self, APP};
+use crate::checks;
 use crate::cluster::{Cluster, ClusterOptions, Teardown};
 use crate::linearizability::{self, Verdict};
 use crate::report::{Leaders, Registers, Report};
 use crate::scenario::{Network, RuntimeKind, Scenario};
+use crate::workload::APP;
 use crate::workload::{self, PAGE, Recorder};
 use crate::{faults, intruder, netns};
 

@@ -15,12 +15,16 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use shoal::resource::status::PodStatus;
 
 use crate::cluster::Cluster;
 use crate::linearizability::{Op, Operation, Outcome};
 use crate::scenario::Workload;
+
+/// Name of the Deployment and Service the harness runs.
+pub const APP: &str = "chaos-web";
 
 /// Name prefix of the writers' ConfigMaps.
 pub const WRITE_PREFIX: &str = "chaos-w-";
@@ -593,11 +597,68 @@ fn service_client(
     Ok(service_client_loop(cluster, rec, stop, http, w, seed))
 }
 
+/// A pod object's Ready condition is True.
+pub fn is_ready(p: &Value) -> bool {
+    pod_status(p).is_ready()
+}
+
+/// A pod object has Succeeded or Failed.
+pub fn is_terminal(p: &Value) -> bool {
+    pod_status(p).is_terminal()
+}
+
+/// The pod's status as shoal types it; an unreadable one reads as empty
+/// (neither ready nor terminal).
+fn pod_status(p: &Value) -> PodStatus {
+    PodStatus::deserialize(&p["status"]).unwrap_or_default()
+}
+
+/// The Deployment's pods as (name, node, running-and-ready), non-terminal
+/// only, from node `i`: linearizable, or its local replica.
+pub async fn app_pods(
+    cluster: &Cluster,
+    i: usize,
+    consistent: bool,
+) -> Option<Vec<(String, String, bool)>> {
+    let v = cluster
+        .get_json(
+            i,
+            &format!("/v1/namespaces/default/pods?consistent={consistent}"),
+            Duration::from_secs(if consistent { 5 } else { 2 }),
+        )
+        .await?;
+    Some(
+        v["items"]
+            .as_array()?
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == APP && !is_terminal(p))
+            .map(|p| {
+                (
+                    p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
+                    p["status"]["phase"] == "Running" && is_ready(p),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// How many of the Deployment's pods are Running and Ready in node `i`'s local replica.
+pub async fn ready_count(cluster: &Cluster, i: usize) -> Option<usize> {
+    Some(
+        app_pods(cluster, i, false)
+            .await?
+            .iter()
+            .filter(|p| p.2)
+            .count(),
+    )
+}
+
 /// Looks once which pods run on more than one node.
 fn sample_duplicates(cluster: &Cluster, rec: &Recorder) {
     let mut by_pod: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut copies = 0;
-    let app_prefix = format!("default/{}-", crate::checks::APP);
+    let app_prefix = format!("default/{}-", APP);
     for i in 0..cluster.len() {
         for c in cluster.running_containers(i) {
             if c.pod.starts_with(&app_prefix) {
@@ -635,7 +696,7 @@ async fn sample_ready(cluster: &Cluster, rec: &Recorder) {
     let Some((leader, _)) = cluster.leader().await else {
         return;
     };
-    if let Some(n) = crate::checks::ready_count(cluster, leader).await {
+    if let Some(n) = ready_count(cluster, leader).await {
         rec.ready().push((t, n));
     }
 }
