@@ -450,7 +450,7 @@ impl Driver {
             } => {
                 // Where a peer without the cluster key, or anything that is
                 // not a shoal node, ends: counted always, logged now and then.
-                metrics::counter!("shoal_net_refused_connections_total").increment(1);
+                ::metrics::counter!(crate::net::metrics::REFUSED_CONNECTIONS_TOTAL).increment(1);
                 if self.should_warn(&host_of(&send_back_addr.to_string())) {
                     warn!(
                         from = %send_back_addr,
@@ -522,7 +522,8 @@ impl Driver {
                     .is_none_or(|t| t.elapsed() >= REQUEST_TIMEOUT);
                 if matches!(error, request_response::OutboundFailure::Timeout) && silent {
                     debug!(%peer, "closing a connection that carried nothing for {REQUEST_TIMEOUT:?}");
-                    metrics::counter!("shoal_net_silent_connections_closed_total").increment(1);
+                    ::metrics::counter!(crate::net::metrics::SILENT_CONNECTIONS_CLOSED_TOTAL)
+                        .increment(1);
                     self.swarm.close_connection(connection_id);
                 }
                 if let Some((peer, reply)) = self.pending.remove(&request_id) {
@@ -910,6 +911,28 @@ impl request_response::Codec for FrameCodec {
     ) -> io::Result<()> {
         write_frame(io, res).await
     }
+}
+
+/// The swarm's metrics (`shoal_net_*`).
+pub mod metrics {
+    use crate::telemetry::{Def, counter};
+
+    /// `shoal_net_silent_connections_closed_total`.
+    pub const SILENT_CONNECTIONS_CLOSED_TOTAL: &str = "shoal_net_silent_connections_closed_total";
+    /// `shoal_net_refused_connections_total`.
+    pub const REFUSED_CONNECTIONS_TOTAL: &str = "shoal_net_refused_connections_total";
+
+    /// Every family this module records, with its help text.
+    pub const FAMILIES: &[Def] = &[
+        counter(
+            SILENT_CONNECTIONS_CLOSED_TOTAL,
+            "Connections closed because a request on them timed out and the peer had sent nothing for as long (a partition or a frozen host), so the next request dials afresh.",
+        ),
+        counter(
+            REFUSED_CONNECTIONS_TOTAL,
+            "Incoming p2p connections refused: another or no cluster key, or not libp2p at all.",
+        ),
+    ];
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 mod config;
 pub mod events;
 pub mod logs;
+pub mod metrics;
 pub mod plan;
 pub mod pod;
 pub mod probe;
@@ -539,6 +540,6 @@ async fn remove_orphan(ctx: &Ctx, c: &ContainerInfo) {
     info!(container = %c.name, "removing a container whose pod is gone");
     ctx.probes.remove(&c.id);
     if stop_and_remove(ctx, c, grace_of(c)).await {
-        metrics::counter!("shoal_agent_orphans_removed_total").increment(1);
+        ::metrics::counter!(metrics::ORPHANS_REMOVED_TOTAL).increment(1);
     }
 }

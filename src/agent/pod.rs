@@ -228,9 +228,9 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
         Ok(_) => {
             if wrote_status {
                 st.last_written = Some(new);
-                metrics::counter!("shoal_agent_status_writes_total").increment(1);
+                ::metrics::counter!(crate::agent::metrics::STATUS_WRITES_TOTAL).increment(1);
             }
-            metrics::counter!("shoal_agent_events_total").increment(n_events);
+            ::metrics::counter!(crate::agent::metrics::EVENTS_TOTAL).increment(n_events);
         }
         Err(e) => debug!(pod = %key, "status write failed, will retry: {e}"),
     }
@@ -324,9 +324,10 @@ async fn prepare_volumes(
     match job.await {
         Ok(p) => {
             if p.updated > 0 {
-                metrics::counter!("shoal_agent_volume_updates_total").increment(p.updated);
+                ::metrics::counter!(crate::agent::metrics::VOLUME_UPDATES_TOTAL)
+                    .increment(p.updated);
             }
-            metrics::histogram!("shoal_agent_volume_sync_seconds")
+            ::metrics::histogram!(crate::agent::metrics::VOLUME_SYNC_SECONDS)
                 .record(started.elapsed().as_secs_f64());
             p.errors
         }
@@ -521,7 +522,7 @@ impl PodSync<'_> {
                 b.until = Instant::now() + b.delay;
             }
             st.pull_backoff.insert(c.name.clone(), (b, msg.clone()));
-            metrics::counter!("shoal_agent_image_pull_failures_total").increment(1);
+            ::metrics::counter!(crate::agent::metrics::IMAGE_PULL_FAILURES_TOTAL).increment(1);
             return self.fail(c, "ImagePullFailed", msg);
         }
         st.pull_backoff.remove(&c.name);
@@ -536,7 +537,7 @@ impl PodSync<'_> {
         };
         match ctx.runtime.start(&id).await {
             Ok(()) => {
-                metrics::counter!("shoal_agent_container_starts_total").increment(1);
+                ::metrics::counter!(crate::agent::metrics::CONTAINER_STARTS_TOTAL).increment(1);
                 self.event(
                     EventKind::Normal,
                     "Started",

@@ -123,7 +123,7 @@ pub async fn run(
                 Ok(()) => fails = 0,
                 Err(why) => {
                     fails += 1;
-                    metrics::counter!("shoal_agent_probe_failures_total", "probe" => "liveness")
+                    ::metrics::counter!(crate::agent::metrics::PROBE_FAILURES_TOTAL, "probe" => "liveness")
                         .increment(1);
                     if fails >= p.failure_threshold.unwrap_or(3).max(1) {
                         let msg = format!("Liveness probe failed: {why}");
@@ -156,7 +156,7 @@ pub async fn run(
                 Err(why) => {
                     oks = 0;
                     fails += 1;
-                    metrics::counter!("shoal_agent_probe_failures_total", "probe" => "readiness")
+                    ::metrics::counter!(crate::agent::metrics::PROBE_FAILURES_TOTAL, "probe" => "readiness")
                         .increment(1);
                     if fails >= p.failure_threshold.unwrap_or(3).max(1) {
                         let msg = format!("Readiness probe failed: {why}");

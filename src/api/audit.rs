@@ -99,7 +99,7 @@ impl Audit {
                 // Ends when every sender (the API state's clones) is gone.
                 for r in rx {
                     if let Err(e) = w.write(&r) {
-                        metrics::counter!("shoal_api_audit_errors_total").increment(1);
+                        ::metrics::counter!(crate::api::metrics::AUDIT_ERRORS_TOTAL).increment(1);
                         tracing::warn!("audit log {}: {e}", w.path.display());
                     }
                 }
@@ -112,7 +112,7 @@ impl Audit {
         match self.tx.try_send(r) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                metrics::counter!("shoal_api_audit_dropped_total").increment(1);
+                ::metrics::counter!(crate::api::metrics::AUDIT_DROPPED_TOTAL).increment(1);
             }
         }
     }

@@ -271,7 +271,7 @@ pub(super) async fn middleware(
                 Denied::Unauthenticated(_) => "unauthenticated",
                 Denied::Forbidden(_) => "forbidden",
             };
-            metrics::counter!("shoal_api_denied_total", "reason" => reason).increment(1);
+            ::metrics::counter!(crate::api::metrics::DENIED_TOTAL, "reason" => reason).increment(1);
             ApiError::from(d).into_response()
         }
         (Ok(()), None) => ApiError::new(StatusCode::UNAUTHORIZED, "no caller").into_response(),
@@ -359,7 +359,7 @@ impl Slots {
                 Stream::Watch => "watch",
                 Stream::LogFollow => "log_follow",
             };
-            metrics::counter!("shoal_api_client_stream_refusals_total", "stream" => label)
+            ::metrics::counter!(crate::api::metrics::CLIENT_STREAM_REFUSALS_TOTAL, "stream" => label)
                 .increment(1);
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,

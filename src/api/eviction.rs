@@ -66,7 +66,8 @@ pub(super) async fn evict_pod(
         let fence = match verdict {
             Verdict::Allow { fence } => fence,
             Verdict::Wait(why) => {
-                metrics::counter!("shoal_api_evictions_total", "result" => "refused").increment(1);
+                ::metrics::counter!(crate::api::metrics::EVICTIONS_TOTAL, "result" => "refused")
+                    .increment(1);
                 let mut resp = ApiError::new(StatusCode::TOO_MANY_REQUESTS, why).into_response();
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
@@ -84,7 +85,8 @@ pub(super) async fn evict_pod(
         );
         match s.store.write(Command { ops }).await {
             Ok(_) => {
-                metrics::counter!("shoal_api_evictions_total", "result" => "evicted").increment(1);
+                ::metrics::counter!(crate::api::metrics::EVICTIONS_TOTAL, "result" => "evicted")
+                    .increment(1);
                 return Ok((
                     StatusCode::CREATED,
                     Json(json!({

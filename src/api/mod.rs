@@ -25,6 +25,7 @@ mod encryption;
 mod endpoints;
 mod eviction;
 mod manifests;
+pub mod metrics;
 mod namespaces;
 mod services;
 pub mod tls;
@@ -69,7 +70,7 @@ impl ApiState {
             audit: None,
             slots: auth::Slots::new(cfg.max_watches_per_client, cfg.max_log_follows_per_client),
             max_body: cfg.max_body_bytes,
-            prometheus: crate::telemetry::handle(),
+            prometheus: metrics::recorder(),
             logs: None,
             membership: None,
             discovery: Default::default(),
@@ -251,7 +252,7 @@ async fn metrics_text(State(s): State<ApiState>) -> Response {
     match &s.prometheus {
         Some(h) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            crate::telemetry::render(h, &s.store, s.membership.as_ref(), &s.me.name),
+            metrics::render(h, &s.store, s.membership.as_ref(), &s.me.name),
         )
             .into_response(),
         None => ApiError::new(

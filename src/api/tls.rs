@@ -215,12 +215,12 @@ impl TlsListener {
                             let _ = tx.send((tls, addr)).await;
                         }
                         Ok(Err(e)) => {
-                            metrics::counter!("shoal_api_tls_handshake_failures_total")
+                            ::metrics::counter!(crate::api::metrics::TLS_HANDSHAKE_FAILURES_TOTAL)
                                 .increment(1);
                             tracing::debug!(%addr, "TLS handshake failed: {e}");
                         }
                         Err(_) => {
-                            metrics::counter!("shoal_api_tls_handshake_failures_total")
+                            ::metrics::counter!(crate::api::metrics::TLS_HANDSHAKE_FAILURES_TOTAL)
                                 .increment(1);
                         }
                     }

@@ -461,8 +461,7 @@ async fn execute(
     match action {
         Action::AddLearner { id, info } => {
             info!(node = %info, "adding as learner");
-            metrics::counter!("shoal_autopilot_actions_total", "action" => "add_learner")
-                .increment(1);
+            ::metrics::counter!(metrics::ACTIONS_TOTAL, "action" => "add_learner").increment(1);
             store
                 .raft()
                 .add_learner(id, info, false)
@@ -472,8 +471,7 @@ async fn execute(
         }
         Action::UpdateNode { id, was, info } => {
             info!(node = %info, was = ?was.p2p_addrs, now = ?info.p2p_addrs, "updating a member's addresses");
-            metrics::counter!("shoal_autopilot_actions_total", "action" => "update_node")
-                .increment(1);
+            ::metrics::counter!(metrics::ACTIONS_TOTAL, "action" => "update_node").increment(1);
             change(
                 store,
                 ChangeMembers::SetNodes(BTreeMap::from([(id, info)])),
@@ -508,8 +506,7 @@ async fn execute(
                     .collect()
             };
             info!(from = ?names(&from), to = ?names(&to), target, "changing voters");
-            metrics::counter!("shoal_autopilot_actions_total", "action" => "change_voters")
-                .increment(1);
+            ::metrics::counter!(metrics::ACTIONS_TOTAL, "action" => "change_voters").increment(1);
             change(store, ChangeMembers::ReplaceAllVoters(to), true).await
         }
     }
@@ -523,7 +520,7 @@ async fn remove(
     why: &str,
 ) -> Result<(), String> {
     info!(node = %n, "removing from the cluster: {why}");
-    metrics::counter!("shoal_autopilot_actions_total", "action" => "remove").increment(1);
+    ::metrics::counter!(metrics::ACTIONS_TOTAL, "action" => "remove").increment(1);
     if voter {
         change(
             store,
@@ -594,5 +591,6 @@ pub fn spawn_role_publisher(store: Store, membership: Membership) -> tokio::task
     })
 }
 
+pub mod metrics;
 #[cfg(test)]
 mod tests;

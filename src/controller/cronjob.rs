@@ -356,7 +356,8 @@ async fn sync_one(
             precondition: Precondition::MustNotExist,
         });
         let lag = now.saturating_sub(t);
-        metrics::histogram!("shoal_controller_cronjob_start_delay_seconds").record(lag as f64);
+        ::metrics::histogram!(crate::controller::metrics::CRONJOB_START_DELAY_SECONDS)
+            .record(lag as f64);
     }
     let stamp = rfc3339(now);
     for e in &p.events {
@@ -381,7 +382,7 @@ async fn sync_one(
     }
     store.write(Command { ops }).await?;
     if p.create.is_some() {
-        metrics::counter!("shoal_controller_cronjob_jobs_created_total").increment(1);
+        ::metrics::counter!(crate::controller::metrics::CRONJOB_JOBS_CREATED_TOTAL).increment(1);
     }
     Ok(())
 }

@@ -762,8 +762,10 @@ async fn sync_one(
         return Ok(());
     }
     store.write(Command { ops }).await?;
-    metrics::counter!("shoal_controller_job_pods_created_total").increment(p.create.len() as u64);
-    metrics::counter!("shoal_controller_job_pods_deleted_total").increment(p.delete.len() as u64);
+    ::metrics::counter!(crate::controller::metrics::JOB_PODS_CREATED_TOTAL)
+        .increment(p.create.len() as u64);
+    ::metrics::counter!(crate::controller::metrics::JOB_PODS_DELETED_TOTAL)
+        .increment(p.delete.len() as u64);
     if p.delete_job {
         tracing::info!(job = %key, "deleting a finished Job past its ttlSecondsAfterFinished");
     }

@@ -18,6 +18,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod gc;
 pub mod job;
+pub mod metrics;
 pub mod namespaces;
 pub mod nodes;
 pub mod replicaset;
@@ -239,8 +240,7 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
             tracing::info_span!("controller_pass"),
         )
         .await;
-        metrics::histogram!("shoal_controller_pass_seconds")
-            .record(started.elapsed().as_secs_f64());
+        ::metrics::histogram!(metrics::PASS_SECONDS).record(started.elapsed().as_secs_f64());
         tokio::select! {
             _ = tokio::time::sleep(PASS_EVERY) => {}
             ev = async {

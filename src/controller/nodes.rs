@@ -119,7 +119,7 @@ impl Lifecycle {
                 warn!("marking pods of lost nodes: {e}");
             }
         }
-        metrics::counter!("shoal_controller_pods_evicted_total").increment(n as u64);
+        ::metrics::counter!(crate::controller::metrics::PODS_EVICTED_TOTAL).increment(n as u64);
         next
     }
 }

@@ -191,7 +191,8 @@ async fn sync_one(
                 .write(Command { ops: batch })
                 .await
                 .map_err(|e| format!("creating {size} pods: {e}"))?;
-            metrics::counter!("shoal_controller_replicaset_changes_total").increment(size as u64);
+            ::metrics::counter!(crate::controller::metrics::REPLICASET_CHANGES_TOTAL)
+                .increment(size as u64);
         }
     } else if active.len() > want {
         let mut doomed = active.clone();
@@ -233,7 +234,7 @@ async fn sync_one(
     let n = ops.len();
     ops.insert(0, fence(rs)?);
     store.write(Command { ops }).await?;
-    metrics::counter!("shoal_controller_replicaset_changes_total").increment(n as u64);
+    ::metrics::counter!(crate::controller::metrics::REPLICASET_CHANGES_TOTAL).increment(n as u64);
     Ok(())
 }
 

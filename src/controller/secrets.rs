@@ -70,7 +70,8 @@ async fn pass(store: &Store) -> Result<(), ControllerError> {
                 reseal(store, &key, version).await?;
             }
             debug!(secrets = n, "re-sealed under the active data key");
-            metrics::counter!("shoal_secrets_resealed_total").increment(n as u64);
+            ::metrics::counter!(crate::controller::metrics::SECRETS_RESEALED_TOTAL)
+                .increment(n as u64);
             Ok(())
         }
         Step::Retire { version } => {

@@ -663,9 +663,9 @@ impl RequestHandler for Handler {
     ) -> ResponseInfo {
         let started = Instant::now();
         let (info, outcome) = self.respond(request, response_handle).await;
-        metrics::counter!("shoal_discovery_dns_queries_total", "result" => outcome.as_str())
+        ::metrics::counter!(crate::discovery::metrics::DNS_QUERIES_TOTAL, "result" => outcome.as_str())
             .increment(1);
-        metrics::histogram!("shoal_discovery_dns_request_duration_seconds")
+        ::metrics::histogram!(crate::discovery::metrics::DNS_REQUEST_DURATION_SECONDS)
             .record(started.elapsed().as_secs_f64());
         match request.queries.queries().first() {
             Some(query) => debug!(

@@ -94,14 +94,14 @@ impl PoolMetrics {
     fn new(service: &str) -> PoolMetrics {
         let s = service.to_string();
         PoolMetrics {
-            connections: counter!("shoal_discovery_lb_connections_total", "service" => s.clone()),
-            unserved: counter!("shoal_discovery_lb_unserved_connections_total", "service" => s.clone()),
-            upstream_errors: counter!("shoal_discovery_lb_upstream_errors_total", "service" => s.clone()),
-            ejections: counter!("shoal_discovery_lb_ejections_total", "service" => s.clone()),
-            bytes_up: counter!("shoal_discovery_lb_bytes_total", "service" => s.clone(), "direction" => "upstream"),
-            bytes_down: counter!("shoal_discovery_lb_bytes_total", "service" => s.clone(), "direction" => "downstream"),
-            active: gauge!("shoal_discovery_lb_active_connections", "service" => s.clone()),
-            connect_seconds: histogram!("shoal_discovery_lb_upstream_connect_seconds", "service" => s),
+            connections: counter!(crate::discovery::metrics::LB_CONNECTIONS_TOTAL, "service" => s.clone()),
+            unserved: counter!(crate::discovery::metrics::LB_UNSERVED_CONNECTIONS_TOTAL, "service" => s.clone()),
+            upstream_errors: counter!(crate::discovery::metrics::LB_UPSTREAM_ERRORS_TOTAL, "service" => s.clone()),
+            ejections: counter!(crate::discovery::metrics::LB_EJECTIONS_TOTAL, "service" => s.clone()),
+            bytes_up: counter!(crate::discovery::metrics::LB_BYTES_TOTAL, "service" => s.clone(), "direction" => "upstream"),
+            bytes_down: counter!(crate::discovery::metrics::LB_BYTES_TOTAL, "service" => s.clone(), "direction" => "downstream"),
+            active: gauge!(crate::discovery::metrics::LB_ACTIVE_CONNECTIONS, "service" => s.clone()),
+            connect_seconds: histogram!(crate::discovery::metrics::LB_UPSTREAM_CONNECT_SECONDS, "service" => s),
         }
     }
 }
@@ -342,7 +342,7 @@ impl Balancer {
             debug!(%addr, service = %pool.service, "listening");
             self.listeners.insert(addr, Listener { pool, task });
         }
-        gauge!("shoal_discovery_lb_listeners").set(self.listeners.len() as f64);
+        gauge!(crate::discovery::metrics::LB_LISTENERS).set(self.listeners.len() as f64);
         failed
     }
 

@@ -10,6 +10,7 @@ pub mod claim;
 pub mod dns;
 pub mod endpoints;
 pub mod lb;
+pub mod metrics;
 pub mod table;
 pub mod vip;
 
@@ -537,8 +538,8 @@ async fn build_loop(
                 .flat_map(|s| s.ports.iter())
                 .map(|p| p.endpoints.len())
                 .sum();
-            metrics::gauge!("shoal_discovery_services").set(t.services.len() as f64);
-            metrics::gauge!("shoal_discovery_endpoints").set(n as f64);
+            ::metrics::gauge!(metrics::SERVICES).set(t.services.len() as f64);
+            ::metrics::gauge!(metrics::ENDPOINTS).set(n as f64);
             tx.send_if_modified(|cur| {
                 if **cur == t {
                     false
@@ -673,7 +674,7 @@ async fn balance_loop(cfg: DiscoveryConfig, mut rx: watch::Receiver<Arc<ServiceT
             vips.remove(ip);
         }
         let failed = balancer.reconcile(wanted(&table, &bounds), &settings);
-        metrics::gauge!("shoal_discovery_lb_bind_failures").set(failed.len() as f64);
+        ::metrics::gauge!(metrics::LB_BIND_FAILURES).set(failed.len() as f64);
         for (addr, e) in &failed {
             if warned.insert(*addr) {
                 warn!(%addr, "load balancer cannot listen: {e}");

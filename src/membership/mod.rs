@@ -13,6 +13,7 @@
 //! The suspicion timeout grows with the cluster as memberlist's does:
 //! `suspicion_mult × max(1, log10 n) × probe_period`.
 
+pub mod metrics;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet};
@@ -513,7 +514,7 @@ async fn run(
                     && let foca::Message::Ack(n) = h.message
                     && let Some(t) = pings.remove(&(h.src.peer.clone(), n))
                 {
-                    metrics::histogram!("shoal_membership_probe_rtt_seconds")
+                    ::metrics::histogram!(metrics::PROBE_RTT_SECONDS)
                         .record(t.elapsed().as_secs_f64());
                 }
                 foca.handle_data(&data, &mut rt)
@@ -564,7 +565,7 @@ fn drain(
         if let Some(h) = wire::peek_header(&data) {
             if h.src_incarnation > *my_incarnation {
                 if *my_incarnation != 0 {
-                    metrics::counter!("shoal_membership_refutations_total").increment(1);
+                    ::metrics::counter!(metrics::REFUTATIONS_TOTAL).increment(1);
                 }
                 *my_incarnation = h.src_incarnation;
             }
@@ -717,7 +718,7 @@ fn refresh(m: &Membership, foca: &Swim) -> bool {
             Some(e) => {
                 if e.state != state {
                     if state == MemberState::Suspect {
-                        metrics::counter!("shoal_membership_suspicions_total").increment(1);
+                        ::metrics::counter!(metrics::SUSPICIONS_TOTAL).increment(1);
                     }
                     e.state = state;
                     e.since = now;
@@ -760,7 +761,7 @@ fn refresh(m: &Membership, foca: &Swim) -> bool {
         .iter()
         .zip(counts)
         {
-            metrics::gauge!("shoal_membership_members", "state" => state.as_str()).set(n as f64);
+            ::metrics::gauge!(metrics::MEMBERS, "state" => state.as_str()).set(n as f64);
         }
     }
     changed

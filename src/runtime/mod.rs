@@ -7,6 +7,7 @@
 //! probes belong to the agent: Docker's own restart policy is never set.
 
 pub mod docker;
+pub mod metrics;
 pub mod process;
 
 use std::collections::BTreeMap;

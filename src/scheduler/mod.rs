@@ -14,6 +14,7 @@
 //! `FailedScheduling` Warning event, each written only when the message
 //! changes, so a cluster that stays full writes nothing pass after pass.
 
+pub mod metrics;
 mod placer;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -258,11 +259,11 @@ pub async fn schedule_pending(
     }
     report.unschedulable = planned.unschedulable;
     let secs = started.elapsed().as_secs_f64();
-    metrics::histogram!("shoal_scheduler_pass_seconds").record(secs);
-    metrics::gauge!("shoal_scheduler_pending_pods").set(planned.pending as f64);
-    metrics::counter!("shoal_scheduler_placements_total").increment(report.placed as u64);
-    metrics::counter!("shoal_scheduler_unschedulable_total").increment(report.unschedulable as u64);
-    metrics::counter!("shoal_scheduler_conflicts_total").increment(report.conflicts as u64);
+    ::metrics::histogram!(metrics::PASS_SECONDS).record(secs);
+    ::metrics::gauge!(metrics::PENDING_PODS).set(planned.pending as f64);
+    ::metrics::counter!(metrics::PLACEMENTS_TOTAL).increment(report.placed as u64);
+    ::metrics::counter!(metrics::UNSCHEDULABLE_TOTAL).increment(report.unschedulable as u64);
+    ::metrics::counter!(metrics::CONFLICTS_TOTAL).increment(report.conflicts as u64);
     if report.placed > 0 || planned.newly_unschedulable > 0 || report.conflicts > 0 {
         info!(
             placed = report.placed,

@@ -226,11 +226,13 @@ pub(super) async fn drive(
             }
         }
         if !is_quorum(&configs, &granted) {
-            metrics::counter!("shoal_raft_prevotes_total", "result" => "denied").increment(1);
+            ::metrics::counter!(crate::store::metrics::RAFT_PREVOTES_TOTAL, "result" => "denied")
+                .increment(1);
             debug!(granted = granted.len(), "pre-vote denied; not campaigning");
             continue;
         }
-        metrics::counter!("shoal_raft_prevotes_total", "result" => "granted").increment(1);
+        ::metrics::counter!(crate::store::metrics::RAFT_PREVOTES_TOTAL, "result" => "granted")
+            .increment(1);
         // While the pre-vote was out, a leader may have been heard from, or
         // this node may have voted for another candidate's campaign; a
         // campaign of its own now would only split or depose that one.

@@ -14,7 +14,7 @@ mod db;
 mod election;
 mod engine;
 mod log;
-mod metrics;
+pub mod metrics;
 mod network;
 mod proposer;
 pub mod sealing;

@@ -111,7 +111,7 @@ impl Hub {
                 inner.complete_after = inner.complete_after.max(old.revision);
             }
         }
-        metrics::gauge!("shoal_store_watch_history_bytes").set(inner.bytes as f64);
+        ::metrics::gauge!(crate::store::metrics::WATCH_HISTORY_BYTES).set(inner.bytes as f64);
         let latest = inner.next_seq - 1;
         drop(inner);
         self.wake.send_replace(latest);

@@ -92,7 +92,7 @@ impl RotatingLog {
         tokio::fs::rename(self.dir.join(LOG_FILE), self.dir.join(log_name(1))).await?;
         self.file = open_current(&self.dir).await?;
         self.size = 0;
-        metrics::counter!("shoal_runtime_process_log_rotations_total").increment(1);
+        ::metrics::counter!(crate::runtime::metrics::PROCESS_LOG_ROTATIONS_TOTAL).increment(1);
         Ok(())
     }
 }
@@ -158,7 +158,8 @@ impl Inner {
                     return;
                 }
             };
-            metrics::counter!("shoal_runtime_process_log_bytes_total").increment(n as u64);
+            ::metrics::counter!(crate::runtime::metrics::PROCESS_LOG_BYTES_TOTAL)
+                .increment(n as u64);
             // On a write error keep draining, so the process never blocks
             // on a full pipe because the disk is.
             if let Some(l) = &mut log
