@@ -35,22 +35,20 @@ pub fn heal(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
 
 /// GETs `path` from node `i` (linearizable), retrying transient failures for up to 30 s.
 async fn get_retry(cluster: &Cluster, i: usize, path: &str) -> Result<Value, String> {
-    let url = format!("{}{path}", cluster.specs[i].base());
+    let client = cluster.client(i).ok_or_else(|| format!("no node {i}"))?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = String::new();
     while Instant::now() < deadline {
-        match cluster
-            .http
-            .get(&url)
-            .timeout(Duration::from_secs(20))
-            .send()
+        match client
+            .send_within(
+                reqwest::Method::GET,
+                path,
+                None,
+                Some(Duration::from_secs(20)),
+            )
             .await
         {
-            Ok(r) if r.status().is_success() => match r.json().await {
-                Ok(v) => return Ok(v),
-                Err(e) => last = e.to_string(),
-            },
-            Ok(r) => last = format!("HTTP {}", r.status()),
+            Ok(v) => return Ok(v),
             Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -468,8 +468,8 @@ pub struct Cluster {
     shoal: PathBuf,
     /// The runtime every agent uses.
     pub runtime: RuntimeKind,
-    /// A client for control requests (short timeouts).
-    pub http: reqwest::Client,
+    /// Plain HTTP to the app's node port (the API goes through `clients`).
+    pub app_http: reqwest::Client,
     /// The library's API client of each node, for the harness's reads.
     clients: Vec<shoal::client::Client>,
     teardown: Arc<Teardown>,
@@ -532,27 +532,23 @@ fn agent_output(cmd: &mut tokio::process::Command, log: &Path, who: &str) -> any
     Ok(())
 }
 
-/// An HTTP client of the agents' APIs: their token on every request, and
-/// the cluster CA as the only authority for those that speak TLS.
-fn api_http(
-    b: reqwest::ClientBuilder,
-    token: &str,
-    ca_pem: &str,
-) -> anyhow::Result<reqwest::Client> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
-    auth.set_sensitive(true);
-    headers.insert(reqwest::header::AUTHORIZATION, auth);
-    let tls = shoal::api::tls::client_config(ca_pem.as_bytes()).map_err(anyhow::Error::msg)?;
-    Ok(b.default_headers(headers)
-        .use_preconfigured_tls(tls)
-        .build()?)
-}
-
 impl Cluster {
-    /// An HTTP client of the agents' APIs built from `b` (token and CA set).
-    pub fn api_client(&self, b: reqwest::ClientBuilder) -> anyhow::Result<reqwest::Client> {
-        api_http(b, &self.api_token, &self.ca_pem)
+    /// The library's API client of node `i`, with the nodes' token and,
+    /// for a TLS API, the cluster CA; connections give up after `connect`.
+    pub fn api_client(&self, i: usize, connect: Duration) -> anyhow::Result<shoal::client::Client> {
+        let s = &self.specs[i];
+        let ca = s.tls.then_some(self.ca_pem.as_bytes());
+        Ok(shoal::client::Client::with_connect_timeout(
+            &s.base(),
+            Some(self.api_token.clone()),
+            ca,
+            connect,
+        )?)
+    }
+
+    /// Node `i`'s API client for the harness's own requests.
+    pub fn client(&self, i: usize) -> Option<&shoal::client::Client> {
+        self.clients.get(i)
     }
 
     /// Sets up the network and writes configs; no agent runs yet.
@@ -648,19 +644,21 @@ impl Cluster {
             }
             Network::Loopback => None,
         };
-        let http = api_http(
-            reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .timeout(Duration::from_secs(5))
-                .pool_idle_timeout(Duration::from_secs(5)),
-            &api_token,
-            &ca_pem,
-        )?;
+        // Plain HTTP for the app's node port (not the API).
+        let app_http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(5))
+            .build()?;
         let clients = specs
             .iter()
             .map(|s| {
                 let ca = s.tls.then_some(ca_pem.as_bytes());
-                shoal::client::Client::with_ca(&s.base(), Some(api_token.clone()), ca)
+                shoal::client::Client::with_connect_timeout(
+                    &s.base(),
+                    Some(api_token.clone()),
+                    ca,
+                    Duration::from_secs(1),
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Cluster {
@@ -681,7 +679,7 @@ impl Cluster {
             net,
             shoal: opts.shoal,
             runtime: opts.runtime,
-            http,
+            app_http,
             teardown,
             expected_voters,
             cluster_key,
@@ -855,10 +853,14 @@ impl Cluster {
     /// (0 when the node has not counted any yet); `None` if it does not answer.
     pub async fn metric_sum(&self, i: usize, name: &str) -> Option<f64> {
         let r = self
-            .http
-            .get(format!("{}/metrics", self.specs[i].base()))
-            .timeout(Duration::from_secs(3))
-            .send()
+            .clients
+            .get(i)?
+            .call(
+                reqwest::Method::GET,
+                "/metrics",
+                None,
+                Some(Duration::from_secs(3)),
+            )
             .await
             .ok()?;
         if !r.status().is_success() {
@@ -1106,12 +1108,17 @@ impl Cluster {
 
     /// Whether node `i` answers `/healthz` with 200.
     pub async fn healthy(&self, i: usize) -> bool {
+        let Some(c) = self.clients.get(i) else {
+            return false;
+        };
         matches!(
-            self.http
-                .get(format!("{}/healthz", self.specs[i].base()))
-                .timeout(Duration::from_secs(1))
-                .send()
-                .await,
+            c.call(
+                reqwest::Method::GET,
+                "/healthz",
+                None,
+                Some(Duration::from_secs(1)),
+            )
+            .await,
             Ok(r) if r.status() == 200
         )
     }

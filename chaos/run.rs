@@ -168,23 +168,25 @@ async fn apply(cluster: &Cluster, manifest: &str) -> anyhow::Result<()> {
     let mut last = String::new();
     while Instant::now() < deadline {
         for i in cluster.reachable() {
-            let r = cluster
-                .http
-                .post(format!("{}/v1/apply", cluster.specs[i].base()))
-                .timeout(Duration::from_secs(15))
-                .body(manifest.to_string())
-                .send()
+            let Some(client) = cluster.client(i) else {
+                continue;
+            };
+            let r = client
+                .send_within(
+                    reqwest::Method::POST,
+                    "/v1/apply",
+                    Some(manifest.as_bytes().to_vec()),
+                    Some(Duration::from_secs(15)),
+                )
                 .await;
             match r {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) => {
-                    let code = r.status();
-                    last = format!("{code}: {}", r.text().await.unwrap_or_default());
-                    if code.is_client_error() {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    last = e.to_string();
+                    if e.status().is_some_and(|c| (400..500).contains(&c)) {
                         bail!("the manifest was refused: {last}");
                     }
                 }
-                Err(e) => last = e.to_string(),
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -369,7 +371,7 @@ async fn drive(opts: &Options, teardown: Arc<Teardown>, report: &mut Report) -> 
             let mut ok = false;
             while !ok && Instant::now() < deadline {
                 ok = match cluster
-                    .http
+                    .app_http
                     .get(&url)
                     .timeout(Duration::from_secs(2))
                     .send()

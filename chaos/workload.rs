@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use shoal::client::{Client, ClientError};
 use shoal::resource::status::PodStatus;
 
 use crate::cluster::Cluster;
@@ -266,29 +268,45 @@ enum Answer {
     Ambiguous(String),
 }
 
-async fn call(req: reqwest::RequestBuilder) -> Answer {
-    match req.send().await {
-        Err(e) if e.is_connect() => Answer::NotSent,
-        Err(e) if e.is_timeout() => Answer::Ambiguous("timeout".into()),
-        Err(e) => Answer::Ambiguous(format!("transport: {}", root_cause(&e))),
-        Ok(r) => {
-            let code = r.status().as_u16();
-            match r.bytes().await {
-                Ok(b) => Answer::Status(code, serde_json::from_slice(&b).unwrap_or(Value::Null)),
-                Err(_) => Answer::Ambiguous(format!("{code} with its body cut off")),
+/// The clients' view of one node's API: the library's client, and the
+/// time limit of a request.
+#[derive(Clone)]
+struct Api {
+    clients: Arc<Vec<Client>>,
+    timeout: Duration,
+}
+
+impl Api {
+    /// Sends a request to node `i` and sorts the answer: not sent (the
+    /// connection failed, so nothing reached the node), an HTTP answer,
+    /// or ambiguous (sent, no definite answer).
+    async fn call(&self, i: usize, method: Method, path: &str, body: Option<&Value>) -> Answer {
+        let Some(client) = self.clients.get(i) else {
+            return Answer::NotSent;
+        };
+        let body = body.map(|b| b.to_string().into_bytes());
+        match client.call(method, path, body, Some(self.timeout)).await {
+            Err(ClientError::Unreachable { .. }) => Answer::NotSent,
+            Err(ClientError::Timeout { .. }) => Answer::Ambiguous("timeout".into()),
+            Err(e) => Answer::Ambiguous(format!("transport: {}", root_cause(&e.to_string()))),
+            Ok(r) => {
+                let code = r.status().as_u16();
+                match r.bytes().await {
+                    Ok(b) => {
+                        Answer::Status(code, serde_json::from_slice(&b).unwrap_or(Value::Null))
+                    }
+                    Err(_) => Answer::Ambiguous(format!("{code} with its body cut off")),
+                }
             }
         }
     }
 }
 
-/// The innermost error message, short enough to count by.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    let s = cur.to_string();
-    s.chars().take(80).collect()
+/// The innermost cause of an error chain (`a: b: c` gives `c`), short
+/// enough to count by.
+fn root_cause(chain: &str) -> String {
+    let last = chain.rsplit(": ").next().unwrap_or(chain);
+    last.chars().take(80).collect()
 }
 
 /// Picks a node that has a process (running or hung), as a client that
@@ -325,19 +343,24 @@ pub fn start(
     seed: u64,
 ) -> anyhow::Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
-    let http = cluster.api_client(
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(w.request_timeout_ms.min(2_000)))
-            .timeout(Duration::from_millis(w.request_timeout_ms))
-            .pool_idle_timeout(Duration::from_secs(5)),
-    )?;
+    // Connections give up before the request's time limit, so a node
+    // that cannot be reached counts as "not sent", not as ambiguous.
+    let connect = Duration::from_millis(w.request_timeout_ms.min(2_000));
+    let api = Api {
+        clients: Arc::new(
+            (0..cluster.len())
+                .map(|i| cluster.api_client(i, connect))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        ),
+        timeout: Duration::from_millis(w.request_timeout_ms),
+    };
     let mut tasks = Vec::new();
     for id in 0..w.writers {
         tasks.push(tokio::spawn(writer(
             id,
             cluster.clone(),
             rec.clone(),
-            http.clone(),
+            api.clone(),
             stop.clone(),
             Duration::from_millis(w.write_interval_ms),
             seed.wrapping_add(1000 + id as u64),
@@ -349,7 +372,7 @@ pub fn start(
                 id,
                 cluster.clone(),
                 rec.clone(),
-                http.clone(),
+                api.clone(),
                 stop.clone(),
                 w.clone(),
                 seed.wrapping_add(2000 + id as u64),
@@ -372,7 +395,7 @@ async fn writer(
     id: usize,
     cluster: Arc<Cluster>,
     rec: Arc<Recorder>,
-    http: reqwest::Client,
+    api: Api,
     stop: Arc<AtomicBool>,
     interval: Duration,
     seed: u64,
@@ -393,12 +416,15 @@ async fn writer(
             "metadata": {"name": name, "namespace": "default"},
             "data": {"value": value},
         });
-        let url = format!(
-            "{}/v1/namespaces/default/configmaps",
-            cluster.specs[node].base()
-        );
         rec.writes().attempted += 1;
-        let answer = call(http.post(url).json(&body)).await;
+        let answer = api
+            .call(
+                node,
+                Method::POST,
+                "/v1/namespaces/default/configmaps",
+                Some(&body),
+            )
+            .await;
         record_write(&mut rec.writes(), answer, name, value);
         tokio::time::sleep(interval).await;
     }
@@ -444,7 +470,7 @@ async fn register_client(
     id: usize,
     cluster: Arc<Cluster>,
     rec: Arc<Recorder>,
-    http: reqwest::Client,
+    api: Api,
     stop: Arc<AtomicBool>,
     w: Workload,
     seed: u64,
@@ -461,8 +487,7 @@ async fn register_client(
             continue;
         };
         let key = format!("{REGISTER_PREFIX}{}", rng.random_range(0..w.registers));
-        let base = cluster.specs[node].base();
-        let url = format!("{base}/v1/namespaces/default/configmaps/{key}");
+        let path = format!("/v1/namespaces/default/configmaps/{key}");
         let r: f64 = rng.random();
         let op = if r < w.delete_ratio {
             Op::Delete
@@ -472,18 +497,22 @@ async fn register_client(
         } else {
             Op::Read
         };
-        let req = match &op {
-            Op::Write(v) => http.post(format!("{base}/v1/apply")).json(&json!({
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": key, "namespace": "default"},
-                "data": {"value": v},
-            })),
-            Op::Read => http.get(&url),
-            Op::Delete => http.delete(&url),
+        let (method, path, body) = match &op {
+            Op::Write(v) => (
+                Method::POST,
+                "/v1/apply".to_string(),
+                Some(json!({
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": key, "namespace": "default"},
+                    "data": {"value": v},
+                })),
+            ),
+            Op::Read => (Method::GET, path, None),
+            Op::Delete => (Method::DELETE, path, None),
         };
         let call_ns = rec.now_ns();
-        let answer = call(req).await;
+        let answer = api.call(node, method, &path, body.as_ref()).await;
         let return_ns = rec.now_ns();
         let (outcome, why) = match (&op, answer) {
             (_, Answer::NotSent) => {

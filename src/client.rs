@@ -99,13 +99,26 @@ impl Client {
         token: Option<String>,
         ca_pem: Option<&[u8]>,
     ) -> Result<Client, ClientError> {
+        Client::with_connect_timeout(addr, token, ca_pem, Duration::from_secs(5))
+    }
+
+    /// [`Client::with_ca`] giving up on a connection after `connect`: a
+    /// caller that must tell "nothing was sent" from "no answer" (the
+    /// chaos harness's writers) keeps this shorter than its request time
+    /// limit.
+    pub fn with_connect_timeout(
+        addr: &str,
+        token: Option<String>,
+        ca_pem: Option<&[u8]>,
+        connect: Duration,
+    ) -> Result<Client, ClientError> {
         let scheme = if ca_pem.is_some() { "https" } else { "http" };
         let base = if addr.starts_with("http://") || addr.starts_with("https://") {
             addr.trim_end_matches('/').to_string()
         } else {
             format!("{scheme}://{}", addr.trim_end_matches('/'))
         };
-        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+        let mut builder = reqwest::Client::builder().connect_timeout(connect);
         if let Some(pem) = ca_pem {
             let tls = crate::api::tls::client_config(pem).map_err(|msg| ClientError::Request {
                 base: base.clone(),
@@ -159,10 +172,7 @@ impl Client {
             } else if e.is_timeout() {
                 ClientError::Timeout { base }
             } else {
-                ClientError::Request {
-                    base,
-                    msg: e.to_string(),
-                }
+                ClientError::Request { base, msg: chain }
             }
         })
     }
