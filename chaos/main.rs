@@ -9,6 +9,7 @@
 
 mod checks;
 mod cluster;
+mod cron;
 mod faults;
 mod intruder;
 mod linearizability;

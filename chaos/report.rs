@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::checks::{RuntimeCheck, WriteCheck};
+use crate::cron::CronCheck;
 use crate::linearizability::{KeyReport, Verdict};
 use crate::record::FaultRecord;
 use crate::scenario::{Network, Planned, RuntimeKind, Scenario};
@@ -134,6 +135,8 @@ pub struct Report {
     pub ready_timeline: Vec<(f64, usize)>,
     /// Leaders per term.
     pub leaders: Option<Leaders>,
+    /// Jobs of the CronJob workload per scheduled minute.
+    pub cron: Option<CronCheck>,
     /// Every check.
     pub checks: Vec<Check>,
     /// What each node saw when a check failed (members, Raft, reachability).
@@ -172,6 +175,7 @@ impl Report {
             service: None,
             runtime_check: None,
             duplicates_during_run: None,
+            cron: None,
             ready_timeline: Vec::new(),
             leaders: None,
             checks: Vec::new(),
@@ -329,6 +333,24 @@ impl Report {
                 "service: {} ok, {} failed, longest outage {:.1} s",
                 svc.ok, svc.failed, svc.longest_outage_secs
             );
+        }
+        if let Some(c) = &self.cron {
+            let jobs: Vec<String> = c.jobs.iter().map(|(k, v)| format!("{v} of {k}")).collect();
+            let _ = writeln!(
+                s,
+                "cronjobs: {} Jobs seen over minutes {}..={} ({} lists, {} unanswered); {} minutes missing, {} doubled, {} Forbid overlaps",
+                jobs.join(", "),
+                c.window.0,
+                c.window.1,
+                c.polls.0,
+                c.polls.1,
+                c.missing.len(),
+                c.doubled.len(),
+                c.overlaps.len()
+            );
+            for x in c.doubled.iter().chain(c.overlaps.iter()).take(10) {
+                let _ = writeln!(s, "  {x}");
+            }
         }
         if let Some(rc) = &self.runtime_check {
             let _ = writeln!(

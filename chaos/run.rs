@@ -10,12 +10,14 @@ use serde_json::json;
 
 use crate::checks;
 use crate::cluster::{Cluster, ClusterOptions, Teardown};
+use crate::cron;
 use crate::linearizability::{self, Verdict};
 use crate::report::{Leaders, Registers, Report};
 use crate::scenario::{Network, RuntimeKind, Scenario};
 use crate::workload::APP;
 use crate::workload::{self, PAGE, Recorder};
 use crate::{faults, intruder, netns};
+use shoal::resource::time::now_secs;
 
 /// How long the agents get to form the cluster.
 const FORM_TIMEOUT: Duration = Duration::from_secs(120);
@@ -243,6 +245,21 @@ async fn drive(opts: &Options, teardown: Arc<Teardown>, report: &mut Report) -> 
         ));
     }
 
+    let cron_poller = if s.workload.cron {
+        let (image, sleep): (&str, &[&str]) = match s.runtime {
+            RuntimeKind::Process => ("host", &["/bin/busybox", "sleep"]),
+            RuntimeKind::Docker => (DOCKER_IMAGE, &["sleep"]),
+        };
+        apply(&cluster, &cron::manifest(image, sleep)).await?;
+        // The first whole minute after the CronJobs exist is the first
+        // that must have its Job.
+        let first = now_secs() / 60 + 2;
+        say(format!("CronJobs applied; checking minutes from {first}"));
+        Some((cron::start(cluster.clone()), first))
+    } else {
+        None
+    };
+
     let plan = s.plan();
     report.plan = plan.clone();
     say(format!(
@@ -270,6 +287,8 @@ async fn drive(opts: &Options, teardown: Arc<Teardown>, report: &mut Report) -> 
         Ok(Err(e)) => bail!("the fault runner failed: {e}"),
         Err(_) => bail!("the fault runner did not finish within 300 s of the end"),
     }
+    // The last minute that began while the faults ran.
+    let last_minute = now_secs() / 60;
     load.stop(Duration::from_millis(s.workload.request_timeout_ms) + Duration::from_secs(5))
         .await;
     report.timings.workload_secs = Some(start.elapsed().as_secs_f64());
@@ -308,6 +327,36 @@ async fn drive(opts: &Options, teardown: Arc<Teardown>, report: &mut Report) -> 
         }
     }
     let healed = Instant::now();
+
+    if let Some((poller, first)) = cron_poller {
+        // The last minute's Job may wait for a leader elected after the
+        // heal; catch-up makes it then.
+        let due = ((last_minute + 1) * 60 + 15).max(now_secs() + 20);
+        say(format!("waiting for the CronJobs' last Jobs (until {due})"));
+        tokio::time::sleep(Duration::from_secs(due.saturating_sub(now_secs()))).await;
+        let c = cron::check(&poller.finish(&cluster).await, first, last_minute);
+        report.check(
+            "one Job per cron minute",
+            c.missing.is_empty() && c.doubled.is_empty(),
+            format!(
+                "minutes {first}..={last_minute}: missing {:?}, doubled {:?}",
+                c.missing, c.doubled
+            ),
+        );
+        report.check(
+            "Forbid Jobs never overlap",
+            c.overlaps.is_empty(),
+            if c.overlaps.is_empty() {
+                format!(
+                    "{} Forbid Jobs, one at a time",
+                    c.jobs.get(cron::FORBID).unwrap_or(&0)
+                )
+            } else {
+                c.overlaps.join("; ")
+            },
+        );
+        report.cron = Some(c);
+    }
 
     if s.workload.replicas > 0 {
         say("waiting for the Deployment");

@@ -188,6 +188,9 @@ pub struct Workload {
     pub node_port: u16,
     /// Pause between two requests through the Service, in milliseconds.
     pub service_interval_ms: u64,
+    /// Run two CronJobs (every minute; and Forbid with pods that outlive a
+    /// minute) and check exactly one Job per scheduled minute, no overlap.
+    pub cron: bool,
 }
 
 impl Default for Workload {
@@ -204,6 +207,7 @@ impl Default for Workload {
             service: false,
             node_port: 30080,
             service_interval_ms: 200,
+            cron: false,
         }
     }
 }

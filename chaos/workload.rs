@@ -305,7 +305,11 @@ impl Api {
 /// The innermost cause of an error chain (`a: b: c` gives `c`), short
 /// enough to count by.
 fn root_cause(chain: &str) -> String {
-    let last = chain.rsplit(": ").next().unwrap_or(chain);
+    // A cause that is a link to documentation says nothing by itself.
+    let last = chain
+        .rsplit(": ")
+        .find(|part| !part.starts_with("https://"))
+        .unwrap_or(chain);
     last.chars().take(80).collect()
 }
 
