@@ -336,6 +336,10 @@ pub const FAMILIES: &[Def] = &[
         "Pods created or deleted by ReplicaSets.",
     ),
     counter(
+        "shoal_controller_daemonset_changes_total",
+        "Pods created or deleted by DaemonSets.",
+    ),
+    counter(
         "shoal_controller_job_pods_created_total",
         "Pods created by the Job controller.",
     ),
