@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::*;
 use common::*;
+use shoal::runtime::RuntimeKind;
 
 /// A DaemonSet of busybox pods printing `version`; `extra` goes under `spec`.
 fn daemonset(name: &str, image: &str, version: &str, extra: &str, node_selector: &str) -> String {
@@ -18,11 +19,18 @@ fn daemonset(name: &str, image: &str, version: &str, extra: &str, node_selector:
     )
 }
 
-async fn docker_cluster(prefix: &str) -> (Cluster, String) {
-    images::require_docker();
-    let image = images::ensure_busybox_image();
+/// Three nodes on `runtime`, the second labelled `disk: ssd`; and the
+/// image their pods run (the process runtime ignores it).
+async fn cluster(prefix: &str, runtime: RuntimeKind) -> (Cluster, String) {
+    let image = match runtime {
+        RuntimeKind::Docker => {
+            images::require_docker();
+            images::ensure_busybox_image()
+        }
+        RuntimeKind::Process => "host".to_string(),
+    };
     let c = Cluster::start(prefix, &["2", "2", "2"], |c| {
-        c.runtime = Some(shoal::runtime::RuntimeKind::Docker);
+        c.runtime = Some(runtime);
         if c.name.as_deref().is_some_and(|n| n.ends_with('1')) {
             c.agent.labels.insert("disk".into(), "ssd".into());
         }
@@ -98,13 +106,24 @@ async fn get_row(addr: &str, ds: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_daemonset_follows_the_nodes() {
-    let (mut c, image) = docker_cluster("dsn").await;
+async fn a_daemonset_follows_the_nodes_docker() {
+    follows_the_nodes("dsn", RuntimeKind::Docker).await;
+}
+
+/// The same on host processes: the controller does not depend on the runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_daemonset_follows_the_nodes_process() {
+    follows_the_nodes("dpn", RuntimeKind::Process).await;
+}
+
+async fn follows_the_nodes(prefix: &str, runtime: RuntimeKind) {
+    let (mut c, image) = cluster(prefix, runtime).await;
+    let n = |i: usize| format!("{prefix}{i}");
     let api = c.api();
     let addr = api.base.clone();
     let (code, v) = api.apply(&daemonset("agent", &image, "1", "", "")).await;
     assert_eq!(code, 200, "{v}");
-    wait_one_per_node(&api, "agent", &["dsn0", "dsn1", "dsn2"], 90).await;
+    wait_one_per_node(&api, "agent", &[&n(0), &n(1), &n(2)], 90).await;
     let row = get_row(&addr, "agent").await;
     assert_eq!(row[1..6], ["3", "3", "3", "3", "3"], "{row:?}");
     assert_eq!(row[6], "<none>", "{row:?}");
@@ -120,7 +139,7 @@ async fn a_daemonset_follows_the_nodes() {
         ))
         .await;
     assert_eq!(code, 200, "{v}");
-    wait_one_per_node(&api, "ssd", &["dsn1"], 60).await;
+    wait_one_per_node(&api, "ssd", &[&n(1)], 60).await;
     let row = get_row(&addr, "ssd").await;
     assert_eq!(row[1..6], ["1", "1", "1", "1", "1"], "{row:?}");
     assert_eq!(row[6], "disk=ssd", "{row:?}");
@@ -128,9 +147,9 @@ async fn a_daemonset_follows_the_nodes() {
     // A node that joins gets the daemon pod (and not the ssd one).
     let dir = tempfile::tempdir().expect("tempdir");
     let seed = p2p_host_port(c.nodes[0].as_ref().expect("node 0"));
-    let fourth = start_node(dir.path(), "dsn3", |cfg| {
+    let fourth = start_node(dir.path(), &n(3), |cfg| {
         cfg.join = vec![seed];
-        cfg.runtime = Some(shoal::runtime::RuntimeKind::Docker);
+        cfg.runtime = Some(runtime);
         cfg.agent.capacity_cpu = Some("2".into());
         cfg.agent.capacity_memory = Some("8Gi".into());
         cfg.agent.reserved_cpu = "0".into();
@@ -140,19 +159,19 @@ async fn a_daemonset_follows_the_nodes() {
     .await;
     assert!(
         fourth.wait_ready(Duration::from_secs(30)).await,
-        "dsn3 joins"
+        "node 3 joins"
     );
     c.nodes.push(Some(fourth));
-    wait_one_per_node(&api, "agent", &["dsn0", "dsn1", "dsn2", "dsn3"], 90).await;
-    wait_one_per_node(&api, "ssd", &["dsn1"], 10).await;
+    wait_one_per_node(&api, "agent", &[&n(0), &n(1), &n(2), &n(3)], 90).await;
+    wait_one_per_node(&api, "ssd", &[&n(1)], 10).await;
 
     // Stopped, it loses it: the pod is failed with its node, then deleted
     // and not replaced while the node is gone.
     let gone = c.crash(3).await;
     let rt = gone.runtime.clone();
     gone.shutdown().await;
-    wait_one_per_node(&api, "agent", &["dsn0", "dsn1", "dsn2"], 60).await;
-    remove_containers_of(&rt, "dsn3").await;
+    wait_one_per_node(&api, "agent", &[&n(0), &n(1), &n(2)], 60).await;
+    remove_containers_of(&rt, &n(3)).await;
     eventually(Duration::from_secs(20), "desired back to 3", || {
         let addr = addr.clone();
         async move { get_row(&addr, "agent").await[1] == "3" }
@@ -174,11 +193,47 @@ async fn a_daemonset_follows_the_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn rolling_update_on_delete_and_undo() {
-    let (c, image) = docker_cluster("dsr").await;
+async fn rolling_update_surge_on_delete_and_undo_docker() {
+    updates("dsr", RuntimeKind::Docker).await;
+}
+
+/// The same on host processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_update_surge_on_delete_and_undo_process() {
+    updates("dpr", RuntimeKind::Process).await;
+}
+
+/// Waits for every pod of the DaemonSet to leave template `old`, asserting
+/// all along that at least `serving` nodes have a ready pod.
+async fn watch_rollout(api: &Api, ds: &str, old: &str, serving: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut fewest = usize::MAX;
+    loop {
+        let got = ds_pods(api, ds).await;
+        let mut ready_nodes: BTreeMap<&str, bool> = BTreeMap::new();
+        for p in &got {
+            *ready_nodes.entry(p.node.as_str()).or_default() |= p.ready;
+        }
+        let now = ready_nodes.values().filter(|r| **r).count();
+        fewest = fewest.min(now);
+        assert!(
+            now >= serving,
+            "fewer than {serving} nodes serving: {got:?}"
+        );
+        if got.len() == 3 && got.iter().all(|p| p.ready && p.hash != old) {
+            return fewest;
+        }
+        assert!(Instant::now() < deadline, "rollout never finished: {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn updates(prefix: &str, runtime: RuntimeKind) {
+    let (c, image) = cluster(prefix, runtime).await;
     let api = c.api();
     let addr = api.base.clone();
-    let nodes = ["dsr0", "dsr1", "dsr2"];
+    let names: Vec<String> = (0..3).map(|i| format!("{prefix}{i}")).collect();
+    let nodes: Vec<&str> = names.iter().map(String::as_str).collect();
     let rolling =
         "  updateStrategy:\n    type: RollingUpdate\n    rollingUpdate:\n      maxUnavailable: 1\n";
     let (code, v) = api.apply(&daemonset("web", &image, "1", rolling, "")).await;
@@ -190,23 +245,7 @@ async fn rolling_update_on_delete_and_undo() {
     // a ready pod.
     let (code, v) = api.apply(&daemonset("web", &image, "2", rolling, "")).await;
     assert_eq!(code, 200, "{v}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut fewest = usize::MAX;
-    loop {
-        let got = ds_pods(&api, "web").await;
-        let mut ready_nodes: BTreeMap<&str, bool> = BTreeMap::new();
-        for p in &got {
-            *ready_nodes.entry(p.node.as_str()).or_default() |= p.ready;
-        }
-        let serving = ready_nodes.values().filter(|r| **r).count();
-        fewest = fewest.min(serving);
-        assert!(serving >= 2, "more than maxUnavailable nodes down: {got:?}");
-        if got.len() == 3 && got.iter().all(|p| p.ready && p.hash != h1) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "rollout never finished: {got:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let fewest = watch_rollout(&api, "web", &h1, 2).await;
     eprintln!("fewest serving nodes during the rollout: {fewest}");
     let (code, out, err) =
         shoal_cli(&addr, &["rollout", "status", "ds/web", "--timeout", "60"]).await;
@@ -252,6 +291,13 @@ async fn rolling_update_on_delete_and_undo() {
         .collect();
     assert_eq!(revs, ["2", "3"], "{out}");
 
+    // maxSurge 1, maxUnavailable 0: each node's new pod starts before its
+    // old one goes, so every node keeps serving.
+    let surge = "  updateStrategy:\n    type: RollingUpdate\n    rollingUpdate:\n      maxSurge: 1\n      maxUnavailable: 0\n";
+    let (code, v) = api.apply(&daemonset("web", &image, "3", surge, "")).await;
+    assert_eq!(code, 200, "{v}");
+    watch_rollout(&api, "web", &h1, 3).await;
+
     // OnDelete: a new template waits until a pod is deleted.
     let on_delete = "  updateStrategy:\n    type: OnDelete\n";
     let (code, v) = api
@@ -287,6 +333,19 @@ async fn rolling_update_on_delete_and_undo() {
         )
         .await;
     assert!(code == 200, "{code} {v}");
+    // The list may still show the deleted pod for a moment: wait for its
+    // node's pod to change, then for one ready pod per node.
+    eventually(Duration::from_secs(60), "the deleted pod replaced", || {
+        let api = api.clone();
+        let victim = victim.clone();
+        async move {
+            ds_pods(&api, "od")
+                .await
+                .iter()
+                .any(|p| p.node == victim.node && p.name != victim.name && p.ready)
+        }
+    })
+    .await;
     let after = wait_one_per_node(&api, "od", &nodes, 60).await;
     assert_ne!(
         after[1].hash, before[1].hash,
