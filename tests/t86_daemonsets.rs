@@ -105,6 +105,20 @@ async fn get_row(addr: &str, ds: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits until the DaemonSet's row reads `cells` from DESIRED to NODE
+/// SELECTOR: its status is written in the pass after its pods change.
+async fn wait_row(addr: &str, ds: &str, cells: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = get_row(addr, ds).await;
+        if row.len() > cells.len() && row[1..=cells.len()] == *cells {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{ds}: {row:?}, not {cells:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_daemonset_follows_the_nodes_docker() {
     follows_the_nodes("dsn", RuntimeKind::Docker).await;
@@ -121,12 +135,13 @@ async fn follows_the_nodes(prefix: &str, runtime: RuntimeKind) {
     let n = |i: usize| format!("{prefix}{i}");
     let api = c.api();
     let addr = api.base.clone();
+    // A cordoned node still gets its daemon pod, as in Kubernetes.
+    let (code, _, err) = shoal_cli(&addr, &["cordon", &n(2)]).await;
+    assert_eq!(code, 0, "cordon: {err}");
     let (code, v) = api.apply(&daemonset("agent", &image, "1", "", "")).await;
     assert_eq!(code, 200, "{v}");
     wait_one_per_node(&api, "agent", &[&n(0), &n(1), &n(2)], 90).await;
-    let row = get_row(&addr, "agent").await;
-    assert_eq!(row[1..6], ["3", "3", "3", "3", "3"], "{row:?}");
-    assert_eq!(row[6], "<none>", "{row:?}");
+    wait_row(&addr, "agent", &["3", "3", "3", "3", "3", "<none>"]).await;
 
     // A nodeSelector keeps it to the labelled node.
     let (code, v) = api
@@ -140,9 +155,7 @@ async fn follows_the_nodes(prefix: &str, runtime: RuntimeKind) {
         .await;
     assert_eq!(code, 200, "{v}");
     wait_one_per_node(&api, "ssd", &[&n(1)], 60).await;
-    let row = get_row(&addr, "ssd").await;
-    assert_eq!(row[1..6], ["1", "1", "1", "1", "1"], "{row:?}");
-    assert_eq!(row[6], "disk=ssd", "{row:?}");
+    wait_row(&addr, "ssd", &["1", "1", "1", "1", "1", "disk=ssd"]).await;
 
     // A node that joins gets the daemon pod (and not the ssd one).
     let dir = tempfile::tempdir().expect("tempdir");
@@ -177,6 +190,25 @@ async fn follows_the_nodes(prefix: &str, runtime: RuntimeKind) {
         async move { get_row(&addr, "agent").await[1] == "3" }
     })
     .await;
+
+    // A pod that fits on no node (2 cpus each) is not placed; the
+    // DaemonSet gets a Warning event saying why.
+    let big = daemonset("big", &image, "1", "", "").replace(
+        "        env:\n",
+        "        resources:\n          requests:\n            cpu: \"3\"\n        env:\n",
+    );
+    let (code, v) = api.apply(&big).await;
+    assert_eq!(code, 200, "{v}");
+    eventually(Duration::from_secs(30), "a FailedPlacement event", || {
+        let addr = addr.clone();
+        async move {
+            let (_, out, _) = shoal_cli(&addr, &["describe", "ds", "big"]).await;
+            out.contains("FailedPlacement") && out.contains("insufficient cpu")
+        }
+    })
+    .await;
+    assert!(ds_pods(&api, "big").await.is_empty(), "a pod was placed");
+    wait_row(&addr, "big", &["3", "0", "0", "0", "0", "<none>"]).await;
 
     // `describe` shows the status; deleting the DaemonSet deletes its pods.
     let (code, out, err) = shoal_cli(&addr, &["describe", "ds", "agent"]).await;
