@@ -142,6 +142,20 @@ async fn follows_the_nodes(prefix: &str, runtime: RuntimeKind) {
     assert_eq!(code, 200, "{v}");
     wait_one_per_node(&api, "agent", &[&n(0), &n(1), &n(2)], 90).await;
     wait_row(&addr, "agent", &["3", "3", "3", "3", "3", "<none>"]).await;
+    // Draining the cordoned node leaves its daemon pod alone: evicted, it
+    // would come straight back.
+    let before = ds_pods(&api, "agent").await;
+    let (code, out, err) = shoal_cli(&addr, &["drain", &n(2), "--timeout", "30"]).await;
+    assert_eq!(code, 0, "drain: {out}{err}");
+    assert!(
+        err.contains("ignoring DaemonSet-managed Pods") && err.contains(&before[2].name),
+        "{err}"
+    );
+    assert_eq!(
+        ds_pods(&api, "agent").await,
+        before,
+        "drain moved daemon pods"
+    );
 
     // A nodeSelector keeps it to the labelled node.
     let (code, v) = api
