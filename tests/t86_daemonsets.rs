@@ -401,3 +401,60 @@ async fn updates(prefix: &str, runtime: RuntimeKind) {
     assert_eq!(after[2], before[2]);
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_killed_mid_rollout_never_doubles_a_node_docker() {
+    leader_killed_mid_rollout("dsk", RuntimeKind::Docker).await;
+}
+
+/// The same on host processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_killed_mid_rollout_never_doubles_a_node_process() {
+    leader_killed_mid_rollout("dpk", RuntimeKind::Process).await;
+}
+
+/// The leader dies right after a new template is applied: the new leader
+/// finishes the rollout on the nodes left, and no node ever runs two of
+/// the DaemonSet's pods (maxSurge 0).
+async fn leader_killed_mid_rollout(prefix: &str, runtime: RuntimeKind) {
+    let (mut c, image) = cluster(prefix, runtime).await;
+    let leader = c.leader();
+    let survivor = (0..3).find(|i| *i != leader).expect("a follower");
+    let api = Api::new(c.nodes[survivor].as_ref().expect("survivor").api_addr);
+    let names: Vec<String> = (0..3).map(|i| format!("{prefix}{i}")).collect();
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (code, v) = api.apply(&daemonset("web", &image, "1", "", "")).await;
+    assert_eq!(code, 200, "{v}");
+    let v1 = wait_one_per_node(&api, "web", &all, 90).await;
+    let (code, v) = api.apply(&daemonset("web", &image, "2", "", "")).await;
+    assert_eq!(code, 200, "{v}");
+    let dead = c.crash(leader).await;
+    let rt = dead.runtime.clone();
+    dead.shutdown().await;
+    let left: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|n| *n != names[leader])
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        // A moment without a leader answers 503; the next poll asks again.
+        let got = ds_pods(&api, "web").await;
+        let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in got.iter().filter(|p| p.node != names[leader]) {
+            *per_node.entry(p.node.as_str()).or_default() += 1;
+        }
+        assert!(
+            per_node.values().all(|n| *n <= 1),
+            "a node runs two pods: {got:?}"
+        );
+        let on: Vec<&str> = got.iter().map(|p| p.node.as_str()).collect();
+        if on == left && got.iter().all(|p| p.ready && p.hash != v1[0].hash) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rollout never finished: {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    remove_containers_of(&rt, &names[leader]).await;
+    c.stop().await;
+}
