@@ -43,6 +43,10 @@ use crate::store::{Command, Op, Precondition, Store};
 pub const REVISION_HASH: &str = "controller-revision-hash";
 /// Nodes named in one FailedPlacement event; the rest are counted.
 const EVENT_NODES: usize = 10;
+/// Most pods one DaemonSet creates, and deletes, in a pass: one command
+/// must stay well under the store's size limit on a large cluster; the
+/// rest follows in the next passes.
+const MAX_CHANGES_PER_PASS: usize = 500;
 
 /// A node as the DaemonSet controller sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,14 +105,31 @@ fn eligible(spec: &DaemonSetSpec, node: &DsNode) -> bool {
 }
 
 /// Decides one pass for a DaemonSet whose current template hashes to
-/// `hash`, from its nodes and pods.
-pub fn plan(spec: &DaemonSetSpec, hash: &str, nodes: &[DsNode], pods: &[DsPod]) -> Plan {
+/// `hash`, from its nodes and pods. About `limit` pods are created and as
+/// many deleted at most (a node's replacement is never split from the
+/// deletion it needs); the rest is left to the next passes.
+pub fn plan(
+    spec: &DaemonSetSpec,
+    hash: &str,
+    nodes: &[DsNode],
+    pods: &[DsPod],
+    limit: usize,
+) -> Plan {
     let mut p = Plan::default();
     let mut by_node: BTreeMap<&str, Vec<&DsPod>> = BTreeMap::new();
+    // Nodes whose finished pod is not deleted this pass: their new pod
+    // could have its name, so it waits too.
+    let mut held: BTreeSet<&str> = BTreeSet::new();
     for pod in pods {
         match (&pod.node, pod.terminal) {
             // Finished or lost: replaced below if its node still wants one.
-            (_, true) | (None, _) => p.delete.push(pod.name.clone()),
+            (_, true) | (None, _) => {
+                if p.delete.len() < limit {
+                    p.delete.push(pod.name.clone());
+                } else if let Some(n) = &pod.node {
+                    held.insert(n.as_str());
+                }
+            }
             (Some(n), false) => by_node.entry(n.as_str()).or_default().push(pod),
         }
     }
@@ -121,7 +142,9 @@ pub fn plan(spec: &DaemonSetSpec, hash: &str, nodes: &[DsNode], pods: &[DsPod]) 
             .is_some_and(|n| eligible(spec, n) || !n.up);
         if !stays {
             p.status.number_misscheduled += 1;
-            p.delete.extend(on.iter().map(|pod| pod.name.clone()));
+            let room = limit.saturating_sub(p.delete.len());
+            p.delete
+                .extend(on.iter().take(room).map(|pod| pod.name.clone()));
         }
     }
     let (max_surge, max_unavailable) = {
@@ -171,7 +194,13 @@ pub fn plan(spec: &DaemonSetSpec, hash: &str, nodes: &[DsNode], pods: &[DsPod]) 
         .filter(|s| s.new.is_some_and(|n| !n.available) && !s.old.is_empty())
         .count() as u32;
     for s in &slots {
+        if p.create.len() >= limit || p.delete.len() >= limit {
+            break;
+        }
         let node = &s.node.name;
+        if held.contains(node.as_str()) {
+            continue;
+        }
         let want_pod = |p: &mut Plan| match &s.node.no_room {
             Some(why) => p.no_room.push((node.clone(), why.clone())),
             None => p.create.push(node.clone()),
@@ -498,7 +527,7 @@ async fn sync_one(
         .map(|o| (o.metadata.name.as_str(), o.resource_version()))
         .collect();
     let nodes = ds_nodes(ds, spec, &hash, ctx);
-    let mut plan = plan(spec, &hash, &nodes, &pods);
+    let mut plan = plan(spec, &hash, &nodes, &pods, MAX_CHANGES_PER_PASS);
     plan.status.observed_generation = Some(ds.metadata.generation.unwrap_or(1));
 
     let mut ops = Vec::new();

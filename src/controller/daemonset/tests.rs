@@ -238,7 +238,7 @@ fn plans() {
         },
     ];
     for c in cases {
-        let p = plan(&c.spec, "h2", &c.nodes, &c.pods);
+        let p = plan(&c.spec, "h2", &c.nodes, &c.pods, 500);
         assert_eq!(p.create, c.create, "{}: create", c.name);
         assert_eq!(p.delete, c.delete, "{}: delete", c.name);
         let no_room: Vec<&str> = p.no_room.iter().map(|(n, _)| n.as_str()).collect();
@@ -257,7 +257,7 @@ fn status_counts_nodes() {
         pod("x-9", "n9", "h2"),
         pod("b-4", "n4", "h2"),
     ];
-    let p = plan(&rolling(1), "h2", &nodes, &pods);
+    let p = plan(&rolling(1), "h2", &nodes, &pods, 500);
     let st = p.status;
     assert_eq!(st.desired_number_scheduled, 3);
     assert_eq!(st.current_number_scheduled, 2);
@@ -319,4 +319,39 @@ fn pod_names_are_stable_per_node_and_template() {
     assert_ne!(a, pod_name("agent", "uid-1", "n2", "h1"));
     assert_ne!(a, pod_name("agent", "uid-1", "n1", "h2"));
     assert!(a.starts_with("agent-") && a.len() == "agent-".len() + 5);
+}
+
+/// A large cluster's first pass, a full rollout and a mass of finished
+/// pods are spread over passes, and a node's replacement never goes out
+/// without the deletion it needs.
+#[test]
+fn a_pass_is_bounded() {
+    let nodes: Vec<DsNode> = (0..10).map(|i| node(&format!("n{i}"))).collect();
+    let p = plan(&rolling(1), "h2", &nodes, &[], 4);
+    assert_eq!(p.create, ["n0", "n1", "n2", "n3"]);
+    // All ten may go at once (maxUnavailable 10), four per pass.
+    let old: Vec<DsPod> = (0..10)
+        .map(|i| pod(&format!("a-{i}"), &format!("n{i}"), "h1"))
+        .collect();
+    let p = plan(&rolling(10), "h2", &nodes, &old, 4);
+    assert_eq!(p.create, ["n0", "n1", "n2", "n3"]);
+    assert_eq!(p.delete, ["a-0", "a-1", "a-2", "a-3"]);
+    // Finished pods past the bound keep their nodes waiting.
+    let finished: Vec<DsPod> = old
+        .iter()
+        .cloned()
+        .map(|mut p| {
+            p.terminal = true;
+            p
+        })
+        .collect();
+    let p = plan(&rolling(1), "h2", &nodes, &finished, 4);
+    assert_eq!(p.delete, ["a-0", "a-1", "a-2", "a-3"]);
+    assert!(
+        p.create
+            .iter()
+            .all(|n| ["n0", "n1", "n2", "n3"].contains(&n.as_str())),
+        "{:?}",
+        p.create
+    );
 }
