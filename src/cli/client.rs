@@ -89,6 +89,8 @@ pub(super) fn display_kind(kind: &str) -> String {
     match k {
         Some(Kind::Deployment) => "deployment.apps".into(),
         Some(Kind::ReplicaSet) => "replicaset.apps".into(),
+        Some(Kind::DaemonSet) => "daemonset.apps".into(),
+        Some(Kind::ControllerRevision) => "controllerrevision.apps".into(),
         Some(Kind::Job) => "job.batch".into(),
         Some(Kind::CronJob) => "cronjob.batch".into(),
         Some(k) => k.as_str().to_ascii_lowercase(),

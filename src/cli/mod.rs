@@ -231,7 +231,7 @@ pub enum Cmd {
 /// or `deployment/NAME`.
 #[derive(Debug, Subcommand)]
 pub enum RolloutCmd {
-    /// Wait until the deployment's rollout finishes, showing its progress.
+    /// Wait until the deployment's or daemonset's rollout finishes, showing its progress.
     Status {
         kind: String,
         name: Option<String>,
@@ -241,7 +241,7 @@ pub enum RolloutCmd {
         #[arg(long, value_parser = parse_secs, default_value = "0")]
         timeout: u64,
     },
-    /// The deployment's revisions and their change causes.
+    /// The deployment's or daemonset's revisions and their change causes.
     History {
         kind: String,
         name: Option<String>,

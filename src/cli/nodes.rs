@@ -165,6 +165,22 @@ pub(super) async fn drain(
         .filter(|p| s(p, &["spec", "nodeName"]).as_str() == Some(node))
         .cloned()
         .collect();
+    // A DaemonSet puts its pod back on the cordoned node at once, so
+    // evicting it would not empty the node: left alone, as kubectl's
+    // --ignore-daemonsets.
+    let (daemons, mine): (Vec<Value>, Vec<Value>) = mine.into_iter().partition(|p| {
+        controller_ref(p)
+            .and_then(|r| r.get("kind"))
+            .and_then(Value::as_str)
+            == Some("DaemonSet")
+    });
+    if !daemons.is_empty() {
+        let ids: Vec<String> = daemons.iter().map(pod_id).collect();
+        eprintln!(
+            "Warning: ignoring DaemonSet-managed Pods: {}",
+            ids.join(", ")
+        );
+    }
 
     // Nothing would re-create a pod without a controller: refuse to lose
     // it unless told, as kubectl does.

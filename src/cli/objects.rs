@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use crate::resource::Kind;
 use crate::resource::status::{
-    DeploymentStatus, NamespaceStatus, NodeStatus, PodPhase, PodStatus, ReplicaSetStatus,
+    DaemonSetStatus, DeploymentStatus, NamespaceStatus, NodeStatus, PodPhase, PodStatus,
+    ReplicaSetStatus,
 };
 
 use super::cells::*;
@@ -190,6 +191,16 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
         Kind::Event => &["LAST SEEN", "TYPE", "REASON", "OBJECT", "COUNT", "MESSAGE"],
         Kind::ReplicaSet => &["DESIRED", "CURRENT", "READY", "AGE"],
         Kind::Token => &["ROLE", "EXPIRES", "DESCRIPTION", "AGE"],
+        Kind::DaemonSet => &[
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "NODE SELECTOR",
+            "AGE",
+        ],
+        Kind::ControllerRevision => &["CONTROLLER", "REVISION", "AGE"],
     };
     header.extend_from_slice(extra);
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
@@ -349,6 +360,46 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                 ));
                 row.push(n(s(it, &["count"])).max(1).to_string());
                 row.push(s(it, &["message"]).as_str().unwrap_or("").to_string());
+            }
+            Kind::DaemonSet => {
+                let st: DaemonSetStatus = status_of(it);
+                for v in [
+                    st.desired_number_scheduled,
+                    st.current_number_scheduled,
+                    st.number_ready,
+                    st.updated_number_scheduled,
+                    st.number_available,
+                ] {
+                    row.push(v.to_string());
+                }
+                let sel: Vec<String> = s(it, &["spec", "template", "spec", "nodeSelector"])
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect();
+                row.push(if sel.is_empty() {
+                    "<none>".into()
+                } else {
+                    sel.join(",")
+                });
+                row.push(age(it));
+            }
+            Kind::ControllerRevision => {
+                let owner = s(it, &["metadata", "ownerReferences"])
+                    .as_array()
+                    .and_then(|a| a.first())
+                    .map(|o| {
+                        format!(
+                            "{}.apps/{}",
+                            s(o, &["kind"]).as_str().unwrap_or("").to_lowercase(),
+                            s(o, &["name"]).as_str().unwrap_or("")
+                        )
+                    })
+                    .unwrap_or_else(|| "<none>".into());
+                row.push(owner);
+                row.push(n(s(it, &["revision"])).to_string());
+                row.push(age(it));
             }
             Kind::Namespace => {
                 let st: NamespaceStatus = status_of(it);

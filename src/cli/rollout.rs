@@ -1,10 +1,12 @@
-//! Deployments: scale and the rollout commands (status, history, undo, pause, resume).
+//! Deployments and DaemonSets: scale and the rollout commands (status,
+//! history, undo for both; pause, resume for Deployments). A Deployment's
+//! revisions are its ReplicaSets, a DaemonSet's its ControllerRevisions.
 
 use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
 
 use crate::resource::Kind;
-use crate::resource::status::DeploymentStatus;
+use crate::resource::status::{DaemonSetStatus, DeploymentStatus};
 
 use super::cells::*;
 use super::client::*;
@@ -30,6 +32,20 @@ pub(super) fn deployment_name(
     verb: &str,
 ) -> anyhow::Result<String> {
     named(kind, name, verb, &[Kind::Deployment]).map(|(_, n)| n)
+}
+
+/// What `rollout status|history|undo` names: a deployment or a daemonset.
+fn rolled(kind: &str, name: Option<&str>, verb: &str) -> anyhow::Result<(Kind, String)> {
+    named(kind, name, verb, &[Kind::Deployment, Kind::DaemonSet])
+}
+
+/// How kubectl names the kind in rollout messages.
+fn word(kind: Kind) -> &'static str {
+    if kind == Kind::DaemonSet {
+        "daemon set"
+    } else {
+        "deployment"
+    }
 }
 
 /// What `shoal scale` names: a deployment, or a replicaset of the user's
@@ -150,16 +166,16 @@ pub(super) async fn rollout(client: &Client, cmd: RolloutCmd) -> anyhow::Result<
             namespace,
             timeout,
         } => {
-            let name = deployment_name(&kind, name.as_deref(), "rollout status")?;
-            rollout_status(client, &ns_or_default(namespace), &name, timeout).await
+            let (kind, name) = rolled(&kind, name.as_deref(), "rollout status")?;
+            rollout_status(client, kind, &ns_or_default(namespace), &name, timeout).await
         }
         RolloutCmd::History {
             kind,
             name,
             namespace,
         } => {
-            let name = deployment_name(&kind, name.as_deref(), "rollout history")?;
-            rollout_history(client, &ns_or_default(namespace), &name).await
+            let (kind, name) = rolled(&kind, name.as_deref(), "rollout history")?;
+            rollout_history(client, kind, &ns_or_default(namespace), &name).await
         }
         RolloutCmd::Undo {
             kind,
@@ -167,8 +183,8 @@ pub(super) async fn rollout(client: &Client, cmd: RolloutCmd) -> anyhow::Result<
             to_revision,
             namespace,
         } => {
-            let name = deployment_name(&kind, name.as_deref(), "rollout undo")?;
-            rollout_undo(client, &ns_or_default(namespace), &name, to_revision).await
+            let (kind, name) = rolled(&kind, name.as_deref(), "rollout undo")?;
+            rollout_undo(client, kind, &ns_or_default(namespace), &name, to_revision).await
         }
         RolloutCmd::Pause {
             kind,
@@ -280,13 +296,47 @@ pub(super) fn rollout_progress(d: &Value) -> Progress {
     }
 }
 
+/// Where a DaemonSet's rollout stands, as `kubectl rollout status` reports it.
+pub(super) fn daemonset_progress(d: &Value) -> Progress {
+    let name = s(d, &["metadata", "name"]).as_str().unwrap_or("");
+    let generation = s(d, &["metadata", "generation"]).as_u64().unwrap_or(1);
+    let st: DaemonSetStatus = status_of(d);
+    if st.observed_generation.unwrap_or(0) < generation {
+        return Progress::Waiting("Waiting for daemon set spec update to be observed...".into());
+    }
+    let (want, updated, available) = (
+        st.desired_number_scheduled,
+        st.updated_number_scheduled,
+        st.number_available,
+    );
+    if updated < want {
+        Progress::Waiting(format!(
+            "Waiting for daemon set {name:?} rollout to finish: {updated} out of {want} new pods have been updated..."
+        ))
+    } else if available < want {
+        Progress::Waiting(format!(
+            "Waiting for daemon set {name:?} rollout to finish: {available} of {want} updated pods are available..."
+        ))
+    } else {
+        Progress::Done
+    }
+}
+
 pub(super) async fn rollout_status(
     client: &Client,
+    kind: Kind,
     ns: &str,
     name: &str,
     timeout: u64,
 ) -> anyhow::Result<()> {
-    let path = object_path(Kind::Deployment, ns, Some(name));
+    let path = object_path(kind, ns, Some(name));
+    let what = word(kind);
+    if kind == Kind::DaemonSet {
+        let d = client.send(reqwest::Method::GET, &path, None).await?;
+        if s(&d, &["spec", "updateStrategy", "type"]).as_str() == Some("OnDelete") {
+            bail!("rollout status is only available for RollingUpdate strategy type");
+        }
+    }
     let live = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let deadline = (timeout > 0)
         .then(|| tokio::time::Instant::now() + std::time::Duration::from_secs(timeout));
@@ -300,10 +350,14 @@ pub(super) async fn rollout_status(
     let mut first = true;
     loop {
         match client.send(reqwest::Method::GET, &path, None).await {
-            Ok(d) => match rollout_progress(&d) {
+            Ok(d) => match if kind == Kind::DaemonSet {
+                daemonset_progress(&d)
+            } else {
+                rollout_progress(&d)
+            } {
                 Progress::Done => {
                     finish_line(&last);
-                    outln!("deployment {name:?} successfully rolled out");
+                    outln!("{what} {name:?} successfully rolled out");
                     return Ok(());
                 }
                 Progress::DeadlineExceeded => {
@@ -334,7 +388,7 @@ pub(super) async fn rollout_status(
             && tokio::time::Instant::now() + POLL > dl
         {
             finish_line(&last);
-            bail!("timed out after {timeout}s waiting for deployment {name:?} to roll out");
+            bail!("timed out after {timeout}s waiting for {what} {name:?} to roll out");
         }
         tokio::time::sleep(POLL).await;
     }
@@ -347,19 +401,26 @@ pub(super) fn revision_of(o: &Value) -> Option<u64> {
         .and_then(|r| r.parse().ok())
 }
 
-/// The ReplicaSets of a deployment with a revision, oldest first.
-pub(super) async fn deployment_history(
+/// The revisions of a deployment (its ReplicaSets) or a daemonset (its
+/// ControllerRevisions), oldest first.
+pub(super) async fn history(
     client: &Client,
+    kind: Kind,
     ns: &str,
-    deployment: &Value,
+    owner: &Value,
 ) -> anyhow::Result<Vec<(u64, Value)>> {
-    let uid = s(deployment, &["metadata", "uid"])
+    let uid = s(owner, &["metadata", "uid"])
         .as_str()
-        .ok_or_else(|| anyhow!("the stored deployment has no uid"))?;
+        .ok_or_else(|| anyhow!("the stored {} has no uid", word(kind)))?;
+    let revisions = if kind == Kind::DaemonSet {
+        Kind::ControllerRevision
+    } else {
+        Kind::ReplicaSet
+    };
     let list = client
         .send(
             reqwest::Method::GET,
-            &object_path(Kind::ReplicaSet, ns, None),
+            &object_path(revisions, ns, None),
             None,
         )
         .await?;
@@ -374,21 +435,32 @@ pub(super) async fn deployment_history(
                 .flatten()
                 .any(|o| o.get("uid").and_then(Value::as_str) == Some(uid))
         })
-        .filter_map(|rs| Some((revision_of(rs)?, rs.clone())))
+        .filter_map(|rs| {
+            let rev = match revisions {
+                Kind::ControllerRevision => s(rs, &["revision"]).as_u64(),
+                _ => revision_of(rs),
+            };
+            Some((rev?, rs.clone()))
+        })
         .collect();
     sets.sort_by_key(|(r, _)| *r);
     Ok(sets)
 }
 
-pub(super) async fn rollout_history(client: &Client, ns: &str, name: &str) -> anyhow::Result<()> {
+pub(super) async fn rollout_history(
+    client: &Client,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+) -> anyhow::Result<()> {
     let d = client
         .send(
             reqwest::Method::GET,
-            &object_path(Kind::Deployment, ns, Some(name)),
+            &object_path(kind, ns, Some(name)),
             None,
         )
         .await?;
-    let sets = deployment_history(client, ns, &d).await?;
+    let sets = history(client, kind, ns, &d).await?;
     if sets.is_empty() {
         outln!("No rollout history found.");
         return Ok(());
@@ -403,19 +475,20 @@ pub(super) async fn rollout_history(client: &Client, ns: &str, name: &str) -> an
                 .to_string(),
         ]);
     }
-    outln!("deployment.apps/{name}");
+    outln!("{}/{name}", display_kind(kind.as_str()));
     out!("{}", render_rows(&rows));
     Ok(())
 }
 
 /// The revision `rollout undo` goes back to: `to` when given, else the
 /// newest one older than `current` (the deployment's own revision, or the
-/// newest when it has none).
+/// newest when it has none). `subject` names the object in errors
+/// (`deployment "web"`).
 pub(super) fn rollback_target<'a>(
     history: &'a [(u64, Value)],
     current: Option<u64>,
     to: Option<u64>,
-    name: &str,
+    subject: &str,
 ) -> anyhow::Result<&'a (u64, Value)> {
     match to.filter(|r| *r > 0) {
         Some(r) => history
@@ -427,15 +500,13 @@ pub(super) fn rollback_target<'a>(
                 .iter()
                 .map(|(r, _)| *r)
                 .max()
-                .ok_or_else(|| anyhow!("no rollout history found for deployment {name:?}"))?;
+                .ok_or_else(|| anyhow!("no rollout history found for {subject}"))?;
             let current = current.unwrap_or(newest);
             history
                 .iter()
                 .filter(|(r, _)| *r < current)
                 .max_by_key(|(r, _)| *r)
-                .ok_or_else(|| {
-                    anyhow!("deployment {name:?} has no previous revision to roll back to")
-                })
+                .ok_or_else(|| anyhow!("{subject} has no previous revision to roll back to"))
         }
     }
 }
@@ -465,13 +536,24 @@ pub(super) fn template_without_hash(rs: &Value) -> anyhow::Result<Value> {
     Ok(t)
 }
 
+/// The revision a daemonset runs now: the one holding its template.
+fn daemonset_revision(d: &Value, history: &[(u64, Value)]) -> Option<u64> {
+    let template = s(d, &["spec", "template"]);
+    history
+        .iter()
+        .find(|(_, cr)| s(cr, &["data", "spec", "template"]) == template)
+        .map(|(r, _)| *r)
+}
+
 pub(super) async fn rollout_undo(
     client: &Client,
+    kind: Kind,
     ns: &str,
     name: &str,
     to: Option<u64>,
 ) -> anyhow::Result<()> {
-    let path = object_path(Kind::Deployment, ns, Some(name));
+    let path = object_path(kind, ns, Some(name));
+    let shown = display_kind(kind.as_str());
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -481,12 +563,21 @@ pub(super) async fn rollout_undo(
                 "you cannot roll back a paused deployment; resume it first with 'shoal rollout resume deployment/{name}' and try again"
             );
         }
-        let history = deployment_history(client, ns, &d).await?;
-        let (rev, rs) = rollback_target(&history, revision_of(&d), to, name)?;
-        let template = template_without_hash(rs)?;
+        let history = history(client, kind, ns, &d).await?;
+        let current = match kind {
+            Kind::DaemonSet => daemonset_revision(&d, &history),
+            _ => revision_of(&d),
+        };
+        let subject = format!("{} {name:?}", word(kind));
+        let (rev, rs) = rollback_target(&history, current, to, &subject)?;
+        let template = match kind {
+            // Kept as the daemonset held it, nothing added.
+            Kind::DaemonSet => s(rs, &["data", "spec", "template"]).clone(),
+            _ => template_without_hash(rs)?,
+        };
         if s(&d, &["spec", "template"]) == &template {
             outln!(
-                "deployment.apps/{name} skipped rollback (current template already matches revision {rev})"
+                "{shown}/{name} skipped rollback (current template already matches revision {rev})"
             );
             if s(rs, &["spec", "template", "metadata", "annotations"])
                 .get(crate::controller::confighash::CONFIG_HASH)
@@ -506,12 +597,12 @@ pub(super) async fn rollout_undo(
         let meta = d
             .get_mut("metadata")
             .and_then(Value::as_object_mut)
-            .ok_or_else(|| anyhow!("the stored deployment has no metadata"))?;
+            .ok_or_else(|| anyhow!("the stored {} has no metadata", word(kind)))?;
         let annotations = meta
             .entry("annotations")
             .or_insert_with(|| json!({}))
             .as_object_mut()
-            .ok_or_else(|| anyhow!("the stored deployment's annotations are not a map"))?;
+            .ok_or_else(|| anyhow!("the stored {}'s annotations are not a map", word(kind)))?;
         match cause {
             Value::String(c) => {
                 annotations.insert(CHANGE_CAUSE_ANNOTATION.into(), Value::String(c));
@@ -526,7 +617,7 @@ pub(super) async fn rollout_undo(
         let body = serde_json::to_vec(&d)?;
         match client.send(reqwest::Method::PUT, &path, Some(body)).await {
             Ok(_) => {
-                outln!("deployment.apps/{name} rolled back");
+                outln!("{shown}/{name} rolled back");
                 return Ok(());
             }
             Err(e) if http_status(&e) == Some(409) && attempt < WRITE_ATTEMPTS => {

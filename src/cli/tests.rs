@@ -220,7 +220,7 @@ fn rs(rev: u64, image: &str) -> (u64, Value) {
 #[test]
 fn rollback_targets() {
     let h = vec![rs(1, "a"), rs(2, "b"), rs(4, "c")];
-    let pick = |cur, to| rollback_target(&h, cur, to, "web").map(|(r, _)| *r);
+    let pick = |cur, to| rollback_target(&h, cur, to, "deployment \"web\"").map(|(r, _)| *r);
     assert_eq!(pick(Some(4), None).ok(), Some(2));
     assert_eq!(pick(None, None).ok(), Some(2));
     assert_eq!(pick(Some(2), None).ok(), Some(1));
@@ -233,7 +233,7 @@ fn rollback_targets() {
     );
     let e = pick(Some(1), None).expect_err("nothing older");
     assert!(e.to_string().contains("no previous revision"), "{e}");
-    let e = rollback_target(&[], None, None, "web").expect_err("no history");
+    let e = rollback_target(&[], None, None, "deployment \"web\"").expect_err("no history");
     assert_eq!(
         e.to_string(),
         "no rollout history found for deployment \"web\""

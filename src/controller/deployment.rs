@@ -31,7 +31,8 @@ use crate::store::{Command, Op, Precondition, Store};
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
 /// The label that ties a ReplicaSet and its pods to one template.
 pub const TEMPLATE_HASH: &str = "pod-template-hash";
-const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
+/// The annotation whose text `rollout history` shows.
+pub(crate) const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 
 /// The hash of a pod template (without its own hash label).
 pub fn template_hash(t: &PodTemplateSpec) -> String {

@@ -671,7 +671,7 @@ pub(super) fn event(
     let body = json!({
         "involvedObject": {
             "kind": kind,
-            "apiVersion": "batch/v1",
+            "apiVersion": key.kind.api_version(),
             "namespace": key.namespace,
             "name": key.name,
             "uid": obj.metadata.uid,

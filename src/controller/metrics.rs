@@ -8,6 +8,8 @@ pub const PASS_SECONDS: &str = "shoal_controller_pass_seconds";
 pub const PODS_EVICTED_TOTAL: &str = "shoal_controller_pods_evicted_total";
 /// `shoal_controller_replicaset_changes_total`.
 pub const REPLICASET_CHANGES_TOTAL: &str = "shoal_controller_replicaset_changes_total";
+/// `shoal_controller_daemonset_changes_total`.
+pub const DAEMONSET_CHANGES_TOTAL: &str = "shoal_controller_daemonset_changes_total";
 /// `shoal_controller_job_pods_created_total`.
 pub const JOB_PODS_CREATED_TOTAL: &str = "shoal_controller_job_pods_created_total";
 /// `shoal_controller_job_pods_deleted_total`.
@@ -29,6 +31,10 @@ pub const FAMILIES: &[Def] = &[
     counter(
         REPLICASET_CHANGES_TOTAL,
         "Pods created or deleted by ReplicaSets.",
+    ),
+    counter(
+        DAEMONSET_CHANGES_TOTAL,
+        "Pods created or deleted by DaemonSets.",
     ),
     counter(
         JOB_PODS_CREATED_TOTAL,

@@ -9,11 +9,12 @@
 //! reason NodeLost), garbage collection by owner, Deployments (ReplicaSets
 //! per template, rolling update), CronJobs (a Job per scheduled time), Jobs
 //! (pods until completions succeed),
-//! ReplicaSets (pods), then the scheduler
+//! ReplicaSets (pods), DaemonSets (a pod bound to each eligible node), then the scheduler
 //! (binds pending pods).
 
 pub mod confighash;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod gc;
@@ -221,6 +222,7 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
     let mut backoff = Backoff::default();
     let mut job_backoff = Backoff::default();
     let mut cron_backoff = Backoff::default();
+    let mut ds_backoff = Backoff::default();
     let mut watch = None;
     loop {
         if watch.is_none() {
@@ -236,6 +238,7 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
                 &mut backoff,
                 &mut job_backoff,
                 &mut cron_backoff,
+                &mut ds_backoff,
             ),
             tracing::info_span!("controller_pass"),
         )
@@ -259,6 +262,7 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn pass(
     store: &Store,
     membership: &Membership,
@@ -267,6 +271,7 @@ async fn pass(
     backoff: &mut Backoff,
     job_backoff: &mut Backoff,
     cron_backoff: &mut Backoff,
+    ds_backoff: &mut Backoff,
 ) {
     let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
     let (Ok(node_objs), Ok(pod_objs)) = (list(Kind::Node), list(Kind::Pod)) else {
@@ -319,6 +324,23 @@ async fn pass(
         replicaset::reconcile(store, &pods, &sets, cfg.max_replicas, backoff).await;
     }
     let alive = |name: &str| health.get(name).is_some_and(|h| h.is_up());
+    if let (Ok(sets), Ok(pods), Ok(revisions), Ok(events)) = (
+        list(Kind::DaemonSet),
+        list(Kind::Pod),
+        list(Kind::ControllerRevision),
+        list(Kind::Event),
+    ) {
+        gc::collect(store, "DaemonSet", &sets, &pods).await;
+        gc::collect(store, "DaemonSet", &sets, &revisions).await;
+        gc::collect(store, "DaemonSet", &sets, &events).await;
+        let input = daemonset::Inputs {
+            pods: &pods,
+            nodes: &node_objs,
+            revisions: &revisions,
+            events: &events,
+        };
+        daemonset::reconcile(store, &sets, input, &alive, ds_backoff).await;
+    }
     if let Err(e) = scheduler::schedule_pending(store, &alive, cfg.strategy, 1000).await {
         warn!("scheduler pass: {e}");
     }

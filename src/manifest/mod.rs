@@ -24,12 +24,12 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::resource::types::{
-    CompletionMode, ConfigMapBody, Container, CronJobBody, DeploymentBody, DeploymentSpec,
-    DownwardApiFile, IntOrString, JobBody, JobSpec, KeyToPath, LabelSelector, NamespaceBody,
-    NodeBody, ObjectFieldSelector, PodBody, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    Protocol, RestartPolicy, SecretBody, SecurityContext, SelectorOperator, ServiceBody,
-    ServiceSpec, ServiceType, StrategyType, decode_base64, encode_base64, parse_cpu_millis,
-    parse_memory_bytes,
+    CompletionMode, ConfigMapBody, Container, CronJobBody, DaemonSetBody, DeploymentBody,
+    DeploymentSpec, DownwardApiFile, IntOrString, JobBody, JobSpec, KeyToPath, LabelSelector,
+    NamespaceBody, NodeBody, ObjectFieldSelector, PodBody, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, Protocol, RestartPolicy, SecretBody, SecurityContext, SelectorOperator,
+    ServiceBody, ServiceSpec, ServiceType, StrategyType, decode_base64, encode_base64,
+    parse_cpu_millis, parse_memory_bytes,
 };
 use crate::resource::{DEFAULT_NAMESPACE, Kind, Object, ObjectKey, ObjectMeta};
 use image::check_image_reference;
@@ -512,8 +512,13 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             check_cron_job(&b, ck)?;
             encode(&b)?
         }
+        Kind::DaemonSet => {
+            let b: DaemonSetBody = decode(body)?;
+            check_daemon_set(&b.spec, ck)?;
+            encode(&b)?
+        }
         Kind::Node => encode(&decode::<NodeBody>(body)?)?,
-        Kind::Event => return fail("kind", agent_written(kind)),
+        Kind::Event | Kind::ControllerRevision => return fail("kind", agent_written(kind)),
         Kind::Token => return fail("kind", agent_written(kind)),
     };
     if let Some(status) = status {
@@ -528,6 +533,7 @@ const DNS_LABEL_RULE: &str = "a DNS-1123 label: at most 63 lowercase letters, di
 const DNS_1035_RULE: &str = "a DNS-1035 label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit";
 const REPLICASET_RULE: &str = "a DNS-1123 label of at most 57 characters (lowercase letters, digits and '-', starting and ending with a letter or digit), so its pods' names (NAME-xxxxx) fit";
 const CRONJOB_RULE: &str = "a DNS-1123 label of at most 52 characters (lowercase letters, digits and '-', starting and ending with a letter or digit), so its Jobs' names fit";
+const DAEMONSET_RULE: &str = "a DNS-1123 label of at most 57 characters (lowercase letters, digits and '-', starting and ending with a letter or digit), so its pods' names (NAME-xxxxx) fit";
 const DNS_SUBDOMAIN_RULE: &str = "a DNS-1123 subdomain: at most 253 characters, dot-separated parts of lowercase letters, digits and '-', each starting and ending with a letter or digit";
 
 fn is_dns_label(s: &str) -> bool {
@@ -584,9 +590,14 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         Kind::ReplicaSet => (is_dns_label(name) && name.len() <= 57, REPLICASET_RULE),
         // Its Jobs are named `{name}-{minutes}`, which must stay a label.
         Kind::CronJob => (is_dns_label(name) && name.len() <= 52, CRONJOB_RULE),
-        Kind::ConfigMap | Kind::Secret | Kind::Node | Kind::Event | Kind::Token => {
-            (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE)
-        }
+        // Its pods are named NAME-xxxxx too.
+        Kind::DaemonSet => (is_dns_label(name) && name.len() <= 57, DAEMONSET_RULE),
+        Kind::ConfigMap
+        | Kind::Secret
+        | Kind::Node
+        | Kind::Event
+        | Kind::Token
+        | Kind::ControllerRevision => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

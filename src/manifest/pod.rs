@@ -190,7 +190,9 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
 
     let rp_path = format!("{path}.restartPolicy");
     match (owner, spec.restart_policy) {
-        (Kind::Deployment | Kind::ReplicaSet, Some(rp)) if rp != RestartPolicy::Always => {
+        (Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet, Some(rp))
+            if rp != RestartPolicy::Always =>
+        {
             return fail(
                 rp_path,
                 format!("{rp:?} is not allowed in a {owner}: only Always"),

@@ -1,6 +1,7 @@
 use super::*;
 use crate::resource::types::Body;
 
+mod daemonset;
 mod security;
 
 const CRONJOB: &str = include_str!("../../tests/fixtures/k8s-examples/cronjob.yaml");

@@ -222,6 +222,21 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
             unsupported(job, "spec.jobTemplate.spec", JOB_SPEC_UNSUPPORTED)?;
             unsupported_template(job, "spec.jobTemplate.spec.template")
         }
+        Kind::DaemonSet => {
+            // Said plainly rather than "not supported": a DaemonSet that
+            // ignored its affinity would run on nodes it was kept off.
+            if sub(spec, "template")
+                .and_then(|t| sub(t, "spec"))
+                .is_some_and(|p| p.contains_key("affinity"))
+            {
+                return fail(
+                    "spec.template.spec.affinity",
+                    "node affinity is not supported by shoal's scheduler, and a DaemonSet \
+                     ignoring it would run pods on nodes it excludes: use nodeSelector",
+                );
+            }
+            unsupported_template(spec, "spec.template")
+        }
         Kind::Service => {
             unsupported(spec, "spec", SERVICE_SPEC_UNSUPPORTED)?;
             for (i, port) in items(spec, "ports") {
@@ -234,7 +249,8 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         | Kind::Node
         | Kind::Event
         | Kind::ReplicaSet
-        | Kind::Token => Ok(()),
+        | Kind::Token
+        | Kind::ControllerRevision => Ok(()),
     }
 }
 

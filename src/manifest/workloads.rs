@@ -1,8 +1,10 @@
-//! Checks of the workload and service kinds: Deployment, ReplicaSet, Job,
+//! Checks of the workload and service kinds: Deployment, ReplicaSet, DaemonSet, Job,
 //! Service, ConfigMap, Secret.
 
 use super::*;
-use crate::resource::types::{ReplicaSetBody, ReplicaSetSpec};
+use crate::resource::types::{
+    DaemonSetSpec, DaemonSetStrategyType, ReplicaSetBody, ReplicaSetSpec,
+};
 
 // ---------------------------------------------------------------- workloads
 
@@ -192,6 +194,34 @@ pub(super) fn check_deployment(spec: &DeploymentSpec, ck: &mut Checker) -> Res {
                 format!("must be greater than minReadySeconds ({min_ready})"),
             );
         }
+    }
+    Ok(())
+}
+
+pub(super) fn check_daemon_set(spec: &DaemonSetSpec, ck: &mut Checker) -> Res {
+    check_pod_set(None, &spec.selector, &spec.template, Kind::DaemonSet, ck)?;
+    let Some(st) = &spec.update_strategy else {
+        return Ok(());
+    };
+    let Some(ru) = &st.rolling_update else {
+        return Ok(());
+    };
+    let rp = "spec.updateStrategy.rollingUpdate";
+    if st.strategy_type == Some(DaemonSetStrategyType::OnDelete) {
+        return fail(rp, "may not be set when type is OnDelete");
+    }
+    if let Some(v) = &ru.max_surge {
+        check_count_or_percent(&format!("{rp}.maxSurge"), v, Some(100))?;
+    }
+    if let Some(v) = &ru.max_unavailable {
+        check_count_or_percent(&format!("{rp}.maxUnavailable"), v, Some(100))?;
+    }
+    let surge_zero = ru.max_surge.as_ref().is_none_or(is_zero);
+    if surge_zero && ru.max_unavailable.as_ref().is_some_and(is_zero) {
+        return fail(
+            format!("{rp}.maxUnavailable"),
+            "may not be 0 when maxSurge is 0",
+        );
     }
     Ok(())
 }

@@ -42,13 +42,17 @@ pub enum Kind {
     ReplicaSet,
     /// An API credential with a role; written only through `/v1/tokens`.
     Token,
-    /// A Job run on a schedule. Last: the variant's position is in stored keys.
+    /// A Job run on a schedule. New kinds go last: the variant's position is in stored keys.
     CronJob,
+    /// One pod per eligible node.
+    DaemonSet,
+    /// One numbered pod template of a DaemonSet, written by its controller.
+    ControllerRevision,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Namespace,
         Kind::ConfigMap,
         Kind::Secret,
@@ -56,19 +60,22 @@ impl Kind {
         Kind::Deployment,
         Kind::Job,
         Kind::CronJob,
+        Kind::DaemonSet,
         Kind::Pod,
         Kind::Node,
         Kind::Event,
         Kind::ReplicaSet,
         Kind::Token,
+        Kind::ControllerRevision,
     ];
 
     /// Whether users write objects of this kind: Events are written by
     /// shoal itself, Tokens only through `/v1/tokens`; of a Node, users
     /// change only `spec` (cordon). A ReplicaSet is the user's unless a
-    /// Deployment controls it (the API checks that per object).
+    /// Deployment controls it (the API checks that per object);
+    /// ControllerRevisions are written by the DaemonSet controller.
     pub fn user_writable(self) -> bool {
-        !matches!(self, Kind::Event | Kind::Token)
+        !matches!(self, Kind::Event | Kind::Token | Kind::ControllerRevision)
     }
 
     /// The name as it appears in a manifest's `kind`.
@@ -86,6 +93,8 @@ impl Kind {
             Kind::Event => "Event",
             Kind::ReplicaSet => "ReplicaSet",
             Kind::Token => "Token",
+            Kind::DaemonSet => "DaemonSet",
+            Kind::ControllerRevision => "ControllerRevision",
         }
     }
 
@@ -104,6 +113,8 @@ impl Kind {
             Kind::Event => "events",
             Kind::ReplicaSet => "replicasets",
             Kind::Token => "tokens",
+            Kind::DaemonSet => "daemonsets",
+            Kind::ControllerRevision => "controllerrevisions",
         }
     }
 
@@ -117,7 +128,9 @@ impl Kind {
             | Kind::Secret
             | Kind::Node
             | Kind::Event => "v1",
-            Kind::Deployment | Kind::ReplicaSet => "apps/v1",
+            Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::ControllerRevision => {
+                "apps/v1"
+            }
             Kind::Job | Kind::CronJob => "batch/v1",
             Kind::Token => "shoal.io/v1",
         }
@@ -144,6 +157,8 @@ impl Kind {
             "event" | "events" | "ev" => Kind::Event,
             "replicaset" | "replicasets" | "rs" => Kind::ReplicaSet,
             "token" | "tokens" => Kind::Token,
+            "daemonset" | "daemonsets" | "ds" => Kind::DaemonSet,
+            "controllerrevision" | "controllerrevisions" => Kind::ControllerRevision,
             _ => return None,
         };
         Some(k)

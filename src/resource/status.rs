@@ -292,6 +292,37 @@ pub struct ReplicaSetStatus {
     pub extra: Map<String, Value>,
 }
 
+/// `DaemonSet.status`: counts of nodes, as Kubernetes'.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonSetStatus {
+    /// Nodes that should run the daemon pod.
+    #[serde(default)]
+    pub desired_number_scheduled: u32,
+    /// Nodes that should run it and run at least one of its pods.
+    #[serde(default)]
+    pub current_number_scheduled: u32,
+    /// Nodes that run one of its pods but should not.
+    #[serde(default)]
+    pub number_misscheduled: u32,
+    /// Nodes that should run it and have a Ready pod of it.
+    #[serde(default)]
+    pub number_ready: u32,
+    /// Nodes that should run it and run its current template.
+    #[serde(default)]
+    pub updated_number_scheduled: u32,
+    /// Nodes that should run it and have a pod Ready for minReadySeconds.
+    #[serde(default)]
+    pub number_available: u32,
+    /// desired - available.
+    #[serde(default)]
+    pub number_unavailable: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
 /// `Job.status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

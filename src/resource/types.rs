@@ -7,8 +7,10 @@
 //! in `crate::manifest`; this module also holds the helpers both it and the
 //! controllers need: [`LabelSelector::matches`], quantity parsing, base64.
 
+mod apps;
 mod batch;
 mod quantity;
+pub use apps::*;
 pub use batch::*;
 pub use quantity::*;
 
