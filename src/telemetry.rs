@@ -300,6 +300,19 @@ pub const FAMILIES: &[Def] = &[
         "shoal_runtime_process_log_bytes_total",
         "Bytes of container output the process runtime copied into log files.",
     ),
+    counter(
+        "shoal_api_exec_sessions_total",
+        "exec sessions this node's API started (the command may run on another node).",
+    ),
+    counter(
+        "shoal_api_port_forward_connections_total",
+        "Forwarded TCP connections this node's API started (made from the pod's node).",
+    ),
+    labelled_counter(
+        "shoal_api_exec_bytes_total",
+        "Bytes exec and port-forward sessions carried through this node's API: in (stdin, bytes sent) and out (stdout and stderr, bytes received).",
+        &[&[("direction", "in")], &[("direction", "out")]],
+    ),
     labelled_counter(
         "shoal_api_denied_total",
         "API requests refused by authentication (no, wrong, revoked or expired token) or by the token's role.",

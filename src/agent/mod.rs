@@ -13,11 +13,13 @@
 
 mod config;
 pub mod events;
+pub mod exec;
 pub mod logs;
 pub mod plan;
 pub mod pod;
 pub mod probe;
 pub mod registration;
+pub mod sessions;
 pub mod status;
 pub mod volumes;
 
