@@ -1,9 +1,10 @@
 //! Interactive access through a node that does not run the pod, on
 //! two-node clusters: with the process runtime, `exec` (exit code, stdout
-//! and stderr apart, stdin with `-i`), `port-forward` carrying 100
+//! and stderr apart, stdin with `-i`), `cp` both ways of 10 MB with its
+//! checksum, `port-forward` carrying 100
 //! concurrent connections, `logs --previous` after a crash, and `logs -l` /
 //! `logs deployment/NAME` with each line prefixed by its pod; with the real
-//! Docker engine, `exec` again and with a terminal (`-t` under `script`),
+//! Docker engine, `exec` and `cp` again, `exec` with a terminal (`-t` under `script`),
 //! and `logs --timestamps --since`. Every pod runs on node 1; the CLI talks
 //! to node 0, so each stream crosses the p2p network.
 
@@ -126,6 +127,42 @@ async fn exec_checks(addr: &str) {
     );
 }
 
+/// cp both ways of 10 MB, checked by SHA-256; a failed copy leaves nothing.
+async fn cp_checks(addr: &str) {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("big.bin");
+    let data: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&src, &data).expect("write");
+    let src = src.to_str().expect("utf-8").to_string();
+    let t = Instant::now();
+    let (code, out, err) = shoal_cli(addr, &["cp", &src, "shell:big.bin"]).await;
+    assert_eq!(code, 0, "{out} {err}");
+    let back = dir.path().join("back.bin");
+    let back_s = back.to_str().expect("utf-8").to_string();
+    let (code, out, err) = shoal_cli(addr, &["cp", "shell:big.bin", &back_s]).await;
+    assert_eq!(code, 0, "{out} {err}");
+    eprintln!("cp of 10 MB there and back: {:?}", t.elapsed());
+    let got = std::fs::read(&back).expect("the copy");
+    assert_eq!(got.len(), data.len());
+    assert_eq!(
+        Sha256::digest(&got),
+        Sha256::digest(&data),
+        "checksums differ"
+    );
+    let missing = dir.path().join("missing.bin");
+    let missing_s = missing.to_str().expect("utf-8").to_string();
+    let (code, _, err) = shoal_cli(addr, &["cp", "shell:nosuch.bin", &missing_s]).await;
+    assert!(code != 0 && err.contains("nosuch.bin"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert_eq!(left.len(), 2, "a failed copy left something: {left:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exec_forward_and_logs_through_the_other_node() {
     let node = "exp1";
@@ -158,6 +195,7 @@ async fn exec_forward_and_logs_through_the_other_node() {
     let p = pod_status(&api, "shell").await;
     assert_eq!(p["spec"]["nodeName"], node);
     exec_checks(&addr).await;
+    cp_checks(&addr).await;
     let (code, _, err) = shoal_cli(&addr, &["exec", "-it", "shell", "--", "true"]).await;
     assert!(code != 0 && err.contains("no terminal"), "{err}");
 
@@ -310,6 +348,7 @@ async fn docker_exec_with_a_terminal_through_the_other_node() {
     }
     wait_running(&api, "shell").await;
     exec_checks(&addr).await;
+    cp_checks(&addr).await;
 
     // A terminal: `script` gives the CLI a pty; the command sees a tty on
     // stdin, and its exit code comes back through script.

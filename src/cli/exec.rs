@@ -58,21 +58,13 @@ pub async fn exec(client: &Client, a: ExecArgs) -> anyhow::Result<()> {
         Some((k, _)) => bail!("exec in {k:?}: name a pod (POD or pod/NAME)"),
         None => a.pod.clone(),
     };
-    let cmd = serde_json::to_vec(&a.command).context("encoding the command")?;
-    let mut path = format!(
-        "/v1/namespaces/{ns}/pods/{pod}/exec?command={}&stdin={}&tty={}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cmd),
-        a.stdin,
-        a.tty
-    );
-    if let Some(c) = &a.container {
-        path.push_str(&format!("&container={c}"));
-    }
     let size = if a.tty { terminal_size() } else { None };
-    if let Some((w, h)) = size {
-        path.push_str(&format!("&width={w}&height={h}"));
-    }
-    let io = client.upgrade(&path, frames::UPGRADE).await?;
+    let target = Target {
+        ns: &ns,
+        pod: &pod,
+        container: a.container.as_deref(),
+    };
+    let io = open(client, &target, &a.command, a.stdin, a.tty, size).await?;
     // Raw only when this side is a terminal: piped input stays as it is.
     let _raw = match a.tty && a.stdin {
         true => RawMode::enable(),
@@ -121,7 +113,7 @@ pub async fn exec(client: &Client, a: ExecArgs) -> anyhow::Result<()> {
             }
         }));
     }
-    let result = relay(&mut rd).await;
+    let result = relay(&mut rd, &mut std::io::stdout(), &mut std::io::stderr()).await;
     for t in tasks {
         t.abort();
     }
@@ -131,21 +123,51 @@ pub async fn exec(client: &Client, a: ExecArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Copies output frames to stdout and stderr until the exit code comes.
-async fn relay<R: tokio::io::AsyncRead + Unpin>(rd: &mut R) -> anyhow::Result<i32> {
+/// The container a session runs in.
+pub(super) struct Target<'a> {
+    pub ns: &'a str,
+    pub pod: &'a str,
+    pub container: Option<&'a str>,
+}
+
+/// Starts `cmd` in the target's container; the connection then carries frames.
+pub(super) async fn open(
+    client: &Client,
+    t: &Target<'_>,
+    cmd: &[String],
+    stdin: bool,
+    tty: bool,
+    size: Option<(u16, u16)>,
+) -> anyhow::Result<reqwest::Upgraded> {
+    let json = serde_json::to_vec(cmd).context("encoding the command")?;
+    let mut path = format!(
+        "/v1/namespaces/{}/pods/{}/exec?command={}&stdin={stdin}&tty={tty}",
+        t.ns,
+        t.pod,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json),
+    );
+    if let Some(c) = t.container {
+        path.push_str(&format!("&container={c}"));
+    }
+    if let Some((w, h)) = size {
+        path.push_str(&format!("&width={w}&height={h}"));
+    }
+    Ok(client.upgrade(&path, frames::UPGRADE).await?)
+}
+
+/// Copies output frames to `out` and `err` until the exit code comes.
+pub(super) async fn relay<R: tokio::io::AsyncRead + Unpin>(
+    rd: &mut R,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
     loop {
         let Some((kind, p)) = read_frame(rd).await.context("reading the session")? else {
             bail!("the node closed the session before the command ended");
         };
         match kind {
-            frames::STDOUT => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(&p).and_then(|_| out.flush())?;
-            }
-            frames::STDERR => {
-                let mut err = std::io::stderr().lock();
-                err.write_all(&p).and_then(|_| err.flush())?;
-            }
+            frames::STDOUT => out.write_all(&p).and_then(|_| out.flush())?,
+            frames::STDERR => err.write_all(&p).and_then(|_| err.flush())?,
             frames::EXIT => {
                 let code = <[u8; 8]>::try_from(p.as_slice())
                     .map(i64::from_be_bytes)

@@ -34,6 +34,7 @@ macro_rules! outln {
 
 mod cells;
 mod client;
+mod cp;
 mod exec;
 mod forward;
 mod jobs;
@@ -143,6 +144,9 @@ pub enum Cmd {
     /// Forward local ports to a pod's (or a Service's ready endpoint's)
     /// ports through any node, until Ctrl-C.
     PortForward(forward::ForwardArgs),
+    /// Copy one file into or out of a pod's container, through any node
+    /// (`cp POD:PATH LOCAL`, `cp LOCAL POD:PATH`).
+    Cp(cp::CpArgs),
     /// Wait until an object's condition holds (`--for=condition=complete job/NAME`);
     /// exits 1 on timeout, as kubectl.
     Wait {
@@ -623,6 +627,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Logs(a) => logs::logs(&client, a).await,
         Cmd::Exec(a) => exec::exec(&client, a).await,
         Cmd::PortForward(a) => forward::port_forward(&client, a).await,
+        Cmd::Cp(a) => cp::cp(&client, a).await,
         Cmd::Wait {
             kind,
             name,
