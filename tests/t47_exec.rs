@@ -198,6 +198,29 @@ async fn exec_forward_and_logs_through_the_other_node() {
     cp_checks(&addr).await;
     let (code, _, err) = shoal_cli(&addr, &["exec", "-it", "shell", "--", "true"]).await;
     assert!(code != 0 && err.contains("no terminal"), "{err}");
+    // Each session is in node 0's audit log and counted in its metrics.
+    let audit = std::fs::read_to_string(c.dir(0).join("data/audit/audit.log")).expect("audit log");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("/v1/namespaces/default/pods/shell/exec") && l.contains("101")),
+        "no exec session in the audit log"
+    );
+    let metrics = api
+        .http
+        .get(format!("{addr}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let sessions = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("shoal_api_exec_sessions_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(sessions >= 5.0, "shoal_api_exec_sessions_total {sessions}");
 
     // port-forward: 100 concurrent requests, each its own connection,
     // carried through node 0 to node 1, which connects to the pod's port.
@@ -368,6 +391,37 @@ async fn docker_exec_with_a_terminal_through_the_other_node() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("IS-A-TTY"), "{text:?}");
     assert_eq!(out.status.code(), Some(5), "{text:?}");
+
+    // The window size: sent at start, and again when the local terminal
+    // changes (a background `stty` on the pty makes the kernel send SIGWINCH).
+    // Docker takes the first size only once the command runs, so it reads
+    // the size after a second.
+    let cmd = format!(
+        "stty cols 91 rows 27; (sleep 4; stty cols 100 rows 33 < /dev/tty) & {} --addr {addr} exec -it shell -- sh -c 'sleep 1; busybox stty size; sleep 6; busybox stty size'",
+        env!("CARGO_BIN_EXE_shoal")
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new("script")
+            .args(["-qfec", &cmd, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script runs");
+        // Held open: an end of input would reach the remote terminal as a hang-up.
+        let keep = child.stdin.take();
+        let out = child.wait_with_output().expect("script ends");
+        drop(keep);
+        out
+    })
+    .await
+    .expect("join");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sizes: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.split(' ').count() == 2 && l.split(' ').all(|n| n.parse::<u16>().is_ok()))
+        .collect();
+    assert_eq!(sizes, ["27 91", "33 100"], "{text:?}");
 
     // Docker keeps each line's time: --timestamps and --since.
     let (code, out, err) =
