@@ -179,6 +179,10 @@ async fn exec_forward_and_logs_through_the_other_node() {
             &format!(
                 "mkdir -p www && echo hello-web > www/index.html && exec /bin/busybox httpd -f -p 127.0.0.1:{port} -h www"
             ),
+        )
+        .replace("  name: web\n", "  name: web\n  labels: {app: web}\n"),
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: websvc\nspec:\n  selector: {{app: web}}\n  ports:\n  - {{name: http, port: 9000, targetPort: {port}}}\n"
         ),
         pod(
             node,
@@ -277,6 +281,49 @@ async fn exec_forward_and_logs_through_the_other_node() {
         "100 concurrent requests through port-forward: {:?}",
         t.elapsed()
     );
+    drop(fwd);
+
+    // service/NAME: a ready endpoint's pod and target port, chosen once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, e) = api.get("/v1/namespaces/default/endpoints/websvc").await;
+        if e["ports"][0]["endpoints"][0]["pod"] == "web" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "websvc has no endpoint: {e:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut fwd = tokio::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["--addr", &addr, "port-forward", "service/websvc", ":9000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("port-forward runs");
+    let mut lines = tokio::io::BufReader::new(fwd.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut first),
+    )
+    .await
+    .expect("port-forward says where it listens")
+    .expect("read");
+    assert!(first.contains(&format!("-> {port} (pod/web)")), "{first:?}");
+    let local = first
+        .split_whitespace()
+        .nth(2)
+        .expect("address")
+        .to_string();
+    let body = http
+        .get(format!("http://{local}/index.html"))
+        .send()
+        .await
+        .expect("through the service forward")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(body, "hello-web\n");
     drop(fwd);
 
     // logs -l and deployment/NAME: every replica's lines, prefixed.
