@@ -157,26 +157,65 @@ impl Client {
             req = req.timeout(t);
         }
         let base = self.base.clone();
-        req.send().await.map_err(|e| {
-            let chain = error_chain(&e);
-            if chain.contains("certificate") || chain.contains("InvalidCertificate") {
-                ClientError::Request {
-                    base,
-                    msg: format!(
-                        "TLS: {chain} (the node's certificate is not signed by the CA given with \
-                         --ca-file / SHOAL_CA_FILE; `shoal ca` on a node prints the cluster's)"
-                    ),
-                }
-            } else if e.is_connect() {
-                ClientError::Unreachable { base }
-            } else if e.is_timeout() {
-                ClientError::Timeout { base }
-            } else {
-                ClientError::Request { base, msg: chain }
-            }
-        })
+        req.send().await.map_err(|e| send_error(base, e))
     }
 
+    /// Opens a connection upgraded to `proto` at `path` (a POST), for
+    /// streams both ways (`exec`); an answer other than 101 is an error.
+    pub async fn upgrade(&self, path: &str, proto: &str) -> Result<reqwest::Upgraded, ClientError> {
+        let mut req = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .header(reqwest::header::CONNECTION, "upgrade")
+            .header(reqwest::header::UPGRADE, proto);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| send_error(self.base.clone(), e))?;
+        let status = resp.status();
+        if status != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            let text = resp.text().await.unwrap_or_default();
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let api_error = value.get("error").and_then(Value::as_str);
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                message: api_error
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("POST {path}: {}", text.trim())),
+                routed: api_error.is_some(),
+            });
+        }
+        resp.upgrade().await.map_err(|e| ClientError::Request {
+            base: self.base.clone(),
+            msg: format!("upgrading the connection: {e}"),
+        })
+    }
+}
+
+/// A failed send as the error the CLI explains.
+fn send_error(base: String, e: reqwest::Error) -> ClientError {
+    let chain = error_chain(&e);
+    if chain.contains("certificate") || chain.contains("InvalidCertificate") {
+        ClientError::Request {
+            base,
+            msg: format!(
+                "TLS: {chain} (the node's certificate is not signed by the CA given with \
+                 --ca-file / SHOAL_CA_FILE; `shoal ca` on a node prints the cluster's)"
+            ),
+        }
+    } else if e.is_connect() {
+        ClientError::Unreachable { base }
+    } else if e.is_timeout() {
+        ClientError::Timeout { base }
+    } else {
+        ClientError::Request { base, msg: chain }
+    }
+}
+
+impl Client {
     /// Sends a request and returns its JSON answer (a body that is not
     /// JSON comes back as a string); an error status is an error.
     pub async fn send(

@@ -33,6 +33,9 @@ fn request_frame(frame: &[u8]) {
         Some(Channel::Logs) => {
             std::hint::black_box(crate::agent::logs::decode_peer_body(body));
         }
+        Some(Channel::Exec) => {
+            std::hint::black_box(crate::agent::exec::decode_peer_body(body));
+        }
         Some(Channel::Gossip) => {
             std::hint::black_box(crate::membership::feed_gossip([body]));
         }

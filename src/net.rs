@@ -44,6 +44,8 @@ pub enum Channel {
     Logs = 4,
     /// SWIM gossip and member metadata.
     Gossip = 5,
+    /// Interactive commands (`exec`) run on the node that runs the pod.
+    Exec = 6,
 }
 
 impl Channel {
@@ -54,6 +56,7 @@ impl Channel {
             2 => Some(Channel::Store),
             4 => Some(Channel::Logs),
             5 => Some(Channel::Gossip),
+            6 => Some(Channel::Exec),
             _ => None,
         }
     }

@@ -288,6 +288,12 @@ impl Node {
             runtime.clone(),
             info.name.clone(),
         );
+        let exec = crate::agent::exec::ExecService::start(
+            store.clone(),
+            net.clone(),
+            runtime.clone(),
+            info.name.clone(),
+        );
         let mut api_state = crate::api::ApiState::new(store.clone(), info.clone(), &cfg.api);
         let audit_path = match cfg.api.audit_log.as_deref() {
             None => Some(cfg.data_dir.join("audit").join("audit.log")),
@@ -308,6 +314,7 @@ impl Node {
         }
         let api_state = api_state
             .with_logs(logs)
+            .with_exec(exec)
             .with_membership(membership.clone())
             .with_services(cfg.discovery.clone(), discovery.as_ref().map(|d| d.table()));
         let scheme = if api_tls.is_some() { "https" } else { "http" };

@@ -338,6 +338,7 @@ async fn logs_have_both_streams_and_tail_and_follow() {
         LogOptions {
             tail: Some(2),
             follow: false,
+            ..Default::default()
         },
     )
     .await;
@@ -356,6 +357,7 @@ async fn logs_have_both_streams_and_tail_and_follow() {
             LogOptions {
                 tail: None,
                 follow: true,
+                ..Default::default()
             },
         )
         .await

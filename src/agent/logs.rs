@@ -7,23 +7,22 @@
 //! returns what arrived since (waiting briefly when nothing has). A session
 //! nobody asks about for a minute is dropped.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::sync::Mutex;
 
+use super::sessions::{LocateError, Located, Owner, Sessions, locate, peer_of};
 use crate::net::{Channel, Handler, Net};
-use crate::resource::{Kind, ObjectKey};
 use crate::runtime::{
-    DynRuntime, LABEL_CONTAINER, LABEL_POD_UID, LABEL_RESTARTS, LogOptions, LogStream,
+    ContainerInfo, ContainerState, DynRuntime, LABEL_CONTAINER, LABEL_POD_UID, LABEL_RESTARTS,
+    LogOptions, LogStream,
 };
 use crate::store::Store;
 
@@ -31,6 +30,8 @@ const MAX_CHUNK: usize = 256 * 1024;
 const NEXT_WAIT: Duration = Duration::from_secs(2);
 const IDLE: Duration = Duration::from_secs(60);
 const MAX_REQUEST: usize = 4096;
+/// Log streams one node serves to other nodes at once.
+const MAX_SESSIONS: usize = 256;
 
 /// Errors of a log request.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,7 @@ enum Request {
         pod_uid: String,
         container: String,
         opts: LogOptions,
+        previous: bool,
     },
     Next {
         session: u64,
@@ -68,19 +70,13 @@ struct Chunk {
     eof: bool,
 }
 
-struct Session {
-    stream: Arc<Mutex<LogStream>>,
-    used: Instant,
-}
-
 /// Serves and fetches container logs.
 pub struct LogService {
     store: Store,
     net: Net,
     runtime: DynRuntime,
     node: String,
-    sessions: StdMutex<HashMap<u64, Session>>,
-    next_id: AtomicU64,
+    sessions: Sessions<Mutex<LogStream>>,
 }
 
 fn codec() -> impl bincode::config::Config {
@@ -95,59 +91,35 @@ impl LogService {
             net: net.clone(),
             runtime,
             node,
-            sessions: StdMutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
+            sessions: Sessions::new(IDLE, MAX_SESSIONS),
         });
         net.set_handler(Channel::Logs, Arc::new(LogHandler(svc.clone())));
         svc
     }
 
-    /// A pod's log as a byte stream, from whichever node runs it.
+    /// A pod's log as a byte stream, from whichever node runs it; with
+    /// `previous`, of the container's instance before the current one.
     pub async fn stream(
         self: &Arc<Self>,
         namespace: &str,
         pod: &str,
         container: Option<&str>,
         opts: LogOptions,
+        previous: bool,
     ) -> Result<LogStream, LogsError> {
-        let key = ObjectKey::new(Kind::Pod, namespace, pod);
-        let obj = self
-            .store
-            .get(&key)
-            .map_err(|e| LogsError::Unavailable(e.to_string()))?
-            .ok_or_else(|| LogsError::NotFound(format!("pod {namespace}/{pod} not found")))?;
-        let spec = obj.body.get("spec");
-        let names: Vec<String> = spec
-            .and_then(|s| s.get("containers"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
-            .collect();
-        let container = match container {
-            Some(c) if names.iter().any(|n| n == c) => c.to_string(),
-            Some(c) => {
-                return Err(LogsError::BadRequest(format!(
-                    "container {c} is not valid for pod {pod}: choose one of {names:?}"
-                )));
-            }
-            None if names.len() == 1 => names[0].clone(),
-            None => {
-                return Err(LogsError::BadRequest(format!(
-                    "a container name must be specified for pod {pod}: choose one of {names:?}"
-                )));
-            }
-        };
-        let node = spec
-            .and_then(|s| s.get("nodeName"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| LogsError::NotFound(format!("pod {pod} is not placed on a node yet")))?
-            .to_string();
-        let uid = obj.metadata.uid.clone().unwrap_or_default();
+        let Located {
+            node,
+            uid,
+            container,
+        } = locate(&self.store, namespace, pod, container).map_err(|e| match e {
+            LocateError::NotFound(m) => LogsError::NotFound(m),
+            LocateError::BadRequest(m) => LogsError::BadRequest(m),
+            LocateError::Unavailable(m) => LogsError::Unavailable(m),
+        })?;
         if node == self.node {
-            return self.local(&uid, &container, opts).await;
+            return self.local(&uid, &container, opts, previous).await;
         }
-        self.remote(&node, uid, container, opts).await
+        self.remote(&node, uid, container, opts, previous).await
     }
 
     async fn local(
@@ -155,6 +127,7 @@ impl LogService {
         uid: &str,
         container: &str,
         opts: LogOptions,
+        previous: bool,
     ) -> Result<LogStream, LogsError> {
         let labels = BTreeMap::from([
             (LABEL_POD_UID.to_string(), uid.to_string()),
@@ -165,19 +138,13 @@ impl LogService {
             .list(&labels)
             .await
             .map_err(|e| LogsError::Unavailable(e.to_string()))?;
-        let newest = list.into_iter().max_by_key(|c| {
-            (
-                c.labels
-                    .get(LABEL_RESTARTS)
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(0),
-                c.created_at,
-            )
-        });
-        let Some(c) = newest else {
-            return Err(LogsError::NotFound(format!(
-                "container {container} has not been created yet"
-            )));
+        let Some(c) = pick(list, previous) else {
+            return Err(LogsError::NotFound(match previous {
+                false => format!("container {container} has not been created yet"),
+                true => format!(
+                    "previous terminated container {container} not found: it has not restarted on this node"
+                ),
+            }));
         };
         self.runtime
             .logs(&c.id, opts)
@@ -191,26 +158,9 @@ impl LogService {
         pod_uid: String,
         container: String,
         opts: LogOptions,
+        previous: bool,
     ) -> Result<LogStream, LogsError> {
-        let node_obj = self
-            .store
-            .get(&ObjectKey::new(Kind::Node, "", node))
-            .map_err(|e| LogsError::Unavailable(e.to_string()))?
-            .ok_or_else(|| LogsError::Unavailable(format!("node {node} is not known")))?;
-        let info = node_obj
-            .status_or_default::<crate::resource::status::NodeStatus>()
-            .node_info
-            .unwrap_or_default();
-        let peer: PeerId = info
-            .peer_id
-            .parse()
-            .ok()
-            .ok_or_else(|| LogsError::Unavailable(format!("node {node} has no peer id")))?;
-        let addrs = info
-            .p2p_addrs
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect::<Vec<_>>();
+        let (peer, addrs) = peer_of(&self.store, node).map_err(LogsError::Unavailable)?;
         let net = self.net.clone();
         let ask = move |req: Request| {
             let net = net.clone();
@@ -231,6 +181,7 @@ impl LogService {
             pod_uid,
             container,
             opts,
+            previous,
         })
         .await?;
         let session = first.session;
@@ -262,53 +213,23 @@ impl LogService {
         Ok(Box::pin(stream))
     }
 
-    fn sweep(&self) {
-        if let Ok(mut s) = self.sessions.lock() {
-            s.retain(|_, v| v.used.elapsed() < IDLE);
-        }
-    }
-
-    async fn serve(&self, req: Request) -> Result<Chunk, String> {
-        self.sweep();
+    async fn serve(&self, from: Owner, req: Request) -> Result<Chunk, String> {
         let (session, stream) = match req {
             Request::Open {
                 pod_uid,
                 container,
                 opts,
+                previous,
             } => {
                 let s = self
-                    .local(&pod_uid, &container, opts)
+                    .local(&pod_uid, &container, opts, previous)
                     .await
                     .map_err(|e| e.to_string())?;
-                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                let stream = Arc::new(Mutex::new(s));
-                if let Ok(mut map) = self.sessions.lock() {
-                    map.insert(
-                        id,
-                        Session {
-                            stream: stream.clone(),
-                            used: Instant::now(),
-                        },
-                    );
-                }
-                (id, stream)
+                self.sessions.insert(from, Mutex::new(s))?
             }
-            Request::Next { session } => {
-                let stream = self.sessions.lock().ok().and_then(|mut m| {
-                    m.get_mut(&session).map(|s| {
-                        s.used = Instant::now();
-                        s.stream.clone()
-                    })
-                });
-                match stream {
-                    Some(s) => (session, s),
-                    None => return Err(format!("log session {session} expired")),
-                }
-            }
+            Request::Next { session } => (session, self.sessions.get(from, session)?),
             Request::Close { session } => {
-                if let Ok(mut m) = self.sessions.lock() {
-                    m.remove(&session);
-                }
+                self.sessions.remove(from, session);
                 return Ok(Chunk {
                     session,
                     data: Vec::new(),
@@ -337,11 +258,35 @@ impl LogService {
                 Err(_) => break,
             }
         }
-        if eof && let Ok(mut m) = self.sessions.lock() {
-            m.remove(&session);
+        if eof {
+            self.sessions.remove(from, session);
         }
         Ok(Chunk { session, data, eof })
     }
+}
+
+/// The instance of a container to read: the newest (most restarts, then
+/// latest created), or with `previous` the one before it, once it has stopped.
+pub(crate) fn pick(mut list: Vec<ContainerInfo>, previous: bool) -> Option<ContainerInfo> {
+    let restarts = |c: &ContainerInfo| {
+        c.labels
+            .get(LABEL_RESTARTS)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    list.sort_by(|a, b| {
+        restarts(b)
+            .cmp(&restarts(a))
+            .then(b.created_at.cmp(&a.created_at))
+    });
+    let mut it = list.into_iter();
+    if !previous {
+        return it.next();
+    }
+    let newest = it.next()?;
+    it.next().filter(|c| {
+        matches!(c.state, ContainerState::Exited { .. }) && restarts(c) < restarts(&newest)
+    })
 }
 
 fn decode_chunk(reply: &[u8]) -> Result<Chunk, bincode::error::DecodeError> {
@@ -367,11 +312,11 @@ pub(crate) fn decode_peer_body(body: &[u8]) -> usize {
 struct LogHandler(Arc<LogService>);
 
 impl Handler for LogHandler {
-    fn handle(&self, _from: PeerId, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+    fn handle(&self, from: PeerId, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
         let svc = self.0.clone();
         Box::pin(async move {
             let req = decode_request(&body)?;
-            let chunk = svc.serve(req).await?;
+            let chunk = svc.serve(Some(from), req).await?;
             bincode::serde::encode_to_vec(&chunk, codec()).map_err(|e| e.to_string())
         })
     }

@@ -13,12 +13,14 @@
 
 mod config;
 pub mod events;
+pub mod exec;
 pub mod logs;
 pub mod metrics;
 pub mod plan;
 pub mod pod;
 pub mod probe;
 pub mod registration;
+pub mod sessions;
 pub mod status;
 pub mod volumes;
 

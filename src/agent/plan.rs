@@ -117,9 +117,19 @@ pub fn plan<'a>(o: &Observed<'a, '_>) -> Plan<'a> {
     }
     for c in &o.spec.containers {
         let mine = o.groups.get(&c.name).map(Vec::as_slice).unwrap_or(&[]);
-        // Older duplicates of a container go; the newest is the one.
-        p.steps.extend(mine.iter().skip(1).map(Step::Remove));
         let cur = mine.first();
+        // The instance before the newest stays while it is stopped, so
+        // `logs --previous` can read it after a restart; older ones go.
+        let previous = mine.get(1).filter(|ci| {
+            matches!(ci.state, ContainerState::Exited { .. })
+                && cur.is_some_and(|c| restarts_of(ci) < restarts_of(c))
+        });
+        p.steps.extend(
+            mine.iter()
+                .skip(1)
+                .filter(|ci| previous.is_none_or(|k| k.id != ci.id))
+                .map(Step::Remove),
+        );
         if terminal {
             if let Some(ci) = cur
                 && ci.state == ContainerState::Running
@@ -164,7 +174,8 @@ pub fn plan<'a>(o: &Observed<'a, '_>) -> Plan<'a> {
             if let Some(t) = status::terminated(ci, o.runtime) {
                 p.last_terminated.push((c.name.clone(), t));
             }
-            p.steps.push(Step::Remove(ci));
+            // The stopped one becomes the previous instance; the one before goes.
+            p.steps.extend(previous.map(Step::Remove));
             p.steps.push(Step::Create {
                 spec: c,
                 restarts: restarts_of(ci) + 1,
@@ -229,7 +240,7 @@ pub fn plan<'a>(o: &Observed<'a, '_>) -> Plan<'a> {
                     p.last_terminated.push((c.name.clone(), t));
                 }
                 if o.now >= b.until {
-                    p.steps.push(Step::Remove(ci));
+                    p.steps.extend(previous.map(Step::Remove));
                     p.steps.push(Step::Create {
                         spec: c,
                         restarts: restarts_of(ci) + 1,
@@ -483,20 +494,21 @@ mod tests {
                 vec![],
             ),
             (
-                "the spec changed: stop, remove, create as a restart",
+                "the spec changed: stop (kept as the previous), create as a restart",
                 World::new(vec![container("main", "img:2")], always).with(running(
                     "c1",
                     &main,
                     3,
                     ContainerState::Running,
                 )),
-                vec!["stop c1", "remove c1", "create main #4"],
+                vec!["stop c1", "create main #4"],
                 vec!["Killing"],
             ),
             (
-                "a container the spec no longer has, and an older duplicate, go",
+                "a container the spec no longer has, and duplicates older than the previous, go",
                 World::new(vec![main.clone()], always)
-                    .with(running("c2", &main, 1, ContainerState::Running))
+                    .with(running("c3", &main, 2, ContainerState::Running))
+                    .with(running("c2", &main, 1, exited(0, false, 5)))
                     .with(running("c1", &main, 0, exited(0, false, 5)))
                     .with(running(
                         "x",
@@ -508,6 +520,22 @@ mod tests {
                 vec![],
             ),
             (
+                "a running duplicate is no previous instance: it goes",
+                World::new(vec![main.clone()], always)
+                    .with(running("c2", &main, 1, ContainerState::Running))
+                    .with(running("c1", &main, 0, ContainerState::Running)),
+                vec!["remove c1"],
+                vec![],
+            ),
+            (
+                "restarted: the exited one becomes the previous, the one before it goes",
+                World::new(vec![main.clone()], always)
+                    .with(running("c2", &main, 1, exited(1, false, 5)))
+                    .with(running("c1", &main, 0, exited(1, false, 5))),
+                vec!["remove c1", "create main #2"],
+                vec![],
+            ),
+            (
                 "exited long ago under Always: restarted",
                 World::new(vec![main.clone()], always).with(running(
                     "c1",
@@ -515,7 +543,7 @@ mod tests {
                     2,
                     exited(1, false, 5),
                 )),
-                vec!["remove c1", "create main #3"],
+                vec!["create main #3"],
                 vec![],
             ),
             (
@@ -615,7 +643,7 @@ mod tests {
         w.backoff.insert("main".into(), b.clone());
         w.now = b.until;
         let p = w.plan();
-        assert_eq!(words(&p), ["remove c1", "create main #1"]);
+        assert_eq!(words(&p), ["create main #1"]);
         assert_eq!(p.backoff[0].1.delay, Duration::from_secs(10));
     }
 }
@@ -728,10 +756,23 @@ mod properties {
                 .collect();
             for (name, list) in &groups {
                 let wanted = spec.containers.iter().any(|c| &c.name == name);
+                let created = p
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, Step::Create { spec, .. } if &spec.name == name));
                 for (i, c) in list.iter().enumerate() {
-                    // What the spec does not have, and every older duplicate, goes.
-                    if !wanted || i > 0 {
+                    // The exited instance before the newest stays for
+                    // `logs --previous`, until a restart makes the newest
+                    // the previous one.
+                    let kept = i == 1
+                        && !created
+                        && matches!(c.state, ContainerState::Exited { .. })
+                        && restarts_of(c) < restarts_of(&list[0]);
+                    // What the spec does not have, and every other older duplicate, goes.
+                    if !wanted || (i > 0 && !kept) {
                         prop_assert!(removed.contains(&c.id.as_str()), "{} kept", c.id);
+                    } else if i > 0 {
+                        prop_assert!(!removed.contains(&c.id.as_str()), "previous {} removed", c.id);
                     }
                 }
             }
@@ -745,11 +786,11 @@ mod properties {
                 if terminal {
                     prop_assert_eq!(creates, 0, "a finished pod starts nothing");
                 }
-                // A create replaces the current container: it is removed
-                // first, and the count goes up from the one it replaces.
+                // A create replaces the current container: it stays as the
+                // previous instance, and the count goes up from it.
                 let newest = groups.get(&c.name).and_then(|l| l.first());
                 if let (1, Some(cur)) = (creates, newest) {
-                    prop_assert!(removed.contains(&cur.id.as_str()));
+                    prop_assert!(!removed.contains(&cur.id.as_str()));
                     let restarts = p.steps.iter().find_map(|s| match s {
                         Step::Create { spec, restarts } if spec.name == c.name => Some(*restarts),
                         _ => None,

@@ -440,6 +440,10 @@ mod tests {
                 false,
             ),
             (View, get(), "/v1/tokens/t", false),
+            // exec changes what runs: the role that may change workloads.
+            (Edit, post(), "/v1/namespaces/default/pods/p/exec", true),
+            (View, post(), "/v1/namespaces/default/pods/p/exec", false),
+            (Metrics, post(), "/v1/namespaces/default/pods/p/exec", false),
             (Metrics, get(), "/metrics", true),
             (Metrics, get(), "/v1/namespaces/default/pods", false),
             (Metrics, get(), "/v1/raft", false),

@@ -63,8 +63,28 @@ pub const AUDIT_ERRORS_TOTAL: &str = "shoal_api_audit_errors_total";
 /// `shoal_api_tls_handshake_failures_total`.
 pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "shoal_api_tls_handshake_failures_total";
 
+/// `shoal_api_exec_sessions_total`.
+pub const EXEC_SESSIONS_TOTAL: &str = "shoal_api_exec_sessions_total";
+/// `shoal_api_port_forward_connections_total`.
+pub const PORT_FORWARD_CONNECTIONS_TOTAL: &str = "shoal_api_port_forward_connections_total";
+/// `shoal_api_exec_bytes_total`.
+pub const EXEC_BYTES_TOTAL: &str = "shoal_api_exec_bytes_total";
+
 /// Every family this module records, with its help text.
 pub const FAMILIES: &[Def] = &[
+    counter(
+        EXEC_SESSIONS_TOTAL,
+        "exec sessions this node's API started (the command may run on another node).",
+    ),
+    counter(
+        PORT_FORWARD_CONNECTIONS_TOTAL,
+        "Forwarded TCP connections this node's API started (made from the pod's node).",
+    ),
+    labelled_counter(
+        EXEC_BYTES_TOTAL,
+        "Bytes exec and port-forward sessions carried through this node's API: in (stdin, bytes sent) and out (stdout and stderr, bytes received).",
+        &[&[("direction", "in")], &[("direction", "out")]],
+    ),
     gauge(
         CLUSTER_NODES,
         "Nodes by state (ready, not_ready, cordoned) in this node's replica; every node reports the cluster, so aggregate with max().",

@@ -24,6 +24,8 @@ mod config;
 mod encryption;
 mod endpoints;
 mod eviction;
+mod exec;
+pub mod frames;
 mod manifests;
 pub mod metrics;
 mod namespaces;
@@ -55,6 +57,7 @@ pub struct ApiState {
     max_body: usize,
     prometheus: Option<PrometheusHandle>,
     logs: Option<Arc<LogService>>,
+    exec: Option<Arc<crate::agent::exec::ExecService>>,
     membership: Option<crate::membership::Membership>,
     discovery: crate::discovery::DiscoveryConfig,
     services: Option<tokio::sync::watch::Receiver<Arc<crate::discovery::ServiceTable>>>,
@@ -72,6 +75,7 @@ impl ApiState {
             max_body: cfg.max_body_bytes,
             prometheus: metrics::recorder(),
             logs: None,
+            exec: None,
             membership: None,
             discovery: Default::default(),
             services: None,
@@ -99,6 +103,12 @@ impl ApiState {
     /// Records every write request in this audit log.
     pub fn with_audit(mut self, audit: audit::Audit) -> ApiState {
         self.audit = Some(audit);
+        self
+    }
+
+    /// Runs `exec` sessions through this service.
+    pub fn with_exec(mut self, exec: Arc<crate::agent::exec::ExecService>) -> ApiState {
+        self.exec = Some(exec);
         self
     }
 
@@ -158,6 +168,11 @@ pub fn router(state: ApiState) -> Router {
             get(get_one).put(replace_one).delete(delete_one),
         )
         .route("/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+        .route("/v1/namespaces/{ns}/pods/{name}/exec", post(exec::pod_exec))
+        .route(
+            "/v1/namespaces/{ns}/pods/{name}/portforward",
+            post(exec::pod_port_forward),
+        )
         .route(
             "/v1/namespaces/{ns}/pods/{name}/eviction",
             post(eviction::evict_pod),
@@ -395,6 +410,11 @@ struct LogQuery {
     #[serde(default)]
     follow: bool,
     tail_lines: Option<u64>,
+    #[serde(default)]
+    previous: bool,
+    since_seconds: Option<u64>,
+    #[serde(default)]
+    timestamps: bool,
 }
 
 /// `GET .../pods/{name}/log`: the container's output as plain text, from
@@ -415,12 +435,22 @@ async fn pod_log(
             "this node serves no logs",
         ));
     };
+    let since_unix = q.since_seconds.map(|secs| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        i64::try_from(now.saturating_sub(secs)).unwrap_or(0)
+    });
     let opts = crate::runtime::LogOptions {
         tail: q.tail_lines,
-        follow: q.follow,
+        // The previous instance has stopped: there is nothing to follow.
+        follow: q.follow && !q.previous,
+        since_unix,
+        timestamps: q.timestamps,
     };
     let stream = logs
-        .stream(&ns, &name, q.container.as_deref(), opts)
+        .stream(&ns, &name, q.container.as_deref(), opts, q.previous)
         .await
         .map_err(|e| match e {
             LogsError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),

@@ -34,7 +34,11 @@ macro_rules! outln {
 
 mod cells;
 mod client;
+mod cp;
+mod exec;
+mod forward;
 mod jobs;
+mod logs;
 mod nodes;
 mod objects;
 mod rollout;
@@ -132,21 +136,17 @@ pub enum Cmd {
         namespace: Option<String>,
     },
     /// Print a container's logs, from whichever node runs the pod
-    /// (`POD`, or `job/NAME` for one of a Job's pods).
-    Logs {
-        pod: String,
-        /// Keep streaming new output.
-        #[arg(short = 'f', long)]
-        follow: bool,
-        /// Only the last N lines.
-        #[arg(long)]
-        tail: Option<u64>,
-        /// The container, when the pod has several.
-        #[arg(short = 'c', long)]
-        container: Option<String>,
-        #[arg(short = 'n', long)]
-        namespace: Option<String>,
-    },
+    /// (`POD`, `job/NAME`, `deployment/NAME`, or `-l SELECTOR`).
+    Logs(logs::LogsArgs),
+    /// Run a command in a pod's container, through any node
+    /// (`exec POD [-c C] [-i] [-t] -- CMD ARGS...`); exits with its code.
+    Exec(exec::ExecArgs),
+    /// Forward local ports to a pod's (or a Service's ready endpoint's)
+    /// ports through any node, until Ctrl-C.
+    PortForward(forward::ForwardArgs),
+    /// Copy one file into or out of a pod's container, through any node
+    /// (`cp POD:PATH LOCAL`, `cp LOCAL POD:PATH`).
+    Cp(cp::CpArgs),
     /// Wait until an object's condition holds (`--for=condition=complete job/NAME`);
     /// exits 1 on timeout, as kubectl.
     Wait {
@@ -446,8 +446,14 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    match rt.block_on(run(cli)) {
+    let result = rt.block_on(run(cli));
+    // A read of stdin (`exec -i`) may still block a worker: do not wait for it.
+    rt.shutdown_background();
+    match result {
         Ok(()) => 0,
+        Err(e) if e.downcast_ref::<exec::RemoteExit>().is_some() => {
+            e.downcast_ref::<exec::RemoteExit>().map_or(1, |x| x.0)
+        }
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             if e.downcast_ref::<UsageError>().is_some() {
@@ -618,31 +624,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             TokenCmd::List { output } => tokens::list(&client, output).await,
             TokenCmd::Revoke { name } => tokens::revoke(&client, &name).await,
         },
-        Cmd::Logs {
-            pod,
-            follow,
-            tail,
-            container,
-            namespace,
-        } => {
-            let ns = namespace.unwrap_or_else(|| "default".into());
-            let pod = match pod.split_once('/') {
-                Some((k, name)) if Kind::from_user(k) == Some(Kind::Job) => {
-                    jobs::job_pod(&client, &ns, name).await?
-                }
-                Some((k, name)) if Kind::from_user(k) == Some(Kind::Pod) => name.to_string(),
-                Some((k, _)) => bail!("logs of {k:?}: name a pod, pod/NAME or job/NAME"),
-                None => pod,
-            };
-            let mut path = format!("/v1/namespaces/{ns}/pods/{pod}/log?follow={follow}");
-            if let Some(t) = tail {
-                path.push_str(&format!("&tailLines={t}"));
-            }
-            if let Some(c) = container {
-                path.push_str(&format!("&container={c}"));
-            }
-            stream_to_stdout(&client, &path).await
-        }
+        Cmd::Logs(a) => logs::logs(&client, a).await,
+        Cmd::Exec(a) => exec::exec(&client, a).await,
+        Cmd::PortForward(a) => forward::port_forward(&client, a).await,
+        Cmd::Cp(a) => cp::cp(&client, a).await,
         Cmd::Wait {
             kind,
             name,

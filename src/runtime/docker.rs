@@ -23,9 +23,11 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogLimits, LogOptions, LogStream,
-    PortBinding, Runtime, RuntimeError, Stats,
+    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, ExecRequest, ExecSession, LogLimits,
+    LogOptions, LogStream, PortBinding, Runtime, RuntimeError, Stats,
 };
+
+mod exec;
 
 /// Where the engine is looked for when `DOCKER_HOST` is unset (bollard's default too).
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
@@ -659,11 +661,18 @@ impl Runtime for DockerRuntime {
             .tail
             .map(|n| n.to_string())
             .unwrap_or_else(|| "all".to_string());
+        // The engine takes an i32; a time past 2038 means "nothing yet" anyway.
+        let since = opts
+            .since_unix
+            .map(|t| i32::try_from(t.max(0)).unwrap_or(i32::MAX))
+            .unwrap_or(0);
         let log_opts = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
             .follow(opts.follow)
             .tail(&tail)
+            .since(since)
+            .timestamps(opts.timestamps)
             .build();
         let id = id.to_string();
         let stream = self.docker.logs(&id, Some(log_opts)).map(move |item| {
@@ -715,6 +724,14 @@ impl Runtime for DockerRuntime {
             cpu_total_nanos,
             memory_bytes,
         })
+    }
+
+    async fn exec_interactive(
+        &self,
+        id: &str,
+        req: ExecRequest,
+    ) -> Result<ExecSession, RuntimeError> {
+        exec::start(&self.docker, id, req).await
     }
 
     async fn exec(

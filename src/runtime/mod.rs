@@ -222,6 +222,10 @@ pub struct LogOptions {
     pub tail: Option<u64>,
     /// Keep the stream open and send new output as it comes.
     pub follow: bool,
+    /// Only lines written at or after this time, in seconds since the epoch.
+    pub since_unix: Option<i64>,
+    /// Put the engine's RFC 3339 time before each line.
+    pub timestamps: bool,
 }
 
 /// Resource use of a running container.
@@ -240,6 +244,47 @@ pub struct ExecOutput {
     pub exit_code: i64,
     /// Its stdout and stderr, interleaved, truncated to a few KiB.
     pub output: Vec<u8>,
+}
+
+/// What [`Runtime::exec_interactive`] runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// The command and its arguments.
+    pub cmd: Vec<String>,
+    /// Whether the caller sends input.
+    pub stdin: bool,
+    /// Whether the command gets a terminal (output then comes as one stream).
+    pub tty: bool,
+    /// The terminal's first size, (columns, rows).
+    pub size: Option<(u16, u16)>,
+}
+
+/// A piece of an interactive command's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecChunk {
+    /// From stderr (else stdout, or the terminal).
+    pub stderr: bool,
+    /// The bytes.
+    pub data: Bytes,
+}
+
+/// Controls a running interactive command.
+#[async_trait::async_trait]
+pub trait ExecControl: Send + Sync {
+    /// Sets the terminal's size, (columns, rows).
+    async fn resize(&self, width: u16, height: u16) -> Result<(), RuntimeError>;
+    /// The command's exit code, once its output has ended.
+    async fn exit_code(&self) -> Result<i64, RuntimeError>;
+}
+
+/// A command running in a container, its output as it comes.
+pub struct ExecSession {
+    /// Its stdout and stderr.
+    pub output: Pin<Box<dyn Stream<Item = Result<ExecChunk, RuntimeError>> + Send>>,
+    /// Its stdin, when asked for; shut down to send end-of-file.
+    pub input: Option<Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
+    /// Resize and exit code.
+    pub control: Box<dyn ExecControl>,
 }
 
 /// A stream of log bytes.
@@ -291,6 +336,20 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Current resource use.
     async fn stats(&self, id: &str) -> Result<Stats, RuntimeError>;
+
+    /// Starts a command inside the container whose input and output the
+    /// caller streams (`shoal exec`).
+    async fn exec_interactive(
+        &self,
+        id: &str,
+        req: ExecRequest,
+    ) -> Result<ExecSession, RuntimeError> {
+        let _ = (id, req);
+        Err(RuntimeError::Config(format!(
+            "the {} runtime cannot run a command inside a running container: exec needs a node with the docker runtime",
+            self.name()
+        )))
+    }
 
     /// Runs a command inside the container, waiting at most `timeout`.
     async fn exec(

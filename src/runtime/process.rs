@@ -42,6 +42,7 @@
 //! for the container. The exit code of a process that ends while no daemon
 //! waits for it cannot be known and is reported as `None`.
 
+mod exec;
 mod lifecycle;
 pub mod logs;
 mod procfs;
@@ -794,6 +795,12 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn logs(&self, id: &str, opts: LogOptions) -> Result<LogStream, RuntimeError> {
+        if opts.since_unix.is_some() || opts.timestamps {
+            // The pump copies bytes, not lines with times: there is nothing to filter by.
+            return Err(RuntimeError::Config(
+                "the process runtime keeps no times for log lines: --since and --timestamps need a node with the docker runtime".into(),
+            ));
+        }
         let dir = {
             let _g = self.inner.lock.lock().await;
             let stored = self
@@ -869,6 +876,14 @@ impl Runtime for ProcessRuntime {
                 op: "container stats",
                 msg: format!("{id}: {e}"),
             })
+    }
+
+    async fn exec_interactive(
+        &self,
+        id: &str,
+        req: crate::runtime::ExecRequest,
+    ) -> Result<crate::runtime::ExecSession, RuntimeError> {
+        exec::start(self, id, req).await
     }
 
     async fn exec(

@@ -243,6 +243,7 @@ async fn logs_tail_and_follow() {
     let tail = |n| LogOptions {
         tail: Some(n),
         follow: false,
+        ..Default::default()
     };
     assert_eq!(read_logs(&rt, &id, tail(1)).await, "out2\n");
     assert_eq!(read_logs(&rt, &id, tail(2)).await, "err1\nout2\n");
@@ -252,6 +253,7 @@ async fn logs_tail_and_follow() {
     let follow_done = LogOptions {
         tail: Some(1),
         follow: true,
+        ..Default::default()
     };
     assert_eq!(read_logs(&rt, &id, follow_done).await, "out2\n");
 
@@ -259,6 +261,7 @@ async fn logs_tail_and_follow() {
     let follow = LogOptions {
         tail: None,
         follow: true,
+        ..Default::default()
     };
     assert_eq!(read_logs(&rt, &id, follow).await, "a\nb\n");
     assert!(matches!(
@@ -690,6 +693,7 @@ async fn logs_are_rotated_at_the_cap_and_read_across_files() {
     let tail = |n| LogOptions {
         tail: Some(n),
         follow: false,
+        ..Default::default()
     };
     assert_eq!(
         read_logs(&rt, &id, tail(2)).await,
@@ -716,6 +720,7 @@ async fn follow_keeps_going_across_rotations() {
     let follow = LogOptions {
         tail: None,
         follow: true,
+        ..Default::default()
     };
     let mut stream = rt.logs(&id, follow).await.expect("logs");
     let mut out = Vec::new();
