@@ -384,6 +384,10 @@ pub const FAMILIES: &[Def] = &[
         "shoal_agent_volume_updates_total",
         "ConfigMap, Secret, projected and downward API volumes whose files were rewritten.",
     ),
+    counter(
+        "shoal_agent_local_volumes_removed_total",
+        "Local persistent volume directories removed after their PersistentVolume was deleted.",
+    ),
     seconds(
         "shoal_agent_volume_sync_seconds",
         "Time to bring one pod's volumes up to date.",

@@ -11,11 +11,17 @@ fn manifest_text(body: &Bytes) -> ApiResult<&str> {
 /// How often an apply reads the live objects again after a concurrent write.
 pub(super) const APPLY_ATTEMPTS: usize = 5;
 
-/// Fields that `scale` and `rollout pause` own. A re-applied manifest that
-/// leaves them out keeps the live values, as kubectl's apply does when they
-/// were never in the applied file; the write is then conditional on the
-/// object read, so a concurrent scale is not lost either.
-const LIVE_OWNED: &[(Kind, &str)] = &[(Kind::Deployment, "replicas"), (Kind::Deployment, "paused")];
+/// Fields that `scale` and `rollout pause` own, and those binding writes
+/// into a claim. A re-applied manifest that leaves them out keeps the live
+/// values, as kubectl's apply does when they were never in the applied
+/// file; the write is then conditional on the object read, so a concurrent
+/// scale (or binding) is not lost either.
+const LIVE_OWNED: &[(Kind, &str)] = &[
+    (Kind::Deployment, "replicas"),
+    (Kind::Deployment, "paused"),
+    (Kind::PersistentVolumeClaim, "volumeName"),
+    (Kind::PersistentVolumeClaim, "storageClassName"),
+];
 
 fn keep_live_fields(
     s: &ApiState,

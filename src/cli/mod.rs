@@ -38,6 +38,7 @@ mod jobs;
 mod nodes;
 mod objects;
 mod rollout;
+mod storage;
 #[cfg(test)]
 mod tests;
 mod tokens;

@@ -9,9 +9,11 @@
 //! `status` is free-form and never validated.
 
 mod pod;
+mod storage;
 mod unsupported;
 mod workloads;
 use pod::*;
+use storage::*;
 use unsupported::*;
 use workloads::*;
 
@@ -512,6 +514,21 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             check_cron_job(&b, ck)?;
             encode(&b)?
         }
+        Kind::PersistentVolumeClaim => {
+            let b = decode(body)?;
+            check_claim(&b)?;
+            encode(&b)?
+        }
+        Kind::PersistentVolume => {
+            let b = decode(body)?;
+            check_volume(&b, &metadata)?;
+            encode(&b)?
+        }
+        Kind::StorageClass => {
+            let mut b = decode(body)?;
+            check_storage_class(&mut b, &metadata)?;
+            encode(&b)?
+        }
         Kind::Node => encode(&decode::<NodeBody>(body)?)?,
         Kind::Event => return fail("kind", agent_written(kind)),
         Kind::Token => return fail("kind", agent_written(kind)),
@@ -584,9 +601,14 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         Kind::ReplicaSet => (is_dns_label(name) && name.len() <= 57, REPLICASET_RULE),
         // Its Jobs are named `{name}-{minutes}`, which must stay a label.
         Kind::CronJob => (is_dns_label(name) && name.len() <= 52, CRONJOB_RULE),
-        Kind::ConfigMap | Kind::Secret | Kind::Node | Kind::Event | Kind::Token => {
-            (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE)
-        }
+        Kind::ConfigMap
+        | Kind::Secret
+        | Kind::Node
+        | Kind::Event
+        | Kind::Token
+        | Kind::PersistentVolumeClaim
+        | Kind::PersistentVolume
+        | Kind::StorageClass => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

@@ -42,14 +42,24 @@ pub enum Kind {
     ReplicaSet,
     /// An API credential with a role; written only through `/v1/tokens`.
     Token,
-    /// A Job run on a schedule. Last: the variant's position is in stored keys.
+    /// A Job run on a schedule. The variant's position is in stored keys:
+    /// new kinds go after the last.
     CronJob,
+    /// A request for storage by a pod's owner.
+    PersistentVolumeClaim,
+    /// A piece of storage, provisioned for a claim or made by hand (cluster-scoped).
+    PersistentVolume,
+    /// How volumes of a kind are provisioned (cluster-scoped, storage.k8s.io/v1).
+    StorageClass,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Namespace,
+        Kind::StorageClass,
+        Kind::PersistentVolume,
+        Kind::PersistentVolumeClaim,
         Kind::ConfigMap,
         Kind::Secret,
         Kind::Service,
@@ -86,6 +96,9 @@ impl Kind {
             Kind::Event => "Event",
             Kind::ReplicaSet => "ReplicaSet",
             Kind::Token => "Token",
+            Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
+            Kind::PersistentVolume => "PersistentVolume",
+            Kind::StorageClass => "StorageClass",
         }
     }
 
@@ -104,6 +117,9 @@ impl Kind {
             Kind::Event => "events",
             Kind::ReplicaSet => "replicasets",
             Kind::Token => "tokens",
+            Kind::PersistentVolumeClaim => "persistentvolumeclaims",
+            Kind::PersistentVolume => "persistentvolumes",
+            Kind::StorageClass => "storageclasses",
         }
     }
 
@@ -116,7 +132,10 @@ impl Kind {
             | Kind::ConfigMap
             | Kind::Secret
             | Kind::Node
-            | Kind::Event => "v1",
+            | Kind::Event
+            | Kind::PersistentVolumeClaim
+            | Kind::PersistentVolume => "v1",
+            Kind::StorageClass => "storage.k8s.io/v1",
             Kind::Deployment | Kind::ReplicaSet => "apps/v1",
             Kind::Job | Kind::CronJob => "batch/v1",
             Kind::Token => "shoal.io/v1",
@@ -125,7 +144,14 @@ impl Kind {
 
     /// Whether objects of this kind live in a namespace.
     pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace | Kind::Node | Kind::Token)
+        !matches!(
+            self,
+            Kind::Namespace
+                | Kind::Node
+                | Kind::Token
+                | Kind::PersistentVolume
+                | Kind::StorageClass
+        )
     }
 
     /// Parses a kind as a user types it: `Pod`, `pod`, `pods`, `po`, `deploy`, ...
@@ -144,6 +170,11 @@ impl Kind {
             "event" | "events" | "ev" => Kind::Event,
             "replicaset" | "replicasets" | "rs" => Kind::ReplicaSet,
             "token" | "tokens" => Kind::Token,
+            "persistentvolumeclaim" | "persistentvolumeclaims" | "pvc" => {
+                Kind::PersistentVolumeClaim
+            }
+            "persistentvolume" | "persistentvolumes" | "pv" => Kind::PersistentVolume,
+            "storageclass" | "storageclasses" | "sc" => Kind::StorageClass,
             _ => return None,
         };
         Some(k)

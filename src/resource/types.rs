@@ -9,8 +9,10 @@
 
 mod batch;
 mod quantity;
+mod storage;
 pub use batch::*;
 pub use quantity::*;
+pub use storage::*;
 
 use std::collections::BTreeMap;
 use std::fmt;

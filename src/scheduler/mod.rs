@@ -14,6 +14,7 @@
 //! `FailedScheduling` Warning event, each written only when the message
 //! changes, so a cluster that stays full writes nothing pass after pass.
 
+pub mod claims;
 mod placer;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -122,6 +123,7 @@ pub fn pod_needs(pod: &Object) -> Option<PodNeeds> {
             .iter()
             .find(|r| r.controller == Some(true))
             .map(|r| r.name.clone()),
+        volume_nodes: None,
     };
     for c in containers {
         if let Some(res) = c.get("resources") {
@@ -213,6 +215,10 @@ pub async fn schedule_pending(
         .iter()
         .filter_map(|n| node_fit(n, alive(&n.metadata.name)))
         .collect();
+    let volume_room: Vec<(String, u64)> = node_objects
+        .iter()
+        .map(|n| (n.metadata.name.clone(), claims::node_volume_bytes(n)))
+        .collect();
     drop(node_objects);
     let host = local_node_name(store);
 
@@ -223,7 +229,9 @@ pub async fn schedule_pending(
     let (tx, mut rx) = mpsc::channel::<Vec<PodWrite>>(PLANNED_AHEAD);
     let planner = {
         let store = store.clone();
-        tokio::task::spawn_blocking(move || plan(&store, nodes, strategy, batch, host, tx))
+        tokio::task::spawn_blocking(move || {
+            plan(&store, nodes, volume_room, strategy, batch, host, tx)
+        })
     };
     let mut report = PassReport::default();
     let mut failure = None;
@@ -298,13 +306,15 @@ struct PodWrite {
     pod: ObjectKey,
     /// The event written with an unschedulable pod's status.
     event: Option<ObjectKey>,
+    /// Claims bound and volumes created with the pod's binding.
+    volumes: Vec<ObjectKey>,
     binds: bool,
     ops: Vec<Op>,
 }
 
 impl PodWrite {
     fn touches(&self, key: &ObjectKey) -> bool {
-        self.pod == *key || self.event.as_ref() == Some(key)
+        self.pod == *key || self.event.as_ref() == Some(key) || self.volumes.contains(key)
     }
 }
 
@@ -322,19 +332,25 @@ struct Planned {
 fn plan(
     store: &Store,
     nodes: Vec<NodeFit>,
+    volume_room: Vec<(String, u64)>,
     strategy: Strategy,
     batch: usize,
     host: Option<String>,
     tx: mpsc::Sender<Vec<PodWrite>>,
 ) -> Result<Planned, StoreError> {
-    let (pods, _) = store.list(Kind::Pod, None)?;
+    let (mut pods, _) = store.list(Kind::Pod, None)?;
+    pods.retain(|p| !is_terminal(p));
+    let mut storage = {
+        let (claim_objects, _) = store.list(Kind::PersistentVolumeClaim, None)?;
+        let (volumes, _) = store.list(Kind::PersistentVolume, None)?;
+        let (classes, _) = store.list(Kind::StorageClass, None)?;
+        let users: Vec<(&Object, Option<&str>)> = pods.iter().map(|p| (p, bound_node(p))).collect();
+        claims::StorageView::new(&volume_room, claim_objects, &volumes, &classes, &users)
+    };
     let mut placer = Placer::new(nodes, strategy);
     let mut pending = Vec::new();
     let mut unreadable: Option<ObjectKey> = None;
     for pod in pods {
-        if is_terminal(&pod) {
-            continue;
-        }
         let Some(needs) = pod_needs(&pod) else {
             unreadable = unreadable.or_else(|| pod.key());
             continue;
@@ -365,20 +381,34 @@ fn plan(
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let mut out = Vec::with_capacity(batch.min(pending.len()));
-    for (seq, (pod, needs)) in pending.into_iter().enumerate() {
-        let write = match placer.place(&needs) {
-            Ok(node) => binding(pod, needs.key, &node, &now),
+    for (seq, (pod, mut needs)) in pending.into_iter().enumerate() {
+        let pod_claims = claims::pod_claims(&pod);
+        let ns = needs.key.namespace.clone();
+        let (refused, provision) = match storage.verdict(&ns, &needs.key.name, &pod_claims) {
+            claims::Verdict::Any => (None, Vec::new()),
+            claims::Verdict::Only(v, p) => {
+                needs.volume_nodes = Some(v);
+                (None, p)
+            }
+            claims::Verdict::Refused(why) => (Some(why), Vec::new()),
+        };
+        let placed = match refused {
+            Some(why) => Err(why),
+            None => placer.place(&needs).map_err(|e| e.to_string()),
+        };
+        let write = match placed {
+            Ok(node) => {
+                let volumes = provision
+                    .iter()
+                    .filter_map(|p| storage.binding_objects(p, &node, &now))
+                    .collect::<Vec<_>>();
+                storage.bound(&ns, &needs.key.name, &node, &pod_claims, &provision);
+                binding(pod, needs.key, &node, &now, volumes)
+            }
             Err(why) => {
                 planned.unschedulable += 1;
                 let event_name = format!("{}.{:x}", needs.key.name, nanos + seq as u128);
-                let w = unschedulable(
-                    &pod,
-                    needs.key,
-                    &why.to_string(),
-                    &now,
-                    host.as_deref(),
-                    event_name,
-                );
+                let w = unschedulable(&pod, needs.key, &why, &now, host.as_deref(), event_name);
                 planned.newly_unschedulable += usize::from(w.is_some());
                 w
             }
@@ -398,8 +428,16 @@ fn plan(
     Ok(planned)
 }
 
-/// The pod bound to `node`: a compare-and-set at the version the pass read.
-fn binding(mut pod: Object, key: ObjectKey, node: &str, now: &str) -> Option<PodWrite> {
+/// The pod bound to `node`: a compare-and-set at the version the pass read;
+/// with it, each claim it binds (at the version read) and its new volume
+/// (which must not exist), so a stale pass binds nothing.
+fn binding(
+    mut pod: Object,
+    key: ObjectKey,
+    node: &str,
+    now: &str,
+    volumes: Vec<(Object, Object)>,
+) -> Option<PodWrite> {
     let rv = pod.resource_version();
     pod.body
         .get_mut("spec")?
@@ -419,15 +457,38 @@ fn binding(mut pod: Object, key: ObjectKey, node: &str, now: &str) -> Option<Pod
             return None;
         }
     };
+    let mut ops = vec![Op::Put {
+        key: key.clone(),
+        object,
+        precondition: Precondition::Version(rv),
+    }];
+    let mut touched = Vec::new();
+    for (claim, volume) in volumes {
+        let (Some(ck), Some(vk)) = (claim.key(), volume.key()) else {
+            continue;
+        };
+        let (Ok(cb), Ok(vb)) = (serde_json::to_vec(&claim), serde_json::to_vec(&volume)) else {
+            warn!(pod = %key, "cannot encode a claim's binding");
+            return None;
+        };
+        ops.push(Op::Put {
+            key: ck.clone(),
+            object: cb,
+            precondition: Precondition::Version(claim.resource_version()),
+        });
+        ops.push(Op::Put {
+            key: vk.clone(),
+            object: vb,
+            precondition: Precondition::MustNotExist,
+        });
+        touched.extend([ck, vk]);
+    }
     Some(PodWrite {
-        pod: key.clone(),
+        pod: key,
         event: None,
+        volumes: touched,
         binds: true,
-        ops: vec![Op::Put {
-            key,
-            object,
-            precondition: Precondition::Version(rv),
-        }],
+        ops,
     })
 }
 
@@ -504,6 +565,7 @@ fn unschedulable(
     Some(PodWrite {
         pod: key,
         event,
+        volumes: Vec::new(),
         binds: false,
         ops,
     })
