@@ -254,3 +254,28 @@ fn classes_take_only_the_local_provisioner_and_bind_on_first_use() {
         assert!(e.contains(want), "{to:?}: want {want:?} in\n{e}");
     }
 }
+
+#[test]
+fn pods_mount_claims_by_name() {
+    let p = ok(&deployment_with(
+        "    spec:\n",
+        "    spec:\n      volumes: [{name: data, persistentVolumeClaim: {claimName: db, readOnly: true}}]\n",
+    ));
+    let b = crate::resource::types::DeploymentBody::from_object(&p.objects[0]).unwrap();
+    let v = &b.spec.template.spec.volumes[0];
+    let c = v.persistent_volume_claim.as_ref().expect("a claim volume");
+    assert_eq!((c.claim_name.as_str(), c.read_only), ("db", Some(true)));
+    let e = err(&deployment_with(
+        "    spec:\n",
+        "    spec:\n      volumes: [{name: data, persistentVolumeClaim: {claimName: Bad_Name}}]\n",
+    ));
+    assert!(
+        e.contains("spec.template.spec.volumes[0].persistentVolumeClaim.claimName: \"Bad_Name\" is not valid"),
+        "{e}"
+    );
+    let e = err(&deployment_with(
+        "    spec:\n",
+        "    spec:\n      volumes: [{name: data, emptyDir: {}, persistentVolumeClaim: {claimName: db}}]\n",
+    ));
+    assert!(e.contains("more than one volume source"), "{e}");
+}
