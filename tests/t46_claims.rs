@@ -377,6 +377,14 @@ async fn claims_bind_on_first_use_pin_their_pods_and_wait_for_them() {
     )
     .await;
     assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+
+    // A pod that names its node binds its claim there.
+    apply(&api, &claim("byhand", "1Gi", None)).await;
+    let by_hand =
+        pod("byhand", "host", "byhand").replacen("spec:\n", "spec:\n  nodeName: pvp2\n", 1);
+    apply(&api, &by_hand).await;
+    let (_, node) = binding(&api, "byhand").await;
+    assert_eq!(node, "pvp2");
     c.stop().await;
 }
 

@@ -59,6 +59,10 @@ pub enum Verdict {
     Only(VolumeNodes, Vec<Provision>),
     /// The pod cannot be placed now, for this reason.
     Refused(String),
+    /// A claim of the pod was bound earlier in this pass: the pod waits for
+    /// the next pass, which reads that binding from the store. Placing it
+    /// now could outlive a binding write that fails (a conflict drops it).
+    NextPass,
 }
 
 /// One claim as the pass read it.
@@ -80,6 +84,8 @@ pub struct StorageView {
     free: BTreeMap<String, u64>,
     /// Pods (not finished) using each claim.
     users: BTreeMap<ObjectKey, BTreeSet<String>>,
+    /// Claims this pass binds (not in the store yet).
+    binding_now: BTreeSet<ObjectKey>,
 }
 
 /// The claim names a pod's volumes use, in order.
@@ -168,6 +174,17 @@ impl StorageView {
         v
     }
 
+    /// Whether a pod names a claim that exists and has no volume yet.
+    pub fn has_unbound_claims(&self, pod: &Object) -> bool {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        pod_claims(pod).iter().any(|c| {
+            let key = ObjectKey::new(Kind::PersistentVolumeClaim, ns, c);
+            self.claims
+                .get(&key)
+                .is_some_and(|c| c.body.spec.volume_name.as_deref().unwrap_or("").is_empty())
+        })
+    }
+
     /// What the claims of `pod` (in namespace `ns`) allow.
     pub fn verdict(&self, ns: &str, pod: &str, claims: &[String]) -> Verdict {
         if claims.is_empty() {
@@ -178,6 +195,9 @@ impl StorageView {
         let mut bytes_needed = 0u64;
         for name in claims {
             let key = ObjectKey::new(Kind::PersistentVolumeClaim, ns, name);
+            if self.binding_now.contains(&key) {
+                return Verdict::NextPass;
+            }
             let Some(c) = self.claims.get(&key) else {
                 return Verdict::Refused(format!("persistentvolumeclaim {name:?} not found"));
             };
@@ -298,6 +318,7 @@ impl StorageView {
                 c.body.spec.volume_name = Some(volume.clone());
             }
             self.volumes.insert(volume, Some(node.to_string()));
+            self.binding_now.insert(p.claim.clone());
         }
         for c in claims {
             let key = ObjectKey::new(Kind::PersistentVolumeClaim, ns, c);

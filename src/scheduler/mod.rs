@@ -350,13 +350,19 @@ fn plan(
     let mut placer = Placer::new(nodes, strategy);
     let mut pending = Vec::new();
     let mut unreadable: Option<ObjectKey> = None;
+    let mut placed_by_hand = Vec::new();
     for pod in pods {
         let Some(needs) = pod_needs(&pod) else {
             unreadable = unreadable.or_else(|| pod.key());
             continue;
         };
         match bound_node(&pod) {
-            Some(node) => placer.add_bound(node, &needs),
+            Some(node) => {
+                placer.add_bound(node, &needs);
+                if storage.has_unbound_claims(&pod) {
+                    placed_by_hand.push(pod);
+                }
+            }
             None => pending.push((pod, needs)),
         }
     }
@@ -381,6 +387,11 @@ fn plan(
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let mut out = Vec::with_capacity(batch.min(pending.len()));
+    for pod in &placed_by_hand {
+        if let Some(node) = bound_node(pod) {
+            out.extend(bind_for_placed_pod(&mut storage, pod, node, &now));
+        }
+    }
     for (seq, (pod, mut needs)) in pending.into_iter().enumerate() {
         let pod_claims = claims::pod_claims(&pod);
         let ns = needs.key.namespace.clone();
@@ -391,6 +402,7 @@ fn plan(
                 (None, p)
             }
             claims::Verdict::Refused(why) => (Some(why), Vec::new()),
+            claims::Verdict::NextPass => continue,
         };
         let placed = match refused {
             Some(why) => Err(why),
@@ -462,13 +474,31 @@ fn binding(
         object,
         precondition: Precondition::Version(rv),
     }];
+    let (claim_ops, touched) = claim_binding_ops(&key, volumes)?;
+    ops.extend(claim_ops);
+    Some(PodWrite {
+        pod: key,
+        event: None,
+        volumes: touched,
+        binds: true,
+        ops,
+    })
+}
+
+/// The writes that bind claims to their new volumes: each claim at the
+/// version the pass read, each volume only if it does not exist yet.
+fn claim_binding_ops(
+    pod: &ObjectKey,
+    volumes: Vec<(Object, Object)>,
+) -> Option<(Vec<Op>, Vec<ObjectKey>)> {
+    let mut ops = Vec::new();
     let mut touched = Vec::new();
     for (claim, volume) in volumes {
         let (Some(ck), Some(vk)) = (claim.key(), volume.key()) else {
             continue;
         };
         let (Ok(cb), Ok(vb)) = (serde_json::to_vec(&claim), serde_json::to_vec(&volume)) else {
-            warn!(pod = %key, "cannot encode a claim's binding");
+            warn!(pod = %pod, "cannot encode a claim's binding");
             return None;
         };
         ops.push(Op::Put {
@@ -483,11 +513,39 @@ fn binding(
         });
         touched.extend([ck, vk]);
     }
+    Some((ops, touched))
+}
+
+/// For a pod that names its node itself (`spec.nodeName` in its manifest),
+/// the claims it is the first to use are bound on that node, when it has
+/// room; else they stay unbound and the agent says so (`FailedMount`).
+fn bind_for_placed_pod(
+    storage: &mut claims::StorageView,
+    pod: &Object,
+    node: &str,
+    now: &str,
+) -> Option<PodWrite> {
+    let key = pod.key()?;
+    let names = claims::pod_claims(pod);
+    let claims::Verdict::Only(allowed, provision) =
+        storage.verdict(&key.namespace, &key.name, &names)
+    else {
+        return None;
+    };
+    if provision.is_empty() || !allowed.allowed.contains(node) {
+        return None;
+    }
+    let volumes = provision
+        .iter()
+        .filter_map(|p| storage.binding_objects(p, node, now))
+        .collect();
+    storage.bound(&key.namespace, &key.name, node, &names, &provision);
+    let (ops, touched) = claim_binding_ops(&key, volumes)?;
     Some(PodWrite {
         pod: key,
         event: None,
         volumes: touched,
-        binds: true,
+        binds: false,
         ops,
     })
 }

@@ -209,7 +209,7 @@ fn claims_that_cannot_be_used_say_why() {
 }
 
 #[test]
-fn binding_pins_later_pods_of_the_pass_and_takes_the_room() {
+fn binding_holds_later_pods_of_the_pass_and_takes_the_room() {
     let mut v = view(
         vec![
             claim("data", &["ReadWriteOnce"], "2Gi", json!({})),
@@ -223,11 +223,11 @@ fn binding_pins_later_pods_of_the_pass_and_takes_the_room() {
     };
     let (c, pv) = v.binding_objects(&provision[0], "b", "T").expect("binding");
     v.bound("default", "p1", "b", &names(&["data"]), &provision);
-    // The second pod with the same claim goes to b, and binds nothing new.
-    let (allowed, reason, provisions) = only(&v.verdict("default", "p2", &names(&["data"])));
+    // The second pod with the same claim waits for the binding to be
+    // stored (a refused write would leave it bound with an unbound claim).
     assert_eq!(
-        (allowed, reason, provisions),
-        (set(&["b"]), VolumeReason::Affinity, 0)
+        v.verdict("default", "p2", &names(&["data"])),
+        Verdict::NextPass
     );
     // b's 2Gi are taken.
     let (allowed, _, _) = only(&v.verdict("default", "p3", &names(&["more"])));
@@ -266,4 +266,25 @@ fn nodes_offer_their_reported_room() {
     let silent = obj(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}}));
     assert_eq!(node_volume_bytes(&silent), 0);
     assert_eq!(pod_claims(&pod("p", &["x", "y"])), names(&["x", "y"]));
+}
+
+#[test]
+fn pods_placed_by_hand_are_found_when_their_claim_is_unbound() {
+    let v = view(
+        vec![
+            claim("fresh", &["ReadWriteOnce"], "1Gi", json!({})),
+            claim(
+                "done",
+                &["ReadWriteOnce"],
+                "1Gi",
+                json!({"volumeName": "pvc-1"}),
+            ),
+        ],
+        &[pinned_volume("pvc-1", "a", "1Gi")],
+        &[],
+    );
+    assert!(v.has_unbound_claims(&pod("p", &["done", "fresh"])));
+    assert!(!v.has_unbound_claims(&pod("p", &["done"])));
+    assert!(!v.has_unbound_claims(&pod("p", &["missing"])));
+    assert!(!v.has_unbound_claims(&pod("p", &[])));
 }
