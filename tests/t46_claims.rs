@@ -77,9 +77,9 @@ async fn apply(api: &Api, manifest: &str) {
     assert_eq!(code, 200, "apply: {v}\n{manifest}");
 }
 
+/// A consistent read: writes may have gone through another node.
 async fn get(api: &Api, path: &str) -> (u16, Value) {
-    let sep = if path.contains('?') { '&' } else { '?' };
-    api.get(&format!("{path}{sep}consistent=false")).await
+    api.get(path).await
 }
 
 async fn delete(api: &Api, path: &str) {
@@ -325,6 +325,21 @@ async fn claims_bind_on_first_use_pin_their_pods_and_wait_for_them() {
     assert_eq!(msg, "0/3 nodes: insufficient volume capacity (3)", "{p:#}");
     let (_, huge) = get(&api, "/v1/namespaces/default/persistentvolumeclaims/huge").await;
     assert!(huge["spec"]["volumeName"].is_null(), "not bound: {huge:#}");
+    // `shoal delete -f` marks a claim in use too (big, Pending, uses it).
+    let (code, v) = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/delete",
+            Some(claim("huge", "3Gi", None).into_bytes()),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let (code, huge) = get(&api, "/v1/namespaces/default/persistentvolumeclaims/huge").await;
+    assert_eq!(code, 200, "kept while a pod names it: {huge:#}\n{v}");
+    assert!(
+        huge["metadata"]["deletionTimestamp"].is_string(),
+        "{huge:#}\n{v}"
+    );
 
     // pvc-protection: the claim waits while a pod uses it.
     delete(&api, "/v1/namespaces/default/persistentvolumeclaims/data").await;

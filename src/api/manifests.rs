@@ -169,6 +169,13 @@ pub(super) async fn delete_manifest(
                 &key.name,
                 crate::store::Precondition::None,
             )?);
+        } else if key.kind == Kind::PersistentVolumeClaim && s.store.get(&key)?.is_some() {
+            // Only marked: the claim goes once no pod uses it.
+            ops.extend(super::claim_delete_op(
+                &s,
+                &key,
+                crate::store::Precondition::None,
+            )?);
         } else if s.store.get(&key)?.is_some() {
             ops.push(Op::Delete {
                 key,

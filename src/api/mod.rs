@@ -827,6 +827,15 @@ fn claim_delete_op(
         _ => claim.resource_version(),
     };
     claim.metadata.deletion_timestamp = Some(crate::resource::time::now_rfc3339());
+    // With a status the store writes the object even though its desired
+    // state is the same (a Put without one that changes nothing else is
+    // Unchanged, and the mark would be lost).
+    if !claim.body.contains_key("status") {
+        claim.set_status(&crate::resource::status::PersistentVolumeClaimStatus {
+            phase: Some("Pending".into()),
+            ..Default::default()
+        });
+    }
     let object = serde_json::to_vec(&claim)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Some(Op::Put {
