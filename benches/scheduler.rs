@@ -102,6 +102,7 @@ fn part1(nodes: usize, pods: usize) {
                 memory_bytes: mem,
                 node_selector: BTreeMap::new(),
                 host_ports: Vec::new(),
+                volume_nodes: None,
                 group: Some(group_name(i)),
             }
         })

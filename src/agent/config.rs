@@ -45,6 +45,9 @@ pub struct AgentConfig {
     pub log_max_bytes: u64,
     /// Log files kept per container, the current one included (kubelet's containerLogMaxFiles).
     pub log_max_files: u32,
+    /// Bytes this node offers to local persistent volumes; the data dir's
+    /// free space (rounded down to GiB) when unset.
+    pub volume_capacity: Option<u64>,
 }
 
 /// The smallest `log_max_bytes` accepted.
@@ -72,6 +75,7 @@ impl Default for AgentConfig {
             process_pods_dir: None,
             log_max_bytes: crate::runtime::DEFAULT_LOG_MAX_BYTES,
             log_max_files: crate::runtime::DEFAULT_LOG_MAX_FILES,
+            volume_capacity: None,
         }
     }
 }

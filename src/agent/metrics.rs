@@ -19,8 +19,15 @@ pub const EVENTS_TOTAL: &str = "shoal_agent_events_total";
 /// `shoal_agent_probe_failures_total`.
 pub const PROBE_FAILURES_TOTAL: &str = "shoal_agent_probe_failures_total";
 
+/// `shoal_agent_local_volumes_removed_total`.
+pub const LOCAL_VOLUMES_REMOVED_TOTAL: &str = "shoal_agent_local_volumes_removed_total";
+
 /// Every family this module records, with its help text.
 pub const FAMILIES: &[Def] = &[
+    counter(
+        LOCAL_VOLUMES_REMOVED_TOTAL,
+        "Local persistent volume directories removed after their PersistentVolume was deleted.",
+    ),
     counter(CONTAINER_STARTS_TOTAL, "Containers started."),
     counter(IMAGE_PULL_FAILURES_TOTAL, "Image pulls that failed."),
     counter(

@@ -118,6 +118,27 @@ impl Ctx {
         self.volumes_root.join(safe)
     }
 
+    /// Where local persistent volumes live: `<data_dir>/claims/<volume name>`.
+    pub fn claims_root(&self) -> std::path::PathBuf {
+        self.volumes_root.with_file_name("claims")
+    }
+
+    /// Bytes offered to local persistent volumes: `agent.volume_capacity`,
+    /// else the data dir's free space rounded down to GiB (so the Node
+    /// object is not rewritten at every byte written).
+    pub fn volume_capacity(&self) -> u64 {
+        if let Some(b) = self.cfg.volume_capacity {
+            return b;
+        }
+        let dir = self.volumes_root.parent().unwrap_or(&self.volumes_root);
+        nix::sys::statvfs::statvfs(dir)
+            .map(|s| {
+                let bytes = s.blocks_available().saturating_mul(s.fragment_size());
+                bytes & !((1u64 << 30) - 1)
+            })
+            .unwrap_or(0)
+    }
+
     /// This node's allocatable `(millicores, bytes)`: what a downward API
     /// limit that is not set reads, as in Kubernetes.
     pub fn allocatable(&self) -> (u64, u64) {
@@ -315,6 +336,51 @@ fn pods_here(ctx: &Ctx) -> Option<Vec<Object>> {
     }
 }
 
+/// Removes the directories of local volumes whose PersistentVolume is gone
+/// (deleted under `Delete`); a `Released` one (`Retain`) keeps its data.
+/// A directory is only made while its volume exists, and the replica only
+/// moves forward, so a volume missing here after a read barrier was deleted.
+async fn sweep_claims(ctx: &Arc<Ctx>) {
+    let root = ctx.claims_root();
+    let names: Vec<String> = match std::fs::read_dir(&root) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            warn!(dir = %root.display(), "cannot list local volumes: {e}");
+            return;
+        }
+    };
+    let gone = |ctx: &Ctx, name: &str| {
+        let key = crate::resource::ObjectKey::new(Kind::PersistentVolume, "", name);
+        matches!(ctx.store.get(&key), Ok(None))
+    };
+    if !names.iter().any(|n| gone(ctx, n)) {
+        return;
+    }
+    if ctx.store.barrier().await.is_err() {
+        return;
+    }
+    for name in names.into_iter().filter(|n| gone(ctx, n)) {
+        let dir = volumes::local_volume_dir(&root, &name);
+        let removed = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || std::fs::remove_dir_all(&dir)
+        })
+        .await;
+        match removed {
+            Ok(Ok(())) => {
+                ::metrics::counter!(metrics::LOCAL_VOLUMES_REMOVED_TOTAL).increment(1);
+                info!(dir = %dir.display(), "removed a local volume whose PersistentVolume was deleted");
+            }
+            Ok(Err(e)) => warn!(dir = %dir.display(), "cannot remove a deleted volume's data: {e}"),
+            Err(e) => warn!("volume removal panicked: {e}"),
+        }
+    }
+}
+
 async fn pass(
     ctx: &Arc<Ctx>,
     slots: &mut HashMap<String, Slot>,
@@ -381,6 +447,9 @@ async fn pass(
         .filter(|uid| !live.contains(*uid) && !by_uid.contains_key(*uid))
         .map(|uid| ctx.pod_volumes_dir(uid))
         .collect();
+    if orphans_checked {
+        sweep_claims(ctx).await;
+    }
     if !stale.is_empty() && orphans_checked {
         tokio::task::spawn_blocking(move || {
             for dir in stale {

@@ -79,12 +79,13 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
     let policy = spec.restart_policy.unwrap_or_default();
     let grace = Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30));
     let pod_dir = ctx.pod_volumes_dir(&uid);
-    let volumes = prepare_volumes(ctx, pod, &spec, &prev, &pod_dir).await;
+    let (volumes, claim_dirs) = prepare_volumes(ctx, pod, &spec, &prev, &pod_dir).await;
     let mut sync = PodSync {
         spec: &spec,
         pod,
         pod_dir,
         volumes,
+        claim_dirs,
         prev: &prev,
         ctx,
         key: &key,
@@ -293,12 +294,16 @@ async fn prepare_volumes(
     spec: &PodSpec,
     prev: &PodStatus,
     pod_dir: &std::path::Path,
-) -> BTreeMap<String, volumes::VolumeError> {
+) -> (
+    BTreeMap<String, volumes::VolumeError>,
+    BTreeMap<String, std::path::PathBuf>,
+) {
     if spec.volumes.is_empty()
         || ctx.runtime.name() == crate::runtime::RuntimeKind::Process.as_str()
     {
-        return BTreeMap::new();
+        return Default::default();
     }
+    let claims_root = ctx.claims_root();
     let store = ctx.store.clone();
     let pod = pod.clone();
     let spec_owned = spec.clone();
@@ -313,6 +318,8 @@ async fn prepare_volumes(
         let objs = StoreObjects {
             store: &store,
             ns: &ns,
+            node: &node,
+            claims_root: &claims_root,
         };
         let dw = volumes::Downward {
             facts: pod_facts(&pod, &ns, &node, &pod_ip, &host_ip),
@@ -329,16 +336,18 @@ async fn prepare_volumes(
             }
             ::metrics::histogram!(crate::agent::metrics::VOLUME_SYNC_SECONDS)
                 .record(started.elapsed().as_secs_f64());
-            p.errors
+            (p.errors, p.claims)
         }
-        Err(e) => spec
-            .volumes
-            .iter()
-            .map(|v| {
-                let msg = format!("volume set-up panicked: {e}");
-                (v.name.clone(), volumes::VolumeError::Mount(msg))
-            })
-            .collect(),
+        Err(e) => (
+            spec.volumes
+                .iter()
+                .map(|v| {
+                    let msg = format!("volume set-up panicked: {e}");
+                    (v.name.clone(), volumes::VolumeError::Mount(msg))
+                })
+                .collect(),
+            BTreeMap::new(),
+        ),
     }
 }
 
@@ -362,10 +371,14 @@ fn pod_facts<'a>(
     }
 }
 
-/// ConfigMaps and Secrets of one namespace, read from the local replica.
+/// ConfigMaps, Secrets and claims of one namespace, read from the local replica.
 struct StoreObjects<'a> {
     store: &'a crate::store::Store,
     ns: &'a str,
+    /// This node's name: a claim's volume must live here.
+    node: &'a str,
+    /// `<data_dir>/claims`.
+    claims_root: &'a std::path::Path,
 }
 
 impl StoreObjects<'_> {
@@ -408,6 +421,46 @@ impl volumes::Objects for StoreObjects<'_> {
     fn secret(&self, name: &str) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
         self.read(Kind::Secret, name)
     }
+    fn claim_dir(&self, claim: &str) -> Result<std::path::PathBuf, volumes::VolumeError> {
+        use crate::resource::types::{Body, PersistentVolumeBody, PersistentVolumeClaimBody};
+        let mount = volumes::VolumeError::Mount;
+        let get = |kind, ns: &str, name: &str| {
+            self.store
+                .get(&ObjectKey::new(kind, ns, name))
+                .map_err(|e| mount(e.to_string()))
+        };
+        let Some(c) = get(Kind::PersistentVolumeClaim, self.ns, claim)? else {
+            return Err(volumes::VolumeError::Config(format!(
+                "persistentvolumeclaim {claim:?} not found"
+            )));
+        };
+        let body = PersistentVolumeClaimBody::from_object(&c)
+            .map_err(|e| mount(format!("persistentvolumeclaim {claim:?}: {e}")))?;
+        let Some(volume) = body.spec.volume_name.filter(|v| !v.is_empty()) else {
+            return Err(mount(format!(
+                "persistentvolumeclaim {claim:?} is not bound to a volume yet"
+            )));
+        };
+        let Some(pv) = get(Kind::PersistentVolume, "", &volume)? else {
+            return Err(mount(format!("persistentvolume {volume:?} not found")));
+        };
+        let pv = PersistentVolumeBody::from_object(&pv)
+            .map_err(|e| mount(format!("persistentvolume {volume:?}: {e}")))?;
+        if let Some(n) = pv.spec.pinned_node()
+            && n != self.node
+        {
+            return Err(mount(format!(
+                "persistentvolume {volume:?} lives on node {n:?}, not on this one"
+            )));
+        }
+        if let Some(l) = &pv.spec.local {
+            return Ok(std::path::PathBuf::from(&l.path));
+        }
+        if let Some(h) = &pv.spec.host_path {
+            return Ok(std::path::PathBuf::from(&h.path));
+        }
+        Ok(volumes::local_volume_dir(self.claims_root, &volume))
+    }
 }
 
 /// The actions of one sync, and what they produced.
@@ -418,6 +471,8 @@ struct PodSync<'a> {
     pod_dir: std::path::PathBuf,
     /// Volumes that cannot be used now, by name.
     volumes: BTreeMap<String, volumes::VolumeError>,
+    /// The directories of the pod's claims, by claim name.
+    claim_dirs: BTreeMap<String, std::path::PathBuf>,
     prev: &'a PodStatus,
     ctx: &'a Ctx,
     key: &'a ObjectKey,
@@ -572,7 +627,7 @@ impl PodSync<'_> {
                 return Err(e.clone());
             }
         }
-        let planned = volumes::container_mounts(self.spec, c, &self.pod_dir)
+        let planned = volumes::container_mounts(self.spec, c, &self.pod_dir, &self.claim_dirs)
             .map_err(volumes::VolumeError::Mount)?;
         volumes::host::resolve_mounts(&planned)
     }

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::Ctx;
 use crate::resource::status::{NodeAddress, NodeInfo as StatusNodeInfo, NodeStatus};
-use crate::resource::types::{parse_cpu_millis, parse_memory_bytes};
+use crate::resource::types::{VOLUME_STORAGE, parse_cpu_millis, parse_memory_bytes};
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
 use crate::store::{Command, NodeInfo, Op, Precondition};
 
@@ -87,12 +87,17 @@ pub fn node_object(ctx: &Ctx, info: &NodeInfo, capacity: (u64, u64)) -> Object {
             ("pods".to_string(), json!(cfg.max_pods.to_string())),
         ])
     };
+    let volume_bytes = json!(ctx.volume_capacity().to_string());
+    let mut capacity = quantities(cpu, mem);
+    capacity.insert(VOLUME_STORAGE.into(), volume_bytes.clone());
+    let mut allocatable = quantities(
+        cpu.saturating_sub(reserved_cpu),
+        mem.saturating_sub(reserved_mem),
+    );
+    allocatable.insert(VOLUME_STORAGE.into(), volume_bytes);
     let status = NodeStatus {
-        capacity: quantities(cpu, mem),
-        allocatable: quantities(
-            cpu.saturating_sub(reserved_cpu),
-            mem.saturating_sub(reserved_mem),
-        ),
+        capacity,
+        allocatable,
         addresses: vec![
             NodeAddress {
                 type_: "InternalIP".into(),

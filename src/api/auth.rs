@@ -213,7 +213,11 @@ pub fn may_read(role: Role, kind: Kind) -> bool {
 pub fn may_write(role: Role, kind: Kind) -> bool {
     match role {
         Role::Admin => true,
-        Role::Edit => !matches!(kind, Kind::Node | Kind::Token),
+        // Volumes and classes are the cluster's, as in Kubernetes' edit role.
+        Role::Edit => !matches!(
+            kind,
+            Kind::Node | Kind::Token | Kind::PersistentVolume | Kind::StorageClass
+        ),
         Role::View | Role::Metrics => false,
     }
 }
@@ -424,6 +428,17 @@ mod tests {
             (Edit, get(), "/v1/tokens", false),
             (Edit, post(), "/v1/tokens", false),
             (Edit, put(), "/v1/namespaces/prod", true),
+            (
+                Edit,
+                put(),
+                "/v1/namespaces/default/persistentvolumeclaims/c",
+                true,
+            ),
+            (Edit, del(), "/v1/namespaces/default/pvc/c", true),
+            (Edit, put(), "/v1/persistentvolumes/pv1", false),
+            (Edit, post(), "/v1/storageclasses", false),
+            (Edit, get(), "/v1/storageclasses", true),
+            (Admin, put(), "/v1/storageclasses/fast", true),
             (Edit, get(), "/v1/raft", true),
             (View, get(), "/v1/namespaces/default/pods", true),
             (View, get(), "/v1/namespaces/default/pods/p/log", true),

@@ -227,7 +227,8 @@ where
                 }
             };
             let n = (out.stdout.len() + out.stderr.len()) as u64;
-            ::metrics::counter!(crate::api::metrics::EXEC_BYTES_TOTAL, "direction" => "out").increment(n);
+            ::metrics::counter!(crate::api::metrics::EXEC_BYTES_TOTAL, "direction" => "out")
+                .increment(n);
             let sent = async {
                 if !out.stdout.is_empty() {
                     write_frame(&mut wr, frames::STDOUT, &out.stdout).await?;

@@ -11,11 +11,17 @@ fn manifest_text(body: &Bytes) -> ApiResult<&str> {
 /// How often an apply reads the live objects again after a concurrent write.
 pub(super) const APPLY_ATTEMPTS: usize = 5;
 
-/// Fields that `scale` and `rollout pause` own. A re-applied manifest that
-/// leaves them out keeps the live values, as kubectl's apply does when they
-/// were never in the applied file; the write is then conditional on the
-/// object read, so a concurrent scale is not lost either.
-const LIVE_OWNED: &[(Kind, &str)] = &[(Kind::Deployment, "replicas"), (Kind::Deployment, "paused")];
+/// Fields that `scale` and `rollout pause` own, and those binding writes
+/// into a claim. A re-applied manifest that leaves them out keeps the live
+/// values, as kubectl's apply does when they were never in the applied
+/// file; the write is then conditional on the object read, so a concurrent
+/// scale (or binding) is not lost either.
+const LIVE_OWNED: &[(Kind, &str)] = &[
+    (Kind::Deployment, "replicas"),
+    (Kind::Deployment, "paused"),
+    (Kind::PersistentVolumeClaim, "volumeName"),
+    (Kind::PersistentVolumeClaim, "storageClassName"),
+];
 
 fn keep_live_fields(
     s: &ApiState,
@@ -161,6 +167,13 @@ pub(super) async fn delete_manifest(
             ops.extend(namespaces::delete_op(
                 &s,
                 &key.name,
+                crate::store::Precondition::None,
+            )?);
+        } else if key.kind == Kind::PersistentVolumeClaim && s.store.get(&key)?.is_some() {
+            // Only marked: the claim goes once no pod uses it.
+            ops.extend(super::claim_delete_op(
+                &s,
+                &key,
                 crate::store::Precondition::None,
             )?);
         } else if s.store.get(&key)?.is_some() {

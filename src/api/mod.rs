@@ -806,6 +806,11 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
                 Some(op) => op,
                 None => return Ok(Json(json!({ "results": [] })).into_response()),
             }
+        } else if key.kind == Kind::PersistentVolumeClaim {
+            match claim_delete_op(&s, &key, precondition)? {
+                Some(op) => op,
+                None => return Ok(Json(json!({ "results": [] })).into_response()),
+            }
         } else {
             Op::Delete {
                 key: key.clone(),
@@ -814,10 +819,11 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
         };
         // Marking a namespace Terminating is conditional on the copy read
         // here; the namespace controller's status write in between is no
-        // reason to fail the user's delete (t20 saw it at random).
+        // reason to fail the user's delete (t20 saw it at random). The same
+        // holds for a claim the scheduler binds meanwhile.
         match s.store.write(Command { ops: vec![op] }).await {
             Err(StoreError::Txn(TxnError::Conflict { .. }))
-                if key.kind == Kind::Namespace
+                if matches!(key.kind, Kind::Namespace | Kind::PersistentVolumeClaim)
                     && q.resource_version.is_none()
                     && attempt < APPLY_ATTEMPTS =>
             {
@@ -828,6 +834,46 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
     };
     let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "results": results })).into_response())
+}
+
+/// Deleting a claim only marks it (`deletionTimestamp`, Kubernetes'
+/// `kubernetes.io/pvc-protection`): the storage controller deletes it once
+/// no pod uses it. `None` when it is already marked.
+fn claim_delete_op(
+    s: &ApiState,
+    key: &ObjectKey,
+    precondition: crate::store::Precondition,
+) -> ApiResult<Option<Op>> {
+    let Some(mut claim) = s.store.get(key)? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("persistentvolumeclaim {:?} not found", key.name),
+        ));
+    };
+    if claim.metadata.deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    let version = match precondition {
+        crate::store::Precondition::Version(v) => v,
+        _ => claim.resource_version(),
+    };
+    claim.metadata.deletion_timestamp = Some(crate::resource::time::now_rfc3339());
+    // With a status the store writes the object even though its desired
+    // state is the same (a Put without one that changes nothing else is
+    // Unchanged, and the mark would be lost).
+    if !claim.body.contains_key("status") {
+        claim.set_status(&crate::resource::status::PersistentVolumeClaimStatus {
+            phase: Some("Pending".into()),
+            ..Default::default()
+        });
+    }
+    let object = serde_json::to_vec(&claim)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Some(Op::Put {
+        key: key.clone(),
+        object,
+        precondition: crate::store::Precondition::Version(version),
+    }))
 }
 
 async fn delete_one(

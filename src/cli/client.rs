@@ -93,6 +93,7 @@ pub(super) fn display_kind(kind: &str) -> String {
         Some(Kind::ControllerRevision) => "controllerrevision.apps".into(),
         Some(Kind::Job) => "job.batch".into(),
         Some(Kind::CronJob) => "cronjob.batch".into(),
+        Some(Kind::StorageClass) => "storageclass.storage.k8s.io".into(),
         Some(k) => k.as_str().to_ascii_lowercase(),
         None => kind.to_ascii_lowercase(),
     }

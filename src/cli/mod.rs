@@ -42,6 +42,7 @@ mod logs;
 mod nodes;
 mod objects;
 mod rollout;
+mod storage;
 #[cfg(test)]
 mod tests;
 mod tokens;

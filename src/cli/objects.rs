@@ -201,6 +201,31 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             "AGE",
         ],
         Kind::ControllerRevision => &["CONTROLLER", "REVISION", "AGE"],
+        Kind::PersistentVolumeClaim => &[
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "STORAGECLASS",
+            "AGE",
+        ],
+        Kind::PersistentVolume => &[
+            "CAPACITY",
+            "ACCESS MODES",
+            "RECLAIM POLICY",
+            "STATUS",
+            "CLAIM",
+            "STORAGECLASS",
+            "AGE",
+            "NODE",
+        ],
+        Kind::StorageClass => &[
+            "PROVISIONER",
+            "RECLAIMPOLICY",
+            "VOLUMEBINDINGMODE",
+            "ALLOWVOLUMEEXPANSION",
+            "AGE",
+        ],
     };
     header.extend_from_slice(extra);
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
@@ -404,6 +429,22 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             Kind::Namespace => {
                 let st: NamespaceStatus = status_of(it);
                 row.push(st.phase.unwrap_or_else(|| "Active".into()));
+                row.push(age(it));
+            }
+            Kind::PersistentVolumeClaim => {
+                row.extend(super::storage::claim_cells(it));
+                row.push(age(it));
+            }
+            Kind::PersistentVolume => {
+                row.extend(super::storage::volume_cells(it));
+                row.push(age(it));
+                row.push(super::storage::volume_node(it));
+            }
+            Kind::StorageClass => {
+                if let Some(name) = row.last_mut() {
+                    *name = super::storage::class_name(it);
+                }
+                row.extend(super::storage::class_cells(it));
                 row.push(age(it));
             }
         }

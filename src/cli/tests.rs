@@ -293,3 +293,108 @@ fn controller_owner_and_pod_state() {
     assert!(controller_ref(&json!({"metadata": {}})).is_none());
     assert!(is_terminal_pod(&json!({"status": {"phase": "Succeeded"}})));
 }
+
+#[test]
+fn storage_tables_show_kubectls_columns() {
+    let claim = json!({
+        "metadata": {"name": "data", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "pvc-1", "storageClassName": "local"},
+        "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}}
+    });
+    let mut deleting = claim.clone();
+    deleting["metadata"]["name"] = json!("old");
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let pending = json!({
+        "metadata": {"name": "new", "namespace": "default"},
+        "spec": {"accessModes": ["ReadWriteOncePod"]}
+    });
+    let t = table(
+        Kind::PersistentVolumeClaim,
+        &[claim, deleting, pending],
+        false,
+    );
+    let rows: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS",
+            "MODES",
+            "STORAGECLASS",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        rows[1][..6],
+        ["data", "Bound", "pvc-1", "1Gi", "RWO", "local"]
+    );
+    assert_eq!(rows[2][..2], ["old", "Terminating"]);
+    assert_eq!(rows[3][..2], ["new", "Pending"], "{t}");
+
+    let volume = json!({
+        "metadata": {"name": "pvc-1"},
+        "spec": {
+            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete", "storageClassName": "local",
+            "claimRef": {"namespace": "default", "name": "data"},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n2"]}]}]}}
+        },
+        "status": {"phase": "Bound"}
+    });
+    let t = table(Kind::PersistentVolume, &[volume], true);
+    let rows: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "CAPACITY",
+            "ACCESS",
+            "MODES",
+            "RECLAIM",
+            "POLICY",
+            "STATUS",
+            "CLAIM",
+            "STORAGECLASS",
+            "AGE",
+            "NODE"
+        ],
+        "cluster-scoped: no NAMESPACE column"
+    );
+    assert_eq!(
+        rows[1],
+        [
+            "pvc-1",
+            "1Gi",
+            "RWO",
+            "Delete",
+            "Bound",
+            "default/data",
+            "local",
+            "<unknown>",
+            "n2"
+        ]
+    );
+
+    let class = json!({
+        "metadata": {"name": "local", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "shoal.io/local", "volumeBindingMode": "WaitForFirstConsumer"
+    });
+    let t = table(Kind::StorageClass, &[class], false);
+    let rows: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        rows[1],
+        [
+            "local",
+            "(default)",
+            "shoal.io/local",
+            "Delete",
+            "WaitForFirstConsumer",
+            "false",
+            "<unknown>"
+        ]
+    );
+}

@@ -24,6 +24,7 @@ pub mod namespaces;
 pub mod nodes;
 pub mod replicaset;
 pub mod secrets;
+pub mod storage;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -280,6 +281,7 @@ async fn pass(
     };
     namespaces::reconcile(store).await;
     secrets::reconcile(store).await;
+    storage::reconcile(store, &pod_objs).await;
     let health = crate::membership::node_health(membership);
     // A pass runs every PASS_EVERY anyway, so the time until the next
     // node's grace ends needs no timer of its own.

@@ -9,9 +9,11 @@
 //! `status` is free-form and never validated.
 
 mod pod;
+mod storage;
 mod unsupported;
 mod workloads;
 use pod::*;
+use storage::*;
 use unsupported::*;
 use workloads::*;
 
@@ -517,6 +519,21 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             check_daemon_set(&b.spec, ck)?;
             encode(&b)?
         }
+        Kind::PersistentVolumeClaim => {
+            let b = decode(body)?;
+            check_claim(&b)?;
+            encode(&b)?
+        }
+        Kind::PersistentVolume => {
+            let b = decode(body)?;
+            check_volume(&b, &metadata)?;
+            encode(&b)?
+        }
+        Kind::StorageClass => {
+            let mut b = decode(body)?;
+            check_storage_class(&mut b, &metadata)?;
+            encode(&b)?
+        }
         Kind::Node => encode(&decode::<NodeBody>(body)?)?,
         Kind::Event | Kind::ControllerRevision => return fail("kind", agent_written(kind)),
         Kind::Token => return fail("kind", agent_written(kind)),
@@ -597,7 +614,10 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         | Kind::Node
         | Kind::Event
         | Kind::Token
-        | Kind::ControllerRevision => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
+        | Kind::ControllerRevision
+        | Kind::PersistentVolumeClaim
+        | Kind::PersistentVolume
+        | Kind::StorageClass => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

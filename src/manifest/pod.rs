@@ -47,6 +47,7 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
             v.secret.is_some(),
             v.projected.is_some(),
             v.downward_api.is_some(),
+            v.persistent_volume_claim.is_some(),
         ]
         .into_iter()
         .filter(|s| *s)
@@ -57,9 +58,15 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
                 vp,
                 format!(
                     "{what} volume source: set exactly one of hostPath, emptyDir, configMap, \
-                     secret, projected or downwardAPI"
+                     secret, projected, downwardAPI or persistentVolumeClaim"
                 ),
             );
+        }
+        if let Some(c) = &v.persistent_volume_claim {
+            check_dns_subdomain(
+                &format!("{vp}.persistentVolumeClaim.claimName"),
+                &c.claim_name,
+            )?;
         }
         if let Some(h) = &v.host_path {
             if !h.path.starts_with('/') {

@@ -225,12 +225,10 @@ fn kubernetes_fields_outside_the_subset_are_named() {
     );
     let e = err(&deployment_with(
         "    spec:\n",
-        "    spec:\n      volumes: [{name: data, persistentVolumeClaim: {claimName: c}}]\n",
+        "    spec:\n      volumes: [{name: data, nfs: {server: s, path: /}}]\n",
     ));
     assert!(
-        e.ends_with(
-            "spec.template.spec.volumes[0].persistentVolumeClaim: field not supported by shoal"
-        ),
+        e.ends_with("spec.template.spec.volumes[0].nfs: field not supported by shoal"),
         "{e}"
     );
     let e = err(
@@ -922,3 +920,5 @@ fn a_users_replicaset_is_checked_like_a_deployment() {
     ));
     assert!(e.contains("ownerReferences"), "{e}");
 }
+
+mod storage;

@@ -128,7 +128,6 @@ pub(super) const VOLUME_UNSUPPORTED: &[&str] = &[
     "image",
     "iscsi",
     "nfs",
-    "persistentVolumeClaim",
     "photonPersistentDisk",
     "portworxVolume",
     "quobyte",
@@ -244,13 +243,18 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
             }
             Ok(())
         }
+        Kind::PersistentVolumeClaim => {
+            unsupported(spec, "spec", super::storage::PVC_SPEC_UNSUPPORTED)
+        }
+        Kind::PersistentVolume => unsupported(spec, "spec", super::storage::PV_SPEC_UNSUPPORTED),
         Kind::ConfigMap
         | Kind::Secret
         | Kind::Node
         | Kind::Event
         | Kind::ReplicaSet
         | Kind::Token
-        | Kind::ControllerRevision => Ok(()),
+        | Kind::ControllerRevision
+        | Kind::StorageClass => Ok(()),
     }
 }
 

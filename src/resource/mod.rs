@@ -42,18 +42,28 @@ pub enum Kind {
     ReplicaSet,
     /// An API credential with a role; written only through `/v1/tokens`.
     Token,
-    /// A Job run on a schedule. New kinds go last: the variant's position is in stored keys.
+    /// A Job run on a schedule.
     CronJob,
     /// One pod per eligible node.
     DaemonSet,
     /// One numbered pod template of a DaemonSet, written by its controller.
     ControllerRevision,
+    /// A request for storage by a pod's owner.
+    PersistentVolumeClaim,
+    /// A piece of storage, provisioned for a claim or made by hand (cluster-scoped).
+    PersistentVolume,
+    /// How volumes of a kind are provisioned (cluster-scoped, storage.k8s.io/v1).
+    /// The variants' positions are in stored keys: new kinds go after this.
+    StorageClass,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Namespace,
+        Kind::StorageClass,
+        Kind::PersistentVolume,
+        Kind::PersistentVolumeClaim,
         Kind::ConfigMap,
         Kind::Secret,
         Kind::Service,
@@ -95,6 +105,9 @@ impl Kind {
             Kind::Token => "Token",
             Kind::DaemonSet => "DaemonSet",
             Kind::ControllerRevision => "ControllerRevision",
+            Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
+            Kind::PersistentVolume => "PersistentVolume",
+            Kind::StorageClass => "StorageClass",
         }
     }
 
@@ -115,6 +128,9 @@ impl Kind {
             Kind::Token => "tokens",
             Kind::DaemonSet => "daemonsets",
             Kind::ControllerRevision => "controllerrevisions",
+            Kind::PersistentVolumeClaim => "persistentvolumeclaims",
+            Kind::PersistentVolume => "persistentvolumes",
+            Kind::StorageClass => "storageclasses",
         }
     }
 
@@ -127,7 +143,10 @@ impl Kind {
             | Kind::ConfigMap
             | Kind::Secret
             | Kind::Node
-            | Kind::Event => "v1",
+            | Kind::Event
+            | Kind::PersistentVolumeClaim
+            | Kind::PersistentVolume => "v1",
+            Kind::StorageClass => "storage.k8s.io/v1",
             Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::ControllerRevision => {
                 "apps/v1"
             }
@@ -138,7 +157,14 @@ impl Kind {
 
     /// Whether objects of this kind live in a namespace.
     pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace | Kind::Node | Kind::Token)
+        !matches!(
+            self,
+            Kind::Namespace
+                | Kind::Node
+                | Kind::Token
+                | Kind::PersistentVolume
+                | Kind::StorageClass
+        )
     }
 
     /// Parses a kind as a user types it: `Pod`, `pod`, `pods`, `po`, `deploy`, ...
@@ -159,6 +185,11 @@ impl Kind {
             "token" | "tokens" => Kind::Token,
             "daemonset" | "daemonsets" | "ds" => Kind::DaemonSet,
             "controllerrevision" | "controllerrevisions" => Kind::ControllerRevision,
+            "persistentvolumeclaim" | "persistentvolumeclaims" | "pvc" => {
+                Kind::PersistentVolumeClaim
+            }
+            "persistentvolume" | "persistentvolumes" | "pv" => Kind::PersistentVolume,
+            "storageclass" | "storageclasses" | "sc" => Kind::StorageClass,
             _ => return None,
         };
         Some(k)

@@ -480,6 +480,37 @@ impl NamespaceStatus {
     }
 }
 
+/// `PersistentVolumeClaim.status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistentVolumeClaimStatus {
+    /// `Pending`, `Bound` or `Lost`; `Pending` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The bound volume's access modes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_modes: Vec<crate::resource::types::AccessMode>,
+    /// The bound volume's capacity (`storage`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capacity: BTreeMap<String, Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `PersistentVolume.status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistentVolumeStatus {
+    /// `Pending`, `Available`, `Bound`, `Released` or `Failed`; `Available` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Why it is in that phase, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
 /// Why a stored status does not decode.
 #[derive(Debug, thiserror::Error)]
 #[error("{kind} {name}: status does not decode: {source}")]

@@ -11,8 +11,10 @@ mod apps;
 mod batch;
 mod quantity;
 pub use apps::*;
+mod storage;
 pub use batch::*;
 pub use quantity::*;
+pub use storage::*;
 
 use std::collections::BTreeMap;
 use std::fmt;

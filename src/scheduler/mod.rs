@@ -14,6 +14,7 @@
 //! `FailedScheduling` Warning event, each written only when the message
 //! changes, so a cluster that stays full writes nothing pass after pass.
 
+pub mod claims;
 pub mod metrics;
 mod placer;
 
@@ -123,6 +124,7 @@ pub fn pod_needs(pod: &Object) -> Option<PodNeeds> {
             .iter()
             .find(|r| r.controller == Some(true))
             .map(|r| r.name.clone()),
+        volume_nodes: None,
     };
     for c in containers {
         if let Some(res) = c.get("resources") {
@@ -214,6 +216,10 @@ pub async fn schedule_pending(
         .iter()
         .filter_map(|n| node_fit(n, alive(&n.metadata.name)))
         .collect();
+    let volume_room: Vec<(String, u64)> = node_objects
+        .iter()
+        .map(|n| (n.metadata.name.clone(), claims::node_volume_bytes(n)))
+        .collect();
     drop(node_objects);
     let host = local_node_name(store);
 
@@ -224,7 +230,9 @@ pub async fn schedule_pending(
     let (tx, mut rx) = mpsc::channel::<Vec<PodWrite>>(PLANNED_AHEAD);
     let planner = {
         let store = store.clone();
-        tokio::task::spawn_blocking(move || plan(&store, nodes, strategy, batch, host, tx))
+        tokio::task::spawn_blocking(move || {
+            plan(&store, nodes, volume_room, strategy, batch, host, tx)
+        })
     };
     let mut report = PassReport::default();
     let mut failure = None;
@@ -299,13 +307,15 @@ struct PodWrite {
     pod: ObjectKey,
     /// The event written with an unschedulable pod's status.
     event: Option<ObjectKey>,
+    /// Claims bound and volumes created with the pod's binding.
+    volumes: Vec<ObjectKey>,
     binds: bool,
     ops: Vec<Op>,
 }
 
 impl PodWrite {
     fn touches(&self, key: &ObjectKey) -> bool {
-        self.pod == *key || self.event.as_ref() == Some(key)
+        self.pod == *key || self.event.as_ref() == Some(key) || self.volumes.contains(key)
     }
 }
 
@@ -323,25 +333,37 @@ struct Planned {
 fn plan(
     store: &Store,
     nodes: Vec<NodeFit>,
+    volume_room: Vec<(String, u64)>,
     strategy: Strategy,
     batch: usize,
     host: Option<String>,
     tx: mpsc::Sender<Vec<PodWrite>>,
 ) -> Result<Planned, StoreError> {
-    let (pods, _) = store.list(Kind::Pod, None)?;
+    let (mut pods, _) = store.list(Kind::Pod, None)?;
+    pods.retain(|p| !is_terminal(p));
+    let mut storage = {
+        let (claim_objects, _) = store.list(Kind::PersistentVolumeClaim, None)?;
+        let (volumes, _) = store.list(Kind::PersistentVolume, None)?;
+        let (classes, _) = store.list(Kind::StorageClass, None)?;
+        let users: Vec<(&Object, Option<&str>)> = pods.iter().map(|p| (p, bound_node(p))).collect();
+        claims::StorageView::new(&volume_room, claim_objects, &volumes, &classes, &users)
+    };
     let mut placer = Placer::new(nodes, strategy);
     let mut pending = Vec::new();
     let mut unreadable: Option<ObjectKey> = None;
+    let mut placed_by_hand = Vec::new();
     for pod in pods {
-        if is_terminal(&pod) {
-            continue;
-        }
         let Some(needs) = pod_needs(&pod) else {
             unreadable = unreadable.or_else(|| pod.key());
             continue;
         };
         match bound_node(&pod) {
-            Some(node) => placer.add_bound(node, &needs),
+            Some(node) => {
+                placer.add_bound(node, &needs);
+                if storage.has_unbound_claims(&pod) {
+                    placed_by_hand.push(pod);
+                }
+            }
             None => pending.push((pod, needs)),
         }
     }
@@ -366,20 +388,40 @@ fn plan(
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let mut out = Vec::with_capacity(batch.min(pending.len()));
-    for (seq, (pod, needs)) in pending.into_iter().enumerate() {
-        let write = match placer.place(&needs) {
-            Ok(node) => binding(pod, needs.key, &node, &now),
+    for pod in &placed_by_hand {
+        if let Some(node) = bound_node(pod) {
+            out.extend(bind_for_placed_pod(&mut storage, pod, node, &now));
+        }
+    }
+    for (seq, (pod, mut needs)) in pending.into_iter().enumerate() {
+        let pod_claims = claims::pod_claims(&pod);
+        let ns = needs.key.namespace.clone();
+        let (refused, provision) = match storage.verdict(&ns, &needs.key.name, &pod_claims) {
+            claims::Verdict::Any => (None, Vec::new()),
+            claims::Verdict::Only(v, p) => {
+                needs.volume_nodes = Some(v);
+                (None, p)
+            }
+            claims::Verdict::Refused(why) => (Some(why), Vec::new()),
+            claims::Verdict::NextPass => continue,
+        };
+        let placed = match refused {
+            Some(why) => Err(why),
+            None => placer.place(&needs).map_err(|e| e.to_string()),
+        };
+        let write = match placed {
+            Ok(node) => {
+                let volumes = provision
+                    .iter()
+                    .filter_map(|p| storage.binding_objects(p, &node, &now))
+                    .collect::<Vec<_>>();
+                storage.bound(&ns, &needs.key.name, &node, &pod_claims, &provision);
+                binding(pod, needs.key, &node, &now, volumes)
+            }
             Err(why) => {
                 planned.unschedulable += 1;
                 let event_name = format!("{}.{:x}", needs.key.name, nanos + seq as u128);
-                let w = unschedulable(
-                    &pod,
-                    needs.key,
-                    &why.to_string(),
-                    &now,
-                    host.as_deref(),
-                    event_name,
-                );
+                let w = unschedulable(&pod, needs.key, &why, &now, host.as_deref(), event_name);
                 planned.newly_unschedulable += usize::from(w.is_some());
                 w
             }
@@ -399,8 +441,16 @@ fn plan(
     Ok(planned)
 }
 
-/// The pod bound to `node`: a compare-and-set at the version the pass read.
-fn binding(mut pod: Object, key: ObjectKey, node: &str, now: &str) -> Option<PodWrite> {
+/// The pod bound to `node`: a compare-and-set at the version the pass read;
+/// with it, each claim it binds (at the version read) and its new volume
+/// (which must not exist), so a stale pass binds nothing.
+fn binding(
+    mut pod: Object,
+    key: ObjectKey,
+    node: &str,
+    now: &str,
+    volumes: Vec<(Object, Object)>,
+) -> Option<PodWrite> {
     let rv = pod.resource_version();
     pod.body
         .get_mut("spec")?
@@ -420,15 +470,84 @@ fn binding(mut pod: Object, key: ObjectKey, node: &str, now: &str) -> Option<Pod
             return None;
         }
     };
+    let mut ops = vec![Op::Put {
+        key: key.clone(),
+        object,
+        precondition: Precondition::Version(rv),
+    }];
+    let (claim_ops, touched) = claim_binding_ops(&key, volumes)?;
+    ops.extend(claim_ops);
     Some(PodWrite {
-        pod: key.clone(),
+        pod: key,
         event: None,
+        volumes: touched,
         binds: true,
-        ops: vec![Op::Put {
-            key,
-            object,
-            precondition: Precondition::Version(rv),
-        }],
+        ops,
+    })
+}
+
+/// The writes that bind claims to their new volumes: each claim at the
+/// version the pass read, each volume only if it does not exist yet.
+fn claim_binding_ops(
+    pod: &ObjectKey,
+    volumes: Vec<(Object, Object)>,
+) -> Option<(Vec<Op>, Vec<ObjectKey>)> {
+    let mut ops = Vec::new();
+    let mut touched = Vec::new();
+    for (claim, volume) in volumes {
+        let (Some(ck), Some(vk)) = (claim.key(), volume.key()) else {
+            continue;
+        };
+        let (Ok(cb), Ok(vb)) = (serde_json::to_vec(&claim), serde_json::to_vec(&volume)) else {
+            warn!(pod = %pod, "cannot encode a claim's binding");
+            return None;
+        };
+        ops.push(Op::Put {
+            key: ck.clone(),
+            object: cb,
+            precondition: Precondition::Version(claim.resource_version()),
+        });
+        ops.push(Op::Put {
+            key: vk.clone(),
+            object: vb,
+            precondition: Precondition::MustNotExist,
+        });
+        touched.extend([ck, vk]);
+    }
+    Some((ops, touched))
+}
+
+/// For a pod that names its node itself (`spec.nodeName` in its manifest),
+/// the claims it is the first to use are bound on that node, when it has
+/// room; else they stay unbound and the agent says so (`FailedMount`).
+fn bind_for_placed_pod(
+    storage: &mut claims::StorageView,
+    pod: &Object,
+    node: &str,
+    now: &str,
+) -> Option<PodWrite> {
+    let key = pod.key()?;
+    let names = claims::pod_claims(pod);
+    let claims::Verdict::Only(allowed, provision) =
+        storage.verdict(&key.namespace, &key.name, &names)
+    else {
+        return None;
+    };
+    if provision.is_empty() || !allowed.allowed.contains(node) {
+        return None;
+    }
+    let volumes = provision
+        .iter()
+        .filter_map(|p| storage.binding_objects(p, node, now))
+        .collect();
+    storage.bound(&key.namespace, &key.name, node, &names, &provision);
+    let (ops, touched) = claim_binding_ops(&key, volumes)?;
+    Some(PodWrite {
+        pod: key,
+        event: None,
+        volumes: touched,
+        binds: false,
+        ops,
     })
 }
 
@@ -505,6 +624,7 @@ fn unschedulable(
     Some(PodWrite {
         pod: key,
         event,
+        volumes: Vec::new(),
         binds: false,
         ops,
     })

@@ -14,6 +14,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::claims::{VolumeNodes, VolumeReason};
 use crate::resource::ObjectKey;
 
 /// A node as the scheduler sees it.
@@ -50,6 +51,8 @@ pub struct PodNeeds {
     pub host_ports: Vec<u16>,
     /// The owner (ReplicaSet name) whose pods are spread softly over nodes.
     pub group: Option<String>,
+    /// The nodes its persistent volume claims allow (`None`: any).
+    pub volume_nodes: Option<VolumeNodes>,
 }
 
 /// How the scheduler scores the nodes a pod fits on.
@@ -94,10 +97,12 @@ impl fmt::Display for Unschedulable {
 impl std::error::Error for Unschedulable {}
 
 /// Filter outcomes, in the order the filters run; a node counts for the first.
-const REASONS: [&str; 7] = [
+const REASONS: [&str; 9] = [
     "node down",
     "cordoned",
     "node selector mismatch",
+    "volume node affinity conflict",
+    "insufficient volume capacity",
     "host port conflict",
     "too many pods",
     "insufficient cpu",
@@ -106,10 +111,12 @@ const REASONS: [&str; 7] = [
 const DOWN: usize = 0;
 const CORDONED: usize = 1;
 const SELECTOR: usize = 2;
-const HOST_PORT: usize = 3;
-const PODS: usize = 4;
-const CPU: usize = 5;
-const MEMORY: usize = 6;
+const VOLUME_AFFINITY: usize = 3;
+const VOLUME_CAPACITY: usize = 4;
+const HOST_PORT: usize = 5;
+const PODS: usize = 6;
+const CPU: usize = 7;
+const MEMORY: usize = 8;
 
 /// Fewest feasible nodes a placement scores before it stops looking
 /// (Kubernetes' `minFeasibleNodesToFind`).
@@ -348,6 +355,14 @@ impl Placer {
                 return Some(SELECTOR);
             }
         }
+        if let Some(v) = &pod.volume_nodes
+            && !v.allowed.contains(&self.names[i])
+        {
+            return Some(match v.reason {
+                VolumeReason::Affinity => VOLUME_AFFINITY,
+                VolumeReason::Capacity => VOLUME_CAPACITY,
+            });
+        }
         if s.has_ports && pod.host_ports.iter().any(|p| self.ports[i].contains(p)) {
             return Some(HOST_PORT);
         }
@@ -432,6 +447,7 @@ mod tests {
             node_selector: BTreeMap::new(),
             host_ports: Vec::new(),
             group: None,
+            volume_nodes: None,
         }
     }
 

@@ -195,7 +195,7 @@ fn binding_sets_node_name_and_flips_pod_scheduled() {
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "m", "lastTransitionTime": "T0"}
     ]});
     let key = ObjectKey::new(Kind::Pod, "default", "p");
-    let w = binding(object(v), key.clone(), "n7", "T1").expect("a binding");
+    let w = binding(object(v), key.clone(), "n7", "T1", Vec::new()).expect("a binding");
     assert!(w.binds);
     let Op::Put {
         key: k,
@@ -340,8 +340,8 @@ async fn a_pass_binds_marks_and_stays_quiet() {
     let mut stale = p3.clone();
     stale.metadata.resource_version = Some((p3.resource_version() - 1).to_string());
     let items = vec![
-        binding(stale, p3.key().expect("key"), "a", "T").expect("binding"),
-        binding(p4.clone(), p4.key().expect("key"), "a", "T").expect("binding"),
+        binding(stale, p3.key().expect("key"), "a", "T", Vec::new()).expect("binding"),
+        binding(p4.clone(), p4.key().expect("key"), "a", "T", Vec::new()).expect("binding"),
     ];
     let w = write_batch(store.clone(), items).await.expect("write");
     assert_eq!((w.placed, w.conflicts), (1, 1));

@@ -23,6 +23,8 @@ pub struct Prepared {
     pub errors: BTreeMap<String, VolumeError>,
     /// Files volumes whose content changed in this pass.
     pub updated: u64,
+    /// The directories of the pod's claims, by claim name.
+    pub claims: BTreeMap<String, PathBuf>,
 }
 
 /// Sets up (or brings up to date) every volume of a pod under `pod_dir`.
@@ -72,12 +74,32 @@ pub fn prepare(pod_dir: &Path, spec: &PodSpec, objs: &dyn Objects, dw: &Downward
             VolumePlan::Files { tmpfs } => files(&dir, tmpfs, v, objs, dw).map(|changed| {
                 out.updated += u64::from(changed);
             }),
+            VolumePlan::Claim { claim } => claim_dir(objs, &claim).map(|d| {
+                out.claims.insert(claim, d);
+            }),
         };
         if let Err(e) = r {
             out.errors.insert(v.name.clone(), e);
         }
     }
     out
+}
+
+/// A claim's volume directory, made on first use: writable by any user the
+/// container runs as, as an emptyDir is.
+fn claim_dir(objs: &dyn Objects, claim: &str) -> Result<PathBuf, VolumeError> {
+    let dir = objs.claim_dir(claim)?;
+    if !dir.is_dir() {
+        let fail = |e: io::Error| {
+            VolumeError::Mount(format!(
+                "persistentvolumeclaim {claim:?}: cannot create {}: {e}",
+                dir.display()
+            ))
+        };
+        mkdir_all(&dir, 0o777).map_err(fail)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).map_err(fail)?;
+    }
+    Ok(dir)
 }
 
 fn empty_dir(dir: &Path, memory: bool, size: Option<u64>, name: &str) -> Result<(), VolumeError> {

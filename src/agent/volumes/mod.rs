@@ -7,8 +7,10 @@
 //! (a timestamped directory, a `..data` symlink flipped by rename, and the
 //! files as symlinks through `..data`), on a tmpfs whenever a Secret feeds
 //! them so its values never reach the node's disk. A `hostPath` is the host
-//! path itself, checked against its `type`. Containers get bind mounts of
-//! those directories, so a flip of `..data` is seen inside at once.
+//! path itself, checked against its `type`. A `persistentVolumeClaim` is the
+//! directory of its bound local volume, `<data_dir>/claims/<volume>/`,
+//! which outlives the pod. Containers get bind mounts of those
+//! directories, so a flip of `..data` is seen inside at once.
 //!
 //! Deciding is pure: [`plan_volume`] says what a volume needs, [`payload`]
 //! what files it holds given the objects it reads, [`container_mounts`] what
@@ -168,6 +170,8 @@ pub enum VolumePlan {
     HostPath { path: String, check: HostPathType },
     /// Files written atomically; on a tmpfs when a Secret feeds them.
     Files { tmpfs: bool },
+    /// The directory of the local volume bound to this claim.
+    Claim { claim: String },
 }
 
 /// Decides what a (validated) volume needs.
@@ -186,6 +190,11 @@ pub fn plan_volume(v: &Volume) -> Result<VolumePlan, String> {
             check: HostPathType::parse(h.path_type.as_deref())?,
         });
     }
+    if let Some(c) = &v.persistent_volume_claim {
+        return Ok(VolumePlan::Claim {
+            claim: c.claim_name.clone(),
+        });
+    }
     let secret = v.secret.is_some()
         || v.projected
             .as_ref()
@@ -198,6 +207,16 @@ pub fn plan_volume(v: &Volume) -> Result<VolumePlan, String> {
         return Ok(VolumePlan::Files { tmpfs: secret });
     }
     Err(format!("volume {:?} has no source shoal can mount", v.name))
+}
+
+/// Where a local persistent volume lives on the node: `<claims_root>/<volume>`.
+pub fn local_volume_dir(claims_root: &Path, volume: &str) -> PathBuf {
+    // Volume names are DNS subdomains; keep the path inside the root anyway.
+    let safe: String = volume
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .collect();
+    claims_root.join(safe.trim_start_matches('.'))
 }
 
 /// Where a pod's volume lives on the node.
@@ -223,6 +242,9 @@ pub trait Objects {
     fn config_map(&self, name: &str) -> Result<Option<BTreeMap<String, Vec<u8>>>, String>;
     /// A Secret's keys, `None` when it does not exist.
     fn secret(&self, name: &str) -> Result<Option<BTreeMap<String, Vec<u8>>>, String>;
+    /// The directory on this node of the volume a claim is bound to, or
+    /// why the claim cannot be mounted here now.
+    fn claim_dir(&self, claim: &str) -> Result<PathBuf, VolumeError>;
 }
 
 /// What a downward API file may read besides the pod's fields.
@@ -417,11 +439,13 @@ pub struct PlannedMount {
     pub read_only: bool,
 }
 
-/// The mounts of one container, from the pod's volumes prepared under `pod_dir`.
+/// The mounts of one container, from the pod's volumes prepared under
+/// `pod_dir` and its claims' directories (by claim name).
 pub fn container_mounts(
     spec: &PodSpec,
     c: &Container,
     pod_dir: &Path,
+    claims: &BTreeMap<String, PathBuf>,
 ) -> Result<Vec<PlannedMount>, String> {
     let mut mounts = Vec::new();
     for m in &c.volume_mounts {
@@ -433,8 +457,16 @@ pub fn container_mounts(
         let plan = plan_volume(v)?;
         let root = match &plan {
             VolumePlan::HostPath { path, .. } => PathBuf::from(path),
+            VolumePlan::Claim { claim } => claims
+                .get(claim)
+                .cloned()
+                .ok_or_else(|| format!("persistentvolumeclaim {claim:?} is not ready here"))?,
             _ => volume_dir(pod_dir, &v.name),
         };
+        let claim_read_only = v
+            .persistent_volume_claim
+            .as_ref()
+            .is_some_and(|c| c.read_only == Some(true));
         // Files volumes are read-only inside, whatever the mount says, as in
         // Kubernetes: the agent owns their content.
         let files = matches!(plan, VolumePlan::Files { .. });
@@ -444,7 +476,7 @@ pub fn container_mounts(
             sub_path: m.sub_path.clone().filter(|s| !s.is_empty()),
             create_sub_path: !files,
             container_path: m.mount_path.clone(),
-            read_only: m.read_only == Some(true) || files,
+            read_only: m.read_only == Some(true) || files || claim_read_only,
         });
     }
     Ok(mounts)

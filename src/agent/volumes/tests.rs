@@ -191,6 +191,11 @@ impl Objects for Fake {
     fn secret(&self, name: &str) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
         Ok(self.secrets.get(name).cloned())
     }
+    fn claim_dir(&self, claim: &str) -> Result<PathBuf, VolumeError> {
+        Err(VolumeError::Config(format!(
+            "no claim {claim:?} in this fake"
+        )))
+    }
 }
 
 fn kv(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
@@ -450,7 +455,7 @@ fn container_mounts_follow_the_spec() {
         ],
         ..Default::default()
     };
-    let got = container_mounts(&spec, &c, Path::new("/d/uid")).expect("mounts");
+    let got = container_mounts(&spec, &c, Path::new("/d/uid"), &BTreeMap::new()).expect("mounts");
     let pm = |volume: &str, root: &str, sub: Option<&str>, create: bool, path: &str, ro: bool| {
         PlannedMount {
             volume: volume.into(),
@@ -482,7 +487,7 @@ fn container_mounts_follow_the_spec() {
         volume_mounts: vec![mount("nope", "/x", None, None)],
         ..c
     };
-    assert!(container_mounts(&spec, &bad, Path::new("/d")).is_err());
+    assert!(container_mounts(&spec, &bad, Path::new("/d"), &BTreeMap::new()).is_err());
 }
 
 #[test]

@@ -302,6 +302,7 @@ fn room_is_checked_without_cordon() {
         node_selector: BTreeMap::new(),
         host_ports: ports,
         group: None,
+        volume_nodes: None,
     };
     let mut used = Used::default();
     assert_eq!(lacks_room(&fit, &used, &needs(500, vec![])), None);

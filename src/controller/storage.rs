@@ -1,0 +1,179 @@
+//! Storage housekeeping on the leader: the built-in default class `local`
+//! exists, a claim marked for deletion goes once no pod uses it
+//! (Kubernetes' `kubernetes.io/pvc-protection`), and a volume whose claim
+//! is gone is deleted (`Delete`; its node then removes the directory) or
+//! kept `Released` with its data (`Retain`). Binding is the scheduler's:
+//! it binds a claim in the same write that places its first pod.
+//!
+//! Deciding is pure ([`plan`]); every write is conditional on the version
+//! the pass read, so a deposed leader's pass changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+use tracing::{debug, info};
+
+use crate::resource::status::{PersistentVolumeStatus, PodReadiness};
+use crate::resource::types::{
+    Body, DEFAULT_CLASS_ANNOTATION, LOCAL_CLASS, LOCAL_PROVISIONER, PersistentVolumeBody,
+    ReclaimPolicy,
+};
+use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
+use crate::scheduler::claims::pod_claims;
+use crate::store::{Command, Op, Precondition, Store};
+
+/// What one pass should write.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    /// The built-in class is missing: create it.
+    pub create_local_class: bool,
+    /// Claims marked for deletion that no pod uses, with their versions.
+    pub delete_claims: Vec<(ObjectKey, u64)>,
+    /// Volumes of gone claims whose policy is `Delete`, with their versions.
+    pub delete_volumes: Vec<(ObjectKey, u64)>,
+    /// Volumes of gone claims whose policy is `Retain` and that do not say
+    /// `Released` yet, with their versions.
+    pub release_volumes: Vec<(ObjectKey, u64)>,
+}
+
+/// Decides a pass from every class, claim, volume and pod.
+pub fn plan(classes: &[Object], claims: &[Object], volumes: &[Object], pods: &[Object]) -> Plan {
+    let mut plan = Plan {
+        create_local_class: !classes.iter().any(|c| c.metadata.name == LOCAL_CLASS),
+        ..Plan::default()
+    };
+    // Any pod not finished holds its claims, scheduled or not, as in Kubernetes.
+    let mut used: BTreeSet<(String, String)> = BTreeSet::new();
+    for p in pods {
+        if p.status_or_default::<PodReadiness>().is_terminal() {
+            continue;
+        }
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        for c in pod_claims(p) {
+            used.insert((ns.clone(), c));
+        }
+    }
+    let mut live: BTreeMap<(String, String), Option<&str>> = BTreeMap::new();
+    for c in claims {
+        let Some(key) = c.key() else { continue };
+        let id = (key.namespace.clone(), key.name.clone());
+        if c.metadata.deletion_timestamp.is_some() && !used.contains(&id) {
+            plan.delete_claims.push((key, c.resource_version()));
+            continue;
+        }
+        live.insert(id, c.metadata.uid.as_deref());
+    }
+    for v in volumes {
+        let (Some(key), Ok(b)) = (v.key(), PersistentVolumeBody::from_object(v)) else {
+            continue;
+        };
+        let Some(r) = &b.spec.claim_ref else { continue };
+        let bound = live
+            .get(&(r.namespace.clone(), r.name.clone()))
+            .is_some_and(|uid| r.uid.is_none() || r.uid.as_deref() == *uid);
+        if bound {
+            continue;
+        }
+        // Kubernetes' default for a volume made by hand is Retain.
+        match b
+            .spec
+            .persistent_volume_reclaim_policy
+            .unwrap_or(ReclaimPolicy::Retain)
+        {
+            ReclaimPolicy::Delete => plan.delete_volumes.push((key, v.resource_version())),
+            _ => {
+                let phase = v.status_or_default::<PersistentVolumeStatus>().phase;
+                if phase.as_deref() != Some("Released") {
+                    plan.release_volumes.push((key, v.resource_version()));
+                }
+            }
+        }
+    }
+    plan
+}
+
+/// The built-in default class.
+pub fn local_class(now: &str) -> Object {
+    let body = json!({
+        "provisioner": LOCAL_PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    });
+    Object {
+        api_version: Kind::StorageClass.api_version().into(),
+        kind: Kind::StorageClass.as_str().into(),
+        metadata: ObjectMeta {
+            name: LOCAL_CLASS.into(),
+            creation_timestamp: Some(now.into()),
+            annotations: BTreeMap::from([(DEFAULT_CLASS_ANNOTATION.into(), "true".into())]),
+            ..ObjectMeta::default()
+        },
+        body: body.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+/// Runs one pass: reads the replica, writes what [`plan`] decides, one
+/// write per object so that one conflict holds back nothing else.
+pub async fn reconcile(store: &Store, pods: &[Object]) {
+    let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
+    let (Ok(classes), Ok(claims), Ok(volumes)) = (
+        list(Kind::StorageClass),
+        list(Kind::PersistentVolumeClaim),
+        list(Kind::PersistentVolume),
+    ) else {
+        debug!("storage: cannot read the replica");
+        return;
+    };
+    let plan = plan(&classes, &claims, &volumes, pods);
+    let mut ops: Vec<(String, Op)> = Vec::new();
+    if plan.create_local_class {
+        let now = crate::resource::time::now_rfc3339();
+        if let Ok(object) = serde_json::to_vec(&local_class(&now)) {
+            let key = ObjectKey::new(Kind::StorageClass, "", LOCAL_CLASS);
+            let op = Op::Put {
+                key,
+                object,
+                precondition: Precondition::MustNotExist,
+            };
+            ops.push(("created the built-in class local".into(), op));
+        }
+    }
+    for (key, version) in plan.delete_claims.iter().chain(&plan.delete_volumes) {
+        let op = Op::Delete {
+            key: key.clone(),
+            precondition: Precondition::Version(*version),
+        };
+        ops.push((format!("deleted {key}"), op));
+    }
+    for (key, version) in &plan.release_volumes {
+        let Some(mut v) = volumes
+            .iter()
+            .find(|v| v.key().as_ref() == Some(key))
+            .cloned()
+        else {
+            continue;
+        };
+        v.set_status(&PersistentVolumeStatus {
+            phase: Some("Released".into()),
+            message: Some("its claim was deleted; the data is kept (Retain)".into()),
+            ..Default::default()
+        });
+        if let Ok(object) = serde_json::to_vec(&v) {
+            let op = Op::Put {
+                key: key.clone(),
+                object,
+                precondition: Precondition::Version(*version),
+            };
+            ops.push((format!("{key} released, data kept"), op));
+        }
+    }
+    for (what, op) in ops {
+        match store.write(Command { ops: vec![op] }).await {
+            Ok(_) => info!("storage: {what}"),
+            Err(e) => debug!("storage: write refused (next pass looks again): {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
