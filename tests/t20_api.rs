@@ -372,6 +372,20 @@ async fn metrics_are_described_histograms_and_present_from_the_start() {
     let (node, api) = dev_node(dir.path()).await;
     let (code, _) = api.apply(&configmap("m", "1")).await;
     assert_eq!(code, 200);
+    // The agent registers its Node object after the API is up; the
+    // cluster gauges count what the replica holds at the scrape.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, v) = api.get("/v1/nodes").await;
+        if code == 200 && v["items"].as_array().is_some_and(|a| a.len() == 1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dev node never registered its Node: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let resp = api
         .http
         .get(format!("{}/metrics", api.base))
