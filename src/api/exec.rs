@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use super::frames::{self, read_frame, write_frame};
 use super::{ApiError, ApiResult, ApiState, auth};
-use crate::agent::exec::{ExecConn, ExecError, MAX_WRITE};
+use crate::agent::exec::{ExecConn, ExecError, ExecService, MAX_WRITE};
 use crate::runtime::ExecRequest;
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +46,16 @@ fn command_of(raw: &str) -> ApiResult<Vec<String>> {
     Ok(cmd)
 }
 
+/// This node's exec service; 503 on a node that runs none.
+fn exec_service(s: &ApiState) -> ApiResult<&Arc<ExecService>> {
+    s.exec.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node runs no exec service",
+        )
+    })
+}
+
 pub(super) async fn pod_exec(
     State(s): State<ApiState>,
     Extension(_caller): Extension<auth::Caller>,
@@ -53,12 +63,7 @@ pub(super) async fn pod_exec(
     Query(q): Query<ExecQuery>,
     req: Request,
 ) -> ApiResult<Response> {
-    let Some(exec) = &s.exec else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this node runs no exec service",
-        ));
-    };
+    let exec = exec_service(&s)?;
     check_upgrade(&req, "exec")?;
     let cmd = command_of(&q.command)?;
     let size = q.width.zip(q.height);
@@ -94,12 +99,7 @@ pub(super) async fn pod_port_forward(
     Query(q): Query<PortQuery>,
     req: Request,
 ) -> ApiResult<Response> {
-    let Some(exec) = &s.exec else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this node runs no exec service",
-        ));
-    };
+    let exec = exec_service(&s)?;
     check_upgrade(&req, "port-forward")?;
     if q.port == 0 {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "port: 0 is no port"));

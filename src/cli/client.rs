@@ -37,9 +37,10 @@ pub(super) fn no_route(e: &impl ApiAnswer) -> bool {
     e.client_error().is_some_and(ClientError::no_route)
 }
 
-/// Copies a streamed plain-text answer (logs) to stdout as it arrives.
-pub(super) async fn stream_to_stdout(client: &Client, path: &str) -> anyhow::Result<()> {
-    let mut resp = client.call(reqwest::Method::GET, path, None, None).await?;
+/// Opens a streamed plain-text answer (logs); an error status becomes an
+/// error with the API's message.
+pub(super) async fn open_stream(client: &Client, path: &str) -> anyhow::Result<reqwest::Response> {
+    let resp = client.call(reqwest::Method::GET, path, None, None).await?;
     let status = resp.status();
     if !status.is_success() {
         let text = resp.text().await.unwrap_or_default();
@@ -49,6 +50,12 @@ pub(super) async fn stream_to_stdout(client: &Client, path: &str) -> anyhow::Res
             .unwrap_or_else(|| text.trim().to_string());
         bail!("{msg} (HTTP {})", status.as_u16());
     }
+    Ok(resp)
+}
+
+/// Copies a streamed plain-text answer (logs) to stdout as it arrives.
+pub(super) async fn stream_to_stdout(client: &Client, path: &str) -> anyhow::Result<()> {
+    let mut resp = open_stream(client, path).await?;
     while let Some(chunk) = resp.chunk().await.context("reading the log stream")? {
         let mut out = std::io::stdout().lock();
         if out.write_all(&chunk).and_then(|_| out.flush()).is_err() {

@@ -7,9 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, anyhow, bail};
 use futures::StreamExt;
-use serde_json::Value;
 
-use super::client::{Client, stream_to_stdout};
+use super::client::{Client, open_stream, stream_to_stdout};
 use super::jobs;
 use crate::resource::types::{Body as _, DeploymentBody, LabelSelector, PodBody};
 use crate::resource::types::{LabelSelectorRequirement, SelectorOperator};
@@ -177,16 +176,9 @@ async fn prefixed(
     prefix: &str,
     out: &Mutex<()>,
 ) -> anyhow::Result<()> {
-    let mut resp = client.call(reqwest::Method::GET, path, None, None).await?;
-    let status = resp.status();
-    if !status.is_success() {
-        let text = resp.text().await.unwrap_or_default();
-        let msg = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
-            .unwrap_or_else(|| text.trim().to_string());
-        bail!("{}{msg} (HTTP {})", prefix.trim_end(), status.as_u16());
-    }
+    let mut resp = open_stream(client, path)
+        .await
+        .map_err(|e| anyhow!("{}{e}", prefix.trim_end()))?;
     let mut pending: Vec<u8> = Vec::new();
     while let Some(chunk) = resp.chunk().await.context("reading the log stream")? {
         pending.extend_from_slice(&chunk);
