@@ -687,6 +687,19 @@ impl Handler {
         request: &Request,
         mut handle: R,
     ) -> (ResponseInfo, Outcome) {
+        if questions_point_into_header(request.queries.as_bytes()) {
+            // Every answer echoes the question bytes as received, and the
+            // answer's header differs from the query's: a name compressed
+            // into the header would decode as garbage. No real resolver
+            // writes one, so the message is dropped, as malformed.
+            let mut metadata = Metadata::response_from_request(&request.metadata);
+            metadata.response_code = ResponseCode::FormErr;
+            let info = ResponseInfo::from(Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            });
+            return (info, Outcome::FormErr);
+        }
         let edns = request.edns.as_ref().map(|req| {
             let mut edns = Edns::new();
             edns.set_max_payload(req.max_payload().max(512));
@@ -911,6 +924,47 @@ pub(crate) fn answer_raw(domain: &str, table: Arc<ServiceTable>, raw: &[u8]) -> 
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take()
+}
+
+/// Length of a DNS message header: where the question section starts, and
+/// the offset below which a compression pointer lands in the header.
+const HEADER_LEN: usize = 12;
+
+/// Whether a name in `questions` (the question section as received, which
+/// starts at offset `HEADER_LEN` of the message) is compressed with a pointer
+/// into the header. Decoding already checked the section is well formed;
+/// anything short is treated as pointing nowhere harmful.
+fn questions_point_into_header(questions: &[u8]) -> bool {
+    let mut at = 0;
+    while at < questions.len() {
+        // One name: labels up to the root label or a pointer.
+        loop {
+            let Some(&len) = questions.get(at) else {
+                return false;
+            };
+            match len {
+                0 => {
+                    at += 1;
+                    break;
+                }
+                l if l & 0xC0 == 0xC0 => {
+                    let Some(&low) = questions.get(at + 1) else {
+                        return false;
+                    };
+                    let target = usize::from(l & 0x3F) << 8 | usize::from(low);
+                    if target < HEADER_LEN {
+                        return true;
+                    }
+                    at += 2;
+                    break;
+                }
+                l => at += 1 + usize::from(l),
+            }
+        }
+        // Type and class.
+        at += 4;
+    }
+    false
 }
 
 /// Sends a response with no records, e.g. an error.

@@ -692,3 +692,53 @@ fn invalid_domain_is_rejected() {
     let zone = Zone::new("Cluster.Local.", 5).unwrap();
     assert_eq!(zone.origin, Name::from_str("svc.cluster.local.").unwrap());
 }
+
+/// A fuzzer-found message with three questions (so FORMERR) whose names
+/// point at each other: the answer must still be a DNS message.
+#[test]
+fn formerr_for_several_questions_is_a_dns_message() {
+    let raw: &[u8] = &[
+        0, 8, 3, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 61, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        20, 2, 2, 2, 2, 2, 2, 2, 2, 150, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 66, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 2, 2, 2, 2, 2, 2, 2, 2, 77, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 192, 2, 2, 2, 2, 2, 2, 2, 2, 48, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 75, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    // hickory accepts it: the third name's pointer goes backwards, to
+    // offset 2, which is inside the header.
+    assert!(
+        Request::from_bytes(
+            raw.to_vec(),
+            "127.0.0.1:5353".parse().unwrap(),
+            Protocol::Udp
+        )
+        .is_ok()
+    );
+    assert_eq!(answer_raw("shoal", Arc::new(fixture()), raw), None);
+
+    // The same question compressed against an earlier question is answered.
+    let mut query = Message::query();
+    query.metadata.id = 9;
+    query.add_query(Query::query(
+        Name::from_str("web.default.svc.shoal.").unwrap(),
+        RecordType::A,
+    ));
+    let mut bytes = query.to_vec().unwrap();
+    bytes.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1]);
+    bytes[5] = 2;
+    let reply = answer_raw("shoal", Arc::new(fixture()), &bytes).expect("an answer");
+    let parsed = Message::from_vec(&reply).expect("the answer is a DNS message");
+    assert_eq!(parsed.metadata.id, 9);
+    assert_eq!(parsed.metadata.response_code, ResponseCode::FormErr);
+}
+
+#[test]
+fn pointers_into_the_header_are_found() {
+    // root name, then a name "a" + pointer to 12, then a pointer to 11.
+    let ok = [0, 0, 1, 0, 1, 1, b'a', 0xC0, 12, 0, 1, 0, 1];
+    assert!(!questions_point_into_header(&ok));
+    let bad = [0, 0, 1, 0, 1, 0xC0, 11, 0, 1, 0, 1];
+    assert!(questions_point_into_header(&bad));
+    assert!(!questions_point_into_header(&[]));
+    assert!(!questions_point_into_header(&[5, b'a']));
+}
