@@ -73,25 +73,61 @@ impl Timing {
 }
 
 /// When this node last heard from a leader it accepted, or gave its vote
-/// to a candidate.
+/// to a candidate; and when it last promised its pre-vote.
 #[derive(Clone)]
-pub(super) struct LeaderContact(Arc<Mutex<Instant>>);
+pub(super) struct LeaderContact(Arc<Mutex<Contact>>);
+
+struct Contact {
+    heard: Instant,
+    promised: Option<Instant>,
+}
 
 impl LeaderContact {
     pub(super) fn new() -> LeaderContact {
-        LeaderContact(Arc::new(Mutex::new(Instant::now())))
+        LeaderContact(Arc::new(Mutex::new(Contact {
+            heard: Instant::now(),
+            promised: None,
+        })))
     }
 
     /// Records a leader's append or snapshot accepted, or a vote given, just now.
     pub(super) fn touch(&self) {
-        if let Ok(mut t) = self.0.lock() {
-            *t = Instant::now();
+        if let Ok(mut c) = self.0.lock() {
+            c.heard = Instant::now();
         }
     }
 
     fn quiet_for(&self) -> Duration {
-        self.0.lock().map(|t| t.elapsed()).unwrap_or(Duration::MAX)
+        self.0
+            .lock()
+            .map(|c| c.heard.elapsed())
+            .unwrap_or(Duration::MAX)
     }
+
+    /// Promises this node's pre-vote (to an asker, or to its own campaign)
+    /// unless it promised it within `window`.
+    ///
+    /// Without it, voters that all lost the leader at once each granted
+    /// every asker: two candidates could both hold a pre-vote quorum, both
+    /// campaign, and the second election deposed the first winner
+    /// milliseconds after it won (seen in the chaos run `pause-node`). One
+    /// promise per window is Raft's one vote per term, for a round that has
+    /// no term.
+    fn promise(&self, window: Duration) -> bool {
+        let Ok(mut c) = self.0.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        if !may_promise(c.promised, now, window) {
+            return false;
+        }
+        c.promised = Some(now);
+        true
+    }
+}
+
+fn may_promise(promised: Option<Instant>, now: Instant, window: Duration) -> bool {
+    promised.is_none_or(|t| now.saturating_duration_since(t) >= window)
 }
 
 /// The pre-vote rule, on the answering side.
@@ -109,7 +145,7 @@ pub(super) fn answer(
         timing.lease,
         req.last_log_id,
         mine,
-    );
+    ) && contact.promise(timing.retry_min);
     PreVoteResponse { granted }
 }
 
@@ -155,6 +191,9 @@ pub(super) async fn drive(
 ) {
     let mut quiet_needed = timing.jittered(timing.lease);
     let mut last_try: Option<Instant> = None;
+    // Re-drawn after every round: nodes whose rounds collided would
+    // otherwise retry in lockstep, exactly `retry_min` apart, forever.
+    let mut retry_after = timing.jittered(timing.retry_min);
     loop {
         tokio::time::sleep(timing.tick).await;
         // Cheap looks first: this runs every tick on every node, and almost
@@ -179,8 +218,15 @@ pub(super) async fn drive(
         // A lone voter (a dev node) has nobody to hear from or ask.
         if !voter
             || (!alone && contact.quiet_for() < quiet_needed)
-            || last_try.is_some_and(|t| t.elapsed() < timing.retry_min)
+            || last_try.is_some_and(|t| t.elapsed() < retry_after)
         {
+            continue;
+        }
+        // A node that just promised its pre-vote to another candidate lets
+        // that one campaign; a lone voter has nobody to promise to.
+        if !alone && !contact.promise(timing.retry_min) {
+            last_try = Some(Instant::now());
+            retry_after = timing.jittered(timing.retry_min);
             continue;
         }
         let (configs, voters) = {
@@ -194,6 +240,7 @@ pub(super) async fn drive(
             (membership.get_joint_config().clone(), voters)
         };
         last_try = Some(Instant::now());
+        retry_after = timing.jittered(timing.retry_min);
         quiet_needed = timing.jittered(timing.lease);
 
         let req = PreVoteRequest {
@@ -301,6 +348,29 @@ mod tests {
         assert!(is_quorum(&joint, &[1, 2, 3, 4]));
         assert!(!is_quorum(&joint, &[1, 2, 4]));
         assert!(!is_quorum(&[], &[1]));
+    }
+
+    #[test]
+    fn a_pre_vote_is_promised_once_per_window() {
+        let window = Duration::from_millis(1000);
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert!(may_promise(None, t0, window), "the first asker gets it");
+        assert!(
+            !may_promise(Some(t0), t0, window),
+            "a second asker does not"
+        );
+        assert!(!may_promise(Some(t0), ms(999), window));
+        assert!(
+            may_promise(Some(t0), ms(1000), window),
+            "after the window, the next one does"
+        );
+
+        let contact = LeaderContact::new();
+        assert!(contact.promise(window));
+        // Hearing from a leader does not release a promise.
+        contact.touch();
+        assert!(!contact.promise(window));
     }
 
     #[test]
