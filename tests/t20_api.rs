@@ -422,3 +422,69 @@ async fn metrics_are_described_histograms_and_present_from_the_start() {
     }
     node.shutdown().await;
 }
+
+/// What Kubernetes holds immutable is refused with the field's path, the
+/// stored object stays as it was, and a re-applied unchanged file passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immutable_fields_are_refused_by_apply_and_replace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, api) = dev_node(dir.path()).await;
+    let deployment = |app: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: fixed\nspec:\n  paused: true\n  selector:\n    matchLabels:\n      app: {app}\n  template:\n    metadata:\n      labels:\n        app: {app}\n    spec:\n      containers:\n      - name: main\n        image: host\n        command: [\"sleep\", \"60\"]\n"
+        )
+    };
+    let (code, v) = api.apply(&deployment("one")).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = api.apply(&deployment("one")).await;
+    assert_eq!(code, 200, "a re-applied file is no change: {v}");
+    let (code, v) = api.apply(&deployment("two")).await;
+    assert_eq!(code, 422, "{v}");
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("Deployment/default/fixed")
+            && msg.contains("spec.selector: field is immutable"),
+        "{msg}"
+    );
+    let (_, d) = api.get("/v1/namespaces/default/deployments/fixed").await;
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "one", "{d:#}");
+
+    // The same through PUT.
+    let mut d = d;
+    d["spec"]["selector"]["matchLabels"]["app"] = serde_json::json!("two");
+    d["spec"]["template"]["metadata"]["labels"]["app"] = serde_json::json!("two");
+    d.as_object_mut().unwrap().remove("status");
+    d["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    let (code, v) = api
+        .send(
+            Method::PUT,
+            "/v1/namespaces/default/deployments/fixed",
+            Some(serde_json::to_vec(&d).unwrap()),
+        )
+        .await;
+    assert_eq!(code, 422, "{v}");
+
+    // A ConfigMap marked immutable keeps its data.
+    let cm = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen\nimmutable: true\ndata:\n  k: \"{value}\"\n"
+        )
+    };
+    let (code, v) = api.apply(&cm("1")).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = api.apply(&cm("2")).await;
+    assert_eq!(code, 422, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("data: the ConfigMap is immutable"),
+        "{v}"
+    );
+    let (_, c) = api.get("/v1/namespaces/default/configmaps/frozen").await;
+    assert_eq!(c["data"]["k"], "1", "{c:#}");
+    node.shutdown().await;
+}

@@ -21,6 +21,7 @@ const LIVE_OWNED: &[(Kind, &str)] = &[
     (Kind::Deployment, "paused"),
     (Kind::PersistentVolumeClaim, "volumeName"),
     (Kind::PersistentVolumeClaim, "storageClassName"),
+    (Kind::Pod, "nodeName"),
 ];
 
 fn keep_live_fields(
@@ -111,6 +112,7 @@ pub(super) async fn apply(
             namespaces::admit(&s, &key, &new_namespaces).await?;
             let (mut obj, precondition) = keep_live_fields(&s, &key, obj)?;
             let precondition = super::user_set_precondition(&s, &key)?.unwrap_or(precondition);
+            let (precondition, _) = super::guard_immutable(&s, &key, &obj, precondition)?;
             addresses.assign(&s, &key, &mut obj)?;
             ops.push(put_op(key, obj, precondition)?);
         }

@@ -26,6 +26,7 @@ mod endpoints;
 mod eviction;
 mod exec;
 pub mod frames;
+mod immutable;
 mod manifests;
 pub mod metrics;
 mod namespaces;
@@ -753,27 +754,80 @@ async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResult<Response
     // Before the body is read: a controlled set's body (its owner
     // reference) is not something a user may write at all.
     let set = user_set_precondition(&s, &key)?;
-    let mut obj = object_from_body(&body, url)?;
+    let obj = object_from_body(&body, url)?;
     namespaces::admit(&s, &key, &HashSet::new()).await?;
-    ServiceAddresses::default().assign(&s, &key, &mut obj)?;
     // A resourceVersion in the body makes the replace a compare-and-set.
-    let precondition = match obj.metadata.resource_version.as_deref() {
-        Some(rv) => crate::store::Precondition::Version(rv.parse().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("metadata.resourceVersion: {rv:?} is not a number"),
-            )
-        })?),
-        None => match set {
+    let users = match obj.metadata.resource_version.as_deref() {
+        Some(rv) => Some(crate::store::Precondition::Version(rv.parse().map_err(
+            |_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("metadata.resourceVersion: {rv:?} is not a number"),
+                )
+            },
+        )?)),
+        None => None,
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut obj = obj.clone();
+        ServiceAddresses::default().assign(&s, &key, &mut obj)?;
+        let precondition = match (&users, &set) {
+            (Some(p), _) => *p,
             // Replacing what is not there stays a 404, as for every kind.
-            Some(crate::store::Precondition::MustNotExist) | None => {
+            (None, Some(crate::store::Precondition::MustNotExist) | None) => {
                 crate::store::Precondition::MustExist
             }
-            Some(p) => p,
-        },
+            (None, Some(p)) => *p,
+        };
+        let fenced = guard_immutable(&s, &key, &obj, precondition)?;
+        // Only a fence of this node's own making is retried: the user's
+        // resourceVersion, or the set's owner, decides for itself.
+        let ours = users.is_none() && set.is_none() && fenced.1;
+        let op = put_op(key.clone(), obj, fenced.0)?;
+        match s.store.write(Command { ops: vec![op] }).await {
+            Err(StoreError::Txn(TxnError::Conflict { .. })) if ours && attempt < APPLY_ATTEMPTS => {
+                s.store.barrier().await?;
+            }
+            r => {
+                let body = r?.into_iter().next().map(|o| o.object).unwrap_or_default();
+                return Ok((
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response());
+            }
+        }
+    }
+}
+
+/// Refuses a write that changes a field its kind holds immutable once the
+/// object exists (see immutable.rs), naming it. The write is then made
+/// conditional on the object checked, so no other write slips a change in
+/// between; the bool says whether that fence is new.
+fn guard_immutable(
+    s: &ApiState,
+    key: &ObjectKey,
+    obj: &Object,
+    precondition: crate::store::Precondition,
+) -> ApiResult<(crate::store::Precondition, bool)> {
+    if !immutable::has_rules(key.kind) {
+        return Ok((precondition, false));
+    }
+    let Some(live) = s.store.get(key)? else {
+        return Ok((precondition, false));
     };
-    let op = put_op(key.clone(), obj, precondition)?;
-    write_one(&s, op, StatusCode::OK).await
+    immutable::check(key.kind, &live, obj)
+        .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{key}: {m}")))?;
+    Ok(match precondition {
+        crate::store::Precondition::None | crate::store::Precondition::MustExist => (
+            crate::store::Precondition::Version(live.resource_version()),
+            true,
+        ),
+        p => (p, false),
+    })
 }
 
 async fn replace_one(
