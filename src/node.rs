@@ -558,18 +558,24 @@ async fn open_runtime(cfg: &Config) -> Result<DynRuntime, NodeError> {
     };
     let pull = Duration::from_secs(cfg.agent.image_pull_timeout_secs);
     let logs = cfg.agent.log_limits();
+    let privileged = cfg.agent.allow_privileged;
     match cfg.runtime {
         Some(RuntimeKind::Process) => process(),
         Some(RuntimeKind::Docker) => Ok(Arc::new(
             DockerRuntime::connect()
                 .await?
                 .with_pull_timeout(pull)
-                .with_log_limits(logs),
+                .with_log_limits(logs)
+                .with_allow_privileged(privileged),
         )),
         None => match DockerRuntime::connect().await {
             Ok(d) => {
                 info!("using the docker runtime");
-                Ok(Arc::new(d.with_pull_timeout(pull).with_log_limits(logs)))
+                Ok(Arc::new(
+                    d.with_pull_timeout(pull)
+                        .with_log_limits(logs)
+                        .with_allow_privileged(privileged),
+                ))
             }
             Err(e) => {
                 info!("no Docker engine ({e}); using the process runtime");

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use shoal::runtime::docker::DockerRuntime;
 use shoal::runtime::{
     ContainerInfo, ContainerSpec, ContainerState, LABEL_NODE, LABEL_POD_UID, LogOptions, Mount,
-    PortBinding, Runtime, RuntimeError,
+    PortBinding, Runtime, RuntimeError, Seccomp,
 };
 
 /// Connects to the engine and makes sure the test image is there.
@@ -623,4 +623,97 @@ async fn containers_get_a_capped_json_file_log() {
         ),
         "10485760 5"
     );
+}
+
+/// The securityContext settings as the engine applies them, read from
+/// inside the container: capabilities, no_new_privs, groups, a read-only
+/// root, a sysctl and seccomp (none, and a Localhost profile that denies
+/// mkdir).
+#[tokio::test]
+async fn security_settings_reach_the_container() {
+    let rt = runtime().await;
+    let mut cleanup = Cleanup(Vec::new());
+    let script = "grep -E '^(CapEff|NoNewPrivs|Seccomp|Groups):' /proc/self/status; \
+                  touch /written 2>/dev/null && echo root-writable || echo root-read-only; \
+                  echo syncookies=$(cat /proc/sys/net/ipv4/tcp_syncookies); \
+                  mkdir /tmp/d 2>/dev/null && echo mkdir-ok || echo mkdir-denied";
+    let mut s = sh(&unique("secure"), script);
+    s.cap_drop = strings(&["ALL"]);
+    s.cap_add = strings(&["NET_BIND_SERVICE"]);
+    s.no_new_privileges = true;
+    s.read_only_root = true;
+    s.supplemental_groups = vec![3000, 4000];
+    s.sysctls = BTreeMap::from([("net.ipv4.tcp_syncookies".into(), "0".into())]);
+    s.seccomp = Some(Seccomp::Unconfined);
+    let id = run(&rt, &mut cleanup, &s).await;
+    wait_exited(&rt, &id, Duration::from_secs(20)).await;
+    let out = read_logs(&rt, &id, LogOptions::default()).await;
+    let line = |key: &str| {
+        out.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // Only CAP_NET_BIND_SERVICE (bit 10) is left.
+    assert_eq!(line("CapEff:"), "0000000000000400", "{out}");
+    assert_eq!(line("NoNewPrivs:"), "1", "{out}");
+    assert_eq!(line("Seccomp:"), "0", "unconfined: {out}");
+    assert!(
+        line("Groups:").contains("3000") && line("Groups:").contains("4000"),
+        "{out}"
+    );
+    assert!(out.contains("root-read-only"), "{out}");
+    assert!(out.contains("syncookies=0"), "{out}");
+
+    // A Localhost profile is read from its file and enforced.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = dir.path().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .expect("write profile");
+    let mut s = sh(&unique("seccomp"), script);
+    s.seccomp = Some(Seccomp::Localhost(profile.display().to_string()));
+    let id = run(&rt, &mut cleanup, &s).await;
+    wait_exited(&rt, &id, Duration::from_secs(20)).await;
+    let out = read_logs(&rt, &id, LogOptions::default()).await;
+    assert!(out.contains("Seccomp:\t2"), "a filter is on: {out}");
+    // The root is writable here, so only the profile can deny the mkdir.
+    assert!(out.contains("root-writable"), "{out}");
+    assert!(out.contains("mkdir-denied"), "{out}");
+
+    // A missing profile, and privileged on a node that does not allow it,
+    // are configuration errors: nothing is created.
+    let mut s = sh(&unique("noprofile"), "true");
+    s.seccomp = Some(Seccomp::Localhost(
+        dir.path().join("missing.json").display().to_string(),
+    ));
+    cleanup.0.push(s.name.clone());
+    match rt.create(&s).await {
+        Err(RuntimeError::Config(msg)) => assert!(msg.contains("missing.json"), "{msg}"),
+        other => panic!("created with a missing profile: {other:?}"),
+    }
+    let mut s = sh(&unique("privileged"), "true");
+    s.privileged = true;
+    cleanup.0.push(s.name.clone());
+    match rt.create(&s).await {
+        Err(RuntimeError::Config(msg)) => {
+            assert!(msg.contains("agent.allow_privileged"), "{msg}")
+        }
+        other => panic!("a privileged container was created: {other:?}"),
+    }
+    // Allowed, it is created privileged. (Not started: where dockerd itself
+    // runs without every capability, as in some CI sandboxes, the engine
+    // cannot grant them all.)
+    let rt = rt.with_allow_privileged(true);
+    let mut s = sh(&unique("privileged-ok"), "true");
+    s.privileged = true;
+    cleanup.0.push(s.name.clone());
+    let id = rt.create(&s).await.expect("create privileged");
+    assert_eq!(inspect_field(&id, "{{.HostConfig.Privileged}}"), "true");
 }

@@ -573,3 +573,64 @@ async fn process_runtime_refuses_volumes() {
     );
     h.stop().await;
 }
+
+/// fsGroup: the pod's emptyDir and Secret files belong to the group, which
+/// every container has among its groups; a non-root container can then
+/// read a Secret file of mode 0440 and write where root made the directory.
+/// The container's securityContext reaches the engine through the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_fs_group_owns_the_pods_volumes() {
+    require_docker();
+    let h = Harness::start("fsgroup", shoal::runtime::RuntimeKind::Docker).await;
+    let image = &h.image;
+    h.apply(&format!(
+        r#"apiVersion: v1
+kind: Secret
+metadata: {{name: fsg}}
+stringData: {{token: s3cret}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: fsg}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  securityContext: {{runAsUser: 1000, runAsGroup: 1000, fsGroup: 2000, supplementalGroups: [3000]}}
+  volumes:
+  - {{name: scratch, emptyDir: {{}}}}
+  - {{name: sec, secret: {{secretName: fsg, defaultMode: 0400}}}}
+  containers:
+  - name: main
+    image: {image}
+    command: ["sh", "-c", "sleep 3600"]
+    securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}
+    volumeMounts:
+    - {{name: scratch, mountPath: /scratch}}
+    - {{name: sec, mountPath: /sec}}
+"#,
+        node = h.node.info.name
+    ))
+    .await;
+    let pod = h.running("fsg").await;
+    let ids = h.containers(&pod).await;
+    let c = &ids["main"];
+    let groups = h.ok(c, "id -G").await;
+    let groups: Vec<&str> = groups.split_whitespace().collect();
+    for g in ["1000", "2000", "3000"] {
+        assert!(groups.contains(&g), "{g} in {groups:?}");
+    }
+    assert_eq!(h.ok(c, "stat -c %g /scratch").await.trim(), "2000");
+    h.ok(c, "echo mine > /scratch/f").await;
+    assert_eq!(
+        h.ok(c, "stat -c %g /scratch/f").await.trim(),
+        "2000",
+        "the setgid directory gives new files the group"
+    );
+    assert_eq!(h.ok(c, "cat /sec/token").await, "s3cret");
+    let status = h
+        .ok(c, "grep -E '^(NoNewPrivs|CapEff):' /proc/self/status")
+        .await;
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    assert!(status.contains("CapEff:\t0000000000000000"), "{status}");
+    h.stop().await;
+}

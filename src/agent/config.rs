@@ -48,6 +48,13 @@ pub struct AgentConfig {
     /// Bytes this node offers to local persistent volumes; the data dir's
     /// free space (rounded down to GiB) when unset.
     pub volume_capacity: Option<u64>,
+    /// Whether pods may run privileged containers or with /proc unmasked
+    /// here (Docker runtime only). Off: such a pod fails with an event.
+    pub allow_privileged: bool,
+    /// Where `seccompProfile.localhostProfile` files are looked up;
+    /// `<data_dir>/seccomp` when unset (the kubelet's is
+    /// /var/lib/kubelet/seccomp).
+    pub seccomp_dir: Option<PathBuf>,
 }
 
 /// The smallest `log_max_bytes` accepted.
@@ -76,6 +83,8 @@ impl Default for AgentConfig {
             log_max_bytes: crate::runtime::DEFAULT_LOG_MAX_BYTES,
             log_max_files: crate::runtime::DEFAULT_LOG_MAX_FILES,
             volume_capacity: None,
+            allow_privileged: false,
+            seccomp_dir: None,
         }
     }
 }

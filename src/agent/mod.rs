@@ -118,6 +118,14 @@ impl Ctx {
         self.volumes_root.join(safe)
     }
 
+    /// Where Localhost seccomp profiles are read from.
+    pub fn seccomp_dir(&self) -> std::path::PathBuf {
+        self.cfg
+            .seccomp_dir
+            .clone()
+            .unwrap_or_else(|| self.volumes_root.with_file_name("seccomp"))
+    }
+
     /// Where local persistent volumes live: `<data_dir>/claims/<volume name>`.
     pub fn claims_root(&self) -> std::path::PathBuf {
         self.volumes_root.with_file_name("claims")

@@ -19,12 +19,13 @@ use super::volumes;
 use crate::resource::status::{PodStatus, StateTerminated};
 use crate::resource::time::now_rfc3339;
 use crate::resource::types::{
-    Body, Container, PodBody, PodSecurityContext, PodSpec, SecurityContext, decode_base64,
+    Body, Container, PodBody, PodSecurityContext, PodSpec, ProcMount, SeccompProfileType,
+    SecurityContext, decode_base64,
 };
 use crate::resource::{Kind, Object, ObjectKey};
 use crate::runtime::{
     ContainerInfo, ContainerSpec, ContainerState, LABEL_CLUSTER, LABEL_CONTAINER, LABEL_NODE,
-    LABEL_POD, LABEL_POD_UID, LABEL_RESTARTS, LABEL_SPEC_HASH, PortBinding, RuntimeError,
+    LABEL_POD, LABEL_POD_UID, LABEL_RESTARTS, LABEL_SPEC_HASH, PortBinding, RuntimeError, Seccomp,
 };
 use crate::store::{Command, Op};
 use tokio_util::task::AbortOnDropHandle;
@@ -708,6 +709,56 @@ impl PodSync<'_> {
             run_as_user: id(sc.run_as_user),
             run_as_group: id(sc.run_as_group),
             run_as_non_root: sc.run_as_non_root == Some(true),
+            supplemental_groups: self
+                .security
+                .map(|p| {
+                    // fsGroup is a supplementary group too, as in Kubernetes.
+                    let mut groups: Vec<u32> = p
+                        .supplemental_groups
+                        .iter()
+                        .chain(p.fs_group.as_ref())
+                        .filter_map(|g| id(Some(*g)))
+                        .collect();
+                    groups.sort_unstable();
+                    groups.dedup();
+                    groups
+                })
+                .unwrap_or_default(),
+            no_new_privileges: sc.allow_privilege_escalation == Some(false),
+            cap_add: sc
+                .capabilities
+                .as_ref()
+                .map(|c| c.add.clone())
+                .unwrap_or_default(),
+            cap_drop: sc
+                .capabilities
+                .as_ref()
+                .map(|c| c.drop.clone())
+                .unwrap_or_default(),
+            privileged: sc.privileged == Some(true),
+            read_only_root: sc.read_only_root_filesystem == Some(true),
+            seccomp: sc.seccomp_profile.as_ref().map(|p| match p.profile_type {
+                SeccompProfileType::RuntimeDefault => Seccomp::RuntimeDefault,
+                SeccompProfileType::Unconfined => Seccomp::Unconfined,
+                // Checked as a relative path without `..` when stored.
+                SeccompProfileType::Localhost => Seccomp::Localhost(
+                    self.ctx
+                        .seccomp_dir()
+                        .join(p.localhost_profile.as_deref().unwrap_or_default())
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
+            }),
+            unmasked_proc: sc.proc_mount == Some(ProcMount::Unmasked),
+            sysctls: self
+                .security
+                .map(|p| {
+                    p.sysctls
+                        .iter()
+                        .map(|s| (s.name.clone(), s.value.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Checks of a pod spec: containers, probes, resources, volumes, scheduling fields.
 
 use super::*;
+use std::collections::HashSet;
+
+use crate::resource::types::{SeccompProfile, SeccompProfileType};
 
 // ---------------------------------------------------------------- pods
 
@@ -190,9 +193,7 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
         check_security_context(spec.security_context.as_ref(), path, c, &cp)?;
     }
     if let Some(sc) = &spec.security_context {
-        let sp = format!("{path}.securityContext");
-        check_id(&format!("{sp}.runAsUser"), sc.run_as_user)?;
-        check_id(&format!("{sp}.runAsGroup"), sc.run_as_group)?;
+        check_pod_security_context(sc, &format!("{path}.securityContext"))?;
     }
 
     let rp_path = format!("{path}.restartPolicy");
@@ -251,6 +252,36 @@ fn check_security_context(
     if let Some(sc) = own {
         check_id(&format!("{sp}.runAsUser"), sc.run_as_user)?;
         check_id(&format!("{sp}.runAsGroup"), sc.run_as_group)?;
+        if let Some(caps) = &sc.capabilities {
+            for (field, names) in [("add", &caps.add), ("drop", &caps.drop)] {
+                for (i, name) in names.iter().enumerate() {
+                    check_capability(&format!("{sp}.capabilities.{field}[{i}]"), name)?;
+                }
+            }
+        }
+        if sc.allow_privilege_escalation == Some(false) {
+            // Kubernetes' own refusals: either makes no_new_privs a lie.
+            if sc.privileged == Some(true) {
+                return fail(
+                    format!("{sp}.allowPrivilegeEscalation"),
+                    "cannot be false when privileged is true",
+                );
+            }
+            let adds_sys_admin = sc.capabilities.as_ref().is_some_and(|c| {
+                c.add
+                    .iter()
+                    .any(|n| capability_name(n) == "SYS_ADMIN" || capability_name(n) == "ALL")
+            });
+            if adds_sys_admin {
+                return fail(
+                    format!("{sp}.allowPrivilegeEscalation"),
+                    "cannot be false when capabilities.add has SYS_ADMIN (or ALL)",
+                );
+            }
+        }
+        if let Some(p) = &sc.seccomp_profile {
+            check_seccomp(&format!("{sp}.seccompProfile"), p)?;
+        }
     }
     // Where a merged value came from, for the error's path.
     let from = |own_set: bool, field: &str| {
@@ -275,6 +306,145 @@ fn check_security_context(
         );
     }
     Ok(())
+}
+
+fn check_pod_security_context(sc: &PodSecurityContext, sp: &str) -> Res {
+    check_id(&format!("{sp}.runAsUser"), sc.run_as_user)?;
+    check_id(&format!("{sp}.runAsGroup"), sc.run_as_group)?;
+    check_id(&format!("{sp}.fsGroup"), sc.fs_group)?;
+    for (i, g) in sc.supplemental_groups.iter().enumerate() {
+        check_id(&format!("{sp}.supplementalGroups[{i}]"), Some(*g))?;
+    }
+    if let Some(p) = sc.fs_group_change_policy.as_deref()
+        && !matches!(p, "Always" | "OnRootMismatch")
+    {
+        return fail(
+            format!("{sp}.fsGroupChangePolicy"),
+            format!("{p:?}: must be Always or OnRootMismatch"),
+        );
+    }
+    if let Some(p) = &sc.seccomp_profile {
+        check_seccomp(&format!("{sp}.seccompProfile"), p)?;
+    }
+    let mut seen = HashSet::new();
+    for (i, s) in sc.sysctls.iter().enumerate() {
+        let path = format!("{sp}.sysctls[{i}].name");
+        if !seen.insert(s.name.as_str()) {
+            return fail(path, format!("{:?} is set twice", s.name));
+        }
+        if !SAFE_SYSCTLS.contains(&s.name.as_str()) {
+            return fail(
+                path,
+                format!(
+                    "{:?} is not one of Kubernetes' safe sysctls ({}); shoal sets no others",
+                    s.name,
+                    SAFE_SYSCTLS.join(", ")
+                ),
+            );
+        }
+        if s.value.is_empty() || s.value.contains(['\n', '\0']) {
+            return fail(
+                format!("{sp}.sysctls[{i}].value"),
+                "must be a non-empty single line",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Kubernetes' safe sysctls: namespaced, and unable to affect other pods
+/// or the node.
+const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_syncookies",
+];
+
+/// Linux's capabilities, as Kubernetes names them (without `CAP_`).
+const CAPABILITIES: &[&str] = &[
+    "ALL",
+    "AUDIT_CONTROL",
+    "AUDIT_READ",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "PERFMON",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYSLOG",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "WAKE_ALARM",
+];
+
+/// A capability's name without the optional `CAP_` prefix, as Docker takes
+/// either.
+fn capability_name(name: &str) -> &str {
+    name.strip_prefix("CAP_").unwrap_or(name)
+}
+
+fn check_capability(path: &str, name: &str) -> Res {
+    if CAPABILITIES.contains(&capability_name(name)) {
+        Ok(())
+    } else {
+        fail(
+            path,
+            format!("{name:?} is not a Linux capability (such as NET_ADMIN, or ALL)"),
+        )
+    }
+}
+
+fn check_seccomp(path: &str, p: &SeccompProfile) -> Res {
+    match (p.profile_type, p.localhost_profile.as_deref()) {
+        (SeccompProfileType::Localhost, None) => fail(
+            format!("{path}.localhostProfile"),
+            "required with type Localhost: a file under the node's agent.seccomp_dir",
+        ),
+        (SeccompProfileType::Localhost, Some(f)) => {
+            check_relative_path(&format!("{path}.localhostProfile"), f)
+        }
+        (_, Some(_)) => fail(
+            format!("{path}.localhostProfile"),
+            "only with type Localhost",
+        ),
+        (_, None) => Ok(()),
+    }
 }
 
 pub(super) fn check_key_paths(path: &str, items: &[KeyToPath], default_mode: Option<u32>) -> Res {

@@ -214,12 +214,12 @@ fn kubernetes_fields_outside_the_subset_are_named() {
     );
     let e = err(&deployment_with(
         "image: busybox",
-        "image: busybox\n        securityContext: {runAsUser: 1, privileged: true}",
+        "image: busybox\n        securityContext: {runAsUser: 1, seLinuxOptions: {level: s0}}",
     ));
     assert!(
         e.ends_with(
-            "spec.template.spec.containers[0].securityContext.privileged: not honoured by shoal yet: \
-             of securityContext, only runAsUser, runAsGroup and runAsNonRoot are"
+            "spec.template.spec.containers[0].securityContext.seLinuxOptions: not honoured by shoal: \
+             no AppArmor, SELinux or Windows options (a pod that asks for a confinement must not run without it)"
         ),
         "{e}"
     );

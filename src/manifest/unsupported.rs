@@ -79,28 +79,14 @@ pub(super) const CONTAINER_PORT_UNSUPPORTED: &[&str] = &["hostIP"];
 /// since a pod that asks for less privilege must not silently get more.
 pub(super) const POD_SECURITY_CONTEXT_UNSUPPORTED: &[&str] = &[
     "appArmorProfile",
-    "fsGroup",
-    "fsGroupChangePolicy",
     "seLinuxChangePolicy",
     "seLinuxOptions",
-    "seccompProfile",
-    "supplementalGroups",
     "supplementalGroupsPolicy",
-    "sysctls",
     "windowsOptions",
 ];
-pub(super) const CONTAINER_SECURITY_CONTEXT_UNSUPPORTED: &[&str] = &[
-    "allowPrivilegeEscalation",
-    "appArmorProfile",
-    "capabilities",
-    "privileged",
-    "procMount",
-    "readOnlyRootFilesystem",
-    "seLinuxOptions",
-    "seccompProfile",
-    "windowsOptions",
-];
-pub(super) const SECURITY_CONTEXT_NOT_HONOURED: &str = "not honoured by shoal yet: of securityContext, only runAsUser, runAsGroup and runAsNonRoot are";
+pub(super) const CONTAINER_SECURITY_CONTEXT_UNSUPPORTED: &[&str] =
+    &["appArmorProfile", "seLinuxOptions", "windowsOptions"];
+pub(super) const SECURITY_CONTEXT_NOT_HONOURED: &str = "not honoured by shoal: no AppArmor, SELinux or Windows options (a pod that asks for a confinement must not run without it)";
 pub(super) const ENV_SOURCE_UNSUPPORTED: &[&str] = &["fileKeyRef"];
 pub(super) const RESOURCES_UNSUPPORTED: &[&str] = &["claims"];
 pub(super) const PROBE_UNSUPPORTED: &[&str] = &["grpc", "terminationGracePeriodSeconds"];

@@ -24,7 +24,7 @@ use futures::StreamExt;
 
 use super::{
     ContainerInfo, ContainerSpec, ContainerState, ExecOutput, ExecRequest, ExecSession, LogLimits,
-    LogOptions, LogStream, PortBinding, Runtime, RuntimeError, Stats,
+    LogOptions, LogStream, PortBinding, Runtime, RuntimeError, Seccomp, Stats,
 };
 
 mod exec;
@@ -63,7 +63,12 @@ pub struct DockerRuntime {
     pub pull_timeout: Duration,
     /// The size cap of each container's `json-file` log.
     pub log_limits: LogLimits,
+    /// Whether privileged containers and unmasked /proc may run here.
+    pub allow_privileged: bool,
 }
+
+/// The largest seccomp profile file read for a container.
+const MAX_SECCOMP_PROFILE_BYTES: u64 = 1024 * 1024;
 
 impl DockerRuntime {
     /// Connects to the local engine (`DOCKER_HOST`, else
@@ -83,6 +88,7 @@ impl DockerRuntime {
             host,
             pull_timeout: DEFAULT_PULL_TIMEOUT,
             log_limits: LogLimits::default(),
+            allow_privileged: false,
         };
         rt.ping().await?;
         // bollard speaks the newest API by default; older engines (Debian's
@@ -104,6 +110,38 @@ impl DockerRuntime {
     pub fn with_log_limits(mut self, limits: LogLimits) -> DockerRuntime {
         self.log_limits = limits;
         self
+    }
+
+    /// Lets privileged containers run on this node (`agent.allow_privileged`).
+    pub fn with_allow_privileged(mut self, allow: bool) -> DockerRuntime {
+        self.allow_privileged = allow;
+        self
+    }
+
+    /// The engine's `seccomp=` option: Docker takes the profile's JSON
+    /// itself, not a path, so a Localhost profile is read here.
+    async fn seccomp_option(&self, spec: &ContainerSpec) -> Result<Option<String>, RuntimeError> {
+        let path = match &spec.seccomp {
+            None | Some(Seccomp::RuntimeDefault) => return Ok(None),
+            Some(Seccomp::Unconfined) => return Ok(Some("seccomp=unconfined".into())),
+            Some(Seccomp::Localhost(path)) => path,
+        };
+        let fail = |e: String| RuntimeError::Config(format!("seccomp profile {path}: {e}"));
+        let meta = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if meta.len() > MAX_SECCOMP_PROFILE_BYTES {
+            return Err(fail(format!(
+                "{} bytes, more than the {MAX_SECCOMP_PROFILE_BYTES} accepted",
+                meta.len()
+            )));
+        }
+        let text = tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        serde_json::from_str::<serde_json::Value>(&text)
+            .map_err(|e| fail(format!("not JSON: {e}")))?;
+        Ok(Some(format!("seccomp={text}")))
     }
 
     /// Refuses a runAsNonRoot container whose user would be root: the
@@ -212,7 +250,11 @@ fn image_user_is_non_root(user: &str) -> Result<(), String> {
 }
 
 /// Builds the engine's create request from shoal's spec.
-fn create_body(spec: &ContainerSpec, logs: LogLimits) -> ContainerCreateBody {
+fn create_body(
+    spec: &ContainerSpec,
+    logs: LogLimits,
+    seccomp: Option<String>,
+) -> ContainerCreateBody {
     let mut exposed = Vec::new();
     let mut bindings: HashMap<String, Option<Vec<DockerPortBinding>>> = HashMap::new();
     for p in &spec.ports {
@@ -266,6 +308,35 @@ fn create_body(spec: &ContainerSpec, logs: LogLimits) -> ContainerCreateBody {
         restart_policy: Some(RestartPolicy {
             name: Some(RestartPolicyNameEnum::NO),
             maximum_retry_count: None,
+        }),
+        group_add: (!spec.supplemental_groups.is_empty()).then(|| {
+            spec.supplemental_groups
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        }),
+        cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+        cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
+        privileged: spec.privileged.then_some(true),
+        readonly_rootfs: spec.read_only_root.then_some(true),
+        security_opt: {
+            let opts: Vec<String> = [
+                spec.no_new_privileges
+                    .then(|| "no-new-privileges:true".to_string()),
+                spec.unmasked_proc
+                    .then(|| "systempaths=unconfined".to_string()),
+                seccomp,
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            (!opts.is_empty()).then_some(opts)
+        },
+        sysctls: (!spec.sysctls.is_empty()).then(|| {
+            spec.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
         }),
         // Named explicitly rather than left to the engine's default driver,
         // which may be one without a size cap.
@@ -529,9 +600,23 @@ impl Runtime for DockerRuntime {
             opts = opts.name(&spec.name);
         }
         self.check_non_root(spec).await?;
+        if (spec.privileged || spec.unmasked_proc) && !self.allow_privileged {
+            let what = if spec.privileged {
+                "privileged: true"
+            } else {
+                "procMount: Unmasked"
+            };
+            return Err(RuntimeError::Config(format!(
+                "{what} is not allowed on this node (agent.allow_privileged is false)"
+            )));
+        }
+        let seccomp = self.seccomp_option(spec).await?;
         match self
             .docker
-            .create_container(Some(opts.build()), create_body(spec, self.log_limits))
+            .create_container(
+                Some(opts.build()),
+                create_body(spec, self.log_limits, seccomp),
+            )
             .await
         {
             Ok(resp) => Ok(resp.id),

@@ -147,6 +147,46 @@ pub struct ContainerSpec {
     /// Refuse to create the container if it would run as uid 0.
     #[serde(default)]
     pub run_as_non_root: bool,
+    /// Further groups of the process (the pod's supplementalGroups and fsGroup).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supplemental_groups: Vec<u32>,
+    /// Set no_new_privs (allowPrivilegeEscalation: false).
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    /// Capabilities added to the runtime's default set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Capabilities dropped from it (`ALL` for every one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// Every capability and device; the runtime refuses it unless the node
+    /// allows privileged containers.
+    #[serde(default)]
+    pub privileged: bool,
+    /// The root file system read-only.
+    #[serde(default)]
+    pub read_only_root: bool,
+    /// The seccomp filter asked for; the runtime's default when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<Seccomp>,
+    /// /proc without its masked paths (procMount: Unmasked); privileged nodes only.
+    #[serde(default)]
+    pub unmasked_proc: bool,
+    /// Namespaced kernel parameters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+}
+
+/// Which seccomp filter a container asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Seccomp {
+    /// The runtime's default profile (Docker's; a host process has none,
+    /// and the process runtime refuses rather than pretend).
+    RuntimeDefault,
+    /// No filter at all.
+    Unconfined,
+    /// A profile file on the node (an absolute path under `agent.seccomp_dir`).
+    Localhost(String),
 }
 
 /// Default size of one container log file before it is rotated (kubelet's `containerLogMaxSize`).

@@ -46,6 +46,7 @@ mod exec;
 mod lifecycle;
 pub mod logs;
 mod procfs;
+mod security;
 pub use procfs::{clock_ticks_per_sec, page_size_bytes, self_stat};
 mod stats;
 pub mod user;
@@ -75,6 +76,7 @@ use super::{
     ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogLimits, LogOptions, LogStream,
     PortBinding, Runtime, RuntimeError, Stats,
 };
+use security::refuse_unhonoured;
 
 const SPEC_FILE: &str = "spec.json";
 const STATE_FILE: &str = "state.json";
@@ -463,13 +465,17 @@ fn configure(
     }
     cmd.stdin(Stdio::null());
     cmd.process_group(0);
+    let no_new_privs = stored.spec.no_new_privileges;
     // The daemon runs with umask 077 so its data dir stays private; a pod's
     // processes get the usual 022.
-    // SAFETY: umask(2) is async-signal-safe and touches no memory, so it
-    // may run between fork and exec.
+    // SAFETY: umask(2) and prctl(2) are async-signal-safe and touch no
+    // memory, so they may run between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+            if no_new_privs {
+                nix::sys::prctl::set_no_new_privs().map_err(std::io::Error::from)?;
+            }
             Ok(())
         });
     }
@@ -530,6 +536,7 @@ impl Runtime for ProcessRuntime {
         }
         let inner = &self.inner;
         let user = inner.identity_for(spec)?;
+        refuse_unhonoured(spec, user).map_err(RuntimeError::Config)?;
         let _g = inner.lock.lock().await;
         if !spec.name.is_empty() {
             let existing = inner.load_all().await?;

@@ -43,6 +43,12 @@ pub fn prepare(pod_dir: &Path, spec: &PodSpec, objs: &dyn Objects, dw: &Downward
         }
         return out;
     }
+    // Validated as 0..=i32::MAX when the pod was stored.
+    let fs_group = spec
+        .security_context
+        .as_ref()
+        .and_then(|sc| sc.fs_group)
+        .and_then(|g| u32::try_from(g).ok());
     for v in &spec.volumes {
         let plan = match plan_volume(v) {
             Ok(p) => p,
@@ -52,8 +58,13 @@ pub fn prepare(pod_dir: &Path, spec: &PodSpec, objs: &dyn Objects, dw: &Downward
             }
         };
         let dir = volume_dir(pod_dir, &v.name);
+        // What fsGroup owns: the volumes shoal makes (not a hostPath).
+        let mut owned: Option<(PathBuf, bool)> = None;
         let r = match plan {
-            VolumePlan::EmptyDir { memory, size } => empty_dir(&dir, memory, size, &v.name),
+            VolumePlan::EmptyDir { memory, size } => {
+                owned = Some((dir.clone(), false));
+                empty_dir(&dir, memory, size, &v.name)
+            }
             VolumePlan::HostPath { path, check } => {
                 let found = found_at(Path::new(&path));
                 match host_path_action(&path, check, found) {
@@ -72,11 +83,24 @@ pub fn prepare(pod_dir: &Path, spec: &PodSpec, objs: &dyn Objects, dw: &Downward
                 }
             }
             VolumePlan::Files { tmpfs } => files(&dir, tmpfs, v, objs, dw).map(|changed| {
+                owned = Some((dir.clone(), changed));
                 out.updated += u64::from(changed);
             }),
             VolumePlan::Claim { claim } => claim_dir(objs, &claim).map(|d| {
+                owned = Some((d.clone(), false));
                 out.claims.insert(claim, d);
             }),
+        };
+        let r = match (r, fs_group, owned) {
+            (Ok(()), Some(gid), Some((dir, changed))) => {
+                give_to_group(&dir, gid, changed).map_err(|e| {
+                    VolumeError::Mount(format!(
+                        "volume {:?}: cannot give it to fsGroup {gid}: {e}",
+                        v.name
+                    ))
+                })
+            }
+            (r, _, _) => r,
         };
         if let Err(e) = r {
             out.errors.insert(v.name.clone(), e);
@@ -281,6 +305,56 @@ fn mount_tmpfs(dir: &Path, opts: &str) -> io::Result<()> {
     )
     .map_err(io::Error::from)
 }
+
+/// Makes `dir` and what is in it the group `gid`'s, group-writable where
+/// the owner may write, with the setgid bit on directories so that what
+/// containers create there stays the group's (the kubelet's fsGroup
+/// ownership). Done when the top directory is not the group's yet, or the
+/// content was just rewritten: Kubernetes' `OnRootMismatch`, rather than a
+/// walk of a whole claim on every sync.
+fn give_to_group(dir: &Path, gid: u32, changed: bool) -> io::Result<()> {
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !changed && meta.gid() == gid && meta.mode() & 0o2000 != 0 {
+        return Ok(());
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    let mut seen = 0usize;
+    while let Some(p) = stack.pop() {
+        seen += 1;
+        // A claim is the user's data: its size is not ours to bound, but a
+        // walk is (the rest keeps its ownership, which is reported).
+        if seen > MAX_OWNERSHIP_WALK {
+            return Err(io::Error::other(format!(
+                "more than {MAX_OWNERSHIP_WALK} entries; the rest keep their group"
+            )));
+        }
+        let meta = std::fs::symlink_metadata(&p)?;
+        // Never follow a link a container planted.
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        std::os::unix::fs::lchown(&p, None, Some(gid))?;
+        let mode = meta.mode() & 0o7777;
+        let group = (mode & 0o700) >> 3;
+        let wanted = if meta.is_dir() {
+            mode | group | 0o2000
+        } else {
+            mode | group
+        };
+        if wanted != mode {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(wanted))?;
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&p)? {
+                stack.push(entry?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The most entries `give_to_group` changes in one pass.
+const MAX_OWNERSHIP_WALK: usize = 100_000;
 
 fn mkdir_all(p: &Path, mode: u32) -> io::Result<()> {
     if p.is_dir() {

@@ -1,0 +1,94 @@
+//! The security settings a host process can be given, and refusing the
+//! rest.
+
+use super::user::Identity;
+use crate::runtime::{ContainerSpec, Seccomp};
+
+/// What a host process cannot be given of a container's security settings:
+/// refused, so that a pod asking for a confinement never runs without it.
+/// (no_new_privs is set; a process switched to a non-root user has no
+/// capabilities left, so dropping them is already true.)
+pub(super) fn refuse_unhonoured(spec: &ContainerSpec, user: Identity) -> Result<(), String> {
+    let root = user.uid == 0;
+    let mut refused = Vec::new();
+    if spec.privileged {
+        refused.push("privileged");
+    }
+    if spec.unmasked_proc {
+        refused.push("procMount: Unmasked");
+    }
+    if spec.read_only_root {
+        refused.push("readOnlyRootFilesystem (a host process shares the host's root)");
+    }
+    if !spec.cap_add.is_empty() {
+        refused.push("capabilities.add");
+    }
+    if root && !spec.cap_drop.is_empty() {
+        refused.push("capabilities.drop for a process running as root");
+    }
+    if !spec.supplemental_groups.is_empty() {
+        refused.push("supplementalGroups and fsGroup");
+    }
+    if !spec.sysctls.is_empty() {
+        refused.push("sysctls (a host process shares the host's kernel settings)");
+    }
+    match &spec.seccomp {
+        None | Some(Seccomp::Unconfined) => {}
+        Some(_) => refused.push(
+            "seccompProfile RuntimeDefault or Localhost (no filter is applied to host processes)",
+        ),
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the process runtime cannot honour {}: run this pod on a node with the docker runtime",
+            refused.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOBODY: Identity = Identity {
+        uid: 65534,
+        gid: 65534,
+    };
+
+    #[test]
+    fn what_a_host_process_cannot_have_is_named() {
+        assert_eq!(refuse_unhonoured(&ContainerSpec::default(), NOBODY), Ok(()));
+        let honoured = ContainerSpec {
+            no_new_privileges: true,
+            cap_drop: vec!["ALL".into()],
+            seccomp: Some(Seccomp::Unconfined),
+            ..Default::default()
+        };
+        assert_eq!(refuse_unhonoured(&honoured, NOBODY), Ok(()));
+        let root = Identity { uid: 0, gid: 0 };
+        let e = refuse_unhonoured(&honoured, root).unwrap_err();
+        assert!(
+            e.contains("capabilities.drop for a process running as root"),
+            "{e}"
+        );
+        let asks = ContainerSpec {
+            privileged: true,
+            read_only_root: true,
+            seccomp: Some(Seccomp::RuntimeDefault),
+            supplemental_groups: vec![2000],
+            ..Default::default()
+        };
+        let e = refuse_unhonoured(&asks, NOBODY).unwrap_err();
+        for part in [
+            "privileged",
+            "readOnlyRootFilesystem",
+            "seccompProfile",
+            "supplementalGroups",
+            "docker runtime",
+        ] {
+            assert!(e.contains(part), "{part}: {e}");
+        }
+    }
+}
