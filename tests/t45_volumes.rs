@@ -577,9 +577,10 @@ async fn process_runtime_refuses_volumes() {
 /// fsGroup: the pod's emptyDir and Secret files belong to the group, which
 /// every container has among its groups; a non-root container can then
 /// read a Secret file of mode 0440 and write where root made the directory.
-/// The container's securityContext reaches the engine through the agent.
+/// The container's securityContext reaches the engine through the agent,
+/// and so do dnsPolicy None with dnsConfig, and hostAliases.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docker_fs_group_owns_the_pods_volumes() {
+async fn docker_fs_group_owns_the_pods_volumes_and_dns_config_applies() {
     require_docker();
     let h = Harness::start("fsgroup", shoal::runtime::RuntimeKind::Docker).await;
     let image = &h.image;
@@ -596,6 +597,12 @@ spec:
   nodeName: {node}
   terminationGracePeriodSeconds: 1
   securityContext: {{runAsUser: 1000, runAsGroup: 1000, fsGroup: 2000, supplementalGroups: [3000]}}
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: [10.0.0.53]
+    searches: [corp.example]
+    options: [{{name: ndots, value: "2"}}, {{name: edns0}}]
+  hostAliases: [{{ip: 10.1.2.3, hostnames: [db.local, cache.local]}}]
   volumes:
   - {{name: scratch, emptyDir: {{}}}}
   - {{name: sec, secret: {{secretName: fsg, defaultMode: 0400}}}}
@@ -627,6 +634,20 @@ spec:
         "the setgid directory gives new files the group"
     );
     assert_eq!(h.ok(c, "cat /sec/token").await, "s3cret");
+    // dnsPolicy None: only what dnsConfig says; hostAliases in /etc/hosts.
+    let resolv = h.ok(c, "cat /etc/resolv.conf").await;
+    assert!(resolv.contains("nameserver 10.0.0.53"), "{resolv}");
+    assert_eq!(resolv.matches("nameserver").count(), 1, "{resolv}");
+    assert!(resolv.contains("search corp.example"), "{resolv}");
+    assert!(resolv.contains("options ndots:2 edns0"), "{resolv}");
+    let hosts = h.ok(c, "cat /etc/hosts").await;
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.starts_with("10.1.2.3") && l.contains("db.local")),
+        "{hosts}"
+    );
+    assert!(hosts.contains("cache.local"), "{hosts}");
     let status = h
         .ok(c, "grep -E '^(NoNewPrivs|CapEff):' /proc/self/status")
         .await;

@@ -13,7 +13,7 @@ use super::AgentConfig;
 use super::events::{EventKind, PendingEvent};
 use super::status;
 use crate::resource::status::{PodStatus, StateTerminated};
-use crate::resource::types::{Container, PodSpec};
+use crate::resource::types::{Container, DnsPolicy, PodDnsConfig, PodSpec};
 use crate::runtime::{ContainerInfo, ContainerState, LABEL_RESTARTS, LABEL_SPEC_HASH};
 
 /// Restart back-off of one container.
@@ -300,6 +300,60 @@ pub fn next_backoff(
         until: now + delay.saturating_sub(since_exit),
         exit_of: exited_id.to_string(),
     }
+}
+
+/// The resolver settings of a pod's containers.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PodDns {
+    /// Name servers; the engine's (the node's) when empty.
+    pub servers: Vec<String>,
+    /// Search domains; the engine's when empty.
+    pub search: Vec<String>,
+    /// resolv.conf options (`ndots:2`).
+    pub options: Vec<String>,
+}
+
+/// The resolver a pod's containers get: the policy's base (the cluster DNS
+/// for ClusterFirst where this node serves one, else the node's own), then
+/// what `dnsConfig` adds, without duplicates; an option named again takes
+/// the later value, as the kubelet merges them.
+pub fn pod_dns(
+    policy: Option<DnsPolicy>,
+    config: Option<&PodDnsConfig>,
+    cluster: Option<(Vec<String>, Vec<String>)>,
+) -> PodDns {
+    let mut out = match policy.unwrap_or(DnsPolicy::ClusterFirst) {
+        DnsPolicy::ClusterFirst | DnsPolicy::ClusterFirstWithHostNet => cluster
+            .map(|(servers, search)| PodDns {
+                servers,
+                search,
+                options: Vec::new(),
+            })
+            .unwrap_or_default(),
+        DnsPolicy::Default | DnsPolicy::None => PodDns::default(),
+    };
+    let Some(c) = config else {
+        return out;
+    };
+    for s in &c.nameservers {
+        if !out.servers.contains(s) {
+            out.servers.push(s.clone());
+        }
+    }
+    for s in &c.searches {
+        if !out.search.contains(s) {
+            out.search.push(s.clone());
+        }
+    }
+    for o in &c.options {
+        out.options
+            .retain(|have| have.split(':').next() != Some(o.name.as_str()));
+        out.options.push(match &o.value {
+            Some(v) => format!("{}:{v}", o.name),
+            None => o.name.clone(),
+        });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -811,5 +865,50 @@ mod properties {
                 }
             }
         }
+    }
+
+    #[test]
+    fn dns_follows_the_policy_then_the_config() {
+        use crate::resource::types::PodDnsConfigOption;
+        let cluster = || {
+            Some((
+                vec!["10.0.0.10".to_string()],
+                vec!["ns.svc.shoal".to_string()],
+            ))
+        };
+        let first = pod_dns(None, None, cluster());
+        assert_eq!(first.servers, vec!["10.0.0.10"]);
+        assert_eq!(first.search, vec!["ns.svc.shoal"]);
+        // No cluster DNS on this node: the engine's.
+        assert_eq!(pod_dns(None, None, None), PodDns::default());
+        assert_eq!(
+            pod_dns(Some(DnsPolicy::Default), None, cluster()),
+            PodDns::default()
+        );
+        let config = PodDnsConfig {
+            nameservers: vec!["1.1.1.1".into(), "10.0.0.10".into()],
+            searches: vec!["corp.example".into()],
+            options: vec![
+                PodDnsConfigOption {
+                    name: "ndots".into(),
+                    value: Some("5".into()),
+                },
+                PodDnsConfigOption {
+                    name: "edns0".into(),
+                    value: None,
+                },
+                PodDnsConfigOption {
+                    name: "ndots".into(),
+                    value: Some("2".into()),
+                },
+            ],
+        };
+        let merged = pod_dns(Some(DnsPolicy::ClusterFirst), Some(&config), cluster());
+        assert_eq!(merged.servers, vec!["10.0.0.10", "1.1.1.1"]);
+        assert_eq!(merged.search, vec!["ns.svc.shoal", "corp.example"]);
+        assert_eq!(merged.options, vec!["edns0", "ndots:2"]);
+        let only = pod_dns(Some(DnsPolicy::None), Some(&config), cluster());
+        assert_eq!(only.servers, vec!["1.1.1.1", "10.0.0.10"]);
+        assert_eq!(only.search, vec!["corp.example"]);
     }
 }

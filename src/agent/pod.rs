@@ -665,12 +665,15 @@ impl PodSync<'_> {
         let sc = SecurityContext::effective(self.security, c.security_context.as_ref());
         // Validated as 0..=i32::MAX when the pod was stored.
         let id = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
-        let dns = match self.ctx.container_dns() {
-            Ok(Some((ip, domain))) => {
-                crate::discovery::container_resolver(ip, domain, &self.key.namespace)
-            }
-            _ => (Vec::new(), Vec::new()),
+        let cluster = match self.ctx.container_dns() {
+            Ok(Some((ip, domain))) => Some(crate::discovery::container_resolver(
+                ip,
+                domain,
+                &self.key.namespace,
+            )),
+            _ => None,
         };
+        let dns = plan::pod_dns(self.spec.dns_policy, self.spec.dns_config.as_ref(), cluster);
         ContainerSpec {
             name: format!(
                 "shoal_{}_{}_{}_{}_{}",
@@ -702,8 +705,15 @@ impl PodSync<'_> {
                 .and_then(|q| q.memory_bytes().ok()),
             working_dir: c.working_dir.clone(),
             mounts: Vec::new(),
-            dns_servers: dns.0,
-            dns_search: dns.1,
+            dns_servers: dns.servers,
+            dns_search: dns.search,
+            dns_options: dns.options,
+            extra_hosts: self
+                .spec
+                .host_aliases
+                .iter()
+                .flat_map(|a| a.hostnames.iter().map(|h| (h.clone(), a.ip.clone())))
+                .collect(),
             // A host name is one DNS label: at most 63 bytes.
             hostname: Some(self.key.name.chars().take(63).collect()),
             run_as_user: id(sc.run_as_user),

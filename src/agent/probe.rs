@@ -13,6 +13,8 @@ use tokio::sync::Notify;
 use crate::resource::types::{Container, IntOrString, Probe, Scheme};
 use crate::runtime::DynRuntime;
 
+mod grpc;
+
 /// What the probes last concluded about one container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProbeStatus {
@@ -213,6 +215,11 @@ async fn check(
             Ok(Err(e)) => Err(format!("dial tcp {addr}: {e}")),
             Err(_) => Err(format!("dial tcp {addr}: timed out after {timeout:?}")),
         };
+    }
+    if let Some(g) = &p.grpc {
+        // Checked as 1..=65535 when the pod was stored.
+        let addr = format!("{}:{}", t.ip, g.port);
+        return grpc::check(&addr, g.service.as_deref().unwrap_or_default(), timeout).await;
     }
     if let Some(exec) = &p.exec {
         return match runtime.exec(&t.id, &exec.command, timeout).await {

@@ -3,7 +3,7 @@
 use super::*;
 use std::collections::HashSet;
 
-use crate::resource::types::{SeccompProfile, SeccompProfileType};
+use crate::resource::types::{DnsPolicy, SeccompProfile, SeccompProfileType};
 
 // ---------------------------------------------------------------- pods
 
@@ -223,7 +223,93 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
     if spec.node_name.as_deref() == Some("") {
         return fail(format!("{path}.nodeName"), "must not be empty when given");
     }
+    check_dns(spec, path)?;
     check_labels(&format!("{path}.nodeSelector"), &spec.node_selector)
+}
+
+/// Kubernetes' bounds on a pod's resolver settings.
+const MAX_DNS_NAMESERVERS: usize = 3;
+const MAX_DNS_SEARCHES: usize = 32;
+
+fn check_dns(spec: &PodSpec, path: &str) -> Res {
+    let config = spec.dns_config.as_ref();
+    if spec.dns_policy == Some(DnsPolicy::None) && config.is_none_or(|c| c.nameservers.is_empty()) {
+        return fail(
+            format!("{path}.dnsConfig.nameservers"),
+            "at least one is needed when dnsPolicy is None",
+        );
+    }
+    if let Some(c) = config {
+        let cp = format!("{path}.dnsConfig");
+        if c.nameservers.len() > MAX_DNS_NAMESERVERS {
+            return fail(
+                format!("{cp}.nameservers"),
+                format!("at most {MAX_DNS_NAMESERVERS}, not {}", c.nameservers.len()),
+            );
+        }
+        for (i, ns) in c.nameservers.iter().enumerate() {
+            if ns.parse::<std::net::IpAddr>().is_err() {
+                return fail(
+                    format!("{cp}.nameservers[{i}]"),
+                    format!("{ns:?} is not an IP address"),
+                );
+            }
+        }
+        if c.searches.len() > MAX_DNS_SEARCHES {
+            return fail(
+                format!("{cp}.searches"),
+                format!("at most {MAX_DNS_SEARCHES}, not {}", c.searches.len()),
+            );
+        }
+        for (i, d) in c.searches.iter().enumerate() {
+            if !is_dns_subdomain(d.trim_end_matches('.')) {
+                return fail(
+                    format!("{cp}.searches[{i}]"),
+                    format!("{d:?} is not a DNS name"),
+                );
+            }
+        }
+        for (i, o) in c.options.iter().enumerate() {
+            let bad =
+                |s: &str| s.is_empty() || s.contains(|ch: char| ch.is_whitespace() || ch == ':');
+            if bad(&o.name) {
+                return fail(
+                    format!("{cp}.options[{i}].name"),
+                    format!("{:?} is not a resolv.conf option name", o.name),
+                );
+            }
+            if o.value
+                .as_deref()
+                .is_some_and(|v| v.is_empty() || v.contains(char::is_whitespace))
+            {
+                return fail(
+                    format!("{cp}.options[{i}].value"),
+                    "must be one word when given",
+                );
+            }
+        }
+    }
+    for (i, a) in spec.host_aliases.iter().enumerate() {
+        let ap = format!("{path}.hostAliases[{i}]");
+        if a.ip.parse::<std::net::IpAddr>().is_err() {
+            return fail(
+                format!("{ap}.ip"),
+                format!("{:?} is not an IP address", a.ip),
+            );
+        }
+        if a.hostnames.is_empty() {
+            return fail(format!("{ap}.hostnames"), "at least one is needed");
+        }
+        for (j, h) in a.hostnames.iter().enumerate() {
+            if !is_dns_subdomain(h) {
+                return fail(
+                    format!("{ap}.hostnames[{j}]"),
+                    format!("{h:?} is not a DNS name"),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Kubernetes' bound on uids and gids (an int32, not Linux's u32).
@@ -714,6 +800,7 @@ pub(super) fn check_probe(
         p.http_get.is_some(),
         p.tcp_socket.is_some(),
         p.exec.is_some(),
+        p.grpc.is_some(),
     ]
     .into_iter()
     .filter(|h| *h)
@@ -722,7 +809,7 @@ pub(super) fn check_probe(
         let what = if handlers == 0 { "no" } else { "more than one" };
         return fail(
             path,
-            format!("{what} handler: set exactly one of httpGet, tcpSocket or exec"),
+            format!("{what} handler: set exactly one of httpGet, tcpSocket, exec or grpc"),
         );
     }
     if let Some(h) = &p.http_get {
@@ -738,6 +825,14 @@ pub(super) fn check_probe(
     }
     if let Some(t) = &p.tcp_socket {
         check_probe_port(&format!("{path}.tcpSocket.port"), &t.port, port_names)?;
+    }
+    if let Some(g) = &p.grpc
+        && !(1..=65535).contains(&g.port)
+    {
+        return fail(
+            format!("{path}.grpc.port"),
+            format!("{} must be between 1 and 65535", g.port),
+        );
     }
     if let Some(e) = &p.exec
         && e.command.is_empty()

@@ -239,11 +239,14 @@ fn kubernetes_fields_outside_the_subset_are_named() {
         "{e}"
     );
     let e = err(
-        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}], sessionAffinity: None}\n",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}], sessionAffinity: ClientIP}\n",
     );
     assert!(
-        e.ends_with("spec.sessionAffinity: field not supported by shoal"),
+        e.ends_with("spec.sessionAffinity: \"ClientIP\": only None; shoal's balancers keep no client affinity yet"),
         "{e}"
+    );
+    ok(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}], sessionAffinity: None}\n",
     );
 }
 
@@ -629,9 +632,58 @@ fn pod_semantics() {
         "{containers: [{name: a, image: b, readinessProbe: {periodSeconds: 3}}]}",
     ));
     assert!(
-        e.ends_with("readinessProbe: no handler: set exactly one of httpGet, tcpSocket or exec"),
+        e.ends_with(
+            "readinessProbe: no handler: set exactly one of httpGet, tcpSocket, exec or grpc"
+        ),
         "{e}"
     );
+    let e = err(&pod(
+        "{containers: [{name: a, image: b, readinessProbe: {grpc: {port: 0}}}]}",
+    ));
+    assert!(
+        e.ends_with("readinessProbe.grpc.port: 0 must be between 1 and 65535"),
+        "{e}"
+    );
+    let e = err(&pod(
+        "{containers: [{name: a, image: b, livenessProbe: {grpc: {port: 9000}, exec: {command: [x]}}}]}",
+    ));
+    assert!(e.ends_with("livenessProbe: more than one handler: set exactly one of httpGet, tcpSocket, exec or grpc"), "{e}");
+    ok(&pod(
+        "{containers: [{name: a, image: b, readinessProbe: {grpc: {port: 9000, service: db}}}]}",
+    ));
+    let e = err(&pod("{dnsPolicy: None, containers: [{name: a, image: b}]}"));
+    assert!(
+        e.ends_with("spec.dnsConfig.nameservers: at least one is needed when dnsPolicy is None"),
+        "{e}"
+    );
+    let e = err(&pod(
+        "{dnsConfig: {nameservers: [1.1.1.1, x]}, containers: [{name: a, image: b}]}",
+    ));
+    assert!(
+        e.ends_with("spec.dnsConfig.nameservers[1]: \"x\" is not an IP address"),
+        "{e}"
+    );
+    let e = err(&pod(
+        "{dnsConfig: {options: [{name: \"nd ots\"}]}, containers: [{name: a, image: b}]}",
+    ));
+    assert!(
+        e.ends_with("spec.dnsConfig.options[0].name: \"nd ots\" is not a resolv.conf option name"),
+        "{e}"
+    );
+    let e = err(&pod(
+        "{hostAliases: [{ip: 10.1.2.3, hostnames: [db, \"bad name\"]}], containers: [{name: a, image: b}]}",
+    ));
+    assert!(
+        e.ends_with("spec.hostAliases[0].hostnames[1]: \"bad name\" is not a DNS name"),
+        "{e}"
+    );
+    let e = err(&pod(
+        "{dnsPolicy: Sometimes, containers: [{name: a, image: b}]}",
+    ));
+    assert!(e.contains("spec.dnsPolicy"), "{e}");
+    ok(&pod(
+        "{dnsPolicy: None, dnsConfig: {nameservers: [10.0.0.53], searches: [corp.example], options: [{name: ndots, value: \"2\"}, {name: edns0}]}, hostAliases: [{ip: 10.1.2.3, hostnames: [db.local]}], containers: [{name: a, image: b}]}",
+    ));
     let e = err(&pod(
         "{containers: [{name: a, image: b, volumeMounts: [{name: data, mountPath: /data}]}]}",
     ));

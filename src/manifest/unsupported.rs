@@ -32,11 +32,8 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "activeDeadlineSeconds",
     "affinity",
     "automountServiceAccountToken",
-    "dnsConfig",
-    "dnsPolicy",
     "enableServiceLinks",
     "ephemeralContainers",
-    "hostAliases",
     "hostIPC",
     "hostNetwork",
     "hostPID",
@@ -89,7 +86,7 @@ pub(super) const CONTAINER_SECURITY_CONTEXT_UNSUPPORTED: &[&str] =
 pub(super) const SECURITY_CONTEXT_NOT_HONOURED: &str = "not honoured by shoal: no AppArmor, SELinux or Windows options (a pod that asks for a confinement must not run without it)";
 pub(super) const ENV_SOURCE_UNSUPPORTED: &[&str] = &["fileKeyRef"];
 pub(super) const RESOURCES_UNSUPPORTED: &[&str] = &["claims"];
-pub(super) const PROBE_UNSUPPORTED: &[&str] = &["grpc", "terminationGracePeriodSeconds"];
+pub(super) const PROBE_UNSUPPORTED: &[&str] = &["terminationGracePeriodSeconds"];
 pub(super) const VOLUME_MOUNT_UNSUPPORTED: &[&str] =
     &["mountPropagation", "recursiveReadOnly", "subPathExpr"];
 pub(super) const PROJECTION_UNSUPPORTED: &[&str] = &[
@@ -136,7 +133,6 @@ pub(super) const SERVICE_SPEC_UNSUPPORTED: &[&str] = &[
     "loadBalancerIP",
     "loadBalancerSourceRanges",
     "publishNotReadyAddresses",
-    "sessionAffinity",
     "sessionAffinityConfig",
     "trafficDistribution",
 ];
@@ -224,6 +220,14 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         }
         Kind::Service => {
             unsupported(spec, "spec", SERVICE_SPEC_UNSUPPORTED)?;
+            if let Some(v) = spec.get("sessionAffinity")
+                && v != "None"
+            {
+                return fail(
+                    "spec.sessionAffinity",
+                    format!("{v}: only None; shoal's balancers keep no client affinity yet"),
+                );
+            }
             for (i, port) in items(spec, "ports") {
                 unsupported(port, &format!("spec.ports[{i}]"), SERVICE_PORT_UNSUPPORTED)?;
             }

@@ -134,6 +134,12 @@ pub struct ContainerSpec {
     pub dns_servers: Vec<String>,
     /// DNS search domains.
     pub dns_search: Vec<String>,
+    /// resolv.conf `options` (`ndots:2`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
+    /// /etc/hosts entries: (host name, address).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<(String, String)>,
     /// The container's host name (the pod's name, as Kubernetes sets it).
     #[serde(default)]
     pub hostname: Option<String>,

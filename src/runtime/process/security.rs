@@ -29,6 +29,12 @@ pub(super) fn refuse_unhonoured(spec: &ContainerSpec, user: Identity) -> Result<
     if !spec.supplemental_groups.is_empty() {
         refused.push("supplementalGroups and fsGroup");
     }
+    if !spec.extra_hosts.is_empty() {
+        refused.push("hostAliases (a host process reads the host's /etc/hosts)");
+    }
+    if !spec.dns_options.is_empty() {
+        refused.push("dnsConfig.options (a host process uses the host's resolver)");
+    }
     if !spec.sysctls.is_empty() {
         refused.push("sysctls (a host process shares the host's kernel settings)");
     }

@@ -1,0 +1,143 @@
+//! The engine's create request, built from shoal's container spec: a pure
+//! function, so what a spec asks of Docker is tested without an engine.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding as DockerPortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+
+use super::super::{ContainerSpec, LogLimits};
+
+/// Builds the engine's create request from shoal's spec.
+pub(super) fn create_body(
+    spec: &ContainerSpec,
+    logs: LogLimits,
+    seccomp: Option<String>,
+) -> ContainerCreateBody {
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<DockerPortBinding>>> = HashMap::new();
+    for p in &spec.ports {
+        let key = format!("{}/tcp", p.container_port);
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        let host_ip = if p.host_ip.is_empty() {
+            "0.0.0.0".to_string()
+        } else {
+            p.host_ip.clone()
+        };
+        // Host port 0: an empty HostPort makes the engine choose a free one;
+        // `to_info` reads back which.
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(DockerPortBinding {
+                host_ip: Some(host_ip),
+                host_port: Some(if p.host_port == 0 {
+                    String::new()
+                } else {
+                    p.host_port.to_string()
+                }),
+            });
+    }
+    let memory = spec
+        .memory_limit_bytes
+        .map(|b| i64::try_from(b).unwrap_or(i64::MAX));
+    let binds: Vec<String> = spec
+        .mounts
+        .iter()
+        .map(|m| {
+            let ro = if m.read_only { ":ro" } else { "" };
+            format!("{}:{}{ro}", m.host_path, m.container_path)
+        })
+        .collect();
+    let host_config = HostConfig {
+        nano_cpus: spec
+            .cpu_limit_millis
+            .map(|m| i64::try_from(m.saturating_mul(1_000_000)).unwrap_or(i64::MAX)),
+        memory,
+        // Equal to the memory limit: with swap allowed, a container over its
+        // limit would swap instead of being OOM-killed, hiding the overrun.
+        memory_swap: memory,
+        binds: (!binds.is_empty()).then_some(binds),
+        port_bindings: (!bindings.is_empty()).then_some(bindings),
+        dns: (!spec.dns_servers.is_empty()).then(|| spec.dns_servers.clone()),
+        dns_search: (!spec.dns_search.is_empty()).then(|| spec.dns_search.clone()),
+        dns_options: (!spec.dns_options.is_empty()).then(|| spec.dns_options.clone()),
+        extra_hosts: (!spec.extra_hosts.is_empty()).then(|| {
+            spec.extra_hosts
+                .iter()
+                .map(|(name, ip)| format!("{name}:{ip}"))
+                .collect()
+        }),
+        restart_policy: Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::NO),
+            maximum_retry_count: None,
+        }),
+        group_add: (!spec.supplemental_groups.is_empty()).then(|| {
+            spec.supplemental_groups
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        }),
+        cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+        cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
+        privileged: spec.privileged.then_some(true),
+        readonly_rootfs: spec.read_only_root.then_some(true),
+        security_opt: {
+            let opts: Vec<String> = [
+                spec.no_new_privileges
+                    .then(|| "no-new-privileges:true".to_string()),
+                spec.unmasked_proc
+                    .then(|| "systempaths=unconfined".to_string()),
+                seccomp,
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            (!opts.is_empty()).then_some(opts)
+        },
+        sysctls: (!spec.sysctls.is_empty()).then(|| {
+            spec.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        // Named explicitly rather than left to the engine's default driver,
+        // which may be one without a size cap.
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::from([
+                ("max-size".to_string(), logs.max_bytes.to_string()),
+                ("max-file".to_string(), logs.max_files.to_string()),
+            ])),
+        }),
+        ..Default::default()
+    };
+    let user = spec.run_as_user.map(|uid| match spec.run_as_group {
+        Some(gid) => format!("{uid}:{gid}"),
+        None => uid.to_string(),
+    });
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: (!spec.command.is_empty()).then(|| spec.command.clone()),
+        cmd: (!spec.args.is_empty()).then(|| spec.args.clone()),
+        env: (!spec.env.is_empty())
+            .then(|| spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(
+            spec.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        working_dir: spec.working_dir.clone().filter(|w| !w.is_empty()),
+        hostname: spec.hostname.clone(),
+        user,
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
