@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::cluster::*;
 use common::*;
 use serde_json::Value;
+use shoal::config::Config;
 
 const GI: u64 = 1 << 30;
 
@@ -479,4 +480,102 @@ async fn a_claims_data_outlives_its_pods_on_its_node() {
     let kept_data = std::fs::read_to_string(dir.join("hello")).expect("the data is kept");
     assert_eq!(kept_data.trim(), written);
     c.stop().await;
+}
+
+fn restartable(c: &mut Config) {
+    c.dev = true;
+    c.runtime = Some(shoal::runtime::RuntimeKind::Docker);
+    c.agent.volume_capacity = Some(2 * GI);
+}
+
+/// The running container of the pod named `name` on `node`, once there is
+/// one (after a restart the stored status still says Running before the
+/// agent has made the new container).
+async fn container_of(node: &shoal::node::Node, api: &Api, name: &str) -> String {
+    let p = wait_for(
+        api,
+        &format!("/v1/namespaces/default/pods/{name}?consistent=false"),
+        60,
+        "running",
+        running,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = node
+            .runtime
+            .list(&std::collections::BTreeMap::from([(
+                shoal::runtime::LABEL_POD_UID.to_string(),
+                uid(&p),
+            )]))
+            .await
+            .expect("containers");
+        if let Some(c) = list
+            .iter()
+            .find(|c| matches!(c.state, shoal::runtime::ContainerState::Running))
+        {
+            return c.id.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no running container of {name}: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn cat_hello(node: &shoal::node::Node, id: &str) -> String {
+    let cmd = ["cat".to_string(), "/data/hello".to_string()];
+    let out = node
+        .runtime
+        .exec(id, &cmd, Duration::from_secs(10))
+        .await
+        .expect("exec");
+    let text = String::from_utf8_lossy(&out.output).trim().to_string();
+    assert_eq!(out.exit_code, 0, "{text}");
+    text
+}
+
+/// A daemon restart whose containers went with it (as after a host reboot)
+/// finds the claim's directory as it was: the pod comes back with its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claims_data_survives_a_daemon_restart() {
+    common::images::require_docker();
+    let image = common::images::ensure_busybox_image();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start_node(dir.path(), "pvr", restartable).await;
+    assert!(node.wait_ready(Duration::from_secs(20)).await);
+    let api = Api::new(node.api_addr);
+    apply(&api, &claim("data", "1Gi", None)).await;
+    apply(&api, &pod("keeper", &image, "data")).await;
+    let first = container_of(&node, &api, "keeper").await;
+    let written = cat_hello(&node, &first).await;
+    assert_eq!(written.len(), 36, "the pod wrote a uuid: {written:?}");
+    let (volume, _) = binding(&api, "data").await;
+
+    let (rt, name) = (node.runtime.clone(), node.info.name.clone());
+    node.shutdown().await;
+    remove_containers_of(&rt, &name).await;
+    let on_disk = dir
+        .path()
+        .join("data")
+        .join("claims")
+        .join(&volume)
+        .join("hello");
+    assert_eq!(
+        std::fs::read_to_string(&on_disk)
+            .expect("kept on disk")
+            .trim(),
+        written
+    );
+
+    let node = restart_node(dir.path(), "pvr", restartable).await;
+    assert!(node.wait_ready(Duration::from_secs(20)).await);
+    let api = Api::new(node.api_addr);
+    let second = container_of(&node, &api, "keeper").await;
+    assert_ne!(second, first, "a new container");
+    assert_eq!(cat_hello(&node, &second).await, written, "the same data");
+    let (rt, name) = (node.runtime.clone(), node.info.name.clone());
+    node.shutdown().await;
+    remove_containers_of(&rt, &name).await;
 }
