@@ -127,7 +127,8 @@ async fn exec_checks(addr: &str) {
     );
 }
 
-/// cp both ways of 10 MB, checked by SHA-256; a failed copy leaves nothing.
+/// cp both ways of 10 MB, checked by SHA-256, and of a directory tree; a
+/// failed copy leaves nothing.
 async fn cp_checks(addr: &str) {
     use sha2::{Digest, Sha256};
     let dir = tempfile::tempdir().expect("tempdir");
@@ -152,6 +153,57 @@ async fn cp_checks(addr: &str) {
         Sha256::digest(&data),
         "checksums differ"
     );
+    // A directory tree, both ways: nested files, an empty directory and a
+    // mode kept; the copy lands under the name asked.
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("a/b")).expect("mkdir");
+    std::fs::create_dir_all(tree.join("empty")).expect("mkdir");
+    std::fs::write(tree.join("top.txt"), "top").expect("write");
+    std::fs::write(tree.join("a/b/deep.sh"), "#!/bin/sh\necho deep\n").expect("write");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            tree.join("a/b/deep.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .expect("chmod");
+    }
+    let tree_s = tree.to_str().expect("utf-8").to_string();
+    let (code, out, err) = shoal_cli(addr, &["cp", &tree_s, "shell:copied/tree"]).await;
+    assert_eq!(code, 0, "{out} {err}");
+    let (code, out, err) = shoal_cli(
+        addr,
+        &["exec", "shell", "--", "sh", "-c", "copied/tree/a/b/deep.sh"],
+    )
+    .await;
+    assert_eq!((code, out.trim()), (0, "deep"), "{err}");
+    let tree_back = dir.path().join("tree-back");
+    let tree_back_s = tree_back.to_str().expect("utf-8").to_string();
+    let (code, out, err) = shoal_cli(addr, &["cp", "shell:copied/tree", &tree_back_s]).await;
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(
+        std::fs::read_to_string(tree_back.join("top.txt")).expect("top"),
+        "top"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tree_back.join("a/b/deep.sh")).expect("deep"),
+        "#!/bin/sh\necho deep\n"
+    );
+    assert!(
+        tree_back.join("empty").is_dir(),
+        "the empty directory came too"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tree_back.join("a/b/deep.sh"))
+            .expect("deep")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "still executable: {mode:o}");
+    }
+    std::fs::remove_dir_all(&tree).expect("rm");
+    std::fs::remove_dir_all(&tree_back).expect("rm");
+
     let missing = dir.path().join("missing.bin");
     let missing_s = missing.to_str().expect("utf-8").to_string();
     let (code, _, err) = shoal_cli(addr, &["cp", "shell:nosuch.bin", &missing_s]).await;

@@ -15,8 +15,12 @@ const BUSYBOX_BIN: &str = "/bin/busybox";
 /// Applets linked in the image's /bin.
 const APPLETS: &[&str] = &[
     "sh", "sleep", "httpd", "nc", "wget", "cat", "echo", "true", "false", "env", "ls", "head",
-    "dd", "yes", "tail",
+    "dd", "yes", "tail", "tar", "mkdir",
 ];
+
+/// The image's label naming its applets: an image made from an older list
+/// is made again rather than lacking one a test now runs.
+const APPLETS_LABEL: &str = "shoal.test.applets";
 
 /// Serialises builds across test processes (each test file is one process).
 const LOCK_FILE: &str = "/tmp/shoal-test-busybox-image.lock";
@@ -33,10 +37,13 @@ pub fn require_docker() {
 }
 
 fn image_present() -> bool {
+    let format = format!("{{{{index .Config.Labels \"{APPLETS_LABEL}\"}}}}");
     Command::new("docker")
-        .args(["image", "inspect", BUSYBOX_IMAGE])
+        .args(["image", "inspect", "--format", &format, BUSYBOX_IMAGE])
         .output()
-        .map(|o| o.status.success())
+        .map(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == APPLETS.join(",")
+        })
         .unwrap_or(false)
 }
 
@@ -95,7 +102,8 @@ fn build_image() {
         .expect("run tar");
     assert!(status.success(), "tar of the busybox rootfs failed");
     let out = Command::new("docker")
-        .args(["import", "--change", "ENV PATH=/bin"])
+        .args(["import", "--change", "ENV PATH=/bin", "--change"])
+        .arg(format!("LABEL {APPLETS_LABEL}={}", APPLETS.join(",")))
         .arg(&tarball)
         .arg(BUSYBOX_IMAGE)
         .output()
