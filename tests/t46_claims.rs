@@ -179,15 +179,7 @@ async fn read_hello(c: &Cluster, p: &Value) -> String {
         .await
         .expect("containers");
     let id = &list.first().expect("a container").id;
-    let cmd = ["cat".to_string(), "/data/hello".to_string()];
-    let out = n
-        .runtime
-        .exec(id, &cmd, Duration::from_secs(10))
-        .await
-        .expect("exec");
-    let text = String::from_utf8_lossy(&out.output).trim().to_string();
-    assert_eq!(out.exit_code, 0, "{text}");
-    text
+    cat_hello(n, id).await
 }
 
 /// The directory of a local volume on the node named `node`.
