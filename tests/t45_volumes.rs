@@ -578,7 +578,7 @@ async fn process_runtime_refuses_volumes() {
 /// every container has among its groups; a non-root container can then
 /// read a Secret file of mode 0440 and write where root made the directory.
 /// The container's securityContext reaches the engine through the agent,
-/// and so do dnsPolicy None with dnsConfig, and hostAliases.
+/// and so do dnsPolicy None with dnsConfig, hostAliases and service links.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_fs_group_owns_the_pods_volumes_and_dns_config_applies() {
     require_docker();
@@ -589,6 +589,13 @@ async fn docker_fs_group_owns_the_pods_volumes_and_dns_config_applies() {
 kind: Secret
 metadata: {{name: fsg}}
 stringData: {{token: s3cret}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: links-demo}}
+spec:
+  selector: {{app: nothing}}
+  ports: [{{name: web, port: 8080}}]
 ---
 apiVersion: v1
 kind: Pod
@@ -634,6 +641,22 @@ spec:
         "the setgid directory gives new files the group"
     );
     assert_eq!(h.ok(c, "cat /sec/token").await, "s3cret");
+    // Service links: the namespace's Service, in Kubernetes' names.
+    let env = h.ok(c, "env").await;
+    let svc = h
+        .api
+        .get("/v1/namespaces/default/services/links-demo")
+        .await
+        .1;
+    let ip = svc["spec"]["clusterIP"].as_str().expect("a cluster IP");
+    for want in [
+        format!("LINKS_DEMO_SERVICE_HOST={ip}"),
+        "LINKS_DEMO_SERVICE_PORT=8080".to_string(),
+        "LINKS_DEMO_SERVICE_PORT_WEB=8080".to_string(),
+        format!("LINKS_DEMO_PORT_8080_TCP=tcp://{ip}:8080"),
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} in {env}");
+    }
     // dnsPolicy None: only what dnsConfig says; hostAliases in /etc/hosts.
     let resolv = h.ok(c, "cat /etc/resolv.conf").await;
     assert!(resolv.contains("nameserver 10.0.0.53"), "{resolv}");

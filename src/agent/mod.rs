@@ -14,6 +14,7 @@
 mod config;
 pub mod events;
 pub mod exec;
+pub mod links;
 pub mod logs;
 pub mod metrics;
 pub mod plan;

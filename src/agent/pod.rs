@@ -549,7 +549,8 @@ impl PodSync<'_> {
         let pod_ip = self.prev.pod_ip.clone().unwrap_or_default();
         let ns = &self.key.namespace;
         let facts = pod_facts(self.pod, ns, &ctx.node, &pod_ip, &ctx.host_ip);
-        let env = match resolve_env(ctx, ns, c, &facts) {
+        let links = self.spec.enable_service_links != Some(false);
+        let env = match resolve_env(ctx, ns, c, &facts, links) {
             Ok(env) => env,
             Err(msg) => return self.fail(c, "CreateContainerConfigError", msg),
         };
@@ -790,6 +791,7 @@ fn resolve_env(
     ns: &str,
     c: &Container,
     facts: &crate::resource::downward::PodFacts<'_>,
+    links: bool,
 ) -> Result<Vec<(String, String)>, String> {
     let mut env = Vec::new();
     let data = |kind: Kind, name: &str| -> Result<Option<BTreeMap<String, String>>, String> {
@@ -813,6 +815,23 @@ fn resolve_env(
             }
         }
         Ok(Some(out))
+    };
+    let mut linked = if links {
+        let (services, _) = ctx
+            .store
+            .list(Kind::Service, Some(ns))
+            .map_err(|e| e.to_string())?;
+        let bodies: Vec<(String, crate::resource::types::ServiceBody)> = services
+            .iter()
+            .filter_map(|o| {
+                crate::resource::types::ServiceBody::from_object(o)
+                    .ok()
+                    .map(|b| (o.metadata.name.clone(), b))
+            })
+            .collect();
+        super::links::service_links(bodies.iter().map(|(n, b)| (n.as_str(), b)))
+    } else {
+        Vec::new()
     };
     for from in &c.env_from {
         let (kind, r) = match (&from.config_map_ref, &from.secret_ref) {
@@ -879,7 +898,10 @@ fn resolve_env(
             }
         }
     }
-    Ok(env)
+    // The container's own variables win over the links, as in Kubernetes.
+    linked.retain(|(name, _)| !env.iter().any(|(n, _)| n == name));
+    linked.append(&mut env);
+    Ok(linked)
 }
 
 #[cfg(test)]

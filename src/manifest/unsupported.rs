@@ -32,7 +32,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "activeDeadlineSeconds",
     "affinity",
     "automountServiceAccountToken",
-    "enableServiceLinks",
     "ephemeralContainers",
     "hostIPC",
     "hostNetwork",

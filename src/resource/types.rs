@@ -273,6 +273,10 @@ pub struct PodSpec {
     /// Extra lines of the containers' /etc/hosts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_aliases: Vec<HostAlias>,
+    /// Whether containers get the namespace's service link variables; on
+    /// when absent, as in Kubernetes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_service_links: Option<bool>,
 }
 
 /// Where a pod's containers resolve names.
