@@ -7,7 +7,7 @@
 use crate::resource::types::{Protocol, ServiceBody};
 
 /// Most services whose variables one container gets: a namespace with more
-/// gets the first ones by name, and a line in the log.
+/// gets the first ones by name.
 pub const MAX_LINKED_SERVICES: usize = 1000;
 
 /// The link variables of `services` (name and body), in Kubernetes' names
