@@ -197,7 +197,7 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
 
     let rp_path = format!("{path}.restartPolicy");
     match (owner, spec.restart_policy) {
-        (Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet, Some(rp))
+        (Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::StatefulSet, Some(rp))
             if rp != RestartPolicy::Always =>
         {
             return fail(

@@ -236,6 +236,15 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
             }
             unsupported_template(spec, "spec.template")
         }
+        Kind::StatefulSet => {
+            for (i, t) in items(spec, "volumeClaimTemplates") {
+                if let Some(claim) = sub(t, "spec") {
+                    let path = format!("spec.volumeClaimTemplates[{i}].spec");
+                    unsupported(claim, &path, super::storage::PVC_SPEC_UNSUPPORTED)?;
+                }
+            }
+            unsupported_template(spec, "spec.template")
+        }
         Kind::Service => {
             unsupported(spec, "spec", SERVICE_SPEC_UNSUPPORTED)?;
             for (i, port) in items(spec, "ports") {

@@ -10,10 +10,12 @@
 mod apps;
 mod batch;
 mod quantity;
+mod statefulset;
 pub use apps::*;
 mod storage;
 pub use batch::*;
 pub use quantity::*;
+pub use statefulset::*;
 pub use storage::*;
 
 use std::collections::BTreeMap;
