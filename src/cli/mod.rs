@@ -197,9 +197,9 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: RaftCmd,
     },
-    /// Set the replica count of a deployment.
+    /// Set the replica count of a deployment, statefulset or replicaset.
     Scale {
-        /// `deployment` or `replicaset` (or `KIND/NAME`).
+        /// `deployment`, `statefulset` or `replicaset` (or `KIND/NAME`).
         kind: String,
         name: Option<String>,
         #[arg(long)]
@@ -232,7 +232,7 @@ pub enum Cmd {
 /// or `deployment/NAME`.
 #[derive(Debug, Subcommand)]
 pub enum RolloutCmd {
-    /// Wait until the deployment's or daemonset's rollout finishes, showing its progress.
+    /// Wait until the deployment's, daemonset's or statefulset's rollout finishes, showing its progress.
     Status {
         kind: String,
         name: Option<String>,
@@ -242,7 +242,7 @@ pub enum RolloutCmd {
         #[arg(long, value_parser = parse_secs, default_value = "0")]
         timeout: u64,
     },
-    /// The deployment's or daemonset's revisions and their change causes.
+    /// The deployment's, daemonset's or statefulset's revisions and their change causes.
     History {
         kind: String,
         name: Option<String>,
