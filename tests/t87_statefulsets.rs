@@ -1,0 +1,453 @@
+//! StatefulSets on a three-node in-process cluster with the Docker engine:
+//! ordered start (web-1 never exists before web-0 is Ready), each pod's
+//! claim keeping its data across the pod's deletion, the pods' DNS names
+//! and SRV records through the headless Service, scale down from the
+//! highest ordinal keeping its claim, a rolling update stopped at its
+//! partition, `rollout status|history`, `get sts` and `delete sts`;
+//! through the `shoal` binary and the API.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use common::cluster::*;
+use common::*;
+use hickory_proto::rr::{RData, RecordType};
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use serde_json::Value;
+
+const GI: u64 = 1 << 30;
+
+const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  clusterIP: None\n  selector: {app: web}\n  ports:\n  - {name: http, port: 8080}\n";
+
+/// The set `web`, its pods Ready two seconds after they start. With
+/// `claims` (Docker) each pod mounts its claim `data-web-N` and writes a
+/// fresh uuid to `/data/hello` unless the file is there; the process
+/// runtime mounts no volumes, so its pods have none.
+fn statefulset(image: &str, replicas: u32, version: &str, partition: u32, claims: bool) -> String {
+    let (write, mounts, templates) = if claims {
+        (
+            "[ -f /data/hello ] || cat /proc/sys/kernel/random/uuid > /data/hello; ",
+            "        volumeMounts:\n        - {name: data, mountPath: /data}\n",
+            "  volumeClaimTemplates:\n  - metadata:\n      name: data\n    spec:\n      accessModes: [ReadWriteOnce]\n      resources:\n        requests:\n          storage: 100Mi\n",
+        )
+    } else {
+        ("", "", "")
+    };
+    format!(
+        "apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: web
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: web}}
+  updateStrategy:
+    type: RollingUpdate
+    rollingUpdate: {{partition: {partition}}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: {image}
+        env:
+        - {{name: VERSION, value: \"{version}\"}}
+        command: [\"sh\", \"-c\", \"{write}trap 'exit 0' TERM; while true; do sleep 1; done\"]
+        ports:
+        - {{name: http, containerPort: 8080}}
+        readinessProbe:
+          exec: {{command: [\"true\"]}}
+          initialDelaySeconds: 2
+          periodSeconds: 1
+{mounts}{templates}"
+    )
+}
+
+fn resolver(addr: SocketAddr) -> TokioResolver {
+    let mut conn = ConnectionConfig::new(ProtocolConfig::Udp);
+    conn.port = addr.port();
+    let ns = NameServerConfig::new(addr.ip(), true, vec![conn]);
+    let mut b = TokioResolver::builder_with_config(
+        ResolverConfig::from_parts(None, vec![], vec![ns]),
+        TokioRuntimeProvider::default(),
+    );
+    b.options_mut().cache_size = 0;
+    b.options_mut().attempts = 2;
+    b.build().expect("resolver")
+}
+
+fn dns_addr(c: &Cluster, i: usize) -> SocketAddr {
+    c.nodes[i]
+        .as_ref()
+        .expect("node runs")
+        .discovery
+        .as_ref()
+        .expect("discovery runs")
+        .dns_addrs()[0]
+}
+
+/// The set's pods not finished, by name.
+async fn set_pods(api: &Api) -> Vec<Value> {
+    let mut out: Vec<Value> = pods(api)
+        .await
+        .into_iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "web")
+        .filter(|p| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
+        .collect();
+    out.sort_by_key(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string());
+    out
+}
+
+fn name(p: &Value) -> &str {
+    p["metadata"]["name"].as_str().unwrap_or("")
+}
+
+fn uid(p: &Value) -> String {
+    p["metadata"]["uid"].as_str().unwrap_or("").to_string()
+}
+
+fn hash(p: &Value) -> &str {
+    p["metadata"]["labels"]["controller-revision-hash"]
+        .as_str()
+        .unwrap_or("")
+}
+
+/// Waits until the set's pods are exactly `names`, all Ready; returns them.
+/// Every snapshot on the way must keep the ordered start: a pod of ordinal
+/// N exists only while every lower ordinal's pod is Ready.
+async fn wait_ready(api: &Api, names: &[&str], secs: u64) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = set_pods(api).await;
+        check_ordered(&got);
+        let on: Vec<&str> = got.iter().map(name).collect();
+        if on == names && got.iter().all(is_ready) {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never exactly {names:?} Ready: {:#?}",
+            got.iter()
+                .map(|p| format!("{} ready={}", name(p), is_ready(p)))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// In one read of the replica, a pod of ordinal N exists only if the pods
+/// of 0..N are there and Ready (the controller wrote it after reading so).
+fn check_ordered(pods: &[Value]) {
+    let ordinal = |p: &Value| -> u32 {
+        name(p)
+            .strip_prefix("web-")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a pod name that is not web-N: {}", name(p)))
+    };
+    for p in pods {
+        let n = ordinal(p);
+        for below in 0..n {
+            let ready = pods.iter().any(|q| ordinal(q) == below && is_ready(q));
+            // A lower ordinal deleted by the test (or being rolled) may be
+            // absent; one that is there must be Ready when it was created
+            // first, which a not-Ready lower pod of a newer uid cannot show.
+            let present = pods.iter().any(|q| ordinal(q) == below);
+            let lower_newer = pods.iter().any(|q| {
+                ordinal(q) == below
+                    && q["metadata"]["creationTimestamp"].as_str()
+                        > p["metadata"]["creationTimestamp"].as_str()
+            });
+            assert!(
+                ready || !present || lower_newer,
+                "{} exists while web-{below} is not Ready",
+                name(p)
+            );
+        }
+    }
+}
+
+/// `cat /data/hello` inside the pod's container.
+async fn read_hello(c: &Cluster, p: &Value) -> String {
+    let node = p["spec"]["nodeName"].as_str().expect("bound");
+    let n = c
+        .nodes
+        .iter()
+        .flatten()
+        .find(|n| n.info.name == node)
+        .expect("the pod's node runs");
+    let list = n
+        .runtime
+        .list(&std::collections::BTreeMap::from([(
+            shoal::runtime::LABEL_POD_UID.to_string(),
+            uid(p),
+        )]))
+        .await
+        .expect("containers");
+    let id = &list.first().expect("a container").id;
+    let cmd = ["cat".to_string(), "/data/hello".to_string()];
+    let out = n
+        .runtime
+        .exec(id, &cmd, Duration::from_secs(10))
+        .await
+        .expect("exec");
+    let text = String::from_utf8_lossy(&out.output).trim().to_string();
+    assert_eq!(out.exit_code, 0, "{text}");
+    assert!(!text.is_empty(), "an empty /data/hello in {}", name(p));
+    text
+}
+
+async fn claim_names(api: &Api) -> Vec<String> {
+    let (_, v) = api
+        .get("/v1/namespaces/default/persistentvolumeclaims")
+        .await;
+    let mut out: Vec<String> = v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["metadata"]["deletionTimestamp"].is_null())
+        .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    out.sort();
+    out
+}
+
+async fn status(api: &Api) -> Value {
+    let (code, v) = api.get("/v1/namespaces/default/statefulsets/web").await;
+    assert_eq!(code, 200, "{v}");
+    v["status"].clone()
+}
+
+/// The A records of `qname` asked of `dns`.
+async fn a_records(dns: SocketAddr, qname: &str) -> Vec<Ipv4Addr> {
+    match resolver(dns).lookup(qname, RecordType::A).await {
+        Ok(a) => a
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+async fn srv_targets(dns: SocketAddr, qname: &str) -> Vec<String> {
+    let mut got: Vec<String> = match resolver(dns).lookup(qname, RecordType::SRV).await {
+        Ok(srv) => srv
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::SRV(s) => Some(s.target.to_ascii()),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    got.sort();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_statefulset_keeps_names_order_data_and_partition_docker() {
+    common::images::require_docker();
+    let image = common::images::ensure_busybox_image();
+    scenario("sts", shoal::runtime::RuntimeKind::Docker, &image).await;
+}
+
+/// The same without claims on host processes (which mount no volumes):
+/// names, order, DNS, scale down and the partitioned update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_statefulset_keeps_names_order_and_partition_process() {
+    scenario("stp", shoal::runtime::RuntimeKind::Process, "host").await;
+}
+
+async fn scenario(prefix: &str, runtime: shoal::runtime::RuntimeKind, image: &str) {
+    let claims = runtime == shoal::runtime::RuntimeKind::Docker;
+    let c = Cluster::start(prefix, &["2", "2", "2"], |c| {
+        c.runtime = Some(runtime);
+        c.agent.volume_capacity = Some(2 * GI);
+    })
+    .await;
+    let api = c.api();
+    let addr = api.base.clone();
+
+    let (code, v) = api.apply(SERVICE).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = api.apply(&statefulset(image, 2, "1", 0, claims)).await;
+    assert_eq!(code, 200, "{v}");
+
+    // Ordered start: checked on every snapshot while waiting.
+    let started = Instant::now();
+    let first = wait_ready(&api, &["web-0", "web-1"], 120).await;
+    eprintln!("two ordered pods Ready in {:?}", started.elapsed());
+    let all_claims: &[&str] = if claims {
+        &["data-web-0", "data-web-1", "data-web-2"]
+    } else {
+        &[]
+    };
+    assert_eq!(
+        claim_names(&api).await,
+        all_claims[..all_claims.len().min(2)]
+    );
+    for p in &first {
+        assert_eq!(
+            p["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"],
+            name(p)
+        );
+        if claims {
+            assert_eq!(
+                p["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+                format!("data-{}", name(p))
+            );
+        }
+    }
+    let (code, out, err) = shoal_cli(&addr, &["get", "sts"]).await;
+    assert_eq!(code, 0, "{err}");
+    eventually(Duration::from_secs(10), "get sts shows 2/2", || {
+        let addr = addr.clone();
+        async move {
+            let (_, out, _) = shoal_cli(&addr, &["get", "statefulsets"]).await;
+            out.lines().any(|l| {
+                let cells: Vec<&str> = l.split_whitespace().collect();
+                cells.len() >= 3 && cells[0] == "web" && cells[1] == "2/2"
+            })
+        }
+    })
+    .await;
+    assert!(out.starts_with("NAME"), "{out}");
+
+    // Each pod's DNS name, on every node; and SRV lists both.
+    for i in 0..3 {
+        let dns = dns_addr(&c, i);
+        eventually(
+            Duration::from_secs(20),
+            "web-0's and web-1's names",
+            || async move {
+                a_records(dns, "web-0.web.default.svc.shoal.").await.len() == 1
+                    && a_records(dns, "web-1.web.default.svc.shoal.").await.len() == 1
+            },
+        )
+        .await;
+        assert_eq!(
+            srv_targets(dns, "_http._tcp.web.default.svc.shoal.").await,
+            [
+                "web-0.web.default.svc.shoal.",
+                "web-1.web.default.svc.shoal."
+            ]
+        );
+    }
+
+    // web-1 deleted: it comes back under its name with its own data.
+    let web1 = &first[1];
+    let hello = if claims {
+        read_hello(&c, web1).await
+    } else {
+        String::new()
+    };
+    let (code, v) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/namespaces/default/pods/web-1",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let again = {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let got = wait_ready(&api, &["web-0", "web-1"], 90).await;
+            if uid(&got[1]) != uid(web1) {
+                break got;
+            }
+            assert!(Instant::now() < deadline, "web-1 never replaced");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    if claims {
+        assert_eq!(read_hello(&c, &again[1]).await, hello, "web-1's own data");
+        assert_ne!(
+            read_hello(&c, &again[0]).await,
+            hello,
+            "web-0 has a claim of its own"
+        );
+    }
+
+    // Scale to 3, then down to 1: web-2 and web-1 go, highest first, and
+    // their claims stay.
+    let (code, _, err) = shoal_cli(&addr, &["scale", "sts/web", "--replicas", "3"]).await;
+    assert_eq!(code, 0, "{err}");
+    wait_ready(&api, &["web-0", "web-1", "web-2"], 90).await;
+    let (code, _, err) =
+        shoal_cli(&addr, &["scale", "statefulset", "web", "--replicas", "1"]).await;
+    assert_eq!(code, 0, "{err}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = set_pods(&api).await;
+        let on: Vec<&str> = got.iter().map(name).collect();
+        assert!(on != ["web-0", "web-2"], "web-1 went before web-2: {on:?}");
+        if on == ["web-0"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "scale down stuck at {on:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(claim_names(&api).await, all_claims);
+
+    // A rolling update with partition 1 over three pods: web-2 and web-1
+    // take the new template, web-0 keeps the old one.
+    let old = hash(&set_pods(&api).await[0]).to_string();
+    let (code, v) = api.apply(&statefulset(image, 3, "2", 1, claims)).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, out, err) = shoal_cli(
+        &addr,
+        &["rollout", "status", "sts/web", "--timeout", "120s"],
+    )
+    .await;
+    assert_eq!(code, 0, "rollout status: {out}{err}");
+    let got = wait_ready(&api, &["web-0", "web-1", "web-2"], 60).await;
+    let hashes: Vec<&str> = got.iter().map(hash).collect();
+    assert_eq!(hashes[0], old, "below the partition: {hashes:?}");
+    assert_ne!(hashes[1], old, "{hashes:?}");
+    assert_eq!(hashes[1], hashes[2], "{hashes:?}");
+    let st = status(&api).await;
+    assert_eq!(st["currentRevision"], format!("web-{old}"), "{st}");
+    assert_eq!(st["updateRevision"], format!("web-{}", hashes[1]), "{st}");
+    assert_eq!(st["updatedReplicas"], 2, "{st}");
+    let (code, out, err) = shoal_cli(&addr, &["rollout", "history", "sts/web"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("statefulset.apps/web\n") && out.lines().count() == 4,
+        "two revisions: {out}"
+    );
+    if claims {
+        // web-1 kept its data through the update.
+        assert_eq!(read_hello(&c, &got[1]).await, hello);
+    }
+
+    // Deleting the set removes its pods; the claims stay (Retain).
+    let (code, _, err) = shoal_cli(&addr, &["delete", "sts", "web"]).await;
+    assert_eq!(code, 0, "{err}");
+    eventually(Duration::from_secs(30), "the set's pods gone", || {
+        let api = api.clone();
+        async move {
+            pods(&api)
+                .await
+                .iter()
+                .all(|p| p["metadata"]["labels"]["app"] != "web")
+        }
+    })
+    .await;
+    assert_eq!(claim_names(&api).await, all_claims);
+    c.stop().await;
+}
