@@ -307,6 +307,8 @@ struct ListQuery {
 struct WriteQuery {
     resource_version: Option<u64>,
     consistent: Option<bool>,
+    /// Delete a StatefulSet's pod even though its node is not reachable.
+    force: Option<bool>,
 }
 
 fn kind_of(plural: &str) -> ApiResult<Kind> {
@@ -794,6 +796,17 @@ async fn replace_namespace(
 }
 
 async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Response> {
+    if key.kind == Kind::Pod
+        && q.force != Some(true)
+        && let Some(m) = &s.membership
+        && let Some(pod) = s.store.get(&key)?
+    {
+        let health = crate::membership::node_health(m);
+        let up = |n: &str| health.get(n).is_some_and(|h| h.is_up());
+        if let Some(why) = crate::controller::statefulset::delete_needs_force(&pod, up) {
+            return Err(ApiError::new(StatusCode::CONFLICT, why));
+        }
+    }
     let precondition = match q.resource_version {
         Some(v) => crate::store::Precondition::Version(v),
         None => crate::store::Precondition::MustExist,

@@ -135,6 +135,10 @@ pub enum Cmd {
         file: Option<String>,
         #[arg(short = 'n', long)]
         namespace: Option<String>,
+        /// Delete a StatefulSet's pod whose node is not reachable (its
+        /// replacement may then run beside it if the node is not down).
+        #[arg(long)]
+        force: bool,
     },
     /// Print a container's logs, from whichever node runs the pod
     /// (`POD`, `job/NAME`, `deployment/NAME`, or `-l SELECTOR`).
@@ -599,9 +603,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             file,
             namespace,
+            force,
         } => match (file, kind, name) {
             (Some(f), None, None) => delete_file(&client, &f).await,
-            (None, Some(k), Some(n)) => delete_one(&client, &k, &n, namespace).await,
+            (None, Some(k), Some(n)) => delete_one(&client, &k, &n, namespace, force).await,
             _ => bail!("usage: shoal delete KIND NAME, or shoal delete -f FILE"),
         },
         Cmd::Raft {

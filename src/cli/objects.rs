@@ -756,16 +756,15 @@ pub(super) async fn delete_one(
     kind: &str,
     name: &str,
     namespace: Option<String>,
+    force: bool,
 ) -> anyhow::Result<()> {
     let kind = kind_arg(kind)?;
     let ns = namespace.unwrap_or_else(|| "default".into());
-    client
-        .send(
-            reqwest::Method::DELETE,
-            &object_path(kind, &ns, Some(name)),
-            None,
-        )
-        .await?;
+    let mut path = object_path(kind, &ns, Some(name));
+    if force {
+        path.push_str("?force=true");
+    }
+    client.send(reqwest::Method::DELETE, &path, None).await?;
     outln!("{}/{name} deleted", display_kind(kind.as_str()));
     Ok(())
 }

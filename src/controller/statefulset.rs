@@ -361,6 +361,29 @@ fn claim_mark(claim: &Object) -> Result<Op, ControllerError> {
     })
 }
 
+/// Why deleting `pod` without `--force` is refused, if it is: a
+/// StatefulSet's pod, not finished, on a node that `node_up` says is not
+/// reachable. Its container may still run there, and deleting the object
+/// lets the set start a second pod of that ordinal elsewhere.
+pub fn delete_needs_force(pod: &Object, node_up: impl Fn(&str) -> bool) -> Option<String> {
+    let owner = pod
+        .metadata
+        .controller_ref()
+        .filter(|r| r.kind == "StatefulSet")?;
+    let view = PodView::of(pod)?;
+    let node = view.node.filter(|_| !view.terminal)?;
+    if node_up(&node) {
+        return None;
+    }
+    Some(format!(
+        "pod {:?} of statefulset {:?} is on node {node:?}, which is not reachable: its \
+         container may still run there, and deleting the pod lets the StatefulSet start \
+         another {} elsewhere. Wait until node lifecycle marks it Failed (NodeLost), or \
+         delete it with --force if the node is known to be down",
+        view.name, owner.name, view.name
+    ))
+}
+
 /// What the StatefulSet pass reads besides the sets.
 pub struct Inputs<'a> {
     /// Every pod.

@@ -279,3 +279,41 @@ fn pods_with_foreign_names_are_deleted() {
     );
     assert_eq!(p.delete, vec!["web-abc".to_string()]);
 }
+
+fn stored_pod(owner_kind: &str, node: &str, phase: &str) -> Object {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "web-1",
+            "namespace": "default",
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": owner_kind, "name": "web",
+                "uid": "u1", "controller": true
+            }]
+        },
+        "spec": { "nodeName": node, "containers": [] },
+        "status": { "phase": phase }
+    }))
+    .expect("pod")
+}
+
+#[test]
+fn deleting_a_pod_on_an_unreachable_node_needs_force_only_for_statefulsets() {
+    let up = |n: &str| n == "n1";
+    // (owner, node, phase, refused)
+    let cases = [
+        ("StatefulSet", "n2", "Running", true),
+        ("StatefulSet", "n1", "Running", false),
+        // Marked Failed by node lifecycle: the node is known lost.
+        ("StatefulSet", "n2", "Failed", false),
+        ("ReplicaSet", "n2", "Running", false),
+    ];
+    for (owner, node, phase, refused) in cases {
+        let why = delete_needs_force(&stored_pod(owner, node, phase), up);
+        assert_eq!(why.is_some(), refused, "{owner} {node} {phase}: {why:?}");
+        if let Some(why) = why {
+            assert!(why.contains("--force") && why.contains("\"n2\""), "{why}");
+        }
+    }
+}
