@@ -442,6 +442,23 @@ async fn scenario(prefix: &str, runtime: shoal::runtime::RuntimeKind, image: &st
         assert_eq!(read_hello(&c, &got[1]).await, hello);
     }
 
+    // Undo: the updated ordinals go back to the first template.
+    let (code, out, err) = shoal_cli(&addr, &["rollout", "undo", "sts/web"]).await;
+    assert_eq!(code, 0, "rollout undo: {out}{err}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got = wait_ready(&api, &["web-0", "web-1", "web-2"], 60).await;
+        if got.iter().all(|p| hash(p) == old) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "undo never finished: {:?}",
+            got.iter().map(hash).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Deleting the set removes its pods; the claims stay (Retain).
     let (code, _, err) = shoal_cli(&addr, &["delete", "sts", "web"]).await;
     assert_eq!(code, 0, "{err}");
@@ -549,5 +566,54 @@ async fn a_pod_on_a_lost_node_needs_force_process() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     remove_containers_of(&rt, &node).await;
+    c.stop().await;
+}
+
+/// `persistentVolumeClaimRetentionPolicy` Delete both ways: the claim of a
+/// scaled-away ordinal goes once its pod is gone, and the rest with the set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_follow_the_retention_policy_docker() {
+    common::images::require_docker();
+    let image = common::images::ensure_busybox_image();
+    let c = Cluster::start("str", &["2", "2", "2"], |c| {
+        c.runtime = Some(shoal::runtime::RuntimeKind::Docker);
+        c.agent.volume_capacity = Some(2 * GI);
+    })
+    .await;
+    let api = c.api();
+    let addr = api.base.clone();
+    let manifest = |replicas: u32| {
+        statefulset(&image, replicas, "1", 0, true).replace(
+            "  serviceName: web\n",
+            "  serviceName: web\n  persistentVolumeClaimRetentionPolicy: {whenDeleted: Delete, whenScaled: Delete}\n",
+        )
+    };
+    let (code, v) = api.apply(&manifest(2)).await;
+    assert_eq!(code, 200, "{v}");
+    wait_ready(&api, &["web-0", "web-1"], 120).await;
+    assert_eq!(claim_names(&api).await, ["data-web-0", "data-web-1"]);
+    let (code, _, err) = shoal_cli(&addr, &["scale", "sts/web", "--replicas", "1"]).await;
+    assert_eq!(code, 0, "{err}");
+    eventually(Duration::from_secs(60), "web-1's claim deleted", || {
+        let api = api.clone();
+        async move { claim_names(&api).await == ["data-web-0"] && set_pods(&api).await.len() == 1 }
+    })
+    .await;
+    let (code, _, err) = shoal_cli(&addr, &["delete", "sts", "web"]).await;
+    assert_eq!(code, 0, "{err}");
+    eventually(
+        Duration::from_secs(60),
+        "every claim deleted with the set",
+        || {
+            let api = api.clone();
+            async move {
+                let (_, v) = api
+                    .get("/v1/namespaces/default/persistentvolumeclaims")
+                    .await;
+                v["items"].as_array().is_some_and(Vec::is_empty)
+            }
+        },
+    )
+    .await;
     c.stop().await;
 }
