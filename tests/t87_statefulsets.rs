@@ -617,3 +617,71 @@ async fn claims_follow_the_retention_policy_docker() {
     .await;
     c.stop().await;
 }
+
+/// The leader killed right after a new template is applied: the new
+/// leader finishes the rollout, and no ordinal ever runs on two of the
+/// surviving nodes at once (the dead node's own copies are out of reach,
+/// see the architecture notes on `disconnected_pods`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_killed_mid_rollout_process() {
+    let mut c = Cluster::start("stk", &["2", "2", "2"], |_| {}).await;
+    let api = c.api();
+    let (code, v) = api.apply(&statefulset("host", 3, "1", 0, false)).await;
+    assert_eq!(code, 200, "{v}");
+    let v1 = wait_ready(&api, &["web-0", "web-1", "web-2"], 60).await;
+    let old = hash(&v1[0]).to_string();
+    let (code, v) = api.apply(&statefulset("host", 3, "2", 0, false)).await;
+    assert_eq!(code, 200, "{v}");
+    let leader = c.leader();
+    let dead = c.crash(leader).await;
+    let (rt, dead_name) = (dead.runtime.clone(), dead.info.name.clone());
+    dead.shutdown().await;
+    let api = c.api();
+    let live: Vec<(String, shoal::runtime::DynRuntime)> = c
+        .nodes
+        .iter()
+        .flatten()
+        .map(|n| (n.info.name.clone(), n.runtime.clone()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        // Where each ordinal runs now, over the surviving nodes.
+        let mut running: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (node, rt) in &live {
+            let mine = std::collections::BTreeMap::from([(
+                shoal::runtime::LABEL_NODE.to_string(),
+                node.clone(),
+            )]);
+            for ctr in rt.list(&mine).await.unwrap_or_default() {
+                if ctr.state == shoal::runtime::ContainerState::Running
+                    && let Some(pod) = ctr.labels.get(shoal::runtime::LABEL_POD)
+                {
+                    running.entry(pod.clone()).or_default().push(node.clone());
+                }
+            }
+        }
+        assert!(
+            running.values().all(|nodes| nodes.len() <= 1),
+            "an ordinal runs twice: {running:?}"
+        );
+        let got = set_pods(&api).await;
+        let on: Vec<&str> = got.iter().map(name).collect();
+        let done = on == ["web-0", "web-1", "web-2"]
+            && got.iter().all(|p| {
+                is_ready(p) && hash(p) != old && p["spec"]["nodeName"] != dead_name.as_str()
+            });
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rollout never finished: {:?}",
+            got.iter()
+                .map(|p| format!("{} {} ready={}", name(p), hash(p), is_ready(p)))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    remove_containers_of(&rt, &dead_name).await;
+    c.stop().await;
+}
