@@ -185,6 +185,13 @@ fn check_ordered(pods: &[Value]) {
 
 /// `cat /data/hello` inside the pod's container.
 async fn read_hello(c: &Cluster, p: &Value) -> String {
+    let text = run_in(c, p, &["cat", "/data/hello"]).await;
+    assert!(!text.is_empty(), "an empty /data/hello in {}", name(p));
+    text
+}
+
+/// What `cmd` prints inside the pod's container; it must succeed.
+async fn run_in(c: &Cluster, p: &Value, cmd: &[&str]) -> String {
     let node = p["spec"]["nodeName"].as_str().expect("bound");
     let n = c
         .nodes
@@ -201,15 +208,14 @@ async fn read_hello(c: &Cluster, p: &Value) -> String {
         .await
         .expect("containers");
     let id = &list.first().expect("a container").id;
-    let cmd = ["cat".to_string(), "/data/hello".to_string()];
+    let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
     let out = n
         .runtime
         .exec(id, &cmd, Duration::from_secs(10))
         .await
         .expect("exec");
     let text = String::from_utf8_lossy(&out.output).trim().to_string();
-    assert_eq!(out.exit_code, 0, "{text}");
-    assert!(!text.is_empty(), "an empty /data/hello in {}", name(p));
+    assert_eq!(out.exit_code, 0, "{cmd:?}: {text}");
     text
 }
 
@@ -352,6 +358,19 @@ async fn scenario(prefix: &str, runtime: shoal::runtime::RuntimeKind, image: &st
                 "web-0.web.default.svc.shoal.",
                 "web-1.web.default.svc.shoal."
             ]
+        );
+    }
+
+    // Inside, the pod's name qualified by the governing Service.
+    if claims {
+        let hosts = run_in(&c, &first[0], &["cat", "/etc/hosts"]).await;
+        assert!(
+            hosts.contains("web-0.web.default.svc.shoal"),
+            "no fully qualified name in /etc/hosts: {hosts}"
+        );
+        assert_eq!(
+            run_in(&c, &first[0], &["sh", "-c", "hostname"]).await,
+            "web-0"
         );
     }
 

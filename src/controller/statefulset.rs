@@ -273,6 +273,9 @@ pub fn new_pod(
     labels.insert(POD_NAME_LABEL.into(), name.clone());
     labels.insert(POD_INDEX_LABEL.into(), ordinal.to_string());
     let mut pod_spec = template.spec.clone();
+    if spec.service_name.is_some() {
+        pod_spec.subdomain = spec.service_name.clone();
+    }
     for t in &spec.volume_claim_templates {
         pod_spec.volumes.retain(|v| v.name != t.metadata.name);
         pod_spec.volumes.push(Volume {

@@ -59,7 +59,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "serviceAccountName",
     "setHostnameAsFQDN",
     "shareProcessNamespace",
-    "subdomain",
     "tolerations",
     "topologySpreadConstraints",
 ];

@@ -211,3 +211,12 @@ fn a_second_claim_template_of_the_same_name_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn a_pod_subdomain_is_a_dns_label() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  subdomain: web\n  containers:\n  - name: main\n    image: busybox\n";
+    let p = ok(pod);
+    assert_eq!(p.objects[0].body["spec"]["subdomain"], "web");
+    let e = err(&pod.replace("subdomain: web", "subdomain: Web_1"));
+    assert!(e.contains("spec.subdomain: \"Web_1\" is not valid"), "{e}");
+}
