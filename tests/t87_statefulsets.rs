@@ -556,6 +556,18 @@ async fn a_pod_on_a_lost_node_needs_force_process() {
     );
     assert!(err.contains("--force"), "{err}");
     assert!(err.contains(&node), "{err}");
+    // A file naming it has no --force: refused too.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(
+        &file,
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\nspec:\n  containers:\n  - name: main\n    image: host\n"),
+    )
+    .expect("write");
+    let path = file.display().to_string();
+    let (code, _, err) = shoal_cli(&addr, &["delete", "-f", &path]).await;
+    assert_ne!(code, 0, "{pod} deleted by file while {node} is down");
+    assert!(err.contains("--force"), "{err}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let same: Vec<String> = set_pods(&api)
         .await
