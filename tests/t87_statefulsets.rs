@@ -339,6 +339,12 @@ async fn scenario(prefix: &str, runtime: shoal::runtime::RuntimeKind, image: &st
     })
     .await;
     assert!(out.starts_with("NAME"), "{out}");
+    let (code, out, err) = shoal_cli(&addr, &["describe", "sts", "web"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Kind:              StatefulSet") && out.contains("readyReplicas: 2"),
+        "{out}"
+    );
 
     // Each pod's DNS name, on every node; and SRV lists both.
     for i in 0..3 {
