@@ -722,3 +722,65 @@ async fn a_leader_killed_mid_rollout_process() {
     remove_containers_of(&rt, &dead_name).await;
     c.stop().await;
 }
+
+/// A deleted pod's replacement on the same node (a claim pins a
+/// StatefulSet's pod there; a nodeSelector here, on host processes) starts
+/// only once the old container has stopped: its slow shutdown (three
+/// seconds after TERM) never overlaps the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replacement_waits_for_its_predecessor_process() {
+    let c = Cluster::start("stw", &["2", "2", "2"], |_| {}).await;
+    let api = c.api();
+    let manifest = statefulset("host", 1, "1", 0, false)
+        .replace("trap 'exit 0' TERM", "trap 'sleep 3; exit 0' TERM")
+        .replace(
+            "      terminationGracePeriodSeconds: 1\n",
+            "      nodeSelector: {kubernetes.io/hostname: stw0}\n      terminationGracePeriodSeconds: 10\n",
+        );
+    assert!(manifest.contains("stw0"), "{manifest}");
+    let (code, v) = api.apply(&manifest).await;
+    assert_eq!(code, 200, "{v}");
+    let first = wait_ready(&api, &["web-0"], 120).await;
+    let (code, v) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/namespaces/default/pods/web-0",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let runtimes: Vec<shoal::runtime::DynRuntime> = c
+        .nodes
+        .iter()
+        .flatten()
+        .map(|n| n.runtime.clone())
+        .collect();
+    let web0 = std::collections::BTreeMap::from([(
+        shoal::runtime::LABEL_POD.to_string(),
+        "default/web-0".to_string(),
+    )]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        // Runtimes may share one engine: count each container once.
+        let mut running = std::collections::BTreeMap::new();
+        for rt in &runtimes {
+            for ctr in rt.list(&web0).await.unwrap_or_default() {
+                if ctr.state == shoal::runtime::ContainerState::Running {
+                    let uid = ctr.labels.get(shoal::runtime::LABEL_POD_UID).cloned();
+                    running.insert(ctr.id, uid);
+                }
+            }
+        }
+        assert!(running.len() <= 1, "two web-0 containers run: {running:?}");
+        let back = set_pods(&api)
+            .await
+            .into_iter()
+            .find(|p| name(p) == "web-0" && uid(p) != uid(&first[0]));
+        if back.as_ref().is_some_and(is_ready) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "web-0 never came back: {back:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.stop().await;
+}
