@@ -98,11 +98,11 @@ fn named(
         (None, Some(n)) => (kind, n),
         (None, None) => return Err(required().into()),
     };
-    let works_on = allowed
-        .iter()
-        .map(|k| k.plural())
-        .collect::<Vec<_>>()
-        .join(" and ");
+    let plurals: Vec<&str> = allowed.iter().map(|k| k.plural()).collect();
+    let works_on = match plurals.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => plurals.join(""),
+    };
     match Kind::from_user(kind) {
         Some(k) if allowed.contains(&k) && !name.is_empty() => Ok((k, name.to_string())),
         Some(k) if allowed.contains(&k) => Err(required().into()),

@@ -105,7 +105,11 @@ fn deployment_names() {
         Some((Kind::Deployment, "web".into()))
     );
     let e = scale_target("pod/web", None).expect_err("pods are not scaled");
-    assert!(e.to_string().contains("deployments and replicasets"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("works on deployments, replicasets and statefulsets, not pods"),
+        "{e}"
+    );
     let e = deployment_name("replicaset/web", None, "rollout undo").expect_err("deployments only");
     assert!(
         e.to_string()
