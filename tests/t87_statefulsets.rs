@@ -342,7 +342,9 @@ async fn scenario(prefix: &str, runtime: shoal::runtime::RuntimeKind, image: &st
     let (code, out, err) = shoal_cli(&addr, &["describe", "sts", "web"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("Kind:              StatefulSet") && out.contains("readyReplicas: 2"),
+        out.contains("Kind:              StatefulSet")
+            && out.contains("readyReplicas: 2")
+            && out.contains("create Pod web-1 in StatefulSet web successful"),
         "{out}"
     );
 

@@ -28,6 +28,7 @@ use serde_json::json;
 
 use super::daemonset::{REVISION_HASH, revision_ops};
 use super::deployment::template_hash;
+use super::job::{JobEvent, event};
 use super::{ControllerError, PodView, fence};
 use crate::resource::status::{PersistentVolumeClaimStatus, StatefulSetStatus};
 use crate::resource::time::now_rfc3339;
@@ -45,6 +46,8 @@ pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 /// Most pods and claims one StatefulSet creates in a pass (Parallel): one
 /// command must stay well under the store's size limit.
 const MAX_CREATES_PER_PASS: usize = 100;
+/// Pods named in one event's message; the rest are counted.
+const EVENT_PODS: usize = 10;
 
 /// One of the set's pods as the plan sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -592,6 +595,41 @@ async fn sync_one(
             object: serde_json::to_vec(&pod).map_err(|e| e.to_string())?,
             precondition: Precondition::MustNotExist,
         });
+    }
+    // One event per reason, rewritten: as Kubernetes' SuccessfulCreate and
+    // SuccessfulDelete, without one object per pod.
+    let created: Vec<String> = plan
+        .create
+        .iter()
+        .map(|(o, _)| format!("{name}-{o}"))
+        .collect();
+    for (reason, verb, pods) in [
+        ("SuccessfulCreate", "create", &created),
+        ("SuccessfulDelete", "delete", &plan.delete),
+    ] {
+        if pods.is_empty() {
+            continue;
+        }
+        let mut named: Vec<String> = pods.iter().take(EVENT_PODS).cloned().collect();
+        if pods.len() > EVENT_PODS {
+            named.push(format!("and {} more", pods.len() - EVENT_PODS));
+        }
+        let e = JobEvent {
+            warning: false,
+            reason,
+            message: format!(
+                "{verb} Pod {} in StatefulSet {name} successful",
+                named.join(", ")
+            ),
+        };
+        ops.push(event(
+            set,
+            &key,
+            &e,
+            &now_rfc3339(),
+            owner_ref(set, true),
+            "statefulset-controller",
+        )?);
     }
     if !set.body.contains_key("status") || prev != plan.status {
         ops.push(Op::SetStatus {
