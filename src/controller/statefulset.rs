@@ -43,9 +43,12 @@ use crate::store::{Command, Op, Precondition, Store};
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 /// The label holding the pod's ordinal.
 pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
-/// Most pods and claims one StatefulSet creates in a pass (Parallel): one
-/// command must stay well under the store's size limit.
+/// Most pods one StatefulSet creates, and as many it deletes, in a pass
+/// (Parallel): one command must stay well under the store's size limit;
+/// the rest follows in the next passes.
 const MAX_CREATES_PER_PASS: usize = 100;
+/// Most orphaned claims marked in one pass.
+const MAX_CLAIM_MARKS_PER_PASS: usize = 100;
 /// Pods named in one event's message; the rest are counted.
 const EVENT_PODS: usize = 10;
 
@@ -232,6 +235,8 @@ pub fn plan(
     }
     p.delete.sort();
     p.delete.dedup();
+    p.delete.truncate(MAX_CREATES_PER_PASS);
+    p.delete_claims.truncate(MAX_CREATES_PER_PASS);
 
     let st = &mut p.status;
     let done = st.updated_replicas == replicas && st.ready_replicas == replicas;
@@ -443,18 +448,14 @@ pub async fn reconcile(
 /// Marks the claims of deleted sets whose policy was whenDeleted: Delete
 /// (they carry the set as a non-controlling owner).
 async fn orphaned_claims(store: &Store, live: &std::collections::HashSet<&str>, claims: &[Object]) {
-    for c in claims {
-        if c.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let orphaned = c
-            .metadata
-            .owner_references
-            .iter()
-            .any(|r| r.kind == "StatefulSet" && !live.contains(r.uid.as_str()));
-        if !orphaned {
-            continue;
-        }
+    let orphaned = claims.iter().filter(|c| {
+        c.metadata.deletion_timestamp.is_none()
+            && c.metadata
+                .owner_references
+                .iter()
+                .any(|r| r.kind == "StatefulSet" && !live.contains(r.uid.as_str()))
+    });
+    for c in orphaned.take(MAX_CLAIM_MARKS_PER_PASS) {
         let Ok(op) = claim_mark(c) else { continue };
         if let Err(e) = store.write(Command { ops: vec![op] }).await {
             tracing::debug!("statefulset: marking an orphaned claim: {e}");

@@ -317,3 +317,11 @@ fn deleting_a_pod_on_an_unreachable_node_needs_force_only_for_statefulsets() {
         }
     }
 }
+
+#[test]
+fn a_pass_deletes_a_bounded_number_of_pods() {
+    let s = spec(0, PodManagementPolicy::Parallel);
+    let pods: Vec<StsPod> = (0..250).map(|o| pod(o, "h", true)).collect();
+    let p = plan("web", &s, "h", "h", &pods, &BTreeMap::new());
+    assert_eq!(p.delete.len(), MAX_CREATES_PER_PASS);
+}
