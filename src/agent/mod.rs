@@ -35,7 +35,9 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::resource::{Kind, Object};
-use crate::runtime::{ContainerInfo, DynRuntime, LABEL_CLUSTER, LABEL_NODE, LABEL_POD_UID};
+use crate::runtime::{
+    ContainerInfo, DynRuntime, LABEL_CLUSTER, LABEL_NODE, LABEL_POD, LABEL_POD_UID,
+};
 use crate::store::{NodeInfo, Store, StoreError};
 pub use config::AgentConfig;
 
@@ -473,11 +475,24 @@ async fn pass(
             }
         });
     }
+    let leaving = leaving_pods(&by_uid, &live);
     for pod in pods {
         let Some(uid) = pod.metadata.uid.clone() else {
             continue;
         };
         let containers = by_uid.remove(&uid).unwrap_or_default();
+        let name = format!(
+            "{}/{}",
+            pod.metadata.namespace.as_deref().unwrap_or_default(),
+            pod.metadata.name
+        );
+        // A pod recreated under the name of one whose containers are still
+        // here (a StatefulSet's web-1, pinned to its claim's node) starts
+        // once they are gone: two of one name never run side by side.
+        if containers.is_empty() && leaving.contains(&name) {
+            debug!(pod = %name, "waiting for the previous pod of this name to stop");
+            continue;
+        }
         let slot = slots.entry(uid.clone()).or_insert(Slot {
             state: Some(pod::PodState::default()),
             again: false,
@@ -519,6 +534,19 @@ async fn pass(
             });
         }
     }
+}
+
+/// The pods (`namespace/name`) that still have containers here under a
+/// uid no live pod has: they are being removed.
+fn leaving_pods(
+    by_uid: &HashMap<String, Vec<ContainerInfo>>,
+    live: &HashSet<String>,
+) -> HashSet<String> {
+    by_uid
+        .iter()
+        .filter(|(uid, _)| !live.contains(*uid))
+        .flat_map(|(_, list)| list.iter().filter_map(|c| c.labels.get(LABEL_POD).cloned()))
+        .collect()
 }
 
 /// Stops every running container of this node (kept, not removed: the
@@ -621,5 +649,42 @@ async fn remove_orphan(ctx: &Ctx, c: &ContainerInfo) {
     ctx.probes.remove(&c.id);
     if stop_and_remove(ctx, c, grace_of(c)).await {
         ::metrics::counter!(metrics::ORPHANS_REMOVED_TOTAL).increment(1);
+    }
+}
+
+#[cfg(test)]
+mod leaving_tests {
+    use super::*;
+
+    fn ctr(uid: &str, pod: &str) -> ContainerInfo {
+        ContainerInfo {
+            id: format!("{uid}-c"),
+            name: format!("{uid}-c"),
+            image: "busybox".into(),
+            labels: BTreeMap::from([
+                (LABEL_POD_UID.to_string(), uid.to_string()),
+                (LABEL_POD.to_string(), pod.to_string()),
+            ]),
+            state: crate::runtime::ContainerState::Running,
+            started_at: None,
+            created_at: None,
+            ip: None,
+            ports: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_pods_whose_containers_have_no_live_uid_are_leaving() {
+        let by_uid = HashMap::from([
+            ("old".to_string(), vec![ctr("old", "default/web-1")]),
+            ("live".to_string(), vec![ctr("live", "default/web-0")]),
+        ]);
+        let live = HashSet::from(["live".to_string(), "new".to_string()]);
+        assert_eq!(
+            leaving_pods(&by_uid, &live),
+            HashSet::from(["default/web-1".to_string()])
+        );
+        let all = HashSet::from(["old".to_string(), "live".to_string()]);
+        assert!(leaving_pods(&by_uid, &all).is_empty());
     }
 }

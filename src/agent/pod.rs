@@ -717,6 +717,10 @@ impl PodSync<'_> {
                 .collect(),
             // A host name is one DNS label: at most 63 bytes.
             hostname: Some(self.key.name.chars().take(63).collect()),
+            domainname: self.spec.subdomain.as_ref().and_then(|sub| {
+                let (_, domain) = self.ctx.cluster_dns.as_ref()?;
+                Some(format!("{sub}.{}.svc.{domain}", self.key.namespace))
+            }),
             run_as_user: id(sc.run_as_user),
             run_as_group: id(sc.run_as_group),
             run_as_non_root: sc.run_as_non_root == Some(true),

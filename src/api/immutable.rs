@@ -17,6 +17,16 @@ const POD_MUTABLE: &[&str] = &[
     "terminationGracePeriodSeconds",
 ];
 
+/// The fields of a StatefulSet's spec that may change, as in Kubernetes
+/// (`replicas`, as `scale` does; the rest as a rollout does).
+const STATEFULSET_MUTABLE: &[&str] = &[
+    "replicas",
+    "template",
+    "updateStrategy",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+];
+
 /// Why `new` may not replace `live` (the same kind, namespace and name),
 /// naming the field; `Ok` when every immutable field is unchanged.
 pub(super) fn check(kind: Kind, live: &Object, new: &Object) -> Result<(), String> {
@@ -26,6 +36,17 @@ pub(super) fn check(kind: Kind, live: &Object, new: &Object) -> Result<(), Strin
     let fixed = |path: &[&str]| unchanged(&live.body, &new.body, path);
     match kind {
         Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => fixed(&["spec", "selector"]),
+        Kind::StatefulSet => {
+            let rest = |o: &Object| without(spec(o), STATEFULSET_MUTABLE);
+            if rest(live) != rest(new) {
+                return Err(format!(
+                    "spec: updates to a StatefulSet's spec may change only {}; delete and \
+                     re-create it (its claims stay) to change the rest",
+                    STATEFULSET_MUTABLE.join(", ")
+                ));
+            }
+            Ok(())
+        }
         Kind::Job => {
             for path in [
                 &["spec", "selector"][..],
@@ -121,6 +142,7 @@ pub(super) fn has_rules(kind: Kind) -> bool {
         Kind::Deployment
         | Kind::ReplicaSet
         | Kind::DaemonSet
+        | Kind::StatefulSet
         | Kind::Job
         | Kind::ConfigMap
         | Kind::Secret

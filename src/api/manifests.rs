@@ -165,6 +165,8 @@ pub(super) async fn delete_manifest(
     let mut missing = Vec::new();
     for obj in &parsed.objects {
         let Some(key) = obj.key() else { continue };
+        // A file has no --force: such a pod is deleted by name.
+        super::refuse_unforced_pod_delete(&s, &key)?;
         if key.kind == Kind::Namespace && s.store.get(&key)?.is_some() {
             ops.extend(namespaces::delete_op(
                 &s,

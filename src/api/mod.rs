@@ -308,6 +308,8 @@ struct ListQuery {
 struct WriteQuery {
     resource_version: Option<u64>,
     consistent: Option<bool>,
+    /// Delete a StatefulSet's pod even though its node is not reachable.
+    force: Option<bool>,
 }
 
 fn kind_of(plural: &str) -> ApiResult<Kind> {
@@ -848,6 +850,9 @@ async fn replace_namespace(
 }
 
 async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Response> {
+    if q.force != Some(true) {
+        refuse_unforced_pod_delete(&s, &key)?;
+    }
     let precondition = match q.resource_version {
         Some(v) => crate::store::Precondition::Version(v),
         None => crate::store::Precondition::MustExist,
@@ -888,6 +893,24 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
     };
     let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "results": results })).into_response())
+}
+
+/// Refuses (409) to delete a StatefulSet's pod whose node this node's
+/// membership does not see up, unless forced: see
+/// `statefulset::delete_needs_force`.
+fn refuse_unforced_pod_delete(s: &ApiState, key: &ObjectKey) -> ApiResult<()> {
+    if key.kind != Kind::Pod {
+        return Ok(());
+    }
+    let (Some(m), Some(pod)) = (&s.membership, s.store.get(key)?) else {
+        return Ok(());
+    };
+    let health = crate::membership::node_health(m);
+    let up = |n: &str| health.get(n).is_some_and(|h| h.is_up());
+    match crate::controller::statefulset::delete_needs_force(&pod, up) {
+        Some(why) => Err(ApiError::new(StatusCode::CONFLICT, why)),
+        None => Ok(()),
+    }
 }
 
 /// Deleting a claim only marks it (`deletionTimestamp`, Kubernetes'

@@ -97,6 +97,7 @@ pub(super) fn display_kind(kind: &str) -> String {
         Some(Kind::Deployment) => "deployment.apps".into(),
         Some(Kind::ReplicaSet) => "replicaset.apps".into(),
         Some(Kind::DaemonSet) => "daemonset.apps".into(),
+        Some(Kind::StatefulSet) => "statefulset.apps".into(),
         Some(Kind::ControllerRevision) => "controllerrevision.apps".into(),
         Some(Kind::Job) => "job.batch".into(),
         Some(Kind::CronJob) => "cronjob.batch".into(),

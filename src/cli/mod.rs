@@ -135,6 +135,10 @@ pub enum Cmd {
         file: Option<String>,
         #[arg(short = 'n', long)]
         namespace: Option<String>,
+        /// Delete a StatefulSet's pod whose node is not reachable (its
+        /// replacement may then run beside it if the node is not down).
+        #[arg(long)]
+        force: bool,
     },
     /// Print a container's logs, from whichever node runs the pod
     /// (`POD`, `job/NAME`, `deployment/NAME`, or `-l SELECTOR`).
@@ -197,9 +201,9 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: RaftCmd,
     },
-    /// Set the replica count of a deployment.
+    /// Set the replica count of a deployment, statefulset or replicaset.
     Scale {
-        /// `deployment` or `replicaset` (or `KIND/NAME`).
+        /// `deployment`, `statefulset` or `replicaset` (or `KIND/NAME`).
         kind: String,
         name: Option<String>,
         #[arg(long)]
@@ -232,7 +236,7 @@ pub enum Cmd {
 /// or `deployment/NAME`.
 #[derive(Debug, Subcommand)]
 pub enum RolloutCmd {
-    /// Wait until the deployment's or daemonset's rollout finishes, showing its progress.
+    /// Wait until the deployment's, daemonset's or statefulset's rollout finishes, showing its progress.
     Status {
         kind: String,
         name: Option<String>,
@@ -242,7 +246,7 @@ pub enum RolloutCmd {
         #[arg(long, value_parser = parse_secs, default_value = "0")]
         timeout: u64,
     },
-    /// The deployment's or daemonset's revisions and their change causes.
+    /// The deployment's, daemonset's or statefulset's revisions and their change causes.
     History {
         kind: String,
         name: Option<String>,
@@ -599,9 +603,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             file,
             namespace,
+            force,
         } => match (file, kind, name) {
             (Some(f), None, None) => delete_file(&client, &f).await,
-            (None, Some(k), Some(n)) => delete_one(&client, &k, &n, namespace).await,
+            (None, Some(k), Some(n)) => delete_one(&client, &k, &n, namespace, force).await,
             _ => bail!("usage: shoal delete KIND NAME, or shoal delete -f FILE"),
         },
         Cmd::Raft {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::resource::Kind;
 use crate::resource::status::{
     DaemonSetStatus, DeploymentStatus, NamespaceStatus, NodeStatus, PodPhase, PodStatus,
-    ReplicaSetStatus,
+    ReplicaSetStatus, StatefulSetStatus,
 };
 
 use super::cells::*;
@@ -201,6 +201,7 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             "AGE",
         ],
         Kind::ControllerRevision => &["CONTROLLER", "REVISION", "AGE"],
+        Kind::StatefulSet => &["READY", "AGE"],
         Kind::PersistentVolumeClaim => &[
             "STATUS",
             "VOLUME",
@@ -364,6 +365,12 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                     expires
                 });
                 row.push(text(&["spec", "description"]));
+                row.push(age(it));
+            }
+            Kind::StatefulSet => {
+                let st: StatefulSetStatus = status_of(it);
+                let want = s(it, &["spec", "replicas"]).as_u64().unwrap_or(1);
+                row.push(format!("{}/{want}", st.ready_replicas));
                 row.push(age(it));
             }
             Kind::ReplicaSet => {
@@ -749,16 +756,15 @@ pub(super) async fn delete_one(
     kind: &str,
     name: &str,
     namespace: Option<String>,
+    force: bool,
 ) -> anyhow::Result<()> {
     let kind = kind_arg(kind)?;
     let ns = namespace.unwrap_or_else(|| "default".into());
-    client
-        .send(
-            reqwest::Method::DELETE,
-            &object_path(kind, &ns, Some(name)),
-            None,
-        )
-        .await?;
+    let mut path = object_path(kind, &ns, Some(name));
+    if force {
+        path.push_str("?force=true");
+    }
+    client.send(reqwest::Method::DELETE, &path, None).await?;
     outln!("{}/{name} deleted", display_kind(kind.as_str()));
     Ok(())
 }

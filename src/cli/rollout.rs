@@ -1,12 +1,13 @@
-//! Deployments and DaemonSets: scale and the rollout commands (status,
-//! history, undo for both; pause, resume for Deployments). A Deployment's
-//! revisions are its ReplicaSets, a DaemonSet's its ControllerRevisions.
+//! Deployments, DaemonSets and StatefulSets: scale and the rollout
+//! commands (status, history, undo for all three; pause, resume for
+//! Deployments). A Deployment's revisions are its ReplicaSets, a
+//! DaemonSet's and a StatefulSet's their ControllerRevisions.
 
 use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
 
 use crate::resource::Kind;
-use crate::resource::status::{DaemonSetStatus, DeploymentStatus};
+use crate::resource::status::{DaemonSetStatus, DeploymentStatus, StatefulSetStatus};
 
 use super::cells::*;
 use super::client::*;
@@ -34,24 +35,40 @@ pub(super) fn deployment_name(
     named(kind, name, verb, &[Kind::Deployment]).map(|(_, n)| n)
 }
 
-/// What `rollout status|history|undo` names: a deployment or a daemonset.
+/// What `rollout status|history|undo` names: a deployment, a daemonset
+/// or a statefulset.
 fn rolled(kind: &str, name: Option<&str>, verb: &str) -> anyhow::Result<(Kind, String)> {
-    named(kind, name, verb, &[Kind::Deployment, Kind::DaemonSet])
+    named(
+        kind,
+        name,
+        verb,
+        &[Kind::Deployment, Kind::DaemonSet, Kind::StatefulSet],
+    )
+}
+
+/// Whether the kind's revisions are ControllerRevisions (not ReplicaSets).
+fn keeps_controller_revisions(kind: Kind) -> bool {
+    matches!(kind, Kind::DaemonSet | Kind::StatefulSet)
 }
 
 /// How kubectl names the kind in rollout messages.
 fn word(kind: Kind) -> &'static str {
-    if kind == Kind::DaemonSet {
-        "daemon set"
-    } else {
-        "deployment"
+    match kind {
+        Kind::DaemonSet => "daemon set",
+        Kind::StatefulSet => "statefulset",
+        _ => "deployment",
     }
 }
 
-/// What `shoal scale` names: a deployment, or a replicaset of the user's
-/// own (the API refuses one a deployment controls).
+/// What `shoal scale` names: a deployment, a statefulset, or a replicaset
+/// of the user's own (the API refuses one a deployment controls).
 pub(super) fn scale_target(kind: &str, name: Option<&str>) -> anyhow::Result<(Kind, String)> {
-    named(kind, name, "scale", &[Kind::Deployment, Kind::ReplicaSet])
+    named(
+        kind,
+        name,
+        "scale",
+        &[Kind::Deployment, Kind::ReplicaSet, Kind::StatefulSet],
+    )
 }
 
 /// An object of one of the `allowed` kinds named as `KIND NAME` or
@@ -81,11 +98,11 @@ fn named(
         (None, Some(n)) => (kind, n),
         (None, None) => return Err(required().into()),
     };
-    let works_on = allowed
-        .iter()
-        .map(|k| k.plural())
-        .collect::<Vec<_>>()
-        .join(" and ");
+    let plurals: Vec<&str> = allowed.iter().map(|k| k.plural()).collect();
+    let works_on = match plurals.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => plurals.join(""),
+    };
     match Kind::from_user(kind) {
         Some(k) if allowed.contains(&k) && !name.is_empty() => Ok((k, name.to_string())),
         Some(k) if allowed.contains(&k) => Err(required().into()),
@@ -322,6 +339,41 @@ pub(super) fn daemonset_progress(d: &Value) -> Progress {
     }
 }
 
+/// Where a StatefulSet's rollout stands, as `kubectl rollout status` reports it.
+pub(super) fn statefulset_progress(d: &Value) -> Progress {
+    let generation = s(d, &["metadata", "generation"]).as_u64().unwrap_or(1);
+    let st: StatefulSetStatus = status_of(d);
+    if st.observed_generation.unwrap_or(0) < generation {
+        return Progress::Waiting("Waiting for statefulset spec update to be observed...".into());
+    }
+    let want = s(d, &["spec", "replicas"]).as_u64().unwrap_or(1);
+    let ready = u64::from(st.ready_replicas);
+    if ready < want {
+        return Progress::Waiting(format!("Waiting for {} pods to be ready...", want - ready));
+    }
+    let partition = s(d, &["spec", "updateStrategy", "rollingUpdate", "partition"])
+        .as_u64()
+        .unwrap_or(0);
+    let updated = u64::from(st.updated_replicas);
+    if partition > 0 {
+        let due = want.saturating_sub(partition);
+        return if updated < due {
+            Progress::Waiting(format!(
+                "Waiting for partitioned roll out to finish: {updated} out of {due} new pods have been updated..."
+            ))
+        } else {
+            Progress::Done
+        };
+    }
+    if st.update_revision != st.current_revision {
+        return Progress::Waiting(format!(
+            "waiting for statefulset rolling update to complete {updated} pods at revision {}...",
+            st.update_revision.unwrap_or_default()
+        ));
+    }
+    Progress::Done
+}
+
 pub(super) async fn rollout_status(
     client: &Client,
     kind: Kind,
@@ -331,7 +383,7 @@ pub(super) async fn rollout_status(
 ) -> anyhow::Result<()> {
     let path = object_path(kind, ns, Some(name));
     let what = word(kind);
-    if kind == Kind::DaemonSet {
+    if keeps_controller_revisions(kind) {
         let d = client.send(reqwest::Method::GET, &path, None).await?;
         if s(&d, &["spec", "updateStrategy", "type"]).as_str() == Some("OnDelete") {
             bail!("rollout status is only available for RollingUpdate strategy type");
@@ -350,10 +402,10 @@ pub(super) async fn rollout_status(
     let mut first = true;
     loop {
         match client.send(reqwest::Method::GET, &path, None).await {
-            Ok(d) => match if kind == Kind::DaemonSet {
-                daemonset_progress(&d)
-            } else {
-                rollout_progress(&d)
+            Ok(d) => match match kind {
+                Kind::DaemonSet => daemonset_progress(&d),
+                Kind::StatefulSet => statefulset_progress(&d),
+                _ => rollout_progress(&d),
             } {
                 Progress::Done => {
                     finish_line(&last);
@@ -412,7 +464,7 @@ pub(super) async fn history(
     let uid = s(owner, &["metadata", "uid"])
         .as_str()
         .ok_or_else(|| anyhow!("the stored {} has no uid", word(kind)))?;
-    let revisions = if kind == Kind::DaemonSet {
+    let revisions = if keeps_controller_revisions(kind) {
         Kind::ControllerRevision
     } else {
         Kind::ReplicaSet
@@ -536,7 +588,7 @@ pub(super) fn template_without_hash(rs: &Value) -> anyhow::Result<Value> {
     Ok(t)
 }
 
-/// The revision a daemonset runs now: the one holding its template.
+/// The revision a daemonset or statefulset runs now: the one holding its template.
 fn daemonset_revision(d: &Value, history: &[(u64, Value)]) -> Option<u64> {
     let template = s(d, &["spec", "template"]);
     history
@@ -565,14 +617,14 @@ pub(super) async fn rollout_undo(
         }
         let history = history(client, kind, ns, &d).await?;
         let current = match kind {
-            Kind::DaemonSet => daemonset_revision(&d, &history),
+            Kind::DaemonSet | Kind::StatefulSet => daemonset_revision(&d, &history),
             _ => revision_of(&d),
         };
         let subject = format!("{} {name:?}", word(kind));
         let (rev, rs) = rollback_target(&history, current, to, &subject)?;
         let template = match kind {
             // Kept as the daemonset held it, nothing added.
-            Kind::DaemonSet => s(rs, &["data", "spec", "template"]).clone(),
+            Kind::DaemonSet | Kind::StatefulSet => s(rs, &["data", "spec", "template"]).clone(),
             _ => template_without_hash(rs)?,
         };
         if s(&d, &["spec", "template"]) == &template {

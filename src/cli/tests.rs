@@ -105,7 +105,11 @@ fn deployment_names() {
         Some((Kind::Deployment, "web".into()))
     );
     let e = scale_target("pod/web", None).expect_err("pods are not scaled");
-    assert!(e.to_string().contains("deployments and replicasets"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("works on deployments, replicasets and statefulsets, not pods"),
+        "{e}"
+    );
     let e = deployment_name("replicaset/web", None, "rollout undo").expect_err("deployments only");
     assert!(
         e.to_string()
@@ -397,4 +401,97 @@ fn storage_tables_show_kubectls_columns() {
             "<unknown>"
         ]
     );
+}
+
+fn statefulset(replicas: u64, partition: Option<u64>, status: Value) -> Value {
+    let mut spec = json!({ "replicas": replicas });
+    if let Some(p) = partition {
+        spec["updateStrategy"] = json!({ "rollingUpdate": { "partition": p } });
+    }
+    json!({
+        "metadata": { "name": "web", "generation": 2 },
+        "spec": spec,
+        "status": status,
+    })
+}
+
+#[test]
+fn statefulset_progress_follows_kubectl() {
+    let waiting = |m: &str| Progress::Waiting(m.to_string());
+    let cases = [
+        (
+            statefulset(3, None, json!({ "observedGeneration": 1 })),
+            waiting("Waiting for statefulset spec update to be observed..."),
+        ),
+        (
+            statefulset(
+                3,
+                None,
+                json!({ "observedGeneration": 2, "readyReplicas": 1 }),
+            ),
+            waiting("Waiting for 2 pods to be ready..."),
+        ),
+        (
+            statefulset(
+                3,
+                None,
+                json!({ "observedGeneration": 2, "readyReplicas": 3, "updatedReplicas": 1,
+                        "currentRevision": "web-a", "updateRevision": "web-b" }),
+            ),
+            waiting(
+                "waiting for statefulset rolling update to complete 1 pods at revision web-b...",
+            ),
+        ),
+        (
+            statefulset(
+                3,
+                Some(2),
+                json!({ "observedGeneration": 2, "readyReplicas": 3, "updatedReplicas": 0,
+                        "currentRevision": "web-a", "updateRevision": "web-b" }),
+            ),
+            waiting(
+                "Waiting for partitioned roll out to finish: 0 out of 1 new pods have been updated...",
+            ),
+        ),
+        (
+            statefulset(
+                3,
+                Some(2),
+                json!({ "observedGeneration": 2, "readyReplicas": 3, "updatedReplicas": 1,
+                        "currentRevision": "web-a", "updateRevision": "web-b" }),
+            ),
+            Progress::Done,
+        ),
+        (
+            statefulset(
+                3,
+                None,
+                json!({ "observedGeneration": 2, "readyReplicas": 3, "updatedReplicas": 3,
+                        "currentRevision": "web-b", "updateRevision": "web-b" }),
+            ),
+            Progress::Done,
+        ),
+    ];
+    for (d, want) in cases {
+        assert_eq!(statefulset_progress(&d), want, "{d}");
+    }
+}
+
+#[test]
+fn statefulsets_are_scaled_and_listed() {
+    assert_eq!(
+        scale_target("sts/web", None).ok(),
+        Some((Kind::StatefulSet, "web".to_string()))
+    );
+    let it = json!({
+        "metadata": { "name": "web", "creationTimestamp": "2020-01-01T00:00:00Z" },
+        "spec": { "replicas": 3 },
+        "status": { "readyReplicas": 2 },
+    });
+    let t = table(Kind::StatefulSet, &[it], false);
+    let mut lines = t.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "AGE"]);
+    let row: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(row[..2], ["web", "2/3"]);
 }

@@ -531,7 +531,20 @@ async fn sync_one(
     plan.status.observed_generation = Some(ds.metadata.generation.unwrap_or(1));
 
     let mut ops = Vec::new();
-    ops.extend(revision_ops(ds, spec, &hash, input.revisions, &pods)?);
+    let running: BTreeSet<&str> = pods
+        .iter()
+        .filter(|p| !p.terminal)
+        .map(|p| p.hash.as_str())
+        .collect();
+    ops.extend(revision_ops(
+        ds,
+        owner_ref(ds),
+        &spec.template,
+        spec.revision_history_limit,
+        &hash,
+        input.revisions,
+        &running,
+    )?);
     for name in &plan.delete {
         ops.push(Op::Delete {
             key: ObjectKey::new(Kind::Pod, &key.namespace, name),
@@ -596,15 +609,17 @@ async fn sync_one(
     Ok(())
 }
 
-/// The writes that keep the DaemonSet's history: a ControllerRevision for
+/// The writes that keep a DaemonSet's or StatefulSet's history: a ControllerRevision for
 /// a new template, the newest number for a template that came back (undo),
 /// and old revisions beyond `revisionHistoryLimit` deleted once no pod runs them.
-fn revision_ops(
+pub(super) fn revision_ops(
     ds: &Object,
-    spec: &DaemonSetSpec,
+    owner: OwnerReference,
+    template: &crate::resource::types::PodTemplateSpec,
+    history_limit: Option<u32>,
     hash: &str,
     all: &[Object],
-    pods: &[DsPod],
+    running: &BTreeSet<&str>,
 ) -> Result<Vec<Op>, ControllerError> {
     let uid = ds.metadata.uid.clone().unwrap_or_default();
     let ns = ds
@@ -624,7 +639,7 @@ fn revision_ops(
     match current {
         None => {
             let body = ControllerRevisionBody {
-                data: json!({ "spec": { "template": spec.template } }),
+                data: json!({ "spec": { "template": template } }),
                 revision: max + 1,
             };
             let cr = Object {
@@ -646,7 +661,7 @@ fn revision_ops(
                         })
                         .unwrap_or_default(),
                     creation_timestamp: Some(now_rfc3339()),
-                    owner_references: vec![owner_ref(ds)],
+                    owner_references: vec![owner],
                     ..Default::default()
                 },
                 body: serde_json::to_value(&body)
@@ -672,12 +687,7 @@ fn revision_ops(
         }
         Some(_) => {}
     }
-    let limit = spec.revision_history_limit.unwrap_or(10) as usize;
-    let running: BTreeSet<&str> = pods
-        .iter()
-        .filter(|p| !p.terminal)
-        .map(|p| p.hash.as_str())
-        .collect();
+    let limit = history_limit.unwrap_or(10) as usize;
     let mut old: Vec<&&Object> = mine
         .iter()
         .filter(|r| {

@@ -10,6 +10,8 @@ pub const PODS_EVICTED_TOTAL: &str = "shoal_controller_pods_evicted_total";
 pub const REPLICASET_CHANGES_TOTAL: &str = "shoal_controller_replicaset_changes_total";
 /// `shoal_controller_daemonset_changes_total`.
 pub const DAEMONSET_CHANGES_TOTAL: &str = "shoal_controller_daemonset_changes_total";
+/// `shoal_controller_statefulset_changes_total`.
+pub const STATEFULSET_CHANGES_TOTAL: &str = "shoal_controller_statefulset_changes_total";
 /// `shoal_controller_job_pods_created_total`.
 pub const JOB_PODS_CREATED_TOTAL: &str = "shoal_controller_job_pods_created_total";
 /// `shoal_controller_job_pods_deleted_total`.
@@ -35,6 +37,10 @@ pub const FAMILIES: &[Def] = &[
     counter(
         DAEMONSET_CHANGES_TOTAL,
         "Pods created or deleted by DaemonSets.",
+    ),
+    counter(
+        STATEFULSET_CHANGES_TOTAL,
+        "Pods and claims created or deleted by StatefulSets.",
     ),
     counter(
         JOB_PODS_CREATED_TOTAL,

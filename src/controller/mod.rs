@@ -9,7 +9,8 @@
 //! reason NodeLost), garbage collection by owner, Deployments (ReplicaSets
 //! per template, rolling update), CronJobs (a Job per scheduled time), Jobs
 //! (pods until completions succeed),
-//! ReplicaSets (pods), DaemonSets (a pod bound to each eligible node), then the scheduler
+//! ReplicaSets (pods), DaemonSets (a pod bound to each eligible node),
+//! StatefulSets (numbered pods with their claims), then the scheduler
 //! (binds pending pods).
 
 pub mod confighash;
@@ -24,6 +25,7 @@ pub mod namespaces;
 pub mod nodes;
 pub mod replicaset;
 pub mod secrets;
+pub mod statefulset;
 pub mod storage;
 
 use std::collections::BTreeMap;
@@ -224,6 +226,7 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
     let mut job_backoff = Backoff::default();
     let mut cron_backoff = Backoff::default();
     let mut ds_backoff = Backoff::default();
+    let mut sts_backoff = Backoff::default();
     let mut watch = None;
     loop {
         if watch.is_none() {
@@ -240,6 +243,7 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
                 &mut job_backoff,
                 &mut cron_backoff,
                 &mut ds_backoff,
+                &mut sts_backoff,
             ),
             tracing::info_span!("controller_pass"),
         )
@@ -273,6 +277,7 @@ async fn pass(
     job_backoff: &mut Backoff,
     cron_backoff: &mut Backoff,
     ds_backoff: &mut Backoff,
+    sts_backoff: &mut Backoff,
 ) {
     let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
     let (Ok(node_objs), Ok(pod_objs)) = (list(Kind::Node), list(Kind::Pod)) else {
@@ -342,6 +347,23 @@ async fn pass(
             events: &events,
         };
         daemonset::reconcile(store, &sets, input, &alive, ds_backoff).await;
+    }
+    if let (Ok(sets), Ok(pods), Ok(claims), Ok(revisions), Ok(events)) = (
+        list(Kind::StatefulSet),
+        list(Kind::Pod),
+        list(Kind::PersistentVolumeClaim),
+        list(Kind::ControllerRevision),
+        list(Kind::Event),
+    ) {
+        gc::collect(store, "StatefulSet", &sets, &pods).await;
+        gc::collect(store, "StatefulSet", &sets, &revisions).await;
+        gc::collect(store, "StatefulSet", &sets, &events).await;
+        let input = statefulset::Inputs {
+            pods: &pods,
+            claims: &claims,
+            revisions: &revisions,
+        };
+        statefulset::reconcile(store, &sets, input, sts_backoff).await;
     }
     if let Err(e) = scheduler::schedule_pending(store, &alive, cfg.strategy, 1000).await {
         warn!("scheduler pass: {e}");

@@ -9,6 +9,7 @@
 //! `status` is free-form and never validated.
 
 mod pod;
+mod statefulset;
 mod storage;
 mod unsupported;
 mod workloads;
@@ -519,6 +520,11 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             check_daemon_set(&b.spec, ck)?;
             encode(&b)?
         }
+        Kind::StatefulSet => {
+            let b: crate::resource::types::StatefulSetBody = decode(body)?;
+            statefulset::check_stateful_set(&b.spec, ck)?;
+            encode(&b)?
+        }
         Kind::PersistentVolumeClaim => {
             let b = decode(body)?;
             check_claim(&b)?;
@@ -551,6 +557,7 @@ const DNS_1035_RULE: &str = "a DNS-1035 label: at most 63 lowercase letters, dig
 const REPLICASET_RULE: &str = "a DNS-1123 label of at most 57 characters (lowercase letters, digits and '-', starting and ending with a letter or digit), so its pods' names (NAME-xxxxx) fit";
 const CRONJOB_RULE: &str = "a DNS-1123 label of at most 52 characters (lowercase letters, digits and '-', starting and ending with a letter or digit), so its Jobs' names fit";
 const DAEMONSET_RULE: &str = "a DNS-1123 label of at most 57 characters (lowercase letters, digits and '-', starting and ending with a letter or digit), so its pods' names (NAME-xxxxx) fit";
+const STATEFULSET_RULE: &str = "a DNS-1123 label of at most 52 characters (lowercase letters, digits and '-', starting and ending with a letter or digit), so its revisions' names (NAME-xxxxxxxxxx) fit";
 const DNS_SUBDOMAIN_RULE: &str = "a DNS-1123 subdomain: at most 253 characters, dot-separated parts of lowercase letters, digits and '-', each starting and ending with a letter or digit";
 
 fn is_dns_label(s: &str) -> bool {
@@ -609,6 +616,8 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         Kind::CronJob => (is_dns_label(name) && name.len() <= 52, CRONJOB_RULE),
         // Its pods are named NAME-xxxxx too.
         Kind::DaemonSet => (is_dns_label(name) && name.len() <= 57, DAEMONSET_RULE),
+        // Its revisions are named NAME-<10 hex digits>, its pods NAME-ORDINAL.
+        Kind::StatefulSet => (is_dns_label(name) && name.len() <= 52, STATEFULSET_RULE),
         Kind::ConfigMap
         | Kind::Secret
         | Kind::Node

@@ -196,9 +196,19 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
         check_pod_security_context(sc, &format!("{path}.securityContext"))?;
     }
 
+    if let Some(sub) = &spec.subdomain
+        && !is_dns_label(sub)
+    {
+        return fail(
+            format!("{path}.subdomain"),
+            format!(
+                "{sub:?} is not valid: it must be {DNS_LABEL_RULE} (a headless Service's name)"
+            ),
+        );
+    }
     let rp_path = format!("{path}.restartPolicy");
     match (owner, spec.restart_policy) {
-        (Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet, Some(rp))
+        (Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::StatefulSet, Some(rp))
             if rp != RestartPolicy::Always =>
         {
             return fail(

@@ -55,7 +55,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "serviceAccountName",
     "setHostnameAsFQDN",
     "shareProcessNamespace",
-    "subdomain",
     "tolerations",
     "topologySpreadConstraints",
 ];
@@ -214,6 +213,15 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
                     "node affinity is not supported by shoal's scheduler, and a DaemonSet \
                      ignoring it would run pods on nodes it excludes: use nodeSelector",
                 );
+            }
+            unsupported_template(spec, "spec.template")
+        }
+        Kind::StatefulSet => {
+            for (i, t) in items(spec, "volumeClaimTemplates") {
+                if let Some(claim) = sub(t, "spec") {
+                    let path = format!("spec.volumeClaimTemplates[{i}].spec");
+                    unsupported(claim, &path, super::storage::PVC_SPEC_UNSUPPORTED)?;
+                }
             }
             unsupported_template(spec, "spec.template")
         }

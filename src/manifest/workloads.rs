@@ -82,7 +82,7 @@ pub(super) const MAX_REPLICAS: u32 = i32::MAX as u32;
 /// The checks a Deployment and a user's ReplicaSet share: the count, a
 /// selector that is not empty and matches the template's labels, and the
 /// pod template itself.
-fn check_pod_set(
+pub(super) fn check_pod_set(
     replicas: Option<u32>,
     selector: &LabelSelector,
     template: &PodTemplateSpec,

@@ -55,11 +55,13 @@ pub enum Kind {
     /// How volumes of a kind are provisioned (cluster-scoped, storage.k8s.io/v1).
     /// The variants' positions are in stored keys: new kinds go after this.
     StorageClass,
+    /// Numbered pods with stable names and claims of their own.
+    StatefulSet,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Namespace,
         Kind::StorageClass,
         Kind::PersistentVolume,
@@ -71,6 +73,7 @@ impl Kind {
         Kind::Job,
         Kind::CronJob,
         Kind::DaemonSet,
+        Kind::StatefulSet,
         Kind::Pod,
         Kind::Node,
         Kind::Event,
@@ -83,7 +86,8 @@ impl Kind {
     /// shoal itself, Tokens only through `/v1/tokens`; of a Node, users
     /// change only `spec` (cordon). A ReplicaSet is the user's unless a
     /// Deployment controls it (the API checks that per object);
-    /// ControllerRevisions are written by the DaemonSet controller.
+    /// ControllerRevisions are written by the DaemonSet and StatefulSet
+    /// controllers.
     pub fn user_writable(self) -> bool {
         !matches!(self, Kind::Event | Kind::Token | Kind::ControllerRevision)
     }
@@ -108,6 +112,7 @@ impl Kind {
             Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
             Kind::PersistentVolume => "PersistentVolume",
             Kind::StorageClass => "StorageClass",
+            Kind::StatefulSet => "StatefulSet",
         }
     }
 
@@ -131,6 +136,7 @@ impl Kind {
             Kind::PersistentVolumeClaim => "persistentvolumeclaims",
             Kind::PersistentVolume => "persistentvolumes",
             Kind::StorageClass => "storageclasses",
+            Kind::StatefulSet => "statefulsets",
         }
     }
 
@@ -147,9 +153,11 @@ impl Kind {
             | Kind::PersistentVolumeClaim
             | Kind::PersistentVolume => "v1",
             Kind::StorageClass => "storage.k8s.io/v1",
-            Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::ControllerRevision => {
-                "apps/v1"
-            }
+            Kind::Deployment
+            | Kind::ReplicaSet
+            | Kind::DaemonSet
+            | Kind::ControllerRevision
+            | Kind::StatefulSet => "apps/v1",
             Kind::Job | Kind::CronJob => "batch/v1",
             Kind::Token => "shoal.io/v1",
         }
@@ -190,6 +198,7 @@ impl Kind {
             }
             "persistentvolume" | "persistentvolumes" | "pv" => Kind::PersistentVolume,
             "storageclass" | "storageclasses" | "sc" => Kind::StorageClass,
+            "statefulset" | "statefulsets" | "sts" => Kind::StatefulSet,
             _ => return None,
         };
         Some(k)

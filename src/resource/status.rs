@@ -323,6 +323,37 @@ pub struct DaemonSetStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// `StatefulSet.status`: counts of pods, as Kubernetes'.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatefulSetStatus {
+    /// Pods that exist and have not finished.
+    #[serde(default)]
+    pub replicas: u32,
+    /// Of those, Ready.
+    #[serde(default)]
+    pub ready_replicas: u32,
+    /// Of those, running `currentRevision`.
+    #[serde(default)]
+    pub current_replicas: u32,
+    /// Of those, running `updateRevision`.
+    #[serde(default)]
+    pub updated_replicas: u32,
+    /// Of those, Ready for minReadySeconds.
+    #[serde(default)]
+    pub available_replicas: u32,
+    /// The revision (`<set>-<hash>`) the pods below the update run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<String>,
+    /// The revision of the current template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
 /// `Job.status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -10,12 +10,14 @@
 mod apps;
 mod batch;
 mod quantity;
+mod statefulset;
 pub use apps::*;
 mod security;
 mod storage;
 pub use batch::*;
 pub use quantity::*;
 pub use security::*;
+pub use statefulset::*;
 pub use storage::*;
 
 use std::collections::BTreeMap;
@@ -259,6 +261,11 @@ pub struct PodSpec {
     /// Binds the pod to this node, bypassing the scheduler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
+    /// With a headless Service of this name, the pod's DNS name is
+    /// `POD.SUBDOMAIN.NAMESPACE.svc.DOMAIN`, which its container sees as
+    /// its fully qualified name (a StatefulSet's pods get `serviceName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subdomain: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

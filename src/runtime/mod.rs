@@ -143,6 +143,11 @@ pub struct ContainerSpec {
     /// The container's host name (the pod's name, as Kubernetes sets it).
     #[serde(default)]
     pub hostname: Option<String>,
+    /// The domain the host name is qualified with (`/etc/hosts` lists
+    /// `hostname.domainname`); a pod with a `subdomain` gets
+    /// `SUBDOMAIN.NAMESPACE.svc.DOMAIN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
     /// The uid to run as; the image's user (Docker) or the node's
     /// `agent.process_run_as` (processes) when `None`.
     #[serde(default)]

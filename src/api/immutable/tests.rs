@@ -156,3 +156,18 @@ fn kinds_without_rules_take_any_change() {
         allowed(kind, json!({"spec": {"a": 1}}), json!({"spec": {"a": 2}}));
     }
 }
+
+#[test]
+fn a_statefulsets_identity_is_fixed_and_its_template_is_not() {
+    let sts = |service: &str, replicas: u32, image: &str| {
+        json!({"spec": {"serviceName": service, "replicas": replicas,
+               "selector": {"matchLabels": {"app": "db"}},
+               "template": {"spec": {"containers": [{"name": "c", "image": image}]}},
+               "volumeClaimTemplates": [{"metadata": {"name": "data"}}]}})
+    };
+    allowed(Kind::StatefulSet, sts("db", 3, "a"), sts("db", 5, "b"));
+    assert!(
+        refused(Kind::StatefulSet, sts("db", 3, "a"), sts("other", 3, "a"))
+            .starts_with("spec: updates to a StatefulSet's spec may change only replicas")
+    );
+}

@@ -135,6 +135,7 @@ pub(super) fn create_body(
         ),
         working_dir: spec.working_dir.clone().filter(|w| !w.is_empty()),
         hostname: spec.hostname.clone(),
+        domainname: spec.domainname.clone(),
         user,
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         host_config: Some(host_config),
