@@ -12,9 +12,12 @@ use sha2::{Digest, Sha256};
 use super::AgentConfig;
 use super::events::{EventKind, PendingEvent};
 use super::status;
+
+mod init;
 use crate::resource::status::{PodStatus, StateTerminated};
-use crate::resource::types::{Container, DnsPolicy, PodDnsConfig, PodSpec};
+use crate::resource::types::{Container, DnsPolicy, PodDnsConfig, PodSpec, RestartPolicy};
 use crate::runtime::{ContainerInfo, ContainerState, LABEL_RESTARTS, LABEL_SPEC_HASH};
+pub use init::init_policy;
 
 /// Restart back-off of one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,172 +106,180 @@ pub fn restarts_of(c: &ContainerInfo) -> u32 {
 /// Decides one sync.
 pub fn plan<'a>(o: &Observed<'a, '_>) -> Plan<'a> {
     let mut p = Plan::default();
-    let terminal = o.prev.is_terminal();
-    let policy = o.spec.restart_policy.unwrap_or_default();
-    let event = |p: &mut Plan<'a>, kind, reason: &str, message: String| {
-        p.events.push(PendingEvent::new(kind, reason, message, ""));
-    };
-
     // Containers the spec no longer has.
     for (name, list) in o.groups {
-        if !o.spec.containers.iter().any(|c| &c.name == name) {
+        if o.spec.container(name).is_none() {
             p.steps.extend(list.iter().map(Step::Remove));
         }
     }
-    for c in &o.spec.containers {
-        let mine = o.groups.get(&c.name).map(Vec::as_slice).unwrap_or(&[]);
-        let cur = mine.first();
-        // The instance before the newest stays while it is stopped, so
-        // `logs --previous` can read it after a restart; older ones go.
-        let previous = mine.get(1).filter(|ci| {
-            matches!(ci.state, ContainerState::Exited { .. })
-                && cur.is_some_and(|c| restarts_of(ci) < restarts_of(c))
-        });
-        p.steps.extend(
-            mine.iter()
-                .skip(1)
-                .filter(|ci| previous.is_none_or(|k| k.id != ci.id))
-                .map(Step::Remove),
-        );
-        if terminal {
-            if let Some(ci) = cur
-                && ci.state == ContainerState::Running
-            {
-                event(
-                    &mut p,
-                    EventKind::Normal,
-                    "Killing",
-                    format!("Stopping container {}: the pod has finished", c.name),
-                );
-                p.steps.push(Step::Stop {
-                    current: ci,
-                    forget_probe: false,
-                });
-            }
-            continue;
+    if init::gate(o, &mut p) {
+        let policy = o.spec.restart_policy.unwrap_or_default();
+        for c in &o.spec.containers {
+            container(o, c, policy, &mut p);
         }
-        let Some(ci) = cur else {
-            // Never created, or removed: a container that ran before comes
-            // back as a restart.
-            let prev = o.prev.container(&c.name);
-            let prev_restarts = prev.map_or(0, |s| s.restart_count);
-            let ran_before =
-                prev.is_some_and(|s| s.state.running.is_some() || s.state.terminated.is_some());
-            p.steps.push(Step::Create {
-                spec: c,
-                restarts: prev_restarts + u32::from(ran_before),
-            });
-            continue;
-        };
-        if ci.labels.get(LABEL_SPEC_HASH) != Some(&spec_hash(c)) {
+    }
+    p
+}
+
+fn event(p: &mut Plan<'_>, kind: EventKind, reason: &str, message: String) {
+    p.events.push(PendingEvent::new(kind, reason, message, ""));
+}
+
+/// Decides one container under `policy` (the pod's, or the one an init
+/// container runs under).
+fn container<'a>(o: &Observed<'a, '_>, c: &'a Container, policy: RestartPolicy, p: &mut Plan<'a>) {
+    let terminal = o.prev.is_terminal();
+    let mine = o.groups.get(&c.name).map(Vec::as_slice).unwrap_or(&[]);
+    let cur = mine.first();
+    // The instance before the newest stays while it is stopped, so
+    // `logs --previous` can read it after a restart; older ones go.
+    let previous = mine.get(1).filter(|ci| {
+        matches!(ci.state, ContainerState::Exited { .. })
+            && cur.is_some_and(|c| restarts_of(ci) < restarts_of(c))
+    });
+    p.steps.extend(
+        mine.iter()
+            .skip(1)
+            .filter(|ci| previous.is_none_or(|k| k.id != ci.id))
+            .map(Step::Remove),
+    );
+    if terminal {
+        if let Some(ci) = cur
+            && ci.state == ContainerState::Running
+        {
             event(
-                &mut p,
+                p,
                 EventKind::Normal,
                 "Killing",
-                format!("Container {} definition changed, will be restarted", c.name),
+                format!("Stopping container {}: the pod has finished", c.name),
             );
             p.steps.push(Step::Stop {
                 current: ci,
                 forget_probe: false,
             });
+        }
+        return;
+    }
+    let Some(ci) = cur else {
+        // Never created, or removed: a container that ran before comes
+        // back as a restart.
+        let prev = o.prev.container(&c.name);
+        let prev_restarts = prev.map_or(0, |s| s.restart_count);
+        let ran_before =
+            prev.is_some_and(|s| s.state.running.is_some() || s.state.terminated.is_some());
+        p.steps.push(Step::Create {
+            spec: c,
+            restarts: prev_restarts + u32::from(ran_before),
+        });
+        return;
+    };
+    if ci.labels.get(LABEL_SPEC_HASH) != Some(&spec_hash(c)) {
+        event(
+            p,
+            EventKind::Normal,
+            "Killing",
+            format!("Container {} definition changed, will be restarted", c.name),
+        );
+        p.steps.push(Step::Stop {
+            current: ci,
+            forget_probe: false,
+        });
+        if let Some(t) = status::terminated(ci, o.runtime) {
+            p.last_terminated.push((c.name.clone(), t));
+        }
+        // The stopped one becomes the previous instance; the one before goes.
+        p.steps.extend(previous.map(Step::Remove));
+        p.steps.push(Step::Create {
+            spec: c,
+            restarts: restarts_of(ci) + 1,
+        });
+        return;
+    }
+    match &ci.state {
+        ContainerState::Created => p.steps.push(Step::StartCreated {
+            spec: c,
+            current: ci,
+        }),
+        ContainerState::Running => {
+            if let Some(why) = o.probe_failed.get(&ci.id) {
+                event(p, EventKind::Warning, "Unhealthy", why.clone());
+                event(
+                    p,
+                    EventKind::Normal,
+                    "Killing",
+                    format!("Container {} failed a probe, will be restarted", c.name),
+                );
+                p.steps.push(Step::Stop {
+                    current: ci,
+                    forget_probe: true,
+                });
+            }
+        }
+        ContainerState::Exited {
+            exit_code,
+            oom_killed,
+            finished_at,
+        } => {
+            if *oom_killed {
+                let mut e = PendingEvent::new(
+                    EventKind::Warning,
+                    "OOMKilled",
+                    format!("Container {} was killed: out of memory", c.name),
+                    "",
+                );
+                e.about = Some(ci.id.clone());
+                p.events.push(e);
+            }
+            if !status::should_restart(policy, *exit_code) {
+                return;
+            }
+            let ran = match (ci.started_at, finished_at) {
+                (Some(s), Some(f)) => f.duration_since(s).unwrap_or_default(),
+                _ => Duration::ZERO,
+            };
+            let since_exit = finished_at
+                .and_then(|f| o.wall_now.duration_since(f).ok())
+                .unwrap_or_default();
+            let b = next_backoff(
+                o.backoff.get(&c.name),
+                &ci.id,
+                ran,
+                since_exit,
+                o.cfg,
+                o.now,
+            );
+            p.backoff.push((c.name.clone(), b.clone()));
             if let Some(t) = status::terminated(ci, o.runtime) {
                 p.last_terminated.push((c.name.clone(), t));
             }
-            // The stopped one becomes the previous instance; the one before goes.
-            p.steps.extend(previous.map(Step::Remove));
-            p.steps.push(Step::Create {
-                spec: c,
-                restarts: restarts_of(ci) + 1,
-            });
-            continue;
-        }
-        match &ci.state {
-            ContainerState::Created => p.steps.push(Step::StartCreated {
-                spec: c,
-                current: ci,
-            }),
-            ContainerState::Running => {
-                if let Some(why) = o.probe_failed.get(&ci.id) {
-                    event(&mut p, EventKind::Warning, "Unhealthy", why.clone());
-                    event(
-                        &mut p,
-                        EventKind::Normal,
-                        "Killing",
-                        format!("Container {} failed a probe, will be restarted", c.name),
-                    );
-                    p.steps.push(Step::Stop {
-                        current: ci,
-                        forget_probe: true,
-                    });
-                }
-            }
-            ContainerState::Exited {
-                exit_code,
-                oom_killed,
-                finished_at,
-            } => {
-                if *oom_killed {
-                    let mut e = PendingEvent::new(
-                        EventKind::Warning,
-                        "OOMKilled",
-                        format!("Container {} was killed: out of memory", c.name),
-                        "",
-                    );
-                    e.about = Some(ci.id.clone());
-                    p.events.push(e);
-                }
-                if !status::should_restart(policy, *exit_code) {
-                    continue;
-                }
-                let ran = match (ci.started_at, finished_at) {
-                    (Some(s), Some(f)) => f.duration_since(s).unwrap_or_default(),
-                    _ => Duration::ZERO,
-                };
-                let since_exit = finished_at
-                    .and_then(|f| o.wall_now.duration_since(f).ok())
-                    .unwrap_or_default();
-                let b = next_backoff(
-                    o.backoff.get(&c.name),
-                    &ci.id,
-                    ran,
-                    since_exit,
-                    o.cfg,
-                    o.now,
+            if o.now >= b.until {
+                p.steps.extend(previous.map(Step::Remove));
+                p.steps.push(Step::Create {
+                    spec: c,
+                    restarts: restarts_of(ci) + 1,
+                });
+            } else {
+                event(
+                    p,
+                    EventKind::Warning,
+                    "BackOff",
+                    format!("Back-off restarting failed container {}", c.name),
                 );
-                p.backoff.push((c.name.clone(), b.clone()));
-                if let Some(t) = status::terminated(ci, o.runtime) {
-                    p.last_terminated.push((c.name.clone(), t));
-                }
-                if o.now >= b.until {
-                    p.steps.extend(previous.map(Step::Remove));
-                    p.steps.push(Step::Create {
-                        spec: c,
-                        restarts: restarts_of(ci) + 1,
-                    });
-                } else {
-                    event(
-                        &mut p,
-                        EventKind::Warning,
-                        "BackOff",
-                        format!("Back-off restarting failed container {}", c.name),
-                    );
-                    p.waiting.insert(
-                        c.name.clone(),
-                        (
-                            "CrashLoopBackOff".into(),
-                            format!(
-                                "back-off {}s restarting failed container={} pod={}",
-                                b.delay.as_secs(),
-                                c.name,
-                                o.pod_name
-                            ),
+                p.waiting.insert(
+                    c.name.clone(),
+                    (
+                        "CrashLoopBackOff".into(),
+                        format!(
+                            "back-off {}s restarting failed container={} pod={}",
+                            b.delay.as_secs(),
+                            c.name,
+                            o.pod_name
                         ),
-                    );
-                }
+                    ),
+                );
             }
         }
     }
-    p
 }
 
 /// Computes the back-off for an exited container, counting each exit once:

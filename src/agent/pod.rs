@@ -14,13 +14,13 @@ use super::Ctx;
 use super::events::{EventKind, PendingEvent};
 use super::plan::{self, Backoff, restarts_of, spec_hash};
 use super::probe::{self, ProbeTarget};
-use super::status::{self, ContainerView};
+use super::status::{self, ContainerView, Role};
 use super::volumes;
 use crate::resource::status::{PodStatus, StateTerminated};
 use crate::resource::time::now_rfc3339;
 use crate::resource::types::{
-    Body, Container, PodBody, PodSecurityContext, PodSpec, ProcMount, SeccompProfileType,
-    SecurityContext, decode_base64,
+    Body, Container, PodBody, PodSecurityContext, PodSpec, ProcMount, RestartPolicy,
+    SeccompProfileType, SecurityContext, decode_base64,
 };
 use crate::resource::{Kind, Object, ObjectKey};
 use crate::runtime::{
@@ -168,11 +168,27 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
     let mut events = std::mem::take(&mut sync.events);
     keep_probes(ctx, &spec, &groups, st);
 
-    let views: Vec<ContainerView<'_>> = spec
-        .containers
+    let init_policy = plan::init_policy(spec.restart_policy);
+    let roles = spec
+        .init_containers
         .iter()
         .map(|c| {
+            let role = if c.is_sidecar() {
+                Role::Sidecar
+            } else {
+                Role::Init
+            };
+            (c, role)
+        })
+        .chain(spec.containers.iter().map(|c| (c, Role::App)));
+    let views: Vec<ContainerView<'_>> = roles
+        .map(|(c, role)| {
             let cur = groups.get(&c.name).and_then(|v| v.first());
+            let policy = match role {
+                Role::App => policy,
+                Role::Init => init_policy,
+                Role::Sidecar => RestartPolicy::Always,
+            };
             let will_restart = match cur.map(|ci| &ci.state) {
                 Some(ContainerState::Exited { exit_code, .. }) => {
                     status::should_restart(policy, *exit_code)
@@ -181,6 +197,7 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
             };
             ContainerView {
                 spec: c,
+                role,
                 current: cur,
                 restarts: cur.map(restarts_of).unwrap_or(0),
                 probe: cur.and_then(|ci| ctx.probes.get(&ci.id)),
@@ -246,7 +263,8 @@ fn keep_probes(
     st: &mut PodState,
 ) {
     let mut keep = HashMap::new();
-    for c in &spec.containers {
+    // Regular init containers have no probes (validation refuses them).
+    for c in spec.all_containers() {
         let Some(ci) = groups.get(&c.name).and_then(|v| v.first()) else {
             continue;
         };

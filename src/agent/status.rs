@@ -13,10 +13,23 @@ use crate::resource::time::rfc3339;
 use crate::resource::types::{Container, RestartPolicy};
 use crate::runtime::{ContainerInfo, ContainerState};
 
+/// What a container is to its pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// One of `containers`.
+    App,
+    /// An init container that runs to completion before the app.
+    Init,
+    /// An init container with `restartPolicy: Always`, running beside the app.
+    Sidecar,
+}
+
 /// Everything known about one container of a pod during a sync.
 pub struct ContainerView<'a> {
     /// The container as the pod spec declares it.
     pub spec: &'a Container,
+    /// App container, init container or sidecar.
+    pub role: Role,
     /// Its newest runtime container, if any.
     pub current: Option<&'a ContainerInfo>,
     /// How many times it was restarted.
@@ -136,11 +149,41 @@ pub fn container_status(v: &ContainerView<'_>) -> ContainerStatus {
     }
 }
 
-/// The pod's phase from its containers (Kubernetes' rules): Pending until
-/// some container ran; Succeeded or Failed once every container exited for
-/// good; Running otherwise.
+fn exit_code(v: &ContainerView<'_>) -> Option<Option<i64>> {
+    match v.current.map(|c| &c.state) {
+        Some(ContainerState::Exited { exit_code, .. }) => Some(*exit_code),
+        _ => None,
+    }
+}
+
+/// Whether the pod's initialisation is over: its app containers have been
+/// started, or every init container succeeded and every sidecar runs.
+pub fn initialized(views: &[ContainerView<'_>]) -> bool {
+    let app_ran = views.iter().any(|v| {
+        v.role == Role::App
+            && (v.current.is_some() || v.restarts > 0 || v.last_terminated.is_some())
+    });
+    app_ran
+        || views.iter().all(|v| match v.role {
+            Role::App => true,
+            Role::Init => exit_code(v) == Some(Some(0)),
+            Role::Sidecar => matches!(v.current.map(|c| &c.state), Some(ContainerState::Running)),
+        })
+}
+
+/// The pod's phase from its containers (Kubernetes' rules): Failed once a
+/// regular init container failed for good; Pending until some app
+/// container ran; Succeeded or Failed once every app container exited for
+/// good (sidecars do not count); Running otherwise.
 pub fn phase(views: &[ContainerView<'_>], policy: RestartPolicy) -> PodPhase {
-    let ever_ran = views.iter().any(|v| {
+    let init_failed = views.iter().any(|v| {
+        v.role == Role::Init && !v.will_restart && exit_code(v).is_some_and(|code| code != Some(0))
+    });
+    if init_failed {
+        return PodPhase::Failed;
+    }
+    let app = || views.iter().filter(|v| v.role == Role::App);
+    let ever_ran = app().any(|v| {
         v.restarts > 0
             || matches!(
                 v.current.map(|c| &c.state),
@@ -150,12 +193,8 @@ pub fn phase(views: &[ContainerView<'_>], policy: RestartPolicy) -> PodPhase {
     if !ever_ran {
         return PodPhase::Pending;
     }
-    let finished: Option<Vec<Option<i64>>> = views
-        .iter()
-        .map(|v| match v.current.map(|c| &c.state) {
-            Some(ContainerState::Exited { exit_code, .. }) if !v.will_restart => Some(*exit_code),
-            _ => None,
-        })
+    let finished: Option<Vec<Option<i64>>> = app()
+        .map(|v| exit_code(v).filter(|_| !v.will_restart))
         .collect();
     match finished {
         Some(codes) if policy != RestartPolicy::Always => {
@@ -203,8 +242,29 @@ pub fn pod_status(
         Some(p) if terminal => p,
         _ => phase(views, policy),
     };
-    let statuses: Vec<ContainerStatus> = views.iter().map(container_status).collect();
-    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
+    let initialized = initialized(views);
+    let mut statuses = Vec::new();
+    let mut init_statuses = Vec::new();
+    let mut all_ready = true;
+    for v in views {
+        let mut st = container_status(v);
+        match v.role {
+            Role::App => {
+                // Kubernetes' word for an app container held back by init.
+                if !initialized && v.current.is_none() {
+                    st.state = waiting("PodInitializing", None);
+                }
+                all_ready &= st.ready;
+                statuses.push(st);
+            }
+            Role::Sidecar => {
+                all_ready &= st.ready;
+                init_statuses.push(st);
+            }
+            Role::Init => init_statuses.push(st),
+        }
+    }
+    let all_ready = all_ready && !statuses.is_empty();
     let ready = phase == PodPhase::Running && all_ready;
     let pod_ip = views
         .iter()
@@ -226,7 +286,7 @@ pub fn pod_status(
         phase: Some(phase),
         conditions: vec![
             condition(prev, "PodScheduled", true, now),
-            condition(prev, "Initialized", true, now),
+            condition(prev, "Initialized", initialized, now),
             condition(prev, "ContainersReady", ready, now),
             condition(prev, "Ready", ready, now),
         ],
@@ -238,6 +298,7 @@ pub fn pod_status(
         pod_ip: Some(pod_ip),
         port_mappings,
         start_time: Some(prev.start_time.clone().unwrap_or_else(|| now.to_string())),
+        init_container_statuses: init_statuses,
         container_statuses: statuses,
         extra: prev.extra.clone(),
     };
@@ -284,6 +345,7 @@ mod tests {
     fn view<'a>(spec: &'a Container, cur: Option<&'a ContainerInfo>) -> ContainerView<'a> {
         ContainerView {
             spec,
+            role: Role::App,
             current: cur,
             restarts: 0,
             probe: None,
@@ -331,6 +393,58 @@ mod tests {
             .as_str(),
             "Running"
         );
+    }
+
+    #[test]
+    fn init_containers_hold_the_phase_and_sidecars_do_not_count() {
+        let spec = Container::default();
+        fn as_role(mut v: ContainerView<'_>, role: Role) -> ContainerView<'_> {
+            v.role = role;
+            v
+        }
+        let run = info(ContainerState::Running);
+        let ok = info(exited(0, false));
+        let bad = info(exited(1, false));
+        // Running an init container: Pending, not Initialized, the app waits.
+        let views = [
+            as_role(view(&spec, Some(&run)), Role::Init),
+            view(&spec, None),
+        ];
+        assert_eq!(phase(&views, RestartPolicy::Never), PodPhase::Pending);
+        assert!(!initialized(&views));
+        let (st, _) = pod_status(
+            &views,
+            &PodStatus::default(),
+            RestartPolicy::Never,
+            "h",
+            "T",
+        );
+        assert_eq!(
+            j(&st.container_statuses[0].state),
+            serde_json::json!({"waiting": {"reason": "PodInitializing"}})
+        );
+        assert_eq!(st.init_container_statuses.len(), 1);
+        assert_eq!(st.condition("Initialized").unwrap().status, "False");
+        // Failed for good (Never): the pod fails; to be retried: still Pending.
+        let failed = [
+            as_role(view(&spec, Some(&bad)), Role::Init),
+            view(&spec, None),
+        ];
+        assert_eq!(phase(&failed, RestartPolicy::Never), PodPhase::Failed);
+        let mut retried = as_role(view(&spec, Some(&bad)), Role::Init);
+        retried.will_restart = true;
+        assert_eq!(
+            phase(&[retried, view(&spec, None)], RestartPolicy::OnFailure),
+            PodPhase::Pending
+        );
+        // The app finished while its sidecar runs: the pod has succeeded.
+        let done = [
+            as_role(view(&spec, Some(&run)), Role::Sidecar),
+            as_role(view(&spec, Some(&ok)), Role::Init),
+            view(&spec, Some(&ok)),
+        ];
+        assert!(initialized(&done));
+        assert_eq!(phase(&done, RestartPolicy::Never), PodPhase::Succeeded);
     }
 
     #[test]

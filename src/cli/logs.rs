@@ -142,7 +142,7 @@ fn sources(pods: &[Object], container: Option<&str>) -> Vec<(String, String)> {
         let Ok(body) = PodBody::from_object(p) else {
             continue;
         };
-        for c in &body.spec.containers {
+        for c in body.spec.all_containers() {
             if container.is_none_or(|want| want == c.name) {
                 out.push((p.metadata.name.clone(), c.name.clone()));
             }

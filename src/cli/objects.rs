@@ -1,5 +1,7 @@
 //! Commands on objects: apply, get, describe, delete, events, members, raft status; and the tables they print.
 
+use std::collections::BTreeSet;
+
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 
@@ -239,15 +241,34 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                     .as_array()
                     .map(Vec::len)
                     .unwrap_or(0);
+                // Sidecars count in READY, as kubectl counts them.
+                let sidecars: BTreeSet<&str> = s(it, &["spec", "initContainers"])
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c["restartPolicy"] == "Always")
+                    .filter_map(|c| c["name"].as_str())
+                    .collect();
                 let status: PodStatus = status_of(it);
-                let ready = status.container_statuses.iter().filter(|c| c.ready).count();
+                let ready = status
+                    .container_statuses
+                    .iter()
+                    .chain(
+                        status
+                            .init_container_statuses
+                            .iter()
+                            .filter(|c| sidecars.contains(c.name.as_str())),
+                    )
+                    .filter(|c| c.ready)
+                    .count();
                 let restarts: u64 = status
                     .container_statuses
                     .iter()
+                    .chain(&status.init_container_statuses)
                     .map(|c| u64::from(c.restart_count))
                     .sum();
-                row.push(format!("{ready}/{containers}"));
-                row.push(pod_status_word(&status));
+                row.push(format!("{ready}/{}", containers + sidecars.len()));
+                row.push(pod_status_word(&status, &sidecars));
                 row.push(restarts.to_string());
                 row.push(age(it));
                 row.push(
@@ -463,8 +484,16 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
 /// What kubectl prints in a pod's STATUS column: the reason a container is
 /// waiting or terminated (CrashLoopBackOff, OOMKilled, ...) when there is
 /// one, else the phase.
-pub(super) fn pod_status_word(status: &PodStatus) -> String {
+pub(super) fn pod_status_word(status: &PodStatus, sidecars: &BTreeSet<&str>) -> String {
     let phase = status.phase.unwrap_or(PodPhase::Pending);
+    if phase.is_terminal()
+        && let Some(r) = &status.reason
+    {
+        return r.clone();
+    }
+    if let Some(word) = init_status_word(status, sidecars) {
+        return word;
+    }
     if phase.is_terminal() {
         return status.reason.clone().unwrap_or_else(|| {
             if phase == PodPhase::Succeeded {
@@ -486,6 +515,35 @@ pub(super) fn pod_status_word(status: &PodStatus) -> String {
         }
     }
     phase.as_str().to_string()
+}
+
+/// kubectl's STATUS while init containers hold a pod back: the first init
+/// container that has not succeeded (or, for a sidecar, started) gives
+/// `Init:REASON` when it waits or failed, else `Init:N/M`.
+fn init_status_word(status: &PodStatus, sidecars: &BTreeSet<&str>) -> Option<String> {
+    let total = status.init_container_statuses.len();
+    for (i, c) in status.init_container_statuses.iter().enumerate() {
+        if let Some(t) = &c.state.terminated {
+            if t.exit_code == 0 {
+                continue;
+            }
+            return Some(match &t.reason {
+                Some(r) => format!("Init:{r}"),
+                None => format!("Init:ExitCode:{}", t.exit_code),
+            });
+        }
+        if c.started == Some(true) && sidecars.contains(c.name.as_str()) {
+            continue;
+        }
+        if let Some(r) = c.state.waiting.as_ref().and_then(|w| w.reason.as_deref())
+            && r != "PodInitializing"
+            && r != "ContainerCreating"
+        {
+            return Some(format!("Init:{r}"));
+        }
+        return Some(format!("Init:{i}/{total}"));
+    }
+    None
 }
 
 /// Left-aligned columns separated by three spaces, as kubectl prints them.

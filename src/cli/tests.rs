@@ -495,3 +495,85 @@ fn statefulsets_are_scaled_and_listed() {
     let row: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
     assert_eq!(row[..2], ["web", "2/3"]);
 }
+
+#[test]
+fn pod_table_shows_init_progress_as_kubectl() {
+    let pod = |name: &str, phase: &str, init: Value, app: Value| {
+        json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "initContainers": [
+                    {"name": "proxy", "image": "i", "restartPolicy": "Always"},
+                    {"name": "migrate", "image": "i"},
+                ],
+                "containers": [{"name": "app", "image": "i"}],
+            },
+            "status": {"phase": phase, "initContainerStatuses": init, "containerStatuses": app},
+        })
+    };
+    let running = |name: &str, ready: bool| {
+        json!({"name": name, "image": "i", "ready": ready, "started": true, "restartCount": 0,
+               "state": {"running": {}}})
+    };
+    let waiting = |name: &str, reason: &str, restarts: u32| {
+        json!({"name": name, "image": "i", "ready": false, "restartCount": restarts,
+               "state": {"waiting": {"reason": reason}}})
+    };
+    let done = |name: &str, code: i64, reason: &str| {
+        json!({"name": name, "image": "i", "ready": false, "restartCount": 0,
+               "state": {"terminated": {"exitCode": code, "reason": reason}}})
+    };
+    let app_waits = json!([waiting("app", "PodInitializing", 0)]);
+    let t = table(
+        Kind::Pod,
+        &[
+            pod(
+                "starting",
+                "Pending",
+                json!([
+                    waiting("proxy", "ContainerCreating", 0),
+                    waiting("migrate", "PodInitializing", 0)
+                ]),
+                app_waits.clone(),
+            ),
+            pod(
+                "migrating",
+                "Pending",
+                json!([running("proxy", true), running("migrate", false)]),
+                app_waits.clone(),
+            ),
+            pod(
+                "looping",
+                "Pending",
+                json!([
+                    running("proxy", true),
+                    waiting("migrate", "CrashLoopBackOff", 3)
+                ]),
+                app_waits.clone(),
+            ),
+            pod(
+                "failed",
+                "Failed",
+                json!([running("proxy", false), done("migrate", 1, "Error")]),
+                app_waits,
+            ),
+            pod(
+                "up",
+                "Running",
+                json!([running("proxy", true), done("migrate", 0, "Completed")]),
+                json!([running("app", true)]),
+            ),
+        ],
+        false,
+    );
+    let rows: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[1][..4], ["starting", "0/2", "Init:0/2", "0"], "{t}");
+    assert_eq!(rows[2][..4], ["migrating", "1/2", "Init:1/2", "0"], "{t}");
+    assert_eq!(
+        rows[3][..4],
+        ["looping", "1/2", "Init:CrashLoopBackOff", "3"],
+        "{t}"
+    );
+    assert_eq!(rows[4][..4], ["failed", "0/2", "Init:Error", "0"], "{t}");
+    assert_eq!(rows[5][..4], ["up", "2/2", "Running", "0"], "{t}");
+}

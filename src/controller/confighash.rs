@@ -41,7 +41,7 @@ fn references(t: &PodTemplateSpec) -> BTreeMap<(Kind, String), BTreeSet<Reads>> 
         refs.entry((kind, name.to_string())).or_default().insert(r);
     };
     let mut sub_path_volumes = BTreeSet::new();
-    for c in &t.spec.containers {
+    for c in t.spec.all_containers() {
         for from in &c.env_from {
             if let Some(r) = &from.config_map_ref {
                 add(Kind::ConfigMap, &r.name, Reads::All);

@@ -620,7 +620,7 @@ fn new_pod(job: &Object, body: &JobBody, p: &NewPod, ns: &str) -> Result<Vec<u8>
     if let Some(i) = p.index {
         labels.insert(INDEX_ANNOTATION.into(), i.to_string());
         annotations.insert(INDEX_ANNOTATION.into(), i.to_string());
-        for c in &mut spec.containers {
+        for c in spec.init_containers.iter_mut().chain(&mut spec.containers) {
             c.env.retain(|e| e.name != INDEX_ENV);
             c.env.push(EnvVar {
                 name: INDEX_ENV.into(),

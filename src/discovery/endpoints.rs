@@ -58,8 +58,7 @@ fn container_port(target: Option<&IntOrString>, port: u16, pod: &PodBody) -> Opt
         Some(IntOrString::Int(n)) => u16::try_from(*n).ok().filter(|p| *p != 0),
         Some(IntOrString::String(name)) => pod
             .spec
-            .containers
-            .iter()
+            .all_containers()
             .flat_map(|c| c.ports.iter())
             .find(|p| p.name.as_deref() == Some(name.as_str()))
             .map(|p| p.container_port),
@@ -97,8 +96,7 @@ fn address(pod: &ReadyPod, cport: u16, local: Local<'_>) -> Option<(Ipv4Addr, u1
     let declared_host_port = pod
         .spec
         .spec
-        .containers
-        .iter()
+        .all_containers()
         .flat_map(|c| c.ports.iter())
         .find(|p| p.container_port == cport)
         .and_then(|p| p.host_port)

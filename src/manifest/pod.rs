@@ -153,9 +153,17 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
     let mut names = BTreeSet::new();
     let mut port_names = BTreeSet::new();
     let mut host_ports = BTreeSet::new();
-    for (i, c) in spec.containers.iter().enumerate() {
-        let cp = format!("{path}.containers[{i}]");
+    let lists = [
+        ("initContainers", &spec.init_containers),
+        ("containers", &spec.containers),
+    ];
+    for (list, c, cp) in lists.into_iter().flat_map(|(list, cs)| {
+        cs.iter()
+            .enumerate()
+            .map(move |(i, c)| (list, c, format!("{path}.{list}[{i}]")))
+    }) {
         check_dns_label(&format!("{cp}.name"), &c.name)?;
+        check_init_fields(c, &cp, list == "initContainers")?;
         if !names.insert(c.name.as_str()) {
             return fail(
                 format!("{cp}.name"),
@@ -235,6 +243,34 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
     }
     check_dns(spec, path)?;
     check_labels(&format!("{path}.nodeSelector"), &spec.node_selector)
+}
+
+/// What only an init container may have (a restart policy, making it a
+/// sidecar) and what only a sidecar among them may have (probes): a
+/// regular init container runs to completion before anything is ready.
+fn check_init_fields(c: &Container, cp: &str, init: bool) -> Res {
+    if c.restart_policy.is_some() && !init {
+        return fail(
+            format!("{cp}.restartPolicy"),
+            "only an init container may have its own restart policy (Always, which makes \
+             it a sidecar); an app container follows the pod's",
+        );
+    }
+    if init && !c.is_sidecar() {
+        let probes = [
+            ("livenessProbe", c.liveness_probe.is_some()),
+            ("readinessProbe", c.readiness_probe.is_some()),
+            ("startupProbe", c.startup_probe.is_some()),
+        ];
+        if let Some((field, _)) = probes.iter().find(|(_, set)| *set) {
+            return fail(
+                format!("{cp}.{field}"),
+                "not allowed on an init container that runs to completion (only on a \
+                 sidecar: restartPolicy Always)",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Kubernetes' bounds on a pod's resolver settings.
@@ -585,7 +621,7 @@ pub(super) fn check_downward_files(path: &str, items: &[DownwardApiFile], spec: 
                             "required in a volume: which container's resources",
                         );
                     }
-                    Some(n) if !spec.containers.iter().any(|c| c.name == n) => {
+                    Some(n) if spec.container(n).is_none() => {
                         return fail(
                             format!("{rp}.containerName"),
                             format!("no container named {n:?} in this pod"),

@@ -975,3 +975,45 @@ fn a_users_replicaset_is_checked_like_a_deployment() {
 }
 
 mod storage;
+
+#[test]
+fn init_containers_and_sidecars() {
+    let pod =
+        |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {spec}\n");
+    let p = ok(&pod(
+        "{initContainers: [{name: proxy, image: b, restartPolicy: Always, readinessProbe: {exec: {command: ['true']}}}, {name: migrate, image: b, command: ['true']}], containers: [{name: a, image: b}]}",
+    ));
+    let body = PodBody::from_object(&p.objects[0]).unwrap();
+    assert!(body.spec.init_containers[0].is_sidecar());
+    assert!(!body.spec.init_containers[1].is_sidecar());
+    let cases = [
+        (
+            "{initContainers: [{name: a, image: b}], containers: [{name: a, image: c}]}",
+            "spec.containers[0].name: duplicate container name \"a\"",
+        ),
+        (
+            "{initContainers: [{name: i, image: b, livenessProbe: {exec: {command: ['true']}}}], containers: [{name: a, image: c}]}",
+            "spec.initContainers[0].livenessProbe: not allowed on an init container that runs to completion",
+        ),
+        (
+            "{containers: [{name: a, image: c, restartPolicy: Always}]}",
+            "spec.containers[0].restartPolicy: only an init container may have its own restart policy",
+        ),
+        (
+            "{initContainers: [{name: i, image: b, restartPolicy: OnFailure}], containers: [{name: a, image: c}]}",
+            "spec.initContainers[0].restartPolicy: unknown variant `OnFailure`",
+        ),
+        (
+            "{initContainers: [{name: i, image: \"\"}], containers: [{name: a, image: c}]}",
+            "spec.initContainers[0].image: missing",
+        ),
+        (
+            "{initContainers: [{name: i, image: b, lifecycle: {}}], containers: [{name: a, image: c}]}",
+            "spec.initContainers[0].lifecycle: field not supported by shoal",
+        ),
+    ];
+    for (spec, want) in cases {
+        let e = err(&pod(spec));
+        assert!(e.contains(want), "{spec}: {e}");
+    }
+}

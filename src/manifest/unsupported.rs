@@ -39,7 +39,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "hostUsers",
     "hostname",
     "imagePullSecrets",
-    "initContainers",
     "os",
     "overhead",
     "preemptionPolicy",
@@ -61,7 +60,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
 pub(super) const CONTAINER_UNSUPPORTED: &[&str] = &[
     "lifecycle",
     "resizePolicy",
-    "restartPolicy",
     "stdin",
     "stdinOnce",
     "terminationMessagePath",
@@ -278,47 +276,9 @@ pub(super) fn unsupported_pod_spec(spec: &Map<String, Value>, path: &str) -> Res
             SECURITY_CONTEXT_NOT_HONOURED,
         )?;
     }
-    for (i, c) in items(spec, "containers") {
-        let cp = format!("{path}.containers[{i}]");
-        unsupported(c, &cp, CONTAINER_UNSUPPORTED)?;
-        if let Some(sc) = sub(c, "securityContext") {
-            unsupported_because(
-                sc,
-                &format!("{cp}.securityContext"),
-                CONTAINER_SECURITY_CONTEXT_UNSUPPORTED,
-                SECURITY_CONTEXT_NOT_HONOURED,
-            )?;
-        }
-        for (j, port) in items(c, "ports") {
-            unsupported(
-                port,
-                &format!("{cp}.ports[{j}]"),
-                CONTAINER_PORT_UNSUPPORTED,
-            )?;
-        }
-        for (j, env) in items(c, "env") {
-            if let Some(from) = sub(env, "valueFrom") {
-                unsupported(
-                    from,
-                    &format!("{cp}.env[{j}].valueFrom"),
-                    ENV_SOURCE_UNSUPPORTED,
-                )?;
-            }
-        }
-        if let Some(r) = sub(c, "resources") {
-            unsupported(r, &format!("{cp}.resources"), RESOURCES_UNSUPPORTED)?;
-        }
-        for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
-            if let Some(p) = sub(c, probe) {
-                unsupported(p, &format!("{cp}.{probe}"), PROBE_UNSUPPORTED)?;
-            }
-        }
-        for (j, m) in items(c, "volumeMounts") {
-            unsupported(
-                m,
-                &format!("{cp}.volumeMounts[{j}]"),
-                VOLUME_MOUNT_UNSUPPORTED,
-            )?;
+    for list in ["initContainers", "containers"] {
+        for (i, c) in items(spec, list) {
+            unsupported_container(c, &format!("{path}.{list}[{i}]"))?;
         }
     }
     for (i, v) in items(spec, "volumes") {
@@ -333,6 +293,50 @@ pub(super) fn unsupported_pod_spec(spec: &Map<String, Value>, path: &str) -> Res
                 )?;
             }
         }
+    }
+    Ok(())
+}
+
+fn unsupported_container(c: &Map<String, Value>, cp: &str) -> Res {
+    unsupported(c, cp, CONTAINER_UNSUPPORTED)?;
+    if let Some(sc) = sub(c, "securityContext") {
+        unsupported_because(
+            sc,
+            &format!("{cp}.securityContext"),
+            CONTAINER_SECURITY_CONTEXT_UNSUPPORTED,
+            SECURITY_CONTEXT_NOT_HONOURED,
+        )?;
+    }
+    for (j, port) in items(c, "ports") {
+        unsupported(
+            port,
+            &format!("{cp}.ports[{j}]"),
+            CONTAINER_PORT_UNSUPPORTED,
+        )?;
+    }
+    for (j, env) in items(c, "env") {
+        if let Some(from) = sub(env, "valueFrom") {
+            unsupported(
+                from,
+                &format!("{cp}.env[{j}].valueFrom"),
+                ENV_SOURCE_UNSUPPORTED,
+            )?;
+        }
+    }
+    if let Some(r) = sub(c, "resources") {
+        unsupported(r, &format!("{cp}.resources"), RESOURCES_UNSUPPORTED)?;
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(p) = sub(c, probe) {
+            unsupported(p, &format!("{cp}.{probe}"), PROBE_UNSUPPORTED)?;
+        }
+    }
+    for (j, m) in items(c, "volumeMounts") {
+        unsupported(
+            m,
+            &format!("{cp}.volumeMounts[{j}]"),
+            VOLUME_MOUNT_UNSUPPORTED,
+        )?;
     }
     Ok(())
 }

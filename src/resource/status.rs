@@ -193,6 +193,8 @@ pub struct PodStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_container_statuses: Vec<ContainerStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub container_statuses: Vec<ContainerStatus>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -216,7 +218,11 @@ impl PodStatus {
 
     /// A container's status by name.
     pub fn container(&self, name: &str) -> Option<&ContainerStatus> {
-        self.container_statuses.iter().find(|c| c.name == name)
+        // Names are unique across the two lists.
+        self.container_statuses
+            .iter()
+            .chain(&self.init_container_statuses)
+            .find(|c| c.name == name)
     }
 }
 

@@ -253,6 +253,10 @@ impl Body for TokenBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodSpec {
     pub containers: Vec<Container>,
+    /// Run one at a time, in order, each to success before `containers`
+    /// start; one with `restartPolicy: Always` is a sidecar, kept running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<Container>,
     /// `Always` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,
@@ -339,12 +343,34 @@ pub enum RestartPolicy {
     Never,
 }
 
+/// A container's own restart policy: only on an init container, where
+/// `Always` makes it a sidecar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerRestartPolicy {
+    Always,
+}
+
+impl PodSpec {
+    /// The init containers, then the app containers: every container a pod runs.
+    pub fn all_containers(&self) -> impl Iterator<Item = &Container> {
+        self.init_containers.iter().chain(&self.containers)
+    }
+
+    /// A container of the pod by name, init containers included.
+    pub fn container(&self, name: &str) -> Option<&Container> {
+        self.all_containers().find(|c| c.name == name)
+    }
+}
+
 /// One container of a pod.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Container {
     pub name: String,
     pub image: String,
+    /// Only on an init container: `Always` makes it a sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<ContainerRestartPolicy>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -371,6 +397,13 @@ pub struct Container {
     pub image_pull_policy: Option<ImagePullPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
+}
+
+impl Container {
+    /// An init container that keeps running beside the app's (`restartPolicy: Always`).
+    pub fn is_sidecar(&self) -> bool {
+        self.restart_policy == Some(ContainerRestartPolicy::Always)
+    }
 }
 
 /// When the runtime pulls an image.

@@ -101,8 +101,57 @@ pub fn node_fit(node: &Object, alive: bool) -> Option<NodeFit> {
     })
 }
 
-/// What a pod asks of a node: the sum of its containers' requests (a
-/// container without a request counts its limit, as in Kubernetes), its
+/// One container's (CPU millicores, memory bytes) requests; a container
+/// without a request counts its limit, as in Kubernetes.
+fn container_requests(c: &Value) -> Option<(u64, u64)> {
+    let Some(res) = c.get("resources") else {
+        return Some((0, 0));
+    };
+    let request = |name: &str| {
+        res.get("requests")
+            .and_then(|m| m.get(name))
+            .or_else(|| res.get("limits").and_then(|m| m.get(name)))
+    };
+    let cpu = match request("cpu") {
+        Some(q) => parse_cpu_millis(&quantity_str(q)?).ok()?,
+        None => 0,
+    };
+    let memory = match request("memory") {
+        Some(q) => parse_memory_bytes(&quantity_str(q)?).ok()?,
+        None => 0,
+    };
+    Some((cpu, memory))
+}
+
+/// A pod's requests as Kubernetes counts them: the app containers and the
+/// sidecars summed, or, if larger, the most that any one init container
+/// needs beside the sidecars started before it (init containers run one at
+/// a time). Each resource is maximised separately.
+fn effective_requests(spec: &Value, containers: &[Value]) -> Option<(u64, u64)> {
+    let add = |a: (u64, u64), b: (u64, u64)| (a.0.saturating_add(b.0), a.1.saturating_add(b.1));
+    let mut sidecars = (0, 0);
+    let mut init_peak = (0, 0);
+    let init = spec.get("initContainers").and_then(Value::as_array);
+    for c in init.into_iter().flatten() {
+        let r = container_requests(c)?;
+        if c.get("restartPolicy").and_then(Value::as_str) == Some("Always") {
+            sidecars = add(sidecars, r);
+            let now = sidecars;
+            init_peak = (init_peak.0.max(now.0), init_peak.1.max(now.1));
+        } else {
+            let now = add(sidecars, r);
+            init_peak = (init_peak.0.max(now.0), init_peak.1.max(now.1));
+        }
+    }
+    let mut running = sidecars;
+    for c in containers {
+        running = add(running, container_requests(c)?);
+    }
+    Some((running.0.max(init_peak.0), running.1.max(init_peak.1)))
+}
+
+/// What a pod asks of a node: its containers' requests as
+/// [`effective_requests`] counts them, its
 /// `nodeSelector` and host ports, and as group the name of its controlling
 /// owner (the ownerReference with `controller: true`). `None` for anything
 /// but a Pod with containers, or with a quantity that does not parse
@@ -112,10 +161,11 @@ pub fn pod_needs(pod: &Object) -> Option<PodNeeds> {
     let key = pod.key().filter(|k| k.kind == Kind::Pod)?;
     let spec = pod.body.get("spec")?;
     let containers = spec.get("containers")?.as_array()?;
+    let (cpu_millis, memory_bytes) = effective_requests(spec, containers)?;
     let mut needs = PodNeeds {
         key,
-        cpu_millis: 0,
-        memory_bytes: 0,
+        cpu_millis,
+        memory_bytes,
         node_selector: Default::default(),
         host_ports: Vec::new(),
         group: pod
@@ -126,22 +176,8 @@ pub fn pod_needs(pod: &Object) -> Option<PodNeeds> {
             .map(|r| r.name.clone()),
         volume_nodes: None,
     };
-    for c in containers {
-        if let Some(res) = c.get("resources") {
-            let request = |name: &str| {
-                res.get("requests")
-                    .and_then(|m| m.get(name))
-                    .or_else(|| res.get("limits").and_then(|m| m.get(name)))
-            };
-            if let Some(q) = request("cpu") {
-                let m = parse_cpu_millis(&quantity_str(q)?).ok()?;
-                needs.cpu_millis = needs.cpu_millis.saturating_add(m);
-            }
-            if let Some(q) = request("memory") {
-                let b = parse_memory_bytes(&quantity_str(q)?).ok()?;
-                needs.memory_bytes = needs.memory_bytes.saturating_add(b);
-            }
-        }
+    let init = spec.get("initContainers").and_then(Value::as_array);
+    for c in init.into_iter().flatten().chain(containers) {
         for p in c
             .get("ports")
             .and_then(Value::as_array)

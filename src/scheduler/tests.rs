@@ -54,6 +54,52 @@ fn node_fit_reads_allocatable_labels_and_cordon() {
 }
 
 #[test]
+fn init_containers_count_as_kubernetes_counts_them() {
+    let pod = |init: Value, app: Value| {
+        let needs = pod_needs(&object(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"initContainers": init, "containers": app},
+        })))
+        .expect("a pod");
+        (needs.cpu_millis, needs.memory_bytes >> 20, needs.host_ports)
+    };
+    let c = |cpu: &str, mem: &str| json!({"name": "x", "image": "i", "resources": {"requests": {"cpu": cpu, "memory": mem}}});
+    let sidecar = |cpu: &str, mem: &str| {
+        let mut v = c(cpu, mem);
+        v["restartPolicy"] = json!("Always");
+        v
+    };
+    // A big init container runs alone: its CPU is the peak, the app's memory is.
+    assert_eq!(
+        pod(json!([c("2", "10Mi")]), json!([c("500m", "100Mi")])),
+        (2000, 100, vec![])
+    );
+    // Init containers run one at a time: the largest, not the sum.
+    assert_eq!(
+        pod(
+            json!([c("1", "1Mi"), c("1500m", "1Mi")]),
+            json!([c("100m", "1Mi")])
+        ),
+        (1500, 1, vec![])
+    );
+    // A sidecar runs beside later init containers and beside the app.
+    let mut with_port = sidecar("300m", "20Mi");
+    with_port["ports"] = json!([{"containerPort": 9, "hostPort": 9090}]);
+    assert_eq!(
+        pod(
+            json!([with_port, c("1", "1Mi")]),
+            json!([c("500m", "100Mi")])
+        ),
+        (1300, 120, vec![9090])
+    );
+    // A sidecar before nothing else still counts beside the app.
+    assert_eq!(
+        pod(json!([sidecar("250m", "8Mi")]), json!([c("250m", "8Mi")])),
+        (500, 16, vec![])
+    );
+}
+
+#[test]
 fn pod_needs_sums_containers_and_falls_back_to_limits() {
     let v = json!({
         "apiVersion": "v1",

@@ -378,9 +378,7 @@ fn add_downward(
             let name = r.container_name.as_deref().unwrap_or_default();
             let c = dw
                 .spec
-                .containers
-                .iter()
-                .find(|c| c.name == name)
+                .container(name)
                 .ok_or_else(|| VolumeError::Config(format!("no container named {name:?}")))?;
             downward::resource_value(r, c, dw.allocatable).map_err(VolumeError::Config)?
         } else {
