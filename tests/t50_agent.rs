@@ -12,7 +12,7 @@ use common::images::{ensure_busybox_image, require_docker};
 use common::*;
 use serde_json::Value;
 use shoal::node::Node;
-use shoal::runtime::{DynRuntime, LABEL_POD_UID};
+use shoal::runtime::{DynRuntime, LABEL_CONTAINER, LABEL_POD_UID};
 
 struct Harness {
     node: Node,
@@ -540,6 +540,253 @@ async fn docker_restarted_agent_adopts_its_container() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_restarted_agent_adopts_its_process() {
     adopts_after_sigkill("process").await;
+}
+
+// ---------------------------------------------------------------- init containers
+
+/// A pod whose containers share `dir` (a host directory, mounted at the
+/// same path in Docker containers): init containers and a sidecar, then
+/// the app container.
+fn init_pod(h: &Harness, name: &str, policy: &str, init: &[(&str, &str)], app: &str) -> String {
+    let dir = h.scratch.path().display().to_string();
+    let (volumes, mounts) = if h.runtime == "docker" {
+        (
+            format!("  volumes:\n  - name: shared\n    hostPath: {{path: {dir}}}\n"),
+            format!("    volumeMounts:\n    - {{name: shared, mountPath: {dir}}}\n"),
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    let container = |name: &str, script: &str| {
+        let sidecar = name.starts_with("sidecar");
+        format!(
+            "  - name: {name}\n    image: {image}\n{restart}    command: [\"sh\", \"-c\", {script:?}]\n{mounts}",
+            image = h.image,
+            restart = if sidecar {
+                "    restartPolicy: Always\n"
+            } else {
+                ""
+            },
+            script = script.replace("DIR", &dir),
+        )
+    };
+    let mut out = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: {node}\n  restartPolicy: {policy}\n  terminationGracePeriodSeconds: 1\n{volumes}  initContainers:\n",
+        node = h.node.info.name,
+    );
+    for (n, script) in init {
+        out += &container(n, script);
+    }
+    out += "  containers:\n";
+    out += &container("main", app);
+    out
+}
+
+fn get_pod_row(h: &Harness, name: &str) -> String {
+    let (ok, out) = cli(&h.api, &["get", "pods", name]);
+    assert!(ok, "{out}");
+    out.lines().nth(1).unwrap_or_default().to_string()
+}
+
+async fn init_containers_run_in_order(runtime: &'static str) {
+    let h = Harness::start(runtime, "init").await;
+    h.apply(&init_pod(
+        &h,
+        "ordered",
+        "Always",
+        &[
+            ("sidecar-proxy", "echo proxy >> DIR/order; exec sleep 3600"),
+            (
+                "first",
+                "echo first >> DIR/order; while [ ! -f DIR/go ]; do sleep 0.2; done",
+            ),
+            ("second", "echo second >> DIR/order"),
+        ],
+        "echo main >> DIR/order; cat DIR/order; exec sleep 3600",
+    ))
+    .await;
+    // Held at the second init container (the first is index 1 after the
+    // sidecar): Pending, Init:1/3, the app not created.
+    let p = h
+        .wait_pod("ordered", 60, "the first init container running", |p| {
+            p["status"]["initContainerStatuses"][1]["state"]["running"].is_object()
+        })
+        .await;
+    assert_eq!(phase(&p), "Pending", "{p:#}");
+    assert!(
+        p["status"]["initContainerStatuses"][0]["state"]["running"].is_object(),
+        "the sidecar runs: {p:#}"
+    );
+    assert_eq!(
+        cstatus(&p)["state"]["waiting"]["reason"],
+        "PodInitializing",
+        "{p:#}"
+    );
+    let row = get_pod_row(&h, "ordered");
+    assert!(row.contains(" 1/2 ") && row.contains("Init:1/3"), "{row}");
+    let names: Vec<String> = h
+        .containers_of(&p)
+        .await
+        .into_iter()
+        .filter_map(|c| c.labels.get(LABEL_CONTAINER).cloned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(!names.iter().any(|n| n == "main"), "{names:?}");
+
+    std::fs::write(h.scratch.path().join("go"), "").unwrap();
+    let p = h
+        .wait_pod("ordered", 60, "Running and Ready", |p| {
+            phase(p) == "Running" && ready(p) == Some(true)
+        })
+        .await;
+    let init = &p["status"]["initContainerStatuses"];
+    assert!(init[0]["state"]["running"].is_object(), "{p:#}");
+    for i in [1, 2] {
+        assert_eq!(init[i]["state"]["terminated"]["exitCode"], 0, "{p:#}");
+        assert_eq!(init[i]["state"]["terminated"]["reason"], "Completed");
+    }
+    let order = std::fs::read_to_string(h.scratch.path().join("order")).unwrap();
+    assert_eq!(order, "proxy\nfirst\nsecond\nmain\n");
+    let row = get_pod_row(&h, "ordered");
+    assert!(row.contains(" 2/2 ") && row.contains("Running"), "{row}");
+
+    // Deleted, the pod's app container goes first and its sidecar after.
+    let (code, v) = h
+        .api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/namespaces/default/pods/ordered",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut sidecar_outlived_app = false;
+    loop {
+        let left: Vec<(String, bool)> = h
+            .containers_of(&p)
+            .await
+            .into_iter()
+            .map(|c| {
+                let name = c.labels.get(LABEL_CONTAINER).cloned().unwrap_or_default();
+                (name, c.state == shoal::runtime::ContainerState::Running)
+            })
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        let main_left = left.iter().any(|(n, _)| n == "main");
+        let proxy_runs = left.iter().any(|(n, run)| n == "sidecar-proxy" && *run);
+        sidecar_outlived_app |= !main_left && proxy_runs;
+        assert!(Instant::now() < deadline, "containers left: {left:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sidecar_outlived_app,
+        "the sidecar was not stopped after the app container"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_init_containers_run_in_order_beside_a_sidecar() {
+    require_docker();
+    init_containers_run_in_order("docker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_init_containers_run_in_order_beside_a_sidecar() {
+    init_containers_run_in_order("process").await;
+}
+
+async fn init_failures_and_finished_sidecars(runtime: &'static str) {
+    let h = Harness::start(runtime, "initfail").await;
+    // Never: a failed init container fails the pod; the app never runs.
+    h.apply(&init_pod(
+        &h,
+        "broken",
+        "Never",
+        &[("setup", "exit 3")],
+        "echo ran >> DIR/broken-ran; exec sleep 3600",
+    ))
+    .await;
+    // Always: the init container is retried, with back-off.
+    h.apply(&init_pod(
+        &h,
+        "retried",
+        "Always",
+        &[("setup", "exit 4")],
+        "exec sleep 3600",
+    ))
+    .await;
+    // A job-like pod: when its app container has finished, the pod has
+    // succeeded and its sidecar is stopped.
+    h.apply(&init_pod(
+        &h,
+        "batch",
+        "Never",
+        &[("sidecar-log", "exec sleep 3600")],
+        "echo done",
+    ))
+    .await;
+
+    let p = h
+        .wait_pod("broken", 60, "Failed", |p| phase(p) == "Failed")
+        .await;
+    assert_eq!(
+        p["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 3,
+        "{p:#}"
+    );
+    assert!(get_pod_row(&h, "broken").contains("Init:Error"));
+    let p = h
+        .wait_pod("retried", 60, "a retried init container", |p| {
+            p["status"]["initContainerStatuses"][0]["restartCount"]
+                .as_u64()
+                .unwrap_or(0)
+                >= 1
+        })
+        .await;
+    assert_eq!(phase(&p), "Pending", "{p:#}");
+    let p = h
+        .wait_pod("batch", 60, "Succeeded", |p| phase(p) == "Succeeded")
+        .await;
+    let batch = h.containers_of(&p).await;
+    eventually(Duration::from_secs(20), "the sidecar stopped", || {
+        let h = &h;
+        let p = p.clone();
+        async move {
+            h.containers_of(&p)
+                .await
+                .iter()
+                .all(|c| !matches!(c.state, shoal::runtime::ContainerState::Running))
+        }
+    })
+    .await;
+    assert_eq!(batch.len(), 2, "{batch:?}");
+    assert!(
+        !h.scratch.path().join("broken-ran").exists(),
+        "the app of a pod whose init failed ran"
+    );
+    let p = h.pod_json("retried").await;
+    assert!(
+        h.containers_of(&p)
+            .await
+            .iter()
+            .all(|c| c.labels.get(LABEL_CONTAINER).map(String::as_str) != Some("main")),
+        "the app of a pod still initialising was created"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_init_failures_and_finished_sidecars() {
+    require_docker();
+    init_failures_and_finished_sidecars("docker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_init_failures_and_finished_sidecars() {
+    init_failures_and_finished_sidecars("process").await;
 }
 
 // ---------------------------------------------------------------- two nodes

@@ -36,7 +36,7 @@ use tracing::{debug, info, warn};
 
 use crate::resource::{Kind, Object};
 use crate::runtime::{
-    ContainerInfo, DynRuntime, LABEL_CLUSTER, LABEL_NODE, LABEL_POD, LABEL_POD_UID,
+    ContainerInfo, DynRuntime, LABEL_CLUSTER, LABEL_NODE, LABEL_POD, LABEL_POD_UID, LABEL_SIDECAR,
 };
 use crate::store::{NodeInfo, Store, StoreError};
 pub use config::AgentConfig;
@@ -522,7 +522,10 @@ async fn pass(
     // Forget pods that are gone (dropping their state stops their probes).
     slots.retain(|uid, slot| live.contains(uid) || slot.state.is_none());
     for (_, list) in by_uid {
-        for c in list {
+        // A gone pod's sidecars outlive its app containers, as the kubelet
+        // stops them: they go on a later pass, once no app container is left.
+        let apps_left = list.iter().any(|c| !is_sidecar(c));
+        for c in list.into_iter().filter(|c| !apps_left || !is_sidecar(c)) {
             if !removing.insert(c.id.clone()) {
                 continue;
             }
@@ -534,6 +537,10 @@ async fn pass(
             });
         }
     }
+}
+
+fn is_sidecar(c: &ContainerInfo) -> bool {
+    c.labels.get(LABEL_SIDECAR).is_some_and(|v| v == "true")
 }
 
 /// The pods (`namespace/name`) that still have containers here under a

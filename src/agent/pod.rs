@@ -25,7 +25,8 @@ use crate::resource::types::{
 use crate::resource::{Kind, Object, ObjectKey};
 use crate::runtime::{
     ContainerInfo, ContainerSpec, ContainerState, LABEL_CLUSTER, LABEL_CONTAINER, LABEL_NODE,
-    LABEL_POD, LABEL_POD_UID, LABEL_RESTARTS, LABEL_SPEC_HASH, PortBinding, RuntimeError, Seccomp,
+    LABEL_POD, LABEL_POD_UID, LABEL_RESTARTS, LABEL_SIDECAR, LABEL_SPEC_HASH, PortBinding,
+    RuntimeError, Seccomp,
 };
 use crate::store::{Command, Op};
 use tokio_util::task::AbortOnDropHandle;
@@ -658,7 +659,7 @@ impl PodSync<'_> {
         restarts: u32,
         env: Vec<(String, String)>,
     ) -> ContainerSpec {
-        let labels = BTreeMap::from([
+        let mut labels = BTreeMap::from([
             (LABEL_POD_UID.to_string(), self.uid.to_string()),
             (
                 LABEL_POD.to_string(),
@@ -674,6 +675,9 @@ impl PodSync<'_> {
             (LABEL_SPEC_HASH.to_string(), spec_hash(c)),
             (LABEL_GRACE.to_string(), self.grace.as_secs().to_string()),
         ]);
+        if c.is_sidecar() {
+            labels.insert(LABEL_SIDECAR.to_string(), "true".to_string());
+        }
         let uid8: String = self
             .uid
             .chars()

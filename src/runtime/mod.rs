@@ -25,6 +25,9 @@ pub const LABEL_POD_UID: &str = "io.shoal.pod.uid";
 pub const LABEL_POD: &str = "io.shoal.pod";
 /// Label carrying the container's name within its pod.
 pub const LABEL_CONTAINER: &str = "io.shoal.container";
+/// Label set (to `true`) on a pod's sidecar containers, which are stopped
+/// after its app containers when the pod goes.
+pub const LABEL_SIDECAR: &str = "io.shoal.sidecar";
 /// Label carrying the name of the node whose agent owns the container.
 pub const LABEL_NODE: &str = "io.shoal.node";
 /// Label carrying the id of the cluster whose agent owns the container: two
