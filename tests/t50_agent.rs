@@ -544,19 +544,27 @@ async fn process_restarted_agent_adopts_its_process() {
 
 // ---------------------------------------------------------------- init containers
 
-/// A pod whose containers share `dir` (a host directory, mounted at the
-/// same path in Docker containers): init containers and a sidecar, then
-/// the app container.
-fn init_pod(h: &Harness, name: &str, policy: &str, init: &[(&str, &str)], app: &str) -> String {
+/// The pod's `volumes` and a container's `volumeMounts` lines that put the
+/// harness's scratch directory at the same path in a Docker container
+/// (host processes see it anyway).
+fn shared_dir(h: &Harness) -> (String, String) {
     let dir = h.scratch.path().display().to_string();
-    let (volumes, mounts) = if h.runtime == "docker" {
+    if h.runtime == "docker" {
         (
             format!("  volumes:\n  - name: shared\n    hostPath: {{path: {dir}}}\n"),
             format!("    volumeMounts:\n    - {{name: shared, mountPath: {dir}}}\n"),
         )
     } else {
         (String::new(), String::new())
-    };
+    }
+}
+
+/// A pod whose containers share `dir` (a host directory, mounted at the
+/// same path in Docker containers): init containers and a sidecar, then
+/// the app container.
+fn init_pod(h: &Harness, name: &str, policy: &str, init: &[(&str, &str)], app: &str) -> String {
+    let dir = h.scratch.path().display().to_string();
+    let (volumes, mounts) = shared_dir(h);
     let container = |name: &str, script: &str| {
         let sidecar = name.starts_with("sidecar");
         format!(
@@ -787,6 +795,94 @@ async fn docker_init_failures_and_finished_sidecars() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_init_failures_and_finished_sidecars() {
     init_failures_and_finished_sidecars("process").await;
+}
+
+// ---------------------------------------------------------------- lifecycle hooks
+
+async fn hooks_run(runtime: &'static str) {
+    let h = Harness::start(runtime, "hooks").await;
+    let dir = h.scratch.path().display().to_string();
+    let (volumes, mounts) = shared_dir(&h);
+    let hooks = format!(
+        "{mounts}    lifecycle:\n      postStart: {{exec: {{command: [sh, -c, 'echo started >> {dir}/post']}}}}\n      preStop: {{exec: {{command: [sh, -c, 'echo stopping >> {dir}/pre; sleep 1']}}}}\n"
+    );
+    h.apply(&h.pod("hooked", "exec sleep 3600", &hooks, &volumes))
+        .await;
+    // A failing postStart hook kills the container, which restarts.
+    let failing = format!(
+        "{mounts}    lifecycle:\n      postStart: {{exec: {{command: [sh, -c, 'exit 7']}}}}\n"
+    );
+    h.apply(&h.pod("badhook", "exec sleep 3600", &failing, &volumes))
+        .await;
+
+    let p = h
+        .wait_pod("hooked", 60, "Running", |p| {
+            cstatus(p)["state"]["running"].is_object()
+        })
+        .await;
+    eventually(Duration::from_secs(20), "the postStart hook ran", || {
+        let f = h.scratch.path().join("post");
+        async move { std::fs::read_to_string(f).is_ok_and(|s| s == "started\n") }
+    })
+    .await;
+    h.wait_pod("badhook", 60, "a restart after the failed hook", |p| {
+        cstatus(p)["restartCount"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    let evs = h.events_of("badhook").await;
+    assert!(
+        evs.iter().any(|e| e["reason"] == "FailedPostStartHook"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("exited with 7"))),
+        "{evs:#?}"
+    );
+
+    // Deleting the pod runs preStop before the container is stopped.
+    assert!(!h.scratch.path().join("pre").exists());
+    let (code, v) = h
+        .api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/namespaces/default/pods/hooked",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let rt: DynRuntime = h.node.runtime.clone();
+    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+    eventually(
+        Duration::from_secs(30),
+        "the pod's container is gone",
+        || {
+            let rt = rt.clone();
+            let uid = uid.clone();
+            async move {
+                rt.list(&BTreeMap::from([(LABEL_POD_UID.to_string(), uid)]))
+                    .await
+                    .map(|l| l.is_empty())
+                    .unwrap_or(false)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(h.scratch.path().join("pre")).unwrap_or_default(),
+        "stopping\n",
+        "the preStop hook ran once"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_lifecycle_hooks_run() {
+    require_docker();
+    hooks_run("docker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_lifecycle_hooks_run() {
+    hooks_run("process").await;
 }
 
 // ---------------------------------------------------------------- two nodes

@@ -14,6 +14,7 @@
 mod config;
 pub mod events;
 pub mod exec;
+pub mod hooks;
 pub mod links;
 pub mod logs;
 pub mod metrics;
@@ -636,9 +637,15 @@ fn grace_of(c: &ContainerInfo) -> Duration {
     Duration::from_secs(secs)
 }
 
-/// Stops a container within `grace` and removes it; `true` once removed.
+/// Stops a container within `grace` (its preStop hook first) and removes
+/// it; `true` once removed.
 async fn stop_and_remove(ctx: &Ctx, c: &ContainerInfo, grace: Duration) -> bool {
-    if let Err(e) = ctx.runtime.stop(&c.id, grace).await {
+    let (left, failed) = hooks::pre_stop(c, grace, &ctx.runtime, &ctx.http).await;
+    if let Some(why) = failed {
+        // The pod is gone: no object to hang an event on.
+        warn!(container = %c.name, "preStop hook failed: {why}");
+    }
+    if let Err(e) = ctx.runtime.stop(&c.id, left).await {
         warn!(container = %c.name, "stop failed: {e}");
     }
     match ctx.runtime.remove(&c.id).await {

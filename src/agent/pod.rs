@@ -12,6 +12,7 @@ use tracing::{debug, warn};
 
 use super::Ctx;
 use super::events::{EventKind, PendingEvent};
+use super::hooks;
 use super::plan::{self, Backoff, restarts_of, spec_hash};
 use super::probe::{self, ProbeTarget};
 use super::status::{self, ContainerView, Role};
@@ -513,8 +514,30 @@ impl PodSync<'_> {
 
     async fn stop(&mut self, ci: &ContainerInfo) {
         self.acted = true;
-        if let Err(e) = self.ctx.runtime.stop(&ci.id, self.grace).await {
+        let (left, failed) =
+            hooks::pre_stop(ci, self.grace, &self.ctx.runtime, &self.ctx.http).await;
+        if let Some(why) = failed {
+            let name = ci.labels.get(LABEL_CONTAINER).unwrap_or(&ci.name);
+            self.event(
+                EventKind::Warning,
+                "FailedPreStopHook",
+                format!("PreStopHook failed for container {name}: {why}"),
+            );
+        }
+        if let Err(e) = self.ctx.runtime.stop(&ci.id, left).await {
             warn!(pod = %self.key, container = %ci.name, "stop failed: {e}");
+        }
+    }
+
+    /// Runs the container's postStart hook once it has started (see [`hooks::after_start`]).
+    async fn post_start(&mut self, c: &Container, id: &str) {
+        let ctx = self.ctx;
+        if let Some(why) = hooks::after_start(c, id, &ctx.runtime, &ctx.http, self.grace).await {
+            self.event(
+                EventKind::Warning,
+                "FailedPostStartHook",
+                format!("PostStartHook failed for container {}: {why}", c.name),
+            );
         }
     }
 
@@ -532,11 +555,14 @@ impl PodSync<'_> {
     async fn start_created(&mut self, c: &Container, ci: &ContainerInfo) {
         self.acted = true;
         match self.ctx.runtime.start(&ci.id).await {
-            Ok(()) => self.event(
-                EventKind::Normal,
-                "Started",
-                format!("Started container {}", c.name),
-            ),
+            Ok(()) => {
+                self.event(
+                    EventKind::Normal,
+                    "Started",
+                    format!("Started container {}", c.name),
+                );
+                self.post_start(c, &ci.id).await;
+            }
             Err(e) => {
                 self.fail(c, "RunContainerError", format!("{e}"));
                 self.remove(ci).await;
@@ -619,6 +645,7 @@ impl PodSync<'_> {
                     "Started",
                     format!("Started container {}", c.name),
                 );
+                self.post_start(c, &id).await;
             }
             Err(e) => {
                 self.fail(c, "RunContainerError", e.to_string());
@@ -677,6 +704,9 @@ impl PodSync<'_> {
         ]);
         if c.is_sidecar() {
             labels.insert(LABEL_SIDECAR.to_string(), "true".to_string());
+        }
+        if let Some(hook) = hooks::pre_stop_label(c) {
+            labels.insert(hooks::LABEL_PRE_STOP.to_string(), hook);
         }
         let uid8: String = self
             .uid

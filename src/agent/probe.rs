@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::resource::types::{Container, IntOrString, Probe, Scheme};
+use crate::resource::types::{Container, HttpGetAction, IntOrString, Probe, Scheme};
 use crate::runtime::DynRuntime;
 
 mod grpc;
@@ -189,22 +189,7 @@ async fn check(
     let timeout = secs(p.timeout_seconds.unwrap_or(1).max(1));
     if let Some(h) = &p.http_get {
         let port = resolve_port(&h.port, &t.container)?;
-        let host = h.host.clone().unwrap_or_else(|| t.ip.clone());
-        let scheme = match h.scheme.unwrap_or_default() {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
-        let path = h.path.clone().unwrap_or_else(|| "/".into());
-        let url = format!("{scheme}://{host}:{port}{path}");
-        let mut req = http.get(&url).timeout(timeout);
-        for hd in &h.http_headers {
-            req = req.header(&hd.name, &hd.value);
-        }
-        return match req.send().await {
-            Ok(r) if (200..400).contains(&r.status().as_u16()) => Ok(()),
-            Ok(r) => Err(format!("HTTP probe failed with statuscode: {}", r.status())),
-            Err(e) => Err(format!("Get {url:?}: {e}")),
-        };
+        return http_get(h, port, &t.ip, http, timeout).await;
     }
     if let Some(tcp) = &p.tcp_socket {
         let port = resolve_port(&tcp.port, &t.container)?;
@@ -221,22 +206,60 @@ async fn check(
         let addr = format!("{}:{}", t.ip, g.port);
         return grpc::check(&addr, g.service.as_deref().unwrap_or_default(), timeout).await;
     }
-    if let Some(exec) = &p.exec {
-        return match runtime.exec(&t.id, &exec.command, timeout).await {
-            Ok(out) if out.exit_code == 0 => Ok(()),
-            Ok(out) => Err(format!(
-                "command {:?} exited with {}: {}",
-                exec.command,
-                out.exit_code,
-                String::from_utf8_lossy(&out.output).trim()
-            )),
-            Err(e) => Err(e.to_string()),
-        };
+    if let Some(e) = &p.exec {
+        return exec(runtime, &t.id, &e.command, timeout).await;
     }
     Err("the probe has no handler".into())
 }
 
-fn resolve_port(port: &IntOrString, c: &Container) -> Result<u16, String> {
+/// An HTTP GET against the container (its `ip` unless the action names a
+/// host); a status in 200..400 is success. Shared with lifecycle hooks.
+pub(super) async fn http_get(
+    h: &HttpGetAction,
+    port: u16,
+    ip: &str,
+    http: &reqwest::Client,
+    timeout: Duration,
+) -> Result<(), String> {
+    let host = h.host.clone().unwrap_or_else(|| ip.to_string());
+    let scheme = match h.scheme.unwrap_or_default() {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    let path = h.path.clone().unwrap_or_else(|| "/".into());
+    let url = format!("{scheme}://{host}:{port}{path}");
+    let mut req = http.get(&url).timeout(timeout);
+    for hd in &h.http_headers {
+        req = req.header(&hd.name, &hd.value);
+    }
+    match req.send().await {
+        Ok(r) if (200..400).contains(&r.status().as_u16()) => Ok(()),
+        Ok(r) => Err(format!("HTTP probe failed with statuscode: {}", r.status())),
+        Err(e) => Err(format!("Get {url:?}: {e}")),
+    }
+}
+
+/// A command in the container; exit status 0 is success. Shared with
+/// lifecycle hooks.
+pub(super) async fn exec(
+    runtime: &DynRuntime,
+    id: &str,
+    command: &[String],
+    timeout: Duration,
+) -> Result<(), String> {
+    match runtime.exec(id, command, timeout).await {
+        Ok(out) if out.exit_code == 0 => Ok(()),
+        Ok(out) => Err(format!(
+            "command {command:?} exited with {}: {}",
+            out.exit_code,
+            String::from_utf8_lossy(&out.output).trim()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A port number, or the number of the container's port of that name.
+pub(super) fn resolve_port(port: &IntOrString, c: &Container) -> Result<u16, String> {
     match port {
         IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("port {n} out of range")),
         IntOrString::String(name) => c

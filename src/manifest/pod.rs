@@ -164,6 +164,7 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
     }) {
         check_dns_label(&format!("{cp}.name"), &c.name)?;
         check_init_fields(c, &cp, list == "initContainers")?;
+        check_lifecycle(c, &cp, spec.termination_grace_period_seconds.unwrap_or(30))?;
         if !names.insert(c.name.as_str()) {
             return fail(
                 format!("{cp}.name"),
@@ -261,12 +262,50 @@ fn check_init_fields(c: &Container, cp: &str, init: bool) -> Res {
             ("livenessProbe", c.liveness_probe.is_some()),
             ("readinessProbe", c.readiness_probe.is_some()),
             ("startupProbe", c.startup_probe.is_some()),
+            ("lifecycle", c.lifecycle.is_some()),
         ];
         if let Some((field, _)) = probes.iter().find(|(_, set)| *set) {
             return fail(
                 format!("{cp}.{field}"),
                 "not allowed on an init container that runs to completion (only on a \
                  sidecar: restartPolicy Always)",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A hook has one handler; a named port is one of the container's; a
+/// sleep fits in the pod's grace period, as Kubernetes checks.
+fn check_lifecycle(c: &Container, cp: &str, grace: u64) -> Res {
+    let Some(l) = &c.lifecycle else {
+        return Ok(());
+    };
+    let port_names: BTreeSet<&str> = c.ports.iter().filter_map(|p| p.name.as_deref()).collect();
+    for (field, hook) in [("postStart", &l.post_start), ("preStop", &l.pre_stop)] {
+        let Some(h) = hook else { continue };
+        let hp = format!("{cp}.lifecycle.{field}");
+        let set = [h.exec.is_some(), h.http_get.is_some(), h.sleep.is_some()];
+        if set.iter().filter(|s| **s).count() != 1 {
+            return fail(hp, "set exactly one of exec, httpGet or sleep");
+        }
+        if let Some(e) = &h.exec
+            && e.command.is_empty()
+        {
+            return fail(format!("{hp}.exec.command"), "must not be empty");
+        }
+        if let Some(g) = &h.http_get {
+            check_probe_port(&format!("{hp}.httpGet.port"), &g.port, &port_names)?;
+        }
+        if let Some(s) = &h.sleep
+            && u64::try_from(s.seconds).map_or(true, |secs| secs > grace)
+        {
+            return fail(
+                format!("{hp}.sleep.seconds"),
+                format!(
+                    "{} must be between 0 and the pod's terminationGracePeriodSeconds ({grace})",
+                    s.seconds
+                ),
             );
         }
     }

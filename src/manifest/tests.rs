@@ -1007,13 +1007,56 @@ fn init_containers_and_sidecars() {
             "{initContainers: [{name: i, image: \"\"}], containers: [{name: a, image: c}]}",
             "spec.initContainers[0].image: missing",
         ),
+    ];
+    for (spec, want) in cases {
+        let e = err(&pod(spec));
+        assert!(e.contains(want), "{spec}: {e}");
+    }
+}
+
+#[test]
+fn lifecycle_hooks() {
+    let pod =
+        |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {spec}\n");
+    ok(&pod(
+        "{terminationGracePeriodSeconds: 10, containers: [{name: a, image: b, ports: [{name: admin, containerPort: 9000}], lifecycle: {postStart: {exec: {command: [sh, -c, 'true']}}, preStop: {httpGet: {port: admin, path: /drain}}}}, {name: c, image: b, lifecycle: {preStop: {sleep: {seconds: 10}}}}]}",
+    ));
+    let cases = [
         (
-            "{initContainers: [{name: i, image: b, lifecycle: {}}], containers: [{name: a, image: c}]}",
-            "spec.initContainers[0].lifecycle: field not supported by shoal",
+            "{containers: [{name: a, image: b, lifecycle: {preStop: {}}}]}",
+            "spec.containers[0].lifecycle.preStop: set exactly one of exec, httpGet or sleep",
+        ),
+        (
+            "{containers: [{name: a, image: b, lifecycle: {preStop: {tcpSocket: {port: 80}}}}]}",
+            "spec.containers[0].lifecycle.preStop.tcpSocket: deprecated and never run by the kubelet",
+        ),
+        (
+            "{containers: [{name: a, image: b, lifecycle: {postStart: {httpGet: {port: web}}}}]}",
+            "spec.containers[0].lifecycle.postStart.httpGet.port: no port named \"web\"",
+        ),
+        (
+            "{terminationGracePeriodSeconds: 5, containers: [{name: a, image: b, lifecycle: {preStop: {sleep: {seconds: 6}}}}]}",
+            "spec.containers[0].lifecycle.preStop.sleep.seconds: 6 must be between 0 and the pod's terminationGracePeriodSeconds (5)",
+        ),
+        (
+            "{containers: [{name: a, image: b, lifecycle: {preStop: {exec: {command: []}}}}]}",
+            "spec.containers[0].lifecycle.preStop.exec.command: must not be empty",
+        ),
+        (
+            "{initContainers: [{name: i, image: b, lifecycle: {preStop: {sleep: {seconds: 1}}}}], containers: [{name: a, image: b}]}",
+            "spec.initContainers[0].lifecycle: not allowed on an init container that runs to completion",
+        ),
+        (
+            "{containers: [{name: a, image: b, lifecycle: {stopSignal: SIGUSR1}}]}",
+            "spec.containers[0].lifecycle.stopSignal: field not supported by shoal",
         ),
     ];
     for (spec, want) in cases {
         let e = err(&pod(spec));
         assert!(e.contains(want), "{spec}: {e}");
     }
+    // A sidecar may have hooks.
+    ok(&pod(
+        "{initContainers: [{name: i, image: b, restartPolicy: Always, lifecycle: {preStop: {sleep: {seconds: 1}}}}], containers: [{name: a, image: b}]}",
+    ));
 }

@@ -58,7 +58,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "topologySpreadConstraints",
 ];
 pub(super) const CONTAINER_UNSUPPORTED: &[&str] = &[
-    "lifecycle",
     "resizePolicy",
     "stdin",
     "stdinOnce",
@@ -83,6 +82,7 @@ pub(super) const SECURITY_CONTEXT_NOT_HONOURED: &str = "not honoured by shoal: n
 pub(super) const ENV_SOURCE_UNSUPPORTED: &[&str] = &["fileKeyRef"];
 pub(super) const RESOURCES_UNSUPPORTED: &[&str] = &["claims"];
 pub(super) const PROBE_UNSUPPORTED: &[&str] = &["terminationGracePeriodSeconds"];
+pub(super) const LIFECYCLE_UNSUPPORTED: &[&str] = &["stopSignal"];
 pub(super) const VOLUME_MOUNT_UNSUPPORTED: &[&str] =
     &["mountPropagation", "recursiveReadOnly", "subPathExpr"];
 pub(super) const PROJECTION_UNSUPPORTED: &[&str] = &[
@@ -329,6 +329,19 @@ fn unsupported_container(c: &Map<String, Value>, cp: &str) -> Res {
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(p) = sub(c, probe) {
             unsupported(p, &format!("{cp}.{probe}"), PROBE_UNSUPPORTED)?;
+        }
+    }
+    if let Some(l) = sub(c, "lifecycle") {
+        unsupported(l, &format!("{cp}.lifecycle"), LIFECYCLE_UNSUPPORTED)?;
+        for hook in ["postStart", "preStop"] {
+            if let Some(h) = sub(l, hook) {
+                unsupported_because(
+                    h,
+                    &format!("{cp}.lifecycle.{hook}"),
+                    &["tcpSocket"],
+                    "deprecated and never run by the kubelet; use exec, httpGet or sleep",
+                )?;
+            }
         }
     }
     for (j, m) in items(c, "volumeMounts") {
