@@ -885,6 +885,89 @@ async fn process_lifecycle_hooks_run() {
     hooks_run("process").await;
 }
 
+// ---------------------------------------------------------------- deadline, host name
+
+async fn deadline_and_hostname(runtime: &'static str) {
+    let h = Harness::start(runtime, "deadline").await;
+    h.apply(&h.pod(
+        "limited",
+        "exec sleep 3600",
+        "",
+        "  activeDeadlineSeconds: 2\n",
+    ))
+    .await;
+    let p = h
+        .wait_pod("limited", 60, "Failed by its deadline", |p| {
+            phase(p) == "Failed"
+        })
+        .await;
+    assert_eq!(p["status"]["reason"], "DeadlineExceeded", "{p:#}");
+    let evs = h.events_of("limited").await;
+    assert!(
+        evs.iter().any(|e| e["reason"] == "DeadlineExceeded"),
+        "{evs:#?}"
+    );
+    eventually(Duration::from_secs(20), "its container stopped", || {
+        let h = &h;
+        let p = p.clone();
+        async move {
+            h.containers_of(&p)
+                .await
+                .iter()
+                .all(|c| c.state != shoal::runtime::ContainerState::Running)
+        }
+    })
+    .await;
+    let row = get_pod_row(&h, "limited");
+    assert!(row.contains("DeadlineExceeded"), "{row}");
+
+    h.apply(&h.pod(
+        "named",
+        "hostname; exec sleep 3600",
+        "",
+        "  hostname: primary\n",
+    ))
+    .await;
+    if runtime == "docker" {
+        h.wait_pod("named", 60, "Running", |p| phase(p) == "Running")
+            .await;
+        eventually(Duration::from_secs(20), "the host name in the logs", || {
+            let api = h.api.clone();
+            async move {
+                let url = format!("{}/v1/namespaces/default/pods/named/log", api.base);
+                let text = match api.http.get(url).send().await {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                text.trim() == "primary"
+            }
+        })
+        .await;
+    } else {
+        let p = h
+            .wait_pod("named", 60, "refused", |p| {
+                cstatus(p)["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+            })
+            .await;
+        let msg = cstatus(&p)["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap_or("");
+        assert!(msg.contains("spec.hostname"), "{msg}");
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_active_deadline_and_hostname() {
+    require_docker();
+    deadline_and_hostname("docker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_active_deadline_and_hostname() {
+    deadline_and_hostname("process").await;
+}
+
 // ---------------------------------------------------------------- two nodes
 
 fn cli(api: &Api, args: &[&str]) -> (bool, String) {

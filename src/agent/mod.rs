@@ -12,6 +12,7 @@
 //! container name and restart count), rather than starting them again.
 
 mod config;
+mod env;
 pub mod events;
 pub mod exec;
 pub mod hooks;

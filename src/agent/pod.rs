@@ -17,8 +17,8 @@ use super::plan::{self, Backoff, restarts_of, spec_hash};
 use super::probe::{self, ProbeTarget};
 use super::status::{self, ContainerView, Role};
 use super::volumes;
-use crate::resource::status::{PodStatus, StateTerminated};
-use crate::resource::time::now_rfc3339;
+use crate::resource::status::{PodPhase, PodStatus, StateTerminated};
+use crate::resource::time::{now_rfc3339, now_secs, parse_rfc3339};
 use crate::resource::types::{
     Body, Container, PodBody, PodSecurityContext, PodSpec, ProcMount, RestartPolicy,
     SeccompProfileType, SecurityContext, decode_base64,
@@ -78,7 +78,14 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
         }
     };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let prev: PodStatus = pod.status_or_default();
+    let mut prev: PodStatus = pod.status_or_default();
+    let deadline_passed = deadline_exceeded(&spec, &prev, now_secs());
+    if deadline_passed {
+        // Terminal from here on: the plan stops the containers, the status keeps the reason.
+        prev.phase = Some(PodPhase::Failed);
+        prev.reason = Some("DeadlineExceeded".into());
+        prev.message = Some("Pod was active on the node longer than the specified deadline".into());
+    }
     let policy = spec.restart_policy.unwrap_or_default();
     let grace = Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30));
     let pod_dir = ctx.pod_volumes_dir(&uid);
@@ -100,6 +107,13 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
         acted: false,
     };
 
+    if deadline_passed {
+        sync.event(
+            EventKind::Normal,
+            "DeadlineExceeded",
+            "Pod was active on the node longer than the specified deadline".into(),
+        );
+    }
     let groups = by_name(&containers);
     let probe_failed: HashMap<String, String> = containers
         .iter()
@@ -255,6 +269,16 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
         }
         Err(e) => debug!(pod = %key, "status write failed, will retry: {e}"),
     }
+}
+
+/// Whether a running pod has outlived its `activeDeadlineSeconds`, counted
+/// from its start time, as the kubelet counts it.
+fn deadline_exceeded(spec: &PodSpec, prev: &PodStatus, now: u64) -> bool {
+    let (Some(limit), Some(start)) = (spec.active_deadline_seconds, prev.start_time.as_deref())
+    else {
+        return false;
+    };
+    !prev.is_terminal() && parse_rfc3339(start).is_some_and(|t| now >= t.saturating_add(limit))
 }
 
 /// Starts probe tasks for running containers that have probes; stops the rest.
@@ -586,6 +610,13 @@ impl PodSync<'_> {
                 .insert(c.name.clone(), ("ImagePullFailed".into(), msg.clone()));
             return;
         }
+        if self.spec.hostname.is_some()
+            && ctx.runtime.name() == crate::runtime::RuntimeKind::Process.as_str()
+        {
+            let msg = "the process runtime cannot give a host process a host name of its own \
+                       (spec.hostname): run this pod on a node with the docker runtime";
+            return self.fail(c, "CreateContainerConfigError", msg.into());
+        }
         // Never a container without the volumes it asked for.
         let mounts = match self.mounts(c) {
             Ok(m) => m,
@@ -595,7 +626,7 @@ impl PodSync<'_> {
         let ns = &self.key.namespace;
         let facts = pod_facts(self.pod, ns, &ctx.node, &pod_ip, &ctx.host_ip);
         let links = self.spec.enable_service_links != Some(false);
-        let env = match resolve_env(ctx, ns, c, &facts, links) {
+        let env = match super::env::resolve(ctx, ns, c, &facts, links) {
             Ok(env) => env,
             Err(msg) => return self.fail(c, "CreateContainerConfigError", msg),
         };
@@ -768,7 +799,12 @@ impl PodSync<'_> {
                 .flat_map(|a| a.hostnames.iter().map(|h| (h.clone(), a.ip.clone())))
                 .collect(),
             // A host name is one DNS label: at most 63 bytes.
-            hostname: Some(self.key.name.chars().take(63).collect()),
+            hostname: Some(
+                self.spec
+                    .hostname
+                    .clone()
+                    .unwrap_or_else(|| self.key.name.chars().take(63).collect()),
+            ),
             domainname: self.spec.subdomain.as_ref().and_then(|sub| {
                 let (_, domain) = self.ctx.cluster_dns.as_ref()?;
                 Some(format!("{sub}.{}.svc.{domain}", self.key.namespace))
@@ -839,127 +875,6 @@ fn publish_ip(host_ip: &str) -> String {
     }
 }
 
-/// The container's environment: literal values, then ConfigMap and Secret
-/// references read from the local replica. A missing reference that is not
-/// optional is an error naming it, as Kubernetes' CreateContainerConfigError.
-fn resolve_env(
-    ctx: &Ctx,
-    ns: &str,
-    c: &Container,
-    facts: &crate::resource::downward::PodFacts<'_>,
-    links: bool,
-) -> Result<Vec<(String, String)>, String> {
-    let mut env = Vec::new();
-    let data = |kind: Kind, name: &str| -> Result<Option<BTreeMap<String, String>>, String> {
-        let obj = ctx
-            .store
-            .get(&ObjectKey::new(kind, ns, name))
-            .map_err(|e| e.to_string())?;
-        let Some(obj) = obj else { return Ok(None) };
-        let mut out = BTreeMap::new();
-        if let Some(Value::Object(m)) = obj.body.get("data") {
-            for (k, v) in m {
-                let Some(s) = v.as_str() else { continue };
-                let value = if kind == Kind::Secret {
-                    let bytes =
-                        decode_base64(s).map_err(|e| format!("secret {name:?} key {k:?}: {e}"))?;
-                    String::from_utf8_lossy(&bytes).into_owned()
-                } else {
-                    s.to_string()
-                };
-                out.insert(k.clone(), value);
-            }
-        }
-        Ok(Some(out))
-    };
-    let mut linked = if links {
-        let (services, _) = ctx
-            .store
-            .list(Kind::Service, Some(ns))
-            .map_err(|e| e.to_string())?;
-        let bodies: Vec<(String, crate::resource::types::ServiceBody)> = services
-            .iter()
-            .filter_map(|o| {
-                crate::resource::types::ServiceBody::from_object(o)
-                    .ok()
-                    .map(|b| (o.metadata.name.clone(), b))
-            })
-            .collect();
-        super::links::service_links(bodies.iter().map(|(n, b)| (n.as_str(), b)))
-    } else {
-        Vec::new()
-    };
-    for from in &c.env_from {
-        let (kind, r) = match (&from.config_map_ref, &from.secret_ref) {
-            (Some(r), _) => (Kind::ConfigMap, r),
-            (None, Some(r)) => (Kind::Secret, r),
-            (None, None) => continue,
-        };
-        match data(kind, &r.name)? {
-            Some(m) => {
-                for (k, v) in m {
-                    env.push((format!("{}{k}", from.prefix.as_deref().unwrap_or("")), v));
-                }
-            }
-            None if r.optional == Some(true) => {}
-            None => {
-                return Err(format!(
-                    "{} {:?} not found",
-                    kind.as_str().to_lowercase(),
-                    r.name
-                ));
-            }
-        }
-    }
-    for e in &c.env {
-        if let Some(v) = &e.value {
-            env.push((e.name.clone(), v.clone()));
-            continue;
-        }
-        let Some(src) = &e.value_from else {
-            env.push((e.name.clone(), String::new()));
-            continue;
-        };
-        if let Some(f) = &src.field_ref {
-            let field = crate::resource::downward::parse_field_path(&f.field_path, false)
-                .map_err(|err| format!("env {}: {err}", e.name))?;
-            env.push((
-                e.name.clone(),
-                crate::resource::downward::field_value(&field, facts),
-            ));
-            continue;
-        }
-        if let Some(r) = &src.resource_field_ref {
-            let v = crate::resource::downward::resource_value(r, c, ctx.allocatable())
-                .map_err(|err| format!("env {}: {err}", e.name))?;
-            env.push((e.name.clone(), v));
-            continue;
-        }
-        let (kind, sel) = match (&src.config_map_key_ref, &src.secret_key_ref) {
-            (Some(s), _) => (Kind::ConfigMap, s),
-            (None, Some(s)) => (Kind::Secret, s),
-            (None, None) => continue,
-        };
-        match data(kind, &sel.name)?.and_then(|m| m.get(&sel.key).cloned()) {
-            Some(v) => env.push((e.name.clone(), v)),
-            None if sel.optional == Some(true) => {}
-            None => {
-                return Err(format!(
-                    "couldn't find key {} in {} {:?} (for env {})",
-                    sel.key,
-                    kind.as_str(),
-                    sel.name,
-                    e.name
-                ));
-            }
-        }
-    }
-    // The container's own variables win over the links, as in Kubernetes.
-    linked.retain(|(name, _)| !env.iter().any(|(n, _)| n == name));
-    linked.append(&mut env);
-    Ok(linked)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -977,5 +892,31 @@ mod tests {
         };
         assert_ne!(spec_hash(&a), spec_hash(&b));
         assert_eq!(spec_hash(&a), spec_hash(&a.clone()));
+    }
+
+    #[test]
+    fn the_deadline_counts_from_the_start_time() {
+        let spec = PodSpec {
+            active_deadline_seconds: Some(60),
+            ..PodSpec::default()
+        };
+        let mut st = PodStatus {
+            start_time: Some("2026-01-01T00:00:00Z".into()),
+            ..PodStatus::default()
+        };
+        let start = parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        assert!(!deadline_exceeded(&spec, &st, start + 59));
+        assert!(deadline_exceeded(&spec, &st, start + 60));
+        assert!(!deadline_exceeded(&PodSpec::default(), &st, start + 600));
+        st.phase = Some(PodPhase::Succeeded);
+        assert!(
+            !deadline_exceeded(&spec, &st, start + 600),
+            "a finished pod stays as it is"
+        );
+        st = PodStatus::default();
+        assert!(
+            !deadline_exceeded(&spec, &st, start + 600),
+            "not started yet"
+        );
     }
 }

@@ -51,6 +51,15 @@ fn ready_pod(o: &Object) -> Option<ReadyPod> {
     })
 }
 
+/// The pod's name under a Service in DNS: its `hostname` when its
+/// `subdomain` is this Service (as Kubernetes names it), else its name.
+fn dns_label(p: &ReadyPod, service: &str) -> String {
+    match (&p.spec.spec.hostname, &p.spec.spec.subdomain) {
+        (Some(h), Some(sub)) if sub == service => h.clone(),
+        _ => p.name.clone(),
+    }
+}
+
 /// The container port a Service port's `targetPort` means in this pod.
 fn container_port(target: Option<&IntOrString>, port: u16, pod: &PodBody) -> Option<u16> {
     match target {
@@ -160,7 +169,7 @@ pub fn build(services: &[Object], pods: &[Object], local: Local<'_>) -> ServiceT
                         Some(Endpoint {
                             ip,
                             port,
-                            pod: p.name.clone(),
+                            pod: dns_label(p, &key.name),
                             node: p.node.clone(),
                         })
                     })
@@ -237,6 +246,25 @@ mod tests {
         assert_eq!(e.iter().map(|e| e.pod.as_str()).collect::<Vec<_>>(), ["a"]);
         let t = build(&services, &pods, at("n1"));
         assert_eq!(t.get("default", "web").unwrap().ports[0].endpoints.len(), 2);
+    }
+
+    #[test]
+    fn a_hostname_names_the_pod_under_its_subdomain_service_only() {
+        let services = [
+            svc("db", "None", json!([{"port": 80}])),
+            svc("web", "10.96.0.10", json!([{"port": 80}])),
+        ];
+        let mut named = pod("db-x7", "n1", true, "172.17.0.5", "192.168.1.1", json!([]));
+        named.body["spec"]["hostname"] = json!("primary");
+        named.body["spec"]["subdomain"] = json!("db");
+        let t = build(&services, &[named], at("n1"));
+        let label = |svc: &str| {
+            t.get("default", svc).unwrap().ports[0].endpoints[0]
+                .pod
+                .clone()
+        };
+        assert_eq!(label("db"), "primary");
+        assert_eq!(label("web"), "db-x7");
     }
 
     #[test]

@@ -53,7 +53,8 @@ pub struct Endpoint {
     /// Port at `ip`: the container port on this node, the published host
     /// port on another.
     pub port: u16,
-    /// Pod name (a DNS label, used for SRV targets).
+    /// The pod's DNS label (`POD.SERVICE.NS.svc`, SRV targets): its
+    /// hostname when its subdomain is the Service, else its name.
     pub pod: String,
     /// Node the pod runs on.
     pub node: String,

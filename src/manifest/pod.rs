@@ -205,6 +205,20 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
         check_pod_security_context(sc, &format!("{path}.securityContext"))?;
     }
 
+    if let Some(h) = &spec.hostname
+        && !is_dns_label(h)
+    {
+        return fail(
+            format!("{path}.hostname"),
+            format!("{h:?} is not valid: it must be {DNS_LABEL_RULE}"),
+        );
+    }
+    if spec.active_deadline_seconds == Some(0) {
+        return fail(
+            format!("{path}.activeDeadlineSeconds"),
+            "must be at least 1",
+        );
+    }
     if let Some(sub) = &spec.subdomain
         && !is_dns_label(sub)
     {

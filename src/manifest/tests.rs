@@ -1060,3 +1060,26 @@ fn lifecycle_hooks() {
         "{initContainers: [{name: i, image: b, restartPolicy: Always, lifecycle: {preStop: {sleep: {seconds: 1}}}}], containers: [{name: a, image: b}]}",
     ));
 }
+
+#[test]
+fn hostname_and_active_deadline() {
+    let pod =
+        |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {spec}\n");
+    ok(&pod(
+        "{hostname: primary, subdomain: db, activeDeadlineSeconds: 30, containers: [{name: a, image: b}]}",
+    ));
+    let e = err(&pod(
+        "{hostname: Primary_1, containers: [{name: a, image: b}]}",
+    ));
+    assert!(
+        e.contains("spec.hostname: \"Primary_1\" is not valid"),
+        "{e}"
+    );
+    let e = err(&pod(
+        "{activeDeadlineSeconds: 0, containers: [{name: a, image: b}]}",
+    ));
+    assert!(
+        e.ends_with("spec.activeDeadlineSeconds: must be at least 1"),
+        "{e}"
+    );
+}

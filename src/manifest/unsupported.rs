@@ -29,7 +29,6 @@ pub(super) const TEMPLATE_META_UNSUPPORTED: &[&str] = &[
     "uid",
 ];
 pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
-    "activeDeadlineSeconds",
     "affinity",
     "automountServiceAccountToken",
     "ephemeralContainers",
@@ -37,7 +36,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "hostNetwork",
     "hostPID",
     "hostUsers",
-    "hostname",
     "imagePullSecrets",
     "os",
     "overhead",

@@ -262,6 +262,13 @@ pub struct PodSpec {
     pub restart_policy: Option<RestartPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_grace_period_seconds: Option<u64>,
+    /// Seconds from the pod's start after which its node stops it as
+    /// Failed, `DeadlineExceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<u64>,
+    /// The containers' host name; the pod's name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// Binds the pod to this node, bypassing the scheduler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
