@@ -62,11 +62,8 @@ pub(super) const CONTAINER_UNSUPPORTED: &[&str] = &[
     "lifecycle",
     "resizePolicy",
     "restartPolicy",
-    "stdin",
-    "stdinOnce",
     "terminationMessagePath",
     "terminationMessagePolicy",
-    "tty",
     "volumeDevices",
 ];
 pub(super) const CONTAINER_PORT_UNSUPPORTED: &[&str] = &["hostIP"];

@@ -371,6 +371,17 @@ pub struct Container {
     pub image_pull_policy: Option<ImagePullPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
+    /// Keep a stdin open for the main process (`shoal attach -i` writes to it).
+    // Skipped when false so that pods stored before these fields keep their
+    // spec hash (a changed hash would replace their containers).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin: bool,
+    /// Close that stdin once the first attached client detaches.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_once: bool,
+    /// Give the main process a terminal (needs `stdin`, as in Kubernetes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
 }
 
 /// When the runtime pulls an image.
