@@ -63,7 +63,7 @@ async fn ticking(addr: &str, name: &str) -> u64 {
     loop {
         let (code, out, err) = shoal_cli(addr, &["logs", name]).await;
         if code == 0
-            && out.starts_with("before-attach")
+            && out.lines().any(|l| l == "before-attach")
             && let Some(n) = last_tick(&out)
         {
             return n;

@@ -3,8 +3,8 @@ use crate::resource::types::Body;
 
 mod daemonset;
 mod security;
-mod stdin;
 mod statefulset;
+mod stdin;
 
 const CRONJOB: &str = include_str!("../../tests/fixtures/k8s-examples/cronjob.yaml");
 const EXEC_LIVENESS: &str = include_str!("../../tests/fixtures/k8s-examples/exec-liveness.yaml");
