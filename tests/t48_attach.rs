@@ -248,11 +248,13 @@ async fn docker_attach_through_the_other_node() {
     );
 
     // A terminal: `script` gives the CLI a pty of 27 rows and 91 columns;
-    // the container's own terminal takes that size, the shell in it reads
-    // what is typed, and its exit code comes back through script.
+    // the container's own terminal takes that size, then the new one when
+    // the local terminal changes (a background `stty` on the pty makes the
+    // kernel send SIGWINCH); the shell in it reads what is typed, and its
+    // exit code comes back through script.
     wait_running(&api, "term").await;
     let cmd = format!(
-        "stty cols 91 rows 27; {} --addr {addr} attach -it term",
+        "stty cols 91 rows 27; (sleep 4; stty cols 100 rows 33 < /dev/tty) & {} --addr {addr} attach -it term",
         env!("CARGO_BIN_EXE_shoal")
     );
     let out = tokio::task::spawn_blocking(move || {
@@ -266,8 +268,10 @@ async fn docker_attach_through_the_other_node() {
         // container's terminal as a hang-up.
         let mut keep = child.stdin.take().expect("stdin");
         std::thread::sleep(Duration::from_secs(2));
-        keep.write_all(b"busybox stty size; [ -t 0 ] && echo IS-A-TTY; exit 4\n")
-            .expect("type");
+        keep.write_all(
+            b"busybox stty size; [ -t 0 ] && echo IS-A-TTY; sleep 5; busybox stty size; exit 4\n",
+        )
+        .expect("type");
         let out = child.wait_with_output().expect("script ends");
         drop(keep);
         out
@@ -275,7 +279,12 @@ async fn docker_attach_through_the_other_node() {
     .await
     .expect("join");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("27 91"), "{text:?}");
+    let sizes: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.split(' ').count() == 2 && l.split(' ').all(|n| n.parse::<u16>().is_ok()))
+        .collect();
+    assert_eq!(sizes, ["27 91", "33 100"], "{text:?}");
     assert!(text.contains("IS-A-TTY"), "{text:?}");
     assert_eq!(out.status.code(), Some(4), "{text:?}");
 
@@ -318,10 +327,23 @@ async fn process_attach_through_the_other_node() {
             "    stdin: true\n",
             "Always",
         ),
+        pod(
+            node,
+            "host",
+            "ender",
+            "echo early; sleep 4; echo bye; exit 6",
+            "",
+            "Never",
+        ),
     ] {
         let (code, v) = api.apply(&m).await;
         assert_eq!(code, 200, "{v}");
     }
+    // Attached while it runs: what it writes next, then its exit code.
+    wait_running(&api, "ender").await;
+    let (code, out, err) = shoal_cli(&addr, &["attach", "ender"]).await;
+    assert_eq!((code, out.as_str()), (6, "bye\n"), "{err}");
+
     wait_running(&api, "ticker").await;
     // One pipe carries both streams of a host process: no stderr apart.
     attach_sees_new_output_and_detaches(&api, &addr, "ticker", false).await;
