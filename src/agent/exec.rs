@@ -166,6 +166,18 @@ impl ExecService {
             sessions: Sessions::new(IDLE, MAX_SESSIONS),
         });
         net.set_handler(Channel::Exec, Arc::new(ExecHandler(svc.clone())));
+        // Swept on a timer, not only when another session opens: an attach
+        // whose client vanished (its API node died before `Close`) would
+        // otherwise stop reading for good, and Docker blocks a container's
+        // writes once an attached reader stops.
+        let weak = Arc::downgrade(&svc);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(IDLE / 4).await;
+                let Some(svc) = weak.upgrade() else { return };
+                svc.sessions.sweep();
+            }
+        });
         svc
     }
 

@@ -82,6 +82,16 @@ impl<T> Sessions<T> {
         }
     }
 
+    /// Drops every session nobody used for the idle time; how many.
+    pub(crate) fn sweep(&self) -> usize {
+        let Ok(mut map) = self.map.lock() else {
+            return 0;
+        };
+        let (before, idle) = (map.len(), self.idle);
+        map.retain(|_, e| e.used.elapsed() < idle);
+        before - map.len()
+    }
+
     /// Ends the session `id` if `owner` opened it.
     pub(crate) fn remove(&self, owner: Owner, id: u64) {
         if let Ok(mut map) = self.map.lock()
@@ -260,6 +270,10 @@ mod tests {
         assert!(s.insert(me, 4).is_ok(), "room again");
 
         let quick: Sessions<u8> = Sessions::new(Duration::ZERO, 1);
+        quick.insert(None, 1).expect("first");
+        assert_eq!(quick.sweep(), 1, "an idle one is swept");
+        assert_eq!(quick.len(), 0);
+        assert_eq!(s.sweep(), 0, "a used one stays");
         quick.insert(None, 1).expect("first");
         assert!(
             quick.insert(None, 2).is_ok(),

@@ -462,7 +462,12 @@ mod tests {
             // So does attach: its stdin is the main process's.
             (Edit, post(), "/v1/namespaces/default/pods/p/attach", true),
             (View, post(), "/v1/namespaces/default/pods/p/attach", false),
-            (Metrics, post(), "/v1/namespaces/default/pods/p/attach", false),
+            (
+                Metrics,
+                post(),
+                "/v1/namespaces/default/pods/p/attach",
+                false,
+            ),
             (Metrics, get(), "/metrics", true),
             (Metrics, get(), "/v1/namespaces/default/pods", false),
             (Metrics, get(), "/v1/raft", false),
