@@ -222,6 +222,26 @@ async fn docker_attach_through_the_other_node() {
         code != 0 && err.contains("was not created with stdin: true"),
         "{code} {err}"
     );
+    // -t on a container without a terminal: kubectl's warning, and the
+    // attach goes on without one (ended by SIGINT as the README does it).
+    let out = tokio::process::Command::new("timeout")
+        .args(["--preserve-status", "-s", "INT", "2"])
+        .arg(env!("CARGO_BIN_EXE_shoal"))
+        .args(["--addr", &addr, "attach", "-t", "ticker"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("timeout runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("Unable to use a TTY - container main did not allocate one"),
+        "{err}"
+    );
+    assert!(
+        last_tick(&String::from_utf8_lossy(&out.stdout)).is_some(),
+        "{out:?}"
+    );
     let (code, _, err) = shoal_cli(&addr, &["attach", "ticker", "-c", "nope"]).await;
     assert!(
         code != 0 && err.contains("container nope is not valid"),
