@@ -20,6 +20,7 @@ pub struct AttachArgs {
     /// Use the container's terminal (it needs `tty: true`; raw mode here).
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// The pod's namespace (`default` when not given).
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
 }

@@ -148,7 +148,8 @@ pub enum Cmd {
     /// (`exec POD [-c C] [-i] [-t] -- CMD ARGS...`); exits with its code.
     Exec(exec::ExecArgs),
     /// Attach to a running container's main process, through any node
-    /// (`attach POD [-c C] [-i] [-t]`); Ctrl-C detaches without stopping it.
+    /// (`attach POD [-c C] [-i] [-t]`); without a terminal, Ctrl-C detaches
+    /// and leaves it running.
     Attach(attach::AttachArgs),
     /// Forward local ports to a pod's (or a Service's ready endpoint's)
     /// ports through any node, until Ctrl-C.
