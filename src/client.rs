@@ -163,6 +163,55 @@ impl Client {
     /// Opens a connection upgraded to `proto` at `path` (a POST), for
     /// streams both ways (`exec`); an answer other than 101 is an error.
     pub async fn upgrade(&self, path: &str, proto: &str) -> Result<reqwest::Upgraded, ClientError> {
+        self.upgrade_with_headers(path, proto)
+            .await
+            .map(|(_, io)| io)
+    }
+
+    /// Attaches to the main process of a pod's container (`container`, or
+    /// the pod's only one); the connection then carries
+    /// [`crate::api::frames`]. `size` is the terminal's first (columns, rows).
+    pub async fn attach(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        stdin: bool,
+        size: Option<(u16, u16)>,
+    ) -> Result<Attach, ClientError> {
+        use crate::api::frames;
+        let mut path = format!("/v1/namespaces/{namespace}/pods/{pod}/attach?stdin={stdin}");
+        if let Some(c) = container {
+            path.push_str(&format!("&container={c}"));
+        }
+        if let Some((w, h)) = size {
+            path.push_str(&format!("&width={w}&height={h}"));
+        }
+        let (headers, io) = self.upgrade_with_headers(&path, frames::UPGRADE).await?;
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let container =
+            header(frames::ATTACH_CONTAINER_HEADER).ok_or_else(|| ClientError::Decode {
+                path: path.clone(),
+                msg: format!("no {} header", frames::ATTACH_CONTAINER_HEADER),
+            })?;
+        Ok(Attach {
+            io,
+            container,
+            tty: header(frames::ATTACH_TTY_HEADER).as_deref() == Some("true"),
+        })
+    }
+
+    /// [`Client::upgrade`], with the headers of the 101.
+    async fn upgrade_with_headers(
+        &self,
+        path: &str,
+        proto: &str,
+    ) -> Result<(reqwest::header::HeaderMap, reqwest::Upgraded), ClientError> {
         let mut req = self
             .http
             .post(format!("{}{}", self.base, path))
@@ -188,11 +237,23 @@ impl Client {
                 routed: api_error.is_some(),
             });
         }
-        resp.upgrade().await.map_err(|e| ClientError::Request {
+        let headers = resp.headers().clone();
+        let io = resp.upgrade().await.map_err(|e| ClientError::Request {
             base: self.base.clone(),
             msg: format!("upgrading the connection: {e}"),
-        })
+        })?;
+        Ok((headers, io))
     }
+}
+
+/// An attached session ([`Client::attach`]).
+pub struct Attach {
+    /// The upgraded connection, carrying frames both ways.
+    pub io: reqwest::Upgraded,
+    /// The container attached to.
+    pub container: String,
+    /// Whether it has a terminal: its output then comes as one stream.
+    pub tty: bool,
 }
 
 /// A failed send as the error the CLI explains.

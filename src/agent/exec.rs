@@ -28,10 +28,13 @@ use super::logs::pick;
 use super::sessions::{LocateError, Owner, Sessions, locate, locate_pod, peer_of};
 use crate::net::{Channel, Handler, Net};
 use crate::runtime::{
-    ContainerState, DynRuntime, ExecChunk, ExecControl, ExecRequest, LABEL_CONTAINER,
-    LABEL_POD_UID, RuntimeError,
+    AttachRequest, ContainerState, DynRuntime, ExecChunk, ExecControl, ExecRequest,
+    LABEL_CONTAINER, LABEL_POD_UID, RuntimeError,
 };
 use crate::store::Store;
+
+mod attach;
+pub use attach::Attached;
 
 /// The most stdin bytes one write carries.
 pub const MAX_WRITE: usize = 32 * 1024;
@@ -96,6 +99,12 @@ enum Request {
     Close {
         session: u64,
     },
+    // Last, so that the variants before keep their tags on the wire.
+    Attach {
+        pod_uid: String,
+        container: String,
+        req: AttachRequest,
+    },
 }
 
 /// What one read returns.
@@ -157,6 +166,18 @@ impl ExecService {
             sessions: Sessions::new(IDLE, MAX_SESSIONS),
         });
         net.set_handler(Channel::Exec, Arc::new(ExecHandler(svc.clone())));
+        // Swept on a timer, not only when another session opens: an attach
+        // whose client vanished (its API node died before `Close`) would
+        // otherwise stop reading for good, and Docker blocks a container's
+        // writes once an attached reader stops.
+        let weak = Arc::downgrade(&svc);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(IDLE / 4).await;
+                let Some(svc) = weak.upgrade() else { return };
+                svc.sessions.sweep();
+            }
+        });
         svc
     }
 
@@ -263,6 +284,23 @@ impl ExecService {
         })
     }
 
+    /// The engine id of the pod's running container `container`, here.
+    async fn running_container(&self, pod_uid: String, container: &str) -> Result<String, String> {
+        let labels = BTreeMap::from([
+            (LABEL_POD_UID.to_string(), pod_uid),
+            (LABEL_CONTAINER.to_string(), container.to_string()),
+        ]);
+        let list = self
+            .runtime
+            .list(&labels)
+            .await
+            .map_err(|e| e.to_string())?;
+        pick(list, false)
+            .filter(|c| c.state == ContainerState::Running)
+            .map(|c| c.id)
+            .ok_or_else(|| format!("container {container} is not running"))
+    }
+
     async fn serve(&self, from: Owner, req: Request) -> Result<Output, String> {
         match req {
             Request::OpenPort { pod_uid, port } => {
@@ -278,21 +316,32 @@ impl ExecService {
                 container,
                 req,
             } => {
-                let labels = BTreeMap::from([
-                    (LABEL_POD_UID.to_string(), pod_uid),
-                    (LABEL_CONTAINER.to_string(), container.clone()),
-                ]);
-                let list = self
-                    .runtime
-                    .list(&labels)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let c = pick(list, false)
-                    .filter(|c| c.state == ContainerState::Running)
-                    .ok_or_else(|| format!("container {container} is not running"))?;
+                let id = self.running_container(pod_uid, &container).await?;
                 let s = self
                     .runtime
-                    .exec_interactive(&c.id, req)
+                    .exec_interactive(&id, req)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let running = Running {
+                    output: Mutex::new(s.output),
+                    input: Mutex::new(s.input),
+                    control: s.control,
+                };
+                let (session, _) = self.sessions.insert(from, running)?;
+                Ok(Output {
+                    session,
+                    ..Output::default()
+                })
+            }
+            Request::Attach {
+                pod_uid,
+                container,
+                req,
+            } => {
+                let id = self.running_container(pod_uid, &container).await?;
+                let s = self
+                    .runtime
+                    .attach(&id, req)
                     .await
                     .map_err(|e| e.to_string())?;
                 let running = Running {

@@ -111,6 +111,7 @@ impl LogService {
             node,
             uid,
             container,
+            ..
         } = locate(&self.store, namespace, pod, container).map_err(|e| match e {
             LocateError::NotFound(m) => LogsError::NotFound(m),
             LocateError::BadRequest(m) => LogsError::BadRequest(m),

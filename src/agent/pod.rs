@@ -788,6 +788,9 @@ impl PodSync<'_> {
                 .and_then(|l| l.get("memory"))
                 .and_then(|q| q.memory_bytes().ok()),
             working_dir: c.working_dir.clone(),
+            stdin: c.stdin,
+            stdin_once: c.stdin_once,
+            tty: c.tty,
             mounts: Vec::new(),
             dns_servers: dns.servers,
             dns_search: dns.search,

@@ -82,6 +82,16 @@ impl<T> Sessions<T> {
         }
     }
 
+    /// Drops every session nobody used for the idle time; how many.
+    pub(crate) fn sweep(&self) -> usize {
+        let Ok(mut map) = self.map.lock() else {
+            return 0;
+        };
+        let (before, idle) = (map.len(), self.idle);
+        map.retain(|_, e| e.used.elapsed() < idle);
+        before - map.len()
+    }
+
     /// Ends the session `id` if `owner` opened it.
     pub(crate) fn remove(&self, owner: Owner, id: u64) {
         if let Ok(mut map) = self.map.lock()
@@ -107,6 +117,12 @@ pub(crate) struct Located {
     pub uid: String,
     /// The container's name.
     pub container: String,
+    /// Its place in the pod's `containers`, for messages naming its fields.
+    pub index: usize,
+    /// Whether it was created with a stdin kept open (`stdin: true`).
+    pub stdin: bool,
+    /// Whether it was created with a terminal (`tty: true`).
+    pub tty: bool,
 }
 
 /// Errors of finding a pod's container.
@@ -164,11 +180,14 @@ pub(crate) fn locate(
 ) -> Result<Located, LocateError> {
     let obj = pod_object(store, namespace, pod)?;
     let spec = obj.body.get("spec");
-    let names: Vec<String> = spec
+    let containers: Vec<&Value> = spec
         .and_then(|s| s.get("containers"))
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
+        .collect();
+    let names: Vec<String> = containers
+        .iter()
         .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
         .collect();
     let container = match container {
@@ -186,9 +205,23 @@ pub(crate) fn locate(
         }
     };
     let node = node_of(&obj, pod)?;
+    let index = containers
+        .iter()
+        .position(|c| c.get("name").and_then(Value::as_str) == Some(container.as_str()))
+        .unwrap_or_default();
+    let flag = |name: &str| {
+        containers
+            .get(index)
+            .and_then(|c| c.get(name))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
     Ok(Located {
         node,
         uid: obj.metadata.uid.clone().unwrap_or_default(),
+        index,
+        stdin: flag("stdin"),
+        tty: flag("tty"),
         container,
     })
 }
@@ -237,6 +270,10 @@ mod tests {
         assert!(s.insert(me, 4).is_ok(), "room again");
 
         let quick: Sessions<u8> = Sessions::new(Duration::ZERO, 1);
+        quick.insert(None, 1).expect("first");
+        assert_eq!(quick.sweep(), 1, "an idle one is swept");
+        assert_eq!(quick.len(), 0);
+        assert_eq!(s.sweep(), 0, "a used one stays");
         quick.insert(None, 1).expect("first");
         assert!(
             quick.insert(None, 2).is_ok(),

@@ -459,6 +459,15 @@ mod tests {
             (Edit, post(), "/v1/namespaces/default/pods/p/exec", true),
             (View, post(), "/v1/namespaces/default/pods/p/exec", false),
             (Metrics, post(), "/v1/namespaces/default/pods/p/exec", false),
+            // So does attach: its stdin is the main process's.
+            (Edit, post(), "/v1/namespaces/default/pods/p/attach", true),
+            (View, post(), "/v1/namespaces/default/pods/p/attach", false),
+            (
+                Metrics,
+                post(),
+                "/v1/namespaces/default/pods/p/attach",
+                false,
+            ),
             (Metrics, get(), "/metrics", true),
             (Metrics, get(), "/v1/namespaces/default/pods", false),
             (Metrics, get(), "/v1/raft", false),

@@ -1,6 +1,7 @@
 //! `POST .../pods/{name}/exec`: runs a command in a pod's container on
-//! whichever node runs it; `POST .../pods/{name}/portforward` connects to
-//! one of its ports from there. The HTTP connection is upgraded (`Upgrade:
+//! whichever node runs it; `POST .../pods/{name}/attach` attaches to the
+//! container's main process there; `POST .../pods/{name}/portforward`
+//! connects to one of its ports from there. The HTTP connection is upgraded (`Upgrade:
 //! shoal-exec`) and then carries [`super::frames`] both ways: stdin and
 //! terminal sizes in, output and finally the exit code out.
 
@@ -83,6 +84,46 @@ pub(super) async fn pod_exec(
         .map_err(api_error)?;
     ::metrics::counter!(crate::api::metrics::EXEC_SESSIONS_TOTAL).increment(1);
     Ok(upgraded(req, conn, &ns, &name))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AttachQuery {
+    container: Option<String>,
+    #[serde(default)]
+    stdin: bool,
+    width: Option<u16>,
+    height: Option<u16>,
+}
+
+/// `POST .../pods/{name}/attach`: to the container's main process, on
+/// whichever node runs it; the 101 names the container and says whether it
+/// has a terminal, which decides how the client shows its output (a
+/// terminal's output is one stream, as kubectl forces `-t` for it).
+pub(super) async fn pod_attach(
+    State(s): State<ApiState>,
+    Extension(_caller): Extension<auth::Caller>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<AttachQuery>,
+    req: Request,
+) -> ApiResult<Response> {
+    let exec = exec_service(&s)?;
+    check_upgrade(&req, "attach")?;
+    let size = q.width.zip(q.height);
+    let at = exec
+        .attach(&ns, &name, q.container.as_deref(), q.stdin, size)
+        .await
+        .map_err(api_error)?;
+    ::metrics::counter!(crate::api::metrics::ATTACH_SESSIONS_TOTAL).increment(1);
+    let mut resp = upgraded(req, at.conn, &ns, &name);
+    let h = resp.headers_mut();
+    if let Ok(v) = header::HeaderValue::from_str(&at.container) {
+        h.insert(frames::ATTACH_CONTAINER_HEADER, v);
+    }
+    h.insert(
+        frames::ATTACH_TTY_HEADER,
+        header::HeaderValue::from_static(if at.tty { "true" } else { "false" }),
+    );
+    Ok(resp)
 }
 
 #[derive(Debug, Deserialize)]

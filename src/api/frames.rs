@@ -7,6 +7,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The `Upgrade` token of an exec connection.
 pub const UPGRADE: &str = "shoal-exec";
+/// The header of an attach's 101 naming the container attached to.
+pub const ATTACH_CONTAINER_HEADER: &str = "shoal-attach-container";
+/// The header of an attach's 101 saying whether the container has a
+/// terminal (`true` or `false`).
+pub const ATTACH_TTY_HEADER: &str = "shoal-attach-tty";
 /// The most bytes one frame carries.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
 

@@ -65,6 +65,8 @@ pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "shoal_api_tls_handshake_failures
 
 /// `shoal_api_exec_sessions_total`.
 pub const EXEC_SESSIONS_TOTAL: &str = "shoal_api_exec_sessions_total";
+/// `shoal_api_attach_sessions_total`.
+pub const ATTACH_SESSIONS_TOTAL: &str = "shoal_api_attach_sessions_total";
 /// `shoal_api_port_forward_connections_total`.
 pub const PORT_FORWARD_CONNECTIONS_TOTAL: &str = "shoal_api_port_forward_connections_total";
 /// `shoal_api_exec_bytes_total`.
@@ -75,6 +77,10 @@ pub const FAMILIES: &[Def] = &[
     counter(
         EXEC_SESSIONS_TOTAL,
         "exec sessions this node's API started (the command may run on another node).",
+    ),
+    counter(
+        ATTACH_SESSIONS_TOTAL,
+        "attach sessions this node's API started (the container may run on another node).",
     ),
     counter(
         PORT_FORWARD_CONNECTIONS_TOTAL,

@@ -171,6 +171,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .route("/v1/namespaces/{ns}/pods/{name}/exec", post(exec::pod_exec))
         .route(
+            "/v1/namespaces/{ns}/pods/{name}/attach",
+            post(exec::pod_attach),
+        )
+        .route(
             "/v1/namespaces/{ns}/pods/{name}/portforward",
             post(exec::pod_port_forward),
         )

@@ -53,11 +53,7 @@ impl std::error::Error for RemoteExit {}
 /// Runs `shoal exec`.
 pub async fn exec(client: &Client, a: ExecArgs) -> anyhow::Result<()> {
     let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
-    let pod = match a.pod.split_once('/') {
-        Some((k, name)) if Kind::from_user(k) == Some(Kind::Pod) => name.to_string(),
-        Some((k, _)) => bail!("exec in {k:?}: name a pod (POD or pod/NAME)"),
-        None => a.pod.clone(),
-    };
+    let pod = pod_name(&a.pod, "exec in")?;
     let size = if a.tty { terminal_size() } else { None };
     let target = Target {
         ns: &ns,
@@ -71,9 +67,36 @@ pub async fn exec(client: &Client, a: ExecArgs) -> anyhow::Result<()> {
         false => None,
     };
     let (mut rd, wr) = tokio::io::split(io);
+    let tasks = spawn_input(wr, a.stdin, a.tty);
+    let result = relay(&mut rd, &mut std::io::stdout(), &mut std::io::stderr()).await;
+    for t in tasks {
+        t.abort();
+    }
+    match result? {
+        0 => Ok(()),
+        code => Err(RemoteExit(code).into()),
+    }
+}
+
+/// The pod `arg` names (`POD` or `pod/NAME`); `what` starts the message
+/// for another kind.
+pub(super) fn pod_name(arg: &str, what: &str) -> anyhow::Result<String> {
+    match arg.split_once('/') {
+        Some((k, name)) if Kind::from_user(k) == Some(Kind::Pod) => Ok(name.to_string()),
+        Some((k, _)) => bail!("{what} {k:?}: name a pod (POD or pod/NAME)"),
+        None => Ok(arg.to_string()),
+    }
+}
+
+/// Starts what feeds a session: this process's stdin when `stdin`, the
+/// terminal's size changes when `tty`. Abort the tasks once it ends.
+pub(super) fn spawn_input<W>(wr: W, stdin: bool, tty: bool) -> Vec<tokio::task::JoinHandle<()>>
+where
+    W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let wr = Arc::new(Mutex::new(wr));
     let mut tasks = Vec::new();
-    if a.stdin {
+    if stdin {
         let wr = wr.clone();
         tasks.push(tokio::spawn(async move {
             let mut stdin = tokio::io::stdin();
@@ -95,8 +118,7 @@ pub async fn exec(client: &Client, a: ExecArgs) -> anyhow::Result<()> {
             }
         }));
     }
-    if a.tty {
-        let wr = wr.clone();
+    if tty {
         tasks.push(tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut winch) = signal(SignalKind::window_change()) else {
@@ -113,14 +135,7 @@ pub async fn exec(client: &Client, a: ExecArgs) -> anyhow::Result<()> {
             }
         }));
     }
-    let result = relay(&mut rd, &mut std::io::stdout(), &mut std::io::stderr()).await;
-    for t in tasks {
-        t.abort();
-    }
-    match result? {
-        0 => Ok(()),
-        code => Err(RemoteExit(code).into()),
-    }
+    tasks
 }
 
 /// The container a session runs in.
@@ -184,7 +199,7 @@ pub(super) async fn relay<R: tokio::io::AsyncRead + Unpin>(
 nix::ioctl_read_bad!(tiocgwinsz, nix::libc::TIOCGWINSZ, nix::libc::winsize);
 
 /// The local terminal's (columns, rows), when stdout or stdin is one.
-fn terminal_size() -> Option<(u16, u16)> {
+pub(super) fn terminal_size() -> Option<(u16, u16)> {
     use std::os::fd::AsRawFd;
     for fd in [std::io::stdout().as_raw_fd(), std::io::stdin().as_raw_fd()] {
         let mut ws = nix::libc::winsize {
@@ -202,13 +217,13 @@ fn terminal_size() -> Option<(u16, u16)> {
 }
 
 /// The local terminal in raw mode; dropping it restores the old mode.
-struct RawMode {
+pub(super) struct RawMode {
     saved: nix::sys::termios::Termios,
 }
 
 impl RawMode {
     /// `None` when stdin is not a terminal.
-    fn enable() -> Option<RawMode> {
+    pub(super) fn enable() -> Option<RawMode> {
         use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
         let stdin = std::io::stdin();
         let saved = tcgetattr(stdin.as_fd()).ok()?;

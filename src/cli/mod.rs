@@ -32,6 +32,7 @@ macro_rules! outln {
     ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+mod attach;
 mod cells;
 mod client;
 mod cp;
@@ -146,6 +147,10 @@ pub enum Cmd {
     /// Run a command in a pod's container, through any node
     /// (`exec POD [-c C] [-i] [-t] -- CMD ARGS...`); exits with its code.
     Exec(exec::ExecArgs),
+    /// Attach to a running container's main process, through any node
+    /// (`attach POD [-c C] [-i] [-t]`); without a terminal, Ctrl-C detaches
+    /// and leaves it running.
+    Attach(attach::AttachArgs),
     /// Forward local ports to a pod's (or a Service's ready endpoint's)
     /// ports through any node, until Ctrl-C.
     PortForward(forward::ForwardArgs),
@@ -632,6 +637,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Cmd::Logs(a) => logs::logs(&client, a).await,
         Cmd::Exec(a) => exec::exec(&client, a).await,
+        Cmd::Attach(a) => attach::attach(&client, a).await,
         Cmd::PortForward(a) => forward::port_forward(&client, a).await,
         Cmd::Cp(a) => cp::cp(&client, a).await,
         Cmd::Wait {

@@ -57,11 +57,8 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
 ];
 pub(super) const CONTAINER_UNSUPPORTED: &[&str] = &[
     "resizePolicy",
-    "stdin",
-    "stdinOnce",
     "terminationMessagePath",
     "terminationMessagePolicy",
-    "tty",
     "volumeDevices",
 ];
 pub(super) const CONTAINER_PORT_UNSUPPORTED: &[&str] = &["hostIP"];

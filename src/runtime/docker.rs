@@ -20,10 +20,12 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, ExecRequest, ExecSession, LogLimits,
-    LogOptions, LogStream, PortBinding, Runtime, RuntimeError, Seccomp, Stats,
+    AttachRequest, ContainerInfo, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
+    ExecSession, LogLimits, LogOptions, LogStream, PortBinding, Runtime, RuntimeError, Seccomp,
+    Stats,
 };
 
+mod attach;
 mod create;
 mod exec;
 use create::create_body;
@@ -691,6 +693,10 @@ impl Runtime for DockerRuntime {
         req: ExecRequest,
     ) -> Result<ExecSession, RuntimeError> {
         exec::start(&self.docker, id, req).await
+    }
+
+    async fn attach(&self, id: &str, req: AttachRequest) -> Result<ExecSession, RuntimeError> {
+        attach::start(&self.docker, id, req).await
     }
 
     async fn exec(

@@ -189,6 +189,15 @@ pub struct ContainerSpec {
     /// Namespaced kernel parameters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
+    /// Keep the main process's stdin open for attached clients.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Close that stdin once the first attached client detaches.
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// Give the main process a terminal.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// Which seccomp filter a container asked for.
@@ -313,6 +322,15 @@ pub struct ExecRequest {
     pub size: Option<(u16, u16)>,
 }
 
+/// What [`Runtime::attach`] asks of a running container's main process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachRequest {
+    /// Whether the caller sends input to its stdin.
+    pub stdin: bool,
+    /// The terminal's size, (columns, rows), when the container has one.
+    pub size: Option<(u16, u16)>,
+}
+
 /// A piece of an interactive command's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecChunk {
@@ -401,6 +419,17 @@ pub trait Runtime: Send + Sync + 'static {
         let _ = (id, req);
         Err(RuntimeError::Config(format!(
             "the {} runtime cannot run a command inside a running container: exec needs a node with the docker runtime",
+            self.name()
+        )))
+    }
+
+    /// Attaches to the container's main process (`shoal attach`): its
+    /// output from now on, its stdin when asked for and the container has
+    /// one open.
+    async fn attach(&self, id: &str, req: AttachRequest) -> Result<ExecSession, RuntimeError> {
+        let _ = (id, req);
+        Err(RuntimeError::Config(format!(
+            "the {} runtime cannot attach to a container",
             self.name()
         )))
     }

@@ -42,6 +42,7 @@
 //! for the container. The exit code of a process that ends while no daemon
 //! waits for it cannot be known and is reported as `None`.
 
+mod attach;
 mod exec;
 mod lifecycle;
 pub mod logs;
@@ -73,8 +74,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, LogLimits, LogOptions, LogStream,
-    PortBinding, Runtime, RuntimeError, Stats,
+    AttachRequest, ContainerInfo, ContainerSpec, ContainerState, ExecOutput, ExecSession,
+    LogLimits, LogOptions, LogStream, PortBinding, Runtime, RuntimeError, Stats,
 };
 use security::refuse_unhonoured;
 
@@ -399,13 +400,6 @@ fn remove_leftovers(root: &Path) {
             }
         }
     }
-}
-
-/// Byte offset where the last `n` lines of `file` begin.
-#[cfg(test)]
-fn tail_offset(file: &mut std::fs::File, n: u64) -> std::io::Result<u64> {
-    let (_, offset) = tail_start(std::slice::from_mut(file), n)?;
-    Ok(offset)
 }
 
 /// Ids come from API callers: anything that is not one plain directory
@@ -891,6 +885,10 @@ impl Runtime for ProcessRuntime {
         req: crate::runtime::ExecRequest,
     ) -> Result<crate::runtime::ExecSession, RuntimeError> {
         exec::start(self, id, req).await
+    }
+
+    async fn attach(&self, id: &str, req: AttachRequest) -> Result<ExecSession, RuntimeError> {
+        attach::start(self, id, req).await
     }
 
     async fn exec(

@@ -138,7 +138,41 @@ pub(super) fn create_body(
         domainname: spec.domainname.clone(),
         user,
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        // Kubernetes' stdin, stdinOnce and tty: a stdin kept open for
+        // `shoal attach -i`, closed by the engine when the first attached
+        // client detaches if stdinOnce.
+        open_stdin: spec.stdin.then_some(true),
+        attach_stdin: spec.stdin.then_some(true),
+        stdin_once: (spec.stdin && spec.stdin_once).then_some(true),
+        tty: spec.tty.then_some(true),
         host_config: Some(host_config),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdin_stdin_once_and_tty_reach_the_engine() {
+        let body = |stdin, stdin_once, tty| {
+            let spec = ContainerSpec {
+                stdin,
+                stdin_once,
+                tty,
+                ..Default::default()
+            };
+            let b = create_body(&spec, LogLimits::default(), None);
+            (b.open_stdin, b.attach_stdin, b.stdin_once, b.tty)
+        };
+        assert_eq!(body(false, false, false), (None, None, None, None));
+        assert_eq!(
+            body(true, true, true),
+            (Some(true), Some(true), Some(true), Some(true))
+        );
+        // stdinOnce means nothing without a stdin to close.
+        assert_eq!(body(false, true, false), (None, None, None, None));
+        assert_eq!(body(false, false, true), (None, None, None, Some(true)));
     }
 }

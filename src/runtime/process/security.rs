@@ -35,6 +35,12 @@ pub(super) fn refuse_unhonoured(spec: &ContainerSpec, user: Identity) -> Result<
     if !spec.dns_options.is_empty() {
         refused.push("dnsConfig.options (a host process uses the host's resolver)");
     }
+    if spec.stdin || spec.tty {
+        // Its stdin is /dev/null and its output a FIFO the daemon pumps: a
+        // pipe or terminal held by the daemon would not outlive a restart
+        // of the daemon, which the process does.
+        refused.push("stdin and tty (a host process gets neither)");
+    }
     if !spec.sysctls.is_empty() {
         refused.push("sysctls (a host process shares the host's kernel settings)");
     }
@@ -95,6 +101,19 @@ mod tests {
             "docker runtime",
         ] {
             assert!(e.contains(part), "{part}: {e}");
+        }
+        for asks in [
+            ContainerSpec {
+                stdin: true,
+                ..Default::default()
+            },
+            ContainerSpec {
+                tty: true,
+                ..Default::default()
+            },
+        ] {
+            let e = refuse_unhonoured(&asks, NOBODY).unwrap_err();
+            assert!(e.contains("stdin and tty"), "{e}");
         }
     }
 }

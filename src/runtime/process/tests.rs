@@ -274,6 +274,12 @@ async fn logs_tail_and_follow() {
     ));
 }
 
+/// Byte offset where the last `n` lines of `file` begin.
+fn tail_offset(file: &mut std::fs::File, n: u64) -> std::io::Result<u64> {
+    let (_, offset) = tail_start(std::slice::from_mut(file), n)?;
+    Ok(offset)
+}
+
 #[test]
 fn tail_offsets() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,0 +1,112 @@
+//! Pod-spec fields of issue 18 beyond the security context: init
+//! containers and sidecars, lifecycle hooks, hostname, the active deadline.
+
+use super::*;
+
+#[test]
+fn init_containers_and_sidecars() {
+    let pod =
+        |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {spec}\n");
+    let p = ok(&pod(
+        "{initContainers: [{name: proxy, image: b, restartPolicy: Always, readinessProbe: {exec: {command: ['true']}}}, {name: migrate, image: b, command: ['true']}], containers: [{name: a, image: b}]}",
+    ));
+    let body = PodBody::from_object(&p.objects[0]).unwrap();
+    assert!(body.spec.init_containers[0].is_sidecar());
+    assert!(!body.spec.init_containers[1].is_sidecar());
+    let cases = [
+        (
+            "{initContainers: [{name: a, image: b}], containers: [{name: a, image: c}]}",
+            "spec.containers[0].name: duplicate container name \"a\"",
+        ),
+        (
+            "{initContainers: [{name: i, image: b, livenessProbe: {exec: {command: ['true']}}}], containers: [{name: a, image: c}]}",
+            "spec.initContainers[0].livenessProbe: not allowed on an init container that runs to completion",
+        ),
+        (
+            "{containers: [{name: a, image: c, restartPolicy: Always}]}",
+            "spec.containers[0].restartPolicy: only an init container may have its own restart policy",
+        ),
+        (
+            "{initContainers: [{name: i, image: b, restartPolicy: OnFailure}], containers: [{name: a, image: c}]}",
+            "spec.initContainers[0].restartPolicy: unknown variant `OnFailure`",
+        ),
+        (
+            "{initContainers: [{name: i, image: \"\"}], containers: [{name: a, image: c}]}",
+            "spec.initContainers[0].image: missing",
+        ),
+    ];
+    for (spec, want) in cases {
+        let e = err(&pod(spec));
+        assert!(e.contains(want), "{spec}: {e}");
+    }
+}
+
+#[test]
+fn lifecycle_hooks() {
+    let pod =
+        |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {spec}\n");
+    ok(&pod(
+        "{terminationGracePeriodSeconds: 10, containers: [{name: a, image: b, ports: [{name: admin, containerPort: 9000}], lifecycle: {postStart: {exec: {command: [sh, -c, 'true']}}, preStop: {httpGet: {port: admin, path: /drain}}}}, {name: c, image: b, lifecycle: {preStop: {sleep: {seconds: 10}}}}]}",
+    ));
+    let cases = [
+        (
+            "{containers: [{name: a, image: b, lifecycle: {preStop: {}}}]}",
+            "spec.containers[0].lifecycle.preStop: set exactly one of exec, httpGet or sleep",
+        ),
+        (
+            "{containers: [{name: a, image: b, lifecycle: {preStop: {tcpSocket: {port: 80}}}}]}",
+            "spec.containers[0].lifecycle.preStop.tcpSocket: deprecated and never run by the kubelet",
+        ),
+        (
+            "{containers: [{name: a, image: b, lifecycle: {postStart: {httpGet: {port: web}}}}]}",
+            "spec.containers[0].lifecycle.postStart.httpGet.port: no port named \"web\"",
+        ),
+        (
+            "{terminationGracePeriodSeconds: 5, containers: [{name: a, image: b, lifecycle: {preStop: {sleep: {seconds: 6}}}}]}",
+            "spec.containers[0].lifecycle.preStop.sleep.seconds: 6 must be between 0 and the pod's terminationGracePeriodSeconds (5)",
+        ),
+        (
+            "{containers: [{name: a, image: b, lifecycle: {preStop: {exec: {command: []}}}}]}",
+            "spec.containers[0].lifecycle.preStop.exec.command: must not be empty",
+        ),
+        (
+            "{initContainers: [{name: i, image: b, lifecycle: {preStop: {sleep: {seconds: 1}}}}], containers: [{name: a, image: b}]}",
+            "spec.initContainers[0].lifecycle: not allowed on an init container that runs to completion",
+        ),
+        (
+            "{containers: [{name: a, image: b, lifecycle: {stopSignal: SIGUSR1}}]}",
+            "spec.containers[0].lifecycle.stopSignal: field not supported by shoal",
+        ),
+    ];
+    for (spec, want) in cases {
+        let e = err(&pod(spec));
+        assert!(e.contains(want), "{spec}: {e}");
+    }
+    // A sidecar may have hooks.
+    ok(&pod(
+        "{initContainers: [{name: i, image: b, restartPolicy: Always, lifecycle: {preStop: {sleep: {seconds: 1}}}}], containers: [{name: a, image: b}]}",
+    ));
+}
+
+#[test]
+fn hostname_and_active_deadline() {
+    let pod =
+        |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {spec}\n");
+    ok(&pod(
+        "{hostname: primary, subdomain: db, activeDeadlineSeconds: 30, containers: [{name: a, image: b}]}",
+    ));
+    let e = err(&pod(
+        "{hostname: Primary_1, containers: [{name: a, image: b}]}",
+    ));
+    assert!(
+        e.contains("spec.hostname: \"Primary_1\" is not valid"),
+        "{e}"
+    );
+    let e = err(&pod(
+        "{activeDeadlineSeconds: 0, containers: [{name: a, image: b}]}",
+    ));
+    assert!(
+        e.ends_with("spec.activeDeadlineSeconds: must be at least 1"),
+        "{e}"
+    );
+}
