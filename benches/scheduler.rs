@@ -89,6 +89,7 @@ fn part1(nodes: usize, pods: usize) {
                 max_pods: 110,
                 labels: BTreeMap::from([("kubernetes.io/hostname".into(), node_name(i))]),
                 unschedulable: false,
+                taints: Vec::new(),
                 alive: true,
             }
         })
@@ -104,6 +105,8 @@ fn part1(nodes: usize, pods: usize) {
                 host_ports: Vec::new(),
                 volume_nodes: None,
                 group: Some(group_name(i)),
+                node_affinity: None,
+                tolerations: Vec::new(),
             }
         })
         .collect();

@@ -33,7 +33,8 @@ use super::{ControllerError, PodView, fence};
 use crate::resource::status::DaemonSetStatus;
 use crate::resource::time::now_rfc3339;
 use crate::resource::types::{
-    Body, ControllerRevisionBody, DaemonSetBody, DaemonSetSpec, DaemonSetStrategyType,
+    Body, ControllerRevisionBody, DaemonSetBody, DaemonSetSpec, DaemonSetStrategyType, Taint,
+    TaintEffect, untolerated,
 };
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta, OwnerReference};
 use crate::scheduler::{NodeFit, PodNeeds, node_fit, pod_needs};
@@ -55,6 +56,8 @@ pub struct DsNode {
     pub name: String,
     /// Its labels, matched against the template's `nodeSelector`.
     pub labels: BTreeMap<String, String>,
+    /// Its taints: a daemon pod goes only where it tolerates them.
+    pub taints: Vec<Taint>,
     /// Up in membership and has reported its capacity.
     pub up: bool,
     /// Why a daemon pod would not fit beside the node's other pods, if so.
@@ -93,15 +96,23 @@ pub struct Plan {
     pub status: DaemonSetStatus,
 }
 
-/// Whether the DaemonSet's pods belong on `node`.
+/// Whether the DaemonSet's pods belong on `node`: its node selector, its
+/// required node affinity, and the node's NoSchedule and NoExecute taints
+/// it must tolerate, as Kubernetes' DaemonSet controller decides.
 fn eligible(spec: &DaemonSetSpec, node: &DsNode) -> bool {
+    let pod = &spec.template.spec;
+    let hard = [TaintEffect::NoSchedule, TaintEffect::NoExecute];
     node.up
-        && spec
-            .template
-            .spec
+        && pod
             .node_selector
             .iter()
             .all(|(k, v)| node.labels.get(k) == Some(v))
+        && pod
+            .affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref())
+            .is_none_or(|a| a.required_matches(&node.name, &node.labels))
+        && untolerated(&node.taints, &pod.tolerations, &hard).is_none()
 }
 
 /// Decides one pass for a DaemonSet whose current template hashes to
@@ -466,6 +477,7 @@ fn ds_nodes(ds: &Object, spec: &DaemonSetSpec, hash: &str, ctx: &Ctx<'_>) -> Vec
             DsNode {
                 name: fit.name.clone(),
                 labels: fit.labels.clone(),
+                taints: fit.taints.clone(),
                 up: fit.alive,
                 no_room: match &needs {
                     Some(n) => lacks_room(fit, &used, n),
@@ -481,6 +493,7 @@ fn ds_nodes(ds: &Object, spec: &DaemonSetSpec, hash: &str, ctx: &Ctx<'_>) -> Vec
             out.push(DsNode {
                 name: n.metadata.name.clone(),
                 labels: n.metadata.labels.clone(),
+                taints: Vec::new(),
                 up: false,
                 no_room: None,
             });

@@ -9,6 +9,7 @@
 //! `status` is free-form and never validated.
 
 mod pod;
+mod scheduling;
 mod statefulset;
 mod storage;
 mod unsupported;

@@ -257,6 +257,7 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
         return fail(format!("{path}.nodeName"), "must not be empty when given");
     }
     check_dns(spec, path)?;
+    super::scheduling::check_scheduling(spec, path)?;
     check_labels(&format!("{path}.nodeSelector"), &spec.node_selector)
 }
 

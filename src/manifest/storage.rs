@@ -175,6 +175,12 @@ pub(super) fn check_volume(b: &PersistentVolumeBody, meta: &ObjectMeta) -> Res {
             return fail(path, "at least one term is required");
         }
         for (i, t) in a.required.node_selector_terms.iter().enumerate() {
+            if !t.match_fields.is_empty() {
+                return fail(
+                    format!("{path}[{i}].matchFields"),
+                    "not supported on a volume: select the node by its labels",
+                );
+            }
             if t.match_expressions.is_empty() {
                 return fail(
                     format!("{path}[{i}].matchExpressions"),

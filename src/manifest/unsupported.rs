@@ -29,7 +29,6 @@ pub(super) const TEMPLATE_META_UNSUPPORTED: &[&str] = &[
     "uid",
 ];
 pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
-    "affinity",
     "automountServiceAccountToken",
     "ephemeralContainers",
     "hostIPC",
@@ -52,7 +51,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "serviceAccountName",
     "setHostnameAsFQDN",
     "shareProcessNamespace",
-    "tolerations",
     "topologySpreadConstraints",
 ];
 pub(super) const CONTAINER_UNSUPPORTED: &[&str] = &[
@@ -194,21 +192,7 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
             unsupported(job, "spec.jobTemplate.spec", JOB_SPEC_UNSUPPORTED)?;
             unsupported_template(job, "spec.jobTemplate.spec.template")
         }
-        Kind::DaemonSet => {
-            // Said plainly rather than "not supported": a DaemonSet that
-            // ignored its affinity would run on nodes it was kept off.
-            if sub(spec, "template")
-                .and_then(|t| sub(t, "spec"))
-                .is_some_and(|p| p.contains_key("affinity"))
-            {
-                return fail(
-                    "spec.template.spec.affinity",
-                    "node affinity is not supported by shoal's scheduler, and a DaemonSet \
-                     ignoring it would run pods on nodes it excludes: use nodeSelector",
-                );
-            }
-            unsupported_template(spec, "spec.template")
-        }
+        Kind::DaemonSet => unsupported_template(spec, "spec.template"),
         Kind::StatefulSet => {
             for (i, t) in items(spec, "volumeClaimTemplates") {
                 if let Some(claim) = sub(t, "spec") {
@@ -263,6 +247,16 @@ pub(super) fn unsupported_template(spec: &Map<String, Value>, path: &str) -> Res
 
 pub(super) fn unsupported_pod_spec(spec: &Map<String, Value>, path: &str) -> Res {
     unsupported(spec, path, POD_SPEC_UNSUPPORTED)?;
+    if let Some(a) = sub(spec, "affinity") {
+        unsupported_because(
+            a,
+            &join(path, "affinity"),
+            &["podAffinity", "podAntiAffinity"],
+            "not honoured by shoal's scheduler yet (node affinity is): a pod placed \
+             without its rule would break what the rule promises; use nodeAffinity, \
+             nodeSelector or topology by hand",
+        )?;
+    }
     if let Some(sc) = sub(spec, "securityContext") {
         unsupported_because(
             sc,

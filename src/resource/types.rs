@@ -11,6 +11,7 @@ mod apps;
 mod batch;
 mod probes;
 mod quantity;
+mod scheduling;
 mod statefulset;
 pub use apps::*;
 mod security;
@@ -18,6 +19,7 @@ mod storage;
 pub use batch::*;
 pub use probes::*;
 pub use quantity::*;
+pub use scheduling::*;
 pub use security::*;
 pub use statefulset::*;
 pub use storage::*;
@@ -91,6 +93,9 @@ pub struct NodeBody {
 pub struct NodeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unschedulable: Option<bool>,
+    /// Set with `shoal taint node`: pods that do not tolerate them stay off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<Taint>,
 }
 
 /// Body of a `ReplicaSet` (written by the deployment controller).
@@ -281,6 +286,10 @@ pub struct PodSpec {
     pub subdomain: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

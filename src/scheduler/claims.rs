@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use crate::resource::status::{NodeStatus, PersistentVolumeClaimStatus, PersistentVolumeStatus};
 use crate::resource::types::{
     AccessMode, Body, ClaimRef, DEFAULT_CLASS_ANNOTATION, HOSTNAME_LABEL, LOCAL_PROVISIONER,
-    LabelSelectorRequirement, NodeSelector, NodeSelectorTerm, PROVISIONED_BY, PersistentVolumeBody,
-    PersistentVolumeClaimBody, PersistentVolumeSpec, ReclaimPolicy, SelectorOperator,
+    NodeSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, PROVISIONED_BY,
+    PersistentVolumeBody, PersistentVolumeClaimBody, PersistentVolumeSpec, ReclaimPolicy,
     StorageClassBody, VOLUME_STORAGE, VolumeNodeAffinity,
 };
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
@@ -404,11 +404,12 @@ pub fn bind(
         node_affinity: Some(VolumeNodeAffinity {
             required: NodeSelector {
                 node_selector_terms: vec![NodeSelectorTerm {
-                    match_expressions: vec![LabelSelectorRequirement {
+                    match_expressions: vec![NodeSelectorRequirement {
                         key: HOSTNAME_LABEL.into(),
-                        operator: SelectorOperator::In,
+                        operator: NodeSelectorOperator::In,
                         values: vec![node.to_string()],
                     }],
+                    ..NodeSelectorTerm::default()
                 }],
             },
         }),

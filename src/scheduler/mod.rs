@@ -91,6 +91,12 @@ pub fn node_fit(node: &Object, alive: bool) -> Option<NodeFit> {
             .and_then(|q| q.parse::<u32>().ok())
             .unwrap_or(0),
         labels: node.metadata.labels.clone(),
+        taints: node
+            .body
+            .get("spec")
+            .and_then(|s| s.get("taints"))
+            .and_then(|t| serde_json::from_value(t.clone()).ok())
+            .unwrap_or_default(),
         unschedulable: node
             .body
             .get("spec")
@@ -152,7 +158,7 @@ fn effective_requests(spec: &Value, containers: &[Value]) -> Option<(u64, u64)> 
 
 /// What a pod asks of a node: its containers' requests as
 /// [`effective_requests`] counts them, its
-/// `nodeSelector` and host ports, and as group the name of its controlling
+/// `nodeSelector`, node affinity, tolerations and host ports, and as group the name of its controlling
 /// owner (the ownerReference with `controller: true`). `None` for anything
 /// but a Pod with containers, or with a quantity that does not parse
 /// (validation refuses those, so it means the object was not written
@@ -175,6 +181,14 @@ pub fn pod_needs(pod: &Object) -> Option<PodNeeds> {
             .find(|r| r.controller == Some(true))
             .map(|r| r.name.clone()),
         volume_nodes: None,
+        node_affinity: match spec.get("affinity").and_then(|a| a.get("nodeAffinity")) {
+            Some(v) => Some(std::sync::Arc::new(serde_json::from_value(v.clone()).ok()?)),
+            None => None,
+        },
+        tolerations: match spec.get("tolerations") {
+            Some(v) => serde_json::from_value(v.clone()).ok()?,
+            None => Vec::new(),
+        },
     };
     let init = spec.get("initContainers").and_then(Value::as_array);
     for c in init.into_iter().flatten().chain(containers) {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::claims::{VolumeNodes, VolumeReason};
 use crate::resource::ObjectKey;
+use crate::resource::types::{NodeAffinity, Taint, TaintEffect, Toleration, untolerated};
 
 /// A node as the scheduler sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub struct NodeFit {
     pub labels: BTreeMap<String, String>,
     /// Cordoned (`spec.unschedulable`): keeps its pods, takes no new ones.
     pub unschedulable: bool,
+    /// `spec.taints`: pods that do not tolerate them stay off (or prefer to).
+    pub taints: Vec<Taint>,
     /// Whether membership considers the node up.
     pub alive: bool,
 }
@@ -53,6 +56,10 @@ pub struct PodNeeds {
     pub group: Option<String>,
     /// The nodes its persistent volume claims allow (`None`: any).
     pub volume_nodes: Option<VolumeNodes>,
+    /// `spec.affinity.nodeAffinity`, shared: it is read for every node scored.
+    pub node_affinity: Option<std::sync::Arc<NodeAffinity>>,
+    /// `spec.tolerations`.
+    pub tolerations: Vec<Toleration>,
 }
 
 /// How the scheduler scores the nodes a pod fits on.
@@ -97,10 +104,12 @@ impl fmt::Display for Unschedulable {
 impl std::error::Error for Unschedulable {}
 
 /// Filter outcomes, in the order the filters run; a node counts for the first.
-const REASONS: [&str; 9] = [
+const REASONS: [&str; 11] = [
     "node down",
     "cordoned",
     "node selector mismatch",
+    "node affinity mismatch",
+    "untolerated taint",
     "volume node affinity conflict",
     "insufficient volume capacity",
     "host port conflict",
@@ -111,12 +120,14 @@ const REASONS: [&str; 9] = [
 const DOWN: usize = 0;
 const CORDONED: usize = 1;
 const SELECTOR: usize = 2;
-const VOLUME_AFFINITY: usize = 3;
-const VOLUME_CAPACITY: usize = 4;
-const HOST_PORT: usize = 5;
-const PODS: usize = 6;
-const CPU: usize = 7;
-const MEMORY: usize = 8;
+const AFFINITY: usize = 3;
+const TAINT: usize = 4;
+const VOLUME_AFFINITY: usize = 5;
+const VOLUME_CAPACITY: usize = 6;
+const HOST_PORT: usize = 7;
+const PODS: usize = 8;
+const CPU: usize = 9;
+const MEMORY: usize = 10;
 
 /// Fewest feasible nodes a placement scores before it stops looking
 /// (Kubernetes' `minFeasibleNodesToFind`).
@@ -134,6 +145,15 @@ const GROUP_PENALTY: f64 = 1.5;
 /// Weight of the pod-count share in the score: small, it only separates
 /// nodes that cpu and memory leave tied (pods that request nothing).
 const POD_COUNT_WEIGHT: f64 = 0.05;
+/// Score a node earns for meeting all of a pod's preferred node affinity
+/// (in proportion to the weight it meets): above the allocation score's
+/// range and the group penalty, so a preference wins unless resources or
+/// spreading differ a lot, as Kubernetes weighs NodeAffinity twice.
+const AFFINITY_WEIGHT: f64 = 3.0;
+/// Score taken off a node per PreferNoSchedule taint the pod does not tolerate.
+const SOFT_TAINT_PENALTY: f64 = 1.0;
+/// The effects that keep a pod off a node it does not tolerate.
+const HARD_TAINTS: [TaintEffect; 2] = [TaintEffect::NoSchedule, TaintEffect::NoExecute];
 
 /// Per-node state the hot loop reads, one cache line per node.
 #[derive(Debug, Clone, Copy, Default)]
@@ -154,6 +174,8 @@ struct Slot {
     gate: Option<u8>,
     /// Whether any bound pod holds a host port here (skips the port check).
     has_ports: bool,
+    /// Whether the node has taints (skips the toleration check).
+    has_taints: bool,
 }
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 64);
@@ -166,6 +188,7 @@ pub struct Placer {
     index: HashMap<String, usize>,
     slots: Vec<Slot>,
     labels: Vec<BTreeMap<String, String>>,
+    taints: Vec<Vec<Taint>>,
     ports: Vec<Vec<u16>>,
     groups: HashMap<String, usize>,
     /// Per group, the nodes holding its pods and how many: about as many
@@ -189,6 +212,7 @@ impl Placer {
             index: HashMap::with_capacity(nodes.len()),
             slots: Vec::with_capacity(nodes.len()),
             labels: Vec::with_capacity(nodes.len()),
+            taints: Vec::with_capacity(nodes.len()),
             ports: Vec::with_capacity(nodes.len()),
             groups: HashMap::new(),
             group_nodes: Vec::new(),
@@ -217,10 +241,12 @@ impl Placer {
                 } else {
                     None
                 },
+                has_taints: !n.taints.is_empty(),
                 ..Slot::default()
             });
             p.names.push(n.name);
             p.labels.push(n.labels);
+            p.taints.push(n.taints);
             p.ports.push(Vec::new());
         }
         p.same_group = vec![0; p.names.len()];
@@ -301,7 +327,8 @@ impl Placer {
                 failed[reason] += 1;
                 continue;
             }
-            let score = self.score(i, pod) - GROUP_PENALTY * f64::from(self.same_group[i]);
+            let score = self.score(i, pod) + self.preferences(i, pod)
+                - GROUP_PENALTY * f64::from(self.same_group[i]);
             // Strictly greater: among equals the first walked wins, and the
             // rotating start makes that a different node for the next pod.
             if best.is_none_or(|(_, b)| score > b) {
@@ -355,6 +382,14 @@ impl Placer {
                 return Some(SELECTOR);
             }
         }
+        if let Some(a) = &pod.node_affinity
+            && !a.required_matches(&self.names[i], &self.labels[i])
+        {
+            return Some(AFFINITY);
+        }
+        if s.has_taints && untolerated(&self.taints[i], &pod.tolerations, &HARD_TAINTS).is_some() {
+            return Some(TAINT);
+        }
         if let Some(v) = &pod.volume_nodes
             && !v.allowed.contains(&self.names[i])
         {
@@ -376,6 +411,25 @@ impl Placer {
             return Some(MEMORY);
         }
         None
+    }
+
+    /// What node `i` earns or loses by the pod's preferences: its preferred
+    /// node affinity, and PreferNoSchedule taints it does not tolerate.
+    #[inline]
+    fn preferences(&self, i: usize, pod: &PodNeeds) -> f64 {
+        let mut extra = 0.0;
+        if let Some(a) = &pod.node_affinity {
+            extra += AFFINITY_WEIGHT * a.preference(&self.names[i], &self.labels[i]);
+        }
+        if self.slots[i].has_taints {
+            let soft = self.taints[i]
+                .iter()
+                .filter(|t| t.effect == TaintEffect::PreferNoSchedule)
+                .filter(|t| !pod.tolerations.iter().any(|tol| tol.tolerates(t)))
+                .count();
+            extra -= SOFT_TAINT_PENALTY * soft as f64;
+        }
+        extra
     }
 
     /// Node `i`'s score for `pod` (higher is better), before group spreading.
@@ -435,6 +489,7 @@ mod tests {
             max_pods: 110,
             labels: BTreeMap::new(),
             unschedulable: false,
+            taints: Vec::new(),
             alive: true,
         }
     }
@@ -448,6 +503,8 @@ mod tests {
             host_ports: Vec::new(),
             group: None,
             volume_nodes: None,
+            node_affinity: None,
+            tolerations: Vec::new(),
         }
     }
 
@@ -694,5 +751,91 @@ mod tests {
         // A pod that fits nowhere walks every node and counts each once.
         let err = p.place(&pod("huge", 5000, MI)).unwrap_err();
         assert_eq!(err.to_string(), "0/1000 nodes: insufficient cpu (1000)");
+    }
+
+    #[test]
+    fn node_affinity_and_taints_filter_and_steer() {
+        use crate::resource::types::{
+            NodeAffinity, NodeSelector, NodeSelectorOperator, NodeSelectorRequirement,
+            NodeSelectorTerm, PreferredSchedulingTerm, TolerationOperator,
+        };
+        use std::sync::Arc;
+        let zone = |z: &str| BTreeMap::from([("zone".to_string(), z.to_string())]);
+        let taint = |key: &str, effect| Taint {
+            key: key.into(),
+            value: None,
+            effect,
+            time_added: None,
+        };
+        let nodes = || {
+            let mut a = node("a", 4, 16);
+            a.labels = zone("a");
+            let mut b = node("b", 4, 16);
+            b.labels = zone("b");
+            b.taints = vec![taint("dedicated", TaintEffect::NoSchedule)];
+            let mut c = node("c", 4, 16);
+            c.labels = zone("b");
+            c.taints = vec![taint("flaky", TaintEffect::PreferNoSchedule)];
+            vec![a, b, c]
+        };
+        let term = |z: &str| NodeSelectorTerm {
+            match_expressions: vec![NodeSelectorRequirement {
+                key: "zone".into(),
+                operator: NodeSelectorOperator::In,
+                values: vec![z.into()],
+            }],
+            ..NodeSelectorTerm::default()
+        };
+        let requiring = |z: &str| NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![term(z)],
+            }),
+            ..NodeAffinity::default()
+        };
+        let dedicated = Toleration {
+            key: Some("dedicated".into()),
+            operator: Some(TolerationOperator::Exists),
+            ..Toleration::default()
+        };
+
+        // Required zone b, no toleration: only c, which is merely disliked.
+        let mut p = Placer::new(nodes(), Strategy::Spread);
+        let mut in_b = pod("x", 100, MI);
+        in_b.node_affinity = Some(Arc::new(requiring("b")));
+        assert_eq!(p.place(&in_b).unwrap(), "c");
+        // Too big for what c has left: each node fails for its own reason.
+        let mut too_big = pod("w", 3950, MI);
+        too_big.node_affinity = Some(Arc::new(requiring("b")));
+        let err = p.place(&too_big).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "0/3 nodes: insufficient cpu (1), node affinity mismatch (1), untolerated taint (1)"
+        );
+        // The toleration opens b; a pod that tolerates also takes the
+        // untainted-for-it node over the one with a soft taint.
+        let mut tolerating = pod("y", 100, MI);
+        tolerating.node_affinity = Some(Arc::new(requiring("b")));
+        tolerating.tolerations = vec![dedicated];
+        let mut p = Placer::new(nodes(), Strategy::Spread);
+        assert_eq!(p.place(&tolerating).unwrap(), "b");
+
+        // Nothing asked: the soft taint steers pods to a, until a is full.
+        let mut p = Placer::new(nodes(), Strategy::Spread);
+        assert_eq!(p.place(&pod("p1", 3000, MI)).unwrap(), "a");
+        assert_eq!(p.place(&pod("p2", 3000, MI)).unwrap(), "c");
+        assert!(p.place(&pod("p3", 3000, MI)).is_err());
+
+        // A preference wins over a packing score.
+        let mut p = Placer::new(nodes(), Strategy::Pack);
+        assert_eq!(p.place(&pod("big", 2000, MI)).unwrap(), "a");
+        let mut prefers_c = pod("z", 100, MI);
+        prefers_c.node_affinity = Some(Arc::new(NodeAffinity {
+            preferred_during_scheduling_ignored_during_execution: vec![PreferredSchedulingTerm {
+                weight: 100,
+                preference: term("b"),
+            }],
+            ..NodeAffinity::default()
+        }));
+        assert_eq!(p.place(&prefers_c).unwrap(), "c");
     }
 }

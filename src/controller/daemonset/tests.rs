@@ -1,6 +1,8 @@
 use super::*;
 use crate::resource::types::{
-    DaemonSetUpdateStrategy, IntOrString, LabelSelector, PodTemplateSpec, RollingUpdateDaemonSet,
+    Affinity, DaemonSetUpdateStrategy, IntOrString, LabelSelector, NodeAffinity, NodeSelector,
+    NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, PodTemplateSpec,
+    RollingUpdateDaemonSet, Toleration, TolerationOperator,
 };
 
 fn spec(strategy: DaemonSetStrategyType, surge: i32, unavailable: i32) -> DaemonSetSpec {
@@ -28,6 +30,7 @@ fn node(name: &str) -> DsNode {
     DsNode {
         name: name.into(),
         labels: BTreeMap::new(),
+        taints: Vec::new(),
         up: true,
         no_room: None,
     }
@@ -80,7 +83,63 @@ fn plans() {
     cordoned_is_eligible.labels.insert("x".into(), "y".into());
     let mut terminal = pod("a-1", "n1", "h2");
     terminal.terminal = true;
+    let mut tainted = node("n2");
+    tainted.taints.push(Taint {
+        key: "dedicated".into(),
+        value: Some("db".into()),
+        effect: TaintEffect::NoSchedule,
+        time_added: None,
+    });
+    let mut tolerant = rolling(1);
+    tolerant.template.spec.tolerations.push(Toleration {
+        key: Some("dedicated".into()),
+        operator: Some(TolerationOperator::Exists),
+        ..Toleration::default()
+    });
+    let mut not_n3 = rolling(1);
+    not_n3.template.spec.affinity = Some(Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_fields: vec![NodeSelectorRequirement {
+                        key: "metadata.name".into(),
+                        operator: NodeSelectorOperator::NotIn,
+                        values: vec!["n3".into()],
+                    }],
+                    ..NodeSelectorTerm::default()
+                }],
+            }),
+            ..NodeAffinity::default()
+        }),
+    });
     let cases = vec![
+        Case {
+            name: "a tainted node gets no pod, and loses the one it had",
+            spec: rolling(1),
+            nodes: vec![node("n1"), tainted.clone()],
+            pods: vec![pod("a-2", "n2", "h2")],
+            create: &["n1"],
+            delete: &["a-2"],
+            no_room: &[],
+        },
+        Case {
+            name: "a pod that tolerates the taint goes there",
+            spec: tolerant,
+            nodes: vec![node("n1"), tainted],
+            pods: vec![],
+            create: &["n1", "n2"],
+            delete: &[],
+            no_room: &[],
+        },
+        Case {
+            name: "required node affinity restricts the nodes",
+            spec: not_n3,
+            nodes: vec![node("n1"), node("n2"), node("n3")],
+            pods: vec![],
+            create: &["n1", "n2"],
+            delete: &[],
+            no_room: &[],
+        },
         Case {
             name: "a pod per node",
             spec: rolling(1),
@@ -303,6 +362,8 @@ fn room_is_checked_without_cordon() {
         host_ports: ports,
         group: None,
         volume_nodes: None,
+        node_affinity: None,
+        tolerations: Vec::new(),
     };
     let mut used = Used::default();
     assert_eq!(lacks_room(&fit, &used, &needs(500, vec![])), None);

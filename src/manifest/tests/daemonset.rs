@@ -81,8 +81,8 @@ fn daemonset_mistakes_are_named() {
         ),
         (
             "      nodeSelector:",
-            "      affinity:\n        nodeAffinity: {}\n      nodeSelector:",
-            "spec.template.spec.affinity: node affinity is not supported",
+            "      affinity:\n        nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: []}}\n      nodeSelector:",
+            "spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms: must have at least one term",
         ),
         (
             "      nodeSelector:",

@@ -110,3 +110,55 @@ fn hostname_and_active_deadline() {
         "{e}"
     );
 }
+
+#[test]
+fn node_affinity_and_tolerations() {
+    let pod =
+        |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {spec}\n");
+    let p = ok(&pod(
+        "{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: topology.kubernetes.io/zone, operator: In, values: [a, b]}, {key: cores, operator: Gt, values: ['4']}]}, {matchFields: [{key: metadata.name, operator: In, values: [n1]}]}]}, preferredDuringSchedulingIgnoredDuringExecution: [{weight: 50, preference: {matchExpressions: [{key: disk, operator: Exists}]}}]}}, tolerations: [{key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}, {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 300}, {operator: Exists}], containers: [{name: a, image: b}]}",
+    ));
+    let body = PodBody::from_object(&p.objects[0]).unwrap();
+    assert_eq!(body.spec.tolerations.len(), 3);
+    let na = "spec.affinity.nodeAffinity";
+    let req =
+        "requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [";
+    let cases = [
+        (
+            format!("{{affinity: {{nodeAffinity: {{{req}{{key: k, operator: In}}]}}]}}}}}}, containers: [{{name: a, image: b}}]}}"),
+            format!("{na}.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values: must be specified when `operator` is 'In' or 'NotIn'"),
+        ),
+        (
+            format!("{{affinity: {{nodeAffinity: {{{req}{{key: k, operator: Gt, values: [x]}}]}}]}}}}}}, containers: [{{name: a, image: b}}]}}"),
+            format!("{na}.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values: must be exactly one integer"),
+        ),
+        (
+            format!("{{affinity: {{nodeAffinity: {{{req}{{key: k, operator: Near}}]}}]}}}}}}, containers: [{{name: a, image: b}}]}}"),
+            format!("{na}.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator: unknown variant `Near`"),
+        ),
+        (
+            "{affinity: {nodeAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 0, preference: {}}]}}, containers: [{name: a, image: b}]}".to_string(),
+            format!("{na}.preferredDuringSchedulingIgnoredDuringExecution[0].weight: 0 must be in the range 1-100"),
+        ),
+        (
+            "{affinity: {podAffinity: {}}, containers: [{name: a, image: b}]}".to_string(),
+            "spec.affinity.podAffinity: not honoured by shoal's scheduler yet".to_string(),
+        ),
+        (
+            "{tolerations: [{key: k, operator: Exists, value: v}], containers: [{name: a, image: b}]}".to_string(),
+            "spec.tolerations[0].value: must be empty when operator is Exists".to_string(),
+        ),
+        (
+            "{tolerations: [{value: v}], containers: [{name: a, image: b}]}".to_string(),
+            "spec.tolerations[0].operator: must be Exists when key is empty".to_string(),
+        ),
+        (
+            "{tolerations: [{key: k, operator: Exists, effect: NoSchedule, tolerationSeconds: 5}], containers: [{name: a, image: b}]}".to_string(),
+            "spec.tolerations[0].effect: must be NoExecute when tolerationSeconds is set".to_string(),
+        ),
+    ];
+    for (spec, want) in cases {
+        let e = err(&pod(&spec));
+        assert!(e.contains(&want), "{spec}: {e}");
+    }
+}

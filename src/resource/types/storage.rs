@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Body, HostPathVolume, LabelSelectorRequirement, Quantity};
+use super::{Body, HostPathVolume, NodeSelector, Quantity};
 use crate::resource::Kind;
 
 /// The provisioner of the built-in class: a directory under a node's data dir.
@@ -230,21 +230,6 @@ pub struct ClaimRef {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VolumeNodeAffinity {
     pub required: NodeSelector,
-}
-
-/// A node selector: the terms are ORed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NodeSelector {
-    pub node_selector_terms: Vec<NodeSelectorTerm>,
-}
-
-/// One term of a node selector: its expressions are ANDed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NodeSelectorTerm {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub match_expressions: Vec<LabelSelectorRequirement>,
 }
 
 /// `PersistentVolume.spec.local`.
