@@ -438,3 +438,92 @@ async fn cordon_drain_and_nodes() {
     shoal_ok(&node, &["uncordon", name]).await;
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taints_keep_pods_off_and_no_execute_evicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "t70-taints";
+    let (node, api) = dev_node(dir.path(), name).await;
+    eventually(
+        Duration::from_secs(10),
+        "the agent publishes its Node",
+        || {
+            let api = api.clone();
+            async move { api.get(&format!("/v1/nodes/{name}")).await.0 == 200 }
+        },
+    )
+    .await;
+    let out = shoal_ok(&node, &["taint", "node", name, "dedicated=db:NoSchedule"]).await;
+    assert_eq!(out, format!("node/{name} tainted\n"));
+    let (_, n) = api.get(&format!("/v1/nodes/{name}")).await;
+    assert_eq!(
+        n["spec"]["taints"],
+        serde_json::json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"}])
+    );
+    let (code, _, err) = shoal(&node, &["taint", "node", name, "dedicated=web:NoSchedule"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("--overwrite"), "{err}");
+
+    let pod = |pod: &str, tolerations: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\nspec:\n  terminationGracePeriodSeconds: 1\n  tolerations: {tolerations}\n  containers:\n  - name: main\n    image: host\n    command: [\"sleep\", \"60\"]\n"
+        )
+    };
+    let (code, v) = api.apply(&pod("plain", "[]")).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = api
+        .apply(&pod(
+            "tolerant",
+            "[{key: dedicated, operator: Exists, effect: NoSchedule}]",
+        ))
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let pod_json = |p: &'static str| {
+        let api = api.clone();
+        async move { api.get(&format!("/v1/namespaces/default/pods/{p}")).await.1 }
+    };
+    eventually(Duration::from_secs(20), "the tolerant pod runs", || async {
+        pod_json("tolerant").await["status"]["phase"] == "Running"
+    })
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the plain pod is told why it waits",
+        || async {
+            let p = pod_json("plain").await;
+            p["spec"]["nodeName"].is_null()
+                && serde_json::to_string(&p["status"])
+                    .unwrap()
+                    .contains("untolerated taint")
+        },
+    )
+    .await;
+
+    // NoExecute: a pod that does not tolerate it leaves.
+    shoal_ok(&node, &["taint", "node", name, "maint:NoExecute"]).await;
+    eventually(
+        Duration::from_secs(20),
+        "the tolerant pod is evicted",
+        || async {
+            let p = pod_json("tolerant").await;
+            p["status"]["phase"] == "Failed" && p["status"]["reason"] == "DeletionByTaintManager"
+        },
+    )
+    .await;
+
+    // Without its taints, the node takes the waiting pod.
+    shoal_ok(
+        &node,
+        &["taint", "node", name, "dedicated-", "maint:NoExecute-"],
+    )
+    .await;
+    let (_, n) = api.get(&format!("/v1/nodes/{name}")).await;
+    assert!(n["spec"].get("taints").is_none(), "{n}");
+    eventually(
+        Duration::from_secs(20),
+        "the plain pod is scheduled",
+        || async { pod_json("plain").await["spec"]["nodeName"] == name },
+    )
+    .await;
+    node.shutdown().await;
+}

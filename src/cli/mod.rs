@@ -44,6 +44,7 @@ mod nodes;
 mod objects;
 mod rollout;
 mod storage;
+mod taint;
 #[cfg(test)]
 mod tests;
 mod tokens;
@@ -220,6 +221,20 @@ pub enum Cmd {
     Rollout {
         #[command(subcommand)]
         cmd: RolloutCmd,
+    },
+    /// Add or remove node taints, as kubectl: `shoal taint node NAME
+    /// KEY[=VALUE]:EFFECT ...` adds (NoSchedule, PreferNoSchedule,
+    /// NoExecute), `KEY[:EFFECT]-` removes.
+    Taint {
+        /// Always `node` (`nodes` and `no` also work).
+        kind: String,
+        node: String,
+        /// The taints to add or remove.
+        #[arg(required = true, allow_hyphen_values = true)]
+        taints: Vec<String>,
+        /// Change the value of a taint the node already has.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Mark a node unschedulable: new pods go elsewhere, running ones stay.
     Cordon { node: String },
@@ -669,6 +684,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             scale(&client, kind, &ns_or_default(namespace), &name, replicas).await
         }
         Cmd::Rollout { cmd } => rollout(&client, cmd).await,
+        Cmd::Taint {
+            kind,
+            node,
+            taints,
+            overwrite,
+        } => {
+            if !matches!(kind.as_str(), "node" | "nodes" | "no") {
+                bail!("only nodes have taints: shoal taint node NAME KEY[=VALUE]:EFFECT");
+            }
+            taint::taint(&client, &node, &taints, overwrite).await
+        }
         Cmd::Cordon { node } => cordon(&client, &node, true).await,
         Cmd::Uncordon { node } => cordon(&client, &node, false).await,
         Cmd::Drain {
