@@ -831,15 +831,16 @@ impl PodSync<'_> {
                 })
                 .unwrap_or_default(),
             no_new_privileges: sc.allow_privilege_escalation == Some(false),
+            // Upper case, as containerd and Docker read them (`drop: [all]`).
             cap_add: sc
                 .capabilities
                 .as_ref()
-                .map(|c| c.add.clone())
+                .map(|c| c.add.iter().map(|n| n.to_ascii_uppercase()).collect())
                 .unwrap_or_default(),
             cap_drop: sc
                 .capabilities
                 .as_ref()
-                .map(|c| c.drop.clone())
+                .map(|c| c.drop.iter().map(|n| n.to_ascii_uppercase()).collect())
                 .unwrap_or_default(),
             privileged: sc.privileged == Some(true),
             read_only_root: sc.read_only_root_filesystem == Some(true),

@@ -601,12 +601,19 @@ const CAPABILITIES: &[&str] = &[
 
 /// A capability's name without the optional `CAP_` prefix, as Docker takes
 /// either.
-fn capability_name(name: &str) -> &str {
-    name.strip_prefix("CAP_").unwrap_or(name)
+/// A capability's name as the runtimes compare it: upper case (containerd
+/// and Docker upper-case them, so `drop: [all]` is common and works) and
+/// without the `CAP_` prefix.
+fn capability_name(name: &str) -> String {
+    let up = name.to_ascii_uppercase();
+    match up.strip_prefix("CAP_") {
+        Some(rest) => rest.to_string(),
+        None => up,
+    }
 }
 
 fn check_capability(path: &str, name: &str) -> Res {
-    if CAPABILITIES.contains(&capability_name(name)) {
+    if CAPABILITIES.contains(&capability_name(name).as_str()) {
         Ok(())
     } else {
         fail(

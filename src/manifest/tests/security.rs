@@ -224,3 +224,20 @@ fn a_hardened_pod_applies_and_keeps_every_field() {
         Some(crate::resource::types::SeccompProfileType::Localhost)
     );
 }
+
+#[test]
+fn capabilities_are_case_insensitive_as_the_runtimes_read_them() {
+    // The microservices demo's manifests drop `all`, lower case.
+    ok(&deployment_with(
+        "image: busybox",
+        "image: busybox\n        securityContext: {capabilities: {drop: [all], add: [cap_net_bind_service]}, allowPrivilegeEscalation: false}",
+    ));
+    let e = err(&deployment_with(
+        "image: busybox",
+        "image: busybox\n        securityContext: {capabilities: {add: [sys_admin]}, allowPrivilegeEscalation: false}",
+    ));
+    assert!(
+        e.contains("allowPrivilegeEscalation: cannot be false"),
+        "{e}"
+    );
+}
