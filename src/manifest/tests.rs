@@ -3,6 +3,7 @@ use crate::resource::types::Body;
 
 mod daemonset;
 mod security;
+mod serviceaccount;
 mod statefulset;
 
 const CRONJOB: &str = include_str!("../../tests/fixtures/k8s-examples/cronjob.yaml");

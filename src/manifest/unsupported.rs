@@ -31,7 +31,6 @@ pub(super) const TEMPLATE_META_UNSUPPORTED: &[&str] = &[
 pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "activeDeadlineSeconds",
     "affinity",
-    "automountServiceAccountToken",
     "ephemeralContainers",
     "hostIPC",
     "hostNetwork",
@@ -50,8 +49,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "runtimeClassName",
     "schedulerName",
     "schedulingGates",
-    "serviceAccount",
-    "serviceAccountName",
     "setHostnameAsFQDN",
     "shareProcessNamespace",
     "tolerations",
@@ -249,7 +246,8 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         | Kind::ReplicaSet
         | Kind::Token
         | Kind::ControllerRevision
-        | Kind::StorageClass => Ok(()),
+        | Kind::StorageClass
+        | Kind::ServiceAccount => Ok(()),
     }
 }
 
