@@ -46,18 +46,24 @@ pub enum Account {
     Missing,
     /// It exists, with its `automountServiceAccountToken`.
     Found { automount: Option<bool> },
+    /// It exists, but its controller has not made its token Secret yet.
+    Unminted { automount: Option<bool> },
 }
 
 /// Reads the pod's account from the local replica.
 pub fn lookup(store: &crate::store::Store, namespace: &str, name: &str) -> Account {
     let key = ObjectKey::new(Kind::ServiceAccount, namespace, name);
-    match store.get(&key) {
-        Ok(Some(o)) => Account::Found {
-            automount: ServiceAccountBody::from_object(&o)
-                .ok()
-                .and_then(|b| b.automount_service_account_token),
-        },
-        _ => Account::Missing,
+    let Ok(Some(o)) = store.get(&key) else {
+        return Account::Missing;
+    };
+    let automount = ServiceAccountBody::from_object(&o)
+        .ok()
+        .and_then(|b| b.automount_service_account_token);
+    // Sealed: whether it exists is all that matters here.
+    let secret = ObjectKey::new(Kind::Secret, namespace, &token_secret_name(name));
+    match store.get_sealed(&secret) {
+        Ok(Some(_)) => Account::Found { automount },
+        _ => Account::Unminted { automount },
     }
 }
 
@@ -73,10 +79,14 @@ pub fn inject(
     process: bool,
 ) -> Result<(), VolumeError> {
     let name = spec.account_name().to_string();
-    let Account::Found { automount } = account else {
-        return Err(VolumeError::Config(format!(
-            "serviceaccount {name:?} not found: the pod starts once it is created"
-        )));
+    let (automount, minted) = match account {
+        Account::Missing => {
+            return Err(VolumeError::Config(format!(
+                "serviceaccount {name:?} not found: the pod starts once it is created"
+            )));
+        }
+        Account::Found { automount } => (automount, true),
+        Account::Unminted { automount } => (automount, false),
     };
     if let Some(api) = api
         && let Some(host) = &api.host
@@ -117,6 +127,14 @@ pub fn inject(
             )));
         }
         return Ok(());
+    }
+    if !minted {
+        // Said so rather than "secret not found", which would send the
+        // user looking for a Secret they never made.
+        return Err(VolumeError::Config(format!(
+            "the token of serviceaccount {name:?} is not made yet: the pod starts once its \
+             controller has made it"
+        )));
     }
     spec.volumes.push(Volume {
         name: VOLUME.into(),

@@ -205,3 +205,19 @@ fn the_ca_is_added_to_the_account_secret_only() {
     assert_eq!(keys("other"), vec!["token"]);
     assert!(keys("gone").is_empty());
 }
+
+#[test]
+fn an_account_without_its_token_yet_holds_only_pods_that_mount_it() {
+    let mut s = spec(Some("new"), None);
+    let e = inject(&mut s, &Account::Unminted { automount: None }, None, false)
+        .expect_err("held until minted");
+    assert!(
+        e.to_string()
+            .contains("token of serviceaccount \"new\" is not made yet"),
+        "{e}"
+    );
+    let mut s = spec(Some("new"), Some(false));
+    inject(&mut s, &Account::Unminted { automount: None }, None, false).expect("no mount: runs");
+    let mut s = spec(Some("new"), None);
+    inject(&mut s, &Account::Unminted { automount: None }, None, true).expect("process: no mount");
+}
