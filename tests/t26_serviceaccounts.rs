@@ -265,3 +265,70 @@ async fn docker_a_pod_calls_the_api_as_its_service_account() {
     );
     h.stop().await;
 }
+
+/// The token an account's Secret holds, read as admin.
+async fn secret_token(api: &Api, account: &str) -> Option<String> {
+    let (code, v) = api
+        .get(&format!("/v1/namespaces/default/secrets/{account}-token"))
+        .await;
+    if code != 200 {
+        return None;
+    }
+    let b64 = v["data"]["token"].as_str()?;
+    let bytes = shoal::resource::types::decode_base64(b64).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_annotated_edit_may_write_and_a_role_change_reissues_its_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start_node(dir.path(), "t26-edit", |c| {
+        c.dev = true;
+        c.api.token = Some(ADMIN.into());
+    })
+    .await;
+    assert!(node.wait_ready(Duration::from_secs(20)).await, "node ready");
+    let api = Api::new(node.api_addr).with_token(ADMIN);
+    let account = |role: &str| {
+        format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ci\n  annotations:\n    shoal.io/role: {role}\n"
+        )
+    };
+    let (code, v) = api.apply(&account("admin")).await;
+    assert_eq!(code, 422, "admin is refused: {v}");
+    assert!(v.to_string().contains("shoal.io/role"), "{v}");
+
+    let (code, v) = api.apply(&account("edit")).await;
+    assert_eq!(code, 200, "{v}");
+    let mut token = None;
+    for _ in 0..200 {
+        token = secret_token(&api, "ci").await;
+        if token.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let edit_token = token.expect("the account's token Secret");
+    let as_ci = Api::new(node.api_addr).with_token(&edit_token);
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v\n";
+    let (code, v) = as_ci.apply(cm).await;
+    assert_eq!(code, 200, "edit may write: {v}");
+    // Still no Secrets for edit.
+    let (code, _) = as_ci.get("/v1/namespaces/default/secrets/ci-token").await;
+    assert_eq!(code, 403);
+
+    // Back to view: a new token; the old one is refused.
+    let (code, v) = api.apply(&account("view")).await;
+    assert_eq!(code, 200, "{v}");
+    eventually(Duration::from_secs(20), "the edit token replaced", || {
+        let as_ci = as_ci.clone();
+        async move { as_ci.get("/v1/namespaces/default/pods").await.0 == 401 }
+    })
+    .await;
+    let view_token = secret_token(&api, "ci").await.expect("a new token");
+    assert_ne!(view_token, edit_token);
+    let as_ci = Api::new(node.api_addr).with_token(&view_token);
+    assert_eq!(as_ci.get("/v1/namespaces/default/pods").await.0, 200);
+    assert_eq!(as_ci.apply(cm).await.0, 403);
+    node.shutdown().await;
+}
