@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::resource::types::{
-    Body, EnvVar, PodSpec, SecretVolume, ServiceAccountBody, Volume, VolumeMount, token_secret_name,
+    Body, Container, EnvVar, PodSpec, SecretVolume, ServiceAccountBody, Volume, VolumeMount,
+    token_secret_name,
 };
 use crate::resource::{Kind, Object, ObjectKey};
 
@@ -163,6 +164,30 @@ pub fn inject(
         });
     }
     Ok(())
+}
+
+/// The variables [`inject`] sets.
+const API_VARS: [&str; 3] = [
+    "KUBERNETES_SERVICE_HOST",
+    "KUBERNETES_SERVICE_PORT",
+    "KUBERNETES_SERVICE_PORT_HTTPS",
+];
+
+/// The container as the user wrote it, for its spec hash: what [`inject`]
+/// adds must not make every container of a node restart when the agent
+/// starts adding it (an upgrade) or the API's address changes. A pod's env
+/// cannot change in place (Pod specs are immutable but for images), so
+/// leaving the user's own copies of these variables out loses nothing.
+pub fn as_written(c: &Container) -> std::borrow::Cow<'_, Container> {
+    let ours = |m: &VolumeMount| m.name == VOLUME;
+    let var = |e: &EnvVar| API_VARS.contains(&e.name.as_str());
+    if !c.volume_mounts.iter().any(ours) && !c.env.iter().any(var) {
+        return std::borrow::Cow::Borrowed(c);
+    }
+    let mut c = c.clone();
+    c.volume_mounts.retain(|m| !ours(m));
+    c.env.retain(|e| !var(e));
+    std::borrow::Cow::Owned(c)
 }
 
 /// The agent's side of a pod: its spec with the account's additions, and

@@ -221,3 +221,30 @@ fn an_account_without_its_token_yet_holds_only_pods_that_mount_it() {
     let mut s = spec(Some("new"), None);
     inject(&mut s, &Account::Unminted { automount: None }, None, true).expect("process: no mount");
 }
+
+#[test]
+fn what_the_agent_adds_leaves_the_spec_hash_alone() {
+    let before = spec(None, None);
+    let mut after = before.clone();
+    inject(
+        &mut after,
+        &Account::Found { automount: None },
+        Some(&api(true, Some("10.0.0.1"))),
+        false,
+    )
+    .expect("inject");
+    assert_ne!(before.containers[0], after.containers[0]);
+    for (b, a) in before.all_containers().zip(after.all_containers()) {
+        assert_eq!(
+            crate::agent::plan::spec_hash(b),
+            crate::agent::plan::spec_hash(a)
+        );
+    }
+    // The user's own changes still count.
+    let mut changed = after.containers[0].clone();
+    changed.image = "other".into();
+    assert_ne!(
+        crate::agent::plan::spec_hash(&changed),
+        crate::agent::plan::spec_hash(&after.containers[0])
+    );
+}
