@@ -43,9 +43,13 @@ pub enum Action {
 /// What a pass reads: Namespaces, ServiceAccounts, the accounts' Tokens
 /// (by name) and their token Secrets (opened, by namespace and name).
 pub struct Observed<'a> {
+    /// Every Namespace.
     pub namespaces: &'a [Object],
+    /// Every ServiceAccount.
     pub accounts: &'a [Object],
+    /// The accounts' Tokens, by name.
     pub tokens: &'a BTreeMap<String, Object>,
+    /// The accounts' token Secrets, by (namespace, name).
     pub secrets: &'a BTreeMap<(String, String), Object>,
 }
 

@@ -38,6 +38,7 @@ impl Body for ServiceAccountBody {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NameRef {
+    /// The object's name, in the account's namespace.
     #[serde(default)]
     pub name: String,
 }
