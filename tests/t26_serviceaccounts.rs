@@ -263,6 +263,38 @@ async fn docker_a_pod_calls_the_api_as_its_service_account() {
         token.starts_with("serviceaccount.default.ghost."),
         "{token}"
     );
+
+    // A user's Secret under the token's name is neither replaced nor
+    // mounted as the token: the pod waits, saying why, until it goes.
+    h.apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: taken-token\nstringData:\n  token: mine\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: taken\n---\n{}",
+        h.pod("taken-pod", "  serviceAccountName: taken\n")
+    ))
+    .await;
+    let p = h
+        .wait_pod("taken-pod", "waiting for its token", |p| {
+            p["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("token of serviceaccount \"taken\" is not made yet"))
+        })
+        .await;
+    assert!(p["status"]["containerStatuses"][0]["state"]["running"].is_null());
+    let (code, v) = api
+        .send(
+            Method::DELETE,
+            "/v1/namespaces/default/secrets/taken-token",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let p = h.running("taken-pod").await;
+    let id = h.container(&p).await;
+    let (code, token) = h.sh(&id, &format!("cat {DIR}/token")).await;
+    assert_eq!(code, 0, "{token}");
+    assert!(
+        token.starts_with("serviceaccount.default.taken."),
+        "{token}"
+    );
     h.stop().await;
 }
 

@@ -60,10 +60,16 @@ pub fn lookup(store: &crate::store::Store, namespace: &str, name: &str) -> Accou
     let automount = ServiceAccountBody::from_object(&o)
         .ok()
         .and_then(|b| b.automount_service_account_token);
-    // Sealed: whether it exists is all that matters here.
+    // Sealed: only its owner matters here. A Secret of that name that the
+    // account does not own (a user's) must not be mounted as its token.
     let secret = ObjectKey::new(Kind::Secret, namespace, &token_secret_name(name));
+    let ours = |s: &Object| {
+        let owner = s.metadata.controller_ref();
+        owner.is_some_and(|r| r.kind == Kind::ServiceAccount.as_str())
+            && owner.map(|r| r.uid.as_str()) == o.metadata.uid.as_deref()
+    };
     match store.get_sealed(&secret) {
-        Ok(Some(_)) => Account::Found { automount },
+        Ok(Some(s)) if ours(&s) => Account::Found { automount },
         _ => Account::Unminted { automount },
     }
 }
@@ -134,7 +140,9 @@ pub fn inject(
         // user looking for a Secret they never made.
         return Err(VolumeError::Config(format!(
             "the token of serviceaccount {name:?} is not made yet: the pod starts once its \
-             controller has made it"
+             controller has made it (as Secret {:?}, which must not be taken by another \
+             Secret)",
+            token_secret_name(&name)
         )));
     }
     spec.volumes.push(Volume {
