@@ -281,6 +281,20 @@ impl Node {
             cluster_dns,
             cfg.data_dir.join("volumes"),
         );
+        // Containers reach the API at the host's address; loopback is
+        // their own, so an API on loopback only is not given to them.
+        let _ = ctx.api.set(agent::serviceaccount::ApiEndpoint {
+            host: match api_addr.ip() {
+                ip if ip.is_loopback() => None,
+                ip if ip.is_unspecified() => Some(ctx.host_ip.clone()),
+                ip => Some(ip.to_string()),
+            },
+            port: api_addr.port(),
+            ca_pem: match (&api_tls, &ca) {
+                (Some(_), Some(ca)) => Some(ca.cert_pem()),
+                _ => None,
+            },
+        });
         tasks.push(agent::spawn(ctx.clone(), info.clone()));
         let logs = LogService::start(
             store.clone(),

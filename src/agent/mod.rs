@@ -23,6 +23,7 @@ pub mod plan;
 pub mod pod;
 pub mod probe;
 pub mod registration;
+pub mod serviceaccount;
 pub mod sessions;
 pub mod status;
 pub mod volumes;
@@ -75,6 +76,8 @@ pub struct Ctx {
     /// The cluster's id, once the replica has it; containers are labelled
     /// with it and only this cluster's are adopted or removed.
     cluster: std::sync::OnceLock<String>,
+    /// This node's API as containers reach it, set once the API listens.
+    pub api: std::sync::OnceLock<serviceaccount::ApiEndpoint>,
 }
 
 impl Ctx {
@@ -109,6 +112,7 @@ impl Ctx {
             cluster_dns,
             volumes_root,
             cluster: std::sync::OnceLock::new(),
+            api: std::sync::OnceLock::new(),
         })
     }
 

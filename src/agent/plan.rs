@@ -91,7 +91,7 @@ pub struct Plan<'a> {
 
 /// A short hash of a container's spec; a change means the container is replaced.
 pub fn spec_hash(c: &Container) -> String {
-    let bytes = serde_json::to_vec(c).unwrap_or_default();
+    let bytes = serde_json::to_vec(&super::serviceaccount::as_written(c)).unwrap_or_default();
     hex::encode(&Sha256::digest(&bytes)[..8])
 }
 

@@ -77,6 +77,7 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
             return;
         }
     };
+    let (spec, account_error) = super::serviceaccount::prepare(ctx, pod, spec);
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let mut prev: PodStatus = pod.status_or_default();
     let deadline_passed = deadline_exceeded(&spec, &prev, now_secs());
@@ -89,7 +90,10 @@ pub async fn sync(ctx: &Ctx, pod: &Object, containers: Vec<ContainerInfo>, st: &
     let policy = spec.restart_policy.unwrap_or_default();
     let grace = Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30));
     let pod_dir = ctx.pod_volumes_dir(&uid);
-    let (volumes, claim_dirs) = prepare_volumes(ctx, pod, &spec, &prev, &pod_dir).await;
+    let (mut volumes, claim_dirs) = prepare_volumes(ctx, pod, &spec, &prev, &pod_dir).await;
+    if let Some(e) = account_error {
+        volumes.insert(super::serviceaccount::VOLUME.into(), e);
+    }
     let mut sync = PodSync {
         spec: &spec,
         pod,
@@ -357,6 +361,12 @@ async fn prepare_volumes(
     let node = ctx.node.clone();
     let allocatable = ctx.allocatable();
     let dir = pod_dir.to_path_buf();
+    let account_secret = crate::resource::types::token_secret_name(spec.account_name());
+    let ca = ctx
+        .api
+        .get()
+        .and_then(|a| a.ca_pem.clone())
+        .map(String::into_bytes);
     let started = Instant::now();
     let job = tokio::task::spawn_blocking(move || {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -365,6 +375,11 @@ async fn prepare_volumes(
             ns: &ns,
             node: &node,
             claims_root: &claims_root,
+        };
+        let objs = super::serviceaccount::WithCa {
+            inner: &objs,
+            secret: account_secret,
+            ca,
         };
         let dw = volumes::Downward {
             facts: pod_facts(&pod, &ns, &node, &pod_ip, &host_ip),
@@ -689,6 +704,10 @@ impl PodSync<'_> {
 
     /// The container's bind mounts, or why it cannot have them now.
     fn mounts(&self, c: &Container) -> Result<Vec<crate::runtime::Mount>, volumes::VolumeError> {
+        // The account's: a missing one holds every container, mounting or not.
+        if let Some(e) = self.volumes.get(super::serviceaccount::VOLUME) {
+            return Err(e.clone());
+        }
         if c.volume_mounts.is_empty() {
             return Ok(Vec::new());
         }

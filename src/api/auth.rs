@@ -68,6 +68,13 @@ pub fn new_token(name: &str) -> (String, String) {
     (format!("{name}.{secret}"), hash)
 }
 
+/// The hash the store keeps for a whole `NAME.SECRET` token, or `None`
+/// when it is not one (a controller checks that a Secret still holds the
+/// token its Token object was made for).
+pub fn stored_hash(token: &str) -> Option<String> {
+    split_token(token).map(|(_, secret)| secret_hash(secret))
+}
+
 /// The stored form of a token's secret.
 fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))

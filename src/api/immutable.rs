@@ -156,7 +156,8 @@ pub(super) fn has_rules(kind: Kind) -> bool {
         | Kind::Event
         | Kind::Token
         | Kind::CronJob
-        | Kind::ControllerRevision => false,
+        | Kind::ControllerRevision
+        | Kind::ServiceAccount => false,
     }
 }
 

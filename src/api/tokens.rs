@@ -49,6 +49,15 @@ pub(super) async fn create(State(s): State<ApiState>, body: Bytes) -> ApiResult<
             ),
         ));
     }
+    if req.name.starts_with(crate::resource::types::TOKEN_PREFIX) {
+        return Err(invalid(
+            "name",
+            format!(
+                "names starting with {:?} are ServiceAccounts' tokens, made by their controller",
+                crate::resource::types::TOKEN_PREFIX
+            ),
+        ));
+    }
     let role: Role = req.role.parse().map_err(|e| invalid("role", e))?;
     if req
         .description

@@ -32,6 +32,7 @@ macro_rules! outln {
     ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+mod accounts;
 mod attach;
 mod cells;
 mod client;

@@ -204,6 +204,7 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
         ],
         Kind::ControllerRevision => &["CONTROLLER", "REVISION", "AGE"],
         Kind::StatefulSet => &["READY", "AGE"],
+        Kind::ServiceAccount => &["SECRETS", "AGE"],
         Kind::PersistentVolumeClaim => &[
             "STATUS",
             "VOLUME",
@@ -336,6 +337,11 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             }
             Kind::ConfigMap => {
                 row.push((keys(it, "data") + keys(it, "binaryData")).to_string());
+                row.push(age(it));
+            }
+            Kind::ServiceAccount => {
+                let n = s(it, &["secrets"]).as_array().map_or(0, Vec::len);
+                row.push(n.to_string());
                 row.push(age(it));
             }
             Kind::Secret => {
@@ -667,6 +673,9 @@ pub(super) async fn describe(
             };
             out.push_str(&format!("{title}:\n{text}"));
         }
+    }
+    if kind == Kind::ServiceAccount {
+        out.push_str(&super::accounts::describe_lines(&obj));
     }
     if kind.namespaced() && kind != Kind::Event {
         let list = client

@@ -577,3 +577,32 @@ fn pod_table_shows_init_progress_as_kubectl() {
     assert_eq!(rows[4][..4], ["failed", "0/2", "Init:Error", "0"], "{t}");
     assert_eq!(rows[5][..4], ["up", "2/2", "Running", "0"], "{t}");
 }
+
+#[test]
+fn service_accounts_are_listed_and_described_as_kubectl() {
+    assert_eq!(
+        super::client::kind_arg("sa").ok(),
+        Some(Kind::ServiceAccount)
+    );
+    let it = json!({
+        "metadata": { "name": "builder", "creationTimestamp": "2020-01-01T00:00:00Z" },
+        "imagePullSecrets": [{ "name": "regcred" }],
+        "secrets": [{ "name": "a" }, { "name": "b" }],
+        "automountServiceAccountToken": false,
+    });
+    let t = table(Kind::ServiceAccount, std::slice::from_ref(&it), false);
+    let mut lines = t.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(header, ["NAME", "SECRETS", "AGE"]);
+    let row: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(row[..2], ["builder", "2"]);
+    let d = super::accounts::describe_lines(&it);
+    for want in [
+        "Image pull secrets:  regcred",
+        "Mountable secrets:   a, b",
+        "Tokens:              builder-token",
+        "Automount token:     false",
+    ] {
+        assert!(d.contains(want), "{want:?} in {d}");
+    }
+}

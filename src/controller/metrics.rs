@@ -20,6 +20,8 @@ pub const JOB_PODS_DELETED_TOTAL: &str = "shoal_controller_job_pods_deleted_tota
 pub const CRONJOB_JOBS_CREATED_TOTAL: &str = "shoal_controller_cronjob_jobs_created_total";
 /// `shoal_controller_cronjob_start_delay_seconds`.
 pub const CRONJOB_START_DELAY_SECONDS: &str = "shoal_controller_cronjob_start_delay_seconds";
+/// `shoal_controller_serviceaccount_changes_total`.
+pub const SERVICEACCOUNT_CHANGES_TOTAL: &str = "shoal_controller_serviceaccount_changes_total";
 /// `shoal_secrets_resealed_total`.
 pub const SECRETS_RESEALED_TOTAL: &str = "shoal_secrets_resealed_total";
 
@@ -57,6 +59,10 @@ pub const FAMILIES: &[Def] = &[
     seconds(
         CRONJOB_START_DELAY_SECONDS,
         "Delay from a CronJob's scheduled time to the write that created its Job.",
+    ),
+    counter(
+        SERVICEACCOUNT_CHANGES_TOTAL,
+        "Default ServiceAccounts created and ServiceAccount tokens minted.",
     ),
     counter(
         SECRETS_RESEALED_TOTAL,

@@ -11,7 +11,8 @@
 //! (pods until completions succeed),
 //! ReplicaSets (pods), DaemonSets (a pod bound to each eligible node),
 //! StatefulSets (numbered pods with their claims), then the scheduler
-//! (binds pending pods).
+//! (binds pending pods). ServiceAccounts (a `default` per namespace, a
+//! token per account) come right after namespaces.
 
 pub mod confighash;
 pub mod cronjob;
@@ -25,6 +26,7 @@ pub mod namespaces;
 pub mod nodes;
 pub mod replicaset;
 pub mod secrets;
+pub mod serviceaccounts;
 pub mod statefulset;
 pub mod storage;
 
@@ -286,6 +288,7 @@ async fn pass(
     };
     namespaces::reconcile(store).await;
     secrets::reconcile(store).await;
+    accounts(store).await;
     storage::reconcile(store, &pod_objs).await;
     let health = crate::membership::node_health(membership);
     // A pass runs every PASS_EVERY anyway, so the time until the next
@@ -368,6 +371,24 @@ async fn pass(
     if let Err(e) = scheduler::schedule_pending(store, &alive, cfg.strategy, 1000).await {
         warn!("scheduler pass: {e}");
     }
+}
+
+/// ServiceAccounts: their Tokens and Secrets collected once the account is
+/// gone (which revokes the token), then defaults and tokens made.
+async fn accounts(store: &Store) {
+    let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
+    let (Ok(namespaces), Ok(accounts), Ok(tokens), Ok(secrets)) = (
+        list(Kind::Namespace),
+        list(Kind::ServiceAccount),
+        list(Kind::Token),
+        store.list_sealed(),
+    ) else {
+        warn!("serviceaccounts: cannot read the replica");
+        return;
+    };
+    gc::collect(store, "ServiceAccount", &accounts, &tokens).await;
+    gc::collect(store, "ServiceAccount", &accounts, &secrets).await;
+    serviceaccounts::reconcile(store, &namespaces, &accounts).await;
 }
 
 /// Every ConfigMap and Secret, the Secrets opened one by one so that one

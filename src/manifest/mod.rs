@@ -10,6 +10,7 @@
 
 mod pod;
 mod scheduling;
+mod serviceaccount;
 mod statefulset;
 mod storage;
 mod unsupported;
@@ -526,6 +527,11 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             statefulset::check_stateful_set(&b.spec, ck)?;
             encode(&b)?
         }
+        Kind::ServiceAccount => {
+            let b = decode(body)?;
+            serviceaccount::check_service_account(&b, &metadata, ck)?;
+            encode(&b)?
+        }
         Kind::PersistentVolumeClaim => {
             let b = decode(body)?;
             check_claim(&b)?;
@@ -627,7 +633,8 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         | Kind::ControllerRevision
         | Kind::PersistentVolumeClaim
         | Kind::PersistentVolume
-        | Kind::StorageClass => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
+        | Kind::StorageClass
+        | Kind::ServiceAccount => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

@@ -33,6 +33,7 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
             "at least one container is required",
         );
     }
+    super::serviceaccount::check_pod_account(spec, path)?;
     let mut volumes = BTreeSet::new();
     for (i, v) in spec.volumes.iter().enumerate() {
         let vp = format!("{path}.volumes[{i}]");

@@ -4,6 +4,7 @@ use crate::resource::types::Body;
 mod daemonset;
 mod pod_fields;
 mod security;
+mod serviceaccount;
 mod statefulset;
 mod stdin;
 

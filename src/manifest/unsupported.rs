@@ -29,7 +29,6 @@ pub(super) const TEMPLATE_META_UNSUPPORTED: &[&str] = &[
     "uid",
 ];
 pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
-    "automountServiceAccountToken",
     "ephemeralContainers",
     "hostIPC",
     "hostNetwork",
@@ -47,8 +46,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "runtimeClassName",
     "schedulerName",
     "schedulingGates",
-    "serviceAccount",
-    "serviceAccountName",
     "setHostnameAsFQDN",
     "shareProcessNamespace",
     "topologySpreadConstraints",
@@ -228,7 +225,8 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         | Kind::ReplicaSet
         | Kind::Token
         | Kind::ControllerRevision
-        | Kind::StorageClass => Ok(()),
+        | Kind::StorageClass
+        | Kind::ServiceAccount => Ok(()),
     }
 }
 

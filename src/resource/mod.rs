@@ -57,12 +57,15 @@ pub enum Kind {
     StorageClass,
     /// Numbered pods with stable names and claims of their own.
     StatefulSet,
+    /// An identity for pods: its controller mints it an API token.
+    ServiceAccount,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Namespace,
+        Kind::ServiceAccount,
         Kind::StorageClass,
         Kind::PersistentVolume,
         Kind::PersistentVolumeClaim,
@@ -113,6 +116,7 @@ impl Kind {
             Kind::PersistentVolume => "PersistentVolume",
             Kind::StorageClass => "StorageClass",
             Kind::StatefulSet => "StatefulSet",
+            Kind::ServiceAccount => "ServiceAccount",
         }
     }
 
@@ -137,6 +141,7 @@ impl Kind {
             Kind::PersistentVolume => "persistentvolumes",
             Kind::StorageClass => "storageclasses",
             Kind::StatefulSet => "statefulsets",
+            Kind::ServiceAccount => "serviceaccounts",
         }
     }
 
@@ -151,7 +156,8 @@ impl Kind {
             | Kind::Node
             | Kind::Event
             | Kind::PersistentVolumeClaim
-            | Kind::PersistentVolume => "v1",
+            | Kind::PersistentVolume
+            | Kind::ServiceAccount => "v1",
             Kind::StorageClass => "storage.k8s.io/v1",
             Kind::Deployment
             | Kind::ReplicaSet
@@ -199,6 +205,7 @@ impl Kind {
             "persistentvolume" | "persistentvolumes" | "pv" => Kind::PersistentVolume,
             "storageclass" | "storageclasses" | "sc" => Kind::StorageClass,
             "statefulset" | "statefulsets" | "sts" => Kind::StatefulSet,
+            "serviceaccount" | "serviceaccounts" | "sa" => Kind::ServiceAccount,
             _ => return None,
         };
         Some(k)

@@ -14,13 +14,17 @@ mod quantity;
 mod scheduling;
 mod statefulset;
 pub use apps::*;
+mod dns;
 mod security;
+mod serviceaccount;
 mod storage;
 pub use batch::*;
+pub use dns::*;
 pub use probes::*;
 pub use quantity::*;
 pub use scheduling::*;
 pub use security::*;
+pub use serviceaccount::*;
 pub use statefulset::*;
 pub use storage::*;
 
@@ -306,50 +310,15 @@ pub struct PodSpec {
     /// when absent, as in Kubernetes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_service_links: Option<bool>,
-}
-
-/// Where a pod's containers resolve names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DnsPolicy {
-    /// The cluster DNS, which forwards what is not the cluster's.
-    ClusterFirst,
-    /// As ClusterFirst: shoal has no host-network pods.
-    ClusterFirstWithHostNet,
-    /// The node's own resolver configuration.
-    Default,
-    /// Only what `dnsConfig` says.
-    None,
-}
-
-/// Resolver settings added to (or, with dnsPolicy None, making up) the
-/// policy's.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PodDnsConfig {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub nameservers: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub searches: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub options: Vec<PodDnsConfigOption>,
-}
-
-/// One `options` entry of resolv.conf (`ndots:2`, `edns0`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PodDnsConfigOption {
-    pub name: String,
+    /// The ServiceAccount the pod runs as; `default` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-}
-
-/// An /etc/hosts entry: an address and its names.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HostAlias {
-    pub ip: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hostnames: Vec<String>,
+    pub service_account_name: Option<String>,
+    /// The deprecated alias of `serviceAccountName`; must match it if both are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// Whether the account's token is mounted; wins over the account's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
 }
 
 /// A pod's restart policy.
@@ -369,6 +338,15 @@ pub enum ContainerRestartPolicy {
 }
 
 impl PodSpec {
+    /// The ServiceAccount the pod runs as (`default` when it names none).
+    pub fn account_name(&self) -> &str {
+        self.service_account_name
+            .as_deref()
+            .or(self.service_account.as_deref())
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_ACCOUNT)
+    }
+
     /// The init containers, then the app containers: every container a pod runs.
     pub fn all_containers(&self) -> impl Iterator<Item = &Container> {
         self.init_containers.iter().chain(&self.containers)
