@@ -200,6 +200,8 @@ pub struct Placer {
     same_group: Vec<u32>,
     next_start: usize,
     to_score: usize,
+    /// Whether any node has taints.
+    any_taints: bool,
 }
 
 impl Placer {
@@ -219,6 +221,7 @@ impl Placer {
             same_group: Vec::new(),
             next_start: 0,
             to_score: 0,
+            any_taints: false,
         };
         let inv = |v: u64| if v == 0 { 0.0 } else { 1.0 / v as f64 };
         let inv32 = |v: u32| if v == 0 { 0.0 } else { 1.0 / v as f32 };
@@ -250,6 +253,7 @@ impl Placer {
             p.ports.push(Vec::new());
         }
         p.same_group = vec![0; p.names.len()];
+        p.any_taints = p.slots.iter().any(|s| s.has_taints);
         p.to_score = MIN_FEASIBLE_TO_SCORE.max(p.names.len() * PERCENT_TO_SCORE / 100);
         p
     }
@@ -293,6 +297,21 @@ impl Placer {
     /// Chooses a node for `pod`, accounts the pod on it and returns its name;
     /// or says why no node fits.
     pub fn place(&mut self, pod: &PodNeeds) -> Result<String, Unschedulable> {
+        // Affinity and taints are checked in a loop of their own: most pods
+        // have neither, and most clusters no taints, and even two
+        // predictable branches per node cost the plain loop an eighth of
+        // its throughput (inlined checks cost a third).
+        if pod.node_affinity.is_some() || self.any_taints {
+            self.place_with::<true>(pod)
+        } else {
+            self.place_with::<false>(pod)
+        }
+    }
+
+    fn place_with<const CONSTRAINED: bool>(
+        &mut self,
+        pod: &PodNeeds,
+    ) -> Result<String, Unschedulable> {
         let n = self.slots.len();
         if n == 0 {
             return Err(Unschedulable {
@@ -327,8 +346,14 @@ impl Placer {
                 failed[reason] += 1;
                 continue;
             }
-            let score = self.score(i, pod) + self.preferences(i, pod)
-                - GROUP_PENALTY * f64::from(self.same_group[i]);
+            if CONSTRAINED && let Some(reason) = self.constraints(i, pod) {
+                failed[reason] += 1;
+                continue;
+            }
+            let mut score = self.score(i, pod) - GROUP_PENALTY * f64::from(self.same_group[i]);
+            if CONSTRAINED {
+                score += self.preferences(i, pod);
+            }
             // Strictly greater: among equals the first walked wins, and the
             // rotating start makes that a different node for the next pod.
             if best.is_none_or(|(_, b)| score > b) {
@@ -366,7 +391,7 @@ impl Placer {
     }
 
     /// The first filter node `i` fails for `pod`, if any.
-    #[inline]
+    #[inline(always)]
     fn filter(&self, i: usize, pod: &PodNeeds) -> Option<usize> {
         let s = &self.slots[i];
         if let Some(g) = s.gate {
@@ -381,14 +406,6 @@ impl Placer {
             {
                 return Some(SELECTOR);
             }
-        }
-        if let Some(a) = &pod.node_affinity
-            && !a.required_matches(&self.names[i], &self.labels[i])
-        {
-            return Some(AFFINITY);
-        }
-        if s.has_taints && untolerated(&self.taints[i], &pod.tolerations, &HARD_TAINTS).is_some() {
-            return Some(TAINT);
         }
         if let Some(v) = &pod.volume_nodes
             && !v.allowed.contains(&self.names[i])
@@ -413,9 +430,26 @@ impl Placer {
         None
     }
 
+    /// Whether node `i` fails the pod's required node affinity or has a
+    /// taint the pod does not tolerate; the reason if so.
+    #[inline(never)]
+    fn constraints(&self, i: usize, pod: &PodNeeds) -> Option<usize> {
+        if let Some(a) = &pod.node_affinity
+            && !a.required_matches(&self.names[i], &self.labels[i])
+        {
+            return Some(AFFINITY);
+        }
+        if self.slots[i].has_taints
+            && untolerated(&self.taints[i], &pod.tolerations, &HARD_TAINTS).is_some()
+        {
+            return Some(TAINT);
+        }
+        None
+    }
+
     /// What node `i` earns or loses by the pod's preferences: its preferred
     /// node affinity, and PreferNoSchedule taints it does not tolerate.
-    #[inline]
+    #[inline(never)]
     fn preferences(&self, i: usize, pod: &PodNeeds) -> f64 {
         let mut extra = 0.0;
         if let Some(a) = &pod.node_affinity {
@@ -433,7 +467,7 @@ impl Placer {
     }
 
     /// Node `i`'s score for `pod` (higher is better), before group spreading.
-    #[inline]
+    #[inline(always)]
     fn score(&self, i: usize, pod: &PodNeeds) -> f64 {
         let s = &self.slots[i];
         let cpu = (s.cpu_used + pod.cpu_millis) as f64 * s.cpu_inv;
