@@ -121,6 +121,37 @@ impl Harness {
             .expect("list containers")
     }
 
+    /// Deletes the pod and waits up to `secs` until the runtime has none of its containers.
+    async fn delete_and_wait_gone(&self, pod: &Value, secs: u64) {
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        let (code, v) = self
+            .api
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/v1/namespaces/default/pods/{name}"),
+                None,
+            )
+            .await;
+        assert_eq!(code, 200, "{v}");
+        let rt: DynRuntime = self.node.runtime.clone();
+        let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+        eventually(
+            Duration::from_secs(secs),
+            "the deleted pod's containers are gone",
+            || {
+                let rt = rt.clone();
+                let uid = uid.clone();
+                async move {
+                    rt.list(&BTreeMap::from([(LABEL_POD_UID.to_string(), uid)]))
+                        .await
+                        .map(|l| l.is_empty())
+                        .unwrap_or(false)
+                }
+            },
+        )
+        .await;
+    }
+
     async fn events_of(&self, pod: &str) -> Vec<Value> {
         let (_, v) = self
             .api
@@ -197,32 +228,7 @@ async fn runs_and_is_removed(runtime: &'static str) {
     let evs = h.events_of("web").await;
     assert!(evs.iter().any(|e| e["reason"] == "Started"), "{evs:?}");
 
-    let (code, v) = h
-        .api
-        .send(
-            reqwest::Method::DELETE,
-            "/v1/namespaces/default/pods/web",
-            None,
-        )
-        .await;
-    assert_eq!(code, 200, "{v}");
-    let rt: DynRuntime = h.node.runtime.clone();
-    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
-    eventually(
-        Duration::from_secs(15),
-        "the deleted pod's container is gone",
-        || {
-            let rt = rt.clone();
-            let uid = uid.clone();
-            async move {
-                rt.list(&BTreeMap::from([(LABEL_POD_UID.to_string(), uid)]))
-                    .await
-                    .map(|l| l.is_empty())
-                    .unwrap_or(false)
-            }
-        },
-    )
-    .await;
+    h.delete_and_wait_gone(&p, 15).await;
     h.stop().await;
 }
 
@@ -840,32 +846,7 @@ async fn hooks_run(runtime: &'static str) {
 
     // Deleting the pod runs preStop before the container is stopped.
     assert!(!h.scratch.path().join("pre").exists());
-    let (code, v) = h
-        .api
-        .send(
-            reqwest::Method::DELETE,
-            "/v1/namespaces/default/pods/hooked",
-            None,
-        )
-        .await;
-    assert_eq!(code, 200, "{v}");
-    let rt: DynRuntime = h.node.runtime.clone();
-    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
-    eventually(
-        Duration::from_secs(30),
-        "the pod's container is gone",
-        || {
-            let rt = rt.clone();
-            let uid = uid.clone();
-            async move {
-                rt.list(&BTreeMap::from([(LABEL_POD_UID.to_string(), uid)]))
-                    .await
-                    .map(|l| l.is_empty())
-                    .unwrap_or(false)
-            }
-        },
-    )
-    .await;
+    h.delete_and_wait_gone(&p, 30).await;
     assert_eq!(
         std::fs::read_to_string(h.scratch.path().join("pre")).unwrap_or_default(),
         "stopping\n",

@@ -35,20 +35,17 @@ pub(super) async fn get_node(client: &Client, name: &str) -> anyhow::Result<(Str
     }
 }
 
-/// Sets or clears a node's `spec.unschedulable`; whether that changed it.
-pub(super) async fn set_unschedulable(
+/// Changes a node's `spec` with `change` (which says whether it changed
+/// anything) and writes it back, retrying on a conflict; whether it changed.
+pub(super) async fn update_node_spec(
     client: &Client,
     name: &str,
-    on: bool,
+    change: impl Fn(&mut serde_json::Map<String, Value>) -> anyhow::Result<bool>,
 ) -> anyhow::Result<bool> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let (path, mut node) = get_node(client, name).await?;
-        let cordoned = s(&node, &["spec", "unschedulable"]).as_bool() == Some(true);
-        if cordoned == on {
-            return Ok(false);
-        }
         let obj = node
             .as_object_mut()
             .ok_or_else(|| anyhow!("the stored node is not an object"))?;
@@ -58,10 +55,8 @@ pub(super) async fn set_unschedulable(
             .or_insert_with(|| json!({}))
             .as_object_mut()
             .ok_or_else(|| anyhow!("the stored node's spec is not a map"))?;
-        if on {
-            spec.insert("unschedulable".into(), Value::Bool(true));
-        } else {
-            spec.remove("unschedulable");
+        if !change(spec)? {
+            return Ok(false);
         }
         let body = serde_json::to_vec(&node)?;
         match client.send(reqwest::Method::PUT, &path, Some(body)).await {
@@ -72,6 +67,27 @@ pub(super) async fn set_unschedulable(
             Err(e) => return Err(e).with_context(|| format!("updating node/{name}")),
         }
     }
+}
+
+/// Sets or clears a node's `spec.unschedulable`; whether that changed it.
+pub(super) async fn set_unschedulable(
+    client: &Client,
+    name: &str,
+    on: bool,
+) -> anyhow::Result<bool> {
+    update_node_spec(client, name, |spec| {
+        let cordoned = spec.get("unschedulable").and_then(Value::as_bool) == Some(true);
+        if cordoned == on {
+            return Ok(false);
+        }
+        if on {
+            spec.insert("unschedulable".into(), Value::Bool(true));
+        } else {
+            spec.remove("unschedulable");
+        }
+        Ok(true)
+    })
+    .await
 }
 
 pub(super) async fn cordon(client: &Client, name: &str, on: bool) -> anyhow::Result<()> {

@@ -3,12 +3,10 @@
 //! existing one's value without `--overwrite`) or removes them.
 
 use anyhow::{Context, anyhow, bail};
-use serde_json::{Value, json};
 
 use super::client::*;
 use super::emit;
-use super::nodes::get_node;
-use super::rollout::WRITE_ATTEMPTS;
+use super::nodes::update_node_spec;
 use crate::resource::time::now_rfc3339;
 use crate::resource::types::{Taint, TaintEffect};
 
@@ -126,41 +124,23 @@ pub(super) async fn taint(
     if changes.is_empty() {
         bail!("no taint given: KEY[=VALUE]:EFFECT to add, KEY[:EFFECT]- to remove");
     }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let (path, mut node) = get_node(client, name).await?;
-        let obj = node
-            .as_object_mut()
-            .ok_or_else(|| anyhow!("the stored node is not an object"))?;
-        obj.remove("status");
-        let spec = obj
-            .entry("spec")
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-            .ok_or_else(|| anyhow!("the stored node's spec is not a map"))?;
+    let now = now_rfc3339();
+    update_node_spec(client, name, |spec| {
         let mut taints: Vec<Taint> = match spec.get("taints") {
             Some(v) => serde_json::from_value(v.clone()).context("the node's taints")?,
             None => Vec::new(),
         };
-        apply_changes(&mut taints, &changes, overwrite, &now_rfc3339())?;
+        apply_changes(&mut taints, &changes, overwrite, &now)?;
         if taints.is_empty() {
             spec.remove("taints");
         } else {
             spec.insert("taints".into(), serde_json::to_value(&taints)?);
         }
-        let body = serde_json::to_vec(&Value::Object(obj.clone()))?;
-        match client.send(reqwest::Method::PUT, &path, Some(body)).await {
-            Ok(_) => {
-                outln!("node/{name} tainted");
-                return Ok(());
-            }
-            Err(e) if http_status(&e) == Some(409) && attempt < WRITE_ATTEMPTS => {
-                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
-            }
-            Err(e) => return Err(e).with_context(|| format!("updating node/{name}")),
-        }
-    }
+        Ok(true)
+    })
+    .await?;
+    outln!("node/{name} tainted");
+    Ok(())
 }
 
 #[cfg(test)]
