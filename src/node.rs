@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::agent::{self, logs::LogService};
 use crate::autopilot::{self, AutopilotConfig};
@@ -194,6 +194,7 @@ impl Node {
         } else {
             info!(kek = store_cfg.kek.source(), "Secrets are sealed at rest");
         }
+        let store_cfg_kek_well_known = store_cfg.kek.is_well_known();
         let store = Store::open(&cfg.data_dir.join("raft"), net.clone(), store_cfg).await?;
         // A wrong key must stop the node before it serves anything.
         if let Err(e) = store.check_encryption_key() {
@@ -203,6 +204,27 @@ impl Node {
             // find the data dir locked.
             net.shutdown().await;
             return Err(e.into());
+        }
+        if !store_cfg_kek_well_known {
+            let store = store.clone();
+            tokio::spawn(async move {
+                // Until the write lands: Raft may not have a leader yet.
+                for _ in 0..60 {
+                    match store.rewrap_keyring().await {
+                        Ok(true) => {
+                            warn!(
+                                "this cluster's Secrets were sealed under the well-known key \
+                                 (it had no cluster key); their data keys are now wrapped \
+                                 under this node's key"
+                            );
+                            return;
+                        }
+                        Ok(false) => return,
+                        Err(e) => debug!("re-wrapping the keyring, will retry: {e}"),
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
         }
         let mut seeds = Vec::new();
         for j in &cfg.join {

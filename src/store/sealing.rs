@@ -319,6 +319,34 @@ impl Sealer {
         Ok(o)
     }
 
+    /// The keyring with every data key that only the well-known KEK opens
+    /// wrapped again under this sealer's KEK; `None` when there is none
+    /// (or this sealer's KEK is the well-known one).
+    pub fn rewrapped(&self, stored: &Object) -> Result<Option<Object>, SealError> {
+        if self.kek.is_well_known() {
+            return Ok(None);
+        }
+        let mut ring = read_keyring(stored)?;
+        let (kek, well_known) = (self.kek.cipher(), Kek::well_known().cipher());
+        let mut changed = false;
+        for k in &mut ring.keys {
+            let aad = wrap_aad(k.id);
+            if open_bytes(&kek, &k.wrapped, &aad).is_some() {
+                continue;
+            }
+            if let Some(dk) = open_bytes(&well_known, &k.wrapped, &aad) {
+                k.wrapped = seal_bytes(&kek, &dk, &aad);
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(None);
+        }
+        let mut o = keyring_object(&ring)?;
+        o.metadata = stored.metadata.clone();
+        Ok(Some(o))
+    }
+
     /// Opens every data key of the stored keyring; fails with
     /// [`SealError::WrongKek`] when this node's KEK is not the cluster's.
     pub(crate) fn open_keyring(&self, stored: &Object) -> Result<Arc<DataKeys>, SealError> {
@@ -332,9 +360,14 @@ impl Sealer {
         }
         let ring = read_keyring(stored)?;
         let kek = self.kek.cipher();
+        // A cluster founded on loopback without a key sealed under the
+        // well-known KEK; given a key later (it moved beyond loopback), it
+        // still opens its keyring, which `rewrapped` then moves under the key.
+        let well_known = Kek::well_known().cipher();
         let mut ciphers = BTreeMap::new();
         for k in &ring.keys {
             let dk = open_bytes(&kek, &k.wrapped, &wrap_aad(k.id))
+                .or_else(|| open_bytes(&well_known, &k.wrapped, &wrap_aad(k.id)))
                 .filter(|b| b.len() == 32)
                 .ok_or_else(|| SealError::WrongKek {
                     source_desc: self.kek.source().to_string(),
@@ -630,6 +663,25 @@ impl Store {
             None => Ok(None),
             Some(o) => Ok(Some(self.sealer.open_keyring(&o)?)),
         }
+    }
+
+    /// Moves the keyring's data keys that only the well-known KEK opens
+    /// (sealed while the cluster had no key) under this node's KEK;
+    /// whether it wrote. The write is conditional on the keyring read.
+    pub async fn rewrap_keyring(&self) -> Result<bool, StoreError> {
+        let Some(stored) = self.reader.get(&keyring_key())? else {
+            return Ok(false);
+        };
+        let Some(new) = self.sealer.rewrapped(&stored)? else {
+            return Ok(false);
+        };
+        let op = Op::Put {
+            key: keyring_key(),
+            object: serde_json::to_vec(&new).map_err(|e| StoreError::Storage(e.to_string()))?,
+            precondition: Precondition::Version(stored.resource_version()),
+        };
+        self.write_raw(Command { ops: vec![op] }).await?;
+        Ok(true)
     }
 
     /// Fails when this node's KEK does not open the keyring its replica

@@ -115,6 +115,41 @@ fn a_wrong_kek_is_told_and_opens_nothing() {
 }
 
 #[test]
+fn a_keyring_sealed_before_the_cluster_had_a_key_opens_and_moves_under_it() {
+    let ring = stored_keyring(&Sealer::new(Kek::well_known()), 3);
+    let keyed = Sealer::new(kek(2));
+    // Opened through the well-known key, so the node starts.
+    let keys = keyed.open_keyring(&ring).unwrap();
+    let moved = keyed.rewrapped(&ring).unwrap().expect("re-wrapped");
+    // The same data keys, now under the node's KEK alone.
+    let fresh = Sealer::new(kek(2));
+    let again = fresh.open_keyring(&moved).unwrap();
+    let key = ObjectKey::new(Kind::Secret, "default", "db");
+    let mut body = secret_body("sealed-before-the-key");
+    keyed.seal(&keys, &key, &mut body, None).unwrap();
+    let mut o = as_object(&key, body);
+    fresh.open(&again, &key, &mut o).unwrap();
+    assert_eq!(o.body, secret_body("sealed-before-the-key"));
+    assert!(matches!(
+        Sealer::new(Kek::well_known()).open_keyring(&moved),
+        Err(SealError::WrongKek { .. })
+    ));
+    assert!(
+        keyed.rewrapped(&moved).unwrap().is_none(),
+        "nothing left to move"
+    );
+    // A keyring under another real key still refuses.
+    let other = stored_keyring(&Sealer::new(kek(1)), 3);
+    assert!(keyed.rewrapped(&other).unwrap().is_none());
+    assert!(
+        Sealer::new(Kek::well_known())
+            .rewrapped(&ring)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
 fn rotation_keeps_old_keys_until_retired() {
     let sealer = Sealer::new(kek(1));
     let ring1 = stored_keyring(&sealer, 3);
