@@ -123,11 +123,10 @@ async fn secrets_are_sealed_at_rest_and_open_for_the_api_and_pods() {
     )
     .await;
 
-    // Force a snapshot on every node, after the Secret's write.
+    // Force a snapshot on every node, after the Secret's write. A node
+    // that had not applied that far when asked snapshots what it had:
+    // ask again until its snapshot covers the write.
     let written = c.nodes[0].as_ref().unwrap().store.revision();
-    for n in c.nodes.iter().flatten() {
-        n.store.raft().trigger().snapshot().await.expect("snapshot");
-    }
     for n in c.nodes.iter().flatten() {
         let store = n.store.clone();
         eventually(
@@ -135,7 +134,15 @@ async fn secrets_are_sealed_at_rest_and_open_for_the_api_and_pods() {
             "a snapshot past the Secret",
             || {
                 let store = store.clone();
-                async move { store.metrics().snapshot.is_some_and(|s| s.index >= written) }
+                async move {
+                    if store.metrics().snapshot.is_some_and(|s| s.index >= written) {
+                        return true;
+                    }
+                    if store.revision() >= written {
+                        let _ = store.raft().trigger().snapshot().await;
+                    }
+                    false
+                }
             },
         )
         .await;
