@@ -181,6 +181,21 @@ impl ExecService {
         svc
     }
 
+    /// A connection to the exec sessions of `node`: this node's own, or a
+    /// peer's over libp2p.
+    fn conn_to(self: &Arc<Self>, node: &str) -> Result<ExecConn, ExecError> {
+        let target = if node == self.node {
+            Target::Local
+        } else {
+            let (peer, addrs) = peer_of(&self.store, node).map_err(ExecError::Unavailable)?;
+            Target::Remote(peer, addrs)
+        };
+        Ok(ExecConn {
+            svc: self.clone(),
+            target,
+            session: 0,
+        })
+    }
     /// Starts `req` in a pod's container, on whichever node runs it.
     pub async fn open(
         self: &Arc<Self>,
@@ -193,17 +208,7 @@ impl ExecService {
             return Err(ExecError::BadRequest("no command to run".into()));
         }
         let at = locate(&self.store, namespace, pod, container)?;
-        let target = if at.node == self.node {
-            Target::Local
-        } else {
-            let (peer, addrs) = peer_of(&self.store, &at.node).map_err(ExecError::Unavailable)?;
-            Target::Remote(peer, addrs)
-        };
-        let mut conn = ExecConn {
-            svc: self.clone(),
-            target,
-            session: 0,
-        };
+        let mut conn = self.conn_to(&at.node)?;
         let out = conn
             .ask(Request::Open {
                 pod_uid: at.uid,

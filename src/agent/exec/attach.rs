@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use super::super::sessions::{Located, locate, peer_of};
-use super::{ExecConn, ExecError, ExecService, Request, Target};
+use super::super::sessions::{Located, locate};
+use super::{ExecConn, ExecError, ExecService, Request};
 use crate::runtime::AttachRequest;
 
 /// A session attached to a container's main process.
@@ -34,17 +34,7 @@ impl ExecService {
         if let Some(why) = refusal(&at, pod, stdin) {
             return Err(ExecError::BadRequest(why));
         }
-        let target = if at.node == self.node {
-            Target::Local
-        } else {
-            let (peer, addrs) = peer_of(&self.store, &at.node).map_err(ExecError::Unavailable)?;
-            Target::Remote(peer, addrs)
-        };
-        let mut conn = ExecConn {
-            svc: self.clone(),
-            target,
-            session: 0,
-        };
+        let mut conn = self.conn_to(&at.node)?;
         let out = conn
             .ask(Request::Attach {
                 pod_uid: at.uid,
