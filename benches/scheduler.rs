@@ -107,6 +107,8 @@ fn part1(nodes: usize, pods: usize) {
                 group: Some(group_name(i)),
                 node_affinity: None,
                 tolerations: Vec::new(),
+                labels: None,
+                inter: None,
             }
         })
         .collect();
@@ -124,13 +126,18 @@ fn part1(nodes: usize, pods: usize) {
         "strategy", "seconds", "placements/s", "failed", "nodes used", "groups doubled"
     );
     let (cfits, cneeds) = constrained(&fits, &needs);
+    let ineeds = inter_pod(&needs);
     let runs = [
         ("pack", Strategy::Pack, &fits, &needs),
         ("spread", Strategy::Spread, &fits, &needs),
         ("pack+constraints", Strategy::Pack, &cfits, &cneeds),
+        ("pack+inter-pod", Strategy::Pack, &cfits, &ineeds),
     ];
     for (label, strategy, fits, needs) in runs {
         let mut placer = Placer::new(fits.clone(), strategy);
+        if needs.iter().any(|p| p.inter.is_some()) {
+            placer.track_pods();
+        }
         let mut placed = Vec::with_capacity(needs.len());
         let t = Instant::now();
         for p in needs.iter() {
@@ -227,6 +234,48 @@ fn constrained(fits: &[NodeFit], needs: &[PodNeeds]) -> (Vec<NodeFit>, Vec<PodNe
         })
         .collect();
     (fits, needs)
+}
+
+/// Inter-pod rules on a fifth of the pods (every fifth group): half of
+/// those groups keep their replicas on distinct hosts (required
+/// anti-affinity), the other half spread them over the three zones
+/// (maxSkew 1, DoNotSchedule) and prefer hosts without their siblings. Every
+/// pod carries its group as a label, since the pass then tracks all pods.
+fn inter_pod(needs: &[PodNeeds]) -> Vec<PodNeeds> {
+    use shoal::resource::types::{Affinity, TopologySpreadConstraint};
+    use shoal::scheduler::InterPod;
+    needs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut p = p.clone();
+            let group = i / REPLICAS;
+            let labels = BTreeMap::from([("group".to_string(), group_name(i))]);
+            if group.is_multiple_of(5) {
+                let select = json!({"matchLabels": {"group": group_name(i)}});
+                let (affinity, spread): (Option<Affinity>, Vec<TopologySpreadConstraint>) =
+                    if group.is_multiple_of(10) {
+                        let a = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                            {"labelSelector": select, "topologyKey": "kubernetes.io/hostname"}]}});
+                        (serde_json::from_value(a).ok(), Vec::new())
+                    } else {
+                        let a = json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                            {"weight": 100, "podAffinityTerm": {"labelSelector": select,
+                                "topologyKey": "kubernetes.io/hostname"}}]}});
+                        let s = json!([{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                            "whenUnsatisfiable": "DoNotSchedule", "labelSelector": select}]);
+                        (
+                            serde_json::from_value(a).ok(),
+                            serde_json::from_value(s).unwrap_or_default(),
+                        )
+                    };
+                p.inter = InterPod::of(affinity.as_ref(), &spread, "default", &labels)
+                    .map(std::sync::Arc::new);
+            }
+            p.labels = Some(std::sync::Arc::new(labels));
+            p
+        })
+        .collect()
 }
 
 fn node_object(i: usize) -> Value {

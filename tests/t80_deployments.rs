@@ -871,3 +871,263 @@ async fn a_users_replicaset_keeps_its_count_and_a_deployments_sets_stay_the_cont
     assert_eq!(pods_of_set(&api, &owned).await.len(), 1);
     c.stop().await;
 }
+
+fn budget(name: &str, app: &str, field: &str) -> String {
+    format!(
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: {name}\nspec:\n  {field}\n  selector:\n    matchLabels:\n      app: {app}\n"
+    )
+}
+
+/// The status the leader wrote on a budget, once it says `allowed`.
+async fn wait_budget_allows(api: &Api, name: &str, allowed: u64) -> Value {
+    let path = format!("/v1/namespaces/default/poddisruptionbudgets/{name}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, v) = api.get(&path).await;
+        assert_eq!(code, 200, "{v}");
+        if v["status"]["disruptionsAllowed"].as_u64() == Some(allowed)
+            && v["status"]["currentHealthy"].as_u64().is_some()
+        {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "budget {name} never allowed {allowed}: {}",
+            v["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disruption_budget_holds_a_drain_until_it_is_relaxed() {
+    let c = Cluster::start("pdb", &["4", "4"], |_| {}).await;
+    let api = c.api();
+    // Three replicas, every one of them on node pdb0 (pdb1 cordoned), and a
+    // budget that keeps all three: the Deployment's own strategy would let
+    // one go, the budget wins.
+    let (code, out, err) = shoal_at(&api, &["cordon", "pdb1"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, v) = api.apply(&deployment("db", 3, "one", "", "")).await;
+    assert_eq!(code, 200, "{v}");
+    wait_rolled_out(&api, "db", 60).await;
+    let (code, v) = api.apply(&budget("db-pdb", "db", "minAvailable: 3")).await;
+    assert_eq!(code, 200, "{v}");
+    let st = wait_budget_allows(&api, "db-pdb", 0).await;
+    assert_eq!(
+        (
+            &st["status"]["expectedPods"],
+            &st["status"]["currentHealthy"],
+            &st["status"]["desiredHealthy"]
+        ),
+        (&json!(3), &json!(3), &json!(3)),
+        "{}",
+        st["status"]
+    );
+    let (code, out, err) = shoal_at(&api, &["get", "pdb"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("MIN AVAILABLE") && out.contains("db-pdb") && out.contains("N/A"),
+        "{out}"
+    );
+
+    // A drain of pdb0 with room on pdb1 still cannot take a pod: the budget
+    // wants three healthy and a replacement only starts after an eviction.
+    let (code, out, err) = shoal_at(&api, &["uncordon", "pdb1"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = shoal_at(&api, &["drain", "pdb0", "--timeout", "4"]).await;
+    assert_ne!(code, 0, "the drain finished against the budget: {out}");
+    assert!(
+        err.contains("violate the pod's disruption budget")
+            && err.contains("db-pdb needs 3 healthy pods and has 3 currently"),
+        "{err}"
+    );
+    assert!(
+        err.contains("timed out after 4s draining node/pdb0"),
+        "{err}"
+    );
+    let live = pods(&api)
+        .await
+        .into_iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "db" && !terminal(p))
+        .count();
+    assert_eq!(live, 3, "a refused eviction deletes nothing");
+
+    // A second budget over the same pods makes evictions an error, as in
+    // Kubernetes, rather than picking one.
+    let (code, v) = api
+        .apply(&budget("db-pdb2", "db", "maxUnavailable: 1"))
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let one = pods(&api)
+        .await
+        .into_iter()
+        .find(|p| p["metadata"]["labels"]["app"] == "db" && !terminal(p))
+        .expect("a db pod");
+    let (code, v) = evict(&api, one["metadata"]["name"].as_str().unwrap(), json!({})).await;
+    assert_eq!(code, 500, "{v}");
+    assert!(
+        v.to_string().contains("more than one PodDisruptionBudget"),
+        "{v}"
+    );
+    let (code, v) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/namespaces/default/poddisruptionbudgets/db-pdb2",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+
+    // Relaxed to two: the drain moves the pods one at a time.
+    let (code, v) = api.apply(&budget("db-pdb", "db", "minAvailable: 2")).await;
+    assert_eq!(code, 200, "{v}");
+    wait_budget_allows(&api, "db-pdb", 1).await;
+    let (code, out, err) = shoal_at(&api, &["drain", "pdb0", "--timeout", "90"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("node/pdb0 drained\n"), "{out}");
+    eventually(
+        Duration::from_secs(30),
+        "three ready db pods, all on pdb1",
+        || {
+            let api = api.clone();
+            async move {
+                let live: Vec<Value> = pods(&api)
+                    .await
+                    .into_iter()
+                    .filter(|p| p["metadata"]["labels"]["app"] == "db" && !terminal(p))
+                    .collect();
+                live.len() == 3
+                    && live
+                        .iter()
+                        .all(|p| is_ready(p) && node_of(p) == Some("pdb1"))
+            }
+        },
+    )
+    .await;
+    c.stop().await;
+}
+
+fn placed_deployment(name: &str, replicas: u32, placement: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      terminationGracePeriodSeconds: 1\n{placement}      containers:\n      - name: main\n        image: host\n        command: [\"sleep\", \"3600\"]\n        resources:\n          requests: {{cpu: 100m}}\n"
+    )
+}
+
+/// Nodes of the live pods labelled `app`.
+async fn nodes_of_app(api: &Api, app: &str) -> Vec<Option<String>> {
+    pods(api)
+        .await
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == app && !terminal(p))
+        .map(|p| node_of(p).map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pod_affinity_anti_affinity_and_spread_place_by_zone_and_host() {
+    // Zones: a (aff0, aff1), b (aff2), c (aff3).
+    let c = Cluster::start("aff", &["4", "4", "4", "4"], |c| {
+        let zone = match c.name.as_deref() {
+            Some("aff0" | "aff1") => "a",
+            Some("aff2") => "b",
+            _ => "c",
+        };
+        c.agent
+            .labels
+            .insert("topology.kubernetes.io/zone".into(), zone.into());
+    })
+    .await;
+    let api = c.api();
+    let zone = |n: &str| match n {
+        "aff0" | "aff1" => "a",
+        "aff2" => "b",
+        _ => "c",
+    };
+
+    // One web replica per host, and a fifth has nowhere to go.
+    let anti = "      affinity:\n        podAntiAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n          - labelSelector: {matchLabels: {app: web}}\n            topologyKey: kubernetes.io/hostname\n";
+    let (code, v) = api.apply(&placed_deployment("web", 4, anti)).await;
+    assert_eq!(code, 200, "{v}");
+    eventually(
+        Duration::from_secs(30),
+        "four web pods on four hosts",
+        || {
+            let api = api.clone();
+            async move {
+                let nodes = nodes_of_app(&api, "web").await;
+                let distinct: HashSet<&Option<String>> = nodes.iter().collect();
+                nodes.len() == 4 && nodes.iter().all(Option::is_some) && distinct.len() == 4
+            }
+        },
+    )
+    .await;
+    let (code, out, err) = shoal_at(&api, &["scale", "deployment", "web", "--replicas", "5"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    eventually(
+        Duration::from_secs(30),
+        "the fifth web pod pending, saying why",
+        || {
+            let api = api.clone();
+            async move {
+                pods(&api).await.iter().any(|p| {
+                    p["metadata"]["labels"]["app"] == "web"
+                        && node_of(p).is_none()
+                        && p["status"]["conditions"].as_array().is_some_and(|cs| {
+                            cs.iter().any(|c| {
+                                c["type"] == "PodScheduled"
+                                    && c["message"].as_str().is_some_and(|m| {
+                                        m.contains("pod anti-affinity conflict (4)")
+                                    })
+                            })
+                        })
+                })
+            }
+        },
+    )
+    .await;
+
+    // Six api replicas spread over three zones: two in each, though zone a
+    // has two hosts.
+    let spread = "      topologySpreadConstraints:\n      - maxSkew: 1\n        topologyKey: topology.kubernetes.io/zone\n        whenUnsatisfiable: DoNotSchedule\n        labelSelector: {matchLabels: {app: api}}\n";
+    let (code, v) = api.apply(&placed_deployment("api", 6, spread)).await;
+    assert_eq!(code, 200, "{v}");
+    eventually(Duration::from_secs(30), "api pods two per zone", || {
+        let api = api.clone();
+        async move {
+            let nodes = nodes_of_app(&api, "api").await;
+            let mut per_zone = BTreeMap::new();
+            for n in nodes.iter().flatten() {
+                *per_zone.entry(zone(n)).or_insert(0) += 1;
+            }
+            nodes.len() == 6 && per_zone == BTreeMap::from([("a", 2), ("b", 2), ("c", 2)])
+        }
+    })
+    .await;
+
+    // A client that must share a zone with the cache follows it to zone b.
+    let cache = "      nodeSelector: {topology.kubernetes.io/zone: b}\n";
+    let (code, v) = api.apply(&placed_deployment("cache", 1, cache)).await;
+    assert_eq!(code, 200, "{v}");
+    let near = "      affinity:\n        podAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n          - labelSelector: {matchLabels: {app: cache}}\n            topologyKey: topology.kubernetes.io/zone\n";
+    eventually(Duration::from_secs(30), "the cache placed", || {
+        let api = api.clone();
+        async move { nodes_of_app(&api, "cache").await == [Some("aff2".to_string())] }
+    })
+    .await;
+    let (code, v) = api.apply(&placed_deployment("client", 3, near)).await;
+    assert_eq!(code, 200, "{v}");
+    eventually(
+        Duration::from_secs(30),
+        "every client in the cache's zone",
+        || {
+            let api = api.clone();
+            async move {
+                let nodes = nodes_of_app(&api, "client").await;
+                nodes.len() == 3 && nodes.iter().all(|n| n.as_deref() == Some("aff2"))
+            }
+        },
+    )
+    .await;
+    c.stop().await;
+}

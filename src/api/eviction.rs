@@ -1,10 +1,12 @@
 //! `POST /v1/namespaces/{ns}/pods/{name}/eviction`: deletes a pod unless
-//! that would take its Deployment below what the Deployment's strategy
-//! allows to be unavailable (then 429, as Kubernetes answers when a
-//! disruption budget forbids an eviction). `shoal drain` evicts through it.
+//! that would break the PodDisruptionBudget covering it or, without one,
+//! take its Deployment below what the Deployment's strategy allows to be
+//! unavailable (then 429, as Kubernetes answers when a disruption budget
+//! forbids an eviction). `shoal drain` evicts through it.
 
 use super::*;
 use crate::controller::disruption::{self, Owner, Verdict};
+use crate::resource::types::{Body, PodDisruptionBudgetBody};
 use crate::resource::view::PodView;
 use crate::store::Precondition;
 
@@ -47,21 +49,53 @@ pub(super) async fn evict_pod(
                 format!("{key}: stored pod has no key"),
             ));
         };
-        let verdict = match deployment_of(&s, &pod)? {
-            Some(d) => {
-                let (sets, _) = s.store.list(Kind::ReplicaSet, Some(&ns))?;
-                let (pods, _) = s.store.list(Kind::Pod, Some(&ns))?;
-                let pods: Vec<PodView> = pods.iter().filter_map(PodView::of).collect();
-                disruption::decide(
-                    &view,
-                    Some(Owner {
-                        deployment: &d,
-                        replica_sets: &sets,
-                        pods: &pods,
-                    }),
-                )
+        let budgets = budgets_of(&s, &pod)?;
+        if budgets.len() > 1 {
+            // As Kubernetes: which budget would win is not defined.
+            let names: Vec<&str> = budgets
+                .iter()
+                .map(|(b, _)| b.metadata.name.as_str())
+                .collect();
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "This pod has more than one PodDisruptionBudget, which the eviction \
+                     subresource does not support: {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+        let verdict = if let Some((b, body)) = budgets.first() {
+            let (pods, _) = s.store.list(Kind::Pod, Some(&ns))?;
+            let covered: Vec<PodView> = pods
+                .iter()
+                .filter(|p| disruption::budget::covers(b, body, p))
+                .filter_map(PodView::of)
+                .collect();
+            let list = |k: Kind| s.store.list(k, Some(&ns)).map(|(v, _)| v);
+            let scales = disruption::budget::Scales::of(
+                &list(Kind::ReplicaSet)?,
+                &list(Kind::Deployment)?,
+                &list(Kind::StatefulSet)?,
+            );
+            disruption::budget::decide(&view, b, body, &covered, &scales)
+        } else {
+            match deployment_of(&s, &pod)? {
+                Some(d) => {
+                    let (sets, _) = s.store.list(Kind::ReplicaSet, Some(&ns))?;
+                    let (pods, _) = s.store.list(Kind::Pod, Some(&ns))?;
+                    let pods: Vec<PodView> = pods.iter().filter_map(PodView::of).collect();
+                    disruption::decide(
+                        &view,
+                        Some(Owner {
+                            deployment: &d,
+                            replica_sets: &sets,
+                            pods: &pods,
+                        }),
+                    )
+                }
+                None => disruption::decide(&view, None),
             }
-            None => disruption::decide(&view, None),
         };
         let fence = match verdict {
             Verdict::Allow { fence } => fence,
@@ -105,7 +139,9 @@ pub(super) async fn evict_pod(
     }
     Err(ApiError::new(
         StatusCode::CONFLICT,
-        format!("{key}: its Deployment kept changing during {ATTEMPTS} attempts; retry"),
+        format!(
+            "{key}: its Deployment or disruption budget kept changing during {ATTEMPTS} attempts; retry"
+        ),
     ))
 }
 
@@ -137,6 +173,19 @@ fn check_body(body: &Bytes, name: &str) -> ApiResult<Option<String>> {
             "deleteOptions.preconditions.uid: expected a string, got {other}"
         ))),
     }
+}
+
+/// The PodDisruptionBudgets covering the pod, decoded.
+fn budgets_of(s: &ApiState, pod: &Object) -> ApiResult<Vec<(Object, PodDisruptionBudgetBody)>> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let (all, _) = s.store.list(Kind::PodDisruptionBudget, Some(ns))?;
+    Ok(all
+        .into_iter()
+        .filter_map(|b| {
+            let body = PodDisruptionBudgetBody::from_object(&b).ok()?;
+            disruption::budget::covers(&b, &body, pod).then_some((b, body))
+        })
+        .collect())
 }
 
 /// The Deployment controlling the pod's ReplicaSet, if both exist.

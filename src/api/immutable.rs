@@ -131,6 +131,10 @@ pub(super) fn check(kind: Kind, live: &Object, new: &Object) -> Result<(), Strin
             }
             Ok(())
         }
+        // As Kubernetes: a binding is re-made, not pointed elsewhere.
+        Kind::RoleBinding | Kind::ClusterRoleBinding => fixed(&["roleRef"]).map_err(|_| {
+            "roleRef: cannot change roleRef; delete and re-create the binding".to_string()
+        }),
         _ => Ok(()),
     }
 }
@@ -149,6 +153,8 @@ pub(super) fn has_rules(kind: Kind) -> bool {
         | Kind::PersistentVolumeClaim
         | Kind::PersistentVolume
         | Kind::StorageClass
+        | Kind::RoleBinding
+        | Kind::ClusterRoleBinding
         | Kind::Pod => true,
         Kind::Namespace
         | Kind::Service
@@ -157,7 +163,10 @@ pub(super) fn has_rules(kind: Kind) -> bool {
         | Kind::Token
         | Kind::CronJob
         | Kind::ControllerRevision
-        | Kind::ServiceAccount => false,
+        | Kind::ServiceAccount
+        | Kind::PodDisruptionBudget
+        | Kind::Role
+        | Kind::ClusterRole => false,
     }
 }
 

@@ -205,6 +205,14 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
         Kind::ControllerRevision => &["CONTROLLER", "REVISION", "AGE"],
         Kind::StatefulSet => &["READY", "AGE"],
         Kind::ServiceAccount => &["SECRETS", "AGE"],
+        Kind::Role | Kind::ClusterRole => &["CREATED AT"],
+        Kind::RoleBinding | Kind::ClusterRoleBinding => &["ROLE", "AGE"],
+        Kind::PodDisruptionBudget => &[
+            "MIN AVAILABLE",
+            "MAX UNAVAILABLE",
+            "ALLOWED DISRUPTIONS",
+            "AGE",
+        ],
         Kind::PersistentVolumeClaim => &[
             "STATUS",
             "VOLUME",
@@ -337,6 +345,33 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             }
             Kind::ConfigMap => {
                 row.push((keys(it, "data") + keys(it, "binaryData")).to_string());
+                row.push(age(it));
+            }
+            Kind::Role | Kind::ClusterRole => {
+                row.push(
+                    it["metadata"]["creationTimestamp"]
+                        .as_str()
+                        .unwrap_or("<unknown>")
+                        .to_string(),
+                );
+            }
+            Kind::RoleBinding | Kind::ClusterRoleBinding => {
+                row.push(format!(
+                    "{}/{}",
+                    s(it, &["roleRef", "kind"]).as_str().unwrap_or(""),
+                    s(it, &["roleRef", "name"]).as_str().unwrap_or("")
+                ));
+                row.push(age(it));
+            }
+            Kind::PodDisruptionBudget => {
+                let or_na = |v: &Value| match v {
+                    Value::Null => "N/A".to_string(),
+                    Value::String(t) => t.clone(),
+                    other => other.to_string(),
+                };
+                row.push(or_na(s(it, &["spec", "minAvailable"])));
+                row.push(or_na(s(it, &["spec", "maxUnavailable"])));
+                row.push(n(s(it, &["status", "disruptionsAllowed"])).to_string());
                 row.push(age(it));
             }
             Kind::ServiceAccount => {

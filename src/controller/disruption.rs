@@ -1,16 +1,24 @@
-//! Evictions: whether a pod may be taken away now without its Deployment
-//! dropping below what its strategy allows to be unavailable. The API's
+//! Evictions: whether a pod may be taken away now without breaking the
+//! PodDisruptionBudget that covers it ([`budget`]) or, when none does, without
+//! its Deployment dropping below what its strategy allows to be unavailable
+//! (shoal's implicit budget, so a drain is safe without one). The API's
 //! eviction endpoint (`POST .../pods/NAME/eviction`) asks this, so every
 //! client (`shoal drain`, kubectl, a script) drains the same way; the
 //! decision is pure and the endpoint makes its delete conditional on
 //! everything the decision read, so two evictions racing through two nodes
 //! cannot both take the last spare pod.
 
+pub mod budget;
+
 use std::collections::HashSet;
 
-use crate::resource::types::{Body, DeploymentBody, StrategyType};
+use tracing::{debug, warn};
+
+use crate::resource::status::PodDisruptionBudgetStatus;
+use crate::resource::types::{Body, DeploymentBody, PodDisruptionBudgetBody, StrategyType};
 use crate::resource::view::PodView;
-use crate::resource::{Object, ObjectKey};
+use crate::resource::{Kind, Object, ObjectKey};
+use crate::store::{Command, Op, Store};
 
 /// What the eviction endpoint does with a pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +106,63 @@ pub fn decide(pod: &PodView, owner: Option<Owner<'_>>) -> Verdict {
             .map(|p| (p.key.clone(), p.resource_version)),
     );
     Verdict::Allow { fence }
+}
+
+/// The leader's pass over PodDisruptionBudgets: writes each one's status
+/// (what it allows now) from the pods it covers, conditional on the budget
+/// not having changed since it was read. Evictions do not read this status:
+/// they count for themselves at the time of the eviction.
+pub async fn reconcile(store: &Store, pods: &[Object]) {
+    let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
+    let (Ok(budgets), Ok(sets), Ok(deployments), Ok(statefulsets)) = (
+        list(Kind::PodDisruptionBudget),
+        list(Kind::ReplicaSet),
+        list(Kind::Deployment),
+        list(Kind::StatefulSet),
+    ) else {
+        warn!("disruption budgets: cannot read the replica");
+        return;
+    };
+    if budgets.is_empty() {
+        return;
+    }
+    let scales = budget::Scales::of(&sets, &deployments, &statefulsets);
+    let now = crate::resource::time::now_rfc3339();
+    for b in &budgets {
+        let (Ok(body), Some(key)) = (PodDisruptionBudgetBody::from_object(b), b.key()) else {
+            continue;
+        };
+        let covered: Vec<PodView> = pods
+            .iter()
+            .filter(|p| budget::covers(b, &body, p))
+            .filter_map(PodView::of)
+            .collect();
+        let prev: PodDisruptionBudgetStatus = b.status_or_default();
+        let count = budget::count(&body.spec, &covered, &scales);
+        let next = budget::status(b.metadata.generation, count, &prev, &now);
+        if next == prev {
+            continue;
+        }
+        let Ok(status) = serde_json::to_vec(&next) else {
+            continue;
+        };
+        let ops = vec![
+            Op::Check {
+                key: key.clone(),
+                version: b.resource_version(),
+            },
+            Op::SetStatus {
+                key: key.clone(),
+                uid: b.metadata.uid.clone(),
+                status,
+            },
+        ];
+        if let Err(e) = store.write(Command { ops }).await {
+            // A conflict is the budget changing under the pass: the next
+            // pass counts again.
+            debug!("disruption budget {key}: status not written: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

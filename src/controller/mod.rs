@@ -290,6 +290,7 @@ async fn pass(
     secrets::reconcile(store).await;
     accounts(store).await;
     storage::reconcile(store, &pod_objs).await;
+    disruption::reconcile(store, &pod_objs).await;
     let health = crate::membership::node_health(membership);
     // A pass runs every PASS_EVERY anyway, so the time until the next
     // node's grace ends needs no timer of its own.

@@ -8,7 +8,9 @@
 //! re-serialised from the typed body so that what is stored is canonical.
 //! `status` is free-form and never validated.
 
+mod disruption;
 mod pod;
+mod rbac;
 mod scheduling;
 mod serviceaccount;
 mod statefulset;
@@ -84,7 +86,15 @@ pub enum ManifestError {
     /// The file holds no object at all.
     #[error("no objects in the manifest (it is empty or holds only comments)")]
     Empty,
+    /// Several problems, in document order, one per line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<ManifestError>),
 }
+
+/// Most problems one document reports: past these, the rest is noise.
+const MAX_PROBLEMS_PER_DOCUMENT: usize = 32;
+/// Most problems one file reports.
+const MAX_PROBLEMS: usize = 200;
 
 fn location(doc: Option<usize>, object: Option<&str>) -> String {
     match (doc, object) {
@@ -104,8 +114,9 @@ fn field_message(path: &str, message: &str) -> String {
 }
 
 /// Parses a file of `---`-separated YAML documents (block or flow style) into
-/// validated, canonical objects. Empty documents are skipped; the first
-/// invalid document fails the whole file.
+/// validated, canonical objects. Empty documents are skipped; an invalid
+/// document fails the whole file, which reports every problem it finds in
+/// every document (see [`document_problems`]), up to [`MAX_PROBLEMS`].
 pub fn parse_manifests(text: &str) -> Result<Parsed, ManifestError> {
     // Kubernetes reads YAML 1.1: `0644` is octal (file modes), `yes` a boolean.
     let options = serde_saphyr::options! { legacy_octal_numbers: true };
@@ -113,20 +124,39 @@ pub fn parse_manifests(text: &str) -> Result<Parsed, ManifestError> {
     let mut objects = Vec::new();
     let mut warnings = Vec::new();
     let mut seen: BTreeMap<ObjectKey, usize> = BTreeMap::new();
+    let mut problems: Vec<ManifestError> = Vec::new();
     let docs = serde_saphyr::read_with_options::<_, Value>(&mut reader, options);
     for (i, doc) in docs.enumerate() {
         let n = i + 1;
-        let value = doc.map_err(|e| ManifestError::Yaml {
-            doc: n,
-            message: yaml_message(&e.to_string()),
-        })?;
+        let value = match doc {
+            Ok(v) => v,
+            Err(e) => {
+                // The parser cannot resume after a syntax error.
+                problems.push(ManifestError::Yaml {
+                    doc: n,
+                    message: yaml_message(&e.to_string()),
+                });
+                break;
+            }
+        };
         let (obj, obj_warnings) =
-            object_from_value(value).map_err(|(object, f)| ManifestError::Invalid {
-                doc: Some(n),
-                object,
-                path: f.path,
-                message: f.message,
-            })?;
+            match object_from_value(value.clone()) {
+                Ok(v) => v,
+                Err(first) => {
+                    problems.extend(document_problems(value, first).into_iter().map(
+                        |(object, f)| ManifestError::Invalid {
+                            doc: Some(n),
+                            object,
+                            path: f.path,
+                            message: f.message,
+                        },
+                    ));
+                    if problems.len() >= MAX_PROBLEMS {
+                        break;
+                    }
+                    continue;
+                }
+            };
         let label = object_label(&obj);
         warnings.extend(
             obj_warnings
@@ -136,18 +166,111 @@ pub fn parse_manifests(text: &str) -> Result<Parsed, ManifestError> {
         if let Some(key) = obj.key()
             && let Some(first) = seen.insert(key.clone(), n)
         {
-            return Err(ManifestError::Duplicate {
+            problems.push(ManifestError::Duplicate {
                 doc: n,
                 first,
                 object: key.to_string(),
             });
+            continue;
         }
         objects.push(obj);
     }
-    if objects.is_empty() {
-        return Err(ManifestError::Empty);
+    match problems.len() {
+        0 if objects.is_empty() => Err(ManifestError::Empty),
+        0 => Ok(Parsed { objects, warnings }),
+        1 => Err(problems.remove(0)),
+        _ => Err(ManifestError::Many(problems)),
     }
-    Ok(Parsed { objects, warnings })
+}
+
+/// Every problem of one invalid document, `first` being the first found.
+/// Validation stops at the first problem, so the offending field is taken
+/// out of the document and the rest validated again, until it passes or a
+/// problem cannot be taken out that way: its field is not in the document
+/// (a missing one) or taking it out only moves the complaint to its absence.
+fn document_problems(
+    mut value: Value,
+    first: (Option<String>, Failure),
+) -> Vec<(Option<String>, Failure)> {
+    let mut out = vec![first];
+    let mut removed: Vec<String> = Vec::new();
+    while out.len() < MAX_PROBLEMS_PER_DOCUMENT {
+        let path = &out[out.len() - 1].1.path;
+        if path.is_empty() || !remove_path(&mut value, path) {
+            break;
+        }
+        removed.push(path.clone());
+        match object_from_value(value.clone()) {
+            Ok(_) => break,
+            Err(next) => {
+                if follows_from(&next.1, &removed, &out) {
+                    break;
+                }
+                out.push(next);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `next` only follows from taking fields out: its path is one of
+/// them or holds one (`volumes[0]` has no source once `volumes[0].nfs` is
+/// gone), or a problem reported names it (`imagee: did you mean image`).
+/// Then validation can go no further without guessing.
+fn follows_from(
+    next: &Failure,
+    removed: &[String],
+    reported: &[(Option<String>, Failure)],
+) -> bool {
+    let p = &next.path;
+    let holds =
+        |r: &String| r == p || r.starts_with(&format!("{p}.")) || r.starts_with(&format!("{p}["));
+    let field = p.rsplit(['.', ']']).next().unwrap_or(p);
+    removed.iter().any(holds)
+        || (!field.is_empty()
+            && reported
+                .iter()
+                .any(|(_, f)| f.message.contains(&format!("`{field}`"))))
+}
+
+/// Removes the field at a problem's path (`spec.containers[0].image`) from
+/// a document; false when there is no such field, or the path ends at a
+/// list item. A key holding a dot (an annotation) cannot be told from
+/// nesting, so it is not found.
+fn remove_path(value: &mut Value, path: &str) -> bool {
+    let mut steps: Vec<(&str, Option<usize>)> = Vec::new();
+    for part in path.split('.') {
+        let (key, rest) = part.split_once('[').unwrap_or((part, ""));
+        if !key.is_empty() {
+            steps.push((key, None));
+        }
+        for idx in rest.split('[').filter(|s| !s.is_empty()) {
+            match idx.trim_end_matches(']').parse::<usize>() {
+                Ok(i) => steps.push(("", Some(i))),
+                Err(_) => return false,
+            }
+        }
+    }
+    let Some((last, parents)) = steps.split_last() else {
+        return false;
+    };
+    let mut at = value;
+    for (key, idx) in parents {
+        let next = match idx {
+            Some(i) => at.get_mut(*i),
+            None => at.get_mut(*key),
+        };
+        match next {
+            Some(v) => at = v,
+            None => return false,
+        }
+    }
+    // A whole list item is not taken out: the items after it would move,
+    // and the paths of their problems with them.
+    match (last, at) {
+        ((key, None), Value::Object(m)) => m.remove(*key).is_some(),
+        _ => false,
+    }
 }
 
 /// Validate one object that arrives as JSON (PUT/POST bodies); returns warnings.
@@ -532,6 +655,26 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             serviceaccount::check_service_account(&b, &metadata, ck)?;
             encode(&b)?
         }
+        Kind::Role => {
+            let b = decode(body)?;
+            rbac::check_role(&b, ck)?;
+            encode(&b)?
+        }
+        Kind::ClusterRole => {
+            let b = decode(body)?;
+            rbac::check_cluster_role(&b, ck)?;
+            encode(&b)?
+        }
+        Kind::RoleBinding | Kind::ClusterRoleBinding => {
+            let b = decode(body)?;
+            rbac::check_binding(&b, kind, ck)?;
+            encode(&b)?
+        }
+        Kind::PodDisruptionBudget => {
+            let b = decode(body)?;
+            disruption::check_disruption_budget(&b, ck)?;
+            encode(&b)?
+        }
         Kind::PersistentVolumeClaim => {
             let b = decode(body)?;
             check_claim(&b)?;
@@ -617,6 +760,10 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
             (is_dns_label(name), DNS_LABEL_RULE)
         }
         Kind::Service => (is_dns_1035_label(name), DNS_1035_RULE),
+        Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => (
+            rbac::is_path_segment_name(name),
+            "a path segment name: at most 253 characters, not \".\" or \"..\", without '/' or '%'",
+        ),
         // Its pods are named NAME-xxxxx, which must still be a label.
         Kind::ReplicaSet => (is_dns_label(name) && name.len() <= 57, REPLICASET_RULE),
         // Its Jobs are named `{name}-{minutes}`, which must stay a label.
@@ -634,7 +781,8 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         | Kind::PersistentVolumeClaim
         | Kind::PersistentVolume
         | Kind::StorageClass
-        | Kind::ServiceAccount => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
+        | Kind::ServiceAccount
+        | Kind::PodDisruptionBudget => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

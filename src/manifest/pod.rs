@@ -259,6 +259,7 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
     }
     check_dns(spec, path)?;
     super::scheduling::check_scheduling(spec, path)?;
+    super::scheduling::check_pod_placement(spec, path)?;
     check_labels(&format!("{path}.nodeSelector"), &spec.node_selector)
 }
 

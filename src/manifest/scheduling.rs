@@ -1,10 +1,11 @@
-//! Checks of a pod's scheduling fields beyond `nodeSelector`: node affinity
-//! and tolerations, with Kubernetes' rules and messages.
+//! Checks of a pod's scheduling fields beyond `nodeSelector`: node affinity,
+//! tolerations, pod affinity and anti-affinity and topology spread
+//! constraints, with Kubernetes' rules and messages.
 
 use super::*;
 use crate::resource::types::{
-    NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, TaintEffect,
-    TolerationOperator,
+    LabelSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm,
+    PodAffinityTerm, TaintEffect, TolerationOperator, WhenUnsatisfiable,
 };
 
 pub(super) fn check_scheduling(spec: &PodSpec, path: &str) -> Res {
@@ -124,4 +125,157 @@ fn check_requirement(path: &str, r: &NodeSelectorRequirement) -> Res {
         }
         _ => Ok(()),
     }
+}
+
+/// Pod affinity, anti-affinity and topology spread constraints, with
+/// Kubernetes' rules; the one thing shoal refuses is a non-empty
+/// `namespaceSelector` (its placer keeps no namespace labels).
+pub(super) fn check_pod_placement(spec: &PodSpec, path: &str) -> Res {
+    let affinity = spec.affinity.as_ref();
+    for (field, a) in [
+        (
+            "podAffinity",
+            affinity.and_then(|a| a.pod_affinity.as_ref()),
+        ),
+        (
+            "podAntiAffinity",
+            affinity.and_then(|a| a.pod_anti_affinity.as_ref()),
+        ),
+    ] {
+        let Some(a) = a else { continue };
+        let ap = format!("{path}.affinity.{field}");
+        let rp = format!("{ap}.requiredDuringSchedulingIgnoredDuringExecution");
+        for (i, t) in a
+            .required_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            check_pod_term(&format!("{rp}[{i}]"), t)?;
+        }
+        let pp = format!("{ap}.preferredDuringSchedulingIgnoredDuringExecution");
+        for (i, t) in a
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            if !(1..=100).contains(&t.weight) {
+                return fail(
+                    format!("{pp}[{i}].weight"),
+                    format!("{} must be in the range 1-100", t.weight),
+                );
+            }
+            check_pod_term(&format!("{pp}[{i}].podAffinityTerm"), &t.pod_affinity_term)?;
+        }
+    }
+    let mut seen = Vec::new();
+    for (i, c) in spec.topology_spread_constraints.iter().enumerate() {
+        let cp = format!("{path}.topologySpreadConstraints[{i}]");
+        if c.max_skew < 1 {
+            return fail(
+                format!("{cp}.maxSkew"),
+                format!("{} must be greater than zero", c.max_skew),
+            );
+        }
+        check_topology_key(&format!("{cp}.topologyKey"), &c.topology_key)?;
+        if let Some(m) = c.min_domains {
+            if m < 1 {
+                return fail(
+                    format!("{cp}.minDomains"),
+                    format!("{m} must be greater than zero"),
+                );
+            }
+            if c.when_unsatisfiable != WhenUnsatisfiable::DoNotSchedule {
+                return fail(
+                    format!("{cp}.minDomains"),
+                    "can only be used when whenUnsatisfiable is DoNotSchedule",
+                );
+            }
+        }
+        if let Some(sel) = &c.label_selector {
+            super::workloads::check_selector(sel, &format!("{cp}.labelSelector"))?;
+        }
+        check_label_keys(
+            &format!("{cp}.matchLabelKeys"),
+            &c.match_label_keys,
+            c.label_selector.as_ref(),
+        )?;
+        let pair = (c.topology_key.as_str(), c.when_unsatisfiable);
+        if seen.contains(&pair) {
+            return fail(
+                cp,
+                format!(
+                    "duplicate constraint on {{{}, {:?}}}: a topologyKey and whenUnsatisfiable pair may appear once",
+                    c.topology_key, c.when_unsatisfiable
+                ),
+            );
+        }
+        seen.push(pair);
+    }
+    Ok(())
+}
+
+fn check_topology_key(path: &str, key: &str) -> Res {
+    if key.is_empty() {
+        return fail(
+            path,
+            "can not be empty: name a node label such as kubernetes.io/hostname or \
+             topology.kubernetes.io/zone",
+        );
+    }
+    check_qualified_name(path, key)
+}
+
+fn check_pod_term(path: &str, t: &PodAffinityTerm) -> Res {
+    check_topology_key(&format!("{path}.topologyKey"), &t.topology_key)?;
+    if let Some(sel) = &t.label_selector {
+        super::workloads::check_selector(sel, &format!("{path}.labelSelector"))?;
+    }
+    for (i, ns) in t.namespaces.iter().enumerate() {
+        check_dns_label(&format!("{path}.namespaces[{i}]"), ns)?;
+    }
+    if t.namespace_selector.as_ref().is_some_and(|s| !s.is_empty()) {
+        return fail(
+            format!("{path}.namespaceSelector"),
+            "only the empty selector ({}: every namespace) is honoured by shoal's scheduler; \
+             list the namespaces in `namespaces` instead",
+        );
+    }
+    check_label_keys(
+        &format!("{path}.matchLabelKeys"),
+        &t.match_label_keys,
+        t.label_selector.as_ref(),
+    )?;
+    check_label_keys(
+        &format!("{path}.mismatchLabelKeys"),
+        &t.mismatch_label_keys,
+        t.label_selector.as_ref(),
+    )?;
+    for k in &t.match_label_keys {
+        if t.mismatch_label_keys.contains(k) {
+            return fail(
+                format!("{path}.matchLabelKeys"),
+                format!("{k:?} exists in both matchLabelKeys and mismatchLabelKeys"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `matchLabelKeys`: label keys, not also in the selector's `matchLabels`
+/// or expressions (Kubernetes refuses the overlap), and only with a selector.
+fn check_label_keys(path: &str, keys: &[String], selector: Option<&LabelSelector>) -> Res {
+    for (i, k) in keys.iter().enumerate() {
+        let kp = format!("{path}[{i}]");
+        check_qualified_name(&kp, k)?;
+        let Some(sel) = selector else {
+            return fail(kp, "must not be specified when labelSelector is not set");
+        };
+        if sel.match_labels.contains_key(k) || sel.match_expressions.iter().any(|r| &r.key == k) {
+            return fail(
+                kp,
+                format!("{k:?} exists in both matchLabelKeys and labelSelector"),
+            );
+        }
+    }
+    Ok(())
 }

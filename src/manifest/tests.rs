@@ -2,7 +2,10 @@ use super::*;
 use crate::resource::types::Body;
 
 mod daemonset;
+mod disruption;
+mod placement;
 mod pod_fields;
+mod rbac;
 mod security;
 mod serviceaccount;
 mod statefulset;
@@ -210,11 +213,11 @@ fn unknown_field_names_its_path() {
 fn kubernetes_fields_outside_the_subset_are_named() {
     let e = err(&deployment_with(
         "    spec:\n",
-        "    spec:\n      affinity: {podAntiAffinity: {}}\n",
+        "    spec:\n      affinity: {podAntiAffinity: {requiredDuringSchedulingIgnoredDuringExecution: [{topologyKey: zone, namespaceSelector: {matchLabels: {team: a}}}]}}\n",
     ));
     assert!(
         e.starts_with(
-            "document 1 (Deployment web): spec.template.spec.affinity.podAntiAffinity: not honoured by shoal's scheduler yet"
+            "document 1 (Deployment web): spec.template.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].namespaceSelector: only the empty selector"
         ),
         "{e}"
     );
@@ -980,3 +983,41 @@ fn a_users_replicaset_is_checked_like_a_deployment() {
 }
 
 mod storage;
+
+#[test]
+fn every_problem_of_every_document_is_reported_at_once() {
+    let bad_deployment = deployment_with(
+        "image: busybox",
+        "image: busybox\n        imagee: x\n        terminationMessagePath: /t\n        securityContext: {seLinuxOptions: {level: s0}}",
+    );
+    let text = format!(
+        "{bad_deployment}---\n{NGINX}---\napiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec: {{ports: [{{port: 80}}], sessionAffinity: ClientIP, externalName: x, sessionAffinityConfig: {{}}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {{containers: [{{name: a}}]}}\n"
+    );
+    let e = err(&text);
+    let lines: Vec<&str> = e.lines().collect();
+    let has = |want: &str| lines.iter().any(|l| l.contains(want));
+    assert!(
+        has("document 1 (Deployment web): spec.template.spec.containers[0].imagee"),
+        "{e}"
+    );
+    assert!(
+        has("document 1 (Deployment web): spec.template.spec.containers[0].terminationMessagePath"),
+        "{e}"
+    );
+    assert!(
+        has(
+            "document 1 (Deployment web): spec.template.spec.containers[0].securityContext.seLinuxOptions"
+        ),
+        "{e}"
+    );
+    assert!(has("document 3 (Service s): spec.sessionAffinity"), "{e}");
+    // A missing field is reported once, not chased.
+    assert!(has("document 4 (Pod p): spec.containers[0].image"), "{e}");
+    assert!(
+        !has("document 2"),
+        "the valid document has nothing to say: {e}"
+    );
+    assert!(lines.iter().all(|l| l.starts_with("document ")), "{e}");
+    // Nothing of the file is kept: the valid document is not stored either.
+    assert!(parse_manifests(NGINX).is_ok());
+}

@@ -48,7 +48,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "schedulingGates",
     "setHostnameAsFQDN",
     "shareProcessNamespace",
-    "topologySpreadConstraints",
 ];
 pub(super) const CONTAINER_UNSUPPORTED: &[&str] = &[
     "resizePolicy",
@@ -226,7 +225,12 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         | Kind::Token
         | Kind::ControllerRevision
         | Kind::StorageClass
-        | Kind::ServiceAccount => Ok(()),
+        | Kind::ServiceAccount
+        | Kind::PodDisruptionBudget
+        | Kind::Role
+        | Kind::ClusterRole
+        | Kind::RoleBinding
+        | Kind::ClusterRoleBinding => Ok(()),
     }
 }
 
@@ -245,16 +249,6 @@ pub(super) fn unsupported_template(spec: &Map<String, Value>, path: &str) -> Res
 
 pub(super) fn unsupported_pod_spec(spec: &Map<String, Value>, path: &str) -> Res {
     unsupported(spec, path, POD_SPEC_UNSUPPORTED)?;
-    if let Some(a) = sub(spec, "affinity") {
-        unsupported_because(
-            a,
-            &join(path, "affinity"),
-            &["podAffinity", "podAntiAffinity"],
-            "not honoured by shoal's scheduler yet (node affinity is): a pod placed \
-             without its rule would break what the rule promises; use nodeAffinity, \
-             nodeSelector or topology by hand",
-        )?;
-    }
     if let Some(sc) = sub(spec, "securityContext") {
         unsupported_because(
             sc,

@@ -59,13 +59,27 @@ pub enum Kind {
     StatefulSet,
     /// An identity for pods: its controller mints it an API token.
     ServiceAccount,
+    /// How many of a set of pods evictions must leave healthy (policy/v1).
+    PodDisruptionBudget,
+    /// RBAC rules in a namespace (stored, not evaluated).
+    Role,
+    /// RBAC rules for the cluster (cluster-scoped; stored, not evaluated).
+    ClusterRole,
+    /// Grants a Role or ClusterRole in a namespace (stored, not evaluated).
+    RoleBinding,
+    /// Grants a ClusterRole everywhere (cluster-scoped; stored, not evaluated).
+    ClusterRoleBinding,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 24] = [
         Kind::Namespace,
         Kind::ServiceAccount,
+        Kind::ClusterRole,
+        Kind::Role,
+        Kind::ClusterRoleBinding,
+        Kind::RoleBinding,
         Kind::StorageClass,
         Kind::PersistentVolume,
         Kind::PersistentVolumeClaim,
@@ -77,6 +91,7 @@ impl Kind {
         Kind::CronJob,
         Kind::DaemonSet,
         Kind::StatefulSet,
+        Kind::PodDisruptionBudget,
         Kind::Pod,
         Kind::Node,
         Kind::Event,
@@ -117,6 +132,11 @@ impl Kind {
             Kind::StorageClass => "StorageClass",
             Kind::StatefulSet => "StatefulSet",
             Kind::ServiceAccount => "ServiceAccount",
+            Kind::PodDisruptionBudget => "PodDisruptionBudget",
+            Kind::Role => "Role",
+            Kind::ClusterRole => "ClusterRole",
+            Kind::RoleBinding => "RoleBinding",
+            Kind::ClusterRoleBinding => "ClusterRoleBinding",
         }
     }
 
@@ -142,6 +162,11 @@ impl Kind {
             Kind::StorageClass => "storageclasses",
             Kind::StatefulSet => "statefulsets",
             Kind::ServiceAccount => "serviceaccounts",
+            Kind::PodDisruptionBudget => "poddisruptionbudgets",
+            Kind::Role => "roles",
+            Kind::ClusterRole => "clusterroles",
+            Kind::RoleBinding => "rolebindings",
+            Kind::ClusterRoleBinding => "clusterrolebindings",
         }
     }
 
@@ -166,6 +191,10 @@ impl Kind {
             | Kind::StatefulSet => "apps/v1",
             Kind::Job | Kind::CronJob => "batch/v1",
             Kind::Token => "shoal.io/v1",
+            Kind::PodDisruptionBudget => "policy/v1",
+            Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => {
+                "rbac.authorization.k8s.io/v1"
+            }
         }
     }
 
@@ -178,6 +207,8 @@ impl Kind {
                 | Kind::Token
                 | Kind::PersistentVolume
                 | Kind::StorageClass
+                | Kind::ClusterRole
+                | Kind::ClusterRoleBinding
         )
     }
 
@@ -206,6 +237,11 @@ impl Kind {
             "storageclass" | "storageclasses" | "sc" => Kind::StorageClass,
             "statefulset" | "statefulsets" | "sts" => Kind::StatefulSet,
             "serviceaccount" | "serviceaccounts" | "sa" => Kind::ServiceAccount,
+            "poddisruptionbudget" | "poddisruptionbudgets" | "pdb" => Kind::PodDisruptionBudget,
+            "role" | "roles" => Kind::Role,
+            "clusterrole" | "clusterroles" => Kind::ClusterRole,
+            "rolebinding" | "rolebindings" => Kind::RoleBinding,
+            "clusterrolebinding" | "clusterrolebindings" => Kind::ClusterRoleBinding,
             _ => return None,
         };
         Some(k)

@@ -548,6 +548,31 @@ pub struct PersistentVolumeStatus {
     pub extra: Map<String, Value>,
 }
 
+/// `PodDisruptionBudget.status`, as the disruption controller writes it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodDisruptionBudgetStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<u64>,
+    /// Evictions allowed right now.
+    #[serde(default)]
+    pub disruptions_allowed: u32,
+    /// Covered pods that are ready.
+    #[serde(default)]
+    pub current_healthy: u32,
+    /// How many must stay ready.
+    #[serde(default)]
+    pub desired_healthy: u32,
+    /// How many covered pods there should be (their controllers' replicas).
+    #[serde(default)]
+    pub expected_pods: u32,
+    /// `DisruptionAllowed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
 /// Why a stored status does not decode.
 #[derive(Debug, thiserror::Error)]
 #[error("{kind} {name}: status does not decode: {source}")]

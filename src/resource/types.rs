@@ -9,8 +9,11 @@
 
 mod apps;
 mod batch;
+mod disruption;
+mod podaffinity;
 mod probes;
 mod quantity;
+mod rbac;
 mod scheduling;
 mod statefulset;
 pub use apps::*;
@@ -19,9 +22,12 @@ mod security;
 mod serviceaccount;
 mod storage;
 pub use batch::*;
+pub use disruption::*;
 pub use dns::*;
+pub use podaffinity::*;
 pub use probes::*;
 pub use quantity::*;
+pub use rbac::*;
 pub use scheduling::*;
 pub use security::*;
 pub use serviceaccount::*;
@@ -294,6 +300,8 @@ pub struct PodSpec {
     pub affinity: Option<Affinity>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -684,7 +692,7 @@ pub enum CompletionMode {
 }
 
 /// Kubernetes' label selector: all `matchLabels` and all `matchExpressions` must hold.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelector {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -709,7 +717,7 @@ impl LabelSelector {
 }
 
 /// One `matchExpressions` entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelectorRequirement {
     pub key: String,

@@ -27,10 +27,13 @@ use tracing::{debug, info, warn};
 
 use crate::resource::status::{Condition, NodeStatus, PodPhase, PodReadiness, PodStatus};
 use crate::resource::time::now_rfc3339;
-use crate::resource::types::{QuantityError, parse_cpu_millis, parse_memory_bytes};
+use crate::resource::types::{
+    Affinity, QuantityError, TopologySpreadConstraint, parse_cpu_millis, parse_memory_bytes,
+};
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
 use crate::store::{Command, Op, Precondition, Store, StoreError, TxnError};
 
+pub use placer::interpod::InterPod;
 pub use placer::{NodeFit, Placer, PodNeeds, Strategy, Unschedulable};
 
 /// Commands of one pass in flight at once. The leader proposes one Raft
@@ -189,6 +192,8 @@ pub fn pod_needs(pod: &Object) -> Option<PodNeeds> {
             Some(v) => serde_json::from_value(v.clone()).ok()?,
             None => Vec::new(),
         },
+        labels: None,
+        inter: inter_pod_rules(pod, spec)?,
     };
     let init = spec.get("initContainers").and_then(Value::as_array);
     for c in init.into_iter().flatten().chain(containers) {
@@ -212,6 +217,30 @@ pub fn pod_needs(pod: &Object) -> Option<PodNeeds> {
         }
     }
     Some(needs)
+}
+
+/// A pod's pod affinity, anti-affinity and spread constraints, decoded
+/// only when present; `None` (the outer) when they do not decode.
+fn inter_pod_rules(pod: &Object, spec: &Value) -> Option<Option<std::sync::Arc<InterPod>>> {
+    let affinity = spec.get("affinity");
+    let has_pod_terms = affinity
+        .is_some_and(|a| a.get("podAffinity").is_some() || a.get("podAntiAffinity").is_some());
+    let spread = spec.get("topologySpreadConstraints");
+    if !has_pod_terms && spread.is_none() {
+        return Some(None);
+    }
+    let affinity: Option<Affinity> = match affinity {
+        Some(a) if has_pod_terms => Some(serde_json::from_value(a.clone()).ok()?),
+        _ => None,
+    };
+    let spread: Vec<TopologySpreadConstraint> = match spread {
+        Some(s) => serde_json::from_value(s.clone()).ok()?,
+        None => Vec::new(),
+    };
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    Some(
+        InterPod::of(affinity.as_ref(), &spread, ns, &pod.metadata.labels).map(std::sync::Arc::new),
+    )
 }
 
 /// Whether the pod has finished for good (`status.phase` Succeeded or
@@ -402,11 +431,24 @@ fn plan(
     let mut pending = Vec::new();
     let mut unreadable: Option<ObjectKey> = None;
     let mut placed_by_hand = Vec::new();
+    let mut all = Vec::with_capacity(pods.len());
     for pod in pods {
         let Some(needs) = pod_needs(&pod) else {
             unreadable = unreadable.or_else(|| pod.key());
             continue;
         };
+        all.push((pod, needs));
+    }
+    // Pods are tracked for inter-pod rules only when some pod has them:
+    // their labels are then copied once per pod, which the common pass
+    // does without.
+    if all.iter().any(|(_, n)| n.inter.is_some()) {
+        placer.track_pods();
+        for (pod, needs) in &mut all {
+            needs.labels = Some(std::sync::Arc::new(pod.metadata.labels.clone()));
+        }
+    }
+    for (pod, needs) in all {
         match bound_node(&pod) {
             Some(node) => {
                 placer.add_bound(node, &needs);

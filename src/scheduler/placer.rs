@@ -2,15 +2,19 @@
 //! nodes and what is bound to each, and chooses a node for one pod at a time.
 //!
 //! A placement is a walk over the nodes from a rotating offset that applies
-//! the filters (down, cordoned, node selector, host port, pod count, cpu,
+//! the filters (down, cordoned, node selector, node affinity, taints,
+//! inter-pod rules ([`interpod`]), volumes, host port, pod count, cpu,
 //! memory) and scores each node that passes, stopping once it has found
 //! `max(100, 5% of nodes)` feasible ones, as Kubernetes'
 //! `percentageOfNodesToScore` does: at 5,000 nodes a pod costs a few hundred
 //! node checks, not 5,000. Only a pod that fits nowhere walks every node,
 //! which is also what its reason counts need.
 
+pub mod interpod;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +64,10 @@ pub struct PodNeeds {
     pub node_affinity: Option<std::sync::Arc<NodeAffinity>>,
     /// `spec.tolerations`.
     pub tolerations: Vec<Toleration>,
+    /// Its labels, when the pass tracks pods for inter-pod rules.
+    pub labels: Option<Arc<BTreeMap<String, String>>>,
+    /// Its pod affinity, anti-affinity and spread constraints.
+    pub inter: Option<Arc<interpod::InterPod>>,
 }
 
 /// How the scheduler scores the nodes a pod fits on.
@@ -104,12 +112,16 @@ impl fmt::Display for Unschedulable {
 impl std::error::Error for Unschedulable {}
 
 /// Filter outcomes, in the order the filters run; a node counts for the first.
-const REASONS: [&str; 11] = [
+const REASONS: [&str; 15] = [
     "node down",
     "cordoned",
     "node selector mismatch",
     "node affinity mismatch",
     "untolerated taint",
+    "pod affinity mismatch",
+    "pod anti-affinity conflict",
+    "existing pods' anti-affinity",
+    "topology spread constraint",
     "volume node affinity conflict",
     "insufficient volume capacity",
     "host port conflict",
@@ -122,12 +134,16 @@ const CORDONED: usize = 1;
 const SELECTOR: usize = 2;
 const AFFINITY: usize = 3;
 const TAINT: usize = 4;
-const VOLUME_AFFINITY: usize = 5;
-const VOLUME_CAPACITY: usize = 6;
-const HOST_PORT: usize = 7;
-const PODS: usize = 8;
-const CPU: usize = 9;
-const MEMORY: usize = 10;
+const POD_AFFINITY: usize = 5;
+const POD_ANTI_AFFINITY: usize = 6;
+const EXISTING_ANTI_AFFINITY: usize = 7;
+const SPREAD: usize = 8;
+const VOLUME_AFFINITY: usize = 9;
+const VOLUME_CAPACITY: usize = 10;
+const HOST_PORT: usize = 11;
+const PODS: usize = 12;
+const CPU: usize = 13;
+const MEMORY: usize = 14;
 
 /// Fewest feasible nodes a placement scores before it stops looking
 /// (Kubernetes' `minFeasibleNodesToFind`).
@@ -202,6 +218,8 @@ pub struct Placer {
     to_score: usize,
     /// Whether any node has taints.
     any_taints: bool,
+    /// The pods placed so far, kept only when some pod has inter-pod rules.
+    tracked: Option<interpod::Tracked>,
 }
 
 impl Placer {
@@ -222,6 +240,7 @@ impl Placer {
             next_start: 0,
             to_score: 0,
             any_taints: false,
+            tracked: None,
         };
         let inv = |v: u64| if v == 0 { 0.0 } else { 1.0 / v as f64 };
         let inv32 = |v: u32| if v == 0 { 0.0 } else { 1.0 / v as f32 };
@@ -258,6 +277,13 @@ impl Placer {
         p
     }
 
+    /// Keeps every pod accounted from now on (namespace, labels, node), as
+    /// pod affinity, anti-affinity and spread constraints need; call it
+    /// before accounting any pod, when some pod of the pass has such rules.
+    pub fn track_pods(&mut self) {
+        self.tracked.get_or_insert_with(Default::default);
+    }
+
     /// Accounts a pod already bound to `node` (and not terminal). A node
     /// this placer does not know is ignored: its pods cannot crowd anything.
     pub fn add_bound(&mut self, node: &str, pod: &PodNeeds) {
@@ -272,6 +298,9 @@ impl Placer {
         let Some(&i) = self.index.get(node) else {
             return;
         };
+        if let Some(t) = &mut self.tracked {
+            t.remove(&pod.key);
+        }
         let s = &mut self.slots[i];
         s.cpu_used = s.cpu_used.saturating_sub(pod.cpu_millis);
         s.mem_used = s.mem_used.saturating_sub(pod.memory_bytes);
@@ -301,16 +330,38 @@ impl Placer {
         // have neither, and most clusters no taints, and even two
         // predictable branches per node cost the plain loop an eighth of
         // its throughput (inlined checks cost a third).
-        if pod.node_affinity.is_some() || self.any_taints {
-            self.place_with::<true>(pod)
+        let rules = self.inter_rules(pod);
+        if pod.node_affinity.is_some() || self.any_taints || rules.is_some() {
+            self.place_with::<true>(pod, rules.as_ref())
         } else {
-            self.place_with::<false>(pod)
+            self.place_with::<false>(pod, None)
         }
+    }
+
+    /// The inter-pod rules that apply to `pod` now, when pods are tracked.
+    fn inter_rules(&mut self, pod: &PodNeeds) -> Option<interpod::Rules> {
+        let tracked = self.tracked.as_mut()?;
+        let empty = BTreeMap::new();
+        let view = interpod::NodeView {
+            names: &self.names,
+            labels: &self.labels,
+            taints: &self.taints,
+        };
+        let placing = interpod::PlacementPod {
+            namespace: &pod.key.namespace,
+            labels: pod.labels.as_deref().unwrap_or(&empty),
+            rules: pod.inter.as_deref(),
+            node_selector: &pod.node_selector,
+            node_affinity: pod.node_affinity.as_deref(),
+            tolerations: &pod.tolerations,
+        };
+        tracked.rules_for(&placing, &view)
     }
 
     fn place_with<const CONSTRAINED: bool>(
         &mut self,
         pod: &PodNeeds,
+        rules: Option<&interpod::Rules>,
     ) -> Result<String, Unschedulable> {
         let n = self.slots.len();
         if n == 0 {
@@ -346,13 +397,16 @@ impl Placer {
                 failed[reason] += 1;
                 continue;
             }
-            if CONSTRAINED && let Some(reason) = self.constraints(i, pod) {
+            if CONSTRAINED && let Some(reason) = self.constraints(i, pod, rules) {
                 failed[reason] += 1;
                 continue;
             }
             let mut score = self.score(i, pod) - GROUP_PENALTY * f64::from(self.same_group[i]);
             if CONSTRAINED {
                 score += self.preferences(i, pod);
+                if let Some(r) = rules {
+                    score += r.score(i);
+                }
             }
             // Strictly greater: among equals the first walked wins, and the
             // rotating start makes that a different node for the next pod.
@@ -430,10 +484,16 @@ impl Placer {
         None
     }
 
-    /// Whether node `i` fails the pod's required node affinity or has a
-    /// taint the pod does not tolerate; the reason if so.
+    /// Whether node `i` fails the pod's required node affinity, has a
+    /// taint the pod does not tolerate or breaks an inter-pod rule; the
+    /// reason if so.
     #[inline(never)]
-    fn constraints(&self, i: usize, pod: &PodNeeds) -> Option<usize> {
+    fn constraints(
+        &self,
+        i: usize,
+        pod: &PodNeeds,
+        rules: Option<&interpod::Rules>,
+    ) -> Option<usize> {
         if let Some(a) = &pod.node_affinity
             && !a.required_matches(&self.names[i], &self.labels[i])
         {
@@ -444,7 +504,12 @@ impl Placer {
         {
             return Some(TAINT);
         }
-        None
+        rules.and_then(|r| r.refuses(i)).map(|reason| match reason {
+            interpod::Reason::Affinity => POD_AFFINITY,
+            interpod::Reason::AntiAffinity => POD_ANTI_AFFINITY,
+            interpod::Reason::ExistingAntiAffinity => EXISTING_ANTI_AFFINITY,
+            interpod::Reason::Spread => SPREAD,
+        })
     }
 
     /// What node `i` earns or loses by the pod's preferences: its preferred
@@ -481,6 +546,15 @@ impl Placer {
     }
 
     fn account(&mut self, i: usize, pod: &PodNeeds) {
+        if let Some(t) = &mut self.tracked {
+            let labels = pod.labels.clone().unwrap_or_default();
+            t.add(
+                &pod.key,
+                u32::try_from(i).unwrap_or(u32::MAX),
+                labels,
+                pod.inter.as_ref(),
+            );
+        }
         let s = &mut self.slots[i];
         s.cpu_used = s.cpu_used.saturating_add(pod.cpu_millis);
         s.mem_used = s.mem_used.saturating_add(pod.memory_bytes);
@@ -539,6 +613,8 @@ mod tests {
             volume_nodes: None,
             node_affinity: None,
             tolerations: Vec::new(),
+            labels: None,
+            inter: None,
         }
     }
 

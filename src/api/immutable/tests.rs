@@ -171,3 +171,18 @@ fn a_statefulsets_identity_is_fixed_and_its_template_is_not() {
             .starts_with("spec: updates to a StatefulSet's spec may change only replicas")
     );
 }
+
+#[test]
+fn a_bindings_role_is_fixed_and_its_subjects_are_not() {
+    let b = |role: &str, who: &str| {
+        json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+               "subjects": [{"kind": "ServiceAccount", "name": who}]})
+    };
+    for kind in [Kind::RoleBinding, Kind::ClusterRoleBinding] {
+        allowed(kind, b("view", "a"), b("view", "b"));
+        assert!(
+            refused(kind, b("view", "a"), b("edit", "a"))
+                .starts_with("roleRef: cannot change roleRef")
+        );
+    }
+}

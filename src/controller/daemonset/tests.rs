@@ -111,6 +111,7 @@ fn plans() {
             }),
             ..NodeAffinity::default()
         }),
+        ..Affinity::default()
     });
     let cases = vec![
         Case {
@@ -364,6 +365,8 @@ fn room_is_checked_without_cordon() {
         volume_nodes: None,
         node_affinity: None,
         tolerations: Vec::new(),
+        labels: None,
+        inter: None,
     };
     let mut used = Used::default();
     assert_eq!(lacks_room(&fit, &used, &needs(500, vec![])), None);

@@ -141,8 +141,8 @@ fn node_affinity_and_tolerations() {
             format!("{na}.preferredDuringSchedulingIgnoredDuringExecution[0].weight: 0 must be in the range 1-100"),
         ),
         (
-            "{affinity: {podAffinity: {}}, containers: [{name: a, image: b}]}".to_string(),
-            "spec.affinity.podAffinity: not honoured by shoal's scheduler yet".to_string(),
+            "{affinity: {podAffinity: {requiredDuringSchedulingIgnoredDuringExecution: [{topologyKey: zone, namespaces: [Bad]}]}}, containers: [{name: a, image: b}]}".to_string(),
+            "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].namespaces[0]: \"Bad\" is not valid".to_string(),
         ),
         (
             "{tolerations: [{key: k, operator: Exists, value: v}], containers: [{name: a, image: b}]}".to_string(),
