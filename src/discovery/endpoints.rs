@@ -190,6 +190,7 @@ pub fn build(services: &[Object], pods: &[Object], local: Local<'_>) -> ServiceT
                 namespace: key.namespace,
                 cluster_ip,
                 ports,
+                client_ip_affinity: spec.client_ip_affinity(),
             },
         );
     }

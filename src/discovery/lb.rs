@@ -4,12 +4,16 @@
 //! active connections.
 //!
 //! Endpoint changes swap the pool's list; connections already open keep
-//! their upstream socket and finish undisturbed. A failed connect is retried
+//! their upstream socket and finish undisturbed. With `sessionAffinity:
+//! ClientIP` a pool remembers, per client address, the endpoint it last
+//! used (for the Service's timeout since that client's last connection,
+//! at most [`MAX_SESSIONS`] clients) and sends the client there while that
+//! endpoint is in the list and not ejected, as kube-proxy does per node. A failed connect is retried
 //! on another endpoint; an endpoint failing `eject_after_failures` times in
 //! a row is left out for `eject_ms` (unless nothing else is left).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -32,6 +36,45 @@ pub struct LbSettings {
     pub eject_after_failures: u32,
     /// How long an ejected endpoint is left out.
     pub eject_for: Duration,
+}
+
+/// Clients one pool remembers for ClientIP affinity: past these, the
+/// longest idle are forgotten (an eighth at a time), so a scan of many
+/// client addresses cannot grow a node's memory.
+pub const MAX_SESSIONS: usize = 65_536;
+
+/// ClientIP affinity of one pool: client address -> (endpoint, last use).
+#[derive(Debug, Default)]
+struct Sessions {
+    timeout: Option<Duration>,
+    by_client: HashMap<IpAddr, (SocketAddr, Instant)>,
+}
+
+impl Sessions {
+    /// The endpoint `client` should go back to, if it is still fresh.
+    fn lookup(&self, client: IpAddr, now: Instant) -> Option<SocketAddr> {
+        let timeout = self.timeout?;
+        let (addr, at) = self.by_client.get(&client)?;
+        (now.saturating_duration_since(*at) < timeout).then_some(*addr)
+    }
+
+    fn record(&mut self, client: IpAddr, addr: SocketAddr, now: Instant) {
+        let Some(timeout) = self.timeout else {
+            return;
+        };
+        if self.by_client.len() >= MAX_SESSIONS && !self.by_client.contains_key(&client) {
+            self.by_client
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < timeout);
+            if self.by_client.len() >= MAX_SESSIONS {
+                let mut ages: Vec<Instant> = self.by_client.values().map(|(_, at)| *at).collect();
+                let cut = ages.len() / 8;
+                ages.select_nth_unstable(cut);
+                let cutoff = ages[cut];
+                self.by_client.retain(|_, (_, at)| *at > cutoff);
+            }
+        }
+        self.by_client.insert(client, (addr, now));
+    }
 }
 
 /// One endpoint with the counters the choice uses.
@@ -113,6 +156,7 @@ pub struct Pool {
     upstreams: RwLock<Vec<Arc<Upstream>>>,
     settings: LbSettings,
     metrics: PoolMetrics,
+    sessions: Mutex<Sessions>,
 }
 
 impl Pool {
@@ -123,7 +167,30 @@ impl Pool {
             service,
             upstreams: RwLock::new(Vec::new()),
             settings,
+            sessions: Mutex::new(Sessions::default()),
         })
+    }
+
+    /// Sets the ClientIP affinity timeout (`None`: no affinity, and the
+    /// remembered clients are forgotten).
+    pub fn set_affinity(&self, timeout: Option<Duration>) {
+        if let Ok(mut s) = self.sessions.lock()
+            && s.timeout != timeout
+        {
+            s.timeout = timeout;
+            s.by_client.clear();
+        }
+    }
+
+    /// The endpoint `client` is bound to by affinity, when it is still in
+    /// the list and not ejected.
+    fn sticky(&self, client: IpAddr) -> Option<Arc<Upstream>> {
+        let now = Instant::now();
+        let addr = self.sessions.lock().ok()?.lookup(client, now)?;
+        let ups = self.upstreams.read().ok()?;
+        ups.iter()
+            .find(|u| u.addr == addr && !u.ejected(now))
+            .cloned()
     }
 
     /// Replaces the endpoint list, keeping the counters (and ejections) of
@@ -215,9 +282,13 @@ impl Pool {
     async fn serve(self: Arc<Self>, mut client: TcpStream) {
         let m = &self.metrics;
         m.connections.increment(1);
+        let peer = client.peer_addr().ok().map(|a| a.ip());
+        let mut sticky = peer.and_then(|ip| self.sticky(ip));
         let mut tried = Vec::new();
         for _ in 0..self.settings.connect_attempts.max(1) {
-            let Some(up) = self.pick(&tried) else { break };
+            let Some(up) = sticky.take().or_else(|| self.pick(&tried)) else {
+                break;
+            };
             tried.push(up.addr);
             let active = Active::new(up.clone());
             let t0 = Instant::now();
@@ -228,6 +299,9 @@ impl Pool {
                 Ok(Ok(mut server)) => {
                     m.connect_seconds.record(t0.elapsed().as_secs_f64());
                     self.succeeded(&up);
+                    if let (Some(ip), Ok(mut s)) = (peer, self.sessions.lock()) {
+                        s.record(ip, up.addr, Instant::now());
+                    }
                     let _ = server.set_nodelay(true);
                     m.active.increment(1.0);
                     let res = tokio::io::copy_bidirectional(&mut client, &mut server).await;
@@ -287,6 +361,8 @@ pub struct Want {
     pub service: String,
     /// Its endpoints.
     pub endpoints: Vec<Endpoint>,
+    /// ClientIP affinity timeout, if the Service asks for it.
+    pub affinity: Option<Duration>,
 }
 
 /// Every listener of this node.
@@ -311,6 +387,7 @@ impl Balancer {
                 && l.pool.service == w.service
             {
                 l.pool.set_endpoints(&w.endpoints);
+                l.pool.set_affinity(w.affinity);
                 continue;
             }
             self.listeners.remove(&addr);
@@ -323,6 +400,7 @@ impl Balancer {
             };
             let pool = Pool::new(w.service, settings.clone());
             pool.set_endpoints(&w.endpoints);
+            pool.set_affinity(w.affinity);
             let p = pool.clone();
             let task = tokio::spawn(async move {
                 loop {
@@ -422,6 +500,7 @@ mod tests {
                 Want {
                     service: "default/web".into(),
                     endpoints: eps,
+                    affinity: None,
                 },
             )])
         };
@@ -481,6 +560,7 @@ mod tests {
                 Want {
                     service: "default/echo".into(),
                     endpoints: vec![ep(port)],
+                    affinity: None,
                 },
             )])
         };
@@ -517,5 +597,95 @@ mod tests {
                 .load(Ordering::Relaxed),
             5
         );
+    }
+
+    /// One connection from source address `from` (a loopback address).
+    async fn ask_from(from: [u8; 4], addr: SocketAddr) -> String {
+        let sock = TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::from((from, 0))).unwrap();
+        let mut s = sock.connect(addr).await.unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        out
+    }
+
+    #[tokio::test]
+    async fn client_ip_affinity_keeps_each_client_on_its_endpoint() {
+        let ups = [
+            named_upstream("a").await,
+            named_upstream("b").await,
+            named_upstream("c").await,
+        ];
+        let lport = free_port();
+        let addr: SocketAddr = ([127, 0, 0, 1], lport).into();
+        let mut bal = Balancer::default();
+        let want = |affinity| {
+            BTreeMap::from([(
+                addr,
+                Want {
+                    service: "default/sticky".into(),
+                    endpoints: ups.iter().map(|p| ep(*p)).collect(),
+                    affinity,
+                },
+            )])
+        };
+        assert!(
+            bal.reconcile(want(Some(Duration::from_secs(60))), &settings())
+                .is_empty()
+        );
+        let mut firsts = std::collections::BTreeSet::new();
+        for client in 2..10u8 {
+            let from = [127, 0, 0, client];
+            let first = ask_from(from, addr).await;
+            for _ in 0..5 {
+                assert_eq!(ask_from(from, addr).await, first, "client {from:?} moved");
+            }
+            firsts.insert(first);
+        }
+        assert!(firsts.len() > 1, "every client on one endpoint: {firsts:?}");
+        // Its endpoint gone, a client moves and stays on the new one.
+        let pool = bal.listeners[&addr].pool.clone();
+        let home = ask_from([127, 0, 0, 2], addr).await;
+        let rest: Vec<Endpoint> = ups
+            .iter()
+            .zip(["a", "b", "c"])
+            .filter(|(_, n)| *n != home)
+            .map(|(p, _)| ep(*p))
+            .collect();
+        pool.set_endpoints(&rest);
+        let moved = ask_from([127, 0, 0, 2], addr).await;
+        assert_ne!(moved, home);
+        for _ in 0..5 {
+            assert_eq!(ask_from([127, 0, 0, 2], addr).await, moved);
+        }
+        // Without affinity, one client is spread again.
+        assert!(bal.reconcile(want(None), &settings()).is_empty());
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..30 {
+            seen.insert(ask_from([127, 0, 0, 2], addr).await);
+        }
+        assert!(seen.len() > 1, "{seen:?}");
+    }
+
+    #[test]
+    fn sessions_expire_and_stay_bounded() {
+        let mut s = Sessions {
+            timeout: Some(Duration::from_secs(10)),
+            ..Sessions::default()
+        };
+        let t0 = Instant::now();
+        let up: SocketAddr = ([10, 0, 0, 1], 80).into();
+        let client = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        s.record(client(1), up, t0);
+        assert_eq!(s.lookup(client(1), t0 + Duration::from_secs(9)), Some(up));
+        assert_eq!(s.lookup(client(1), t0 + Duration::from_secs(10)), None);
+        for i in 0..(MAX_SESSIONS as u32 + 10) {
+            s.record(client(i), up, t0 + Duration::from_millis(u64::from(i)));
+        }
+        assert!(s.by_client.len() <= MAX_SESSIONS, "{}", s.by_client.len());
+        // The newest clients are the ones kept.
+        let last = client(MAX_SESSIONS as u32 + 9);
+        assert!(s.lookup(last, t0 + Duration::from_secs(1)).is_some());
+        assert!(s.lookup(client(2), t0 + Duration::from_secs(1)).is_none());
     }
 }

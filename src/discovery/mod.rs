@@ -626,6 +626,7 @@ fn wanted(t: &ServiceTable, bounds: &Bounds) -> BTreeMap<SocketAddr, lb::Want> {
                     lb::Want {
                         service: service.clone(),
                         endpoints: p.endpoints.clone(),
+                        affinity: s.client_ip_affinity,
                     },
                 );
             }
@@ -635,6 +636,7 @@ fn wanted(t: &ServiceTable, bounds: &Bounds) -> BTreeMap<SocketAddr, lb::Want> {
                     lb::Want {
                         service: service.clone(),
                         endpoints: p.endpoints.clone(),
+                        affinity: s.client_ip_affinity,
                     },
                 );
             }
@@ -701,6 +703,7 @@ mod tests {
             name: name.into(),
             namespace: "default".into(),
             cluster_ip: Some(ip.parse().unwrap()),
+            client_ip_affinity: None,
             ports: vec![PortEntry {
                 name: None,
                 port: 80,

@@ -28,6 +28,8 @@ pub struct ServiceEntry {
     pub cluster_ip: Option<Ipv4Addr>,
     /// Ports, in the Service's order.
     pub ports: Vec<PortEntry>,
+    /// `sessionAffinity: ClientIP`: how long a client keeps its endpoint.
+    pub client_ip_affinity: Option<std::time::Duration>,
 }
 
 /// One port of a Service with the endpoints behind it.

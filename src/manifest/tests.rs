@@ -248,11 +248,21 @@ fn kubernetes_fields_outside_the_subset_are_named() {
         "{e}"
     );
     let e = err(
-        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}], sessionAffinity: ClientIP}\n",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}], sessionAffinity: Sticky}\n",
     );
     assert!(
-        e.ends_with("spec.sessionAffinity: \"ClientIP\": only None; shoal's balancers keep no client affinity yet"),
+        e.ends_with("spec.sessionAffinity: \"Sticky\": supported values are \"ClientIP\" and \"None\""),
         "{e}"
+    );
+    let e = err(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}], sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 0}}}\n",
+    );
+    assert!(
+        e.ends_with("spec.sessionAffinityConfig.clientIP.timeoutSeconds: 0 must be in the range 1-86400"),
+        "{e}"
+    );
+    ok(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}], sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}}\n",
     );
     ok(
         "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}], sessionAffinity: None}\n",
@@ -1010,7 +1020,7 @@ fn every_problem_of_every_document_is_reported_at_once() {
         ),
         "{e}"
     );
-    assert!(has("document 3 (Service s): spec.sessionAffinity"), "{e}");
+    assert!(has("document 3 (Service s): spec.externalName"), "{e}");
     // A missing field is reported once, not chased.
     assert!(has("document 4 (Pod p): spec.containers[0].image"), "{e}");
     assert!(

@@ -118,7 +118,6 @@ pub(super) const SERVICE_SPEC_UNSUPPORTED: &[&str] = &[
     "loadBalancerIP",
     "loadBalancerSourceRanges",
     "publishNotReadyAddresses",
-    "sessionAffinityConfig",
     "trafficDistribution",
 ];
 pub(super) const SERVICE_PORT_UNSUPPORTED: &[&str] = &["appProtocol"];
@@ -200,14 +199,6 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         }
         Kind::Service => {
             unsupported(spec, "spec", SERVICE_SPEC_UNSUPPORTED)?;
-            if let Some(v) = spec.get("sessionAffinity")
-                && v != "None"
-            {
-                return fail(
-                    "spec.sessionAffinity",
-                    format!("{v}: only None; shoal's balancers keep no client affinity yet"),
-                );
-            }
             for (i, port) in items(spec, "ports") {
                 unsupported(port, &format!("spec.ports[{i}]"), SERVICE_PORT_UNSUPPORTED)?;
             }

@@ -286,6 +286,7 @@ pub(super) fn check_cron_job(b: &CronJobBody, ck: &mut Checker) -> Res {
 
 pub(super) fn check_service(spec: &ServiceSpec, ck: &mut Checker) -> Res {
     check_labels("spec.selector", &spec.selector)?;
+    check_session_affinity(spec)?;
     let headless = spec.cluster_ip.as_deref() == Some("None");
     if spec.ports.is_empty() && !headless {
         return fail("spec.ports", "at least one port is required");
@@ -409,5 +410,34 @@ pub(super) fn check_secret(s: &mut SecretBody) -> Res {
     }
     s.data = canonical;
     s.string_data.clear();
+    Ok(())
+}
+
+/// `sessionAffinity` and its config, with Kubernetes' rules.
+fn check_session_affinity(spec: &ServiceSpec) -> Res {
+    let client_ip = match spec.session_affinity.as_deref() {
+        None | Some("None") => false,
+        Some("ClientIP") => true,
+        Some(other) => {
+            return fail(
+                "spec.sessionAffinity",
+                format!("{other:?}: supported values are \"ClientIP\" and \"None\""),
+            );
+        }
+    };
+    let timeout = spec
+        .session_affinity_config
+        .as_ref()
+        .and_then(|c| c.client_ip.as_ref())
+        .and_then(|c| c.timeout_seconds);
+    if let Some(t) = timeout {
+        let path = "spec.sessionAffinityConfig.clientIP.timeoutSeconds";
+        if !client_ip {
+            return fail(path, "must not be set when sessionAffinity is None");
+        }
+        if !(1..=86_400).contains(&t) {
+            return fail(path, format!("{t} must be in the range 1-86400"));
+        }
+    }
     Ok(())
 }

@@ -765,10 +765,51 @@ pub struct ServiceSpec {
     /// Accepted and kept; shoal has no virtual IPs yet.
     #[serde(default, rename = "clusterIP", skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<String>,
-    /// Only `None`, Kubernetes' default, which is what every balancer of
-    /// shoal does.
+    /// `None` (the default) or `ClientIP`: each node's balancer sends a
+    /// client address's connections to the endpoint it used last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_affinity_config: Option<SessionAffinityConfig>,
+}
+
+/// `Service.spec.sessionAffinityConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionAffinityConfig {
+    #[serde(default, rename = "clientIP", skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<ClientIpConfig>,
+}
+
+/// `sessionAffinityConfig.clientIP`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientIpConfig {
+    /// How long a client's endpoint is kept since its last connection
+    /// (10800 when absent, as Kubernetes; at most 86400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<i32>,
+}
+
+/// Kubernetes' default `sessionAffinityConfig.clientIP.timeoutSeconds`.
+pub const DEFAULT_CLIENT_IP_TIMEOUT_SECONDS: i32 = 10_800;
+
+impl ServiceSpec {
+    /// How long a ClientIP affinity lasts; `None` without affinity.
+    pub fn client_ip_affinity(&self) -> Option<std::time::Duration> {
+        if self.session_affinity.as_deref() != Some("ClientIP") {
+            return None;
+        }
+        let secs = self
+            .session_affinity_config
+            .as_ref()
+            .and_then(|c| c.client_ip.as_ref())
+            .and_then(|c| c.timeout_seconds)
+            .unwrap_or(DEFAULT_CLIENT_IP_TIMEOUT_SECONDS);
+        Some(std::time::Duration::from_secs(
+            u64::try_from(secs).unwrap_or(0),
+        ))
+    }
 }
 
 /// How a Service is exposed.

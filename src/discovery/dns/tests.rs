@@ -27,6 +27,7 @@ fn service(
         namespace: namespace.to_string(),
         cluster_ip: cluster_ip.map(Ipv4Addr::from),
         ports,
+        client_ip_affinity: None,
     }
 }
 
