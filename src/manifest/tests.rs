@@ -251,14 +251,18 @@ fn kubernetes_fields_outside_the_subset_are_named() {
         "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}], sessionAffinity: Sticky}\n",
     );
     assert!(
-        e.ends_with("spec.sessionAffinity: \"Sticky\": supported values are \"ClientIP\" and \"None\""),
+        e.ends_with(
+            "spec.sessionAffinity: \"Sticky\": supported values are \"ClientIP\" and \"None\""
+        ),
         "{e}"
     );
     let e = err(
         "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}], sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 0}}}\n",
     );
     assert!(
-        e.ends_with("spec.sessionAffinityConfig.clientIP.timeoutSeconds: 0 must be in the range 1-86400"),
+        e.ends_with(
+            "spec.sessionAffinityConfig.clientIP.timeoutSeconds: 0 must be in the range 1-86400"
+        ),
         "{e}"
     );
     ok(

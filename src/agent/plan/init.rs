@@ -1,9 +1,10 @@
 //! Init containers and sidecars, as the kubelet runs them: one at a time,
 //! in order, each to success before the next; a sidecar (an init container
 //! with `restartPolicy: Always`) is started in its turn and kept running,
-//! restarted whenever it exits, until the pod finishes. The app containers
-//! wait for all of it, once: after they have started, a regular init
-//! container never runs again.
+//! restarted whenever it exits, until the pod finishes; what follows a
+//! sidecar waits until it runs and its startup probe, if any, has passed.
+//! The app containers wait for all of it, once: after they have started, a
+//! regular init container never runs again.
 
 use super::{Observed, Plan, container};
 use crate::resource::types::RestartPolicy;
@@ -47,11 +48,22 @@ pub(super) fn gate<'a>(o: &Observed<'a, '_>, p: &mut Plan<'a>) -> bool {
         let hash = super::spec_hash(c);
         if c.is_sidecar() {
             container(o, c, RestartPolicy::Always, p);
-            let runs =
-                current(o, &c.name, &hash).is_some_and(|ci| ci.state == ContainerState::Running);
-            // The next init container starts once this one runs (the
-            // kubelet also waits for its startup probe; shoal does not).
-            if !started && !runs {
+            let running =
+                current(o, &c.name, &hash).filter(|ci| ci.state == ContainerState::Running);
+            // The next init container starts once this one runs and, when
+            // it has a startup probe, once that probe has passed for this
+            // instance, as the kubelet does (read from the last status the
+            // agent wrote, which the probes update).
+            let up = running.is_some_and(|ci| {
+                c.startup_probe.is_none()
+                    || o.prev.container(&c.name).is_some_and(|s| {
+                        s.started == Some(true)
+                            && s.container_id
+                                .as_deref()
+                                .is_some_and(|id| id.ends_with(&format!("://{}", ci.id)))
+                    })
+            });
+            if !started && !up {
                 return false;
             }
             continue;
@@ -236,6 +248,40 @@ mod tests {
         );
         // Never: nothing more runs; the status makes the pod Failed.
         assert!(words(&failed(RestartPolicy::Never).plan()).is_empty());
+    }
+
+    #[test]
+    fn what_follows_a_sidecar_waits_for_its_startup_probe() {
+        let mut probed = sidecar("proxy");
+        probed.startup_probe = Some(crate::resource::types::Probe::default());
+        let w = |started: Option<bool>, id: &str| {
+            let mut w = World::new(
+                vec![probed.clone(), c("init")],
+                vec![c("app")],
+                RestartPolicy::Always,
+            )
+            .has("proxy", ContainerState::Running);
+            w.prev.init_container_statuses = vec![ContainerStatus {
+                name: "proxy".into(),
+                started,
+                container_id: Some(format!("docker://{id}")),
+                ..ContainerStatus::default()
+            }];
+            w
+        };
+        assert!(
+            words(&w(Some(false), "proxy-id").plan()).is_empty(),
+            "probe not passed"
+        );
+        assert!(
+            words(&w(None, "proxy-id").plan()).is_empty(),
+            "not reported yet"
+        );
+        assert!(
+            words(&w(Some(true), "old-id").plan()).is_empty(),
+            "an earlier instance's probe does not count"
+        );
+        assert_eq!(words(&w(Some(true), "proxy-id").plan()), ["create init"]);
     }
 
     #[test]
