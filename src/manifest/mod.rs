@@ -518,8 +518,12 @@ fn object_from_value(value: Value) -> Result<(Object, Vec<String>), (Option<Stri
             if let Value::Object(fields) = &m {
                 unsupported(fields, "metadata", META_UNSUPPORTED).map_err(with_label)?;
             }
-            serde_path_to_error::deserialize::<_, ObjectMeta>(m)
-                .map_err(|e| with_label(serde_failure("metadata", e)))?
+            let mut meta = serde_path_to_error::deserialize::<_, ObjectMeta>(m)
+                .map_err(|e| with_label(serde_failure("metadata", e)))?;
+            if let Some(kind) = Kind::from_manifest(&kind) {
+                generate_name(kind, &mut meta).map_err(with_label)?;
+            }
+            meta
         }
     };
     let mut obj = Object {
@@ -901,6 +905,41 @@ fn check_config_key(path: &str, key: &str) -> Res {
             format!("invalid key {key:?}: at most 253 letters, digits, '-', '_' or '.'"),
         )
     }
+}
+
+/// Characters of a generated name's suffix, as Kubernetes' (no vowels, so
+/// no words; no look-alikes).
+const GENERATED_SUFFIX: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// With `generateName` and no name, names the object: the prefix (cut so
+/// the name fits the kind's rule) and five random characters, as the
+/// Kubernetes API server does on create. Each apply of such a document
+/// makes a new object, as `kubectl create` does.
+fn generate_name(kind: Kind, meta: &mut ObjectMeta) -> Res {
+    let Some(prefix) = meta.generate_name.clone() else {
+        return Ok(());
+    };
+    if !meta.name.is_empty() {
+        return Ok(());
+    }
+    let max = match kind {
+        Kind::ReplicaSet | Kind::DaemonSet => 57,
+        Kind::CronJob | Kind::StatefulSet => 52,
+        Kind::Namespace | Kind::Pod | Kind::Deployment | Kind::Job | Kind::Service => 63,
+        _ => 253,
+    };
+    let keep = prefix.len().min(max - 5);
+    let mut name: String = prefix.chars().take(keep).collect();
+    for _ in 0..5 {
+        let i = rand::random::<u32>() as usize % GENERATED_SUFFIX.len();
+        name.push(GENERATED_SUFFIX[i] as char);
+    }
+    check_object_name(kind, &name).map_err(|f| Failure {
+        path: "metadata.generateName".into(),
+        message: format!("{prefix:?} cannot start a valid name: {}", f.message),
+    })?;
+    meta.name = name;
+    Ok(())
 }
 
 fn check_metadata(kind: Kind, meta: &mut ObjectMeta) -> Res {

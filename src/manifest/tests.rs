@@ -241,13 +241,6 @@ fn kubernetes_fields_outside_the_subset_are_named() {
         "{e}"
     );
     let e = err(
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, generateName: p-}\nspec: {containers: [{name: a, image: b}]}\n",
-    );
-    assert!(
-        e.ends_with("metadata.generateName: field not supported by shoal"),
-        "{e}"
-    );
-    let e = err(
         "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}], sessionAffinity: Sticky}\n",
     );
     assert!(
@@ -1034,4 +1027,39 @@ fn every_problem_of_every_document_is_reported_at_once() {
     assert!(lines.iter().all(|l| l.starts_with("document ")), "{e}");
     // Nothing of the file is kept: the valid document is not stored either.
     assert!(parse_manifests(NGINX).is_ok());
+}
+
+#[test]
+fn generate_name_names_each_new_object() {
+    let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {generateName: backup-}\nspec: {template: {spec: {restartPolicy: Never, containers: [{name: a, image: b}]}}}\n";
+    let a = ok(job);
+    let b = ok(job);
+    let (na, nb) = (&a.objects[0].metadata.name, &b.objects[0].metadata.name);
+    assert!(
+        na.starts_with("backup-") && na.len() == "backup-".len() + 5,
+        "{na}"
+    );
+    assert_ne!(na, nb, "each apply makes a new object");
+    assert_eq!(
+        a.objects[0].metadata.generate_name.as_deref(),
+        Some("backup-")
+    );
+    // A name wins over generateName, as in Kubernetes.
+    let named = ok(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, generateName: p-}\nspec: {containers: [{name: a, image: b}]}\n",
+    );
+    assert_eq!(named.objects[0].metadata.name, "p");
+    // A long prefix is cut so the name fits the kind's rule.
+    let long = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{generateName: {}-}}\nspec: {{containers: [{{name: a, image: b}}]}}\n",
+        "x".repeat(80)
+    );
+    assert_eq!(ok(&long).objects[0].metadata.name.len(), 63);
+    let e = err(
+        "apiVersion: v1\nkind: Pod\nmetadata: {generateName: Bad_}\nspec: {containers: [{name: a, image: b}]}\n",
+    );
+    assert!(
+        e.contains("metadata.generateName: \"Bad_\" cannot start a valid name"),
+        "{e}"
+    );
 }

@@ -9,7 +9,6 @@ pub(super) const META_UNSUPPORTED: &[&str] = &[
     "deletionGracePeriodSeconds",
     "deletionTimestamp",
     "finalizers",
-    "generateName",
     "managedFields",
     "ownerReferences",
     "selfLink",

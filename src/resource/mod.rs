@@ -312,6 +312,9 @@ impl fmt::Display for ObjectKey {
 pub struct ObjectMeta {
     #[serde(default)]
     pub name: String,
+    /// The prefix a name was generated from, when the manifest gave no name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
