@@ -17,6 +17,7 @@
 //! - [`config`]: the daemon's configuration.
 //! - [`cli`]: the `shoal` command line.
 
+pub mod admission;
 pub mod agent;
 pub mod api;
 pub mod autopilot;

@@ -1131,3 +1131,90 @@ async fn pod_affinity_anti_affinity_and_spread_place_by_zone_and_host() {
     .await;
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limit_ranges_default_and_bound_every_new_pod() {
+    let c = Cluster::start("lr", &["4"], |_| {}).await;
+    let api = c.api();
+    let (code, v) = api
+        .apply(
+            "apiVersion: v1\nkind: LimitRange\nmetadata: {name: bounds}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 300m, memory: 128Mi}\n    defaultRequest: {cpu: 150m}\n    max: {cpu: '1'}\n",
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    // A Deployment that says nothing of resources: its pods get the defaults.
+    let plain = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: plain}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: plain}}\n  template:\n    metadata: {labels: {app: plain}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - {name: main, image: host, command: [sleep, '3600']}\n";
+    let (code, v) = api.apply(plain).await;
+    assert_eq!(code, 200, "{v}");
+    eventually(
+        Duration::from_secs(30),
+        "two pods with the defaults",
+        || {
+            let api = api.clone();
+            async move {
+                let ps: Vec<Value> = pods(&api)
+                    .await
+                    .into_iter()
+                    .filter(|p| p["metadata"]["labels"]["app"] == "plain")
+                    .collect();
+                ps.len() == 2
+                    && ps.iter().all(|p| {
+                        let r = &p["spec"]["containers"][0]["resources"];
+                        r["requests"]["cpu"] == "150m"
+                            && r["limits"]["cpu"] == "300m"
+                            && r["limits"]["memory"] == "128Mi"
+                            && r["requests"]["memory"] == "128Mi"
+                    })
+            }
+        },
+    )
+    .await;
+    // A user's pod over the bound is refused, in Kubernetes' words.
+    let big = "apiVersion: v1\nkind: Pod\nmetadata: {name: big}\nspec:\n  containers:\n  - {name: main, image: host, command: [sleep, '3600'], resources: {limits: {cpu: '2'}}}\n";
+    let (code, v) = api.apply(big).await;
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v.to_string().contains(
+            "pods \\\"big\\\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+        ),
+        "{v}"
+    );
+    // A Deployment over it makes no pod, and its ReplicaSet says why.
+    let greedy = plain.replace("plain", "greedy").replace(
+        "command: [sleep, '3600']}",
+        "command: [sleep, '3600'], resources: {limits: {cpu: '2'}}}",
+    );
+    let (code, v) = api.apply(&greedy).await;
+    assert_eq!(code, 200, "{v}");
+    eventually(
+        Duration::from_secs(30),
+        "a FailedCreate event on the ReplicaSet",
+        || {
+            let api = api.clone();
+            async move {
+                let (_, ev) = api.get("/v1/namespaces/default/events").await;
+                ev["items"].as_array().is_some_and(|items| {
+                    items.iter().any(|e| {
+                        e["reason"] == "FailedCreate"
+                            && e["involvedObject"]["kind"] == "ReplicaSet"
+                            && e["message"].as_str().is_some_and(|m| {
+                                m.contains("maximum cpu usage per Container is 1, but limit is 2")
+                            })
+                    })
+                })
+            }
+        },
+    )
+    .await;
+    assert!(
+        !pods(&api)
+            .await
+            .iter()
+            .any(|p| p["metadata"]["labels"]["app"] == "greedy"),
+        "no pod over the bound"
+    );
+    let (code, out, err) = shoal_at(&api, &["get", "limitranges"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("bounds"), "{out}");
+    c.stop().await;
+}

@@ -166,7 +166,8 @@ pub(super) fn has_rules(kind: Kind) -> bool {
         | Kind::ServiceAccount
         | Kind::PodDisruptionBudget
         | Kind::Role
-        | Kind::ClusterRole => false,
+        | Kind::ClusterRole
+        | Kind::LimitRange => false,
     }
 }
 

@@ -205,7 +205,7 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
         Kind::ControllerRevision => &["CONTROLLER", "REVISION", "AGE"],
         Kind::StatefulSet => &["READY", "AGE"],
         Kind::ServiceAccount => &["SECRETS", "AGE"],
-        Kind::Role | Kind::ClusterRole => &["CREATED AT"],
+        Kind::Role | Kind::ClusterRole | Kind::LimitRange => &["CREATED AT"],
         Kind::RoleBinding | Kind::ClusterRoleBinding => &["ROLE", "AGE"],
         Kind::PodDisruptionBudget => &[
             "MIN AVAILABLE",
@@ -347,7 +347,7 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                 row.push((keys(it, "data") + keys(it, "binaryData")).to_string());
                 row.push(age(it));
             }
-            Kind::Role | Kind::ClusterRole => {
+            Kind::Role | Kind::ClusterRole | Kind::LimitRange => {
                 row.push(
                     it["metadata"]["creationTimestamp"]
                         .as_str()

@@ -608,7 +608,13 @@ fn owner_ref(job: &Object) -> OwnerReference {
 }
 
 /// The pod a Job's template makes for `p`.
-fn new_pod(job: &Object, body: &JobBody, p: &NewPod, ns: &str) -> Result<Vec<u8>, ControllerError> {
+fn new_pod(
+    job: &Object,
+    body: &JobBody,
+    p: &NewPod,
+    ns: &str,
+    limits: &[crate::resource::types::LimitRangeItem],
+) -> Result<Vec<u8>, ControllerError> {
     let tmpl = &body.spec.template;
     let meta = tmpl.metadata.clone().unwrap_or_default();
     let mut labels = meta.labels;
@@ -629,6 +635,8 @@ fn new_pod(job: &Object, body: &JobBody, p: &NewPod, ns: &str) -> Result<Vec<u8>
             });
         }
     }
+    crate::admission::limit_pod(&mut spec, limits)
+        .map_err(|e| format!("pods {:?} is forbidden: {e}", p.name))?;
     let spec = serde_json::to_value(&spec).map_err(|e| e.to_string())?;
     let obj = Object {
         api_version: "v1".into(),
@@ -735,10 +743,15 @@ async fn sync_one(
             precondition: Precondition::Version(*v),
         });
     }
+    let limits = if p.create.is_empty() {
+        Vec::new()
+    } else {
+        crate::admission::ranges(store, &key.namespace)
+    };
     for c in &p.create {
         ops.push(Op::Put {
             key: ObjectKey::new(Kind::Pod, &key.namespace, &c.name),
-            object: new_pod(job, &body, c, &key.namespace)?,
+            object: new_pod(job, &body, c, &key.namespace, &limits)?,
             precondition: Precondition::MustNotExist,
         });
     }

@@ -33,10 +33,19 @@ fn pod_name(rs: &str, uid: &str, ordinal: u32) -> String {
 }
 
 /// The pod a ReplicaSet's template makes.
-fn new_pod(rs: &Object, body: &ReplicaSetBody, name: &str, ns: &str) -> Option<Vec<u8>> {
+fn new_pod(
+    rs: &Object,
+    body: &ReplicaSetBody,
+    name: &str,
+    ns: &str,
+    limits: &[crate::resource::types::LimitRangeItem],
+) -> Result<Vec<u8>, String> {
     let tmpl = &body.spec.template;
     let meta = tmpl.metadata.clone().unwrap_or_default();
-    let spec = serde_json::to_value(&tmpl.spec).ok()?;
+    let mut pod_spec = tmpl.spec.clone();
+    crate::admission::limit_pod(&mut pod_spec, limits)
+        .map_err(|e| format!("pods {name:?} is forbidden: {e}"))?;
+    let spec = serde_json::to_value(&pod_spec).map_err(|e| e.to_string())?;
     let obj = Object {
         api_version: "v1".into(),
         kind: "Pod".into(),
@@ -60,7 +69,29 @@ fn new_pod(rs: &Object, body: &ReplicaSetBody, name: &str, ns: &str) -> Option<V
             .cloned()
             .unwrap_or_default(),
     };
-    serde_json::to_vec(&obj).ok()
+    serde_json::to_vec(&obj).map_err(|e| e.to_string())
+}
+
+/// A `FailedCreate` Warning event on the ReplicaSet, as Kubernetes writes
+/// when its pods are refused (a LimitRange bound): the reason shows in
+/// `describe`, not only in the leader's log.
+async fn failed_create(store: &Store, rs: &Object, key: &ObjectKey, why: &str) {
+    let e = super::job::JobEvent {
+        warning: true,
+        reason: "FailedCreate",
+        message: format!("Error creating: {why}"),
+    };
+    let owner = OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "ReplicaSet".into(),
+        name: rs.metadata.name.clone(),
+        uid: rs.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(false),
+    };
+    let now = crate::resource::time::now_rfc3339();
+    if let Ok(op) = super::job::event(rs, key, &e, &now, owner, "replicaset-controller") {
+        let _ = store.write(Command { ops: vec![op] }).await;
+    }
 }
 
 /// Most pods one ReplicaSet creates in a pass (Kubernetes' burstReplicas).
@@ -171,9 +202,14 @@ async fn sync_one(
     if active.len() < want {
         let count = (want - active.len()).min(MAX_CREATES_PER_PASS);
         let mut creates = Vec::with_capacity(count);
+        let limits = crate::admission::ranges(store, &key.namespace);
         for name in new_pod_names(&key, &uid, names, count) {
-            let Some(bytes) = new_pod(rs, &body, &name, &key.namespace) else {
-                return Err("cannot build a pod from the template".into());
+            let bytes = match new_pod(rs, &body, &name, &key.namespace, &limits) {
+                Ok(b) => b,
+                Err(e) => {
+                    failed_create(store, rs, &key, &e).await;
+                    return Err(e.into());
+                }
             };
             creates.push(Op::Put {
                 key: ObjectKey::new(Kind::Pod, &key.namespace, &name),

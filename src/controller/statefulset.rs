@@ -584,13 +584,15 @@ async fn sync_one(
             precondition: Precondition::MustNotExist,
         });
     }
+    let limits = crate::admission::ranges(store, &ns);
     for (ordinal, hash) in &plan.create {
         let template = if *hash == update {
             &spec.template
         } else {
             current_tpl
         };
-        let pod = new_pod(set, spec, template, hash, *ordinal)?;
+        let mut pod = new_pod(set, spec, template, hash, *ordinal)?;
+        crate::admission::limit_pod_object(&mut pod, &limits)?;
         ops.push(Op::Put {
             key: ObjectKey::new(Kind::Pod, &ns, &pod.metadata.name),
             object: serde_json::to_vec(&pod).map_err(|e| e.to_string())?,

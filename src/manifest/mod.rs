@@ -9,6 +9,7 @@
 //! `status` is free-form and never validated.
 
 mod disruption;
+mod limits;
 mod pod;
 mod rbac;
 mod scheduling;
@@ -674,6 +675,11 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             rbac::check_binding(&b, kind, ck)?;
             encode(&b)?
         }
+        Kind::LimitRange => {
+            let b = decode(body)?;
+            limits::check_limit_range(&b)?;
+            encode(&b)?
+        }
         Kind::PodDisruptionBudget => {
             let b = decode(body)?;
             disruption::check_disruption_budget(&b, ck)?;
@@ -786,7 +792,8 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         | Kind::PersistentVolume
         | Kind::StorageClass
         | Kind::ServiceAccount
-        | Kind::PodDisruptionBudget => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
+        | Kind::PodDisruptionBudget
+        | Kind::LimitRange => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

@@ -220,7 +220,8 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         | Kind::Role
         | Kind::ClusterRole
         | Kind::RoleBinding
-        | Kind::ClusterRoleBinding => Ok(()),
+        | Kind::ClusterRoleBinding
+        | Kind::LimitRange => Ok(()),
     }
 }
 

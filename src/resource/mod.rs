@@ -69,17 +69,20 @@ pub enum Kind {
     RoleBinding,
     /// Grants a ClusterRole everywhere (cluster-scoped; stored, not evaluated).
     ClusterRoleBinding,
+    /// Defaults and bounds for new pods' resources in a namespace.
+    LimitRange,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 24] = [
+    pub const ALL: [Kind; 25] = [
         Kind::Namespace,
         Kind::ServiceAccount,
         Kind::ClusterRole,
         Kind::Role,
         Kind::ClusterRoleBinding,
         Kind::RoleBinding,
+        Kind::LimitRange,
         Kind::StorageClass,
         Kind::PersistentVolume,
         Kind::PersistentVolumeClaim,
@@ -137,6 +140,7 @@ impl Kind {
             Kind::ClusterRole => "ClusterRole",
             Kind::RoleBinding => "RoleBinding",
             Kind::ClusterRoleBinding => "ClusterRoleBinding",
+            Kind::LimitRange => "LimitRange",
         }
     }
 
@@ -167,6 +171,7 @@ impl Kind {
             Kind::ClusterRole => "clusterroles",
             Kind::RoleBinding => "rolebindings",
             Kind::ClusterRoleBinding => "clusterrolebindings",
+            Kind::LimitRange => "limitranges",
         }
     }
 
@@ -182,7 +187,8 @@ impl Kind {
             | Kind::Event
             | Kind::PersistentVolumeClaim
             | Kind::PersistentVolume
-            | Kind::ServiceAccount => "v1",
+            | Kind::ServiceAccount
+            | Kind::LimitRange => "v1",
             Kind::StorageClass => "storage.k8s.io/v1",
             Kind::Deployment
             | Kind::ReplicaSet
@@ -242,6 +248,7 @@ impl Kind {
             "clusterrole" | "clusterroles" => Kind::ClusterRole,
             "rolebinding" | "rolebindings" => Kind::RoleBinding,
             "clusterrolebinding" | "clusterrolebindings" => Kind::ClusterRoleBinding,
+            "limitrange" | "limitranges" | "limits" => Kind::LimitRange,
             _ => return None,
         };
         Some(k)

@@ -10,6 +10,7 @@
 mod apps;
 mod batch;
 mod disruption;
+mod limits;
 mod podaffinity;
 mod probes;
 mod quantity;
@@ -24,6 +25,7 @@ mod storage;
 pub use batch::*;
 pub use disruption::*;
 pub use dns::*;
+pub use limits::*;
 pub use podaffinity::*;
 pub use probes::*;
 pub use quantity::*;
