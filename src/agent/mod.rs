@@ -26,6 +26,7 @@ pub mod registration;
 pub mod serviceaccount;
 pub mod sessions;
 pub mod status;
+pub mod usage;
 pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

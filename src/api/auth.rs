@@ -195,6 +195,8 @@ fn target(path: &str) -> Target {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segs.as_slice() {
         ["metrics"] => Target::Metrics,
+        // Resource usage is read-only and holds no secrets, as /metrics.
+        ["apis", "metrics.k8s.io", ..] => Target::Metrics,
         ["v1", "raft" | "members", ..] => Target::Cluster,
         ["v1", "apply" | "delete"] => Target::Manifests,
         ["v1", "endpoints", ..] => Target::Endpoints,

@@ -205,6 +205,14 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
         Kind::ControllerRevision => &["CONTROLLER", "REVISION", "AGE"],
         Kind::StatefulSet => &["READY", "AGE"],
         Kind::ServiceAccount => &["SECRETS", "AGE"],
+        Kind::HorizontalPodAutoscaler => &[
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "AGE",
+        ],
         Kind::PersistentVolumeClaim => &[
             "STATUS",
             "VOLUME",
@@ -337,6 +345,10 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             }
             Kind::ConfigMap => {
                 row.push((keys(it, "data") + keys(it, "binaryData")).to_string());
+                row.push(age(it));
+            }
+            Kind::HorizontalPodAutoscaler => {
+                row.extend(super::autoscale::hpa_cells(it));
                 row.push(age(it));
             }
             Kind::ServiceAccount => {

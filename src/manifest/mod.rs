@@ -8,6 +8,7 @@
 //! re-serialised from the typed body so that what is stored is canonical.
 //! `status` is free-form and never validated.
 
+mod autoscaling;
 mod pod;
 mod scheduling;
 mod serviceaccount;
@@ -166,6 +167,7 @@ pub fn validate_object(obj: &mut Object) -> Result<Vec<String>, ManifestError> {
     })?;
     obj.metadata = metadata;
     obj.body = body;
+    autoscaling::store_as_v2(obj);
     Ok(ck.warnings)
 }
 
@@ -409,6 +411,7 @@ fn object_from_value(value: Value) -> Result<(Object, Vec<String>), (Option<Stri
     let (metadata, body) = validate_parts(&obj, &mut ck).map_err(with_label)?;
     obj.metadata = metadata;
     obj.body = body;
+    autoscaling::store_as_v2(&mut obj);
     Ok((obj, ck.warnings))
 }
 
@@ -445,6 +448,7 @@ fn check_kind(kind: &str, api_version: Option<&str>) -> Res<Kind> {
     };
     if let Some(v) = api_version
         && v != k.api_version()
+        && !autoscaling::is_v1(k, v)
     {
         return fail(
             "apiVersion",
@@ -547,6 +551,7 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             check_storage_class(&mut b, &metadata)?;
             encode(&b)?
         }
+        Kind::HorizontalPodAutoscaler => autoscaling::check(&obj.api_version, body)?,
         Kind::Node => encode(&decode::<NodeBody>(body)?)?,
         Kind::Event | Kind::ControllerRevision => return fail("kind", agent_written(kind)),
         Kind::Token => return fail("kind", agent_written(kind)),
@@ -634,7 +639,8 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         | Kind::PersistentVolumeClaim
         | Kind::PersistentVolume
         | Kind::StorageClass
-        | Kind::ServiceAccount => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
+        | Kind::ServiceAccount
+        | Kind::HorizontalPodAutoscaler => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

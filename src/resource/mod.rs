@@ -8,6 +8,7 @@ pub mod schedule;
 pub mod status;
 pub mod time;
 pub mod types;
+pub mod usage;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -59,11 +60,13 @@ pub enum Kind {
     StatefulSet,
     /// An identity for pods: its controller mints it an API token.
     ServiceAccount,
+    /// Scales a Deployment or StatefulSet on its pods' resource usage.
+    HorizontalPodAutoscaler,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Namespace,
         Kind::ServiceAccount,
         Kind::StorageClass,
@@ -77,6 +80,7 @@ impl Kind {
         Kind::CronJob,
         Kind::DaemonSet,
         Kind::StatefulSet,
+        Kind::HorizontalPodAutoscaler,
         Kind::Pod,
         Kind::Node,
         Kind::Event,
@@ -117,6 +121,7 @@ impl Kind {
             Kind::StorageClass => "StorageClass",
             Kind::StatefulSet => "StatefulSet",
             Kind::ServiceAccount => "ServiceAccount",
+            Kind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
         }
     }
 
@@ -142,6 +147,7 @@ impl Kind {
             Kind::StorageClass => "storageclasses",
             Kind::StatefulSet => "statefulsets",
             Kind::ServiceAccount => "serviceaccounts",
+            Kind::HorizontalPodAutoscaler => "horizontalpodautoscalers",
         }
     }
 
@@ -166,6 +172,8 @@ impl Kind {
             | Kind::StatefulSet => "apps/v1",
             Kind::Job | Kind::CronJob => "batch/v1",
             Kind::Token => "shoal.io/v1",
+            // autoscaling/v1 is accepted too and converted (manifest).
+            Kind::HorizontalPodAutoscaler => "autoscaling/v2",
         }
     }
 
@@ -206,6 +214,9 @@ impl Kind {
             "storageclass" | "storageclasses" | "sc" => Kind::StorageClass,
             "statefulset" | "statefulsets" | "sts" => Kind::StatefulSet,
             "serviceaccount" | "serviceaccounts" | "sa" => Kind::ServiceAccount,
+            "horizontalpodautoscaler" | "horizontalpodautoscalers" | "hpa" => {
+                Kind::HorizontalPodAutoscaler
+            }
             _ => return None,
         };
         Some(k)

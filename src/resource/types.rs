@@ -8,12 +8,14 @@
 //! controllers need: [`LabelSelector::matches`], quantity parsing, base64.
 
 mod apps;
+mod autoscaling;
 mod batch;
 mod probes;
 mod quantity;
 mod scheduling;
 mod statefulset;
 pub use apps::*;
+pub use autoscaling::*;
 mod dns;
 mod security;
 mod serviceaccount;
