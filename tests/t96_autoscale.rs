@@ -70,7 +70,6 @@ async fn metrics_api_has_metrics_servers_shape_and_series_go_with_the_pod() {
     assert_eq!(code, 200, "{v}");
 
     // The busy pod shows up using most of a core.
-    let mut last = Value::Null;
     let deadline = Instant::now() + Duration::from_secs(90);
     let pod = loop {
         let (code, v) = api
@@ -89,10 +88,9 @@ async fn metrics_api_has_metrics_servers_shape_and_series_go_with_the_pod() {
             assert_eq!(v["metadata"], serde_json::json!({}));
             break p.clone();
         }
-        last = v;
         assert!(
             Instant::now() < deadline,
-            "no busy pod in the metrics API: {last:#}"
+            "no busy pod in the metrics API: {v:#}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
@@ -349,6 +347,7 @@ spec:
         "{:#} {record:?}",
         h["status"]
     );
+    eprintln!("replicas over time (s, n): {record:?}; first scale-up after {up_after:?}");
     c.stop().await;
 }
 
