@@ -91,8 +91,14 @@ pub async fn pass(store: &Store, usage: &dyn UsageSource, memory: &mut HashMap<S
     let Ok((hpas, _)) = store.list(Kind::HorizontalPodAutoscaler, None) else {
         return;
     };
-    if let Ok((events, _)) = store.list(Kind::Event, None) {
+    // The SuccessfulRescale events this controller wrote go with their object
+    // (the StatefulSet pass already collects the StatefulSet's events).
+    if let (Ok((events, _)), Ok((deployments, _))) = (
+        store.list(Kind::Event, None),
+        store.list(Kind::Deployment, None),
+    ) {
         super::gc::collect(store, "HorizontalPodAutoscaler", &hpas, &events).await;
+        super::gc::collect(store, "Deployment", &deployments, &events).await;
     }
     let live: std::collections::HashSet<&str> = hpas
         .iter()
