@@ -203,14 +203,29 @@ impl UsageService {
         let Some(labels) = self.ctx.owned_labels() else {
             return Vec::new();
         };
-        let list = match self.ctx.runtime.list(&labels).await {
-            Ok(l) => l,
-            Err(e) => {
-                debug!("usage: cannot list containers: {e}");
-                return Vec::new();
-            }
+        // The agent's sync lists the containers every `agent.resync_ms`;
+        // a list that recent is reused rather than asked of the engine again
+        // (the engine's list cost as much as reading 50 containers' stats).
+        let fresh = Duration::from_millis(self.cfg.resolution_ms);
+        let recent = self
+            .ctx
+            .listed
+            .read()
+            .ok()
+            .and_then(|l| l.clone())
+            .filter(|(at, _)| at.elapsed() < fresh)
+            .map(|(_, l)| l);
+        let list = match recent {
+            Some(l) => l,
+            None => match self.ctx.runtime.list(&labels).await {
+                Ok(l) => Arc::new(l),
+                Err(e) => {
+                    debug!("usage: cannot list containers: {e}");
+                    return Vec::new();
+                }
+            },
         };
-        let running = list.into_iter().filter_map(|c| {
+        let running = list.iter().cloned().filter_map(|c| {
             if c.state != ContainerState::Running {
                 return None;
             }
