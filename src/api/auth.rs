@@ -413,6 +413,9 @@ mod tests {
         // (role, method, path, allowed)
         let cases: Vec<(Role, Method, &str, bool)> = vec![
             (Admin, del(), "/v1/nodes/n1", true),
+            (View, get(), "/apis/metrics.k8s.io/v1beta1/nodes", true),
+            (Metrics, get(), "/apis/metrics.k8s.io/v1beta1/pods", true),
+            (Edit, post(), "/apis/metrics.k8s.io/v1beta1/pods", false),
             (Admin, get(), "/v1/namespaces/default/secrets/s", true),
             (Admin, post(), "/v1/tokens", true),
             (Edit, get(), "/v1/namespaces/default/pods", true),
