@@ -401,3 +401,68 @@ async fn an_hpa_without_requests_reports_failed_get_resource_metric() {
     assert_eq!(replicas(&api, "bare").await, 1);
     c.stop().await;
 }
+
+/// Usage crosses nodes over libp2p (the process runtime here, reading
+/// /proc): a pod on one node is seen through the other node's API, and
+/// when its node dies its figures disappear rather than freeze.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usage_is_fetched_from_the_pods_node_and_goes_with_a_dead_node() {
+    let mut c = Cluster::start("ux", &["2", "2"], |c| c.metrics.resolution_ms = 1000).await;
+    // Ask node 0 about a pod bound to node 1.
+    let api0 = Api::new(c.nodes[0].as_ref().expect("node 0").api_addr);
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: spin, labels: {app: spin}}\nspec:\n  nodeName: ux1\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: host\n    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while :; do :; done\"]\n";
+    let (code, v) = api0.apply(pod).await;
+    assert_eq!(code, 200, "{v}");
+    eventually(Duration::from_secs(60), "the remote pod's usage", || {
+        let api0 = api0.clone();
+        async move {
+            let (_, v) = api0
+                .get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/spin")
+                .await;
+            v["containers"][0]["usage"]["cpu"]
+                .as_str()
+                .and_then(|c| c.trim_end_matches('n').parse::<u64>().ok())
+                .is_some_and(|n| n > 200_000_000)
+        }
+    })
+    .await;
+    let names = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n["metadata"]["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    eventually(Duration::from_secs(30), "both nodes' usage", || {
+        let api0 = api0.clone();
+        async move {
+            let (_, v) = api0.get("/apis/metrics.k8s.io/v1beta1/nodes").await;
+            names(&v) == ["ux0", "ux1"]
+        }
+    })
+    .await;
+    // Node 1 stops: its pod's figures and its own go with it.
+    let dead = c.crash(1).await;
+    let rt = dead.runtime.clone();
+    dead.shutdown().await;
+    eventually(
+        Duration::from_secs(30),
+        "the dead node's usage gone",
+        || {
+            let api0 = api0.clone();
+            async move {
+                let (_, nodes) = api0.get("/apis/metrics.k8s.io/v1beta1/nodes").await;
+                let (code, _) = api0
+                    .get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/spin")
+                    .await;
+                names(&nodes) == ["ux0"] && code == 404
+            }
+        },
+    )
+    .await;
+    remove_containers_of(&rt, "ux1").await;
+    c.stop().await;
+}
