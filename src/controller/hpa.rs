@@ -360,3 +360,115 @@ async fn write_status(
     store.write(Command { ops }).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::usage::ContainerSample;
+
+    fn obj(v: Value) -> Object {
+        serde_json::from_value(v).expect("object")
+    }
+
+    fn pod(status: Value) -> Object {
+        obj(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "default"},
+            "spec": {"containers": [
+                {"name": "app", "image": "x", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+                {"name": "side", "image": "x", "resources": {"limits": {"cpu": "50m"}}}
+            ]},
+            "status": status
+        }))
+    }
+
+    fn sample() -> PodSample {
+        let c = |name: &str, cpu, mem| ContainerSample {
+            name: name.into(),
+            cpu_nanocores: cpu,
+            memory_bytes: mem,
+            cpu_seconds_total: 0.0,
+        };
+        PodSample {
+            namespace: "default".into(),
+            name: "web-1".into(),
+            timestamp_ms: 0,
+            window_ms: 5000,
+            containers: vec![
+                c("app", 120_000_000, 1 << 20),
+                c("side", 5_000_000, 1 << 20),
+            ],
+        }
+    }
+
+    #[test]
+    fn pod_facts_sum_requests_with_limits_as_fallback_and_usage_in_millicores() {
+        let ready =
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+        let f = pod_facts(&pod(ready), Some(&sample()));
+        assert_eq!(
+            f.cpu_request,
+            Ok(150),
+            "the sidecar's limit stands for its request"
+        );
+        assert_eq!(
+            f.memory_request,
+            Err("side".into()),
+            "side has no memory request"
+        );
+        assert_eq!((f.cpu_usage, f.memory_usage), (Some(125), Some(2 << 20)));
+        assert!(!f.unready && !f.ignored);
+        let f = pod_facts(&pod(json!({"phase": "Pending"})), None);
+        assert!(f.unready);
+        assert_eq!(f.cpu_usage, None);
+        assert!(pod_facts(&pod(json!({"phase": "Failed"})), None).ignored);
+    }
+
+    #[test]
+    fn the_scale_of_a_deployment_or_statefulset_is_its_spec() {
+        let sts = obj(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": "default"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "db"}}}
+        }));
+        let (n, sel) = scale_of(&sts);
+        assert_eq!(n, 3);
+        let sel = sel.expect("selector");
+        assert!(sel.matches(&BTreeMap::from([("app".into(), "db".into())])));
+        let bare = obj(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"}, "spec": {}}),
+        );
+        assert_eq!(scale_of(&bare).0, 1, "replicas default to 1");
+    }
+
+    #[test]
+    fn status_keeps_transition_times_until_a_condition_flips() {
+        let hpa = obj(json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "w", "namespace": "default", "generation": 2}
+        }));
+        let d = |active: bool| Decision {
+            desired: 2,
+            rescale: None,
+            current_metrics: Vec::new(),
+            conditions: vec![Cond {
+                type_: "ScalingActive",
+                status: active,
+                reason: if active {
+                    "ValidMetricFound"
+                } else {
+                    "FailedGetResourceMetric"
+                },
+                message: String::new(),
+            }],
+        };
+        let s1 = next_status(&Default::default(), &hpa, 2, &d(true), "t1");
+        let s2 = next_status(&s1, &hpa, 2, &d(true), "t2");
+        assert_eq!(s2.conditions[0].last_transition_time.as_deref(), Some("t1"));
+        assert_eq!(s2, s1, "an unchanged pass writes nothing");
+        let s3 = next_status(&s2, &hpa, 2, &d(false), "t3");
+        assert_eq!(s3.conditions[0].last_transition_time.as_deref(), Some("t3"));
+        assert_eq!(s3.observed_generation, Some(2));
+        assert_eq!(s3.last_scale_time, None);
+    }
+}
