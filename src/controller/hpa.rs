@@ -114,13 +114,57 @@ pub async fn pass(store: &Store, usage: &dyn UsageSource, memory: &mut HashMap<S
         .into_iter()
         .map(|p| ((p.namespace.clone(), p.name.clone()), p))
         .collect();
+    let shared = shared_targets(&hpas);
     for hpa in &hpas {
         let uid = hpa.metadata.uid.clone().unwrap_or_default();
         let history = memory.entry(uid).or_default();
-        if let Err(e) = sync_one(store, hpa, &samples, history).await {
+        let r = match target_of(hpa) {
+            Some(t) if shared.contains(&t) => ambiguous(store, hpa).await,
+            _ => sync_one(store, hpa, &samples, history).await,
+        };
+        if let Err(e) = r {
             e.log("horizontalpodautoscaler", &hpa.metadata.name);
         }
     }
+}
+
+/// (namespace, kind, name) of the HPA's target.
+fn target_of(hpa: &Object) -> Option<(String, String, String)> {
+    let b = HorizontalPodAutoscalerBody::from_object(hpa).ok()?;
+    let ns = hpa.metadata.namespace.clone().unwrap_or_default();
+    let t = b.spec.scale_target_ref;
+    Some((ns, t.kind, t.name))
+}
+
+/// Targets more than one HPA names: none of them may act, as Kubernetes'
+/// AmbiguousSelector (two deciders would fight over one count).
+fn shared_targets(hpas: &[Object]) -> std::collections::HashSet<(String, String, String)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut shared = std::collections::HashSet::new();
+    for t in hpas.iter().filter_map(target_of) {
+        if !seen.insert(t.clone()) {
+            shared.insert(t);
+        }
+    }
+    shared
+}
+
+async fn ambiguous(store: &Store, hpa: &Object) -> Result<(), ControllerError> {
+    let prev: HorizontalPodAutoscalerStatus = hpa.status_or_default();
+    let d = Decision {
+        desired: prev.desired_replicas,
+        rescale: None,
+        current_metrics: Vec::new(),
+        conditions: vec![Cond {
+            type_: "ScalingActive",
+            status: false,
+            reason: "AmbiguousSelector",
+            message: "another HorizontalPodAutoscaler targets the same object; neither scales it"
+                .into(),
+        }],
+    };
+    let status = next_status(&prev, hpa, prev.current_replicas, &d, &now_rfc3339());
+    write_status(store, hpa, &prev, status, Vec::new()).await
 }
 
 /// The target's replica count (spec, default 1) and pod selector.
@@ -439,6 +483,27 @@ mod tests {
             json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"}, "spec": {}}),
         );
         assert_eq!(scale_of(&bare).0, 1, "replicas default to 1");
+    }
+
+    #[test]
+    fn two_hpas_on_one_target_are_both_held() {
+        let h = |name: &str, target: &str| {
+            obj(json!({
+                "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"scaleTargetRef": {"kind": "Deployment", "name": target}, "maxReplicas": 3}
+            }))
+        };
+        let shared = shared_targets(&[h("a", "web"), h("b", "web"), h("c", "api")]);
+        let key = |t: &str| {
+            (
+                "default".to_string(),
+                "Deployment".to_string(),
+                t.to_string(),
+            )
+        };
+        assert!(shared.contains(&key("web")));
+        assert!(!shared.contains(&key("api")));
     }
 
     #[test]
