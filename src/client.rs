@@ -348,6 +348,53 @@ impl Client {
         })
     }
 
+    /// Every node's resource usage (`metrics.k8s.io`).
+    pub async fn node_metrics(
+        &self,
+    ) -> Result<Vec<crate::resource::usage::NodeMetrics>, ClientError> {
+        self.metrics_list("/apis/metrics.k8s.io/v1beta1/nodes".into())
+            .await
+    }
+
+    /// Pods' resource usage, in one namespace or (`None`) in all.
+    pub async fn pod_metrics(
+        &self,
+        ns: Option<&str>,
+    ) -> Result<Vec<crate::resource::usage::PodMetrics>, ClientError> {
+        let path = match ns {
+            Some(ns) => format!("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods"),
+            None => "/apis/metrics.k8s.io/v1beta1/pods".into(),
+        };
+        self.metrics_list(path).await
+    }
+
+    /// One pod's resource usage.
+    pub async fn one_pod_metrics(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<crate::resource::usage::PodMetrics, ClientError> {
+        let path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/{name}");
+        let v = self.send(reqwest::Method::GET, &path, None).await?;
+        serde_json::from_value(v).map_err(|e| ClientError::Decode {
+            path,
+            msg: e.to_string(),
+        })
+    }
+
+    async fn metrics_list<T: serde::de::DeserializeOwned>(
+        &self,
+        path: String,
+    ) -> Result<Vec<T>, ClientError> {
+        let v = self.send(reqwest::Method::GET, &path, None).await?;
+        let list: crate::resource::usage::MetricsList<T> =
+            serde_json::from_value(v).map_err(|e| ClientError::Decode {
+                path,
+                msg: e.to_string(),
+            })?;
+        Ok(list.items)
+    }
+
     /// The state of Secrets at rest (`GET /v1/encryption`; admin only).
     pub async fn encryption_status(&self) -> Result<crate::api::EncryptionView, ClientError> {
         self.encryption(reqwest::Method::GET, "/v1/encryption")

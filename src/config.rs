@@ -61,6 +61,8 @@ pub struct Config {
     pub scheduler: crate::controller::SchedulerConfig,
     /// DNS and the Service load balancer.
     pub discovery: crate::discovery::DiscoveryConfig,
+    /// `[metrics]`: resource usage sampling.
+    pub metrics: crate::agent::usage::MetricsConfig,
 }
 
 /// Raft settings.
@@ -127,6 +129,7 @@ impl Default for Config {
             membership: Default::default(),
             scheduler: Default::default(),
             discovery: Default::default(),
+            metrics: Default::default(),
         }
     }
 }
@@ -253,6 +256,12 @@ impl Config {
         self.discovery
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.metrics.resolution_ms < 500 {
+            return Err(ConfigError::Invalid(format!(
+                "metrics.resolution_ms must be at least 500, not {}",
+                self.metrics.resolution_ms
+            )));
+        }
         if let Some(0) = self.bootstrap_expect {
             return Err(ConfigError::Invalid(
                 "bootstrap_expect must be at least 1".into(),

@@ -36,6 +36,9 @@ fn request_frame(frame: &[u8]) {
         Some(Channel::Exec) => {
             std::hint::black_box(crate::agent::exec::decode_peer_body(body));
         }
+        Some(Channel::Usage) => {
+            std::hint::black_box(crate::agent::usage::decode_peer_body(body));
+        }
         Some(Channel::Gossip) => {
             std::hint::black_box(crate::membership::feed_gossip([body]));
         }

@@ -46,6 +46,8 @@ pub enum Channel {
     Gossip = 5,
     /// Interactive commands (`exec`) run on the node that runs the pod.
     Exec = 6,
+    /// Resource usage samples (`agent::usage`), soft state served by each node.
+    Usage = 7,
 }
 
 impl Channel {
@@ -57,6 +59,7 @@ impl Channel {
             4 => Some(Channel::Logs),
             5 => Some(Channel::Gossip),
             6 => Some(Channel::Exec),
+            7 => Some(Channel::Usage),
             _ => None,
         }
     }

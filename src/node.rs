@@ -330,6 +330,16 @@ impl Node {
             runtime.clone(),
             info.name.clone(),
         );
+        let usage =
+            crate::agent::usage::UsageService::start(ctx.clone(), net.clone(), cfg.metrics.clone());
+        tasks.push(crate::controller::hpa::spawn(
+            store.clone(),
+            Arc::new(ClusterUsage {
+                usage: usage.clone(),
+                membership: membership.clone(),
+            }),
+            Duration::from_millis(cfg.metrics.autoscaler_sync_ms.max(500)),
+        ));
         let mut api_state = crate::api::ApiState::new(store.clone(), info.clone(), &cfg.api);
         let audit_path = match cfg.api.audit_log.as_deref() {
             None => Some(cfg.data_dir.join("audit").join("audit.log")),
@@ -351,6 +361,7 @@ impl Node {
         let api_state = api_state
             .with_logs(logs)
             .with_exec(exec)
+            .with_usage(usage)
             .with_membership(membership.clone())
             .with_services(cfg.discovery.clone(), discovery.as_ref().map(|d| d.table()));
         let scheme = if api_tls.is_some() { "https" } else { "http" };
@@ -687,6 +698,28 @@ fn reachable_addrs(
     out.sort();
     out.dedup();
     out
+}
+
+/// The autoscaler's view of usage: the pods every member that is up reports.
+struct ClusterUsage {
+    usage: Arc<crate::agent::usage::UsageService>,
+    membership: Membership,
+}
+
+impl crate::controller::hpa::UsageSource for ClusterUsage {
+    fn pods(&self) -> futures::future::BoxFuture<'_, Vec<crate::resource::usage::PodSample>> {
+        Box::pin(async move {
+            let nodes: Vec<String> = self
+                .membership
+                .members()
+                .iter()
+                .filter(|m| m.is_up())
+                .filter_map(|m| m.name().map(str::to_string))
+                .collect();
+            let samples = self.usage.fetch_all(&nodes).await;
+            samples.into_iter().flat_map(|n| n.pods).collect()
+        })
+    }
 }
 
 #[cfg(test)]

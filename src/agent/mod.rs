@@ -26,6 +26,7 @@ pub mod registration;
 pub mod serviceaccount;
 pub mod sessions;
 pub mod status;
+pub mod usage;
 pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -78,6 +79,9 @@ pub struct Ctx {
     cluster: std::sync::OnceLock<String>,
     /// This node's API as containers reach it, set once the API listens.
     pub api: std::sync::OnceLock<serviceaccount::ApiEndpoint>,
+    /// This node's containers as the last sync listed them, and when:
+    /// the usage sampler reads them instead of asking the engine again.
+    pub listed: std::sync::RwLock<Option<(std::time::Instant, Arc<Vec<ContainerInfo>>)>>,
 }
 
 impl Ctx {
@@ -113,6 +117,7 @@ impl Ctx {
             volumes_root,
             cluster: std::sync::OnceLock::new(),
             api: std::sync::OnceLock::new(),
+            listed: std::sync::RwLock::new(None),
         })
     }
 
@@ -423,6 +428,9 @@ async fn pass(
             return;
         }
     };
+    if let Ok(mut l) = ctx.listed.write() {
+        *l = Some((std::time::Instant::now(), Arc::new(containers.clone())));
+    }
     let mut by_uid: HashMap<String, Vec<ContainerInfo>> = HashMap::new();
     for c in containers {
         let uid = c.labels.get(LABEL_POD_UID).cloned().unwrap_or_default();

@@ -195,6 +195,8 @@ fn target(path: &str) -> Target {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segs.as_slice() {
         ["metrics"] => Target::Metrics,
+        // Resource usage is read-only and holds no secrets, as /metrics.
+        ["apis", "metrics.k8s.io", ..] => Target::Metrics,
         ["v1", "raft" | "members", ..] => Target::Cluster,
         ["v1", "apply" | "delete"] => Target::Manifests,
         ["v1", "endpoints", ..] => Target::Endpoints,
@@ -411,6 +413,9 @@ mod tests {
         // (role, method, path, allowed)
         let cases: Vec<(Role, Method, &str, bool)> = vec![
             (Admin, del(), "/v1/nodes/n1", true),
+            (View, get(), "/apis/metrics.k8s.io/v1beta1/nodes", true),
+            (Metrics, get(), "/apis/metrics.k8s.io/v1beta1/pods", true),
+            (Edit, post(), "/apis/metrics.k8s.io/v1beta1/pods", false),
             (Admin, get(), "/v1/namespaces/default/secrets/s", true),
             (Admin, post(), "/v1/tokens", true),
             (Edit, get(), "/v1/namespaces/default/pods", true),

@@ -167,7 +167,8 @@ pub(super) fn has_rules(kind: Kind) -> bool {
         | Kind::PodDisruptionBudget
         | Kind::Role
         | Kind::ClusterRole
-        | Kind::LimitRange => false,
+        | Kind::LimitRange
+        | Kind::HorizontalPodAutoscaler => false,
     }
 }
 

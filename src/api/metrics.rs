@@ -22,6 +22,7 @@ pub const CATALOGUE: &[&[Def]] = &[
     crate::controller::metrics::FAMILIES,
     crate::scheduler::metrics::FAMILIES,
     crate::agent::metrics::FAMILIES,
+    crate::agent::metrics::USAGE_FAMILIES,
     crate::discovery::metrics::FAMILIES,
 ];
 

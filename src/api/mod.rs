@@ -33,6 +33,7 @@ mod namespaces;
 mod services;
 pub mod tls;
 mod tokens;
+mod usage;
 use endpoints::*;
 use manifests::*;
 use services::*;
@@ -62,6 +63,7 @@ pub struct ApiState {
     membership: Option<crate::membership::Membership>,
     discovery: crate::discovery::DiscoveryConfig,
     services: Option<tokio::sync::watch::Receiver<Arc<crate::discovery::ServiceTable>>>,
+    usage: Option<Arc<crate::agent::usage::UsageService>>,
 }
 
 impl ApiState {
@@ -80,6 +82,7 @@ impl ApiState {
             membership: None,
             discovery: Default::default(),
             services: None,
+            usage: None,
         }
     }
 
@@ -110,6 +113,13 @@ impl ApiState {
     /// Runs `exec` sessions through this service.
     pub fn with_exec(mut self, exec: Arc<crate::agent::exec::ExecService>) -> ApiState {
         self.exec = Some(exec);
+        self
+    }
+
+    /// Serves resource metrics (`/apis/metrics.k8s.io`, the container
+    /// series of `/metrics`) from this service.
+    pub fn with_usage(mut self, usage: Arc<crate::agent::usage::UsageService>) -> ApiState {
+        self.usage = Some(usage);
         self
     }
 
@@ -182,6 +192,7 @@ pub fn router(state: ApiState) -> Router {
             "/v1/namespaces/{ns}/pods/{name}/eviction",
             post(eviction::evict_pod),
         )
+        .merge(usage::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::middleware,
@@ -272,7 +283,8 @@ async fn metrics_text(State(s): State<ApiState>) -> Response {
     match &s.prometheus {
         Some(h) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            metrics::render(h, &s.store, s.membership.as_ref(), &s.me.name),
+            metrics::render(h, &s.store, s.membership.as_ref(), &s.me.name)
+                + &usage::prometheus_text(&s),
         )
             .into_response(),
         None => ApiError::new(

@@ -34,6 +34,7 @@ macro_rules! outln {
 
 mod accounts;
 mod attach;
+mod autoscale;
 mod cells;
 mod client;
 mod cp;
@@ -49,6 +50,7 @@ mod taint;
 #[cfg(test)]
 mod tests;
 mod tokens;
+mod top;
 
 use client::*;
 use nodes::*;
@@ -236,6 +238,28 @@ pub enum Cmd {
         /// Change the value of a taint the node already has.
         #[arg(long)]
         overwrite: bool,
+    },
+    /// Make a HorizontalPodAutoscaler for a deployment or statefulset.
+    Autoscale {
+        /// `deployment` or `statefulset`.
+        kind: String,
+        name: String,
+        /// Fewest replicas (1 when absent).
+        #[arg(long)]
+        min: Option<u32>,
+        /// Most replicas.
+        #[arg(long)]
+        max: u32,
+        /// Target CPU use, percent of requests (80 when absent).
+        #[arg(long)]
+        cpu_percent: Option<u32>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+    /// CPU and memory of nodes or pods, from the resource metrics API.
+    Top {
+        #[command(subcommand)]
+        cmd: top::TopCmd,
     },
     /// Mark a node unschedulable: new pods go elsewhere, running ones stay.
     Cordon { node: String },
@@ -682,7 +706,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             namespace,
         } => {
             let (kind, name) = scale_target(&kind, name.as_deref())?;
-            scale(&client, kind, &ns_or_default(namespace), &name, replicas).await
+            let ns = ns_or_default(namespace);
+            autoscale::warn_if_autoscaled(&client, kind, &ns, &name).await;
+            scale(&client, kind, &ns, &name, replicas).await
         }
         Cmd::Rollout { cmd } => rollout(&client, cmd).await,
         Cmd::Taint {
@@ -695,6 +721,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("only nodes have taints: shoal taint node NAME KEY[=VALUE]:EFFECT");
             }
             taint::taint(&client, &node, &taints, overwrite).await
+        }
+        Cmd::Top { cmd } => top::top(&client, cmd).await,
+        Cmd::Autoscale {
+            kind,
+            name,
+            min,
+            max,
+            cpu_percent,
+            namespace,
+        } => {
+            let ns = ns_or_default(namespace);
+            autoscale::autoscale(&client, &kind, &name, &ns, min, max, cpu_percent).await
         }
         Cmd::Cordon { node } => cordon(&client, &node, true).await,
         Cmd::Uncordon { node } => cordon(&client, &node, false).await,

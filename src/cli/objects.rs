@@ -213,6 +213,14 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             "ALLOWED DISRUPTIONS",
             "AGE",
         ],
+        Kind::HorizontalPodAutoscaler => &[
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "AGE",
+        ],
         Kind::PersistentVolumeClaim => &[
             "STATUS",
             "VOLUME",
@@ -372,6 +380,10 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                 row.push(or_na(s(it, &["spec", "minAvailable"])));
                 row.push(or_na(s(it, &["spec", "maxUnavailable"])));
                 row.push(n(s(it, &["status", "disruptionsAllowed"])).to_string());
+                row.push(age(it));
+            }
+            Kind::HorizontalPodAutoscaler => {
+                row.extend(super::autoscale::hpa_cells(it));
                 row.push(age(it));
             }
             Kind::ServiceAccount => {

@@ -20,6 +20,7 @@ pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod gc;
+pub mod hpa;
 pub mod job;
 pub mod metrics;
 pub mod namespaces;

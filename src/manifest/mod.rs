@@ -8,6 +8,7 @@
 //! re-serialised from the typed body so that what is stored is canonical.
 //! `status` is free-form and never validated.
 
+mod autoscaling;
 mod disruption;
 mod limits;
 mod pod;
@@ -290,6 +291,7 @@ pub fn validate_object(obj: &mut Object) -> Result<Vec<String>, ManifestError> {
     })?;
     obj.metadata = metadata;
     obj.body = body;
+    autoscaling::store_as_v2(obj);
     Ok(ck.warnings)
 }
 
@@ -537,6 +539,7 @@ fn object_from_value(value: Value) -> Result<(Object, Vec<String>), (Option<Stri
     let (metadata, body) = validate_parts(&obj, &mut ck).map_err(with_label)?;
     obj.metadata = metadata;
     obj.body = body;
+    autoscaling::store_as_v2(&mut obj);
     Ok((obj, ck.warnings))
 }
 
@@ -573,6 +576,7 @@ fn check_kind(kind: &str, api_version: Option<&str>) -> Res<Kind> {
     };
     if let Some(v) = api_version
         && v != k.api_version()
+        && !autoscaling::is_v1(k, v)
     {
         return fail(
             "apiVersion",
@@ -700,6 +704,7 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             check_storage_class(&mut b, &metadata)?;
             encode(&b)?
         }
+        Kind::HorizontalPodAutoscaler => autoscaling::check(&obj.api_version, body)?,
         Kind::Node => encode(&decode::<NodeBody>(body)?)?,
         Kind::Event | Kind::ControllerRevision => return fail("kind", agent_written(kind)),
         Kind::Token => return fail("kind", agent_written(kind)),
@@ -793,7 +798,8 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         | Kind::StorageClass
         | Kind::ServiceAccount
         | Kind::PodDisruptionBudget
-        | Kind::LimitRange => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
+        | Kind::LimitRange
+        | Kind::HorizontalPodAutoscaler => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

@@ -221,7 +221,8 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         | Kind::ClusterRole
         | Kind::RoleBinding
         | Kind::ClusterRoleBinding
-        | Kind::LimitRange => Ok(()),
+        | Kind::LimitRange
+        | Kind::HorizontalPodAutoscaler => Ok(()),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod schedule;
 pub mod status;
 pub mod time;
 pub mod types;
+pub mod usage;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -71,11 +72,13 @@ pub enum Kind {
     ClusterRoleBinding,
     /// Defaults and bounds for new pods' resources in a namespace.
     LimitRange,
+    /// Scales a Deployment or StatefulSet on its pods' resource usage.
+    HorizontalPodAutoscaler,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 26] = [
         Kind::Namespace,
         Kind::ServiceAccount,
         Kind::ClusterRole,
@@ -95,6 +98,7 @@ impl Kind {
         Kind::DaemonSet,
         Kind::StatefulSet,
         Kind::PodDisruptionBudget,
+        Kind::HorizontalPodAutoscaler,
         Kind::Pod,
         Kind::Node,
         Kind::Event,
@@ -141,6 +145,7 @@ impl Kind {
             Kind::RoleBinding => "RoleBinding",
             Kind::ClusterRoleBinding => "ClusterRoleBinding",
             Kind::LimitRange => "LimitRange",
+            Kind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
         }
     }
 
@@ -172,6 +177,7 @@ impl Kind {
             Kind::RoleBinding => "rolebindings",
             Kind::ClusterRoleBinding => "clusterrolebindings",
             Kind::LimitRange => "limitranges",
+            Kind::HorizontalPodAutoscaler => "horizontalpodautoscalers",
         }
     }
 
@@ -201,6 +207,8 @@ impl Kind {
             Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => {
                 "rbac.authorization.k8s.io/v1"
             }
+            // autoscaling/v1 is accepted too and converted (manifest).
+            Kind::HorizontalPodAutoscaler => "autoscaling/v2",
         }
     }
 
@@ -249,6 +257,9 @@ impl Kind {
             "rolebinding" | "rolebindings" => Kind::RoleBinding,
             "clusterrolebinding" | "clusterrolebindings" => Kind::ClusterRoleBinding,
             "limitrange" | "limitranges" | "limits" => Kind::LimitRange,
+            "horizontalpodautoscaler" | "horizontalpodautoscalers" | "hpa" => {
+                Kind::HorizontalPodAutoscaler
+            }
             _ => return None,
         };
         Some(k)

@@ -8,6 +8,7 @@
 //! controllers need: [`LabelSelector::matches`], quantity parsing, base64.
 
 mod apps;
+mod autoscaling;
 mod batch;
 mod disruption;
 mod limits;
@@ -18,6 +19,7 @@ mod rbac;
 mod scheduling;
 mod statefulset;
 pub use apps::*;
+pub use autoscaling::*;
 mod dns;
 mod security;
 mod serviceaccount;

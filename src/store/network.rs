@@ -850,7 +850,7 @@ pub(crate) fn decode_peer_body(channel: Channel, body: &[u8]) -> usize {
             ok += usize::from(decode::<StoreRpc>(body).is_ok());
             ok += usize::from(decode::<StoreReply>(body).is_ok());
         }
-        Channel::Logs | Channel::Gossip | Channel::Exec => {}
+        Channel::Logs | Channel::Gossip | Channel::Exec | Channel::Usage => {}
     }
     ok
 }

@@ -1,0 +1,539 @@
+//! The HorizontalPodAutoscaler controller: on the Raft leader, every
+//! `sync` (5 s, the agents' default sampling resolution, against
+//! Kubernetes' 15 s) it reads each HPA, its target (a Deployment or a
+//! StatefulSet), the target's pods and their usage, decides with
+//! Kubernetes' algorithm (`decide`, pure), and writes the target's
+//! `spec.replicas` and the HPA's status, fenced on the versions it read.
+//!
+//! The usage comes from the nodes themselves through a [`UsageSource`]
+//! (soft state, never stored). The recommendation and rescale history the
+//! behavior's windows and policies read lives in this task's memory: a new
+//! leader starts with none, so for one scale-down window after a leader
+//! change it may scale down sooner than the old leader would have.
+
+pub mod behavior;
+pub mod decide;
+pub mod replicas;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+use tracing::{debug, info};
+
+use self::behavior::History;
+use self::decide::{Cond, Decision, PodFacts};
+use super::job::{JobEvent, event};
+use super::{ControllerError, fence, now_millis};
+use crate::resource::status::{Condition, PodReadiness};
+use crate::resource::time::now_rfc3339;
+use crate::resource::types::{
+    Body, HorizontalPodAutoscalerBody, HorizontalPodAutoscalerStatus, LabelSelector, PodBody,
+};
+use crate::resource::usage::PodSample;
+use crate::resource::{Kind, Object, ObjectKey, OwnerReference};
+use crate::store::{Command, Op, Precondition, Store};
+
+/// How often HPAs are synced by default.
+pub const SYNC: Duration = Duration::from_secs(5);
+
+/// Where the autoscaler reads pods' usage: every live node's samples.
+pub trait UsageSource: Send + Sync + 'static {
+    /// The pods every reachable node reports now.
+    fn pods(&self) -> BoxFuture<'_, Vec<PodSample>>;
+}
+
+/// Starts the HPA controller: it runs while this node leads.
+pub fn spawn(
+    store: Store,
+    usage: Arc<dyn UsageSource>,
+    sync: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut running: Option<tokio_util::task::AbortOnDropHandle<()>> = None;
+        let mut metrics = store.raft().metrics();
+        loop {
+            let leading = store.leader().map(|(id, _)| id) == Some(store.node_id());
+            match (&running, leading) {
+                (None, true) => {
+                    info!("leading: autoscaler starts");
+                    running = Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(run(
+                        store.clone(),
+                        usage.clone(),
+                        sync,
+                    ))));
+                }
+                (Some(_), false) => running = None,
+                _ => {}
+            }
+            tokio::select! {
+                r = metrics.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    })
+}
+
+async fn run(store: Store, usage: Arc<dyn UsageSource>, sync: Duration) {
+    let mut memory: HashMap<String, History> = HashMap::new();
+    let mut tick = tokio::time::interval(sync);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        pass(&store, usage.as_ref(), &mut memory).await;
+    }
+}
+
+/// One pass over every HPA.
+pub async fn pass(store: &Store, usage: &dyn UsageSource, memory: &mut HashMap<String, History>) {
+    let Ok((hpas, _)) = store.list(Kind::HorizontalPodAutoscaler, None) else {
+        return;
+    };
+    // The SuccessfulRescale events this controller wrote go with their object
+    // (the StatefulSet pass already collects the StatefulSet's events).
+    if let (Ok((events, _)), Ok((deployments, _))) = (
+        store.list(Kind::Event, None),
+        store.list(Kind::Deployment, None),
+    ) {
+        super::gc::collect(store, "HorizontalPodAutoscaler", &hpas, &events).await;
+        super::gc::collect(store, "Deployment", &deployments, &events).await;
+    }
+    let live: std::collections::HashSet<&str> = hpas
+        .iter()
+        .filter_map(|h| h.metadata.uid.as_deref())
+        .collect();
+    memory.retain(|uid, _| live.contains(uid.as_str()));
+    if hpas.is_empty() {
+        return;
+    }
+    let samples: BTreeMap<(String, String), PodSample> = usage
+        .pods()
+        .await
+        .into_iter()
+        .map(|p| ((p.namespace.clone(), p.name.clone()), p))
+        .collect();
+    let shared = shared_targets(&hpas);
+    for hpa in &hpas {
+        let uid = hpa.metadata.uid.clone().unwrap_or_default();
+        let history = memory.entry(uid).or_default();
+        let r = match target_of(hpa) {
+            Some(t) if shared.contains(&t) => ambiguous(store, hpa).await,
+            _ => sync_one(store, hpa, &samples, history).await,
+        };
+        if let Err(e) = r {
+            e.log("horizontalpodautoscaler", &hpa.metadata.name);
+        }
+    }
+}
+
+/// (namespace, kind, name) of the HPA's target.
+fn target_of(hpa: &Object) -> Option<(String, String, String)> {
+    let b = HorizontalPodAutoscalerBody::from_object(hpa).ok()?;
+    let ns = hpa.metadata.namespace.clone().unwrap_or_default();
+    let t = b.spec.scale_target_ref;
+    Some((ns, t.kind, t.name))
+}
+
+/// Targets more than one HPA names: none of them may act, as Kubernetes'
+/// AmbiguousSelector (two deciders would fight over one count).
+fn shared_targets(hpas: &[Object]) -> std::collections::HashSet<(String, String, String)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut shared = std::collections::HashSet::new();
+    for t in hpas.iter().filter_map(target_of) {
+        if !seen.insert(t.clone()) {
+            shared.insert(t);
+        }
+    }
+    shared
+}
+
+async fn ambiguous(store: &Store, hpa: &Object) -> Result<(), ControllerError> {
+    let prev: HorizontalPodAutoscalerStatus = hpa.status_or_default();
+    let d = Decision {
+        desired: prev.desired_replicas,
+        rescale: None,
+        current_metrics: Vec::new(),
+        conditions: vec![Cond {
+            type_: "ScalingActive",
+            status: false,
+            reason: "AmbiguousSelector",
+            message: "another HorizontalPodAutoscaler targets the same object; neither scales it"
+                .into(),
+        }],
+    };
+    let status = next_status(&prev, hpa, prev.current_replicas, &d, &now_rfc3339());
+    write_status(store, hpa, &prev, status, Vec::new()).await
+}
+
+/// The target's replica count (spec, default 1) and pod selector.
+fn scale_of(target: &Object) -> (u32, Option<LabelSelector>) {
+    let spec = target.body.get("spec");
+    let replicas = spec
+        .and_then(|s| s.get("replicas"))
+        .and_then(Value::as_u64)
+        .map_or(1, |r| u32::try_from(r).unwrap_or(u32::MAX));
+    let selector = spec
+        .and_then(|s| s.get("selector"))
+        .and_then(|s| serde_json::from_value(s.clone()).ok());
+    (replicas, selector)
+}
+
+/// What the calculation needs of one pod.
+pub fn pod_facts(pod: &Object, sample: Option<&PodSample>) -> PodFacts {
+    let status: PodReadiness = pod.status_or_default();
+    let ready = status.condition("Ready").is_some_and(Condition::is_true);
+    let sum = |get: fn(&crate::resource::types::ResourceRequirements) -> Option<u64>| {
+        let body = PodBody::from_object(pod).map_err(|_| "(unreadable spec)".to_string())?;
+        body.spec.containers.iter().try_fold(0u64, |acc, c| {
+            let r = c
+                .resources
+                .as_ref()
+                .and_then(get)
+                .ok_or_else(|| c.name.clone())?;
+            Ok(acc.saturating_add(r))
+        })
+    };
+    let usage = |f: fn(&crate::resource::usage::ContainerSample) -> u64| {
+        sample.map(|s| s.containers.iter().map(f).sum::<u64>())
+    };
+    PodFacts {
+        name: pod.metadata.name.clone(),
+        ignored: pod.metadata.deletion_timestamp.is_some() || status.is_terminal(),
+        unready: !ready,
+        cpu_request: sum(|r| r.cpu_request_millis()),
+        memory_request: sum(|r| r.memory_request_bytes()),
+        cpu_usage: usage(|c| c.cpu_nanocores / 1_000_000),
+        memory_usage: usage(|c| c.memory_bytes),
+    }
+}
+
+fn owner_ref(o: &Object) -> OwnerReference {
+    OwnerReference {
+        api_version: o.api_version.clone(),
+        kind: o.kind.clone(),
+        name: o.metadata.name.clone(),
+        uid: o.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+    }
+}
+
+/// The status after a decision: conditions keep their transition time
+/// unless their status flips, as Kubernetes'.
+fn next_status(
+    prev: &HorizontalPodAutoscalerStatus,
+    hpa: &Object,
+    current: u32,
+    d: &Decision,
+    now: &str,
+) -> HorizontalPodAutoscalerStatus {
+    let mut s = prev.clone();
+    s.observed_generation = hpa.metadata.generation;
+    s.current_replicas = current;
+    s.desired_replicas = d.desired;
+    if !d.current_metrics.is_empty() {
+        s.current_metrics = d.current_metrics.clone();
+    }
+    if d.rescale.is_some() {
+        s.last_scale_time = Some(now.to_string());
+    }
+    for Cond {
+        type_,
+        status,
+        reason,
+        message,
+    } in &d.conditions
+    {
+        let status = if *status { "True" } else { "False" };
+        let kept = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == *type_)
+            .filter(|c| c.status == status)
+            .and_then(|c| c.last_transition_time.clone());
+        s.conditions.retain(|c| c.type_ != *type_);
+        s.conditions.push(Condition {
+            type_: type_.to_string(),
+            status: status.into(),
+            reason: Some(reason.to_string()),
+            message: Some(message.clone()),
+            last_transition_time: Some(kept.unwrap_or_else(|| now.to_string())),
+            ..Default::default()
+        });
+    }
+    let order = |t: &str| {
+        ["AbleToScale", "ScalingActive", "ScalingLimited"]
+            .iter()
+            .position(|x| *x == t)
+            .unwrap_or(3)
+    };
+    s.conditions.sort_by_key(|c| order(&c.type_));
+    s
+}
+
+fn failed_get_scale(msg: String) -> Decision {
+    Decision {
+        desired: 0,
+        rescale: None,
+        current_metrics: Vec::new(),
+        conditions: vec![Cond {
+            type_: "AbleToScale",
+            status: false,
+            reason: "FailedGetScale",
+            message: format!(
+                "the HPA controller was unable to get the target's current scale: {msg}"
+            ),
+        }],
+    }
+}
+
+async fn sync_one(
+    store: &Store,
+    hpa: &Object,
+    samples: &BTreeMap<(String, String), PodSample>,
+    history: &mut History,
+) -> Result<(), ControllerError> {
+    let key = hpa.key().ok_or("hpa key")?;
+    let body = HorizontalPodAutoscalerBody::from_object(hpa).map_err(|e| format!("{key}: {e}"))?;
+    let prev: HorizontalPodAutoscalerStatus = hpa.status_or_default();
+    let now = now_rfc3339();
+    let target_ref = &body.spec.scale_target_ref;
+    let target_kind = match target_ref.kind.as_str() {
+        "Deployment" => Some(Kind::Deployment),
+        "StatefulSet" => Some(Kind::StatefulSet),
+        _ => None,
+    };
+    let target = match target_kind {
+        Some(k) => store.get(&ObjectKey::new(k, &key.namespace, &target_ref.name))?,
+        None => None,
+    };
+    let Some(target) = target else {
+        let d = failed_get_scale(format!(
+            "{} {:?} not found",
+            target_ref.kind.to_ascii_lowercase(),
+            target_ref.name
+        ));
+        let status = next_status(&prev, hpa, 0, &d, &now);
+        return write_status(store, hpa, &prev, status, Vec::new()).await;
+    };
+    let (current, selector) = scale_of(&target);
+    let pods: Vec<PodFacts> = match &selector {
+        Some(sel) if !sel.is_empty() => store
+            .list(Kind::Pod, Some(&key.namespace))?
+            .0
+            .iter()
+            .filter(|p| sel.matches(&p.metadata.labels))
+            .map(|p| {
+                pod_facts(
+                    p,
+                    samples.get(&(key.namespace.clone(), p.metadata.name.clone())),
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let now_ms = now_millis();
+    let d = decide::decide(&body.spec, current, &pods, history, now_ms);
+    let status = next_status(&prev, hpa, current, &d, &now);
+    let mut ops = Vec::new();
+    if let Some(reason) = &d.rescale {
+        let mut copy = target.clone();
+        copy.body.remove("status");
+        if let Some(Value::Object(spec)) = copy.body.get_mut("spec") {
+            spec.insert("replicas".into(), json!(d.desired));
+        }
+        ops.push(Op::Put {
+            key: target.key().ok_or("target key")?,
+            object: serde_json::to_vec(&copy).map_err(|e| e.to_string())?,
+            precondition: Precondition::Version(target.resource_version()),
+        });
+        let ev = JobEvent {
+            warning: false,
+            reason: "SuccessfulRescale",
+            message: format!("New size: {}; reason: {reason}", d.desired),
+        };
+        ops.push(event(
+            hpa,
+            &key,
+            &ev,
+            &now,
+            owner_ref(hpa),
+            "horizontal-pod-autoscaler",
+        )?);
+        let tkey = target.key().ok_or("target key")?;
+        ops.push(event(
+            &target,
+            &tkey,
+            &ev,
+            &now,
+            owner_ref(&target),
+            "horizontal-pod-autoscaler",
+        )?);
+    }
+    let rescaled = !ops.is_empty();
+    write_status(store, hpa, &prev, status, ops).await?;
+    if rescaled {
+        info!(hpa = %key, from = current, to = d.desired, "rescaled");
+        let keep = behavior::Behavior::from_spec(body.spec.behavior.as_ref()).longest_period_ms();
+        history.record_scale(current, d.desired, now_ms, keep);
+    }
+    Ok(())
+}
+
+async fn write_status(
+    store: &Store,
+    hpa: &Object,
+    prev: &HorizontalPodAutoscalerStatus,
+    status: HorizontalPodAutoscalerStatus,
+    mut ops: Vec<Op>,
+) -> Result<(), ControllerError> {
+    let key = hpa.key().ok_or("hpa key")?;
+    if *prev != status {
+        ops.push(Op::SetStatus {
+            key,
+            uid: hpa.metadata.uid.clone(),
+            status: serde_json::to_vec(&status).map_err(|e| e.to_string())?,
+        });
+    }
+    if ops.is_empty() {
+        return Ok(());
+    }
+    ops.insert(0, fence(hpa)?);
+    debug!(ops = ops.len(), "hpa write");
+    store.write(Command { ops }).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::usage::ContainerSample;
+
+    fn obj(v: Value) -> Object {
+        serde_json::from_value(v).expect("object")
+    }
+
+    fn pod(status: Value) -> Object {
+        obj(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "default"},
+            "spec": {"containers": [
+                {"name": "app", "image": "x", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+                {"name": "side", "image": "x", "resources": {"limits": {"cpu": "50m"}}}
+            ]},
+            "status": status
+        }))
+    }
+
+    fn sample() -> PodSample {
+        let c = |name: &str, cpu, mem| ContainerSample {
+            name: name.into(),
+            cpu_nanocores: cpu,
+            memory_bytes: mem,
+            cpu_seconds_total: 0.0,
+        };
+        PodSample {
+            namespace: "default".into(),
+            name: "web-1".into(),
+            timestamp_ms: 0,
+            window_ms: 5000,
+            containers: vec![
+                c("app", 120_000_000, 1 << 20),
+                c("side", 5_000_000, 1 << 20),
+            ],
+        }
+    }
+
+    #[test]
+    fn pod_facts_sum_requests_with_limits_as_fallback_and_usage_in_millicores() {
+        let ready =
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+        let f = pod_facts(&pod(ready), Some(&sample()));
+        assert_eq!(
+            f.cpu_request,
+            Ok(150),
+            "the sidecar's limit stands for its request"
+        );
+        assert_eq!(
+            f.memory_request,
+            Err("side".into()),
+            "side has no memory request"
+        );
+        assert_eq!((f.cpu_usage, f.memory_usage), (Some(125), Some(2 << 20)));
+        assert!(!f.unready && !f.ignored);
+        let f = pod_facts(&pod(json!({"phase": "Pending"})), None);
+        assert!(f.unready);
+        assert_eq!(f.cpu_usage, None);
+        assert!(pod_facts(&pod(json!({"phase": "Failed"})), None).ignored);
+    }
+
+    #[test]
+    fn the_scale_of_a_deployment_or_statefulset_is_its_spec() {
+        let sts = obj(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": "default"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "db"}}}
+        }));
+        let (n, sel) = scale_of(&sts);
+        assert_eq!(n, 3);
+        let sel = sel.expect("selector");
+        assert!(sel.matches(&BTreeMap::from([("app".into(), "db".into())])));
+        let bare = obj(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"}, "spec": {}}),
+        );
+        assert_eq!(scale_of(&bare).0, 1, "replicas default to 1");
+    }
+
+    #[test]
+    fn two_hpas_on_one_target_are_both_held() {
+        let h = |name: &str, target: &str| {
+            obj(json!({
+                "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"scaleTargetRef": {"kind": "Deployment", "name": target}, "maxReplicas": 3}
+            }))
+        };
+        let shared = shared_targets(&[h("a", "web"), h("b", "web"), h("c", "api")]);
+        let key = |t: &str| {
+            (
+                "default".to_string(),
+                "Deployment".to_string(),
+                t.to_string(),
+            )
+        };
+        assert!(shared.contains(&key("web")));
+        assert!(!shared.contains(&key("api")));
+    }
+
+    #[test]
+    fn status_keeps_transition_times_until_a_condition_flips() {
+        let hpa = obj(json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "w", "namespace": "default", "generation": 2}
+        }));
+        let d = |active: bool| Decision {
+            desired: 2,
+            rescale: None,
+            current_metrics: Vec::new(),
+            conditions: vec![Cond {
+                type_: "ScalingActive",
+                status: active,
+                reason: if active {
+                    "ValidMetricFound"
+                } else {
+                    "FailedGetResourceMetric"
+                },
+                message: String::new(),
+            }],
+        };
+        let s1 = next_status(&Default::default(), &hpa, 2, &d(true), "t1");
+        let s2 = next_status(&s1, &hpa, 2, &d(true), "t2");
+        assert_eq!(s2.conditions[0].last_transition_time.as_deref(), Some("t1"));
+        assert_eq!(s2, s1, "an unchanged pass writes nothing");
+        let s3 = next_status(&s2, &hpa, 2, &d(false), "t3");
+        assert_eq!(s3.conditions[0].last_transition_time.as_deref(), Some("t3"));
+        assert_eq!(s3.observed_generation, Some(2));
+        assert_eq!(s3.last_scale_time, None);
+    }
+}
