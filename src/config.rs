@@ -61,6 +61,8 @@ pub struct Config {
     pub scheduler: crate::controller::SchedulerConfig,
     /// DNS and the Service load balancer.
     pub discovery: crate::discovery::DiscoveryConfig,
+    /// HTTP routing of Ingress objects on this node.
+    pub ingress: crate::ingress::IngressConfig,
 }
 
 /// Raft settings.
@@ -127,6 +129,7 @@ impl Default for Config {
             membership: Default::default(),
             scheduler: Default::default(),
             discovery: Default::default(),
+            ingress: Default::default(),
         }
     }
 }
@@ -216,6 +219,13 @@ impl Config {
                 process_pods_dir: Some(dir.join("pods")),
                 ..AgentConfig::default()
             },
+            // Off: many test nodes share a host; a test that wants the
+            // ingress gives each node its own loopback address.
+            ingress: crate::ingress::IngressConfig {
+                http_addr: Some(String::new()),
+                https_addr: Some(String::new()),
+                ..Default::default()
+            },
             ..Config::default()
         }
     }
@@ -252,6 +262,9 @@ impl Config {
         }
         self.discovery
             .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.ingress
+            .validate(self.dev)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(0) = self.bootstrap_expect {
             return Err(ConfigError::Invalid(

@@ -157,7 +157,9 @@ pub(super) fn has_rules(kind: Kind) -> bool {
         | Kind::Token
         | Kind::CronJob
         | Kind::ControllerRevision
-        | Kind::ServiceAccount => false,
+        | Kind::ServiceAccount
+        | Kind::Ingress
+        | Kind::IngressClass => false,
     }
 }
 

@@ -23,6 +23,7 @@ pub const CATALOGUE: &[&[Def]] = &[
     crate::scheduler::metrics::FAMILIES,
     crate::agent::metrics::FAMILIES,
     crate::discovery::metrics::FAMILIES,
+    crate::ingress::metrics::FAMILIES,
 ];
 
 /// The process's recorder, with every family of the catalogue described.

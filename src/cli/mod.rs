@@ -39,6 +39,7 @@ mod client;
 mod cp;
 mod exec;
 mod forward;
+mod ingress;
 mod jobs;
 mod logs;
 mod nodes;

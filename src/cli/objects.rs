@@ -205,6 +205,8 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
         Kind::ControllerRevision => &["CONTROLLER", "REVISION", "AGE"],
         Kind::StatefulSet => &["READY", "AGE"],
         Kind::ServiceAccount => &["SECRETS", "AGE"],
+        Kind::Ingress => &["CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
+        Kind::IngressClass => &["CONTROLLER", "PARAMETERS", "AGE"],
         Kind::PersistentVolumeClaim => &[
             "STATUS",
             "VOLUME",
@@ -337,6 +339,14 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             }
             Kind::ConfigMap => {
                 row.push((keys(it, "data") + keys(it, "binaryData")).to_string());
+                row.push(age(it));
+            }
+            Kind::Ingress => {
+                row.extend(super::ingress::ingress_cells(it));
+                row.push(age(it));
+            }
+            Kind::IngressClass => {
+                row.extend(super::ingress::class_cells(it));
                 row.push(age(it));
             }
             Kind::ServiceAccount => {

@@ -20,6 +20,7 @@ pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod gc;
+pub mod ingress;
 pub mod job;
 pub mod metrics;
 pub mod namespaces;
@@ -368,6 +369,7 @@ async fn pass(
         };
         statefulset::reconcile(store, &sets, input, sts_backoff).await;
     }
+    ingress::reconcile(store, &node_objs).await;
     if let Err(e) = scheduler::schedule_pending(store, &alive, cfg.strategy, 1000).await {
         warn!("scheduler pass: {e}");
     }

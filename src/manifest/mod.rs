@@ -8,6 +8,7 @@
 //! re-serialised from the typed body so that what is stored is canonical.
 //! `status` is free-form and never validated.
 
+mod ingress;
 mod pod;
 mod scheduling;
 mod serviceaccount;
@@ -532,6 +533,16 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             serviceaccount::check_service_account(&b, &metadata, ck)?;
             encode(&b)?
         }
+        Kind::Ingress => {
+            let b = decode(body)?;
+            ingress::check_ingress(&b, &metadata, ck)?;
+            encode(&b)?
+        }
+        Kind::IngressClass => {
+            let b = decode(body)?;
+            ingress::check_ingress_class(&b, &metadata, ck)?;
+            encode(&b)?
+        }
         Kind::PersistentVolumeClaim => {
             let b = decode(body)?;
             check_claim(&b)?;
@@ -634,7 +645,9 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         | Kind::PersistentVolumeClaim
         | Kind::PersistentVolume
         | Kind::StorageClass
-        | Kind::ServiceAccount => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
+        | Kind::ServiceAccount
+        | Kind::Ingress
+        | Kind::IngressClass => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

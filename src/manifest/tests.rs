@@ -2,6 +2,7 @@ use super::*;
 use crate::resource::types::Body;
 
 mod daemonset;
+mod ingress;
 mod pod_fields;
 mod security;
 mod serviceaccount;

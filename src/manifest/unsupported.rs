@@ -226,7 +226,9 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         | Kind::Token
         | Kind::ControllerRevision
         | Kind::StorageClass
-        | Kind::ServiceAccount => Ok(()),
+        | Kind::ServiceAccount
+        | Kind::Ingress
+        | Kind::IngressClass => Ok(()),
     }
 }
 

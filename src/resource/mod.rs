@@ -59,11 +59,15 @@ pub enum Kind {
     StatefulSet,
     /// An identity for pods: its controller mints it an API token.
     ServiceAccount,
+    /// HTTP routes by host and path to Services, served by every node.
+    Ingress,
+    /// Which controller serves an Ingress (cluster-scoped); `shoal` is built in.
+    IngressClass,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Namespace,
         Kind::ServiceAccount,
         Kind::StorageClass,
@@ -72,6 +76,8 @@ impl Kind {
         Kind::ConfigMap,
         Kind::Secret,
         Kind::Service,
+        Kind::IngressClass,
+        Kind::Ingress,
         Kind::Deployment,
         Kind::Job,
         Kind::CronJob,
@@ -117,6 +123,8 @@ impl Kind {
             Kind::StorageClass => "StorageClass",
             Kind::StatefulSet => "StatefulSet",
             Kind::ServiceAccount => "ServiceAccount",
+            Kind::Ingress => "Ingress",
+            Kind::IngressClass => "IngressClass",
         }
     }
 
@@ -142,6 +150,8 @@ impl Kind {
             Kind::StorageClass => "storageclasses",
             Kind::StatefulSet => "statefulsets",
             Kind::ServiceAccount => "serviceaccounts",
+            Kind::Ingress => "ingresses",
+            Kind::IngressClass => "ingressclasses",
         }
     }
 
@@ -159,6 +169,7 @@ impl Kind {
             | Kind::PersistentVolume
             | Kind::ServiceAccount => "v1",
             Kind::StorageClass => "storage.k8s.io/v1",
+            Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
             Kind::Deployment
             | Kind::ReplicaSet
             | Kind::DaemonSet
@@ -178,6 +189,7 @@ impl Kind {
                 | Kind::Token
                 | Kind::PersistentVolume
                 | Kind::StorageClass
+                | Kind::IngressClass
         )
     }
 
@@ -206,6 +218,8 @@ impl Kind {
             "storageclass" | "storageclasses" | "sc" => Kind::StorageClass,
             "statefulset" | "statefulsets" | "sts" => Kind::StatefulSet,
             "serviceaccount" | "serviceaccounts" | "sa" => Kind::ServiceAccount,
+            "ingress" | "ingresses" | "ing" => Kind::Ingress,
+            "ingressclass" | "ingressclasses" => Kind::IngressClass,
             _ => return None,
         };
         Some(k)
