@@ -9,9 +9,7 @@ use serde_json::{Value, json};
 
 use super::ControllerError;
 use crate::ingress::routes::served;
-use crate::resource::status::{
-    IngressLoadBalancerIngress, IngressStatus, NodeStatus,
-};
+use crate::resource::status::{IngressLoadBalancerIngress, IngressStatus, NodeStatus};
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta, OwnerReference};
 use crate::store::{Command, Op, Precondition, Store};
 
@@ -91,9 +89,9 @@ async fn sync_one(
         let name = format!("{}.ingress.notserved", key.name);
         let ev_key = ObjectKey::new(Kind::Event, &key.namespace, &name);
         let current = store.get(&ev_key)?;
-        let same = current
-            .as_ref()
-            .is_some_and(|e| e.body.get("message").and_then(Value::as_str) == Some(reason.as_str()));
+        let same = current.as_ref().is_some_and(|e| {
+            e.body.get("message").and_then(Value::as_str) == Some(reason.as_str())
+        });
         if !same {
             ops.push(event(ing, key, &name, &reason)?);
         }
@@ -160,19 +158,24 @@ mod tests {
     }
 
     fn node(name: &str, ip: &str, ready: &str) -> Object {
-        obj(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+        obj(
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
             "status": {"conditions": [{"type": "Ready", "status": ready}],
                        "addresses": [{"type": "InternalIP", "address": ip},
-                                     {"type": "Hostname", "address": name}]}}))
+                                     {"type": "Hostname", "address": name}]}}),
+        )
     }
 
     fn ingress(class: Option<&str>) -> Object {
-        let mut spec = json!({"defaultBackend": {"service": {"name": "s", "port": {"number": 80}}}});
+        let mut spec =
+            json!({"defaultBackend": {"service": {"name": "s", "port": {"number": 80}}}});
         if let Some(c) = class {
             spec["ingressClassName"] = json!(c);
         }
-        obj(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": "i", "namespace": "default"}, "spec": spec}))
+        obj(
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "i", "namespace": "default"}, "spec": spec}),
+        )
     }
 
     #[test]
