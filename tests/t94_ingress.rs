@@ -430,5 +430,51 @@ async fn an_upgrade_is_echoed_through_the_ingress_of_every_node() {
             assert_eq!(back, msg, "node {i}");
         }
     }
+
+    // The leader fills the status with the nodes' address; get ing shows it.
+    eventually(Duration::from_secs(20), "status.loadBalancer", || {
+        let api = api.clone();
+        async move {
+            let (_, v) = api.get("/v1/namespaces/default/ingresses/ws").await;
+            v["status"]["loadBalancer"]["ingress"][0]["ip"] == "127.0.0.1"
+        }
+    })
+    .await;
+    let addr = c.nodes[1].as_ref().expect("up").api_addr.to_string();
+    let (code, out, err) = shoal_cli(&addr, &["get", "ing"]).await;
+    assert_eq!(code, 0, "{err}");
+    let row: Vec<&str> = out
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[..5], ["ws", "shoal", "*", "127.0.0.1", "80"], "{out}");
+
+    // An Ingress of another class is not served, and an event says why.
+    let other = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: other\nspec:\n  ingressClassName: nginx\n  rules:\n  - host: other.test\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service: {name: nosvc, port: {number: 80}}\n";
+    let (code, v) = api.apply(other).await;
+    assert_eq!(code, 200, "{v}");
+    eventually(Duration::from_secs(20), "a NotServed event", || {
+        let api = api.clone();
+        async move {
+            let (_, v) = api.get("/v1/namespaces/default/events").await;
+            v["items"].as_array().into_iter().flatten().any(|e| {
+                e["reason"] == "NotServed"
+                    && e["involvedObject"]["name"] == "other"
+                    && e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("\"nginx\""))
+            })
+        }
+    })
+    .await;
+    let (s, _) = get(http_addr(&c, 0), "other.test", "/ready")
+        .await
+        .expect("a response");
+    assert_eq!(
+        s, 200,
+        "the default backend of ws answers, not the other Ingress (its Service does not exist)"
+    );
     c.stop().await;
 }

@@ -1,5 +1,5 @@
 //! Ingress status: `status.loadBalancer.ingress` lists the addresses of the
-//! Ready nodes (every node serves every Ingress of a served class), and an
+//! nodes gossip sees up (every node serves every Ingress of a served class), and an
 //! Ingress of a class shoal does not serve gets an empty list and a
 //! `NotServed` warning Event that says why. Written only on change.
 
@@ -13,18 +13,16 @@ use crate::resource::status::{IngressLoadBalancerIngress, IngressStatus, NodeSta
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta, OwnerReference};
 use crate::store::{Command, Op, Precondition, Store};
 
-/// The addresses Ingresses are served at: every Ready node's InternalIP.
-pub fn node_addresses(nodes: &[Object]) -> Vec<String> {
+/// The addresses Ingresses are served at: the InternalIP of every node
+/// that is up (Node objects carry no stored Ready condition: liveness is
+/// gossip's).
+pub fn node_addresses(nodes: &[Object], alive: &(dyn Fn(&str) -> bool + Sync)) -> Vec<String> {
     let mut out = BTreeSet::new();
     for n in nodes {
-        let st: NodeStatus = n.status_or_default();
-        let ready = st
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        if !ready {
+        if !alive(&n.metadata.name) {
             continue;
         }
+        let st: NodeStatus = n.status_or_default();
         for a in st.addresses.iter().filter(|a| a.type_ == "InternalIP") {
             out.insert(a.address.clone());
         }
@@ -51,7 +49,7 @@ pub fn plan(ing: &Object, classes: &[Object], addrs: &[String]) -> (IngressStatu
 }
 
 /// Brings every Ingress's status (and NotServed event) up to date.
-pub async fn reconcile(store: &Store, nodes: &[Object]) {
+pub async fn reconcile(store: &Store, nodes: &[Object], alive: &(dyn Fn(&str) -> bool + Sync)) {
     let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
     let (Ok(ingresses), Ok(classes)) = (list(Kind::Ingress), list(Kind::IngressClass)) else {
         return;
@@ -59,7 +57,7 @@ pub async fn reconcile(store: &Store, nodes: &[Object]) {
     if let Ok(events) = list(Kind::Event) {
         super::gc::collect(store, "Ingress", &ingresses, &events).await;
     }
-    let addrs = node_addresses(nodes);
+    let addrs = node_addresses(nodes, alive);
     for ing in &ingresses {
         let Some(key) = ing.key() else { continue };
         if let Err(e) = sync_one(store, ing, &key, &classes, &addrs).await {
@@ -179,13 +177,14 @@ mod tests {
     }
 
     #[test]
-    fn ready_nodes_addresses_fill_the_status_of_served_ingresses() {
+    fn live_nodes_addresses_fill_the_status_of_served_ingresses() {
         let nodes = [
-            node("b", "10.0.0.2", "True"),
-            node("a", "10.0.0.1", "True"),
-            node("c", "10.0.0.3", "False"),
+            node("b", "10.0.0.2"),
+            node("a", "10.0.0.1"),
+            node("c", "10.0.0.3"),
+            node("d", "10.0.0.1"),
         ];
-        let addrs = node_addresses(&nodes);
+        let addrs = node_addresses(&nodes, &|n| n != "c");
         assert_eq!(addrs, ["10.0.0.1", "10.0.0.2"]);
         let (st, why) = plan(&ingress(None), &[], &addrs);
         assert_eq!(why, None);

@@ -369,7 +369,7 @@ async fn pass(
         };
         statefulset::reconcile(store, &sets, input, sts_backoff).await;
     }
-    ingress::reconcile(store, &node_objs).await;
+    ingress::reconcile(store, &node_objs, &alive).await;
     if let Err(e) = scheduler::schedule_pending(store, &alive, cfg.strategy, 1000).await {
         warn!("scheduler pass: {e}");
     }

@@ -87,7 +87,7 @@ pub struct Route {
 struct HostRoutes {
     exact: HashMap<String, Arc<Route>>,
     /// Longest first, so the first that matches wins.
-    prefixes: Vec<(String, Arc<Route>)>,
+    prefixes: PrefixList,
 }
 
 impl HostRoutes {
@@ -301,6 +301,9 @@ fn backend_key(namespace: &str, b: &IngressBackend) -> Option<BackendKey> {
     })
 }
 
+/// Prefix routes of one host, as `(normalised prefix, route)`.
+type PrefixList = Vec<(String, Arc<Route>)>;
+
 /// Builds the table from Ingresses, IngressClasses and the endpoint table.
 pub fn build(ingresses: &[Object], classes: &[Object], services: &ServiceTable) -> RouteTable {
     let mut t = RouteTable::default();
@@ -315,7 +318,7 @@ pub fn build(ingresses: &[Object], classes: &[Object], services: &ServiceTable) 
         ))
     });
     // Prefix routes per host in arrival order; sorted by length at the end.
-    let mut prefixes: HashMap<(u8, String), Vec<(String, Arc<Route>)>> = HashMap::new();
+    let mut prefixes: HashMap<(u8, String), PrefixList> = HashMap::new();
     for ing in sorted {
         let ns = ing.metadata.namespace.as_deref().unwrap_or("default");
         let label = format!("{ns}/{}", ing.metadata.name);
@@ -418,7 +421,7 @@ pub fn build(ingresses: &[Object], classes: &[Object], services: &ServiceTable) 
     for ((bucket, key), mut list) in prefixes {
         // Stable: equal lengths are distinct paths, so order among them
         // does not matter for matching.
-        list.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        list.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
         let routes = match bucket {
             0 => t.exact_hosts.entry(key).or_default(),
             1 => t.wildcard_hosts.entry(key).or_default(),

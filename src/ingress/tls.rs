@@ -79,8 +79,11 @@ pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, St
 /// parsed at, so unchanged Secrets are neither opened nor parsed again.
 #[derive(Default)]
 pub struct CertCache {
-    parsed: HashMap<(String, String), (u64, Option<Arc<CertifiedKey>>)>,
+    parsed: HashMap<(String, String), Parsed>,
 }
+
+/// A Secret's resourceVersion and its certificate (none when unusable).
+type Parsed = (u64, Option<Arc<CertifiedKey>>);
 
 impl CertCache {
     /// The certificates the table's TLS hosts need, from the store.
@@ -165,4 +168,57 @@ pub fn server_config(
     .with_cert_resolver(Arc::new(Resolver { live }));
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem(hosts: &[&str]) -> (String, String) {
+        let ck = rcgen::generate_simple_self_signed(
+            hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+        )
+        .expect("a certificate");
+        (ck.cert.pem(), ck.key_pair.serialize_pem())
+    }
+
+    #[test]
+    fn a_tls_secret_parses_and_a_mismatched_key_is_refused() {
+        let (cert, key) = pem(&["a.test"]);
+        assert!(certified_key(cert.as_bytes(), key.as_bytes()).is_ok());
+        let (_, other_key) = pem(&["a.test"]);
+        let e = certified_key(cert.as_bytes(), other_key.as_bytes()).err();
+        assert!(e.is_some_and(|e| e.contains("does not match")));
+        let e = certified_key(b"not pem", key.as_bytes()).err();
+        assert!(
+            e.is_some_and(|e| e.contains("tls.crt")),
+            "garbage is refused"
+        );
+        let e = certified_key(cert.as_bytes(), b"").err();
+        assert!(e.is_some_and(|e| e.contains("tls.key")));
+    }
+
+    #[test]
+    fn sni_picks_the_exact_host_then_its_wildcard() {
+        let ck = |h: &str| {
+            let (c, k) = pem(&[h]);
+            Arc::new(certified_key(c.as_bytes(), k.as_bytes()).expect("a key"))
+        };
+        let (exact, wild) = (ck("www.example.com"), ck("*.example.com"));
+        let certs = Certs {
+            by_host: HashMap::from([
+                ("www.example.com".to_string(), exact.clone()),
+                ("*.example.com".to_string(), wild.clone()),
+            ]),
+        };
+        let is = |sni: &str, want: &Arc<CertifiedKey>| {
+            certs.get(sni).is_some_and(|c| Arc::ptr_eq(&c, want))
+        };
+        assert!(is("www.example.com", &exact));
+        assert!(is("WWW.example.com", &exact));
+        assert!(is("api.example.com", &wild));
+        assert!(certs.get("a.b.example.com").is_none());
+        assert!(certs.get("example.com").is_none());
+        assert_eq!(certs.len(), 2);
+    }
 }
