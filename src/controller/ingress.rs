@@ -155,11 +155,10 @@ mod tests {
         serde_json::from_value(v).expect("an object")
     }
 
-    fn node(name: &str, ip: &str, ready: &str) -> Object {
+    fn node(name: &str, ip: &str) -> Object {
         obj(
             json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-            "status": {"conditions": [{"type": "Ready", "status": ready}],
-                       "addresses": [{"type": "InternalIP", "address": ip},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip},
                                      {"type": "Hostname", "address": name}]}}),
         )
     }
