@@ -203,7 +203,7 @@ impl Ingress {
             let Some((addr, explicit)) = want else {
                 continue;
             };
-            match crate::discovery::lb::bind(addr) {
+            match bind(addr) {
                 Ok(l) => bound[i] = Some(l),
                 Err(source) if explicit => {
                     return Err(IngressError::Bind {
@@ -259,6 +259,21 @@ impl Ingress {
     pub fn live(&self) -> watch::Receiver<Arc<Live>> {
         self.live.clone()
     }
+}
+
+/// Binds a listener of this node alone: unlike the Service balancer's, no
+/// SO_REUSEPORT, so a second node (or another cluster's) on the host gets
+/// "address in use" instead of silently sharing the port.
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // Lets a restarted node bind while old connections sit in TIME_WAIT.
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(1024)
 }
 
 /// Makes `pools` hold one pool per backend of `routes` with its current

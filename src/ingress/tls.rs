@@ -46,6 +46,13 @@ impl Certs {
         self.by_host.get(&format!("*.{parent}")).cloned()
     }
 
+    /// Certificates for the given hosts (`*.example.com` for a wildcard).
+    pub fn from_hosts(hosts: impl IntoIterator<Item = (String, Arc<CertifiedKey>)>) -> Certs {
+        Certs {
+            by_host: hosts.into_iter().collect(),
+        }
+    }
+
     /// How many hosts have a certificate.
     pub fn len(&self) -> usize {
         self.by_host.len()

@@ -350,3 +350,73 @@ async fn an_upgrade_is_passed_through_and_echoed() {
         assert_eq!(back, msg);
     }
 }
+
+#[tokio::test]
+async fn https_picks_the_certificate_by_sni_and_speaks_h2_by_alpn() {
+    let one = upstream("one").await;
+    let mut t = ServiceTable::default();
+    service(&mut t, "one", &[one]);
+    let routes = routes::build(&[ingress(json!({}), rules())], &[], &t);
+    let mut pools = HashMap::new();
+    crate::ingress::sync_pools(&mut pools, &routes, &lb());
+    let ck = rcgen::generate_simple_self_signed(vec!["secure.test".to_string()]).expect("a cert");
+    let key = crate::ingress::tls::certified_key(
+        ck.cert.pem().as_bytes(),
+        ck.key_pair.serialize_pem().as_bytes(),
+    )
+    .expect("a key");
+    let certs =
+        crate::ingress::tls::Certs::from_hosts([("secure.test".to_string(), Arc::new(key))]);
+    let (tx, rx) = watch::channel(Arc::new(Live {
+        routes,
+        pools,
+        certs,
+    }));
+    let server = Arc::new(Server::new(&IngressConfig::default(), rx.clone(), None));
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let tls = crate::ingress::tls::server_config(rx).expect("a TLS config");
+    tokio::spawn(serve_https(server, l, tls));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ck.cert.der().clone()).expect("a root");
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let connect = |sni: &'static str| {
+        let connector = connector.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let name = rustls::pki_types::ServerName::try_from(sni).expect("a name");
+            connector.connect(name, tcp).await
+        }
+    };
+    // A name with no certificate gets no handshake.
+    assert!(connect("other.test").await.is_err());
+    let io = connect("secure.test").await.expect("a handshake");
+    assert_eq!(io.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .expect("h2");
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .uri("https://secure.test/x")
+        .body(Full::new(Bytes::new()))
+        .expect("a request");
+    let resp = send.send_request(req).await.expect("a response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.into_body().collect().await.expect("a body").to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.starts_with("one GET /x host=secure.test xff=127.0.0.1 proto=https"),
+        "{body}"
+    );
+    drop(tx);
+}
