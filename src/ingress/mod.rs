@@ -278,7 +278,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 
 /// Makes `pools` hold one pool per backend of `routes` with its current
 /// endpoints, keeping the pools (and their ejections) of backends that stay.
-pub(crate) fn sync_pools(
+pub fn sync_pools(
     pools: &mut HashMap<BackendKey, Arc<Pool>>,
     routes: &RouteTable,
     lb: &LbSettings,
