@@ -254,11 +254,7 @@ fn shoal_ingress(port: u16, upstream: u16) -> tokio::runtime::Runtime {
     };
     rt.block_on(async {
         sync_pools(&mut pools, &table, &lb);
-        let live = Live {
-            routes: table,
-            pools,
-            certs: Default::default(),
-        };
+        let live = Live::new(table, pools, Default::default());
         let (tx, rx) = tokio::sync::watch::channel(Arc::new(live));
         // The table never changes in a benchmark: keep the sender alive.
         std::mem::forget(tx);

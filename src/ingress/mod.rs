@@ -155,14 +155,35 @@ pub struct Live {
     pub pools: HashMap<BackendKey, Arc<Pool>>,
     /// Certificates by host, for the TLS listener.
     pub certs: tls::Certs,
+    /// Metric handles by route id, registered on a route's first request:
+    /// looking labelled metrics up on every request costs more than they do.
+    pub metrics: Vec<std::sync::OnceLock<proxy::RouteMetrics>>,
 }
 
 impl Live {
+    /// What requests are served from, with room for each route's metrics.
+    pub fn new(
+        routes: RouteTable,
+        pools: HashMap<BackendKey, Arc<Pool>>,
+        certs: tls::Certs,
+    ) -> Live {
+        let metrics = (0..routes.route_count)
+            .map(|_| Default::default())
+            .collect();
+        Live {
+            routes,
+            pools,
+            certs,
+            metrics,
+        }
+    }
+
     fn empty() -> Live {
         Live {
             routes: RouteTable::default(),
             pools: HashMap::new(),
             certs: tls::Certs::default(),
+            metrics: Vec::new(),
         }
     }
 }
@@ -325,11 +346,7 @@ async fn build_loop(
             ::metrics::gauge!(metrics::ROUTES).set(routes.endpoints.len() as f64);
             ::metrics::gauge!(metrics::IGNORED).set(routes.ignored.len() as f64);
             ::metrics::gauge!(metrics::CERTIFICATES).set(certs.len() as f64);
-            tx.send_replace(Arc::new(Live {
-                routes,
-                pools: pools.clone(),
-                certs,
-            }));
+            tx.send_replace(Arc::new(Live::new(routes, pools.clone(), certs)));
         }
         let tick = tokio::time::sleep(Duration::from_secs(2));
         tokio::pin!(tick);

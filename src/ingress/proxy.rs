@@ -313,14 +313,42 @@ fn idempotent(m: &Method) -> bool {
     )
 }
 
-/// The status class label of a status code.
-fn status_class(s: StatusCode) -> &'static str {
+/// The status classes, the `status` label's values.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The index in [`STATUS_CLASSES`] of a status code.
+fn status_index(s: StatusCode) -> usize {
     match s.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
+/// One route's metric handles.
+pub struct RouteMetrics {
+    requests: [::metrics::Counter; 5],
+    duration: ::metrics::Histogram,
+}
+
+impl RouteMetrics {
+    fn new(route: &Route) -> RouteMetrics {
+        let labels = [
+            ("ingress", route.ingress.clone()),
+            ("host", route.host.clone()),
+            ("class", route.class.clone()),
+        ];
+        let requests = STATUS_CLASSES.map(|c| {
+            let mut l = labels.to_vec();
+            l.push(("status", c.to_string()));
+            ::metrics::counter!(metrics::REQUESTS_TOTAL, &l)
+        });
+        RouteMetrics {
+            requests,
+            duration: ::metrics::histogram!(metrics::REQUEST_DURATION_SECONDS, &labels),
+        }
     }
 }
 
@@ -391,16 +419,17 @@ impl Server {
             let upgrade = wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
             self.forward(req, &route, &live, peer, &host, upgrade).await
         };
-        let labels = [
-            ("ingress", route.ingress.clone()),
-            ("host", route.host.clone()),
-            ("class", route.class.clone()),
-        ];
-        let mut with_status = labels.to_vec();
-        with_status.push(("status", status_class(resp.status()).to_string()));
-        ::metrics::counter!(metrics::REQUESTS_TOTAL, &with_status).increment(1);
-        ::metrics::histogram!(metrics::REQUEST_DURATION_SECONDS, &labels)
-            .record(t0.elapsed().as_secs_f64());
+        // A table always has a cell per route; the fallback is for safety.
+        let fresh;
+        let m = match live.metrics.get(route.id) {
+            Some(cell) => cell.get_or_init(|| RouteMetrics::new(&route)),
+            None => {
+                fresh = RouteMetrics::new(&route);
+                &fresh
+            }
+        };
+        m.requests[status_index(resp.status())].increment(1);
+        m.duration.record(t0.elapsed().as_secs_f64());
         if self.access_log {
             info!(
                 target: "shoal::ingress::access",

@@ -59,6 +59,9 @@ pub enum PortRef {
 /// What one route does with a request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
+    /// Its index in the table (below [`RouteTable::route_count`]), for
+    /// per-route state such as metric handles.
+    pub id: usize,
     /// `namespace/name` of the Ingress the rule is from.
     pub ingress: String,
     /// The rule's host as written (`*` for none): a metrics label bounded by
@@ -155,6 +158,8 @@ pub struct RouteTable {
     pub tls: BTreeMap<String, TlsSource>,
     /// Ingresses left out, with the reason.
     pub ignored: Vec<Ignored>,
+    /// How many routes there are (their ids are `0..route_count`).
+    pub route_count: usize,
 }
 
 impl RouteTable {
@@ -319,6 +324,7 @@ pub fn build(ingresses: &[Object], classes: &[Object], services: &ServiceTable) 
     });
     // Prefix routes per host in arrival order; sorted by length at the end.
     let mut prefixes: HashMap<(u8, String), PrefixList> = HashMap::new();
+    let mut next_id = 0usize;
     for ing in sorted {
         let ns = ing.metadata.namespace.as_deref().unwrap_or("default");
         let label = format!("{ns}/{}", ing.metadata.name);
@@ -363,17 +369,21 @@ pub fn build(ingresses: &[Object], classes: &[Object], services: &ServiceTable) 
                 });
             }
         }
-        let route = |host: &str, matched: String, backend: BackendKey| Route {
-            ingress: label.clone(),
-            host: host.into(),
-            class: class.clone(),
-            backend,
-            matched,
-            body_limit: opts.body_limit,
-            read_timeout: opts.read_timeout,
-            connect_timeout: opts.connect_timeout,
-            rewrite_target: opts.rewrite_target.clone(),
-            ssl_redirect: opts.ssl_redirect && tls_hosts.contains(host),
+        let mut route = |host: &str, matched: String, backend: BackendKey| {
+            next_id += 1;
+            Route {
+                id: next_id - 1,
+                ingress: label.clone(),
+                host: host.into(),
+                class: class.clone(),
+                backend,
+                matched,
+                body_limit: opts.body_limit,
+                read_timeout: opts.read_timeout,
+                connect_timeout: opts.connect_timeout,
+                rewrite_target: opts.rewrite_target.clone(),
+                ssl_redirect: opts.ssl_redirect && tls_hosts.contains(host),
+            }
         };
         if let Some(d) = &body.spec.default_backend
             && t.default_backend.is_none()
@@ -429,6 +439,7 @@ pub fn build(ingresses: &[Object], classes: &[Object], services: &ServiceTable) 
         };
         routes.prefixes = list;
     }
+    t.route_count = next_id;
     for k in t.backends() {
         if let Some(eps) = resolve(services, &k) {
             t.endpoints.insert(k, eps);

@@ -175,11 +175,7 @@ async fn proxy(ing: Object, services: &ServiceTable) -> SocketAddr {
     let routes = routes::build(&[ing], &[], services);
     let mut pools = HashMap::new();
     crate::ingress::sync_pools(&mut pools, &routes, &lb());
-    let live = Live {
-        routes,
-        pools,
-        certs: Default::default(),
-    };
+    let live = Live::new(routes, pools, Default::default());
     let (_tx, rx) = watch::channel(Arc::new(live));
     // The sender lives as long as the test: leak it rather than thread it.
     std::mem::forget(_tx);
@@ -230,6 +226,7 @@ fn rules() -> Value {
 
 #[tokio::test]
 async fn requests_are_routed_with_forwarding_headers_and_errors_name_the_service() {
+    let recorder = crate::api::metrics::recorder().expect("the process's recorder");
     let (one, two) = (upstream("one").await, upstream("two").await);
     let mut t = ServiceTable::default();
     service(&mut t, "one", &[one]);
@@ -271,6 +268,17 @@ async fn requests_are_routed_with_forwarding_headers_and_errors_name_the_service
         h.get(header::LOCATION).and_then(|v| v.to_str().ok()),
         Some("https://secure.test:8443/p?x=1")
     );
+    // Labelled by the rule's host, not the Host header ("A.TEST:80" above).
+    let text = recorder.render();
+    for want in [
+        r#"shoal_ingress_requests_total{ingress="default/web",host="a.test",class="shoal",status="2xx"}"#,
+        r#"shoal_ingress_requests_total{ingress="default/web",host="a.test",class="shoal",status="4xx"}"#,
+        r#"shoal_ingress_requests_total{ingress="default/web",host="secure.test",class="shoal",status="3xx"} 1"#,
+        r#"shoal_ingress_upstream_errors_total{service="default/empty",reason="no_endpoint"}"#,
+    ] {
+        assert!(text.contains(want), "{want} in\n{text}");
+    }
+    assert!(!text.contains("A.TEST"), "a label from a request header");
 }
 
 #[tokio::test]
@@ -367,11 +375,7 @@ async fn https_picks_the_certificate_by_sni_and_speaks_h2_by_alpn() {
     .expect("a key");
     let certs =
         crate::ingress::tls::Certs::from_hosts([("secure.test".to_string(), Arc::new(key))]);
-    let (tx, rx) = watch::channel(Arc::new(Live {
-        routes,
-        pools,
-        certs,
-    }));
+    let (tx, rx) = watch::channel(Arc::new(Live::new(routes, pools, certs)));
     let server = Arc::new(Server::new(&IngressConfig::default(), rx.clone(), None));
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = l.local_addr().expect("addr");

@@ -86,6 +86,22 @@ fn a_trailing_slash_on_a_prefix_is_ignored() {
 }
 
 #[test]
+fn route_ids_are_dense() {
+    let t = table(&[ingress(
+        "a",
+        "1",
+        json!({"rules": [rule(None, vec![path("/", "Prefix", "r"), path("/a", "Exact", "a")])]}),
+    )]);
+    assert_eq!(t.route_count, 2);
+    let mut ids = [
+        t.lookup("h", "/").map(|r| r.id),
+        t.lookup("h", "/a").map(|r| r.id),
+    ];
+    ids.sort();
+    assert_eq!(ids, [Some(0), Some(1)]);
+}
+
+#[test]
 fn longest_prefix_wins_whatever_the_order() {
     let t = table(&[ingress(
         "a",
@@ -326,6 +342,7 @@ fn annotations_set_route_options_and_tls_hosts_redirect() {
 #[test]
 fn rewrite_keeps_the_rest_of_the_path() {
     let mut r = Route {
+        id: 0,
         ingress: "d/a".into(),
         host: "*".into(),
         class: "shoal".into(),
