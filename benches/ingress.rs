@@ -190,7 +190,7 @@ fn nginx(dir: &std::path::Path, port: u16, upstream: u16) -> Child {
     );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf).expect("write nginx.conf");
-    let child = Command::new("nginx")
+    let mut child = Command::new("nginx")
         .arg("-c")
         .arg(&path)
         .arg("-p")
@@ -203,6 +203,8 @@ fn nginx(dir: &std::path::Path, port: u16, upstream: u16) -> Child {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!(
         "nginx did not listen on {port}; see {}/error.log",
         dir.display()
