@@ -63,6 +63,8 @@ pub struct Config {
     pub discovery: crate::discovery::DiscoveryConfig,
     /// `[metrics]`: resource usage sampling.
     pub metrics: crate::agent::usage::MetricsConfig,
+    /// HTTP routing of Ingress objects on this node.
+    pub ingress: crate::ingress::IngressConfig,
 }
 
 /// Raft settings.
@@ -130,6 +132,7 @@ impl Default for Config {
             scheduler: Default::default(),
             discovery: Default::default(),
             metrics: Default::default(),
+            ingress: Default::default(),
         }
     }
 }
@@ -219,6 +222,13 @@ impl Config {
                 process_pods_dir: Some(dir.join("pods")),
                 ..AgentConfig::default()
             },
+            // Off: many test nodes share a host; a test that wants the
+            // ingress gives each node its own loopback address.
+            ingress: crate::ingress::IngressConfig {
+                http_addr: Some(String::new()),
+                https_addr: Some(String::new()),
+                ..Default::default()
+            },
             ..Config::default()
         }
     }
@@ -262,6 +272,9 @@ impl Config {
                 self.metrics.resolution_ms
             )));
         }
+        self.ingress
+            .validate(self.dev)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(0) = self.bootstrap_expect {
             return Err(ConfigError::Invalid(
                 "bootstrap_expect must be at least 1".into(),

@@ -28,6 +28,7 @@ pub mod controller;
 pub mod discovery;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ingress;
 pub mod manifest;
 pub mod membership;
 pub mod net;

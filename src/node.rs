@@ -37,6 +37,8 @@ pub enum NodeError {
     Runtime(#[from] RuntimeError),
     #[error("discovery: {0}")]
     Discovery(#[from] crate::discovery::DiscoveryError),
+    #[error("ingress: {0}")]
+    Ingress(#[from] crate::ingress::IngressError),
     #[error(
         "p2p listens on {addr}, beyond loopback, and this node has no cluster key: anyone who \
          reaches that port could join the cluster and read every Secret. Give the cluster's \
@@ -85,6 +87,8 @@ pub struct Node {
     pub membership: Membership,
     /// DNS and the Service load balancer, unless disabled.
     pub discovery: Option<Arc<Discovery>>,
+    /// The HTTP ingress, when a listener is configured (and discovery on).
+    pub ingress: Option<Arc<crate::ingress::Ingress>>,
     net: Net,
     tasks: Vec<JoinHandle<()>>,
     agent: Arc<agent::Ctx>,
@@ -285,6 +289,18 @@ impl Node {
         } else {
             None
         };
+        let ingress = match &discovery {
+            Some(d) => crate::ingress::Ingress::start(
+                &cfg.ingress,
+                cfg.dev,
+                store.clone(),
+                d.table(),
+                cfg.discovery.lb_settings(),
+            )
+            .await?
+            .map(Arc::new),
+            None => None,
+        };
         let cluster_dns = discovery
             .as_ref()
             .map(|d| (d.container_dns(), cfg.discovery.domain.clone()));
@@ -378,6 +394,7 @@ impl Node {
             runtime,
             membership,
             discovery,
+            ingress,
             net,
             tasks,
             agent: ctx,

@@ -168,7 +168,9 @@ pub(super) fn has_rules(kind: Kind) -> bool {
         | Kind::Role
         | Kind::ClusterRole
         | Kind::LimitRange
-        | Kind::HorizontalPodAutoscaler => false,
+        | Kind::HorizontalPodAutoscaler
+        | Kind::Ingress
+        | Kind::IngressClass => false,
     }
 }
 

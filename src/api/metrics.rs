@@ -24,6 +24,7 @@ pub const CATALOGUE: &[&[Def]] = &[
     crate::agent::metrics::FAMILIES,
     crate::agent::metrics::USAGE_FAMILIES,
     crate::discovery::metrics::FAMILIES,
+    crate::ingress::metrics::FAMILIES,
 ];
 
 /// The process's recorder, with every family of the catalogue described.

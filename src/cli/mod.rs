@@ -40,6 +40,7 @@ mod client;
 mod cp;
 mod exec;
 mod forward;
+mod ingress;
 mod jobs;
 mod logs;
 mod nodes;
@@ -421,6 +422,14 @@ pub struct AgentArgs {
     /// DNS listen address for `*.svc.shoal` (default 127.0.0.1:7953).
     #[arg(long)]
     pub dns_addr: Option<String>,
+    /// HTTP listen address of the Ingress router (default 0.0.0.0:80, none
+    /// with --dev; "" for none).
+    #[arg(long)]
+    pub ingress_http_addr: Option<String>,
+    /// HTTPS listen address of the Ingress router (default 0.0.0.0:443,
+    /// none with --dev; "" for none).
+    #[arg(long)]
+    pub ingress_https_addr: Option<String>,
 }
 
 impl AgentArgs {
@@ -470,6 +479,12 @@ impl AgentArgs {
         }
         if let Some(v) = &self.dns_addr {
             cfg.discovery.dns_addr = v.clone();
+        }
+        if let Some(v) = &self.ingress_http_addr {
+            cfg.ingress.http_addr = Some(v.clone());
+        }
+        if let Some(v) = &self.ingress_https_addr {
+            cfg.ingress.https_addr = Some(v.clone());
         }
         cfg.validate()?;
         Ok(cfg)

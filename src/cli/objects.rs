@@ -221,6 +221,8 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             "REPLICAS",
             "AGE",
         ],
+        Kind::Ingress => &["CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
+        Kind::IngressClass => &["CONTROLLER", "PARAMETERS", "AGE"],
         Kind::PersistentVolumeClaim => &[
             "STATUS",
             "VOLUME",
@@ -384,6 +386,14 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             }
             Kind::HorizontalPodAutoscaler => {
                 row.extend(super::autoscale::hpa_cells(it));
+                row.push(age(it));
+            }
+            Kind::Ingress => {
+                row.extend(super::ingress::ingress_cells(it));
+                row.push(age(it));
+            }
+            Kind::IngressClass => {
+                row.extend(super::ingress::class_cells(it));
                 row.push(age(it));
             }
             Kind::ServiceAccount => {

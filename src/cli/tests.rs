@@ -606,3 +606,47 @@ fn service_accounts_are_listed_and_described_as_kubectl() {
         assert!(d.contains(want), "{want:?} in {d}");
     }
 }
+
+#[test]
+fn ingresses_are_listed_as_kubectl() {
+    assert_eq!(super::client::kind_arg("ing").ok(), Some(Kind::Ingress));
+    let it = json!({
+        "metadata": { "name": "web", "creationTimestamp": "2020-01-01T00:00:00Z" },
+        "spec": {
+            "tls": [{ "hosts": ["a.test"], "secretName": "c" }],
+            "rules": [
+                { "host": "a.test", "http": { "paths": [] } },
+                { "host": "b.test", "http": { "paths": [] } },
+                { "host": "a.test", "http": { "paths": [] } },
+            ],
+        },
+        "status": { "loadBalancer": { "ingress": [{ "ip": "10.0.0.1" }, { "ip": "10.0.0.2" }] } },
+    });
+    let t = table(Kind::Ingress, std::slice::from_ref(&it), false);
+    let mut lines = t.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]
+    );
+    let row: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(
+        row[..6],
+        [
+            "web",
+            "shoal",
+            "a.test,b.test",
+            "10.0.0.1,10.0.0.2",
+            "80,",
+            "443"
+        ],
+        "{t}"
+    );
+    let class = json!({
+        "metadata": { "name": "internal", "creationTimestamp": "2020-01-01T00:00:00Z" },
+        "spec": { "controller": "shoal.io/ingress" },
+    });
+    let t = table(Kind::IngressClass, std::slice::from_ref(&class), false);
+    let row: Vec<&str> = t.lines().nth(1).unwrap_or("").split_whitespace().collect();
+    assert_eq!(row[..3], ["internal", "shoal.io/ingress", "<none>"], "{t}");
+}

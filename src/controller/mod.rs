@@ -21,6 +21,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod gc;
 pub mod hpa;
+pub mod ingress;
 pub mod job;
 pub mod metrics;
 pub mod namespaces;
@@ -370,6 +371,7 @@ async fn pass(
         };
         statefulset::reconcile(store, &sets, input, sts_backoff).await;
     }
+    ingress::reconcile(store, &node_objs, &alive).await;
     if let Err(e) = scheduler::schedule_pending(store, &alive, cfg.strategy, 1000).await {
         warn!("scheduler pass: {e}");
     }

@@ -120,6 +120,19 @@ impl Drop for Active {
     }
 }
 
+/// An endpoint chosen by [`Pool::lease`]; counts as an active connection
+/// of that endpoint (for the choice) until dropped.
+pub struct Lease {
+    active: Active,
+}
+
+impl Lease {
+    /// The endpoint's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.active.0.addr
+    }
+}
+
 /// A pool's metric handles, registered once: looking a labelled metric
 /// up on every connection would cost more than the proxying itself.
 struct PoolMetrics {
@@ -256,6 +269,28 @@ impl Pool {
         } else {
             choose(ups.iter().filter(fresh).count(), &fresh)
         }
+    }
+
+    /// Chooses an endpoint as the balancer would, for a caller that makes
+    /// its own connection (the HTTP ingress); `tried` are left out. The
+    /// endpoint counts as busy until the lease is dropped.
+    pub fn lease(&self, tried: &[SocketAddr]) -> Option<Lease> {
+        let up = self.pick(tried)?;
+        Some(Lease {
+            active: Active::new(up),
+        })
+    }
+
+    /// Records that connecting to a leased endpoint failed: repeated
+    /// failures eject it, as for the balancer's own connections.
+    pub fn lease_failed(&self, lease: &Lease) {
+        self.metrics.upstream_errors.increment(1);
+        self.failed(&lease.active.0);
+    }
+
+    /// Records that a leased endpoint answered: its failure count resets.
+    pub fn lease_succeeded(&self, lease: &Lease) {
+        self.succeeded(&lease.active.0);
     }
 
     fn failed(&self, u: &Upstream) {

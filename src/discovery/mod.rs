@@ -194,7 +194,8 @@ impl DiscoveryConfig {
         Ok(())
     }
 
-    fn lb_settings(&self) -> lb::LbSettings {
+    /// The balancer's connect and ejection settings (the ingress uses them too).
+    pub fn lb_settings(&self) -> lb::LbSettings {
         lb::LbSettings {
             connect_timeout: Duration::from_millis(self.connect_timeout_ms.max(1)),
             connect_attempts: self.connect_attempts.max(1),

@@ -10,6 +10,7 @@
 
 mod autoscaling;
 mod disruption;
+mod ingress;
 mod limits;
 mod pod;
 mod rbac;
@@ -689,6 +690,16 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             disruption::check_disruption_budget(&b, ck)?;
             encode(&b)?
         }
+        Kind::Ingress => {
+            let b = decode(body)?;
+            ingress::check_ingress(&b, &metadata, ck)?;
+            encode(&b)?
+        }
+        Kind::IngressClass => {
+            let b = decode(body)?;
+            ingress::check_ingress_class(&b, &metadata, ck)?;
+            encode(&b)?
+        }
         Kind::PersistentVolumeClaim => {
             let b = decode(body)?;
             check_claim(&b)?;
@@ -799,7 +810,9 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         | Kind::ServiceAccount
         | Kind::PodDisruptionBudget
         | Kind::LimitRange
-        | Kind::HorizontalPodAutoscaler => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
+        | Kind::HorizontalPodAutoscaler
+        | Kind::Ingress
+        | Kind::IngressClass => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

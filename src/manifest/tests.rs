@@ -3,6 +3,7 @@ use crate::resource::types::Body;
 
 mod daemonset;
 mod disruption;
+mod ingress;
 mod limits;
 mod placement;
 mod pod_fields;

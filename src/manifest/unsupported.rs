@@ -222,7 +222,9 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         | Kind::RoleBinding
         | Kind::ClusterRoleBinding
         | Kind::LimitRange
-        | Kind::HorizontalPodAutoscaler => Ok(()),
+        | Kind::HorizontalPodAutoscaler
+        | Kind::Ingress
+        | Kind::IngressClass => Ok(()),
     }
 }
 

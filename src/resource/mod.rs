@@ -74,11 +74,15 @@ pub enum Kind {
     LimitRange,
     /// Scales a Deployment or StatefulSet on its pods' resource usage.
     HorizontalPodAutoscaler,
+    /// HTTP routes by host and path to Services, served by every node.
+    Ingress,
+    /// Which controller serves an Ingress (cluster-scoped); `shoal` is built in.
+    IngressClass,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 26] = [
+    pub const ALL: [Kind; 28] = [
         Kind::Namespace,
         Kind::ServiceAccount,
         Kind::ClusterRole,
@@ -92,6 +96,8 @@ impl Kind {
         Kind::ConfigMap,
         Kind::Secret,
         Kind::Service,
+        Kind::IngressClass,
+        Kind::Ingress,
         Kind::Deployment,
         Kind::Job,
         Kind::CronJob,
@@ -146,6 +152,8 @@ impl Kind {
             Kind::ClusterRoleBinding => "ClusterRoleBinding",
             Kind::LimitRange => "LimitRange",
             Kind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
+            Kind::Ingress => "Ingress",
+            Kind::IngressClass => "IngressClass",
         }
     }
 
@@ -178,6 +186,8 @@ impl Kind {
             Kind::ClusterRoleBinding => "clusterrolebindings",
             Kind::LimitRange => "limitranges",
             Kind::HorizontalPodAutoscaler => "horizontalpodautoscalers",
+            Kind::Ingress => "ingresses",
+            Kind::IngressClass => "ingressclasses",
         }
     }
 
@@ -196,6 +206,7 @@ impl Kind {
             | Kind::ServiceAccount
             | Kind::LimitRange => "v1",
             Kind::StorageClass => "storage.k8s.io/v1",
+            Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
             Kind::Deployment
             | Kind::ReplicaSet
             | Kind::DaemonSet
@@ -223,6 +234,7 @@ impl Kind {
                 | Kind::StorageClass
                 | Kind::ClusterRole
                 | Kind::ClusterRoleBinding
+                | Kind::IngressClass
         )
     }
 
@@ -260,6 +272,8 @@ impl Kind {
             "horizontalpodautoscaler" | "horizontalpodautoscalers" | "hpa" => {
                 Kind::HorizontalPodAutoscaler
             }
+            "ingress" | "ingresses" | "ing" => Kind::Ingress,
+            "ingressclass" | "ingressclasses" => Kind::IngressClass,
             _ => return None,
         };
         Some(k)

@@ -573,6 +573,33 @@ pub struct PodDisruptionBudgetStatus {
     pub extra: Map<String, Value>,
 }
 
+/// `Ingress.status`: where the Ingress is reachable (written by the leader).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressStatus {
+    #[serde(default)]
+    pub load_balancer: IngressLoadBalancerStatus,
+}
+
+/// `Ingress.status.loadBalancer`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressLoadBalancerStatus {
+    /// One entry per node address that serves the Ingress.
+    #[serde(default)]
+    pub ingress: Vec<IngressLoadBalancerIngress>,
+}
+
+/// One address an Ingress is served at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressLoadBalancerIngress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
 /// Why a stored status does not decode.
 #[derive(Debug, thiserror::Error)]
 #[error("{kind} {name}: status does not decode: {source}")]
