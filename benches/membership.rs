@@ -173,6 +173,8 @@ impl Agent {
             .context("agent log")?;
         let mut cmd = Command::new(support::shoal_bin());
         cmd.args(["agent", "--runtime", "process", "--name", &self.name])
+            // No ingress listeners on 0.0.0.0:80/443 from a test agent.
+            .args(["--ingress-http-addr", "", "--ingress-https-addr", ""])
             .args(["--dns-addr", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))

@@ -166,6 +166,8 @@ fn agent(name: &str, p2p: u16, api: u16, peer: u16) -> Agent {
         .expect("agent log");
     let child = Command::new(support::shoal_bin())
         .args(["agent", "--runtime", "process", "--name", name])
+        // No ingress listeners on 0.0.0.0:80/443 from a test agent.
+        .args(["--ingress-http-addr", "", "--ingress-https-addr", ""])
         .args(["--dns-addr", "127.0.0.1:0", "--bootstrap-expect", "2"])
         .arg("--data-dir")
         .arg(dir.path().join("data"))

@@ -67,6 +67,8 @@ impl Agents {
     fn spawn(&self, i: usize) -> Child {
         let mut cmd = Command::new(support::shoal_bin());
         cmd.args(["agent", "--runtime", "docker", "--name", &format!("rec{i}")])
+            // No ingress listeners on 0.0.0.0:80/443 from a test agent.
+            .args(["--ingress-http-addr", "", "--ingress-https-addr", ""])
             .args(["--dns-addr", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(self.dirs[i].path())

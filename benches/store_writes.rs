@@ -68,7 +68,8 @@ fn start_shoal() -> (Cluster, Vec<String>) {
         .arg("--data-dir")
         .arg(dir.path())
         .args(["--p2p-addr", &format!("127.0.0.1:{}", p2p[i])])
-        .args(["--api-addr", &format!("127.0.0.1:{}", api[i])]);
+        .args(["--api-addr", &format!("127.0.0.1:{}", api[i])])
+        .args(["--ingress-http-addr", "", "--ingress-https-addr", ""]);
         for (j, p) in p2p.iter().enumerate() {
             if j != i {
                 cmd.args(["--join", &format!("127.0.0.1:{p}")]);

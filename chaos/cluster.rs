@@ -565,6 +565,19 @@ impl Cluster {
             }
             _ => anyhow::bail!("agent_config: api is not a table"),
         }
+        let help = std::process::Command::new(&opts.shoal)
+            .args(["agent", "--help"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .with_context(|| format!("cannot run {}", opts.shoal.display()))?;
+        // No ingress listeners on every address of the host from a chaos
+        // node (an agent binary older than the ingress has no such section).
+        if help.contains("--ingress-http-addr") && !cfg.contains_key("ingress") {
+            let mut ingress = toml::Table::new();
+            ingress.insert("http_addr".into(), toml::Value::String(String::new()));
+            ingress.insert("https_addr".into(), toml::Value::String(String::new()));
+            cfg.insert("ingress".into(), toml::Value::Table(ingress));
+        }
         let agent_config = toml::to_string(&cfg).context("agent_config")?;
         let max_voters = cfg
             .get("raft")
@@ -577,11 +590,7 @@ impl Cluster {
         }
         // DNS is only given its own port where nodes share an address, and
         // only when this agent binary has the flag (discovery is recent).
-        let has_dns_flag = std::process::Command::new(&opts.shoal)
-            .args(["agent", "--help"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("--dns-addr"))
-            .with_context(|| format!("cannot run {}", opts.shoal.display()))?;
+        let has_dns_flag = help.contains("--dns-addr");
         let ports = match opts.network {
             Network::Loopback => free_ports(3 * n)?,
             Network::Netns => Vec::new(),

@@ -63,6 +63,8 @@ impl Cluster {
         std::fs::write(&cfg, CONFIG).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
         cmd.args(["agent", "--runtime", "process", "--name", &format!("m{i}")])
+            // No ingress listeners on 0.0.0.0:80/443 from a test agent.
+            .args(["--ingress-http-addr", "", "--ingress-https-addr", ""])
             // Each test is its own cluster: none may share another's DNS address.
             .args(["--dns-addr", "127.0.0.1:0"])
             .arg("--config")
