@@ -15,6 +15,10 @@
 //! `ROUNDS` (default 3), `CONNS` (default 32). A debug build's figures say
 //! nothing about shoal (unoptimised hyper is several times slower).
 
+#[path = "support.rs"]
+#[allow(dead_code)]
+mod support;
+
 use std::collections::HashMap;
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -25,50 +29,11 @@ use shoal::discovery::lb::LbSettings;
 use shoal::discovery::{Endpoint, PortEntry, ServiceEntry, ServiceTable};
 use shoal::ingress::{IngressConfig, Live, proxy, routes, sync_pools};
 use shoal::resource::Object;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BODY: &str = "hello from the upstream\n";
 const HOST: &str = "bench.test";
 /// The ingress's worker threads are named so: their CPU time is the proxy's.
 const THREAD: &str = "shoal-ingress";
-
-/// The upstream: answers every request on a connection until the client
-/// closes it or asks to.
-async fn upstream(l: tokio::net::TcpListener) {
-    loop {
-        let Ok((mut s, _)) = l.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        tokio::spawn(async move {
-            let _ = s.set_nodelay(true);
-            let mut buf = Vec::with_capacity(4096);
-            let mut chunk = [0u8; 4096];
-            loop {
-                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            buf.extend_from_slice(&chunk[..n]);
-                            continue;
-                        }
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                buf.drain(..end + 4);
-                let close = head.contains("connection: close");
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n{}\r\n{BODY}",
-                    BODY.len(),
-                    if close { "Connection: close\r\n" } else { "" }
-                );
-                if s.write_all(resp.as_bytes()).await.is_err() || close {
-                    return;
-                }
-            }
-        });
-    }
-}
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Figures {
@@ -76,18 +41,6 @@ struct Figures {
     p99_ms: f64,
     errors: u64,
     cpu_us_per_req: f64,
-}
-
-fn ms(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
-    let v: f64 = num.parse().ok()?;
-    Some(match unit {
-        "us" => v / 1000.0,
-        "ms" => v,
-        "s" => v * 1000.0,
-        _ => return None,
-    })
 }
 
 /// User + system CPU seconds in a /proc stat line.
@@ -156,7 +109,7 @@ fn wrk(port: u16, secs: u64, conns: u32, close: bool, cpu: &dyn Fn() -> f64) -> 
         if let Some(v) = t.strip_prefix("Requests/sec:") {
             f.rps = v.trim().parse().unwrap_or(0.0);
         } else if let Some(v) = t.strip_prefix("99%") {
-            f.p99_ms = ms(v).unwrap_or(f64::NAN);
+            f.p99_ms = support::wrk_ms(v).unwrap_or(f64::NAN);
         } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
             f.errors += v.trim().parse::<u64>().unwrap_or(0);
         } else if let Some(v) = t.strip_prefix("Socket errors:") {
@@ -289,7 +242,7 @@ fn main() {
         let l = tokio::net::TcpListener::bind(("127.0.0.1", up_port))
             .await
             .expect("bind the upstream");
-        tokio::spawn(upstream(l));
+        tokio::spawn(support::http_upstream(l, BODY));
     });
     let (shoal_port, nginx_port) = (free_port(), free_port());
     let _ingress = shoal_ingress(shoal_port, up_port);

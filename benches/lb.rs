@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use shoal::client::object_path;
 use shoal::resource::Kind;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BODY: &str = "hello from a shoal pod\n";
 
@@ -32,39 +31,7 @@ async fn serve(port: u16) {
     let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("bind");
-    loop {
-        let Ok((mut s, _)) = l.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        tokio::spawn(async move {
-            let _ = s.set_nodelay(true);
-            let mut buf = Vec::with_capacity(4096);
-            let mut chunk = [0u8; 4096];
-            loop {
-                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            buf.extend_from_slice(&chunk[..n]);
-                            continue;
-                        }
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                buf.drain(..end + 4);
-                let close = head.contains("connection: close");
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n{}\r\n{BODY}",
-                    BODY.len(),
-                    if close { "Connection: close\r\n" } else { "" }
-                );
-                if s.write_all(resp.as_bytes()).await.is_err() || close {
-                    return;
-                }
-            }
-        });
-    }
+    support::http_upstream(l, BODY).await;
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -73,19 +40,6 @@ struct Figures {
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
-}
-
-fn ms(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
-    let v: f64 = num.parse().ok()?;
-    Some(match unit {
-        "us" => v / 1000.0,
-        "ms" => v,
-        "s" => v * 1000.0,
-        "m" => v * 60_000.0,
-        _ => return None,
-    })
 }
 
 /// CPU time (user + system) the process has used, in seconds.
@@ -121,9 +75,9 @@ fn wrk(url: &str, secs: u64, conns: u32, close: bool) -> Figures {
         if let Some(v) = t.strip_prefix("Requests/sec:") {
             f.rps = v.trim().parse().unwrap_or(0.0);
         } else if let Some(v) = t.strip_prefix("50%") {
-            f.p50_ms = ms(v).unwrap_or(f64::NAN);
+            f.p50_ms = support::wrk_ms(v).unwrap_or(f64::NAN);
         } else if let Some(v) = t.strip_prefix("99%") {
-            f.p99_ms = ms(v).unwrap_or(f64::NAN);
+            f.p99_ms = support::wrk_ms(v).unwrap_or(f64::NAN);
         } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
             f.errors += v.trim().parse::<u64>().unwrap_or(0);
         } else if let Some(v) = t.strip_prefix("Socket errors:") {

@@ -112,3 +112,56 @@ pub async fn healthy(api: &shoal::client::Client) -> bool {
     .await
     .is_ok()
 }
+
+/// A small keep-alive HTTP/1.1 server for load tests: answers every request
+/// on a connection with `body` until the client closes it or asks to.
+pub async fn http_upstream(l: tokio::net::TcpListener, body: &'static str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut s, _)) = l.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        tokio::spawn(async move {
+            let _ = s.set_nodelay(true);
+            let mut buf = Vec::with_capacity(4096);
+            let mut chunk = [0u8; 4096];
+            loop {
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            buf.extend_from_slice(&chunk[..n]);
+                            continue;
+                        }
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                buf.drain(..end + 4);
+                let close = head.contains("connection: close");
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n{}\r\n{body}",
+                    body.len(),
+                    if close { "Connection: close\r\n" } else { "" }
+                );
+                if s.write_all(resp.as_bytes()).await.is_err() || close {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// A duration as wrk prints it (`812.00us`, `1.20ms`, `2.01s`), in ms.
+pub fn wrk_ms(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
+    let v: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => v / 1000.0,
+        "ms" => v,
+        "s" => v * 1000.0,
+        "m" => v * 60_000.0,
+        _ => return None,
+    })
+}
