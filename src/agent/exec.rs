@@ -271,6 +271,8 @@ impl ExecService {
             .await
             .map_err(|_| format!("connecting to {addr}: timed out"))?
             .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        // Forwarded protocols are often request/response in small writes.
+        let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
         let output = tokio_util::io::ReaderStream::with_capacity(r, MAX_WRITE).map(|b| {
             b.map(|data| ExecChunk {

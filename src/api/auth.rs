@@ -26,11 +26,10 @@ const SECRET_BYTES: usize = 32;
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, super::tls::NoDelay>>
     for ClientAddr
 {
-    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+    fn connect_info(s: axum::serve::IncomingStream<'_, super::tls::NoDelay>) -> Self {
         ClientAddr(*s.remote_addr())
     }
 }

@@ -49,11 +49,13 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 
 async fn write_one<W: AsyncWrite + Unpin>(w: &mut W, kind: u8, p: &[u8]) -> std::io::Result<()> {
     let len = u32::try_from(p.len()).map_err(std::io::Error::other)?;
-    let mut head = [0u8; 5];
-    head[0] = kind;
-    head[1..].copy_from_slice(&len.to_be_bytes());
-    w.write_all(&head).await?;
-    w.write_all(p).await?;
+    // One write per frame: a header sent alone waits for the peer's
+    // delayed ACK (40 ms) before the payload goes, wherever Nagle is on.
+    let mut frame = Vec::with_capacity(5 + p.len());
+    frame.push(kind);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(p);
+    w.write_all(&frame).await?;
     w.flush().await
 }
 

@@ -135,7 +135,9 @@ impl ApiState {
 pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, state: ApiState) {
     let app = router(state).into_make_service_with_connect_info::<auth::ClientAddr>();
     let r = match tls {
-        None => axum::serve(listener, app).await,
+        // Sessions (exec, port-forward) carry small writes that must not
+        // wait for Nagle.
+        None => axum::serve(tls::NoDelay(listener), app).await,
         Some(cfg) => match tls::TlsListener::new(listener, cfg) {
             Ok(l) => axum::serve(l, app).await,
             Err(e) => Err(e),

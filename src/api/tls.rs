@@ -198,7 +198,12 @@ impl TlsListener {
                     return;
                 };
                 let (tcp, addr) = match listener.accept().await {
-                    Ok(c) => c,
+                    Ok(c) => {
+                        // Sessions (exec, port-forward) carry small
+                        // writes that must not wait for Nagle.
+                        let _ = c.0.set_nodelay(true);
+                        c
+                    }
                     Err(e) => {
                         // Out of file descriptors and the like: wait, as axum does.
                         tracing::warn!("API accept: {e}");
@@ -232,6 +237,26 @@ impl TlsListener {
             local,
             accept_task,
         })
+    }
+}
+
+/// The plain API listener, its connections without Nagle: sessions (exec,
+/// port-forward) carry small writes that must not wait for the peer's
+/// delayed ACK.
+pub struct NoDelay(pub TcpListener);
+
+impl axum::serve::Listener for NoDelay {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        let _ = io.set_nodelay(true);
+        (io, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
     }
 }
 

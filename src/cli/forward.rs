@@ -146,6 +146,7 @@ async fn serve(client: Client, l: TcpListener, path: String) {
 /// Carries one connection until the remote side ends it.
 async fn carry(client: &Client, sock: TcpStream, path: &str) -> anyhow::Result<()> {
     let up = client.upgrade(path, frames::UPGRADE).await?;
+    let _ = sock.set_nodelay(true);
     let (mut sr, mut sw) = sock.into_split();
     let (mut ur, mut uw) = tokio::io::split(up);
     let up_dir = async move {
