@@ -188,7 +188,12 @@ pub struct Tracked {
     keys: HashMap<ObjectKey, u32>,
     postings: HashMap<(String, String), Vec<u32>>,
     /// Pods with required anti-affinity, which every later pod must respect.
-    holders: Vec<(u32, Arc<InterPod>)>,
+    holders: HashMap<u32, Arc<InterPod>>,
+    /// Their terms (pod id, term index) by a label pair the term's selector
+    /// requires, so a placement reads only terms that may select its pod.
+    holder_index: HashMap<(String, String), Vec<(u32, usize)>>,
+    /// Terms whose selector requires no single label pair: read every time.
+    holder_scan: Vec<(u32, usize)>,
     /// Per topology key, each node's domain id and the number of domains.
     topology: HashMap<String, (Arc<Vec<u32>>, usize)>,
 }
@@ -221,7 +226,13 @@ impl Tracked {
         self.labels.push(labels);
         self.keys.insert(key.clone(), id);
         if let Some(r) = rules.filter(|r| !r.anti.is_empty()) {
-            self.holders.push((id, r.clone()));
+            for (ti, t) in r.anti.iter().enumerate() {
+                match required_pair(&t.selector) {
+                    Some(pair) => self.holder_index.entry(pair).or_default().push((id, ti)),
+                    None => self.holder_scan.push((id, ti)),
+                }
+            }
+            self.holders.insert(id, r.clone());
         }
     }
 
@@ -229,7 +240,8 @@ impl Tracked {
     pub fn remove(&mut self, key: &ObjectKey) {
         if let Some(id) = self.keys.remove(key) {
             self.node[id as usize] = GONE;
-            self.holders.retain(|(h, _)| *h != id);
+            // Index entries of a removed pod are skipped when read.
+            self.holders.remove(&id);
         }
     }
 
@@ -328,24 +340,41 @@ impl Tracked {
         if let Some(own) = pod.rules {
             self.own_rules(own, pod, nodes, &mut rules);
         }
-        // Existing pods' required anti-affinity that selects this pod.
-        let holders: Vec<(u32, Term)> = self
-            .holders
-            .iter()
-            .flat_map(|(id, r)| r.anti.iter().map(move |t| (*id, t.clone())))
-            .filter(|(_, t)| t.namespaces.contains(pod.namespace) && t.selector.matches(pod.labels))
-            .collect();
-        for (id, t) in holders {
-            let node = self.node[id as usize];
-            if node == GONE {
-                continue;
+        // Existing pods' required anti-affinity that selects this pod: the
+        // nodes of those pods, by the topology key of their term.
+        let mut forbidden: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        if !self.holders.is_empty() {
+            let candidates = pod
+                .labels
+                .iter()
+                .filter_map(|(k, v)| self.holder_index.get(&(k.clone(), v.clone())))
+                .flatten()
+                .chain(&self.holder_scan);
+            for &(id, ti) in candidates {
+                let Some(t) = self.holders.get(&id).and_then(|r| r.anti.get(ti)) else {
+                    continue;
+                };
+                let node = self.node[id as usize];
+                if node != GONE
+                    && t.namespaces.contains(pod.namespace)
+                    && t.selector.matches(pod.labels)
+                {
+                    forbidden
+                        .entry(t.topology_key.clone())
+                        .or_default()
+                        .push(node);
+                }
             }
-            let (domains, n) = self.domains(&t.topology_key, nodes);
+        }
+        for (key, held) in forbidden {
+            let (domains, n) = self.domains(&key, nodes);
             let mut ok = vec![true; n];
-            if let Some(&d) = domains.get(node as usize)
-                && d != NO_DOMAIN
-            {
-                ok[d as usize] = false;
+            for node in held {
+                if let Some(&d) = domains.get(node as usize)
+                    && d != NO_DOMAIN
+                {
+                    ok[d as usize] = false;
+                }
             }
             rules.filters.push(Filter {
                 domains,
@@ -469,6 +498,18 @@ impl Tracked {
             }
         }
     }
+}
+
+/// A label pair every pod the selector matches must carry, if there is one
+/// (a `matchLabels` entry, or an `In` with a single value).
+fn required_pair(s: &LabelSelector) -> Option<(String, String)> {
+    if let Some((k, v)) = s.match_labels.iter().next() {
+        return Some((k.clone(), v.clone()));
+    }
+    s.match_expressions
+        .iter()
+        .find(|r| r.operator == SelectorOperator::In && r.values.len() == 1)
+        .map(|r| (r.key.clone(), r.values[0].clone()))
 }
 
 /// The nodes a spread constraint counts over, `None` for all of them.
