@@ -44,6 +44,10 @@ pub const MAX_READ: usize = 256 * 1024;
 pub const MAX_SESSIONS: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_WAIT: Duration = Duration::from_secs(2);
+/// How long a read that is taking a bulk transfer waits for its next chunk.
+const BULK_WAIT: Duration = Duration::from_millis(2);
+/// A chunk this large means the output has more behind it (a bulk transfer).
+const BULK_CHUNK: usize = 16 * 1024;
 const IDLE: Duration = Duration::from_secs(60);
 const MAX_REQUEST: usize = 64 * 1024;
 const MAX_REPLY: usize = 2 * MAX_READ;
@@ -448,29 +452,45 @@ impl ExecControl for Forwarded {
 /// Collects what the command wrote: waits up to [`READ_WAIT`] for the first
 /// bytes, then takes what is ready, up to [`MAX_READ`]. The exit code comes
 /// with the read that finds the output ended.
+///
+/// After the first bytes it waits (briefly, [`BULK_WAIT`]) only while the
+/// output comes in full chunks, a bulk transfer worth batching; a small
+/// write (a prompt, a reply) goes back at once, since every read is a round
+/// trip the user waits for.
 async fn read(session: u64, s: &Running) -> Result<Output, String> {
+    use futures::FutureExt;
     let mut stream = s.output.lock().await;
     let mut out = Output {
         session,
         ..Output::default()
     };
     let deadline = tokio::time::Instant::now() + READ_WAIT;
+    let mut bulk = false;
     while out.stdout.len() + out.stderr.len() < MAX_READ {
         let empty = out.stdout.is_empty() && out.stderr.is_empty();
-        let wait = if empty {
-            deadline.saturating_duration_since(tokio::time::Instant::now())
+        let next = if empty {
+            let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::timeout(wait, stream.next()).await.ok()
+        } else if bulk {
+            tokio::time::timeout(BULK_WAIT, stream.next()).await.ok()
         } else {
-            Duration::from_millis(5)
+            stream.next().now_or_never()
         };
-        match tokio::time::timeout(wait, stream.next()).await {
-            Ok(Some(Ok(c))) if c.stderr => out.stderr.extend_from_slice(&c.data),
-            Ok(Some(Ok(c))) => out.stdout.extend_from_slice(&c.data),
-            Ok(Some(Err(e))) => return Err(e.to_string()),
-            Ok(None) => {
+        match next {
+            Some(Some(Ok(c))) => {
+                bulk = c.data.len() >= BULK_CHUNK;
+                if c.stderr {
+                    out.stderr.extend_from_slice(&c.data);
+                } else {
+                    out.stdout.extend_from_slice(&c.data);
+                }
+            }
+            Some(Some(Err(e))) => return Err(e.to_string()),
+            Some(None) => {
                 out.exit = Some(s.control.exit_code().await.map_err(|e| e.to_string())?);
                 break;
             }
-            Err(_) => break,
+            None => break,
         }
     }
     Ok(out)
