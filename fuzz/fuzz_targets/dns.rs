@@ -25,6 +25,7 @@ fn service(name: &str, cluster_ip: Option<[u8; 4]>, ports: Vec<PortEntry>) -> Se
         name: name.to_string(),
         namespace: "default".to_string(),
         cluster_ip: cluster_ip.map(Ipv4Addr::from),
+        client_ip_affinity: None,
         ports,
     }
 }
