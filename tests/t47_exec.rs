@@ -215,6 +215,103 @@ async fn cp_checks(addr: &str) {
     assert_eq!(left.len(), 2, "a failed copy left something: {left:?}");
 }
 
+/// port-forward to `pod/web` (serving `hello-web` on `port`): 100
+/// concurrent requests, each its own connection, carried through the node
+/// at `addr` to the pod's node, which connects to the pod's port.
+async fn forward_checks(addr: &str, port: u16) {
+    let mut fwd = tokio::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args([
+            "--addr",
+            addr,
+            "port-forward",
+            "pod/web",
+            &format!(":{port}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("port-forward runs");
+    let mut lines = tokio::io::BufReader::new(fwd.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut first),
+    )
+    .await
+    .expect("port-forward says where it listens")
+    .expect("read");
+    // "Forwarding from 127.0.0.1:PORT -> 8080 (pod/web)"
+    let local = first
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("{first:?}"))
+        .to_string();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let t = Instant::now();
+    let answers = futures::future::join_all((0..100).map(|_| {
+        let http = http.clone();
+        let url = format!("http://{local}/index.html");
+        async move {
+            let r = http.get(&url).send().await?;
+            let status = r.status().as_u16();
+            Ok::<_, reqwest::Error>((status, r.text().await?))
+        }
+    }))
+    .await;
+    for a in &answers {
+        let (status, body) = a.as_ref().expect("request through the forward");
+        assert_eq!((*status, body.as_str()), (200, "hello-web\n"));
+    }
+    eprintln!(
+        "100 concurrent requests through port-forward: {:?}",
+        t.elapsed()
+    );
+    drop(fwd);
+}
+
+/// `logs --previous` of the pod `crash` (it prints an id and exits 3):
+/// refused for `shell`, which never restarted; the instance before the
+/// restart once there is one.
+async fn previous_checks(api: &Api, addr: &str) {
+    // logs --previous: the instance before the restart, kept by the agent.
+    let (code, _, err) = shoal_cli(addr, &["logs", "shell", "--previous"]).await;
+    assert!(
+        code != 0 && err.contains("previous terminated container"),
+        "{err}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (previous, current) = loop {
+        let p = pod_status(api, "crash").await;
+        let restarts = p["status"]["containerStatuses"][0]["restartCount"]
+            .as_u64()
+            .unwrap_or(0);
+        if restarts >= 1 {
+            let (c1, prev, e1) = shoal_cli(addr, &["logs", "crash", "--previous"]).await;
+            let (c2, cur, e2) = shoal_cli(addr, &["logs", "crash"]).await;
+            if c1 == 0 && c2 == 0 && !cur.is_empty() {
+                break (prev, cur);
+            }
+            eprintln!("not yet: {c1} {e1} / {c2} {e2}");
+        }
+        assert!(Instant::now() < deadline, "crash never restarted: {p:#}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        previous.starts_with("id-") && previous.lines().count() == 1,
+        "{previous:?}"
+    );
+    assert!(
+        current.starts_with("id-") && current.lines().count() == 1,
+        "{current:?}"
+    );
+    assert_ne!(previous, current, "--previous shows the instance before");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exec_forward_and_logs_through_the_other_node() {
     let node = "exp1";
@@ -281,59 +378,12 @@ async fn exec_forward_and_logs_through_the_other_node() {
     // port-forward: 100 concurrent requests, each its own connection,
     // carried through node 0 to node 1, which connects to the pod's port.
     wait_running(&api, "web").await;
-    let mut fwd = tokio::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args([
-            "--addr",
-            &addr,
-            "port-forward",
-            "pod/web",
-            &format!(":{port}"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("port-forward runs");
-    let mut lines = tokio::io::BufReader::new(fwd.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut first),
-    )
-    .await
-    .expect("port-forward says where it listens")
-    .expect("read");
-    // "Forwarding from 127.0.0.1:PORT -> 8080 (pod/web)"
-    let local = first
-        .split_whitespace()
-        .nth(2)
-        .unwrap_or_else(|| panic!("{first:?}"))
-        .to_string();
+    forward_checks(&addr, port).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client");
-    let t = Instant::now();
-    let answers = futures::future::join_all((0..100).map(|_| {
-        let http = http.clone();
-        let url = format!("http://{local}/index.html");
-        async move {
-            let r = http.get(&url).send().await?;
-            let status = r.status().as_u16();
-            Ok::<_, reqwest::Error>((status, r.text().await?))
-        }
-    }))
-    .await;
-    for a in &answers {
-        let (status, body) = a.as_ref().expect("request through the forward");
-        assert_eq!((*status, body.as_str()), (200, "hello-web\n"));
-    }
-    eprintln!(
-        "100 concurrent requests through port-forward: {:?}",
-        t.elapsed()
-    );
-    drop(fwd);
 
     // service/NAME: a ready endpoint's pod and target port, chosen once.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -417,38 +467,7 @@ async fn exec_forward_and_logs_through_the_other_node() {
     let (code, _, err) = shoal_cli(&addr, &["logs", "shell", "--timestamps"]).await;
     assert!(code != 0 && err.contains("keeps no times"), "{err}");
 
-    // logs --previous: the instance before the restart, kept by the agent.
-    let (code, _, err) = shoal_cli(&addr, &["logs", "shell", "--previous"]).await;
-    assert!(
-        code != 0 && err.contains("previous terminated container"),
-        "{err}"
-    );
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let (previous, current) = loop {
-        let p = pod_status(&api, "crash").await;
-        let restarts = p["status"]["containerStatuses"][0]["restartCount"]
-            .as_u64()
-            .unwrap_or(0);
-        if restarts >= 1 {
-            let (c1, prev, e1) = shoal_cli(&addr, &["logs", "crash", "--previous"]).await;
-            let (c2, cur, e2) = shoal_cli(&addr, &["logs", "crash"]).await;
-            if c1 == 0 && c2 == 0 && !cur.is_empty() {
-                break (prev, cur);
-            }
-            eprintln!("not yet: {c1} {e1} / {c2} {e2}");
-        }
-        assert!(Instant::now() < deadline, "crash never restarted: {p:#}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    assert!(
-        previous.starts_with("id-") && previous.lines().count() == 1,
-        "{previous:?}"
-    );
-    assert!(
-        current.starts_with("id-") && current.lines().count() == 1,
-        "{current:?}"
-    );
-    assert_ne!(previous, current, "--previous shows the instance before");
+    previous_checks(&api, &addr).await;
 
     c.stop().await;
 }
@@ -464,13 +483,30 @@ async fn docker_exec_with_a_terminal_through_the_other_node() {
     .await;
     let api = c.api();
     let addr = api.base.clone();
-    for m in [pod(node, &image, "shell", "echo started; sleep 3600")] {
+    for m in [
+        pod(node, &image, "shell", "echo started; sleep 3600"),
+        pod(
+            node,
+            &image,
+            "web",
+            "mkdir -p /www && echo hello-web > /www/index.html && exec httpd -f -p 8080 -h /www",
+        ),
+        pod(
+            node,
+            &image,
+            "crash",
+            "echo id-$(cat /proc/sys/kernel/random/uuid); exit 3",
+        ),
+    ] {
         let (code, v) = api.apply(&m).await;
         assert_eq!(code, 200, "{v}");
     }
     wait_running(&api, "shell").await;
     exec_checks(&addr).await;
     cp_checks(&addr).await;
+    wait_running(&api, "web").await;
+    forward_checks(&addr, 8080).await;
+    previous_checks(&api, &addr).await;
 
     // A terminal: `script` gives the CLI a pty; the command sees a tty on
     // stdin, and its exit code comes back through script.
