@@ -27,6 +27,7 @@ mod eviction;
 mod exec;
 pub mod frames;
 mod immutable;
+mod limits;
 mod manifests;
 pub mod metrics;
 mod namespaces;
@@ -732,18 +733,6 @@ async fn write_one(s: &ApiState, op: Op, status: StatusCode) -> ApiResult<Respon
     Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// A Pod written by a user gets its namespace's LimitRange defaults and is
-/// refused (403, Kubernetes' words) out of their bounds, as the
-/// controllers' pods are.
-fn limit_pod(s: &ApiState, key: &ObjectKey, obj: &mut Object) -> ApiResult<()> {
-    if key.kind != Kind::Pod {
-        return Ok(());
-    }
-    let items = crate::admission::ranges(&s.store, &key.namespace);
-    crate::admission::limit_pod_object(obj, &items)
-        .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e))
-}
-
 async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> ApiResult<Response> {
     let url = UrlScope {
         kind,
@@ -757,7 +746,7 @@ async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> Api
     namespaces::admit(&s, &key, &HashSet::new()).await?;
     user_set_precondition(&s, &key)?;
     ServiceAddresses::default().assign(&s, &key, &mut obj)?;
-    limit_pod(&s, &key, &mut obj)?;
+    limits::limit_pod(&s, &key, &mut obj)?;
     let op = put_op(key, obj, crate::store::Precondition::MustNotExist)?;
     write_one(&s, op, StatusCode::CREATED).await
 }
@@ -806,7 +795,7 @@ async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResult<Response
         attempt += 1;
         let mut obj = obj.clone();
         ServiceAddresses::default().assign(&s, &key, &mut obj)?;
-        limit_pod(&s, &key, &mut obj)?;
+        limits::limit_pod(&s, &key, &mut obj)?;
         let precondition = match (&users, &set) {
             (Some(p), _) => *p,
             // Replacing what is not there stays a 404, as for every kind.

@@ -45,6 +45,7 @@ mod jobs;
 mod logs;
 mod nodes;
 mod objects;
+mod policy;
 mod rollout;
 mod storage;
 mod taint;

@@ -358,30 +358,14 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
                 row.push(age(it));
             }
             Kind::Role | Kind::ClusterRole | Kind::LimitRange => {
-                row.push(
-                    it["metadata"]["creationTimestamp"]
-                        .as_str()
-                        .unwrap_or("<unknown>")
-                        .to_string(),
-                );
+                row.push(super::policy::created_at(it));
             }
             Kind::RoleBinding | Kind::ClusterRoleBinding => {
-                row.push(format!(
-                    "{}/{}",
-                    s(it, &["roleRef", "kind"]).as_str().unwrap_or(""),
-                    s(it, &["roleRef", "name"]).as_str().unwrap_or("")
-                ));
+                row.push(super::policy::binding_role(it));
                 row.push(age(it));
             }
             Kind::PodDisruptionBudget => {
-                let or_na = |v: &Value| match v {
-                    Value::Null => "N/A".to_string(),
-                    Value::String(t) => t.clone(),
-                    other => other.to_string(),
-                };
-                row.push(or_na(s(it, &["spec", "minAvailable"])));
-                row.push(or_na(s(it, &["spec", "maxUnavailable"])));
-                row.push(n(s(it, &["status", "disruptionsAllowed"])).to_string());
+                row.extend(super::policy::budget_cells(it));
                 row.push(age(it));
             }
             Kind::HorizontalPodAutoscaler => {
