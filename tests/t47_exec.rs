@@ -215,18 +215,12 @@ async fn cp_checks(addr: &str) {
     assert_eq!(left.len(), 2, "a failed copy left something: {left:?}");
 }
 
-/// port-forward to `pod/web` (serving `hello-web` on `port`): 100
-/// concurrent requests, each its own connection, carried through the node
-/// at `addr` to the pod's node, which connects to the pod's port.
-async fn forward_checks(addr: &str, port: u16) {
+/// Runs `shoal port-forward TARGET PORTS` through `addr`; returns the
+/// process (killed when dropped) and its first line, which says where it
+/// listens.
+async fn start_forward(addr: &str, target: &str, ports: &str) -> (tokio::process::Child, String) {
     let mut fwd = tokio::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args([
-            "--addr",
-            addr,
-            "port-forward",
-            "pod/web",
-            &format!(":{port}"),
-        ])
+        .args(["--addr", addr, "port-forward", target, ports])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -241,6 +235,14 @@ async fn forward_checks(addr: &str, port: u16) {
     .await
     .expect("port-forward says where it listens")
     .expect("read");
+    (fwd, first)
+}
+
+/// port-forward to `pod/web` (serving `hello-web` on `port`): 100
+/// concurrent requests, each its own connection, carried through the node
+/// at `addr` to the pod's node, which connects to the pod's port.
+async fn forward_checks(addr: &str, port: u16) {
+    let (fwd, first) = start_forward(addr, "pod/web", &format!(":{port}")).await;
     // "Forwarding from 127.0.0.1:PORT -> 8080 (pod/web)"
     let local = first
         .split_whitespace()
@@ -395,22 +397,7 @@ async fn exec_forward_and_logs_through_the_other_node() {
         assert!(Instant::now() < deadline, "websvc has no endpoint: {e:#}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let mut fwd = tokio::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args(["--addr", &addr, "port-forward", "service/websvc", ":9000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("port-forward runs");
-    let mut lines = tokio::io::BufReader::new(fwd.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut first),
-    )
-    .await
-    .expect("port-forward says where it listens")
-    .expect("read");
+    let (fwd, first) = start_forward(&addr, "service/websvc", ":9000").await;
     assert!(first.contains(&format!("-> {port} (pod/web)")), "{first:?}");
     let local = first
         .split_whitespace()
