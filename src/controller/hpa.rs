@@ -51,28 +51,9 @@ pub fn spawn(
     usage: Arc<dyn UsageSource>,
     sync: Duration,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut running: Option<tokio_util::task::AbortOnDropHandle<()>> = None;
-        let mut metrics = store.raft().metrics();
-        loop {
-            let leading = store.leader().map(|(id, _)| id) == Some(store.node_id());
-            match (&running, leading) {
-                (None, true) => {
-                    info!("leading: autoscaler starts");
-                    running = Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(run(
-                        store.clone(),
-                        usage.clone(),
-                        sync,
-                    ))));
-                }
-                (Some(_), false) => running = None,
-                _ => {}
-            }
-            tokio::select! {
-                r = metrics.changed() => if r.is_err() { return },
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
+    let s = store.clone();
+    super::while_leading(store, "autoscaler", move || {
+        run(s.clone(), usage.clone(), sync)
     })
 }
 

@@ -194,24 +194,40 @@ pub fn spawn(
     membership: Membership,
     cfg: SchedulerConfig,
 ) -> tokio::task::JoinHandle<()> {
+    let s = store.clone();
+    while_leading(store, "controllers and scheduler", move || {
+        run(s.clone(), membership.clone(), cfg.clone())
+    })
+}
+
+/// Runs the task `start` makes while this node is the Raft leader: started
+/// when it becomes leader, aborted when it stops being one (or when the
+/// returned handle is aborted: the task is held in a guard, so it cannot
+/// keep the store and its files open). Leadership is read on every Raft
+/// metrics change and every second.
+pub fn while_leading<F, Fut>(
+    store: Store,
+    what: &'static str,
+    start: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     tokio::spawn(async move {
-        // Held in a guard: aborting the manager must stop the controllers too,
-        // or they would keep the store (and its files) open.
         let mut running: Option<tokio_util::task::AbortOnDropHandle<()>> = None;
         let mut metrics = store.raft().metrics();
         loop {
             let leading = store.leader().map(|(id, _)| id) == Some(store.node_id());
             match (&running, leading) {
                 (None, true) => {
-                    info!("leading: controllers and scheduler start");
-                    running = Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(run(
-                        store.clone(),
-                        membership.clone(),
-                        cfg.clone(),
-                    ))));
+                    info!("leading: {what} start");
+                    running = Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+                        start(),
+                    )));
                 }
                 (Some(_), false) => {
-                    info!("no longer leading: controllers and scheduler stop");
+                    info!("no longer leading: {what} stop");
                     running = None;
                 }
                 _ => {}
