@@ -123,31 +123,14 @@ fn new_client(connect_timeout: Duration) -> Client<HttpConnector, UpBody> {
 
 /// Serves plain HTTP on `listener` until the task is aborted.
 pub async fn serve_http(server: Arc<Server>, listener: TcpListener) {
-    let limit = Arc::new(Semaphore::new(server.max_connections));
-    loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!("ingress accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().ok();
-        let s = server.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let svc = service(s.clone(), peer, local, false);
-            let _ = s
-                .builder()
-                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+    accept_loop(server, listener, |s, stream, peer, local| async move {
+        let svc = service(s.clone(), peer, local, false);
+        let _ = s
+            .builder()
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .await;
+    })
+    .await
 }
 
 /// Serves HTTPS on `listener` until the task is aborted.
@@ -157,24 +140,9 @@ pub async fn serve_https(
     tls: Arc<rustls::ServerConfig>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let limit = Arc::new(Semaphore::new(server.max_connections));
-    loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!("ingress accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().ok();
-        let (s, acceptor) = (server.clone(), acceptor.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
+    accept_loop(server, listener, move |s, stream, peer, local| {
+        let acceptor = acceptor.clone();
+        async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
@@ -188,6 +156,38 @@ pub async fn serve_https(
                 .builder()
                 .serve_connection_with_upgrades(TokioIo::new(tls), svc)
                 .await;
+        }
+    })
+    .await
+}
+
+/// Accepts connections, at most `max_connections` open at once (the rest
+/// wait in the backlog), each without Nagle and served by `conn` in a task
+/// of its own.
+async fn accept_loop<F, Fut>(server: Arc<Server>, listener: TcpListener, conn: F)
+where
+    F: Fn(Arc<Server>, tokio::net::TcpStream, SocketAddr, Option<SocketAddr>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(server.max_connections));
+    loop {
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("ingress accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok();
+        let task = conn(server.clone(), stream, peer, local);
+        tokio::spawn(async move {
+            let _permit = permit;
+            task.await;
         });
     }
 }
