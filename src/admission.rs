@@ -5,11 +5,15 @@
 //!   and limits a container leaves out, then its bounds are checked;
 //! - Priority: `priorityClassName` (or the cluster's default class) is
 //!   resolved into `spec.priority` and `spec.preemptionPolicy`
-//!   ([`priority`]).
+//!   ([`priority`]);
+//! - ResourceQuota: a new pod is charged to its namespace's quotas, in the
+//!   write that creates it ([`quota`]).
 //!
-//! Deciding is pure ([`admit_pod`]); [`policy`] reads what it needs.
+//! Deciding is pure ([`admit_pod`], [`admit_new_pod`]); [`policy`] reads
+//! what it needs.
 
 pub mod priority;
+pub mod quota;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +24,7 @@ use crate::resource::{Kind, Object};
 use crate::store::Store;
 
 pub use priority::PriorityClasses;
+pub use quota::Quotas;
 
 /// What a namespace's new pods are held to.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +33,8 @@ pub struct Policy {
     pub limits: Vec<LimitRangeItem>,
     /// The cluster's PriorityClasses.
     pub priorities: PriorityClasses,
+    /// The namespace's ResourceQuotas, with what this write has charged.
+    pub quotas: Quotas,
 }
 
 /// The policy for new pods of namespace `ns`. What the replica cannot read
@@ -40,6 +47,18 @@ pub fn policy(store: &Store, ns: &str) -> Policy {
             .list(Kind::PriorityClass, None)
             .map(|(classes, _)| PriorityClasses::of(&classes))
             .unwrap_or_default(),
+        quotas: store
+            .list(Kind::ResourceQuota, Some(ns))
+            .map(|(quotas, _)| Quotas::of(&quotas))
+            .unwrap_or_default(),
+    }
+}
+
+impl Policy {
+    /// The writes that charge this write's new pods to their quotas; a
+    /// creator adds them to the command that creates the pods.
+    pub fn quota_ops(&self) -> Vec<crate::store::Op> {
+        self.quotas.ops()
     }
 }
 
@@ -51,14 +70,26 @@ pub fn admit_pod(spec: &mut PodSpec, policy: &Policy) -> Result<(), String> {
     limit_pod(spec, &policy.limits)
 }
 
-/// [`admit_pod`] on a Pod object's spec, the error as Kubernetes words a
-/// refused create (`pods "NAME" is forbidden: ...`).
-pub fn admit_pod_object(pod: &mut Object, policy: &Policy) -> Result<(), String> {
+/// [`admit_pod`] for a pod about to be created, which is then charged to
+/// the namespace's quotas; the caller writes [`Policy::quota_ops`] with it.
+pub fn admit_new_pod(spec: &mut PodSpec, policy: &mut Policy) -> Result<(), String> {
+    admit_pod(spec, policy)?;
+    policy.quotas.charge(spec)
+}
+
+/// [`admit_pod`] (or, when `new`, [`admit_new_pod`]) on a Pod object's
+/// spec, the error as Kubernetes words a refused create (`pods "NAME" is
+/// forbidden: ...`).
+pub fn admit_pod_object(pod: &mut Object, policy: &mut Policy, new: bool) -> Result<(), String> {
     let forbidden = |e: String| format!("pods {:?} is forbidden: {e}", pod.metadata.name);
     let mut body =
         crate::resource::types::PodBody::from_object(pod).map_err(|e| forbidden(e.to_string()))?;
     let before = body.spec.clone();
-    admit_pod(&mut body.spec, policy).map_err(forbidden)?;
+    if new {
+        admit_new_pod(&mut body.spec, policy).map_err(forbidden)?;
+    } else {
+        admit_pod(&mut body.spec, policy).map_err(forbidden)?;
+    }
     if body.spec != before {
         let spec = serde_json::to_value(&body.spec).map_err(|e| forbidden(e.to_string()))?;
         pod.body.insert("spec".into(), spec);

@@ -1348,3 +1348,104 @@ async fn a_higher_priority_pod_preempts_the_fewest_lower_ones() {
     );
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resource_quota_caps_every_new_pod_and_room_comes_back() {
+    let c = Cluster::start("rq", &["4"], |_| {}).await;
+    let api = c.api();
+    let (code, v) = api
+        .apply("apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: compute}\nspec:\n  hard: {pods: '3', requests.cpu: '1'}\n")
+        .await;
+    assert_eq!(code, 200, "{v}");
+    eventually(Duration::from_secs(20), "the quota counted", || {
+        let api = api.clone();
+        async move {
+            let (_, q) = api
+                .get("/v1/namespaces/default/resourcequotas/compute")
+                .await;
+            q["status"]["used"]["pods"] == "0"
+        }
+    })
+    .await;
+    // Four 300m replicas: three fit (900m of 1), the fourth is refused.
+    let capped = deployment("capped", 4, "1", "", "").replace("cpu: 100m", "cpu: 300m");
+    let (code, v) = api.apply(&capped).await;
+    assert_eq!(code, 200, "{v}");
+    let capped_pods = |api: Api| async move {
+        pods(&api)
+            .await
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == "capped")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, ev) = api.get("/v1/namespaces/default/events").await;
+        let failed: Vec<Value> = ev["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["reason"] == "FailedCreate")
+            .cloned()
+            .collect();
+        if failed.iter().any(|e| {
+            e["message"].as_str().is_some_and(|m| {
+                m.contains("exceeded quota: compute, requested: pods=1,requests.cpu=300m, used: pods=3,requests.cpu=900m, limited: pods=3,requests.cpu=1")
+            })
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no FailedCreate naming the quota: {failed:#?}; pods: {}",
+            capped_pods(api.clone()).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        capped_pods(api.clone()).await,
+        3,
+        "never more than the quota"
+    );
+    // A user's pod is refused in Kubernetes' words, by count or by what it
+    // leaves unsaid.
+    let (code, v) = api.apply(&pod("extra", "100m")).await;
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v.to_string().contains(
+            "pods \\\"extra\\\" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=3, limited: pods=3"
+        ),
+        "{v}"
+    );
+    let silent = "apiVersion: v1\nkind: Pod\nmetadata: {name: silent}\nspec:\n  containers:\n  - {name: main, image: host, command: [sleep, '3600']}\n";
+    let (code, v) = api.apply(silent).await;
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v.to_string()
+            .contains("failed quota: compute: must specify requests.cpu for: main"),
+        "{v}"
+    );
+    // Scaled down, the recount gives the room back.
+    let (code, v) = api
+        .apply(&capped.replace("replicas: 4", "replicas: 2"))
+        .await;
+    assert_eq!(code, 200, "{v}");
+    eventually(Duration::from_secs(30), "room for one more pod", || {
+        let api = api.clone();
+        async move {
+            let (code, _) = api.apply(&pod("extra", "100m")).await;
+            code == 200
+        }
+    })
+    .await;
+    let (_, q) = api
+        .get("/v1/namespaces/default/resourcequotas/compute")
+        .await;
+    assert_eq!(q["status"]["used"]["pods"], "3", "{q:#}");
+    assert_eq!(q["status"]["used"]["requests.cpu"], "700m", "{q:#}");
+    let (code, out, err) = shoal_at(&api, &["get", "quota"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pods: 3/3"), "{out}");
+    c.stop().await;
+}

@@ -176,7 +176,8 @@ pub(super) fn has_rules(kind: Kind) -> bool {
         | Kind::LimitRange
         | Kind::HorizontalPodAutoscaler
         | Kind::Ingress
-        | Kind::IngressClass => false,
+        | Kind::IngressClass
+        | Kind::ResourceQuota => false,
     }
 }
 

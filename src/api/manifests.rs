@@ -92,6 +92,7 @@ pub(super) async fn apply(
         attempt += 1;
         let mut ops = Vec::with_capacity(objects.len());
         let mut addresses = ServiceAddresses::default();
+        let mut admission = super::admission::Admission::default();
         for obj in objects.iter().cloned() {
             let key = obj.key().ok_or_else(|| {
                 ApiError::new(
@@ -111,12 +112,15 @@ pub(super) async fn apply(
             }
             namespaces::admit(&s, &key, &new_namespaces).await?;
             let (mut obj, precondition) = keep_live_fields(&s, &key, obj)?;
-            super::admission::admit_pod(&s, &key, &mut obj)?;
+            admission.admit(&s, &key, &mut obj)?;
             let precondition = super::user_set_precondition(&s, &key)?.unwrap_or(precondition);
             let (precondition, _) = super::guard_immutable(&s, &key, &obj, precondition)?;
             addresses.assign(&s, &key, &mut obj)?;
             ops.push(put_op(key, obj, precondition)?);
         }
+        // A quota charged by another write meanwhile is a conflict too:
+        // read again, and the pods are charged against the new figures.
+        ops.extend(admission.ops());
         match s.store.write(Command { ops }).await {
             Err(StoreError::Txn(TxnError::Conflict { .. })) if attempt < APPLY_ATTEMPTS => {
                 s.store.barrier().await?;

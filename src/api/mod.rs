@@ -727,12 +727,6 @@ impl From<OpOutcome> for WriteResult {
     }
 }
 
-async fn write_one(s: &ApiState, op: Op, status: StatusCode) -> ApiResult<Response> {
-    let out = s.store.write(Command { ops: vec![op] }).await?;
-    let body = out.into_iter().next().map(|o| o.object).unwrap_or_default();
-    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
-}
-
 async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> ApiResult<Response> {
     let url = UrlScope {
         kind,
@@ -746,9 +740,38 @@ async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> Api
     namespaces::admit(&s, &key, &HashSet::new()).await?;
     user_set_precondition(&s, &key)?;
     ServiceAddresses::default().assign(&s, &key, &mut obj)?;
-    admission::admit_pod(&s, &key, &mut obj)?;
-    let op = put_op(key, obj, crate::store::Precondition::MustNotExist)?;
-    write_one(&s, op, StatusCode::CREATED).await
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut obj = obj.clone();
+        let mut admission = admission::Admission::default();
+        admission.admit(&s, &key, &mut obj)?;
+        let charges = admission.ops();
+        let charged = !charges.is_empty();
+        let mut ops = vec![put_op(
+            key.clone(),
+            obj,
+            crate::store::Precondition::MustNotExist,
+        )?];
+        ops.extend(charges);
+        match s.store.write(Command { ops }).await {
+            // Another pod took quota meanwhile: charge again from the new figures.
+            Err(StoreError::Txn(TxnError::Conflict { .. }))
+                if charged && attempt < APPLY_ATTEMPTS =>
+            {
+                s.store.barrier().await?;
+            }
+            r => {
+                let body = r?.into_iter().next().map(|o| o.object).unwrap_or_default();
+                return Ok((
+                    StatusCode::CREATED,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response());
+            }
+        }
+    }
 }
 
 async fn create_any(
@@ -795,7 +818,7 @@ async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResult<Response
         attempt += 1;
         let mut obj = obj.clone();
         ServiceAddresses::default().assign(&s, &key, &mut obj)?;
-        admission::admit_pod(&s, &key, &mut obj)?;
+        admission::Admission::default().admit(&s, &key, &mut obj)?;
         let precondition = match (&users, &set) {
             (Some(p), _) => *p,
             // Replacing what is not there stays a 404, as for every kind.

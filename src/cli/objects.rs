@@ -224,6 +224,7 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
         Kind::Ingress => &["CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
         Kind::IngressClass => &["CONTROLLER", "PARAMETERS", "AGE"],
         Kind::PriorityClass => &["VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"],
+        Kind::ResourceQuota => &["AGE", "REQUEST", "LIMIT"],
         Kind::PersistentVolumeClaim => &[
             "STATUS",
             "VOLUME",
@@ -384,6 +385,10 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             Kind::PriorityClass => {
                 let [value, default, policy] = super::policy::priority_cells(it);
                 row.extend([value, default, age(it), policy]);
+            }
+            Kind::ResourceQuota => {
+                row.push(age(it));
+                row.extend(super::policy::quota_cells(it));
             }
             Kind::ServiceAccount => {
                 let n = s(it, &["secrets"]).as_array().map_or(0, Vec::len);

@@ -1,5 +1,5 @@
 //! Table cells of the policy kinds: disruption budgets, RBAC, LimitRanges,
-//! PriorityClasses.
+//! PriorityClasses, ResourceQuotas.
 
 use serde_json::Value;
 
@@ -52,4 +52,28 @@ pub(super) fn priority_cells(it: &Value) -> [String; 3] {
             .unwrap_or("PreemptLowerPriority")
             .to_string(),
     ]
+}
+
+/// A ResourceQuota's REQUEST and LIMIT, as kubectl shows them:
+/// `pods: 1/10, requests.cpu: 500m/2`, the limits.* resources in LIMIT.
+pub(super) fn quota_cells(it: &Value) -> [String; 2] {
+    let hard = s(it, &["status", "hard"])
+        .as_object()
+        .or_else(|| s(it, &["spec", "hard"]).as_object());
+    let used = s(it, &["status", "used"]);
+    let (mut request, mut limit) = (Vec::new(), Vec::new());
+    for (k, h) in hard.into_iter().flatten() {
+        let shown = |v: &Value| match v {
+            Value::String(t) => t.clone(),
+            Value::Null => "0".to_string(),
+            other => other.to_string(),
+        };
+        let cell = format!("{k}: {}/{}", shown(&used[k]), shown(h));
+        if k.starts_with("limits.") {
+            limit.push(cell);
+        } else {
+            request.push(cell);
+        }
+    }
+    [request.join(", "), limit.join(", ")]
 }

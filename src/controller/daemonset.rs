@@ -564,16 +564,17 @@ async fn sync_one(
             precondition: Precondition::Version(versions.get(name.as_str()).copied().unwrap_or(0)),
         });
     }
-    let policy = crate::admission::policy(store, &key.namespace);
+    let mut policy = crate::admission::policy(store, &key.namespace);
     for node in &plan.create {
         let mut pod = new_pod(ds, spec, &hash, node)?;
-        crate::admission::admit_pod_object(&mut pod, &policy)?;
+        crate::admission::admit_pod_object(&mut pod, &mut policy, true)?;
         ops.push(Op::Put {
             key: ObjectKey::new(Kind::Pod, &key.namespace, &pod.metadata.name),
             object: serde_json::to_vec(&pod).map_err(|e| e.to_string())?,
             precondition: Precondition::MustNotExist,
         });
     }
+    ops.extend(policy.quota_ops());
     if !plan.no_room.is_empty() {
         let mut named: Vec<String> = plan
             .no_room

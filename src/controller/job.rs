@@ -613,7 +613,7 @@ fn new_pod(
     body: &JobBody,
     p: &NewPod,
     ns: &str,
-    policy: &crate::admission::Policy,
+    policy: &mut crate::admission::Policy,
 ) -> Result<Vec<u8>, ControllerError> {
     let tmpl = &body.spec.template;
     let meta = tmpl.metadata.clone().unwrap_or_default();
@@ -635,7 +635,7 @@ fn new_pod(
             });
         }
     }
-    crate::admission::admit_pod(&mut spec, policy)
+    crate::admission::admit_new_pod(&mut spec, policy)
         .map_err(|e| format!("pods {:?} is forbidden: {e}", p.name))?;
     let spec = serde_json::to_value(&spec).map_err(|e| e.to_string())?;
     let obj = Object {
@@ -743,7 +743,7 @@ async fn sync_one(
             precondition: Precondition::Version(*v),
         });
     }
-    let policy = if p.create.is_empty() {
+    let mut policy = if p.create.is_empty() {
         crate::admission::Policy::default()
     } else {
         crate::admission::policy(store, &key.namespace)
@@ -751,10 +751,11 @@ async fn sync_one(
     for c in &p.create {
         ops.push(Op::Put {
             key: ObjectKey::new(Kind::Pod, &key.namespace, &c.name),
-            object: new_pod(job, &body, c, &key.namespace, &policy)?,
+            object: new_pod(job, &body, c, &key.namespace, &mut policy)?,
             precondition: Precondition::MustNotExist,
         });
     }
+    ops.extend(policy.quota_ops());
     let now = rfc3339(now_ms / 1000);
     for e in &p.events {
         ops.push(event(job, &key, e, &now, owner_ref(job), "job-controller")?);

@@ -26,6 +26,7 @@ pub mod job;
 pub mod metrics;
 pub mod namespaces;
 pub mod nodes;
+pub mod quota;
 pub mod replicaset;
 pub mod secrets;
 pub mod serviceaccounts;
@@ -309,6 +310,7 @@ async fn pass(
     accounts(store).await;
     storage::reconcile(store, &pod_objs).await;
     disruption::reconcile(store, &pod_objs).await;
+    quota::reconcile(store).await;
     let health = crate::membership::node_health(membership);
     // A pass runs every PASS_EVERY anyway, so the time until the next
     // node's grace ends needs no timer of its own.

@@ -38,12 +38,12 @@ fn new_pod(
     body: &ReplicaSetBody,
     name: &str,
     ns: &str,
-    policy: &crate::admission::Policy,
+    policy: &mut crate::admission::Policy,
 ) -> Result<Vec<u8>, String> {
     let tmpl = &body.spec.template;
     let meta = tmpl.metadata.clone().unwrap_or_default();
     let mut pod_spec = tmpl.spec.clone();
-    crate::admission::admit_pod(&mut pod_spec, policy)
+    crate::admission::admit_new_pod(&mut pod_spec, policy)
         .map_err(|e| format!("pods {name:?} is forbidden: {e}"))?;
     let spec = serde_json::to_value(&pod_spec).map_err(|e| e.to_string())?;
     let obj = Object {
@@ -202,33 +202,49 @@ async fn sync_one(
     if active.len() < want {
         let count = (want - active.len()).min(MAX_CREATES_PER_PASS);
         let mut creates = Vec::with_capacity(count);
-        let policy = crate::admission::policy(store, &key.namespace);
+        let mut policy = crate::admission::policy(store, &key.namespace);
+        // The pods admitted before one is refused (a quota full) are still
+        // created; the refusal is an event and a back-off.
+        let mut refused = None;
         for name in new_pod_names(&key, &uid, names, count) {
-            let bytes = match new_pod(rs, &body, &name, &key.namespace, &policy) {
-                Ok(b) => b,
+            match new_pod(rs, &body, &name, &key.namespace, &mut policy) {
+                Ok(bytes) => creates.push(Op::Put {
+                    key: ObjectKey::new(Kind::Pod, &key.namespace, &name),
+                    object: bytes,
+                    precondition: Precondition::MustNotExist,
+                }),
                 Err(e) => {
                     failed_create(store, rs, &key, &e).await;
-                    return Err(e.into());
+                    refused = Some(e);
+                    break;
                 }
-            };
-            creates.push(Op::Put {
-                key: ObjectKey::new(Kind::Pod, &key.namespace, &name),
-                object: bytes,
-                precondition: Precondition::MustNotExist,
-            });
+            }
         }
         // Creating pods leaves the ReplicaSet's version alone, so every
-        // batch is fenced on the version this pass read.
+        // batch is fenced on the version this pass read. Pods charged to a
+        // quota go in one write with the charge, which is conditional on
+        // the quota's version and so cannot be split.
+        let quota_ops = policy.quota_ops();
+        let sizes = if quota_ops.is_empty() {
+            slow_start(creates.len())
+        } else {
+            vec![creates.len()]
+        };
         let mut creates = creates.into_iter();
-        for size in slow_start(count) {
+        let mut quota_ops = Some(quota_ops);
+        for size in sizes.into_iter().filter(|s| *s > 0) {
             let mut batch = vec![fence(rs)?];
             batch.extend(creates.by_ref().take(size));
+            batch.extend(quota_ops.take().unwrap_or_default());
             store
                 .write(Command { ops: batch })
                 .await
                 .map_err(|e| format!("creating {size} pods: {e}"))?;
             ::metrics::counter!(crate::controller::metrics::REPLICASET_CHANGES_TOTAL)
                 .increment(size as u64);
+        }
+        if let Some(e) = refused {
+            return Err(e.into());
         }
     } else if active.len() > want {
         let mut doomed = active.clone();

@@ -584,7 +584,7 @@ async fn sync_one(
             precondition: Precondition::MustNotExist,
         });
     }
-    let policy = crate::admission::policy(store, &ns);
+    let mut policy = crate::admission::policy(store, &ns);
     for (ordinal, hash) in &plan.create {
         let template = if *hash == update {
             &spec.template
@@ -592,13 +592,14 @@ async fn sync_one(
             current_tpl
         };
         let mut pod = new_pod(set, spec, template, hash, *ordinal)?;
-        crate::admission::admit_pod_object(&mut pod, &policy)?;
+        crate::admission::admit_pod_object(&mut pod, &mut policy, true)?;
         ops.push(Op::Put {
             key: ObjectKey::new(Kind::Pod, &ns, &pod.metadata.name),
             object: serde_json::to_vec(&pod).map_err(|e| e.to_string())?,
             precondition: Precondition::MustNotExist,
         });
     }
+    ops.extend(policy.quota_ops());
     // One event per reason, rewritten: as Kubernetes' SuccessfulCreate and
     // SuccessfulDelete, without one object per pod.
     let created: Vec<String> = plan

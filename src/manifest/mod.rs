@@ -14,6 +14,7 @@ mod ingress;
 mod limits;
 mod pod;
 mod priority;
+mod quota;
 mod rbac;
 mod scheduling;
 mod serviceaccount;
@@ -718,6 +719,7 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
         }
         Kind::HorizontalPodAutoscaler => autoscaling::check(&obj.api_version, body)?,
         Kind::PriorityClass => priority::check(&metadata, body)?,
+        Kind::ResourceQuota => quota::check(body)?,
         Kind::Node => encode(&decode::<NodeBody>(body)?)?,
         Kind::Event | Kind::ControllerRevision => return fail("kind", agent_written(kind)),
         Kind::Token => return fail("kind", agent_written(kind)),
@@ -815,7 +817,8 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         | Kind::HorizontalPodAutoscaler
         | Kind::Ingress
         | Kind::IngressClass
-        | Kind::PriorityClass => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
+        | Kind::PriorityClass
+        | Kind::ResourceQuota => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

@@ -222,7 +222,8 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         | Kind::HorizontalPodAutoscaler
         | Kind::Ingress
         | Kind::IngressClass
-        | Kind::PriorityClass => Ok(()),
+        | Kind::PriorityClass
+        | Kind::ResourceQuota => Ok(()),
     }
 }
 

@@ -80,11 +80,13 @@ pub enum Kind {
     IngressClass,
     /// A named scheduling priority for pods (cluster-scoped, scheduling.k8s.io/v1).
     PriorityClass,
+    /// Caps on what a namespace's pods may request, charged at each creation.
+    ResourceQuota,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 29] = [
+    pub const ALL: [Kind; 30] = [
         Kind::Namespace,
         Kind::PriorityClass,
         Kind::ServiceAccount,
@@ -93,6 +95,7 @@ impl Kind {
         Kind::ClusterRoleBinding,
         Kind::RoleBinding,
         Kind::LimitRange,
+        Kind::ResourceQuota,
         Kind::StorageClass,
         Kind::PersistentVolume,
         Kind::PersistentVolumeClaim,
@@ -158,6 +161,7 @@ impl Kind {
             Kind::Ingress => "Ingress",
             Kind::IngressClass => "IngressClass",
             Kind::PriorityClass => "PriorityClass",
+            Kind::ResourceQuota => "ResourceQuota",
         }
     }
 
@@ -193,6 +197,7 @@ impl Kind {
             Kind::Ingress => "ingresses",
             Kind::IngressClass => "ingressclasses",
             Kind::PriorityClass => "priorityclasses",
+            Kind::ResourceQuota => "resourcequotas",
         }
     }
 
@@ -209,7 +214,8 @@ impl Kind {
             | Kind::PersistentVolumeClaim
             | Kind::PersistentVolume
             | Kind::ServiceAccount
-            | Kind::LimitRange => "v1",
+            | Kind::LimitRange
+            | Kind::ResourceQuota => "v1",
             Kind::StorageClass => "storage.k8s.io/v1",
             Kind::PriorityClass => "scheduling.k8s.io/v1",
             Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
@@ -282,6 +288,7 @@ impl Kind {
             "ingress" | "ingresses" | "ing" => Kind::Ingress,
             "ingressclass" | "ingressclasses" => Kind::IngressClass,
             "priorityclass" | "priorityclasses" | "pc" => Kind::PriorityClass,
+            "resourcequota" | "resourcequotas" | "quota" => Kind::ResourceQuota,
             _ => return None,
         };
         Some(k)

@@ -74,3 +74,49 @@ fn pods_name_a_class_and_may_repeat_its_value() {
     let e = err(&pod.replace("high-priority", "High_Priority"));
     assert!(e.contains("spec.priorityClassName"), "{e}");
 }
+
+const QUOTA: &str = "
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: compute-resources, namespace: team}
+spec:
+  hard:
+    requests.cpu: '1'
+    requests.memory: 1Gi
+    limits.cpu: '2'
+    limits.memory: 2Gi
+    pods: '10'
+";
+
+#[test]
+fn a_resource_quota_is_accepted_and_what_shoal_cannot_enforce_is_named() {
+    let p = ok(QUOTA);
+    assert_eq!(p.objects[0].kind(), Some(Kind::ResourceQuota));
+    assert_eq!(Kind::from_user("quota"), Some(Kind::ResourceQuota));
+    let cases = [
+        (
+            QUOTA.replace("pods: '10'", "services: '5'"),
+            "spec.hard.services",
+            "enforces quotas on",
+        ),
+        (
+            QUOTA.replace("pods: '10'", "pods: 1.5"),
+            "spec.hard.pods",
+            "whole number",
+        ),
+        (
+            QUOTA.replace("requests.cpu: '1'", "requests.cpu: lots"),
+            "spec.hard[\"requests.cpu\"]",
+            "cpu",
+        ),
+        (
+            QUOTA.replace("  hard:\n", "  scopes: [BestEffort]\n  hard:\n"),
+            "spec.scopes",
+            "not supported",
+        ),
+    ];
+    for (text, path, what) in cases {
+        let e = err(&text);
+        assert!(e.contains(path) && e.contains(what), "{path}/{what}: {e}");
+    }
+}
