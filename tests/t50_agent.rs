@@ -1156,3 +1156,55 @@ async fn docker_two_clusters_with_one_node_name_keep_their_own_containers() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_termination_messages_reach_the_status() {
+    require_docker();
+    let h = Harness::start("docker", "tmsg").await;
+    let never = "  restartPolicy: Never\n";
+    h.apply(&h.pod(
+        "said",
+        "printf 'disk full' > /dev/termination-log; exit 3",
+        "",
+        never,
+    ))
+    .await;
+    // Its own path, written by a user that is not root.
+    h.apply(&h.pod(
+        "custom",
+        "printf bye > /tmp/why",
+        "    terminationMessagePath: /tmp/why\n    securityContext:\n      runAsUser: 1000\n",
+        never,
+    ))
+    .await;
+    h.apply(&h.pod(
+        "fallback",
+        "echo first; echo 'last words'; exit 1",
+        "    terminationMessagePolicy: FallbackToLogsOnError\n",
+        never,
+    ))
+    .await;
+    let terminated = |p: &Value| cstatus(p)["state"]["terminated"].clone();
+    let said = h
+        .wait_pod("said", 60, "said terminated", |p| terminated(p).is_object())
+        .await;
+    assert_eq!(terminated(&said)["exitCode"], 3, "{said:#}");
+    assert_eq!(terminated(&said)["message"], "disk full", "{said:#}");
+    let custom = h
+        .wait_pod("custom", 60, "custom terminated", |p| {
+            terminated(p).is_object()
+        })
+        .await;
+    assert_eq!(terminated(&custom)["message"], "bye", "{custom:#}");
+    let fallback = h
+        .wait_pod("fallback", 60, "fallback terminated", |p| {
+            terminated(p).is_object()
+        })
+        .await;
+    assert_eq!(
+        terminated(&fallback)["message"],
+        "first\nlast words\n",
+        "{fallback:#}"
+    );
+    h.stop().await;
+}

@@ -697,6 +697,7 @@ mod leaving_tests {
             created_at: None,
             ip: None,
             ports: Vec::new(),
+            termination_message: None,
         }
     }
 

@@ -438,6 +438,7 @@ mod tests {
             created_at: Some(t0),
             ip: None,
             ports: Vec::new(),
+            termination_message: None,
         }
     }
 
@@ -791,6 +792,7 @@ mod properties {
                     created_at: Some(t0),
                     ip: None,
                     ports: Vec::new(),
+                    termination_message: None,
                 });
             }
             let prev = if terminal {

@@ -86,6 +86,7 @@ pub fn terminated(c: &ContainerInfo, runtime: &str) -> Option<StateTerminated> {
         started_at: c.started_at.map(time),
         finished_at: finished_at.map(time),
         container_id: Some(format!("{runtime}://{}", c.id)),
+        message: c.termination_message.clone(),
         ..StateTerminated::default()
     })
 }
@@ -331,6 +332,7 @@ mod tests {
             created_at: None,
             ip: None,
             ports: Vec::new(),
+            termination_message: None,
         }
     }
 

@@ -20,6 +20,7 @@ mod scheduling;
 mod serviceaccount;
 mod statefulset;
 mod storage;
+mod termination;
 mod unsupported;
 mod workloads;
 use pod::*;

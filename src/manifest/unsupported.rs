@@ -45,12 +45,7 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "setHostnameAsFQDN",
     "shareProcessNamespace",
 ];
-pub(super) const CONTAINER_UNSUPPORTED: &[&str] = &[
-    "resizePolicy",
-    "terminationMessagePath",
-    "terminationMessagePolicy",
-    "volumeDevices",
-];
+pub(super) const CONTAINER_UNSUPPORTED: &[&str] = &["resizePolicy", "volumeDevices"];
 pub(super) const CONTAINER_PORT_UNSUPPORTED: &[&str] = &["hostIP"];
 /// `securityContext` fields beyond the user ones: refused, not ignored,
 /// since a pod that asks for less privilege must not silently get more.

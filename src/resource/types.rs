@@ -20,6 +20,7 @@ mod quota;
 mod rbac;
 mod scheduling;
 mod statefulset;
+mod termination;
 pub use apps::*;
 pub use autoscaling::*;
 mod dns;
@@ -43,6 +44,7 @@ pub use security::*;
 pub use serviceaccount::*;
 pub use statefulset::*;
 pub use storage::*;
+pub use termination::*;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -432,6 +434,11 @@ pub struct Container {
     /// Give the main process a terminal (needs `stdin`, as in Kubernetes).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tty: bool,
+    /// Where the container may write why it ended (`/dev/termination-log`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_message_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_message_policy: Option<TerminationMessagePolicy>,
 }
 
 impl Container {

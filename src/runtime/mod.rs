@@ -276,7 +276,17 @@ pub struct ContainerInfo {
     /// Container ports published on the host, with the host port each got.
     #[serde(default)]
     pub ports: Vec<PortBinding>,
+    /// What an exited container left in its termination message file (or,
+    /// when it asked for it, its log's tail), at most 4 KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_message: Option<String>,
 }
+
+/// Label naming the host file bind-mounted as the container's
+/// termination message file.
+pub const TERMINATION_LOG_LABEL: &str = "io.shoal.termination-log";
+/// Label set when the message falls back to the log's tail on failure.
+pub const TERMINATION_FALLBACK_LABEL: &str = "io.shoal.termination-fallback";
 
 /// Which part of a container's log to read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

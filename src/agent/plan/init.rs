@@ -130,6 +130,7 @@ mod tests {
             created_at: None,
             ip: None,
             ports: Vec::new(),
+            termination_message: None,
         }
     }
 

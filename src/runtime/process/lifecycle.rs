@@ -185,6 +185,8 @@ impl Inner {
                     host_ip: String::new(),
                 })
                 .collect(),
+            // A host process has no file of its own mounted for it.
+            termination_message: None,
         }
     }
 
