@@ -720,7 +720,7 @@ impl PodSync<'_> {
         if self.ctx.runtime.name() == crate::runtime::RuntimeKind::Process.as_str() {
             return Ok(());
         }
-        let dir = self.ctx.pod_volumes_dir(&self.uid).join(".termination");
+        let dir = self.ctx.pod_volumes_dir(self.uid).join(".termination");
         let file = dir.join(format!("{}-{restarts}", c.name));
         let made = std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(&file, b""))

@@ -745,7 +745,7 @@ pub(super) fn check_container(
             format!("{dir:?} must be an absolute path without '..'"),
         );
     }
-    super::termination::check_termination_message(c, &cp)?;
+    super::termination::check_termination_message(c, cp)?;
     if let Err(why) = check_image_reference(&c.image) {
         return fail(
             format!("{cp}.image"),
