@@ -222,12 +222,24 @@ async fn screenshot(b: &Client, name: &str) {
 }
 
 async fn show(b: &Client, view: &str) {
-    b.find(Locator::Css(&format!("#nav a[data-view={view}]")))
-        .await
-        .expect("nav link")
-        .click()
-        .await
-        .expect("click nav");
+    click(b, &format!("#nav a[data-view={view}]"), "nav link").await;
+}
+
+/// Clicks the element `css` finds; tries again when the page replaced it
+/// between the find and the click (a re-render after a watch event).
+async fn click(b: &Client, css: &str, what: &str) {
+    let mut last = String::new();
+    for _ in 0..20 {
+        match b.find(Locator::Css(css)).await {
+            Ok(e) => match e.click().await {
+                Ok(()) => return,
+                Err(err) => last = err.to_string(),
+            },
+            Err(err) => last = err.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("could not click {what} ({css}): {last}");
 }
 
 /// The highest `tick N` in the log view.
@@ -280,12 +292,7 @@ async fn ui_lists_nodes_scales_a_deployment_and_streams_logs() {
         .send_keys(TOKEN)
         .await
         .expect("type the token");
-    b.find(Locator::Css("#login-save"))
-        .await
-        .expect("login button")
-        .click()
-        .await
-        .expect("log in");
+    click(&b, "#login-save", "login button").await;
 
     // Cluster view: the three nodes, alive, one leader.
     until(&b, "three alive nodes and a leader", 60, || async {
@@ -294,6 +301,7 @@ async fn ui_lists_nodes_scales_a_deployment_and_streams_logs() {
             ok &= text_of(&b, &format!("tr[data-node=ui{i}]"))
                 .await
                 .contains("alive");
+            ok &= text_of(&b, &format!("tr[data-node=ui{i}] td.node-status")).await == "Ready";
         }
         ok && text_of(&b, "#leader").await.starts_with("ui")
             && count(&b, "tr[data-node] td.raft-role").await == 3
@@ -318,12 +326,7 @@ async fn ui_lists_nodes_scales_a_deployment_and_streams_logs() {
     b.execute("window.__sameDocument = 42; return true", vec![])
         .await
         .expect("mark the document");
-    b.find(Locator::Css(&format!("{row} .scale-up")))
-        .await
-        .expect("the + button")
-        .click()
-        .await
-        .expect("click +");
+    click(&b, &format!("{row} .scale-up"), "the + button").await;
     until(&b, "a third web pod on the page, ready 3/3", 90, || async {
         count(&b, &format!("{row} .pods-of span[data-pod]")).await == 3
             && text_of(&b, &format!("{row} td.ready")).await == "3/3"
@@ -382,12 +385,7 @@ async fn ui_lists_nodes_scales_a_deployment_and_streams_logs() {
         count(&b, "a.logs-link").await >= 1
     })
     .await;
-    b.find(Locator::Css("a.logs-link"))
-        .await
-        .expect("logs link")
-        .click()
-        .await
-        .expect("open the logs");
+    click(&b, "a.logs-link", "logs link").await;
     until(&b, "log lines", 30, || async {
         last_tick(&text_of(&b, "#log").await) > 0
     })
@@ -398,6 +396,35 @@ async fn ui_lists_nodes_scales_a_deployment_and_streams_logs() {
     })
     .await;
     screenshot(&b, "logs").await;
+
+    // An HPA on web: the row says so, and "+" warns as `shoal scale` does
+    // (the HPA then puts the count back).
+    let hpa = r#"apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web-hpa}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 3
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+"#;
+    let (code, v) = api.apply(hpa).await;
+    assert_eq!(code, 200, "{v}");
+    show(&b, "workloads").await;
+    until(&b, "the HPA badge on web", 30, || async {
+        count(&b, &format!("{row} .badge.hpa")).await == 1
+    })
+    .await;
+    click(&b, &format!("{row} .scale-up"), "the + button").await;
+    until(&b, "the HPA warning", 30, || async {
+        text_of(&b, "#banner")
+            .await
+            .contains("horizontalpodautoscaler/web-hpa manages the replicas of deployment/web")
+    })
+    .await;
+    screenshot(&b, "workloads-hpa").await;
 
     // The stream the page follows never carries Secrets, whatever the role.
     let (code, v) = api.get("/v1/watch?kinds=pods,secrets").await;

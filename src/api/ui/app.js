@@ -272,10 +272,19 @@ function enterView() {
   render();
 }
 
+// A button replaced between press and release would lose the click: no
+// re-render while a pointer is down on the page.
 let renderTimer = null;
+let held = false;
+let pending = false;
 function scheduleRender() {
+  if (held) { pending = true; return; }
   if (renderTimer) return;
   renderTimer = setTimeout(() => { renderTimer = null; render(); }, 100);
+}
+function hold(on) {
+  held = on;
+  if (!on && pending) { pending = false; scheduleRender(); }
 }
 
 function render() {
@@ -286,11 +295,16 @@ function render() {
   const focused = document.activeElement && document.activeElement.dataset
     ? document.activeElement.dataset.draft : null;
   const views = { overview: viewOverview, workloads: viewWorkloads, pods: viewPods, services: viewServices, events: viewEvents };
-  main.replaceChildren(...(views[view] || viewOverview)());
-  for (const b of main.querySelectorAll('.bar i')) b.style.width = b.dataset.pct + '%';
+  const next = h('div', {}, (views[view] || viewOverview)());
+  for (const b of next.querySelectorAll('.bar i')) b.style.width = b.dataset.pct + '%';
+  // Unchanged markup is left alone (and the elements under the pointer with it).
+  if (next.innerHTML !== main.innerHTML || main.dataset.view !== view) {
+    main.replaceChildren(...next.childNodes);
+    main.dataset.view = view;
+  }
   if (focused) {
     const el = main.querySelector('[data-draft="' + CSS.escape(focused) + '"]');
-    if (el) { el.focus(); el.setSelectionRange(el.value.length, el.value.length); }
+    if (el) el.focus();
   }
 }
 
@@ -311,14 +325,16 @@ function viewOverview() {
     const u = state.nodeMetrics.get(name);
     const cpu = u ? cores(u.cpu) : null;
     const mem = u ? bytes(u.memory) : null;
-    const ready = nobj ? cond(nobj, 'Ready') : null;
     const gossip = m ? m.state : 'unknown';
+    // As `shoal get nodes`: gossip's view, and whether it is cordoned.
+    let st = gossip === 'alive' ? 'Ready' : gossip === 'suspect' ? 'Suspect' : 'NotReady';
+    if (nobj && nobj.spec && nobj.spec.unschedulable) st += ',SchedulingDisabled';
     const role = name === leader ? 'leader' : (meta.raftRole || '–');
     return h('tr', { 'data-node': name },
       h('td', {}, name, m && m.isSelf ? h('span', { class: 'badge' }, 'this node') : null),
       h('td', { class: gossip === 'alive' ? 'ok' : gossip === 'suspect' ? 'warn' : 'bad' }, gossip),
       h('td', { class: 'raft-role' }, role),
-      h('td', { class: ready && ready.status === 'True' ? 'ok' : 'bad' }, ready ? (ready.status === 'True' ? 'Ready' : 'NotReady') : '–'),
+      h('td', { class: 'node-status ' + (st === 'Ready' ? 'ok' : st.startsWith('Ready') ? 'warn' : 'bad') }, st),
       h('td', {}, meta.apiAddr || ''),
       h('td', { class: 'num' }, bar(cpu, cpuCap), fmtCpu(cpu), ' / ', fmtCpu(cpuCap)),
       h('td', { class: 'num' }, bar(mem, memCap), fmtMem(mem), ' / ', fmtMem(memCap)),
@@ -333,7 +349,7 @@ function viewOverview() {
       h('div', {}, 'Pods', h('b', {}, pods.length)),
       h('div', {}, 'Served by', h('b', {}, raft && raft.node ? raft.node.name : '–'))),
     h('h2', {}, 'Members'),
-    table(['Node', 'Gossip', 'Raft', 'Status', 'API', 'CPU (used / capacity)', 'Memory (used / capacity)', 'Version'], rows),
+    table(['Node', 'Gossip', 'Raft', 'Status', 'API', 'CPU (host use / capacity)', 'Memory (host use / capacity)', 'Version'], rows),
   ];
 }
 
@@ -364,6 +380,7 @@ function rollout(kind, o) {
   }
   const want = spec.replicas === undefined ? 1 : spec.replicas;
   if (kind === 'StatefulSet' && s.updateRevision && s.currentRevision !== s.updateRevision) return ['rolling out', 'warn'];
+  if ((s.replicas || 0) < want && (s.updatedReplicas || 0) >= (s.replicas || 0)) return ['scaling up', 'warn'];
   if ((s.updatedReplicas || 0) < want) return ['rolling out', 'warn'];
   if ((s.replicas || 0) > want) return ['scaling down', 'warn'];
   const avail = kind === 'StatefulSet' ? s.readyReplicas : s.availableReplicas;
@@ -379,7 +396,9 @@ function scaleControls(kind, o) {
     oninput: (e) => state.drafts.set(id, e.target.value),
     onkeydown: (e) => { if (e.key === 'Enter') setFromField(kind, o, e.target.value); },
   });
-  return h('div', { class: 'scale' },
+  // The count is in the markup so a changed count always re-renders the
+  // buttons (their handlers hold it).
+  return h('div', { class: 'scale', 'data-replicas': cur },
     h('button', { class: 'scale-down', title: 'one replica less', onclick: () => scaleTo(kind, o, Math.max(0, cur - 1)) }, '−'),
     input,
     h('button', { class: 'scale-up', title: 'one replica more', onclick: () => scaleTo(kind, o, cur + 1) }, '+'),
@@ -561,6 +580,7 @@ async function startLogs() {
   const pick = names.length > 1 ? h('select', {
     onchange: (e) => { location.hash = '#/logs/' + encodeURIComponent(pns) + '/' + encodeURIComponent(pod) + '/' + encodeURIComponent(e.target.value); },
   }, names.map((n) => h('option', { value: n, selected: n === container }, n))) : null;
+  main.dataset.view = 'logs';
   main.replaceChildren(h('h2', {}, 'Logs of ', pns + '/' + pod),
     h('div', { class: 'logbar' }, pick, status), pre);
   const ctl = new AbortController();
@@ -620,6 +640,9 @@ function start() {
     render();
   });
   window.addEventListener('hashchange', enterView);
+  document.addEventListener('pointerdown', () => hold(true));
+  document.addEventListener('pointerup', () => hold(false));
+  document.addEventListener('pointercancel', () => hold(false));
   follow();
   enterView();
 }
