@@ -8,12 +8,12 @@
 
 use std::collections::HashSet;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -102,7 +102,10 @@ fn asset(req: &HeaderMap, body: &'static str, content_type: &'static str) -> Res
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     resp
 }
@@ -118,10 +121,7 @@ pub(super) struct WatchQuery {
 
 /// The kinds a `kinds=` parameter names, each checked against what the
 /// multi-kind watch carries and what `role` may read.
-fn parse_kinds(
-    kinds: &str,
-    role: crate::resource::types::Role,
-) -> Result<HashSet<Kind>, ApiError> {
+fn parse_kinds(kinds: &str, role: crate::resource::types::Role) -> Result<HashSet<Kind>, ApiError> {
     let mut out = HashSet::new();
     for word in kinds.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         let kind = Kind::from_user(word).ok_or_else(|| {
@@ -133,7 +133,10 @@ fn parse_kinds(
         if !WATCHABLE.contains(&kind) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                format!("kinds: {word:?} cannot be watched here; watch /v1/{}?watch=true", kind.plural()),
+                format!(
+                    "kinds: {word:?} cannot be watched here; watch /v1/{}?watch=true",
+                    kind.plural()
+                ),
             ));
         }
         if !auth::may_read(role, kind) {
@@ -209,7 +212,9 @@ mod tests {
             HashSet::from([Kind::Pod, Kind::Deployment, Kind::StatefulSet])
         );
         assert_eq!(
-            parse_kinds("pods,secrets", Role::Admin).err().map(|e| e.status),
+            parse_kinds("pods,secrets", Role::Admin)
+                .err()
+                .map(|e| e.status),
             Some(StatusCode::BAD_REQUEST)
         );
         assert_eq!(
@@ -228,12 +233,20 @@ mod tests {
     fn assets_carry_type_policy_and_revalidate() {
         let r = asset(&HeaderMap::new(), APP_JS, "text/javascript; charset=utf-8");
         assert_eq!(r.status(), StatusCode::OK);
-        let csp = r.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap_or("");
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{csp}");
+        let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap_or("");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
         let tag = r.headers()[header::ETAG].clone();
         let mut h = HeaderMap::new();
         h.insert(header::IF_NONE_MATCH, tag);
-        assert_eq!(asset(&h, APP_JS, "text/javascript").status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(
+            asset(&h, APP_JS, "text/javascript").status(),
+            StatusCode::NOT_MODIFIED
+        );
         // The page loads its code from files, never inline.
         assert!(!INDEX_HTML.contains("<script>") && !INDEX_HTML.contains("style="));
         assert!(INDEX_HTML.contains("/ui/app.js") && INDEX_HTML.contains("/ui/app.css"));
