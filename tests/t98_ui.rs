@@ -397,6 +397,30 @@ async fn ui_lists_nodes_scales_a_deployment_and_streams_logs() {
     .await;
     screenshot(&b, "logs").await;
 
+    // The metrics API's labelSelector (the pods view's figures come from
+    // the same route).
+    let path = "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=";
+    eventually(
+        Duration::from_secs(30),
+        "metrics of the three web pods",
+        || {
+            let api = api.clone();
+            async move {
+                let (_, v) = api.get(&format!("{path}app%3Dweb")).await;
+                v["items"].as_array().map(Vec::len) == Some(3)
+            }
+        },
+    )
+    .await;
+    let (code, v) = api.get(&format!("{path}app%3Dnone")).await;
+    assert_eq!(
+        (code, v["items"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{v}"
+    );
+    let (code, v) = api.get(&format!("{path}app%20in%20(web)")).await;
+    assert_eq!(code, 400, "{v}");
+
     // An HPA on web: the row says so, and "+" warns as `shoal scale` does
     // (the HPA then puts the count back).
     let hpa = r#"apiVersion: autoscaling/v2
