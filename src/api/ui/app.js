@@ -282,8 +282,12 @@ function scheduleRender() {
   if (renderTimer) return;
   renderTimer = setTimeout(() => { renderTimer = null; render(); }, 100);
 }
+let holdTimer = null;
 function hold(on) {
   held = on;
+  clearTimeout(holdTimer);
+  // A release outside the window may never be seen: let go after a while.
+  if (on) holdTimer = setTimeout(() => hold(false), 3000);
   if (!on && pending) { pending = false; scheduleRender(); }
 }
 
