@@ -43,8 +43,10 @@ fn require_browser() {
     }
 }
 
-/// chromedriver on a free port, killed on drop, with the browser's profile
-/// in its own temporary directory.
+/// chromedriver on a free port in a process group of its own, which is
+/// killed on drop with the browser it started (a failed test never reaches
+/// the session's close, and chromium outlives its driver), with the
+/// browser's profile in its own temporary directory.
 struct Driver {
     child: Child,
     port: u16,
@@ -54,8 +56,10 @@ struct Driver {
 impl Driver {
     async fn start() -> Driver {
         let port = free_port();
+        use std::os::unix::process::CommandExt as _;
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -103,6 +107,12 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
