@@ -21,14 +21,25 @@ use shoal::node::Node;
 use shoal::runtime::RuntimeKind;
 
 const TOKEN: &str = "ui-test-admin-token";
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Debian's browser, or `SHOAL_CHROMIUM`.
+fn chromium() -> String {
+    std::env::var("SHOAL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// Debian's chromium-driver, or `SHOAL_CHROMEDRIVER`.
+fn chromedriver() -> String {
+    std::env::var("SHOAL_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into())
+}
 
 /// Fails (never skips) when the browser is missing, as the Docker tests do
 /// without an engine.
 fn require_browser() {
-    for (bin, pkg) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
-        let ok = Command::new(bin)
+    for (bin, pkg) in [
+        (chromium(), "chromium"),
+        (chromedriver(), "chromium-driver"),
+    ] {
+        let ok = Command::new(&bin)
             .arg("--version")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -57,7 +68,7 @@ impl Driver {
     async fn start() -> Driver {
         let port = free_port();
         use std::os::unix::process::CommandExt as _;
-        let child = Command::new(CHROMEDRIVER)
+        let child = Command::new(chromedriver())
             .arg(format!("--port={port}"))
             .process_group(0)
             .stdout(Stdio::null())
@@ -86,7 +97,7 @@ impl Driver {
     async fn browser(&self) -> Client {
         let caps = json!({
             "goog:chromeOptions": {
-                "binary": CHROMIUM,
+                "binary": chromium(),
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu",
                     "--disable-dev-shm-usage", "--window-size=1400,1000",
