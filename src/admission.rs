@@ -1,9 +1,15 @@
-//! Write-time policies of a namespace, applied to every new pod whoever
-//! creates it (the API for a user's Pod, the ReplicaSet, Job, DaemonSet and
-//! StatefulSet controllers for theirs), as Kubernetes' LimitRanger admission
-//! plugin does: LimitRange defaults fill in the requests and limits a
-//! container leaves out, then its bounds are checked. Deciding is pure
-//! ([`limit_pod`]); [`ranges`] reads the namespace's LimitRanges.
+//! Write-time policies applied to every new pod whoever creates it (the API
+//! for a user's Pod, the ReplicaSet, Job, DaemonSet and StatefulSet
+//! controllers for theirs), as Kubernetes' admission plugins do:
+//! - LimitRanger: the namespace's LimitRange defaults fill in the requests
+//!   and limits a container leaves out, then its bounds are checked;
+//! - Priority: `priorityClassName` (or the cluster's default class) is
+//!   resolved into `spec.priority` and `spec.preemptionPolicy`
+//!   ([`priority`]).
+//!
+//! Deciding is pure ([`admit_pod`]); [`policy`] reads what it needs.
+
+pub mod priority;
 
 use std::collections::BTreeMap;
 
@@ -12,6 +18,53 @@ use crate::resource::types::{
 };
 use crate::resource::{Kind, Object};
 use crate::store::Store;
+
+pub use priority::PriorityClasses;
+
+/// What a namespace's new pods are held to.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// The namespace's LimitRange items, defaults applied.
+    pub limits: Vec<LimitRangeItem>,
+    /// The cluster's PriorityClasses.
+    pub priorities: PriorityClasses,
+}
+
+/// The policy for new pods of namespace `ns`. What the replica cannot read
+/// counts as absent (the store's reader only fails when the node is broken);
+/// a pod naming a class then fails to resolve it, which is the safe side.
+pub fn policy(store: &Store, ns: &str) -> Policy {
+    Policy {
+        limits: ranges(store, ns),
+        priorities: store
+            .list(Kind::PriorityClass, None)
+            .map(|(classes, _)| PriorityClasses::of(&classes))
+            .unwrap_or_default(),
+    }
+}
+
+/// Applies `policy` to a new pod's spec: its priority resolved, LimitRange
+/// defaults filled, bounds checked. The error is Kubernetes' wording
+/// without the `pods "NAME" is forbidden: ` its callers prefix.
+pub fn admit_pod(spec: &mut PodSpec, policy: &Policy) -> Result<(), String> {
+    policy.priorities.resolve(spec)?;
+    limit_pod(spec, &policy.limits)
+}
+
+/// [`admit_pod`] on a Pod object's spec, the error as Kubernetes words a
+/// refused create (`pods "NAME" is forbidden: ...`).
+pub fn admit_pod_object(pod: &mut Object, policy: &Policy) -> Result<(), String> {
+    let forbidden = |e: String| format!("pods {:?} is forbidden: {e}", pod.metadata.name);
+    let mut body =
+        crate::resource::types::PodBody::from_object(pod).map_err(|e| forbidden(e.to_string()))?;
+    let before = body.spec.clone();
+    admit_pod(&mut body.spec, policy).map_err(forbidden)?;
+    if body.spec != before {
+        let spec = serde_json::to_value(&body.spec).map_err(|e| forbidden(e.to_string()))?;
+        pod.body.insert("spec".into(), spec);
+    }
+    Ok(())
+}
 
 /// The resources LimitRanges bound (validation refuses others).
 pub const RESOURCES: [&str; 2] = ["cpu", "memory"];
@@ -99,21 +152,6 @@ fn fill_defaults(c: &mut Container, item: &LimitRangeItem) {
     for (k, v) in &item.default {
         r.limits.entry(k.clone()).or_insert_with(|| v.clone());
     }
-}
-
-/// [`limit_pod`] on a Pod object's spec, the error as Kubernetes words a
-/// refused create (`pods "NAME" is forbidden: ...`).
-pub fn limit_pod_object(pod: &mut Object, items: &[LimitRangeItem]) -> Result<(), String> {
-    if items.is_empty() {
-        return Ok(());
-    }
-    let forbidden = |e: String| format!("pods {:?} is forbidden: {e}", pod.metadata.name);
-    let mut body =
-        crate::resource::types::PodBody::from_object(pod).map_err(|e| forbidden(e.to_string()))?;
-    limit_pod(&mut body.spec, items).map_err(forbidden)?;
-    let spec = serde_json::to_value(&body.spec).map_err(|e| forbidden(e.to_string()))?;
-    pod.body.insert("spec".into(), spec);
-    Ok(())
 }
 
 /// A resource's amount in base units (millicores, bytes).

@@ -1218,3 +1218,133 @@ async fn limit_ranges_default_and_bound_every_new_pod() {
     assert!(out.contains("bounds"), "{out}");
     c.stop().await;
 }
+
+fn priority_class(name: &str, value: i32, extra: &str) -> String {
+    format!(
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {{name: {name}}}\nvalue: {value}\n{extra}"
+    )
+}
+
+fn classed_pod(name: &str, class: &str, cpu: &str) -> String {
+    pod(name, cpu).replace("spec:\n", &format!("spec:\n  priorityClassName: {class}\n"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_higher_priority_pod_preempts_the_fewest_lower_ones() {
+    let c = Cluster::start("pr", &["2"], |_| {}).await;
+    let api = c.api();
+    for class in [
+        priority_class("low", 10, ""),
+        priority_class("high", 1000, "description: serves users\n"),
+        priority_class("polite", 2000, "preemptionPolicy: Never\n"),
+    ] {
+        let (code, v) = api.apply(&class).await;
+        assert_eq!(code, 200, "{v}");
+    }
+    let (code, v) = api.apply(&priority_class("system-mine", 5, "")).await;
+    assert_eq!(code, 422, "the system- prefix is reserved: {v}");
+    // Four 500m pods fill the 2-core node.
+    let filler = deployment("filler", 4, "1", "", "").replace(
+        "      terminationGracePeriodSeconds: 1\n",
+        "      terminationGracePeriodSeconds: 1\n      priorityClassName: low\n",
+    );
+    let filler = filler.replace("cpu: 100m", "cpu: 500m");
+    let (code, v) = api.apply(&filler).await;
+    assert_eq!(code, 200, "{v}");
+    let bound_fillers = |api: Api| async move {
+        pods(&api)
+            .await
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == "filler" && node_of(p).is_some())
+            .collect::<Vec<Value>>()
+    };
+    eventually(Duration::from_secs(30), "four fillers bound", || {
+        let api = api.clone();
+        async move { bound_fillers(api).await.len() == 4 }
+    })
+    .await;
+    let fillers = bound_fillers(api.clone()).await;
+    assert!(
+        fillers.iter().all(|p| p["spec"]["priority"] == 10),
+        "admission set the class's value: {fillers:#?}"
+    );
+
+    // Unknown classes and foreign values are refused at creation.
+    let (code, v) = api.apply(&classed_pod("lost", "nope", "100m")).await;
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v.to_string()
+            .contains("no PriorityClass with name nope was found"),
+        "{v}"
+    );
+
+    // A class that never preempts waits, however high.
+    let (code, v) = api.apply(&classed_pod("polite", "polite", "1")).await;
+    assert_eq!(code, 200, "{v}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, p) = api.get("/v1/namespaces/default/pods/polite").await;
+    assert_eq!(node_of(&p), None, "a Never pod evicts nobody: {p:#}");
+    assert_eq!(bound_fillers(api.clone()).await.len(), 4);
+
+    // One that may preempt evicts two 500m fillers, no more, and runs.
+    let (code, v) = api.apply(&classed_pod("urgent", "high", "1")).await;
+    assert_eq!(code, 200, "{v}");
+    eventually(Duration::from_secs(30), "urgent bound", || {
+        let api = api.clone();
+        async move {
+            let (_, p) = api.get("/v1/namespaces/default/pods/urgent").await;
+            node_of(&p) == Some("pr0")
+        }
+    })
+    .await;
+    let (_, p) = api.get("/v1/namespaces/default/pods/urgent").await;
+    assert_eq!(p["spec"]["priority"], 1000, "{p:#}");
+    let (_, ev) = api.get("/v1/namespaces/default/events").await;
+    let preempted: Vec<&Value> = ev["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["reason"] == "Preempted")
+        .collect();
+    assert_eq!(preempted.len(), 2, "{preempted:#?}");
+    assert!(
+        preempted.iter().all(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m == "Preempted by default/urgent on node pr0")),
+        "{preempted:#?}"
+    );
+    // The ReplicaSet makes its two pods again; they wait, and the polite
+    // pod still waits too: nothing evicts for them.
+    eventually(
+        Duration::from_secs(30),
+        "two fillers replaced, pending",
+        || {
+            let api = api.clone();
+            async move {
+                let all: Vec<Value> = pods(&api)
+                    .await
+                    .into_iter()
+                    .filter(|p| p["metadata"]["labels"]["app"] == "filler")
+                    .collect();
+                all.len() == 4 && all.iter().filter(|p| node_of(p).is_some()).count() == 2
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        bound_fillers(api.clone()).await.len(),
+        2,
+        "no further eviction"
+    );
+    let (_, p) = api.get("/v1/namespaces/default/pods/polite").await;
+    assert_eq!(node_of(&p), None, "{p:#}");
+    let (code, out, err) = shoal_at(&api, &["get", "priorityclasses"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("polite") && l.contains("2000") && l.ends_with("Never")),
+        "{out}"
+    );
+    c.stop().await;
+}

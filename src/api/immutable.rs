@@ -131,6 +131,11 @@ pub(super) fn check(kind: Kind, live: &Object, new: &Object) -> Result<(), Strin
             }
             Ok(())
         }
+        // As Kubernetes: pods already created keep the value they took.
+        Kind::PriorityClass => {
+            fixed(&["value"])?;
+            fixed(&["preemptionPolicy"])
+        }
         // As Kubernetes: a binding is re-made, not pointed elsewhere.
         Kind::RoleBinding | Kind::ClusterRoleBinding => fixed(&["roleRef"]).map_err(|_| {
             "roleRef: cannot change roleRef; delete and re-create the binding".to_string()
@@ -155,6 +160,7 @@ pub(super) fn has_rules(kind: Kind) -> bool {
         | Kind::StorageClass
         | Kind::RoleBinding
         | Kind::ClusterRoleBinding
+        | Kind::PriorityClass
         | Kind::Pod => true,
         Kind::Namespace
         | Kind::Service

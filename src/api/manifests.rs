@@ -111,7 +111,7 @@ pub(super) async fn apply(
             }
             namespaces::admit(&s, &key, &new_namespaces).await?;
             let (mut obj, precondition) = keep_live_fields(&s, &key, obj)?;
-            super::limits::limit_pod(&s, &key, &mut obj)?;
+            super::admission::admit_pod(&s, &key, &mut obj)?;
             let precondition = super::user_set_precondition(&s, &key)?.unwrap_or(precondition);
             let (precondition, _) = super::guard_immutable(&s, &key, &obj, precondition)?;
             addresses.assign(&s, &key, &mut obj)?;

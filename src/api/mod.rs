@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tracing::warn;
 
+mod admission;
 pub mod audit;
 pub mod auth;
 mod config;
@@ -27,7 +28,6 @@ mod eviction;
 mod exec;
 pub mod frames;
 mod immutable;
-mod limits;
 mod manifests;
 pub mod metrics;
 mod namespaces;
@@ -749,7 +749,7 @@ async fn create(s: ApiState, kind: Kind, ns: Option<String>, body: Bytes) -> Api
     namespaces::admit(&s, &key, &HashSet::new()).await?;
     user_set_precondition(&s, &key)?;
     ServiceAddresses::default().assign(&s, &key, &mut obj)?;
-    limits::limit_pod(&s, &key, &mut obj)?;
+    admission::admit_pod(&s, &key, &mut obj)?;
     let op = put_op(key, obj, crate::store::Precondition::MustNotExist)?;
     write_one(&s, op, StatusCode::CREATED).await
 }
@@ -798,7 +798,7 @@ async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResult<Response
         attempt += 1;
         let mut obj = obj.clone();
         ServiceAddresses::default().assign(&s, &key, &mut obj)?;
-        limits::limit_pod(&s, &key, &mut obj)?;
+        admission::admit_pod(&s, &key, &mut obj)?;
         let precondition = match (&users, &set) {
             (Some(p), _) => *p,
             // Replacing what is not there stays a 404, as for every kind.

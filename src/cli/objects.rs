@@ -223,6 +223,7 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
         ],
         Kind::Ingress => &["CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
         Kind::IngressClass => &["CONTROLLER", "PARAMETERS", "AGE"],
+        Kind::PriorityClass => &["VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"],
         Kind::PersistentVolumeClaim => &[
             "STATUS",
             "VOLUME",
@@ -379,6 +380,10 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
             Kind::IngressClass => {
                 row.extend(super::ingress::class_cells(it));
                 row.push(age(it));
+            }
+            Kind::PriorityClass => {
+                let [value, default, policy] = super::policy::priority_cells(it);
+                row.extend([value, default, age(it), policy]);
             }
             Kind::ServiceAccount => {
                 let n = s(it, &["secrets"]).as_array().map_or(0, Vec::len);

@@ -1,4 +1,5 @@
-//! Table cells of the policy kinds: disruption budgets, RBAC, LimitRanges.
+//! Table cells of the policy kinds: disruption budgets, RBAC, LimitRanges,
+//! PriorityClasses.
 
 use serde_json::Value;
 
@@ -34,6 +35,21 @@ pub(super) fn budget_cells(it: &Value) -> [String; 3] {
         s(it, &["status", "disruptionsAllowed"])
             .as_u64()
             .unwrap_or(0)
+            .to_string(),
+    ]
+}
+
+/// A PriorityClass's VALUE, GLOBAL-DEFAULT and PREEMPTIONPOLICY.
+pub(super) fn priority_cells(it: &Value) -> [String; 3] {
+    [
+        s(it, &["value"]).as_i64().unwrap_or(0).to_string(),
+        s(it, &["globalDefault"])
+            .as_bool()
+            .unwrap_or(false)
+            .to_string(),
+        s(it, &["preemptionPolicy"])
+            .as_str()
+            .unwrap_or("PreemptLowerPriority")
             .to_string(),
     ]
 }

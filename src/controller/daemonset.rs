@@ -564,10 +564,10 @@ async fn sync_one(
             precondition: Precondition::Version(versions.get(name.as_str()).copied().unwrap_or(0)),
         });
     }
-    let limits = crate::admission::ranges(store, &key.namespace);
+    let policy = crate::admission::policy(store, &key.namespace);
     for node in &plan.create {
         let mut pod = new_pod(ds, spec, &hash, node)?;
-        crate::admission::limit_pod_object(&mut pod, &limits)?;
+        crate::admission::admit_pod_object(&mut pod, &policy)?;
         ops.push(Op::Put {
             key: ObjectKey::new(Kind::Pod, &key.namespace, &pod.metadata.name),
             object: serde_json::to_vec(&pod).map_err(|e| e.to_string())?,

@@ -613,7 +613,7 @@ fn new_pod(
     body: &JobBody,
     p: &NewPod,
     ns: &str,
-    limits: &[crate::resource::types::LimitRangeItem],
+    policy: &crate::admission::Policy,
 ) -> Result<Vec<u8>, ControllerError> {
     let tmpl = &body.spec.template;
     let meta = tmpl.metadata.clone().unwrap_or_default();
@@ -635,7 +635,7 @@ fn new_pod(
             });
         }
     }
-    crate::admission::limit_pod(&mut spec, limits)
+    crate::admission::admit_pod(&mut spec, policy)
         .map_err(|e| format!("pods {:?} is forbidden: {e}", p.name))?;
     let spec = serde_json::to_value(&spec).map_err(|e| e.to_string())?;
     let obj = Object {
@@ -743,15 +743,15 @@ async fn sync_one(
             precondition: Precondition::Version(*v),
         });
     }
-    let limits = if p.create.is_empty() {
-        Vec::new()
+    let policy = if p.create.is_empty() {
+        crate::admission::Policy::default()
     } else {
-        crate::admission::ranges(store, &key.namespace)
+        crate::admission::policy(store, &key.namespace)
     };
     for c in &p.create {
         ops.push(Op::Put {
             key: ObjectKey::new(Kind::Pod, &key.namespace, &c.name),
-            object: new_pod(job, &body, c, &key.namespace, &limits)?,
+            object: new_pod(job, &body, c, &key.namespace, &policy)?,
             precondition: Precondition::MustNotExist,
         });
     }

@@ -38,12 +38,12 @@ fn new_pod(
     body: &ReplicaSetBody,
     name: &str,
     ns: &str,
-    limits: &[crate::resource::types::LimitRangeItem],
+    policy: &crate::admission::Policy,
 ) -> Result<Vec<u8>, String> {
     let tmpl = &body.spec.template;
     let meta = tmpl.metadata.clone().unwrap_or_default();
     let mut pod_spec = tmpl.spec.clone();
-    crate::admission::limit_pod(&mut pod_spec, limits)
+    crate::admission::admit_pod(&mut pod_spec, policy)
         .map_err(|e| format!("pods {name:?} is forbidden: {e}"))?;
     let spec = serde_json::to_value(&pod_spec).map_err(|e| e.to_string())?;
     let obj = Object {
@@ -202,9 +202,9 @@ async fn sync_one(
     if active.len() < want {
         let count = (want - active.len()).min(MAX_CREATES_PER_PASS);
         let mut creates = Vec::with_capacity(count);
-        let limits = crate::admission::ranges(store, &key.namespace);
+        let policy = crate::admission::policy(store, &key.namespace);
         for name in new_pod_names(&key, &uid, names, count) {
-            let bytes = match new_pod(rs, &body, &name, &key.namespace, &limits) {
+            let bytes = match new_pod(rs, &body, &name, &key.namespace, &policy) {
                 Ok(b) => b,
                 Err(e) => {
                     failed_create(store, rs, &key, &e).await;

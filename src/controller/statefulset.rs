@@ -584,7 +584,7 @@ async fn sync_one(
             precondition: Precondition::MustNotExist,
         });
     }
-    let limits = crate::admission::ranges(store, &ns);
+    let policy = crate::admission::policy(store, &ns);
     for (ordinal, hash) in &plan.create {
         let template = if *hash == update {
             &spec.template
@@ -592,7 +592,7 @@ async fn sync_one(
             current_tpl
         };
         let mut pod = new_pod(set, spec, template, hash, *ordinal)?;
-        crate::admission::limit_pod_object(&mut pod, &limits)?;
+        crate::admission::admit_pod_object(&mut pod, &policy)?;
         ops.push(Op::Put {
             key: ObjectKey::new(Kind::Pod, &ns, &pod.metadata.name),
             object: serde_json::to_vec(&pod).map_err(|e| e.to_string())?,

@@ -13,6 +13,7 @@ mod disruption;
 mod ingress;
 mod limits;
 mod pod;
+mod priority;
 mod rbac;
 mod scheduling;
 mod serviceaccount;
@@ -716,6 +717,7 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
             encode(&b)?
         }
         Kind::HorizontalPodAutoscaler => autoscaling::check(&obj.api_version, body)?,
+        Kind::PriorityClass => priority::check(&metadata, body)?,
         Kind::Node => encode(&decode::<NodeBody>(body)?)?,
         Kind::Event | Kind::ControllerRevision => return fail("kind", agent_written(kind)),
         Kind::Token => return fail("kind", agent_written(kind)),
@@ -812,7 +814,8 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         | Kind::LimitRange
         | Kind::HorizontalPodAutoscaler
         | Kind::Ingress
-        | Kind::IngressClass => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
+        | Kind::IngressClass
+        | Kind::PriorityClass => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

@@ -7,6 +7,7 @@ mod ingress;
 mod limits;
 mod placement;
 mod pod_fields;
+mod priority;
 mod problems;
 mod rbac;
 mod security;

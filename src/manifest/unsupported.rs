@@ -36,9 +36,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "imagePullSecrets",
     "os",
     "overhead",
-    "preemptionPolicy",
-    "priority",
-    "priorityClassName",
     "readinessGates",
     "resourceClaims",
     "resources",
@@ -224,7 +221,8 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         | Kind::LimitRange
         | Kind::HorizontalPodAutoscaler
         | Kind::Ingress
-        | Kind::IngressClass => Ok(()),
+        | Kind::IngressClass
+        | Kind::PriorityClass => Ok(()),
     }
 }
 

@@ -79,12 +79,15 @@ pub enum Kind {
     Ingress,
     /// Which controller serves an Ingress (cluster-scoped); `shoal` is built in.
     IngressClass,
+    /// A named scheduling priority for pods (cluster-scoped, scheduling.k8s.io/v1).
+    PriorityClass,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 28] = [
+    pub const ALL: [Kind; 29] = [
         Kind::Namespace,
+        Kind::PriorityClass,
         Kind::ServiceAccount,
         Kind::ClusterRole,
         Kind::Role,
@@ -155,6 +158,7 @@ impl Kind {
             Kind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
             Kind::Ingress => "Ingress",
             Kind::IngressClass => "IngressClass",
+            Kind::PriorityClass => "PriorityClass",
         }
     }
 
@@ -189,6 +193,7 @@ impl Kind {
             Kind::HorizontalPodAutoscaler => "horizontalpodautoscalers",
             Kind::Ingress => "ingresses",
             Kind::IngressClass => "ingressclasses",
+            Kind::PriorityClass => "priorityclasses",
         }
     }
 
@@ -207,6 +212,7 @@ impl Kind {
             | Kind::ServiceAccount
             | Kind::LimitRange => "v1",
             Kind::StorageClass => "storage.k8s.io/v1",
+            Kind::PriorityClass => "scheduling.k8s.io/v1",
             Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
             Kind::Deployment
             | Kind::ReplicaSet
@@ -236,6 +242,7 @@ impl Kind {
                 | Kind::ClusterRole
                 | Kind::ClusterRoleBinding
                 | Kind::IngressClass
+                | Kind::PriorityClass
         )
     }
 
@@ -275,6 +282,7 @@ impl Kind {
             }
             "ingress" | "ingresses" | "ing" => Kind::Ingress,
             "ingressclass" | "ingressclasses" => Kind::IngressClass,
+            "priorityclass" | "priorityclasses" | "pc" => Kind::PriorityClass,
             _ => return None,
         };
         Some(k)

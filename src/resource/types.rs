@@ -13,6 +13,7 @@ mod batch;
 mod disruption;
 mod limits;
 mod podaffinity;
+mod priority;
 mod probes;
 mod quantity;
 mod rbac;
@@ -31,6 +32,7 @@ pub use dns::*;
 pub use ingress::*;
 pub use limits::*;
 pub use podaffinity::*;
+pub use priority::*;
 pub use probes::*;
 pub use quantity::*;
 pub use rbac::*;
@@ -333,6 +335,14 @@ pub struct PodSpec {
     /// Whether the account's token is mounted; wins over the account's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub automount_service_account_token: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Filled from the class when the pod is created; a user may only
+    /// repeat that value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preemption_policy: Option<PreemptionPolicy>,
 }
 
 /// A pod's restart policy.

@@ -13,6 +13,9 @@ pub const UNSCHEDULABLE_TOTAL: &str = "shoal_scheduler_unschedulable_total";
 /// `shoal_scheduler_conflicts_total`.
 pub const CONFLICTS_TOTAL: &str = "shoal_scheduler_conflicts_total";
 
+/// `shoal_scheduler_preemptions_total`.
+pub const PREEMPTIONS_TOTAL: &str = "shoal_scheduler_preemptions_total";
+
 /// Every family this module records, with its help text.
 pub const FAMILIES: &[Def] = &[
     seconds(PASS_SECONDS, "Time of one scheduling pass."),
@@ -20,4 +23,8 @@ pub const FAMILIES: &[Def] = &[
     counter(PLACEMENTS_TOTAL, "Pods bound to a node."),
     counter(UNSCHEDULABLE_TOTAL, "Pods found to fit no node."),
     counter(CONFLICTS_TOTAL, "Bindings lost to a concurrent change."),
+    counter(
+        PREEMPTIONS_TOTAL,
+        "Pods evicted to make room for pods of higher priority.",
+    ),
 ];

@@ -17,6 +17,7 @@
 pub mod claims;
 pub mod metrics;
 mod placer;
+mod preemption;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,6 +62,8 @@ pub struct PassReport {
     /// Pods whose binding or status write was refused because the pod
     /// changed since the pass read it; the next pass looks at them again.
     pub conflicts: usize,
+    /// Pods evicted to make room for pods of higher priority.
+    pub preempted: usize,
 }
 
 /// The scheduler's view of a Node object: allocatable cpu, memory and pods
@@ -351,9 +354,11 @@ pub async fn schedule_pending(
     ::metrics::counter!(metrics::PLACEMENTS_TOTAL).increment(report.placed as u64);
     ::metrics::counter!(metrics::UNSCHEDULABLE_TOTAL).increment(report.unschedulable as u64);
     ::metrics::counter!(metrics::CONFLICTS_TOTAL).increment(report.conflicts as u64);
+    ::metrics::counter!(metrics::PREEMPTIONS_TOTAL).increment(report.preempted as u64);
     if report.placed > 0 || planned.newly_unschedulable > 0 || report.conflicts > 0 {
         info!(
             placed = report.placed,
+            preempted = report.preempted,
             unschedulable = report.unschedulable,
             conflicts = report.conflicts,
             seconds = secs,
@@ -386,15 +391,16 @@ struct PodWrite {
     pod: ObjectKey,
     /// The event written with an unschedulable pod's status.
     event: Option<ObjectKey>,
-    /// Claims bound and volumes created with the pod's binding.
-    volumes: Vec<ObjectKey>,
+    /// Claims bound, volumes created and pods evicted with the pod's
+    /// binding: the other objects the write is conditional on.
+    touched: Vec<ObjectKey>,
     binds: bool,
     ops: Vec<Op>,
 }
 
 impl PodWrite {
     fn touches(&self, key: &ObjectKey) -> bool {
-        self.pod == *key || self.event.as_ref() == Some(key) || self.volumes.contains(key)
+        self.pod == *key || self.event.as_ref() == Some(key) || self.touched.contains(key)
     }
 }
 
@@ -448,10 +454,22 @@ fn plan(
             needs.labels = Some(std::sync::Arc::new(pod.metadata.labels.clone()));
         }
     }
+    // Bound pods are remembered as possible victims only below the
+    // highest priority of a pending pod that may preempt: in a cluster
+    // without priorities, none.
+    let top = all
+        .iter()
+        .filter(|(p, _)| bound_node(p).is_none())
+        .map(|(p, _)| preemption::priority_of(p))
+        .filter(|(_, preempts)| *preempts)
+        .map(|(v, _)| v)
+        .max();
+    let mut candidates = preemption::Candidates::new(store, top)?;
     for (pod, needs) in all {
         match bound_node(&pod) {
             Some(node) => {
                 placer.add_bound(node, &needs);
+                candidates.offer(&pod, &needs, node);
                 if storage.has_unbound_claims(&pod) {
                     placed_by_hand.push(pod);
                 }
@@ -463,12 +481,19 @@ fn plan(
         // Debug, not warn: the pass runs every half second.
         debug!(pod = %key, "a pod's spec cannot be read (bad quantity?); not scheduling it");
     }
-    // Oldest first, as a queue would; the list is in name order, which the
-    // stable sort keeps among pods created in the same second.
+    // Highest priority first, then oldest first, as Kubernetes' queue
+    // orders; the list is in name order, which the stable sort keeps among
+    // pods created in the same second.
     pending.sort_by(|a, b| {
-        a.0.metadata
-            .creation_timestamp
-            .cmp(&b.0.metadata.creation_timestamp)
+        let (pa, pb) = (
+            preemption::priority_of(&a.0).0,
+            preemption::priority_of(&b.0).0,
+        );
+        pb.cmp(&pa).then_with(|| {
+            a.0.metadata
+                .creation_timestamp
+                .cmp(&b.0.metadata.creation_timestamp)
+        })
     });
     let mut planned = Planned {
         pending: pending.len(),
@@ -497,9 +522,24 @@ fn plan(
             claims::Verdict::Refused(why) => (Some(why), Vec::new()),
             claims::Verdict::NextPass => continue,
         };
+        let mut victims = Vec::new();
         let placed = match refused {
             Some(why) => Err(why),
-            None => placer.place(&needs).map_err(|e| e.to_string()),
+            None => placer.place(&needs).or_else(|why| {
+                let (priority, preempts) = preemption::priority_of(&pod);
+                if !preempts || candidates.is_empty() {
+                    return Err(why.to_string());
+                }
+                let Some(p) = placer.preempt(&needs, priority, candidates.by_node()) else {
+                    return Err(why.to_string());
+                };
+                victims = candidates.take(&p);
+                for v in &victims {
+                    placer.remove_bound(&p.node, &v.needs);
+                }
+                placer.add_bound(&p.node, &needs);
+                Ok(p.node)
+            }),
         };
         let write = match placed {
             Ok(node) => {
@@ -508,7 +548,13 @@ fn plan(
                     .filter_map(|p| storage.binding_objects(p, &node, &now))
                     .collect::<Vec<_>>();
                 storage.bound(&ns, &needs.key.name, &node, &pod_claims, &provision);
-                binding(pod, needs.key, &node, &now, volumes)
+                let mut write = binding(pod, needs.key, &node, &now, volumes);
+                if let Some(w) = write.as_mut().filter(|_| !victims.is_empty()) {
+                    let stamp = nanos + seq as u128;
+                    let name = |victim: &str| format!("{victim}.{stamp:x}");
+                    candidates.evict(w, &victims, &node, &now, host.as_deref(), &name);
+                }
+                write
             }
             Err(why) => {
                 planned.unschedulable += 1;
@@ -572,7 +618,7 @@ fn binding(
     Some(PodWrite {
         pod: key,
         event: None,
-        volumes: touched,
+        touched,
         binds: true,
         ops,
     })
@@ -637,7 +683,7 @@ fn bind_for_placed_pod(
     Some(PodWrite {
         pod: key,
         event: None,
-        volumes: touched,
+        touched,
         binds: false,
         ops,
     })
@@ -703,8 +749,15 @@ fn unschedulable(
     }];
     let mut event = None;
     if !same_message
-        && let Some((ekey, bytes)) =
-            failed_scheduling_event(pod, &key, message, now, host, event_name)
+        && let Some((ekey, bytes)) = pod_event(
+            &key,
+            pod.metadata.uid.as_deref(),
+            ("FailedScheduling", "Warning"),
+            message,
+            now,
+            host,
+            event_name,
+        )
     {
         ops.push(Op::Put {
             key: ekey.clone(),
@@ -716,16 +769,18 @@ fn unschedulable(
     Some(PodWrite {
         pod: key,
         event,
-        volumes: Vec::new(),
+        touched: Vec::new(),
         binds: false,
         ops,
     })
 }
 
-/// A `FailedScheduling` Warning event about `pod`, in Kubernetes' shape.
-fn failed_scheduling_event(
-    pod: &Object,
+/// An event about the pod `key` (of `uid`), `(reason, type)`, in
+/// Kubernetes' shape, from the scheduler.
+fn pod_event(
     key: &ObjectKey,
+    uid: Option<&str>,
+    (reason, type_): (&str, &str),
     message: &str,
     now: &str,
     host: Option<&str>,
@@ -741,11 +796,11 @@ fn failed_scheduling_event(
             "kind": "Pod",
             "namespace": key.namespace,
             "name": key.name,
-            "uid": pod.metadata.uid,
+            "uid": uid,
         },
-        "reason": "FailedScheduling",
+        "reason": reason,
         "message": message,
-        "type": "Warning",
+        "type": type_,
         "count": 1,
         "firstTimestamp": now,
         "lastTimestamp": now,
@@ -775,6 +830,7 @@ fn failed_scheduling_event(
 struct Written {
     placed: usize,
     conflicts: usize,
+    preempted: usize,
 }
 
 /// Writes one batch as one command. A pod the store refuses (changed or
@@ -785,16 +841,23 @@ async fn write_batch(store: Store, mut items: Vec<PodWrite>) -> Result<Written, 
     loop {
         if items.is_empty() {
             return Ok(Written {
-                placed: 0,
                 conflicts: dropped,
+                ..Written::default()
             });
         }
         let ops = items.iter().flat_map(|w| w.ops.iter().cloned()).collect();
         match store.write(Command { ops }).await {
             Ok(_) => {
+                // The scheduler deletes pods only to preempt them.
+                let preempted = items
+                    .iter()
+                    .flat_map(|w| &w.ops)
+                    .filter(|o| matches!(o, Op::Delete { key, .. } if key.kind == Kind::Pod))
+                    .count();
                 return Ok(Written {
                     placed: items.iter().filter(|w| w.binds).count(),
                     conflicts: dropped,
+                    preempted,
                 });
             }
             Err(StoreError::Txn(e)) => {
@@ -820,8 +883,8 @@ async fn write_batch(store: Store, mut items: Vec<PodWrite>) -> Result<Written, 
                             "scheduler batch refused again, left to the next pass: {e}"
                         );
                         return Ok(Written {
-                            placed: 0,
                             conflicts: dropped + items.len(),
+                            ..Written::default()
                         });
                     }
                 }
@@ -840,6 +903,7 @@ fn collect(
         Ok(Ok(w)) => {
             report.placed += w.placed;
             report.conflicts += w.conflicts;
+            report.preempted += w.preempted;
         }
         Ok(Err(e)) => {
             failure.get_or_insert(e);

@@ -11,6 +11,7 @@
 //! which is also what its reason counts need.
 
 pub mod interpod;
+pub mod preempt;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -589,7 +590,7 @@ mod tests {
     const MI: u64 = 1 << 20;
     const GI: u64 = 1 << 30;
 
-    fn node(name: &str, cores: u64, gib: u64) -> NodeFit {
+    pub(super) fn node(name: &str, cores: u64, gib: u64) -> NodeFit {
         NodeFit {
             name: name.into(),
             cpu_millis: cores * 1000,
@@ -602,7 +603,7 @@ mod tests {
         }
     }
 
-    fn pod(name: &str, cpu: u64, mem: u64) -> PodNeeds {
+    pub(super) fn pod(name: &str, cpu: u64, mem: u64) -> PodNeeds {
         PodNeeds {
             key: ObjectKey::new(Kind::Pod, "default", name),
             cpu_millis: cpu,

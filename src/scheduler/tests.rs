@@ -333,7 +333,8 @@ async fn a_pass_binds_marks_and_stays_quiet() {
         PassReport {
             placed: 2,
             unschedulable: 1,
-            conflicts: 0
+            conflicts: 0,
+            preempted: 0,
         }
     );
     for p in ["p1", "p2"] {

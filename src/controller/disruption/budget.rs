@@ -61,15 +61,9 @@ impl Scales {
     }
 }
 
-/// Whether `budget` covers `pod`: same namespace and its selector matches.
-/// An absent selector covers nothing, an empty one everything (policy/v1).
+/// Whether `budget` covers `pod` (see [`PodDisruptionBudgetBody::covers`]).
 pub fn covers(budget: &Object, body: &PodDisruptionBudgetBody, pod: &Object) -> bool {
-    budget.metadata.namespace == pod.metadata.namespace
-        && body
-            .spec
-            .selector
-            .as_ref()
-            .is_some_and(|s| s.matches(&pod.metadata.labels))
+    body.covers(budget, pod)
 }
 
 /// What a budget allows, counted from its pods.

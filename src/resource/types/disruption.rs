@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Body, IntOrString, LabelSelector};
-use crate::resource::Kind;
+use crate::resource::{Kind, Object};
 
 /// Body of a `PodDisruptionBudget`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -13,6 +13,20 @@ use crate::resource::Kind;
 pub struct PodDisruptionBudgetBody {
     #[serde(default)]
     pub spec: PodDisruptionBudgetSpec,
+}
+
+impl PodDisruptionBudgetBody {
+    /// Whether this body's object `budget` covers `pod`: same namespace and
+    /// its selector matches. An absent selector covers nothing, an empty
+    /// one everything (policy/v1).
+    pub fn covers(&self, budget: &Object, pod: &Object) -> bool {
+        budget.metadata.namespace == pod.metadata.namespace
+            && self
+                .spec
+                .selector
+                .as_ref()
+                .is_some_and(|s| s.matches(&pod.metadata.labels))
+    }
 }
 
 impl Body for PodDisruptionBudgetBody {
