@@ -34,6 +34,7 @@ mod namespaces;
 mod services;
 pub mod tls;
 mod tokens;
+mod ui;
 mod usage;
 use endpoints::*;
 use manifests::*;
@@ -196,11 +197,13 @@ pub fn router(state: ApiState) -> Router {
             post(eviction::evict_pod),
         )
         .merge(usage::routes())
+        .route("/v1/watch", get(ui::watch_kinds))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::middleware,
         ))
         .route("/healthz", get(healthz))
+        .merge(ui::routes())
         .layer(middleware::from_fn(request_span))
         .layer(DefaultBodyLimit::max(state.max_body))
         .with_state(state)

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -14,6 +14,7 @@ use axum::{Json, Router};
 
 use super::{ApiError, ApiResult, ApiState};
 use crate::agent::usage::UsageService;
+use crate::resource::types::LabelSelector;
 use crate::resource::usage::{MetricsList, NodeSample, PodMetrics};
 use crate::resource::view::PodView;
 use crate::resource::{Kind, ObjectKey};
@@ -71,8 +72,37 @@ fn not_found(what: &str) -> ApiError {
     )
 }
 
+/// `?labelSelector=` of the list routes, as metrics-server takes it (so
+/// `kubectl top pods -l app=web` works unchanged).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ListQuery {
+    label_selector: Option<String>,
+}
+
+impl ListQuery {
+    /// The parsed selector; a malformed one is a 400 naming what is wrong.
+    fn selector(&self) -> ApiResult<Option<LabelSelector>> {
+        self.label_selector
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(crate::resource::selector::parse)
+            .transpose()
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("labelSelector: {e}")))
+    }
+}
+
+/// Whether `labels` pass the optional selector.
+fn selected(sel: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+    sel.is_none_or(|sel| sel.matches(labels))
+}
+
 /// `GET /apis/metrics.k8s.io/v1beta1/nodes`.
-pub(super) async fn nodes(State(s): State<ApiState>) -> ApiResult<Response> {
+pub(super) async fn nodes(
+    State(s): State<ApiState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let sel = q.selector()?;
     let samples = service(&s)?.fetch_all(&live_nodes(&s)).await;
     let now = crate::resource::time::now_rfc3339();
     let mut items: Vec<_> = samples
@@ -81,7 +111,7 @@ pub(super) async fn nodes(State(s): State<ApiState>) -> ApiResult<Response> {
         .filter(|n| n.window_ms > 0)
         .filter_map(|n| {
             let labels = labels_of(&s, &ObjectKey::new(Kind::Node, "", &n.node))?;
-            Some(n.to_metrics(labels, &now))
+            selected(sel.as_ref(), &labels).then(|| n.to_metrics(labels, &now))
         })
         .collect();
     items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -110,8 +140,13 @@ pub(super) async fn node(
 }
 
 /// Pods of `samples` in `ns` (every namespace when `None`) that the store
-/// still has, with their labels.
-fn pod_metrics(s: &ApiState, samples: &[NodeSample], ns: Option<&str>) -> Vec<PodMetrics> {
+/// still has and `sel` selects, with their labels.
+fn pod_metrics(
+    s: &ApiState,
+    samples: &[NodeSample],
+    ns: Option<&str>,
+    sel: Option<&LabelSelector>,
+) -> Vec<PodMetrics> {
     let now = crate::resource::time::now_rfc3339();
     let mut items: Vec<PodMetrics> = samples
         .iter()
@@ -119,7 +154,7 @@ fn pod_metrics(s: &ApiState, samples: &[NodeSample], ns: Option<&str>) -> Vec<Po
         .filter(|p| ns.is_none_or(|ns| p.namespace == ns))
         .filter_map(|p| {
             let labels = labels_of(s, &ObjectKey::new(Kind::Pod, &p.namespace, &p.name))?;
-            Some(p.to_metrics(labels, &now))
+            selected(sel, &labels).then(|| p.to_metrics(labels, &now))
         })
         .collect();
     items.sort_by(|a, b| {
@@ -129,9 +164,13 @@ fn pod_metrics(s: &ApiState, samples: &[NodeSample], ns: Option<&str>) -> Vec<Po
 }
 
 /// `GET /apis/metrics.k8s.io/v1beta1/pods`.
-pub(super) async fn pods_all(State(s): State<ApiState>) -> ApiResult<Response> {
+pub(super) async fn pods_all(
+    State(s): State<ApiState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let sel = q.selector()?;
     let samples = service(&s)?.fetch_all(&live_nodes(&s)).await;
-    let items = pod_metrics(&s, &samples, None);
+    let items = pod_metrics(&s, &samples, None, sel.as_ref());
     Ok(Json(MetricsList::new("PodMetricsList", items)).into_response())
 }
 
@@ -139,9 +178,11 @@ pub(super) async fn pods_all(State(s): State<ApiState>) -> ApiResult<Response> {
 pub(super) async fn pods_ns(
     State(s): State<ApiState>,
     Path(ns): Path<String>,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {
+    let sel = q.selector()?;
     let samples = service(&s)?.fetch_all(&live_nodes(&s)).await;
-    let items = pod_metrics(&s, &samples, Some(&ns));
+    let items = pod_metrics(&s, &samples, Some(&ns), sel.as_ref());
     Ok(Json(MetricsList::new("PodMetricsList", items)).into_response())
 }
 
@@ -164,9 +205,31 @@ pub(super) async fn pod(
         return Err(not_found(&format!("{what} (its node {node} is not up)")));
     }
     let samples = svc.fetch_all(std::slice::from_ref(&node)).await;
-    pod_metrics(&s, &samples, Some(&ns))
+    pod_metrics(&s, &samples, Some(&ns), None)
         .into_iter()
         .find(|p| p.metadata.name == name)
         .map(|p| Json(p).into_response())
         .ok_or_else(|| not_found(&what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_selector_is_parsed_and_applied() {
+        let q = |s: &str| ListQuery {
+            label_selector: Some(s.into()),
+        };
+        let labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
+        let sel = q("app=web").selector().expect("parsed");
+        assert!(selected(sel.as_ref(), &labels));
+        let sel = q("app!=web").selector().expect("parsed");
+        assert!(!selected(sel.as_ref(), &labels));
+        assert!(selected(None, &labels));
+        assert_eq!(ListQuery::default().selector().expect("none"), None);
+        let e = q("app in (web)").selector().expect_err("set-based");
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("labelSelector"), "{}", e.message);
+    }
 }

@@ -11,7 +11,6 @@ use futures::StreamExt;
 use super::client::{Client, open_stream, stream_to_stdout};
 use super::jobs;
 use crate::resource::types::{Body as _, DeploymentBody, LabelSelector, PodBody};
-use crate::resource::types::{LabelSelectorRequirement, SelectorOperator};
 use crate::resource::{Kind, Object};
 
 /// A line longer than this is cut and written in pieces, each prefixed: one
@@ -230,50 +229,7 @@ fn write_prefixed(out: &Mutex<()>, prefix: &str, lines: &[Vec<u8>]) -> bool {
 /// Parses kubectl's equality-based selector: `k=v`, `k==v`, `k!=v`, `k`,
 /// `!k`, joined by commas (all must hold).
 pub fn parse_selector(s: &str) -> anyhow::Result<LabelSelector> {
-    let mut sel = LabelSelector::default();
-    for term in s.split(',').map(str::trim) {
-        if term.is_empty() {
-            bail!("selector {s:?}: an empty term");
-        }
-        if term.contains(" in ") || term.contains(" notin ") || term.contains('(') {
-            bail!(
-                "selector {s:?}: set-based terms (in, notin) are not supported; use k=v, k!=v, k or !k"
-            );
-        }
-        let check = |k: &str| -> anyhow::Result<String> {
-            let k = k.trim();
-            if k.is_empty() || k.contains(|c: char| c.is_whitespace() || c == '=' || c == '!') {
-                return Err(anyhow!("selector {s:?}: {k:?} is not a label key"));
-            }
-            Ok(k.to_string())
-        };
-        if let Some((k, v)) = term.split_once("!=") {
-            sel.match_expressions.push(LabelSelectorRequirement {
-                key: check(k)?,
-                operator: SelectorOperator::NotIn,
-                values: vec![v.trim().to_string()],
-            });
-        } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
-            let v = v.trim();
-            if v.contains('=') {
-                bail!("selector {s:?}: {term:?} has more than one '='");
-            }
-            sel.match_labels.insert(check(k)?, v.to_string());
-        } else if let Some(k) = term.strip_prefix('!') {
-            sel.match_expressions.push(LabelSelectorRequirement {
-                key: check(k)?,
-                operator: SelectorOperator::DoesNotExist,
-                values: Vec::new(),
-            });
-        } else {
-            sel.match_expressions.push(LabelSelectorRequirement {
-                key: check(term)?,
-                operator: SelectorOperator::Exists,
-                values: Vec::new(),
-            });
-        }
-    }
-    Ok(sel)
+    Ok(crate::resource::selector::parse(s)?)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 pub mod downward;
 pub mod schedule;
+pub mod selector;
 pub mod status;
 pub mod time;
 pub mod types;
