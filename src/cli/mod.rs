@@ -38,6 +38,7 @@ mod autoscale;
 mod cells;
 mod client;
 mod cp;
+mod describe;
 mod exec;
 mod forward;
 mod ingress;
@@ -658,7 +659,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             kind,
             name,
             namespace,
-        } => describe(&client, &kind, &name, namespace).await,
+        } => describe::describe(&client, &kind, &name, namespace).await,
         Cmd::Delete {
             kind,
             name,
