@@ -26,6 +26,7 @@ pub mod registration;
 pub mod serviceaccount;
 pub mod sessions;
 pub mod status;
+mod termination;
 pub mod usage;
 pub mod volumes;
 
