@@ -318,3 +318,123 @@ async fn deleting_a_namespace_waits_for_its_claims_protection() {
     .await;
     c.stop().await;
 }
+
+fn docker_volume_inspect(name: &str) -> Option<Value> {
+    let out = std::process::Command::new("docker")
+        .args(["volume", "inspect", name])
+        .output()
+        .expect("the docker CLI runs");
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).expect("docker volume inspect JSON");
+    v.get(0).cloned()
+}
+
+/// NFS cannot be served or mounted on this test machine (its kernel has no
+/// nfs filesystem), so the class is tested with the `local` driver's bind
+/// options: the same path through the engine (`type`/`o`/`device` passed to
+/// the driver, the engine mounting the volume when the container starts),
+/// with the author's directory as the device so the test can look at it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_docker_class_passes_its_parameters_to_the_engines_volume_driver() {
+    common::images::require_docker();
+    let image = common::images::ensure_busybox_image();
+    let c = Cluster::start("t44d", &["2", "2", "2"], |c| {
+        c.runtime = Some(shoal::runtime::RuntimeKind::Docker);
+    })
+    .await;
+    let api = c.api();
+    let (code, v) = api
+        .apply("apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: nope\nprovisioner: shoal.io/docker\nvolumeBindingMode: WaitForFirstConsumer\n")
+        .await;
+    assert_eq!(code, 422, "{v}");
+    assert!(v.to_string().contains("volumeBindingMode"), "{v}");
+
+    let dir = pod_writable_tempdir();
+    let device = dir.path().to_string_lossy().into_owned();
+    apply(
+        &api,
+        &format!(
+            "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: bound-dir\nprovisioner: shoal.io/docker\nreclaimPolicy: Delete\nparameters:\n  type: none\n  o: bind\n  device: {device:?}\n"
+        ),
+    )
+    .await;
+    apply(&api, &claim("shared", "bound-dir", None)).await;
+    let pvc_path = "/v1/namespaces/default/persistentvolumeclaims/shared";
+    let pvc = wait_for(&api, pvc_path, 20, "Bound and protected", |v| {
+        v["status"]["phase"] == "Bound" && protected(v)
+    })
+    .await;
+    let pv_name = pvc["spec"]["volumeName"]
+        .as_str()
+        .expect("bound")
+        .to_string();
+    let (_, pv) = api.get(&format!("/v1/persistentvolumes/{pv_name}")).await;
+    assert_eq!(pv["spec"]["csi"]["driver"], "shoal.io/docker", "{pv:#}");
+    assert_eq!(
+        pv["spec"]["csi"]["volumeAttributes"]["device"],
+        device.as_str()
+    );
+    assert!(pv["spec"]["nodeAffinity"].is_null(), "not pinned: {pv:#}");
+    let handle = pv["spec"]["csi"]["volumeHandle"]
+        .as_str()
+        .expect("a volume handle")
+        .to_string();
+
+    apply(
+        &api,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: writer\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {image}\n    command: [\"sh\", \"-c\", \"cat /proc/sys/kernel/random/uuid > /data/hello; sleep 3600\"]\n    volumeMounts:\n    - {{name: data, mountPath: /data}}\n  volumes:\n  - name: data\n    persistentVolumeClaim: {{claimName: shared}}\n"
+        ),
+    )
+    .await;
+    let pod_path = "/v1/namespaces/default/pods/writer";
+    wait_for(&api, pod_path, 90, "running", running).await;
+    // The driver bound the class's device: what the pod wrote is there.
+    eventually(
+        Duration::from_secs(20),
+        "the pod's file in the device",
+        || {
+            let got = std::fs::read_to_string(dir.path().join("hello")).unwrap_or_default();
+            async move { got.trim().len() == 36 }
+        },
+    )
+    .await;
+    let vol = docker_volume_inspect(&handle).expect("the engine made the volume");
+    assert_eq!(vol["Driver"], "local", "{vol:#}");
+    assert_eq!(vol["Options"]["type"], "none", "{vol:#}");
+    assert_eq!(vol["Options"]["o"], "bind", "{vol:#}");
+    assert_eq!(vol["Options"]["device"], device.as_str(), "{vol:#}");
+    assert_eq!(
+        vol["Labels"]["shoal.io/persistent-volume"],
+        pv_name.as_str()
+    );
+
+    // Delete: claim, volume object and the engine's volume go with the pod.
+    delete(&api, pvc_path).await;
+    delete(&api, pod_path).await;
+    wait_for(&api, pvc_path, 60, "the claim gone", Value::is_null).await;
+    wait_for(
+        &api,
+        &format!("/v1/persistentvolumes/{pv_name}"),
+        30,
+        "the volume deleted (Delete)",
+        Value::is_null,
+    )
+    .await;
+    eventually(
+        Duration::from_secs(60),
+        "the engine's volume removed",
+        || {
+            let gone = docker_volume_inspect(&handle).is_none();
+            async move { gone }
+        },
+    )
+    .await;
+    assert!(
+        dir.path().join("hello").exists(),
+        "the bound device is the author's: its data stays"
+    );
+    c.stop().await;
+}

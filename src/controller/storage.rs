@@ -18,8 +18,8 @@ use tracing::{debug, info};
 
 use crate::resource::status::{PersistentVolumeStatus, PodReadiness};
 use crate::resource::types::{
-    Body, DEFAULT_CLASS_ANNOTATION, LOCAL_CLASS, LOCAL_PROVISIONER, PVC_PROTECTION,
-    PersistentVolumeBody, ReclaimPolicy,
+    Body, DEFAULT_CLASS_ANNOTATION, DOCKER_PROVISIONER, LOCAL_CLASS, LOCAL_PROVISIONER,
+    PVC_PROTECTION, PersistentVolumeBody, PersistentVolumeClaimBody, ReclaimPolicy,
 };
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
 use crate::scheduler::claims::pod_claims;
@@ -37,6 +37,9 @@ pub struct Plan {
     pub delete_claims: Vec<(ObjectKey, u64)>,
     /// Claims to bind to volumes made by hand.
     pub static_binds: Vec<binding::StaticBind>,
+    /// Claims of a `shoal.io/docker` class to give a new volume, with their
+    /// versions.
+    pub docker_provision: Vec<(ObjectKey, u64)>,
     /// Volumes bound to nothing that do not say `Available` yet, with
     /// their versions.
     pub available_volumes: Vec<(ObjectKey, u64)>,
@@ -116,6 +119,7 @@ pub fn plan(classes: &[Object], claims: &[Object], volumes: &[Object], pods: &[O
         }
     }
     plan.static_binds = binding::static_bindings(claims, volumes);
+    plan.docker_provision = binding::docker_claims(classes, claims);
     plan
 }
 
@@ -126,6 +130,20 @@ pub fn has_protection(claim: &Object) -> bool {
         .finalizers
         .as_ref()
         .is_some_and(|f| f.iter().any(|n| n == PVC_PROTECTION))
+}
+
+/// The default class's name, as the scheduler picks it (the first by name).
+fn default_class(classes: &[Object]) -> Option<String> {
+    classes
+        .iter()
+        .filter(|c| {
+            c.metadata
+                .annotations
+                .get(DEFAULT_CLASS_ANNOTATION)
+                .is_some_and(|d| d == "true")
+        })
+        .map(|c| c.metadata.name.clone())
+        .min()
 }
 
 /// The built-in default class.
@@ -221,6 +239,43 @@ pub async fn reconcile(store: &Store, pods: &[Object]) {
                     key: b.volume.clone(),
                     object: vb,
                     precondition: Precondition::Version(b.volume_version),
+                },
+            ],
+        ));
+    }
+    let now = crate::resource::time::now_rfc3339();
+    for (key, version) in &plan.docker_provision {
+        let Some(c) = find(&claims, key) else {
+            continue;
+        };
+        let class_name = PersistentVolumeClaimBody::from_object(&c)
+            .ok()
+            .and_then(|b| b.spec.storage_class_name)
+            .or_else(|| default_class(&classes));
+        let Some(class) = class_name.and_then(|n| classes.iter().find(|k| k.metadata.name == n))
+        else {
+            continue;
+        };
+        let Some((c, v)) = binding::docker_volume(&c, class, &now) else {
+            continue;
+        };
+        let (Some(vkey), Ok(cb), Ok(vb)) =
+            (v.key(), serde_json::to_vec(&c), serde_json::to_vec(&v))
+        else {
+            continue;
+        };
+        pairs.push((
+            format!("bound {key} to a new {DOCKER_PROVISIONER} volume {vkey}"),
+            vec![
+                Op::Put {
+                    key: key.clone(),
+                    object: cb,
+                    precondition: Precondition::Version(*version),
+                },
+                Op::Put {
+                    key: vkey,
+                    object: vb,
+                    precondition: Precondition::MustNotExist,
                 },
             ],
         ));

@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 
 use crate::resource::status::{NodeStatus, PersistentVolumeClaimStatus, PersistentVolumeStatus};
 use crate::resource::types::{
-    AccessMode, Body, ClaimRef, DEFAULT_CLASS_ANNOTATION, HOSTNAME_LABEL, LOCAL_PROVISIONER,
-    NodeSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, PROVISIONED_BY,
-    PersistentVolumeBody, PersistentVolumeClaimBody, PersistentVolumeSpec, ReclaimPolicy,
-    StorageClassBody, VOLUME_STORAGE, VolumeNodeAffinity,
+    AccessMode, Body, ClaimRef, DEFAULT_CLASS_ANNOTATION, DOCKER_PROVISIONER, HOSTNAME_LABEL,
+    LOCAL_PROVISIONER, NodeSelector, NodeSelectorOperator, NodeSelectorRequirement,
+    NodeSelectorTerm, PROVISIONED_BY, PersistentVolumeBody, PersistentVolumeClaimBody,
+    PersistentVolumeSpec, ReclaimPolicy, StorageClassBody, VOLUME_STORAGE, VolumeNodeAffinity,
 };
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
 
@@ -271,6 +271,13 @@ impl StorageView {
                     };
                     match self.classes.get(&class) {
                         Some(b) if b.provisioner == LOCAL_PROVISIONER => {}
+                        // The storage pass makes its volume (reachable from
+                        // any node): the pod waits for that binding.
+                        Some(b) if b.provisioner == DOCKER_PROVISIONER => {
+                            return Verdict::Refused(format!(
+                                "persistentvolumeclaim {name:?} waits for its {DOCKER_PROVISIONER} volume"
+                            ));
+                        }
                         Some(b) => {
                             return Verdict::Refused(format!(
                                 "persistentvolumeclaim {name:?}: storageclass {class:?} has provisioner {:?}, which shoal does not run",
@@ -432,6 +439,7 @@ pub fn bind(
         }),
         local: None,
         host_path: None,
+        csi: None,
     };
     let mut pv = Object {
         api_version: "v1".into(),

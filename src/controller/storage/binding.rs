@@ -6,6 +6,12 @@
 //! class (no `storageClassName`) are left to the scheduler, which
 //! provisions them on their first pod's node.
 //!
+//! Claims of a `shoal.io/docker` class get a new volume at once
+//! ([`docker_claims`], [`docker_volume`]): a Docker named volume the
+//! engine's volume driver makes with the class's parameters, reachable from
+//! whichever node runs the pod as far as the driver's storage is (NFS is;
+//! the `local` driver's tmpfs or bind is per engine).
+//!
 //! Deciding is pure ([`static_bindings`]); [`bound_pair`] makes the two
 //! objects one conditional write stores together, so a claim is never
 //! bound to a volume that does not name it back.
@@ -16,10 +22,11 @@ use serde_json::json;
 
 use crate::resource::status::{PersistentVolumeClaimStatus, PersistentVolumeStatus};
 use crate::resource::types::{
-    Body, ClaimRef, PersistentVolumeBody, PersistentVolumeClaimBody, PersistentVolumeClaimSpec,
-    PersistentVolumeSpec,
+    Body, ClaimRef, CsiVolumeSource, DEFAULT_CLASS_ANNOTATION, DOCKER_PROVISIONER, PROVISIONED_BY,
+    PersistentVolumeBody, PersistentVolumeClaimBody, PersistentVolumeClaimSpec,
+    PersistentVolumeSpec, ReclaimPolicy, StorageClassBody,
 };
-use crate::resource::{Object, ObjectKey};
+use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
 
 /// One claim to bind to one volume, with the versions the pass read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,4 +168,83 @@ pub fn bound_pair(claim: &Object, volume: &Object) -> Option<(Object, Object)> {
         ..Default::default()
     });
     Some((c, v))
+}
+
+/// Claims (not bound, not being deleted) of a `shoal.io/docker` class,
+/// named or the default, with their versions: the pass makes their volumes.
+pub fn docker_claims(classes: &[Object], claims: &[Object]) -> Vec<(ObjectKey, u64)> {
+    let docker: BTreeSet<&str> = classes
+        .iter()
+        .filter(|c| {
+            StorageClassBody::from_object(c).is_ok_and(|b| b.provisioner == DOCKER_PROVISIONER)
+        })
+        .map(|c| c.metadata.name.as_str())
+        .collect();
+    // The default class, as the scheduler picks it: the first by name.
+    let default_class = classes
+        .iter()
+        .filter(|c| {
+            c.metadata
+                .annotations
+                .get(DEFAULT_CLASS_ANNOTATION)
+                .is_some_and(|d| d == "true")
+        })
+        .map(|c| c.metadata.name.as_str())
+        .min();
+    let mut out = Vec::new();
+    for c in claims {
+        let Ok(b) = PersistentVolumeClaimBody::from_object(c) else {
+            continue;
+        };
+        let unbound = b.spec.volume_name.as_deref().is_none_or(str::is_empty);
+        let class = b.spec.storage_class_name.as_deref().or(default_class);
+        if c.metadata.deletion_timestamp.is_none()
+            && unbound
+            && class.is_some_and(|k| docker.contains(k))
+            && let Some(key) = c.key()
+        {
+            out.push((key, c.resource_version()));
+        }
+    }
+    out
+}
+
+/// The claim bound to a new `shoal.io/docker` volume of `class`, and that
+/// volume: named `pvc-<claim uid>` (so is the Docker volume), no node
+/// affinity, the class's parameters as the driver and its options.
+pub fn docker_volume(claim: &Object, class: &Object, now: &str) -> Option<(Object, Object)> {
+    let cb = PersistentVolumeClaimBody::from_object(claim).ok()?;
+    let sb = StorageClassBody::from_object(class).ok()?;
+    let name = format!("pvc-{}", claim.metadata.uid.as_deref()?);
+    let spec = PersistentVolumeSpec {
+        capacity: cb.spec.resources.requests.clone(),
+        access_modes: cb.spec.access_modes.clone(),
+        persistent_volume_reclaim_policy: Some(sb.reclaim_policy.unwrap_or(ReclaimPolicy::Delete)),
+        storage_class_name: Some(class.metadata.name.clone()),
+        csi: Some(CsiVolumeSource {
+            driver: DOCKER_PROVISIONER.into(),
+            volume_handle: name.clone(),
+            volume_attributes: sb.parameters.clone(),
+            read_only: None,
+        }),
+        ..PersistentVolumeSpec::default()
+    };
+    let volume = Object {
+        api_version: "v1".into(),
+        kind: Kind::PersistentVolume.as_str().into(),
+        metadata: ObjectMeta {
+            name,
+            creation_timestamp: Some(now.into()),
+            annotations: BTreeMap::from([(PROVISIONED_BY.into(), DOCKER_PROVISIONER.into())]),
+            ..ObjectMeta::default()
+        },
+        body: json!({ "spec": spec }).as_object().cloned()?,
+    };
+    let mut claim = claim.clone();
+    let mut spec = cb.spec.clone();
+    spec.storage_class_name = Some(class.metadata.name.clone());
+    claim
+        .body
+        .insert("spec".into(), serde_json::to_value(&spec).ok()?);
+    bound_pair(&claim, &volume)
 }

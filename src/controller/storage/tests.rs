@@ -279,3 +279,50 @@ fn an_unbound_volume_is_marked_available_once() {
         .insert("status".into(), json!({"phase": "Available"}));
     assert!(plan(&[], &[], &[pv], &[]).available_volumes.is_empty());
 }
+
+#[test]
+fn a_claim_of_a_docker_class_gets_an_unpinned_volume_of_the_driver() {
+    let class = obj(json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "nfs"},
+        "provisioner": "shoal.io/docker", "reclaimPolicy": "Retain",
+        "parameters": {"type": "nfs", "o": "addr=10.0.0.5,rw", "device": ":/export"}
+    }));
+    let c = static_claim("data", Some("nfs"), None);
+    let p = plan(
+        std::slice::from_ref(&class),
+        std::slice::from_ref(&c),
+        &[],
+        &[],
+    );
+    assert_eq!(
+        p.docker_provision,
+        vec![(key(Kind::PersistentVolumeClaim, "data"), 7)]
+    );
+    assert!(p.static_binds.is_empty());
+    let (bound, pv) = binding::docker_volume(&c, &class, "T").expect("made");
+    assert_eq!(pv.metadata.name, "pvc-uid-data");
+    assert_eq!(bound.body["spec"]["volumeName"], "pvc-uid-data");
+    assert_eq!(bound.body["status"]["phase"], "Bound");
+    let spec = &pv.body["spec"];
+    assert_eq!(spec["csi"]["driver"], "shoal.io/docker");
+    assert_eq!(spec["csi"]["volumeHandle"], "pvc-uid-data");
+    assert_eq!(spec["csi"]["volumeAttributes"]["o"], "addr=10.0.0.5,rw");
+    assert_eq!(spec["persistentVolumeReclaimPolicy"], "Retain");
+    assert_eq!(spec["claimRef"]["uid"], "uid-data");
+    assert!(spec["nodeAffinity"].is_null(), "reachable from any node");
+    let b = PersistentVolumeBody::from_object(&pv).expect("a valid volume");
+    let (driver, options) = b.spec.csi.expect("csi").docker_driver().expect("ours");
+    assert_eq!(driver, "local");
+    assert_eq!(options.len(), 3);
+    // Bound: not provisioned again. Of the local class or none: not ours.
+    let p = plan(std::slice::from_ref(&class), &[bound], &[pv], &[]);
+    assert!(p.docker_provision.is_empty());
+    let p = plan(
+        &[class],
+        &[static_claim("x", Some("local"), None)],
+        &[],
+        &[],
+    );
+    assert!(p.docker_provision.is_empty());
+}
