@@ -5,7 +5,10 @@
 //! `kubernetes.io/pvc-protection` finalizer and its deletion waits for its
 //! pod; `Retain` keeps the volume `Released` with the data, and a claim of
 //! an explicit class binds the volume of that class, which `Delete` then
-//! deletes. With the process runtime (placement only): deleting a
+//! deletes. A `shoal.io/docker` class's parameters reach the engine's
+//! volume driver (the `local` driver binding a directory: NFS cannot run on
+//! the test machine), its volume is not pinned, and `Delete` removes the
+//! engine's volume. With the process runtime (placement only): deleting a
 //! namespace marks its protected claim, says so in the namespace's
 //! conditions, and finishes once the protection clears.
 
