@@ -662,8 +662,6 @@ fn put_op(
     obj.metadata.generation = None;
     obj.metadata.uid = None;
     obj.metadata.deletion_timestamp = None;
-    // Finalizers are the system's: without the field the stored ones stay.
-    obj.metadata.finalizers = None;
     // Status is written by nodes and controllers through the store, never
     // by a client's write of the object: the stored status is kept.
     obj.body.remove("status");

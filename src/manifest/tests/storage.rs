@@ -64,6 +64,21 @@ fn a_claim_is_accepted_and_stays_in_its_namespace() {
 }
 
 #[test]
+fn a_claims_finalizers_are_the_systems() {
+    // The store keeps the stored list when a write leaves the field out,
+    // which only holds if no client write can carry one.
+    let e = err(&with(
+        CLAIM,
+        "  name: data\n",
+        "  name: data\n  finalizers: [kubernetes.io/pvc-protection]\n",
+    ));
+    assert!(
+        e.contains("metadata.finalizers: field not supported by shoal"),
+        "{e}"
+    );
+}
+
+#[test]
 fn claims_name_the_field_that_is_wrong() {
     for (from, to, want) in [
         (
