@@ -458,6 +458,7 @@ async fn spec_is_applied() {
         host_path: dir.path().to_string_lossy().into_owned(),
         container_path: "/www".into(),
         read_only: true,
+        volume: None,
     }];
     s.ports = vec![PortBinding {
         container_port: 8080,

@@ -404,6 +404,32 @@ async fn sweep_claims(ctx: &Arc<Ctx>) {
     }
 }
 
+/// Removes the Docker volumes the engine made for `shoal.io/docker`
+/// volumes whose PersistentVolume is gone (deleted under `Delete`), as
+/// [`sweep_claims`] does for directories. One a container still uses is
+/// refused by the engine and tried again on a later pass.
+async fn sweep_docker_volumes(ctx: &Arc<Ctx>) {
+    let label = crate::resource::types::DOCKER_VOLUME_LABEL;
+    let Ok(list) = ctx.runtime.list_volumes(label).await else {
+        return;
+    };
+    let gone = |pv: &str| {
+        let key = crate::resource::ObjectKey::new(Kind::PersistentVolume, "", pv);
+        matches!(ctx.store.get(&key), Ok(None))
+    };
+    if !list.iter().any(|(_, pv)| gone(pv)) || ctx.store.barrier().await.is_err() {
+        return;
+    }
+    for (name, _) in list.iter().filter(|(_, pv)| gone(pv)) {
+        match ctx.runtime.remove_volume(name).await {
+            Ok(()) => {
+                info!(volume = %name, "removed a Docker volume whose PersistentVolume was deleted")
+            }
+            Err(e) => debug!(volume = %name, "Docker volume not removed yet: {e}"),
+        }
+    }
+}
+
 async fn pass(
     ctx: &Arc<Ctx>,
     slots: &mut HashMap<String, Slot>,
@@ -475,6 +501,7 @@ async fn pass(
         .collect();
     if orphans_checked {
         sweep_claims(ctx).await;
+        sweep_docker_volumes(ctx).await;
     }
     if !stale.is_empty() && orphans_checked {
         tokio::task::spawn_blocking(move || {

@@ -345,7 +345,7 @@ async fn prepare_volumes(
     pod_dir: &std::path::Path,
 ) -> (
     BTreeMap<String, volumes::VolumeError>,
-    BTreeMap<String, std::path::PathBuf>,
+    BTreeMap<String, volumes::ClaimMount>,
 ) {
     if spec.volumes.is_empty()
         || ctx.runtime.name() == crate::runtime::RuntimeKind::Process.as_str()
@@ -482,6 +482,49 @@ impl volumes::Objects for StoreObjects<'_> {
         self.read(Kind::Secret, name)
     }
     fn claim_dir(&self, claim: &str) -> Result<std::path::PathBuf, volumes::VolumeError> {
+        let (volume, pv) = self.bound_volume(claim)?;
+        if let Some(l) = &pv.spec.local {
+            return Ok(std::path::PathBuf::from(&l.path));
+        }
+        if let Some(h) = &pv.spec.host_path {
+            return Ok(std::path::PathBuf::from(&h.path));
+        }
+        Ok(volumes::local_volume_dir(self.claims_root, &volume))
+    }
+    fn claim_volume(
+        &self,
+        claim: &str,
+    ) -> Result<Option<(String, crate::runtime::NamedVolume)>, volumes::VolumeError> {
+        let (volume, pv) = self.bound_volume(claim)?;
+        let Some(csi) = &pv.spec.csi else {
+            return Ok(None);
+        };
+        let Some((driver, options)) = csi.docker_driver() else {
+            return Err(volumes::VolumeError::Mount(format!(
+                "persistentvolume {volume:?}: csi driver {:?} is not one shoal has",
+                csi.driver
+            )));
+        };
+        let labels = BTreeMap::from([(
+            crate::resource::types::DOCKER_VOLUME_LABEL.to_string(),
+            volume,
+        )]);
+        let nv = crate::runtime::NamedVolume {
+            driver,
+            options,
+            labels,
+        };
+        Ok(Some((csi.volume_handle.clone(), nv)))
+    }
+}
+
+impl StoreObjects<'_> {
+    /// The volume a claim is bound to (its name and body), or why the claim
+    /// cannot be mounted here now.
+    fn bound_volume(
+        &self,
+        claim: &str,
+    ) -> Result<(String, crate::resource::types::PersistentVolumeBody), volumes::VolumeError> {
         use crate::resource::types::{Body, PersistentVolumeBody, PersistentVolumeClaimBody};
         let mount = volumes::VolumeError::Mount;
         let get = |kind, ns: &str, name: &str| {
@@ -513,13 +556,7 @@ impl volumes::Objects for StoreObjects<'_> {
                 "persistentvolume {volume:?} lives on node {n:?}, not on this one"
             )));
         }
-        if let Some(l) = &pv.spec.local {
-            return Ok(std::path::PathBuf::from(&l.path));
-        }
-        if let Some(h) = &pv.spec.host_path {
-            return Ok(std::path::PathBuf::from(&h.path));
-        }
-        Ok(volumes::local_volume_dir(self.claims_root, &volume))
+        Ok((volume, pv))
     }
 }
 
@@ -532,7 +569,7 @@ struct PodSync<'a> {
     /// Volumes that cannot be used now, by name.
     volumes: BTreeMap<String, volumes::VolumeError>,
     /// The directories of the pod's claims, by claim name.
-    claim_dirs: BTreeMap<String, std::path::PathBuf>,
+    claim_dirs: BTreeMap<String, volumes::ClaimMount>,
     prev: &'a PodStatus,
     ctx: &'a Ctx,
     key: &'a ObjectKey,

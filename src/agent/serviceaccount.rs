@@ -239,6 +239,12 @@ impl Objects for WithCa<'_> {
     fn claim_dir(&self, claim: &str) -> Result<PathBuf, VolumeError> {
         self.inner.claim_dir(claim)
     }
+    fn claim_volume(
+        &self,
+        claim: &str,
+    ) -> Result<Option<(String, crate::runtime::NamedVolume)>, VolumeError> {
+        self.inner.claim_volume(claim)
+    }
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ pub(super) fn check(kind: Kind, live: &Object, new: &Object) -> Result<(), Strin
             fixed(&["spec", "storageClassName"])
         }
         Kind::PersistentVolume => {
-            for field in ["hostPath", "local", "volumeMode"] {
+            for field in ["hostPath", "local", "csi", "volumeMode"] {
                 fixed(&["spec", field])?;
             }
             Ok(())

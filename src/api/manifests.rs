@@ -21,6 +21,7 @@ const LIVE_OWNED: &[(Kind, &str)] = &[
     (Kind::Deployment, "paused"),
     (Kind::PersistentVolumeClaim, "volumeName"),
     (Kind::PersistentVolumeClaim, "storageClassName"),
+    (Kind::PersistentVolume, "claimRef"),
     (Kind::Pod, "nodeName"),
 ];
 

@@ -1,11 +1,14 @@
 //! Namespaces: the built-in ones exist from the cluster's first pass on
 //! (`shoal-system`'s uid is the cluster id, as tools take `kube-system`'s
 //! in Kubernetes), every namespace shows a phase, and a Terminating one is
-//! emptied and then deleted.
+//! emptied and then deleted. Objects with finalizers (claims, protected
+//! while a pod uses them) are marked for deletion rather than deleted, and
+//! the namespace waits for them, saying so in its conditions as Kubernetes'
+//! `NamespaceFinalizersRemaining` does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::resource::status::NamespaceStatus;
@@ -27,8 +30,48 @@ pub struct Plan {
     pub activate: Vec<(ObjectKey, u64)>,
     /// Objects of Terminating namespaces to delete, with their versions.
     pub delete: Vec<(ObjectKey, u64)>,
+    /// Objects of Terminating namespaces that hold finalizers and are not
+    /// marked yet: mark them (their owner's controller deletes them).
+    pub mark: Vec<(ObjectKey, u64)>,
+    /// Terminating namespaces whose status should change to the one given
+    /// (the condition naming the finalizers they wait for).
+    pub status: Vec<(ObjectKey, Value)>,
     /// Terminating namespaces that are empty: delete them.
     pub finish: Vec<(ObjectKey, u64)>,
+}
+
+/// The condition type Kubernetes gives a namespace waiting for finalizers.
+pub const FINALIZERS_REMAINING: &str = "NamespaceFinalizersRemaining";
+
+/// The status of a Terminating namespace whose objects still hold
+/// `finalizers` (name to number of objects), or `None` when it already says so.
+fn waiting_status(ns: &Object, finalizers: &BTreeMap<String, usize>) -> Option<Value> {
+    let what: Vec<String> = finalizers
+        .iter()
+        .map(|(f, n)| format!("{f} in {n} resource instances"))
+        .collect();
+    let message = format!(
+        "Some content in the namespace has finalizers remaining: {}",
+        what.join(", ")
+    );
+    let current = ns.body.get("status").cloned().unwrap_or_else(|| json!({}));
+    let said = current["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == FINALIZERS_REMAINING && c["message"] == message.as_str())
+    });
+    if said {
+        return None;
+    }
+    Some(json!({
+        "phase": "Terminating",
+        "conditions": [{
+            "type": FINALIZERS_REMAINING,
+            "status": "True",
+            "reason": "SomeFinalizersRemain",
+            "message": message,
+            "lastTransitionTime": crate::resource::time::now_rfc3339(),
+        }],
+    }))
 }
 
 fn phase(ns: &Object) -> Option<String> {
@@ -62,19 +105,38 @@ pub fn plan(namespaces: &[Object], contents: &[Object]) -> Plan {
         .filter(|n| n.metadata.deletion_timestamp.is_some())
         .map(|n| n.metadata.name.as_str())
         .collect();
+    // Per terminating namespace: finalizer name to objects holding it.
+    let mut held: BTreeMap<&str, BTreeMap<String, usize>> = BTreeMap::new();
     for o in contents {
-        let in_terminating = o
+        let Some(ns) = o
             .metadata
             .namespace
             .as_deref()
-            .is_some_and(|n| terminating.contains(n));
-        if in_terminating && let Some(key) = o.key() {
-            plan.delete.push((key, o.resource_version()));
+            .filter(|n| terminating.contains(n))
+        else {
+            continue;
+        };
+        let Some(key) = o.key() else { continue };
+        match o.metadata.finalizers.as_deref() {
+            Some(fs) if !fs.is_empty() => {
+                for f in fs {
+                    *held.entry(ns).or_default().entry(f.clone()).or_default() += 1;
+                }
+                if o.metadata.deletion_timestamp.is_none() {
+                    plan.mark.push((key, o.resource_version()));
+                }
+            }
+            _ => plan.delete.push((key, o.resource_version())),
         }
     }
     for ns in namespaces {
         let Some(key) = ns.key() else { continue };
         if ns.metadata.deletion_timestamp.is_some() {
+            if let Some(fs) = held.get(ns.metadata.name.as_str())
+                && let Some(status) = waiting_status(ns, fs)
+            {
+                plan.status.push((key.clone(), status));
+            }
             let empty = !contents
                 .iter()
                 .any(|o| o.metadata.namespace.as_deref() == Some(ns.metadata.name.as_str()));
@@ -175,6 +237,40 @@ pub async fn reconcile(store: &Store) {
             ops,
         ));
     }
+    for (key, v) in &plan.mark {
+        let Some(mut o) = contents
+            .iter()
+            .find(|o| o.key().as_ref() == Some(key))
+            .cloned()
+        else {
+            continue;
+        };
+        o.metadata.deletion_timestamp = Some(crate::resource::time::now_rfc3339());
+        let Ok(object) = serde_json::to_vec(&o) else {
+            continue;
+        };
+        writes.push((
+            format!("mark {key} for deletion (it has finalizers)"),
+            vec![Op::Put {
+                key: key.clone(),
+                object,
+                precondition: Precondition::Version(*v),
+            }],
+        ));
+    }
+    for (key, status) in &plan.status {
+        let Ok(status) = serde_json::to_vec(status) else {
+            continue;
+        };
+        writes.push((
+            format!("{key} waits for finalizers"),
+            vec![Op::SetStatus {
+                key: key.clone(),
+                uid: None,
+                status,
+            }],
+        ));
+    }
     for (key, v) in &plan.finish {
         writes.push((
             format!("delete emptied {key}"),
@@ -268,5 +364,37 @@ mod tests {
             p.finish,
             vec![(ObjectKey::new(Kind::Namespace, "", "gone"), 7)]
         );
+    }
+
+    #[test]
+    fn a_protected_claim_is_marked_and_the_namespace_says_it_waits() {
+        let mut gone = active("gone");
+        gone.metadata.deletion_timestamp = Some("2026-01-01T00:00:00Z".into());
+        let nss = [active("default"), active("shoal-system"), gone];
+        let mut claim = obj("PersistentVolumeClaim", Some("gone"), "data");
+        claim.metadata.finalizers = Some(vec!["kubernetes.io/pvc-protection".into()]);
+        let p = plan(&nss, &[claim.clone(), obj("Pod", Some("gone"), "p")]);
+        let claim_key = ObjectKey::new(Kind::PersistentVolumeClaim, "gone", "data");
+        assert_eq!(p.mark, vec![(claim_key, 7)]);
+        assert_eq!(p.delete, vec![(ObjectKey::new(Kind::Pod, "gone", "p"), 7)]);
+        assert!(p.finish.is_empty(), "the claim is still there");
+        let [(key, status)] = &p.status[..] else {
+            panic!("one status write: {:?}", p.status);
+        };
+        assert_eq!(key, &ObjectKey::new(Kind::Namespace, "", "gone"));
+        assert_eq!(status["phase"], "Terminating");
+        assert_eq!(status["conditions"][0]["type"], FINALIZERS_REMAINING);
+        assert_eq!(
+            status["conditions"][0]["message"],
+            "Some content in the namespace has finalizers remaining: kubernetes.io/pvc-protection in 1 resource instances"
+        );
+
+        // Marked already, and the namespace says so: nothing more to write.
+        claim.metadata.deletion_timestamp = Some("2026-01-01T00:00:01Z".into());
+        let mut nss = nss;
+        nss[2].body.insert("status".into(), status.clone());
+        let p = plan(&nss, &[claim]);
+        assert!(p.mark.is_empty() && p.delete.is_empty() && p.status.is_empty());
+        assert!(p.finish.is_empty());
     }
 }

@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::resource::types::{
-    AccessMode, DEFAULT_CLASS_ANNOTATION, LOCAL_PROVISIONER, PROVISIONED_BY, PersistentVolumeBody,
+    AccessMode, CsiVolumeSource, DEFAULT_CLASS_ANNOTATION, DOCKER_DRIVER_PARAMETER,
+    DOCKER_PROVISIONER, LOCAL_PROVISIONER, PROVISIONED_BY, PersistentVolumeBody,
     PersistentVolumeClaimBody, Quantity, ReclaimPolicy, StorageClassBody, VolumeBindingMode,
     VolumeMode,
 };
@@ -128,44 +129,48 @@ pub(super) fn check_volume(b: &PersistentVolumeBody, meta: &ObjectMeta) -> Res {
     }
     check_class_name("spec.storageClassName", s.storage_class_name.as_deref())?;
     check_volume_mode("spec.volumeMode", s.volume_mode)?;
-    match (&s.local, &s.host_path) {
-        (None, None) if provisioned => {
-            if b.spec.pinned_node().is_none() {
+    if let Some(c) = &s.csi {
+        check_csi(c, s.local.is_some() || s.host_path.is_some())?;
+    } else {
+        match (&s.local, &s.host_path) {
+            (None, None) if provisioned => {
+                if b.spec.pinned_node().is_none() {
+                    return fail(
+                        "spec.nodeAffinity",
+                        "missing: a volume of shoal.io/local lives on one node (kubernetes.io/hostname In [NODE])",
+                    );
+                }
+            }
+            (None, None) => {
                 return fail(
-                    "spec.nodeAffinity",
-                    "missing: a volume of shoal.io/local lives on one node (kubernetes.io/hostname In [NODE])",
+                    "spec",
+                    "a PersistentVolume needs a source: local (with nodeAffinity), hostPath or csi (driver shoal.io/docker)",
                 );
             }
-        }
-        (None, None) => {
-            return fail(
-                "spec",
-                "a PersistentVolume needs a source: local (with nodeAffinity) or hostPath",
-            );
-        }
-        (Some(_), Some(_)) => {
-            return fail("spec.hostPath", "only one source: local or hostPath");
-        }
-        (Some(l), None) => {
-            if !l.path.starts_with('/') {
-                return fail(
-                    "spec.local.path",
-                    format!("{:?} must be an absolute path", l.path),
-                );
+            (Some(_), Some(_)) => {
+                return fail("spec.hostPath", "only one source: local or hostPath");
             }
-            if s.node_affinity.is_none() {
-                return fail(
-                    "spec.nodeAffinity",
-                    "missing: a local volume needs the node it lives on (required.nodeSelectorTerms with kubernetes.io/hostname In [NODE])",
-                );
+            (Some(l), None) => {
+                if !l.path.starts_with('/') {
+                    return fail(
+                        "spec.local.path",
+                        format!("{:?} must be an absolute path", l.path),
+                    );
+                }
+                if s.node_affinity.is_none() {
+                    return fail(
+                        "spec.nodeAffinity",
+                        "missing: a local volume needs the node it lives on (required.nodeSelectorTerms with kubernetes.io/hostname In [NODE])",
+                    );
+                }
             }
-        }
-        (None, Some(h)) => {
-            if !h.path.starts_with('/') {
-                return fail(
-                    "spec.hostPath.path",
-                    format!("{:?} must be an absolute path", h.path),
-                );
+            (None, Some(h)) => {
+                if !h.path.starts_with('/') {
+                    return fail(
+                        "spec.hostPath.path",
+                        format!("{:?} must be an absolute path", h.path),
+                    );
+                }
             }
         }
     }
@@ -199,12 +204,84 @@ pub(super) fn check_volume(b: &PersistentVolumeBody, meta: &ObjectMeta) -> Res {
     Ok(())
 }
 
+/// A `csi` volume source: only `shoal.io/docker`, a Docker volume name and
+/// driver options the engine can take.
+fn check_csi(c: &CsiVolumeSource, other_source: bool) -> Res {
+    if other_source {
+        return fail("spec.csi", "only one source: local, hostPath or csi");
+    }
+    if c.driver != DOCKER_PROVISIONER {
+        return fail(
+            "spec.csi.driver",
+            format!(
+                "{:?} is not a driver shoal has: only {DOCKER_PROVISIONER:?} (a Docker named volume)",
+                c.driver
+            ),
+        );
+    }
+    check_docker_name("spec.csi.volumeHandle", &c.volume_handle)?;
+    check_driver_options("spec.csi.volumeAttributes", &c.volume_attributes)
+}
+
+/// A Docker volume name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, as the engine takes.
+fn check_docker_name(path: &str, name: &str) -> Res {
+    let ok = name.len() <= 253
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        fail(
+            path,
+            format!("{name:?} is not a Docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"),
+        )
+    }
+}
+
+/// Options for a Docker volume driver (`driver` names the driver itself):
+/// keys of letters, digits, `_`, `.` and `-`; `driver` not empty.
+fn check_driver_options(path: &str, options: &BTreeMap<String, String>) -> Res {
+    for (k, v) in options {
+        let ok = !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !ok {
+            return fail(
+                join(path, k),
+                "an option name is letters, digits, '_', '.' and '-'",
+            );
+        }
+        if k == DOCKER_DRIVER_PARAMETER {
+            check_docker_name(&join(path, k), v)?;
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn check_storage_class(b: &mut StorageClassBody, meta: &ObjectMeta) -> Res {
+    if b.provisioner == DOCKER_PROVISIONER {
+        check_driver_options("parameters", &b.parameters)?;
+        match b.volume_binding_mode {
+            Some(VolumeBindingMode::WaitForFirstConsumer) => {
+                return fail(
+                    "volumeBindingMode",
+                    format!(
+                        "WaitForFirstConsumer is not supported by {DOCKER_PROVISIONER}: its volumes are not tied to a node; use Immediate (the default)"
+                    ),
+                );
+            }
+            None => b.volume_binding_mode = Some(VolumeBindingMode::Immediate),
+            Some(VolumeBindingMode::Immediate) => {}
+        }
+        return check_class_common(b, meta);
+    }
     if b.provisioner != LOCAL_PROVISIONER {
         return fail(
             "provisioner",
             format!(
-                "{:?} is not a provisioner shoal has: use {LOCAL_PROVISIONER:?} (a directory on the node that runs the claim's first pod)",
+                "{:?} is not a provisioner shoal has: use {LOCAL_PROVISIONER:?} (a directory on the node that runs the claim's first pod) or {DOCKER_PROVISIONER:?} (a Docker volume made by a volume driver of the engine, parameters passed to it)",
                 b.provisioner
             ),
         );
@@ -228,6 +305,11 @@ pub(super) fn check_storage_class(b: &mut StorageClassBody, meta: &ObjectMeta) -
         None => b.volume_binding_mode = Some(VolumeBindingMode::WaitForFirstConsumer),
         Some(VolumeBindingMode::WaitForFirstConsumer) => {}
     }
+    check_class_common(b, meta)
+}
+
+/// What every class is checked for, whatever its provisioner.
+fn check_class_common(b: &StorageClassBody, meta: &ObjectMeta) -> Res {
     if b.reclaim_policy == Some(ReclaimPolicy::Recycle) {
         return fail("reclaimPolicy", RECYCLE_REFUSED);
     }

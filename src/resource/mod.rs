@@ -384,6 +384,12 @@ pub struct ObjectMeta {
     /// The objects this one belongs to (a pod to its ReplicaSet, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owner_references: Vec<OwnerReference>,
+    /// What must let go before the object may go (only the system sets
+    /// them: `kubernetes.io/pvc-protection` on claims). A write without the
+    /// field keeps the stored list and an empty list clears it, so a user's
+    /// re-apply never drops one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalizers: Option<Vec<String>>,
 }
 
 impl ObjectMeta {

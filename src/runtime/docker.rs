@@ -629,6 +629,36 @@ impl Runtime for DockerRuntime {
         }
     }
 
+    async fn list_volumes(&self, key: &str) -> Result<Vec<(String, String)>, RuntimeError> {
+        let filters = HashMap::from([("label", vec![key])]);
+        let opts = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_volumes(Some(opts))
+            .await
+            .map_err(|e| other_err("list volumes", key, e))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| {
+                let value = v.labels.get(key)?.clone();
+                Some((v.name, value))
+            })
+            .collect())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        let opts = bollard::query_parameters::RemoveVolumeOptionsBuilder::default().build();
+        match self.docker.remove_volume(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(other_err("remove volume", name, e)),
+        }
+    }
+
     async fn list(
         &self,
         labels: &BTreeMap<String, String>,

@@ -97,15 +97,31 @@ pub struct PortBinding {
     pub host_ip: String,
 }
 
-/// A bind mount of a host path into the container.
+/// A mount into the container: a host path bound, or a named volume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
-    /// Path on the host.
+    /// Path on the host; the volume's name when `volume` is set.
     pub host_path: String,
+    /// A named volume the engine makes (if missing) with this driver and
+    /// these options, instead of a bind mount of a host path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<NamedVolume>,
     /// Path in the container.
     pub container_path: String,
     /// Mounted read-only.
     pub read_only: bool,
+}
+
+/// How the engine makes a named volume: its driver, the driver's options
+/// and labels (shoal's, to find the volumes it had made).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedVolume {
+    /// The volume driver (`local`, or a plugin's name).
+    pub driver: String,
+    /// Passed to the driver as given (`type`, `o`, `device` for `local`).
+    pub options: BTreeMap<String, String>,
+    /// Set on the volume when the engine makes it.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Everything needed to create one container.
@@ -403,6 +419,19 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Removes a container (killing it if it still runs).
     async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// The named volumes carrying label `key`, with that label's value (a
+    /// runtime without named volumes has none).
+    async fn list_volumes(&self, key: &str) -> Result<Vec<(String, String)>, RuntimeError> {
+        let _ = key;
+        Ok(Vec::new())
+    }
+
+    /// Removes a named volume; one already gone is no error.
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        let _ = name;
+        Ok(())
+    }
 
     /// Every container (running or not) carrying all of these labels.
     async fn list(

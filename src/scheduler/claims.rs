@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 
 use crate::resource::status::{NodeStatus, PersistentVolumeClaimStatus, PersistentVolumeStatus};
 use crate::resource::types::{
-    AccessMode, Body, ClaimRef, DEFAULT_CLASS_ANNOTATION, HOSTNAME_LABEL, LOCAL_PROVISIONER,
-    NodeSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, PROVISIONED_BY,
-    PersistentVolumeBody, PersistentVolumeClaimBody, PersistentVolumeSpec, ReclaimPolicy,
-    StorageClassBody, VOLUME_STORAGE, VolumeNodeAffinity,
+    AccessMode, Body, ClaimRef, DEFAULT_CLASS_ANNOTATION, DOCKER_PROVISIONER, HOSTNAME_LABEL,
+    LOCAL_PROVISIONER, NodeSelector, NodeSelectorOperator, NodeSelectorRequirement,
+    NodeSelectorTerm, PROVISIONED_BY, PersistentVolumeBody, PersistentVolumeClaimBody,
+    PersistentVolumeSpec, ReclaimPolicy, StorageClassBody, VOLUME_STORAGE, VolumeNodeAffinity,
 };
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
 
@@ -78,6 +78,8 @@ pub struct StorageView {
     claims: BTreeMap<ObjectKey, Claim>,
     /// Bound volumes' nodes, by volume name (`None`: reachable from any node).
     volumes: BTreeMap<String, Option<String>>,
+    /// The claim each volume names (namespace, name), if any.
+    volume_claims: BTreeMap<String, (String, String)>,
     classes: BTreeMap<String, StorageClassBody>,
     default_class: Option<String>,
     /// Bytes left for new local volumes, by node.
@@ -149,6 +151,10 @@ impl StorageView {
             {
                 *f = f.saturating_sub(bytes);
             }
+            if let Some(r) = &b.spec.claim_ref {
+                let named = (r.namespace.clone(), r.name.clone());
+                v.volume_claims.insert(o.metadata.name.clone(), named);
+            }
             v.volumes.insert(o.metadata.name.clone(), node);
         }
         for o in claims {
@@ -219,7 +225,18 @@ impl StorageView {
                     "persistentvolumeclaim {name:?} is ReadWriteOncePod and used by pod {other:?}"
                 ));
             }
-            match c.body.spec.volume_name.as_deref().filter(|v| !v.is_empty()) {
+            let volume = c.body.spec.volume_name.as_deref().filter(|v| !v.is_empty());
+            // A volume made by hand may name another claim: this claim
+            // stays unbound and its pod waits, as in Kubernetes.
+            if let Some((rns, rname)) = volume.and_then(|v| self.volume_claims.get(v))
+                && (rns.as_str(), rname.as_str()) != (ns, name.as_str())
+            {
+                return Verdict::Refused(format!(
+                    "persistentvolumeclaim {name:?} names volume {:?}, which is bound to claim {rns}/{rname}",
+                    volume.unwrap_or_default()
+                ));
+            }
+            match volume {
                 Some(volume) => match self.volumes.get(volume) {
                     None => {
                         return Verdict::Refused(format!(
@@ -254,6 +271,13 @@ impl StorageView {
                     };
                     match self.classes.get(&class) {
                         Some(b) if b.provisioner == LOCAL_PROVISIONER => {}
+                        // The storage pass makes its volume (reachable from
+                        // any node): the pod waits for that binding.
+                        Some(b) if b.provisioner == DOCKER_PROVISIONER => {
+                            return Verdict::Refused(format!(
+                                "persistentvolumeclaim {name:?} waits for its {DOCKER_PROVISIONER} volume"
+                            ));
+                        }
                         Some(b) => {
                             return Verdict::Refused(format!(
                                 "persistentvolumeclaim {name:?}: storageclass {class:?} has provisioner {:?}, which shoal does not run",
@@ -415,6 +439,7 @@ pub fn bind(
         }),
         local: None,
         host_path: None,
+        csi: None,
     };
     let mut pv = Object {
         api_version: "v1".into(),

@@ -493,7 +493,15 @@ impl StateMachine {
                     };
                     let (outcome, ev) = match &current {
                         Some(old)
-                            if old.same_desired_state(&new) && !new.body.contains_key("status") =>
+                            if old.same_desired_state(&new)
+                                && !new.body.contains_key("status")
+                                && new.metadata.deletion_timestamp.as_ref().is_none_or(|t| {
+                                    Some(t) == old.metadata.deletion_timestamp.as_ref()
+                                })
+                                && new.metadata.finalizers.as_ref().is_none_or(|f| {
+                                    Some(f) == old.metadata.finalizers.as_ref()
+                                        || (f.is_empty() && old.metadata.finalizers.is_none())
+                                }) =>
                         {
                             outcomes.push(OpOutcome {
                                 key: key.clone(),
@@ -511,6 +519,9 @@ impl StateMachine {
                             if new.metadata.deletion_timestamp.is_none() {
                                 new.metadata.deletion_timestamp =
                                     old.metadata.deletion_timestamp.clone();
+                            }
+                            if new.metadata.finalizers.is_none() {
+                                new.metadata.finalizers = old.metadata.finalizers.clone();
                             }
                             let spec_changed = old.body.get("spec") != new.body.get("spec");
                             let generation = old.metadata.generation.unwrap_or(1);
@@ -532,6 +543,10 @@ impl StateMachine {
                             (Outcome::Created, EventType::Added)
                         }
                     };
+                    // An emptied list is stored as none, as Kubernetes shows it.
+                    if new.metadata.finalizers.as_ref().is_some_and(Vec::is_empty) {
+                        new.metadata.finalizers = None;
+                    }
                     new.metadata.resource_version = Some(index.to_string());
                     new.metadata.namespace = if key.kind.namespaced() {
                         Some(key.namespace.clone())

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::{
-    Downward, Found, HostPathAction, Objects, PlannedMount, SECRET_TMPFS_BYTES, VolumeError,
-    VolumePlan, atomic, host_path_action, payload, plan_volume, volume_dir,
+    ClaimMount, Downward, Found, HostPathAction, Objects, PlannedMount, SECRET_TMPFS_BYTES,
+    VolumeError, VolumePlan, atomic, host_path_action, payload, plan_volume, volume_dir,
 };
 use crate::resource::types::PodSpec;
 use crate::runtime::Mount;
@@ -23,8 +23,8 @@ pub struct Prepared {
     pub errors: BTreeMap<String, VolumeError>,
     /// Files volumes whose content changed in this pass.
     pub updated: u64,
-    /// The directories of the pod's claims, by claim name.
-    pub claims: BTreeMap<String, PathBuf>,
+    /// Where the pod's claims' data is, by claim name.
+    pub claims: BTreeMap<String, ClaimMount>,
 }
 
 /// Sets up (or brings up to date) every volume of a pod under `pod_dir`.
@@ -86,10 +86,18 @@ pub fn prepare(pod_dir: &Path, spec: &PodSpec, objs: &dyn Objects, dw: &Downward
                 owned = Some((dir.clone(), changed));
                 out.updated += u64::from(changed);
             }),
-            VolumePlan::Claim { claim } => claim_dir(objs, &claim).map(|d| {
-                owned = Some((d.clone(), false));
-                out.claims.insert(claim, d);
-            }),
+            VolumePlan::Claim { claim } => match objs.claim_volume(&claim) {
+                // The engine makes and mounts it: nothing on the node's disk.
+                Ok(Some((name, nv))) => {
+                    out.claims.insert(claim, ClaimMount::Named(name, nv));
+                    Ok(())
+                }
+                Ok(None) => claim_dir(objs, &claim).map(|d| {
+                    owned = Some((d.clone(), false));
+                    out.claims.insert(claim, ClaimMount::Dir(d));
+                }),
+                Err(e) => Err(e),
+            },
         };
         let r = match (r, fs_group, owned) {
             (Ok(()), Some(gid), Some((dir, changed))) => {
@@ -190,12 +198,29 @@ fn files(
 pub fn resolve_mounts(planned: &[PlannedMount]) -> Result<Vec<Mount>, VolumeError> {
     let mut out = Vec::with_capacity(planned.len());
     for m in planned {
+        if let Some((name, nv)) = &m.named {
+            // Docker 20.10 mounts a volume whole (no subpath in its API).
+            if let Some(sp) = &m.sub_path {
+                return Err(VolumeError::Config(format!(
+                    "subPath {sp:?} of volume {:?}: not supported on a shoal.io/docker volume",
+                    m.volume
+                )));
+            }
+            out.push(Mount {
+                host_path: name.clone(),
+                volume: Some(nv.clone()),
+                container_path: m.container_path.clone(),
+                read_only: m.read_only,
+            });
+            continue;
+        }
         let host = match &m.sub_path {
             None => m.root.clone(),
             Some(sp) => resolve_sub_path(m, sp)?,
         };
         out.push(Mount {
             host_path: host.to_string_lossy().into_owned(),
+            volume: None,
             container_path: m.container_path.clone(),
             read_only: m.read_only,
         });

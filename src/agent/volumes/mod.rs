@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use crate::resource::downward::{self, PodFacts};
 use crate::resource::types::{Container, KeyToPath, PodSpec, Volume};
+use crate::runtime::NamedVolume;
 
 /// The mode of a projected file when neither the item nor the volume sets one.
 pub const DEFAULT_FILE_MODE: u32 = 0o644;
@@ -245,6 +246,21 @@ pub trait Objects {
     /// The directory on this node of the volume a claim is bound to, or
     /// why the claim cannot be mounted here now.
     fn claim_dir(&self, claim: &str) -> Result<PathBuf, VolumeError>;
+    /// The Docker named volume (name, driver and options) a claim is bound
+    /// to, when its volume is one (`csi` driver `shoal.io/docker`); `None`
+    /// for a directory.
+    fn claim_volume(&self, _claim: &str) -> Result<Option<(String, NamedVolume)>, VolumeError> {
+        Ok(None)
+    }
+}
+
+/// Where a claim's data comes from on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimMount {
+    /// A directory, bind-mounted.
+    Dir(PathBuf),
+    /// A Docker named volume the engine makes with its driver.
+    Named(String, NamedVolume),
 }
 
 /// What a downward API file may read besides the pod's fields.
@@ -435,6 +451,8 @@ pub struct PlannedMount {
     pub container_path: String,
     /// Mounted read-only.
     pub read_only: bool,
+    /// A Docker named volume instead of `root` (a claim of `shoal.io/docker`).
+    pub named: Option<(String, NamedVolume)>,
 }
 
 /// The mounts of one container, from the pod's volumes prepared under
@@ -443,7 +461,7 @@ pub fn container_mounts(
     spec: &PodSpec,
     c: &Container,
     pod_dir: &Path,
-    claims: &BTreeMap<String, PathBuf>,
+    claims: &BTreeMap<String, ClaimMount>,
 ) -> Result<Vec<PlannedMount>, String> {
     let mut mounts = Vec::new();
     for m in &c.volume_mounts {
@@ -453,12 +471,17 @@ pub fn container_mounts(
             .find(|v| v.name == m.name)
             .ok_or_else(|| format!("no volume named {:?}", m.name))?;
         let plan = plan_volume(v)?;
+        let mut named = None;
         let root = match &plan {
             VolumePlan::HostPath { path, .. } => PathBuf::from(path),
-            VolumePlan::Claim { claim } => claims
-                .get(claim)
-                .cloned()
-                .ok_or_else(|| format!("persistentvolumeclaim {claim:?} is not ready here"))?,
+            VolumePlan::Claim { claim } => match claims.get(claim) {
+                Some(ClaimMount::Dir(d)) => d.clone(),
+                Some(ClaimMount::Named(name, nv)) => {
+                    named = Some((name.clone(), nv.clone()));
+                    PathBuf::new()
+                }
+                None => return Err(format!("persistentvolumeclaim {claim:?} is not ready here")),
+            },
             _ => volume_dir(pod_dir, &v.name),
         };
         let claim_read_only = v
@@ -475,6 +498,7 @@ pub fn container_mounts(
             create_sub_path: !files,
             container_path: m.mount_path.clone(),
             read_only: m.read_only == Some(true) || files || claim_read_only,
+            named,
         });
     }
     Ok(mounts)

@@ -464,6 +464,7 @@ fn container_mounts_follow_the_spec() {
             create_sub_path: create,
             container_path: path.into(),
             read_only: ro,
+            named: None,
         }
     };
     assert_eq!(
@@ -561,6 +562,7 @@ fn sub_paths_resolve_inside_their_volume() {
         create_sub_path: create,
         container_path: "/x".into(),
         read_only: false,
+        named: None,
     };
     let made = host::resolve_mounts(&[pm("new/dir", true)]).expect("created");
     assert!(root.join("new/dir").is_dir());

@@ -64,6 +64,21 @@ fn a_claim_is_accepted_and_stays_in_its_namespace() {
 }
 
 #[test]
+fn a_claims_finalizers_are_the_systems() {
+    // The store keeps the stored list when a write leaves the field out,
+    // which only holds if no client write can carry one.
+    let e = err(&with(
+        CLAIM,
+        "  name: data\n",
+        "  name: data\n  finalizers: [kubernetes.io/pvc-protection]\n",
+    ));
+    assert!(
+        e.contains("metadata.finalizers: field not supported by shoal"),
+        "{e}"
+    );
+}
+
+#[test]
 fn claims_name_the_field_that_is_wrong() {
     for (from, to, want) in [
         (
@@ -278,4 +293,66 @@ fn pods_mount_claims_by_name() {
         "    spec:\n      volumes: [{name: data, emptyDir: {}, persistentVolumeClaim: {claimName: db}}]\n",
     ));
     assert!(e.contains("more than one volume source"), "{e}");
+}
+
+#[test]
+fn docker_classes_pass_parameters_and_bind_at_once() {
+    let docker = with(
+        CLASS,
+        "provisioner: shoal.io/local",
+        "provisioner: shoal.io/docker\nparameters: {type: nfs, o: \"addr=10.0.0.5,rw\", device: \":/export\"}",
+    );
+    let p = ok(&docker);
+    let b = StorageClassBody::from_object(&p.objects[0]).unwrap();
+    assert_eq!(
+        b.volume_binding_mode,
+        Some(VolumeBindingMode::Immediate),
+        "stored explicitly"
+    );
+    assert_eq!(b.parameters["o"], "addr=10.0.0.5,rw");
+    for (from, to, want) in [
+        (
+            "type: nfs",
+            "type: nfs, driver: \"-bad\"",
+            "parameters.driver: \"-bad\" is not a Docker volume name",
+        ),
+        (
+            "type: nfs",
+            "\"bad key\": nfs",
+            "parameters[\"bad key\"]: an option name is letters",
+        ),
+        (
+            "provisioner: shoal.io/docker",
+            "provisioner: shoal.io/docker\nvolumeBindingMode: WaitForFirstConsumer",
+            "volumeBindingMode: WaitForFirstConsumer is not supported by shoal.io/docker",
+        ),
+    ] {
+        let e = err(&with(&docker, from, to));
+        assert!(e.contains(want), "{to:?}: want {want:?} in\n{e}");
+    }
+    // A volume of the engine's driver: csi with driver shoal.io/docker.
+    let local_source = "  local: {path: /srv/disk}\n";
+    let csi = "  csi: {driver: shoal.io/docker, volumeHandle: shared-data, volumeAttributes: {type: tmpfs, device: tmpfs}}\n";
+    ok(&with(VOLUME, local_source, csi));
+    for (from, to, want) in [
+        (
+            "driver: shoal.io/docker",
+            "driver: ebs.csi.aws.com",
+            "spec.csi.driver: \"ebs.csi.aws.com\" is not a driver shoal has",
+        ),
+        (
+            "volumeHandle: shared-data",
+            "volumeHandle: \"../x\"",
+            "spec.csi.volumeHandle: \"../x\" is not a Docker volume name",
+        ),
+    ] {
+        let e = err(&with(&with(VOLUME, local_source, csi), from, to));
+        assert!(e.contains(want), "{to:?}: want {want:?} in\n{e}");
+    }
+    let both = with(VOLUME, local_source, &format!("{local_source}{csi}"));
+    assert!(
+        err(&both).contains("spec.csi: only one source"),
+        "{}",
+        err(&both)
+    );
 }

@@ -10,6 +10,14 @@ use crate::resource::Kind;
 
 /// The provisioner of the built-in class: a directory under a node's data dir.
 pub const LOCAL_PROVISIONER: &str = "shoal.io/local";
+/// The provisioner whose volumes are Docker named volumes made by a volume
+/// driver of the engine (the `local` driver's `type`/`o`/`device` mount NFS).
+pub const DOCKER_PROVISIONER: &str = "shoal.io/docker";
+/// The class parameter naming the Docker volume driver (`local` when absent);
+/// every other parameter is passed to the driver as an option.
+pub const DOCKER_DRIVER_PARAMETER: &str = "driver";
+/// The label on the Docker volumes shoal has the engine make: the PV's name.
+pub const DOCKER_VOLUME_LABEL: &str = "shoal.io/persistent-volume";
 /// The name of the built-in default class.
 pub const LOCAL_CLASS: &str = "local";
 /// The annotation that marks a class as the default, as Kubernetes spells it.
@@ -185,6 +193,38 @@ pub struct PersistentVolumeSpec {
     /// A path on the host (single-node use, as in Kubernetes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_path: Option<HostPathVolume>,
+    /// A volume of an external driver; shoal knows only `shoal.io/docker`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csi: Option<CsiVolumeSource>,
+}
+
+/// `PersistentVolume.spec.csi`: for driver `shoal.io/docker`, the Docker
+/// volume named `volumeHandle`, made by the engine's volume driver
+/// `volumeAttributes.driver` (`local` when absent) with the other
+/// attributes as its options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CsiVolumeSource {
+    pub driver: String,
+    pub volume_handle: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_attributes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+}
+
+impl CsiVolumeSource {
+    /// The Docker volume driver and its options, for driver `shoal.io/docker`.
+    pub fn docker_driver(&self) -> Option<(String, BTreeMap<String, String>)> {
+        if self.driver != DOCKER_PROVISIONER {
+            return None;
+        }
+        let mut options = self.volume_attributes.clone();
+        let driver = options
+            .remove(DOCKER_DRIVER_PARAMETER)
+            .unwrap_or_else(|| "local".into());
+        Some((driver, options))
+    }
 }
 
 impl PersistentVolumeSpec {

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding as DockerPortBinding,
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount as DockerMount, MountType,
+    MountVolumeOptions, MountVolumeOptionsDriverConfig, PortBinding as DockerPortBinding,
     RestartPolicy, RestartPolicyNameEnum,
 };
 
@@ -46,9 +47,37 @@ pub(super) fn create_body(
     let memory = spec
         .memory_limit_bytes
         .map(|b| i64::try_from(b).unwrap_or(i64::MAX));
+    // Named volumes go as mounts, so the engine makes a missing one with
+    // the driver and options asked (a bind string cannot carry them).
+    let volumes: Vec<DockerMount> = spec
+        .mounts
+        .iter()
+        .filter_map(|m| {
+            let v = m.volume.as_ref()?;
+            let map = |m: &std::collections::BTreeMap<String, String>| {
+                (!m.is_empty()).then(|| m.clone().into_iter().collect::<HashMap<_, _>>())
+            };
+            Some(DockerMount {
+                target: Some(m.container_path.clone()),
+                source: Some(m.host_path.clone()),
+                typ: Some(MountType::VOLUME),
+                read_only: m.read_only.then_some(true),
+                volume_options: Some(MountVolumeOptions {
+                    labels: map(&v.labels),
+                    driver_config: Some(MountVolumeOptionsDriverConfig {
+                        name: Some(v.driver.clone()),
+                        options: map(&v.options),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        })
+        .collect();
     let binds: Vec<String> = spec
         .mounts
         .iter()
+        .filter(|m| m.volume.is_none())
         .map(|m| {
             let ro = if m.read_only { ":ro" } else { "" };
             format!("{}:{}{ro}", m.host_path, m.container_path)
@@ -63,6 +92,7 @@ pub(super) fn create_body(
         // limit would swap instead of being OOM-killed, hiding the overrun.
         memory_swap: memory,
         binds: (!binds.is_empty()).then_some(binds),
+        mounts: (!volumes.is_empty()).then_some(volumes),
         port_bindings: (!bindings.is_empty()).then_some(bindings),
         dns: (!spec.dns_servers.is_empty()).then(|| spec.dns_servers.clone()),
         dns_search: (!spec.dns_search.is_empty()).then(|| spec.dns_search.clone()),
@@ -174,5 +204,58 @@ mod tests {
         // stdinOnce means nothing without a stdin to close.
         assert_eq!(body(false, true, false), (None, None, None, None));
         assert_eq!(body(false, false, true), (None, None, None, Some(true)));
+    }
+
+    #[test]
+    fn a_named_volume_goes_as_a_mount_with_its_driver_and_a_path_as_a_bind() {
+        use crate::runtime::{Mount, NamedVolume};
+        use std::collections::BTreeMap;
+        let nv = NamedVolume {
+            driver: "local".into(),
+            options: BTreeMap::from([
+                ("type".into(), "nfs".into()),
+                ("o".into(), "addr=h,rw".into()),
+            ]),
+            labels: BTreeMap::from([("shoal.io/persistent-volume".into(), "pvc-1".into())]),
+        };
+        let spec = ContainerSpec {
+            mounts: vec![
+                Mount {
+                    host_path: "/srv/a".into(),
+                    volume: None,
+                    container_path: "/a".into(),
+                    read_only: true,
+                },
+                Mount {
+                    host_path: "pvc-1".into(),
+                    volume: Some(nv),
+                    container_path: "/data".into(),
+                    read_only: false,
+                },
+            ],
+            ..Default::default()
+        };
+        let hc = create_body(&spec, LogLimits::default(), None)
+            .host_config
+            .expect("host config");
+        assert_eq!(hc.binds, Some(vec!["/srv/a:/a:ro".to_string()]));
+        let mounts = hc.mounts.expect("mounts");
+        let [m] = &mounts[..] else {
+            panic!("one volume mount: {mounts:?}");
+        };
+        assert_eq!(m.typ, Some(MountType::VOLUME));
+        assert_eq!(m.source.as_deref(), Some("pvc-1"));
+        assert_eq!(m.target.as_deref(), Some("/data"));
+        assert_eq!(m.read_only, None);
+        let vo = m.volume_options.as_ref().expect("volume options");
+        let dc = vo.driver_config.as_ref().expect("driver config");
+        assert_eq!(dc.name.as_deref(), Some("local"));
+        let opts = dc.options.as_ref().expect("options");
+        assert_eq!(opts["type"], "nfs");
+        assert_eq!(opts["o"], "addr=h,rw");
+        assert_eq!(
+            vo.labels.as_ref().expect("labels")["shoal.io/persistent-volume"],
+            "pvc-1"
+        );
     }
 }
