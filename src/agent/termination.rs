@@ -54,6 +54,7 @@ pub(super) fn termination_log(
     }
     cspec.mounts.push(crate::runtime::Mount {
         host_path,
+        volume: None,
         container_path: c.termination_message_path.clone().unwrap_or_else(|| {
             crate::resource::types::DEFAULT_TERMINATION_MESSAGE_PATH.to_string()
         }),
