@@ -6,7 +6,7 @@ use super::*;
 fn every_problem_of_every_document_is_reported_at_once() {
     let bad_deployment = deployment_with(
         "image: busybox",
-        "image: busybox\n        imagee: x\n        terminationMessagePath: /t\n        securityContext: {seLinuxOptions: {level: s0}}",
+        "image: busybox\n        imagee: x\n        resizePolicy: []\n        securityContext: {seLinuxOptions: {level: s0}}",
     );
     let text = format!(
         "{bad_deployment}---\n{NGINX}---\napiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec: {{ports: [{{port: 80}}], sessionAffinity: ClientIP, externalName: x, sessionAffinityConfig: {{}}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {{containers: [{{name: a}}]}}\n"
@@ -19,7 +19,7 @@ fn every_problem_of_every_document_is_reported_at_once() {
         "{e}"
     );
     assert!(
-        has("document 1 (Deployment web): spec.template.spec.containers[0].terminationMessagePath"),
+        has("document 1 (Deployment web): spec.template.spec.containers[0].resizePolicy"),
         "{e}"
     );
     assert!(
