@@ -385,7 +385,10 @@ pub struct JobStatus {
     /// Indexed Jobs: the completed indexes, as Kubernetes writes them (`1,3-5`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_indexes: Option<String>,
-    /// `Complete`, `Failed`, `Suspended`.
+    /// Indexed Jobs with backoffLimitPerIndex: the indexes that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_indexes: Option<String>,
+    /// `Complete`, `Failed`, `Suspended`, `SuccessCriteriaMet`, `FailureTarget`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(flatten)]
