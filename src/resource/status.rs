@@ -356,6 +356,10 @@ pub struct StatefulSetStatus {
     pub update_revision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<u64>,
+    /// Bumped when a revision's name is taken by another template, to
+    /// salt the next hash (as Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collision_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
