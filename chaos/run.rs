@@ -14,8 +14,8 @@ use crate::cron;
 use crate::linearizability::{self, Verdict};
 use crate::report::{Leaders, Registers, Report};
 use crate::scenario::{Network, RuntimeKind, Scenario};
-use crate::workload::APP;
 use crate::workload::{self, PAGE, Recorder};
+use crate::workload::{APP, STS};
 use crate::{faults, intruder, netns};
 use shoal::resource::time::now_secs;
 
@@ -105,6 +105,30 @@ fn manifest(s: &Scenario, www: &Path) -> String {
         },
     });
     let mut docs = vec![deployment.to_string()];
+    if w.statefulset > 0 {
+        // No host port: its pods share nodes with the Deployment's.
+        let mut c = container.clone();
+        if let Some(o) = c.as_object_mut() {
+            o.remove("ports");
+        }
+        docs.push(
+            json!({
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "metadata": {"name": STS, "namespace": "default"},
+                "spec": {
+                    "replicas": w.statefulset,
+                    "podManagementPolicy": "Parallel",
+                    "selector": {"matchLabels": {"app": STS}},
+                    "template": {
+                        "metadata": {"labels": {"app": STS}},
+                        "spec": {"terminationGracePeriodSeconds": 2, "containers": [c]},
+                    },
+                },
+            })
+            .to_string(),
+        );
+    }
     if w.service {
         docs.push(
             json!({
@@ -529,7 +553,27 @@ async fn drive(opts: &Options, teardown: Arc<Teardown>, report: &mut Report) -> 
         faults::attach_readiness(&mut report.faults, &timeline, s.workload.replicas);
         report.ready_timeline = timeline;
     }
-    report.duplicates_during_run = Some(std::mem::take(&mut *rec.duplicates()));
+    let dups = std::mem::take(&mut *rec.duplicates());
+    if s.workload.statefulset > 0 {
+        report.check(
+            "no StatefulSet ordinal on two nodes at once",
+            dups.statefulset_twice == 0 && dups.samples > 0,
+            if dups.statefulset_twice == 0 {
+                format!(
+                    "{} looks at every node's running containers (about one a second, faults and healing included), never an ordinal of {STS} on two nodes",
+                    dups.samples
+                )
+            } else {
+                format!(
+                    "in {} of {} looks: {}",
+                    dups.statefulset_twice,
+                    dups.samples,
+                    dups.statefulset_examples.join("; ")
+                )
+            },
+        );
+    }
+    report.duplicates_during_run = Some(dups);
     let leaders = Leaders::from(&*rec.leaders());
     report.check(
         "at most one leader per term",
