@@ -557,11 +557,13 @@ async fn drive(opts: &Options, teardown: Arc<Teardown>, report: &mut Report) -> 
     if s.workload.statefulset > 0 {
         report.check(
             "no StatefulSet ordinal on two nodes at once",
-            dups.statefulset_twice == 0 && dups.samples > 0,
-            if dups.statefulset_twice == 0 {
+            dups.statefulset_twice == 0 && dups.samples > 0 && dups.max_statefulset_copies > 0,
+            if dups.max_statefulset_copies == 0 {
+                format!("{STS} never ran a container: nothing was checked")
+            } else if dups.statefulset_twice == 0 {
                 format!(
-                    "{} looks at every node's running containers (about one a second, faults and healing included), never an ordinal of {STS} on two nodes",
-                    dups.samples
+                    "{} looks at every node's running containers (about one a second, faults and healing included; up to {} of its containers at once), never an ordinal of {STS} on two nodes",
+                    dups.samples, dups.max_statefulset_copies
                 )
             } else {
                 format!(

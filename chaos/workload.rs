@@ -171,6 +171,9 @@ pub struct DuplicateLog {
     pub statefulset_twice: u64,
     /// The first few of those, with the time.
     pub statefulset_examples: Vec<String>,
+    /// Most of the StatefulSet's containers running in one look: the
+    /// check means nothing unless its pods ran.
+    pub max_statefulset_copies: usize,
 }
 
 /// The StatefulSet's pods (`default/chaos-sts-N`) among `twice`, the
@@ -713,12 +716,16 @@ pub async fn ready_count(cluster: &Cluster, i: usize) -> Option<usize> {
 /// Looks once which pods run on more than one node.
 fn sample_duplicates(cluster: &Cluster, rec: &Recorder) {
     let mut by_pod: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut copies = 0;
+    let (mut copies, mut sts_copies) = (0, 0);
     let app_prefix = format!("default/{}-", APP);
+    let sts_prefix = format!("default/{STS}-");
     for i in 0..cluster.len() {
         for c in cluster.running_containers(i) {
             if c.pod.starts_with(&app_prefix) {
                 copies += 1;
+            }
+            if c.pod.starts_with(&sts_prefix) {
+                sts_copies += 1;
             }
             by_pod.entry(c.pod).or_default().insert(c.node);
         }
@@ -735,6 +742,7 @@ fn sample_duplicates(cluster: &Cluster, rec: &Recorder) {
     let ordinals = statefulset_ordinals_twice(&twice);
     let mut log = rec.duplicates();
     log.samples += 1;
+    log.max_statefulset_copies = log.max_statefulset_copies.max(sts_copies);
     if !ordinals.is_empty() {
         log.statefulset_twice += 1;
         if log.statefulset_examples.len() < 10 {
