@@ -185,10 +185,9 @@ async fn job_run(
         if let Some(v) = local_get(&api, &path).await
             && let Ok(o) = serde_json::from_value::<Object>(v)
             && let Ok(st) = o.status::<JobStatus>()
+            && (st.is("Complete") || st.is("Failed"))
         {
-            if st.is("Complete") || st.is("Failed") {
-                return (t.elapsed().as_secs_f64(), st.succeeded, st.failed);
-            }
+            return (t.elapsed().as_secs_f64(), st.succeeded, st.failed);
         }
         assert!(
             t.elapsed() < limit,

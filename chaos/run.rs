@@ -106,11 +106,18 @@ fn manifest(s: &Scenario, www: &Path) -> String {
     });
     let mut docs = vec![deployment.to_string()];
     if w.statefulset > 0 {
-        // No host port: its pods share nodes with the Deployment's.
-        let mut c = container.clone();
-        if let Some(o) = c.as_object_mut() {
-            o.remove("ports");
-        }
+        // A sleeper: on host processes its pods share each node's network
+        // with the Deployment's, so a second server on 8080 would not start.
+        let sleep = match s.runtime {
+            RuntimeKind::Process => json!(["/bin/busybox", "sleep", "3600"]),
+            RuntimeKind::Docker => json!(["sleep", "3600"]),
+        };
+        let c = json!({
+            "name": "db",
+            "image": image,
+            "command": sleep,
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+        });
         docs.push(
             json!({
                 "apiVersion": "apps/v1",

@@ -133,7 +133,7 @@ pub fn success_rule_met(
     completions: u32,
 ) -> Option<usize> {
     policy.rules.iter().position(|r| {
-        let within = match &r.succeeded_indexes {
+        match &r.succeeded_indexes {
             Some(s) => {
                 // Checked at admission; a rule that no longer parses holds never.
                 let Ok(iv) = parse_index_intervals(s, completions) else {
@@ -152,8 +152,7 @@ pub fn success_rule_met(
             None => r
                 .succeeded_count
                 .is_some_and(|c| done.len() as u64 >= u64::from(c)),
-        };
-        within
+        }
     })
 }
 
