@@ -280,7 +280,8 @@ async fn a_pod_failure_policy_decides_by_exit_code() {
     assert_eq!(cond.reason.as_deref(), Some("PodFailurePolicy"), "{st:?}");
     let msg = cond.message.as_deref().unwrap_or_default();
     assert!(
-        msg.contains("Container main failed with exit code 42"),
+        msg.starts_with("Container main for pod default/fatal-")
+            && msg.ends_with("failed with exit code 42 matching FailJob rule at index 0"),
         "{msg}"
     );
     assert!(st.is("FailureTarget"), "{st:?}");

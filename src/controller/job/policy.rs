@@ -36,10 +36,9 @@ pub fn verdict(policy: Option<&PodFailurePolicy>, p: &JobPod) -> Verdict {
             PodFailurePolicyAction::Count => Verdict::Count,
             PodFailurePolicyAction::Ignore => Verdict::Ignore,
             PodFailurePolicyAction::FailIndex => Verdict::FailIndex,
-            PodFailurePolicyAction::FailJob => Verdict::FailJob(format!(
-                "{why} for pod {}/{} matching FailJob rule at index {i}",
-                p.key.namespace, p.key.name
-            )),
+            PodFailurePolicyAction::FailJob => {
+                Verdict::FailJob(format!("{why} matching FailJob rule at index {i}"))
+            }
         };
     }
     if p.disrupted {
@@ -49,7 +48,8 @@ pub fn verdict(policy: Option<&PodFailurePolicy>, p: &JobPod) -> Verdict {
     }
 }
 
-/// Why the rule matches the pod, in Kubernetes' words, if it does.
+/// Why the rule matches the pod, in Kubernetes' words (its FailJob
+/// message up to the rule), if it does.
 fn matches(r: &PodFailurePolicyRule, p: &JobPod) -> Option<String> {
     if let Some(ec) = &r.on_exit_codes {
         // As Kubernetes: a container that exited 0 did not fail, whatever
@@ -63,7 +63,12 @@ fn matches(r: &PodFailurePolicyRule, p: &JobPod) -> Option<String> {
                 let listed = i32::try_from(*code).is_ok_and(|c| ec.values.contains(&c));
                 listed == (ec.operator == ExitCodeOperator::In)
             })
-            .map(|(name, code)| format!("Container {name} failed with exit code {code}"));
+            .map(|(name, code)| {
+                format!(
+                    "Container {name} for pod {}/{} failed with exit code {code}",
+                    p.key.namespace, p.key.name
+                )
+            });
     }
     r.on_pod_conditions
         .iter()
@@ -72,7 +77,12 @@ fn matches(r: &PodFailurePolicyRule, p: &JobPod) -> Option<String> {
                 .iter()
                 .any(|(t, s)| *t == c.type_ && *s == c.status)
         })
-        .map(|c| format!("Pod has condition {}={}", c.type_, c.status))
+        .map(|c| {
+            format!(
+                "Pod {}/{} has condition {}",
+                p.key.namespace, p.key.name, c.type_
+            )
+        })
 }
 
 /// Per-index accounting under backoffLimitPerIndex.

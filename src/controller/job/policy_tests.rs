@@ -167,7 +167,23 @@ fn verdicts_follow_the_first_matching_rule() {
         panic!("FailJob expected");
     };
     assert!(
-        m.contains("Container main failed with exit code 42") && m.contains("rule at index 1"),
+        m.starts_with("Container main for pod default/j-")
+            && m.ends_with("failed with exit code 42 matching FailJob rule at index 1"),
+        "{m}"
+    );
+    let policy = PodFailurePolicy {
+        rules: vec![on_condition(FailJob, "DisruptionTarget")],
+    };
+    let lost = JobPod {
+        conditions: vec![("DisruptionTarget".into(), "True".into())],
+        ..pod(None, 0, Failed, Some(T0))
+    };
+    let Verdict::FailJob(m) = policy::verdict(Some(&policy), &lost) else {
+        panic!("FailJob expected");
+    };
+    assert!(
+        m.starts_with("Pod default/j-")
+            && m.ends_with("has condition DisruptionTarget matching FailJob rule at index 0"),
         "{m}"
     );
 }
