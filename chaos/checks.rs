@@ -441,6 +441,21 @@ mod tests {
     }
 
     #[test]
+    fn only_the_statefulsets_ordinals_count_as_twice() {
+        let lines: Vec<String> = [
+            "default/chaos-sts-1 on n0 and n2",
+            "default/chaos-web-7c9f-abcde on n1 and n2",
+            "default/chaos-sts-x on n1 and n2",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            crate::workload::statefulset_ordinals_twice(&lines),
+            vec!["default/chaos-sts-1 on n0 and n2".to_string()]
+        );
+    }
+
+    #[test]
     fn intruders_must_have_been_refused() {
         let removed = intruder("intruder-removed-follower", 1.0, 2.0);
         assert!(intruder_refusals(std::slice::from_ref(&removed)).0);

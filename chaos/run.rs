@@ -14,8 +14,8 @@ use crate::cron;
 use crate::linearizability::{self, Verdict};
 use crate::report::{Leaders, Registers, Report};
 use crate::scenario::{Network, RuntimeKind, Scenario};
-use crate::workload::APP;
 use crate::workload::{self, PAGE, Recorder};
+use crate::workload::{APP, STS};
 use crate::{faults, intruder, netns};
 use shoal::resource::time::now_secs;
 
@@ -105,6 +105,37 @@ fn manifest(s: &Scenario, www: &Path) -> String {
         },
     });
     let mut docs = vec![deployment.to_string()];
+    if w.statefulset > 0 {
+        // A sleeper: on host processes its pods share each node's network
+        // with the Deployment's, so a second server on 8080 would not start.
+        let sleep = match s.runtime {
+            RuntimeKind::Process => json!(["/bin/busybox", "sleep", "3600"]),
+            RuntimeKind::Docker => json!(["sleep", "3600"]),
+        };
+        let c = json!({
+            "name": "db",
+            "image": image,
+            "command": sleep,
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+        });
+        docs.push(
+            json!({
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "metadata": {"name": STS, "namespace": "default"},
+                "spec": {
+                    "replicas": w.statefulset,
+                    "podManagementPolicy": "Parallel",
+                    "selector": {"matchLabels": {"app": STS}},
+                    "template": {
+                        "metadata": {"labels": {"app": STS}},
+                        "spec": {"terminationGracePeriodSeconds": 2, "containers": [c]},
+                    },
+                },
+            })
+            .to_string(),
+        );
+    }
     if w.service {
         docs.push(
             json!({
@@ -529,7 +560,29 @@ async fn drive(opts: &Options, teardown: Arc<Teardown>, report: &mut Report) -> 
         faults::attach_readiness(&mut report.faults, &timeline, s.workload.replicas);
         report.ready_timeline = timeline;
     }
-    report.duplicates_during_run = Some(std::mem::take(&mut *rec.duplicates()));
+    let dups = std::mem::take(&mut *rec.duplicates());
+    if s.workload.statefulset > 0 {
+        report.check(
+            "no StatefulSet ordinal on two nodes at once",
+            dups.statefulset_twice == 0 && dups.samples > 0 && dups.max_statefulset_copies > 0,
+            if dups.max_statefulset_copies == 0 {
+                format!("{STS} never ran a container: nothing was checked")
+            } else if dups.statefulset_twice == 0 {
+                format!(
+                    "{} looks at every node's running containers (about one a second, faults and healing included; up to {} of its containers at once), never an ordinal of {STS} on two nodes",
+                    dups.samples, dups.max_statefulset_copies
+                )
+            } else {
+                format!(
+                    "in {} of {} looks: {}",
+                    dups.statefulset_twice,
+                    dups.samples,
+                    dups.statefulset_examples.join("; ")
+                )
+            },
+        );
+    }
+    report.duplicates_during_run = Some(dups);
     let leaders = Leaders::from(&*rec.leaders());
     report.check(
         "at most one leader per term",

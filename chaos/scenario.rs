@@ -191,6 +191,9 @@ pub struct Workload {
     /// Run two CronJobs (every minute; and Forbid with pods that outlive a
     /// minute) and check exactly one Job per scheduled minute, no overlap.
     pub cron: bool,
+    /// Replicas of a StatefulSet (Parallel) run beside the Deployment (0
+    /// for none); checked: no ordinal ever runs on two nodes at once.
+    pub statefulset: usize,
 }
 
 impl Default for Workload {
@@ -208,6 +211,7 @@ impl Default for Workload {
             node_port: 30080,
             service_interval_ms: 200,
             cron: false,
+            statefulset: 0,
         }
     }
 }
@@ -357,6 +361,9 @@ impl Scenario {
         }
         if w.service && w.replicas == 0 {
             bail!("workload.service needs replicas > 0");
+        }
+        if w.statefulset > 0 && w.replicas == 0 {
+            bail!("workload.statefulset needs replicas > 0 (it is applied with the Deployment)");
         }
         if !(0.0..=1.0).contains(&w.delete_ratio) {
             bail!("workload.delete_ratio must be within 0..1");

@@ -27,6 +27,8 @@ use crate::scenario::Workload;
 
 /// Name of the Deployment and Service the harness runs.
 pub const APP: &str = "chaos-web";
+/// The StatefulSet the workload runs (with `statefulset > 0`).
+pub const STS: &str = "chaos-sts";
 
 /// Name prefix of the writers' ConfigMaps.
 pub const WRITE_PREFIX: &str = "chaos-w-";
@@ -163,6 +165,30 @@ pub struct DuplicateLog {
     /// together: above the replicas while a cut-off node keeps pods that
     /// were replaced elsewhere (their replacements have other names).
     pub max_deployment_copies: usize,
+    /// Looks that found one of the StatefulSet's ordinals on two nodes:
+    /// never allowed, faults or not (a StatefulSet pod is replaced only once
+    /// its node is known dead).
+    pub statefulset_twice: u64,
+    /// The first few of those, with the time.
+    pub statefulset_examples: Vec<String>,
+    /// Most of the StatefulSet's containers running in one look: the
+    /// check means nothing unless its pods ran.
+    pub max_statefulset_copies: usize,
+}
+
+/// The StatefulSet's pods (`default/chaos-sts-N`) among `twice`, the
+/// `pod on nodes` lines of one look.
+pub fn statefulset_ordinals_twice(twice: &[String]) -> Vec<String> {
+    let prefix = format!("default/{STS}-");
+    twice
+        .iter()
+        .filter(|l| {
+            l.strip_prefix(&prefix)
+                .and_then(|r| r.split_once(' '))
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .cloned()
+        .collect()
 }
 
 /// One register operation with the node it went to.
@@ -690,12 +716,16 @@ pub async fn ready_count(cluster: &Cluster, i: usize) -> Option<usize> {
 /// Looks once which pods run on more than one node.
 fn sample_duplicates(cluster: &Cluster, rec: &Recorder) {
     let mut by_pod: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut copies = 0;
+    let (mut copies, mut sts_copies) = (0, 0);
     let app_prefix = format!("default/{}-", APP);
+    let sts_prefix = format!("default/{STS}-");
     for i in 0..cluster.len() {
         for c in cluster.running_containers(i) {
             if c.pod.starts_with(&app_prefix) {
                 copies += 1;
+            }
+            if c.pod.starts_with(&sts_prefix) {
+                sts_copies += 1;
             }
             by_pod.entry(c.pod).or_default().insert(c.node);
         }
@@ -709,8 +739,17 @@ fn sample_duplicates(cluster: &Cluster, rec: &Recorder) {
         })
         .collect();
     let t = rec.secs();
+    let ordinals = statefulset_ordinals_twice(&twice);
     let mut log = rec.duplicates();
     log.samples += 1;
+    log.max_statefulset_copies = log.max_statefulset_copies.max(sts_copies);
+    if !ordinals.is_empty() {
+        log.statefulset_twice += 1;
+        if log.statefulset_examples.len() < 10 {
+            log.statefulset_examples
+                .push(format!("{t:.1}s: {}", ordinals.join(", ")));
+        }
+    }
     log.max_deployment_copies = log.max_deployment_copies.max(copies);
     if !twice.is_empty() {
         log.samples_with_duplicates += 1;

@@ -1,8 +1,9 @@
 //! Jobs and CronJobs on three-node in-process clusters with the Docker
 //! engine: completions with parallelism, a failing Job hitting its
 //! backoffLimit, an Indexed Job's environment, a leader killed in the
-//! middle of a Job, and a CronJob making one Job for a minute boundary;
-//! through the typed client and the `shoal` binary.
+//! middle of a Job, a podFailurePolicy deciding by exit code, and a
+//! CronJob making one Job for a minute boundary; through the typed client
+//! and the `shoal` binary.
 
 mod common;
 
@@ -244,6 +245,63 @@ async fn a_failing_job_stops_at_its_backoff_limit() {
     assert_eq!(code, 1);
     assert!(err.contains("timed out"), "{err}");
     eprintln!("failing job test: {:?}", started.elapsed());
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pod_failure_policy_decides_by_exit_code() {
+    let (c, image) = docker_cluster("jp", 300).await;
+    let api = c.api();
+    // Exit code 42 ends the Job at once, though backoffLimit allows six retries.
+    let fatal = job(
+        "fatal",
+        &image,
+        "  backoffLimit: 6\n  podFailurePolicy:\n    rules:\n    - action: FailJob\n      onExitCodes:\n        containerName: main\n        operator: In\n        values: [42]\n",
+        "exit 42",
+    );
+    // Exit code 3 is ignored: with backoffLimit 0, the two pods that exit 3
+    // would fail the Job if they counted. Each pod reads its attempt number
+    // through the downward API and succeeds from the third on.
+    let flaky = format!(
+        "{}        env:\n        - name: ATTEMPT\n          valueFrom:\n            fieldRef:\n              fieldPath: metadata.annotations['shoal.io/job-attempt']\n",
+        job(
+            "flaky",
+            &image,
+            "  backoffLimit: 0\n  podFailurePolicy:\n    rules:\n    - action: Ignore\n      onExitCodes:\n        operator: In\n        values: [3]\n",
+            "echo attempt $ATTEMPT; [ $ATTEMPT -ge 2 ] || exit 3",
+        )
+    );
+    for m in [&fatal, &flaky] {
+        let (code, v) = api.apply(m).await;
+        assert_eq!(code, 200, "{v}");
+    }
+    let st = wait_job(&api, "fatal", 60, "Failed").await;
+    let cond = st.condition("Failed").expect("Failed");
+    assert_eq!(cond.reason.as_deref(), Some("PodFailurePolicy"), "{st:?}");
+    let msg = cond.message.as_deref().unwrap_or_default();
+    assert!(
+        msg.starts_with("Container main for pod default/fatal-")
+            && msg.ends_with("failed with exit code 42 matching FailJob rule at index 0"),
+        "{msg}"
+    );
+    assert!(st.is("FailureTarget"), "{st:?}");
+    assert_eq!(st.failed, 1, "{st:?}");
+    let st = wait_job(&api, "flaky", 90, "Complete").await;
+    assert_eq!(
+        (st.succeeded, st.failed),
+        (1, 0),
+        "ignored failures do not count: {st:?}"
+    );
+    let pods = job_pods(&api, "flaky").await;
+    assert_eq!(
+        pods.len(),
+        3,
+        "two ignored failures and a success: {pods:?}"
+    );
+    // No retry follows the fatal exit.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pods = job_pods(&api, "fatal").await;
+    assert_eq!(pods.len(), 1, "one pod, no retry: {pods:?}");
     c.stop().await;
 }
 

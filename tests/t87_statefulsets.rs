@@ -786,3 +786,78 @@ async fn a_replacement_waits_for_its_predecessor_process() {
     }
     c.stop().await;
 }
+
+/// `spec.ordinals.start`: pods are named from it, in order; scaling down
+/// removes the highest, and moving start down adds the new lowest. The
+/// status carries Kubernetes' fields through it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ordinals_start_names_and_scales_from_start_process() {
+    let c = Cluster::start("sto", &["2", "2", "2"], |_| {}).await;
+    let api = c.api();
+    let with_start = |replicas: u32, start: u32| {
+        statefulset("host", replicas, "1", 0, false).replace(
+            &format!("  replicas: {replicas}\n"),
+            &format!("  replicas: {replicas}\n  ordinals:\n    start: {start}\n"),
+        )
+    };
+    let m = with_start(2, 3);
+    assert!(m.contains("start: 3"), "{m}");
+    let (code, v) = api.apply(&m).await;
+    assert_eq!(code, 200, "{v}");
+    // OrderedReady from start: web-4 never exists before web-3 is Ready.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = set_pods(&api).await;
+        let on: Vec<&str> = got.iter().map(name).collect();
+        if on.contains(&"web-4") {
+            let w3 = got.iter().find(|p| name(p) == "web-3");
+            assert!(
+                w3.is_some_and(is_ready),
+                "web-4 before web-3 is Ready: {on:?}"
+            );
+        }
+        if on == ["web-3", "web-4"] && got.iter().all(is_ready) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never web-3 and web-4 Ready: {on:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let st = loop {
+        let st = status(&api).await;
+        if st["availableReplicas"] == 2 && st["readyReplicas"] == 2 {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "status never caught up: {st}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(st["replicas"], 2, "{st}");
+    assert_eq!(st["updatedReplicas"], 2, "{st}");
+    assert_eq!(st["collisionCount"], 0, "{st}");
+    assert_eq!(st["currentRevision"], st["updateRevision"], "{st}");
+    assert!(st["observedGeneration"].as_u64().is_some(), "{st}");
+    // Scaled to one: the highest ordinal goes.
+    let (code, v) = api.apply(&with_start(1, 3)).await;
+    assert_eq!(code, 200, "{v}");
+    wait_ready(&api, &["web-3"], 60).await;
+    // Start moved to 2 with two replicas: web-2 joins, web-3 stays.
+    let (code, v) = api.apply(&with_start(2, 2)).await;
+    assert_eq!(code, 200, "{v}");
+    let got = wait_pods(&api, &["web-2", "web-3"], 60, false).await;
+    let (code, v) = api.get("/v1/namespaces/default/statefulsets/web").await;
+    assert_eq!(code, 200, "{v}");
+    let generation = v["metadata"]["generation"].as_u64();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&api).await["observedGeneration"].as_u64() != generation {
+        assert!(
+            Instant::now() < deadline,
+            "observedGeneration never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(got.len(), 2);
+    c.stop().await;
+}

@@ -21,6 +21,7 @@ const POD_MUTABLE: &[&str] = &[
 /// (`replicas`, as `scale` does; the rest as a rollout does).
 const STATEFULSET_MUTABLE: &[&str] = &[
     "replicas",
+    "ordinals",
     "template",
     "updateStrategy",
     "persistentVolumeClaimRetentionPolicy",
@@ -53,6 +54,9 @@ pub(super) fn check(kind: Kind, live: &Object, new: &Object) -> Result<(), Strin
                 &["spec", "template"],
                 &["spec", "completions"],
                 &["spec", "completionMode"],
+                &["spec", "podFailurePolicy"],
+                &["spec", "backoffLimitPerIndex"],
+                &["spec", "successPolicy"],
             ] {
                 fixed(path)?;
             }

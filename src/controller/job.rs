@@ -13,8 +13,13 @@
 //! view either loses the fence or produces a name that already exists, so
 //! two pods never run for one index, and never more than `parallelism`.
 
+mod policy;
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod tests;
+
+pub use policy::{IndexFailures, Verdict};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -37,6 +42,9 @@ pub const ATTEMPT_ANNOTATION: &str = "shoal.io/job-attempt";
 pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 /// The older label naming a pod's Job, still set by Kubernetes.
 pub const JOB_NAME_LABEL_SHORT: &str = "job-name";
+/// The annotation holding the failures of a pod's index before it, as
+/// Kubernetes (backoffLimitPerIndex).
+pub const INDEX_FAILURES_ANNOTATION: &str = "batch.kubernetes.io/job-index-failure-count";
 /// The environment variable holding an Indexed Job pod's index.
 pub const INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
 
@@ -86,6 +94,12 @@ pub struct JobPod {
     /// Failed because its node was lost (Kubernetes' DisruptionTarget):
     /// not the workload's fault, so not counted against backoffLimit.
     pub disrupted: bool,
+    /// Each terminated container's name and exit code (init containers too).
+    pub exit_codes: Vec<(String, i64)>,
+    /// Its conditions as (type, status).
+    pub conditions: Vec<(String, String)>,
+    /// Counted failures of its index before it (backoffLimitPerIndex).
+    pub index_failures: u32,
 }
 
 impl JobPod {
@@ -120,6 +134,18 @@ impl JobPod {
                 || st
                     .condition("DisruptionTarget")
                     .is_some_and(Condition::is_true),
+            exit_codes: st
+                .init_container_statuses
+                .iter()
+                .chain(&st.container_statuses)
+                .filter_map(|c| Some((c.name.clone(), c.state.terminated.as_ref()?.exit_code)))
+                .collect(),
+            conditions: st
+                .conditions
+                .iter()
+                .map(|c| (c.type_.clone(), c.status.clone()))
+                .collect(),
+            index_failures: num(INDEX_FAILURES_ANNOTATION).unwrap_or(0),
         })
     }
 
@@ -137,6 +163,8 @@ pub struct NewPod {
     pub index: Option<u32>,
     /// Its attempt at the index, or its sequence number.
     pub attempt: u32,
+    /// Counted failures of its index so far (backoffLimitPerIndex).
+    pub index_failures: u32,
 }
 
 /// An event the plan records on the Job.
@@ -309,9 +337,17 @@ pub fn plan(job: JobRef<'_>, pods: &[JobPod], now_ms: u64, settings: Settings) -
     let st = &mut plan.status;
 
     let active: Vec<&JobPod> = pods.iter().filter(|p| p.active()).collect();
-    let failed_pods: Vec<&JobPod> = pods
+    let verdicts: Vec<(usize, Verdict)> = pods
         .iter()
-        .filter(|p| p.phase == PodPhase::Failed && !p.disrupted)
+        .enumerate()
+        .filter(|(_, p)| policy::failed(p))
+        .map(|(n, p)| (n, policy::verdict(spec.pod_failure_policy.as_ref(), p)))
+        .collect();
+    // Every failure but an ignored one counts in status.failed, as Kubernetes.
+    let failed_pods: Vec<&JobPod> = verdicts
+        .iter()
+        .filter(|(_, v)| *v != Verdict::Ignore)
+        .map(|(n, _)| &pods[*n])
         .collect();
     // Counts only grow: a pod deleted by hand does not undo its failure or
     // make its success run again.
@@ -342,6 +378,25 @@ pub fn plan(job: JobRef<'_>, pods: &[JobPod], now_ms: u64, settings: Settings) -
             .filter(|p| p.phase == PodPhase::Succeeded)
             .count();
         st.succeeded = st.succeeded.max(u32::try_from(ok).unwrap_or(u32::MAX));
+    }
+    let per_index = indexed && spec.backoff_limit_per_index.is_some();
+    let mut by_index = IndexFailures::default();
+    if per_index {
+        let limit = completions.unwrap_or(0);
+        by_index = policy::index_failures(
+            pods,
+            &verdicts,
+            spec.backoff_limit_per_index.unwrap_or(0),
+            limit,
+        );
+        let mut gone = st
+            .failed_indexes
+            .as_deref()
+            .map(|s| parse_indexes(s, limit))
+            .unwrap_or_default();
+        gone.extend(by_index.failed.iter().filter(|i| !done.contains(i)));
+        by_index.failed = gone;
+        st.failed_indexes = Some(format_indexes(&by_index.failed));
     }
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     st.active = count(active.len());
@@ -407,49 +462,72 @@ pub fn plan(job: JobRef<'_>, pods: &[JobPod], now_ms: u64, settings: Settings) -
         }
     };
 
-    let failure = if let Some(d) = spec.active_deadline_seconds
+    // As Kubernetes: with backoffLimitPerIndex, only an explicit
+    // backoffLimit bounds the Job's failures as a whole.
+    let backoff_limit = spec
+        .backoff_limit
+        .unwrap_or(if per_index { u32::MAX } else { 6 });
+    let fail_job = verdicts.iter().find_map(|(_, v)| match v {
+        Verdict::FailJob(m) => Some(m.clone()),
+        _ => None,
+    });
+    let failure = if let Some(m) = fail_job {
+        Some(("PodFailurePolicy", m))
+    } else if let Some(d) = spec.active_deadline_seconds
         && now_secs >= started.saturating_add(d)
     {
         Some((
             "DeadlineExceeded",
             "Job was active longer than specified deadline".to_string(),
         ))
-    } else if st.failed > spec.backoff_limit.unwrap_or(6) {
+    } else if st.failed > backoff_limit {
         Some((
             "BackoffLimitExceeded",
             "Job has reached the specified backoff limit".to_string(),
+        ))
+    } else if per_index
+        && let Some(m) = spec.max_failed_indexes
+        && by_index.failed.len() > m as usize
+    {
+        Some((
+            "MaxFailedIndexesExceeded",
+            "Job has exceeded the specified maximal number of failed indexes".to_string(),
         ))
     } else {
         None
     };
     if let Some((reason, message)) = failure {
-        set_condition(st, condition("Failed", true, reason, &message, &now));
-        plan.events.push(JobEvent {
-            warning: true,
-            reason,
-            message,
-        });
+        fail(&mut plan, reason, message, &now);
         stop_all(&mut plan);
         return plan;
     }
+    let st = &mut plan.status;
 
+    let total = completions.unwrap_or(0);
+    let by_policy = match &spec.success_policy {
+        Some(sp) if indexed => policy::success_rule_met(sp, &done, total),
+        _ => None,
+    };
     let complete = match (indexed, completions) {
         (true, c) => done.len() >= c.unwrap_or(0) as usize,
         (false, Some(c)) => st.succeeded >= c,
         // A work queue: done when one pod succeeded and none still runs.
         (false, None) => st.succeeded >= 1 && active.is_empty(),
     };
-    if complete {
+    if by_policy.is_some() || complete {
+        let (reason, message) = match by_policy {
+            Some(i) if !complete => ("SuccessPolicy", format!("Matched rules at index {i}")),
+            _ => (
+                "CompletionsReached",
+                "Reached expected number of succeeded pods".to_string(),
+            ),
+        };
+        // As Kubernetes since 1.31: SuccessCriteriaMet, then Complete.
         set_condition(
             st,
-            condition(
-                "Complete",
-                true,
-                "CompletionsReached",
-                "Reached expected number of succeeded pods",
-                &now,
-            ),
+            condition("SuccessCriteriaMet", true, reason, &message, &now),
         );
+        set_condition(st, condition("Complete", true, reason, &message, &now));
         st.completion_time = Some(now.clone());
         plan.events.push(JobEvent {
             warning: false,
@@ -460,9 +538,25 @@ pub fn plan(job: JobRef<'_>, pods: &[JobPod], now_ms: u64, settings: Settings) -
         return plan;
     }
 
-    // Retries wait out the back-off from the last failure.
+    if per_index
+        && !by_index.failed.is_empty()
+        && done.len() + by_index.failed.len() >= total as usize
+    {
+        fail(
+            &mut plan,
+            "FailedIndexes",
+            "Job has failed indexes".to_string(),
+            &now,
+        );
+        stop_all(&mut plan);
+        return plan;
+    }
+    let st = &mut plan.status;
+
+    // Retries wait out the back-off from the last failure (of the index,
+    // under backoffLimitPerIndex).
     let last_failure = failed_pods.iter().filter_map(|p| p.finished).max();
-    if let Some(at) = last_failure {
+    if !per_index && let Some(at) = last_failure {
         let due = at
             .saturating_mul(1000)
             .saturating_add(backoff_ms(settings.backoff_base_ms, failed));
@@ -484,8 +578,18 @@ pub fn plan(job: JobRef<'_>, pods: &[JobPod], now_ms: u64, settings: Settings) -
                 *n = (*n).max(p.attempt.saturating_add(1));
             }
         }
+        let backing_off = |i: &u32| {
+            let (Some(at), Some(n)) = (by_index.last.get(i), by_index.counts.get(i)) else {
+                return false;
+            };
+            let due = at
+                .saturating_mul(1000)
+                .saturating_add(backoff_ms(settings.backoff_base_ms, *n));
+            now_ms < due
+        };
         for i in (0..completions.unwrap_or(0))
             .filter(|i| !done.contains(i) && !running.contains(i))
+            .filter(|i| !by_index.failed.contains(i) && !backing_off(i))
             .take(room.min(MAX_CREATES_PER_PASS))
         {
             let mut attempt = next_attempt.get(&i).copied().unwrap_or(0);
@@ -499,6 +603,7 @@ pub fn plan(job: JobRef<'_>, pods: &[JobPod], now_ms: u64, settings: Settings) -
                 name,
                 index: Some(i),
                 attempt,
+                index_failures: by_index.counts.get(&i).copied().unwrap_or(0),
             });
         }
     } else {
@@ -521,6 +626,7 @@ pub fn plan(job: JobRef<'_>, pods: &[JobPod], now_ms: u64, settings: Settings) -
                     name,
                     index: None,
                     attempt: seq,
+                    index_failures: 0,
                 });
             }
             seq = seq.saturating_add(1);
@@ -552,6 +658,18 @@ pub fn plan(job: JobRef<'_>, pods: &[JobPod], now_ms: u64, settings: Settings) -
     }
     plan.create = create;
     plan
+}
+
+/// Marks the Job failed: FailureTarget, then Failed, as Kubernetes since 1.31.
+fn fail(plan: &mut Plan, reason: &'static str, message: String, now: &str) {
+    let st = &mut plan.status;
+    set_condition(st, condition("FailureTarget", true, reason, &message, now));
+    set_condition(st, condition("Failed", true, reason, &message, now));
+    plan.events.push(JobEvent {
+        warning: true,
+        reason,
+        message,
+    });
 }
 
 /// One pass over every Job; a Job whose sync failed waits out its back-off.
@@ -623,6 +741,12 @@ fn new_pod(
     labels.insert(JOB_NAME_LABEL_SHORT.into(), job.metadata.name.clone());
     annotations.insert(ATTEMPT_ANNOTATION.into(), p.attempt.to_string());
     let mut spec = tmpl.spec.clone();
+    if p.index.is_some() && body.spec.backoff_limit_per_index.is_some() {
+        annotations.insert(
+            INDEX_FAILURES_ANNOTATION.into(),
+            p.index_failures.to_string(),
+        );
+    }
     if let Some(i) = p.index {
         labels.insert(INDEX_ANNOTATION.into(), i.to_string());
         annotations.insert(INDEX_ANNOTATION.into(), i.to_string());

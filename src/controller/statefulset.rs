@@ -1,5 +1,5 @@
 //! The StatefulSet controller: pods `<set>-<ordinal>` for ordinals
-//! `0..replicas`, each with its claims `<template>-<set>-<ordinal>` made
+//! `start..start+replicas` (`spec.ordinals.start`, 0 by default), each with its claims `<template>-<set>-<ordinal>` made
 //! from `volumeClaimTemplates` before the pod and kept when the pod goes,
 //! so a recreated `web-1` mounts `web-1`'s data again.
 //!
@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use super::daemonset::{REVISION_HASH, revision_ops};
 use super::deployment::template_hash;
@@ -115,7 +116,8 @@ pub fn plan(
     claims: &BTreeMap<String, ClaimState>,
 ) -> Plan {
     let mut p = Plan::default();
-    let replicas = spec.replicas();
+    let range = spec.ordinal_range();
+    let (start, end) = (range.start, range.end);
     let ordered = spec.policy() == PodManagementPolicy::OrderedReady;
     let rolling = spec.strategy() == StatefulSetStrategyType::RollingUpdate;
     let partition = spec.partition();
@@ -149,7 +151,7 @@ pub fn plan(
     // Create: in ordinal order; OrderedReady stops at the first ordinal
     // that is missing, finished or not Ready.
     let mut all_ready = true;
-    for o in 0..replicas {
+    for o in range.clone() {
         if p.create.len() >= MAX_CREATES_PER_PASS {
             all_ready = false;
             break;
@@ -189,11 +191,13 @@ pub fn plan(
         }
     }
 
-    // Scale down: ordinals at or above replicas, highest first; with
+    // Scale down: ordinals outside start..start+replicas (above it after a
+    // scale down, below it after start grew), highest first; with
     // OrderedReady one at a time and only while the rest are Ready.
     let condemned: Vec<&StsPod> = by_ordinal
-        .range(replicas..)
+        .iter()
         .rev()
+        .filter(|(o, _)| !range.contains(o))
         .map(|(_, pod)| *pod)
         .collect();
     if !condemned.is_empty() && (!ordered || all_ready) {
@@ -212,7 +216,9 @@ pub fn plan(
                     .strip_prefix(t)
                     .and_then(|r| r.strip_prefix('-'))
                     .and_then(|r| ordinal_of(name, r))
-                    .is_some_and(|o| o >= replicas && !pods.iter().any(|x| x.ordinal == Some(o)))
+                    .is_some_and(|o| {
+                        !range.contains(&o) && !pods.iter().any(|x| x.ordinal == Some(o))
+                    })
             });
             if scaled_away {
                 p.delete_claims.push(claim.clone());
@@ -226,7 +232,7 @@ pub fn plan(
     if rolling && all_ready && condemned.is_empty() {
         let budget = spec.max_unavailable() as usize;
         let outdated = by_ordinal
-            .range(partition..replicas)
+            .range(partition.max(start)..end.max(partition.max(start)))
             .rev()
             .filter(|(_, pod)| pod.hash != update)
             .take(budget)
@@ -239,6 +245,7 @@ pub fn plan(
     p.delete_claims.truncate(MAX_CREATES_PER_PASS);
 
     let st = &mut p.status;
+    let replicas = end - start;
     let done = st.updated_replicas == replicas && st.ready_replicas == replicas;
     st.update_revision = Some(format!("{name}-{update}"));
     st.current_revision = Some(if done || current == update {
@@ -395,6 +402,56 @@ pub fn delete_needs_force(pod: &Object, node_up: impl Fn(&str) -> bool) -> Optio
     ))
 }
 
+/// Most salts tried for a revision name before giving up for this pass.
+const MAX_COLLISIONS_PER_PASS: u32 = 16;
+
+/// The template's hash salted with a collision count (the plain hash at 0,
+/// so sets that never collided keep their revision names).
+pub fn salted_hash(template: &PodTemplateSpec, collisions: u32) -> String {
+    let plain = template_hash(template);
+    if collisions == 0 {
+        return plain;
+    }
+    let d = Sha256::digest(format!("{plain}/{collisions}").as_bytes());
+    hex::encode(&d[..5])
+}
+
+/// The hash naming the set's revision of `template` and the collision
+/// count that gives it, as Kubernetes' collisionCount: starting from the
+/// count in the status, a revision name held by another object (a deleted
+/// set's leftover, or another template) moves on to the next salt instead
+/// of failing every pass on a name that exists.
+pub fn revision_hash(
+    set: &Object,
+    template: &PodTemplateSpec,
+    collisions: u32,
+    revisions: &[Object],
+) -> (String, u32) {
+    let uid = set.metadata.uid.as_deref().unwrap_or_default();
+    let ns = namespace(set);
+    let want = template_hash(template);
+    let mut c = collisions;
+    loop {
+        let hash = salted_hash(template, c);
+        let name = format!("{}-{hash}", set.metadata.name);
+        let taken = revisions.iter().find(|r| {
+            r.metadata.name == name && r.metadata.namespace.as_deref().unwrap_or("default") == ns
+        });
+        let ours = |r: &Object| {
+            super::owned_by(r) == Some(uid)
+                && r.metadata.labels.get(REVISION_HASH).map(String::as_str) == Some(hash.as_str())
+                && revision_template(uid, &hash, std::slice::from_ref(r))
+                    .is_some_and(|t| template_hash(&t) == want)
+        };
+        match taken {
+            Some(r) if !ours(r) && c < collisions.saturating_add(MAX_COLLISIONS_PER_PASS) => {
+                c = c.saturating_add(1);
+            }
+            _ => return (hash, c),
+        }
+    }
+}
+
 /// What the StatefulSet pass reads besides the sets.
 pub struct Inputs<'a> {
     /// Every pod.
@@ -483,10 +540,15 @@ async fn sync_one(
     let body = StatefulSetBody::from_object(set).map_err(|e| format!("{key}: {e}"))?;
     let spec = &body.spec;
     let name = &set.metadata.name;
-    let update = template_hash(&spec.template);
     let uid = set.metadata.uid.clone().unwrap_or_default();
     let min_ready = u64::from(spec.min_ready_seconds.unwrap_or(0));
     let prev: StatefulSetStatus = set.status_or_default();
+    let (update, collisions) = revision_hash(
+        set,
+        &spec.template,
+        prev.collision_count.unwrap_or(0),
+        input.revisions,
+    );
     // The revision pods below the partition keep: the one the status
     // names, if its template is still kept.
     let current_template = prev
@@ -544,6 +606,7 @@ async fn sync_one(
         .collect();
     let mut plan = plan(name, spec, &update, &current, &pods, &claims);
     plan.status.observed_generation = Some(set.metadata.generation.unwrap_or(1));
+    plan.status.collision_count = Some(collisions);
 
     let versions: HashMap<&str, u64> = mine
         .iter()

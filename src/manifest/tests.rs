@@ -4,6 +4,7 @@ use crate::resource::types::Body;
 mod daemonset;
 mod disruption;
 mod ingress;
+mod jobpolicy;
 mod limits;
 mod placement;
 mod pod_fields;
@@ -149,9 +150,9 @@ fn cronjobs_need_batch_v1_and_a_valid_schedule() {
     );
     let e = err(&v1.replace(
         "    spec:\n      template:",
-        "    spec:\n      podFailurePolicy: {}\n      template:",
+        "    spec:\n      managedBy: x\n      template:",
     ));
-    assert!(e.contains("spec.jobTemplate.spec.podFailurePolicy"), "{e}");
+    assert!(e.contains("spec.jobTemplate.spec.managedBy"), "{e}");
     let long = "c".repeat(53);
     let e = err(&v1.replace("name: hello", &format!("name: {long}")));
     assert!(e.contains("at most 52 characters"), "{e}");

@@ -113,14 +113,10 @@ pub(super) const SERVICE_SPEC_UNSUPPORTED: &[&str] = &[
 ];
 pub(super) const SERVICE_PORT_UNSUPPORTED: &[&str] = &["appProtocol"];
 pub(super) const JOB_SPEC_UNSUPPORTED: &[&str] = &[
-    "backoffLimitPerIndex",
     "managedBy",
     "manualSelector",
-    "maxFailedIndexes",
-    "podFailurePolicy",
     "podReplacementPolicy",
     "selector",
-    "successPolicy",
 ];
 pub(super) const NAMESPACE_SPEC_UNSUPPORTED: &[&str] = &["finalizers"];
 

@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::resource::types::{
-    DaemonSetSpec, DaemonSetStrategyType, ReplicaSetBody, ReplicaSetSpec,
+    DaemonSetSpec, DaemonSetStrategyType, ExitCodeOperator, PodFailurePolicyAction,
+    PodFailurePolicyRule, ReplicaSetBody, ReplicaSetSpec,
 };
 
 // ---------------------------------------------------------------- workloads
@@ -260,6 +261,7 @@ fn check_job_at(spec: &JobSpec, path: &str, ck: &mut Checker) -> Res {
             Some(_) => {}
         }
     }
+    check_job_policies(spec, path)?;
     check_template_metadata(&spec.template, &format!("{path}.template"))?;
     check_pod_spec(
         &spec.template.spec,
@@ -267,6 +269,180 @@ fn check_job_at(spec: &JobSpec, path: &str, ck: &mut Checker) -> Res {
         Kind::Job,
         ck,
     )
+}
+
+/// Kubernetes' limits on the lists of a Job's policies.
+const MAX_POLICY_RULES: usize = 20;
+const MAX_EXIT_CODE_VALUES: usize = 255;
+
+/// podFailurePolicy, backoffLimitPerIndex/maxFailedIndexes and
+/// successPolicy, with Kubernetes' rules on how they combine.
+fn check_job_policies(spec: &JobSpec, path: &str) -> Res {
+    let indexed = spec.completion_mode == Some(CompletionMode::Indexed);
+    let completions = spec.completions.unwrap_or(0);
+    if let Some(pfp) = &spec.pod_failure_policy {
+        let pp = format!("{path}.podFailurePolicy");
+        if spec.template.spec.restart_policy != Some(RestartPolicy::Never) {
+            return fail(
+                format!("{path}.template.spec.restartPolicy"),
+                "must be Never when podFailurePolicy is set",
+            );
+        }
+        if pfp.rules.len() > MAX_POLICY_RULES {
+            return fail(
+                format!("{pp}.rules"),
+                format!("{} rules: at most {MAX_POLICY_RULES}", pfp.rules.len()),
+            );
+        }
+        let names: BTreeSet<&str> = spec
+            .template
+            .spec
+            .init_containers
+            .iter()
+            .chain(&spec.template.spec.containers)
+            .map(|c| c.name.as_str())
+            .collect();
+        for (i, r) in pfp.rules.iter().enumerate() {
+            let rp = format!("{pp}.rules[{i}]");
+            check_failure_rule(spec, r, &rp, &names)?;
+        }
+    }
+    if spec.backoff_limit_per_index.is_some() && !indexed {
+        return fail(
+            format!("{path}.backoffLimitPerIndex"),
+            "only allowed with completionMode Indexed",
+        );
+    }
+    if let Some(m) = spec.max_failed_indexes {
+        if spec.backoff_limit_per_index.is_none() {
+            return fail(
+                format!("{path}.maxFailedIndexes"),
+                "only allowed with backoffLimitPerIndex",
+            );
+        }
+        if m > completions {
+            return fail(
+                format!("{path}.maxFailedIndexes"),
+                format!("{m} is over completions ({completions})"),
+            );
+        }
+    }
+    if let Some(sp) = &spec.success_policy {
+        let pp = format!("{path}.successPolicy");
+        if !indexed {
+            return fail(pp, "only allowed with completionMode Indexed");
+        }
+        if sp.rules.is_empty() || sp.rules.len() > MAX_POLICY_RULES {
+            return fail(
+                format!("{pp}.rules"),
+                format!("{} rules: between 1 and {MAX_POLICY_RULES}", sp.rules.len()),
+            );
+        }
+        for (i, r) in sp.rules.iter().enumerate() {
+            let rp = format!("{pp}.rules[{i}]");
+            let size = match &r.succeeded_indexes {
+                Some(s) => {
+                    let iv = crate::resource::types::parse_index_intervals(s, completions)
+                        .or_else(|m| fail(format!("{rp}.succeededIndexes"), m))?;
+                    Some(iv.iter().map(|(a, b)| u64::from(b - a) + 1).sum::<u64>())
+                }
+                None => None,
+            };
+            match r.succeeded_count {
+                None if size.is_none() => {
+                    return fail(rp, "set succeededIndexes, succeededCount or both");
+                }
+                None => {}
+                Some(0) => return fail(format!("{rp}.succeededCount"), "must be at least 1"),
+                Some(n) if n > completions => {
+                    return fail(
+                        format!("{rp}.succeededCount"),
+                        format!("{n} is over completions ({completions})"),
+                    );
+                }
+                Some(n) if size.is_some_and(|s| u64::from(n) > s) => {
+                    return fail(
+                        format!("{rp}.succeededCount"),
+                        format!("{n} is over the number of succeededIndexes"),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_failure_rule(
+    spec: &JobSpec,
+    r: &PodFailurePolicyRule,
+    rp: &str,
+    containers: &BTreeSet<&str>,
+) -> Res {
+    if r.action == PodFailurePolicyAction::FailIndex && spec.backoff_limit_per_index.is_none() {
+        return fail(
+            format!("{rp}.action"),
+            "FailIndex is only allowed with backoffLimitPerIndex",
+        );
+    }
+    match (&r.on_exit_codes, r.on_pod_conditions.is_empty()) {
+        (Some(_), false) => fail(rp, "set one of onExitCodes and onPodConditions, not both"),
+        (None, true) => fail(rp, "set one of onExitCodes and onPodConditions"),
+        (Some(ec), true) => {
+            let ep = format!("{rp}.onExitCodes");
+            if let Some(n) = &ec.container_name
+                && !containers.contains(n.as_str())
+            {
+                return fail(
+                    format!("{ep}.containerName"),
+                    format!("{n:?} is not a container of the template"),
+                );
+            }
+            if ec.values.is_empty() || ec.values.len() > MAX_EXIT_CODE_VALUES {
+                return fail(
+                    format!("{ep}.values"),
+                    format!(
+                        "{} values: between 1 and {MAX_EXIT_CODE_VALUES}",
+                        ec.values.len()
+                    ),
+                );
+            }
+            if !ec.values.windows(2).all(|w| w[0] < w[1]) {
+                return fail(
+                    format!("{ep}.values"),
+                    "must be unique and in ascending order",
+                );
+            }
+            if ec.operator == ExitCodeOperator::In && ec.values.contains(&0) {
+                return fail(
+                    format!("{ep}.values"),
+                    "may not contain 0 for operator In (a container exiting 0 did not fail)",
+                );
+            }
+            Ok(())
+        }
+        (None, false) => {
+            if r.on_pod_conditions.len() > MAX_POLICY_RULES {
+                return fail(
+                    format!("{rp}.onPodConditions"),
+                    format!("at most {MAX_POLICY_RULES}"),
+                );
+            }
+            for (j, c) in r.on_pod_conditions.iter().enumerate() {
+                let cp = format!("{rp}.onPodConditions[{j}]");
+                if c.type_.is_empty() {
+                    return fail(format!("{cp}.type"), "must not be empty");
+                }
+                if !matches!(c.status.as_str(), "True" | "False" | "Unknown") {
+                    return fail(
+                        format!("{cp}.status"),
+                        format!("{:?}: must be True, False or Unknown", c.status),
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 pub(super) fn check_cron_job(b: &CronJobBody, ck: &mut Checker) -> Res {

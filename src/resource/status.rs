@@ -356,6 +356,10 @@ pub struct StatefulSetStatus {
     pub update_revision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<u64>,
+    /// Bumped when a revision's name is taken by another template, to
+    /// salt the next hash (as Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collision_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -385,7 +389,10 @@ pub struct JobStatus {
     /// Indexed Jobs: the completed indexes, as Kubernetes writes them (`1,3-5`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_indexes: Option<String>,
-    /// `Complete`, `Failed`, `Suspended`.
+    /// Indexed Jobs with backoffLimitPerIndex: the indexes that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_indexes: Option<String>,
+    /// `Complete`, `Failed`, `Suspended`, `SuccessCriteriaMet`, `FailureTarget`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(flatten)]

@@ -703,6 +703,16 @@ pub struct JobSpec {
     /// `NonIndexed` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_mode: Option<CompletionMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_failure_policy: Option<PodFailurePolicy>,
+    /// Indexed Jobs: failures allowed per index before the index fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_limit_per_index: Option<u32>,
+    /// With backoffLimitPerIndex: failed indexes past this fail the Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failed_indexes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_policy: Option<SuccessPolicy>,
     pub template: PodTemplateSpec,
 }
 

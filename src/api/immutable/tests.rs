@@ -51,6 +51,20 @@ fn a_workloads_selector_is_fixed_and_its_template_is_not() {
         ),
         "spec.completions: field is immutable"
     );
+    // The policies are fixed as in Kubernetes; maxFailedIndexes is not.
+    assert_eq!(
+        refused(
+            Kind::Job,
+            json!({"spec": {"podFailurePolicy": {"rules": []}}}),
+            json!({"spec": {"podFailurePolicy": {"rules": [{"action": "Ignore"}]}}})
+        ),
+        "spec.podFailurePolicy: field is immutable"
+    );
+    allowed(
+        Kind::Job,
+        json!({"spec": {"backoffLimitPerIndex": 1, "maxFailedIndexes": 1}}),
+        json!({"spec": {"backoffLimitPerIndex": 1, "maxFailedIndexes": 2}}),
+    );
 }
 
 #[test]
@@ -166,6 +180,9 @@ fn a_statefulsets_identity_is_fixed_and_its_template_is_not() {
                "volumeClaimTemplates": [{"metadata": {"name": "data"}}]}})
     };
     allowed(Kind::StatefulSet, sts("db", 3, "a"), sts("db", 5, "b"));
+    let mut moved = sts("db", 3, "a");
+    moved["spec"]["ordinals"] = json!({"start": 2});
+    allowed(Kind::StatefulSet, sts("db", 3, "a"), moved);
     assert!(
         refused(Kind::StatefulSet, sts("db", 3, "a"), sts("other", 3, "a"))
             .starts_with("spec: updates to a StatefulSet's spec may change only replicas")

@@ -1,10 +1,10 @@
 use super::*;
 use crate::resource::types::{PodSpec, PodTemplateSpec, RestartPolicy};
 
-const UID: &str = "uid-1";
-const T0: u64 = 1_800_000_000; // seconds
+pub(super) const UID: &str = "uid-1";
+pub(super) const T0: u64 = 1_800_000_000; // seconds
 
-fn spec(completions: Option<u32>, parallelism: u32, indexed: bool) -> JobSpec {
+pub(super) fn spec(completions: Option<u32>, parallelism: u32, indexed: bool) -> JobSpec {
     JobSpec {
         completions,
         parallelism: Some(parallelism),
@@ -21,7 +21,12 @@ fn spec(completions: Option<u32>, parallelism: u32, indexed: bool) -> JobSpec {
     }
 }
 
-fn pod(index: Option<u32>, attempt: u32, phase: PodPhase, finished: Option<u64>) -> JobPod {
+pub(super) fn pod(
+    index: Option<u32>,
+    attempt: u32,
+    phase: PodPhase,
+    finished: Option<u64>,
+) -> JobPod {
     JobPod {
         key: ObjectKey::new(Kind::Pod, "default", &pod_name("j", UID, index, attempt)),
         resource_version: 7,
@@ -36,10 +41,13 @@ fn pod(index: Option<u32>, attempt: u32, phase: PodPhase, finished: Option<u64>)
         },
         restarts: 0,
         disrupted: false,
+        exit_codes: Vec::new(),
+        conditions: Vec::new(),
+        index_failures: 0,
     }
 }
 
-fn run(spec: &JobSpec, status: &JobStatus, pods: &[JobPod], now_secs: u64) -> Plan {
+pub(super) fn run(spec: &JobSpec, status: &JobStatus, pods: &[JobPod], now_secs: u64) -> Plan {
     plan(
         JobRef {
             name: "j",
@@ -53,14 +61,14 @@ fn run(spec: &JobSpec, status: &JobStatus, pods: &[JobPod], now_secs: u64) -> Pl
     )
 }
 
-fn started() -> JobStatus {
+pub(super) fn started() -> JobStatus {
     JobStatus {
         start_time: Some(rfc3339(T0)),
         ..JobStatus::default()
     }
 }
 
-fn created(p: &Plan) -> Vec<(Option<u32>, u32)> {
+pub(super) fn created(p: &Plan) -> Vec<(Option<u32>, u32)> {
     p.create.iter().map(|c| (c.index, c.attempt)).collect()
 }
 

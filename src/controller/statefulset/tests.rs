@@ -325,3 +325,144 @@ fn a_pass_deletes_a_bounded_number_of_pods() {
     let p = plan("web", &s, "h", "h", &pods, &BTreeMap::new());
     assert_eq!(p.delete.len(), MAX_CREATES_PER_PASS);
 }
+
+fn starting_at(start: u32, replicas: u32, policy: PodManagementPolicy) -> StatefulSetSpec {
+    let mut s = spec(replicas, policy);
+    s.ordinals = Some(crate::resource::types::StatefulSetOrdinals { start });
+    s
+}
+
+#[test]
+fn ordinals_start_names_pods_from_start() {
+    let none = BTreeMap::new();
+    let s = starting_at(5, 3, PodManagementPolicy::Parallel);
+    let p = plan("web", &s, "h", "h", &[], &none);
+    assert_eq!(created(&p), vec![5, 6, 7]);
+    let claims: Vec<u32> = p.create_claims.iter().map(|(_, o)| *o).collect();
+    assert_eq!(claims, vec![5, 6, 7]);
+    // OrderedReady starts at `start` and waits for it.
+    let s = starting_at(5, 3, PodManagementPolicy::OrderedReady);
+    assert_eq!(created(&plan("web", &s, "h", "h", &[], &none)), vec![5]);
+    let p = plan("web", &s, "h", "h", &[pod(5, "h", false)], &none);
+    assert!(p.create.is_empty());
+    let p = plan("web", &s, "h", "h", &[pod(5, "h", true)], &none);
+    assert_eq!(created(&p), vec![6]);
+    // Status counts the pods in the range.
+    let pods = [pod(5, "h", true), pod(6, "h", true), pod(7, "h", false)];
+    let p = plan("web", &s, "h", "h", &pods, &none);
+    assert_eq!(
+        (
+            p.status.replicas,
+            p.status.ready_replicas,
+            p.status.available_replicas,
+            p.status.updated_replicas
+        ),
+        (3, 2, 2, 3)
+    );
+    assert_eq!(p.status.update_revision.as_deref(), Some("web-h"));
+}
+
+#[test]
+fn ordinals_outside_the_range_are_removed_highest_first() {
+    let none = BTreeMap::new();
+    let pods = [pod(5, "h", true), pod(6, "h", true), pod(7, "h", true)];
+    // Scaled to 2: ordinal 7 goes.
+    let s = starting_at(5, 2, PodManagementPolicy::OrderedReady);
+    let p = plan("web", &s, "h", "h", &pods, &none);
+    assert_eq!(p.delete, vec!["web-7".to_string()]);
+    // Start moved to 6: ordinal 5 is outside now; Parallel makes 8 at once.
+    let s = starting_at(6, 3, PodManagementPolicy::Parallel);
+    let p = plan("web", &s, "h", "h", &pods, &none);
+    assert_eq!(p.delete, vec!["web-5".to_string()]);
+    assert_eq!(created(&p), vec![8]);
+    // OrderedReady: 8 first, and 5 only once 6..9 are all Ready.
+    let s = starting_at(6, 3, PodManagementPolicy::OrderedReady);
+    let p = plan("web", &s, "h", "h", &pods, &none);
+    assert_eq!((created(&p), p.delete.len()), (vec![8], 0));
+}
+
+#[test]
+fn a_rollout_with_ordinals_start_goes_down_to_start_or_the_partition() {
+    let claims = BTreeMap::new();
+    let mut s = rolling(0);
+    s.ordinals = Some(crate::resource::types::StatefulSetOrdinals { start: 5 });
+    let pods = [
+        pod(5, "old", true),
+        pod(6, "old", true),
+        pod(7, "old", true),
+    ];
+    let p = plan("web", &s, "new", "old", &pods, &claims);
+    assert_eq!(p.delete, vec!["web-7".to_string()]);
+    let p = plan("web", &s, "new", "old", &[pod(5, "old", true)], &claims);
+    assert_eq!(
+        p.create,
+        vec![(6, "new".to_string())],
+        "recreated on the update"
+    );
+    let mut done = [
+        pod(5, "old", true),
+        pod(6, "new", true),
+        pod(7, "new", true),
+    ];
+    let p = plan("web", &s, "new", "old", &done, &claims);
+    assert_eq!(p.delete, vec!["web-5".to_string()], "start is updated last");
+    // The partition is an ordinal, as Kubernetes documents it: 6 keeps 5 old.
+    let mut s6 = rolling(6);
+    s6.ordinals = s.ordinals;
+    let p = plan("web", &s6, "new", "old", &done, &claims);
+    assert!(p.delete.is_empty(), "{:?}", p.delete);
+    done[0] = pod(5, "new", true);
+    let p = plan("web", &s, "new", "old", &done, &claims);
+    assert_eq!(p.status.current_revision.as_deref(), Some("web-new"));
+}
+
+fn revision(name: &str, owner_uid: &str, hash: &str, template: &PodTemplateSpec) -> Object {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "labels": { REVISION_HASH: hash },
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web",
+                "uid": owner_uid, "controller": true
+            }]
+        },
+        "data": { "spec": { "template": template } },
+        "revision": 1
+    }))
+    .expect("revision")
+}
+
+#[test]
+fn a_revision_name_held_by_another_object_bumps_the_collision_count() {
+    let set: Object = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": { "name": "web", "namespace": "default", "uid": "u1" },
+        "spec": {}
+    }))
+    .expect("set");
+    let t = spec(1, PodManagementPolicy::Parallel).template;
+    let plain = template_hash(&t);
+    assert_eq!(salted_hash(&t, 0), plain);
+    assert_ne!(salted_hash(&t, 1), plain);
+    assert_eq!(revision_hash(&set, &t, 0, &[]), (plain.clone(), 0));
+    // Its own revision of the same template: no collision.
+    let own = revision(&format!("web-{plain}"), "u1", &plain, &t);
+    assert_eq!(revision_hash(&set, &t, 0, &[own]), (plain.clone(), 0));
+    // A leftover of a deleted set of the same name: the next salt.
+    let other = revision(&format!("web-{plain}"), "u0", &plain, &t);
+    let (h, c) = revision_hash(&set, &t, 0, std::slice::from_ref(&other));
+    assert_eq!((h.as_str(), c), (salted_hash(&t, 1).as_str(), 1));
+    // The count in the status is where the search starts.
+    assert_eq!(
+        revision_hash(&set, &t, 1, &[other]),
+        (salted_hash(&t, 1), 1)
+    );
+    // Its own revision under that name with another template collides too.
+    let mut t2 = t.clone();
+    t2.spec.hostname = Some("x".into());
+    let stale = revision(&format!("web-{plain}"), "u1", &plain, &t2);
+    assert_eq!(revision_hash(&set, &t, 0, &[stale]).1, 1);
+}

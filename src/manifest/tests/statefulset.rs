@@ -85,6 +85,17 @@ fn a_statefulset_is_accepted() {
     );
     let b = StatefulSetBody::from_object(&ok(&on_delete).objects[0]).expect("body");
     assert_eq!(b.spec.strategy(), StatefulSetStrategyType::OnDelete);
+    assert_eq!(
+        b.spec.ordinal_range(),
+        0..3,
+        "ordinals start at 0 by default"
+    );
+    let from_five = STATEFULSET.replace(
+        "  replicas: 3\n",
+        "  replicas: 3\n  ordinals:\n    start: 5\n",
+    );
+    let b = StatefulSetBody::from_object(&ok(&from_five).objects[0]).expect("body");
+    assert_eq!(b.spec.ordinal_range(), 5..8);
 }
 
 #[test]
@@ -187,7 +198,7 @@ fn statefulset_mistakes_are_named() {
         ),
         (
             "  replicas: 3\n",
-            "  replicas: 3\n  ordinals:\n    start: 1\n",
+            "  replicas: 3\n  ordinals:\n    first: 1\n",
             "spec.ordinals",
         ),
     ];

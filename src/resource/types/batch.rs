@@ -64,3 +64,119 @@ pub enum ConcurrencyPolicy {
     /// Delete the running Job and start the new one.
     Replace,
 }
+
+/// `Job.spec.podFailurePolicy`: what a failed pod means, decided by the
+/// first rule that matches it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodFailurePolicy {
+    #[serde(default)]
+    pub rules: Vec<PodFailurePolicyRule>,
+}
+
+/// One rule: an action and exactly one of its two matchers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodFailurePolicyRule {
+    pub action: PodFailurePolicyAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_exit_codes: Option<PodFailurePolicyOnExitCodes>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_pod_conditions: Vec<PodFailurePolicyOnPodCondition>,
+}
+
+/// What a matching rule does with the failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PodFailurePolicyAction {
+    /// Fail the whole Job at once (reason `PodFailurePolicy`).
+    FailJob,
+    /// Fail the pod's index without retrying it (needs backoffLimitPerIndex).
+    FailIndex,
+    /// Replace the pod without counting the failure.
+    Ignore,
+    /// Count the failure as if no rule matched.
+    Count,
+}
+
+/// Matches a pod one of whose containers exited non-zero with a code in
+/// (or not in) `values`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodFailurePolicyOnExitCodes {
+    /// Only this container's exit code; any container's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    pub operator: ExitCodeOperator,
+    pub values: Vec<i32>,
+}
+
+/// `In` or `NotIn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitCodeOperator {
+    In,
+    NotIn,
+}
+
+/// Matches a pod carrying a condition of `type` with `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodFailurePolicyOnPodCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True` when absent.
+    #[serde(default = "condition_true")]
+    pub status: String,
+}
+
+fn condition_true() -> String {
+    "True".into()
+}
+
+/// `Job.spec.successPolicy`: an Indexed Job succeeds as soon as one rule holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SuccessPolicy {
+    #[serde(default)]
+    pub rules: Vec<SuccessPolicyRule>,
+}
+
+/// One rule: all of `succeededIndexes` succeeded, or `succeededCount` of
+/// them (of all indexes when `succeededIndexes` is absent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SuccessPolicyRule {
+    /// Intervals as `completedIndexes` writes them (`0,2-4`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_indexes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_count: Option<u32>,
+}
+
+/// Parses an index list as Kubernetes writes one (`0,2-4`), strictly:
+/// intervals ascending, not overlapping, each below `completions`.
+pub fn parse_index_intervals(s: &str, completions: u32) -> Result<Vec<(u32, u32)>, String> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for part in s.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let num = |x: &str| {
+            x.parse::<u32>()
+                .map_err(|_| format!("{part:?} is not an index or an interval of indexes"))
+        };
+        let (a, b) = (num(a)?, num(b)?);
+        if a > b {
+            return Err(format!("interval {part:?} ends before it starts"));
+        }
+        if b >= completions {
+            return Err(format!(
+                "index {b} is out of range: completions is {completions}"
+            ));
+        }
+        if out.last().is_some_and(|&(_, end)| a <= end) {
+            return Err(format!(
+                "{part:?} overlaps or precedes the interval before it: intervals must be ascending"
+            ));
+        }
+        out.push((a, b));
+    }
+    Ok(out)
+}

@@ -48,6 +48,17 @@ pub struct StatefulSetSpec {
     /// Old ControllerRevisions kept; 10 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_history_limit: Option<u32>,
+    /// The first ordinal; 0 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordinals: Option<StatefulSetOrdinals>,
+}
+
+/// `StatefulSetOrdinals`: pods are numbered `start..start+replicas`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatefulSetOrdinals {
+    #[serde(default)]
+    pub start: u32,
 }
 
 /// Whether a StatefulSet waits for each pod before the next.
@@ -142,6 +153,12 @@ impl StatefulSetSpec {
     /// `replicas`, 1 by default.
     pub fn replicas(&self) -> u32 {
         self.replicas.unwrap_or(1)
+    }
+
+    /// The ordinals the set's pods have: `start..start+replicas`.
+    pub fn ordinal_range(&self) -> std::ops::Range<u32> {
+        let start = self.ordinals.map(|o| o.start).unwrap_or(0);
+        start..start.saturating_add(self.replicas())
     }
 
     /// The pod management policy, `OrderedReady` by default.
