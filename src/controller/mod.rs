@@ -323,7 +323,7 @@ async fn pass(
         let pods: Vec<PodView> = pod_objs.iter().filter_map(PodView::of).collect();
         // Without the configuration a template hash would be wrong, and a
         // wrong hash is a rollout: no deployment pass then.
-        match configs(store) {
+        match configs(store, &deployments) {
             Ok(configs) => {
                 deployment::reconcile(store, &deployments, &sets, &pods, &configs).await;
             }
@@ -415,16 +415,43 @@ async fn accounts(store: &Store) {
 
 /// Every ConfigMap and Secret, the Secrets opened one by one so that one
 /// that does not open holds back only the Deployments that read it.
-fn configs(store: &Store) -> Result<deployment::Configs, crate::store::StoreError> {
-    let (mut objects, _) = store.list(Kind::ConfigMap, None)?;
+/// The ConfigMaps and (opened) Secrets the Deployments' templates read,
+/// fetched by name: only those decide a config hash, and opening every
+/// Secret of the cluster each pass would cost a decryption per Secret per
+/// pass (a pass runs on every write).
+fn configs(
+    store: &Store,
+    deployments: &[Object],
+) -> Result<deployment::Configs, crate::store::StoreError> {
+    let mut wanted = std::collections::BTreeSet::new();
+    for d in deployments {
+        let (Ok(body), Some(ns)) = (
+            <crate::resource::types::DeploymentBody as crate::resource::types::Body>::from_object(
+                d,
+            ),
+            d.metadata.namespace.as_deref(),
+        ) else {
+            continue;
+        };
+        for (kind, name) in confighash::referenced(&body.spec.template) {
+            wanted.insert(crate::resource::ObjectKey::new(kind, ns, &name));
+        }
+    }
+    let mut objects = Vec::with_capacity(wanted.len());
     let mut unreadable = std::collections::BTreeSet::new();
-    for mut s in store.list_sealed()? {
+    for key in wanted {
+        if key.kind != Kind::Secret {
+            objects.extend(store.get(&key)?);
+            continue;
+        }
+        let Some(mut s) = store.get_sealed(&key)? else {
+            continue;
+        };
         match store.open_secret(&mut s) {
             Ok(()) => objects.push(s),
             Err(e) => {
                 tracing::debug!("{e}");
-                let ns = s.metadata.namespace.clone().unwrap_or_default();
-                unreadable.insert((ns, s.metadata.name.clone()));
+                unreadable.insert((key.namespace, key.name));
             }
         }
     }
