@@ -248,6 +248,7 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
     let mut cron_backoff = Backoff::default();
     let mut ds_backoff = Backoff::default();
     let mut sts_backoff = Backoff::default();
+    let mut rotation = secrets::Rotation::default();
     let mut watch = None;
     loop {
         if watch.is_none() {
@@ -265,6 +266,7 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
                 &mut cron_backoff,
                 &mut ds_backoff,
                 &mut sts_backoff,
+                &mut rotation,
             ),
             tracing::info_span!("controller_pass"),
         )
@@ -299,6 +301,7 @@ async fn pass(
     cron_backoff: &mut Backoff,
     ds_backoff: &mut Backoff,
     sts_backoff: &mut Backoff,
+    rotation: &mut secrets::Rotation,
 ) {
     let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
     let (Ok(node_objs), Ok(pod_objs)) = (list(Kind::Node), list(Kind::Pod)) else {
@@ -306,7 +309,7 @@ async fn pass(
         return;
     };
     namespaces::reconcile(store).await;
-    secrets::reconcile(store).await;
+    secrets::reconcile(store, rotation).await;
     accounts(store).await;
     storage::reconcile(store, &pod_objs).await;
     disruption::reconcile(store, &pod_objs).await;

@@ -49,21 +49,47 @@ fn summary(o: &Object) -> Option<(ObjectKey, Option<u32>, u64)> {
     Some((o.key()?, sealed_key_id(o), o.resource_version()))
 }
 
+/// What the rotation controller remembers between passes.
+#[derive(Debug, Default)]
+pub struct Rotation {
+    /// The keyring version at which a full pass found nothing to do.
+    /// Every Secret written since is sealed under that keyring's active
+    /// key (writes are conditional on it), so until the keyring changes
+    /// there is nothing to list: listing every Secret on every pass cost
+    /// the leader a parse per Secret per write. A full pass still runs
+    /// every [`RESCAN_EVERY`], for what no version tells (a Secret written
+    /// in clear by a node of a release before sealing, during an upgrade).
+    clean_at: Option<(u64, std::time::Instant)>,
+}
+
+/// How long a clean keyring version is trusted without a full pass.
+const RESCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// One pass of the rotation controller.
-pub async fn reconcile(store: &Store) {
-    if let Err(e) = pass(store).await {
+pub async fn reconcile(store: &Store, rotation: &mut Rotation) {
+    if let Err(e) = pass(store, rotation).await {
         e.log("secrets", "keyring");
     }
 }
 
-async fn pass(store: &Store) -> Result<(), ControllerError> {
+async fn pass(store: &Store, rotation: &mut Rotation) -> Result<(), ControllerError> {
     // The keyring first: every write sealed under an older keyring version
     // has committed before it (they are conditional on it), so the list
     // read after it sees them all.
     let ring = store.keyring_status()?;
+    let version = ring.as_ref().map(|r| r.version);
+    if let (Some(v), Some((clean, at))) = (version, rotation.clean_at)
+        && v == clean
+        && at.elapsed() < RESCAN_EVERY
+    {
+        return Ok(());
+    }
     let secrets: Vec<_> = store.list_sealed()?.iter().filter_map(summary).collect();
     match decide(ring.as_ref(), &secrets) {
-        Step::Idle => Ok(()),
+        Step::Idle => {
+            rotation.clean_at = version.map(|v| (v, std::time::Instant::now()));
+            Ok(())
+        }
         Step::Reseal(keys) => {
             let n = keys.len();
             for (key, version) in keys {

@@ -289,8 +289,9 @@ async fn a_store_seals_on_write_opens_on_read_and_rotates() {
         .unwrap();
     assert_eq!(sealed_key_id(&new_raw), Some(2));
     assert!(store.get(&key).is_ok());
+    let mut rotation = crate::controller::secrets::Rotation::default();
     for _ in 0..3 {
-        crate::controller::secrets::reconcile(&store).await;
+        crate::controller::secrets::reconcile(&store, &mut rotation).await;
     }
     let st = store.keyring_status().unwrap().unwrap();
     assert_eq!((st.active, st.key_ids), (2, vec![2]));
