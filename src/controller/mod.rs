@@ -249,6 +249,7 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
     let mut ds_backoff = Backoff::default();
     let mut sts_backoff = Backoff::default();
     let mut rotation = secrets::Rotation::default();
+    let mut sweep = AccountSweep::default();
     let mut watch = None;
     loop {
         if watch.is_none() {
@@ -267,6 +268,7 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
                 &mut ds_backoff,
                 &mut sts_backoff,
                 &mut rotation,
+                &mut sweep,
             ),
             tracing::info_span!("controller_pass"),
         )
@@ -302,6 +304,7 @@ async fn pass(
     ds_backoff: &mut Backoff,
     sts_backoff: &mut Backoff,
     rotation: &mut secrets::Rotation,
+    sweep: &mut AccountSweep,
 ) {
     let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
     let (Ok(node_objs), Ok(pod_objs)) = (list(Kind::Node), list(Kind::Pod)) else {
@@ -310,7 +313,7 @@ async fn pass(
     };
     namespaces::reconcile(store).await;
     secrets::reconcile(store, rotation).await;
-    accounts(store).await;
+    accounts(store, sweep).await;
     storage::reconcile(store, &pod_objs).await;
     disruption::reconcile(store, &pod_objs).await;
     quota::reconcile(store).await;
@@ -400,24 +403,52 @@ async fn pass(
 
 /// ServiceAccounts: their Tokens and Secrets collected once the account is
 /// gone (which revokes the token), then defaults and tokens made.
-async fn accounts(store: &Store) {
+/// When the account controller last looked through every Secret for
+/// token Secrets whose account is gone, and which accounts there were.
+#[derive(Debug, Default)]
+struct AccountSweep {
+    last: Option<(std::time::Instant, Vec<String>)>,
+}
+
+/// How long the Secrets are not looked through again while the accounts
+/// stay the same: a Secret's account only goes by being deleted, which
+/// changes the accounts and sweeps at once; the period is a safety net.
+const ACCOUNT_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+async fn accounts(store: &Store, sweep: &mut AccountSweep) {
     let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
-    let (Ok(namespaces), Ok(accounts), Ok(tokens), Ok(secrets)) = (
+    let (Ok(namespaces), Ok(accounts), Ok(tokens)) = (
         list(Kind::Namespace),
         list(Kind::ServiceAccount),
         list(Kind::Token),
-        store.list_sealed(),
     ) else {
         warn!("serviceaccounts: cannot read the replica");
         return;
     };
     gc::collect(store, "ServiceAccount", &accounts, &tokens).await;
-    gc::collect(store, "ServiceAccount", &accounts, &secrets).await;
+    // Listing every Secret is a parse per Secret: not on every pass (a
+    // pass runs on every write), only when an account went or came, or
+    // once a minute.
+    let uids: Vec<String> = accounts
+        .iter()
+        .filter_map(|a| a.metadata.uid.clone())
+        .collect();
+    let due = sweep
+        .last
+        .as_ref()
+        .is_none_or(|(at, seen)| *seen != uids || at.elapsed() >= ACCOUNT_SWEEP_EVERY);
+    if due {
+        match store.list_sealed() {
+            Ok(secrets) => {
+                gc::collect(store, "ServiceAccount", &accounts, &secrets).await;
+                sweep.last = Some((std::time::Instant::now(), uids));
+            }
+            Err(e) => warn!("serviceaccounts: cannot read the Secrets: {e}"),
+        }
+    }
     serviceaccounts::reconcile(store, &namespaces, &accounts).await;
 }
 
-/// Every ConfigMap and Secret, the Secrets opened one by one so that one
-/// that does not open holds back only the Deployments that read it.
 /// The ConfigMaps and (opened) Secrets the Deployments' templates read,
 /// fetched by name: only those decide a config hash, and opening every
 /// Secret of the cluster each pass would cost a decryption per Secret per
