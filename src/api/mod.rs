@@ -385,7 +385,18 @@ fn watch(
     from: Option<u64>,
 ) -> ApiResult<Response> {
     let ns = ns.filter(|_| kind.namespaced());
-    let mut stream = s.store.watch(Some(kind), ns, from)?;
+    let stream = s.store.watch(Some(kind), ns, from)?;
+    Ok(watch_response(slot, stream, |_| true))
+}
+
+/// A watch as newline-delimited JSON: the events of `stream` whose object
+/// `keep` accepts, then, if the stream falls behind, an `ERROR` line with
+/// code 410 (list again) and the end.
+fn watch_response(
+    slot: auth::Slot,
+    mut stream: crate::store::WatchStream,
+    keep: impl Fn(&Object) -> bool + Send + 'static,
+) -> Response {
     let body = async_stream_body(
         async move |tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>| {
             // Held while the stream runs: the client's watch slot.
@@ -397,8 +408,9 @@ fn watch(
                     next = stream.next() => next,
                     () = tx.closed() => return,
                 };
-                let line = match next {
-                    Ok(ev) => serde_json::to_vec(&*ev).unwrap_or_default(),
+                let mut line = match next {
+                    Ok(ev) if keep(&ev.object) => serde_json::to_vec(&*ev).unwrap_or_default(),
+                    Ok(_) => continue,
                     Err(e) => {
                         // Tell the watcher to list again, then end the stream.
                         let err = json!({ "type": "ERROR", "error": e.to_string(), "code": 410 });
@@ -408,7 +420,6 @@ fn watch(
                         return;
                     }
                 };
-                let mut line = line;
                 line.push(b'\n');
                 if tx.send(Ok(Bytes::from(line))).await.is_err() {
                     return;
@@ -416,7 +427,7 @@ fn watch(
             }
         },
     );
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
 }
 
 /// `GET /v1/members`: every member this node's gossip knows, itself included.

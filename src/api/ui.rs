@@ -9,16 +9,14 @@
 use std::collections::HashSet;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, ApiResult, ApiState, async_stream_body, auth};
+use super::{ApiError, ApiResult, ApiState, auth, watch_response};
 use crate::resource::Kind;
 
 /// The page: markup only; script and style come from the files below so
@@ -167,36 +165,10 @@ pub(super) async fn watch_kinds(
 ) -> ApiResult<Response> {
     let kinds = parse_kinds(&q.kinds, caller.role)?;
     let slot = s.slots.take(&caller.client, auth::Stream::Watch)?;
-    let mut stream = s.store.watch(None, None, q.resource_version)?;
-    let body = async_stream_body(
-        async move |tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>| {
-            let _slot = slot;
-            loop {
-                let next = tokio::select! {
-                    next = stream.next() => next,
-                    () = tx.closed() => return,
-                };
-                let mut line = match next {
-                    Ok(ev) if ev.object.kind().is_some_and(|k| kinds.contains(&k)) => {
-                        serde_json::to_vec(&*ev).unwrap_or_default()
-                    }
-                    Ok(_) => continue,
-                    Err(e) => {
-                        let err = json!({ "type": "ERROR", "error": e.to_string(), "code": 410 });
-                        let mut l = serde_json::to_vec(&err).unwrap_or_default();
-                        l.push(b'\n');
-                        let _ = tx.send(Ok(Bytes::from(l))).await;
-                        return;
-                    }
-                };
-                line.push(b'\n');
-                if tx.send(Ok(Bytes::from(line))).await.is_err() {
-                    return;
-                }
-            }
-        },
-    );
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+    let stream = s.store.watch(None, None, q.resource_version)?;
+    Ok(watch_response(slot, stream, move |o| {
+        o.kind().is_some_and(|k| kinds.contains(&k))
+    }))
 }
 
 #[cfg(test)]
