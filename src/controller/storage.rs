@@ -280,20 +280,23 @@ pub async fn reconcile(store: &Store, pods: &[Object]) {
             ],
         ));
     }
+    // A volume's new phase, at the version the plan read.
+    let phase = |key: &ObjectKey, version: u64, status: PersistentVolumeStatus| {
+        let mut v = find(&volumes, key)?;
+        v.set_status(&status);
+        let object = serde_json::to_vec(&v).ok()?;
+        Some(Op::Put {
+            key: key.clone(),
+            object,
+            precondition: Precondition::Version(version),
+        })
+    };
     for (key, version) in &plan.available_volumes {
-        let Some(mut v) = find(&volumes, key) else {
-            continue;
-        };
-        v.set_status(&PersistentVolumeStatus {
+        let available = PersistentVolumeStatus {
             phase: Some("Available".into()),
             ..Default::default()
-        });
-        if let Ok(object) = serde_json::to_vec(&v) {
-            let op = Op::Put {
-                key: key.clone(),
-                object,
-                precondition: Precondition::Version(*version),
-            };
+        };
+        if let Some(op) = phase(key, *version, available) {
             ops.push((format!("{key} available"), op));
         }
     }
@@ -305,24 +308,12 @@ pub async fn reconcile(store: &Store, pods: &[Object]) {
         ops.push((format!("deleted {key}"), op));
     }
     for (key, version) in &plan.release_volumes {
-        let Some(mut v) = volumes
-            .iter()
-            .find(|v| v.key().as_ref() == Some(key))
-            .cloned()
-        else {
-            continue;
-        };
-        v.set_status(&PersistentVolumeStatus {
+        let released = PersistentVolumeStatus {
             phase: Some("Released".into()),
             message: Some("its claim was deleted; the data is kept (Retain)".into()),
             ..Default::default()
-        });
-        if let Ok(object) = serde_json::to_vec(&v) {
-            let op = Op::Put {
-                key: key.clone(),
-                object,
-                precondition: Precondition::Version(*version),
-            };
+        };
+        if let Some(op) = phase(key, *version, released) {
             ops.push((format!("{key} released, data kept"), op));
         }
     }

@@ -22,9 +22,9 @@ use serde_json::json;
 
 use crate::resource::status::{PersistentVolumeClaimStatus, PersistentVolumeStatus};
 use crate::resource::types::{
-    Body, ClaimRef, CsiVolumeSource, DEFAULT_CLASS_ANNOTATION, DOCKER_PROVISIONER, PROVISIONED_BY,
-    PersistentVolumeBody, PersistentVolumeClaimBody, PersistentVolumeClaimSpec,
-    PersistentVolumeSpec, ReclaimPolicy, StorageClassBody,
+    Body, ClaimRef, CsiVolumeSource, DOCKER_PROVISIONER, PROVISIONED_BY, PersistentVolumeBody,
+    PersistentVolumeClaimBody, PersistentVolumeClaimSpec, PersistentVolumeSpec, ReclaimPolicy,
+    StorageClassBody,
 };
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
 
@@ -180,24 +180,18 @@ pub fn docker_claims(classes: &[Object], claims: &[Object]) -> Vec<(ObjectKey, u
         })
         .map(|c| c.metadata.name.as_str())
         .collect();
-    // The default class, as the scheduler picks it: the first by name.
-    let default_class = classes
-        .iter()
-        .filter(|c| {
-            c.metadata
-                .annotations
-                .get(DEFAULT_CLASS_ANNOTATION)
-                .is_some_and(|d| d == "true")
-        })
-        .map(|c| c.metadata.name.as_str())
-        .min();
+    let default_class = super::default_class(classes);
     let mut out = Vec::new();
     for c in claims {
         let Ok(b) = PersistentVolumeClaimBody::from_object(c) else {
             continue;
         };
         let unbound = b.spec.volume_name.as_deref().is_none_or(str::is_empty);
-        let class = b.spec.storage_class_name.as_deref().or(default_class);
+        let class = b
+            .spec
+            .storage_class_name
+            .as_deref()
+            .or(default_class.as_deref());
         if c.metadata.deletion_timestamp.is_none()
             && unbound
             && class.is_some_and(|k| docker.contains(k))
