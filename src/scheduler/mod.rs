@@ -482,18 +482,13 @@ fn plan(
         debug!(pod = %key, "a pod's spec cannot be read (bad quantity?); not scheduling it");
     }
     // Highest priority first, then oldest first, as Kubernetes' queue
-    // orders; the list is in name order, which the stable sort keeps among
+    // orders; the list is in name order, which the sort (stable) keeps among
     // pods created in the same second.
-    pending.sort_by(|a, b| {
-        let (pa, pb) = (
-            preemption::priority_of(&a.0).0,
-            preemption::priority_of(&b.0).0,
-        );
-        pb.cmp(&pa).then_with(|| {
-            a.0.metadata
-                .creation_timestamp
-                .cmp(&b.0.metadata.creation_timestamp)
-        })
+    pending.sort_by_cached_key(|(p, _)| {
+        (
+            std::cmp::Reverse(preemption::priority_of(p).0),
+            p.metadata.creation_timestamp.clone(),
+        )
     });
     let mut planned = Planned {
         pending: pending.len(),
