@@ -128,13 +128,6 @@ fn wrk(port: u16, secs: u64, conns: u32, close: bool, cpu: &dyn Fn() -> f64) -> 
     f
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// Starts nginx (one worker, keep-alive pool to the upstream) on `port`.
 fn nginx(dir: &std::path::Path, port: u16, upstream: u16) -> Child {
     let conf = format!(
@@ -237,14 +230,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let up_port = free_port();
+    let up_port = support::free_port();
     up_rt.block_on(async {
         let l = tokio::net::TcpListener::bind(("127.0.0.1", up_port))
             .await
             .expect("bind the upstream");
         tokio::spawn(support::http_upstream(l, BODY));
     });
-    let (shoal_port, nginx_port) = (free_port(), free_port());
+    let (shoal_port, nginx_port) = (support::free_port(), support::free_port());
     let _ingress = shoal_ingress(shoal_port, up_port);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut nginx_child = nginx(dir.path(), nginx_port, up_port);

@@ -26,15 +26,10 @@ pub fn shoal_bin() -> PathBuf {
     bin
 }
 
-/// `n` distinct free loopback ports (bound together, then released).
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
-}
+#[path = "../tests/common/ports.rs"]
+mod ports;
+#[allow(unused_imports)] // not every benchmark needs a single port
+pub use ports::{free_port, free_ports};
 
 /// A `shoal agent --dev` started by a benchmark; killed when dropped.
 pub struct DevDaemon {

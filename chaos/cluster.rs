@@ -14,6 +14,8 @@ use nix::unistd::Pid;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::ports::free_ports;
+
 use crate::netns::{self, Netns, hard_kill};
 use crate::scenario::{Network, RuntimeKind};
 
@@ -501,15 +503,6 @@ pub struct ClusterOptions<'a> {
     pub agent_config: &'a str,
 }
 
-/// `n` distinct free loopback ports (bound together, then released).
-fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let held: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()
-        .context("no free loopback port")?;
-    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
-}
-
 /// Sends an agent's stderr to `log` (appended, after a line naming `who`),
 /// with the harness's log filter, in a process group of its own: a Ctrl-C
 /// at the terminal reaches only the harness, which then tears the agents
@@ -592,7 +585,7 @@ impl Cluster {
         // only when this agent binary has the flag (discovery is recent).
         let has_dns_flag = help.contains("--dns-addr");
         let ports = match opts.network {
-            Network::Loopback => free_ports(3 * n)?,
+            Network::Loopback => free_ports(3 * n),
             Network::Netns => Vec::new(),
         };
         let cluster_key = opts.run_dir.join("cluster.key");

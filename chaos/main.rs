@@ -14,6 +14,8 @@ mod faults;
 mod intruder;
 mod linearizability;
 mod netns;
+#[path = "../tests/common/ports.rs"]
+mod ports;
 mod record;
 mod report;
 mod run;

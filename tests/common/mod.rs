@@ -4,12 +4,17 @@
 
 pub mod cluster;
 pub mod images;
+pub mod ports;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 use shoal::config::Config;
 use shoal::node::Node;
+
+// Not every test binary that includes this module picks ports.
+#[allow(unused_imports)]
+pub use ports::{free_port, free_ports};
 
 /// Lets other users through `dir` (tempdir makes it 0700): process pods
 /// run as `nobody` and their working directories are below it.
@@ -50,17 +55,6 @@ pub fn p2p_host_port(node: &Node) -> String {
     format!("{}:{}", parts[2], parts[4])
 }
 
-/// `n` distinct free loopback TCP ports (all bound at once, then released).
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
-}
-
 /// Starts a node, retrying for a few seconds while its fixed port is still
 /// held (a node just stopped in this process, or another test raced for it).
 pub async fn restart_node(dir: &Path, name: &str, tweak: impl Fn(&mut Config)) -> Node {
@@ -78,14 +72,6 @@ pub async fn restart_node(dir: &Path, name: &str, tweak: impl Fn(&mut Config)) -
             Err(e) => panic!("node {name} does not restart: {e}"),
         }
     }
-}
-
-/// A free loopback TCP port (bound and released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Polls `f` until it returns true or `timeout` passes.
