@@ -188,7 +188,7 @@ pub async fn sweep(ctx: &Ctx) {
     let Ok((events, _)) = ctx.store.list(Kind::Event, None) else {
         return;
     };
-    let Ok((pods, _)) = ctx.store.list(Kind::Pod, None) else {
+    let Ok((pods, _)) = ctx.store.list_shared(Kind::Pod, None) else {
         return;
     };
     let live: std::collections::HashSet<String> =

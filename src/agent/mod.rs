@@ -346,10 +346,13 @@ async fn next_event(
 }
 
 fn pods_here(ctx: &Ctx) -> Option<Vec<Object>> {
-    match ctx.store.list(Kind::Pod, None) {
+    // Shared, then copied only for this node's pods: the list runs on every
+    // pass and every pod change, and most of the cluster's pods are elsewhere.
+    match ctx.store.list_shared(Kind::Pod, None) {
         Ok((pods, _)) => Some(
-            pods.into_iter()
+            pods.iter()
                 .filter(|p| bound_here(p, &ctx.node))
+                .map(|p| Object::clone(p))
                 .collect(),
         ),
         Err(e) => {

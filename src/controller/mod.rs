@@ -336,60 +336,65 @@ async fn pass(
             Err(e) => warn!("deployments: cannot read ConfigMaps and Secrets: {e}"),
         }
     }
+    // Events are listed once per pass, like pods: the replica's decoded
+    // mirror makes a list a copy, but a Job of thousands of pods leaves
+    // thousands of events, and every controller below reads them.
+    let events = list(Kind::Event);
     if let (Ok(crons), Ok(jobs)) = (list(Kind::CronJob), list(Kind::Job)) {
         gc::collect(store, "CronJob", &crons, &jobs).await;
         cronjob::reconcile(store, &crons, &jobs, now_secs(), cron_backoff).await;
     }
-    // Read again: the CronJob pass may have created Jobs.
-    if let (Ok(jobs), Ok(pods)) = (list(Kind::Job), list(Kind::Pod)) {
-        gc::collect(store, "Job", &jobs, &pods).await;
-        if let Ok(events) = list(Kind::Event) {
-            gc::collect(store, "Job", &jobs, &events).await;
+    // Read again: the CronJob pass may have created Jobs. Pods are not: a
+    // pod created since the pass began is seen by the next pass, and every
+    // write below is conditional on the versions it read.
+    if let Ok(jobs) = list(Kind::Job) {
+        let pods = &pod_objs;
+        gc::collect(store, "Job", &jobs, pods).await;
+        if let Ok(events) = &events {
+            gc::collect(store, "Job", &jobs, events).await;
             if let Ok(crons) = list(Kind::CronJob) {
-                gc::collect(store, "CronJob", &crons, &events).await;
+                gc::collect(store, "CronJob", &crons, events).await;
             }
         }
         let settings = job::Settings {
             backoff_base_ms: cfg.job_backoff_ms,
             max_parallelism: cfg.max_replicas,
         };
-        job::reconcile(store, &jobs, &pods, settings, job_backoff).await;
+        job::reconcile(store, &jobs, pods, settings, job_backoff).await;
     }
     // Read again: the deployment pass may have created or scaled ReplicaSets.
-    if let (Ok(sets), Ok(pods)) = (list(Kind::ReplicaSet), list(Kind::Pod)) {
-        let pods: Vec<PodView> = pods.iter().filter_map(PodView::of).collect();
+    if let Ok(sets) = list(Kind::ReplicaSet) {
+        let pods: Vec<PodView> = pod_objs.iter().filter_map(PodView::of).collect();
         replicaset::reconcile(store, &pods, &sets, cfg.max_replicas, backoff).await;
     }
     let alive = |name: &str| health.get(name).is_some_and(|h| h.is_up());
-    if let (Ok(sets), Ok(pods), Ok(revisions), Ok(events)) = (
+    if let (Ok(sets), Ok(revisions), Ok(events)) = (
         list(Kind::DaemonSet),
-        list(Kind::Pod),
         list(Kind::ControllerRevision),
-        list(Kind::Event),
+        &events,
     ) {
-        gc::collect(store, "DaemonSet", &sets, &pods).await;
+        gc::collect(store, "DaemonSet", &sets, &pod_objs).await;
         gc::collect(store, "DaemonSet", &sets, &revisions).await;
-        gc::collect(store, "DaemonSet", &sets, &events).await;
+        gc::collect(store, "DaemonSet", &sets, events).await;
         let input = daemonset::Inputs {
-            pods: &pods,
+            pods: &pod_objs,
             nodes: &node_objs,
             revisions: &revisions,
-            events: &events,
+            events,
         };
         daemonset::reconcile(store, &sets, input, &alive, ds_backoff).await;
     }
-    if let (Ok(sets), Ok(pods), Ok(claims), Ok(revisions), Ok(events)) = (
+    if let (Ok(sets), Ok(claims), Ok(revisions), Ok(events)) = (
         list(Kind::StatefulSet),
-        list(Kind::Pod),
         list(Kind::PersistentVolumeClaim),
         list(Kind::ControllerRevision),
-        list(Kind::Event),
+        &events,
     ) {
-        gc::collect(store, "StatefulSet", &sets, &pods).await;
+        gc::collect(store, "StatefulSet", &sets, &pod_objs).await;
         gc::collect(store, "StatefulSet", &sets, &revisions).await;
-        gc::collect(store, "StatefulSet", &sets, &events).await;
+        gc::collect(store, "StatefulSet", &sets, events).await;
         let input = statefulset::Inputs {
-            pods: &pods,
+            pods: &pod_objs,
             claims: &claims,
             revisions: &revisions,
         };

@@ -2,6 +2,7 @@
 //! replica. Pure: the same objects and node give the same table, so every
 //! node computes its own view without asking anyone.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
@@ -116,9 +117,10 @@ fn address(pod: &ReadyPod, cport: u16, local: Local<'_>) -> Option<(Ipv4Addr, u1
 }
 
 /// Builds the table as `local` sees it.
-pub fn build(services: &[Object], pods: &[Object], local: Local<'_>) -> ServiceTable {
+pub fn build<P: Borrow<Object>>(services: &[Object], pods: &[P], local: Local<'_>) -> ServiceTable {
     let mut by_ns: BTreeMap<String, Vec<ReadyPod>> = BTreeMap::new();
     for p in pods {
+        let p = p.borrow();
         if let Some(rp) = ready_pod(p).filter(|rp| !local.unreachable.contains(&rp.node)) {
             let ns = p.metadata.namespace.clone().unwrap_or_default();
             by_ns.entry(ns).or_default().push(rp);

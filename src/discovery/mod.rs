@@ -524,7 +524,7 @@ async fn build_loop(
         }
         let unreachable = unreachable_nodes(&membership);
         let services = store.list(Kind::Service, None).map(|(o, _)| o);
-        let pods = store.list(Kind::Pod, None).map(|(o, _)| o);
+        let pods = store.list_shared(Kind::Pod, None).map(|(o, _)| o);
         if let (Ok(services), Ok(pods)) = (services, pods) {
             let local = endpoints::Local {
                 node: &node,

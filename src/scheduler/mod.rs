@@ -424,8 +424,14 @@ fn plan(
     host: Option<String>,
     tx: mpsc::Sender<Vec<PodWrite>>,
 ) -> Result<Planned, StoreError> {
-    let (mut pods, _) = store.list(Kind::Pod, None)?;
-    pods.retain(|p| !is_terminal(p));
+    // Finished pods are most of a batch-heavy cluster: copy only the rest.
+    let (shared, _) = store.list_shared(Kind::Pod, None)?;
+    let pods: Vec<Object> = shared
+        .iter()
+        .filter(|p| !is_terminal(p))
+        .map(|p| Object::clone(p))
+        .collect();
+    drop(shared);
     let mut storage = {
         let (claim_objects, _) = store.list(Kind::PersistentVolumeClaim, None)?;
         let (volumes, _) = store.list(Kind::PersistentVolume, None)?;

@@ -9,6 +9,7 @@
 
 mod admission;
 mod batch;
+mod cache;
 mod compact;
 mod db;
 mod election;
@@ -601,6 +602,22 @@ impl Store {
             self.open_objects(&mut items)?;
         }
         Ok((items, rev))
+    }
+
+    /// As [`Store::list`], the objects shared with the replica's decoded
+    /// mirror rather than copied: for the loops that list a kind on every
+    /// change and only read it.
+    pub fn list_shared(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+    ) -> Result<(Vec<Arc<Object>>, u64), StoreError> {
+        if kind == Kind::Secret {
+            // The mirror holds Secrets sealed; each caller gets its own opened copy.
+            let (items, rev) = self.list(kind, namespace)?;
+            return Ok((items.into_iter().map(Arc::new).collect(), rev));
+        }
+        self.reader.list_shared(kind, namespace)
     }
 
     /// The index of the last entry applied to the local replica.

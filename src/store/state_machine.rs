@@ -31,6 +31,7 @@ const KEY_SNAPSHOT: &[u8] = b"snapshot";
 /// The quota in force, kept among the objects (so snapshots carry it) under a
 /// key no object has: object keys are `Kind/...` text.
 const KEY_QUOTA: &[u8] = b"\x00shoal/quota_bytes";
+use super::cache::ObjectCache;
 use super::watch::{EventType, Hub, WatchEvent, WatchStream};
 use super::{Command, CommandResult, NodeId, NodeInfo, StoreError, TypeConfig, metrics};
 use crate::resource::{Kind, Object, ObjectKey};
@@ -153,6 +154,7 @@ pub struct StateMachine {
     hub: Arc<Hub>,
     revision: Arc<AtomicU64>,
     usage: Arc<Usage>,
+    cache: Arc<ObjectCache>,
     snapshot_seq: u64,
 }
 
@@ -237,6 +239,7 @@ pub struct Reader {
     db: Arc<DB>,
     hub: Arc<Hub>,
     revision: Arc<AtomicU64>,
+    cache: Arc<ObjectCache>,
 }
 
 fn io_read(e: impl std::fmt::Display) -> StorageError<NodeId> {
@@ -265,6 +268,7 @@ impl StateMachine {
             hub: Arc::new(Hub::new(watch_history, watch_history_bytes, rev)),
             revision: Arc::new(AtomicU64::new(rev)),
             usage,
+            cache: Arc::default(),
             snapshot_seq: 0,
         })
     }
@@ -275,6 +279,7 @@ impl StateMachine {
             db: self.db.clone(),
             hub: self.hub.clone(),
             revision: self.revision.clone(),
+            cache: self.cache.clone(),
         }
     }
 
@@ -729,8 +734,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             batch.put_cf(meta, KEY_MEMBERSHIP, encode(m).map_err(io_write)?);
         }
         self.db.write(batch).map_err(io_write)?;
-        if let Some(last) = last {
-            self.revision.store(last.index, Ordering::Release);
+        {
+            // The decoded objects and the revision become visible together.
+            let mut mirror = self.cache.applying();
+            mirror.record(
+                overlay
+                    .into_iter()
+                    .map(|(k, slot)| (k, slot.map(|(o, _)| o))),
+            );
+            if let Some(last) = last {
+                self.revision.store(last.index, Ordering::Release);
+            }
         }
         self.usage.set(budget);
         self.hub.publish_sized(events);
@@ -745,6 +759,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             hub: self.hub.clone(),
             revision: self.revision.clone(),
             usage: self.usage.clone(),
+            cache: self.cache.clone(),
             snapshot_seq: self.snapshot_seq + 1000,
         }
     }
@@ -802,7 +817,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         batch.put_cf(sm_meta, KEY_SNAPSHOT, encode(&stored).map_err(io_write)?);
         self.db.write(batch).map_err(io_write)?;
         let rev = meta.last_log_id.map(|l| l.index).unwrap_or(0);
-        self.revision.store(rev, Ordering::Release);
+        {
+            let mut mirror = self.cache.applying();
+            mirror.clear();
+            self.revision.store(rev, Ordering::Release);
+        }
         self.usage.set(budget);
         self.hub.reset(rev);
         metrics::record_snapshot_installed();
@@ -825,6 +844,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 impl Reader {
     /// One object from the local replica.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<Object>, StoreError> {
+        Ok(self.get_shared(key)?.map(Arc::unwrap_or_clone))
+    }
+
+    /// One object from the local replica, shared with the mirror when its
+    /// kind is mirrored.
+    pub fn get_shared(&self, key: &ObjectKey) -> Result<Option<Arc<Object>>, StoreError> {
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(hit);
+        }
         let sm = cf(&self.db, CF_SM).map_err(|e| StoreError::Storage(e.to_string()))?;
         match self
             .db
@@ -832,7 +860,7 @@ impl Reader {
             .map_err(|e| StoreError::Storage(e.to_string()))?
         {
             Some(b) => serde_json::from_slice(&b)
-                .map(Some)
+                .map(|o| Some(Arc::new(o)))
                 .map_err(|e| StoreError::Storage(format!("stored {key} is corrupt: {e}"))),
             None => Ok(None),
         }
@@ -844,12 +872,28 @@ impl Reader {
         kind: Kind,
         namespace: Option<&str>,
     ) -> Result<(Vec<Object>, u64), StoreError> {
+        let (items, rev) = self.list_shared(kind, namespace)?;
+        Ok((items.into_iter().map(Arc::unwrap_or_clone).collect(), rev))
+    }
+
+    /// As [`Reader::list`], the objects shared with the mirror (no copy).
+    pub fn list_shared(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+    ) -> Result<(Vec<Arc<Object>>, u64), StoreError> {
+        // The revision is read after the objects (under the mirror's lock),
+        // so it never claims more than the list shows; a watch from it may
+        // replay a change already listed, never skip one.
+        self.cache
+            .list(kind, namespace, &self.revision, || self.scan(kind))
+    }
+
+    /// Every stored object of a kind, decoded: what fills the mirror.
+    fn scan(&self, kind: Kind) -> Result<Vec<(Vec<u8>, Object)>, StoreError> {
         let sm = cf(&self.db, CF_SM).map_err(|e| StoreError::Storage(e.to_string()))?;
-        // The revision is read before the view, so it never claims more than the
-        // list shows; a watch from it may replay a change already listed, never skip one.
-        let rev = self.revision.load(Ordering::Acquire);
         let snap = self.db.snapshot();
-        let prefix = ObjectKey::storage_prefix(kind, namespace);
+        let prefix = ObjectKey::storage_prefix(kind, None);
         let mut out = Vec::new();
         for item in snap.iterator_cf(sm, IteratorMode::From(&prefix, rocksdb::Direction::Forward)) {
             let (k, v) = item.map_err(|e| StoreError::Storage(e.to_string()))?;
@@ -858,9 +902,9 @@ impl Reader {
             }
             let o: Object = serde_json::from_slice(&v)
                 .map_err(|e| StoreError::Storage(format!("stored object is corrupt: {e}")))?;
-            out.push(o);
+            out.push((k.to_vec(), o));
         }
-        Ok((out, rev))
+        Ok(out)
     }
 
     /// The index of the last applied entry.
