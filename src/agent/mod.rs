@@ -211,6 +211,26 @@ pub fn spawn(ctx: Arc<Ctx>, info: NodeInfo) -> JoinHandle<()> {
 struct Slot {
     state: Option<pod::PodState>,
     again: bool,
+    /// The version at which a sync last began on the pod finished and at
+    /// rest (see [`settled`]), and when.
+    settled: Option<(u64, std::time::Instant)>,
+}
+
+/// How long a finished pod at rest goes without a sync while nothing about
+/// it changes. Its sync then has nothing to do; skipping it keeps a pass
+/// proportional to the node's live pods, not to every pod it ever ran (a
+/// Job of 1,000 completions otherwise slowed down as its pods piled up).
+const SETTLED_RESYNC: Duration = Duration::from_secs(30);
+
+/// Whether a pod is finished for good and at rest here: terminal in its
+/// stored status, not being deleted, and none of its containers running or
+/// about to start.
+fn settled(pod: &Object, containers: &[ContainerInfo]) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && crate::scheduler::is_terminal(pod)
+        && containers
+            .iter()
+            .all(|c| matches!(c.state, crate::runtime::ContainerState::Exited { .. }))
 }
 
 fn bound_here(p: &Object, node: &str) -> bool {
@@ -541,11 +561,23 @@ async fn pass(
         let slot = slots.entry(uid.clone()).or_insert(Slot {
             state: Some(pod::PodState::default()),
             again: false,
+            settled: None,
         });
+        let version = pod.resource_version();
+        let at_rest = settled(&pod, &containers);
+        if at_rest
+            && slot.state.is_some()
+            && slot
+                .settled
+                .is_some_and(|(v, at)| v == version && at.elapsed() < SETTLED_RESYNC)
+        {
+            continue;
+        }
         let Some(mut state) = slot.state.take() else {
             slot.again = true;
             continue;
         };
+        slot.settled = at_rest.then(|| (version, std::time::Instant::now()));
         let ctx = ctx.clone();
         let done = done_tx.clone();
         let span = tracing::info_span!(

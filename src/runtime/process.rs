@@ -244,6 +244,12 @@ struct Inner {
     /// Corrupt directories already reported: the agent lists every few
     /// seconds and one warning each is enough.
     warned: Mutex<HashSet<PathBuf>>,
+    /// Containers that have exited, as last read or written: their files
+    /// change again only through this runtime (a start or a removal), so a
+    /// list need not read them back from disk. Without it every list read
+    /// two files per container the node ever kept, and a node that had run
+    /// hundreds of a Job's pods spent its passes on file reads.
+    exited: Mutex<HashMap<String, (ContainerSpec, StateFile)>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -325,6 +331,7 @@ impl ProcessRuntime {
                 lock: tokio::sync::Mutex::new(()),
                 children: Mutex::new(HashMap::new()),
                 warned: Mutex::new(HashSet::new()),
+                exited: Mutex::new(HashMap::new()),
             }),
         };
         handle.spawn(Arc::clone(&rt.inner).adopt_output());
@@ -750,6 +757,7 @@ impl Runtime for ProcessRuntime {
                 });
             }
         }
+        locked(&inner.exited).remove(id);
         drop(guard);
         locked(&inner.warned).remove(&dir);
         match tokio::fs::remove_dir_all(inner.work_dir_of(id)).await {

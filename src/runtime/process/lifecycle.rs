@@ -77,6 +77,14 @@ impl Inner {
             return Err(LoadError::NotFound);
         }
         let dir = self.dir_of(id);
+        if let Some((spec, state)) = locked(&self.exited).get(id).cloned() {
+            return Ok(Stored {
+                id: id.to_string(),
+                dir,
+                spec,
+                state,
+            });
+        }
         let read = |name: &'static str| {
             let path = dir.join(name);
             async move {
@@ -108,6 +116,7 @@ impl Inner {
             .map_err(|e| LoadError::Corrupt(format!("{}/{SPEC_FILE}: {e}", dir.display())))?;
         let state: StateFile = serde_json::from_slice(&state)
             .map_err(|e| LoadError::Corrupt(format!("{}/{STATE_FILE}: {e}", dir.display())))?;
+        self.remember(id, &spec, &state);
         Ok(Stored {
             id: id.to_string(),
             dir,
@@ -117,7 +126,18 @@ impl Inner {
     }
 
     pub(super) async fn save_state(&self, stored: &Stored) -> std::io::Result<()> {
-        write_json(&stored.dir.join(STATE_FILE), &stored.state).await
+        // Forgotten first: if the write fails, the next load reads the disk.
+        locked(&self.exited).remove(&stored.id);
+        write_json(&stored.dir.join(STATE_FILE), &stored.state).await?;
+        self.remember(&stored.id, &stored.spec, &stored.state);
+        Ok(())
+    }
+
+    /// Keeps an exited container's files in memory (see `Inner::exited`).
+    fn remember(&self, id: &str, spec: &ContainerSpec, state: &StateFile) {
+        if state.exit_code.is_some() || state.finished_at.is_some() {
+            locked(&self.exited).insert(id.to_string(), (spec.clone(), state.clone()));
+        }
     }
 
     /// Whether the process recorded as `pid` still runs.
