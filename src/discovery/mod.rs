@@ -11,6 +11,7 @@ pub mod dns;
 pub mod endpoints;
 pub mod lb;
 pub mod metrics;
+pub mod nft;
 pub mod table;
 pub mod vip;
 
@@ -42,6 +43,8 @@ pub enum DiscoveryError {
     Config { field: &'static str, msg: String },
     #[error(transparent)]
     Dns(#[from] dns::DnsError),
+    #[error(transparent)]
+    Nft(#[from] nft::NftError),
 }
 
 /// `[discovery]` settings.
@@ -76,6 +79,9 @@ pub struct DiscoveryConfig {
     pub eject_after_failures: u32,
     /// How long an ejected endpoint gets no connections, in milliseconds.
     pub eject_ms: u64,
+    /// Service data path: `auto` (nftables when root and `nft` works),
+    /// `nftables` or `userspace`.
+    pub proxy_mode: nft::ProxyMode,
 }
 
 impl Default for DiscoveryConfig {
@@ -94,6 +100,7 @@ impl Default for DiscoveryConfig {
             connect_attempts: 3,
             eject_after_failures: 3,
             eject_ms: 10_000,
+            proxy_mode: nft::ProxyMode::Auto,
         }
     }
 }
@@ -268,12 +275,18 @@ pub struct Discovery {
     dns: Vec<dns::DnsServer>,
     dns_addrs: Vec<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
+    kernel: Option<Arc<nft::KernelTable>>,
 }
 
 impl Drop for Discovery {
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
+        }
+        // Here rather than only in the aborted task: an abort completes
+        // later, and a stop must leave nothing of this node in the kernel.
+        if let Some(k) = &self.kernel {
+            k.stop();
         }
     }
 }
@@ -319,6 +332,13 @@ impl Discovery {
         container_dns: Option<IpAddr>,
     ) -> Result<Discovery, DiscoveryError> {
         cfg.validate()?;
+        let kernel = if nft::choose(cfg.proxy_mode, &node)? {
+            nft::allow_route_localnet();
+            Some(nft::KernelTable::new(&node))
+        } else {
+            None
+        };
+        ::metrics::gauge!(metrics::KERNEL_PROXY).set(if kernel.is_some() { 1.0 } else { 0.0 });
         let (tx, rx) = watch::channel(Arc::new(ServiceTable::default()));
         let mut tasks = vec![tokio::spawn(build_loop(
             store.clone(),
@@ -327,7 +347,11 @@ impl Discovery {
             host_ip,
             tx,
         ))];
-        tasks.push(tokio::spawn(balance_loop(cfg.clone(), rx.clone())));
+        tasks.push(tokio::spawn(balance_loop(
+            cfg.clone(),
+            rx.clone(),
+            kernel.clone(),
+        )));
         let host_addr = cfg
             .dns_addr
             .parse::<SocketAddr>()
@@ -408,7 +432,14 @@ impl Discovery {
             dns: dns_servers,
             dns_addrs,
             tasks,
+            kernel,
         })
+    }
+
+    /// The nftables table this node's Service traffic goes through, when
+    /// the kernel data path is on.
+    pub fn kernel_table(&self) -> Option<String> {
+        self.kernel.as_ref().map(|k| k.name().to_string())
     }
 
     /// The current table, updated as Services and pods change.
@@ -616,9 +647,15 @@ impl Bounds {
 }
 
 /// The listeners the table asks for, within what this node may serve.
-fn wanted(t: &ServiceTable, bounds: &Bounds) -> BTreeMap<SocketAddr, lb::Want> {
+/// With the kernel path on, only Services with ClientIP affinity, which
+/// the kernel path leaves to the balancer.
+fn wanted(t: &ServiceTable, bounds: &Bounds, kernel: bool) -> BTreeMap<SocketAddr, lb::Want> {
     let mut want = BTreeMap::new();
-    for s in t.services.values() {
+    for s in t
+        .services
+        .values()
+        .filter(|s| !kernel || s.client_ip_affinity.is_some())
+    {
         let service = format!("{}/{}", s.namespace, s.name);
         for p in &s.ports {
             if let Some(ip) = s.cluster_ip.filter(|ip| bounds.cluster_ip(*ip)) {
@@ -646,9 +683,56 @@ fn wanted(t: &ServiceTable, bounds: &Bounds) -> BTreeMap<SocketAddr, lb::Want> {
     want
 }
 
-/// Keeps listeners and cluster-IP addresses in step with the table; binds
-/// that failed are retried every few seconds.
-async fn balance_loop(cfg: DiscoveryConfig, mut rx: watch::Receiver<Arc<ServiceTable>>) {
+/// What the kernel path serves: every Service port with a cluster IP or a
+/// node port in range, except those with ClientIP affinity (left to the
+/// balancer). Endpoints sorted and deduplicated, so equal tables give
+/// equal rulesets.
+fn kernel_services(t: &ServiceTable, bounds: &Bounds) -> Vec<nft::KernelService> {
+    let mut out = Vec::new();
+    for s in t
+        .services
+        .values()
+        .filter(|s| s.client_ip_affinity.is_none())
+    {
+        for p in &s.ports {
+            let cluster_ip = s.cluster_ip.filter(|ip| bounds.cluster_ip(*ip));
+            let node_port = p.node_port.filter(|np| bounds.node_port(*np));
+            if cluster_ip.is_none() && node_port.is_none() {
+                continue;
+            }
+            let mut endpoints: Vec<std::net::SocketAddrV4> = p
+                .endpoints
+                .iter()
+                .map(|e| std::net::SocketAddrV4::new(e.ip, e.port))
+                .collect();
+            endpoints.sort();
+            endpoints.dedup();
+            out.push(nft::KernelService {
+                label: format!("{}/{}:{}", s.namespace, s.name, p.port),
+                cluster_ip,
+                port: p.port,
+                node_port,
+                endpoints,
+            });
+        }
+    }
+    out
+}
+
+/// Shortest time between two replacements of the kernel table: a burst
+/// of endpoint changes costs a few `nft` runs, not one per change (the
+/// watch keeps only the newest table).
+const KERNEL_APPLY_GAP: Duration = Duration::from_millis(50);
+
+/// Keeps listeners (or the kernel table) and cluster-IP addresses in step
+/// with the table; binds and applies that failed are retried every few
+/// seconds.
+async fn balance_loop(
+    cfg: DiscoveryConfig,
+    mut rx: watch::Receiver<Arc<ServiceTable>>,
+    kernel: Option<Arc<nft::KernelTable>>,
+) {
+    let mut applied: Option<Vec<nft::KernelService>> = None;
     let settings = cfg.lb_settings();
     let mut balancer = lb::Balancer::default();
     let mut vips: BTreeSet<Ipv4Addr> = BTreeSet::new();
@@ -676,7 +760,26 @@ async fn balance_loop(cfg: DiscoveryConfig, mut rx: watch::Receiver<Arc<ServiceT
             }
             vips.remove(ip);
         }
-        let failed = balancer.reconcile(wanted(&table, &bounds), &settings);
+        let mut kernel_failed = false;
+        if let Some(k) = &kernel {
+            let want = kernel_services(&table, &bounds);
+            if applied.as_ref() != Some(&want) {
+                let (k2, w2) = (k.clone(), want.clone());
+                match tokio::task::spawn_blocking(move || k2.apply(&w2)).await {
+                    Ok(Ok(())) => applied = Some(want),
+                    Ok(Err(e)) => {
+                        kernel_failed = true;
+                        warn!(table = %k.name(), "Service rules not applied: {e}");
+                    }
+                    Err(e) => {
+                        kernel_failed = true;
+                        warn!(table = %k.name(), "Service rules not applied: {e}");
+                    }
+                }
+                tokio::time::sleep(KERNEL_APPLY_GAP).await;
+            }
+        }
+        let failed = balancer.reconcile(wanted(&table, &bounds, kernel.is_some()), &settings);
         ::metrics::gauge!(metrics::LB_BIND_FAILURES).set(failed.len() as f64);
         for (addr, e) in &failed {
             if warned.insert(*addr) {
@@ -684,7 +787,7 @@ async fn balance_loop(cfg: DiscoveryConfig, mut rx: watch::Receiver<Arc<ServiceT
             }
         }
         warned.retain(|a| failed.iter().any(|(f, _)| f == a));
-        let retry = !failed.is_empty();
+        let retry = !failed.is_empty() || kernel_failed;
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(Duration::from_secs(5)), if retry => {}
@@ -724,7 +827,7 @@ mod tests {
                 .insert((e.namespace.clone(), e.name.clone()), e);
         }
         let bounds = Bounds::of(&DiscoveryConfig::default());
-        let got: Vec<SocketAddr> = wanted(&table, &bounds).into_keys().collect();
+        let got: Vec<SocketAddr> = wanted(&table, &bounds, false).into_keys().collect();
         assert_eq!(
             got,
             vec![
@@ -736,6 +839,73 @@ mod tests {
         assert!(!cidr.is_host("10.96.0.0".parse().unwrap()));
         assert!(!cidr.is_host("10.96.255.255".parse().unwrap()));
         assert!(cidr.is_host("10.96.0.10".parse().unwrap()));
+    }
+
+    /// The kernel path serves in-range addresses only, leaves ClientIP
+    /// affinity to the balancer (whose listeners then hold just those), and
+    /// sorts endpoints so that equal tables give equal rulesets.
+    #[test]
+    fn kernel_services_split_with_the_balancer() {
+        let ep = |ip: [u8; 4], port: u16| Endpoint {
+            ip: ip.into(),
+            port,
+            pod: "p".into(),
+            node: "n".into(),
+        };
+        let entry = |name: &str, ip: &str, affinity: bool| ServiceEntry {
+            name: name.into(),
+            namespace: "default".into(),
+            cluster_ip: Some(ip.parse().unwrap()),
+            client_ip_affinity: affinity.then(|| Duration::from_secs(60)),
+            ports: vec![PortEntry {
+                name: None,
+                port: 80,
+                node_port: Some(30080),
+                endpoints: vec![ep([10, 0, 0, 2], 8080), ep([10, 0, 0, 1], 8080)],
+            }],
+        };
+        let mut table = ServiceTable::default();
+        for e in [
+            entry("plain", "10.96.0.10", false),
+            entry("sticky", "10.96.0.11", true),
+            entry("outside", "8.8.8.8", false),
+        ] {
+            table
+                .services
+                .insert((e.namespace.clone(), e.name.clone()), e);
+        }
+        let bounds = Bounds::of(&DiscoveryConfig::default());
+        let k = kernel_services(&table, &bounds);
+        let labels: Vec<(&str, Option<Ipv4Addr>)> =
+            k.iter().map(|s| (s.label.as_str(), s.cluster_ip)).collect();
+        assert_eq!(
+            labels,
+            vec![
+                ("default/outside:80", None),
+                ("default/plain:80", Some(Ipv4Addr::new(10, 96, 0, 10))),
+            ]
+        );
+        assert_eq!(
+            k[1].endpoints,
+            vec![
+                "10.0.0.1:8080".parse::<std::net::SocketAddrV4>().unwrap(),
+                "10.0.0.2:8080".parse().unwrap()
+            ]
+        );
+        let listeners: Vec<SocketAddr> = wanted(&table, &bounds, true).into_keys().collect();
+        assert_eq!(
+            listeners,
+            vec![
+                "0.0.0.0:30080".parse::<SocketAddr>().unwrap(),
+                "10.96.0.11:80".parse().unwrap()
+            ]
+        );
+        let e = toml::from_str::<DiscoveryConfig>("proxy_mode = \"kernel\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("proxy_mode") || e.contains("kernel"), "{e}");
+        let cfg: DiscoveryConfig = toml::from_str("proxy_mode = \"nftables\"\n").unwrap();
+        assert_eq!(cfg.proxy_mode, nft::ProxyMode::Nftables);
     }
 
     #[test]
