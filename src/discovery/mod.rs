@@ -276,6 +276,7 @@ pub struct Discovery {
     dns_addrs: Vec<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
     kernel: Option<Arc<nft::KernelTable>>,
+    served: watch::Receiver<Arc<ServiceTable>>,
 }
 
 impl Drop for Discovery {
@@ -318,7 +319,8 @@ async fn hold(server: dns::DnsServer) {
 }
 
 impl Discovery {
-    /// Starts the table builder, the load balancer and DNS on `cfg.dns_addr`
+    /// Starts the table builder, the load balancer (or the kernel table of
+    /// this node and `data_dir`) and DNS on `cfg.dns_addr`
     /// (and `container_dns`:53 when given). A fixed address another server
     /// already answers at is only shared with nodes of this cluster (see
     /// [`claim`]); that is decided in the background when this node does
@@ -330,11 +332,13 @@ impl Discovery {
         node: String,
         host_ip: Option<Ipv4Addr>,
         container_dns: Option<IpAddr>,
+        data_dir: &std::path::Path,
     ) -> Result<Discovery, DiscoveryError> {
         cfg.validate()?;
-        let kernel = if nft::choose(cfg.proxy_mode, &node)? {
+        let table = nft::table_name(&node, data_dir);
+        let kernel = if nft::choose(cfg.proxy_mode, &table)? {
             nft::allow_route_localnet();
-            Some(nft::KernelTable::new(&node))
+            Some(nft::KernelTable::new(table))
         } else {
             None
         };
@@ -347,10 +351,12 @@ impl Discovery {
             host_ip,
             tx,
         ))];
+        let (served_tx, served) = watch::channel(Arc::new(ServiceTable::default()));
         tasks.push(tokio::spawn(balance_loop(
             cfg.clone(),
             rx.clone(),
             kernel.clone(),
+            served_tx,
         )));
         let host_addr = cfg
             .dns_addr
@@ -433,6 +439,7 @@ impl Discovery {
             dns_addrs,
             tasks,
             kernel,
+            served,
         })
     }
 
@@ -440,6 +447,13 @@ impl Discovery {
     /// the kernel data path is on.
     pub fn kernel_table(&self) -> Option<String> {
         self.kernel.as_ref().map(|k| k.name().to_string())
+    }
+
+    /// Whether the data path (listeners, or the kernel table) serves the
+    /// current table: the table is published before it is applied, so an
+    /// endpoint gone from the table may get connections for a moment.
+    pub fn data_path_current(&self) -> bool {
+        Arc::ptr_eq(&self.served.borrow(), &self.table.borrow())
     }
 
     /// The current table, updated as Services and pods change.
@@ -731,6 +745,7 @@ async fn balance_loop(
     cfg: DiscoveryConfig,
     mut rx: watch::Receiver<Arc<ServiceTable>>,
     kernel: Option<Arc<nft::KernelTable>>,
+    served: watch::Sender<Arc<ServiceTable>>,
 ) {
     let mut applied: Option<Vec<nft::KernelService>> = None;
     let settings = cfg.lb_settings();
@@ -788,6 +803,9 @@ async fn balance_loop(
         }
         warned.retain(|a| failed.iter().any(|(f, _)| f == a));
         let retry = !failed.is_empty() || kernel_failed;
+        if !kernel_failed {
+            served.send_replace(table.clone());
+        }
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(Duration::from_secs(5)), if retry => {}

@@ -87,14 +87,14 @@ pub fn run_nft(text: &str, check: bool) -> Result<String, NftError> {
     }
 }
 
-/// Decides the data path once, logging which and why. `Err` only for an
-/// explicit `nftables` that cannot be had.
-pub fn choose(mode: ProxyMode, node: &str) -> Result<bool, NftError> {
+/// Decides the data path once (probing with `table`'s ruleset), logging
+/// which and why. `Err` only for an explicit `nftables` that cannot be had.
+pub fn choose(mode: ProxyMode, table: &str) -> Result<bool, NftError> {
     let probe = || -> Result<(), String> {
         if !nix::unistd::geteuid().is_root() {
             return Err("the daemon is not root".into());
         }
-        run_nft(&ruleset(&table_name(node), &[]), true)
+        run_nft(&ruleset(table, &[]), true)
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
@@ -155,10 +155,10 @@ pub struct KernelTable {
 }
 
 impl KernelTable {
-    /// The table of `node`.
-    pub fn new(node: &str) -> Arc<KernelTable> {
+    /// The table named `name` (see [`table_name`]).
+    pub fn new(name: String) -> Arc<KernelTable> {
         Arc::new(KernelTable {
-            name: table_name(node),
+            name,
             stopped: Mutex::new(false),
         })
     }

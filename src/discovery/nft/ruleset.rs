@@ -47,9 +47,12 @@ pub struct KernelService {
 
 /// The table a node owns: `shoal_` and the node name with every byte
 /// outside `[A-Za-z0-9_]` made `_` (cut to 32), then 8 hex digits of the
-/// name's SHA-256, so `a-b` and `a_b` get different tables. Many test nodes
-/// share one kernel; each replaces and deletes only its own table.
-pub fn table_name(node: &str) -> String {
+/// SHA-256 of the name and the data dir. Many test nodes share one kernel,
+/// and two test clusters may both have a node `dd0` (in different data
+/// dirs); each node replaces and deletes only its own table. Stable across
+/// restarts, so a restarted node replaces what a crashed one left (a
+/// stale table would keep translating to dead endpoints).
+pub fn table_name(node: &str, data_dir: &std::path::Path) -> String {
     use sha2::{Digest, Sha256};
     let clean: String = node
         .chars()
@@ -62,7 +65,11 @@ pub fn table_name(node: &str) -> String {
             }
         })
         .collect();
-    let h = Sha256::digest(node.as_bytes());
+    let mut d = Sha256::new();
+    d.update(node.as_bytes());
+    d.update([0]);
+    d.update(data_dir.as_os_str().as_encoded_bytes());
+    let h = d.finalize();
     format!(
         "shoal_{clean}_{:02x}{:02x}{:02x}{:02x}",
         h[0], h[1], h[2], h[3]
@@ -317,15 +324,21 @@ mod tests {
 
     #[test]
     fn table_names_are_nft_identifiers_and_distinct() {
-        let a = table_name("node-1.example");
+        let dir = std::path::Path::new("/var/lib/shoal");
+        let a = table_name("node-1.example", dir);
         assert!(a.starts_with("shoal_node_1_example_"), "{a}");
         assert!(
             a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
             "{a}"
         );
-        assert_ne!(table_name("a-b"), table_name("a_b"));
-        assert_eq!(table_name("ds0"), table_name("ds0"));
-        let long = table_name(&"x".repeat(300));
+        assert_ne!(table_name("a-b", dir), table_name("a_b", dir));
+        assert_eq!(table_name("ds0", dir), table_name("ds0", dir));
+        assert_ne!(
+            table_name("dd0", std::path::Path::new("/tmp/one")),
+            table_name("dd0", std::path::Path::new("/tmp/two")),
+            "same node name in two test clusters"
+        );
+        let long = table_name(&"x".repeat(300), dir);
         assert!(long.len() < 64, "{long}");
     }
 
@@ -352,7 +365,7 @@ mod tests {
             ),
             svc("default/none:1", Some([10, 96, 0, 11]), 1, Some(30001), &[]),
         ];
-        let table = table_name("unit-test-check");
+        let table = table_name("unit-test-check", std::path::Path::new("/nonexistent"));
         for text in [
             ruleset(&table, &services),
             ruleset(&table, &[]),
