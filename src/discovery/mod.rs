@@ -697,42 +697,6 @@ fn wanted(t: &ServiceTable, bounds: &Bounds, kernel: bool) -> BTreeMap<SocketAdd
     want
 }
 
-/// What the kernel path serves: every Service port with a cluster IP or a
-/// node port in range, except those with ClientIP affinity (left to the
-/// balancer). Endpoints sorted and deduplicated, so equal tables give
-/// equal rulesets.
-fn kernel_services(t: &ServiceTable, bounds: &Bounds) -> Vec<nft::KernelService> {
-    let mut out = Vec::new();
-    for s in t
-        .services
-        .values()
-        .filter(|s| s.client_ip_affinity.is_none())
-    {
-        for p in &s.ports {
-            let cluster_ip = s.cluster_ip.filter(|ip| bounds.cluster_ip(*ip));
-            let node_port = p.node_port.filter(|np| bounds.node_port(*np));
-            if cluster_ip.is_none() && node_port.is_none() {
-                continue;
-            }
-            let mut endpoints: Vec<std::net::SocketAddrV4> = p
-                .endpoints
-                .iter()
-                .map(|e| std::net::SocketAddrV4::new(e.ip, e.port))
-                .collect();
-            endpoints.sort();
-            endpoints.dedup();
-            out.push(nft::KernelService {
-                label: format!("{}/{}:{}", s.namespace, s.name, p.port),
-                cluster_ip,
-                port: p.port,
-                node_port,
-                endpoints,
-            });
-        }
-    }
-    out
-}
-
 /// Shortest time between two replacements of the kernel table: a burst
 /// of endpoint changes costs a few `nft` runs, not one per change (the
 /// watch keeps only the newest table).
@@ -777,7 +741,7 @@ async fn balance_loop(
         }
         let mut kernel_failed = false;
         if let Some(k) = &kernel {
-            let want = kernel_services(&table, &bounds);
+            let want = nft::kernel_services(&table, &bounds);
             if applied.as_ref() != Some(&want) {
                 let (k2, w2) = (k.clone(), want.clone());
                 match tokio::task::spawn_blocking(move || k2.apply(&w2)).await {
@@ -857,73 +821,6 @@ mod tests {
         assert!(!cidr.is_host("10.96.0.0".parse().unwrap()));
         assert!(!cidr.is_host("10.96.255.255".parse().unwrap()));
         assert!(cidr.is_host("10.96.0.10".parse().unwrap()));
-    }
-
-    /// The kernel path serves in-range addresses only, leaves ClientIP
-    /// affinity to the balancer (whose listeners then hold just those), and
-    /// sorts endpoints so that equal tables give equal rulesets.
-    #[test]
-    fn kernel_services_split_with_the_balancer() {
-        let ep = |ip: [u8; 4], port: u16| Endpoint {
-            ip: ip.into(),
-            port,
-            pod: "p".into(),
-            node: "n".into(),
-        };
-        let entry = |name: &str, ip: &str, affinity: bool| ServiceEntry {
-            name: name.into(),
-            namespace: "default".into(),
-            cluster_ip: Some(ip.parse().unwrap()),
-            client_ip_affinity: affinity.then(|| Duration::from_secs(60)),
-            ports: vec![PortEntry {
-                name: None,
-                port: 80,
-                node_port: Some(30080),
-                endpoints: vec![ep([10, 0, 0, 2], 8080), ep([10, 0, 0, 1], 8080)],
-            }],
-        };
-        let mut table = ServiceTable::default();
-        for e in [
-            entry("plain", "10.96.0.10", false),
-            entry("sticky", "10.96.0.11", true),
-            entry("outside", "8.8.8.8", false),
-        ] {
-            table
-                .services
-                .insert((e.namespace.clone(), e.name.clone()), e);
-        }
-        let bounds = Bounds::of(&DiscoveryConfig::default());
-        let k = kernel_services(&table, &bounds);
-        let labels: Vec<(&str, Option<Ipv4Addr>)> =
-            k.iter().map(|s| (s.label.as_str(), s.cluster_ip)).collect();
-        assert_eq!(
-            labels,
-            vec![
-                ("default/outside:80", None),
-                ("default/plain:80", Some(Ipv4Addr::new(10, 96, 0, 10))),
-            ]
-        );
-        assert_eq!(
-            k[1].endpoints,
-            vec![
-                "10.0.0.1:8080".parse::<std::net::SocketAddrV4>().unwrap(),
-                "10.0.0.2:8080".parse().unwrap()
-            ]
-        );
-        let listeners: Vec<SocketAddr> = wanted(&table, &bounds, true).into_keys().collect();
-        assert_eq!(
-            listeners,
-            vec![
-                "0.0.0.0:30080".parse::<SocketAddr>().unwrap(),
-                "10.96.0.11:80".parse().unwrap()
-            ]
-        );
-        let e = toml::from_str::<DiscoveryConfig>("proxy_mode = \"kernel\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("proxy_mode") || e.contains("kernel"), "{e}");
-        let cfg: DiscoveryConfig = toml::from_str("proxy_mode = \"nftables\"\n").unwrap();
-        assert_eq!(cfg.proxy_mode, nft::ProxyMode::Nftables);
     }
 
     #[test]
