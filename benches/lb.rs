@@ -111,11 +111,13 @@ async fn main() {
     let p = support::free_ports(2);
     let (dns, web) = (p[0], p[1]);
     let config = dir.path().join("shoal.toml");
+    // PROXY_MODE=userspace|nftables|auto (default auto: nftables when root).
+    let proxy_mode = std::env::var("PROXY_MODE").unwrap_or_else(|_| "auto".into());
     // Cluster IPs on loopback: no interface changes needed for a benchmark.
     std::fs::write(
         &config,
         format!(
-            "[discovery]\nservice_cidr = \"127.96.0.0/16\"\ndns_addr = \"127.0.0.1:{dns}\"\ncontainer_dns = \"\"\n"
+            "[discovery]\nservice_cidr = \"127.96.0.0/16\"\ndns_addr = \"127.0.0.1:{dns}\"\ncontainer_dns = \"\"\nproxy_mode = \"{proxy_mode}\"\n"
         ),
     )
     .expect("config");
@@ -159,7 +161,7 @@ async fn main() {
     let direct = format!("http://127.0.0.1:{web}/");
     let balanced = format!("http://{vip}:80/");
     println!(
-        "wrk -t2 -c{conns} -d{secs}s, {rounds} rounds each, alternating; endpoint {direct}, service {balanced}"
+        "wrk -t2 -c{conns} -d{secs}s, {rounds} rounds each, alternating; endpoint {direct}, service {balanced}; proxy_mode {proxy_mode}"
     );
     for close in [false, true] {
         let shape = if close {

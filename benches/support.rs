@@ -90,7 +90,18 @@ impl DevDaemon {
 }
 
 impl Drop for DevDaemon {
+    /// SIGTERM first, so the daemon stops cleanly (its nftables table,
+    /// on the kernel data path, is deleted only by a clean stop); SIGKILL
+    /// after 10 s.
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

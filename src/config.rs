@@ -152,6 +152,22 @@ impl Default for RaftConfig {
     }
 }
 
+/// The Service data path of test nodes: `SHOAL_TEST_PROXY_MODE`
+/// (`userspace`, `nftables` or `auto`), else `userspace`, so that one test
+/// suite runs once per data path. A value that names none of them stops the
+/// test rather than testing the default.
+fn test_proxy_mode() -> crate::discovery::nft::ProxyMode {
+    use crate::discovery::nft::ProxyMode;
+    match std::env::var("SHOAL_TEST_PROXY_MODE").as_deref() {
+        Err(_) | Ok("") | Ok("userspace") => ProxyMode::Userspace,
+        Ok("nftables") => ProxyMode::Nftables,
+        Ok("auto") => ProxyMode::Auto,
+        Ok(other) => {
+            panic!("SHOAL_TEST_PROXY_MODE={other:?}: expected userspace, nftables or auto")
+        }
+    }
+}
+
 impl Config {
     /// Reads a TOML file; unknown keys are errors.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -210,6 +226,7 @@ impl Config {
                 dns_addr: "127.0.0.1:0".into(),
                 container_dns: String::new(),
                 service_cidr: "127.96.0.0/16".parse().expect("a valid range"),
+                proxy_mode: test_proxy_mode(),
                 ..Default::default()
             },
             raft: RaftConfig {

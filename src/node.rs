@@ -283,6 +283,7 @@ impl Node {
                     info.name.clone(),
                     host_ip.parse().ok(),
                     container_dns,
+                    &cfg.data_dir,
                 )
                 .await?,
             ))

@@ -29,6 +29,15 @@ pub const LB_BIND_FAILURES: &str = "shoal_discovery_lb_bind_failures";
 /// `shoal_discovery_lb_upstream_connect_seconds`.
 pub const LB_UPSTREAM_CONNECT_SECONDS: &str = "shoal_discovery_lb_upstream_connect_seconds";
 
+/// `shoal_discovery_nft_applies_total`.
+pub const NFT_APPLIES_TOTAL: &str = "shoal_discovery_nft_applies_total";
+/// `shoal_discovery_nft_apply_seconds`.
+pub const NFT_APPLY_SECONDS: &str = "shoal_discovery_nft_apply_seconds";
+/// `shoal_discovery_nft_ruleset_bytes`.
+pub const NFT_RULESET_BYTES: &str = "shoal_discovery_nft_ruleset_bytes";
+/// `shoal_discovery_kernel_proxy`.
+pub const KERNEL_PROXY: &str = "shoal_discovery_kernel_proxy";
+
 /// Every family this module records, with its help text.
 pub const FAMILIES: &[Def] = &[
     gauge(SERVICES, "Services in the table."),
@@ -62,5 +71,16 @@ pub const FAMILIES: &[Def] = &[
     seconds(
         LB_UPSTREAM_CONNECT_SECONDS,
         "Time to connect to an endpoint.",
+    ),
+    labelled_counter(
+        NFT_APPLIES_TOTAL,
+        "Replacements of this node's nftables table, by result.",
+        &[],
+    ),
+    seconds(NFT_APPLY_SECONDS, "Time to replace the nftables table."),
+    gauge(NFT_RULESET_BYTES, "Size of the last nftables ruleset."),
+    gauge(
+        KERNEL_PROXY,
+        "1 when Service traffic goes through nftables DNAT, 0 for the user-space balancer.",
     ),
 ];

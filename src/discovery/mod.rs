@@ -11,6 +11,7 @@ pub mod dns;
 pub mod endpoints;
 pub mod lb;
 pub mod metrics;
+pub mod nft;
 pub mod table;
 pub mod vip;
 
@@ -42,6 +43,8 @@ pub enum DiscoveryError {
     Config { field: &'static str, msg: String },
     #[error(transparent)]
     Dns(#[from] dns::DnsError),
+    #[error(transparent)]
+    Nft(#[from] nft::NftError),
 }
 
 /// `[discovery]` settings.
@@ -76,6 +79,9 @@ pub struct DiscoveryConfig {
     pub eject_after_failures: u32,
     /// How long an ejected endpoint gets no connections, in milliseconds.
     pub eject_ms: u64,
+    /// Service data path: `auto` (nftables when root and `nft` works),
+    /// `nftables` or `userspace`.
+    pub proxy_mode: nft::ProxyMode,
 }
 
 impl Default for DiscoveryConfig {
@@ -94,6 +100,7 @@ impl Default for DiscoveryConfig {
             connect_attempts: 3,
             eject_after_failures: 3,
             eject_ms: 10_000,
+            proxy_mode: nft::ProxyMode::Auto,
         }
     }
 }
@@ -268,12 +275,19 @@ pub struct Discovery {
     dns: Vec<dns::DnsServer>,
     dns_addrs: Vec<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
+    kernel: Option<Arc<nft::KernelTable>>,
+    served: watch::Receiver<Arc<ServiceTable>>,
 }
 
 impl Drop for Discovery {
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
+        }
+        // Here rather than only in the aborted task: an abort completes
+        // later, and a stop must leave nothing of this node in the kernel.
+        if let Some(k) = &self.kernel {
+            k.stop();
         }
     }
 }
@@ -305,7 +319,8 @@ async fn hold(server: dns::DnsServer) {
 }
 
 impl Discovery {
-    /// Starts the table builder, the load balancer and DNS on `cfg.dns_addr`
+    /// Starts the table builder, the load balancer (or the kernel table of
+    /// this node and `data_dir`) and DNS on `cfg.dns_addr`
     /// (and `container_dns`:53 when given). A fixed address another server
     /// already answers at is only shared with nodes of this cluster (see
     /// [`claim`]); that is decided in the background when this node does
@@ -317,8 +332,17 @@ impl Discovery {
         node: String,
         host_ip: Option<Ipv4Addr>,
         container_dns: Option<IpAddr>,
+        data_dir: &std::path::Path,
     ) -> Result<Discovery, DiscoveryError> {
         cfg.validate()?;
+        let table = nft::table_name(&node, data_dir);
+        let kernel = if nft::choose(cfg.proxy_mode, &table)? {
+            nft::allow_route_localnet();
+            Some(nft::KernelTable::new(table))
+        } else {
+            None
+        };
+        ::metrics::gauge!(metrics::KERNEL_PROXY).set(if kernel.is_some() { 1.0 } else { 0.0 });
         let (tx, rx) = watch::channel(Arc::new(ServiceTable::default()));
         let mut tasks = vec![tokio::spawn(build_loop(
             store.clone(),
@@ -327,7 +351,13 @@ impl Discovery {
             host_ip,
             tx,
         ))];
-        tasks.push(tokio::spawn(balance_loop(cfg.clone(), rx.clone())));
+        let (served_tx, served) = watch::channel(Arc::new(ServiceTable::default()));
+        tasks.push(tokio::spawn(balance_loop(
+            cfg.clone(),
+            rx.clone(),
+            kernel.clone(),
+            served_tx,
+        )));
         let host_addr = cfg
             .dns_addr
             .parse::<SocketAddr>()
@@ -408,7 +438,22 @@ impl Discovery {
             dns: dns_servers,
             dns_addrs,
             tasks,
+            kernel,
+            served,
         })
+    }
+
+    /// The nftables table this node's Service traffic goes through, when
+    /// the kernel data path is on.
+    pub fn kernel_table(&self) -> Option<String> {
+        self.kernel.as_ref().map(|k| k.name().to_string())
+    }
+
+    /// Whether the data path (listeners, or the kernel table) serves the
+    /// current table: the table is published before it is applied, so an
+    /// endpoint gone from the table may get connections for a moment.
+    pub fn data_path_current(&self) -> bool {
+        Arc::ptr_eq(&self.served.borrow(), &self.table.borrow())
     }
 
     /// The current table, updated as Services and pods change.
@@ -616,9 +661,15 @@ impl Bounds {
 }
 
 /// The listeners the table asks for, within what this node may serve.
-fn wanted(t: &ServiceTable, bounds: &Bounds) -> BTreeMap<SocketAddr, lb::Want> {
+/// With the kernel path on, only Services with ClientIP affinity, which
+/// the kernel path leaves to the balancer.
+fn wanted(t: &ServiceTable, bounds: &Bounds, kernel: bool) -> BTreeMap<SocketAddr, lb::Want> {
     let mut want = BTreeMap::new();
-    for s in t.services.values() {
+    for s in t
+        .services
+        .values()
+        .filter(|s| !kernel || s.client_ip_affinity.is_some())
+    {
         let service = format!("{}/{}", s.namespace, s.name);
         for p in &s.ports {
             if let Some(ip) = s.cluster_ip.filter(|ip| bounds.cluster_ip(*ip)) {
@@ -646,9 +697,21 @@ fn wanted(t: &ServiceTable, bounds: &Bounds) -> BTreeMap<SocketAddr, lb::Want> {
     want
 }
 
-/// Keeps listeners and cluster-IP addresses in step with the table; binds
-/// that failed are retried every few seconds.
-async fn balance_loop(cfg: DiscoveryConfig, mut rx: watch::Receiver<Arc<ServiceTable>>) {
+/// Shortest time between two replacements of the kernel table: a burst
+/// of endpoint changes costs a few `nft` runs, not one per change (the
+/// watch keeps only the newest table).
+const KERNEL_APPLY_GAP: Duration = Duration::from_millis(50);
+
+/// Keeps listeners (or the kernel table) and cluster-IP addresses in step
+/// with the table; binds and applies that failed are retried every few
+/// seconds.
+async fn balance_loop(
+    cfg: DiscoveryConfig,
+    mut rx: watch::Receiver<Arc<ServiceTable>>,
+    kernel: Option<Arc<nft::KernelTable>>,
+    served: watch::Sender<Arc<ServiceTable>>,
+) {
+    let mut applied: Option<Vec<nft::KernelService>> = None;
     let settings = cfg.lb_settings();
     let mut balancer = lb::Balancer::default();
     let mut vips: BTreeSet<Ipv4Addr> = BTreeSet::new();
@@ -676,7 +739,26 @@ async fn balance_loop(cfg: DiscoveryConfig, mut rx: watch::Receiver<Arc<ServiceT
             }
             vips.remove(ip);
         }
-        let failed = balancer.reconcile(wanted(&table, &bounds), &settings);
+        let mut kernel_failed = false;
+        if let Some(k) = &kernel {
+            let want = nft::kernel_services(&table, &bounds);
+            if applied.as_ref() != Some(&want) {
+                let (k2, w2) = (k.clone(), want.clone());
+                match tokio::task::spawn_blocking(move || k2.apply(&w2)).await {
+                    Ok(Ok(())) => applied = Some(want),
+                    Ok(Err(e)) => {
+                        kernel_failed = true;
+                        warn!(table = %k.name(), "Service rules not applied: {e}");
+                    }
+                    Err(e) => {
+                        kernel_failed = true;
+                        warn!(table = %k.name(), "Service rules not applied: {e}");
+                    }
+                }
+                tokio::time::sleep(KERNEL_APPLY_GAP).await;
+            }
+        }
+        let failed = balancer.reconcile(wanted(&table, &bounds, kernel.is_some()), &settings);
         ::metrics::gauge!(metrics::LB_BIND_FAILURES).set(failed.len() as f64);
         for (addr, e) in &failed {
             if warned.insert(*addr) {
@@ -684,7 +766,10 @@ async fn balance_loop(cfg: DiscoveryConfig, mut rx: watch::Receiver<Arc<ServiceT
             }
         }
         warned.retain(|a| failed.iter().any(|(f, _)| f == a));
-        let retry = !failed.is_empty();
+        let retry = !failed.is_empty() || kernel_failed;
+        if !kernel_failed {
+            served.send_replace(table.clone());
+        }
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(Duration::from_secs(5)), if retry => {}
@@ -724,7 +809,7 @@ mod tests {
                 .insert((e.namespace.clone(), e.name.clone()), e);
         }
         let bounds = Bounds::of(&DiscoveryConfig::default());
-        let got: Vec<SocketAddr> = wanted(&table, &bounds).into_keys().collect();
+        let got: Vec<SocketAddr> = wanted(&table, &bounds, false).into_keys().collect();
         assert_eq!(
             got,
             vec![
