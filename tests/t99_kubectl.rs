@@ -359,6 +359,18 @@ async fn kubectl_works_through_a_follower() {
         "{d:#}"
     );
 
+    // Table answers: kubectl prints shoal's columns.
+    let out = k.ok(&["get", "deploy", "web"]).await;
+    assert!(
+        out.starts_with("NAME") && out.contains("UP-TO-DATE"),
+        "{out}"
+    );
+    let out = k.ok(&["get", "pods", "-A"]).await;
+    assert!(
+        out.starts_with("NAMESPACE") && out.contains("STATUS"),
+        "{out}"
+    );
+
     // Label selectors.
     let out = k.ok(&["get", "pods", "-l", "app=web", "-o", "name"]).await;
     assert_eq!(

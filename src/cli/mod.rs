@@ -58,6 +58,7 @@ mod top;
 
 use client::*;
 use nodes::*;
+pub(crate) use objects::table_rows;
 use objects::*;
 use rollout::*;
 

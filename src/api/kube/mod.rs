@@ -17,6 +17,7 @@ pub mod discovery;
 pub mod patch;
 pub mod path;
 pub mod status;
+pub mod table;
 
 use path::{Target, qualified};
 use status::{KubeError, Verb};
@@ -195,13 +196,34 @@ async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Re
             "dryRun is not supported by shoal yet: nothing was written",
         ));
     }
+    if matches!(call.method, Method::POST | Method::PUT) {
+        let ct = call
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
+        if !is_json(ct) {
+            // kubectl's typed commands (`create namespace`, `create secret`)
+            // send protobuf, which shoal does not decode.
+            return Err(KubeError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("shoal reads JSON bodies only, not {ct:?}"),
+            ));
+        }
+    }
     if write && !t.kind.user_writable() {
         return Err(method_not_allowed(&t, &call.method));
     }
     match (&call.method, t.name.clone()) {
         (&Method::GET, None) if is_watch(&call.query) => watch(s, &t, &call),
-        (&Method::GET, None) => list(&s, gv, &t, &call.query).await,
-        (&Method::GET, Some(name)) => Ok(Json(get_live(&s, &t, &name).await?).into_response()),
+        (&Method::GET, None) => list(&s, gv, &t, &call).await,
+        (&Method::GET, Some(name)) => {
+            let o = get_live(&s, &t, &name).await?;
+            Ok(match table::wanted(&call.headers) {
+                true => Json(table::of(t.kind, &[o], None)).into_response(),
+                false => Json(o).into_response(),
+            })
+        }
         (&Method::POST, None) if t.namespace.is_some() || !t.kind.namespaced() => {
             create(s, &t, call.body).await
         }
@@ -215,6 +237,12 @@ async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Re
         (&Method::DELETE, Some(name)) => delete(s, &t, &name, &call.body).await,
         _ => Err(method_not_allowed(&t, &call.method)),
     }
+}
+
+/// `application/json` and its `+json` kin, parameters ignored.
+fn is_json(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    media == "application/json" || media.ends_with("+json")
 }
 
 fn key_of(t: &Target, name: &str) -> ObjectKey {
@@ -317,14 +345,17 @@ fn parse_fields(s: &str) -> KubeResult<Vec<FieldTerm>> {
         .collect()
 }
 
-async fn list(s: &ApiState, gv: &str, t: &Target, q: &KubeQuery) -> KubeResult<Response> {
-    let sel = Selection::new(q)?;
+async fn list(s: &ApiState, gv: &str, t: &Target, call: &Call) -> KubeResult<Response> {
+    let sel = Selection::new(&call.query)?;
     read_barrier(s, None).await?;
     let (items, rev) = s
         .store
         .list(t.kind, t.namespace.as_deref())
         .map_err(ApiError::from)?;
     let items: Vec<Object> = items.into_iter().filter(|o| sel.matches(o)).collect();
+    if table::wanted(&call.headers) {
+        return Ok(Json(table::of(t.kind, &items, Some(rev))).into_response());
+    }
     Ok(Json(json!({
         "apiVersion": gv,
         "kind": format!("{}List", t.kind.as_str()),
@@ -367,6 +398,14 @@ fn watch(s: ApiState, t: &Target, call: &Call) -> KubeResult<Response> {
             },
         )?)),
     };
+    let as_table = table::wanted(&call.headers);
+    let kind = t.kind;
+    // Each event's object as kubectl asked for it: the object, or a
+    // one-row Table of it.
+    let framed = move |ty: &str, o: &Object| match as_table {
+        true => event_line(ty, &table::of(kind, std::slice::from_ref(o), None)),
+        false => event_line(ty, o),
+    };
     let slot = s.slots.take(&call.caller.client, auth::Stream::Watch)?;
     let (initial, start) = match from {
         Some(v) => (Vec::new(), v),
@@ -400,7 +439,7 @@ fn watch(s: ApiState, t: &Target, call: &Call) -> KubeResult<Response> {
                 }
             };
             for o in initial.iter().filter(|o| sel.matches(o)) {
-                if tx.send(Ok(event_line("ADDED", o))).await.is_err() {
+                if tx.send(Ok(framed("ADDED", o))).await.is_err() {
                     return;
                 }
             }
@@ -424,7 +463,7 @@ fn watch(s: ApiState, t: &Target, call: &Call) -> KubeResult<Response> {
                             crate::store::EventType::Modified => "MODIFIED",
                             crate::store::EventType::Deleted => "DELETED",
                         };
-                        event_line(kind, &ev.object)
+                        framed(kind, &ev.object)
                     }
                     Ok(_) => continue,
                     Err(e) => {
@@ -598,6 +637,15 @@ mod tests {
         );
         assert!(!sel.matches(&obj("b", "web", None)));
         assert!(!sel.matches(&obj("a", "db", None)));
+    }
+
+    #[test]
+    fn bodies_must_be_json() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("application/merge-patch+json"));
+        assert!(!is_json("application/vnd.kubernetes.protobuf"));
+        assert!(!is_json("application/yaml"));
     }
 
     #[test]
