@@ -17,8 +17,8 @@ pub struct KubeError {
     pub code: StatusCode,
     pub reason: &'static str,
     pub message: String,
-    /// The object concerned, when there is one.
-    pub details: Option<Details>,
+    /// The object concerned, when there is one (boxed: errors stay small).
+    pub details: Option<Box<Details>>,
 }
 
 /// `Status.details`: which object the error is about.
@@ -92,7 +92,7 @@ impl KubeError {
     /// `deployments.apps "web" not found`, as kubectl prints it.
     pub fn not_found(kind: Kind, name: &str) -> KubeError {
         KubeError {
-            details: Some(Details::of(kind, name)),
+            details: Some(Box::new(Details::of(kind, name))),
             ..KubeError::new(
                 StatusCode::NOT_FOUND,
                 format!("{} {name:?} not found", qualified(kind)),
@@ -130,7 +130,7 @@ impl KubeError {
             code: e.status,
             reason,
             message,
-            details: Some(Details::of(kind, name)),
+            details: Some(Box::new(Details::of(kind, name))),
         }
     }
 
