@@ -117,7 +117,7 @@ spec:
       containers:
       - name: main
         image: host
-        command: ["sleep", "3600"]
+        command: ["sh", "-c", "echo hello-from-$VERSION; exec sleep 3600"]
         env:
         - name: VERSION
           value: "{version}"
@@ -327,6 +327,17 @@ async fn kubectl_works_through_a_follower() {
         }
     })
     .await;
+
+    // Logs, through the Kubernetes path of the pod's log.
+    let mut logs = String::new();
+    for _ in 0..40 {
+        logs = k.ok(&["logs", "deploy/web"]).await;
+        if logs.contains("hello-from-1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(logs.contains("hello-from-1"), "{logs}");
 
     let all: Value = serde_json::from_str(&k.ok(&["get", "deploy,svc,pods", "-o", "json"]).await)
         .expect("kubectl prints JSON");

@@ -116,6 +116,7 @@ async fn openapi_group_version(Path(rest): Path<String>) -> Response {
 /// One request on objects, whatever its path's group.
 struct Call {
     method: Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     query: KubeQuery,
     body: Bytes,
@@ -128,12 +129,14 @@ async fn core_objects(
     Extension(caller): Extension<auth::Caller>,
     Path(rest): Path<String>,
     method: Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     Query(query): Query<KubeQuery>,
     body: Bytes,
 ) -> Response {
     let call = Call {
         method,
+        uri,
         headers,
         query,
         body,
@@ -150,12 +153,14 @@ async fn group_objects(
     Extension(caller): Extension<auth::Caller>,
     Path((group, version, rest)): Path<(String, String, String)>,
     method: Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     Query(query): Query<KubeQuery>,
     body: Bytes,
 ) -> Response {
     let call = Call {
         method,
+        uri,
         headers,
         query,
         body,
@@ -179,6 +184,15 @@ fn method_not_allowed(t: &Target, method: &Method) -> KubeError {
 
 async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Response> {
     let t = path::parse(gv, rest)?;
+    if let (Some("log"), Kind::Pod, &Method::GET, Some(ns), Some(name)) = (
+        t.subresource.as_deref(),
+        t.kind,
+        &call.method,
+        &t.namespace,
+        &t.name,
+    ) {
+        return pod_log(s, ns, name, &call).await;
+    }
     if let Some(sub) = &t.subresource {
         return Err(KubeError::new(
             StatusCode::NOT_FOUND,
@@ -243,6 +257,22 @@ async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Re
 fn is_json(content_type: &str) -> bool {
     let media = content_type.split(';').next().unwrap_or("").trim();
     media == "application/json" || media.ends_with("+json")
+}
+
+/// `pods/NAME/log`: `/v1`'s log stream; its query parameters are
+/// Kubernetes' (container, follow, tailLines, previous, sinceSeconds,
+/// timestamps).
+async fn pod_log(s: ApiState, ns: &str, name: &str, call: &Call) -> KubeResult<Response> {
+    let q = Query::<LogQuery>::try_from_uri(&call.uri)
+        .map_err(|e| KubeError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    super::pod_log(
+        State(s),
+        Extension(call.caller.clone()),
+        Path((ns.to_string(), name.to_string())),
+        q,
+    )
+    .await
+    .map_err(KubeError::from)
 }
 
 fn key_of(t: &Target, name: &str) -> ObjectKey {
