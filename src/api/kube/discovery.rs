@@ -65,9 +65,17 @@ pub fn groups() -> Vec<(&'static str, &'static str)> {
     out
 }
 
-/// `/apis`.
-pub fn group_list() -> Value {
-    let groups: Vec<Value> = groups()
+/// The resource metrics group (`kubectl top`), served by `api::usage` on
+/// nodes that run the usage service.
+pub const METRICS_GROUP_VERSION: &str = "metrics.k8s.io/v1beta1";
+
+/// `/apis`; with the metrics group when this node serves it.
+pub fn group_list(metrics: bool) -> Value {
+    let mut all = groups();
+    if metrics && let Some(gv) = METRICS_GROUP_VERSION.split_once('/') {
+        all.push(gv);
+    }
+    let groups: Vec<Value> = all
         .into_iter()
         .map(|(g, v)| {
             let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
@@ -92,6 +100,19 @@ pub fn verbs(kind: Kind) -> &'static [&'static str] {
 /// `/api/v1` or `/apis/GROUP/VERSION`; `None` for a group version shoal
 /// does not serve.
 pub fn resource_list(group_version: &str) -> Option<Value> {
+    if group_version == METRICS_GROUP_VERSION {
+        return Some(json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": group_version,
+            "resources": [
+                {"name": "nodes", "singularName": "", "namespaced": false,
+                 "kind": "NodeMetrics", "verbs": ["get", "list"]},
+                {"name": "pods", "singularName": "", "namespaced": true,
+                 "kind": "PodMetrics", "verbs": ["get", "list"]},
+            ],
+        }));
+    }
     let resources: Vec<Value> = Kind::ALL
         .into_iter()
         .filter(|k| k.api_version() == group_version)
@@ -238,7 +259,13 @@ mod tests {
 
     #[test]
     fn groups_are_listed_with_their_version() {
-        let g = group_list();
+        assert!(!group_list(false).to_string().contains("metrics.k8s.io"));
+        assert!(group_list(true).to_string().contains("metrics.k8s.io"));
+        assert_eq!(
+            resource_list(METRICS_GROUP_VERSION).unwrap()["resources"][1]["kind"],
+            "PodMetrics"
+        );
+        let g = group_list(false);
         let names: Vec<&str> = g["groups"]
             .as_array()
             .unwrap()

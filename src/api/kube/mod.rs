@@ -69,12 +69,19 @@ async fn core_resources() -> Response {
     resources("v1")
 }
 
-async fn group_list() -> Json<Value> {
-    Json(discovery::group_list())
+async fn group_list(State(s): State<ApiState>) -> Json<Value> {
+    Json(discovery::group_list(s.usage.is_some()))
 }
 
-async fn group_resources(Path((group, version)): Path<(String, String)>) -> Response {
-    resources(&format!("{group}/{version}"))
+async fn group_resources(
+    State(s): State<ApiState>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
+    let gv = format!("{group}/{version}");
+    if gv == discovery::METRICS_GROUP_VERSION && s.usage.is_none() {
+        return resources("");
+    }
+    resources(&gv)
 }
 
 fn resources(gv: &str) -> Response {
