@@ -186,6 +186,8 @@ enum Target {
     Endpoints,
     /// `/v1/encryption`: the keyring of Secrets at rest; admin only.
     Encryption,
+    /// Kubernetes discovery and OpenAPI documents: readable by every role.
+    Discovery,
     /// Objects of a kind (`None`: an unknown plural, a 404 later).
     Objects(Option<Kind>),
 }
@@ -204,7 +206,22 @@ fn target(path: &str) -> Target {
         ["v1", "namespaces", _, plural, ..] => Target::Objects(Kind::from_user(plural)),
         ["v1", "namespaces", ..] => Target::Objects(Some(Kind::Namespace)),
         ["v1", plural, ..] => Target::Objects(Kind::from_user(plural)),
+        // The Kubernetes paths (api::kube): the same kinds, the same rules.
+        ["api", "v1", "namespaces", _, plural, ..] => kube_objects("v1", plural),
+        ["api", "v1", plural, ..] => kube_objects("v1", plural),
+        ["apis", g, v, "namespaces", _, plural, ..] => kube_objects(&format!("{g}/{v}"), plural),
+        ["apis", g, v, plural, ..] => kube_objects(&format!("{g}/{v}"), plural),
+        ["version" | "api" | "apis" | "openapi", ..] => Target::Discovery,
         _ => Target::Objects(None),
+    }
+}
+
+/// A Kubernetes resource path's kind; a namespace's own subresources
+/// (`namespaces/NS/status`) are the namespace's.
+fn kube_objects(group_version: &str, plural: &str) -> Target {
+    match plural {
+        "status" | "finalize" if group_version == "v1" => Target::Objects(Some(Kind::Namespace)),
+        p => Target::Objects(super::kube::path::kind_at(group_version, p)),
     }
 }
 
@@ -238,7 +255,7 @@ pub fn authorize(role: Role, method: &Method, path: &str) -> Result<(), Denied> 
         (_, Role::Admin) => true,
         (Target::Metrics, _) => read,
         (_, Role::Metrics) | (Target::Encryption, _) => false,
-        (Target::Cluster | Target::Endpoints, _) => read,
+        (Target::Cluster | Target::Endpoints | Target::Discovery, _) => read,
         (Target::Manifests, r) => r == Role::Edit,
         (Target::Objects(None), _) => true,
         (Target::Objects(Some(k)), r) if read => may_read(r, k),

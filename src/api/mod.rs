@@ -28,6 +28,7 @@ mod eviction;
 mod exec;
 pub mod frames;
 mod immutable;
+pub mod kube;
 mod manifests;
 pub mod metrics;
 mod namespaces;
@@ -199,12 +200,14 @@ pub fn router(state: ApiState) -> Router {
             post(eviction::evict_pod),
         )
         .merge(usage::routes())
+        .merge(kube::routes())
         .route("/v1/watch", get(ui::watch_kinds))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::middleware,
         ))
         .route("/healthz", get(healthz))
+        .merge(kube::public_routes())
         .merge(ui::routes())
         .layer(middleware::from_fn(request_span))
         .layer(DefaultBodyLimit::max(state.max_body))

@@ -43,6 +43,7 @@ mod exec;
 mod forward;
 mod ingress;
 mod jobs;
+mod kubeconfig;
 mod logs;
 mod nodes;
 mod objects;
@@ -57,6 +58,7 @@ mod top;
 
 use client::*;
 use nodes::*;
+pub(crate) use objects::table_rows;
 use objects::*;
 use rollout::*;
 
@@ -187,6 +189,9 @@ pub enum Cmd {
         #[arg(short = 'A', long)]
         all_namespaces: bool,
     },
+    /// Print a kubeconfig for kubectl: this node, plus a context per other
+    /// node (`kubectl --context shoal-NODE`); token and CA from the global flags.
+    Kubeconfig,
     /// Gossip members: address, state (alive/suspect/down/left), incarnation, Raft role.
     Members {
         #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
@@ -712,6 +717,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             all_namespaces,
         } => events(&client, namespace, all_namespaces).await,
         Cmd::Members { output } => members(&client, output).await,
+        Cmd::Kubeconfig => {
+            kubeconfig::kubeconfig(&client, cli.token.as_deref(), ca.as_deref()).await
+        }
         Cmd::Nodes { output } => match output {
             Output::Table => nodes(&client).await,
             _ => get(&client, "nodes", None, None, true, output).await,

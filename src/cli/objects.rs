@@ -168,6 +168,12 @@ fn keys(o: &Value, field: &str) -> usize {
 }
 
 pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
+    render_rows(&table_rows(kind, items, with_ns))
+}
+
+/// The header, then one row of cells per item in order: what `shoal get`
+/// prints, and the columns of the Kubernetes API's Table answers.
+pub(crate) fn table_rows(kind: Kind, items: &[Value], with_ns: bool) -> Vec<Vec<String>> {
     let mut header: Vec<&str> = Vec::new();
     if with_ns && kind.namespaced() {
         header.push("NAMESPACE");
@@ -535,7 +541,7 @@ pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
         }
         rows.push(row);
     }
-    render_rows(&rows)
+    rows
 }
 
 /// What kubectl prints in a pod's STATUS column: the reason a container is

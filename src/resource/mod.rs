@@ -299,6 +299,35 @@ impl Kind {
     pub fn from_manifest(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
+
+    /// The abbreviations `from_user` takes for this kind, as Kubernetes'
+    /// discovery lists them (`po`, `deploy`, ...).
+    pub fn short_names(self) -> &'static [&'static str] {
+        match self {
+            Kind::Namespace => &["ns"],
+            Kind::Pod => &["po"],
+            Kind::Deployment => &["deploy"],
+            Kind::Service => &["svc"],
+            Kind::ConfigMap => &["cm"],
+            Kind::CronJob => &["cj"],
+            Kind::Node => &["no"],
+            Kind::Event => &["ev"],
+            Kind::ReplicaSet => &["rs"],
+            Kind::DaemonSet => &["ds"],
+            Kind::PersistentVolumeClaim => &["pvc"],
+            Kind::PersistentVolume => &["pv"],
+            Kind::StorageClass => &["sc"],
+            Kind::StatefulSet => &["sts"],
+            Kind::ServiceAccount => &["sa"],
+            Kind::PodDisruptionBudget => &["pdb"],
+            Kind::LimitRange => &["limits"],
+            Kind::HorizontalPodAutoscaler => &["hpa"],
+            Kind::Ingress => &["ing"],
+            Kind::PriorityClass => &["pc"],
+            Kind::ResourceQuota => &["quota"],
+            _ => &[],
+        }
+    }
 }
 
 impl fmt::Display for Kind {

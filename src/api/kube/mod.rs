@@ -1,0 +1,695 @@
+//! kube: the Kubernetes REST API next to `/v1`, on every node, so kubectl
+//! and client libraries talk to any node of the cluster.
+//!
+//! It lives inside `api` because it is a second face of the same
+//! handlers: objects are written through `/v1`'s create and replace (so
+//! manifest validation, admission, quota and the immutable-field guard run
+//! the same), read from the same store, watched through the same hub, and
+//! the same bearer tokens and roles apply. What is its own: Kubernetes'
+//! paths, `Status` errors, list and watch framing, PATCH, and discovery.
+
+use axum::http::{HeaderMap, Method};
+use axum::routing::any;
+
+use super::*;
+
+pub mod discovery;
+pub mod patch;
+pub mod path;
+pub mod status;
+pub mod table;
+
+use path::{Target, qualified};
+use status::{KubeError, Verb};
+
+type KubeResult<T> = Result<T, KubeError>;
+
+/// The query parameters Kubernetes' list, watch and write calls carry;
+/// strings, so that an odd value is a Status, not an extractor's error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct KubeQuery {
+    label_selector: Option<String>,
+    field_selector: Option<String>,
+    watch: Option<String>,
+    resource_version: Option<String>,
+    timeout_seconds: Option<String>,
+    dry_run: Option<String>,
+}
+
+/// What anyone may read, as Kubernetes' `system:public-info-viewer`:
+/// kubectl (and the gcloud dispatcher in front of it) asks `/version`
+/// before it sends credentials.
+pub(super) fn public_routes() -> Router<ApiState> {
+    Router::new().route("/version", get(version))
+}
+
+/// The routes behind authentication: discovery, OpenAPI and the objects.
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api", get(core_versions))
+        .route("/api/v1", get(core_resources))
+        .route("/apis", get(group_list))
+        .route("/apis/{group}/{version}", get(group_resources))
+        .route("/api/v1/{*rest}", any(core_objects))
+        .route("/apis/{group}/{version}/{*rest}", any(group_objects))
+        .route("/openapi/v3", get(openapi_root))
+        .route("/openapi/v3/{*rest}", get(openapi_group_version))
+}
+
+async fn version() -> Json<Value> {
+    Json(discovery::version())
+}
+
+async fn core_versions(State(s): State<ApiState>) -> Json<Value> {
+    Json(discovery::core_versions(&s.me.api_addr))
+}
+
+async fn core_resources() -> Response {
+    resources("v1")
+}
+
+async fn group_list(State(s): State<ApiState>) -> Json<Value> {
+    Json(discovery::group_list(s.usage.is_some()))
+}
+
+async fn group_resources(
+    State(s): State<ApiState>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
+    let gv = format!("{group}/{version}");
+    if gv == discovery::METRICS_GROUP_VERSION && s.usage.is_none() {
+        return resources("");
+    }
+    resources(&gv)
+}
+
+fn resources(gv: &str) -> Response {
+    match discovery::resource_list(gv) {
+        Some(v) => Json(v).into_response(),
+        None => KubeError::new(
+            StatusCode::NOT_FOUND,
+            format!("the server could not find the requested resource (group version {gv})"),
+        )
+        .into_response(),
+    }
+}
+
+async fn openapi_root() -> Json<Value> {
+    Json(discovery::openapi_root())
+}
+
+async fn openapi_group_version(Path(rest): Path<String>) -> Response {
+    let gv = match rest
+        .trim_matches('/')
+        .split('/')
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["api", "v1"] => "v1".to_string(),
+        ["apis", g, v] => format!("{g}/{v}"),
+        _ => String::new(),
+    };
+    match discovery::openapi_group_version(&gv) {
+        Some(v) => Json(v).into_response(),
+        None => KubeError::new(
+            StatusCode::NOT_FOUND,
+            format!("no OpenAPI document for {rest}"),
+        )
+        .into_response(),
+    }
+}
+
+/// One request on objects, whatever its path's group.
+struct Call {
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    query: KubeQuery,
+    body: Bytes,
+    caller: auth::Caller,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn core_objects(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<auth::Caller>,
+    Path(rest): Path<String>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    Query(query): Query<KubeQuery>,
+    body: Bytes,
+) -> Response {
+    let call = Call {
+        method,
+        uri,
+        headers,
+        query,
+        body,
+        caller,
+    };
+    objects(s, "v1", &rest, call)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn group_objects(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<auth::Caller>,
+    Path((group, version, rest)): Path<(String, String, String)>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    Query(query): Query<KubeQuery>,
+    body: Bytes,
+) -> Response {
+    let call = Call {
+        method,
+        uri,
+        headers,
+        query,
+        body,
+        caller,
+    };
+    objects(s, &format!("{group}/{version}"), &rest, call)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+fn method_not_allowed(t: &Target, method: &Method) -> KubeError {
+    KubeError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{method} is not supported on {}{} by shoal",
+            qualified(t.kind),
+            if t.name.is_some() { "" } else { " collections" }
+        ),
+    )
+}
+
+async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Response> {
+    let t = path::parse(gv, rest)?;
+    if let (Some("log"), Kind::Pod, &Method::GET, Some(ns), Some(name)) = (
+        t.subresource.as_deref(),
+        t.kind,
+        &call.method,
+        &t.namespace,
+        &t.name,
+    ) {
+        return pod_log(s, ns, name, &call).await;
+    }
+    if let Some(sub) = &t.subresource {
+        return Err(KubeError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "the {sub} subresource of {} is not served at the Kubernetes path yet",
+                qualified(t.kind)
+            ),
+        ));
+    }
+    let write = !matches!(call.method, Method::GET | Method::HEAD);
+    if write && call.query.dry_run.is_some() {
+        // Writing what the client asked only to check would be worse than no.
+        return Err(KubeError::new(
+            StatusCode::BAD_REQUEST,
+            "dryRun is not supported by shoal yet: nothing was written",
+        ));
+    }
+    if matches!(call.method, Method::POST | Method::PUT) {
+        let ct = call
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
+        if !is_json(ct) {
+            // kubectl's typed commands (`create namespace`, `create secret`)
+            // send protobuf, which shoal does not decode.
+            return Err(KubeError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("shoal reads JSON bodies only, not {ct:?}"),
+            ));
+        }
+    }
+    if write && !t.kind.user_writable() {
+        return Err(method_not_allowed(&t, &call.method));
+    }
+    match (&call.method, t.name.clone()) {
+        (&Method::GET, None) if is_watch(&call.query) => watch(s, &t, &call),
+        (&Method::GET, None) => list(&s, gv, &t, &call).await,
+        (&Method::GET, Some(name)) => {
+            let o = get_live(&s, &t, &name).await?;
+            Ok(match table::wanted(&call.headers) {
+                true => Json(table::of(t.kind, &[o], None)).into_response(),
+                false => Json(o).into_response(),
+            })
+        }
+        (&Method::POST, None) if t.namespace.is_some() || !t.kind.namespaced() => {
+            create(s, &t, call.body).await
+        }
+        (&Method::PUT, Some(name)) => {
+            let key = key_of(&t, &name);
+            super::writes::replace(s, key, call.body)
+                .await
+                .map_err(|e| KubeError::from_api(e, t.kind, &name, Verb::Write))
+        }
+        (&Method::PATCH, Some(name)) => patch_object(s, &t, &name, &call).await,
+        (&Method::DELETE, Some(name)) => delete(s, &t, &name, &call.body).await,
+        _ => Err(method_not_allowed(&t, &call.method)),
+    }
+}
+
+/// `application/json` and its `+json` kin, parameters ignored.
+fn is_json(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    media == "application/json" || media.ends_with("+json")
+}
+
+/// `pods/NAME/log`: `/v1`'s log stream; its query parameters are
+/// Kubernetes' (container, follow, tailLines, previous, sinceSeconds,
+/// timestamps).
+async fn pod_log(s: ApiState, ns: &str, name: &str, call: &Call) -> KubeResult<Response> {
+    let q = Query::<LogQuery>::try_from_uri(&call.uri)
+        .map_err(|e| KubeError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    super::pod_log(
+        State(s),
+        Extension(call.caller.clone()),
+        Path((ns.to_string(), name.to_string())),
+        q,
+    )
+    .await
+    .map_err(KubeError::from)
+}
+
+fn key_of(t: &Target, name: &str) -> ObjectKey {
+    ObjectKey::new(t.kind, t.namespace.as_deref().unwrap_or(""), name)
+}
+
+fn is_watch(q: &KubeQuery) -> bool {
+    matches!(q.watch.as_deref(), Some("true" | "1"))
+}
+
+async fn get_live(s: &ApiState, t: &Target, name: &str) -> KubeResult<Object> {
+    let api = |e: ApiError| KubeError::from_api(e, t.kind, name, Verb::Read);
+    read_barrier(s, None).await.map_err(api)?;
+    s.store
+        .get(&key_of(t, name))
+        .map_err(|e| api(e.into()))?
+        .ok_or_else(|| KubeError::not_found(t.kind, name))
+}
+
+/// Label and field selectors of a list or watch.
+struct Selection {
+    labels: Option<crate::resource::types::LabelSelector>,
+    fields: Vec<FieldTerm>,
+}
+
+/// One `fieldSelector` term: a dotted path equal (or not) to a value.
+#[derive(Debug, PartialEq, Eq)]
+struct FieldTerm {
+    path: String,
+    value: String,
+    equal: bool,
+}
+
+impl Selection {
+    fn new(q: &KubeQuery) -> KubeResult<Selection> {
+        let labels = match q.label_selector.as_deref().filter(|s| !s.is_empty()) {
+            Some(sel) => Some(crate::resource::selector::parse(sel).map_err(|e| {
+                KubeError::new(StatusCode::BAD_REQUEST, format!("labelSelector: {e}"))
+            })?),
+            None => None,
+        };
+        let fields = match q.field_selector.as_deref().filter(|s| !s.is_empty()) {
+            Some(f) => parse_fields(f)?,
+            None => Vec::new(),
+        };
+        Ok(Selection { labels, fields })
+    }
+
+    fn matches(&self, o: &Object) -> bool {
+        if let Some(l) = &self.labels
+            && !l.matches(&o.metadata.labels)
+        {
+            return false;
+        }
+        if self.fields.is_empty() {
+            return true;
+        }
+        let v = serde_json::to_value(o).unwrap_or_default();
+        self.fields.iter().all(|f| {
+            let pointer = format!("/{}", f.path.replace('.', "/"));
+            // A field that is absent compares as "" (Kubernetes' unset).
+            let actual = match v.pointer(&pointer) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            (actual == f.value) == f.equal
+        })
+    }
+}
+
+/// Parses `metadata.name=web,status.phase!=Running`. Any field path is
+/// accepted (Kubernetes takes a list per kind; this is a superset).
+fn parse_fields(s: &str) -> KubeResult<Vec<FieldTerm>> {
+    s.split(',')
+        .map(|term| {
+            let bad = || {
+                KubeError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("fieldSelector: {term:?} is not FIELD=VALUE or FIELD!=VALUE"),
+                )
+            };
+            let (path, value, equal) = if let Some((p, v)) = term.split_once("!=") {
+                (p, v, false)
+            } else if let Some((p, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                (p, v, true)
+            } else {
+                return Err(bad());
+            };
+            let path = path.trim();
+            if path.is_empty() || !path.split('.').all(|s| !s.is_empty()) {
+                return Err(bad());
+            }
+            Ok(FieldTerm {
+                path: path.to_string(),
+                value: value.trim().to_string(),
+                equal,
+            })
+        })
+        .collect()
+}
+
+async fn list(s: &ApiState, gv: &str, t: &Target, call: &Call) -> KubeResult<Response> {
+    let sel = Selection::new(&call.query)?;
+    read_barrier(s, None).await?;
+    let (items, rev) = s
+        .store
+        .list(t.kind, t.namespace.as_deref())
+        .map_err(ApiError::from)?;
+    let items: Vec<Object> = items.into_iter().filter(|o| sel.matches(o)).collect();
+    if table::wanted(&call.headers) {
+        return Ok(Json(table::of(t.kind, &items, Some(rev))).into_response());
+    }
+    Ok(Json(json!({
+        "apiVersion": gv,
+        "kind": format!("{}List", t.kind.as_str()),
+        "metadata": { "resourceVersion": rev.to_string() },
+        "items": items,
+    }))
+    .into_response())
+}
+
+/// One watch event line as Kubernetes frames it.
+fn event_line(kind: &str, object: &impl Serialize) -> Bytes {
+    let mut l = serde_json::to_vec(&json!({ "type": kind, "object": object })).unwrap_or_default();
+    l.push(b'\n');
+    Bytes::from(l)
+}
+
+/// `?watch=true`: without a resourceVersion (or with 0), the current
+/// objects as ADDED and then every change, as Kubernetes; from a version,
+/// the changes after it, or one ERROR event with a 410 `Status` when the
+/// version has left the node's history (the client lists again).
+fn watch(s: ApiState, t: &Target, call: &Call) -> KubeResult<Response> {
+    let sel = Selection::new(&call.query)?;
+    let from = match call.query.resource_version.as_deref() {
+        None | Some("" | "0") => None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            KubeError::new(
+                StatusCode::BAD_REQUEST,
+                format!("resourceVersion: {v:?} is not a number"),
+            )
+        })?),
+    };
+    let timeout = match call.query.timeout_seconds.as_deref() {
+        None | Some("") => None,
+        Some(v) => Some(std::time::Duration::from_secs(v.parse::<u64>().map_err(
+            |_| {
+                KubeError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("timeoutSeconds: {v:?} is not a number"),
+                )
+            },
+        )?)),
+    };
+    let as_table = table::wanted(&call.headers);
+    let kind = t.kind;
+    // Each event's object as kubectl asked for it: the object, or a
+    // one-row Table of it.
+    let framed = move |ty: &str, o: &Object| match as_table {
+        true => event_line(ty, &table::of(kind, std::slice::from_ref(o), None)),
+        false => event_line(ty, o),
+    };
+    let slot = s.slots.take(&call.caller.client, auth::Stream::Watch)?;
+    let (initial, start) = match from {
+        Some(v) => (Vec::new(), v),
+        None => {
+            let (items, rev) = s
+                .store
+                .list(t.kind, t.namespace.as_deref())
+                .map_err(ApiError::from)?;
+            (items, rev)
+        }
+    };
+    let stream = match s
+        .store
+        .watch(Some(t.kind), t.namespace.clone(), Some(start))
+    {
+        Ok(st) => Ok(st),
+        Err(StoreError::Gone { requested, oldest }) => Err(KubeError::new(
+            StatusCode::GONE,
+            format!("too old resource version: {requested} ({oldest})"),
+        )),
+        Err(e) => return Err(ApiError::from(e).into()),
+    };
+    let body = async_stream_body(
+        async move |tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>| {
+            let _slot = slot;
+            let mut stream = match stream {
+                Ok(st) => st,
+                Err(gone) => {
+                    let _ = tx.send(Ok(event_line("ERROR", &gone.to_status()))).await;
+                    return;
+                }
+            };
+            for o in initial.iter().filter(|o| sel.matches(o)) {
+                if tx.send(Ok(framed("ADDED", o))).await.is_err() {
+                    return;
+                }
+            }
+            let end = async {
+                match timeout {
+                    Some(t) => tokio::time::sleep(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(end);
+            loop {
+                let next = tokio::select! {
+                    next = stream.next() => next,
+                    () = tx.closed() => return,
+                    () = &mut end => return,
+                };
+                let line = match next {
+                    Ok(ev) if sel.matches(&ev.object) => {
+                        let kind = match ev.event_type {
+                            crate::store::EventType::Added => "ADDED",
+                            crate::store::EventType::Modified => "MODIFIED",
+                            crate::store::EventType::Deleted => "DELETED",
+                        };
+                        framed(kind, &ev.object)
+                    }
+                    Ok(_) => continue,
+                    Err(e) => {
+                        let gone = KubeError::new(StatusCode::GONE, e.to_string());
+                        let _ = tx.send(Ok(event_line("ERROR", &gone.to_status()))).await;
+                        return;
+                    }
+                };
+                if tx.send(Ok(line)).await.is_err() {
+                    return;
+                }
+            }
+        },
+    );
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+async fn create(s: ApiState, t: &Target, body: Bytes) -> KubeResult<Response> {
+    // For the messages only: the handler parses and validates the body.
+    let name = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["metadata"]["name"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    super::writes::create(s, t.kind, t.namespace.clone(), body)
+        .await
+        .map_err(|e| KubeError::from_api(e, t.kind, &name, Verb::Create))
+}
+
+async fn delete(s: ApiState, t: &Target, name: &str, body: &Bytes) -> KubeResult<Response> {
+    // DeleteOptions: only the precondition is honoured; propagation and
+    // grace period are shoal's own (owners' controllers remove children).
+    let rv = match body.is_empty() {
+        true => None,
+        false => serde_json::from_slice::<Value>(body)
+            .map_err(|e| KubeError::new(StatusCode::BAD_REQUEST, format!("DeleteOptions: {e}")))?
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    KubeError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("preconditions.resourceVersion: {v:?} is not a number"),
+                    )
+                })
+            })
+            .transpose()?,
+    };
+    let live = get_live(&s, t, name).await?;
+    let q = WriteQuery {
+        resource_version: rv,
+        consistent: None,
+        force: None,
+    };
+    super::delete(s, key_of(t, name), q)
+        .await
+        .map_err(|e| KubeError::from_api(e, t.kind, name, Verb::Write))?;
+    Ok(Json(status::success(t.kind, name, live.metadata.uid)).into_response())
+}
+
+async fn patch_object(s: ApiState, t: &Target, name: &str, call: &Call) -> KubeResult<Response> {
+    let ct = call
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let ty = match patch::PatchType::from_content_type(ct) {
+        Some(patch::PatchType::Apply) => {
+            return Err(KubeError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "server-side apply (application/apply-patch+yaml) is not supported by shoal yet; \
+                 use client-side `kubectl apply`",
+            ));
+        }
+        Some(ty) => ty,
+        None => {
+            return Err(KubeError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "the patch Content-Type {ct:?} is not one of application/json-patch+json, \
+                     application/merge-patch+json, application/strategic-merge-patch+json"
+                ),
+            ));
+        }
+    };
+    let p: Value = serde_json::from_slice(&call.body).map_err(|e| {
+        KubeError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the patch is not JSON: {e}"),
+        )
+    })?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let live = get_live(&s, t, name).await?;
+        let live_v = serde_json::to_value(&live)
+            .map_err(|e| KubeError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let mut out = patch::apply(ty, t.kind, &live_v, &p).map_err(|e| match e {
+            patch::PatchError::Malformed(_) => {
+                KubeError::new(StatusCode::BAD_REQUEST, e.to_string())
+            }
+            _ => KubeError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        })?;
+        // A patch that names a resourceVersion is the client's own lock;
+        // otherwise the write is conditional on the object patched here.
+        let locked =
+            out.pointer("/metadata/resourceVersion") != live_v.pointer("/metadata/resourceVersion");
+        if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut)
+            && !locked
+        {
+            meta.insert(
+                "resourceVersion".into(),
+                live.resource_version().to_string().into(),
+            );
+        }
+        if let Some(o) = out.as_object_mut() {
+            o.remove("status");
+        }
+        let body = serde_json::to_vec(&out)
+            .map_err(|e| KubeError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        match super::writes::replace(s.clone(), key_of(t, name), Bytes::from(body)).await {
+            Err(e)
+                if e.status == StatusCode::CONFLICT
+                    && !locked
+                    && e.message.contains("resourceVersion")
+                    && attempt < APPLY_ATTEMPTS => {}
+            r => return r.map_err(|e| KubeError::from_api(e, t.kind, name, Verb::Write)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_selectors() {
+        let f = parse_fields("metadata.name=web,spec.nodeName!=n1").unwrap();
+        assert_eq!(
+            f,
+            vec![
+                FieldTerm {
+                    path: "metadata.name".into(),
+                    value: "web".into(),
+                    equal: true
+                },
+                FieldTerm {
+                    path: "spec.nodeName".into(),
+                    value: "n1".into(),
+                    equal: false
+                },
+            ]
+        );
+        assert!(parse_fields("metadata.name").is_err());
+        assert!(parse_fields("metadata..name=x").is_err());
+        let sel = Selection {
+            labels: Some(crate::resource::selector::parse("app=web").unwrap()),
+            fields: parse_fields("metadata.name=a,spec.nodeName=").unwrap(),
+        };
+        let obj = |name: &str, app: &str, node: Option<&str>| {
+            let mut v = json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "labels": {"app": app}}, "spec": {}});
+            if let Some(n) = node {
+                v["spec"]["nodeName"] = n.into();
+            }
+            serde_json::from_value::<Object>(v).unwrap()
+        };
+        assert!(sel.matches(&obj("a", "web", None)));
+        assert!(
+            !sel.matches(&obj("a", "web", Some("n1"))),
+            "unset compares as empty"
+        );
+        assert!(!sel.matches(&obj("b", "web", None)));
+        assert!(!sel.matches(&obj("a", "db", None)));
+    }
+
+    #[test]
+    fn bodies_must_be_json() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("application/merge-patch+json"));
+        assert!(!is_json("application/vnd.kubernetes.protobuf"));
+        assert!(!is_json("application/yaml"));
+    }
+
+    #[test]
+    fn watch_events_are_framed_as_kubernetes() {
+        let l = event_line("ADDED", &json!({"kind": "Pod"}));
+        assert!(l.ends_with(b"\n"));
+        let v: Value = serde_json::from_slice(&l).unwrap();
+        assert_eq!(v, json!({"type": "ADDED", "object": {"kind": "Pod"}}));
+    }
+}
