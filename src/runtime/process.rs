@@ -308,8 +308,8 @@ impl ProcessRuntime {
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
             .map_err(io_err("set mode of process runtime root"))?;
         let pods_dir = open_pods_dir(&opts.pods_dir, unprivileged.is_none())?;
-        remove_leftovers(&root);
-        remove_orphan_work_dirs(&root, &pods_dir);
+        lifecycle::remove_leftovers(&root);
+        lifecycle::remove_orphan_work_dirs(&root, &pods_dir);
         let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
             .ok()
             .map(|s| s.trim().to_string())
@@ -373,40 +373,6 @@ fn open_pods_dir(dir: &Path, root_daemon: bool) -> Result<PathBuf, RuntimeError>
         }
     }
     Ok(dir)
-}
-
-/// Removes working directories whose container is gone (the daemon died
-/// between the two removals).
-fn remove_orphan_work_dirs(root: &Path, pods_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(pods_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(id) = name.to_str() else { continue };
-        if valid_id(id) && std::fs::symlink_metadata(root.join(id)).is_err() {
-            let path = entry.path();
-            if let Err(e) = std::fs::remove_dir_all(&path) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove orphaned working directory");
-            }
-        }
-    }
-}
-
-/// Removes what an interrupted create or remove left behind: such
-/// directories start with a dot and are never containers.
-fn remove_leftovers(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            let path = entry.path();
-            if let Err(e) = std::fs::remove_dir_all(&path) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove leftover directory");
-            }
-        }
-    }
 }
 
 /// Ids come from API callers: anything that is not one plain directory

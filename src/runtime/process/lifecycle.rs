@@ -340,3 +340,37 @@ impl Inner {
         }
     }
 }
+
+/// Removes working directories whose container is gone (the daemon died
+/// between the two removals).
+pub(super) fn remove_orphan_work_dirs(root: &Path, pods_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(pods_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id) = name.to_str() else { continue };
+        if valid_id(id) && std::fs::symlink_metadata(root.join(id)).is_err() {
+            let path = entry.path();
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove orphaned working directory");
+            }
+        }
+    }
+}
+
+/// Removes what an interrupted create or remove left behind: such
+/// directories start with a dot and are never containers.
+pub(super) fn remove_leftovers(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            let path = entry.path();
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove leftover directory");
+            }
+        }
+    }
+}
