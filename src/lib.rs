@@ -12,6 +12,7 @@
 //! - [`controller`]: leader-only loops: node lifecycle, Deployments, ReplicaSets.
 //! - [`scheduler`]: binds pending pods to nodes (filters, pack/spread scoring), on the leader.
 //! - [`agent`]: runs and heals the pods bound to this node; logs and events.
+//! - [`columns`]: what a table of each kind shows (`shoal get`, kubectl's Table answers).
 //! - [`api`]: the HTTP API every node serves.
 //! - [`node`]: starts and stops one daemon's components.
 //! - [`config`]: the daemon's configuration.
@@ -23,6 +24,7 @@ pub mod api;
 pub mod autopilot;
 pub mod cli;
 pub mod client;
+pub mod columns;
 pub mod config;
 pub mod controller;
 pub mod discovery;

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::cells::s;
+use crate::columns::cells::s;
 
 /// `describe`'s lines for a ServiceAccount, as kubectl's: its token Secret
 /// (the controller's, named after it), image pull secrets and automount.

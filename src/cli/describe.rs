@@ -5,10 +5,10 @@ use serde_json::Value;
 
 use crate::resource::Kind;
 
-use super::cells::*;
 use super::client::*;
 use super::emit;
 use super::objects::render_rows;
+use crate::columns::cells::*;
 
 pub(super) async fn describe(
     client: &Client,

@@ -1,73 +1,19 @@
-//! Jobs on the command line: their table cells, `logs job/NAME`, and
-//! `wait --for=condition=...`, which works on any object with conditions;
-//! CronJobs' cells and `create job --from=cronjob/NAME`.
+//! Jobs on the command line: `logs job/NAME`, `wait --for=condition=...`,
+//! which works on any object with conditions, and `create job
+//! --from=cronjob/NAME` (their table cells are in `columns`).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use serde::Deserialize;
-use serde_json::Value;
 
-use super::cells::{human_duration, s, status_of};
 use super::client::{Client, ClientError, kind_arg, object_path};
 use super::{UsageError, emit};
 use crate::controller::cronjob::{MANUAL_ANNOTATION, new_job};
 use crate::controller::job::JOB_NAME_LABEL;
-use crate::resource::status::{Condition, CronJobStatus, JobStatus, PodStatus};
-use crate::resource::time::{now_secs, parse_rfc3339};
+use crate::resource::status::{Condition, PodStatus};
 use crate::resource::types::{Body, CronJobBody};
 use crate::resource::{Kind, Object};
-
-/// A Job's COMPLETIONS and DURATION cells, as kubectl prints them.
-pub(super) fn job_cells(it: &Value) -> Vec<String> {
-    let st: JobStatus = status_of(it);
-    let completions = match s(it, &["spec", "completions"]).as_u64() {
-        Some(c) => format!("{}/{c}", st.succeeded),
-        // A work queue: kubectl's `0/1 of 3`.
-        None => format!(
-            "{}/1 of {}",
-            st.succeeded,
-            s(it, &["spec", "parallelism"]).as_u64().unwrap_or(1)
-        ),
-    };
-    let start = st.start_time.as_deref().and_then(parse_rfc3339);
-    let end = st
-        .completion_time
-        .as_deref()
-        .and_then(parse_rfc3339)
-        .or_else(|| {
-            // A failed Job's clock stops when it failed.
-            st.condition("Failed")
-                .filter(|c| c.is_true())
-                .and_then(|c| c.last_transition_time.as_deref())
-                .and_then(parse_rfc3339)
-        })
-        .unwrap_or_else(now_secs);
-    let duration = match start {
-        Some(t) => human_duration(end.saturating_sub(t)),
-        None => String::new(),
-    };
-    vec![completions, duration]
-}
-
-/// A CronJob's SCHEDULE, TIMEZONE, SUSPEND, ACTIVE and LAST SCHEDULE cells.
-pub(super) fn cronjob_cells(it: &Value) -> Vec<String> {
-    let st: CronJobStatus = status_of(it);
-    let text = |path: &[&str], none: &str| s(it, path).as_str().unwrap_or(none).to_string();
-    vec![
-        text(&["spec", "schedule"], ""),
-        text(&["spec", "timeZone"], "<none>"),
-        s(it, &["spec", "suspend"])
-            .as_bool()
-            .unwrap_or(false)
-            .to_string(),
-        st.active.len().to_string(),
-        match st.last_schedule_time.as_deref().and_then(parse_rfc3339) {
-            Some(t) => human_duration(now_secs().saturating_sub(t)),
-            None => "<none>".into(),
-        },
-    ]
-}
 
 /// `shoal create job NAME --from=cronjob/CRON`: a Job from the CronJob's
 /// template, marked manual as kubectl does.

@@ -35,21 +35,17 @@ macro_rules! outln {
 mod accounts;
 mod attach;
 mod autoscale;
-mod cells;
 mod client;
 mod cp;
 mod describe;
 mod exec;
 mod forward;
-mod ingress;
 mod jobs;
 mod kubeconfig;
 mod logs;
 mod nodes;
 mod objects;
-mod policy;
 mod rollout;
-mod storage;
 mod taint;
 #[cfg(test)]
 mod tests;
@@ -58,7 +54,6 @@ mod top;
 
 use client::*;
 use nodes::*;
-pub(crate) use objects::table_rows;
 use objects::*;
 use rollout::*;
 

@@ -6,11 +6,11 @@ use serde_json::{Value, json};
 use crate::resource::Kind;
 use crate::resource::status::{NodeStatus, PodStatus};
 
-use super::cells::*;
 use super::client::*;
 use super::emit;
 use super::objects::*;
 use super::rollout::*;
+use crate::columns::cells::*;
 
 /// A Node object by name, and the URL that reads and writes it.
 pub(super) async fn get_node(client: &Client, name: &str) -> anyhow::Result<(String, Value)> {

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use crate::resource::Kind;
 use crate::resource::status::{DaemonSetStatus, DeploymentStatus, StatefulSetStatus};
 
-use super::cells::*;
 use super::client::*;
 use super::objects::*;
 use super::{RolloutCmd, UsageError, emit};
+use crate::columns::cells::*;
 
 pub(super) const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 pub(super) const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";

@@ -29,7 +29,7 @@ pub fn of(kind: Kind, items: &[Object], rev: Option<u64>) -> Value {
         .map(|o| serde_json::to_value(o).unwrap_or_default())
         .collect();
     // kubectl adds the NAMESPACE column itself when listing across them.
-    let mut rows = crate::cli::table_rows(kind, &values, false).into_iter();
+    let mut rows = crate::columns::table_rows(kind, &values, false).into_iter();
     let header = rows.next().unwrap_or_default();
     let columns: Vec<Value> = header
         .iter()

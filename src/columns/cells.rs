@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 /// The value at `path` in an object, `null` where a step is missing.
-pub(super) fn s<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
+pub(crate) fn s<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
     let mut cur = v;
     for p in path {
         cur = cur.get(p).unwrap_or(&Value::Null);
@@ -14,19 +14,19 @@ pub(super) fn s<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
 
 /// An object's `status` as the typed struct of its kind; the default when
 /// it has none or it does not decode (a table shows what it can).
-pub(super) fn status_of<T: serde::de::DeserializeOwned + Default>(o: &Value) -> T {
+pub(crate) fn status_of<T: serde::de::DeserializeOwned + Default>(o: &Value) -> T {
     o.get("status")
         .and_then(|st| T::deserialize(st).ok())
         .unwrap_or_default()
 }
 
 /// How long ago the object was created, as kubectl prints it.
-pub(super) fn age(v: &Value) -> String {
+pub(crate) fn age(v: &Value) -> String {
     since(v, &["metadata", "creationTimestamp"])
 }
 
 /// How long ago the timestamp at `path` was, as kubectl prints it.
-pub(super) fn since(v: &Value, path: &[&str]) -> String {
+pub(crate) fn since(v: &Value, path: &[&str]) -> String {
     let Some(ts) = s(v, path).as_str() else {
         return "<unknown>".into();
     };
@@ -41,7 +41,7 @@ pub(super) fn since(v: &Value, path: &[&str]) -> String {
 }
 
 /// Seconds as kubectl's short durations: `90s`, `5m`, `3h`, `2d`.
-pub(super) fn human_duration(secs: u64) -> String {
+pub(crate) fn human_duration(secs: u64) -> String {
     match secs {
         0..=119 => format!("{secs}s"),
         120..=7199 => format!("{}m", secs / 60),
@@ -51,7 +51,7 @@ pub(super) fn human_duration(secs: u64) -> String {
 }
 
 /// A table row's first cells: the namespace (when shown) and the name.
-pub(super) fn name_cells(it: &Value, with_ns: bool) -> Vec<String> {
+pub(crate) fn name_cells(it: &Value, with_ns: bool) -> Vec<String> {
     let cell = |path: &[&str]| s(it, path).as_str().unwrap_or("").to_string();
     let mut row = Vec::new();
     if with_ns {

@@ -6,7 +6,7 @@ use super::cells::s;
 use crate::resource::types::DEFAULT_INGRESS_CLASS;
 
 /// CLASS, HOSTS, ADDRESS and PORTS of an Ingress.
-pub(super) fn ingress_cells(it: &Value) -> Vec<String> {
+pub(crate) fn ingress_cells(it: &Value) -> Vec<String> {
     let spec = s(it, &["spec"]);
     let class = spec["ingressClassName"]
         .as_str()
@@ -47,7 +47,7 @@ pub(super) fn ingress_cells(it: &Value) -> Vec<String> {
 }
 
 /// CONTROLLER and PARAMETERS of an IngressClass.
-pub(super) fn class_cells(it: &Value) -> Vec<String> {
+pub(crate) fn class_cells(it: &Value) -> Vec<String> {
     let spec = s(it, &["spec"]);
     let params = &spec["parameters"];
     let params = if params.is_object() {

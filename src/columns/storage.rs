@@ -27,7 +27,7 @@ fn terminating(it: &Value) -> bool {
 }
 
 /// STATUS VOLUME CAPACITY ACCESS MODES STORAGECLASS (AGE is added by the caller).
-pub(super) fn claim_cells(it: &Value) -> Vec<String> {
+pub(crate) fn claim_cells(it: &Value) -> Vec<String> {
     let st: PersistentVolumeClaimStatus = status_of(it);
     let phase = if terminating(it) {
         "Terminating".to_string()
@@ -52,7 +52,7 @@ pub(super) fn claim_cells(it: &Value) -> Vec<String> {
 
 /// CAPACITY ACCESS MODES RECLAIM POLICY STATUS CLAIM STORAGECLASS (then AGE
 /// and NODE, which the caller orders).
-pub(super) fn volume_cells(it: &Value) -> Vec<String> {
+pub(crate) fn volume_cells(it: &Value) -> Vec<String> {
     let st: PersistentVolumeStatus = status_of(it);
     let phase = if terminating(it) {
         "Terminating".to_string()
@@ -81,7 +81,7 @@ pub(super) fn volume_cells(it: &Value) -> Vec<String> {
 }
 
 /// The node a volume's affinity pins it to, or `<none>`.
-pub(super) fn volume_node(it: &Value) -> String {
+pub(crate) fn volume_node(it: &Value) -> String {
     s(
         it,
         &["spec", "nodeAffinity", "required", "nodeSelectorTerms"],
@@ -97,7 +97,7 @@ pub(super) fn volume_node(it: &Value) -> String {
 }
 
 /// A class's NAME cell: ` (default)` after the default class, as kubectl.
-pub(super) fn class_name(it: &Value) -> String {
+pub(crate) fn class_name(it: &Value) -> String {
     let name = text(it, &["metadata", "name"]);
     let default = s(it, &["metadata", "annotations", DEFAULT_CLASS_ANNOTATION]).as_str();
     if default == Some("true") {
@@ -108,7 +108,7 @@ pub(super) fn class_name(it: &Value) -> String {
 }
 
 /// PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION.
-pub(super) fn class_cells(it: &Value) -> Vec<String> {
+pub(crate) fn class_cells(it: &Value) -> Vec<String> {
     vec![
         text(it, &["provisioner"]),
         s(it, &["reclaimPolicy"])

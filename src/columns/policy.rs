@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::cells::s;
 
 /// `CREATED AT`, as kubectl shows Roles and LimitRanges.
-pub(super) fn created_at(it: &Value) -> String {
+pub(crate) fn created_at(it: &Value) -> String {
     it["metadata"]["creationTimestamp"]
         .as_str()
         .unwrap_or("<unknown>")
@@ -14,7 +14,7 @@ pub(super) fn created_at(it: &Value) -> String {
 }
 
 /// A binding's `ROLE`: `ClusterRole/view`.
-pub(super) fn binding_role(it: &Value) -> String {
+pub(crate) fn binding_role(it: &Value) -> String {
     format!(
         "{}/{}",
         s(it, &["roleRef", "kind"]).as_str().unwrap_or(""),
@@ -23,7 +23,7 @@ pub(super) fn binding_role(it: &Value) -> String {
 }
 
 /// A PodDisruptionBudget's MIN AVAILABLE, MAX UNAVAILABLE and ALLOWED DISRUPTIONS.
-pub(super) fn budget_cells(it: &Value) -> [String; 3] {
+pub(crate) fn budget_cells(it: &Value) -> [String; 3] {
     let or_na = |v: &Value| match v {
         Value::Null => "N/A".to_string(),
         Value::String(t) => t.clone(),
@@ -40,7 +40,7 @@ pub(super) fn budget_cells(it: &Value) -> [String; 3] {
 }
 
 /// A PriorityClass's VALUE, GLOBAL-DEFAULT and PREEMPTIONPOLICY.
-pub(super) fn priority_cells(it: &Value) -> [String; 3] {
+pub(crate) fn priority_cells(it: &Value) -> [String; 3] {
     [
         s(it, &["value"]).as_i64().unwrap_or(0).to_string(),
         s(it, &["globalDefault"])
@@ -56,7 +56,7 @@ pub(super) fn priority_cells(it: &Value) -> [String; 3] {
 
 /// A ResourceQuota's REQUEST and LIMIT, as kubectl shows them:
 /// `pods: 1/10, requests.cpu: 500m/2`, the limits.* resources in LIMIT.
-pub(super) fn quota_cells(it: &Value) -> [String; 2] {
+pub(crate) fn quota_cells(it: &Value) -> [String; 2] {
     let hard = s(it, &["status", "hard"])
         .as_object()
         .or_else(|| s(it, &["spec", "hard"]).as_object());
