@@ -227,7 +227,9 @@ const SETTLED_RESYNC: Duration = Duration::from_secs(30);
 /// about to start.
 fn settled(pod: &Object, containers: &[ContainerInfo]) -> bool {
     pod.metadata.deletion_timestamp.is_none()
-        && crate::scheduler::is_terminal(pod)
+        && pod
+            .status_or_default::<crate::resource::status::PodReadiness>()
+            .is_terminal()
         && containers
             .iter()
             .all(|c| matches!(c.state, crate::runtime::ContainerState::Exited { .. }))

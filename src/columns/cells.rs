@@ -60,3 +60,18 @@ pub(crate) fn name_cells(it: &Value, with_ns: bool) -> Vec<String> {
     row.push(cell(&["metadata", "name"]));
     row
 }
+
+/// A map of strings as kubectl prints a selector: `k=v,k2=v2`, or `<none>`.
+pub(crate) fn pairs(v: &Value) -> String {
+    let all: Vec<String> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    if all.is_empty() {
+        "<none>".into()
+    } else {
+        all.join(",")
+    }
+}

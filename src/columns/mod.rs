@@ -205,17 +205,7 @@ pub(crate) fn table_rows(kind: Kind, items: &[Value], with_ns: bool) -> Vec<Vec<
                 } else {
                     ports.join(",")
                 });
-                let sel: Vec<String> = s(it, &["spec", "selector"])
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                    .collect();
-                row.push(if sel.is_empty() {
-                    "<none>".into()
-                } else {
-                    sel.join(",")
-                });
+                row.push(pairs(s(it, &["spec", "selector"])));
                 row.push(age(it));
             }
             Kind::ConfigMap => {
@@ -345,17 +335,7 @@ pub(crate) fn table_rows(kind: Kind, items: &[Value], with_ns: bool) -> Vec<Vec<
                 ] {
                     row.push(v.to_string());
                 }
-                let sel: Vec<String> = s(it, &["spec", "template", "spec", "nodeSelector"])
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                    .collect();
-                row.push(if sel.is_empty() {
-                    "<none>".into()
-                } else {
-                    sel.join(",")
-                });
+                row.push(pairs(s(it, &["spec", "template", "spec", "nodeSelector"])));
                 row.push(age(it));
             }
             Kind::ControllerRevision => {
