@@ -243,6 +243,9 @@ async fn dns_and_balancer_serve_ready_host_processes_on_two_nodes() {
         );
     }
 
+    // The table is published before the data path applies it (nft -f
+    // takes a while on a loaded machine): wait for both before traffic.
+    data_paths_current(&c).await;
     // Through the cluster IP and through the node port: both replicas serve.
     for addr in [
         SocketAddr::from((vip, 80)),
@@ -496,6 +499,7 @@ async fn docker_containers_reach_services_by_name_across_three_nodes() {
     }
 
     // One client, many connections: every ready replica on every node serves.
+    data_paths_current(&c).await;
     let addr = SocketAddr::from((vip, 8080));
     let mut seen: BTreeMap<String, u32> = BTreeMap::new();
     for _ in 0..60 {
@@ -551,6 +555,7 @@ async fn docker_containers_reach_services_by_name_across_three_nodes() {
         async move { endpoints(&api, "web").await.len() == 3 }
     })
     .await;
+    data_paths_current(&c).await;
 
     // A replica killed under load costs about its in-flight requests: 4
     // clients, one request each at a time. A dying process's kernel still
