@@ -256,6 +256,82 @@ async fn exit_code_is_reported() {
     }
 }
 
+/// `list` remembers exited containers instead of inspecting them on every
+/// call: what it returns must still follow the engine when something outside
+/// shoal starts such a container again or removes it.
+#[tokio::test]
+async fn list_follows_exited_containers_restarted_or_removed_behind_its_back() {
+    let rt = runtime().await;
+    let mut cleanup = Cleanup(Vec::new());
+    let name = unique("relist");
+    let tag = name.clone();
+    let mut s = sh(&name, "[ -e /again ] && sleep 30; touch /again; exit 4");
+    s.labels.insert(LABEL_POD_UID.to_string(), tag.clone());
+    let id = run(&rt, &mut cleanup, &s).await;
+    wait_exited(&rt, &id, Duration::from_secs(30)).await;
+    let by_tag = BTreeMap::from([(LABEL_POD_UID.to_string(), tag.clone())]);
+    let first = rt.list(&by_tag).await.expect("list");
+    let second = rt.list(&by_tag).await.expect("list again");
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first, second, "a second list of an exited container agrees");
+    assert!(
+        matches!(
+            first[0].state,
+            ContainerState::Exited {
+                exit_code: Some(4),
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+
+    // Started again by hand: the list reports it running, not the old exit.
+    let out = Command::new("docker")
+        .args(["start", &id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let now = rt.list(&by_tag).await.expect("list after docker start");
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(now[0].state, ContainerState::Running, "{now:?}");
+    // Stopped by hand: the new exit (killed, 137) replaces the remembered one.
+    let out = Command::new("docker").args(["kill", &id]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_exited(&rt, &id, Duration::from_secs(30)).await;
+    let killed = rt.list(&by_tag).await.expect("list after docker kill");
+    assert!(
+        matches!(
+            killed[0].state,
+            ContainerState::Exited {
+                exit_code: Some(137),
+                ..
+            }
+        ),
+        "{killed:?}"
+    );
+
+    // Removed by hand: gone from the next list.
+    let out = Command::new("docker")
+        .args(["rm", "-f", &id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gone = rt.list(&by_tag).await.expect("list after docker rm");
+    assert!(gone.is_empty(), "{gone:?}");
+}
+
 #[tokio::test]
 async fn memory_limit_oom_kill_is_reported() {
     let rt = runtime().await;

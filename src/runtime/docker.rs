@@ -5,13 +5,16 @@
 //! decision, and a container Docker restarted behind its back would confuse
 //! the agent's bookkeeping (restart counts, back-off, probes).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum};
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummaryStateEnum,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
@@ -29,6 +32,7 @@ mod attach;
 mod cgroup;
 mod create;
 mod exec;
+mod exited;
 mod termination;
 use create::create_body;
 
@@ -68,6 +72,8 @@ pub struct DockerRuntime {
     pub log_limits: LogLimits,
     /// Whether privileged containers and unmasked /proc may run here.
     pub allow_privileged: bool,
+    /// Exited containers already inspected, shared by the clones.
+    exited: Arc<exited::ExitedCache>,
 }
 
 /// The largest seccomp profile file read for a container.
@@ -92,6 +98,7 @@ impl DockerRuntime {
             pull_timeout: DEFAULT_PULL_TIMEOUT,
             log_limits: LogLimits::default(),
             allow_privileged: false,
+            exited: Arc::default(),
         };
         rt.ping().await?;
         // bollard speaks the newest API by default; older engines (Debian's
@@ -526,6 +533,7 @@ impl Runtime for DockerRuntime {
     }
 
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.exited.forget(id);
         self.docker
             .start_container(id, None)
             .await
@@ -558,6 +566,7 @@ impl Runtime for DockerRuntime {
             .force(true)
             .v(true)
             .build();
+        self.exited.forget(id);
         match self.docker.remove_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if status_of(&e) == Some(404) => Ok(()),
@@ -620,12 +629,31 @@ impl Runtime for DockerRuntime {
             .list_containers(Some(opts))
             .await
             .map_err(|e| other_err("list containers", "with labels", e))?;
-        let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
-        // The list reply has no exit code, OOM flag or times: inspect each.
-        let results: Vec<Result<Option<ContainerInfo>, RuntimeError>> = futures::stream::iter(ids)
-            .map(|id| async move {
+        let listed: HashSet<&str> = summaries.iter().filter_map(|s| s.id.as_deref()).collect();
+        self.exited.prune(labels, &listed);
+        // The list reply has no exit code, OOM flag or times: inspect each,
+        // except exited containers inspected before (they do not change).
+        let todo: Vec<(String, Option<ContainerInfo>)> = summaries
+            .iter()
+            .filter_map(|s| {
+                let id = s.id.clone()?;
+                let known = (s.state == Some(ContainerSummaryStateEnum::EXITED))
+                    .then(|| self.exited.get(&id, s.status.as_deref()))
+                    .flatten();
+                Some((id, known))
+            })
+            .collect();
+        let results: Vec<Result<Option<ContainerInfo>, RuntimeError>> = futures::stream::iter(todo)
+            .map(|(id, known)| async move {
+                if known.is_some() {
+                    return Ok(known);
+                }
                 match self.inspect_raw(&id).await {
-                    Ok(c) => Ok(Some(to_info(&id, c))),
+                    Ok(c) => {
+                        let info = to_info(&id, c);
+                        self.exited.keep(&info);
+                        Ok(Some(info))
+                    }
                     // Removed between list and inspect: it is not there.
                     Err(e) if status_of(&e) == Some(404) => Ok(None),
                     Err(e) => Err(other_err("inspect container", &id, e)),
