@@ -186,10 +186,12 @@ pub fn spawn_dev_agent(
         .expect("spawn shoal agent")
 }
 
-/// Waits until the node's `/healthz` answers 200.
+/// Waits until the node's `/healthz` answers 200 (a daemon restarted after
+/// SIGKILL, or starting, on a loaded 2-core machine has been seen to need
+/// over 30 s).
 pub async fn wait_healthy(api: &Api) {
     eventually(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "the agent reports healthy",
         || async {
             match api.http.get(format!("{}/healthz", api.base)).send().await {
