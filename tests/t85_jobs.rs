@@ -2,7 +2,8 @@
 //! engine: completions with parallelism, a failing Job hitting its
 //! backoffLimit, an Indexed Job's environment, a leader killed in the
 //! middle of a Job, a podFailurePolicy deciding by exit code, and a
-//! CronJob making one Job for a minute boundary; through the typed client
+//! CronJob making one Job for a minute boundary, a Job managed by another
+//! controller and one with a manual selector; through the typed client
 //! and the `shoal` binary.
 
 mod common;
@@ -500,5 +501,74 @@ async fn a_cronjob_makes_one_job_per_scheduled_minute() {
         || async { jobs_of_tick().await.is_empty() },
     )
     .await;
+    c.stop().await;
+}
+
+/// A Job managed by another controller (`spec.managedBy`) gets no pods and
+/// no status from shoal's; one with a manual selector runs, and its pods
+/// carry the template's labels but not the controller-uid ones (those go
+/// on a generated Job's pods, as Kubernetes). Host processes: no Docker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn managed_by_another_controller_and_manual_selectors() {
+    let c = Cluster::start("jm", &["2"], |c| c.scheduler.job_backoff_ms = 1000).await;
+    let api = c.api();
+    let theirs = job("theirs", "host", "  managedBy: example.com/batch\n", "true");
+    let (code, v) = api.apply(&theirs).await;
+    assert_eq!(code, 200, "{v}");
+    let picked = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: picked\nspec:\n  completions: 2\n  manualSelector: true\n  selector:\n    matchLabels: {run: picked}\n  template:\n    metadata:\n      labels: {run: picked}\n    spec:\n      restartPolicy: Never\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: host\n        command: [\"true\"]\n";
+    let (code, v) = api.apply(picked).await;
+    assert_eq!(code, 200, "{v}");
+    let generated = job("plain", "host", "", "true");
+    let (code, v) = api.apply(&generated).await;
+    assert_eq!(code, 200, "{v}");
+
+    let st = wait_job(&api, "picked", 60, "Complete").await;
+    assert_eq!(st.succeeded, 2, "{st:?}");
+    wait_job(&api, "plain", 60, "Complete").await;
+    let pods = list_objects(&api, Kind::Pod).await;
+    let of = |job: &str| {
+        pods.iter()
+            .filter(|p| p.metadata.labels.get("job-name").map(String::as_str) == Some(job))
+            .collect::<Vec<_>>()
+    };
+    for p in of("picked") {
+        assert_eq!(
+            p.metadata.labels.get("run").map(String::as_str),
+            Some("picked")
+        );
+        assert!(
+            !p.metadata
+                .labels
+                .contains_key("batch.kubernetes.io/controller-uid"),
+            "{:?}",
+            p.metadata.labels
+        );
+    }
+    let plain = get_object(&api, Kind::Job, "plain").await;
+    let uid = plain.metadata.uid.clone().expect("uid");
+    let plain_pods = of("plain");
+    assert!(!plain_pods.is_empty());
+    for p in plain_pods {
+        assert_eq!(
+            p.metadata.labels.get("batch.kubernetes.io/controller-uid"),
+            Some(&uid)
+        );
+        assert_eq!(p.metadata.labels.get("controller-uid"), Some(&uid));
+    }
+    // By now shoal's controller has passed over `theirs` many times.
+    assert!(of("theirs").is_empty(), "shoal ran a Job managed elsewhere");
+    let theirs = get_object(&api, Kind::Job, "theirs").await;
+    assert!(
+        theirs
+            .body
+            .get("status")
+            .is_none_or(|s| s.as_object().is_none_or(|m| m.is_empty())),
+        "shoal wrote the status of a Job managed elsewhere: {:?}",
+        theirs.body.get("status")
+    );
+    // managedBy cannot change once set.
+    let (code, v) = api.apply(&job("theirs", "host", "", "true")).await;
+    assert_eq!(code, 422, "{v}");
+    assert!(v.to_string().contains("spec.managedBy"), "{v}");
     c.stop().await;
 }

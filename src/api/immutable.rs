@@ -57,6 +57,8 @@ pub(super) fn check(kind: Kind, live: &Object, new: &Object) -> Result<(), Strin
                 &["spec", "podFailurePolicy"],
                 &["spec", "backoffLimitPerIndex"],
                 &["spec", "successPolicy"],
+                &["spec", "manualSelector"],
+                &["spec", "managedBy"],
             ] {
                 fixed(path)?;
             }

@@ -42,6 +42,10 @@ pub const ATTEMPT_ANNOTATION: &str = "shoal.io/job-attempt";
 pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 /// The older label naming a pod's Job, still set by Kubernetes.
 pub const JOB_NAME_LABEL_SHORT: &str = "job-name";
+/// The label holding the uid of a pod's Job, as Kubernetes.
+pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+/// The older label holding the uid of a pod's Job, still set by Kubernetes.
+pub const CONTROLLER_UID_LABEL_SHORT: &str = "controller-uid";
 /// The annotation holding the failures of a pod's index before it, as
 /// Kubernetes (backoffLimitPerIndex).
 pub const INDEX_FAILURES_ANNOTATION: &str = "batch.kubernetes.io/job-index-failure-count";
@@ -680,16 +684,13 @@ pub async fn reconcile(
     settings: Settings,
     backoff: &mut Backoff,
 ) {
-    let mut by_owner: BTreeMap<&str, Vec<JobPod>> = BTreeMap::new();
+    let mut by_owner: BTreeMap<&str, Vec<&Object>> = BTreeMap::new();
     for p in pods {
         let Some(r) = p.metadata.controller_ref() else {
             continue;
         };
-        if r.kind != "Job" {
-            continue;
-        }
-        if let Some(v) = JobPod::of(p) {
-            by_owner.entry(r.uid.as_str()).or_default().push(v);
+        if r.kind == "Job" {
+            by_owner.entry(r.uid.as_str()).or_default().push(p);
         }
     }
     let now = super::now_millis();
@@ -739,6 +740,12 @@ fn new_pod(
     let mut annotations = meta.annotations;
     labels.insert(JOB_NAME_LABEL.into(), job.metadata.name.clone());
     labels.insert(JOB_NAME_LABEL_SHORT.into(), job.metadata.name.clone());
+    // As Kubernetes, unless the user chose the selector (and so the labels).
+    if body.spec.manual_selector != Some(true) {
+        let uid = job.metadata.uid.clone().unwrap_or_default();
+        labels.insert(CONTROLLER_UID_LABEL.into(), uid.clone());
+        labels.insert(CONTROLLER_UID_LABEL_SHORT.into(), uid);
+    }
     annotations.insert(ATTEMPT_ANNOTATION.into(), p.attempt.to_string());
     let mut spec = tmpl.spec.clone();
     if p.index.is_some() && body.spec.backoff_limit_per_index.is_some() {
@@ -841,12 +848,29 @@ pub(super) fn event(
 async fn sync_one(
     store: &Store,
     job: &Object,
-    pods: &[JobPod],
+    pods: &[&Object],
     now_ms: u64,
     settings: Settings,
 ) -> Result<(), ControllerError> {
     let Some(key) = job.key() else { return Ok(()) };
     let body = JobBody::from_object(job).map_err(|e| format!("{key}: {e}"))?;
+    // Another controller (spec.managedBy) runs this Job and writes its status.
+    if !body.spec.managed_here() {
+        return Ok(());
+    }
+    // A manual selector narrows the pods the Job counts: one relabelled
+    // out of it no longer counts, as Kubernetes releases it.
+    let pods: Vec<JobPod> = pods
+        .iter()
+        .filter(|p| {
+            body.spec
+                .selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&p.metadata.labels))
+        })
+        .filter_map(|p| JobPod::of(p))
+        .collect();
+    let pods = pods.as_slice();
     let prev: JobStatus = job.status_or_default();
     let uid = job.metadata.uid.clone().unwrap_or_default();
     let p = plan(

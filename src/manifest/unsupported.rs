@@ -112,12 +112,6 @@ pub(super) const SERVICE_SPEC_UNSUPPORTED: &[&str] = &[
     "trafficDistribution",
 ];
 pub(super) const SERVICE_PORT_UNSUPPORTED: &[&str] = &["appProtocol"];
-pub(super) const JOB_SPEC_UNSUPPORTED: &[&str] = &[
-    "managedBy",
-    "manualSelector",
-    "podReplacementPolicy",
-    "selector",
-];
 pub(super) const NAMESPACE_SPEC_UNSUPPORTED: &[&str] = &["finalizers"];
 
 pub(super) fn unsupported(map: &Map<String, Value>, path: &str, fields: &[&str]) -> Res {
@@ -163,15 +157,11 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         Kind::Namespace => unsupported(spec, "spec", NAMESPACE_SPEC_UNSUPPORTED),
         Kind::Pod => unsupported_pod_spec(spec, "spec"),
         Kind::Deployment => unsupported_template(spec, "spec.template"),
-        Kind::Job => {
-            unsupported(spec, "spec", JOB_SPEC_UNSUPPORTED)?;
-            unsupported_template(spec, "spec.template")
-        }
+        Kind::Job => unsupported_template(spec, "spec.template"),
         Kind::CronJob => {
             let Some(job) = sub(spec, "jobTemplate").and_then(|t| sub(t, "spec")) else {
                 return Ok(());
             };
-            unsupported(job, "spec.jobTemplate.spec", JOB_SPEC_UNSUPPORTED)?;
             unsupported_template(job, "spec.jobTemplate.spec.template")
         }
         Kind::DaemonSet => unsupported_template(spec, "spec.template"),

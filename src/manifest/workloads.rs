@@ -4,7 +4,7 @@
 use super::*;
 use crate::resource::types::{
     DaemonSetSpec, DaemonSetStrategyType, ExitCodeOperator, PodFailurePolicyAction,
-    PodFailurePolicyRule, ReplicaSetBody, ReplicaSetSpec,
+    PodFailurePolicyRule, PodReplacementPolicy, ReplicaSetBody, ReplicaSetSpec,
 };
 
 // ---------------------------------------------------------------- workloads
@@ -262,6 +262,7 @@ fn check_job_at(spec: &JobSpec, path: &str, ck: &mut Checker) -> Res {
         }
     }
     check_job_policies(spec, path)?;
+    check_job_ownership(spec, path)?;
     check_template_metadata(&spec.template, &format!("{path}.template"))?;
     check_pod_spec(
         &spec.template.spec,
@@ -269,6 +270,77 @@ fn check_job_at(spec: &JobSpec, path: &str, ck: &mut Checker) -> Res {
         Kind::Job,
         ck,
     )
+}
+
+/// Kubernetes' longest `managedBy`.
+const MAX_MANAGED_BY: usize = 63;
+
+/// podReplacementPolicy, managedBy and a manual selector.
+fn check_job_ownership(spec: &JobSpec, path: &str) -> Res {
+    if spec.pod_replacement_policy == Some(PodReplacementPolicy::Failed) {
+        return fail(
+            format!("{path}.podReplacementPolicy"),
+            "Failed is not supported: shoal removes a deleted pod from the store at once and              stops its containers afterwards, so it cannot hold the replacement until the old              pod has stopped; leave it out or use TerminatingOrFailed",
+        );
+    }
+    if let Some(m) = &spec.managed_by {
+        let mp = format!("{path}.managedBy");
+        if m.len() > MAX_MANAGED_BY {
+            return fail(
+                mp,
+                format!("{} characters: at most {MAX_MANAGED_BY}", m.len()),
+            );
+        }
+        // As Kubernetes: a domain-prefixed path, such as example.com/my-controller.
+        let Some((domain, rest)) = m.split_once('/') else {
+            return fail(
+                mp,
+                format!("{m:?} is not a domain-prefixed path (such as example.com/controller)"),
+            );
+        };
+        check_dns_subdomain(&mp, domain)?;
+        if rest.is_empty() || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return fail(
+                mp,
+                format!("{m:?}: the part after the domain must be a non-empty path"),
+            );
+        }
+    }
+    match (&spec.selector, spec.manual_selector) {
+        (Some(_), Some(true)) => {}
+        (Some(_), _) => {
+            return fail(
+                format!("{path}.selector"),
+                "set by the Job controller: leave it out, or set manualSelector: true to                  choose the pods yourself",
+            );
+        }
+        (None, Some(true)) => {
+            return fail(
+                format!("{path}.selector"),
+                "missing: manualSelector: true needs a selector",
+            );
+        }
+        (None, _) => return Ok(()),
+    }
+    let Some(selector) = &spec.selector else {
+        return Ok(());
+    };
+    let sp = format!("{path}.selector");
+    check_selector(selector, &sp)?;
+    if selector.is_empty() {
+        return fail(
+            sp,
+            "empty: set matchLabels or matchExpressions (an empty selector would select every pod)",
+        );
+    }
+    let labels = spec.template.labels();
+    if !selector.matches(&labels) {
+        return fail(
+            sp,
+            format!("does not match template labels {}", format_labels(&labels)),
+        );
+    }
+    Ok(())
 }
 
 /// Kubernetes' limits on the lists of a Job's policies.

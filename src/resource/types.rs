@@ -713,7 +713,42 @@ pub struct JobSpec {
     pub max_failed_indexes: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_policy: Option<SuccessPolicy>,
+    /// When a pod being deleted may be replaced; shoal deletes a pod from
+    /// the store at once, so only `TerminatingOrFailed` is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_replacement_policy: Option<PodReplacementPolicy>,
+    /// The controller that runs this Job; shoal's own Job controller leaves
+    /// it alone unless this is `kubernetes.io/job-controller` or unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<String>,
+    /// A selector chosen by the user (only with `manualSelector: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_selector: Option<bool>,
     pub template: PodTemplateSpec,
+}
+
+/// The value of `managedBy` that means shoal's (Kubernetes') own Job controller.
+pub const JOB_CONTROLLER: &str = "kubernetes.io/job-controller";
+
+impl JobSpec {
+    /// Whether shoal's Job controller runs this Job (no other `managedBy`).
+    pub fn managed_here(&self) -> bool {
+        self.managed_by
+            .as_deref()
+            .is_none_or(|m| m == JOB_CONTROLLER)
+    }
+}
+
+/// `podReplacementPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PodReplacementPolicy {
+    /// A pod being deleted is replaced at once.
+    TerminatingOrFailed,
+    /// A pod being deleted keeps its place until it has stopped (refused
+    /// by validation: see [`JobSpec::pod_replacement_policy`]).
+    Failed,
 }
 
 /// How a Job counts its completions.

@@ -148,3 +148,89 @@ fn job_policies_are_refused_with_the_path_of_what_is_wrong() {
         assert!(e.contains(want), "{from} -> {to}: {e}");
     }
 }
+
+const PLAIN: &str = "
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: pi
+spec:
+  template:
+    metadata:
+      labels: {app: pi}
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox
+";
+
+fn with_spec(extra: &str) -> String {
+    PLAIN.replace("spec:\n  template:", &format!("spec:\n{extra}  template:"))
+}
+
+#[test]
+fn managed_by_manual_selector_and_replacement_policy_are_accepted() {
+    let p = ok(&with_spec(
+        "  managedBy: example.com/batch-controller\n  manualSelector: true\n  selector:\n    matchLabels: {app: pi}\n  podReplacementPolicy: TerminatingOrFailed\n",
+    ));
+    let b: crate::resource::types::JobBody =
+        crate::resource::types::Body::from_object(&p.objects[0]).unwrap();
+    assert_eq!(
+        b.spec.managed_by.as_deref(),
+        Some("example.com/batch-controller")
+    );
+    assert!(!b.spec.managed_here());
+    assert_eq!(b.spec.manual_selector, Some(true));
+    let p = ok(&with_spec("  managedBy: kubernetes.io/job-controller\n"));
+    let b: crate::resource::types::JobBody =
+        crate::resource::types::Body::from_object(&p.objects[0]).unwrap();
+    assert!(b.spec.managed_here());
+}
+
+#[test]
+fn managed_by_manual_selector_and_replacement_policy_are_refused_by_path() {
+    for (extra, path, why) in [
+        (
+            "  podReplacementPolicy: Failed\n",
+            "spec.podReplacementPolicy",
+            "cannot hold the replacement",
+        ),
+        ("  managedBy: mine\n", "spec.managedBy", "domain-prefixed"),
+        (
+            "  managedBy: Not_A_Domain/x\n",
+            "spec.managedBy",
+            "Not_A_Domain",
+        ),
+        (
+            "  managedBy: example.com/\n",
+            "spec.managedBy",
+            "non-empty path",
+        ),
+        (
+            "  selector:\n    matchLabels: {app: pi}\n",
+            "spec.selector",
+            "manualSelector: true",
+        ),
+        ("  manualSelector: true\n", "spec.selector", "missing"),
+        (
+            "  manualSelector: true\n  selector:\n    matchLabels: {app: other}\n",
+            "spec.selector",
+            "does not match template labels",
+        ),
+        (
+            "  manualSelector: true\n  selector: {}\n",
+            "spec.selector",
+            "empty",
+        ),
+    ] {
+        let e = err(&with_spec(extra));
+        assert!(e.contains(path) && e.contains(why), "{extra}: {e}");
+    }
+    let long = format!("  managedBy: example.com/{}\n", "x".repeat(60));
+    let e = err(&with_spec(&long));
+    assert!(
+        e.contains("spec.managedBy") && e.contains("at most 63"),
+        "{e}"
+    );
+}
