@@ -1213,6 +1213,60 @@ async fn limit_ranges_default_and_bound_every_new_pod() {
             .any(|p| p["metadata"]["labels"]["app"] == "greedy"),
         "no pod over the bound"
     );
+    // So do a Job, a DaemonSet and a StatefulSet, each on its own object.
+    let greedy_pod = "    spec:\n      restartPolicy: RESTART\n      terminationGracePeriodSeconds: 1\n      containers:\n      - {name: main, image: host, command: [sleep, '3600'], resources: {limits: {cpu: '2'}}}\n";
+    let workloads = [
+        (
+            "Job",
+            format!(
+                "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: greedy-job}}\nspec:\n  template:\n{}",
+                greedy_pod.replace("RESTART", "Never")
+            ),
+        ),
+        (
+            "DaemonSet",
+            format!(
+                "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {{name: greedy-ds}}\nspec:\n  selector: {{matchLabels: {{app: greedy-ds}}}}\n  template:\n    metadata: {{labels: {{app: greedy-ds}}}}\n{}",
+                greedy_pod.replace("RESTART", "Always")
+            ),
+        ),
+        (
+            "StatefulSet",
+            format!(
+                "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: greedy-ss}}\nspec:\n  serviceName: greedy-ss\n  selector: {{matchLabels: {{app: greedy-ss}}}}\n  template:\n    metadata: {{labels: {{app: greedy-ss}}}}\n{}",
+                greedy_pod.replace("RESTART", "Always")
+            ),
+        ),
+    ];
+    for (kind, manifest) in &workloads {
+        let (code, v) = api.apply(manifest).await;
+        assert_eq!(code, 200, "{kind}: {v}");
+    }
+    for (kind, _) in workloads {
+        eventually(
+            Duration::from_secs(30),
+            &format!("a FailedCreate event on the {kind}"),
+            || {
+                let api = api.clone();
+                async move {
+                    let (_, ev) = api.get("/v1/namespaces/default/events").await;
+                    ev["items"].as_array().is_some_and(|items| {
+                        items.iter().any(|e| {
+                            e["reason"] == "FailedCreate"
+                                && e["type"] == "Warning"
+                                && e["involvedObject"]["kind"] == kind
+                                && e["message"].as_str().is_some_and(|m| {
+                                    m.contains(
+                                        "maximum cpu usage per Container is 1, but limit is 2",
+                                    )
+                                })
+                        })
+                    })
+                }
+            },
+        )
+        .await;
+    }
     let (code, out, err) = shoal_at(&api, &["get", "limitranges"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("bounds"), "{out}");

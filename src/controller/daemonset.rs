@@ -567,7 +567,10 @@ async fn sync_one(
     let mut policy = crate::admission::policy(store, &key.namespace);
     for node in &plan.create {
         let mut pod = new_pod(ds, spec, &hash, node)?;
-        crate::admission::admit_pod_object(&mut pod, &mut policy, true)?;
+        if let Err(e) = crate::admission::admit_pod_object(&mut pod, &mut policy, true) {
+            super::failed_create(store, ds, &key, &e, "daemonset-controller").await;
+            return Err(e.into());
+        }
         ops.push(Op::Put {
             key: ObjectKey::new(Kind::Pod, &key.namespace, &pod.metadata.name),
             object: serde_json::to_vec(&pod).map_err(|e| e.to_string())?,

@@ -899,7 +899,13 @@ async fn sync_one(
     for c in &p.create {
         ops.push(Op::Put {
             key: ObjectKey::new(Kind::Pod, &key.namespace, &c.name),
-            object: new_pod(job, &body, c, &key.namespace, &mut policy)?,
+            object: match new_pod(job, &body, c, &key.namespace, &mut policy) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    super::failed_create(store, job, &key, &e.to_string(), "job-controller").await;
+                    return Err(e);
+                }
+            },
             precondition: Precondition::MustNotExist,
         });
     }

@@ -521,6 +521,35 @@ pub fn pods_by_owner(pods: &[PodView]) -> BTreeMap<String, Vec<&PodView>> {
     m
 }
 
+/// A `FailedCreate` Warning event on a workload whose new pod was refused
+/// (a full quota, a LimitRange bound), as Kubernetes writes it: the reason
+/// shows in `describe`, not only in the leader's log. `component` is the
+/// event's source (`job-controller`, ...).
+pub(super) async fn failed_create(
+    store: &Store,
+    owner: &Object,
+    key: &crate::resource::ObjectKey,
+    why: &str,
+    component: &str,
+) {
+    let e = job::JobEvent {
+        warning: true,
+        reason: "FailedCreate",
+        message: format!("Error creating: {why}"),
+    };
+    let reference = crate::resource::OwnerReference {
+        api_version: owner.api_version.clone(),
+        kind: owner.kind.clone(),
+        name: owner.metadata.name.clone(),
+        uid: owner.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(false),
+    };
+    let now = crate::resource::time::now_rfc3339();
+    if let Ok(op) = job::event(owner, key, &e, &now, reference, component) {
+        let _ = store.write(crate::store::Command { ops: vec![op] }).await;
+    }
+}
+
 /// An operation that changes nothing but fails the whole command unless
 /// `o` is still at the resourceVersion it was read at.
 pub fn fence(o: &Object) -> Result<Op, String> {

@@ -72,28 +72,6 @@ fn new_pod(
     serde_json::to_vec(&obj).map_err(|e| e.to_string())
 }
 
-/// A `FailedCreate` Warning event on the ReplicaSet, as Kubernetes writes
-/// when its pods are refused (a LimitRange bound): the reason shows in
-/// `describe`, not only in the leader's log.
-async fn failed_create(store: &Store, rs: &Object, key: &ObjectKey, why: &str) {
-    let e = super::job::JobEvent {
-        warning: true,
-        reason: "FailedCreate",
-        message: format!("Error creating: {why}"),
-    };
-    let owner = OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "ReplicaSet".into(),
-        name: rs.metadata.name.clone(),
-        uid: rs.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(false),
-    };
-    let now = crate::resource::time::now_rfc3339();
-    if let Ok(op) = super::job::event(rs, key, &e, &now, owner, "replicaset-controller") {
-        let _ = store.write(Command { ops: vec![op] }).await;
-    }
-}
-
 /// Most pods one ReplicaSet creates in a pass (Kubernetes' burstReplicas).
 const MAX_CREATES_PER_PASS: usize = 500;
 
@@ -214,7 +192,7 @@ async fn sync_one(
                     precondition: Precondition::MustNotExist,
                 }),
                 Err(e) => {
-                    failed_create(store, rs, &key, &e).await;
+                    super::failed_create(store, rs, &key, &e, "replicaset-controller").await;
                     refused = Some(e);
                     break;
                 }

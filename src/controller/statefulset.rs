@@ -655,7 +655,10 @@ async fn sync_one(
             current_tpl
         };
         let mut pod = new_pod(set, spec, template, hash, *ordinal)?;
-        crate::admission::admit_pod_object(&mut pod, &mut policy, true)?;
+        if let Err(e) = crate::admission::admit_pod_object(&mut pod, &mut policy, true) {
+            super::failed_create(store, set, &key, &e, "statefulset-controller").await;
+            return Err(e.into());
+        }
         ops.push(Op::Put {
             key: ObjectKey::new(Kind::Pod, &ns, &pod.metadata.name),
             object: serde_json::to_vec(&pod).map_err(|e| e.to_string())?,
