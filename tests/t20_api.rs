@@ -488,3 +488,128 @@ async fn immutable_fields_are_refused_by_apply_and_replace() {
     assert_eq!(c["data"]["k"], "1", "{c:#}");
     node.shutdown().await;
 }
+
+async fn exists(api: &Api, kind_path: &str, name: &str) -> bool {
+    let (code, _) = api
+        .get(&format!("/v1/namespaces/default/{kind_path}/{name}"))
+        .await;
+    code == 200
+}
+
+/// Owner references users and operators write are garbage-collected once
+/// every owner is gone, and finalizers hold a delete until they are
+/// removed (through shoal's apply or a Kubernetes merge patch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_references_and_finalizers_from_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, api) = dev_node(dir.path()).await;
+    let (code, v) = api.apply(&configmap("owner", "1")).await;
+    assert_eq!(code, 200, "{v}");
+    let (_, owner) = api.get("/v1/namespaces/default/configmaps/owner").await;
+    let uid = owner["metadata"]["uid"].as_str().expect("uid").to_string();
+    let owned = |name: &str, uid: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: owner, uid: {uid}}}\ndata: {{k: v}}\n"
+        )
+    };
+    for (name, u) in [("child", uid.as_str()), ("stray", "no-such-uid")] {
+        let (code, v) = api.apply(&owned(name, u)).await;
+        assert_eq!(code, 200, "{v}");
+    }
+    eventually(Duration::from_secs(15), "the stray child collected", || {
+        let api = api.clone();
+        async move { !exists(&api, "configmaps", "stray").await }
+    })
+    .await;
+    assert!(exists(&api, "configmaps", "child").await, "its owner lives");
+
+    // A finalizer holds the delete: marked, not gone.
+    let held = |fin: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: {fin}\ndata: {{k: v}}\n"
+        )
+    };
+    let (code, v) = api.apply(&held("[example.com/hold]")).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = api
+        .send(
+            Method::DELETE,
+            "/v1/namespaces/default/configmaps/held",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (code, v) = api.get("/v1/namespaces/default/configmaps/held").await;
+    assert_eq!(code, 200, "held by its finalizer: {v}");
+    assert!(v["metadata"]["deletionTimestamp"].is_string(), "{v}");
+    // A re-apply that leaves the list out keeps it (and the deletion).
+    let (code, v) = api
+        .apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\ndata: {k: v2}\n")
+        .await;
+    assert_eq!(code, 200, "{v}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(exists(&api, "configmaps", "held").await);
+    // Through the Kubernetes API, as an operator lets go.
+    let resp = api
+        .http
+        .patch(format!(
+            "{}/api/v1/namespaces/default/configmaps/held",
+            api.base
+        ))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "application/merge-patch+json")
+        .body(r#"{"metadata":{"finalizers":null}}"#)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        resp.text().await.unwrap_or_default()
+    );
+    eventually(
+        Duration::from_secs(15),
+        "the released object deleted",
+        || {
+            let api = api.clone();
+            async move { !exists(&api, "configmaps", "held").await }
+        },
+    )
+    .await;
+    // `finalizers: []` through shoal's apply lets go too.
+    let (code, v) = api.apply(&held("[example.com/hold]")).await;
+    assert_eq!(code, 200, "{v}");
+    api.send(
+        Method::DELETE,
+        "/v1/namespaces/default/configmaps/held",
+        None,
+    )
+    .await;
+    let (code, v) = api.apply(&held("[]")).await;
+    assert_eq!(code, 200, "{v}");
+    eventually(
+        Duration::from_secs(15),
+        "deleted once the list is empty",
+        || {
+            let api = api.clone();
+            async move { !exists(&api, "configmaps", "held").await }
+        },
+    )
+    .await;
+
+    // The owner goes: so does its child.
+    api.send(
+        Method::DELETE,
+        "/v1/namespaces/default/configmaps/owner",
+        None,
+    )
+    .await;
+    eventually(Duration::from_secs(15), "the child collected", || {
+        let api = api.clone();
+        async move { !exists(&api, "configmaps", "child").await }
+    })
+    .await;
+    node.shutdown().await;
+}

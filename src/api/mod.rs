@@ -768,20 +768,20 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
                 None => return Ok(Json(json!({ "results": [] })).into_response()),
             }
         } else {
-            Op::Delete {
-                key: key.clone(),
-                precondition,
+            match finalized_delete_op(&s, &key, precondition)? {
+                Some(op) => op,
+                None => return Ok(Json(json!({ "results": [] })).into_response()),
             }
         };
         // Marking a namespace Terminating is conditional on the copy read
         // here; the namespace controller's status write in between is no
         // reason to fail the user's delete (t20 saw it at random). The same
-        // holds for a claim the scheduler binds meanwhile.
+        // holds for a claim the scheduler binds meanwhile, and for any
+        // object with finalizers that is marked rather than deleted.
+        let marking = matches!(op, Op::Put { .. });
         match s.store.write(Command { ops: vec![op] }).await {
             Err(StoreError::Txn(TxnError::Conflict { .. }))
-                if matches!(key.kind, Kind::Namespace | Kind::PersistentVolumeClaim)
-                    && q.resource_version.is_none()
-                    && attempt < APPLY_ATTEMPTS =>
+                if marking && q.resource_version.is_none() && attempt < APPLY_ATTEMPTS =>
             {
                 s.store.barrier().await?;
             }
@@ -808,6 +808,45 @@ fn refuse_unforced_pod_delete(s: &ApiState, key: &ObjectKey) -> ApiResult<()> {
         Some(why) => Err(ApiError::new(StatusCode::CONFLICT, why)),
         None => Ok(()),
     }
+}
+
+/// Deleting an object that holds finalizers only marks it
+/// (`deletionTimestamp`), as Kubernetes: it goes once whoever put them
+/// there has removed them all (the controller manager deletes it then).
+/// `None` when it is already marked; a plain delete for the rest.
+fn finalized_delete_op(
+    s: &ApiState,
+    key: &ObjectKey,
+    precondition: crate::store::Precondition,
+) -> ApiResult<Option<Op>> {
+    let plain = Op::Delete {
+        key: key.clone(),
+        precondition,
+    };
+    if !crate::controller::finalizers::holds_deletion(key.kind) {
+        return Ok(Some(plain));
+    }
+    let Some(mut obj) = s.store.get(key)? else {
+        return Ok(Some(plain));
+    };
+    if obj.metadata.finalizers.as_ref().is_none_or(Vec::is_empty) {
+        return Ok(Some(plain));
+    }
+    if obj.metadata.deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    let version = match precondition {
+        crate::store::Precondition::Version(v) => v,
+        _ => obj.resource_version(),
+    };
+    obj.metadata.deletion_timestamp = Some(crate::resource::time::now_rfc3339());
+    let object = serde_json::to_vec(&obj)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Some(Op::Put {
+        key: key.clone(),
+        object,
+        precondition: crate::store::Precondition::Version(version),
+    }))
 }
 
 /// Deleting a claim only marks it (`deletionTimestamp`, Kubernetes'

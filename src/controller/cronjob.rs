@@ -275,13 +275,7 @@ pub async fn reconcile(
 
 /// The owner reference a CronJob's Jobs carry.
 pub fn owner_ref(cron: &Object) -> OwnerReference {
-    OwnerReference {
-        api_version: "batch/v1".into(),
-        kind: "CronJob".into(),
-        name: cron.metadata.name.clone(),
-        uid: cron.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-    }
+    OwnerReference::to(cron, true)
 }
 
 /// The Job a CronJob's template makes, named `name`, with `annotation`

@@ -316,13 +316,7 @@ pub fn pod_name(ds: &str, uid: &str, node: &str, hash: &str) -> String {
 }
 
 fn owner_ref(ds: &Object) -> OwnerReference {
-    OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "DaemonSet".into(),
-        name: ds.metadata.name.clone(),
-        uid: ds.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-    }
+    OwnerReference::to(ds, true)
 }
 
 /// The pod the DaemonSet runs on `node`, bound there.

@@ -181,13 +181,7 @@ fn new_replicaset(
             labels,
             annotations,
             creation_timestamp: Some(now_rfc3339()),
-            owner_references: vec![OwnerReference {
-                api_version: "apps/v1".into(),
-                kind: "Deployment".into(),
-                name: d.metadata.name.clone(),
-                uid: d.metadata.uid.clone().unwrap_or_default(),
-                controller: Some(true),
-            }],
+            owner_references: vec![OwnerReference::to(d, true)],
             ..Default::default()
         },
         body: body.as_object().cloned().unwrap_or_default(),

@@ -3,8 +3,18 @@
 //! background cascading deletion). An object goes only when its
 //! controlling owner's uid is gone, so a Deployment deleted and recreated
 //! under the same name does not adopt the old one's ReplicaSets.
+//!
+//! [`collect`] runs on every pass for the pairs shoal's own controllers
+//! make; [`Collector`] walks every stored object now and then for the
+//! owner references users and operators write (a ConfigMap owned by a
+//! Deployment, a Deployment owned by a custom object), as Kubernetes'
+//! garbage collector: an object goes once none of its owners exists.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::resource::Kind;
 
 use tracing::{debug, info};
 
@@ -52,5 +62,146 @@ pub async fn collect(store: &Store, owner_kind: &str, owners: &[Object], depende
         {
             debug!("garbage collection: {e}");
         }
+    }
+}
+
+/// How often [`Collector`] walks every object: a walk reads every object's
+/// metadata, so not on every pass (a pass runs on every write).
+const WALK_EVERY: Duration = Duration::from_secs(2);
+
+/// The objects whose every owner is gone (by uid: an owner deleted and
+/// re-created under its name is another object), each with the version
+/// read. An object being deleted still owns its dependents until it is gone.
+pub fn orphans(objects: &[Arc<Object>]) -> Vec<Op> {
+    let live: HashSet<&str> = objects
+        .iter()
+        .filter_map(|o| o.metadata.uid.as_deref())
+        .collect();
+    objects
+        .iter()
+        .filter(|o| {
+            !o.metadata.owner_references.is_empty()
+                && o.metadata
+                    .owner_references
+                    .iter()
+                    .all(|r| !live.contains(r.uid.as_str()))
+        })
+        .filter_map(|o| {
+            Some(Op::Delete {
+                key: o.key()?,
+                precondition: Precondition::Version(o.resource_version()),
+            })
+        })
+        .collect()
+}
+
+/// Every stored object, for a walk: Secrets as stored (sealed), since only
+/// their metadata is read.
+pub fn everything(store: &Store) -> Option<Vec<Arc<Object>>> {
+    let mut all = Vec::new();
+    for kind in Kind::ALL {
+        if kind == Kind::Secret {
+            all.extend(store.list_sealed().ok()?.into_iter().map(Arc::new));
+        } else {
+            all.extend(store.list_shared(kind, None).ok()?.0);
+        }
+    }
+    Some(all)
+}
+
+/// The periodic walk over every object's owner references and finalizers.
+#[derive(Debug, Default)]
+pub struct Collector {
+    last: Option<Instant>,
+}
+
+impl Collector {
+    /// Walks every object if the last walk is `WALK_EVERY` old: deletes
+    /// those whose owners are all gone and those whose finalizers are done.
+    pub async fn reconcile(&mut self, store: &Store) {
+        if self.last.is_some_and(|t| t.elapsed() < WALK_EVERY) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let Some(all) = everything(store) else {
+            debug!("garbage collection: cannot read the replica");
+            return;
+        };
+        super::finalizers::reconcile(store, &all).await;
+        let ops = orphans(&all);
+        if ops.is_empty() {
+            return;
+        }
+        info!(
+            objects = ops.len(),
+            "deleting objects whose owners are all gone"
+        );
+        for chunk in ops.chunks(200) {
+            if let Err(e) = store
+                .write(Command {
+                    ops: chunk.to_vec(),
+                })
+                .await
+            {
+                debug!("garbage collection: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::{ObjectMeta, OwnerReference};
+
+    fn obj(kind: &str, name: &str, uid: &str, owners: &[&str]) -> Arc<Object> {
+        Arc::new(Object {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: Some("default".into()),
+                uid: Some(uid.into()),
+                resource_version: Some("3".into()),
+                owner_references: owners
+                    .iter()
+                    .map(|u| OwnerReference {
+                        api_version: "example.com/v1".into(),
+                        kind: "Website".into(),
+                        name: format!("owner-{u}"),
+                        uid: (*u).into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            body: Default::default(),
+        })
+    }
+
+    fn names(ops: &[Op]) -> Vec<String> {
+        ops.iter()
+            .map(|op| match op {
+                Op::Delete { key, .. } => key.name.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_object_goes_when_every_owner_is_gone() {
+        let objects = [
+            obj("Deployment", "owner", "u-owner", &[]),
+            obj("ConfigMap", "kept", "u1", &["u-owner"]),
+            obj("ConfigMap", "orphan", "u2", &["u-gone"]),
+            // One owner left is enough to stay.
+            obj("ConfigMap", "shared", "u3", &["u-gone", "u-owner"]),
+            obj("ConfigMap", "two-gone", "u4", &["u-gone", "u-gone-too"]),
+            obj("ConfigMap", "unowned", "u5", &[]),
+            // A chain: its owner is itself owned by something gone, but
+            // exists for now; it goes on a later walk.
+            obj("Secret", "grandchild", "u6", &["u2"]),
+        ];
+        assert_eq!(names(&orphans(&objects)), ["orphan", "two-gone"]);
     }
 }

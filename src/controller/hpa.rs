@@ -191,13 +191,7 @@ pub fn pod_facts(pod: &Object, sample: Option<&PodSample>) -> PodFacts {
 }
 
 fn owner_ref(o: &Object) -> OwnerReference {
-    OwnerReference {
-        api_version: o.api_version.clone(),
-        kind: o.kind.clone(),
-        name: o.metadata.name.clone(),
-        uid: o.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-    }
+    OwnerReference::to(o, true)
 }
 
 /// The status after a decision: conditions keep their transition time

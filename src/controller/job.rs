@@ -717,13 +717,7 @@ pub async fn reconcile(
 }
 
 fn owner_ref(job: &Object) -> OwnerReference {
-    OwnerReference {
-        api_version: "batch/v1".into(),
-        kind: "Job".into(),
-        name: job.metadata.name.clone(),
-        uid: job.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-    }
+    OwnerReference::to(job, true)
 }
 
 /// The pod a Job's template makes for `p`.

@@ -19,6 +19,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod finalizers;
 pub mod gc;
 pub mod hpa;
 pub mod ingress;
@@ -250,6 +251,7 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
     let mut sts_backoff = Backoff::default();
     let mut rotation = secrets::Rotation::default();
     let mut sweep = AccountSweep::default();
+    let mut collector = gc::Collector::default();
     let mut watch = None;
     loop {
         if watch.is_none() {
@@ -269,6 +271,7 @@ async fn run(store: Store, membership: Membership, cfg: SchedulerConfig) {
                 &mut sts_backoff,
                 &mut rotation,
                 &mut sweep,
+                &mut collector,
             ),
             tracing::info_span!("controller_pass"),
         )
@@ -305,6 +308,7 @@ async fn pass(
     sts_backoff: &mut Backoff,
     rotation: &mut secrets::Rotation,
     sweep: &mut AccountSweep,
+    collector: &mut gc::Collector,
 ) {
     let list = |k: Kind| store.list(k, None).map(|(v, _)| v);
     let (Ok(node_objs), Ok(pod_objs)) = (list(Kind::Node), list(Kind::Pod)) else {
@@ -317,6 +321,7 @@ async fn pass(
     storage::reconcile(store, &pod_objs).await;
     disruption::reconcile(store, &pod_objs).await;
     quota::reconcile(store).await;
+    collector.reconcile(store).await;
     let health = crate::membership::node_health(membership);
     // A pass runs every PASS_EVERY anyway, so the time until the next
     // node's grace ends needs no timer of its own.
@@ -537,13 +542,7 @@ pub(super) async fn failed_create(
         reason: "FailedCreate",
         message: format!("Error creating: {why}"),
     };
-    let reference = crate::resource::OwnerReference {
-        api_version: owner.api_version.clone(),
-        kind: owner.kind.clone(),
-        name: owner.metadata.name.clone(),
-        uid: owner.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(false),
-    };
+    let reference = crate::resource::OwnerReference::to(owner, false);
     let now = crate::resource::time::now_rfc3339();
     if let Ok(op) = job::event(owner, key, &e, &now, reference, component) {
         let _ = store.write(crate::store::Command { ops: vec![op] }).await;

@@ -55,13 +55,7 @@ fn new_pod(
             labels: meta.labels,
             annotations: meta.annotations,
             creation_timestamp: Some(crate::resource::time::now_rfc3339()),
-            owner_references: vec![OwnerReference {
-                api_version: "apps/v1".into(),
-                kind: "ReplicaSet".into(),
-                name: rs.metadata.name.clone(),
-                uid: rs.metadata.uid.clone().unwrap_or_default(),
-                controller: Some(true),
-            }],
+            owner_references: vec![OwnerReference::to(rs, true)],
             ..Default::default()
         },
         body: json!({ "spec": spec })

@@ -198,6 +198,7 @@ pub fn ops(action: &Action) -> Result<Vec<Op>, ControllerError> {
                 name: account.name.clone(),
                 uid: uid.clone(),
                 controller: Some(true),
+                block_owner_deletion: None,
             };
             let name = token_name(&account.namespace, &account.name);
             let (plain, hash) = crate::api::auth::new_token(&name);

@@ -257,13 +257,7 @@ pub fn plan(
 }
 
 fn owner_ref(set: &Object, controller: bool) -> OwnerReference {
-    OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "StatefulSet".into(),
-        name: set.metadata.name.clone(),
-        uid: set.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(controller),
-    }
+    OwnerReference::to(set, controller)
 }
 
 fn namespace(o: &Object) -> String {

@@ -8,9 +8,7 @@ use super::*;
 pub(super) const META_UNSUPPORTED: &[&str] = &[
     "deletionGracePeriodSeconds",
     "deletionTimestamp",
-    "finalizers",
     "managedFields",
-    "ownerReferences",
     "selfLink",
 ];
 pub(super) const TEMPLATE_META_UNSUPPORTED: &[&str] = &[

@@ -440,6 +440,25 @@ pub struct OwnerReference {
     pub uid: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller: Option<bool>,
+    /// Kubernetes' foreground-deletion hint; kept, not acted on (shoal
+    /// collects dependents in the background).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_owner_deletion: Option<bool>,
+}
+
+impl OwnerReference {
+    /// A reference to `owner` (its apiVersion, kind, name and uid), marked
+    /// as its controller or not.
+    pub fn to(owner: &Object, controller: bool) -> OwnerReference {
+        OwnerReference {
+            api_version: owner.api_version.clone(),
+            kind: owner.kind.clone(),
+            name: owner.metadata.name.clone(),
+            uid: owner.metadata.uid.clone().unwrap_or_default(),
+            controller: Some(controller),
+            block_owner_deletion: None,
+        }
+    }
 }
 
 /// One stored object: the envelope plus a kind-specific body (`spec`, `status`,

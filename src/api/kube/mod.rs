@@ -250,7 +250,17 @@ async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Re
         }
         (&Method::PUT, Some(name)) => {
             let key = key_of(&t, &name);
-            super::writes::replace(s, key, call.body)
+            let body = match serde_json::from_slice::<Value>(&call.body) {
+                Ok(mut v) => {
+                    as_update(t.kind, &mut v);
+                    Bytes::from(serde_json::to_vec(&v).map_err(|e| {
+                        KubeError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                    })?)
+                }
+                // The write path reports what is wrong with it.
+                Err(_) => call.body,
+            };
+            super::writes::replace(s, key, body)
                 .await
                 .map_err(|e| KubeError::from_api(e, t.kind, &name, Verb::Write))
         }
@@ -560,6 +570,26 @@ async fn delete(s: ApiState, t: &Target, name: &str, body: &Bytes) -> KubeResult
     Ok(Json(status::success(t.kind, name, live.metadata.uid)).into_response())
 }
 
+/// Makes a Kubernetes update (PUT, or a patch applied to the live object)
+/// what shoal's write path expects. `deletionTimestamp` is the server's
+/// (the store keeps the one it has), so it goes. And a Kubernetes update
+/// replaces the object, so finalizers it leaves out are removed (how
+/// operators let go: a patch to `finalizers: null`, or a PUT without
+/// them), while shoal's own writes keep a stored list a write leaves out:
+/// say it with an empty list. Only on the kinds that take finalizers from
+/// users; the others' are shoal's.
+fn as_update(kind: Kind, object: &mut Value) {
+    let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    meta.remove("deletionTimestamp");
+    if crate::controller::finalizers::holds_deletion(kind)
+        && meta.get("finalizers").is_none_or(Value::is_null)
+    {
+        meta.insert("finalizers".into(), Value::Array(Vec::new()));
+    }
+}
+
 async fn patch_object(s: ApiState, t: &Target, name: &str, call: &Call) -> KubeResult<Response> {
     let ct = call
         .headers
@@ -618,6 +648,7 @@ async fn patch_object(s: ApiState, t: &Target, name: &str, call: &Call) -> KubeR
         if let Some(o) = out.as_object_mut() {
             o.remove("status");
         }
+        as_update(t.kind, &mut out);
         let body = serde_json::to_vec(&out)
             .map_err(|e| KubeError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         match super::writes::replace(s.clone(), key_of(t, name), Bytes::from(body)).await {

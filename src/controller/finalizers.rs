@@ -1,0 +1,107 @@
+//! Finalizers set by users and operators: a delete of an object that holds
+//! any only marks it (`deletionTimestamp`, see `api::finalized_delete_op`);
+//! whoever set them removes them when their cleanup is done, and this
+//! controller then deletes the object. The kinds whose deletion shoal runs
+//! itself (a pod's stop, a claim's protection, a namespace's emptying) do
+//! not take user finalizers.
+
+use std::sync::Arc;
+
+use tracing::{debug, info};
+
+use crate::resource::{Kind, Object};
+use crate::store::{Command, Op, Precondition, Store};
+
+/// Whether a delete of `kind` waits for the object's finalizers.
+pub fn holds_deletion(kind: Kind) -> bool {
+    !matches!(
+        kind,
+        Kind::Pod | Kind::PersistentVolumeClaim | Kind::Namespace | Kind::Event | Kind::Token
+    )
+}
+
+/// The objects marked for deletion whose finalizers are all gone: to delete
+/// now, each at the version read.
+pub fn released(objects: &[Arc<Object>]) -> Vec<Op> {
+    objects
+        .iter()
+        .filter(|o| o.kind().is_some_and(holds_deletion))
+        .filter(|o| {
+            o.metadata.deletion_timestamp.is_some()
+                && o.metadata.finalizers.as_ref().is_none_or(Vec::is_empty)
+        })
+        .filter_map(|o| {
+            Some(Op::Delete {
+                key: o.key()?,
+                precondition: Precondition::Version(o.resource_version()),
+            })
+        })
+        .collect()
+}
+
+/// Deletes the released objects of `objects`.
+pub async fn reconcile(store: &Store, objects: &[Arc<Object>]) {
+    let ops = released(objects);
+    if ops.is_empty() {
+        return;
+    }
+    info!(
+        objects = ops.len(),
+        "deleting objects whose finalizers are done"
+    );
+    for chunk in ops.chunks(200) {
+        if let Err(e) = store
+            .write(Command {
+                ops: chunk.to_vec(),
+            })
+            .await
+        {
+            debug!("finalized deletes: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::ObjectMeta;
+
+    fn obj(kind: &str, name: &str, deleting: bool, finalizers: Option<Vec<&str>>) -> Arc<Object> {
+        Arc::new(Object {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: Some("default".into()),
+                resource_version: Some("9".into()),
+                deletion_timestamp: deleting.then(|| "2026-12-01T00:00:00Z".into()),
+                finalizers: finalizers.map(|f| f.into_iter().map(String::from).collect()),
+                ..Default::default()
+            },
+            body: Default::default(),
+        })
+    }
+
+    #[test]
+    fn only_marked_objects_without_finalizers_go() {
+        let objects = [
+            obj("ConfigMap", "done", true, Some(vec![])),
+            obj("ConfigMap", "done-none", true, None),
+            obj("ConfigMap", "waiting", true, Some(vec!["example.com/x"])),
+            obj("ConfigMap", "live", false, None),
+            // A claim marked for deletion is the storage controller's.
+            obj("PersistentVolumeClaim", "claim", true, None),
+        ];
+        let names: Vec<String> = released(&objects)
+            .iter()
+            .map(|op| match op {
+                Op::Delete { key, precondition } => {
+                    assert_eq!(*precondition, Precondition::Version(9));
+                    key.name.clone()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names, ["done", "done-none"]);
+    }
+}
