@@ -826,7 +826,7 @@ fn finalized_delete_op(
     if !crate::controller::finalizers::holds_deletion(key.kind) {
         return Ok(Some(plain));
     }
-    let Some(mut obj) = s.store.get(key)? else {
+    let Some(obj) = s.store.get(key)? else {
         return Ok(Some(plain));
     };
     if obj.metadata.finalizers.as_ref().is_none_or(Vec::is_empty) {
@@ -839,14 +839,9 @@ fn finalized_delete_op(
         crate::store::Precondition::Version(v) => v,
         _ => obj.resource_version(),
     };
-    obj.metadata.deletion_timestamp = Some(crate::resource::time::now_rfc3339());
-    let object = serde_json::to_vec(&obj)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(Some(Op::Put {
-        key: key.clone(),
-        object,
-        precondition: crate::store::Precondition::Version(version),
-    }))
+    crate::controller::finalizers::mark(&obj, crate::store::Precondition::Version(version))
+        .map(Some)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
 /// Deleting a claim only marks it (`deletionTimestamp`, Kubernetes'
@@ -857,7 +852,7 @@ fn claim_delete_op(
     key: &ObjectKey,
     precondition: crate::store::Precondition,
 ) -> ApiResult<Option<Op>> {
-    let Some(mut claim) = s.store.get(key)? else {
+    let Some(claim) = s.store.get(key)? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("persistentvolumeclaim {:?} not found", key.name),
@@ -870,23 +865,9 @@ fn claim_delete_op(
         crate::store::Precondition::Version(v) => v,
         _ => claim.resource_version(),
     };
-    claim.metadata.deletion_timestamp = Some(crate::resource::time::now_rfc3339());
-    // With a status the store writes the object even though its desired
-    // state is the same (a Put without one that changes nothing else is
-    // Unchanged, and the mark would be lost).
-    if !claim.body.contains_key("status") {
-        claim.set_status(&crate::resource::status::PersistentVolumeClaimStatus {
-            phase: Some("Pending".into()),
-            ..Default::default()
-        });
-    }
-    let object = serde_json::to_vec(&claim)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(Some(Op::Put {
-        key: key.clone(),
-        object,
-        precondition: crate::store::Precondition::Version(version),
-    }))
+    crate::controller::finalizers::mark(&claim, crate::store::Precondition::Version(version))
+        .map(Some)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
 async fn delete_one(

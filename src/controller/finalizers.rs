@@ -20,6 +20,50 @@ pub fn holds_deletion(kind: Kind) -> bool {
     )
 }
 
+/// `o` marked for deletion (`deletionTimestamp`), conditional on
+/// `precondition`. A claim without a status gets one (`Pending`): the mark
+/// alone on an object whose desired state is unchanged must still be a
+/// write the store keeps.
+pub fn mark(o: &Object, precondition: Precondition) -> Result<Op, String> {
+    let mut m = o.clone();
+    m.metadata.deletion_timestamp = Some(crate::resource::time::now_rfc3339());
+    if o.kind() == Some(Kind::PersistentVolumeClaim) && !m.body.contains_key("status") {
+        m.set_status(&crate::resource::status::PersistentVolumeClaimStatus {
+            phase: Some("Pending".into()),
+            ..Default::default()
+        });
+    }
+    Ok(Op::Put {
+        key: o.key().ok_or("an object of an unknown kind")?,
+        object: serde_json::to_vec(&m).map_err(|e| e.to_string())?,
+        precondition,
+    })
+}
+
+/// How the garbage collector deletes `o`, whose owners are gone: at once,
+/// or by marking it when it holds finalizers (a claim always: its
+/// protection is the storage controller's). `None` when it is already
+/// marked, or of a kind never collected by owner (a namespace).
+pub fn deletion(o: &Object) -> Option<Op> {
+    let kind = o.kind()?;
+    let at = Precondition::Version(o.resource_version());
+    let held = kind == Kind::PersistentVolumeClaim
+        || (holds_deletion(kind)
+            && o.metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| !f.is_empty()));
+    match kind {
+        Kind::Namespace => None,
+        _ if held && o.metadata.deletion_timestamp.is_some() => None,
+        _ if held => mark(o, at).ok(),
+        _ => Some(Op::Delete {
+            key: o.key()?,
+            precondition: at,
+        }),
+    }
+}
+
 /// The objects marked for deletion whose finalizers are all gone: to delete
 /// now, each at the version read.
 pub fn released(objects: &[Arc<Object>]) -> Vec<Op> {
@@ -80,6 +124,34 @@ mod tests {
             },
             body: Default::default(),
         })
+    }
+
+    #[test]
+    fn collected_objects_holding_finalizers_are_marked() {
+        let plain = obj("ConfigMap", "plain", false, None);
+        assert!(matches!(deletion(&plain), Some(Op::Delete { .. })));
+        let held = obj("ConfigMap", "held", false, Some(vec!["example.com/x"]));
+        let Some(Op::Put { object, .. }) = deletion(&held) else {
+            panic!("a held object is marked");
+        };
+        let marked: Object = serde_json::from_slice(&object).unwrap();
+        assert!(marked.metadata.deletion_timestamp.is_some());
+        assert_eq!(
+            deletion(&obj(
+                "ConfigMap",
+                "again",
+                true,
+                Some(vec!["example.com/x"])
+            )),
+            None
+        );
+        let claim = obj("PersistentVolumeClaim", "data", false, None);
+        let Some(Op::Put { object, .. }) = deletion(&claim) else {
+            panic!("a claim is marked, for its protection");
+        };
+        let marked: Object = serde_json::from_slice(&object).unwrap();
+        assert!(marked.body.contains_key("status"));
+        assert_eq!(deletion(&obj("Namespace", "ns", false, None)), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::resource::Kind;
 use tracing::{debug, info};
 
 use crate::resource::Object;
-use crate::store::{Command, Op, Precondition, Store};
+use crate::store::{Command, Op, Store};
 
 /// Deletes objects whose controlling owner of `owner_kind` no longer exists.
 pub async fn collect(store: &Store, owner_kind: &str, owners: &[Object], dependents: &[Object]) {
@@ -38,12 +38,7 @@ pub async fn collect(store: &Store, owner_kind: &str, owners: &[Object], depende
         if !orphaned {
             continue;
         }
-        if let Some(key) = d.key() {
-            ops.push(Op::Delete {
-                key,
-                precondition: Precondition::Version(d.resource_version()),
-            });
-        }
+        ops.extend(super::finalizers::deletion(d));
     }
     if ops.is_empty() {
         return;
@@ -69,9 +64,10 @@ pub async fn collect(store: &Store, owner_kind: &str, owners: &[Object], depende
 /// metadata, so not on every pass (a pass runs on every write).
 const WALK_EVERY: Duration = Duration::from_secs(2);
 
-/// The objects whose every owner is gone (by uid: an owner deleted and
-/// re-created under its name is another object), each with the version
-/// read. An object being deleted still owns its dependents until it is gone.
+/// How to delete the objects whose every owner is gone (by uid: an owner
+/// deleted and re-created under its name is another object), each
+/// conditional on the version read. An object being deleted still owns its
+/// dependents until it is gone.
 pub fn orphans(objects: &[Arc<Object>]) -> Vec<Op> {
     let live: HashSet<&str> = objects
         .iter()
@@ -86,12 +82,7 @@ pub fn orphans(objects: &[Arc<Object>]) -> Vec<Op> {
                     .iter()
                     .all(|r| !live.contains(r.uid.as_str()))
         })
-        .filter_map(|o| {
-            Some(Op::Delete {
-                key: o.key()?,
-                precondition: Precondition::Version(o.resource_version()),
-            })
-        })
+        .filter_map(|o| super::finalizers::deletion(o))
         .collect()
 }
 

@@ -31,7 +31,7 @@ use super::daemonset::{REVISION_HASH, revision_ops};
 use super::deployment::template_hash;
 use super::job::{JobEvent, event};
 use super::{ControllerError, PodView, fence};
-use crate::resource::status::{PersistentVolumeClaimStatus, StatefulSetStatus};
+use crate::resource::status::StatefulSetStatus;
 use crate::resource::time::now_rfc3339;
 use crate::resource::types::{
     Body, ClaimRetention, ClaimVolume, ControllerRevisionBody, PodManagementPolicy,
@@ -356,21 +356,10 @@ pub fn new_claim(
 /// The claim marked for deletion, as the API marks one (the storage
 /// controller deletes it once no pod uses it).
 fn claim_mark(claim: &Object) -> Result<Op, ControllerError> {
-    let mut c = claim.clone();
-    c.metadata.deletion_timestamp = Some(now_rfc3339());
-    // Without a status a Put that changes only the mark is taken for an
-    // unchanged object (see the API's claim delete).
-    if !c.body.contains_key("status") {
-        c.set_status(&PersistentVolumeClaimStatus {
-            phase: Some("Pending".into()),
-            ..Default::default()
-        });
-    }
-    Ok(Op::Put {
-        key: c.key().ok_or("claim key")?,
-        object: serde_json::to_vec(&c).map_err(|e| e.to_string())?,
-        precondition: Precondition::Version(claim.resource_version()),
-    })
+    Ok(super::finalizers::mark(
+        claim,
+        Precondition::Version(claim.resource_version()),
+    )?)
 }
 
 /// Why deleting `pod` without `--force` is refused, if it is: a
