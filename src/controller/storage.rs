@@ -118,7 +118,8 @@ pub fn plan(classes: &[Object], claims: &[Object], volumes: &[Object], pods: &[O
             }
         }
     }
-    plan.static_binds = binding::static_bindings(claims, volumes);
+    plan.static_binds =
+        binding::static_bindings(claims, volumes, default_class(classes).as_deref());
     plan.docker_provision = binding::docker_claims(classes, claims);
     plan
 }

@@ -10,12 +10,8 @@ use crate::resource::types::{
 };
 
 /// Kubernetes claim fields outside shoal's subset.
-pub(super) const PVC_SPEC_UNSUPPORTED: &[&str] = &[
-    "dataSource",
-    "dataSourceRef",
-    "selector",
-    "volumeAttributesClassName",
-];
+pub(super) const PVC_SPEC_UNSUPPORTED: &[&str] =
+    &["dataSource", "dataSourceRef", "volumeAttributesClassName"];
 /// Kubernetes volume fields outside shoal's subset (other volume sources
 /// fall to "unknown field").
 pub(super) const PV_SPEC_UNSUPPORTED: &[&str] = &["mountOptions", "volumeAttributesClassName"];
@@ -113,6 +109,9 @@ pub(super) fn check_claim(b: &PersistentVolumeClaimBody) -> Res {
     check_volume_mode("spec.volumeMode", s.volume_mode)?;
     if let Some(v) = &s.volume_name {
         check_dns_subdomain("spec.volumeName", v)?;
+    }
+    if let Some(sel) = &s.selector {
+        super::workloads::check_selector(sel, "spec.selector")?;
     }
     Ok(())
 }

@@ -253,6 +253,11 @@ impl StorageView {
                     }
                 },
                 None => {
+                    if c.body.spec.volume_selector().is_some() {
+                        return Verdict::Refused(format!(
+                            "persistentvolumeclaim {name:?} has a selector: it binds only to a volume made by hand whose labels match, and none is bound to it yet"
+                        ));
+                    }
                     let class = match c.body.spec.storage_class_name.as_deref() {
                         Some("") => {
                             return Verdict::Refused(format!(

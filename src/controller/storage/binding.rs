@@ -42,14 +42,17 @@ pub struct StaticBind {
 }
 
 /// Whether the volume can serve the claim: big enough, every mode the
-/// claim asks for offered.
-fn fits(claim: &PersistentVolumeClaimSpec, volume: &PersistentVolumeSpec) -> bool {
+/// claim asks for offered, and its labels matched by the claim's selector.
+fn fits(claim: &PersistentVolumeClaimSpec, volume: &Object, spec: &PersistentVolumeSpec) -> bool {
     let want = claim.requested_bytes().unwrap_or(0);
-    volume.capacity_bytes().is_some_and(|have| have >= want)
+    spec.capacity_bytes().is_some_and(|have| have >= want)
         && claim
             .access_modes
             .iter()
-            .all(|m| volume.access_modes.contains(m))
+            .all(|m| spec.access_modes.contains(m))
+        && claim
+            .volume_selector()
+            .is_none_or(|s| s.matches(&volume.metadata.labels))
 }
 
 /// Whether a volume's `claimRef` leaves it to this claim: none, or one
@@ -75,7 +78,12 @@ fn reusable(volume: &Object) -> bool {
 }
 
 /// The bindings a pass should write, in claim order; no volume twice.
-pub fn static_bindings(claims: &[Object], volumes: &[Object]) -> Vec<StaticBind> {
+/// `default_class` is the class a claim naming none belongs to.
+pub fn static_bindings(
+    claims: &[Object],
+    volumes: &[Object],
+    default_class: Option<&str>,
+) -> Vec<StaticBind> {
     let mut vols: BTreeMap<&str, (&Object, PersistentVolumeBody)> = BTreeMap::new();
     for v in volumes {
         if let Ok(b) = PersistentVolumeBody::from_object(v) {
@@ -97,11 +105,19 @@ pub fn static_bindings(claims: &[Object], volumes: &[Object]) -> Vec<StaticBind>
                 !taken.contains(*n)
                     && reusable(v)
                     && free_for(&b.spec, c)
-                    && fits(&body.spec, &b.spec)
+                    && fits(&body.spec, v, &b.spec)
             }),
             None => {
-                let Some(class) = body.spec.storage_class_name.as_deref() else {
-                    continue;
+                // A claim of the default class is provisioned by the
+                // scheduler, unless it has a selector: then, as in
+                // Kubernetes, only a volume made by hand may serve it.
+                let class = match body.spec.storage_class_name.as_deref() {
+                    Some(class) => class,
+                    None if body.spec.volume_selector().is_some() => {
+                        let Some(class) = default_class else { continue };
+                        class
+                    }
+                    None => continue,
                 };
                 vols.iter()
                     .filter(|(n, (v, b))| {
@@ -109,7 +125,7 @@ pub fn static_bindings(claims: &[Object], volumes: &[Object]) -> Vec<StaticBind>
                             && reusable(v)
                             && b.spec.storage_class_name.as_deref().unwrap_or("") == class
                             && free_for(&b.spec, c)
-                            && fits(&body.spec, &b.spec)
+                            && fits(&body.spec, v, &b.spec)
                     })
                     // The smallest that fits, then by name: deterministic.
                     .min_by_key(|(n, (_, b))| (b.spec.capacity_bytes().unwrap_or(u64::MAX), **n))
@@ -194,6 +210,7 @@ pub fn docker_claims(classes: &[Object], claims: &[Object]) -> Vec<(ObjectKey, u
             .or(default_class.as_deref());
         if c.metadata.deletion_timestamp.is_none()
             && unbound
+            && b.spec.volume_selector().is_none()
             && class.is_some_and(|k| docker.contains(k))
             && let Some(key) = c.key()
         {

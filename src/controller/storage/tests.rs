@@ -267,6 +267,51 @@ fn a_claim_of_an_explicit_class_takes_the_smallest_fitting_volume_once() {
 }
 
 #[test]
+fn a_claim_with_a_selector_binds_only_to_matching_volumes_and_is_never_provisioned() {
+    let labelled = |name: &str, size: &str, class: Option<&str>, tier: &str| {
+        let mut v = hand_volume(name, size, class, None);
+        v.metadata.labels.insert("tier".into(), tier.into());
+        v
+    };
+    let vols = [
+        labelled("slow-small", "1Gi", Some(""), "slow"),
+        labelled("fast-big", "10Gi", Some(""), "fast"),
+        labelled("fast-default", "5Gi", Some(LOCAL_CLASS), "fast"),
+    ];
+    let selecting = |name: &str, class: Option<&str>| {
+        let mut c = static_claim(name, class, None);
+        c.body["spec"]["selector"] = json!({"matchLabels": {"tier": "fast"}});
+        c
+    };
+    // Not the smallest volume of its class: the smallest that matches.
+    let p = plan(&[], &[selecting("a", Some(""))], &vols, &[]);
+    let chosen: Vec<&str> = p
+        .static_binds
+        .iter()
+        .map(|s| s.volume.name.as_str())
+        .collect();
+    assert_eq!(chosen, ["fast-big"]);
+    // Of the default class (`local`, made by the pass): a volume made by
+    // hand of that class, never a provisioned one.
+    let classes = [local_class("T")];
+    let p = plan(&classes, &[selecting("d", None)], &vols, &[]);
+    let chosen: Vec<&str> = p
+        .static_binds
+        .iter()
+        .map(|s| s.volume.name.as_str())
+        .collect();
+    assert_eq!(chosen, ["fast-default"]);
+    // Nothing matches: it waits, unbound.
+    let mut none = selecting("n", Some(""));
+    none.body["spec"]["selector"] = json!({"matchLabels": {"tier": "gold"}});
+    assert!(plan(&[], &[none], &vols, &[]).static_binds.is_empty());
+    // Naming a volume its selector does not match: no.
+    let mut named = selecting("v", None);
+    named.body["spec"]["volumeName"] = json!("slow-small");
+    assert!(plan(&[], &[named], &vols, &[]).static_binds.is_empty());
+}
+
+#[test]
 fn an_unbound_volume_is_marked_available_once() {
     let pv = hand_volume("pv1", "1Gi", None, None);
     let p = plan(&[], &[], std::slice::from_ref(&pv), &[]);

@@ -143,8 +143,8 @@ fn claims_name_the_field_that_is_wrong() {
         ),
         (
             "spec:\n",
-            "spec:\n  selector: {matchLabels: {a: b}}\n",
-            "spec.selector: field not supported by shoal",
+            "spec:\n  selector: {matchExpressions: [{key: a, operator: In}]}\n",
+            "spec.selector.matchExpressions[0].values: must not be empty for operator In",
         ),
         (
             "spec:\n",

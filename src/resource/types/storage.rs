@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Body, HostPathVolume, NodeSelector, Quantity};
+use super::{Body, HostPathVolume, LabelSelector, NodeSelector, Quantity};
 use crate::resource::Kind;
 
 /// The provisioner of the built-in class: a directory under a node's data dir.
@@ -56,9 +56,19 @@ pub struct PersistentVolumeClaimSpec {
     /// The volume this claim is bound to, written when it binds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_name: Option<String>,
+    /// Only volumes whose labels match may bind; a claim with a selector
+    /// is never provisioned (as Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
 }
 
 impl PersistentVolumeClaimSpec {
+    /// The claim's selector, if it has one that selects anything (an
+    /// empty one is no selector, as Kubernetes' binder reads it).
+    pub fn volume_selector(&self) -> Option<&LabelSelector> {
+        self.selector.as_ref().filter(|s| !s.is_empty())
+    }
+
     /// The requested size in bytes, once validated (`resources.requests.storage`).
     pub fn requested_bytes(&self) -> Option<u64> {
         self.resources

@@ -183,6 +183,12 @@ fn claims_that_cannot_be_used_say_why() {
                 "1Gi",
                 json!({"volumeName": "pvc-x"}),
             ),
+            claim(
+                "picky",
+                &["ReadWriteOnce"],
+                "1Gi",
+                json!({"selector": {"matchLabels": {"tier": "fast"}}}),
+            ),
         ],
         &[],
         &[(pod("holder", &["rwop"]), "a")],
@@ -197,6 +203,8 @@ fn claims_that_cannot_be_used_say_why() {
         ("none", "asks for no storage class"),
         ("nosuch", "storageclass \"nosuch\" not found"),
         ("lost", "bound to volume \"pvc-x\", which does not exist"),
+        // Never provisioned: it waits for a matching volume made by hand.
+        ("picky", "has a selector: it binds only to a volume made by hand"),
     ] {
         let why = refused(&v.verdict("default", "p", &names(&[claim])));
         assert!(why.contains(want), "{claim}: {why}");
