@@ -12,6 +12,7 @@ mod autoscaling;
 mod disruption;
 mod ingress;
 mod limits;
+mod meta;
 mod pod;
 mod priority;
 mod quota;
@@ -44,7 +45,7 @@ use crate::resource::types::{
     ServiceBody, ServiceSpec, ServiceType, StrategyType, decode_base64, encode_base64,
     parse_cpu_millis, parse_memory_bytes,
 };
-use crate::resource::{DEFAULT_NAMESPACE, Kind, Object, ObjectKey, ObjectMeta, OwnerReference};
+use crate::resource::{DEFAULT_NAMESPACE, Kind, Object, ObjectKey, ObjectMeta};
 use image::check_image_reference;
 
 /// Result of parsing a manifest file: objects in file order plus warnings.
@@ -990,89 +991,8 @@ fn check_metadata(kind: Kind, meta: &mut ObjectMeta) -> Res {
     }
     check_labels("metadata.labels", &meta.labels)?;
     check_annotations("metadata.annotations", &meta.annotations)?;
-    check_owner_references(&meta.owner_references)?;
-    check_finalizers(kind, meta.finalizers.as_deref().unwrap_or_default())
-}
-
-/// The most owner references and finalizers one object may carry: each is
-/// looked at on every garbage-collection pass.
-const MAX_OWNER_REFERENCES: usize = 64;
-const MAX_FINALIZERS: usize = 64;
-
-fn check_owner_references(refs: &[OwnerReference]) -> Res {
-    if refs.len() > MAX_OWNER_REFERENCES {
-        return fail(
-            "metadata.ownerReferences",
-            format!("{} references: at most {MAX_OWNER_REFERENCES}", refs.len()),
-        );
-    }
-    for (i, r) in refs.iter().enumerate() {
-        let path = format!("metadata.ownerReferences[{i}]");
-        for (field, value) in [
-            ("apiVersion", &r.api_version),
-            ("kind", &r.kind),
-            ("name", &r.name),
-            ("uid", &r.uid),
-        ] {
-            if value.is_empty() {
-                return fail(format!("{path}.{field}"), "must not be empty");
-            }
-        }
-    }
-    if refs.iter().filter(|r| r.controller == Some(true)).count() > 1 {
-        return fail(
-            "metadata.ownerReferences",
-            "only one reference can have controller set to true",
-        );
-    }
-    Ok(())
-}
-
-/// Finalizers a user may set: a domain-prefixed name (`example.com/cleanup`)
-/// or one of Kubernetes' own. Not on the kinds whose deletion shoal runs
-/// itself (a pod's stop, a claim's protection, a namespace's emptying).
-fn check_finalizers(kind: Kind, finalizers: &[String]) -> Res {
-    if finalizers.is_empty() {
-        return Ok(());
-    }
-    if matches!(
-        kind,
-        Kind::Pod | Kind::PersistentVolumeClaim | Kind::Namespace | Kind::Event | Kind::Token
-    ) {
-        return fail(
-            "metadata.finalizers",
-            format!(
-                "field not supported by shoal on a {kind}: its deletion is shoal's own \
-                 (finalizers are honoured on the other kinds)"
-            ),
-        );
-    }
-    if finalizers.len() > MAX_FINALIZERS {
-        return fail(
-            "metadata.finalizers",
-            format!("{} finalizers: at most {MAX_FINALIZERS}", finalizers.len()),
-        );
-    }
-    for (i, f) in finalizers.iter().enumerate() {
-        let path = format!("metadata.finalizers[{i}]");
-        if matches!(f.as_str(), "orphan" | "foregroundDeletion") {
-            return fail(
-                path,
-                format!("{f:?}: shoal collects dependents in the background only"),
-            );
-        }
-        if !f.contains('/') && f != "kubernetes" {
-            return fail(
-                path,
-                format!(
-                    "{f:?} is neither a standard finalizer name nor fully qualified \
-                     (such as example.com/cleanup)"
-                ),
-            );
-        }
-        check_qualified_name(&path, f)?;
-    }
-    Ok(())
+    meta::check_owner_references(&meta.owner_references)?;
+    meta::check_finalizers(kind, meta.finalizers.as_deref().unwrap_or_default())
 }
 
 #[cfg(test)]

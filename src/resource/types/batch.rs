@@ -1,8 +1,9 @@
-//! The CronJob kind (batch/v1): a Job template and the schedule to run it on.
+//! The batch kinds' specs (batch/v1): a Job's, and the CronJob kind, a Job
+//! template and the schedule to run it on.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Body, JobSpec, TemplateMetadata};
+use super::{Body, LabelSelector, PodTemplateSpec, TemplateMetadata};
 use crate::resource::Kind;
 
 /// Body of a `CronJob`.
@@ -179,4 +180,85 @@ pub fn parse_index_intervals(s: &str, completions: u32) -> Result<Vec<(u32, u32)
         out.push((a, b));
     }
     Ok(out)
+}
+
+/// `JobSpec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobSpec {
+    /// 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completions: Option<u32>,
+    /// 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    /// 6 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<u32>,
+    /// While true, no pod runs (active ones are deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+    /// `NonIndexed` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_mode: Option<CompletionMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_failure_policy: Option<PodFailurePolicy>,
+    /// Indexed Jobs: failures allowed per index before the index fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_limit_per_index: Option<u32>,
+    /// With backoffLimitPerIndex: failed indexes past this fail the Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failed_indexes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_policy: Option<SuccessPolicy>,
+    /// When a pod being deleted may be replaced; shoal deletes a pod from
+    /// the store at once, so only `TerminatingOrFailed` is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_replacement_policy: Option<PodReplacementPolicy>,
+    /// The controller that runs this Job; shoal's own Job controller leaves
+    /// it alone unless this is `kubernetes.io/job-controller` or unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<String>,
+    /// A selector chosen by the user (only with `manualSelector: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_selector: Option<bool>,
+    pub template: PodTemplateSpec,
+}
+
+/// The value of `managedBy` that means shoal's (Kubernetes') own Job controller.
+pub const JOB_CONTROLLER: &str = "kubernetes.io/job-controller";
+
+impl JobSpec {
+    /// Whether shoal's Job controller runs this Job (no other `managedBy`).
+    pub fn managed_here(&self) -> bool {
+        self.managed_by
+            .as_deref()
+            .is_none_or(|m| m == JOB_CONTROLLER)
+    }
+}
+
+/// `podReplacementPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PodReplacementPolicy {
+    /// A pod being deleted is replaced at once.
+    TerminatingOrFailed,
+    /// A pod being deleted keeps its place until it has stopped (refused
+    /// by validation: see [`JobSpec::pod_replacement_policy`]).
+    Failed,
+}
+
+/// How a Job counts its completions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompletionMode {
+    /// Any `completions` successful pods complete the Job.
+    #[default]
+    NonIndexed,
+    /// Each index in `0..completions` needs one successful pod.
+    Indexed,
 }

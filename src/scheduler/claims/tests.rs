@@ -204,7 +204,10 @@ fn claims_that_cannot_be_used_say_why() {
         ("nosuch", "storageclass \"nosuch\" not found"),
         ("lost", "bound to volume \"pvc-x\", which does not exist"),
         // Never provisioned: it waits for a matching volume made by hand.
-        ("picky", "has a selector: it binds only to a volume made by hand"),
+        (
+            "picky",
+            "has a selector: it binds only to a volume made by hand",
+        ),
     ] {
         let why = refused(&v.verdict("default", "p", &names(&[claim])));
         assert!(why.contains(want), "{claim}: {why}");
