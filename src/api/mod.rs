@@ -832,6 +832,12 @@ fn finalized_delete_op(
     if obj.metadata.finalizers.as_ref().is_none_or(Vec::is_empty) {
         return Ok(Some(plain));
     }
+    mark_op(&obj, precondition)
+}
+
+/// The write that marks `obj` for deletion, at the client's version if it
+/// gave one; `None` when it is already marked.
+fn mark_op(obj: &Object, precondition: crate::store::Precondition) -> ApiResult<Option<Op>> {
     if obj.metadata.deletion_timestamp.is_some() {
         return Ok(None);
     }
@@ -839,7 +845,7 @@ fn finalized_delete_op(
         crate::store::Precondition::Version(v) => v,
         _ => obj.resource_version(),
     };
-    crate::controller::finalizers::mark(&obj, crate::store::Precondition::Version(version))
+    crate::controller::finalizers::mark(obj, crate::store::Precondition::Version(version))
         .map(Some)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
@@ -858,16 +864,7 @@ fn claim_delete_op(
             format!("persistentvolumeclaim {:?} not found", key.name),
         ));
     };
-    if claim.metadata.deletion_timestamp.is_some() {
-        return Ok(None);
-    }
-    let version = match precondition {
-        crate::store::Precondition::Version(v) => v,
-        _ => claim.resource_version(),
-    };
-    crate::controller::finalizers::mark(&claim, crate::store::Precondition::Version(version))
-        .map(Some)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+    mark_op(&claim, precondition)
 }
 
 async fn delete_one(
