@@ -8,6 +8,7 @@
 //! - [`autopilot`]: how a node gets into a cluster (dev, bootstrap, join).
 //! - [`resource`]: the object model (kinds, keys, typed specs).
 //! - [`manifest`]: YAML manifests in Kubernetes' shape, validated with field paths.
+//! - [`crd`]: CustomResourceDefinitions, their schemas, and how custom objects are keyed.
 //! - [`runtime`]: container engines behind one trait (Docker, host processes).
 //! - [`controller`]: leader-only loops: node lifecycle, Deployments, ReplicaSets.
 //! - [`scheduler`]: binds pending pods to nodes (filters, pack/spread scoring), on the leader.
@@ -27,6 +28,7 @@ pub mod client;
 pub mod columns;
 pub mod config;
 pub mod controller;
+pub mod crd;
 pub mod discovery;
 #[doc(hidden)]
 pub mod fuzzing;

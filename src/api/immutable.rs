@@ -183,7 +183,9 @@ pub(super) fn has_rules(kind: Kind) -> bool {
         | Kind::HorizontalPodAutoscaler
         | Kind::Ingress
         | Kind::IngressClass
-        | Kind::ResourceQuota => false,
+        | Kind::ResourceQuota
+        | Kind::CustomResourceDefinition
+        | Kind::CustomObject => false,
     }
 }
 

@@ -68,7 +68,11 @@ pub(crate) fn table_rows(kind: Kind, items: &[Value], with_ns: bool) -> Vec<Vec<
         Kind::ControllerRevision => &["CONTROLLER", "REVISION", "AGE"],
         Kind::StatefulSet => &["READY", "AGE"],
         Kind::ServiceAccount => &["SECRETS", "AGE"],
-        Kind::Role | Kind::ClusterRole | Kind::LimitRange => &["CREATED AT"],
+        Kind::Role | Kind::ClusterRole | Kind::LimitRange | Kind::CustomResourceDefinition => {
+            &["CREATED AT"]
+        }
+        // A definition's own columns are crate::crd's (additionalPrinterColumns).
+        Kind::CustomObject => &["AGE"],
         Kind::RoleBinding | Kind::ClusterRoleBinding => &["ROLE", "AGE"],
         Kind::PodDisruptionBudget => &[
             "MIN AVAILABLE",
@@ -212,9 +216,10 @@ pub(crate) fn table_rows(kind: Kind, items: &[Value], with_ns: bool) -> Vec<Vec<
                 row.push((keys(it, "data") + keys(it, "binaryData")).to_string());
                 row.push(age(it));
             }
-            Kind::Role | Kind::ClusterRole | Kind::LimitRange => {
+            Kind::Role | Kind::ClusterRole | Kind::LimitRange | Kind::CustomResourceDefinition => {
                 row.push(policy::created_at(it));
             }
+            Kind::CustomObject => row.push(age(it)),
             Kind::RoleBinding | Kind::ClusterRoleBinding => {
                 row.push(policy::binding_role(it));
                 row.push(age(it));

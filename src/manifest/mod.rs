@@ -8,6 +8,7 @@
 //! re-serialised from the typed body so that what is stored is canonical.
 //! `status` is free-form and never validated.
 
+mod custom;
 mod autoscaling;
 mod disruption;
 mod ingress;
@@ -30,6 +31,7 @@ use unsupported::*;
 use workloads::*;
 
 mod image;
+pub use custom::check_custom_metadata;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -725,6 +727,7 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
         Kind::Node => encode(&decode::<NodeBody>(body)?)?,
         Kind::Event | Kind::ControllerRevision => return fail("kind", agent_written(kind)),
         Kind::Token => return fail("kind", agent_written(kind)),
+        Kind::CustomResourceDefinition | Kind::CustomObject => custom::check(kind, &metadata, body)?,
     };
     if let Some(status) = status {
         body.insert("status".into(), status);
@@ -820,7 +823,9 @@ fn check_object_name(kind: Kind, name: &str) -> Res {
         | Kind::Ingress
         | Kind::IngressClass
         | Kind::PriorityClass
-        | Kind::ResourceQuota => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
+        | Kind::ResourceQuota
+        | Kind::CustomResourceDefinition
+        | Kind::CustomObject => (is_dns_subdomain(name), DNS_SUBDOMAIN_RULE),
     };
     if ok {
         Ok(())

@@ -202,7 +202,9 @@ pub(super) fn check_unsupported(kind: Kind, body: &Map<String, Value>) -> Res {
         | Kind::Ingress
         | Kind::IngressClass
         | Kind::PriorityClass
-        | Kind::ResourceQuota => Ok(()),
+        | Kind::ResourceQuota
+        | Kind::CustomResourceDefinition
+        | Kind::CustomObject => Ok(()),
     }
 }
 

@@ -83,12 +83,18 @@ pub enum Kind {
     PriorityClass,
     /// Caps on what a namespace's pods may request, charged at each creation.
     ResourceQuota,
+    /// A user-defined kind (apiextensions.k8s.io/v1, cluster-scoped).
+    CustomResourceDefinition,
+    /// An object of a user-defined kind. Not in [`Kind::ALL`] (the built-in
+    /// table): its key folds `PLURAL.GROUP/` into the name, see `crate::crd`.
+    CustomObject,
 }
 
 impl Kind {
     /// All kinds, in the order `apply` stores them (namespaces first, pods last).
-    pub const ALL: [Kind; 30] = [
+    pub const ALL: [Kind; 31] = [
         Kind::Namespace,
+        Kind::CustomResourceDefinition,
         Kind::PriorityClass,
         Kind::ServiceAccount,
         Kind::ClusterRole,
@@ -163,6 +169,8 @@ impl Kind {
             Kind::IngressClass => "IngressClass",
             Kind::PriorityClass => "PriorityClass",
             Kind::ResourceQuota => "ResourceQuota",
+            Kind::CustomResourceDefinition => "CustomResourceDefinition",
+            Kind::CustomObject => "CustomObject",
         }
     }
 
@@ -199,6 +207,8 @@ impl Kind {
             Kind::IngressClass => "ingressclasses",
             Kind::PriorityClass => "priorityclasses",
             Kind::ResourceQuota => "resourcequotas",
+            Kind::CustomResourceDefinition => "customresourcedefinitions",
+            Kind::CustomObject => "customobjects",
         }
     }
 
@@ -227,6 +237,10 @@ impl Kind {
             | Kind::StatefulSet => "apps/v1",
             Kind::Job | Kind::CronJob => "batch/v1",
             Kind::Token => "shoal.io/v1",
+            Kind::CustomResourceDefinition => "apiextensions.k8s.io/v1",
+            // Each custom object carries its own; this is only a placeholder
+            // for messages, never served (CustomObject is not in ALL).
+            Kind::CustomObject => "shoal.io/v1",
             Kind::PodDisruptionBudget => "policy/v1",
             Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => {
                 "rbac.authorization.k8s.io/v1"
@@ -249,6 +263,7 @@ impl Kind {
                 | Kind::ClusterRoleBinding
                 | Kind::IngressClass
                 | Kind::PriorityClass
+                | Kind::CustomResourceDefinition
         )
     }
 
@@ -290,6 +305,9 @@ impl Kind {
             "ingressclass" | "ingressclasses" => Kind::IngressClass,
             "priorityclass" | "priorityclasses" | "pc" => Kind::PriorityClass,
             "resourcequota" | "resourcequotas" | "quota" => Kind::ResourceQuota,
+            "customresourcedefinition" | "customresourcedefinitions" | "crd" | "crds" => {
+                Kind::CustomResourceDefinition
+            }
             _ => return None,
         };
         Some(k)
@@ -325,6 +343,7 @@ impl Kind {
             Kind::Ingress => &["ing"],
             Kind::PriorityClass => &["pc"],
             Kind::ResourceQuota => &["quota"],
+            Kind::CustomResourceDefinition => &["crd", "crds"],
             _ => &[],
         }
     }

@@ -73,7 +73,11 @@ impl Applying<'_> {
 fn kind_of(skey: &[u8]) -> Option<Kind> {
     let end = skey.iter().position(|b| *b == b'/')?;
     let name = std::str::from_utf8(&skey[..end]).ok()?;
-    Kind::ALL.iter().copied().find(|k| k.as_str() == name)
+    Kind::ALL
+        .iter()
+        .copied()
+        .chain([Kind::CustomObject])
+        .find(|k| k.as_str() == name)
 }
 
 fn read(lock: &RwLock<Inner>) -> RwLockReadGuard<'_, Inner> {
