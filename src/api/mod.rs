@@ -22,6 +22,7 @@ mod admission;
 pub mod audit;
 pub mod auth;
 mod config;
+mod crds;
 mod encryption;
 mod endpoints;
 mod eviction;
@@ -788,6 +789,9 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
             r => break r?,
         }
     };
+    if key.kind == Kind::CustomResourceDefinition {
+        crds::delete_objects(&s, &key.name).await?;
+    }
     let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "results": results })).into_response())
 }

@@ -22,6 +22,9 @@ pub(super) async fn create(
     namespaces::admit(&s, &key, &HashSet::new()).await?;
     user_set_precondition(&s, &key)?;
     ServiceAddresses::default().assign(&s, &key, &mut obj)?;
+    if key.kind == Kind::CustomResourceDefinition {
+        super::crds::delete_objects(&s, &key.name).await?;
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -30,11 +33,13 @@ pub(super) async fn create(
         admission.admit(&s, &key, &mut obj)?;
         let charges = admission.ops();
         let charged = !charges.is_empty();
+        let status = definition_status(&s, &key, &obj)?;
         let mut ops = vec![put_op(
             key.clone(),
             obj,
             crate::store::Precondition::MustNotExist,
         )?];
+        ops.extend(status);
         ops.extend(charges);
         match s.store.write(Command { ops }).await {
             // Another pod took quota meanwhile: charge again from the new figures.
@@ -44,7 +49,13 @@ pub(super) async fn create(
                 s.store.barrier().await?;
             }
             r => {
-                let body = r?.into_iter().next().map(|o| o.object).unwrap_or_default();
+                // The object as its last op left it (a definition's status write).
+                let body = r?
+                    .into_iter()
+                    .filter(|o| o.key == key)
+                    .last()
+                    .map(|o| o.object)
+                    .unwrap_or_default();
                 return Ok((
                     StatusCode::CREATED,
                     [(header::CONTENT_TYPE, "application/json")],
@@ -113,13 +124,15 @@ pub(super) async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResu
         // Only a fence of this node's own making is retried: the user's
         // resourceVersion, or the set's owner, decides for itself.
         let ours = users.is_none() && set.is_none() && fenced.1;
-        let op = put_op(key.clone(), obj, fenced.0)?;
-        match s.store.write(Command { ops: vec![op] }).await {
+        let status = definition_status(&s, &key, &obj)?;
+        let mut ops = vec![put_op(key.clone(), obj, fenced.0)?];
+        ops.extend(status);
+        match s.store.write(Command { ops }).await {
             Err(StoreError::Txn(TxnError::Conflict { .. })) if ours && attempt < APPLY_ATTEMPTS => {
                 s.store.barrier().await?;
             }
             r => {
-                let body = r?.into_iter().next().map(|o| o.object).unwrap_or_default();
+                let body = r?.into_iter().last().map(|o| o.object).unwrap_or_default();
                 return Ok((
                     StatusCode::OK,
                     [(header::CONTENT_TYPE, "application/json")],
@@ -128,6 +141,14 @@ pub(super) async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResu
                     .into_response());
             }
         }
+    }
+}
+
+/// A definition's status write (see `crds::admit`); none for other kinds.
+fn definition_status(s: &ApiState, key: &ObjectKey, obj: &Object) -> ApiResult<Option<Op>> {
+    match key.kind {
+        Kind::CustomResourceDefinition => super::crds::admit(s, key, obj),
+        _ => Ok(None),
     }
 }
 

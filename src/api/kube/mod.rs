@@ -13,6 +13,7 @@ use axum::routing::any;
 
 use super::*;
 
+pub mod custom;
 pub mod discovery;
 pub mod patch;
 pub mod path;
@@ -69,8 +70,15 @@ async fn core_resources() -> Response {
     resources("v1")
 }
 
-async fn group_list(State(s): State<ApiState>) -> Json<Value> {
-    Json(discovery::group_list(s.usage.is_some()))
+async fn group_list(State(s): State<ApiState>) -> Response {
+    let mut list = discovery::group_list(s.usage.is_some());
+    match custom::definitions(&s, true).await {
+        Ok(defs) => {
+            custom::add_groups(&mut list, &defs);
+            Json(list).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn group_resources(
@@ -80,6 +88,15 @@ async fn group_resources(
     let gv = format!("{group}/{version}");
     if gv == discovery::METRICS_GROUP_VERSION && s.usage.is_none() {
         return resources("");
+    }
+    if !crate::crd::builtin_groups().contains(&group.as_str()) {
+        return match custom::definitions(&s, true).await {
+            Ok(defs) => match custom::resource_list(&defs, &group, &version) {
+                Some(v) => Json(v).into_response(),
+                None => resources(&gv),
+            },
+            Err(e) => e.into_response(),
+        };
     }
     resources(&gv)
 }
@@ -95,11 +112,18 @@ fn resources(gv: &str) -> Response {
     }
 }
 
-async fn openapi_root() -> Json<Value> {
-    Json(discovery::openapi_root())
+async fn openapi_root(State(s): State<ApiState>) -> Response {
+    let mut root = discovery::openapi_root();
+    match custom::definitions(&s, false).await {
+        Ok(defs) => {
+            custom::add_openapi_paths(&mut root, &defs);
+            Json(root).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
-async fn openapi_group_version(Path(rest): Path<String>) -> Response {
+async fn openapi_group_version(State(s): State<ApiState>, Path(rest): Path<String>) -> Response {
     let gv = match rest
         .trim_matches('/')
         .split('/')
@@ -110,7 +134,14 @@ async fn openapi_group_version(Path(rest): Path<String>) -> Response {
         ["apis", g, v] => format!("{g}/{v}"),
         _ => String::new(),
     };
-    match discovery::openapi_group_version(&gv) {
+    let custom = match discovery::openapi_group_version(&gv) {
+        Some(v) => return Json(v).into_response(),
+        None => match custom::definitions(&s, true).await {
+            Ok(defs) => custom::openapi_group_version(&defs, &gv),
+            Err(e) => return e.into_response(),
+        },
+    };
+    match custom {
         Some(v) => Json(v).into_response(),
         None => KubeError::new(
             StatusCode::NOT_FOUND,
@@ -190,6 +221,11 @@ fn method_not_allowed(t: &Target, method: &Method) -> KubeError {
 }
 
 async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Response> {
+    if let Some((group, version)) = gv.split_once('/')
+        && !crate::crd::builtin_groups().contains(&group)
+    {
+        return custom::objects(s, group, version, rest, call).await;
+    }
     let t = path::parse(gv, rest)?;
     if let (Some("log"), Kind::Pod, &Method::GET, Some(ns), Some(name)) = (
         t.subresource.as_deref(),
@@ -424,6 +460,32 @@ fn event_line(kind: &str, object: &impl Serialize) -> Bytes {
 /// the changes after it, or one ERROR event with a 410 `Status` when the
 /// version has left the node's history (the client lists again).
 fn watch(s: ApiState, t: &Target, call: &Call) -> KubeResult<Response> {
+    let (kind, ns, store) = (t.kind, t.namespace.clone(), s.store.clone());
+    let spec = WatchSpec {
+        kind: Some(kind),
+        namespace: t.namespace.clone(),
+        list: Box::new(move || Ok(store.list(kind, ns.as_deref())?)),
+        show: Arc::new(|o: &Object| Some(o.clone())),
+        table: Arc::new(move |o: &Object| table::of(kind, std::slice::from_ref(o), None)),
+    };
+    watch_with(s, call, spec)
+}
+
+/// Which store events a watch sends and how it shows each object.
+pub(super) struct WatchSpec {
+    /// The store's filter: a kind (`None`: every kind) and a namespace.
+    pub kind: Option<Kind>,
+    pub namespace: Option<String>,
+    /// The current objects and the revision they are at (a watch without
+    /// a resourceVersion starts with them).
+    pub list: Box<dyn FnOnce() -> Result<(Vec<Object>, u64), StoreError> + Send>,
+    /// The object as this watch shows it; `None`: not this watch's.
+    pub show: Arc<dyn Fn(&Object) -> Option<Object> + Send + Sync>,
+    /// A one-row Table of an object, when the client asked for Tables.
+    pub table: Arc<dyn Fn(&Object) -> Value + Send + Sync>,
+}
+
+fn watch_with(s: ApiState, call: &Call, spec: WatchSpec) -> KubeResult<Response> {
     let sel = Selection::new(&call.query)?;
     let from = match call.query.resource_version.as_deref() {
         None | Some("" | "0") => None,
@@ -446,28 +508,22 @@ fn watch(s: ApiState, t: &Target, call: &Call) -> KubeResult<Response> {
         )?)),
     };
     let as_table = table::wanted(&call.headers);
-    let kind = t.kind;
-    // Each event's object as kubectl asked for it: the object, or a
-    // one-row Table of it.
-    let framed = move |ty: &str, o: &Object| match as_table {
-        true => event_line(ty, &table::of(kind, std::slice::from_ref(o), None)),
-        false => event_line(ty, o),
+    let (show, to_table) = (spec.show, spec.table);
+    // Each event's object as the client asked for it: the object, or a
+    // one-row Table of it; `None` when the watch does not send it.
+    let framed = move |ty: &str, o: &Object| {
+        let o = show(o).filter(|o| sel.matches(o))?;
+        Some(match as_table {
+            true => event_line(ty, &to_table(&o)),
+            false => event_line(ty, &o),
+        })
     };
     let slot = s.slots.take(&call.caller.client, auth::Stream::Watch)?;
     let (initial, start) = match from {
         Some(v) => (Vec::new(), v),
-        None => {
-            let (items, rev) = s
-                .store
-                .list(t.kind, t.namespace.as_deref())
-                .map_err(ApiError::from)?;
-            (items, rev)
-        }
+        None => (spec.list)().map_err(ApiError::from)?,
     };
-    let stream = match s
-        .store
-        .watch(Some(t.kind), t.namespace.clone(), Some(start))
-    {
+    let stream = match s.store.watch(spec.kind, spec.namespace, Some(start)) {
         Ok(st) => Ok(st),
         Err(StoreError::Gone { requested, oldest }) => Err(KubeError::new(
             StatusCode::GONE,
@@ -485,8 +541,8 @@ fn watch(s: ApiState, t: &Target, call: &Call) -> KubeResult<Response> {
                     return;
                 }
             };
-            for o in initial.iter().filter(|o| sel.matches(o)) {
-                if tx.send(Ok(framed("ADDED", o))).await.is_err() {
+            for line in initial.iter().filter_map(|o| framed("ADDED", o)) {
+                if tx.send(Ok(line)).await.is_err() {
                     return;
                 }
             }
@@ -504,15 +560,17 @@ fn watch(s: ApiState, t: &Target, call: &Call) -> KubeResult<Response> {
                     () = &mut end => return,
                 };
                 let line = match next {
-                    Ok(ev) if sel.matches(&ev.object) => {
+                    Ok(ev) => {
                         let kind = match ev.event_type {
                             crate::store::EventType::Added => "ADDED",
                             crate::store::EventType::Modified => "MODIFIED",
                             crate::store::EventType::Deleted => "DELETED",
                         };
-                        framed(kind, &ev.object)
+                        match framed(kind, &ev.object) {
+                            Some(line) => line,
+                            None => continue,
+                        }
                     }
-                    Ok(_) => continue,
                     Err(e) => {
                         let gone = KubeError::new(StatusCode::GONE, e.to_string());
                         let _ = tx.send(Ok(event_line("ERROR", &gone.to_status()))).await;
