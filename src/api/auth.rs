@@ -221,6 +221,13 @@ fn target(path: &str) -> Target {
 fn kube_objects(group_version: &str, plural: &str) -> Target {
     match plural {
         "status" | "finalize" if group_version == "v1" => Target::Objects(Some(Kind::Namespace)),
+        // Any group shoal does not serve itself is a custom kind's (crate::crd).
+        _ if group_version
+            .split_once('/')
+            .is_some_and(|(g, _)| !crate::crd::is_builtin_group(g)) =>
+        {
+            Target::Objects(Some(Kind::CustomObject))
+        }
         p => Target::Objects(super::kube::path::kind_at(group_version, p)),
     }
 }
@@ -238,10 +245,15 @@ pub fn may_read(role: Role, kind: Kind) -> bool {
 pub fn may_write(role: Role, kind: Kind) -> bool {
     match role {
         Role::Admin => true,
-        // Volumes and classes are the cluster's, as in Kubernetes' edit role.
+        // Volumes, classes and definitions of kinds are the cluster's, as
+        // in Kubernetes' edit role.
         Role::Edit => !matches!(
             kind,
-            Kind::Node | Kind::Token | Kind::PersistentVolume | Kind::StorageClass
+            Kind::Node
+                | Kind::Token
+                | Kind::PersistentVolume
+                | Kind::StorageClass
+                | Kind::CustomResourceDefinition
         ),
         Role::View | Role::Metrics => false,
     }
@@ -451,6 +463,11 @@ mod tests {
             (Edit, get(), "/v1/encryption", false),
             (View, get(), "/v1/encryption", false),
             (Edit, put(), "/v1/nodes/n1", false),
+            (Edit, post(), "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", false),
+            (Edit, post(), "/apis/example.com/v1/namespaces/default/websites", true),
+            (View, get(), "/apis/example.com/v1/namespaces/default/websites", true),
+            (View, post(), "/apis/example.com/v1/namespaces/default/websites", false),
+            (View, del(), "/apis/example.com/v1/websites/w", false),
             (Edit, del(), "/v1/nodes/n1", false),
             (Edit, get(), "/v1/nodes", true),
             (Edit, get(), "/v1/tokens", false),

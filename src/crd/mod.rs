@@ -136,17 +136,13 @@ pub struct PrinterColumn {
     pub json_path: String,
 }
 
-/// Groups shoal serves itself: a definition may not claim them (nor the
-/// core group, which has no name).
-pub fn builtin_groups() -> Vec<&'static str> {
-    let mut g: Vec<&str> = Kind::ALL
-        .iter()
-        .filter_map(|k| k.api_version().split_once('/').map(|(g, _)| g))
-        .collect();
-    g.extend(["metrics.k8s.io", "meta.k8s.io", "apidiscovery.k8s.io"]);
-    g.sort_unstable();
-    g.dedup();
-    g
+/// Whether shoal serves `group` itself (the core group, its kinds' groups,
+/// metrics and the meta groups): a definition may not claim it.
+pub fn is_builtin_group(group: &str) -> bool {
+    matches!(group, "" | "metrics.k8s.io" | "meta.k8s.io" | "apidiscovery.k8s.io")
+        || Kind::ALL
+            .iter()
+            .any(|k| k.api_version().split_once('/').is_some_and(|(g, _)| g == group))
 }
 
 const MAX_VERSIONS: usize = 16;
@@ -191,7 +187,7 @@ pub fn check(name: &str, body: CrdBody) -> Result<CrdBody, Invalid> {
             ),
         );
     }
-    if builtin_groups().contains(&spec.group.as_str()) {
+    if is_builtin_group(&spec.group) {
         return invalid(
             "spec.group",
             format!(

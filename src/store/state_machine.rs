@@ -558,8 +558,17 @@ impl StateMachine {
                     } else {
                         None
                     };
-                    new.metadata.name = key.name.clone();
-                    new.kind = key.kind.as_str().to_string();
+                    if key.kind == Kind::CustomObject {
+                        // Its own kind stays; the key's name folds in its
+                        // definition (`PLURAL.GROUP/NAME`, see crate::crd),
+                        // and a cluster-scoped one has no namespace.
+                        let name = key.name.split_once('/').map_or(&*key.name, |(_, n)| n);
+                        new.metadata.name = name.to_string();
+                        new.metadata.namespace = new.metadata.namespace.filter(|n| !n.is_empty());
+                    } else {
+                        new.metadata.name = key.name.clone();
+                        new.kind = key.kind.as_str().to_string();
+                    }
                     let bytes = serde_json::to_vec(&new).map_err(io_write)?;
                     let size = stored_size(&skey, &bytes);
                     delta += size as i64 - current_size as i64;

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod images;
+pub mod kubectl;
 pub mod ports;
 use std::path::Path;
 use std::time::Duration;

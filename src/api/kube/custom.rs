@@ -200,6 +200,7 @@ impl Target {
             group: self.def.group.clone(),
             kind: self.def.names.plural.clone(),
             uid: None,
+            causes: Vec::new(),
         })
     }
 
@@ -222,7 +223,11 @@ impl Target {
             [one] => format!("{what} {name:?} is invalid: {one}"),
             many => format!("{what} {name:?} is invalid: [{}]", many.join(", ")),
         };
-        self.error(StatusCode::UNPROCESSABLE_ENTITY, name, msg)
+        let mut e = self.error(StatusCode::UNPROCESSABLE_ENTITY, name, msg);
+        if let Some(d) = e.details.as_mut() {
+            d.causes = status::causes(errors);
+        }
+        e
     }
 
     /// A store error of a write, as Kubernetes words it.

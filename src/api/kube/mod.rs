@@ -89,7 +89,7 @@ async fn group_resources(
     if gv == discovery::METRICS_GROUP_VERSION && s.usage.is_none() {
         return resources("");
     }
-    if !crate::crd::builtin_groups().contains(&group.as_str()) {
+    if !crate::crd::is_builtin_group(&group) {
         return match custom::definitions(&s, true).await {
             Ok(defs) => match custom::resource_list(&defs, &group, &version) {
                 Some(v) => Json(v).into_response(),
@@ -222,7 +222,7 @@ fn method_not_allowed(t: &Target, method: &Method) -> KubeError {
 
 async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Response> {
     if let Some((group, version)) = gv.split_once('/')
-        && !crate::crd::builtin_groups().contains(&group)
+        && !crate::crd::is_builtin_group(group)
     {
         return custom::objects(s, group, version, rest, call).await;
     }

@@ -31,6 +31,37 @@ pub struct Details {
     /// The object's uid (a delete's answer; kubectl waits on it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
+    /// What is wrong, field by field: kubectl prints an `Invalid` error's
+    /// causes and nothing of its message.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<Cause>,
+}
+
+/// One `Status.details.causes` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cause {
+    pub reason: &'static str,
+    pub message: String,
+    pub field: String,
+}
+
+/// Causes of `field: message` lines (`spec.replicas: Invalid value: ...`),
+/// each split at its first `": "` when what precedes is a field path.
+pub fn causes(errors: &[String]) -> Vec<Cause> {
+    errors
+        .iter()
+        .map(|e| {
+            let (field, message) = match e.split_once(": ") {
+                Some((f, m)) if !f.is_empty() && !f.contains(' ') => (f.to_string(), m.to_string()),
+                _ => (String::new(), e.clone()),
+            };
+            Cause {
+                reason: "FieldValueInvalid",
+                message,
+                field,
+            }
+        })
+        .collect()
 }
 
 impl Details {
@@ -45,6 +76,7 @@ impl Details {
                 .unwrap_or_default(),
             kind: kind.plural().to_string(),
             uid: None,
+            causes: Vec::new(),
         }
     }
 }
@@ -123,14 +155,21 @@ impl KubeError {
             ),
             (code, _) => (reason_for(e.status), {
                 let _ = code;
-                e.message
+                e.message.clone()
             }),
         };
+        let mut details = Details::of(kind, name);
+        if e.status == StatusCode::UNPROCESSABLE_ENTITY {
+            // The manifest's errors lead with the object ("Kind name: ").
+            let label = format!("{kind} {name}: ");
+            let what = e.message.strip_prefix(&label).unwrap_or(&e.message);
+            details.causes = causes(&[what.to_string()]);
+        }
         KubeError {
             code: e.status,
             reason,
             message,
-            details: Some(Box::new(Details::of(kind, name))),
+            details: Some(Box::new(details)),
         }
     }
 
@@ -230,6 +269,21 @@ mod tests {
         assert_eq!(e.reason, "Unauthorized");
         assert_eq!(KubeError::from(api(400, "x")).reason, "BadRequest");
         assert_eq!(reason_for(StatusCode::GONE), "Expired");
+    }
+
+    #[test]
+    fn invalid_errors_carry_their_causes() {
+        let e = KubeError::from_api(
+            api(422, "Deployment web: spec.replicas: expected an integer"),
+            Kind::Deployment,
+            "web",
+            Verb::Write,
+        );
+        let s = e.to_status();
+        assert_eq!(s["details"]["causes"][0]["field"], "spec.replicas", "{s}");
+        assert_eq!(s["details"]["causes"][0]["message"], "expected an integer", "{s}");
+        let c = causes(&["not a field path: x".to_string()]);
+        assert_eq!((c[0].field.as_str(), c[0].message.as_str()), ("", "not a field path: x"));
     }
 
     #[test]

@@ -1,0 +1,303 @@
+//! Custom resources with the real kubectl through a follower of a
+//! three-node cluster: a CustomResourceDefinition applied and established,
+//! discovery listing it, custom objects applied, defaulted, pruned and
+//! validated by the schema, read by plural, short name and KIND.GROUP,
+//! the status subresource, a watch, label selectors, deletes, and the
+//! definition's deletion taking its objects on every node. Without
+//! kubectl the test fails (CI installs it in .ci/setup).
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::kubectl::*;
+use common::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+use shoal::resource::Kind;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const ADMIN: &str = "t97-admin-token";
+
+const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: websites.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names:
+    plural: websites
+    singular: website
+    kind: Website
+    shortNames: [ws]
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+    additionalPrinterColumns:
+    - name: Domain
+      type: string
+      jsonPath: .spec.domain
+    - name: Replicas
+      type: integer
+      jsonPath: .spec.replicas
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [domain]
+            properties:
+              domain: {type: string, pattern: '^[a-z0-9.-]+$'}
+              replicas: {type: integer, minimum: 1, maximum: 5, default: 2}
+              tier: {type: string, enum: [free, paid], default: free}
+          status:
+            type: object
+            properties:
+              ready: {type: boolean}
+"#;
+
+fn website(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: example.com/v1\nkind: Website\nmetadata:\n  name: {name}\n  labels:\n    \
+         app: {name}\nspec:\n{spec}"
+    )
+}
+
+async fn wait_line(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    want: &str,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            let hit = l.contains(want);
+            seen.push(l);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(found, "the watch did not print {want:?} in 30 s; it printed {seen:?}");
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn custom_resources_with_kubectl_through_a_follower() {
+    let bin = kubectl_binary();
+    let (nodes, _dirs, ca) = start_tls_cluster("crd", ADMIN).await;
+    let addr = nodes[follower(&nodes)].api_addr.to_string();
+    let admin = tls_api(&addr, ADMIN, &ca);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let config = dir.path().join("kubeconfig");
+    // Definitions are the cluster's: the admin token, as Kubernetes' edit role cannot.
+    shoal_kubeconfig(&addr, ADMIN, &ca_file, &config).await;
+    let k = Kubectl {
+        bin,
+        config,
+        home: dir.path().to_path_buf(),
+    };
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+
+    // The definition, established at once.
+    let crd = file("crd.yaml", CRD);
+    let out = k.ok(&["apply", "-f", &crd]).await;
+    assert!(
+        out.contains("customresourcedefinition.apiextensions.k8s.io/websites.example.com created"),
+        "{out}"
+    );
+    let v: Value =
+        serde_json::from_str(&k.ok(&["get", "crd", "websites.example.com", "-o", "json"]).await)
+            .expect("JSON");
+    let established = v["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Established" && c["status"] == "True");
+    assert!(established, "{v:#}");
+    assert_eq!(v["spec"]["names"]["listKind"], "WebsiteList", "defaulted");
+    // A second definition may not take its names.
+    let clash = CRD
+        .replace("websites.example.com", "sites.example.com")
+        .replace("plural: websites", "plural: sites")
+        .replace("singular: website", "singular: site")
+        .replace("kind: Website", "kind: Site");
+    let err = k.fails(&["apply", "-f", &file("clash.yaml", &clash)]).await;
+    assert!(err.contains("\"ws\"") && err.contains("websites.example.com"), "{err}");
+    // Nor may one claim a group shoal serves.
+    let builtin = CRD
+        .replace("websites.example.com", "websites.apps")
+        .replace("group: example.com", "group: apps");
+    let err = k.fails(&["apply", "-f", &file("builtin.yaml", &builtin)]).await;
+    assert!(err.contains("spec.group"), "{err}");
+
+    // Discovery lists it.
+    let res = k.ok(&["api-resources"]).await;
+    let line = res
+        .lines()
+        .find(|l| l.starts_with("websites "))
+        .unwrap_or_else(|| panic!("no websites in:\n{res}"));
+    for want in ["ws", "example.com/v1", "true", "Website"] {
+        assert!(line.contains(want), "{want:?} not in {line}");
+    }
+
+    // An object: defaulted, its unknown field pruned.
+    let home = file(
+        "home.yaml",
+        &website("home", "  domain: example.org\n  colour: red\n"),
+    );
+    let out = k.ok(&["apply", "-f", &home]).await;
+    assert!(out.contains("website.example.com/home created"), "{out}");
+    // As with Kubernetes, the pruned field makes every apply of this
+    // file a (no-op) change; an apply without it is unchanged (below).
+    let out = k.ok(&["apply", "-f", &home]).await;
+    assert!(out.contains("website.example.com/home configured"), "{out}");
+    let v: Value = serde_json::from_str(&k.ok(&["get", "ws", "home", "-o", "json"]).await)
+        .expect("JSON");
+    assert_eq!(v["apiVersion"], "example.com/v1");
+    assert_eq!(v["kind"], "Website");
+    assert_eq!(v["spec"]["domain"], "example.org");
+    assert_eq!(v["spec"]["replicas"], 2, "default applied: {v:#}");
+    assert_eq!(v["spec"]["tier"], "free", "default applied: {v:#}");
+    assert!(v["spec"].get("colour").is_none(), "pruned: {v:#}");
+    assert!(v["metadata"]["uid"].is_string() && v["metadata"]["resourceVersion"].is_string());
+    // The printer columns, by plural, short name and KIND.GROUP.
+    let out = k.ok(&["get", "websites"]).await;
+    let head = out.lines().next().unwrap_or_default();
+    assert!(head.contains("NAME") && head.contains("DOMAIN") && head.contains("REPLICAS"), "{out}");
+    let row = out.lines().find(|l| l.starts_with("home ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains("example.org") && row.contains('2'), "{row}");
+    assert_eq!(k.ok(&["get", "ws", "-o", "name"]).await.trim(), "website.example.com/home");
+    assert_eq!(
+        k.ok(&["get", "website.example.com", "home", "-o", "name"]).await.trim(),
+        "website.example.com/home"
+    );
+
+    // The schema refuses, naming the field.
+    let bad = file(
+        "bad.yaml",
+        &website("bad", "  domain: Not A Domain\n  replicas: 9\n  tier: gold\n"),
+    );
+    let err = k.fails(&["apply", "-f", &bad]).await;
+    for want in [
+        "spec.domain",
+        "should match",
+        "spec.replicas",
+        "less than or equal to 5",
+        "spec.tier: Unsupported value: \"gold\"",
+    ] {
+        assert!(err.contains(want), "{want:?} not in {err}");
+    }
+    let err = k.fails(&["apply", "-f", &file("none.yaml", &website("none", "  tier: paid\n"))]).await;
+    assert!(err.contains("spec.domain: Required value"), "{err}");
+    assert!(k.fails(&["get", "ws", "bad"]).await.contains("NotFound"));
+
+    // The status subresource: spec writes leave status alone and the
+    // reverse.
+    k.ok(&[
+        "patch", "ws", "home", "--subresource", "status", "--type", "merge", "-p",
+        r#"{"status":{"ready":true},"spec":{"replicas":4}}"#,
+    ])
+    .await;
+    k.ok(&[
+        "patch", "ws", "home", "--type", "merge", "-p",
+        r#"{"spec":{"replicas":3},"status":{"ready":false}}"#,
+    ])
+    .await;
+    let v: Value = serde_json::from_str(&k.ok(&["get", "ws", "home", "-o", "json"]).await)
+        .expect("JSON");
+    assert_eq!(v["status"]["ready"], true, "{v:#}");
+    assert_eq!(v["spec"]["replicas"], 3, "{v:#}");
+    // A JSON patch, checked by the schema like any write.
+    let err = k
+        .fails(&[
+            "patch", "ws", "home", "--type", "json", "-p",
+            r#"[{"op":"replace","path":"/spec/replicas","value":0}]"#,
+        ])
+        .await;
+    assert!(err.contains("spec.replicas") && err.contains("greater than or equal to 1"), "{err}");
+    // Strategic merge is refused, as Kubernetes does for custom kinds.
+    let err = k.fails(&["patch", "ws", "home", "-p", r#"{"spec":{"replicas":1}}"#]).await;
+    assert!(err.contains("not supported for custom resources"), "{err}");
+
+    // A watch sees a new object.
+    let mut watch = k
+        .command(&["get", "ws", "-w", "-o", "name"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get -w starts");
+    let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    wait_line(&mut lines, "website.example.com/home").await;
+    let blog = file("blog.yaml", &website("blog", "  domain: blog.example.org\n"));
+    k.ok(&["apply", "-f", &blog]).await;
+    wait_line(&mut lines, "website.example.com/blog").await;
+    let _ = watch.kill().await;
+    let out = k.ok(&["apply", "-f", &blog]).await;
+    assert!(out.contains("website.example.com/blog unchanged"), "{out}");
+
+    // Label selectors.
+    assert_eq!(
+        k.ok(&["get", "ws", "-l", "app=blog", "-o", "name"]).await.trim(),
+        "website.example.com/blog"
+    );
+
+    // A view token reads custom objects but may not write them.
+    let viewer = make_token(&admin, "viewer", "view").await;
+    let view = tls_api(&addr, &viewer, &ca);
+    let (code, v) = view.get("/apis/example.com/v1/namespaces/default/websites").await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["kind"], "WebsiteList");
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(2), "{v}");
+    let body = json!({"apiVersion": "example.com/v1", "kind": "Website",
+        "metadata": {"name": "x"}, "spec": {"domain": "x.org"}});
+    let (code, v) = view
+        .send(
+            Method::POST,
+            "/apis/example.com/v1/namespaces/default/websites",
+            Some(serde_json::to_vec(&body).unwrap()),
+        )
+        .await;
+    assert_eq!(code, 403, "{v}");
+
+    // Delete an object.
+    let out = k.ok(&["delete", "ws", "blog"]).await;
+    assert!(out.contains("website.example.com \"blog\" deleted"), "{out}");
+    assert_eq!(k.ok(&["get", "ws", "-o", "name"]).await.trim(), "website.example.com/home");
+
+    // Deleting the definition deletes its objects, on every node.
+    let out = k.ok(&["delete", "crd", "websites.example.com"]).await;
+    assert!(out.contains("deleted"), "{out}");
+    eventually(Duration::from_secs(20), "no custom objects on any node", || {
+        let stores: Vec<_> = nodes.iter().map(|n| n.store.clone()).collect();
+        async move {
+            stores.iter().all(|s| {
+                s.list(Kind::CustomObject, None)
+                    .is_ok_and(|(items, _)| items.is_empty())
+            })
+        }
+    })
+    .await;
+    let (code, v) = admin.get("/apis/example.com/v1/namespaces/default/websites").await;
+    assert_eq!(code, 404, "{v}");
+    let res = k.ok(&["api-resources"]).await;
+    assert!(!res.lines().any(|l| l.starts_with("websites ")), "{res}");
+
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
