@@ -279,6 +279,22 @@ async fn custom_resources_with_kubectl_through_a_follower() {
     assert!(out.contains("website.example.com \"blog\" deleted"), "{out}");
     assert_eq!(k.ok(&["get", "ws", "-o", "name"]).await.trim(), "website.example.com/home");
 
+    // Deleting a namespace deletes its custom objects, and waits for them.
+    let team = file(
+        "team.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n---\n{}",
+            website("shop", "  domain: shop.example.org\n").replace("metadata:\n", "metadata:\n  namespace: team\n")
+        ),
+    );
+    let out = k.ok(&["apply", "-f", &team]).await;
+    assert!(out.contains("website.example.com/shop created"), "{out}");
+    assert_eq!(k.ok(&["get", "ws", "-n", "team", "-o", "name"]).await.trim(), "website.example.com/shop");
+    let out = k.ok(&["delete", "namespace", "team", "--timeout=30s"]).await;
+    assert!(out.contains("deleted"), "{out}");
+    let o = k.run(&["get", "ws", "-A", "-o", "name"]).await;
+    assert!(o.ok && o.stdout.trim() == "website.example.com/home", "{}{}", o.stdout, o.stderr);
+
     // Deleting the definition deletes its objects, on every node.
     let out = k.ok(&["delete", "crd", "websites.example.com"]).await;
     assert!(out.contains("deleted"), "{out}");

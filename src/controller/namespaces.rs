@@ -175,6 +175,7 @@ pub async fn reconcile(store: &Store) {
         return;
     };
     let mut contents = Vec::new();
+    let mut custom = Vec::new();
     let needs_contents = namespaces
         .iter()
         .any(|n| n.metadata.deletion_timestamp.is_some())
@@ -189,6 +190,26 @@ pub async fn reconcile(store: &Store) {
                     warn!("namespaces: cannot list {kind}: {e}");
                     return;
                 }
+            }
+        }
+        // Custom objects are named by their definition (crate::crd): those
+        // of a stored definition are deleted with their namespace below,
+        // and the namespace waits for them as for any content.
+        match (
+            store.list(Kind::CustomResourceDefinition, None),
+            store.list(Kind::CustomObject, None),
+        ) {
+            (Ok((defs, _)), Ok((objects, _))) => {
+                let defs: Vec<_> = defs
+                    .iter()
+                    .filter_map(crate::crd::Definition::from_object)
+                    .collect();
+                custom = crate::crd::keyed(objects, &defs);
+                contents.extend(custom.iter().map(|(_, o)| o.clone()));
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                warn!("namespaces: cannot list custom objects: {e}");
+                return;
             }
         }
     }
@@ -234,6 +255,28 @@ pub async fn reconcile(store: &Store) {
             .collect();
         writes.push((
             format!("delete {} objects of terminating namespaces", chunk.len()),
+            ops,
+        ));
+    }
+    let terminating: Vec<&str> = namespaces
+        .iter()
+        .filter(|n| n.metadata.deletion_timestamp.is_some())
+        .map(|n| n.metadata.name.as_str())
+        .collect();
+    let custom: Vec<_> = custom
+        .iter()
+        .filter(|(k, _)| terminating.contains(&k.namespace.as_str()))
+        .collect();
+    for chunk in custom.chunks(DELETE_CHUNK) {
+        let ops = chunk
+            .iter()
+            .map(|(key, o)| Op::Delete {
+                key: key.clone(),
+                precondition: Precondition::Version(o.resource_version()),
+            })
+            .collect();
+        writes.push((
+            format!("delete {} custom objects of terminating namespaces", chunk.len()),
             ops,
         ));
     }

@@ -545,6 +545,18 @@ impl Definition {
     }
 }
 
+/// Custom objects with their keys, for those whose definition is among
+/// `defs` (an object's key needs its definition's plural).
+pub fn keyed(objects: Vec<Object>, defs: &[Definition]) -> Vec<(ObjectKey, Object)> {
+    objects
+        .into_iter()
+        .filter_map(|o| {
+            let d = defs.iter().find(|d| d.owns(&o))?;
+            Some((d.key(o.metadata.namespace.as_deref(), &o.metadata.name), o))
+        })
+        .collect()
+}
+
 /// The key of a custom object: `PLURAL.GROUP/NAME` as the key's name.
 pub fn object_key(definition: &str, namespace: &str, name: &str) -> ObjectKey {
     ObjectKey {
