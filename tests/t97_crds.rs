@@ -86,7 +86,10 @@ async fn wait_line(
     })
     .await
     .unwrap_or(false);
-    assert!(found, "the watch did not print {want:?} in 30 s; it printed {seen:?}");
+    assert!(
+        found,
+        "the watch did not print {want:?} in 30 s; it printed {seen:?}"
+    );
     seen
 }
 
@@ -120,9 +123,11 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         out.contains("customresourcedefinition.apiextensions.k8s.io/websites.example.com created"),
         "{out}"
     );
-    let v: Value =
-        serde_json::from_str(&k.ok(&["get", "crd", "websites.example.com", "-o", "json"]).await)
-            .expect("JSON");
+    let v: Value = serde_json::from_str(
+        &k.ok(&["get", "crd", "websites.example.com", "-o", "json"])
+            .await,
+    )
+    .expect("JSON");
     let established = v["status"]["conditions"]
         .as_array()
         .into_iter()
@@ -137,12 +142,17 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         .replace("singular: website", "singular: site")
         .replace("kind: Website", "kind: Site");
     let err = k.fails(&["apply", "-f", &file("clash.yaml", &clash)]).await;
-    assert!(err.contains("\"ws\"") && err.contains("websites.example.com"), "{err}");
+    assert!(
+        err.contains("\"ws\"") && err.contains("websites.example.com"),
+        "{err}"
+    );
     // Nor may one claim a group shoal serves.
     let builtin = CRD
         .replace("websites.example.com", "websites.apps")
         .replace("group: example.com", "group: apps");
-    let err = k.fails(&["apply", "-f", &file("builtin.yaml", &builtin)]).await;
+    let err = k
+        .fails(&["apply", "-f", &file("builtin.yaml", &builtin)])
+        .await;
     assert!(err.contains("spec.group"), "{err}");
 
     // Discovery lists it.
@@ -166,8 +176,8 @@ async fn custom_resources_with_kubectl_through_a_follower() {
     // file a (no-op) change; an apply without it is unchanged (below).
     let out = k.ok(&["apply", "-f", &home]).await;
     assert!(out.contains("website.example.com/home configured"), "{out}");
-    let v: Value = serde_json::from_str(&k.ok(&["get", "ws", "home", "-o", "json"]).await)
-        .expect("JSON");
+    let v: Value =
+        serde_json::from_str(&k.ok(&["get", "ws", "home", "-o", "json"]).await).expect("JSON");
     assert_eq!(v["apiVersion"], "example.com/v1");
     assert_eq!(v["kind"], "Website");
     assert_eq!(v["spec"]["domain"], "example.org");
@@ -178,19 +188,33 @@ async fn custom_resources_with_kubectl_through_a_follower() {
     // The printer columns, by plural, short name and KIND.GROUP.
     let out = k.ok(&["get", "websites"]).await;
     let head = out.lines().next().unwrap_or_default();
-    assert!(head.contains("NAME") && head.contains("DOMAIN") && head.contains("REPLICAS"), "{out}");
-    let row = out.lines().find(|l| l.starts_with("home ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        head.contains("NAME") && head.contains("DOMAIN") && head.contains("REPLICAS"),
+        "{out}"
+    );
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("home "))
+        .unwrap_or_else(|| panic!("{out}"));
     assert!(row.contains("example.org") && row.contains('2'), "{row}");
-    assert_eq!(k.ok(&["get", "ws", "-o", "name"]).await.trim(), "website.example.com/home");
     assert_eq!(
-        k.ok(&["get", "website.example.com", "home", "-o", "name"]).await.trim(),
+        k.ok(&["get", "ws", "-o", "name"]).await.trim(),
+        "website.example.com/home"
+    );
+    assert_eq!(
+        k.ok(&["get", "website.example.com", "home", "-o", "name"])
+            .await
+            .trim(),
         "website.example.com/home"
     );
 
     // The schema refuses, naming the field.
     let bad = file(
         "bad.yaml",
-        &website("bad", "  domain: Not A Domain\n  replicas: 9\n  tier: gold\n"),
+        &website(
+            "bad",
+            "  domain: Not A Domain\n  replicas: 9\n  tier: gold\n",
+        ),
     );
     let err = k.fails(&["apply", "-f", &bad]).await;
     for want in [
@@ -202,36 +226,64 @@ async fn custom_resources_with_kubectl_through_a_follower() {
     ] {
         assert!(err.contains(want), "{want:?} not in {err}");
     }
-    let err = k.fails(&["apply", "-f", &file("none.yaml", &website("none", "  tier: paid\n"))]).await;
+    let err = k
+        .fails(&[
+            "apply",
+            "-f",
+            &file("none.yaml", &website("none", "  tier: paid\n")),
+        ])
+        .await;
     assert!(err.contains("spec.domain: Required value"), "{err}");
     assert!(k.fails(&["get", "ws", "bad"]).await.contains("NotFound"));
 
     // The status subresource: spec writes leave status alone and the
     // reverse.
     k.ok(&[
-        "patch", "ws", "home", "--subresource", "status", "--type", "merge", "-p",
+        "patch",
+        "ws",
+        "home",
+        "--subresource",
+        "status",
+        "--type",
+        "merge",
+        "-p",
         r#"{"status":{"ready":true},"spec":{"replicas":4}}"#,
     ])
     .await;
     k.ok(&[
-        "patch", "ws", "home", "--type", "merge", "-p",
+        "patch",
+        "ws",
+        "home",
+        "--type",
+        "merge",
+        "-p",
         r#"{"spec":{"replicas":3},"status":{"ready":false}}"#,
     ])
     .await;
-    let v: Value = serde_json::from_str(&k.ok(&["get", "ws", "home", "-o", "json"]).await)
-        .expect("JSON");
+    let v: Value =
+        serde_json::from_str(&k.ok(&["get", "ws", "home", "-o", "json"]).await).expect("JSON");
     assert_eq!(v["status"]["ready"], true, "{v:#}");
     assert_eq!(v["spec"]["replicas"], 3, "{v:#}");
     // A JSON patch, checked by the schema like any write.
     let err = k
         .fails(&[
-            "patch", "ws", "home", "--type", "json", "-p",
+            "patch",
+            "ws",
+            "home",
+            "--type",
+            "json",
+            "-p",
             r#"[{"op":"replace","path":"/spec/replicas","value":0}]"#,
         ])
         .await;
-    assert!(err.contains("spec.replicas") && err.contains("greater than or equal to 1"), "{err}");
+    assert!(
+        err.contains("spec.replicas") && err.contains("greater than or equal to 1"),
+        "{err}"
+    );
     // Strategic merge is refused, as Kubernetes does for custom kinds.
-    let err = k.fails(&["patch", "ws", "home", "-p", r#"{"spec":{"replicas":1}}"#]).await;
+    let err = k
+        .fails(&["patch", "ws", "home", "-p", r#"{"spec":{"replicas":1}}"#])
+        .await;
     assert!(err.contains("not supported for custom resources"), "{err}");
 
     // A watch sees a new object.
@@ -243,7 +295,10 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         .expect("kubectl get -w starts");
     let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
     wait_line(&mut lines, "website.example.com/home").await;
-    let blog = file("blog.yaml", &website("blog", "  domain: blog.example.org\n"));
+    let blog = file(
+        "blog.yaml",
+        &website("blog", "  domain: blog.example.org\n"),
+    );
     k.ok(&["apply", "-f", &blog]).await;
     wait_line(&mut lines, "website.example.com/blog").await;
     let _ = watch.kill().await;
@@ -252,14 +307,18 @@ async fn custom_resources_with_kubectl_through_a_follower() {
 
     // Label selectors.
     assert_eq!(
-        k.ok(&["get", "ws", "-l", "app=blog", "-o", "name"]).await.trim(),
+        k.ok(&["get", "ws", "-l", "app=blog", "-o", "name"])
+            .await
+            .trim(),
         "website.example.com/blog"
     );
 
     // A view token reads custom objects but may not write them.
     let viewer = make_token(&admin, "viewer", "view").await;
     let view = tls_api(&addr, &viewer, &ca);
-    let (code, v) = view.get("/apis/example.com/v1/namespaces/default/websites").await;
+    let (code, v) = view
+        .get("/apis/example.com/v1/namespaces/default/websites")
+        .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["kind"], "WebsiteList");
     assert_eq!(v["items"].as_array().map(Vec::len), Some(2), "{v}");
@@ -276,39 +335,64 @@ async fn custom_resources_with_kubectl_through_a_follower() {
 
     // Delete an object.
     let out = k.ok(&["delete", "ws", "blog"]).await;
-    assert!(out.contains("website.example.com \"blog\" deleted"), "{out}");
-    assert_eq!(k.ok(&["get", "ws", "-o", "name"]).await.trim(), "website.example.com/home");
+    assert!(
+        out.contains("website.example.com \"blog\" deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        k.ok(&["get", "ws", "-o", "name"]).await.trim(),
+        "website.example.com/home"
+    );
 
     // Deleting a namespace deletes its custom objects, and waits for them.
     let team = file(
         "team.yaml",
         &format!(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n---\n{}",
-            website("shop", "  domain: shop.example.org\n").replace("metadata:\n", "metadata:\n  namespace: team\n")
+            website("shop", "  domain: shop.example.org\n")
+                .replace("metadata:\n", "metadata:\n  namespace: team\n")
         ),
     );
     let out = k.ok(&["apply", "-f", &team]).await;
     assert!(out.contains("website.example.com/shop created"), "{out}");
-    assert_eq!(k.ok(&["get", "ws", "-n", "team", "-o", "name"]).await.trim(), "website.example.com/shop");
-    let out = k.ok(&["delete", "namespace", "team", "--timeout=30s"]).await;
+    assert_eq!(
+        k.ok(&["get", "ws", "-n", "team", "-o", "name"])
+            .await
+            .trim(),
+        "website.example.com/shop"
+    );
+    let out = k
+        .ok(&["delete", "namespace", "team", "--timeout=30s"])
+        .await;
     assert!(out.contains("deleted"), "{out}");
     let o = k.run(&["get", "ws", "-A", "-o", "name"]).await;
-    assert!(o.ok && o.stdout.trim() == "website.example.com/home", "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.ok && o.stdout.trim() == "website.example.com/home",
+        "{}{}",
+        o.stdout,
+        o.stderr
+    );
 
     // Deleting the definition deletes its objects, on every node.
     let out = k.ok(&["delete", "crd", "websites.example.com"]).await;
     assert!(out.contains("deleted"), "{out}");
-    eventually(Duration::from_secs(20), "no custom objects on any node", || {
-        let stores: Vec<_> = nodes.iter().map(|n| n.store.clone()).collect();
-        async move {
-            stores.iter().all(|s| {
-                s.list(Kind::CustomObject, None)
-                    .is_ok_and(|(items, _)| items.is_empty())
-            })
-        }
-    })
+    eventually(
+        Duration::from_secs(20),
+        "no custom objects on any node",
+        || {
+            let stores: Vec<_> = nodes.iter().map(|n| n.store.clone()).collect();
+            async move {
+                stores.iter().all(|s| {
+                    s.list(Kind::CustomObject, None)
+                        .is_ok_and(|(items, _)| items.is_empty())
+                })
+            }
+        },
+    )
     .await;
-    let (code, v) = admin.get("/apis/example.com/v1/namespaces/default/websites").await;
+    let (code, v) = admin
+        .get("/apis/example.com/v1/namespaces/default/websites")
+        .await;
     assert_eq!(code, 404, "{v}");
     let res = k.ok(&["api-resources"]).await;
     assert!(!res.lines().any(|l| l.starts_with("websites ")), "{res}");

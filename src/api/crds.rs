@@ -13,7 +13,10 @@ fn body_of(o: &Object) -> ApiResult<CrdBody> {
     let mut b = o.body.clone();
     b.remove("status");
     serde_json::from_value(Value::Object(b)).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{}: {e}", o.metadata.name))
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{}: {e}", o.metadata.name),
+        )
     })
 }
 
@@ -43,13 +46,19 @@ pub(super) fn admit(s: &ApiState, key: &ObjectKey, obj: &Object) -> ApiResult<Op
         let old = body_of(live)?;
         // Stored objects are recognised by kind and keyed by scope.
         for (field, was, now) in [
-            ("spec.names.kind", &old.spec.names.kind, &body.spec.names.kind),
+            (
+                "spec.names.kind",
+                &old.spec.names.kind,
+                &body.spec.names.kind,
+            ),
             ("spec.scope", &old.spec.scope, &body.spec.scope),
         ] {
             if was != now {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("{key}: {field}: Invalid value: {now:?}: field is immutable (was {was:?})"),
+                    format!(
+                        "{key}: {field}: Invalid value: {now:?}: field is immutable (was {was:?})"
+                    ),
                 ));
             }
         }
@@ -80,7 +89,10 @@ pub(super) async fn delete_objects(s: &ApiState, name: &str) -> ApiResult<usize>
         let key = crate::crd::object_key(name, ns, &o.metadata.name);
         // Another definition's object may have the same name: only what is
         // stored under this definition's prefix is this one's.
-        if s.store.get(&key)?.is_some_and(|stored| stored.metadata.uid == o.metadata.uid) {
+        if s.store
+            .get(&key)?
+            .is_some_and(|stored| stored.metadata.uid == o.metadata.uid)
+        {
             keys.push(key);
         }
     }

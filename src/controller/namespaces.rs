@@ -276,7 +276,10 @@ pub async fn reconcile(store: &Store) {
             })
             .collect();
         writes.push((
-            format!("delete {} custom objects of terminating namespaces", chunk.len()),
+            format!(
+                "delete {} custom objects of terminating namespaces",
+                chunk.len()
+            ),
             ops,
         ));
     }

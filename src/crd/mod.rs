@@ -139,10 +139,14 @@ pub struct PrinterColumn {
 /// Whether shoal serves `group` itself (the core group, its kinds' groups,
 /// metrics and the meta groups): a definition may not claim it.
 pub fn is_builtin_group(group: &str) -> bool {
-    matches!(group, "" | "metrics.k8s.io" | "meta.k8s.io" | "apidiscovery.k8s.io")
-        || Kind::ALL
-            .iter()
-            .any(|k| k.api_version().split_once('/').is_some_and(|(g, _)| g == group))
+    matches!(
+        group,
+        "" | "metrics.k8s.io" | "meta.k8s.io" | "apidiscovery.k8s.io"
+    ) || Kind::ALL.iter().any(|k| {
+        k.api_version()
+            .split_once('/')
+            .is_some_and(|(g, _)| g == group)
+    })
 }
 
 const MAX_VERSIONS: usize = 16;
@@ -207,7 +211,10 @@ pub fn check(name: &str, body: CrdBody) -> Result<CrdBody, Invalid> {
     if !matches!(spec.scope.as_str(), "Namespaced" | "Cluster") {
         return invalid(
             "spec.scope",
-            format!("Unsupported value: {:?}: supported values: \"Cluster\", \"Namespaced\"", spec.scope),
+            format!(
+                "Unsupported value: {:?}: supported values: \"Cluster\", \"Namespaced\"",
+                spec.scope
+            ),
         );
     }
     if spec.preserve_unknown_fields == Some(true) {
@@ -241,7 +248,10 @@ fn check_names(n: &mut CrdNames) -> Result<(), Invalid> {
     if !is_kind_name(&n.kind) {
         return invalid(
             "spec.names.kind",
-            format!("{:?} must be letters and digits, starting with a letter", n.kind),
+            format!(
+                "{:?} must be letters and digits, starting with a letter",
+                n.kind
+            ),
         );
     }
     if n.singular.is_empty() {
@@ -265,7 +275,10 @@ fn check_names(n: &mut CrdNames) -> Result<(), Invalid> {
             ),
         );
     }
-    for (field, list) in [("shortNames", &n.short_names), ("categories", &n.categories)] {
+    for (field, list) in [
+        ("shortNames", &n.short_names),
+        ("categories", &n.categories),
+    ] {
         if list.len() > MAX_NAMES {
             return invalid(
                 format!("spec.names.{field}"),
@@ -280,7 +293,10 @@ fn check_names(n: &mut CrdNames) -> Result<(), Invalid> {
                 );
             }
             if list[..i].contains(s) {
-                return invalid(format!("spec.names.{field}[{i}]"), format!("{s:?} is repeated"));
+                return invalid(
+                    format!("spec.names.{field}[{i}]"),
+                    format!("{s:?} is repeated"),
+                );
             }
         }
     }
@@ -327,7 +343,10 @@ fn check_versions(versions: &[CrdVersion]) -> Result<(), Invalid> {
         if !is_dns_1035(&v.name) {
             return invalid(
                 format!("{p}.name"),
-                format!("{:?} must be a lowercase DNS-1035 label (v1, v1beta1)", v.name),
+                format!(
+                    "{:?} must be a lowercase DNS-1035 label (v1, v1beta1)",
+                    v.name
+                ),
             );
         }
         if versions[..i].iter().any(|o| o.name == v.name) {
@@ -339,7 +358,10 @@ fn check_versions(versions: &[CrdVersion]) -> Result<(), Invalid> {
                 "Required value: schemas are required (structural, as Kubernetes' v1)",
             );
         };
-        schema::check(&s.open_api_v3_schema, &format!("{p}.schema.openAPIV3Schema"))?;
+        schema::check(
+            &s.open_api_v3_schema,
+            &format!("{p}.schema.openAPIV3Schema"),
+        )?;
         if let Some(sub) = &v.subresources {
             if sub.scale.is_some() {
                 return invalid(
@@ -479,8 +501,7 @@ impl Definition {
     /// Reads a stored definition (`None` for one that does not decode,
     /// which validation made impossible when it was written).
     pub fn from_object(o: &Object) -> Option<Definition> {
-        let body: CrdBody =
-            serde_json::from_value(Value::Object(without_status(&o.body))).ok()?;
+        let body: CrdBody = serde_json::from_value(Value::Object(without_status(&o.body))).ok()?;
         let s = body.spec;
         Some(Definition {
             name: o.metadata.name.clone(),
@@ -490,7 +511,10 @@ impl Definition {
                 .into_iter()
                 .map(|v| ServedVersion {
                     status: v.subresources.as_ref().is_some_and(|s| s.status.is_some()),
-                    schema: v.schema.map(|s| s.open_api_v3_schema).unwrap_or(Value::Null),
+                    schema: v
+                        .schema
+                        .map(|s| s.open_api_v3_schema)
+                        .unwrap_or(Value::Null),
                     name: v.name,
                     served: v.served,
                     storage: v.storage,
@@ -529,7 +553,8 @@ impl Definition {
 
     /// Whether a stored custom object is one of this definition's.
     pub fn owns(&self, o: &Object) -> bool {
-        o.kind == self.names.kind && o.api_version.split_once('/').map(|(g, _)| g) == Some(&self.group)
+        o.kind == self.names.kind
+            && o.api_version.split_once('/').map(|(g, _)| g) == Some(&self.group)
     }
 
     /// Whether `name` (a plural, singular, short name or `kind.group`)

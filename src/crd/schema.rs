@@ -85,7 +85,10 @@ fn node(s: &Value, path: &str, depth: usize, nodes: &mut usize) -> Result<(), In
         return invalid(path, format!("the schema has more than {MAX_NODES} nodes"));
     }
     if depth > MAX_DEPTH {
-        return invalid(path, format!("the schema is nested deeper than {MAX_DEPTH}"));
+        return invalid(
+            path,
+            format!("the schema is nested deeper than {MAX_DEPTH}"),
+        );
     }
     let Some(m) = s.as_object() else {
         return invalid(path, "must be a schema (a mapping)");
@@ -120,7 +123,10 @@ fn node(s: &Value, path: &str, depth: usize, nodes: &mut usize) -> Result<(), In
         Some(t) => {
             return invalid(
                 format!("{path}.type"),
-                format!("Unsupported value: {t}: supported values: {}", quoted(TYPES)),
+                format!(
+                    "Unsupported value: {t}: supported values: {}",
+                    quoted(TYPES)
+                ),
             );
         }
     };
@@ -129,7 +135,10 @@ fn node(s: &Value, path: &str, depth: usize, nodes: &mut usize) -> Result<(), In
             return invalid(format!("{path}.properties"), "must be a mapping");
         };
         if ty != Some("object") {
-            return invalid(format!("{path}.properties"), "only an object has properties");
+            return invalid(
+                format!("{path}.properties"),
+                "only an object has properties",
+            );
         }
         if m.contains_key("additionalProperties") {
             return invalid(
@@ -144,7 +153,12 @@ fn node(s: &Value, path: &str, depth: usize, nodes: &mut usize) -> Result<(), In
     match m.get("additionalProperties") {
         None | Some(Value::Bool(true)) => {}
         Some(Value::Bool(false)) => {}
-        Some(sub) => node(sub, &format!("{path}.additionalProperties"), depth + 1, nodes)?,
+        Some(sub) => node(
+            sub,
+            &format!("{path}.additionalProperties"),
+            depth + 1,
+            nodes,
+        )?,
     }
     if let Some(r) = m.get("required") {
         let ok = r.as_array().is_some_and(|a| a.iter().all(Value::is_string));
@@ -198,7 +212,10 @@ fn node(s: &Value, path: &str, depth: usize, nodes: &mut usize) -> Result<(), In
         let mut d = d.clone();
         let errs = validate(s, &mut d, "default");
         if let Some(e) = errs.first() {
-            return invalid(format!("{path}.default"), format!("the default is invalid: {e}"));
+            return invalid(
+                format!("{path}.default"),
+                format!("the default is invalid: {e}"),
+            );
         }
     }
     Ok(())
@@ -266,7 +283,9 @@ fn walk(s: &Value, v: &mut Value, path: &str, errors: &mut Vec<String>) {
     let at = if path.is_empty() { "<root>" } else { path };
     if v.is_null() {
         if m.get("nullable") != Some(&Value::Bool(true)) {
-            errors.push(format!("{at}: Invalid value: \"null\": {at} in body must not be null"));
+            errors.push(format!(
+                "{at}: Invalid value: \"null\": {at} in body must not be null"
+            ));
         }
         return;
     }
@@ -280,7 +299,11 @@ fn walk(s: &Value, v: &mut Value, path: &str, errors: &mut Vec<String>) {
         Some(t) => t == actual,
     };
     if !type_ok {
-        let want = if int_or_string { "integer or string" } else { ty.unwrap_or("") };
+        let want = if int_or_string {
+            "integer or string"
+        } else {
+            ty.unwrap_or("")
+        };
         errors.push(format!(
             "{at}: Invalid value: {:?}: {at} in body must be of type {want}: {:?}",
             actual,
@@ -315,7 +338,15 @@ fn walk(s: &Value, v: &mut Value, path: &str, errors: &mut Vec<String>) {
 }
 
 fn string(m: &Map<String, Value>, s: &str, at: &str, errors: &mut Vec<String>) {
-    bounds(m, "minLength", "maxLength", s.chars().count(), "characters", at, errors);
+    bounds(
+        m,
+        "minLength",
+        "maxLength",
+        s.chars().count(),
+        "characters",
+        at,
+        errors,
+    );
     if let Some(p) = m.get("pattern").and_then(Value::as_str) {
         // The definition's check compiled it; one that no longer compiles
         // (a peer's bytes) refuses the value rather than let it through.
@@ -332,17 +363,37 @@ fn number(m: &Map<String, Value>, n: &serde_json::Number, at: &str, errors: &mut
     let Some(x) = n.as_f64() else { return };
     let exclusive = |k: &str| m.get(k) == Some(&Value::Bool(true));
     if let Some(min) = m.get("minimum").and_then(Value::as_f64) {
-        let bad = if exclusive("exclusiveMinimum") { x <= min } else { x < min };
+        let bad = if exclusive("exclusiveMinimum") {
+            x <= min
+        } else {
+            x < min
+        };
         if bad {
-            let rel = if exclusive("exclusiveMinimum") { "greater than" } else { "greater than or equal to" };
-            errors.push(format!("{at}: Invalid value: {n}: {at} in body should be {rel} {min}"));
+            let rel = if exclusive("exclusiveMinimum") {
+                "greater than"
+            } else {
+                "greater than or equal to"
+            };
+            errors.push(format!(
+                "{at}: Invalid value: {n}: {at} in body should be {rel} {min}"
+            ));
         }
     }
     if let Some(max) = m.get("maximum").and_then(Value::as_f64) {
-        let bad = if exclusive("exclusiveMaximum") { x >= max } else { x > max };
+        let bad = if exclusive("exclusiveMaximum") {
+            x >= max
+        } else {
+            x > max
+        };
         if bad {
-            let rel = if exclusive("exclusiveMaximum") { "less than" } else { "less than or equal to" };
-            errors.push(format!("{at}: Invalid value: {n}: {at} in body should be {rel} {max}"));
+            let rel = if exclusive("exclusiveMaximum") {
+                "less than"
+            } else {
+                "less than or equal to"
+            };
+            errors.push(format!(
+                "{at}: Invalid value: {n}: {at} in body should be {rel} {max}"
+            ));
         }
     }
 }
@@ -373,7 +424,12 @@ fn bounds(
     }
 }
 
-fn object(m: &Map<String, Value>, o: &mut Map<String, Value>, path: &str, errors: &mut Vec<String>) {
+fn object(
+    m: &Map<String, Value>,
+    o: &mut Map<String, Value>,
+    path: &str,
+    errors: &mut Vec<String>,
+) {
     let root = path.is_empty();
     let at = if root { "<root>" } else { path };
     let props = m.get("properties").and_then(Value::as_object);
@@ -382,9 +438,8 @@ fn object(m: &Map<String, Value>, o: &mut Map<String, Value>, path: &str, errors
     if let Some(props) = props {
         for (name, sub) in props {
             if let Some(d) = sub.get("default")
-                && o.get(name).is_none_or(|v| {
-                    v.is_null() && sub.get("nullable") != Some(&Value::Bool(true))
-                })
+                && o.get(name)
+                    .is_none_or(|v| v.is_null() && sub.get("nullable") != Some(&Value::Bool(true)))
             {
                 o.insert(name.clone(), d.clone());
             }
@@ -401,7 +456,15 @@ fn object(m: &Map<String, Value>, o: &mut Map<String, Value>, path: &str, errors
         }
     }
     let n = o.len();
-    bounds(m, "minProperties", "maxProperties", n, "properties", at, errors);
+    bounds(
+        m,
+        "minProperties",
+        "maxProperties",
+        n,
+        "properties",
+        at,
+        errors,
+    );
     let additional = m.get("additionalProperties");
     let keys: Vec<String> = o.keys().cloned().collect();
     for k in keys {

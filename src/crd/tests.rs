@@ -21,7 +21,10 @@ fn crd() -> Value {
 }
 
 fn checked(v: Value) -> Result<CrdBody, Invalid> {
-    check("websites.example.com", serde_json::from_value(v).expect("decodes"))
+    check(
+        "websites.example.com",
+        serde_json::from_value(v).expect("decodes"),
+    )
 }
 
 fn refused(v: Value, path: &str) -> String {
@@ -81,7 +84,10 @@ fn bad_definitions_name_the_field() {
     let mut v = crd();
     v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["type"] =
         json!("map");
-    refused(v, "spec.versions[0].schema.openAPIV3Schema.properties[spec].type");
+    refused(
+        v,
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].type",
+    );
     let mut v = crd();
     v["spec"]["versions"][0]["additionalPrinterColumns"][0]["jsonPath"] = json!("spec..x");
     refused(v, "spec.versions[0].additionalPrinterColumns[0].jsonPath");
@@ -115,7 +121,10 @@ fn names_conflict_within_a_group() {
 fn printer_columns_read_simple_paths() {
     let o = json!({"spec": {"replicas": 3}, "status": {"conditions": [{"type": "Ready"}]}});
     assert_eq!(column_value(&o, ".spec.replicas"), Some(&json!(3)));
-    assert_eq!(column_value(&o, "{.status.conditions[0].type}"), Some(&json!("Ready")));
+    assert_eq!(
+        column_value(&o, "{.status.conditions[0].type}"),
+        Some(&json!("Ready"))
+    );
     assert_eq!(column_value(&o, ".spec.missing"), None);
     assert!(json_path("spec.replicas").is_none());
     assert!(json_path(".a[x]").is_none());

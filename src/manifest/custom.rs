@@ -5,7 +5,11 @@ use super::*;
 
 /// A definition's body, canonical with its defaults; `CustomObject` is
 /// never parsed from a manifest (it is not in `Kind::ALL`).
-pub(super) fn check(kind: Kind, meta: &ObjectMeta, body: Map<String, Value>) -> Res<Map<String, Value>> {
+pub(super) fn check(
+    kind: Kind,
+    meta: &ObjectMeta,
+    body: Map<String, Value>,
+) -> Res<Map<String, Value>> {
     if kind == Kind::CustomObject {
         return fail("kind", "not a kind: name the custom kind itself");
     }
@@ -40,4 +44,3 @@ pub fn check_custom_metadata(meta: &mut ObjectMeta, namespaced: bool) -> Result<
         message: f.message,
     })
 }
-

@@ -8,8 +8,8 @@
 //! re-serialised from the typed body so that what is stored is canonical.
 //! `status` is free-form and never validated.
 
-mod custom;
 mod autoscaling;
+mod custom;
 mod disruption;
 mod ingress;
 mod limits;
@@ -727,7 +727,9 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
         Kind::Node => encode(&decode::<NodeBody>(body)?)?,
         Kind::Event | Kind::ControllerRevision => return fail("kind", agent_written(kind)),
         Kind::Token => return fail("kind", agent_written(kind)),
-        Kind::CustomResourceDefinition | Kind::CustomObject => custom::check(kind, &metadata, body)?,
+        Kind::CustomResourceDefinition | Kind::CustomObject => {
+            custom::check(kind, &metadata, body)?
+        }
     };
     if let Some(status) = status {
         body.insert("status".into(), status);

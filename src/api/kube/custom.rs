@@ -22,7 +22,10 @@ pub(in crate::api) async fn definitions(s: &ApiState, fresh: bool) -> KubeResult
         .store
         .list_shared(Kind::CustomResourceDefinition, None)
         .map_err(ApiError::from)?;
-    Ok(items.iter().filter_map(|o| Definition::from_object(o)).collect())
+    Ok(items
+        .iter()
+        .filter_map(|o| Definition::from_object(o))
+        .collect())
 }
 
 /// The served versions of `group`, preferred (the storage version if
@@ -141,7 +144,10 @@ pub(super) fn openapi_group_version(defs: &[Definition], gv: &str) -> Option<Val
         }
         let base = format!("/apis/{gv}");
         let path = match d.namespaced {
-            true => format!("{base}/namespaces/{{namespace}}/{}/{{name}}", d.names.plural),
+            true => format!(
+                "{base}/namespaces/{{namespace}}/{}/{{name}}",
+                d.names.plural
+            ),
             false => format!("{base}/{}/{{name}}", d.names.plural),
         };
         let op = |action: &str| {
@@ -234,12 +240,13 @@ impl Target {
     fn store_error(&self, name: &str, e: StoreError) -> KubeError {
         let what = &self.def.name;
         match &e {
-            StoreError::Txn(TxnError::AlreadyExists { .. }) => self.error(
-                StatusCode::CONFLICT,
-                name,
-                format!("{what} {name:?} already exists"),
-            )
-            .with_reason("AlreadyExists"),
+            StoreError::Txn(TxnError::AlreadyExists { .. }) => self
+                .error(
+                    StatusCode::CONFLICT,
+                    name,
+                    format!("{what} {name:?} already exists"),
+                )
+                .with_reason("AlreadyExists"),
             StoreError::Txn(TxnError::NotFound { .. }) => self.not_found(name),
             StoreError::Txn(TxnError::Conflict { .. }) => self.error(
                 StatusCode::CONFLICT,
@@ -311,13 +318,19 @@ async fn target(s: &ApiState, group: &str, version: &str, rest: &str) -> KubeRes
     if def.namespaced && namespace.is_none() && name.is_some() {
         return Err(KubeError::new(
             StatusCode::NOT_FOUND,
-            format!("{} is namespaced: use .../namespaces/NAMESPACE/{plural}/NAME", def.name),
+            format!(
+                "{} is namespaced: use .../namespaces/NAMESPACE/{plural}/NAME",
+                def.name
+            ),
         ));
     }
     if !def.namespaced && namespace.is_some() {
         return Err(KubeError::new(
             StatusCode::NOT_FOUND,
-            format!("{} is cluster-scoped: it has no namespace in its path", def.name),
+            format!(
+                "{} is cluster-scoped: it has no namespace in its path",
+                def.name
+            ),
         ));
     }
     let status = match sub {
@@ -433,7 +446,10 @@ fn prepare(t: &Target, name: Option<&str>, body: &[u8]) -> KubeResult<Object> {
     if map.get("apiVersion").and_then(Value::as_str) != Some(want.as_str()) {
         return Err(t.invalid(
             shown_name,
-            &[format!("apiVersion: Invalid value: {}: must be {want:?}", shown(map.get("apiVersion")))],
+            &[format!(
+                "apiVersion: Invalid value: {}: must be {want:?}",
+                shown(map.get("apiVersion"))
+            )],
         ));
     }
     if map.get("kind").and_then(Value::as_str) != Some(t.def.names.kind.as_str()) {
@@ -447,8 +463,13 @@ fn prepare(t: &Target, name: Option<&str>, body: &[u8]) -> KubeResult<Object> {
         ));
     }
     let meta = map.remove("metadata").unwrap_or_else(|| json!({}));
-    let mut meta: crate::resource::ObjectMeta = serde_path_to_error::deserialize(meta)
-        .map_err(|e| t.invalid(shown_name, &[format!("metadata.{}: {}", e.path(), e.inner())]))?;
+    let mut meta: crate::resource::ObjectMeta =
+        serde_path_to_error::deserialize(meta).map_err(|e| {
+            t.invalid(
+                shown_name,
+                &[format!("metadata.{}: {}", e.path(), e.inner())],
+            )
+        })?;
     if meta.name.is_empty()
         && let Some(n) = name
     {
@@ -566,7 +587,9 @@ fn precondition_of(t: &Target, obj: &Object) -> KubeResult<crate::store::Precond
         Some(rv) => crate::store::Precondition::Version(rv.parse().map_err(|_| {
             t.invalid(
                 &obj.metadata.name,
-                &[format!("metadata.resourceVersion: Invalid value: {rv:?}: not a number")],
+                &[format!(
+                    "metadata.resourceVersion: Invalid value: {rv:?}: not a number"
+                )],
             )
         })?),
         None => crate::store::Precondition::MustExist,
@@ -642,7 +665,10 @@ async fn patch_object(s: &ApiState, t: &Target, name: &str, call: &Call) -> Kube
         }
     };
     let p: Value = serde_json::from_slice(&call.body).map_err(|e| {
-        KubeError::new(StatusCode::BAD_REQUEST, format!("the patch is not JSON: {e}"))
+        KubeError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the patch is not JSON: {e}"),
+        )
     })?;
     let mut attempt = 0;
     loop {
@@ -651,7 +677,9 @@ async fn patch_object(s: &ApiState, t: &Target, name: &str, call: &Call) -> Kube
         let live_v = serde_json::to_value(&live)
             .map_err(|e| KubeError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         let mut out = patch::apply(ty, Kind::CustomObject, &live_v, &p).map_err(|e| match e {
-            patch::PatchError::Malformed(_) => KubeError::new(StatusCode::BAD_REQUEST, e.to_string()),
+            patch::PatchError::Malformed(_) => {
+                KubeError::new(StatusCode::BAD_REQUEST, e.to_string())
+            }
             _ => KubeError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         })?;
         // As for built-in kinds: unless the patch names a resourceVersion,
@@ -661,7 +689,10 @@ async fn patch_object(s: &ApiState, t: &Target, name: &str, call: &Call) -> Kube
         if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut)
             && !locked
         {
-            meta.insert("resourceVersion".into(), live.resource_version().to_string().into());
+            meta.insert(
+                "resourceVersion".into(),
+                live.resource_version().to_string().into(),
+            );
         }
         let body = serde_json::to_vec(&out)
             .map_err(|e| KubeError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -725,8 +756,10 @@ fn table_of(t: &Target, items: &[Object], rev: Option<u64>) -> Value {
     let mut columns = vec![json!({"name": "Name", "type": "string", "format": "name",
         "description": "", "priority": 0})];
     if cols.is_empty() {
-        columns.push(json!({"name": "Age", "type": "date", "format": "", "description": "",
-            "priority": 0}));
+        columns.push(
+            json!({"name": "Age", "type": "date", "format": "", "description": "",
+            "priority": 0}),
+        );
     }
     for c in cols {
         columns.push(json!({

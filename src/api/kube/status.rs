@@ -281,9 +281,15 @@ mod tests {
         );
         let s = e.to_status();
         assert_eq!(s["details"]["causes"][0]["field"], "spec.replicas", "{s}");
-        assert_eq!(s["details"]["causes"][0]["message"], "expected an integer", "{s}");
+        assert_eq!(
+            s["details"]["causes"][0]["message"], "expected an integer",
+            "{s}"
+        );
         let c = causes(&["not a field path: x".to_string()]);
-        assert_eq!((c[0].field.as_str(), c[0].message.as_str()), ("", "not a field path: x"));
+        assert_eq!(
+            (c[0].field.as_str(), c[0].message.as_str()),
+            ("", "not a field path: x")
+        );
     }
 
     #[test]

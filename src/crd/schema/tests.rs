@@ -57,25 +57,47 @@ fn errors_name_the_field_as_kubernetes() {
     let errs = validate(&schema(), &mut v, "");
     let has = |s: &str| errs.iter().any(|e| e.contains(s));
     assert!(has("spec.image: Required value"), "{errs:?}");
-    assert!(has("spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer"), "{errs:?}");
-    assert!(has("spec.tier: Unsupported value: \"gold\": supported values: \"free\", \"paid\""), "{errs:?}");
+    assert!(
+        has(
+            "spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer"
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        has("spec.tier: Unsupported value: \"gold\": supported values: \"free\", \"paid\""),
+        "{errs:?}"
+    );
     assert!(has("spec.ports: Too long"), "{errs:?}");
     assert!(has("spec.labels.a: Invalid value"), "{errs:?}");
     assert!(has("spec.port: Invalid value"), "{errs:?}");
     let mut v = json!({"spec": {"image": "UPPER", "replicas": 11}});
     let errs = validate(&schema(), &mut v, "");
-    assert!(errs.iter().any(|e| e.contains("spec.image") && e.contains("should match")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("less than or equal to 10")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("spec.image") && e.contains("should match")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("less than or equal to 10")),
+        "{errs:?}"
+    );
     let mut v = json!({"spec": {"image": ""}});
     let errs = validate(&schema(), &mut v, "");
-    assert!(errs.iter().any(|e| e.contains("at least 1 characters")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("at least 1 characters")),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn schemas_must_be_structural_and_bounded() {
     let e = check(&json!({"type": "object", "properties": {"a": {}}}), "s").unwrap_err();
     assert_eq!(e.path, "s.properties[a].type");
-    let e = check(&json!({"type": "object", "properties": {"a": {"type": "array"}}}), "s").unwrap_err();
+    let e = check(
+        &json!({"type": "object", "properties": {"a": {"type": "array"}}}),
+        "s",
+    )
+    .unwrap_err();
     assert_eq!(e.path, "s.properties[a].items");
     let e = check(&json!({"type": "object", "anyOf": []}), "s").unwrap_err();
     assert!(e.message.contains("not supported"), "{e}");
@@ -113,5 +135,9 @@ fn schemas_must_be_structural_and_bounded() {
 fn null_needs_nullable() {
     let mut v = json!({"spec": {"image": "a", "tier": null}});
     let errs = validate(&schema(), &mut v, "");
-    assert!(errs.iter().any(|e| e.contains("spec.tier") && e.contains("null")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("spec.tier") && e.contains("null")),
+        "{errs:?}"
+    );
 }
