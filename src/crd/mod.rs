@@ -181,7 +181,9 @@ fn is_kind_name(s: &str) -> bool {
 pub fn check(name: &str, body: CrdBody) -> Result<CrdBody, Invalid> {
     let mut body = body;
     let spec = &mut body.spec;
-    let group_ok = crate::manifest::is_dns_subdomain(&spec.group) && spec.group.contains('.');
+    let group_ok = spec.group.len() <= 253
+        && spec.group.split('.').all(is_dns_label)
+        && spec.group.contains('.');
     if !group_ok {
         return invalid(
             "spec.group",

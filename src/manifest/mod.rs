@@ -9,7 +9,7 @@
 //! `status` is free-form and never validated.
 
 mod autoscaling;
-mod custom;
+pub mod crds;
 mod disruption;
 mod ingress;
 mod limits;
@@ -31,7 +31,6 @@ use unsupported::*;
 use workloads::*;
 
 mod image;
-pub use custom::check_custom_metadata;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -727,9 +726,7 @@ fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String
         Kind::Node => encode(&decode::<NodeBody>(body)?)?,
         Kind::Event | Kind::ControllerRevision => return fail("kind", agent_written(kind)),
         Kind::Token => return fail("kind", agent_written(kind)),
-        Kind::CustomResourceDefinition | Kind::CustomObject => {
-            custom::check(kind, &metadata, body)?
-        }
+        Kind::CustomResourceDefinition | Kind::CustomObject => crds::check(kind, &metadata, body)?,
     };
     if let Some(status) = status {
         body.insert("status".into(), status);

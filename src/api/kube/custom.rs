@@ -492,7 +492,7 @@ fn prepare(t: &Target, name: Option<&str>, body: &[u8]) -> KubeResult<Object> {
         (Some(url), None) => meta.namespace = Some(url.clone()),
         _ => {}
     }
-    crate::manifest::check_custom_metadata(&mut meta, t.def.namespaced)
+    crate::manifest::crds::check_custom_metadata(&mut meta, t.def.namespaced)
         .map_err(|e| t.invalid(&meta.name, &[e.to_string()]))?;
     map.remove("apiVersion");
     map.remove("kind");
