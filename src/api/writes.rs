@@ -52,8 +52,8 @@ pub(super) async fn create(
                 // The object as its last op left it (a definition's status write).
                 let body = r?
                     .into_iter()
-                    .filter(|o| o.key == key)
-                    .last()
+                    .rev()
+                    .find(|o| o.key == key)
                     .map(|o| o.object)
                     .unwrap_or_default();
                 return Ok((
@@ -132,7 +132,11 @@ pub(super) async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResu
                 s.store.barrier().await?;
             }
             r => {
-                let body = r?.into_iter().last().map(|o| o.object).unwrap_or_default();
+                let body = r?
+                    .into_iter()
+                    .next_back()
+                    .map(|o| o.object)
+                    .unwrap_or_default();
                 return Ok((
                     StatusCode::OK,
                     [(header::CONTENT_TYPE, "application/json")],

@@ -178,7 +178,7 @@ fn node(s: &Value, path: &str, depth: usize, nodes: &mut usize) -> Result<(), In
         _ => {}
     }
     if let Some(e) = m.get("enum")
-        && !e.as_array().is_some_and(|a| !a.is_empty())
+        && e.as_array().is_none_or(Vec::is_empty)
     {
         return invalid(format!("{path}.enum"), "must be a non-empty list");
     }

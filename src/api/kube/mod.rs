@@ -464,12 +464,17 @@ fn watch(s: ApiState, t: &Target, call: &Call) -> KubeResult<Response> {
     let spec = WatchSpec {
         kind: Some(kind),
         namespace: t.namespace.clone(),
-        list: Box::new(move || Ok(store.list(kind, ns.as_deref())?)),
+        list: Box::new(move || store.list(kind, ns.as_deref())),
         show: Arc::new(|o: &Object| Some(o.clone())),
         table: Arc::new(move |o: &Object| table::of(kind, std::slice::from_ref(o), None)),
     };
     watch_with(s, call, spec)
 }
+
+/// Lists the objects a watch starts with, and the revision they are at.
+pub(super) type ListFn = Box<dyn FnOnce() -> Result<(Vec<Object>, u64), StoreError> + Send>;
+/// An object as a watch shows it; `None`: not this watch's.
+pub(super) type ShowFn = Arc<dyn Fn(&Object) -> Option<Object> + Send + Sync>;
 
 /// Which store events a watch sends and how it shows each object.
 pub(super) struct WatchSpec {
@@ -478,9 +483,9 @@ pub(super) struct WatchSpec {
     pub namespace: Option<String>,
     /// The current objects and the revision they are at (a watch without
     /// a resourceVersion starts with them).
-    pub list: Box<dyn FnOnce() -> Result<(Vec<Object>, u64), StoreError> + Send>,
+    pub list: ListFn,
     /// The object as this watch shows it; `None`: not this watch's.
-    pub show: Arc<dyn Fn(&Object) -> Option<Object> + Send + Sync>,
+    pub show: ShowFn,
     /// A one-row Table of an object, when the client asked for Tables.
     pub table: Arc<dyn Fn(&Object) -> Value + Send + Sync>,
 }
