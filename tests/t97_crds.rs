@@ -333,17 +333,6 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         .await;
     assert_eq!(code, 403, "{v}");
 
-    // Delete an object.
-    let out = k.ok(&["delete", "ws", "blog"]).await;
-    assert!(
-        out.contains("website.example.com \"blog\" deleted"),
-        "{out}"
-    );
-    assert_eq!(
-        k.ok(&["get", "ws", "-o", "name"]).await.trim(),
-        "website.example.com/home"
-    );
-
     // Deleting a namespace deletes its custom objects, and waits for them.
     let team = file(
         "team.yaml",
@@ -367,10 +356,54 @@ async fn custom_resources_with_kubectl_through_a_follower() {
     assert!(out.contains("deleted"), "{out}");
     let o = k.run(&["get", "ws", "-A", "-o", "name"]).await;
     assert!(
-        o.ok && o.stdout.trim() == "website.example.com/home",
+        o.ok && o.stdout.lines().collect::<Vec<_>>()
+            == ["website.example.com/blog", "website.example.com/home"],
         "{}{}",
         o.stdout,
         o.stderr
+    );
+
+    // A custom object whose controlling owner is a Website goes with it.
+    // (shoal refuses ownerReferences that users write on built-in kinds.)
+    let uid = k
+        .ok(&["get", "ws", "blog", "-o", "jsonpath={.metadata.uid}"])
+        .await;
+    assert!(!uid.is_empty());
+    let child = website("blog-mirror", "  domain: mirror.example.org\n").replace(
+        "metadata:\n",
+        &format!(
+            "metadata:\n  ownerReferences:\n  - apiVersion: example.com/v1\n    kind: Website\n    \
+             name: blog\n    uid: {uid}\n    controller: true\n"
+        ),
+    );
+    k.ok(&["apply", "-f", &file("child.yaml", &child)]).await;
+    // It stays while its owner lives (passes of the controllers run meanwhile).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    k.ok(&["get", "ws", "blog-mirror"]).await;
+
+    // Delete an object: its child goes too.
+    let out = k.ok(&["delete", "ws", "blog"]).await;
+    assert!(
+        out.contains("website.example.com \"blog\" deleted"),
+        "{out}"
+    );
+    eventually(
+        Duration::from_secs(20),
+        "the Website's child collected",
+        || {
+            let api = admin.clone();
+            async move {
+                api.get("/apis/example.com/v1/namespaces/default/websites/blog-mirror")
+                    .await
+                    .0
+                    == 404
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        k.ok(&["get", "ws", "-o", "name"]).await.trim(),
+        "website.example.com/home"
     );
 
     // Deleting the definition deletes its objects, on every node.

@@ -97,6 +97,10 @@ pub fn everything(store: &Store) -> Option<Vec<Arc<Object>>> {
             all.extend(store.list_shared(kind, None).ok()?.0);
         }
     }
+    // Custom objects own too (an operator's children): without their uids
+    // here, what they own would look orphaned. (Not in Kind::ALL, see
+    // crate::crd.)
+    all.extend(store.list_shared(Kind::CustomObject, None).ok()?.0);
     Some(all)
 }
 
