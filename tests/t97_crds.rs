@@ -208,7 +208,38 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         "website.example.com/home"
     );
 
-    // The schema refuses, naming the field.
+    // `shoal get` resolves custom kinds through the stored definitions.
+    let shoal = |args: &'static [&'static str]| {
+        let (addr, ca_file) = (addr.clone(), ca_file.clone());
+        async move {
+            let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+                .args(["--addr", &addr, "--token", ADMIN, "--ca-file"])
+                .arg(&ca_file)
+                .args(args)
+                .output()
+                .await
+                .expect("shoal runs");
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            assert!(o.status.success(), "shoal {args:?}: {err}");
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        }
+    };
+    let out = shoal(&["get", "ws"]).await;
+    assert!(out.starts_with("NAME") && out.contains("DOMAIN"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("home ") && l.contains("example.org")),
+        "{out}"
+    );
+    let out = shoal(&["get", "website.example.com", "home", "-o", "json"]).await;
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["spec"]["replicas"], 2, "{v:#}");
+    let out = shoal(&["get", "websites", "-A"]).await;
+    assert!(
+        out.starts_with("NAMESPACE") && out.contains("default"),
+        "{out}"
+    );
+
     let bad = file(
         "bad.yaml",
         &website(

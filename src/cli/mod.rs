@@ -37,6 +37,7 @@ mod attach;
 mod autoscale;
 mod client;
 mod cp;
+mod custom;
 mod describe;
 mod exec;
 mod forward;

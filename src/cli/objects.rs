@@ -56,6 +56,10 @@ pub(super) async fn get(
     // Endpoints are derived per node, not stored: their own paths and table.
     let stored = if matches!(kind, "endpoints" | "ep") {
         None
+    } else if let Some(k) = Kind::from_user(kind) {
+        Some(k)
+    } else if super::custom::get(client, kind, name, &ns, all, output).await? {
+        return Ok(());
     } else {
         Some(kind_arg(kind)?)
     };

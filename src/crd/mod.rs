@@ -475,6 +475,39 @@ pub fn column_value<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
     Some(v)
 }
 
+/// The rows `shoal get` prints for custom objects (header first): NAME
+/// (after NAMESPACE when `with_ns`), then the printer columns, or AGE when
+/// the version has none, as kubectl prints them.
+pub fn table_rows(columns: &[PrinterColumn], items: &[Value], with_ns: bool) -> Vec<Vec<String>> {
+    use crate::columns::cells::{age, name_cells, since};
+    let mut header = Vec::new();
+    if with_ns {
+        header.push("NAMESPACE".to_string());
+    }
+    header.push("NAME".to_string());
+    if columns.is_empty() {
+        header.push("AGE".to_string());
+    }
+    header.extend(columns.iter().map(|c| c.name.to_ascii_uppercase()));
+    let mut rows = vec![header];
+    for it in items {
+        let mut row = name_cells(it, with_ns);
+        if columns.is_empty() {
+            row.push(age(it));
+        }
+        for c in columns {
+            row.push(match column_value(it, &c.json_path) {
+                None | Some(Value::Null) => "<none>".to_string(),
+                Some(Value::String(t)) if c.type_ == "date" => since(&json!({ "t": t }), &["t"]),
+                Some(Value::String(t)) => t.clone(),
+                Some(x) => x.to_string(),
+            });
+        }
+        rows.push(row);
+    }
+    rows
+}
+
 /// One version of a definition, as served.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServedVersion {

@@ -144,3 +144,20 @@ fn the_status_accepts_the_names() {
     assert_eq!(s["acceptedNames"]["listKind"], "WebsiteList");
     assert_eq!(s["storedVersions"], json!(["v1"]));
 }
+
+#[test]
+fn tables_show_the_printer_columns() {
+    let cols = checked(crd()).unwrap().spec.versions[0]
+        .additional_printer_columns
+        .clone();
+    let items = [
+        json!({"metadata": {"name": "a", "namespace": "default"}, "spec": {"replicas": 3}}),
+        json!({"metadata": {"name": "b", "namespace": "team"}, "spec": {}}),
+    ];
+    let rows = table_rows(&cols, &items, true);
+    assert_eq!(rows[0], ["NAMESPACE", "NAME", "REPLICAS"]);
+    assert_eq!(rows[1], ["default", "a", "3"]);
+    assert_eq!(rows[2], ["team", "b", "<none>"]);
+    let rows = table_rows(&[], &items[..1], false);
+    assert_eq!(rows[0], ["NAME", "AGE"]);
+}
