@@ -240,10 +240,38 @@ fn quoted(list: &[&str]) -> String {
 /// Invalid value: ...`). `path` names `value` (`""` for an object's root,
 /// whose `apiVersion`, `kind` and `metadata` are left alone).
 pub fn validate(schema: &Value, value: &mut Value, path: &str) -> Vec<String> {
-    let mut errors = Vec::new();
+    let mut errors = Errors::default();
     walk(schema, value, path, &mut errors);
-    errors.truncate(MAX_ERRORS);
-    errors
+    let mut list = errors.list;
+    list.truncate(MAX_ERRORS);
+    list
+}
+
+/// What one validation found, and the patterns it compiled: each once per
+/// object, however many values it checks.
+#[derive(Default)]
+struct Errors {
+    list: Vec<String>,
+    patterns: std::collections::HashMap<String, Option<regex::Regex>>,
+}
+
+impl Errors {
+    fn push(&mut self, e: String) {
+        self.list.push(e);
+    }
+
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// The compiled pattern; `None` for one that does not compile (the
+    /// definition's check refused those: a peer's bytes, then).
+    fn pattern(&mut self, p: &str) -> Option<&regex::Regex> {
+        if !self.patterns.contains_key(p) {
+            self.patterns.insert(p.to_string(), compile(p).ok());
+        }
+        self.patterns.get(p).and_then(Option::as_ref)
+    }
 }
 
 fn join(path: &str, field: &str) -> String {
@@ -275,7 +303,7 @@ fn type_of(v: &Value) -> &'static str {
     }
 }
 
-fn walk(s: &Value, v: &mut Value, path: &str, errors: &mut Vec<String>) {
+fn walk(s: &Value, v: &mut Value, path: &str, errors: &mut Errors) {
     if errors.len() >= MAX_ERRORS {
         return;
     }
@@ -337,7 +365,7 @@ fn walk(s: &Value, v: &mut Value, path: &str, errors: &mut Vec<String>) {
     }
 }
 
-fn string(m: &Map<String, Value>, s: &str, at: &str, errors: &mut Vec<String>) {
+fn string(m: &Map<String, Value>, s: &str, at: &str, errors: &mut Errors) {
     bounds(
         m,
         "minLength",
@@ -348,9 +376,8 @@ fn string(m: &Map<String, Value>, s: &str, at: &str, errors: &mut Vec<String>) {
         errors,
     );
     if let Some(p) = m.get("pattern").and_then(Value::as_str) {
-        // The definition's check compiled it; one that no longer compiles
-        // (a peer's bytes) refuses the value rather than let it through.
-        let ok = compile(p).is_ok_and(|re| re.is_match(s));
+        // One that does not compile refuses the value rather than let it through.
+        let ok = errors.pattern(p).is_some_and(|re| re.is_match(s));
         if !ok {
             errors.push(format!(
                 "{at}: Invalid value: {s:?}: {at} in body should match '{p}'"
@@ -359,7 +386,7 @@ fn string(m: &Map<String, Value>, s: &str, at: &str, errors: &mut Vec<String>) {
     }
 }
 
-fn number(m: &Map<String, Value>, n: &serde_json::Number, at: &str, errors: &mut Vec<String>) {
+fn number(m: &Map<String, Value>, n: &serde_json::Number, at: &str, errors: &mut Errors) {
     let Some(x) = n.as_f64() else { return };
     let exclusive = |k: &str| m.get(k) == Some(&Value::Bool(true));
     if let Some(min) = m.get("minimum").and_then(Value::as_f64) {
@@ -405,7 +432,7 @@ fn bounds(
     len: usize,
     what: &str,
     at: &str,
-    errors: &mut Vec<String>,
+    errors: &mut Errors,
 ) {
     let len = len as u64;
     if let Some(min) = m.get(min_key).and_then(Value::as_u64)
@@ -424,12 +451,7 @@ fn bounds(
     }
 }
 
-fn object(
-    m: &Map<String, Value>,
-    o: &mut Map<String, Value>,
-    path: &str,
-    errors: &mut Vec<String>,
-) {
+fn object(m: &Map<String, Value>, o: &mut Map<String, Value>, path: &str, errors: &mut Errors) {
     let root = path.is_empty();
     let at = if root { "<root>" } else { path };
     let props = m.get("properties").and_then(Value::as_object);
