@@ -209,13 +209,14 @@ async fn custom_resources_with_kubectl_through_a_follower() {
     );
 
     // `shoal get` resolves custom kinds through the stored definitions.
-    let shoal = |args: &'static [&'static str]| {
+    let shoal = |args: &[&str]| {
         let (addr, ca_file) = (addr.clone(), ca_file.clone());
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         async move {
             let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
                 .args(["--addr", &addr, "--token", ADMIN, "--ca-file"])
                 .arg(&ca_file)
-                .args(args)
+                .args(&args)
                 .output()
                 .await
                 .expect("shoal runs");
@@ -436,6 +437,57 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         k.ok(&["get", "ws", "-o", "name"]).await.trim(),
         "website.example.com/home"
     );
+
+    // A cluster-scoped kind, its definition applied and deleted with
+    // `shoal apply/delete -f` (the /v1 paths).
+    let backups = CRD
+        .replace("websites.example.com", "backups.example.com")
+        .replace("scope: Namespaced", "scope: Cluster")
+        .replace("plural: websites", "plural: backups")
+        .replace("singular: website", "singular: backup")
+        .replace("kind: Website", "kind: Backup")
+        .replace("shortNames: [ws]", "shortNames: [bk]");
+    let backups_file = file("backups.yaml", &backups);
+    let out = shoal(&["apply", "-f", &backups_file]).await;
+    assert!(out.contains("backups.example.com created"), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let v: Value = serde_json::from_str(
+        &k.ok(&["get", "crd", "backups.example.com", "-o", "json"])
+            .await,
+    )
+    .expect("JSON");
+    assert_eq!(v["status"]["acceptedNames"]["kind"], "Backup", "{v:#}");
+    let nightly = file(
+        "nightly.yaml",
+        "apiVersion: example.com/v1\nkind: Backup\nmetadata:\n  name: nightly\nspec:\n  domain: db\n",
+    );
+    let out = k.ok(&["apply", "-f", &nightly]).await;
+    assert!(out.contains("backup.example.com/nightly created"), "{out}");
+    let v: Value =
+        serde_json::from_str(&k.ok(&["get", "bk", "nightly", "-o", "json"]).await).expect("JSON");
+    assert!(
+        v["metadata"].get("namespace").is_none(),
+        "cluster-scoped: {v:#}"
+    );
+    let (code, _) = admin
+        .get("/apis/example.com/v1/namespaces/default/backups/nightly")
+        .await;
+    assert_eq!(code, 404, "no namespace in a cluster-scoped kind's path");
+    let out = shoal(&["delete", "-f", &backups_file]).await;
+    assert!(out.contains("deleted"), "{out}");
+    eventually(
+        Duration::from_secs(20),
+        "the Backups gone with their definition",
+        || {
+            let store = nodes[0].store.clone();
+            async move {
+                store
+                    .list(Kind::CustomObject, None)
+                    .is_ok_and(|(items, _)| items.iter().all(|o| o.kind != "Backup"))
+            }
+        },
+    )
+    .await;
 
     // Deleting the definition deletes its objects, on every node.
     let out = k.ok(&["delete", "crd", "websites.example.com"]).await;

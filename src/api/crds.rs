@@ -76,14 +76,27 @@ pub(super) fn admit(s: &ApiState, key: &ObjectKey, obj: &Object) -> ApiResult<Op
     }))
 }
 
-/// Deletes every stored object keyed under definition `name`
-/// (`PLURAL.GROUP`): after the definition is deleted, and before one of
-/// that name is created (what a crash between the two left behind must not
-/// reappear). Returns how many went.
-pub(super) async fn delete_objects(s: &ApiState, name: &str) -> ApiResult<usize> {
-    s.store.barrier().await?;
+/// What goes with a write of `obj` in the same command: for a definition,
+/// its status (see [`admit`]) and, when it is new, the deletion of what a
+/// crash left under its name after an earlier one was deleted (in the same
+/// command, so a create that fails as AlreadyExists deletes nothing).
+/// Nothing for other kinds.
+pub(super) fn with_write(s: &ApiState, key: &ObjectKey, obj: &Object) -> ApiResult<Vec<Op>> {
+    if key.kind != Kind::CustomResourceDefinition {
+        return Ok(Vec::new());
+    }
+    let mut ops: Vec<Op> = admit(s, key, obj)?.into_iter().collect();
+    if s.store.get(key)?.is_none() {
+        ops.extend(object_deletes(s, &key.name)?);
+    }
+    Ok(ops)
+}
+
+/// Deletes of every stored object keyed under definition `name`
+/// (`PLURAL.GROUP`), each conditional on the version read.
+fn object_deletes(s: &ApiState, name: &str) -> ApiResult<Vec<Op>> {
     let (items, _) = s.store.list_shared(Kind::CustomObject, None)?;
-    let mut keys = Vec::new();
+    let mut ops = Vec::new();
     for o in &items {
         let ns = o.metadata.namespace.as_deref().unwrap_or("");
         let key = crate::crd::object_key(name, ns, &o.metadata.name);
@@ -93,19 +106,27 @@ pub(super) async fn delete_objects(s: &ApiState, name: &str) -> ApiResult<usize>
             .get(&key)?
             .is_some_and(|stored| stored.metadata.uid == o.metadata.uid)
         {
-            keys.push(key);
+            ops.push(Op::Delete {
+                key,
+                precondition: crate::store::Precondition::Version(o.resource_version()),
+            });
         }
     }
-    let n = keys.len();
-    for chunk in keys.chunks(DELETE_BATCH) {
-        let ops = chunk
-            .iter()
-            .map(|k| Op::Delete {
-                key: k.clone(),
-                precondition: crate::store::Precondition::None,
+    Ok(ops)
+}
+
+/// Deletes the objects of definition `name` once it is deleted; returns
+/// how many went.
+pub(super) async fn delete_objects(s: &ApiState, name: &str) -> ApiResult<usize> {
+    s.store.barrier().await?;
+    let ops = object_deletes(s, name)?;
+    let n = ops.len();
+    for chunk in ops.chunks(DELETE_BATCH) {
+        s.store
+            .write(Command {
+                ops: chunk.to_vec(),
             })
-            .collect();
-        s.store.write(Command { ops }).await?;
+            .await?;
     }
     Ok(n)
 }

@@ -117,7 +117,9 @@ pub(super) async fn apply(
             let precondition = super::user_set_precondition(&s, &key)?.unwrap_or(precondition);
             let (precondition, _) = super::guard_immutable(&s, &key, &obj, precondition)?;
             addresses.assign(&s, &key, &mut obj)?;
+            let definition = super::crds::with_write(&s, &key, &obj)?;
             ops.push(put_op(key, obj, precondition)?);
+            ops.extend(definition);
         }
         // A quota charged by another write meanwhile is a conflict too:
         // read again, and the pods are charged against the new figures.
@@ -129,7 +131,18 @@ pub(super) async fn apply(
             r => break r?,
         }
     };
-    let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
+    // A definition's status and the removal of leftovers under its name
+    // are not the file's objects.
+    let mut definitions = HashSet::new();
+    let results: Vec<WriteResult> = out
+        .into_iter()
+        .filter(|o| match o.key.kind {
+            Kind::CustomResourceDefinition => definitions.insert(o.key.clone()),
+            Kind::CustomObject => false,
+            _ => true,
+        })
+        .map(Into::into)
+        .collect();
     let response = Json(json!({ "results": results, "warnings": parsed.warnings }));
     Ok(with_audit_objects(response.into_response(), keys))
 }
@@ -200,6 +213,13 @@ pub(super) async fn delete_manifest(
     } else {
         s.store.write(Command { ops }).await?
     };
+    // A definition's objects go after it, as through DELETE.
+    for o in out
+        .iter()
+        .filter(|o| o.key.kind == Kind::CustomResourceDefinition)
+    {
+        super::crds::delete_objects(&s, &o.key.name).await?;
+    }
     let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
     let response = Json(json!({ "results": results, "notFound": missing }));
     Ok(with_audit_objects(response.into_response(), keys))

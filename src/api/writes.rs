@@ -22,9 +22,6 @@ pub(super) async fn create(
     namespaces::admit(&s, &key, &HashSet::new()).await?;
     user_set_precondition(&s, &key)?;
     ServiceAddresses::default().assign(&s, &key, &mut obj)?;
-    if key.kind == Kind::CustomResourceDefinition {
-        super::crds::delete_objects(&s, &key.name).await?;
-    }
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -33,7 +30,7 @@ pub(super) async fn create(
         admission.admit(&s, &key, &mut obj)?;
         let charges = admission.ops();
         let charged = !charges.is_empty();
-        let status = definition_status(&s, &key, &obj)?;
+        let status = super::crds::with_write(&s, &key, &obj)?;
         let mut ops = vec![put_op(
             key.clone(),
             obj,
@@ -124,7 +121,7 @@ pub(super) async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResu
         // Only a fence of this node's own making is retried: the user's
         // resourceVersion, or the set's owner, decides for itself.
         let ours = users.is_none() && set.is_none() && fenced.1;
-        let status = definition_status(&s, &key, &obj)?;
+        let status = super::crds::with_write(&s, &key, &obj)?;
         let mut ops = vec![put_op(key.clone(), obj, fenced.0)?];
         ops.extend(status);
         match s.store.write(Command { ops }).await {
@@ -145,14 +142,6 @@ pub(super) async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResu
                     .into_response());
             }
         }
-    }
-}
-
-/// A definition's status write (see `crds::admit`); none for other kinds.
-fn definition_status(s: &ApiState, key: &ObjectKey, obj: &Object) -> ApiResult<Option<Op>> {
-    match key.kind {
-        Kind::CustomResourceDefinition => super::crds::admit(s, key, obj),
-        _ => Ok(None),
     }
 }
 
