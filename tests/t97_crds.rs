@@ -395,23 +395,21 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         o.stderr
     );
 
-    // A custom object whose controlling owner is a Website goes with it.
-    // (shoal refuses ownerReferences that users write on built-in kinds.)
+    // A ConfigMap owned by a Website: kept while it lives (the collector
+    // counts custom objects among the owners), collected once it is gone.
     let uid = k
         .ok(&["get", "ws", "blog", "-o", "jsonpath={.metadata.uid}"])
         .await;
     assert!(!uid.is_empty());
-    let child = website("blog-mirror", "  domain: mirror.example.org\n").replace(
-        "metadata:\n",
-        &format!(
-            "metadata:\n  ownerReferences:\n  - apiVersion: example.com/v1\n    kind: Website\n    \
-             name: blog\n    uid: {uid}\n    controller: true\n"
-        ),
+    let child = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: blog-config\n  ownerReferences:\n  \
+         - apiVersion: example.com/v1\n    kind: Website\n    name: blog\n    uid: {uid}\n    \
+         controller: true\ndata:\n  a: b\n"
     );
     k.ok(&["apply", "-f", &file("child.yaml", &child)]).await;
-    // It stays while its owner lives (passes of the controllers run meanwhile).
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    k.ok(&["get", "ws", "blog-mirror"]).await;
+    // Longer than a walk of the collector (every 2 s).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    k.ok(&["get", "cm", "blog-config"]).await;
 
     // Delete an object: its child goes too.
     let out = k.ok(&["delete", "ws", "blog"]).await;
@@ -421,11 +419,11 @@ async fn custom_resources_with_kubectl_through_a_follower() {
     );
     eventually(
         Duration::from_secs(20),
-        "the Website's child collected",
+        "the Website's ConfigMap collected",
         || {
             let api = admin.clone();
             async move {
-                api.get("/apis/example.com/v1/namespaces/default/websites/blog-mirror")
+                api.get("/v1/namespaces/default/configmaps/blog-config")
                     .await
                     .0
                     == 404
