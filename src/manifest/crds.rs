@@ -18,25 +18,11 @@ pub(super) fn check(
 }
 
 /// Checks a custom object's metadata as [`validate_object`] checks a
-/// built-in kind's (name, namespace, labels, annotations), normalising the
+/// built-in kind's (name, namespace, labels, annotations, owners,
+/// finalizers), normalising the
 /// namespace; errors name the field.
 pub fn check_custom_metadata(meta: &mut ObjectMeta, namespaced: bool) -> Result<(), ManifestError> {
-    let checked = (|| {
-        if meta.name.is_empty() {
-            return fail("metadata.name", "missing: every object needs a name");
-        }
-        check_object_name(Kind::CustomObject, &meta.name)?;
-        if namespaced {
-            match meta.namespace.as_deref() {
-                None | Some("") => meta.namespace = Some(DEFAULT_NAMESPACE.to_string()),
-                Some(ns) => check_dns_label("metadata.namespace", ns)?,
-            }
-        } else {
-            meta.namespace = None;
-        }
-        check_labels("metadata.labels", &meta.labels)?;
-        check_annotations("metadata.annotations", &meta.annotations)
-    })();
+    let checked = super::meta::check_metadata(Kind::CustomObject, namespaced, meta);
     checked.map_err(|f| ManifestError::Invalid {
         doc: None,
         object: None,

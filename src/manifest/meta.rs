@@ -85,3 +85,24 @@ pub(super) fn check_finalizers(kind: Kind, finalizers: &[String]) -> Res {
     }
     Ok(())
 }
+
+/// The metadata every object has: name, namespace (filled with the default
+/// or cleared as `namespaced` says), labels, annotations, owners, finalizers.
+pub(super) fn check_metadata(kind: Kind, namespaced: bool, meta: &mut ObjectMeta) -> Res {
+    if meta.name.is_empty() {
+        return fail("metadata.name", "missing: every object needs a name");
+    }
+    check_object_name(kind, &meta.name)?;
+    if namespaced {
+        match meta.namespace.as_deref() {
+            None | Some("") => meta.namespace = Some(DEFAULT_NAMESPACE.to_string()),
+            Some(ns) => check_dns_label("metadata.namespace", ns)?,
+        }
+    } else {
+        meta.namespace = None;
+    }
+    check_labels("metadata.labels", &meta.labels)?;
+    check_annotations("metadata.annotations", &meta.annotations)?;
+    check_owner_references(&meta.owner_references)?;
+    check_finalizers(kind, meta.finalizers.as_deref().unwrap_or_default())
+}

@@ -613,7 +613,7 @@ fn agent_written(k: Kind) -> String {
 fn validate_parts(obj: &Object, ck: &mut Checker) -> Res<(ObjectMeta, Map<String, Value>)> {
     let kind = check_kind(&obj.kind, Some(&obj.api_version))?;
     let mut metadata = obj.metadata.clone();
-    check_metadata(kind, &mut metadata)?;
+    meta::check_metadata(kind, kind.namespaced(), &mut metadata)?;
     let mut body = obj.body.clone();
     let status = body.remove("status");
     check_unsupported(kind, &body)?;
@@ -978,25 +978,6 @@ fn generate_name(kind: Kind, meta: &mut ObjectMeta) -> Res {
     })?;
     meta.name = name;
     Ok(())
-}
-
-fn check_metadata(kind: Kind, meta: &mut ObjectMeta) -> Res {
-    if meta.name.is_empty() {
-        return fail("metadata.name", "missing: every object needs a name");
-    }
-    check_object_name(kind, &meta.name)?;
-    if kind.namespaced() {
-        match meta.namespace.as_deref() {
-            None | Some("") => meta.namespace = Some(DEFAULT_NAMESPACE.to_string()),
-            Some(ns) => check_dns_label("metadata.namespace", ns)?,
-        }
-    } else {
-        meta.namespace = None;
-    }
-    check_labels("metadata.labels", &meta.labels)?;
-    check_annotations("metadata.annotations", &meta.annotations)?;
-    meta::check_owner_references(&meta.owner_references)?;
-    meta::check_finalizers(kind, meta.finalizers.as_deref().unwrap_or_default())
 }
 
 #[cfg(test)]
