@@ -436,6 +436,49 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         "website.example.com/home"
     );
 
+    // A finalizer on a custom object holds its delete until its operator
+    // lets go, as kube-rs' finalizer helper expects.
+    k.ok(&[
+        "patch",
+        "ws",
+        "home",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/cleanup"]}}"#,
+    ])
+    .await;
+    k.ok(&["delete", "ws", "home", "--wait=false"]).await;
+    // Longer than a walk of the collector (every 2 s): still there, marked.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let marked = k
+        .ok(&[
+            "get",
+            "ws",
+            "home",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ])
+        .await;
+    assert!(!marked.trim().is_empty(), "marked for deletion: {marked:?}");
+    k.ok(&[
+        "patch",
+        "ws",
+        "home",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "the released Website deleted",
+        || {
+            let k = &k;
+            async move { k.ok(&["get", "ws", "-o", "name"]).await.trim().is_empty() }
+        },
+    )
+    .await;
+
     // A cluster-scoped kind, its definition applied and deleted with
     // `shoal apply/delete -f` (the /v1 paths).
     let backups = CRD

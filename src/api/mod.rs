@@ -836,12 +836,16 @@ fn finalized_delete_op(
     if obj.metadata.finalizers.as_ref().is_none_or(Vec::is_empty) {
         return Ok(Some(plain));
     }
-    mark_op(&obj, precondition)
+    mark_op(&obj, key, precondition)
 }
 
-/// The write that marks `obj` for deletion, at the client's version if it
-/// gave one; `None` when it is already marked.
-fn mark_op(obj: &Object, precondition: crate::store::Precondition) -> ApiResult<Option<Op>> {
+/// The write that marks `obj` (stored under `key`) for deletion, at the
+/// client's version if it gave one; `None` when it is already marked.
+pub(super) fn mark_op(
+    obj: &Object,
+    key: &ObjectKey,
+    precondition: crate::store::Precondition,
+) -> ApiResult<Option<Op>> {
     if obj.metadata.deletion_timestamp.is_some() {
         return Ok(None);
     }
@@ -849,9 +853,13 @@ fn mark_op(obj: &Object, precondition: crate::store::Precondition) -> ApiResult<
         crate::store::Precondition::Version(v) => v,
         _ => obj.resource_version(),
     };
-    crate::controller::finalizers::mark(obj, crate::store::Precondition::Version(version))
-        .map(Some)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+    crate::controller::finalizers::mark(
+        obj,
+        key.clone(),
+        crate::store::Precondition::Version(version),
+    )
+    .map(Some)
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
 /// Deleting a claim only marks it (`deletionTimestamp`, Kubernetes'
@@ -868,7 +876,7 @@ fn claim_delete_op(
             format!("persistentvolumeclaim {:?} not found", key.name),
         ));
     };
-    mark_op(&claim, precondition)
+    mark_op(&claim, key, precondition)
 }
 
 async fn delete_one(

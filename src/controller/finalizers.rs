@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tracing::{debug, info};
 
-use crate::resource::{Kind, Object};
+use crate::resource::{Kind, Object, ObjectKey};
 use crate::store::{Command, Op, Precondition, Store};
 
 /// Whether a delete of `kind` waits for the object's finalizers.
@@ -24,7 +24,7 @@ pub fn holds_deletion(kind: Kind) -> bool {
 /// `precondition`. A claim without a status gets one (`Pending`): the mark
 /// alone on an object whose desired state is unchanged must still be a
 /// write the store keeps.
-pub fn mark(o: &Object, precondition: Precondition) -> Result<Op, String> {
+pub fn mark(o: &Object, key: ObjectKey, precondition: Precondition) -> Result<Op, String> {
     let mut m = o.clone();
     m.metadata.deletion_timestamp = Some(crate::resource::time::now_rfc3339());
     if o.kind() == Some(Kind::PersistentVolumeClaim) && !m.body.contains_key("status") {
@@ -34,18 +34,19 @@ pub fn mark(o: &Object, precondition: Precondition) -> Result<Op, String> {
         });
     }
     Ok(Op::Put {
-        key: o.key().ok_or("an object of an unknown kind")?,
+        key,
         object: serde_json::to_vec(&m).map_err(|e| e.to_string())?,
         precondition,
     })
 }
 
-/// How the garbage collector deletes `o`, whose owners are gone: at once,
-/// or by marking it when it holds finalizers (a claim always: its
-/// protection is the storage controller's). `None` when it is already
-/// marked, or of a kind never collected by owner (a namespace).
-pub fn deletion(o: &Object) -> Option<Op> {
-    let kind = o.kind()?;
+/// How the garbage collector deletes `o` (stored under `key`), whose
+/// owners are gone: at once, or by marking it when it holds finalizers (a
+/// claim always: its protection is the storage controller's). `None` when
+/// it is already marked, or of a kind never collected by owner (a
+/// namespace).
+pub fn deletion(o: &Object, key: &ObjectKey) -> Option<Op> {
+    let kind = key.kind;
     let at = Precondition::Version(o.resource_version());
     let held = kind == Kind::PersistentVolumeClaim
         || (holds_deletion(kind)
@@ -56,9 +57,9 @@ pub fn deletion(o: &Object) -> Option<Op> {
     match kind {
         Kind::Namespace => None,
         _ if held && o.metadata.deletion_timestamp.is_some() => None,
-        _ if held => mark(o, at).ok(),
+        _ if held => mark(o, key.clone(), at).ok(),
         _ => Some(Op::Delete {
-            key: o.key()?,
+            key: key.clone(),
             precondition: at,
         }),
     }
@@ -66,25 +67,23 @@ pub fn deletion(o: &Object) -> Option<Op> {
 
 /// The objects marked for deletion whose finalizers are all gone: to delete
 /// now, each at the version read.
-pub fn released(objects: &[Arc<Object>]) -> Vec<Op> {
+pub fn released(objects: &[(ObjectKey, Arc<Object>)]) -> Vec<Op> {
     objects
         .iter()
-        .filter(|o| o.kind().is_some_and(holds_deletion))
-        .filter(|o| {
+        .filter(|(k, _)| holds_deletion(k.kind))
+        .filter(|(_, o)| {
             o.metadata.deletion_timestamp.is_some()
                 && o.metadata.finalizers.as_ref().is_none_or(Vec::is_empty)
         })
-        .filter_map(|o| {
-            Some(Op::Delete {
-                key: o.key()?,
-                precondition: Precondition::Version(o.resource_version()),
-            })
+        .map(|(k, o)| Op::Delete {
+            key: k.clone(),
+            precondition: Precondition::Version(o.resource_version()),
         })
         .collect()
 }
 
 /// Deletes the released objects of `objects`.
-pub async fn reconcile(store: &Store, objects: &[Arc<Object>]) {
+pub async fn reconcile(store: &Store, objects: &[(ObjectKey, Arc<Object>)]) {
     let ops = released(objects);
     if ops.is_empty() {
         return;
@@ -128,16 +127,17 @@ mod tests {
 
     #[test]
     fn collected_objects_holding_finalizers_are_marked() {
+        let del = |o: &Arc<Object>| deletion(o, &o.key().expect("a key"));
         let plain = obj("ConfigMap", "plain", false, None);
-        assert!(matches!(deletion(&plain), Some(Op::Delete { .. })));
+        assert!(matches!(del(&plain), Some(Op::Delete { .. })));
         let held = obj("ConfigMap", "held", false, Some(vec!["example.com/x"]));
-        let Some(Op::Put { object, .. }) = deletion(&held) else {
+        let Some(Op::Put { object, .. }) = del(&held) else {
             panic!("a held object is marked");
         };
         let marked: Object = serde_json::from_slice(&object).unwrap();
         assert!(marked.metadata.deletion_timestamp.is_some());
         assert_eq!(
-            deletion(&obj(
+            del(&obj(
                 "ConfigMap",
                 "again",
                 true,
@@ -146,12 +146,12 @@ mod tests {
             None
         );
         let claim = obj("PersistentVolumeClaim", "data", false, None);
-        let Some(Op::Put { object, .. }) = deletion(&claim) else {
+        let Some(Op::Put { object, .. }) = del(&claim) else {
             panic!("a claim is marked, for its protection");
         };
         let marked: Object = serde_json::from_slice(&object).unwrap();
         assert!(marked.body.contains_key("status"));
-        assert_eq!(deletion(&obj("Namespace", "ns", false, None)), None);
+        assert_eq!(del(&obj("Namespace", "ns", false, None)), None);
     }
 
     #[test]
@@ -164,7 +164,11 @@ mod tests {
             // A claim marked for deletion is the storage controller's.
             obj("PersistentVolumeClaim", "claim", true, None),
         ];
-        let names: Vec<String> = released(&objects)
+        let keyed: Vec<(ObjectKey, Arc<Object>)> = objects
+            .iter()
+            .map(|o| (o.key().expect("a key"), o.clone()))
+            .collect();
+        let names: Vec<String> = released(&keyed)
             .iter()
             .map(|op| match op {
                 Op::Delete { key, precondition } => {

@@ -18,7 +18,7 @@ use crate::resource::Kind;
 
 use tracing::{debug, info};
 
-use crate::resource::Object;
+use crate::resource::{Object, ObjectKey};
 use crate::store::{Command, Op, Store};
 
 /// Deletes objects whose controlling owner of `owner_kind` no longer exists.
@@ -38,7 +38,9 @@ pub async fn collect(store: &Store, owner_kind: &str, owners: &[Object], depende
         if !orphaned {
             continue;
         }
-        ops.extend(super::finalizers::deletion(d));
+        if let Some(key) = d.key() {
+            ops.extend(super::finalizers::deletion(d, &key));
+        }
     }
     if ops.is_empty() {
         return;
@@ -68,39 +70,65 @@ const WALK_EVERY: Duration = Duration::from_secs(2);
 /// deleted and re-created under its name is another object), each
 /// conditional on the version read. An object being deleted still owns its
 /// dependents until it is gone.
-pub fn orphans(objects: &[Arc<Object>]) -> Vec<Op> {
+pub fn orphans(objects: &[(ObjectKey, Arc<Object>)]) -> Vec<Op> {
     let live: HashSet<&str> = objects
         .iter()
-        .filter_map(|o| o.metadata.uid.as_deref())
+        .filter_map(|(_, o)| o.metadata.uid.as_deref())
         .collect();
     objects
         .iter()
-        .filter(|o| {
+        .filter(|(_, o)| {
             !o.metadata.owner_references.is_empty()
                 && o.metadata
                     .owner_references
                     .iter()
                     .all(|r| !live.contains(r.uid.as_str()))
         })
-        .filter_map(|o| super::finalizers::deletion(o))
+        .filter_map(|(k, o)| super::finalizers::deletion(o, k))
         .collect()
 }
 
-/// Every stored object, for a walk: Secrets as stored (sealed), since only
-/// their metadata is read.
-pub fn everything(store: &Store) -> Option<Vec<Arc<Object>>> {
+/// Every stored object with its key, for a walk: Secrets as stored
+/// (sealed), since only their metadata is read; custom objects (not in
+/// `Kind::ALL`, see `crate::crd`) keyed through their definitions. A
+/// custom object whose definition is gone is left out: it is being
+/// deleted with it.
+pub fn everything(store: &Store) -> Option<Vec<(ObjectKey, Arc<Object>)>> {
     let mut all = Vec::new();
+    let mut keyed = |o: Arc<Object>| {
+        if let Some(k) = o.key() {
+            all.push((k, o));
+        }
+    };
     for kind in Kind::ALL {
         if kind == Kind::Secret {
-            all.extend(store.list_sealed().ok()?.into_iter().map(Arc::new));
+            store
+                .list_sealed()
+                .ok()?
+                .into_iter()
+                .map(Arc::new)
+                .for_each(&mut keyed);
         } else {
-            all.extend(store.list_shared(kind, None).ok()?.0);
+            store
+                .list_shared(kind, None)
+                .ok()?
+                .0
+                .into_iter()
+                .for_each(&mut keyed);
         }
     }
-    // Custom objects own too (an operator's children): without their uids
-    // here, what they own would look orphaned. (Not in Kind::ALL, see
-    // crate::crd.)
-    all.extend(store.list_shared(Kind::CustomObject, None).ok()?.0);
+    // Custom objects own too (an operator's children), and are collected
+    // and finalized like the rest.
+    let defs: Vec<crate::crd::Definition> = all
+        .iter()
+        .filter(|(k, _)| k.kind == Kind::CustomResourceDefinition)
+        .filter_map(|(_, o)| crate::crd::Definition::from_object(o))
+        .collect();
+    for o in store.list_shared(Kind::CustomObject, None).ok()?.0 {
+        if let Some(d) = defs.iter().find(|d| d.owns(&o)) {
+            all.push((d.key(o.metadata.namespace.as_deref(), &o.metadata.name), o));
+        }
+    }
     Some(all)
 }
 
@@ -197,6 +225,10 @@ mod tests {
             // exists for now; it goes on a later walk.
             obj("Secret", "grandchild", "u6", &["u2"]),
         ];
-        assert_eq!(names(&orphans(&objects)), ["orphan", "two-gone"]);
+        let keyed: Vec<(ObjectKey, Arc<Object>)> = objects
+            .iter()
+            .map(|o| (o.key().expect("a key"), o.clone()))
+            .collect();
+        assert_eq!(names(&orphans(&keyed)), ["orphan", "two-gone"]);
     }
 }

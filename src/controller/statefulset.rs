@@ -358,6 +358,7 @@ pub fn new_claim(
 fn claim_mark(claim: &Object) -> Result<Op, ControllerError> {
     Ok(super::finalizers::mark(
         claim,
+        claim.key().ok_or("claim key")?,
         Precondition::Version(claim.resource_version()),
     )?)
 }

@@ -551,6 +551,11 @@ async fn put(
     obj.metadata.generation = None;
     obj.metadata.uid = None;
     obj.metadata.deletion_timestamp = None;
+    // A Kubernetes write replaces the object: finalizers it leaves out go
+    // (the store keeps a stored list a write leaves out).
+    if obj.metadata.finalizers.is_none() {
+        obj.metadata.finalizers = Some(Vec::new());
+    }
     if obj.metadata.creation_timestamp.is_none() {
         obj.metadata.creation_timestamp = Some(crate::resource::time::now_rfc3339());
     }
@@ -625,14 +630,28 @@ async fn set_status(s: &ApiState, t: &Target, obj: Object) -> KubeResult<Object>
 
 async fn delete(s: &ApiState, t: &Target, name: &str) -> KubeResult<Response> {
     let o = live(s, t, name).await?;
-    let op = Op::Delete {
-        key: t.key(name),
-        precondition: crate::store::Precondition::MustExist,
+    // An object holding finalizers is only marked: its operator lets go
+    // (a PUT or patch without them) and the collector deletes it then.
+    let op = if o
+        .metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| !f.is_empty())
+    {
+        crate::api::mark_op(&o, &t.key(name), crate::store::Precondition::MustExist)
+            .map_err(|e| KubeError::new(e.status, e.message))?
+    } else {
+        Some(Op::Delete {
+            key: t.key(name),
+            precondition: crate::store::Precondition::MustExist,
+        })
     };
-    s.store
-        .write(Command { ops: vec![op] })
-        .await
-        .map_err(|e| t.store_error(name, e))?;
+    if let Some(op) = op {
+        s.store
+            .write(Command { ops: vec![op] })
+            .await
+            .map_err(|e| t.store_error(name, e))?;
+    }
     let mut details = t.details(name);
     details.uid = o.metadata.uid;
     Ok(Json(json!({
