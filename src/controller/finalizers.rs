@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::resource::{Kind, Object, ObjectKey};
-use crate::store::{Command, Op, Precondition, Store};
+use crate::store::{Op, Precondition, Store};
 
 /// Whether a delete of `kind` waits for the object's finalizers.
 pub fn holds_deletion(kind: Kind) -> bool {
@@ -92,16 +92,7 @@ pub async fn reconcile(store: &Store, objects: &[(ObjectKey, Arc<Object>)]) {
         objects = ops.len(),
         "deleting objects whose finalizers are done"
     );
-    for chunk in ops.chunks(200) {
-        if let Err(e) = store
-            .write(Command {
-                ops: chunk.to_vec(),
-            })
-            .await
-        {
-            debug!("finalized deletes: {e}");
-        }
-    }
+    super::gc::write_in_chunks(store, &ops).await;
 }
 
 #[cfg(test)]

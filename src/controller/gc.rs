@@ -42,14 +42,19 @@ pub async fn collect(store: &Store, owner_kind: &str, owners: &[Object], depende
             ops.extend(super::finalizers::deletion(d, &key));
         }
     }
-    if ops.is_empty() {
-        return;
+    if !ops.is_empty() {
+        info!(
+            owner = owner_kind,
+            objects = ops.len(),
+            "deleting objects whose owner is gone"
+        );
+        write_in_chunks(store, &ops).await;
     }
-    info!(
-        owner = owner_kind,
-        objects = ops.len(),
-        "deleting objects whose owner is gone"
-    );
+}
+
+/// Writes deletes (or marks) 200 to a command; a failed chunk is left for
+/// the next pass, which finds the same objects again (level-triggered).
+pub(super) async fn write_in_chunks(store: &Store, ops: &[Op]) {
     for chunk in ops.chunks(200) {
         if let Err(e) = store
             .write(Command {
@@ -159,16 +164,7 @@ impl Collector {
             objects = ops.len(),
             "deleting objects whose owners are all gone"
         );
-        for chunk in ops.chunks(200) {
-            if let Err(e) = store
-                .write(Command {
-                    ops: chunk.to_vec(),
-                })
-                .await
-            {
-                debug!("garbage collection: {e}");
-            }
-        }
+        write_in_chunks(store, &ops).await;
     }
 }
 

@@ -18,6 +18,7 @@ pub mod schema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::resource::names::{is_dns_1035_label, is_dns_label};
 use crate::resource::{Kind, Object, ObjectKey};
 
 /// Why a definition or a custom object is refused: the field's path and what is wrong.
@@ -153,20 +154,6 @@ const MAX_VERSIONS: usize = 16;
 const MAX_COLUMNS: usize = 32;
 const MAX_NAMES: usize = 16;
 
-fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-fn is_dns_1035(s: &str) -> bool {
-    is_dns_label(s) && s.as_bytes()[0].is_ascii_lowercase()
-}
-
 fn is_kind_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -241,7 +228,7 @@ pub fn check(name: &str, body: CrdBody) -> Result<CrdBody, Invalid> {
 }
 
 fn check_names(n: &mut CrdNames) -> Result<(), Invalid> {
-    if !is_dns_1035(&n.plural) {
+    if !is_dns_1035_label(&n.plural) {
         return invalid(
             "spec.names.plural",
             format!("{:?} must be a lowercase DNS-1035 label", n.plural),
@@ -259,7 +246,7 @@ fn check_names(n: &mut CrdNames) -> Result<(), Invalid> {
     if n.singular.is_empty() {
         n.singular = n.kind.to_ascii_lowercase();
     }
-    if !is_dns_1035(&n.singular) {
+    if !is_dns_1035_label(&n.singular) {
         return invalid(
             "spec.names.singular",
             format!("{:?} must be a lowercase DNS-1035 label", n.singular),
@@ -288,7 +275,7 @@ fn check_names(n: &mut CrdNames) -> Result<(), Invalid> {
             );
         }
         for (i, s) in list.iter().enumerate() {
-            if !is_dns_1035(s) {
+            if !is_dns_1035_label(s) {
                 return invalid(
                     format!("spec.names.{field}[{i}]"),
                     format!("{s:?} must be a lowercase DNS-1035 label"),
@@ -342,7 +329,7 @@ fn check_versions(versions: &[CrdVersion]) -> Result<(), Invalid> {
     }
     for (i, v) in versions.iter().enumerate() {
         let p = format!("spec.versions[{i}]");
-        if !is_dns_1035(&v.name) {
+        if !is_dns_1035_label(&v.name) {
             return invalid(
                 format!("{p}.name"),
                 format!(

@@ -38,6 +38,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::resource::names::{is_dns_1035_label, is_dns_label};
 use crate::resource::types::{
     CompletionMode, ConfigMapBody, Container, CronJobBody, DaemonSetBody, DeploymentBody,
     DeploymentSpec, DownwardApiFile, IntOrString, JobBody, JobSpec, KeyToPath, LabelSelector,
@@ -743,20 +744,6 @@ const CRONJOB_RULE: &str = "a DNS-1123 label of at most 52 characters (lowercase
 const DAEMONSET_RULE: &str = "a DNS-1123 label of at most 57 characters (lowercase letters, digits and '-', starting and ending with a letter or digit), so its pods' names (NAME-xxxxx) fit";
 const STATEFULSET_RULE: &str = "a DNS-1123 label of at most 52 characters (lowercase letters, digits and '-', starting and ending with a letter or digit), so its revisions' names (NAME-xxxxxxxxxx) fit";
 const DNS_SUBDOMAIN_RULE: &str = "a DNS-1123 subdomain: at most 253 characters, dot-separated parts of lowercase letters, digits and '-', each starting and ending with a letter or digit";
-
-fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-fn is_dns_1035_label(s: &str) -> bool {
-    is_dns_label(s) && s.as_bytes()[0].is_ascii_lowercase()
-}
 
 /// Whether `s` is a DNS-1123 subdomain (the rule for most object names).
 pub fn is_dns_subdomain(s: &str) -> bool {

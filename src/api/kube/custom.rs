@@ -364,26 +364,7 @@ pub(super) async fn objects(
     call: Call,
 ) -> KubeResult<Response> {
     let t = target(&s, group, version, rest).await?;
-    let write = !matches!(call.method, Method::GET | Method::HEAD);
-    if write && call.query.dry_run.is_some() {
-        return Err(KubeError::new(
-            StatusCode::BAD_REQUEST,
-            "dryRun is not supported by shoal yet: nothing was written",
-        ));
-    }
-    if matches!(call.method, Method::POST | Method::PUT) {
-        let ct = call
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/json");
-        if !is_json(ct) {
-            return Err(KubeError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("shoal reads JSON bodies only, not {ct:?}"),
-            ));
-        }
-    }
+    check_write(&call)?;
     match (&call.method, t.name.clone(), t.status) {
         (&Method::GET, None, false) if is_watch(&call.query) => watch(s, t, &call),
         (&Method::GET, None, false) => list(&s, &t, &call).await,
@@ -789,7 +770,7 @@ fn table_of(t: &Target, items: &[Object], rev: Option<u64>) -> Value {
             "priority": c.priority.unwrap_or(0),
         }));
     }
-    let rows: Vec<Value> = items
+    let rows: Vec<Vec<Value>> = items
         .iter()
         .map(|o| {
             let v = serde_json::to_value(o).unwrap_or_default();
@@ -808,25 +789,8 @@ fn table_of(t: &Target, items: &[Object], rev: Option<u64>) -> Value {
                 };
                 cells.push(cell);
             }
-            json!({
-                "cells": cells,
-                "object": {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": o.metadata,
-                },
-            })
+            cells
         })
         .collect();
-    let mut meta = json!({});
-    if let Some(r) = rev {
-        meta["resourceVersion"] = json!(r.to_string());
-    }
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": meta,
-        "columnDefinitions": columns,
-        "rows": rows,
-    })
+    super::table::assemble(columns, rows, items, rev)
 }

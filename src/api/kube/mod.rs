@@ -245,29 +245,7 @@ async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Re
             ),
         ));
     }
-    let write = !matches!(call.method, Method::GET | Method::HEAD);
-    if write && call.query.dry_run.is_some() {
-        // Writing what the client asked only to check would be worse than no.
-        return Err(KubeError::new(
-            StatusCode::BAD_REQUEST,
-            "dryRun is not supported by shoal yet: nothing was written",
-        ));
-    }
-    if matches!(call.method, Method::POST | Method::PUT) {
-        let ct = call
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/json");
-        if !is_json(ct) {
-            // kubectl's typed commands (`create namespace`, `create secret`)
-            // send protobuf, which shoal does not decode.
-            return Err(KubeError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("shoal reads JSON bodies only, not {ct:?}"),
-            ));
-        }
-    }
+    let write = check_write(&call)?;
     if write && !t.kind.user_writable() {
         return Err(method_not_allowed(&t, &call.method));
     }
@@ -307,6 +285,35 @@ async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Re
 }
 
 /// `application/json` and its `+json` kin, parameters ignored.
+/// Refuses what shoal cannot do with a write (a dry run; a body that is
+/// not JSON); whether the call writes.
+fn check_write(call: &Call) -> KubeResult<bool> {
+    let write = !matches!(call.method, Method::GET | Method::HEAD);
+    if write && call.query.dry_run.is_some() {
+        // Writing what the client asked only to check would be worse than no.
+        return Err(KubeError::new(
+            StatusCode::BAD_REQUEST,
+            "dryRun is not supported by shoal yet: nothing was written",
+        ));
+    }
+    if matches!(call.method, Method::POST | Method::PUT) {
+        let ct = call
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
+        if !is_json(ct) {
+            // kubectl's typed commands (`create namespace`, `create secret`)
+            // send protobuf, which shoal does not decode.
+            return Err(KubeError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("shoal reads JSON bodies only, not {ct:?}"),
+            ));
+        }
+    }
+    Ok(write)
+}
+
 fn is_json(content_type: &str) -> bool {
     let media = content_type.split(';').next().unwrap_or("").trim();
     media == "application/json" || media.ends_with("+json")

@@ -44,7 +44,22 @@ pub fn of(kind: Kind, items: &[Object], rev: Option<u64>) -> Value {
             })
         })
         .collect();
+    let rows = rows
+        .map(|r| r.into_iter().map(Value::from).collect())
+        .collect();
+    assemble(columns, rows, items, rev)
+}
+
+/// The Table document of `rows` (one per item of `items`, in order) under
+/// `columns`, each row carrying its object's metadata as kubectl expects.
+pub fn assemble(
+    columns: Vec<Value>,
+    rows: Vec<Vec<Value>>,
+    items: &[Object],
+    rev: Option<u64>,
+) -> Value {
     let rows: Vec<Value> = rows
+        .into_iter()
         .zip(items)
         .map(|(cells, o)| {
             json!({
