@@ -6,8 +6,8 @@ use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use super::client::*;
-use super::objects::render_rows;
 use super::{Output, emit};
+use crate::columns::render_rows;
 use crate::crd::Definition;
 use crate::resource::Object;
 

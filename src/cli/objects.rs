@@ -158,36 +158,10 @@ pub(super) fn endpoints_table(items: &[Value], all: bool) -> String {
     render_rows(&rows)
 }
 
+pub(super) use crate::columns::render_rows;
+
 pub(super) fn table(kind: Kind, items: &[Value], with_ns: bool) -> String {
     render_rows(&crate::columns::table_rows(kind, items, with_ns))
-}
-
-/// Left-aligned columns separated by three spaces, as kubectl prints them.
-pub(super) fn render_rows(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 /// `/ip4/10.0.0.1/tcp/7946` as `10.0.0.1:7946`; other addresses as they are.

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::resource::{Kind, Object, ObjectKey};
-use crate::store::{Op, Precondition, Store};
+use crate::store::{Command, Op, Precondition, Store};
 
 /// Whether a delete of `kind` waits for the object's finalizers.
 pub fn holds_deletion(kind: Kind) -> bool {
@@ -92,7 +92,22 @@ pub async fn reconcile(store: &Store, objects: &[(ObjectKey, Arc<Object>)]) {
         objects = ops.len(),
         "deleting objects whose finalizers are done"
     );
-    super::gc::write_in_chunks(store, &ops).await;
+    write_in_chunks(store, &ops).await;
+}
+
+/// Writes deletes (or marks) 200 to a command; a failed chunk is left for
+/// the next pass, which finds the same objects again (level-triggered).
+pub(super) async fn write_in_chunks(store: &Store, ops: &[Op]) {
+    for chunk in ops.chunks(200) {
+        if let Err(e) = store
+            .write(Command {
+                ops: chunk.to_vec(),
+            })
+            .await
+        {
+            debug!("garbage collection: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

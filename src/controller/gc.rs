@@ -19,7 +19,7 @@ use crate::resource::Kind;
 use tracing::{debug, info};
 
 use crate::resource::{Object, ObjectKey};
-use crate::store::{Command, Op, Store};
+use crate::store::{Op, Store};
 
 /// Deletes objects whose controlling owner of `owner_kind` no longer exists.
 pub async fn collect(store: &Store, owner_kind: &str, owners: &[Object], dependents: &[Object]) {
@@ -48,22 +48,7 @@ pub async fn collect(store: &Store, owner_kind: &str, owners: &[Object], depende
             objects = ops.len(),
             "deleting objects whose owner is gone"
         );
-        write_in_chunks(store, &ops).await;
-    }
-}
-
-/// Writes deletes (or marks) 200 to a command; a failed chunk is left for
-/// the next pass, which finds the same objects again (level-triggered).
-pub(super) async fn write_in_chunks(store: &Store, ops: &[Op]) {
-    for chunk in ops.chunks(200) {
-        if let Err(e) = store
-            .write(Command {
-                ops: chunk.to_vec(),
-            })
-            .await
-        {
-            debug!("garbage collection: {e}");
-        }
+        super::finalizers::write_in_chunks(store, &ops).await;
     }
 }
 
@@ -164,7 +149,7 @@ impl Collector {
             objects = ops.len(),
             "deleting objects whose owners are all gone"
         );
-        write_in_chunks(store, &ops).await;
+        super::finalizers::write_in_chunks(store, &ops).await;
     }
 }
 
