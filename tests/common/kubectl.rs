@@ -187,5 +187,10 @@ pub async fn make_token(api: &Api, name: &str, role: &str) -> String {
         )
         .await;
     assert_eq!(code, 201, "{v}");
+    // A write through a follower returns once the leader committed it; a
+    // linearizable read there waits until the follower has applied it, so
+    // the token is known where it is about to be used.
+    let (code, list) = api.get("/v1/tokens").await;
+    assert_eq!(code, 200, "{list}");
     v["token"].as_str().expect("a token").to_string()
 }
