@@ -512,27 +512,29 @@ async fn adopts_after_sigkill(runtime: &'static str) {
         .await;
     assert_eq!(code, 200, "{v}");
     let raw_id = id.split("://").nth(1).unwrap().to_string();
-    let rt: DynRuntime = if runtime == "docker" {
-        std::sync::Arc::new(
+    if runtime == "docker" {
+        let rt: DynRuntime = std::sync::Arc::new(
             shoal::runtime::docker::DockerRuntime::connect()
                 .await
                 .unwrap(),
-        )
+        );
+        eventually(Duration::from_secs(20), "the container is removed", || {
+            let rt = rt.clone();
+            let raw_id = raw_id.clone();
+            async move { rt.inspect(&raw_id).await.is_err() }
+        })
+        .await;
     } else {
-        std::sync::Arc::new(
-            shoal::runtime::process::ProcessRuntime::new(
-                dir.path().join("data/process"),
-                shoal::runtime::process::ProcessOptions::new(dir.path().join("data-pods")),
-            )
-            .unwrap(),
-        )
-    };
-    eventually(Duration::from_secs(20), "the container is removed", || {
-        let rt = rt.clone();
-        let raw_id = raw_id.clone();
-        async move { rt.inspect(&raw_id).await.is_err() }
-    })
-    .await;
+        // On disk: a second process runtime opened on the agent's data dir
+        // would answer from its own memory of exited containers, which only
+        // the agent's instance keeps current.
+        let state = dir.path().join("data/process").join(&raw_id);
+        eventually(Duration::from_secs(20), "the container is removed", || {
+            let gone = !state.exists();
+            async move { gone }
+        })
+        .await;
+    }
     child.kill().ok();
     child.wait().ok();
 }

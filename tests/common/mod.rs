@@ -171,9 +171,9 @@ pub fn spawn_dev_agent(
     runtime: &str,
     api_port: u16,
     p2p_port: u16,
-) -> std::process::Child {
+) -> DevAgent {
     open_to_pods(dir);
-    std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
         .args(["agent", "--dev", "--runtime", runtime, "--name", name])
         // Each is its own cluster: none may share another's DNS address.
         .args(["--dns-addr", "127.0.0.1:0"])
@@ -184,12 +184,36 @@ pub fn spawn_dev_agent(
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("spawn shoal agent")
+        .expect("spawn shoal agent");
+    DevAgent(child)
 }
 
-/// Waits until the node's `/healthz` answers 200 (a daemon restarted after
-/// SIGKILL, or starting, on a loaded 2-core machine has been seen to need
-/// over 30 s).
+/// A spawned `shoal agent`, killed and reaped when dropped: a test that
+/// fails half-way leaves no daemon running (one did, for two hours).
+pub struct DevAgent(std::process::Child);
+
+impl std::ops::Deref for DevAgent {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for DevAgent {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for DevAgent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until the node's `/healthz` answers 200 (generously: CI runs
+/// many daemons at once on two cores).
 pub async fn wait_healthy(api: &Api) {
     eventually(
         Duration::from_secs(60),
