@@ -1,11 +1,13 @@
 use super::*;
 use crate::resource::types::Body;
 
+mod batch;
 mod daemonset;
 mod disruption;
 mod ingress;
 mod jobpolicy;
 mod limits;
+mod meta;
 mod placement;
 mod pod_fields;
 mod priority;
@@ -120,60 +122,6 @@ fn example_contents_survive() {
         j.spec.template.spec.restart_policy,
         Some(RestartPolicy::Never)
     );
-}
-
-#[test]
-fn cronjobs_need_batch_v1_and_a_valid_schedule() {
-    let e = err(CRONJOB);
-    assert!(
-        e.starts_with("document 1 (CronJob hello): apiVersion: \"batch/v1beta1\""),
-        "{e}"
-    );
-    assert!(e.contains("use \"batch/v1\""), "{e}");
-    let v1 = CRONJOB.replace("batch/v1beta1", "batch/v1");
-    let p = ok(&v1);
-    let c = crate::resource::types::CronJobBody::from_object(&p.objects[0]).unwrap();
-    assert_eq!(c.spec.schedule, "* * * * *");
-    let e = err(&v1.replace("\"* * * * *\"", "\"* * *\""));
-    assert!(e.contains("spec.schedule: \"* * *\" has 3 fields"), "{e}");
-    let e = err(&v1.replace("  schedule:", "  timeZone: Moon/Base\n  schedule:"));
-    assert!(
-        e.contains("spec.timeZone: \"Moon/Base\" is not a time zone"),
-        "{e}"
-    );
-    let e = err(&v1.replace("restartPolicy: OnFailure", "restartPolicy: Always"));
-    assert!(
-        e.contains(
-            "spec.jobTemplate.spec.template.spec.restartPolicy: Always is not allowed in a Job"
-        ),
-        "{e}"
-    );
-    let e = err(&v1.replace(
-        "    spec:\n      template:",
-        "    spec:\n      managedBy: x\n      template:",
-    ));
-    assert!(e.contains("spec.jobTemplate.spec.managedBy"), "{e}");
-    let long = "c".repeat(53);
-    let e = err(&v1.replace("name: hello", &format!("name: {long}")));
-    assert!(e.contains("at most 52 characters"), "{e}");
-}
-
-#[test]
-fn indexed_jobs_need_completions() {
-    let e = err(&JOB.replace(
-        "  backoffLimit: 4",
-        "  backoffLimit: 4\n  completionMode: Indexed",
-    ));
-    assert!(
-        e.contains("spec.completions: missing: completionMode Indexed needs completions"),
-        "{e}"
-    );
-    let e = err(&JOB.replace("  backoffLimit: 4", "  completionMode: Sometimes"));
-    assert!(e.contains("spec.completionMode"), "{e}");
-    ok(&JOB.replace(
-        "  backoffLimit: 4",
-        "  completions: 3\n  completionMode: Indexed\n  suspend: true",
-    ));
 }
 
 #[test]
@@ -982,72 +930,6 @@ fn a_users_replicaset_is_checked_like_a_deployment() {
     let long = "r".repeat(58);
     let e = err(&USER_RS.replace("name: frontend", &format!("name: {long}")));
     assert!(e.contains("metadata.name") && e.contains("57"), "{e}");
-    // Owner references are the user's to give; two controllers are not.
-    let owner = |controller: bool| {
-        format!(
-            "  - {{apiVersion: apps/v1, kind: Deployment, name: web, uid: u-{controller}, controller: {controller}, blockOwnerDeletion: true}}\n"
-        )
-    };
-    let p = ok(&USER_RS.replace(
-        "metadata:\n  name: frontend\n",
-        &format!(
-            "metadata:\n  name: frontend\n  ownerReferences:\n{}",
-            owner(true)
-        ),
-    ));
-    let refs = &p.objects[0].metadata.owner_references;
-    assert_eq!(refs.len(), 1);
-    assert_eq!(refs[0].block_owner_deletion, Some(true));
-    let e = err(&USER_RS.replace(
-        "metadata:\n  name: frontend\n",
-        &format!(
-            "metadata:\n  name: frontend\n  ownerReferences:\n{}{}",
-            owner(true),
-            owner(true).replace("u-true", "u-other")
-        ),
-    ));
-    assert!(
-        e.contains("metadata.ownerReferences: only one reference can have controller set to true"),
-        "{e}"
-    );
-    let e = err(&USER_RS.replace(
-        "metadata:\n  name: frontend\n",
-        "metadata:\n  name: frontend\n  ownerReferences:\n  - {apiVersion: v1, kind: ConfigMap, name: x, uid: ''}\n",
-    ));
-    assert!(
-        e.contains("metadata.ownerReferences[0].uid: must not be empty"),
-        "{e}"
-    );
-}
-
-#[test]
-fn finalizers_are_qualified_names_on_the_kinds_that_take_them() {
-    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  finalizers: [FIN]\n";
-    let p = ok(&cm.replace("FIN", "example.com/cleanup"));
-    assert_eq!(
-        p.objects[0].metadata.finalizers.as_deref(),
-        Some(&["example.com/cleanup".to_string()][..])
-    );
-    for (fin, why) in [
-        (
-            "cleanup",
-            "neither a standard finalizer name nor fully qualified",
-        ),
-        ("foregroundDeletion", "in the background only"),
-        ("Bad_Domain/x", "metadata.finalizers[0]"),
-    ] {
-        let e = err(&cm.replace("FIN", fin));
-        assert!(
-            e.contains("metadata.finalizers[0]") && e.contains(why),
-            "{fin}: {e}"
-        );
-    }
-    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  finalizers: [example.com/x]\nspec:\n  containers:\n  - {name: c, image: busybox}\n";
-    let e = err(pod);
-    assert!(
-        e.contains("metadata.finalizers: field not supported by shoal on a Pod"),
-        "{e}"
-    );
 }
 
 mod storage;
