@@ -410,9 +410,16 @@ async fn table_update_is_visible_on_next_query() {
 }
 
 /// A port nothing listens on: UDP to it fails fast with ICMP unreachable.
-async fn dead_port() -> SocketAddr {
+/// A UDP port that refuses at once, for the life of the returned socket.
+/// The port stays bound so that no other test's socket can take it (a
+/// freed port is soon handed out again, and a silent holder would turn a
+/// quick refusal into a 2 s timeout); the socket is connected to a peer
+/// that never sends, so the kernel matches no socket for the resolver's
+/// datagrams and answers them with port unreachable.
+async fn dead_port() -> (SocketAddr, UdpSocket) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    socket.local_addr().unwrap()
+    socket.connect("127.0.0.1:9").await.unwrap();
+    (socket.local_addr().unwrap(), socket)
 }
 
 const FAKE_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -472,7 +479,8 @@ async fn fake_upstream(truncate_udp: bool) -> SocketAddr {
 async fn outside_names_are_forwarded_in_order() {
     let upstream = fake_upstream(false).await;
     // The first upstream is dead, so this also covers moving on.
-    let h = serve(vec![dead_port().await, upstream]).await;
+    let (dead, _held) = dead_port().await;
+    let h = serve(vec![dead, upstream]).await;
     let reply = ask(h.addr, "Example.COM.", RecordType::A).await;
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     assert!(!reply.metadata.authoritative);
@@ -492,7 +500,8 @@ async fn outside_names_are_forwarded_in_order() {
 
 #[tokio::test]
 async fn servfail_when_every_upstream_fails() {
-    let h = serve(vec![dead_port().await]).await;
+    let (dead, _held) = dead_port().await;
+    let h = serve(vec![dead]).await;
     let reply = ask(h.addr, "example.com.", RecordType::A).await;
     assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
 }
