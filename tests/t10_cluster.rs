@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use shoal::node::Node;
+use shoal::resource::{Kind, ObjectKey};
+use shoal::store::{Command, Op, Precondition};
 
 async fn three_nodes(dirs: &[tempfile::TempDir; 3], ports: [u16; 3]) -> Vec<Node> {
     let mut nodes = Vec::new();
@@ -93,6 +95,37 @@ async fn write_at_follower_survives_leader_loss_and_restart_catches_up_by_snapsh
             .await;
         assert_eq!(code, 200, "read at {}: {obj}", n.info.name);
         assert_eq!(obj["data"]["value"], "1");
+    }
+
+    // Read-your-writes through a follower: a write forwarded to the leader
+    // returns only once this replica has applied it, so a read here straight
+    // after (no await in between) sees it, and a delete likewise.
+    let store_f = nodes[follower].as_ref().unwrap().store.clone();
+    for i in 0..20 {
+        let key = ObjectKey::new(Kind::ConfigMap, "default", &format!("ryw-{i}"));
+        let object = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("ryw-{i}")}, "data": {"i": i.to_string()}});
+        let put = Op::Put {
+            key: key.clone(),
+            object: serde_json::to_vec(&object).unwrap(),
+            precondition: Precondition::None,
+        };
+        let out = store_f.write(Command { ops: vec![put] }).await.unwrap();
+        let seen = store_f.get(&key).unwrap();
+        assert_eq!(
+            seen.map(|o| o.resource_version()),
+            Some(out[0].resource_version),
+            "write {i} at the follower is readable there at once"
+        );
+        let delete = Op::Delete {
+            key: key.clone(),
+            precondition: Precondition::None,
+        };
+        store_f.write(Command { ops: vec![delete] }).await.unwrap();
+        assert!(
+            store_f.get(&key).unwrap().is_none(),
+            "delete {i} at the follower is seen there at once"
+        );
     }
 
     // Abort the leader's tasks: a new leader is elected and keeps every acknowledged write.

@@ -67,6 +67,8 @@ pub const LOG_COMPACTIONS_TOTAL: &str = "shoal_store_log_compactions_total";
 pub const STAGED_ENTRIES_TOTAL: &str = "shoal_store_staged_entries_total";
 /// `shoal_store_staged_entry_bytes_total`.
 pub const STAGED_ENTRY_BYTES_TOTAL: &str = "shoal_store_staged_entry_bytes_total";
+/// `shoal_store_catch_up_timeouts_total`.
+pub const CATCH_UP_TIMEOUTS_TOTAL: &str = "shoal_store_catch_up_timeouts_total";
 
 /// Every family this module records, with its help text.
 pub const FAMILIES: &[Def] = &[
@@ -155,10 +157,18 @@ pub const FAMILIES: &[Def] = &[
         STAGED_ENTRY_BYTES_TOTAL,
         "Bytes of the Raft entries sent in pieces.",
     ),
+    counter(
+        CATCH_UP_TIMEOUTS_TOTAL,
+        "Writes forwarded to the leader that this replica had not applied when the wait for it ended (a read here right after may miss them).",
+    ),
 ];
 
 pub(super) fn record_write(d: Duration) {
     histogram!(WRITE_SECONDS).record(d.as_secs_f64());
+}
+
+pub(super) fn record_catch_up_timeout() {
+    counter!(CATCH_UP_TIMEOUTS_TOTAL).increment(1);
 }
 
 pub(super) fn record_batch(commands: usize) {

@@ -506,15 +506,61 @@ impl Store {
         // Go straight to the leader this node knows; Raft corrects a stale guess.
         let (leader, node) = self.leader().ok_or(StoreError::NoLeader)?;
         if leader != self.node_id {
-            return self.forwarder.forward(node, cmd).await;
+            return self.forward(node, cmd).await;
         }
         match self.propose_local(cmd.clone()).await {
             Err(LocalWrite::NotLeader(Some((leader, node)))) if leader != self.node_id => {
-                self.forwarder.forward(node, cmd).await
+                self.forward(node, cmd).await
             }
             Err(LocalWrite::NotLeader(_)) => Err(StoreError::NoLeader),
             Err(LocalWrite::Failed(e)) => Err(StoreError::Raft(e)),
             Ok(r) => Ok(r?),
+        }
+    }
+
+    /// Has the leader apply `cmd`, then waits (up to `CATCH_UP_WAIT`) for this
+    /// replica to apply it too, so that a client reading through this node
+    /// right after its write sees it, as it would through the leader.
+    async fn forward(&self, leader: NodeInfo, cmd: Command) -> Result<Vec<OpOutcome>, StoreError> {
+        let outcomes = self.forwarder.forward(leader, cmd).await?;
+        if tokio::time::timeout(CATCH_UP_WAIT, self.catch_up(&outcomes))
+            .await
+            .is_err()
+        {
+            // Committed all the same; only a read here may still miss it.
+            metrics::record_catch_up_timeout();
+            debug!("this replica did not apply a forwarded write within {CATCH_UP_WAIT:?}");
+        }
+        Ok(outcomes)
+    }
+
+    /// Returns once the local replica reflects every outcome: a created or
+    /// updated object at its new version, a deleted one gone (its own
+    /// version says nothing of when the delete applied, so that is checked
+    /// on the object after each applied entry).
+    async fn catch_up(&self, outcomes: &[OpOutcome]) {
+        let written = outcomes
+            .iter()
+            .filter(|o| matches!(o.outcome, Outcome::Created | Outcome::Updated))
+            .map(|o| o.resource_version)
+            .max()
+            .unwrap_or(0);
+        if written > 0 && self.wait_applied(written).await.is_err() {
+            return;
+        }
+        let deleted: Vec<&OpOutcome> = outcomes
+            .iter()
+            .filter(|o| o.outcome == Outcome::Deleted)
+            .collect();
+        loop {
+            let applied = self.reader.revision();
+            let pending = deleted.iter().any(|o| match self.reader.get(&o.key) {
+                Ok(Some(now)) => now.resource_version() <= o.resource_version,
+                _ => false,
+            });
+            if !pending || self.wait_applied(applied + 1).await.is_err() {
+                return;
+            }
         }
     }
 
@@ -776,6 +822,11 @@ pub mod testing {
 
 /// How long a write or barrier keeps retrying through elections.
 const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a forwarded write waits for this replica to apply it. A
+/// replica this far behind is partitioned or overloaded; the write has
+/// committed, so it answers anyway rather than hold the client.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {
