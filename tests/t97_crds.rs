@@ -241,6 +241,128 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         "{out}"
     );
 
+    // `shoal apply`, `describe` and `delete` of custom objects, next to
+    // built-in ones in one file: checked by the schema, written in one
+    // command (all or nothing), and printed as kubectl prints them.
+    let shoal_fails = |args: &[&str]| {
+        let (addr, ca_file) = (addr.clone(), ca_file.clone());
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        async move {
+            let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+                .args(["--addr", &addr, "--token", ADMIN, "--ca-file"])
+                .arg(&ca_file)
+                .args(&args)
+                .output()
+                .await
+                .expect("shoal runs");
+            assert!(!o.status.success(), "shoal {args:?} should fail");
+            String::from_utf8_lossy(&o.stderr).into_owned()
+        }
+    };
+    let page_conf =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: page-conf\ndata:\n  a: b\n";
+    let page = file(
+        "page.yaml",
+        &format!(
+            "{page_conf}---\n{}",
+            website("page", "  domain: page.example.org\n")
+        ),
+    );
+    let out = shoal(&["apply", "-f", &page]).await;
+    assert!(
+        out.contains("configmap/page-conf created")
+            && out.contains("website.example.com/page created"),
+        "{out}"
+    );
+    let out = shoal(&["apply", "-f", &page]).await;
+    assert!(out.contains("website.example.com/page unchanged"), "{out}");
+    let v: Value =
+        serde_json::from_str(&k.ok(&["get", "ws", "page", "-o", "json"]).await).expect("JSON");
+    assert_eq!(
+        v["spec"]["replicas"], 2,
+        "defaulted through /v1/apply: {v:#}"
+    );
+    let worse = file(
+        "worse.yaml",
+        &format!(
+            "{}---\n{}",
+            page_conf.replace("page-conf", "worse-conf"),
+            website("worse", "  domain: worse.example.org\n  replicas: 9\n")
+        ),
+    );
+    let err = shoal_fails(&["apply", "-f", &worse]).await;
+    assert!(
+        err.contains("document 2 (Website worse)") && err.contains("spec.replicas"),
+        "{err}"
+    );
+    assert!(
+        k.fails(&["get", "cm", "worse-conf"])
+            .await
+            .contains("NotFound"),
+        "nothing of a refused file is written"
+    );
+    let gadget = file(
+        "gadget.yaml",
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g\n",
+    );
+    let err = shoal_fails(&["apply", "-f", &gadget]).await;
+    assert!(
+        err.contains("no matches for kind \"Gadget\" in version \"example.com/v1\""),
+        "{err}"
+    );
+    let out = shoal(&["describe", "ws", "page"]).await;
+    for want in [
+        "Kind:              Website",
+        "Namespace:         default",
+        "domain: page.example.org",
+        "replicas: 2",
+    ] {
+        assert!(out.contains(want), "{want:?} not in {out}");
+    }
+    // A finalizer holds a delete through `shoal delete` too.
+    k.ok(&[
+        "patch",
+        "ws",
+        "page",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ])
+    .await;
+    let out = shoal(&["delete", "ws", "page"]).await;
+    assert!(out.contains("website.example.com/page deleted"), "{out}");
+    let v: Value =
+        serde_json::from_str(&k.ok(&["get", "ws", "page", "-o", "json"]).await).expect("JSON");
+    assert!(
+        v["metadata"]["deletionTimestamp"].is_string(),
+        "only marked: {v:#}"
+    );
+    k.ok(&[
+        "patch",
+        "ws",
+        "page",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "the released Website goes",
+        || async { !k.run(&["get", "ws", "page"]).await.ok },
+    )
+    .await;
+    shoal(&["apply", "-f", &page]).await;
+    let out = shoal(&["delete", "-f", &page]).await;
+    assert!(
+        out.contains("configmap/page-conf deleted")
+            && out.contains("website.example.com/page deleted"),
+        "{out}"
+    );
+    assert!(k.fails(&["get", "ws", "page"]).await.contains("NotFound"));
+
     let bad = file(
         "bad.yaml",
         &website(

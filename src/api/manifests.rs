@@ -1,7 +1,9 @@
 //! `/v1/apply` and `/v1/delete`: whole manifests, every document in one
 //! command, checked against the caller's role.
 
+use super::kube::custom::ManifestObject;
 use super::*;
+use serde_json::Value;
 
 fn manifest_text(body: &Bytes) -> ApiResult<&str> {
     std::str::from_utf8(body)
@@ -70,21 +72,39 @@ pub(super) async fn apply(
     body: Bytes,
 ) -> ApiResult<Response> {
     let parsed = manifest::parse_manifests(manifest_text(&body)?)?;
-    if parsed.objects.is_empty() {
+    if parsed.objects.is_empty() && parsed.custom.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "the manifest holds no objects",
         ));
     }
-    let keys = may_write_all(&caller, parsed.objects.iter().filter_map(|o| o.key()))?;
-    let mut objects = parsed.objects;
-    // Namespaces first so a file that creates one and uses it reads naturally.
-    objects.sort_by_key(|o| o.kind().map(|k| Kind::ALL.iter().position(|x| *x == k)));
-    let new_namespaces: HashSet<String> = objects
+    let new_namespaces: HashSet<String> = parsed
+        .objects
         .iter()
         .filter(|o| o.kind() == Some(Kind::Namespace))
         .map(|o| o.metadata.name.clone())
         .collect();
+    let mut custom = Vec::with_capacity(parsed.custom.len());
+    for d in &parsed.custom {
+        let m = ManifestObject::resolve(&s, d).await?;
+        // Checked before any write, so a bad document fails the whole file.
+        let op = m.put_op(d)?;
+        if m.namespaced {
+            namespaces::admit(&s, &m.key, &new_namespaces).await?;
+        }
+        custom.push((m, op));
+    }
+    let keys = may_write_all(
+        &caller,
+        parsed
+            .objects
+            .iter()
+            .filter_map(|o| o.key())
+            .chain(custom.iter().map(|(m, _)| m.key.clone())),
+    )?;
+    let mut objects = parsed.objects;
+    // Namespaces first so a file that creates one and uses it reads naturally.
+    objects.sort_by_key(|o| o.kind().map(|k| Kind::ALL.iter().position(|x| *x == k)));
     // A document that keeps live fields is written conditional on the
     // object it read; a controller's status write in between is no reason
     // to fail the user's apply, so read again and retry.
@@ -121,6 +141,7 @@ pub(super) async fn apply(
             ops.push(put_op(key, obj, precondition)?);
             ops.extend(definition);
         }
+        ops.extend(custom.iter().map(|(_, op)| op.clone()));
         // A quota charged by another write meanwhile is a conflict too:
         // read again, and the pods are charged against the new figures.
         ops.extend(admission.ops());
@@ -132,16 +153,19 @@ pub(super) async fn apply(
         }
     };
     // A definition's status and the removal of leftovers under its name
-    // are not the file's objects.
+    // are not the file's objects; its custom objects are, named as kubectl
+    // names them.
     let mut definitions = HashSet::new();
-    let results: Vec<WriteResult> = out
+    let results: Vec<Value> = out
         .into_iter()
-        .filter(|o| match o.key.kind {
-            Kind::CustomResourceDefinition => definitions.insert(o.key.clone()),
-            Kind::CustomObject => false,
-            _ => true,
+        .filter_map(|o| match o.key.kind {
+            Kind::CustomResourceDefinition if !definitions.insert(o.key.clone()) => None,
+            Kind::CustomObject => custom
+                .iter()
+                .find(|(m, _)| m.key == o.key)
+                .map(|(m, _)| m.result(&o)),
+            _ => serde_json::to_value(WriteResult::from(o)).ok(),
         })
-        .map(Into::into)
         .collect();
     let response = Json(json!({ "results": results, "warnings": parsed.warnings }));
     Ok(with_audit_objects(response.into_response(), keys))
@@ -178,7 +202,18 @@ pub(super) async fn delete_manifest(
     body: Bytes,
 ) -> ApiResult<Response> {
     let parsed = manifest::parse_manifests(manifest_text(&body)?)?;
-    let keys = may_write_all(&caller, parsed.objects.iter().filter_map(|o| o.key()))?;
+    let mut custom = Vec::with_capacity(parsed.custom.len());
+    for d in &parsed.custom {
+        custom.push(ManifestObject::resolve(&s, d).await?);
+    }
+    let keys = may_write_all(
+        &caller,
+        parsed
+            .objects
+            .iter()
+            .filter_map(|o| o.key())
+            .chain(custom.iter().map(|m| m.key.clone())),
+    )?;
     s.store.barrier().await?;
     let mut ops = Vec::new();
     let mut missing = Vec::new();
@@ -200,12 +235,35 @@ pub(super) async fn delete_manifest(
                 crate::store::Precondition::None,
             )?);
         } else if s.store.get(&key)?.is_some() {
-            ops.push(Op::Delete {
-                key,
-                precondition: crate::store::Precondition::None,
-            });
+            // An object holding finalizers is only marked, as through DELETE.
+            ops.extend(super::finalized_delete_op(
+                &s,
+                &key,
+                crate::store::Precondition::None,
+            )?);
         } else {
             missing.push(json!({"kind": key.kind, "namespace": key.namespace, "name": key.name}));
+        }
+    }
+    for m in &custom {
+        match s.store.get(&m.key)? {
+            Some(o)
+                if o.metadata
+                    .finalizers
+                    .as_ref()
+                    .is_some_and(|f| !f.is_empty()) =>
+            {
+                ops.extend(super::mark_op(
+                    &o,
+                    &m.key,
+                    crate::store::Precondition::None,
+                )?);
+            }
+            Some(_) => ops.push(Op::Delete {
+                key: m.key.clone(),
+                precondition: crate::store::Precondition::None,
+            }),
+            None => missing.push(m.result_missing()),
         }
     }
     let out = if ops.is_empty() {
@@ -220,7 +278,13 @@ pub(super) async fn delete_manifest(
     {
         super::crds::delete_objects(&s, &o.key.name).await?;
     }
-    let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
+    let results: Vec<Value> = out
+        .into_iter()
+        .filter_map(|o| match custom.iter().find(|m| m.key == o.key) {
+            Some(m) => Some(m.result(&o)),
+            None => serde_json::to_value(WriteResult::from(o)).ok(),
+        })
+        .collect();
     let response = Json(json!({ "results": results, "notFound": missing }));
     Ok(with_audit_objects(response.into_response(), keys))
 }

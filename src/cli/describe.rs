@@ -1,6 +1,6 @@
 //! `shoal describe`: one object's fields, its conditions and its events.
 
-use anyhow::anyhow;
+use anyhow::{anyhow, bail};
 use serde_json::Value;
 
 use crate::resource::Kind;
@@ -16,28 +16,35 @@ pub(super) async fn describe(
     name: &str,
     namespace: Option<String>,
 ) -> anyhow::Result<()> {
-    let kind = kind_arg(kind)?;
     let ns = namespace.unwrap_or_else(|| "default".into());
-    let obj = client
-        .send(
-            reqwest::Method::GET,
-            &object_path(kind, &ns, Some(name)),
-            None,
-        )
-        .await?;
+    // A built-in kind, or else a custom one its definition names.
+    let (obj, builtin, kind_name, namespaced) = match Kind::from_user(kind) {
+        Some(k) => {
+            let path = object_path(k, &ns, Some(name));
+            let obj = client.send(reqwest::Method::GET, &path, None).await?;
+            (obj, Some(k), k.as_str().to_string(), k.namespaced())
+        }
+        None => match super::custom::fetch(client, kind, name, &ns).await? {
+            Some((obj, def)) => (obj, None, def.names.kind.clone(), def.namespaced),
+            None => {
+                kind_arg(kind)?;
+                bail!("unknown kind {kind:?}")
+            }
+        },
+    };
     let meta = s(&obj, &["metadata"]);
     let mut out = String::new();
     out.push_str(&format!(
         "Name:              {}\n",
         meta.get("name").and_then(Value::as_str).unwrap_or("")
     ));
-    if kind.namespaced() {
+    if namespaced {
         out.push_str(&format!(
             "Namespace:         {}\n",
             meta.get("namespace").and_then(Value::as_str).unwrap_or("")
         ));
     }
-    out.push_str(&format!("Kind:              {}\n", kind));
+    out.push_str(&format!("Kind:              {kind_name}\n"));
     let kv = |m: &Value| -> String {
         let pairs: Vec<String> = m
             .as_object()
@@ -77,7 +84,8 @@ pub(super) async fn describe(
     ));
     for section in ["spec", "data", "stringData", "status"] {
         if let Some(v) = obj.get(section) {
-            let text = if matches!(section, "data" | "stringData") && kind == Kind::Secret {
+            let text = if matches!(section, "data" | "stringData") && builtin == Some(Kind::Secret)
+            {
                 // Secret values stay out of terminals and scrollback.
                 let keys: Vec<String> = v
                     .as_object()
@@ -104,10 +112,10 @@ pub(super) async fn describe(
             out.push_str(&format!("{title}:\n{text}"));
         }
     }
-    if kind == Kind::ServiceAccount {
+    if builtin == Some(Kind::ServiceAccount) {
         out.push_str(&super::accounts::describe_lines(&obj));
     }
-    if kind.namespaced() && kind != Kind::Event {
+    if namespaced && builtin != Some(Kind::Event) {
         let list = client
             .send(
                 reqwest::Method::GET,
@@ -127,7 +135,7 @@ pub(super) async fn describe(
             .into_iter()
             .flatten()
             .filter(|e| {
-                s(e, &["involvedObject", "kind"]).as_str() == Some(kind.as_str())
+                s(e, &["involvedObject", "kind"]).as_str() == Some(kind_name.as_str())
                     && s(e, &["involvedObject", "name"]).as_str() == Some(name)
             })
             .collect();

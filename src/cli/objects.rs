@@ -259,8 +259,11 @@ pub(super) async fn delete_one(
     namespace: Option<String>,
     force: bool,
 ) -> anyhow::Result<()> {
-    let kind = kind_arg(kind)?;
     let ns = namespace.unwrap_or_else(|| "default".into());
+    if Kind::from_user(kind).is_none() && super::custom::delete(client, kind, name, &ns).await? {
+        return Ok(());
+    }
+    let kind = kind_arg(kind)?;
     let mut path = object_path(kind, &ns, Some(name));
     if force {
         path.push_str("?force=true");

@@ -57,7 +57,12 @@ pub struct Parsed {
     pub objects: Vec<Object>,
     /// One line per field that is accepted but not acted on yet.
     pub warnings: Vec<String>,
+    /// Documents of custom kinds, in file order, left as they are: their
+    /// schema is a stored definition's, checked where the store is.
+    pub custom: Vec<CustomDocument>,
 }
+
+pub use crds::CustomDocument;
 
 /// Why a manifest or an object was refused.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +139,7 @@ pub fn parse_manifests(text: &str) -> Result<Parsed, ManifestError> {
     let mut warnings = Vec::new();
     let mut seen: BTreeMap<ObjectKey, usize> = BTreeMap::new();
     let mut problems: Vec<ManifestError> = Vec::new();
+    let mut custom = Vec::new();
     let docs = serde_saphyr::read_with_options::<_, Value>(&mut reader, options);
     for (i, doc) in docs.enumerate() {
         let n = i + 1;
@@ -148,6 +154,10 @@ pub fn parse_manifests(text: &str) -> Result<Parsed, ManifestError> {
                 break;
             }
         };
+        if crds::is_custom_document(&value) {
+            custom.push(CustomDocument { doc: n, value });
+            continue;
+        }
         let (obj, obj_warnings) =
             match object_from_value(value.clone()) {
                 Ok(v) => v,
@@ -185,8 +195,12 @@ pub fn parse_manifests(text: &str) -> Result<Parsed, ManifestError> {
         objects.push(obj);
     }
     match problems.len() {
-        0 if objects.is_empty() => Err(ManifestError::Empty),
-        0 => Ok(Parsed { objects, warnings }),
+        0 if objects.is_empty() && custom.is_empty() => Err(ManifestError::Empty),
+        0 => Ok(Parsed {
+            objects,
+            warnings,
+            custom,
+        }),
         1 => Err(problems.remove(0)),
         _ => Err(ManifestError::Many(problems)),
     }

@@ -2,6 +2,7 @@ use super::*;
 use crate::resource::types::Body;
 
 mod batch;
+mod custom;
 mod daemonset;
 mod disruption;
 mod ingress;
