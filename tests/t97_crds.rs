@@ -38,6 +38,10 @@ spec:
     storage: true
     subresources:
       status: {}
+      scale:
+        specReplicasPath: .spec.replicas
+        statusReplicasPath: .status.replicas
+        labelSelectorPath: .status.selector
     additionalPrinterColumns:
     - name: Domain
       type: string
@@ -60,6 +64,8 @@ spec:
             type: object
             properties:
               ready: {type: boolean}
+              replicas: {type: integer}
+              selector: {type: string}
 "#;
 
 fn website(name: &str, spec: &str) -> String {
@@ -418,6 +424,54 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         serde_json::from_str(&k.ok(&["get", "ws", "home", "-o", "json"]).await).expect("JSON");
     assert_eq!(v["status"]["ready"], true, "{v:#}");
     assert_eq!(v["spec"]["replicas"], 3, "{v:#}");
+    // The scale subresource: kubectl scale writes .spec.replicas, the
+    // Scale shows the status count and selector, the schema still holds.
+    k.ok(&[
+        "patch",
+        "ws",
+        "home",
+        "--subresource",
+        "status",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"replicas":3,"selector":"app=home"}}"#,
+    ])
+    .await;
+    let out = k.ok(&["scale", "ws", "home", "--replicas=4"]).await;
+    assert!(out.contains("website.example.com/home scaled"), "{out}");
+    let v: Value = serde_json::from_str(
+        &k.ok(&[
+            "get",
+            "--raw",
+            "/apis/example.com/v1/namespaces/default/websites/home/scale",
+        ])
+        .await,
+    )
+    .expect("JSON");
+    assert_eq!(v["kind"], "Scale", "{v:#}");
+    assert_eq!(v["spec"]["replicas"], 4, "{v:#}");
+    assert_eq!(v["status"]["replicas"], 3, "{v:#}");
+    assert_eq!(v["status"]["selector"], "app=home", "{v:#}");
+    let err = k.fails(&["scale", "ws", "home", "--replicas=9"]).await;
+    assert!(err.contains("spec.replicas"), "{err}");
+    // Guarded by the current count, as kubectl's --current-replicas.
+    let err = k
+        .fails(&[
+            "scale",
+            "ws",
+            "home",
+            "--current-replicas=2",
+            "--replicas=1",
+        ])
+        .await;
+    assert!(!err.is_empty());
+    k.ok(&["scale", "ws", "home", "--replicas=3"]).await;
+    let res = k
+        .ok(&["api-resources", "--api-group=example.com", "-o", "wide"])
+        .await;
+    assert!(res.contains("websites"), "{res}");
+
     // A JSON patch, checked by the schema like any write.
     let err = k
         .fails(&[

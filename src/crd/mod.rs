@@ -111,14 +111,117 @@ pub struct CrdValidation {
     pub open_api_v3_schema: Value,
 }
 
-/// `subresources` of a version: `status` only (`scale` is refused by name).
+/// `subresources` of a version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Subresources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Map<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scale: Option<Value>,
+    pub scale: Option<ScaleSubresource>,
+}
+
+/// `subresources.scale`: where the object keeps what an autoscaling/v1
+/// `Scale` shows (`kubectl scale`, autoscalers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScaleSubresource {
+    /// The desired count, under `.spec` (`.spec.replicas`).
+    pub spec_replicas_path: String,
+    /// The observed count, under `.status`.
+    pub status_replicas_path: String,
+    /// The pods' label selector as a string, under `.spec` or `.status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector_path: Option<String>,
+}
+
+impl ScaleSubresource {
+    /// Checks the paths as Kubernetes does; errors name the field under `p`.
+    fn check(&self, p: &str) -> Result<(), Invalid> {
+        let paths = [
+            (
+                "specReplicasPath",
+                Some(&self.spec_replicas_path),
+                &["spec"][..],
+            ),
+            (
+                "statusReplicasPath",
+                Some(&self.status_replicas_path),
+                &["status"][..],
+            ),
+            (
+                "labelSelectorPath",
+                self.label_selector_path.as_ref(),
+                &["spec", "status"][..],
+            ),
+        ];
+        for (field, path, roots) in paths {
+            let Some(path) = path else { continue };
+            let fields = field_path(path).filter(|f| f.len() >= 2);
+            if !fields.is_some_and(|f| roots.contains(&f[0].as_str())) {
+                return invalid(
+                    format!("{p}.{field}"),
+                    format!(
+                        "Invalid value: {path:?}: should be a json path under {} (fields only, \
+                         such as .{}.replicas)",
+                        roots
+                            .iter()
+                            .map(|r| format!(".{r}"))
+                            .collect::<Vec<_>>()
+                            .join(" or "),
+                        roots[0]
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// What a `Scale` of `object` shows: desired and observed counts (0
+    /// when unset, as Kubernetes) and the selector.
+    pub fn read(&self, object: &Value) -> (i64, i64, Option<String>) {
+        let int = |p: &str| column_value(object, p).and_then(Value::as_i64).unwrap_or(0);
+        let selector = self
+            .label_selector_path
+            .as_deref()
+            .and_then(|p| column_value(object, p))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        (
+            int(&self.spec_replicas_path),
+            int(&self.status_replicas_path),
+            selector,
+        )
+    }
+
+    /// Sets the desired count in `object`, making the objects on the path.
+    pub fn set_replicas(&self, object: &mut Value, replicas: i64) -> Result<(), String> {
+        let fields = field_path(&self.spec_replicas_path)
+            .ok_or_else(|| format!("bad specReplicasPath {:?}", self.spec_replicas_path))?;
+        let mut v = object;
+        for (i, f) in fields.iter().enumerate() {
+            let Value::Object(map) = v else {
+                return Err(format!("{}: not an object", fields[..i].join(".")));
+            };
+            if i + 1 == fields.len() {
+                map.insert(f.clone(), replicas.into());
+                return Ok(());
+            }
+            v = map.entry(f.clone()).or_insert_with(|| json!({}));
+        }
+        Ok(())
+    }
+}
+
+/// A path of plain fields (`.spec.replicas`), as scale paths must be.
+fn field_path(p: &str) -> Option<Vec<String>> {
+    json_path(p)?
+        .into_iter()
+        .map(|s| match s {
+            Step::Field(f) => Some(f),
+            Step::Index(_) => None,
+        })
+        .collect()
 }
 
 /// One `additionalPrinterColumns` entry.
@@ -352,11 +455,8 @@ fn check_versions(versions: &[CrdVersion]) -> Result<(), Invalid> {
             &format!("{p}.schema.openAPIV3Schema"),
         )?;
         if let Some(sub) = &v.subresources {
-            if sub.scale.is_some() {
-                return invalid(
-                    format!("{p}.subresources.scale"),
-                    "the scale subresource of custom kinds is not supported by shoal yet",
-                );
+            if let Some(scale) = &sub.scale {
+                scale.check(&format!("{p}.subresources.scale"))?;
             }
             if sub.status.as_ref().is_some_and(|m| !m.is_empty()) {
                 return invalid(format!("{p}.subresources.status"), "must be {}");
@@ -505,6 +605,8 @@ pub struct ServedVersion {
     pub schema: Value,
     /// Whether `status` is a subresource (then writes of the object keep it).
     pub status: bool,
+    /// The scale subresource, when enabled.
+    pub scale: Option<ScaleSubresource>,
     pub columns: Vec<PrinterColumn>,
 }
 
@@ -533,6 +635,7 @@ impl Definition {
                 .into_iter()
                 .map(|v| ServedVersion {
                     status: v.subresources.as_ref().is_some_and(|s| s.status.is_some()),
+                    scale: v.subresources.as_ref().and_then(|s| s.scale.clone()),
                     schema: v
                         .schema
                         .map(|s| s.open_api_v3_schema)

@@ -92,8 +92,19 @@ fn bad_definitions_name_the_field() {
     v["spec"]["versions"][0]["additionalPrinterColumns"][0]["jsonPath"] = json!("spec..x");
     refused(v, "spec.versions[0].additionalPrinterColumns[0].jsonPath");
     let mut v = crd();
-    v["spec"]["versions"][0]["subresources"]["scale"] = json!({});
-    assert!(refused(v, "spec.versions[0].subresources.scale").contains("not supported"));
+    v["spec"]["versions"][0]["subresources"]["scale"] =
+        json!({"specReplicasPath": ".status.replicas", "statusReplicasPath": ".status.replicas"});
+    assert!(
+        refused(v, "spec.versions[0].subresources.scale.specReplicasPath").contains("under .spec")
+    );
+    let mut v = crd();
+    v["spec"]["versions"][0]["subresources"]["scale"] = json!({"specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.pods[0]"});
+    refused(v, "spec.versions[0].subresources.scale.statusReplicasPath");
+    let mut v = crd();
+    v["spec"]["versions"][0]["subresources"]["scale"] = json!({"specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".metadata.labels"});
+    refused(v, "spec.versions[0].subresources.scale.labelSelectorPath");
     let mut v = crd();
     v["spec"]["versions"][0]
         .as_object_mut()
@@ -160,4 +171,33 @@ fn tables_show_the_printer_columns() {
     assert_eq!(rows[2], ["team", "b", "<none>"]);
     let rows = table_rows(&[], &items[..1], false);
     assert_eq!(rows[0], ["NAME", "AGE"]);
+}
+
+#[test]
+fn scale_reads_and_sets_its_paths() {
+    let scale = ScaleSubresource {
+        spec_replicas_path: ".spec.size.count".into(),
+        status_replicas_path: ".status.replicas".into(),
+        label_selector_path: Some(".status.selector".into()),
+    };
+    scale.check("s").expect("valid paths");
+    let mut o = json!({"spec": {"domain": "x"}, "status": {"replicas": 2, "selector": "app=x"}});
+    assert_eq!(
+        scale.read(&o),
+        (0, 2, Some("app=x".into())),
+        "unset desired reads 0"
+    );
+    scale.set_replicas(&mut o, 5).expect("sets");
+    assert_eq!(
+        o["spec"]["size"]["count"], 5,
+        "made the missing object: {o}"
+    );
+    assert_eq!(scale.read(&o).0, 5);
+    let mut o = json!({"spec": {"size": 3}});
+    assert!(
+        scale
+            .set_replicas(&mut o, 1)
+            .unwrap_err()
+            .contains("spec.size")
+    );
 }

@@ -12,6 +12,11 @@
 use super::*;
 use crate::crd::{Definition, ServedVersion};
 
+mod manifest;
+mod scale;
+
+pub(in crate::api) use manifest::ManifestObject;
+
 /// The stored definitions; after a barrier when `fresh` (discovery right
 /// after a definition was written through another node must see it).
 pub(in crate::api) async fn definitions(s: &ApiState, fresh: bool) -> KubeResult<Vec<Definition>> {
@@ -99,6 +104,17 @@ pub(super) fn resource_list(defs: &[Definition], group: &str, version: &str) -> 
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        if v.scale.is_some() {
+            resources.push(json!({
+                "name": format!("{}/scale", d.names.plural),
+                "singularName": "",
+                "namespaced": d.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
     }
     if resources.is_empty() {
         return None;
@@ -182,6 +198,8 @@ struct Target {
     namespace: Option<String>,
     name: Option<String>,
     status: bool,
+    /// The path names the scale subresource.
+    scale: bool,
 }
 
 impl Target {
@@ -333,9 +351,10 @@ async fn target(s: &ApiState, group: &str, version: &str, rest: &str) -> KubeRes
             ),
         ));
     }
-    let status = match sub {
-        None => false,
-        Some("status") if version.status => true,
+    let (status, scale) = match sub {
+        None => (false, false),
+        Some("status") if version.status => (true, false),
+        Some("scale") if version.scale.is_some() => (false, true),
         Some(other) => {
             return Err(KubeError::new(
                 StatusCode::NOT_FOUND,
@@ -352,6 +371,7 @@ async fn target(s: &ApiState, group: &str, version: &str, rest: &str) -> KubeRes
         namespace,
         name,
         status,
+        scale,
     })
 }
 
@@ -365,6 +385,9 @@ pub(super) async fn objects(
 ) -> KubeResult<Response> {
     let t = target(&s, group, version, rest).await?;
     check_write(&call)?;
+    if t.scale {
+        return scale::serve(&s, &t, &call).await;
+    }
     match (&call.method, t.name.clone(), t.status) {
         (&Method::GET, None, false) if is_watch(&call.query) => watch(s, t, &call),
         (&Method::GET, None, false) => list(&s, &t, &call).await,
@@ -793,119 +816,4 @@ fn table_of(t: &Target, items: &[Object], rev: Option<u64>) -> Value {
         })
         .collect();
     super::table::assemble(columns, rows, items, rev)
-}
-
-/// A custom document of a `/v1/apply` or `/v1/delete` manifest, resolved
-/// against the stored definitions.
-pub(in crate::api) struct ManifestObject {
-    /// Where it is stored.
-    pub key: ObjectKey,
-    /// `Kind.group`, as kubectl names it in its output.
-    pub shown_kind: String,
-    /// Whether its definition is namespaced.
-    pub namespaced: bool,
-    target: Target,
-}
-
-impl ManifestObject {
-    /// Resolves `d`; a document whose kind no stored definition serves is
-    /// refused in kubectl's words.
-    pub(in crate::api) async fn resolve(
-        s: &ApiState,
-        d: &crate::manifest::CustomDocument,
-    ) -> ApiResult<ManifestObject> {
-        let (group, version) = d.group_version();
-        let kind = d.kind();
-        let find = |defs: Vec<Definition>| {
-            defs.into_iter().find_map(|def| {
-                let v = def.served(version).cloned()?;
-                (def.group == group && def.names.kind == kind).then_some((def, v))
-            })
-        };
-        let kube = |e: KubeError| ApiError::new(e.code, e.message);
-        let found = match find(definitions(s, false).await.map_err(kube)?) {
-            Some(f) => Some(f),
-            None => find(definitions(s, true).await.map_err(kube)?),
-        };
-        let Some((def, served)) = found else {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "{}: no matches for kind {kind:?} in version \"{group}/{version}\": apply its \
-                     CustomResourceDefinition first (`shoal get crd` lists those stored)",
-                    d.label()
-                ),
-            ));
-        };
-        if d.name().is_empty() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("{}: metadata.name: Required value", d.label()),
-            ));
-        }
-        let namespace = def.namespaced.then(|| {
-            d.namespace()
-                .unwrap_or(crate::resource::DEFAULT_NAMESPACE)
-                .to_string()
-        });
-        let target = Target {
-            def,
-            version: served,
-            namespace,
-            name: Some(d.name().to_string()),
-            status: false,
-        };
-        Ok(ManifestObject {
-            key: target.key(d.name()),
-            shown_kind: format!("{}.{}", target.def.names.kind, target.def.group),
-            namespaced: target.def.namespaced,
-            target,
-        })
-    }
-
-    /// The write that creates or updates it, as `kubectl apply` would:
-    /// checked against its version's schema and defaulted; the stored
-    /// status (when a subresource) and finalizers are kept.
-    pub(in crate::api) fn put_op(&self, d: &crate::manifest::CustomDocument) -> ApiResult<Op> {
-        let invalid = |e: KubeError| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("{}: {}", d.label(), e.message),
-            )
-        };
-        let body = serde_json::to_vec(&d.value)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        let mut obj = prepare(&self.target, None, &body).map_err(invalid)?;
-        obj.metadata.resource_version = None;
-        obj.metadata.generation = None;
-        obj.metadata.uid = None;
-        obj.metadata.deletion_timestamp = None;
-        if obj.metadata.creation_timestamp.is_none() {
-            obj.metadata.creation_timestamp = Some(crate::resource::time::now_rfc3339());
-        }
-        let object = serde_json::to_vec(&obj)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        Ok(Op::Put {
-            key: self.key.clone(),
-            object,
-            precondition: crate::store::Precondition::None,
-        })
-    }
-
-    /// How `notFound` names it.
-    pub(in crate::api) fn result_missing(&self) -> Value {
-        json!({"kind": self.shown_kind, "namespace": self.key.namespace, "name": self.target.name})
-    }
-
-    /// How a write result names it: the definition's kind and the object's
-    /// own name, as kubectl prints them.
-    pub(in crate::api) fn result(&self, o: &crate::store::OpOutcome) -> Value {
-        json!({
-            "kind": self.shown_kind,
-            "namespace": o.key.namespace,
-            "name": self.target.name,
-            "outcome": o.outcome,
-            "resourceVersion": o.resource_version,
-        })
-    }
 }
