@@ -467,6 +467,32 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         .await;
     assert!(!err.is_empty());
     k.ok(&["scale", "ws", "home", "--replicas=3"]).await;
+    // A HorizontalPodAutoscaler scales a custom kind through the same
+    // subresource: below its minimum, it raises spec.replicas.
+    let hpa = file(
+        "hpa.yaml",
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: home\n\
+         spec:\n  scaleTargetRef: {apiVersion: example.com/v1, kind: Website, name: home}\n  \
+         minReplicas: 4\n  maxReplicas: 5\n  metrics:\n  - type: Resource\n    resource: \
+         {name: cpu, target: {type: Utilization, averageUtilization: 50}}\n",
+    );
+    k.ok(&["apply", "-f", &hpa]).await;
+    eventually(
+        Duration::from_secs(30),
+        "the HPA raises the Website to its minimum",
+        || async {
+            k.ok(&["get", "ws", "home", "-o", "jsonpath={.spec.replicas}"])
+                .await
+                .trim()
+                == "4"
+        },
+    )
+    .await;
+    let v: Value =
+        serde_json::from_str(&k.ok(&["get", "hpa", "home", "-o", "json"]).await).expect("JSON");
+    assert_eq!(v["status"]["desiredReplicas"], 4, "{v:#}");
+    k.ok(&["delete", "hpa", "home"]).await;
+    k.ok(&["scale", "ws", "home", "--replicas=3"]).await;
     let res = k
         .ok(&["api-resources", "--api-group=example.com", "-o", "wide"])
         .await;

@@ -161,6 +161,107 @@ fn scale_of(target: &Object) -> (u32, Option<LabelSelector>) {
     (replicas, selector)
 }
 
+/// What an HPA scales: a Deployment or a StatefulSet (`spec.replicas`,
+/// `spec.selector`), or a custom object through its definition's scale
+/// subresource.
+struct ScaleTarget {
+    object: Object,
+    key: ObjectKey,
+    scale: Option<crate::crd::ScaleSubresource>,
+}
+
+impl ScaleTarget {
+    /// The target `r` names in `namespace`, or why it cannot be scaled.
+    fn find(
+        store: &Store,
+        namespace: &str,
+        r: &crate::resource::types::CrossVersionObjectReference,
+    ) -> Result<Result<ScaleTarget, String>, ControllerError> {
+        let missing = || format!("{} {:?} not found", r.kind.to_ascii_lowercase(), r.name);
+        let builtin = match r.kind.as_str() {
+            "Deployment" => Some(Kind::Deployment),
+            "StatefulSet" => Some(Kind::StatefulSet),
+            _ => None,
+        };
+        if let Some(kind) =
+            builtin.filter(|_| r.api_version.as_deref().is_none_or(|v| v == "apps/v1"))
+        {
+            let key = ObjectKey::new(kind, namespace, &r.name);
+            return Ok(match store.get(&key)? {
+                Some(object) => Ok(ScaleTarget {
+                    object,
+                    key,
+                    scale: None,
+                }),
+                None => Err(missing()),
+            });
+        }
+        let (group, version) = r
+            .api_version
+            .as_deref()
+            .and_then(|v| v.split_once('/'))
+            .unwrap_or(("", ""));
+        let defs = store.list(Kind::CustomResourceDefinition, None)?.0;
+        let found = defs
+            .iter()
+            .filter_map(crate::crd::Definition::from_object)
+            .find_map(|d| {
+                if d.group != group || d.names.kind != r.kind {
+                    return None;
+                }
+                let scale = d
+                    .served(version)
+                    .or_else(|| d.storage_version())
+                    .and_then(|v| v.scale.clone())?;
+                Some((d.key(Some(namespace), &r.name), scale))
+            });
+        let Some((key, scale)) = found else {
+            return Ok(Err(format!(
+                "no CustomResourceDefinition serves {} in {group}/{version} with a scale subresource",
+                r.kind
+            )));
+        };
+        Ok(match store.get(&key)? {
+            Some(object) => Ok(ScaleTarget {
+                object,
+                key,
+                scale: Some(scale),
+            }),
+            None => Err(missing()),
+        })
+    }
+
+    /// The desired count and the pods' selector, as a `Scale` shows them.
+    fn current(&self) -> (u32, Option<LabelSelector>) {
+        let Some(scale) = &self.scale else {
+            return scale_of(&self.object);
+        };
+        let v = serde_json::to_value(&self.object).unwrap_or(Value::Null);
+        let (want, _, selector) = scale.read(&v);
+        (
+            u32::try_from(want).unwrap_or(0),
+            selector.and_then(|s| crate::resource::selector::parse(&s).ok()),
+        )
+    }
+
+    /// The object with `replicas` as its desired count, its status left
+    /// out (the store keeps the stored one).
+    fn rescaled(&self, replicas: u32) -> Result<Vec<u8>, ControllerError> {
+        let mut copy = self.object.clone();
+        copy.body.remove("status");
+        let mut v = serde_json::to_value(&copy).map_err(|e| e.to_string())?;
+        match &self.scale {
+            Some(scale) => scale.set_replicas(&mut v, i64::from(replicas))?,
+            None => {
+                if let Some(Value::Object(spec)) = v.get_mut("spec") {
+                    spec.insert("replicas".into(), json!(replicas));
+                }
+            }
+        }
+        Ok(serde_json::to_vec(&v).map_err(|e| e.to_string())?)
+    }
+}
+
 /// What the calculation needs of one pod.
 pub fn pod_facts(pod: &Object, sample: Option<&PodSample>) -> PodFacts {
     let status: PodReadiness = pod.status_or_default();
@@ -274,25 +375,15 @@ async fn sync_one(
     let prev: HorizontalPodAutoscalerStatus = hpa.status_or_default();
     let now = now_rfc3339();
     let target_ref = &body.spec.scale_target_ref;
-    let target_kind = match target_ref.kind.as_str() {
-        "Deployment" => Some(Kind::Deployment),
-        "StatefulSet" => Some(Kind::StatefulSet),
-        _ => None,
+    let target = match ScaleTarget::find(store, &key.namespace, target_ref)? {
+        Ok(t) => t,
+        Err(why) => {
+            let d = failed_get_scale(why);
+            let status = next_status(&prev, hpa, 0, &d, &now);
+            return write_status(store, hpa, &prev, status, Vec::new()).await;
+        }
     };
-    let target = match target_kind {
-        Some(k) => store.get(&ObjectKey::new(k, &key.namespace, &target_ref.name))?,
-        None => None,
-    };
-    let Some(target) = target else {
-        let d = failed_get_scale(format!(
-            "{} {:?} not found",
-            target_ref.kind.to_ascii_lowercase(),
-            target_ref.name
-        ));
-        let status = next_status(&prev, hpa, 0, &d, &now);
-        return write_status(store, hpa, &prev, status, Vec::new()).await;
-    };
-    let (current, selector) = scale_of(&target);
+    let (current, selector) = target.current();
     let pods: Vec<PodFacts> = match &selector {
         Some(sel) if !sel.is_empty() => store
             .list(Kind::Pod, Some(&key.namespace))?
@@ -313,15 +404,10 @@ async fn sync_one(
     let status = next_status(&prev, hpa, current, &d, &now);
     let mut ops = Vec::new();
     if let Some(reason) = &d.rescale {
-        let mut copy = target.clone();
-        copy.body.remove("status");
-        if let Some(Value::Object(spec)) = copy.body.get_mut("spec") {
-            spec.insert("replicas".into(), json!(d.desired));
-        }
         ops.push(Op::Put {
-            key: target.key().ok_or("target key")?,
-            object: serde_json::to_vec(&copy).map_err(|e| e.to_string())?,
-            precondition: Precondition::Version(target.resource_version()),
+            key: target.key.clone(),
+            object: target.rescaled(d.desired)?,
+            precondition: Precondition::Version(target.object.resource_version()),
         });
         let ev = JobEvent {
             warning: false,
@@ -336,13 +422,12 @@ async fn sync_one(
             owner_ref(hpa),
             "horizontal-pod-autoscaler",
         )?);
-        let tkey = target.key().ok_or("target key")?;
         ops.push(event(
-            &target,
-            &tkey,
+            &target.object,
+            &target.key,
             &ev,
             &now,
-            owner_ref(&target),
+            owner_ref(&target.object),
             "horizontal-pod-autoscaler",
         )?);
     }

@@ -34,17 +34,25 @@ pub(super) fn check(api_version: &str, mut body: Map<String, Value>) -> Res<Map<
 
 fn check_spec(spec: &HorizontalPodAutoscalerSpec) -> Res {
     let t = &spec.scale_target_ref;
-    if !matches!(t.kind.as_str(), "Deployment" | "StatefulSet") {
+    // A custom kind is scaled through its definition's scale subresource;
+    // whether it has one is the controller's to find, as in Kubernetes.
+    let custom = t
+        .api_version
+        .as_deref()
+        .is_some_and(super::crds::is_custom_api_version);
+    if !custom && !matches!(t.kind.as_str(), "Deployment" | "StatefulSet") {
         return fail(
             "spec.scaleTargetRef.kind",
             format!(
-                "{:?} cannot be autoscaled by shoal: the target must be a Deployment or a StatefulSet",
+                "{:?} cannot be autoscaled by shoal: the target must be a Deployment, a \
+                 StatefulSet, or a custom kind with a scale subresource",
                 t.kind
             ),
         );
     }
     if let Some(v) = &t.api_version
         && v != "apps/v1"
+        && !custom
     {
         return fail(
             "spec.scaleTargetRef.apiVersion",

@@ -78,11 +78,16 @@ impl CustomDocument {
 /// (`*.k8s.io` and `*.kubernetes.io` hold built-in kinds shoal may lack,
 /// which deserve the unknown-kind message instead).
 pub(super) fn is_custom_document(value: &Value) -> bool {
-    let Some((group, _)) = value
+    value
         .get("apiVersion")
         .and_then(Value::as_str)
-        .and_then(|v| v.split_once('/'))
-    else {
+        .is_some_and(is_custom_api_version)
+}
+
+/// Whether `GROUP/VERSION` names a custom kind's group (see
+/// [`is_custom_document`]).
+pub(super) fn is_custom_api_version(api_version: &str) -> bool {
+    let Some((group, _)) = api_version.split_once('/') else {
         return false;
     };
     let reserved = |suffix: &str| group == suffix || group.ends_with(&format!(".{suffix}"));
