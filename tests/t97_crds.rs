@@ -215,7 +215,7 @@ async fn custom_resources_with_kubectl_through_a_follower() {
     );
 
     // `shoal get` resolves custom kinds through the stored definitions.
-    let shoal = |args: &[&str]| {
+    let shoal_run = |args: &[&str]| {
         let (addr, ca_file) = (addr.clone(), ca_file.clone());
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         async move {
@@ -226,9 +226,24 @@ async fn custom_resources_with_kubectl_through_a_follower() {
                 .output()
                 .await
                 .expect("shoal runs");
-            let err = String::from_utf8_lossy(&o.stderr).into_owned();
-            assert!(o.status.success(), "shoal {args:?}: {err}");
-            String::from_utf8_lossy(&o.stdout).into_owned()
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (o.status.success(), text(&o.stdout), text(&o.stderr), args)
+        }
+    };
+    let shoal = |args: &[&str]| {
+        let run = shoal_run(args);
+        async move {
+            let (ok, out, err, args) = run.await;
+            assert!(ok, "shoal {args:?}: {err}");
+            out
+        }
+    };
+    let shoal_fails = |args: &[&str]| {
+        let run = shoal_run(args);
+        async move {
+            let (ok, _, err, args) = run.await;
+            assert!(!ok, "shoal {args:?} should fail");
+            err
         }
     };
     let out = shoal(&["get", "ws"]).await;
@@ -250,21 +265,6 @@ async fn custom_resources_with_kubectl_through_a_follower() {
     // `shoal apply`, `describe` and `delete` of custom objects, next to
     // built-in ones in one file: checked by the schema, written in one
     // command (all or nothing), and printed as kubectl prints them.
-    let shoal_fails = |args: &[&str]| {
-        let (addr, ca_file) = (addr.clone(), ca_file.clone());
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        async move {
-            let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
-                .args(["--addr", &addr, "--token", ADMIN, "--ca-file"])
-                .arg(&ca_file)
-                .args(&args)
-                .output()
-                .await
-                .expect("shoal runs");
-            assert!(!o.status.success(), "shoal {args:?} should fail");
-            String::from_utf8_lossy(&o.stderr).into_owned()
-        }
-    };
     let page_conf =
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: page-conf\ndata:\n  a: b\n";
     let page = file(

@@ -94,14 +94,7 @@ pub(super) async fn apply(
         }
         custom.push((m, op));
     }
-    let keys = may_write_all(
-        &caller,
-        parsed
-            .objects
-            .iter()
-            .filter_map(|o| o.key())
-            .chain(custom.iter().map(|(m, _)| m.key.clone())),
-    )?;
+    let keys = may_write_all(&caller, &parsed.objects, custom.iter().map(|(m, _)| m))?;
     let mut objects = parsed.objects;
     // Namespaces first so a file that creates one and uses it reads naturally.
     objects.sort_by_key(|o| o.kind().map(|k| Kind::ALL.iter().position(|x| *x == k)));
@@ -173,11 +166,16 @@ pub(super) async fn apply(
 
 /// Refuses (403) a manifest naming a kind the caller may not write;
 /// returns the keys for the audit log.
-fn may_write_all(
+fn may_write_all<'a>(
     caller: &auth::Caller,
-    keys: impl Iterator<Item = ObjectKey>,
+    objects: &[Object],
+    custom: impl Iterator<Item = &'a ManifestObject>,
 ) -> ApiResult<Vec<ObjectKey>> {
-    let keys: Vec<ObjectKey> = keys.collect();
+    let keys: Vec<ObjectKey> = objects
+        .iter()
+        .filter_map(|o| o.key())
+        .chain(custom.map(|m| m.key.clone()))
+        .collect();
     if let Some(k) = keys.iter().find(|k| !auth::may_write(caller.role, k.kind)) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -206,14 +204,7 @@ pub(super) async fn delete_manifest(
     for d in &parsed.custom {
         custom.push(ManifestObject::resolve(&s, d).await?);
     }
-    let keys = may_write_all(
-        &caller,
-        parsed
-            .objects
-            .iter()
-            .filter_map(|o| o.key())
-            .chain(custom.iter().map(|m| m.key.clone())),
-    )?;
+    let keys = may_write_all(&caller, &parsed.objects, custom.iter())?;
     s.store.barrier().await?;
     let mut ops = Vec::new();
     let mut missing = Vec::new();

@@ -161,6 +161,16 @@ struct Call {
     caller: auth::Caller,
 }
 
+impl Call {
+    /// The request's `Content-Type`, "" when absent or not text.
+    fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn core_objects(
     State(s): State<ApiState>,
@@ -661,11 +671,7 @@ fn as_update(kind: Kind, object: &mut Value) {
 }
 
 async fn patch_object(s: ApiState, t: &Target, name: &str, call: &Call) -> KubeResult<Response> {
-    let ct = call
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ct = call.content_type();
     let ty = match patch::PatchType::from_content_type(ct) {
         Some(patch::PatchType::Apply) => {
             return Err(KubeError::new(

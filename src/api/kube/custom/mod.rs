@@ -669,11 +669,7 @@ async fn delete(s: &ApiState, t: &Target, name: &str) -> KubeResult<Response> {
 }
 
 async fn patch_object(s: &ApiState, t: &Target, name: &str, call: &Call) -> KubeResult<Response> {
-    let ct = call
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ct = call.content_type();
     let ty = match patch::PatchType::from_content_type(ct) {
         Some(ty @ (patch::PatchType::Json | patch::PatchType::Merge)) => ty,
         _ => {

@@ -28,11 +28,7 @@ pub(super) async fn serve(s: &ApiState, t: &Target, call: &Call) -> KubeResult<R
             write(s, t, &spec, &name, |_| Ok(body.clone())).await
         }
         Method::PATCH => {
-            let ct = call
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
+            let ct = call.content_type();
             // A Scale has no lists, so a strategic merge is a merge.
             let ty = match patch::PatchType::from_content_type(ct) {
                 Some(patch::PatchType::Json) => patch::PatchType::Json,
