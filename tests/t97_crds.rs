@@ -75,6 +75,16 @@ fn website(name: &str, spec: &str) -> String {
     )
 }
 
+/// `kubectl patch ws NAME --type merge -p PATCH`, on the status
+/// subresource when `status`.
+async fn merge_patch(k: &Kubectl, name: &str, status: bool, patch: &str) {
+    let mut args = vec!["patch", "ws", name, "--type", "merge", "-p", patch];
+    if status {
+        args.extend(["--subresource", "status"]);
+    }
+    k.ok(&args).await;
+}
+
 async fn wait_line(
     lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     want: &str,
@@ -326,15 +336,12 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         assert!(out.contains(want), "{want:?} not in {out}");
     }
     // A finalizer holds a delete through `shoal delete` too.
-    k.ok(&[
-        "patch",
-        "ws",
+    merge_patch(
+        &k,
         "page",
-        "--type",
-        "merge",
-        "-p",
+        false,
         r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
-    ])
+    )
     .await;
     let out = shoal(&["delete", "ws", "page"]).await;
     assert!(out.contains("website.example.com/page deleted"), "{out}");
@@ -344,16 +351,7 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         v["metadata"]["deletionTimestamp"].is_string(),
         "only marked: {v:#}"
     );
-    k.ok(&[
-        "patch",
-        "ws",
-        "page",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ])
-    .await;
+    merge_patch(&k, "page", false, r#"{"metadata":{"finalizers":null}}"#).await;
     eventually(
         Duration::from_secs(20),
         "the released Website goes",
@@ -398,27 +396,19 @@ async fn custom_resources_with_kubectl_through_a_follower() {
 
     // The status subresource: spec writes leave status alone and the
     // reverse.
-    k.ok(&[
-        "patch",
-        "ws",
+    merge_patch(
+        &k,
         "home",
-        "--subresource",
-        "status",
-        "--type",
-        "merge",
-        "-p",
+        true,
         r#"{"status":{"ready":true},"spec":{"replicas":4}}"#,
-    ])
+    )
     .await;
-    k.ok(&[
-        "patch",
-        "ws",
+    merge_patch(
+        &k,
         "home",
-        "--type",
-        "merge",
-        "-p",
+        false,
         r#"{"spec":{"replicas":3},"status":{"ready":false}}"#,
-    ])
+    )
     .await;
     let v: Value =
         serde_json::from_str(&k.ok(&["get", "ws", "home", "-o", "json"]).await).expect("JSON");
@@ -426,17 +416,12 @@ async fn custom_resources_with_kubectl_through_a_follower() {
     assert_eq!(v["spec"]["replicas"], 3, "{v:#}");
     // The scale subresource: kubectl scale writes .spec.replicas, the
     // Scale shows the status count and selector, the schema still holds.
-    k.ok(&[
-        "patch",
-        "ws",
+    merge_patch(
+        &k,
         "home",
-        "--subresource",
-        "status",
-        "--type",
-        "merge",
-        "-p",
+        true,
         r#"{"status":{"replicas":3,"selector":"app=home"}}"#,
-    ])
+    )
     .await;
     let out = k.ok(&["scale", "ws", "home", "--replicas=4"]).await;
     assert!(out.contains("website.example.com/home scaled"), "{out}");
@@ -640,14 +625,12 @@ async fn custom_resources_with_kubectl_through_a_follower() {
 
     // A finalizer on a custom object holds its delete until its operator
     // lets go, as kube-rs' finalizer helper expects.
-    k.ok(&[
-        "patch",
-        "ws",
+    merge_patch(
+        &k,
         "home",
-        "--type=merge",
-        "-p",
+        false,
         r#"{"metadata":{"finalizers":["example.com/cleanup"]}}"#,
-    ])
+    )
     .await;
     k.ok(&["delete", "ws", "home", "--wait=false"]).await;
     // Longer than a walk of the collector (every 2 s): still there, marked.
@@ -662,15 +645,7 @@ async fn custom_resources_with_kubectl_through_a_follower() {
         ])
         .await;
     assert!(!marked.trim().is_empty(), "marked for deletion: {marked:?}");
-    k.ok(&[
-        "patch",
-        "ws",
-        "home",
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ])
-    .await;
+    merge_patch(&k, "home", false, r#"{"metadata":{"finalizers":null}}"#).await;
     eventually(
         Duration::from_secs(20),
         "the released Website deleted",
