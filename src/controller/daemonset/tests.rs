@@ -367,6 +367,7 @@ fn room_is_checked_without_cordon() {
         tolerations: Vec::new(),
         labels: None,
         inter: None,
+        other: Default::default(),
     };
     let mut used = Used::default();
     assert_eq!(lacks_room(&fit, &used, &needs(500, vec![])), None);
