@@ -2,12 +2,16 @@
 //! cluster with the process runtime: a node declaring
 //! `example.com/dongle = 1` publishes it, takes the one pod asking for it,
 //! and a second such pod stays Pending with the reason until room appears.
+//! Then, with the Docker engine, pods writing past their
+//! `ephemeral-storage` limit (into an emptyDir, into the writable layer)
+//! are evicted while one within its limit keeps running.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::cluster::*;
+use common::images::ensure_busybox_image;
 use common::*;
 use serde_json::Value;
 
@@ -120,4 +124,89 @@ async fn extended_resources_are_scheduled_as_counts() {
     })
     .await;
     c.stop().await;
+}
+
+fn filler(name: &str, image: &str, target: &str, mib: u32, limit: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {image}\n    command: [\"sh\", \"-c\", \"dd if=/dev/zero of={target}/f bs=1048576 count={mib} && sleep 3600\"]\n    resources:\n      limits:\n        ephemeral-storage: {limit}\n    volumeMounts:\n    - {{name: data, mountPath: /data}}\n  volumes:\n  - {{name: data, emptyDir: {{}}}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pods_over_their_ephemeral_storage_limit_are_evicted() {
+    let image = ensure_busybox_image();
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path(), "t83-evict", |c| {
+        c.dev = true;
+        c.runtime = Some(shoal::runtime::RuntimeKind::Docker);
+        c.agent.resync_ms = 300;
+        c.agent.ephemeral_check_secs = 1;
+    })
+    .await;
+    assert!(node.wait_ready(Duration::from_secs(20)).await, "node ready");
+    let api = Api::new(node.api_addr);
+    for (name, target, mib, limit) in [
+        ("volume", "/data", 20, "5Mi"),
+        ("layer", "/tmp", 20, "5Mi"),
+        ("quiet", "/data", 1, "50Mi"),
+    ] {
+        let (code, v) = api.apply(&filler(name, &image, target, mib, limit)).await;
+        assert_eq!(code, 200, "{v}");
+    }
+    for name in ["volume", "layer"] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let p = pod(&api, name).await;
+            if p["status"]["phase"] == "Failed" {
+                assert_eq!(p["status"]["reason"], "Evicted", "{p:#}");
+                let msg = p["status"]["message"].as_str().unwrap_or_default();
+                assert!(
+                    msg.starts_with("Pod ephemeral local storage usage (")
+                        && msg.ends_with("exceeds the total limit of containers 5Mi."),
+                    "{name}: {msg}"
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name} never evicted: {p:#}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eventually(Duration::from_secs(20), "an Evicted event", || {
+            let api = api.clone();
+            async move {
+                let (_, ev) = api.get("/v1/namespaces/default/events").await;
+                ev["items"].as_array().is_some_and(|items| {
+                    items.iter().any(|e| {
+                        e["reason"] == "Evicted"
+                            && e["type"] == "Warning"
+                            && e["involvedObject"]["name"] == name
+                    })
+                })
+            }
+        })
+        .await;
+        eventually(
+            Duration::from_secs(30),
+            "the evicted pod's container stopped",
+            || {
+                let api = api.clone();
+                async move {
+                    let p = pod(&api, name).await;
+                    !p["status"]["containerStatuses"][0]["state"]["terminated"].is_null()
+                }
+            },
+        )
+        .await;
+    }
+    // Within its limit: running, and still so after a few more checks.
+    eventually(Duration::from_secs(20), "quiet running", || {
+        let api = api.clone();
+        async move { pod(&api, "quiet").await["status"]["phase"] == "Running" }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let p = pod(&api, "quiet").await;
+    assert_eq!(p["status"]["phase"], "Running", "{p:#}");
+    let rt = node.runtime.clone();
+    node.shutdown().await;
+    remove_containers_of(&rt, "t83-evict").await;
 }
