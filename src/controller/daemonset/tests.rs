@@ -379,6 +379,46 @@ fn room_is_checked_without_cordon() {
 }
 
 #[test]
+fn extended_resources_are_room_too() {
+    let mut fit = NodeFit {
+        name: "n1".into(),
+        cpu_millis: 1000,
+        max_pods: 10,
+        alive: true,
+        ..NodeFit::default()
+    };
+    fit.other.extended.insert("example.com/dongle".into(), 1);
+    let mut dongle = PodNeeds {
+        key: ObjectKey::new(Kind::Pod, "default", "p"),
+        cpu_millis: 0,
+        memory_bytes: 0,
+        node_selector: BTreeMap::new(),
+        host_ports: Vec::new(),
+        group: None,
+        volume_nodes: None,
+        node_affinity: None,
+        tolerations: Vec::new(),
+        labels: None,
+        inter: None,
+        other: Default::default(),
+    };
+    dongle.other.extended.insert("example.com/dongle".into(), 1);
+    let mut used = Used::default();
+    assert_eq!(lacks_room(&fit, &used, &dongle), None);
+    used.add(&dongle);
+    assert_eq!(
+        lacks_room(&fit, &used, &dongle).as_deref(),
+        Some("insufficient example.com/dongle")
+    );
+    dongle.other.extended.clear();
+    dongle.other.ephemeral_bytes = 1;
+    assert_eq!(
+        lacks_room(&fit, &used, &dongle).as_deref(),
+        Some("insufficient ephemeral-storage")
+    );
+}
+
+#[test]
 fn pod_names_are_stable_per_node_and_template() {
     let a = pod_name("agent", "uid-1", "n1", "h1");
     assert_eq!(a, pod_name("agent", "uid-1", "n1", "h1"));

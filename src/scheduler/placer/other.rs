@@ -23,12 +23,30 @@ impl OtherResources {
         self.ephemeral_bytes == 0 && self.extended.values().all(|v| *v == 0)
     }
 
-    fn add(&mut self, o: &OtherResources) {
+    /// Adds what `o` holds.
+    pub fn add(&mut self, o: &OtherResources) {
         self.ephemeral_bytes = self.ephemeral_bytes.saturating_add(o.ephemeral_bytes);
         for (k, v) in &o.extended {
             let e = self.extended.entry(k.clone()).or_default();
             *e = e.saturating_add(*v);
         }
+    }
+
+    /// The first resource of `want` that this allocatable, less `used`,
+    /// has too little of: `ephemeral-storage` or an extended resource's name.
+    pub fn short_of<'a>(
+        &'a self,
+        used: &OtherResources,
+        want: &'a OtherResources,
+    ) -> Option<&'a str> {
+        if want.ephemeral_bytes > self.ephemeral_bytes.saturating_sub(used.ephemeral_bytes) {
+            return Some(crate::resource::extended::EPHEMERAL_STORAGE);
+        }
+        want.extended.iter().find_map(|(name, n)| {
+            let have = self.extended.get(name).copied().unwrap_or(0);
+            let taken = used.extended.get(name).copied().unwrap_or(0);
+            (*n > have.saturating_sub(taken)).then_some(name.as_str())
+        })
     }
 
     fn sub(&mut self, o: &OtherResources) {
