@@ -187,4 +187,38 @@ mod tests {
         let e = p.place(&disk("d3")).unwrap_err();
         assert_eq!(e.reasons.get("insufficient ephemeral-storage"), Some(&4));
     }
+
+    #[test]
+    fn preemption_frees_an_extended_resource() {
+        use super::super::preempt::Victim;
+        let nodes = vec![
+            node("plain", 4, 8),
+            with(node("dongle", 4, 8), 0, &[("example.com/dongle", 1)]),
+        ];
+        let mut p = Placer::new(nodes, Strategy::Pack);
+        let low = wants("low", 0, &[("example.com/dongle", 1)]);
+        p.add_bound("dongle", &low);
+        // A cpu-only pod on the plain node is no use to evict.
+        let other = pod("other", 1000, 0);
+        p.add_bound("plain", &other);
+        let high = wants("high", 0, &[("example.com/dongle", 1)]);
+        assert!(p.place(&high).is_err());
+        let victim = |needs: PodNeeds| Victim {
+            needs,
+            priority: 0,
+            started: "2026-01-01T00:00:00Z".into(),
+            guarded: false,
+        };
+        let bound = std::collections::BTreeMap::from([
+            ("dongle".to_string(), vec![victim(low.clone())]),
+            ("plain".to_string(), vec![victim(other)]),
+        ]);
+        let chosen = p.preempt(&high, 10, &bound).expect("a node to preempt on");
+        assert_eq!(chosen.node, "dongle");
+        assert_eq!(chosen.victims, vec![0]);
+        // The placer is left as it was: still no room until the victim goes.
+        assert!(p.place(&high).is_err());
+        p.remove_bound("dongle", &low);
+        assert_eq!(p.place(&high).as_deref(), Ok("dongle"));
+    }
 }
