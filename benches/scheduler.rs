@@ -91,6 +91,7 @@ fn part1(nodes: usize, pods: usize) {
                 unschedulable: false,
                 taints: Vec::new(),
                 alive: true,
+                other: Default::default(),
             }
         })
         .collect();
@@ -109,6 +110,7 @@ fn part1(nodes: usize, pods: usize) {
                 tolerations: Vec::new(),
                 labels: None,
                 inter: None,
+                other: Default::default(),
             }
         })
         .collect();

@@ -189,7 +189,12 @@ fn fill_defaults(c: &mut Container, item: &LimitRangeItem) {
 fn amount(resource: &str, q: &Quantity) -> Option<u64> {
     match resource {
         "cpu" => q.cpu_millis().ok(),
-        "memory" => crate::resource::types::parse_memory_bytes(q.as_str()).ok(),
+        "memory" | crate::resource::extended::EPHEMERAL_STORAGE => {
+            crate::resource::types::parse_memory_bytes(q.as_str()).ok()
+        }
+        n if crate::resource::extended::is_extended(n) => {
+            crate::resource::extended::parse_count(q.as_str()).ok()
+        }
         _ => None,
     }
 }
@@ -235,6 +240,7 @@ fn show(resource: &str, v: u64) -> String {
     match resource {
         "cpu" if v.is_multiple_of(1000) => (v / 1000).to_string(),
         "cpu" => format!("{v}m"),
+        n if crate::resource::extended::is_extended(n) => v.to_string(),
         _ if v.is_multiple_of(1 << 30) && v > 0 => format!("{}Gi", v >> 30),
         _ if v.is_multiple_of(1 << 20) && v > 0 => format!("{}Mi", v >> 20),
         _ => v.to_string(),

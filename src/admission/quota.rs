@@ -16,7 +16,7 @@ use crate::resource::{Object, ObjectKey};
 use crate::store::{Op, Precondition};
 
 /// What a pod counts for against each quota resource.
-pub fn usage(spec: &PodSpec) -> BTreeMap<&'static str, u64> {
+pub fn usage(spec: &PodSpec) -> BTreeMap<String, u64> {
     // The API's defaulting: a container that sets only a limit requests it.
     let mut spec = spec.clone();
     for c in spec.containers.iter_mut().chain(&mut spec.init_containers) {
@@ -27,7 +27,12 @@ pub fn usage(spec: &PodSpec) -> BTreeMap<&'static str, u64> {
         }
     }
     let (requests, limits) = pod_totals(&spec);
-    let mut out = BTreeMap::new();
+    let mut out: BTreeMap<String, u64> = requests
+        .iter()
+        .filter(|(k, _)| crate::resource::extended::is_extended(k))
+        .map(|(k, v)| (format!("requests.{k}"), *v))
+        .collect();
+    let eph = crate::resource::extended::EPHEMERAL_STORAGE;
     for name in QUOTA_RESOURCES {
         let v = match name {
             "pods" | "count/pods" => 1,
@@ -35,22 +40,31 @@ pub fn usage(spec: &PodSpec) -> BTreeMap<&'static str, u64> {
             "memory" | "requests.memory" => requests.get("memory").copied().unwrap_or(0),
             "limits.cpu" => limits.get("cpu").copied().unwrap_or(0),
             "limits.memory" => limits.get("memory").copied().unwrap_or(0),
+            "ephemeral-storage" | "requests.ephemeral-storage" => {
+                requests.get(eph).copied().unwrap_or(0)
+            }
+            "limits.ephemeral-storage" => limits.get(eph).copied().unwrap_or(0),
             _ => continue,
         };
-        out.insert(name, v);
+        out.insert(name.to_string(), v);
     }
     out
 }
 
-/// The underlying resource (`cpu`, `memory`) of a quota resource, for
-/// parsing and showing amounts; `None` for counts.
-fn base(resource: &str) -> Option<&'static str> {
+/// The underlying resource (`cpu`, `memory`, `ephemeral-storage`, an
+/// extended resource) of a quota resource, for parsing and showing amounts
+/// and for the containers that must set it; `None` for counts.
+fn base(resource: &str) -> Option<&str> {
     if resource.ends_with("cpu") {
         Some("cpu")
     } else if resource.ends_with("memory") {
         Some("memory")
+    } else if resource.ends_with(crate::resource::extended::EPHEMERAL_STORAGE) {
+        Some(crate::resource::extended::EPHEMERAL_STORAGE)
     } else {
-        None
+        resource
+            .strip_prefix("requests.")
+            .filter(|n| crate::resource::extended::is_extended(n))
     }
 }
 
@@ -343,6 +357,39 @@ mod tests {
             "failed quota: compute: must specify limits.memory for: a,b; requests.cpu for: a"
         );
         assert!(q.ops().is_empty(), "nothing charged on refusal");
+    }
+
+    #[test]
+    fn extended_resources_and_ephemeral_storage_are_charged() {
+        let mut q = Quotas::of(&[quota(
+            json!({"requests.example.com/dongle": "2", "limits.ephemeral-storage": "1Gi"}),
+            Some(json!({"requests.example.com/dongle": "0", "limits.ephemeral-storage": "0"})),
+        )]);
+        let p = pod(json!([{"name": "c", "resources": {"limits": {
+            "example.com/dongle": "1", "ephemeral-storage": "512Mi"}}}]));
+        q.charge(&p).expect("first");
+        q.charge(&p).expect("second");
+        assert_eq!(
+            used_after(&q.ops()),
+            json!({"requests.example.com/dongle": "2", "limits.ephemeral-storage": "1Gi"})
+        );
+        let e = q.charge(&p).expect_err("full");
+        assert_eq!(
+            e,
+            "exceeded quota: compute, requested: limits.ephemeral-storage=512Mi,\
+             requests.example.com/dongle=1, used: limits.ephemeral-storage=1Gi,\
+             requests.example.com/dongle=2, limited: limits.ephemeral-storage=1Gi,\
+             requests.example.com/dongle=2"
+        );
+        let e = q
+            .charge(&pod(json!([{"name": "a"}])))
+            .expect_err("unspecified");
+        assert!(
+            e.contains(
+                "must specify limits.ephemeral-storage for: a; requests.example.com/dongle for: a"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -55,6 +55,16 @@ pub struct AgentConfig {
     /// `<data_dir>/seccomp` when unset (the kubelet's is
     /// /var/lib/kubelet/seccomp).
     pub seccomp_dir: Option<PathBuf>,
+    /// Extended resources this node offers, by name (`example.com/dongle =
+    /// 4`): published in the Node's capacity and allocatable and scheduled
+    /// as whole counts; nothing checks that the devices exist.
+    pub extended_resources: std::collections::BTreeMap<String, u64>,
+    /// Ephemeral storage kept back from pods, as a Kubernetes quantity
+    /// (`10Gi`): allocatable is the data dir's filesystem size less this.
+    pub reserved_ephemeral_storage: String,
+    /// How often pods' local disk use is measured against their
+    /// `ephemeral-storage` limits, in seconds (0: never).
+    pub ephemeral_check_secs: u64,
 }
 
 /// The smallest `log_max_bytes` accepted.
@@ -85,6 +95,9 @@ impl Default for AgentConfig {
             volume_capacity: None,
             allow_privileged: false,
             seccomp_dir: None,
+            extended_resources: Default::default(),
+            reserved_ephemeral_storage: "0".into(),
+            ephemeral_check_secs: 10,
         }
     }
 }
@@ -114,6 +127,18 @@ impl AgentConfig {
                 self.log_max_files
             ));
         }
+        for name in self.extended_resources.keys() {
+            crate::resource::extended::check_name(name)
+                .map_err(|e| format!("agent.extended_resources: {e}"))?;
+        }
+        crate::resource::types::parse_memory_bytes(&self.reserved_ephemeral_storage).map_err(
+            |e| {
+                format!(
+                    "agent.reserved_ephemeral_storage {:?}: {e}",
+                    self.reserved_ephemeral_storage
+                )
+            },
+        )?;
         let pods = self.pods_dir(data_dir)?;
         if pods.starts_with(data_dir) {
             return Err(format!(

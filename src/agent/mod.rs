@@ -14,6 +14,7 @@
 mod config;
 mod env;
 pub mod events;
+pub mod eviction;
 pub mod exec;
 pub mod hooks;
 pub mod links;
@@ -204,7 +205,20 @@ impl Ctx {
 
 /// Starts the agent; it runs until the task is aborted.
 pub fn spawn(ctx: Arc<Ctx>, info: NodeInfo) -> JoinHandle<()> {
-    tokio::spawn(run(ctx, info))
+    tokio::spawn(async move {
+        // The disk checks end with the agent: aborting this task drops the guard.
+        let _checks = AbortOnDrop(tokio::spawn(eviction::run(Arc::clone(&ctx))));
+        run(ctx, info).await
+    })
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A pod's slot: its state while idle, `None` while a sync runs.

@@ -1,5 +1,6 @@
 //! The node's own `Node` object: capacity read from the host, allocatable
-//! after `agent.reserved_*`, runtime, addresses and labels. The agent
+//! after `agent.reserved_*` (ephemeral storage: the data dir's filesystem;
+//! extended resources: `agent.extended_resources`), runtime, addresses and labels. The agent
 //! writes it at start and rewrites its status whenever it changes, so the
 //! scheduler and `shoal nodes` read it from any replica.
 
@@ -9,6 +10,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::Ctx;
+use crate::resource::extended::EPHEMERAL_STORAGE;
 use crate::resource::status::{NodeAddress, NodeInfo as StatusNodeInfo, NodeStatus};
 use crate::resource::types::{VOLUME_STORAGE, parse_cpu_millis, parse_memory_bytes};
 use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
@@ -36,6 +38,15 @@ pub fn allocatable(cfg: &crate::agent::AgentConfig) -> (u64, u64) {
         cpu.saturating_sub(parse_cpu_millis(&cfg.reserved_cpu).unwrap_or(0)),
         mem.saturating_sub(parse_memory_bytes(&cfg.reserved_memory).unwrap_or(0)),
     )
+}
+
+/// The size in bytes of the filesystem holding `dir` (the data dir): the
+/// node's ephemeral-storage capacity, as the kubelet reports its root
+/// filesystem's. 0 when it cannot be read, so nothing is scheduled on it.
+pub fn ephemeral_capacity(dir: &std::path::Path) -> u64 {
+    nix::sys::statvfs::statvfs(dir)
+        .map(|s| s.blocks().saturating_mul(s.fragment_size()))
+        .unwrap_or(0)
 }
 
 /// The host's CPU cores (as the process may use them) and memory in bytes.
@@ -95,6 +106,18 @@ pub fn node_object(ctx: &Ctx, info: &NodeInfo, capacity: (u64, u64)) -> Object {
         mem.saturating_sub(reserved_mem),
     );
     allocatable.insert(VOLUME_STORAGE.into(), volume_bytes);
+    let data_dir = ctx.volumes_root.parent().unwrap_or(&ctx.volumes_root);
+    let disk = ephemeral_capacity(data_dir);
+    let reserved_disk = parse_memory_bytes(&cfg.reserved_ephemeral_storage).unwrap_or(0);
+    capacity.insert(EPHEMERAL_STORAGE.into(), json!(memory_quantity(disk)));
+    allocatable.insert(
+        EPHEMERAL_STORAGE.into(),
+        json!(memory_quantity(disk.saturating_sub(reserved_disk))),
+    );
+    for (name, count) in &cfg.extended_resources {
+        capacity.insert(name.clone(), json!(count.to_string()));
+        allocatable.insert(name.clone(), json!(count.to_string()));
+    }
     let status = NodeStatus {
         capacity,
         allocatable,

@@ -433,6 +433,22 @@ pub struct AgentArgs {
     /// none with --dev; "" for none).
     #[arg(long)]
     pub ingress_https_addr: Option<String>,
+    /// An extended resource this node offers, NAME=COUNT
+    /// (`example.com/dongle=4`); repeatable, added to agent.extended_resources.
+    #[arg(long = "extended-resource", value_parser = parse_extended_resource)]
+    pub extended_resources: Vec<(String, u64)>,
+}
+
+/// `NAME=COUNT` of `--extended-resource`.
+fn parse_extended_resource(s: &str) -> Result<(String, u64), String> {
+    let (name, count) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected NAME=COUNT, such as example.com/dongle=4"))?;
+    crate::resource::extended::check_name(name).map_err(|e| e.to_string())?;
+    let count = count
+        .parse::<u64>()
+        .map_err(|_| format!("{s:?}: the count must be a whole number"))?;
+    Ok((name.to_string(), count))
 }
 
 impl AgentArgs {
@@ -467,6 +483,9 @@ impl AgentArgs {
         }
         if !self.join.is_empty() {
             cfg.join = self.join.clone();
+        }
+        for (name, count) in &self.extended_resources {
+            cfg.agent.extended_resources.insert(name.clone(), *count);
         }
         if let Some(v) = self.bootstrap_expect {
             cfg.bootstrap_expect = Some(v);

@@ -650,3 +650,36 @@ fn ingresses_are_listed_as_kubectl() {
     let row: Vec<&str> = t.lines().nth(1).unwrap_or("").split_whitespace().collect();
     assert_eq!(row[..3], ["internal", "shoal.io/ingress", "<none>"], "{t}");
 }
+
+#[test]
+fn extended_resource_flags_add_to_the_config() {
+    let cli = Cli::try_parse_from([
+        "shoal",
+        "agent",
+        "--extended-resource",
+        "example.com/dongle=4",
+        "--extended-resource",
+        "nvidia.com/gpu=1",
+    ])
+    .expect("flags parse");
+    let Cmd::Agent(args) = cli.command else {
+        panic!("agent expected");
+    };
+    let cfg = args.to_config().expect("config");
+    assert_eq!(
+        cfg.agent.extended_resources.get("example.com/dongle"),
+        Some(&4)
+    );
+    assert_eq!(cfg.agent.extended_resources.get("nvidia.com/gpu"), Some(&1));
+    for bad in [
+        "dongle=1",
+        "example.com/dongle",
+        "example.com/dongle=1.5",
+        "kubernetes.io/x=1",
+    ] {
+        assert!(
+            Cli::try_parse_from(["shoal", "agent", "--extended-resource", bad]).is_err(),
+            "{bad}"
+        );
+    }
+}

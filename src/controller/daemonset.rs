@@ -279,6 +279,9 @@ pub fn lacks_room(fit: &NodeFit, used: &Used, needs: &PodNeeds) -> Option<String
             fit.memory_bytes.saturating_sub(used.memory_bytes)
         ));
     }
+    if let Some(name) = fit.other.short_of(&used.other, &needs.other) {
+        return Some(format!("insufficient {name}"));
+    }
     None
 }
 
@@ -293,6 +296,8 @@ pub struct Used {
     pub memory_bytes: u64,
     /// Host ports published.
     pub host_ports: Vec<u16>,
+    /// Ephemeral storage and extended resources requested.
+    pub other: crate::scheduler::OtherResources,
 }
 
 impl Used {
@@ -301,6 +306,7 @@ impl Used {
         self.cpu_millis = self.cpu_millis.saturating_add(n.cpu_millis);
         self.memory_bytes = self.memory_bytes.saturating_add(n.memory_bytes);
         self.host_ports.extend(&n.host_ports);
+        self.other.add(&n.other);
     }
 }
 

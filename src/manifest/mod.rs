@@ -18,6 +18,7 @@ mod pod;
 mod priority;
 mod quota;
 mod rbac;
+mod resources;
 mod scheduling;
 mod serviceaccount;
 mod statefulset;

@@ -830,35 +830,7 @@ pub(super) fn check_container(
     }
 
     if let Some(r) = &c.resources {
-        let rp = format!("{cp}.resources");
-        for (section, map) in [("requests", &r.requests), ("limits", &r.limits)] {
-            for (name, q) in map {
-                let qp = join(&format!("{rp}.{section}"), name);
-                match name.as_str() {
-                    "cpu" => parse_cpu_millis(q.as_str()).map(|_| ()),
-                    "memory" => parse_memory_bytes(q.as_str()).map(|_| ()),
-                    _ => {
-                        return fail(qp, "resource not supported by shoal (only cpu and memory)");
-                    }
-                }
-                .or_else(|e| fail(&qp, e.to_string()))?;
-            }
-        }
-        for name in ["cpu", "memory"] {
-            if let (Some(req), Some(lim)) = (r.requests.get(name), r.limits.get(name)) {
-                let parse = if name == "cpu" {
-                    parse_cpu_millis
-                } else {
-                    parse_memory_bytes
-                };
-                if parse(req.as_str()).ok() > parse(lim.as_str()).ok() {
-                    return fail(
-                        format!("{rp}.requests.{name}"),
-                        format!("request {req} must not exceed the limit {lim}"),
-                    );
-                }
-            }
-        }
+        super::resources::check_resources(&format!("{cp}.resources"), r)?;
     }
 
     let port_names: BTreeSet<&str> = c.ports.iter().filter_map(|p| p.name.as_deref()).collect();

@@ -2,7 +2,10 @@
 //! quantities that parse.
 
 use super::*;
-use crate::resource::types::{QUOTA_RESOURCES, ResourceQuotaBody, parse_memory_bytes};
+use crate::resource::extended::{is_extended, parse_count};
+use crate::resource::types::{
+    QUOTA_RESOURCES, ResourceQuotaBody, is_quota_resource, parse_memory_bytes,
+};
 
 pub(super) fn check(body: Map<String, Value>) -> Res<Map<String, Value>> {
     let b: ResourceQuotaBody = decode(body)?;
@@ -19,21 +22,25 @@ pub(super) fn check(body: Map<String, Value>) -> Res<Map<String, Value>> {
     }
     for (k, q) in &b.spec.hard {
         let path = join("spec.hard", k);
-        if !QUOTA_RESOURCES.contains(&k.as_str()) {
+        if !is_quota_resource(k) {
             return fail(
                 path,
                 format!(
-                    "shoal enforces quotas on {} only",
+                    "shoal enforces quotas on {} and requests.<extended resource> only",
                     QUOTA_RESOURCES.join(", ")
                 ),
             );
         }
         let parsed = if k.ends_with("cpu") {
             q.cpu_millis().map(|_| ()).map_err(|e| e.to_string())
-        } else if k.ends_with("memory") {
+        } else if k.ends_with("memory") || k.ends_with("ephemeral-storage") {
             parse_memory_bytes(q.as_str())
                 .map(|_| ())
                 .map_err(|e| e.to_string())
+        } else if let Some(name) = k.strip_prefix("requests.").filter(|n| is_extended(n)) {
+            parse_count(q.as_str())
+                .map(|_| ())
+                .map_err(|e| format!("{name}: {e}"))
         } else {
             q.as_str()
                 .parse::<u64>()

@@ -14,6 +14,7 @@ mod pod_fields;
 mod priority;
 mod problems;
 mod rbac;
+mod resources;
 mod security;
 mod serviceaccount;
 mod statefulset;
@@ -519,10 +520,10 @@ fn quantities_are_checked() {
     );
     let e = err(&deployment_with(
         "image: busybox",
-        "image: busybox\n        resources: {limits: {nvidia.com/gpu: 1}}",
+        "image: busybox\n        resources: {limits: {nvidia.com/gpu: 0.5}}",
     ));
     assert!(
-        e.contains("resources.limits[\"nvidia.com/gpu\"]: resource not supported by shoal"),
+        e.contains("resources.limits[\"nvidia.com/gpu\"]: \"0.5\" must be a whole number"),
         "{e}"
     );
     let p = ok(&deployment_with(

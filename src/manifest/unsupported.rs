@@ -279,7 +279,12 @@ fn unsupported_container(c: &Map<String, Value>, cp: &str) -> Res {
         }
     }
     if let Some(r) = sub(c, "resources") {
-        unsupported(r, &format!("{cp}.resources"), RESOURCES_UNSUPPORTED)?;
+        unsupported_because(
+            r,
+            &format!("{cp}.resources"),
+            RESOURCES_UNSUPPORTED,
+            "not supported by shoal: dynamic resource allocation (ResourceClaims) is not implemented; request extended resources in limits instead",
+        )?;
     }
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(p) = sub(c, probe) {

@@ -4,6 +4,7 @@
 //! and are what validation and the controllers read.
 
 pub mod downward;
+pub mod extended;
 pub mod names;
 pub mod schedule;
 pub mod selector;

@@ -31,6 +31,7 @@ use super::{
 mod attach;
 mod cgroup;
 mod create;
+mod disk;
 mod exec;
 mod exited;
 mod termination;
@@ -180,12 +181,6 @@ impl DockerRuntime {
             "Docker engine at {} {what} (is dockerd running?)",
             self.host
         ))
-    }
-
-    /// Inspects one container, keeping bollard's error so callers can decide
-    /// what a 404 means to them.
-    async fn inspect_raw(&self, id: &str) -> Result<ContainerInspectResponse, DockerError> {
-        self.docker.inspect_container(id, None).await
     }
 }
 
@@ -669,6 +664,10 @@ impl Runtime for DockerRuntime {
             }
         }
         Ok(out)
+    }
+
+    async fn disk_usage(&self, id: &str) -> Result<Option<u64>, RuntimeError> {
+        self.writable_layer_bytes(id).await
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {

@@ -7,6 +7,7 @@
 //! probes belong to the agent: Docker's own restart policy is never set.
 
 pub mod docker;
+pub mod du;
 pub mod metrics;
 pub mod process;
 
@@ -447,6 +448,13 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Current resource use.
     async fn stats(&self, id: &str) -> Result<Stats, RuntimeError>;
+
+    /// Bytes the container has written to its own writable layer or
+    /// working directory (not its volumes), for `ephemeral-storage`
+    /// limits; `None` where the runtime cannot tell.
+    async fn disk_usage(&self, _id: &str) -> Result<Option<u64>, RuntimeError> {
+        Ok(None)
+    }
 
     /// Starts a command inside the container whose input and output the
     /// caller streams (`shoal exec`).

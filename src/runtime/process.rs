@@ -42,6 +42,9 @@
 //! for the container. The exit code of a process that ends while no daemon
 //! waits for it cannot be known and is reported as `None`.
 
+/// Most entries one disk-use walk of a working directory looks at.
+const DU_MAX_ENTRIES: usize = 100_000;
+
 mod attach;
 mod exec;
 mod lifecycle;
@@ -828,6 +831,20 @@ impl Runtime for ProcessRuntime {
         Ok(Box::pin(futures::stream::unfold(Some(reader), |r| async {
             r?.next().await
         })))
+    }
+
+    async fn disk_usage(&self, id: &str) -> Result<Option<u64>, RuntimeError> {
+        // The working directory is all a host process writes of its own.
+        let dir = self.inner.work_dir_of(id);
+        let walked =
+            tokio::task::spawn_blocking(move || super::du::dir_bytes(&dir, DU_MAX_ENTRIES));
+        match walked.await {
+            Ok((bytes, _)) => Ok(Some(bytes)),
+            Err(e) => Err(RuntimeError::Engine {
+                op: "measure disk use",
+                msg: format!("{id}: {e}"),
+            }),
+        }
     }
 
     async fn stats(&self, id: &str) -> Result<Stats, RuntimeError> {

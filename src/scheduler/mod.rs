@@ -18,6 +18,7 @@ pub mod claims;
 pub mod metrics;
 mod placer;
 mod preemption;
+mod requests;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,7 +36,9 @@ use crate::resource::{Kind, Object, ObjectKey, ObjectMeta};
 use crate::store::{Command, Op, Precondition, Store, StoreError, TxnError};
 
 pub use placer::interpod::InterPod;
-pub use placer::{NodeFit, Placer, PodNeeds, Strategy, Unschedulable};
+pub use placer::{NodeFit, OtherResources, Placer, PodNeeds, Strategy, Unschedulable};
+
+use crate::resource::extended::{EPHEMERAL_STORAGE, is_extended, parse_count};
 
 /// Commands of one pass in flight at once. The leader proposes one Raft
 /// entry at a time and puts every command queued meanwhile into the next,
@@ -66,7 +69,8 @@ pub struct PassReport {
     pub preempted: usize,
 }
 
-/// The scheduler's view of a Node object: allocatable cpu, memory and pods
+/// The scheduler's view of a Node object: allocatable cpu, memory, pods,
+/// ephemeral storage and extended resources
 /// (quantity strings; a missing or malformed one counts as 0, so nothing
 /// fits it), labels and `spec.unschedulable`. `None` for anything but a Node
 /// with `status.allocatable` (an agent that has not reported yet).
@@ -110,60 +114,20 @@ pub fn node_fit(node: &Object, alive: bool) -> Option<NodeFit> {
             .and_then(Value::as_bool)
             .unwrap_or(false),
         alive,
+        other: OtherResources {
+            ephemeral_bytes: quantity(EPHEMERAL_STORAGE, parse_memory_bytes),
+            // A count that does not parse offers nothing, as a missing one.
+            extended: alloc
+                .iter()
+                .filter(|(name, _)| is_extended(name))
+                .filter_map(|(name, v)| Some((name.clone(), parse_count(&quantity_str(v)?).ok()?)))
+                .collect(),
+        },
     })
 }
 
-/// One container's (CPU millicores, memory bytes) requests; a container
-/// without a request counts its limit, as in Kubernetes.
-fn container_requests(c: &Value) -> Option<(u64, u64)> {
-    let Some(res) = c.get("resources") else {
-        return Some((0, 0));
-    };
-    let request = |name: &str| {
-        res.get("requests")
-            .and_then(|m| m.get(name))
-            .or_else(|| res.get("limits").and_then(|m| m.get(name)))
-    };
-    let cpu = match request("cpu") {
-        Some(q) => parse_cpu_millis(&quantity_str(q)?).ok()?,
-        None => 0,
-    };
-    let memory = match request("memory") {
-        Some(q) => parse_memory_bytes(&quantity_str(q)?).ok()?,
-        None => 0,
-    };
-    Some((cpu, memory))
-}
-
-/// A pod's requests as Kubernetes counts them: the app containers and the
-/// sidecars summed, or, if larger, the most that any one init container
-/// needs beside the sidecars started before it (init containers run one at
-/// a time). Each resource is maximised separately.
-fn effective_requests(spec: &Value, containers: &[Value]) -> Option<(u64, u64)> {
-    let add = |a: (u64, u64), b: (u64, u64)| (a.0.saturating_add(b.0), a.1.saturating_add(b.1));
-    let mut sidecars = (0, 0);
-    let mut init_peak = (0, 0);
-    let init = spec.get("initContainers").and_then(Value::as_array);
-    for c in init.into_iter().flatten() {
-        let r = container_requests(c)?;
-        if c.get("restartPolicy").and_then(Value::as_str) == Some("Always") {
-            sidecars = add(sidecars, r);
-            let now = sidecars;
-            init_peak = (init_peak.0.max(now.0), init_peak.1.max(now.1));
-        } else {
-            let now = add(sidecars, r);
-            init_peak = (init_peak.0.max(now.0), init_peak.1.max(now.1));
-        }
-    }
-    let mut running = sidecars;
-    for c in containers {
-        running = add(running, container_requests(c)?);
-    }
-    Some((running.0.max(init_peak.0), running.1.max(init_peak.1)))
-}
-
 /// What a pod asks of a node: its containers' requests as
-/// [`effective_requests`] counts them, its
+/// [`requests`] counts them, its
 /// `nodeSelector`, node affinity, tolerations and host ports, and as group the name of its controlling
 /// owner (the ownerReference with `controller: true`). `None` for anything
 /// but a Pod with containers, or with a quantity that does not parse
@@ -173,11 +137,12 @@ pub fn pod_needs(pod: &Object) -> Option<PodNeeds> {
     let key = pod.key().filter(|k| k.kind == Kind::Pod)?;
     let spec = pod.body.get("spec")?;
     let containers = spec.get("containers")?.as_array()?;
-    let (cpu_millis, memory_bytes) = effective_requests(spec, containers)?;
+    let requests = requests::effective_requests(spec, containers)?;
     let mut needs = PodNeeds {
         key,
-        cpu_millis,
-        memory_bytes,
+        cpu_millis: requests.cpu,
+        memory_bytes: requests.memory,
+        other: requests.other,
         node_selector: Default::default(),
         host_ports: Vec::new(),
         group: pod

@@ -367,6 +367,7 @@ fn room_is_checked_without_cordon() {
         tolerations: Vec::new(),
         labels: None,
         inter: None,
+        other: Default::default(),
     };
     let mut used = Used::default();
     assert_eq!(lacks_room(&fit, &used, &needs(500, vec![])), None);
@@ -375,6 +376,46 @@ fn room_is_checked_without_cordon() {
     assert!(lacks_room(&fit, &used, &needs(0, vec![8080])).is_some_and(|m| m.contains("8080")));
     used.add(&needs(0, vec![]));
     assert!(lacks_room(&fit, &used, &needs(0, vec![])).is_some_and(|m| m.contains("pods")));
+}
+
+#[test]
+fn extended_resources_are_room_too() {
+    let mut fit = NodeFit {
+        name: "n1".into(),
+        cpu_millis: 1000,
+        max_pods: 10,
+        alive: true,
+        ..NodeFit::default()
+    };
+    fit.other.extended.insert("example.com/dongle".into(), 1);
+    let mut dongle = PodNeeds {
+        key: ObjectKey::new(Kind::Pod, "default", "p"),
+        cpu_millis: 0,
+        memory_bytes: 0,
+        node_selector: BTreeMap::new(),
+        host_ports: Vec::new(),
+        group: None,
+        volume_nodes: None,
+        node_affinity: None,
+        tolerations: Vec::new(),
+        labels: None,
+        inter: None,
+        other: Default::default(),
+    };
+    dongle.other.extended.insert("example.com/dongle".into(), 1);
+    let mut used = Used::default();
+    assert_eq!(lacks_room(&fit, &used, &dongle), None);
+    used.add(&dongle);
+    assert_eq!(
+        lacks_room(&fit, &used, &dongle).as_deref(),
+        Some("insufficient example.com/dongle")
+    );
+    dongle.other.extended.clear();
+    dongle.other.ephemeral_bytes = 1;
+    assert_eq!(
+        lacks_room(&fit, &used, &dongle).as_deref(),
+        Some("insufficient ephemeral-storage")
+    );
 }
 
 #[test]

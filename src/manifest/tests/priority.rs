@@ -58,6 +58,10 @@ fn priority_class_errors_name_their_field() {
             "not a valid",
         ),
     ];
+    ok(&QUOTA.replace(
+        "pods: '10'",
+        "requests.nvidia.com/gpu: '4'\n    requests.ephemeral-storage: 10Gi",
+    ));
     for (text, path, what) in cases {
         let e = err(&text);
         assert!(e.contains(path) && e.contains(what), "{path}/{what}: {e}");
@@ -108,6 +112,16 @@ fn a_resource_quota_is_accepted_and_what_shoal_cannot_enforce_is_named() {
             QUOTA.replace("requests.cpu: '1'", "requests.cpu: lots"),
             "spec.hard[\"requests.cpu\"]",
             "cpu",
+        ),
+        (
+            QUOTA.replace("pods: '10'", "limits.example.com/dongle: '1'"),
+            "spec.hard[\"limits.example.com/dongle\"]",
+            "requests.<extended resource>",
+        ),
+        (
+            QUOTA.replace("pods: '10'", "requests.example.com/dongle: 500m"),
+            "spec.hard[\"requests.example.com/dongle\"]",
+            "whole number",
         ),
         (
             QUOTA.replace("  hard:\n", "  scopes: [BestEffort]\n  hard:\n"),

@@ -88,6 +88,12 @@ pub fn parse_memory_bytes(s: &str) -> Result<u64, QuantityError> {
     parse_quantity_scaled(s, 0)
 }
 
+/// Parses a quantity into billionths, rounding up as Kubernetes rounds
+/// every quantity to nano precision: whether a count is whole is read here.
+pub fn parse_nanos(s: &str) -> Result<u64, QuantityError> {
+    parse_quantity_scaled(s, 9)
+}
+
 /// Parses a quantity and returns `value * 10^extra_exp10`, rounded up.
 pub(super) fn parse_quantity_scaled(s: &str, extra_exp10: i32) -> Result<u64, QuantityError> {
     let syntax = || QuantityError::Syntax(s.to_string());

@@ -10,8 +10,10 @@ use super::{Body, Quantity};
 use crate::resource::Kind;
 
 /// The resources a quota may cap: pods counted, and the summed requests
-/// and limits of cpu and memory (`cpu` and `memory` mean their requests).
-pub const QUOTA_RESOURCES: [&str; 8] = [
+/// and limits of cpu, memory and ephemeral storage (the bare names mean
+/// their requests); besides these, `requests.<extended resource>`
+/// ([`is_quota_resource`]).
+pub const QUOTA_RESOURCES: [&str; 11] = [
     "pods",
     "count/pods",
     "cpu",
@@ -20,7 +22,20 @@ pub const QUOTA_RESOURCES: [&str; 8] = [
     "requests.memory",
     "limits.cpu",
     "limits.memory",
+    "ephemeral-storage",
+    "requests.ephemeral-storage",
+    "limits.ephemeral-storage",
 ];
+
+/// Whether a quota may cap `name`: one of [`QUOTA_RESOURCES`], or
+/// `requests.` and an extended resource (Kubernetes allows no other form
+/// for them: they are never overcommitted, so requests are limits).
+pub fn is_quota_resource(name: &str) -> bool {
+    QUOTA_RESOURCES.contains(&name)
+        || name
+            .strip_prefix("requests.")
+            .is_some_and(crate::resource::extended::is_extended)
+}
 
 /// Body of a `ResourceQuota`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ fn node(name: &str, zone: &str) -> NodeFit {
         unschedulable: false,
         taints: Vec::new(),
         alive: true,
+        other: Default::default(),
     }
 }
 
@@ -62,6 +63,7 @@ fn pod(name: &str, labels: &[(&str, &str)], affinity: Value, spread: Value) -> P
         node_affinity: None,
         tolerations: Vec::new(),
         inter: InterPod::of(affinity.as_ref(), &spread, "default", &labels).map(Arc::new),
+        other: Default::default(),
         labels: Some(Arc::new(labels)),
     }
 }
