@@ -39,7 +39,7 @@ fn invalid(field: &str, msg: impl std::fmt::Display) -> ApiError {
 /// secret is shown.
 pub(super) async fn create(State(s): State<ApiState>, body: Bytes) -> ApiResult<Response> {
     let req: CreateToken = serde_json::from_slice(&body).map_err(|e| invalid("body", e))?;
-    if !crate::manifest::is_dns_subdomain(&req.name) {
+    if !crate::resource::names::is_dns_subdomain(&req.name) {
         return Err(invalid(
             "name",
             format!(

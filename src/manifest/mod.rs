@@ -39,6 +39,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+pub use crate::resource::names::is_dns_subdomain;
 use crate::resource::names::{is_dns_1035_label, is_dns_label};
 use crate::resource::types::{
     CompletionMode, ConfigMapBody, Container, CronJobBody, DaemonSetBody, DeploymentBody,
@@ -759,11 +760,6 @@ const CRONJOB_RULE: &str = "a DNS-1123 label of at most 52 characters (lowercase
 const DAEMONSET_RULE: &str = "a DNS-1123 label of at most 57 characters (lowercase letters, digits and '-', starting and ending with a letter or digit), so its pods' names (NAME-xxxxx) fit";
 const STATEFULSET_RULE: &str = "a DNS-1123 label of at most 52 characters (lowercase letters, digits and '-', starting and ending with a letter or digit), so its revisions' names (NAME-xxxxxxxxxx) fit";
 const DNS_SUBDOMAIN_RULE: &str = "a DNS-1123 subdomain: at most 253 characters, dot-separated parts of lowercase letters, digits and '-', each starting and ending with a letter or digit";
-
-/// Whether `s` is a DNS-1123 subdomain (the rule for most object names).
-pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
-}
 
 fn check_dns_label(path: &str, s: &str) -> Res {
     if is_dns_label(s) {

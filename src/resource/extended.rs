@@ -4,7 +4,7 @@
 //! checks, the scheduler and the agent's Node object.
 
 use super::types::{QuantityError, parse_nanos};
-use crate::manifest::is_dns_subdomain;
+use crate::resource::names::is_dns_subdomain;
 
 /// The local disk a container may use: writable layer, logs, emptyDirs.
 pub const EPHEMERAL_STORAGE: &str = "ephemeral-storage";

@@ -17,3 +17,8 @@ pub fn is_dns_label(s: &str) -> bool {
 pub fn is_dns_1035_label(s: &str) -> bool {
     is_dns_label(s) && s.as_bytes()[0].is_ascii_lowercase()
 }
+
+/// Whether `s` is a DNS-1123 subdomain (the rule for most object names).
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
