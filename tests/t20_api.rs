@@ -613,3 +613,131 @@ async fn owner_references_and_finalizers_from_users() {
     .await;
     node.shutdown().await;
 }
+
+/// `propagationPolicy` of a delete: Orphan keeps the dependents (a
+/// Deployment's ReplicaSet, a ConfigMap's children), without the owner in
+/// their ownerReferences; Background, the default, collects them;
+/// Foreground is refused, naming why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_orphan_or_collect_dependents() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, api) = dev_node(dir.path()).await;
+    let deployment = |name: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 0\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: main\n        image: host\n        command: [\"sleep\", \"60\"]\n"
+        )
+    };
+    let replicasets = |app: &'static str| {
+        let api = api.clone();
+        async move {
+            let (_, list) = api.get("/v1/namespaces/default/replicasets").await;
+            list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["metadata"]["labels"]["app"] == app)
+                .cloned()
+                .collect::<Vec<_>>()
+        }
+    };
+    for name in ["kept", "gone"] {
+        let (code, v) = api.apply(&deployment(name)).await;
+        assert_eq!(code, 200, "{v}");
+    }
+    for app in ["kept", "gone"] {
+        eventually(Duration::from_secs(15), "the ReplicaSet made", || async {
+            replicasets(app).await.len() == 1
+        })
+        .await;
+    }
+
+    // Foreground is refused before anything is written.
+    let (code, v) = api
+        .send(
+            Method::DELETE,
+            "/v1/namespaces/default/deployments/kept?propagationPolicy=Foreground",
+            None,
+        )
+        .await;
+    assert_eq!(code, 422, "{v}");
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("Foreground"),
+        "{v}"
+    );
+    assert!(exists(&api, "deployments", "kept").await);
+
+    // Orphan, through the Kubernetes API's DeleteOptions as kubectl
+    // --cascade=orphan sends them.
+    let resp = api
+        .http
+        .delete(format!(
+            "{}/apis/apps/v1/namespaces/default/deployments/kept",
+            api.base
+        ))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "application/json")
+        .body(r#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Orphan"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    let (code, _) = api
+        .send(
+            Method::DELETE,
+            "/v1/namespaces/default/deployments/gone",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    eventually(
+        Duration::from_secs(15),
+        "the background delete collects",
+        || async { replicasets("gone").await.is_empty() },
+    )
+    .await;
+    // Longer than a walk of the collector (every 2 s): the orphan stays.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let kept = replicasets("kept").await;
+    assert_eq!(kept.len(), 1, "the orphaned ReplicaSet stays");
+    assert_eq!(
+        kept[0]["metadata"].get("ownerReferences"),
+        None,
+        "without its owner: {:#}",
+        kept[0]
+    );
+    assert!(!exists(&api, "deployments", "kept").await);
+
+    // Through /v1, on user-set owner references.
+    let (code, v) = api.apply(&configmap("parent", "1")).await;
+    assert_eq!(code, 200, "{v}");
+    let (_, parent) = api.get("/v1/namespaces/default/configmaps/parent").await;
+    let uid = parent["metadata"]["uid"].as_str().expect("uid").to_string();
+    let child = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kid\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: parent, uid: {uid}}}\ndata: {{k: v}}\n"
+    );
+    let (code, v) = api.apply(&child).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = api
+        .send(
+            Method::DELETE,
+            "/v1/namespaces/default/configmaps/parent?propagationPolicy=Orphan",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        v["results"].as_array().map(Vec::len),
+        Some(1),
+        "only the deleted object is reported: {v}"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (code, kid) = api.get("/v1/namespaces/default/configmaps/kid").await;
+    assert_eq!(code, 200, "orphaned, kept: {kid}");
+    assert_eq!(kid["metadata"].get("ownerReferences"), None, "{kid}");
+    node.shutdown().await;
+}

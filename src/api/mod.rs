@@ -33,6 +33,7 @@ pub mod kube;
 mod manifests;
 pub mod metrics;
 mod namespaces;
+mod propagation;
 mod services;
 pub mod tls;
 mod tokens;
@@ -338,6 +339,8 @@ struct WriteQuery {
     consistent: Option<bool>,
     /// Delete a StatefulSet's pod even though its node is not reachable.
     force: Option<bool>,
+    /// What happens to the object's dependents (`Background` when absent).
+    propagation_policy: Option<propagation::Policy>,
 }
 
 fn kind_of(plural: &str) -> ApiResult<Kind> {
@@ -755,9 +758,20 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
         Some(v) => crate::store::Precondition::Version(v),
         None => crate::store::Precondition::MustExist,
     };
+    let orphaning = propagation::orphans(&q)?;
     let mut attempt = 0;
     let out = loop {
         attempt += 1;
+        // Orphaning strips the owner from its dependents in the delete's
+        // own command when they fit, so no controller sees the owner
+        // without its children in between.
+        let (strips, together) = match orphaning {
+            true => propagation::strip_ops(&s, &key)?,
+            false => (Vec::new(), true),
+        };
+        if !together {
+            propagation::write_apart(&s, strips.clone()).await?;
+        }
         let op = if key.kind == Kind::Namespace {
             match namespaces::delete_op(&s, &key.name, precondition)? {
                 Some(op) => op,
@@ -779,8 +793,14 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
         // reason to fail the user's delete (t20 saw it at random). The same
         // holds for a claim the scheduler binds meanwhile, and for any
         // object with finalizers that is marked rather than deleted.
-        let marking = matches!(op, Op::Put { .. });
-        match s.store.write(Command { ops: vec![op] }).await {
+        // So is a dependent an orphaning strips, written meanwhile.
+        let marking = matches!(op, Op::Put { .. }) || orphaning;
+        let mut ops = match together {
+            true => strips,
+            false => Vec::new(),
+        };
+        ops.push(op);
+        match s.store.write(Command { ops }).await {
             Err(StoreError::Txn(TxnError::Conflict { .. }))
                 if marking && q.resource_version.is_none() && attempt < APPLY_ATTEMPTS =>
             {
@@ -792,7 +812,12 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
     if key.kind == Kind::CustomResourceDefinition {
         crds::delete_objects(&s, &key.name).await?;
     }
-    let results: Vec<WriteResult> = out.into_iter().map(Into::into).collect();
+    // The dependents an orphaning changed are not the caller's object.
+    let results: Vec<WriteResult> = out
+        .into_iter()
+        .filter(|o| o.key == key)
+        .map(Into::into)
+        .collect();
     Ok(Json(json!({ "results": results })).into_response())
 }
 

@@ -145,6 +145,10 @@ pub enum Cmd {
         /// replacement may then run beside it if the node is not down).
         #[arg(long)]
         force: bool,
+        /// What happens to the objects it owns: `background` (deleted
+        /// right after it) or `orphan` (kept, without it as their owner).
+        #[arg(long, default_value = "background", value_parser = ["background", "orphan", "foreground"])]
+        cascade: String,
     },
     /// Print a container's logs, from whichever node runs the pod
     /// (`POD`, `job/NAME`, `deployment/NAME`, or `-l SELECTOR`).
@@ -686,9 +690,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             namespace,
             force,
+            cascade,
         } => match (file, kind, name) {
             (Some(f), None, None) => delete_file(&client, &f).await,
-            (None, Some(k), Some(n)) => delete_one(&client, &k, &n, namespace, force).await,
+            (None, Some(k), Some(n)) => {
+                delete_one(&client, &k, &n, namespace, force, &cascade).await
+            }
             _ => bail!("usage: shoal delete KIND NAME, or shoal delete -f FILE"),
         },
         Cmd::Raft {

@@ -258,6 +258,7 @@ pub(super) async fn delete_one(
     name: &str,
     namespace: Option<String>,
     force: bool,
+    cascade: &str,
 ) -> anyhow::Result<()> {
     let ns = namespace.unwrap_or_else(|| "default".into());
     if Kind::from_user(kind).is_none() && super::custom::delete(client, kind, name, &ns).await? {
@@ -265,8 +266,18 @@ pub(super) async fn delete_one(
     }
     let kind = kind_arg(kind)?;
     let mut path = object_path(kind, &ns, Some(name));
+    let mut query = Vec::new();
     if force {
-        path.push_str("?force=true");
+        query.push("force=true".to_string());
+    }
+    match cascade {
+        "orphan" => query.push("propagationPolicy=Orphan".into()),
+        "foreground" => query.push("propagationPolicy=Foreground".into()),
+        _ => {}
+    }
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(&query.join("&"));
     }
     client.send(reqwest::Method::DELETE, &path, None).await?;
     outln!("{}/{name} deleted", display_kind(kind.as_str()));

@@ -530,6 +530,9 @@ impl Object {
                 o.api_version.clone(),
                 o.metadata.labels.clone(),
                 o.metadata.annotations.clone(),
+                // Owners decide its collection: a write that only drops
+                // one (an orphaning delete) is a change.
+                o.metadata.owner_references.clone(),
                 body,
             )
         };

@@ -620,29 +620,43 @@ async fn create(s: ApiState, t: &Target, body: Bytes) -> KubeResult<Response> {
 }
 
 async fn delete(s: ApiState, t: &Target, name: &str, body: &Bytes) -> KubeResult<Response> {
-    // DeleteOptions: only the precondition is honoured; propagation and
-    // grace period are shoal's own (owners' controllers remove children).
-    let rv = match body.is_empty() {
-        true => None,
-        false => serde_json::from_slice::<Value>(body)
-            .map_err(|e| KubeError::new(StatusCode::BAD_REQUEST, format!("DeleteOptions: {e}")))?
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-            .map(|v| {
-                v.parse::<u64>().map_err(|_| {
-                    KubeError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("preconditions.resourceVersion: {v:?} is not a number"),
-                    )
-                })
+    // DeleteOptions: the precondition and propagationPolicy (Background
+    // or Orphan, and the older orphanDependents) are honoured; the grace
+    // period is shoal's own.
+    let bad = |m: String| KubeError::new(StatusCode::BAD_REQUEST, m);
+    let options = match body.is_empty() {
+        true => Value::Null,
+        false => {
+            serde_json::from_slice::<Value>(body).map_err(|e| bad(format!("DeleteOptions: {e}")))?
+        }
+    };
+    let rv = options
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                bad(format!(
+                    "preconditions.resourceVersion: {v:?} is not a number"
+                ))
             })
-            .transpose()?,
+        })
+        .transpose()?;
+    let policy = match options.get("propagationPolicy").and_then(Value::as_str) {
+        Some(p) => Some(
+            super::propagation::Policy::parse(p)
+                .map_err(|e| KubeError::new(e.status, e.message))?,
+        ),
+        None if options.get("orphanDependents").and_then(Value::as_bool) == Some(true) => {
+            Some(super::propagation::Policy::Orphan)
+        }
+        None => None,
     };
     let live = get_live(&s, t, name).await?;
     let q = WriteQuery {
         resource_version: rv,
         consistent: None,
         force: None,
+        propagation_policy: policy,
     };
     super::delete(s, key_of(t, name), q)
         .await
