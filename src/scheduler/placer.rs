@@ -79,6 +79,27 @@ pub struct PodNeeds {
     pub other: OtherResources,
 }
 
+impl PodNeeds {
+    /// A pod that asks for nothing and is bound by nothing: the base the
+    /// callers fill in.
+    pub fn nothing(key: ObjectKey) -> PodNeeds {
+        PodNeeds {
+            key,
+            cpu_millis: 0,
+            memory_bytes: 0,
+            node_selector: BTreeMap::new(),
+            host_ports: Vec::new(),
+            group: None,
+            volume_nodes: None,
+            node_affinity: None,
+            tolerations: Vec::new(),
+            labels: None,
+            inter: None,
+            other: OtherResources::default(),
+        }
+    }
+}
+
 /// How the scheduler scores the nodes a pod fits on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

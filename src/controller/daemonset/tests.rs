@@ -356,18 +356,9 @@ fn room_is_checked_without_cordon() {
         ..NodeFit::default()
     };
     let needs = |cpu, ports: Vec<u16>| PodNeeds {
-        key: ObjectKey::new(Kind::Pod, "default", "p"),
         cpu_millis: cpu,
-        memory_bytes: 0,
-        node_selector: BTreeMap::new(),
         host_ports: ports,
-        group: None,
-        volume_nodes: None,
-        node_affinity: None,
-        tolerations: Vec::new(),
-        labels: None,
-        inter: None,
-        other: Default::default(),
+        ..PodNeeds::nothing(ObjectKey::new(Kind::Pod, "default", "p"))
     };
     let mut used = Used::default();
     assert_eq!(lacks_room(&fit, &used, &needs(500, vec![])), None);
@@ -388,20 +379,7 @@ fn extended_resources_are_room_too() {
         ..NodeFit::default()
     };
     fit.other.extended.insert("example.com/dongle".into(), 1);
-    let mut dongle = PodNeeds {
-        key: ObjectKey::new(Kind::Pod, "default", "p"),
-        cpu_millis: 0,
-        memory_bytes: 0,
-        node_selector: BTreeMap::new(),
-        host_ports: Vec::new(),
-        group: None,
-        volume_nodes: None,
-        node_affinity: None,
-        tolerations: Vec::new(),
-        labels: None,
-        inter: None,
-        other: Default::default(),
-    };
+    let mut dongle = PodNeeds::nothing(ObjectKey::new(Kind::Pod, "default", "p"));
     dongle.other.extended.insert("example.com/dongle".into(), 1);
     let mut used = Used::default();
     assert_eq!(lacks_room(&fit, &used, &dongle), None);

@@ -22,18 +22,9 @@ pub(super) fn node(name: &str, cores: u64, gib: u64) -> NodeFit {
 
 pub(super) fn pod(name: &str, cpu: u64, mem: u64) -> PodNeeds {
     PodNeeds {
-        key: ObjectKey::new(Kind::Pod, "default", name),
         cpu_millis: cpu,
         memory_bytes: mem,
-        node_selector: BTreeMap::new(),
-        host_ports: Vec::new(),
-        group: None,
-        volume_nodes: None,
-        node_affinity: None,
-        tolerations: Vec::new(),
-        labels: None,
-        inter: None,
-        other: Default::default(),
+        ..PodNeeds::nothing(ObjectKey::new(Kind::Pod, "default", name))
     }
 }
 

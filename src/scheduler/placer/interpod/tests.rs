@@ -53,18 +53,10 @@ fn pod(name: &str, labels: &[(&str, &str)], affinity: Value, spread: Value) -> P
         serde_json::from_value(spread).expect("spread")
     };
     PodNeeds {
-        key: ObjectKey::new(Kind::Pod, "default", name),
         cpu_millis: 100,
-        memory_bytes: 0,
-        node_selector: BTreeMap::new(),
-        host_ports: Vec::new(),
-        group: None,
-        volume_nodes: None,
-        node_affinity: None,
-        tolerations: Vec::new(),
         inter: InterPod::of(affinity.as_ref(), &spread, "default", &labels).map(Arc::new),
-        other: Default::default(),
         labels: Some(Arc::new(labels)),
+        ..PodNeeds::nothing(ObjectKey::new(Kind::Pod, "default", name))
     }
 }
 
