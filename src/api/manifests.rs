@@ -238,22 +238,12 @@ pub(super) async fn delete_manifest(
     }
     for m in &custom {
         match s.store.get(&m.key)? {
-            Some(o)
-                if o.metadata
-                    .finalizers
-                    .as_ref()
-                    .is_some_and(|f| !f.is_empty()) =>
-            {
-                ops.extend(super::mark_op(
-                    &o,
-                    &m.key,
-                    crate::store::Precondition::None,
-                )?);
-            }
-            Some(_) => ops.push(Op::Delete {
-                key: m.key.clone(),
-                precondition: crate::store::Precondition::None,
-            }),
+            // Marked rather than deleted while it holds finalizers.
+            Some(_) => ops.extend(super::finalized_delete_op(
+                &s,
+                &m.key,
+                crate::store::Precondition::None,
+            )?),
             None => missing.push(m.result_missing()),
         }
     }

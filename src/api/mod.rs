@@ -866,7 +866,7 @@ fn finalized_delete_op(
 
 /// The write that marks `obj` (stored under `key`) for deletion, at the
 /// client's version if it gave one; `None` when it is already marked.
-pub(super) fn mark_op(
+fn mark_op(
     obj: &Object,
     key: &ObjectKey,
     precondition: crate::store::Precondition,

@@ -634,22 +634,12 @@ async fn set_status(s: &ApiState, t: &Target, obj: Object) -> KubeResult<Object>
 
 async fn delete(s: &ApiState, t: &Target, name: &str) -> KubeResult<Response> {
     let o = live(s, t, name).await?;
-    // An object holding finalizers is only marked: its operator lets go
-    // (a PUT or patch without them) and the collector deletes it then.
-    let op = if o
-        .metadata
-        .finalizers
-        .as_ref()
-        .is_some_and(|f| !f.is_empty())
-    {
-        crate::api::mark_op(&o, &t.key(name), crate::store::Precondition::MustExist)
-            .map_err(|e| KubeError::new(e.status, e.message))?
-    } else {
-        Some(Op::Delete {
-            key: t.key(name),
-            precondition: crate::store::Precondition::MustExist,
-        })
-    };
+    // An object holding finalizers is only marked, as a built-in one: its
+    // operator lets go (a PUT or patch without them) and the collector
+    // deletes it then.
+    let key = t.key(name);
+    let op = crate::api::finalized_delete_op(s, &key, crate::store::Precondition::MustExist)
+        .map_err(|e| KubeError::new(e.status, e.message))?;
     if let Some(op) = op {
         s.store
             .write(Command { ops: vec![op] })
