@@ -97,9 +97,6 @@ pub fn admit_pod_object(pod: &mut Object, policy: &mut Policy, new: bool) -> Res
     Ok(())
 }
 
-/// The resources LimitRanges bound (validation refuses others).
-pub const RESOURCES: [&str; 2] = ["cpu", "memory"];
-
 /// The LimitRange items of namespace `ns`, defaults applied; empty when
 /// the replica cannot be read (a pod is then created unbounded, as when no
 /// LimitRange exists: the store's reader only fails when the node is broken).

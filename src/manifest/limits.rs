@@ -39,7 +39,7 @@ pub(super) fn check_limit_range(b: &LimitRangeBody) -> Res {
             }
             for (k, q) in m {
                 let qp = format!("{ip}.{field}.{k}");
-                if !crate::admission::RESOURCES.contains(&k.as_str()) {
+                if !crate::resource::types::LIMIT_RANGE_RESOURCES.contains(&k.as_str()) {
                     return fail(
                         qp,
                         "resource not supported by shoal's LimitRange (only cpu and memory)",
@@ -50,7 +50,7 @@ pub(super) fn check_limit_range(b: &LimitRangeBody) -> Res {
         }
         let mut item = item.clone();
         item.set_defaults();
-        for k in crate::admission::RESOURCES {
+        for k in crate::resource::types::LIMIT_RANGE_RESOURCES {
             let get = |m: &std::collections::BTreeMap<String, Quantity>| {
                 m.get(k).and_then(|q| parse("", k, q).ok())
             };

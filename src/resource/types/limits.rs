@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::{Body, Quantity};
 use crate::resource::Kind;
 
+/// The resources LimitRanges bound (validation refuses others).
+pub const LIMIT_RANGE_RESOURCES: [&str; 2] = ["cpu", "memory"];
+
 /// Body of a `LimitRange`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
