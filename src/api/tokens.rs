@@ -75,7 +75,7 @@ pub(super) async fn create(State(s): State<ApiState>, body: Bytes) -> ApiResult<
         Some(t) => Some(crate::resource::time::rfc3339(now.saturating_add(t))),
         None => None,
     };
-    let (token, secret_sha256) = super::auth::new_token(&req.name);
+    let (token, secret_sha256) = crate::resource::token::new_token(&req.name);
     let body = TokenBody {
         spec: TokenSpec {
             role,

@@ -119,7 +119,7 @@ pub fn decide(obs: &Observed<'_>) -> Vec<Action> {
         let current = match (&token_body, secret.and_then(secret_token)) {
             (Some(TokenBody { spec }), Some(plain)) => {
                 spec.role == role
-                    && crate::api::auth::stored_hash(&plain).as_deref()
+                    && crate::resource::token::stored_hash(&plain).as_deref()
                         == Some(spec.secret_sha256.as_str())
             }
             _ => false,
@@ -201,7 +201,7 @@ pub fn ops(action: &Action) -> Result<Vec<Op>, ControllerError> {
                 block_owner_deletion: None,
             };
             let name = token_name(&account.namespace, &account.name);
-            let (plain, hash) = crate::api::auth::new_token(&name);
+            let (plain, hash) = crate::resource::token::new_token(&name);
             let token_obj = object(
                 Kind::Token,
                 ObjectMeta {

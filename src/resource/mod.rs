@@ -10,6 +10,7 @@ pub mod schedule;
 pub mod selector;
 pub mod status;
 pub mod time;
+pub mod token;
 pub mod types;
 pub mod usage;
 pub mod view;

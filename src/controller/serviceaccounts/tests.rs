@@ -244,7 +244,7 @@ fn a_mint_is_fenced_and_owned() {
     let body: TokenBody = crate::resource::types::Body::from_object(&tok).expect("token body");
     assert_eq!(body.spec.role, Role::Edit);
     assert_eq!(
-        crate::api::auth::stored_hash(&plain),
+        crate::resource::token::stored_hash(&plain),
         Some(body.spec.secret_sha256)
     );
     match &ops[2] {
