@@ -496,6 +496,127 @@ async fn exists(api: &Api, kind_path: &str, name: &str) -> bool {
     code == 200
 }
 
+/// A foreground delete (kubectl --cascade=foreground) keeps the owner,
+/// marked, until its ReplicaSet and pods are gone, and the controllers make
+/// no new ones meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreground_deletes_hold_the_owner_until_dependents_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, api) = dev_node(dir.path()).await;
+    let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: fg\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: fg\n  template:\n    metadata:\n      labels:\n        app: fg\n    spec:\n      containers:\n      - name: main\n        image: host\n        command: [\"sleep\", \"60\"]\n";
+    let (code, v) = api.apply(manifest).await;
+    assert_eq!(code, 200, "{v}");
+    let count = |path: &'static str| {
+        let api = api.clone();
+        async move {
+            let (_, list) = api.get(path).await;
+            list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|o| o["metadata"]["labels"]["app"] == "fg")
+                .count()
+        }
+    };
+    eventually(
+        Duration::from_secs(20),
+        "a ReplicaSet and two pods",
+        || async {
+            count("/v1/namespaces/default/replicasets").await == 1
+                && count("/v1/namespaces/default/pods").await == 2
+        },
+    )
+    .await;
+
+    let resp = api
+        .http
+        .delete(format!(
+            "{}/apis/apps/v1/namespaces/default/deployments/fg",
+            api.base
+        ))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "application/json")
+        .body(r#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    let (code, d) = api.get("/v1/namespaces/default/deployments/fg").await;
+    assert_eq!(code, 200, "the owner stays, marked: {d}");
+    assert!(d["metadata"]["deletionTimestamp"].is_string(), "{d}");
+    assert_eq!(
+        d["metadata"]["finalizers"],
+        serde_json::json!(["foregroundDeletion"]),
+        "{d}"
+    );
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let mut pods_seen = 2;
+    loop {
+        let sets = count("/v1/namespaces/default/replicasets").await;
+        let pods = count("/v1/namespaces/default/pods").await;
+        assert!(
+            pods <= pods_seen,
+            "no pod is made for an owner being deleted ({pods} after {pods_seen})"
+        );
+        pods_seen = pods;
+        if !exists(&api, "deployments", "fg").await {
+            // Read after the owner went: its dependents went first.
+            assert_eq!(count("/v1/namespaces/default/replicasets").await, 0);
+            assert_eq!(count("/v1/namespaces/default/pods").await, 0);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the owner is still there after 40 s: {sets} ReplicaSets, {pods} pods left"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Through /v1 (shoal delete --cascade=foreground), on a user-set owner
+    // reference: the child goes, then the parent.
+    let (code, v) = api.apply(&configmap("fg-parent", "1")).await;
+    assert_eq!(code, 200, "{v}");
+    let (_, parent) = api.get("/v1/namespaces/default/configmaps/fg-parent").await;
+    let uid = parent["metadata"]["uid"].as_str().expect("uid").to_string();
+    let child = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fg-kid\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: fg-parent, uid: {uid}}}\ndata: {{k: v}}\n"
+    );
+    let (code, v) = api.apply(&child).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = api
+        .send(
+            Method::DELETE,
+            "/v1/namespaces/default/configmaps/fg-parent?propagationPolicy=Foreground",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    eventually(
+        Duration::from_secs(20),
+        "child, then parent, gone",
+        || async {
+            let kid = api.get("/v1/namespaces/default/configmaps/fg-kid").await.0;
+            let parent = api
+                .get("/v1/namespaces/default/configmaps/fg-parent")
+                .await
+                .0;
+            assert!(
+                !(parent == 404 && kid == 200),
+                "the parent went before its child"
+            );
+            kid == 404 && parent == 404
+        },
+    )
+    .await;
+    node.shutdown().await;
+}
+
 /// Owner references users and operators write are garbage-collected once
 /// every owner is gone, and finalizers hold a delete until they are
 /// removed (through shoal's apply or a Kubernetes merge patch).
@@ -650,21 +771,6 @@ async fn deletes_orphan_or_collect_dependents() {
         })
         .await;
     }
-
-    // Foreground is refused before anything is written.
-    let (code, v) = api
-        .send(
-            Method::DELETE,
-            "/v1/namespaces/default/deployments/kept?propagationPolicy=Foreground",
-            None,
-        )
-        .await;
-    assert_eq!(code, 422, "{v}");
-    assert!(
-        v["error"].as_str().unwrap_or("").contains("Foreground"),
-        "{v}"
-    );
-    assert!(exists(&api, "deployments", "kept").await);
 
     // Orphan, through the Kubernetes API's DeleteOptions as kubectl
     // --cascade=orphan sends them.

@@ -758,7 +758,9 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
         Some(v) => crate::store::Precondition::Version(v),
         None => crate::store::Precondition::MustExist,
     };
-    let orphaning = propagation::orphans(&q)?;
+    let orphaning = propagation::orphans(&q);
+    let foreground = q.propagation_policy == Some(propagation::Policy::Foreground)
+        && crate::controller::finalizers::holds_deletion(key.kind);
     let mut attempt = 0;
     let out = loop {
         attempt += 1;
@@ -779,6 +781,11 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
             }
         } else if key.kind == Kind::PersistentVolumeClaim {
             match claim_delete_op(&s, &key, precondition)? {
+                Some(op) => op,
+                None => return Ok(Json(json!({ "results": [] })).into_response()),
+            }
+        } else if foreground {
+            match propagation::foreground_op(&s, &key, precondition)? {
                 Some(op) => op,
                 None => return Ok(Json(json!({ "results": [] })).into_response()),
             }

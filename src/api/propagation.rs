@@ -3,8 +3,9 @@
 //! leaves them to the garbage collector, which deletes them once their
 //! owners are gone; `Orphan` removes the owner from them first, so they
 //! stay (`kubectl delete deployment web --cascade=orphan` keeps its
-//! ReplicaSets and pods running). `Foreground` is refused: shoal does not
-//! hold an owner until its dependents are gone.
+//! ReplicaSets and pods running). `Foreground` marks the owner with the
+//! `foregroundDeletion` finalizer: it stays, marked, until the garbage
+//! collector has deleted its dependents (`controller::gc::foreground`).
 
 use std::sync::Arc;
 
@@ -41,19 +42,38 @@ impl Policy {
 /// these (or past half a command's bytes) the strips go first, apart.
 const MAX_TOGETHER: usize = 256;
 
-/// Whether the delete orphans the dependents; a refused `Foreground` is
-/// refused here, before anything is written.
-pub(super) fn orphans(q: &WriteQuery) -> ApiResult<bool> {
-    match q.propagation_policy {
-        None | Some(Policy::Background) => Ok(false),
-        Some(Policy::Orphan) => Ok(true),
-        Some(Policy::Foreground) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "propagationPolicy Foreground is not supported by shoal: an owner is not held until \
-             its dependents are gone; use Background (the default: the garbage collector deletes \
-             them right after) or Orphan (they stay)",
-        )),
-    }
+/// Whether the delete orphans the dependents.
+pub(super) fn orphans(q: &WriteQuery) -> bool {
+    q.propagation_policy == Some(Policy::Orphan)
+}
+
+/// The write that starts a foreground delete of `key`: the object marked
+/// with the `foregroundDeletion` finalizer, at the client's version if it
+/// gave one. `None` when it is so marked already; a plain delete (the
+/// store answers 404) when it is not stored. Only for kinds that hold
+/// their deletion for finalizers: the others (pods, claims, namespaces)
+/// run their own deletion, so `Foreground` is `Background` for them.
+pub(super) fn foreground_op(
+    s: &ApiState,
+    key: &ObjectKey,
+    precondition: crate::store::Precondition,
+) -> ApiResult<Option<Op>> {
+    let Some(obj) = s.store.get(key)? else {
+        return Ok(Some(Op::Delete {
+            key: key.clone(),
+            precondition,
+        }));
+    };
+    let version = match precondition {
+        crate::store::Precondition::Version(v) => v,
+        _ => obj.resource_version(),
+    };
+    crate::controller::finalizers::mark_foreground(
+        &obj,
+        key.clone(),
+        crate::store::Precondition::Version(version),
+    )
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
 /// The writes that remove `owner` from its dependents' `ownerReferences`,

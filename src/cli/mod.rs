@@ -146,7 +146,8 @@ pub enum Cmd {
         #[arg(long)]
         force: bool,
         /// What happens to the objects it owns: `background` (deleted
-        /// right after it) or `orphan` (kept, without it as their owner).
+        /// right after it), `foreground` (deleted first: it stays, marked,
+        /// until they are gone) or `orphan` (kept, without it as owner).
         #[arg(long, default_value = "background", value_parser = ["background", "orphan", "foreground"])]
         cascade: String,
     },

@@ -40,6 +40,74 @@ pub fn mark(o: &Object, key: ObjectKey, precondition: Precondition) -> Result<Op
     })
 }
 
+/// The finalizer of a foreground delete (Kubernetes' name): the owner
+/// stays, marked, until the garbage collector has deleted every object
+/// that names it among its owners (see `gc::foreground`).
+pub const FOREGROUND: &str = "foregroundDeletion";
+
+/// Whether `o` is marked for a foreground delete.
+pub fn in_foreground(o: &Object) -> bool {
+    o.metadata.deletion_timestamp.is_some()
+        && o.metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == FOREGROUND))
+}
+
+/// `o` marked for a foreground delete, at `precondition`: its
+/// `deletionTimestamp` (kept when it has one: a foreground delete of an
+/// object already being deleted only adds the finalizer) and the
+/// [`FOREGROUND`] finalizer. `None` when it is so marked already.
+pub fn mark_foreground(
+    o: &Object,
+    key: ObjectKey,
+    precondition: Precondition,
+) -> Result<Option<Op>, String> {
+    if in_foreground(o) {
+        return Ok(None);
+    }
+    let mut m = o.clone();
+    if m.metadata.deletion_timestamp.is_none() {
+        m.metadata.deletion_timestamp = Some(crate::resource::time::now_rfc3339());
+    }
+    let finalizers = m.metadata.finalizers.get_or_insert_with(Vec::new);
+    if !finalizers.iter().any(|f| f == FOREGROUND) {
+        finalizers.push(FOREGROUND.into());
+    }
+    Ok(Some(Op::Put {
+        key,
+        object: serde_json::to_vec(&m).map_err(|e| e.to_string())?,
+        precondition,
+    }))
+}
+
+/// The write that ends `o`'s foreground wait, its dependents gone: the
+/// [`FOREGROUND`] finalizer removed, and `o` deleted when it held no other.
+pub fn release_foreground(o: &Object, key: &ObjectKey) -> Option<Op> {
+    let at = Precondition::Version(o.resource_version());
+    let left: Vec<String> = o
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .filter(|f| *f != FOREGROUND)
+        .cloned()
+        .collect();
+    if left.is_empty() {
+        return Some(Op::Delete {
+            key: key.clone(),
+            precondition: at,
+        });
+    }
+    let mut m = o.clone();
+    m.metadata.finalizers = Some(left);
+    Some(Op::Put {
+        key: key.clone(),
+        object: serde_json::to_vec(&m).ok()?,
+        precondition: at,
+    })
+}
+
 /// How the garbage collector deletes `o` (stored under `key`), whose
 /// owners are gone: at once, or by marking it when it holds finalizers (a
 /// claim always: its protection is the storage controller's). `None` when

@@ -19,7 +19,7 @@ use crate::resource::Kind;
 use tracing::{debug, info};
 
 use crate::resource::{Object, ObjectKey};
-use crate::store::{Op, Store};
+use crate::store::{Op, Precondition, Store};
 
 /// Deletes objects whose controlling owner of `owner_kind` no longer exists.
 pub async fn collect(store: &Store, owner_kind: &str, owners: &[Object], dependents: &[Object]) {
@@ -76,6 +76,83 @@ pub fn orphans(objects: &[(ObjectKey, Arc<Object>)]) -> Vec<Op> {
         })
         .filter_map(|(k, o)| super::finalizers::deletion(o, k))
         .collect()
+}
+
+/// The writes that move foreground deletes on: an owner marked with the
+/// `foregroundDeletion` finalizer stays until every object naming it among
+/// its owners is gone. Each such dependent not yet being deleted is
+/// deleted now: in the foreground itself when it owns others (a
+/// Deployment's ReplicaSets wait for their pods, as Kubernetes' collector
+/// does it), plainly otherwise; one that another live owner still holds
+/// only loses this owner. An owner without dependents left loses the
+/// finalizer, and goes when it held no other. Unlike Kubernetes, every
+/// dependent blocks its owner, not only those with `blockOwnerDeletion`.
+pub fn foreground(objects: &[(ObjectKey, Arc<Object>)]) -> Vec<Op> {
+    use super::finalizers::{deletion, holds_deletion, in_foreground, mark_foreground};
+    let waiting: Vec<&(ObjectKey, Arc<Object>)> = objects
+        .iter()
+        .filter(|(k, o)| holds_deletion(k.kind) && in_foreground(o))
+        .collect();
+    if waiting.is_empty() {
+        return Vec::new();
+    }
+    let owning: HashSet<&str> = objects
+        .iter()
+        .flat_map(|(_, o)| o.metadata.owner_references.iter())
+        .map(|r| r.uid.as_str())
+        .collect();
+    // Owners that stay: stored and not being deleted.
+    let staying: HashSet<&str> = objects
+        .iter()
+        .filter(|(_, o)| o.metadata.deletion_timestamp.is_none())
+        .filter_map(|(_, o)| o.metadata.uid.as_deref())
+        .collect();
+    let mut ops = Vec::new();
+    let mut written: HashSet<&ObjectKey> = HashSet::new();
+    for (key, owner) in waiting {
+        let Some(uid) = owner.metadata.uid.as_deref() else {
+            continue;
+        };
+        let mut dependents = objects
+            .iter()
+            .filter(|(_, d)| d.metadata.owner_references.iter().any(|r| r.uid == uid))
+            .peekable();
+        if dependents.peek().is_none() {
+            ops.extend(super::finalizers::release_foreground(owner, key));
+            continue;
+        }
+        for (dk, d) in dependents {
+            if d.metadata.deletion_timestamp.is_some() || !written.insert(dk) {
+                continue;
+            }
+            let at = Precondition::Version(d.resource_version());
+            let held_elsewhere = d
+                .metadata
+                .owner_references
+                .iter()
+                .any(|r| r.uid != uid && staying.contains(r.uid.as_str()));
+            let op = if held_elsewhere {
+                let mut kept = (**d).clone();
+                kept.metadata.owner_references.retain(|r| r.uid != uid);
+                serde_json::to_vec(&kept).ok().map(|object| Op::Put {
+                    key: dk.clone(),
+                    object,
+                    precondition: at,
+                })
+            } else if holds_deletion(dk.kind)
+                && d.metadata
+                    .uid
+                    .as_deref()
+                    .is_some_and(|u| owning.contains(u))
+            {
+                mark_foreground(d, dk.clone(), at).ok().flatten()
+            } else {
+                deletion(d, dk)
+            };
+            ops.extend(op);
+        }
+    }
+    ops
 }
 
 /// Every stored object with its key, for a walk: Secrets as stored
@@ -141,6 +218,14 @@ impl Collector {
             return;
         };
         super::finalizers::reconcile(store, &all).await;
+        let moved = foreground(&all);
+        if !moved.is_empty() {
+            info!(
+                objects = moved.len(),
+                "foreground deletes: deleting dependents, releasing owners"
+            );
+            super::finalizers::write_in_chunks(store, &moved).await;
+        }
         let ops = orphans(&all);
         if ops.is_empty() {
             return;
@@ -211,5 +296,95 @@ mod tests {
             .map(|o| (o.key().expect("a key"), o.clone()))
             .collect();
         assert_eq!(names(&orphans(&keyed)), ["orphan", "two-gone"]);
+    }
+
+    fn foreground_marked(o: Arc<Object>, others: &[&str]) -> Arc<Object> {
+        let mut o = (*o).clone();
+        o.metadata.deletion_timestamp = Some("2026-12-01T00:00:00Z".into());
+        let mut f: Vec<String> = others.iter().map(|s| s.to_string()).collect();
+        f.push(super::super::finalizers::FOREGROUND.into());
+        o.metadata.finalizers = Some(f);
+        Arc::new(o)
+    }
+
+    #[test]
+    fn foreground_deletes_dependents_before_their_owner() {
+        let objects = [
+            foreground_marked(obj("Deployment", "web", "u-web", &[]), &[]),
+            // Owns a pod: deleted in the foreground itself.
+            obj("ReplicaSet", "web-1", "u-rs", &["u-web"]),
+            // Its owner is not in the foreground yet: left for later.
+            obj("Pod", "web-1-a", "u-pod", &["u-rs"]),
+            // Owns nothing: deleted plainly.
+            obj("ConfigMap", "leaf", "u-leaf", &["u-web"]),
+            // Another owner stays: it only loses this one.
+            obj("ConfigMap", "shared", "u-shared", &["u-web", "u-other"]),
+            obj("Deployment", "other", "u-other", &[]),
+            // Already being deleted: waited for, not written.
+            foreground_marked(obj("Secret", "going", "u-going", &["u-web"]), &[]),
+            // Dependents all gone: released, and deleted or kept for the
+            // finalizers it holds besides.
+            foreground_marked(obj("Deployment", "done", "u-done", &[]), &[]),
+            foreground_marked(obj("Deployment", "held", "u-held", &[]), &["example.com/x"]),
+        ];
+        let keyed: Vec<(ObjectKey, Arc<Object>)> = objects
+            .iter()
+            .map(|o| (o.key().expect("a key"), o.clone()))
+            .collect();
+        let mut got: Vec<(String, String)> = foreground(&keyed)
+            .iter()
+            .map(|op| match op {
+                Op::Delete { key, precondition } => {
+                    assert_eq!(*precondition, Precondition::Version(3));
+                    (key.name.clone(), "delete".to_string())
+                }
+                Op::Put {
+                    key,
+                    object,
+                    precondition,
+                } => {
+                    assert_eq!(*precondition, Precondition::Version(3));
+                    let o: Object = serde_json::from_slice(object).unwrap();
+                    let what = format!(
+                        "finalizers={:?} owners={:?} deleting={}",
+                        o.metadata.finalizers.unwrap_or_default(),
+                        o.metadata
+                            .owner_references
+                            .iter()
+                            .map(|r| r.uid.clone())
+                            .collect::<Vec<_>>(),
+                        o.metadata.deletion_timestamp.is_some()
+                    );
+                    (key.name.clone(), what)
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        got.sort();
+        let want = [
+            ("done", "delete"),
+            // In the foreground itself, with nothing left under it.
+            ("going", "delete"),
+            (
+                "held",
+                "finalizers=[\"example.com/x\"] owners=[] deleting=true",
+            ),
+            ("leaf", "delete"),
+            (
+                "shared",
+                "finalizers=[] owners=[\"u-other\"] deleting=false",
+            ),
+            (
+                "web-1",
+                "finalizers=[\"foregroundDeletion\"] owners=[\"u-web\"] deleting=true",
+            ),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        // Nothing in the foreground: nothing to do.
+        assert!(foreground(&keyed[1..6]).is_empty());
     }
 }

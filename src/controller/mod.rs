@@ -336,7 +336,7 @@ async fn pass(
         // wrong hash is a rollout: no deployment pass then.
         match configs(store, &deployments) {
             Ok(configs) => {
-                deployment::reconcile(store, &deployments, &sets, &pods, &configs).await;
+                deployment::reconcile(store, &managed(&deployments), &sets, &pods, &configs).await;
             }
             Err(e) => warn!("deployments: cannot read ConfigMaps and Secrets: {e}"),
         }
@@ -347,7 +347,7 @@ async fn pass(
     let events = list(Kind::Event);
     if let (Ok(crons), Ok(jobs)) = (list(Kind::CronJob), list(Kind::Job)) {
         gc::collect(store, "CronJob", &crons, &jobs).await;
-        cronjob::reconcile(store, &crons, &jobs, now_secs(), cron_backoff).await;
+        cronjob::reconcile(store, &managed(&crons), &jobs, now_secs(), cron_backoff).await;
     }
     // Read again: the CronJob pass may have created Jobs. Pods are not: a
     // pod created since the pass began is seen by the next pass, and every
@@ -365,12 +365,12 @@ async fn pass(
             backoff_base_ms: cfg.job_backoff_ms,
             max_parallelism: cfg.max_replicas,
         };
-        job::reconcile(store, &jobs, pods, settings, job_backoff).await;
+        job::reconcile(store, &managed(&jobs), pods, settings, job_backoff).await;
     }
     // Read again: the deployment pass may have created or scaled ReplicaSets.
     if let Ok(sets) = list(Kind::ReplicaSet) {
         let pods: Vec<PodView> = pod_objs.iter().filter_map(PodView::of).collect();
-        replicaset::reconcile(store, &pods, &sets, cfg.max_replicas, backoff).await;
+        replicaset::reconcile(store, &pods, &managed(&sets), cfg.max_replicas, backoff).await;
     }
     let alive = |name: &str| health.get(name).is_some_and(|h| h.is_up());
     if let (Ok(sets), Ok(revisions), Ok(events)) = (
@@ -387,7 +387,7 @@ async fn pass(
             revisions: &revisions,
             events,
         };
-        daemonset::reconcile(store, &sets, input, &alive, ds_backoff).await;
+        daemonset::reconcile(store, &managed(&sets), input, &alive, ds_backoff).await;
     }
     if let (Ok(sets), Ok(claims), Ok(revisions), Ok(events)) = (
         list(Kind::StatefulSet),
@@ -403,12 +403,31 @@ async fn pass(
             claims: &claims,
             revisions: &revisions,
         };
-        statefulset::reconcile(store, &sets, input, sts_backoff).await;
+        statefulset::reconcile(store, &managed(&sets), input, sts_backoff).await;
     }
     ingress::reconcile(store, &node_objs, &alive).await;
     if let Err(e) = scheduler::schedule_pending(store, &alive, cfg.strategy, 1000).await {
         warn!("scheduler pass: {e}");
     }
+}
+
+/// The owners a workload controller manages now. One marked for deletion
+/// (waiting for its finalizers, or for its dependents in a foreground
+/// delete) is left alone, as Kubernetes' controllers leave it, so it makes
+/// no new dependents while the garbage collector deletes them; the
+/// collectors above still see it, so its dependents are not orphaned.
+fn managed(owners: &[Object]) -> std::borrow::Cow<'_, [Object]> {
+    if owners
+        .iter()
+        .all(|o| o.metadata.deletion_timestamp.is_none())
+    {
+        return std::borrow::Cow::Borrowed(owners);
+    }
+    owners
+        .iter()
+        .filter(|o| o.metadata.deletion_timestamp.is_none())
+        .cloned()
+        .collect()
 }
 
 /// ServiceAccounts: their Tokens and Secrets collected once the account is

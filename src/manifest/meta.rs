@@ -66,13 +66,17 @@ pub(super) fn check_finalizers(kind: Kind, finalizers: &[String]) -> Res {
     }
     for (i, f) in finalizers.iter().enumerate() {
         let path = format!("metadata.finalizers[{i}]");
-        if matches!(f.as_str(), "orphan" | "foregroundDeletion") {
+        if f == "orphan" {
             return fail(
                 path,
-                format!("{f:?}: shoal collects dependents in the background only"),
+                "\"orphan\": shoal orphans dependents only for deletes with \
+                 propagationPolicy=Orphan (kubectl delete --cascade=orphan)"
+                    .to_string(),
             );
         }
-        if !f.contains('/') && f != "kubernetes" {
+        // foregroundDeletion is what a foreground delete sets; an object
+        // read back and applied carries it.
+        if !f.contains('/') && !matches!(f.as_str(), "kubernetes" | "foregroundDeletion") {
             return fail(
                 path,
                 format!(

@@ -462,8 +462,8 @@ pub struct OwnerReference {
     pub uid: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller: Option<bool>,
-    /// Kubernetes' foreground-deletion hint; kept, not acted on (shoal
-    /// collects dependents in the background).
+    /// Kubernetes' foreground-deletion hint; kept, not acted on (in a
+    /// foreground delete every dependent holds its owner back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_owner_deletion: Option<bool>,
 }

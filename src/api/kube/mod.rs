@@ -620,9 +620,18 @@ async fn create(s: ApiState, t: &Target, body: Bytes) -> KubeResult<Response> {
 }
 
 async fn delete(s: ApiState, t: &Target, name: &str, body: &Bytes) -> KubeResult<Response> {
-    // DeleteOptions: the precondition and propagationPolicy (Background
-    // or Orphan, and the older orphanDependents) are honoured; the grace
-    // period is shoal's own.
+    let q = delete_options(body)?;
+    let live = get_live(&s, t, name).await?;
+    super::delete(s, key_of(t, name), q)
+        .await
+        .map_err(|e| KubeError::from_api(e, t.kind, name, Verb::Write))?;
+    Ok(Json(status::success(t.kind, name, live.metadata.uid)).into_response())
+}
+
+/// A delete's DeleteOptions body as the write query of shoal's delete:
+/// the precondition and `propagationPolicy` (or the older
+/// `orphanDependents`) are honoured; the grace period is shoal's own.
+pub(super) fn delete_options(body: &Bytes) -> KubeResult<WriteQuery> {
     let bad = |m: String| KubeError::new(StatusCode::BAD_REQUEST, m);
     let options = match body.is_empty() {
         true => Value::Null,
@@ -651,17 +660,12 @@ async fn delete(s: ApiState, t: &Target, name: &str, body: &Bytes) -> KubeResult
         }
         None => None,
     };
-    let live = get_live(&s, t, name).await?;
-    let q = WriteQuery {
+    Ok(WriteQuery {
         resource_version: rv,
         consistent: None,
         force: None,
         propagation_policy: policy,
-    };
-    super::delete(s, key_of(t, name), q)
-        .await
-        .map_err(|e| KubeError::from_api(e, t.kind, name, Verb::Write))?;
-    Ok(Json(status::success(t.kind, name, live.metadata.uid)).into_response())
+    })
 }
 
 /// Makes a Kubernetes update (PUT, or a patch applied to the live object)

@@ -56,7 +56,7 @@ fn finalizers_are_qualified_names_on_the_kinds_that_take_them() {
             "cleanup",
             "neither a standard finalizer name nor fully qualified",
         ),
-        ("foregroundDeletion", "in the background only"),
+        ("orphan", "deletes with propagationPolicy=Orphan"),
         ("Bad_Domain/x", "metadata.finalizers[0]"),
     ] {
         let e = err(&cm.replace("FIN", fin));

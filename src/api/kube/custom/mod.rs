@@ -418,7 +418,7 @@ pub(super) async fn objects(
             Ok(Json(out).into_response())
         }
         (&Method::PATCH, Some(name), _) => patch_object(&s, &t, &name, &call).await,
-        (&Method::DELETE, Some(name), false) => delete(&s, &t, &name).await,
+        (&Method::DELETE, Some(name), false) => delete(&s, &t, &name, &call.body).await,
         _ => Err(KubeError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{} is not supported on {} here", call.method, t.def.name),
@@ -632,20 +632,15 @@ async fn set_status(s: &ApiState, t: &Target, obj: Object) -> KubeResult<Object>
     stored(s, t, &name, ops).await
 }
 
-async fn delete(s: &ApiState, t: &Target, name: &str) -> KubeResult<Response> {
+async fn delete(s: &ApiState, t: &Target, name: &str, body: &Bytes) -> KubeResult<Response> {
+    let q = super::delete_options(body)?;
     let o = live(s, t, name).await?;
-    // An object holding finalizers is only marked, as a built-in one: its
-    // operator lets go (a PUT or patch without them) and the collector
-    // deletes it then.
-    let key = t.key(name);
-    let op = crate::api::finalized_delete_op(s, &key, crate::store::Precondition::MustExist)
+    // The built-in kinds' delete: an object holding finalizers is only
+    // marked (its operator lets go, and the collector deletes it then),
+    // and the propagation policy is honoured as for them.
+    crate::api::delete(s.clone(), t.key(name), q)
+        .await
         .map_err(|e| KubeError::new(e.status, e.message))?;
-    if let Some(op) = op {
-        s.store
-            .write(Command { ops: vec![op] })
-            .await
-            .map_err(|e| t.store_error(name, e))?;
-    }
     let mut details = t.details(name);
     details.uid = o.metadata.uid;
     Ok(Json(json!({
