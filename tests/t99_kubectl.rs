@@ -556,3 +556,126 @@ fn out_lines(s: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .collect()
 }
+
+/// `kubectl drain` finds `pods/eviction` in discovery and evicts through
+/// it, so disruption budgets hold; an eviction a budget forbids is a 429
+/// `Status` kubectl retries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_drain_evicts_through_the_eviction_subresource() {
+    let bin = kubectl_binary();
+    let (nodes, _dirs, ca) = start_tls_cluster().await;
+    let addr = nodes[0].api_addr.to_string();
+    let admin = tls_api(&addr, ADMIN, &ca);
+    let token = make_token(&admin, "drainer", "admin").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let config = dir.path().join("kubeconfig");
+    shoal_kubeconfig(&addr, &token, &ca_file, &config).await;
+    let k = Kubectl {
+        bin,
+        config,
+        home: dir.path().to_path_buf(),
+    };
+
+    let f = dir.path().join("drained.yaml");
+    let budgeted = |name: &str, replicas: u32, min: u32| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: host\n        command: [\"sleep\", \"3600\"]\n---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: {name}\nspec:\n  minAvailable: {min}\n  selector:\n    matchLabels:\n      app: {name}\n"
+        )
+    };
+    std::fs::write(
+        &f,
+        format!("{}---\n{}", budgeted("drained", 3, 2), budgeted("solo", 1, 1)),
+    )
+    .unwrap();
+    k.ok(&["apply", "-f", f.to_str().unwrap()]).await;
+    let running = |app: &'static str| {
+        let api = admin.clone();
+        async move {
+            let (_, list) = api.get("/v1/namespaces/default/pods").await;
+            list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["metadata"]["labels"]["app"] == app)
+                .filter(|p| p["status"]["phase"] == "Running")
+                .filter(|p| {
+                    p["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+                .map(|p| {
+                    (
+                        p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                        p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    eventually(Duration::from_secs(60), "every pod ready", || async {
+        running("drained").await.len() == 3 && running("solo").await.len() == 1
+    })
+    .await;
+
+    // A budget that allows no disruption: 429, a Status kubectl knows.
+    let solo = running("solo").await.remove(0).0;
+    let (code, v) = admin
+        .send(
+            Method::POST,
+            &format!("/api/v1/namespaces/default/pods/{solo}/eviction"),
+            Some(
+                json!({"apiVersion": "policy/v1", "kind": "Eviction",
+                       "metadata": {"name": solo, "namespace": "default"}})
+                .to_string()
+                .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(code, 429, "{v}");
+    assert_eq!(v["kind"], "Status", "{v}");
+    assert_eq!(v["reason"], "TooManyRequests", "{v}");
+    let solo_node = running("solo").await.remove(0).1;
+
+    // Drain a node that runs a budgeted pod, and not the solo one (whose
+    // budget would hold the drain forever, as in Kubernetes).
+    let target = running("drained")
+        .await
+        .into_iter()
+        .map(|(_, node)| node)
+        .find(|n| *n != solo_node);
+    let Some(target) = target else {
+        // All three on the solo pod's node: no node to drain without
+        // blocking on the solo budget. Spread makes it unlikely; say so.
+        panic!("every pod landed on {solo_node}; the scheduler spreads them normally");
+    };
+    let out = k
+        .ok(&["drain", &target, "--ignore-daemonsets", "--timeout=50s"])
+        .await;
+    eprintln!("kubectl drain: {out}");
+    assert!(out.contains("evicted"), "{out}");
+    assert!(!out.contains(" deleted"), "pods are evicted, not deleted: {out}");
+    let node = k
+        .ok(&["get", "node", &target, "-o", "jsonpath={.spec.unschedulable}"])
+        .await;
+    assert_eq!(node, "true");
+    eventually(
+        Duration::from_secs(60),
+        "three ready again, none on the drained node",
+        || async {
+            let pods = running("drained").await;
+            pods.len() == 3 && pods.iter().all(|(_, n)| *n != target)
+        },
+    )
+    .await;
+    k.ok(&["uncordon", &target]).await;
+
+    for n in nodes {
+        let (rt, name) = (n.runtime.clone(), n.info.name.clone());
+        n.shutdown().await;
+        remove_containers_of(&rt, &name).await;
+    }
+}

@@ -19,8 +19,34 @@ pub(super) async fn evict_pod(
     Path((ns, name)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let want_uid = check_body(&body, &name)?;
-    let key = ObjectKey::new(Kind::Pod, &ns, &name);
+    match evict(&s, &ns, &name, &body).await {
+        Ok(()) => Ok((
+            StatusCode::CREATED,
+            Json(json!({
+                "apiVersion": "v1",
+                "kind": "Status",
+                "status": "Success",
+                "details": { "name": name, "kind": "pods" },
+            })),
+        )
+            .into_response()),
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+            let mut resp = e.into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            Ok(resp)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Evicts pod `ns`/`name` as the eviction subresource asks (`body`, an
+/// `Eviction` or nothing): `/v1`'s path and the Kubernetes one
+/// (`kubectl drain`) both come here. 429 when the pod's budget or its
+/// Deployment's strategy forbids it now.
+pub(super) async fn evict(s: &ApiState, ns: &str, name: &str, body: &Bytes) -> ApiResult<()> {
+    let want_uid = check_body(body, name)?;
+    let key = ObjectKey::new(Kind::Pod, ns, name);
     for _ in 0..ATTEMPTS {
         // The decision reads this node's replica; the write below is
         // conditional on all it read, so a stale replica costs a retry,
@@ -49,7 +75,7 @@ pub(super) async fn evict_pod(
                 format!("{key}: stored pod has no key"),
             ));
         };
-        let budgets = budgets_of(&s, &pod)?;
+        let budgets = budgets_of(s, &pod)?;
         if budgets.len() > 1 {
             // As Kubernetes: which budget would win is not defined.
             let names: Vec<&str> = budgets
@@ -66,13 +92,13 @@ pub(super) async fn evict_pod(
             ));
         }
         let verdict = if let Some((b, body)) = budgets.first() {
-            let (pods, _) = s.store.list(Kind::Pod, Some(&ns))?;
+            let (pods, _) = s.store.list(Kind::Pod, Some(ns))?;
             let covered: Vec<PodView> = pods
                 .iter()
                 .filter(|p| disruption::budget::covers(b, body, p))
                 .filter_map(PodView::of)
                 .collect();
-            let list = |k: Kind| s.store.list(k, Some(&ns)).map(|(v, _)| v);
+            let list = |k: Kind| s.store.list(k, Some(ns)).map(|(v, _)| v);
             let scales = disruption::budget::Scales::of(
                 &list(Kind::ReplicaSet)?,
                 &list(Kind::Deployment)?,
@@ -80,10 +106,10 @@ pub(super) async fn evict_pod(
             );
             disruption::budget::decide(&view, b, body, &covered, &scales)
         } else {
-            match deployment_of(&s, &pod)? {
+            match deployment_of(s, &pod)? {
                 Some(d) => {
-                    let (sets, _) = s.store.list(Kind::ReplicaSet, Some(&ns))?;
-                    let (pods, _) = s.store.list(Kind::Pod, Some(&ns))?;
+                    let (sets, _) = s.store.list(Kind::ReplicaSet, Some(ns))?;
+                    let (pods, _) = s.store.list(Kind::Pod, Some(ns))?;
                     let pods: Vec<PodView> = pods.iter().filter_map(PodView::of).collect();
                     disruption::decide(
                         &view,
@@ -102,10 +128,7 @@ pub(super) async fn evict_pod(
             Verdict::Wait(why) => {
                 ::metrics::counter!(crate::api::metrics::EVICTIONS_TOTAL, "result" => "refused")
                     .increment(1);
-                let mut resp = ApiError::new(StatusCode::TOO_MANY_REQUESTS, why).into_response();
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-                return Ok(resp);
+                return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, why));
             }
         };
         let mut ops = vec![Op::Delete {
@@ -121,16 +144,7 @@ pub(super) async fn evict_pod(
             Ok(_) => {
                 ::metrics::counter!(crate::api::metrics::EVICTIONS_TOTAL, "result" => "evicted")
                     .increment(1);
-                return Ok((
-                    StatusCode::CREATED,
-                    Json(json!({
-                        "apiVersion": "v1",
-                        "kind": "Status",
-                        "status": "Success",
-                        "details": { "name": name, "kind": "pods" },
-                    })),
-                )
-                    .into_response());
+                return Ok(());
             }
             // Something the decision read changed: read and decide again.
             Err(StoreError::Txn(TxnError::Conflict { .. } | TxnError::NotFound { .. })) => {}

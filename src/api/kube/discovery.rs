@@ -136,6 +136,20 @@ pub fn resource_list(group_version: &str) -> Option<Value> {
     if resources.is_empty() {
         return None;
     }
+    let mut resources = resources;
+    if group_version == "v1" {
+        // The pod subresources served: kubectl drain looks for
+        // `pods/eviction` (and deletes pods outright, past every
+        // disruption budget, when a server does not list it).
+        resources.push(json!({
+            "name": "pods/eviction", "singularName": "", "namespaced": true,
+            "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"],
+        }));
+        resources.push(json!({
+            "name": "pods/log", "singularName": "", "namespaced": true,
+            "kind": "Pod", "verbs": ["get"],
+        }));
+    }
     Some(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -224,6 +238,9 @@ mod tests {
         for gv in &gvs {
             let list = resource_list(gv).expect(gv);
             for r in list["resources"].as_array().unwrap() {
+                if r["name"].as_str().unwrap().contains('/') {
+                    continue;
+                }
                 let kind = Kind::from_manifest(r["kind"].as_str().unwrap()).unwrap();
                 assert_eq!(r["name"], kind.plural());
                 assert_eq!(r["namespaced"], kind.namespaced());
@@ -231,6 +248,18 @@ mod tests {
             }
         }
         assert_eq!(seen, Kind::ALL.len());
+        // kubectl drain evicts only when it finds this entry.
+        let core = resource_list("v1").unwrap();
+        let eviction = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "pods/eviction")
+            .expect("pods/eviction is listed");
+        assert_eq!(
+            (&eviction["group"], &eviction["version"], &eviction["kind"]),
+            (&json!("policy"), &json!("v1"), &json!("Eviction"))
+        );
         assert!(resource_list("apps/v2").is_none());
         let apps = resource_list("apps/v1").unwrap();
         let deploy = apps["resources"]

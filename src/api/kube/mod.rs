@@ -246,6 +246,32 @@ async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Re
     ) {
         return pod_log(s, ns, name, &call).await;
     }
+    if let (Some("eviction"), Kind::Pod, &Method::POST, Some(ns), Some(name)) = (
+        t.subresource.as_deref(),
+        t.kind,
+        &call.method,
+        &t.namespace,
+        &t.name,
+    ) {
+        // kubectl drain evicts through here (it finds `pods/eviction` in
+        // discovery): the same decision as `/v1`'s, disruption budgets
+        // and Deployment strategies honoured, 429 while they forbid it.
+        check_write(&call)?;
+        super::eviction::evict(&s, ns, name, &call.body)
+            .await
+            .map_err(|e| KubeError::from_api(e, Kind::Pod, name, Verb::Write))?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(json!({
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": { "name": name, "kind": "pods" },
+            })),
+        )
+            .into_response());
+    }
     if let Some(sub) = &t.subresource {
         return Err(KubeError::new(
             StatusCode::NOT_FOUND,
