@@ -586,7 +586,11 @@ async fn kubectl_drain_evicts_through_the_eviction_subresource() {
     };
     std::fs::write(
         &f,
-        format!("{}---\n{}", budgeted("drained", 3, 2), budgeted("solo", 1, 1)),
+        format!(
+            "{}---\n{}",
+            budgeted("drained", 3, 2),
+            budgeted("solo", 1, 1)
+        ),
     )
     .unwrap();
     k.ok(&["apply", "-f", f.to_str().unwrap()]).await;
@@ -657,9 +661,18 @@ async fn kubectl_drain_evicts_through_the_eviction_subresource() {
         .await;
     eprintln!("kubectl drain: {out}");
     assert!(out.contains("evicted"), "{out}");
-    assert!(!out.contains(" deleted"), "pods are evicted, not deleted: {out}");
+    assert!(
+        !out.contains(" deleted"),
+        "pods are evicted, not deleted: {out}"
+    );
     let node = k
-        .ok(&["get", "node", &target, "-o", "jsonpath={.spec.unschedulable}"])
+        .ok(&[
+            "get",
+            "node",
+            &target,
+            "-o",
+            "jsonpath={.spec.unschedulable}",
+        ])
         .await;
     assert_eq!(node, "true");
     eventually(
@@ -672,6 +685,103 @@ async fn kubectl_drain_evicts_through_the_eviction_subresource() {
     )
     .await;
     k.ok(&["uncordon", &target]).await;
+
+    for n in nodes {
+        let (rt, name) = (n.runtime.clone(), n.info.name.clone());
+        n.shutdown().await;
+        remove_containers_of(&rt, &name).await;
+    }
+}
+
+/// `kubectl diff`, and `--dry-run=server` on apply, create and delete:
+/// decided in full by the server, nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_diff_and_server_dry_runs_write_nothing() {
+    let bin = kubectl_binary();
+    let (nodes, _dirs, ca) = start_tls_cluster().await;
+    let addr = nodes[1].api_addr.to_string();
+    let admin = tls_api(&addr, ADMIN, &ca);
+    let token = make_token(&admin, "differ", "edit").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let config = dir.path().join("kubeconfig");
+    shoal_kubeconfig(&addr, &token, &ca_file, &config).await;
+    let k = Kubectl {
+        bin,
+        config,
+        home: dir.path().to_path_buf(),
+    };
+    let f = dir.path().join("web.yaml");
+    let file = f.to_str().unwrap();
+    std::fs::write(&f, manifest("v1", 1)).unwrap();
+    k.ok(&["apply", "-f", file]).await;
+    let live = |what: &'static str| {
+        let api = admin.clone();
+        async move { api.get(what).await }
+    };
+    let (_, before) = live("/v1/namespaces/default/deployments/web").await;
+
+    std::fs::write(&f, manifest("v2", 3)).unwrap();
+    let d = k.run(&["diff", "-f", file]).await;
+    assert!(!d.ok, "kubectl diff exits 1 on a difference: {}", d.stderr);
+    assert!(d.stderr.is_empty(), "{}", d.stderr);
+    assert!(d.stdout.contains("-  replicas: 1"), "{}", d.stdout);
+    assert!(d.stdout.contains("+  replicas: 3"), "{}", d.stdout);
+    assert!(d.stdout.contains("+          value: v2"), "{}", d.stdout);
+
+    let out = k.ok(&["apply", "--dry-run=server", "-f", file]).await;
+    assert!(out.contains("(server dry run)"), "{out}");
+    let out = k
+        .ok(&["delete", "deployment", "web", "--dry-run=server"])
+        .await;
+    assert!(out.contains("(server dry run)"), "{out}");
+    let c = dir.path().join("cm.yaml");
+    std::fs::write(
+        &c,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: never\ndata:\n  k: v\n",
+    )
+    .unwrap();
+    let out = k
+        .ok(&["create", "--dry-run=server", "-f", c.to_str().unwrap()])
+        .await;
+    assert!(
+        out.contains("configmap/never created (server dry run)"),
+        "{out}"
+    );
+    // A server dry run still refuses what a write would: the validation ran.
+    std::fs::write(
+        &c,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\ndata:\n  k: v\n",
+    )
+    .unwrap();
+    k.fails(&["create", "--dry-run=server", "-f", c.to_str().unwrap()])
+        .await;
+
+    // Nothing was written.
+    let (_, after) = live("/v1/namespaces/default/deployments/web").await;
+    // (Its status moves on as its pod starts; its spec and generation not.)
+    assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
+    assert_eq!(
+        after["metadata"]["generation"],
+        before["metadata"]["generation"]
+    );
+    assert_eq!(after["spec"], before["spec"]);
+    assert_eq!(after["spec"]["replicas"], 1, "{after}");
+    let (code, _) = live("/v1/namespaces/default/configmaps/never").await;
+    assert_eq!(code, 404);
+    let (code, v) = admin
+        .send(
+            Method::DELETE,
+            "/apis/apps/v1/namespaces/default/deployments/web?dryRun=Maybe",
+            None,
+        )
+        .await;
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("dryRun"),
+        "{v}"
+    );
 
     for n in nodes {
         let (rt, name) = (n.runtime.clone(), n.info.name.clone());

@@ -341,6 +341,22 @@ struct WriteQuery {
     force: Option<bool>,
     /// What happens to the object's dependents (`Background` when absent).
     propagation_policy: Option<propagation::Policy>,
+    /// `All`: decide, write nothing (Kubernetes' dry run).
+    dry_run: Option<String>,
+}
+
+impl WriteQuery {
+    /// The query's `dryRun`: `All`, or none; anything else is refused.
+    fn dry_run(&self) -> ApiResult<writes::DryRun> {
+        match self.dry_run.as_deref() {
+            None => Ok(writes::DryRun::No),
+            Some("All") => Ok(writes::DryRun::All),
+            Some(v) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("dryRun: Unsupported value: {v:?}: supported values: \"All\""),
+            )),
+        }
+    }
 }
 
 fn kind_of(plural: &str) -> ApiResult<Kind> {
@@ -597,7 +613,7 @@ async fn replace_cluster_scoped(
     Path((plural, name)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    replace(s, cluster_key(&plural, &name)?, body).await
+    replace(s, cluster_key(&plural, &name)?, body, writes::DryRun::No).await
 }
 
 async fn delete_cluster_scoped(
@@ -758,6 +774,7 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
         Some(v) => crate::store::Precondition::Version(v),
         None => crate::store::Precondition::MustExist,
     };
+    let dry = q.dry_run()?;
     let orphaning = propagation::orphans(&q);
     let foreground = q.propagation_policy == Some(propagation::Policy::Foreground)
         && crate::controller::finalizers::holds_deletion(key.kind);
@@ -771,7 +788,7 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
             true => propagation::strip_ops(&s, &key)?,
             false => (Vec::new(), true),
         };
-        if !together {
+        if !together && dry == writes::DryRun::No {
             propagation::write_apart(&s, strips.clone()).await?;
         }
         let op = if key.kind == Kind::Namespace {
@@ -807,7 +824,7 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
             false => Vec::new(),
         };
         ops.push(op);
-        match s.store.write(Command { ops }).await {
+        match writes::commit(&s, Command { ops }, dry).await {
             Err(StoreError::Txn(TxnError::Conflict { .. }))
                 if marking && q.resource_version.is_none() && attempt < APPLY_ATTEMPTS =>
             {
@@ -816,7 +833,7 @@ async fn delete(s: ApiState, key: ObjectKey, q: WriteQuery) -> ApiResult<Respons
             r => break r?,
         }
     };
-    if key.kind == Kind::CustomResourceDefinition {
+    if key.kind == Kind::CustomResourceDefinition && dry == writes::DryRun::No {
         crds::delete_objects(&s, &key.name).await?;
     }
     // The dependents an orphaning changed are not the caller's object.

@@ -9,6 +9,7 @@ pub(super) async fn create(
     kind: Kind,
     ns: Option<String>,
     body: Bytes,
+    dry: DryRun,
 ) -> ApiResult<Response> {
     let url = UrlScope {
         kind,
@@ -38,7 +39,7 @@ pub(super) async fn create(
         )?];
         ops.extend(status);
         ops.extend(charges);
-        match s.store.write(Command { ops }).await {
+        match commit(&s, Command { ops }, dry).await {
             // Another pod took quota meanwhile: charge again from the new figures.
             Err(StoreError::Txn(TxnError::Conflict { .. }))
                 if charged && attempt < APPLY_ATTEMPTS =>
@@ -69,7 +70,7 @@ pub(super) async fn create_any(
     Path(plural): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    create(s, kind_of(&plural)?, None, body).await
+    create(s, kind_of(&plural)?, None, body, DryRun::No).await
 }
 
 pub(super) async fn create_ns(
@@ -77,10 +78,15 @@ pub(super) async fn create_ns(
     Path((ns, plural)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    create(s, kind_of(&plural)?, Some(ns), body).await
+    create(s, kind_of(&plural)?, Some(ns), body, DryRun::No).await
 }
 
-pub(super) async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResult<Response> {
+pub(super) async fn replace(
+    s: ApiState,
+    key: ObjectKey,
+    body: Bytes,
+    dry: DryRun,
+) -> ApiResult<Response> {
     let url = UrlScope {
         kind: key.kind,
         namespace: Some(&key.namespace),
@@ -124,7 +130,7 @@ pub(super) async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResu
         let status = super::crds::with_write(&s, &key, &obj)?;
         let mut ops = vec![put_op(key.clone(), obj, fenced.0)?];
         ops.extend(status);
-        match s.store.write(Command { ops }).await {
+        match commit(&s, Command { ops }, dry).await {
             Err(StoreError::Txn(TxnError::Conflict { .. })) if ours && attempt < APPLY_ATTEMPTS => {
                 s.store.barrier().await?;
             }
@@ -142,6 +148,27 @@ pub(super) async fn replace(s: ApiState, key: ObjectKey, body: Bytes) -> ApiResu
                     .into_response());
             }
         }
+    }
+}
+
+/// Whether a write is only a dry run (Kubernetes' `dryRun=All`): decided
+/// in full, admission included, and not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DryRun {
+    No,
+    All,
+}
+
+/// Writes `cmd`, or, in a dry run, decides on this node's replica what it
+/// would do (`Store::preview`).
+pub(super) async fn commit(
+    s: &ApiState,
+    cmd: Command,
+    dry: DryRun,
+) -> Result<Vec<crate::store::OpOutcome>, StoreError> {
+    match dry {
+        DryRun::No => s.store.write(cmd).await,
+        DryRun::All => s.store.preview(&cmd).await,
     }
 }
 
@@ -178,7 +205,7 @@ pub(super) async fn replace_one(
     body: Bytes,
 ) -> ApiResult<Response> {
     let key = ObjectKey::new(kind_of(&plural)?, &ns, &name);
-    replace(s, key, body).await
+    replace(s, key, body, DryRun::No).await
 }
 
 pub(super) async fn replace_namespace(
@@ -186,5 +213,11 @@ pub(super) async fn replace_namespace(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    replace(s, ObjectKey::new(Kind::Namespace, "", &name), body).await
+    replace(
+        s,
+        ObjectKey::new(Kind::Namespace, "", &name),
+        body,
+        DryRun::No,
+    )
+    .await
 }

@@ -18,6 +18,7 @@ mod log;
 pub mod metrics;
 mod network;
 mod proposer;
+mod rules;
 pub mod sealing;
 mod state_machine;
 mod watch;

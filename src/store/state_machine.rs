@@ -379,32 +379,7 @@ impl StateMachine {
                 Some((o, n)) => (Some(o), n),
                 None => (None, 0),
             };
-            let current_rv = current.as_ref().map(|o| o.resource_version());
-            let check = match (op, precondition_of(op)) {
-                (_, Precondition::MustNotExist) if current.is_some() => {
-                    Err(TxnError::AlreadyExists { key: key.clone() })
-                }
-                (_, Precondition::MustExist) if current.is_none() => {
-                    Err(TxnError::NotFound { key: key.clone() })
-                }
-                (Op::Delete { .. } | Op::SetStatus { .. }, _) if current.is_none() => {
-                    Err(TxnError::NotFound { key: key.clone() })
-                }
-                (Op::SetStatus { uid: Some(uid), .. }, _)
-                    if current.as_ref().and_then(|o| o.metadata.uid.as_ref()) != Some(uid) =>
-                {
-                    Err(TxnError::NotFound { key: key.clone() })
-                }
-                (_, Precondition::Version(v)) if current_rv != Some(v) => match current_rv {
-                    Some(actual) => Err(TxnError::Conflict {
-                        key: key.clone(),
-                        expected: v,
-                        actual,
-                    }),
-                    None => Err(TxnError::NotFound { key: key.clone() }),
-                },
-                _ => Ok(()),
-            };
+            let check = super::rules::check(op, key, current.as_ref());
             if let Err(e) = check {
                 return Ok(Err(e));
             }
@@ -487,7 +462,7 @@ impl StateMachine {
                     });
                 }
                 Op::Put { object, .. } => {
-                    let mut new: Object = match serde_json::from_slice(object) {
+                    let new: Object = match serde_json::from_slice(object) {
                         Ok(o) => o,
                         Err(e) => {
                             return Ok(Err(TxnError::Invalid {
@@ -496,79 +471,27 @@ impl StateMachine {
                             }));
                         }
                     };
-                    let (outcome, ev) = match &current {
-                        Some(old)
-                            if old.same_desired_state(&new)
-                                && !new.body.contains_key("status")
-                                && new.metadata.deletion_timestamp.as_ref().is_none_or(|t| {
-                                    Some(t) == old.metadata.deletion_timestamp.as_ref()
-                                })
-                                && new.metadata.finalizers.as_ref().is_none_or(|f| {
-                                    Some(f) == old.metadata.finalizers.as_ref()
-                                        || (f.is_empty() && old.metadata.finalizers.is_none())
-                                }) =>
-                        {
-                            outcomes.push(OpOutcome {
-                                key: key.clone(),
-                                outcome: Outcome::Unchanged,
-                                resource_version: old.resource_version(),
-                                object: serde_json::to_vec(old).map_err(io_write)?,
-                            });
-                            continue;
-                        }
-                        Some(old) => {
-                            new.metadata.uid = old.metadata.uid.clone();
-                            new.metadata.creation_timestamp =
-                                old.metadata.creation_timestamp.clone();
-                            // A deletion once begun is not undone by a re-apply.
-                            if new.metadata.deletion_timestamp.is_none() {
-                                new.metadata.deletion_timestamp =
-                                    old.metadata.deletion_timestamp.clone();
-                            }
-                            if new.metadata.finalizers.is_none() {
-                                new.metadata.finalizers = old.metadata.finalizers.clone();
-                            }
-                            let spec_changed = old.body.get("spec") != new.body.get("spec");
-                            let generation = old.metadata.generation.unwrap_or(1);
-                            new.metadata.generation = Some(if spec_changed {
-                                generation + 1
-                            } else {
-                                generation
-                            });
-                            if !new.body.contains_key("status")
-                                && let Some(s) = old.body.get("status")
-                            {
-                                new.body.insert("status".into(), s.clone());
-                            }
-                            (Outcome::Updated, EventType::Modified)
-                        }
-                        None => {
-                            new.metadata.uid = Some(derive_uid(&skey, log_id, pos));
-                            new.metadata.generation = Some(1);
-                            (Outcome::Created, EventType::Added)
-                        }
+                    let put = super::rules::put(
+                        key,
+                        current.as_ref(),
+                        new,
+                        || derive_uid(&skey, log_id, pos),
+                        index,
+                    );
+                    let Some((new, outcome)) = put else {
+                        let Some(old) = &current else { continue };
+                        outcomes.push(OpOutcome {
+                            key: key.clone(),
+                            outcome: Outcome::Unchanged,
+                            resource_version: old.resource_version(),
+                            object: serde_json::to_vec(old).map_err(io_write)?,
+                        });
+                        continue;
                     };
-                    // An emptied list is stored as none, as Kubernetes shows it.
-                    if new.metadata.finalizers.as_ref().is_some_and(Vec::is_empty) {
-                        new.metadata.finalizers = None;
-                    }
-                    new.metadata.resource_version = Some(index.to_string());
-                    new.metadata.namespace = if key.kind.namespaced() {
-                        Some(key.namespace.clone())
-                    } else {
-                        None
+                    let ev = match outcome {
+                        Outcome::Created => EventType::Added,
+                        _ => EventType::Modified,
                     };
-                    if key.kind == Kind::CustomObject {
-                        // Its own kind stays; the key's name folds in its
-                        // definition (`PLURAL.GROUP/NAME`, see crate::crd),
-                        // and a cluster-scoped one has no namespace.
-                        let name = key.name.split_once('/').map_or(&*key.name, |(_, n)| n);
-                        new.metadata.name = name.to_string();
-                        new.metadata.namespace = new.metadata.namespace.filter(|n| !n.is_empty());
-                    } else {
-                        new.metadata.name = key.name.clone();
-                        new.kind = key.kind.as_str().to_string();
-                    }
                     let bytes = serde_json::to_vec(&new).map_err(io_write)?;
                     let size = stored_size(&skey, &bytes);
                     delta += size as i64 - current_size as i64;
@@ -633,15 +556,6 @@ impl StateMachine {
     }
 }
 
-fn precondition_of(op: &Op) -> Precondition {
-    match op {
-        Op::Put { precondition, .. } | Op::Delete { precondition, .. } => *precondition,
-        Op::SetStatus { .. } => Precondition::MustExist,
-        Op::Check { version, .. } => Precondition::Version(*version),
-        Op::SetQuota { .. } => Precondition::None,
-    }
-}
-
 /// A uid that every replica derives identically from the key and the
 /// creating entry. The entry's leader (a node id hashed from a random node
 /// key) makes it differ between clusters too: a container labelled with a
@@ -655,15 +569,7 @@ fn derive_uid(skey: &[u8], log_id: &LogId<NodeId>, pos: usize) -> String {
     h.update(log_id.leader_id.node_id.to_be_bytes());
     h.update((pos as u64).to_be_bytes());
     let d = h.finalize();
-    let x = hex::encode(&d[..16]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[0..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
-    )
+    super::rules::uid_text(&d[..16])
 }
 
 fn read_meta<T: serde::de::DeserializeOwned>(

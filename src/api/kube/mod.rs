@@ -20,6 +20,7 @@ pub mod path;
 pub mod status;
 pub mod table;
 
+use super::writes::DryRun;
 use path::{Target, qualified};
 use status::{KubeError, Verb};
 
@@ -257,6 +258,7 @@ async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Re
         // discovery): the same decision as `/v1`'s, disruption budgets
         // and Deployment strategies honoured, 429 while they forbid it.
         check_write(&call)?;
+        refuse_dry_run(&call, "evictions")?;
         super::eviction::evict(&s, ns, name, &call.body)
             .await
             .map_err(|e| KubeError::from_api(e, Kind::Pod, name, Verb::Write))?;
@@ -296,10 +298,12 @@ async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Re
             })
         }
         (&Method::POST, None) if t.namespace.is_some() || !t.kind.namespaced() => {
-            create(s, &t, call.body).await
+            let dry = dry_run(&call)?;
+            create(s, &t, call.body, dry).await
         }
         (&Method::PUT, Some(name)) => {
             let key = key_of(&t, &name);
+            let dry = dry_run(&call)?;
             let body = match serde_json::from_slice::<Value>(&call.body) {
                 Ok(mut v) => {
                     as_update(t.kind, &mut v);
@@ -310,27 +314,45 @@ async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Re
                 // The write path reports what is wrong with it.
                 Err(_) => call.body,
             };
-            super::writes::replace(s, key, body)
+            super::writes::replace(s, key, body, dry)
                 .await
                 .map_err(|e| KubeError::from_api(e, t.kind, &name, Verb::Write))
         }
         (&Method::PATCH, Some(name)) => patch_object(s, &t, &name, &call).await,
-        (&Method::DELETE, Some(name)) => delete(s, &t, &name, &call.body).await,
+        (&Method::DELETE, Some(name)) => delete(s, &t, &name, &call).await,
         _ => Err(method_not_allowed(&t, &call.method)),
     }
 }
 
-/// `application/json` and its `+json` kin, parameters ignored.
-/// Refuses what shoal cannot do with a write (a dry run; a body that is
-/// not JSON); whether the call writes.
+/// The call's `dryRun` (`All` or none; anything else refused).
+fn dry_run(call: &Call) -> KubeResult<DryRun> {
+    match call.query.dry_run.as_deref() {
+        None => Ok(DryRun::No),
+        Some("All") => Ok(DryRun::All),
+        Some(v) => Err(KubeError::new(
+            StatusCode::BAD_REQUEST,
+            format!("dryRun: Unsupported value: {v:?}: supported values: \"All\""),
+        )),
+    }
+}
+
+/// Refuses a dry run where shoal cannot decide one without writing.
+fn refuse_dry_run(call: &Call, what: &str) -> KubeResult<()> {
+    match dry_run(call)? {
+        DryRun::No => Ok(()),
+        DryRun::All => Err(KubeError::new(
+            StatusCode::BAD_REQUEST,
+            format!("dryRun is not supported on {what} by shoal: nothing was written"),
+        )),
+    }
+}
+
+/// Refuses what shoal cannot do with a write (an unknown dryRun value; a
+/// body that is not JSON); whether the call writes.
 fn check_write(call: &Call) -> KubeResult<bool> {
     let write = !matches!(call.method, Method::GET | Method::HEAD);
-    if write && call.query.dry_run.is_some() {
-        // Writing what the client asked only to check would be worse than no.
-        return Err(KubeError::new(
-            StatusCode::BAD_REQUEST,
-            "dryRun is not supported by shoal yet: nothing was written",
-        ));
+    if write {
+        dry_run(call)?;
     }
     if matches!(call.method, Method::POST | Method::PUT) {
         let ct = call
@@ -634,19 +656,19 @@ fn watch_with(s: ApiState, call: &Call, spec: WatchSpec) -> KubeResult<Response>
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-async fn create(s: ApiState, t: &Target, body: Bytes) -> KubeResult<Response> {
+async fn create(s: ApiState, t: &Target, body: Bytes, dry: DryRun) -> KubeResult<Response> {
     // For the messages only: the handler parses and validates the body.
     let name = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v["metadata"]["name"].as_str().map(str::to_string))
         .unwrap_or_default();
-    super::writes::create(s, t.kind, t.namespace.clone(), body)
+    super::writes::create(s, t.kind, t.namespace.clone(), body, dry)
         .await
         .map_err(|e| KubeError::from_api(e, t.kind, &name, Verb::Create))
 }
 
-async fn delete(s: ApiState, t: &Target, name: &str, body: &Bytes) -> KubeResult<Response> {
-    let q = delete_options(body)?;
+async fn delete(s: ApiState, t: &Target, name: &str, call: &Call) -> KubeResult<Response> {
+    let q = delete_options(call)?;
     let live = get_live(&s, t, name).await?;
     super::delete(s, key_of(t, name), q)
         .await
@@ -657,7 +679,8 @@ async fn delete(s: ApiState, t: &Target, name: &str, body: &Bytes) -> KubeResult
 /// A delete's DeleteOptions body as the write query of shoal's delete:
 /// the precondition and `propagationPolicy` (or the older
 /// `orphanDependents`) are honoured; the grace period is shoal's own.
-pub(super) fn delete_options(body: &Bytes) -> KubeResult<WriteQuery> {
+fn delete_options(call: &Call) -> KubeResult<WriteQuery> {
+    let body = &call.body;
     let bad = |m: String| KubeError::new(StatusCode::BAD_REQUEST, m);
     let options = match body.is_empty() {
         true => Value::Null,
@@ -686,11 +709,24 @@ pub(super) fn delete_options(body: &Bytes) -> KubeResult<WriteQuery> {
         }
         None => None,
     };
+    // kubectl sends a delete's dryRun in the body (`"dryRun": ["All"]`);
+    // other clients put it in the query.
+    let dry_run = match options.get("dryRun") {
+        None | Some(Value::Null) => call.query.dry_run.clone(),
+        Some(Value::Array(v)) if v.is_empty() => call.query.dry_run.clone(),
+        Some(Value::Array(v)) if v.len() == 1 && v[0] == "All" => Some("All".to_string()),
+        Some(other) => {
+            return Err(bad(format!(
+                "dryRun: Unsupported value: {other}: supported values: \"All\""
+            )));
+        }
+    };
     Ok(WriteQuery {
         resource_version: rv,
         consistent: None,
         force: None,
         propagation_policy: policy,
+        dry_run,
     })
 }
 
@@ -715,6 +751,7 @@ fn as_update(kind: Kind, object: &mut Value) {
 }
 
 async fn patch_object(s: ApiState, t: &Target, name: &str, call: &Call) -> KubeResult<Response> {
+    let dry = dry_run(call)?;
     let ct = call.content_type();
     let ty = match patch::PatchType::from_content_type(ct) {
         Some(patch::PatchType::Apply) => {
@@ -771,7 +808,7 @@ async fn patch_object(s: ApiState, t: &Target, name: &str, call: &Call) -> KubeR
         as_update(t.kind, &mut out);
         let body = serde_json::to_vec(&out)
             .map_err(|e| KubeError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        match super::writes::replace(s.clone(), key_of(t, name), Bytes::from(body)).await {
+        match super::writes::replace(s.clone(), key_of(t, name), Bytes::from(body), dry).await {
             Err(e)
                 if e.status == StatusCode::CONFLICT
                     && !locked

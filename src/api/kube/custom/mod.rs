@@ -385,6 +385,7 @@ pub(super) async fn objects(
 ) -> KubeResult<Response> {
     let t = target(&s, group, version, rest).await?;
     check_write(&call)?;
+    super::refuse_dry_run(&call, "custom resources")?;
     if t.scale {
         return scale::serve(&s, &t, &call).await;
     }
@@ -418,7 +419,7 @@ pub(super) async fn objects(
             Ok(Json(out).into_response())
         }
         (&Method::PATCH, Some(name), _) => patch_object(&s, &t, &name, &call).await,
-        (&Method::DELETE, Some(name), false) => delete(&s, &t, &name, &call.body).await,
+        (&Method::DELETE, Some(name), false) => delete(&s, &t, &name, &call).await,
         _ => Err(KubeError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{} is not supported on {} here", call.method, t.def.name),
@@ -632,8 +633,8 @@ async fn set_status(s: &ApiState, t: &Target, obj: Object) -> KubeResult<Object>
     stored(s, t, &name, ops).await
 }
 
-async fn delete(s: &ApiState, t: &Target, name: &str, body: &Bytes) -> KubeResult<Response> {
-    let q = super::delete_options(body)?;
+async fn delete(s: &ApiState, t: &Target, name: &str, call: &Call) -> KubeResult<Response> {
+    let q = super::delete_options(call)?;
     let o = live(s, t, name).await?;
     // The built-in kinds' delete: an object holding finalizers is only
     // marked (its operator lets go, and the collector deletes it then),
