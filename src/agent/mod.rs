@@ -17,6 +17,7 @@ pub mod events;
 pub mod eviction;
 pub mod exec;
 pub mod hooks;
+mod hostns;
 pub mod links;
 pub mod logs;
 pub mod metrics;

@@ -713,6 +713,9 @@ impl PodSync<'_> {
         st.pull_backoff.remove(&c.name);
         let mut cspec = self.container_spec(c, restarts, env);
         cspec.mounts = mounts;
+        if let Err(msg) = super::hostns::apply(ctx, self.spec, self.uid, &c.name, &mut cspec).await {
+            return self.fail(c, "CreateContainerError", msg);
+        }
         if let Err(msg) =
             super::termination::termination_log(self.ctx, self.uid, c, restarts, &mut cspec)
         {
@@ -818,7 +821,7 @@ impl PodSync<'_> {
             )),
             _ => None,
         };
-        let dns = plan::pod_dns(self.spec.dns_policy, self.spec.dns_config.as_ref(), cluster);
+        let dns = plan::pod_dns(super::hostns::dns_policy(self.spec), self.spec.dns_config.as_ref(), cluster);
         ContainerSpec {
             name: format!(
                 "shoal_{}_{}_{}_{}_{}",
@@ -852,6 +855,10 @@ impl PodSync<'_> {
             stdin: c.stdin,
             stdin_once: c.stdin_once,
             tty: c.tty,
+            host_network: self.spec.host_network,
+            host_pid: self.spec.host_pid,
+            host_ipc: self.spec.host_ipc,
+            pid_namespace_of: None,
             mounts: Vec::new(),
             dns_servers: dns.servers,
             dns_search: dns.search,

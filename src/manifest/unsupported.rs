@@ -27,9 +27,6 @@ pub(super) const TEMPLATE_META_UNSUPPORTED: &[&str] = &[
 ];
 pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "ephemeralContainers",
-    "hostIPC",
-    "hostNetwork",
-    "hostPID",
     "hostUsers",
     "imagePullSecrets",
     "os",
@@ -41,7 +38,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "schedulerName",
     "schedulingGates",
     "setHostnameAsFQDN",
-    "shareProcessNamespace",
 ];
 pub(super) const CONTAINER_UNSUPPORTED: &[&str] = &["resizePolicy", "volumeDevices"];
 pub(super) const CONTAINER_PORT_UNSUPPORTED: &[&str] = &["hostIP"];

@@ -71,7 +71,8 @@ pub struct DockerRuntime {
     pub pull_timeout: Duration,
     /// The size cap of each container's `json-file` log.
     pub log_limits: LogLimits,
-    /// Whether privileged containers and unmasked /proc may run here.
+    /// Whether privileged containers, unmasked /proc and the host's
+    /// namespaces may run here.
     pub allow_privileged: bool,
     /// Exited containers already inspected, shared by the clones.
     exited: Arc<exited::ExitedCache>,
@@ -487,16 +488,7 @@ impl Runtime for DockerRuntime {
             opts = opts.name(&spec.name);
         }
         self.check_non_root(spec).await?;
-        if (spec.privileged || spec.unmasked_proc) && !self.allow_privileged {
-            let what = if spec.privileged {
-                "privileged: true"
-            } else {
-                "procMount: Unmasked"
-            };
-            return Err(RuntimeError::Config(format!(
-                "{what} is not allowed on this node (agent.allow_privileged is false)"
-            )));
-        }
+        create::refuse_unallowed(spec, self.allow_privileged).map_err(RuntimeError::Config)?;
         let seccomp = self.seccomp_option(spec).await?;
         match self
             .docker

@@ -215,6 +215,47 @@ pub struct ContainerSpec {
     /// Give the main process a terminal.
     #[serde(default)]
     pub tty: bool,
+    /// The host's network namespace (`hostNetwork`); the runtime refuses
+    /// it, as the other host namespaces, unless the node allows privileged pods.
+    #[serde(default)]
+    pub host_network: bool,
+    /// The host's PID namespace (`hostPID`).
+    #[serde(default)]
+    pub host_pid: bool,
+    /// The host's IPC namespace (`hostIPC`).
+    #[serde(default)]
+    pub host_ipc: bool,
+    /// The container (engine id) whose PID namespace this one joins
+    /// (`shareProcessNamespace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace_of: Option<String>,
+}
+
+impl ContainerSpec {
+    /// The host namespaces it asks for, as the pod spec names them.
+    pub fn host_namespaces(&self) -> Vec<&'static str> {
+        [
+            (self.host_network, "hostNetwork"),
+            (self.host_pid, "hostPID"),
+            (self.host_ipc, "hostIPC"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+}
+
+/// Both runtimes' refusal of what only a node with `agent.allow_privileged`
+/// may run (`what`: the fields asked for, `privileged: true`, ...).
+pub(crate) fn not_allowed_here(what: &[String]) -> Result<(), String> {
+    match what.len() {
+        0 => Ok(()),
+        n => Err(format!(
+            "{} {} not allowed on this node (agent.allow_privileged is false)",
+            what.join(", "),
+            if n == 1 { "is" } else { "are" }
+        )),
+    }
 }
 
 /// Which seccomp filter a container asked for.
