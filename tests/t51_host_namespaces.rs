@@ -25,13 +25,24 @@ struct Harness {
 impl Harness {
     async fn start(test: &str, allow_privileged: bool) -> Harness {
         require_docker();
-        let image = ensure_busybox_image();
+        Harness::on(shoal::runtime::RuntimeKind::Docker, test, allow_privileged).await
+    }
+
+    async fn on(
+        runtime: shoal::runtime::RuntimeKind,
+        test: &str,
+        allow_privileged: bool,
+    ) -> Harness {
+        let image = match runtime {
+            shoal::runtime::RuntimeKind::Docker => ensure_busybox_image(),
+            shoal::runtime::RuntimeKind::Process => "host".to_string(),
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         // Unique per test: an agent removes containers labelled with its
         // node name that none of its pods explains.
         let node = start_node(dir.path(), &format!("t51-{test}"), |c| {
             c.dev = true;
-            c.runtime = Some(shoal::runtime::RuntimeKind::Docker);
+            c.runtime = Some(runtime);
             c.agent.allow_privileged = allow_privileged;
             c.agent.resync_ms = 300;
         })
@@ -205,7 +216,37 @@ async fn docker_host_namespaces_on_a_node_that_allows_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_host_namespaces_are_refused_on_a_node_that_does_not_allow_them() {
-    let h = Harness::start("host-refused", false).await;
+    refused_without_leave(Harness::start("host-refused", false).await).await;
+}
+
+/// A host process is in the host's namespaces anyway, but the node's
+/// policy is the same whatever its runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_host_namespaces_are_refused_on_a_node_that_does_not_allow_them() {
+    let kind = shoal::runtime::RuntimeKind::Process;
+    refused_without_leave(Harness::on(kind, "process-refused", false).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_host_network_runs_with_the_nodes_leave() {
+    let kind = shoal::runtime::RuntimeKind::Process;
+    let h = Harness::on(kind, "process-allowed", true).await;
+    h.apply_pod(
+        "hostnet",
+        "  hostNetwork: true\n  shareProcessNamespace: true\n",
+        &[("main", "exec sleep 3600")],
+    )
+    .await;
+    let p = h
+        .wait_pod("hostnet", "Running", |p| {
+            state_of(p, "main")["running"].is_object()
+        })
+        .await;
+    assert_eq!(p["status"]["podIP"], p["status"]["hostIP"], "{p:#}");
+    h.stop().await;
+}
+
+async fn refused_without_leave(h: Harness) {
     h.apply_pod(
         "hostnet",
         "  hostNetwork: true\n",
