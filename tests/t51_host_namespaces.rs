@@ -265,8 +265,9 @@ async fn refused_without_leave(h: Harness) {
     assert!(msg.contains(want), "{msg}");
     let evs = h.events_of("hostnet").await;
     assert!(
-        evs.iter().any(|e| e["reason"] == "Failed"
-            && e["message"].as_str().is_some_and(|m| m.contains(want))),
+        evs.iter()
+            .any(|e| e["reason"] == "Failed"
+                && e["message"].as_str().is_some_and(|m| m.contains(want))),
         "a Failed event saying why: {evs:#?}"
     );
     let uid = p["metadata"]["uid"].as_str().expect("uid").to_string();

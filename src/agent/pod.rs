@@ -713,7 +713,8 @@ impl PodSync<'_> {
         st.pull_backoff.remove(&c.name);
         let mut cspec = self.container_spec(c, restarts, env);
         cspec.mounts = mounts;
-        if let Err(msg) = super::hostns::apply(ctx, self.spec, self.uid, &c.name, &mut cspec).await {
+        if let Err(msg) = super::hostns::apply(ctx, self.spec, self.uid, &c.name, &mut cspec).await
+        {
             return self.fail(c, "CreateContainerError", msg);
         }
         if let Err(msg) =
@@ -821,7 +822,8 @@ impl PodSync<'_> {
             )),
             _ => None,
         };
-        let dns = plan::pod_dns(super::hostns::dns_policy(self.spec), self.spec.dns_config.as_ref(), cluster);
+        let policy = super::hostns::dns_policy(self.spec);
+        let dns = plan::pod_dns(policy, self.spec.dns_config.as_ref(), cluster);
         ContainerSpec {
             name: format!(
                 "shoal_{}_{}_{}_{}_{}",

@@ -388,7 +388,11 @@ mod tests {
         for node in ["n1", "n2"] {
             let t = build(&services, &pods, at(node));
             let e = &t.get("default", "web").unwrap().ports[0].endpoints[0];
-            assert_eq!((e.ip.to_string(), e.port), ("192.168.1.2".into(), 80), "{node}");
+            assert_eq!(
+                (e.ip.to_string(), e.port),
+                ("192.168.1.2".into(), 80),
+                "{node}"
+            );
         }
     }
 

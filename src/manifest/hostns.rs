@@ -23,8 +23,7 @@ pub(super) fn check_host_namespaces(spec: &PodSpec, path: &str) -> Res {
         ] {
             for (i, c) in cs.iter().enumerate() {
                 for (j, p) in c.ports.iter().enumerate() {
-                    if let Some(hp) = p.host_port.filter(|hp| *hp != 0 && *hp != p.container_port)
-                    {
+                    if let Some(hp) = p.host_port.filter(|hp| *hp != 0 && *hp != p.container_port) {
                         return fail(
                             format!("{path}.{list}[{i}].ports[{j}].hostPort"),
                             format!(

@@ -351,10 +351,18 @@ pub struct PodSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub host_network: bool,
     /// The host's PID namespace; privileged nodes only.
-    #[serde(default, rename = "hostPID", skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        default,
+        rename = "hostPID",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub host_pid: bool,
     /// The host's IPC namespace; privileged nodes only.
-    #[serde(default, rename = "hostIPC", skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        default,
+        rename = "hostIPC",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub host_ipc: bool,
     /// All containers of the pod in one PID namespace.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -183,7 +183,9 @@ fn host_namespaces_and_a_shared_process_namespace() {
     assert_eq!(stored["shareProcessNamespace"], true);
     assert!(stored.get("hostPID").is_none(), "{stored}");
     // In a template too.
-    ok("apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {hostNetwork: true, hostPID: true, containers: [{name: a, image: b}]}\n");
+    ok(
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {hostNetwork: true, hostPID: true, containers: [{name: a, image: b}]}\n",
+    );
     let cases = [
         (
             "{hostPID: true, shareProcessNamespace: true, containers: [{name: a, image: b}]}",

@@ -25,7 +25,11 @@ pub(super) fn refuse_unallowed(spec: &ContainerSpec, allow_privileged: bool) -> 
     if spec.unmasked_proc {
         what.push("procMount: Unmasked".into());
     }
-    what.extend(spec.host_namespaces().into_iter().map(|n| format!("{n}: true")));
+    what.extend(
+        spec.host_namespaces()
+            .into_iter()
+            .map(|n| format!("{n}: true")),
+    );
     super::super::not_allowed_here(&what)
 }
 
@@ -39,7 +43,11 @@ pub(super) fn create_body(
     let mut bindings: HashMap<String, Option<Vec<DockerPortBinding>>> = HashMap::new();
     // In the host's network a container port is the host's port already:
     // nothing to publish (the engine would discard it with a warning).
-    let published = if spec.host_network { &[][..] } else { &spec.ports[..] };
+    let published = if spec.host_network {
+        &[][..]
+    } else {
+        &spec.ports[..]
+    };
     for p in published {
         let key = format!("{}/tcp", p.container_port);
         if !exposed.contains(&key) {
@@ -258,9 +266,16 @@ mod tests {
         assert_eq!(hc.network_mode.as_deref(), Some("host"));
         assert_eq!(hc.pid_mode.as_deref(), Some("host"));
         assert_eq!(hc.ipc_mode.as_deref(), Some("host"));
-        assert_eq!(hc.port_bindings, None, "nothing to publish in the host's network");
+        assert_eq!(
+            hc.port_bindings, None,
+            "nothing to publish in the host's network"
+        );
         assert_eq!(b.exposed_ports, None);
-        assert_eq!((b.hostname, b.domainname), (None, None), "the node's host name");
+        assert_eq!(
+            (b.hostname, b.domainname),
+            (None, None),
+            "the node's host name"
+        );
 
         // Without them: the engine's defaults, ports published, own host name.
         let spec = ContainerSpec {
@@ -285,7 +300,9 @@ mod tests {
             host_pid: true,
             ..plain
         };
-        let hc = create_body(&both, LogLimits::default(), None).host_config.expect("hc");
+        let hc = create_body(&both, LogLimits::default(), None)
+            .host_config
+            .expect("hc");
         assert_eq!(hc.pid_mode.as_deref(), Some("host"));
     }
 
@@ -299,7 +316,10 @@ mod tests {
         let net = spec(|s| s.host_network = true);
         assert_eq!(
             refuse_unallowed(&net, false),
-            Err("hostNetwork: true is not allowed on this node (agent.allow_privileged is false)".into())
+            Err(
+                "hostNetwork: true is not allowed on this node (agent.allow_privileged is false)"
+                    .into()
+            )
         );
         assert_eq!(refuse_unallowed(&net, true), Ok(()));
         let all = spec(|s| {
