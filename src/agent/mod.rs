@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod plan;
 pub mod pod;
 pub mod probe;
+mod pullsecrets;
 pub mod registration;
 pub mod serviceaccount;
 pub mod sessions;

@@ -686,7 +686,8 @@ impl PodSync<'_> {
             c.image_pull_policy,
             Some(crate::resource::types::ImagePullPolicy::Always)
         );
-        if let Err(e) = ctx.runtime.ensure_image(&c.image, always).await {
+        if let Err(e) = super::pullsecrets::ensure_image(ctx, self.spec, ns, &c.image, always).await
+        {
             let msg = match &e {
                 RuntimeError::ImagePull { reason, .. } => {
                     format!("Failed to pull image {:?}: {reason}", c.image)

@@ -28,7 +28,6 @@ pub(super) const TEMPLATE_META_UNSUPPORTED: &[&str] = &[
 pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "ephemeralContainers",
     "hostUsers",
-    "imagePullSecrets",
     "os",
     "overhead",
     "readinessGates",

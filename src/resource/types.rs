@@ -367,6 +367,9 @@ pub struct PodSpec {
     /// All containers of the pod in one PID namespace.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub share_process_namespace: bool,
+    /// `kubernetes.io/dockerconfigjson` Secrets to pull its images with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<NameRef>,
 }
 
 /// A pod's restart policy.

@@ -125,6 +125,29 @@ pub struct NamedVolume {
     pub labels: BTreeMap<String, String>,
 }
 
+/// A login to one image registry, from a `kubernetes.io/dockerconfigjson`
+/// Secret. Debug leaves the secrets out.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RegistryAuth {
+    /// The registry it is for (`docker.io`, `registry.example:5000`).
+    pub server: String,
+    /// The user name, when it logs in with a password.
+    pub username: Option<String>,
+    /// The password.
+    pub password: Option<String>,
+    /// An identity token, in place of a user name and password.
+    pub identity_token: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything needed to create one container.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -449,6 +472,19 @@ pub trait Runtime: Send + Sync + 'static {
     /// Makes the image available: used if present, else pulled (always pulled
     /// when `always_pull`); `RuntimeError::ImagePull` when neither works.
     async fn ensure_image(&self, image: &str, always_pull: bool) -> Result<(), RuntimeError>;
+
+    /// As [`Runtime::ensure_image`], pulling with these registry
+    /// credentials (a pod's `imagePullSecrets`); a runtime that pulls
+    /// nothing has no use for them.
+    async fn ensure_image_with(
+        &self,
+        image: &str,
+        always_pull: bool,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<(), RuntimeError> {
+        let _ = auth;
+        self.ensure_image(image, always_pull).await
+    }
 
     /// Creates a container (not started); returns its id.
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;

@@ -209,3 +209,23 @@ fn host_namespaces_and_a_shared_process_namespace() {
         assert!(e.contains(want), "{spec}: {e}");
     }
 }
+
+#[test]
+fn image_pull_secrets_name_secrets() {
+    let pod =
+        |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {spec}\n");
+    let p = ok(&pod(
+        "{imagePullSecrets: [{name: regcred}, {name: other.cred}], containers: [{name: a, image: ghcr.io/o/a}]}",
+    ));
+    let spec = PodBody::from_object(&p.objects[0]).unwrap().spec;
+    let names: Vec<&str> = spec
+        .image_pull_secrets
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["regcred", "other.cred"]);
+    let e = err(&pod(
+        "{imagePullSecrets: [{name: ok}, {name: Bad_Name}], containers: [{name: a, image: b}]}",
+    ));
+    assert!(e.contains("spec.imagePullSecrets[1].name"), "{e}");
+}
