@@ -2,7 +2,7 @@
 //! `hostPID` and `hostIPC` run in the host's namespaces on a node with
 //! `agent.allow_privileged` and are refused with an event on one without;
 //! `shareProcessNamespace` puts a pod's containers in one PID namespace
-//! on any node.
+//! on any node. And the pod's `imagePullSecrets` on the way to a pull.
 
 mod common;
 
@@ -299,5 +299,47 @@ async fn docker_share_process_namespace_needs_no_privilege() {
     assert!(!log.contains("NOT-SEEN"), "{log:?}");
     let log = h.wait_log("apart", "looker", "NOT-SEEN").await;
     assert!(log.contains("NOT-SEEN"), "{log:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_image_pull_secrets_are_read_before_a_pull() {
+    let h = Harness::start("pull-secrets", false).await;
+    // A Secret that does not exist is passed over, as the kubelet does:
+    // the local image needs no login.
+    h.apply_pod(
+        "missing",
+        "  imagePullSecrets: [{name: not-there}]\n",
+        &[("main", "exec sleep 3600")],
+    )
+    .await;
+    h.wait_pod("missing", "Running", |p| {
+        state_of(p, "main")["running"].is_object()
+    })
+    .await;
+    // One that is not a registry login is named, never silently skipped.
+    let (code, v) = h
+        .api
+        .apply("apiVersion: v1\nkind: Secret\nmetadata: {name: opaque}\ntype: Opaque\ndata: {a: YQ==}\n")
+        .await;
+    assert_eq!(code, 200, "{v}");
+    h.apply_pod(
+        "wrong",
+        "  imagePullSecrets: [{name: opaque}]\n",
+        &[("main", "exec sleep 3600")],
+    )
+    .await;
+    let p = h
+        .wait_pod("wrong", "refused", |p| {
+            state_of(p, "main")["waiting"]["reason"] == "ImagePullFailed"
+        })
+        .await;
+    let msg = state_of(&p, "main")["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        msg.contains("imagePullSecret \"opaque\" is of type \"Opaque\""),
+        "{msg}"
+    );
     h.stop().await;
 }
