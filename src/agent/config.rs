@@ -187,6 +187,7 @@ impl AgentConfig {
             run_as: self.process_run_as.clone(),
             allow_root: self.process_allow_root,
             log_limits: self.log_limits(),
+            allow_host_namespaces: self.allow_privileged,
         })
     }
 }

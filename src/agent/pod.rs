@@ -686,7 +686,8 @@ impl PodSync<'_> {
             c.image_pull_policy,
             Some(crate::resource::types::ImagePullPolicy::Always)
         );
-        if let Err(e) = ctx.runtime.ensure_image(&c.image, always).await {
+        if let Err(e) = super::pullsecrets::ensure_image(ctx, self.spec, ns, &c.image, always).await
+        {
             let msg = match &e {
                 RuntimeError::ImagePull { reason, .. } => {
                     format!("Failed to pull image {:?}: {reason}", c.image)
@@ -713,6 +714,10 @@ impl PodSync<'_> {
         st.pull_backoff.remove(&c.name);
         let mut cspec = self.container_spec(c, restarts, env);
         cspec.mounts = mounts;
+        if let Err(msg) = super::hostns::apply(ctx, self.spec, self.uid, &c.name, &mut cspec).await
+        {
+            return self.fail(c, "CreateContainerError", msg);
+        }
         if let Err(msg) =
             super::termination::termination_log(self.ctx, self.uid, c, restarts, &mut cspec)
         {
@@ -818,7 +823,8 @@ impl PodSync<'_> {
             )),
             _ => None,
         };
-        let dns = plan::pod_dns(self.spec.dns_policy, self.spec.dns_config.as_ref(), cluster);
+        let policy = super::hostns::dns_policy(self.spec);
+        let dns = plan::pod_dns(policy, self.spec.dns_config.as_ref(), cluster);
         ContainerSpec {
             name: format!(
                 "shoal_{}_{}_{}_{}_{}",
@@ -852,6 +858,10 @@ impl PodSync<'_> {
             stdin: c.stdin,
             stdin_once: c.stdin_once,
             tty: c.tty,
+            host_network: self.spec.host_network,
+            host_pid: self.spec.host_pid,
+            host_ipc: self.spec.host_ipc,
+            pid_namespace_of: None,
             mounts: Vec::new(),
             dns_servers: dns.servers,
             dns_search: dns.search,

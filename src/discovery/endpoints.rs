@@ -370,6 +370,33 @@ mod tests {
     }
 
     #[test]
+    fn a_host_network_pod_is_reached_at_its_nodes_address_and_own_port() {
+        // The agent reports podIP = hostIP and publishes nothing: the
+        // container port is the host's, from this node and from others.
+        let services = [svc(
+            "web",
+            "10.96.0.10",
+            json!([{"port": 8080, "targetPort": "http"}]),
+        )];
+        let mut p = pod("a", "n2", true, "192.168.1.2", "192.168.1.2", json!([]));
+        p.body
+            .get_mut("spec")
+            .and_then(Value::as_object_mut)
+            .expect("spec")
+            .insert("hostNetwork".into(), json!(true));
+        let pods = [p];
+        for node in ["n1", "n2"] {
+            let t = build(&services, &pods, at(node));
+            let e = &t.get("default", "web").unwrap().ports[0].endpoints[0];
+            assert_eq!(
+                (e.ip.to_string(), e.port),
+                ("192.168.1.2".into(), 80),
+                "{node}"
+            );
+        }
+    }
+
+    #[test]
     fn numeric_target_port_headless_and_other_namespaces() {
         let services = [svc("web", "None", json!([{"port": 80}]))];
         let mut other = pod("x", "n2", true, "10.0.0.9", "10.0.0.9", json!([]));

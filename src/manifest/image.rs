@@ -97,6 +97,15 @@ fn path_component_ok(p: &str) -> bool {
     true
 }
 
+/// A pod's `imagePullSecrets`: Secret names (a missing Secret is the
+/// node's concern when it pulls, as in Kubernetes).
+pub(super) fn check_pull_secrets(spec: &crate::resource::types::PodSpec, path: &str) -> super::Res {
+    for (i, r) in spec.image_pull_secrets.iter().enumerate() {
+        super::check_dns_subdomain(&format!("{path}.imagePullSecrets[{i}].name"), &r.name)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

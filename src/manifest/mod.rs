@@ -11,6 +11,7 @@
 mod autoscaling;
 pub mod crds;
 mod disruption;
+mod hostns;
 mod ingress;
 mod limits;
 mod meta;

@@ -35,6 +35,8 @@ pub(super) fn check_pod_spec(spec: &PodSpec, path: &str, owner: Kind, ck: &mut C
     }
     super::serviceaccount::check_pod_account(spec, path)?;
     super::priority::check_pod_priority(spec, path)?;
+    super::hostns::check_host_namespaces(spec, path)?;
+    super::image::check_pull_secrets(spec, path)?;
     let mut volumes = BTreeSet::new();
     for (i, v) in spec.volumes.iter().enumerate() {
         let vp = format!("{path}.volumes[{i}]");

@@ -27,11 +27,7 @@ pub(super) const TEMPLATE_META_UNSUPPORTED: &[&str] = &[
 ];
 pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "ephemeralContainers",
-    "hostIPC",
-    "hostNetwork",
-    "hostPID",
     "hostUsers",
-    "imagePullSecrets",
     "os",
     "overhead",
     "readinessGates",
@@ -41,7 +37,6 @@ pub(super) const POD_SPEC_UNSUPPORTED: &[&str] = &[
     "schedulerName",
     "schedulingGates",
     "setHostnameAsFQDN",
-    "shareProcessNamespace",
 ];
 pub(super) const CONTAINER_UNSUPPORTED: &[&str] = &["resizePolicy", "volumeDevices"];
 pub(super) const CONTAINER_PORT_UNSUPPORTED: &[&str] = &["hostIP"];

@@ -16,16 +16,15 @@ use bollard::models::{
     ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummaryStateEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
-    StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::StreamExt;
 
 use super::{
     AttachRequest, ContainerInfo, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
-    ExecSession, LogLimits, LogOptions, LogStream, PortBinding, Runtime, RuntimeError, Seccomp,
-    Stats,
+    ExecSession, LogLimits, LogOptions, LogStream, PortBinding, RegistryAuth, Runtime,
+    RuntimeError, Seccomp, Stats,
 };
 
 mod attach;
@@ -34,6 +33,7 @@ mod create;
 mod disk;
 mod exec;
 mod exited;
+mod pull;
 mod termination;
 use create::create_body;
 
@@ -71,7 +71,8 @@ pub struct DockerRuntime {
     pub pull_timeout: Duration,
     /// The size cap of each container's `json-file` log.
     pub log_limits: LogLimits,
-    /// Whether privileged containers and unmasked /proc may run here.
+    /// Whether privileged containers, unmasked /proc and the host's
+    /// namespaces may run here.
     pub allow_privileged: bool,
     /// Exited containers already inspected, shared by the clones.
     exited: Arc<exited::ExitedCache>,
@@ -432,53 +433,16 @@ impl Runtime for DockerRuntime {
     }
 
     async fn ensure_image(&self, image: &str, always_pull: bool) -> Result<(), RuntimeError> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) if !always_pull => return Ok(()),
-            Ok(_) => {}
-            Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => return Err(other_err("inspect image", image, e)),
-        }
-        let reference = with_default_tag(image);
-        let opts = CreateImageOptionsBuilder::default()
-            .from_image(&reference)
-            .build();
-        let pull = async {
-            let mut progress = self.docker.create_image(Some(opts), None, None);
-            while let Some(item) = progress.next().await {
-                item?;
-            }
-            Ok::<(), DockerError>(())
-        };
-        let pull_failed = |reason: String| RuntimeError::ImagePull {
-            image: image.to_string(),
-            reason,
-        };
-        match tokio::time::timeout(self.pull_timeout, pull).await {
-            Err(_) => {
-                return Err(pull_failed(format!(
-                    "pull did not finish within {} s",
-                    secs_text(self.pull_timeout)
-                )));
-            }
-            Ok(Err(e)) => {
-                let reason = match e {
-                    DockerError::DockerResponseServerError { message, .. } => message,
-                    DockerError::DockerStreamError { error } => error,
-                    other => other.to_string(),
-                };
-                return Err(pull_failed(format!("pull failed: {reason}")));
-            }
-            Ok(Ok(())) => {}
-        }
-        // A pull stream can end without an error and without an image (a
-        // dropped connection); only the engine's own word counts.
-        match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Err(pull_failed(
-                "pull ended but the image is still not present".into(),
-            )),
-            Err(e) => Err(other_err("inspect image", image, e)),
-        }
+        self.pull_image(image, always_pull, None).await
+    }
+
+    async fn ensure_image_with(
+        &self,
+        image: &str,
+        always_pull: bool,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<(), RuntimeError> {
+        self.pull_image(image, always_pull, auth).await
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
@@ -487,16 +451,7 @@ impl Runtime for DockerRuntime {
             opts = opts.name(&spec.name);
         }
         self.check_non_root(spec).await?;
-        if (spec.privileged || spec.unmasked_proc) && !self.allow_privileged {
-            let what = if spec.privileged {
-                "privileged: true"
-            } else {
-                "procMount: Unmasked"
-            };
-            return Err(RuntimeError::Config(format!(
-                "{what} is not allowed on this node (agent.allow_privileged is false)"
-            )));
-        }
+        create::refuse_unallowed(spec, self.allow_privileged).map_err(RuntimeError::Config)?;
         let seccomp = self.seccomp_option(spec).await?;
         match self
             .docker

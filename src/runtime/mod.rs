@@ -125,6 +125,29 @@ pub struct NamedVolume {
     pub labels: BTreeMap<String, String>,
 }
 
+/// A login to one image registry, from a `kubernetes.io/dockerconfigjson`
+/// Secret. Debug leaves the secrets out.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RegistryAuth {
+    /// The registry it is for (`docker.io`, `registry.example:5000`).
+    pub server: String,
+    /// The user name, when it logs in with a password.
+    pub username: Option<String>,
+    /// The password.
+    pub password: Option<String>,
+    /// An identity token, in place of a user name and password.
+    pub identity_token: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything needed to create one container.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -215,6 +238,47 @@ pub struct ContainerSpec {
     /// Give the main process a terminal.
     #[serde(default)]
     pub tty: bool,
+    /// The host's network namespace (`hostNetwork`); the runtime refuses
+    /// it, as the other host namespaces, unless the node allows privileged pods.
+    #[serde(default)]
+    pub host_network: bool,
+    /// The host's PID namespace (`hostPID`).
+    #[serde(default)]
+    pub host_pid: bool,
+    /// The host's IPC namespace (`hostIPC`).
+    #[serde(default)]
+    pub host_ipc: bool,
+    /// The container (engine id) whose PID namespace this one joins
+    /// (`shareProcessNamespace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace_of: Option<String>,
+}
+
+impl ContainerSpec {
+    /// The host namespaces it asks for, as the pod spec names them.
+    pub fn host_namespaces(&self) -> Vec<&'static str> {
+        [
+            (self.host_network, "hostNetwork"),
+            (self.host_pid, "hostPID"),
+            (self.host_ipc, "hostIPC"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+}
+
+/// Both runtimes' refusal of what only a node with `agent.allow_privileged`
+/// may run (`what`: the fields asked for, `privileged: true`, ...).
+pub(crate) fn not_allowed_here(what: &[String]) -> Result<(), String> {
+    match what.len() {
+        0 => Ok(()),
+        n => Err(format!(
+            "{} {} not allowed on this node (agent.allow_privileged is false)",
+            what.join(", "),
+            if n == 1 { "is" } else { "are" }
+        )),
+    }
 }
 
 /// Which seccomp filter a container asked for.
@@ -408,6 +472,19 @@ pub trait Runtime: Send + Sync + 'static {
     /// Makes the image available: used if present, else pulled (always pulled
     /// when `always_pull`); `RuntimeError::ImagePull` when neither works.
     async fn ensure_image(&self, image: &str, always_pull: bool) -> Result<(), RuntimeError>;
+
+    /// As [`Runtime::ensure_image`], pulling with these registry
+    /// credentials (a pod's `imagePullSecrets`); a runtime that pulls
+    /// nothing has no use for them.
+    async fn ensure_image_with(
+        &self,
+        image: &str,
+        always_pull: bool,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<(), RuntimeError> {
+        let _ = auth;
+        self.ensure_image(image, always_pull).await
+    }
 
     /// Creates a container (not started); returns its id.
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;

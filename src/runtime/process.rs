@@ -212,6 +212,8 @@ pub struct ProcessOptions {
     pub allow_root: bool,
     /// Rotation of each container's log.
     pub log_limits: LogLimits,
+    /// Whether pods may ask for the host's namespaces (`agent.allow_privileged`).
+    pub allow_host_namespaces: bool,
 }
 
 impl ProcessOptions {
@@ -222,6 +224,7 @@ impl ProcessOptions {
             run_as: "nobody".into(),
             allow_root: false,
             log_limits: LogLimits::default(),
+            allow_host_namespaces: false,
         }
     }
 }
@@ -231,6 +234,7 @@ struct Inner {
     pods_dir: PathBuf,
     users: UserPolicy,
     log_limits: LogLimits,
+    allow_host_namespaces: bool,
     /// Pumps copying a container's output (id → ends when the pump does).
     pumps: Mutex<HashMap<String, tokio::sync::watch::Receiver<()>>>,
     boot_id: Option<String>,
@@ -327,6 +331,7 @@ impl ProcessRuntime {
                     unprivileged,
                 },
                 log_limits: opts.log_limits,
+                allow_host_namespaces: opts.allow_host_namespaces,
                 pumps: Mutex::new(HashMap::new()),
                 boot_id,
                 clk_tck: clock_ticks_per_sec(),
@@ -506,7 +511,9 @@ impl Runtime for ProcessRuntime {
         }
         let inner = &self.inner;
         let user = inner.identity_for(spec)?;
-        refuse_unhonoured(spec, user).map_err(RuntimeError::Config)?;
+        security::refuse_host_namespaces(spec, inner.allow_host_namespaces)
+            .and_then(|()| refuse_unhonoured(spec, user))
+            .map_err(RuntimeError::Config)?;
         let _g = inner.lock.lock().await;
         if !spec.name.is_empty() {
             let existing = inner.load_all().await?;

@@ -163,6 +163,7 @@ pub fn pod_needs(pod: &Object) -> Option<PodNeeds> {
         labels: None,
         inter: inter_pod_rules(pod, spec)?,
     };
+    let host_network = spec.get("hostNetwork").and_then(Value::as_bool) == Some(true);
     let init = spec.get("initContainers").and_then(Value::as_array);
     for c in init.into_iter().flatten().chain(containers) {
         for p in c
@@ -171,7 +172,11 @@ pub fn pod_needs(pod: &Object) -> Option<PodNeeds> {
             .into_iter()
             .flatten()
         {
-            let hp = p.get("hostPort").and_then(Value::as_u64).unwrap_or(0);
+            let mut hp = p.get("hostPort").and_then(Value::as_u64).unwrap_or(0);
+            // In the host's network every container port is a host port.
+            if hp == 0 && host_network {
+                hp = p.get("containerPort").and_then(Value::as_u64).unwrap_or(0);
+            }
             if let Ok(hp @ 1..) = u16::try_from(hp) {
                 needs.host_ports.push(hp);
             }

@@ -128,6 +128,14 @@ fn pod_needs_sums_containers_and_falls_back_to_limits() {
     assert_eq!(needs.cpu_millis, 750);
     assert_eq!(needs.memory_bytes, (64 << 20) + (1 << 30));
     assert_eq!(needs.host_ports, vec![8080]);
+    // In the host's network a container port takes the host's port.
+    let host = pod_needs(&object(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "h"},
+        "spec": {"hostNetwork": true, "containers": [{"name": "a", "image": "i",
+                 "ports": [{"containerPort": 9100}, {"containerPort": 81, "hostPort": 81}]}]},
+    })))
+    .expect("a pod");
+    assert_eq!(host.host_ports, vec![9100, 81]);
     assert_eq!(
         needs.node_selector,
         BTreeMap::from([("disk".to_string(), "ssd".to_string())])

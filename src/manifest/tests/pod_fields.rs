@@ -162,3 +162,70 @@ fn node_affinity_and_tolerations() {
         assert!(e.contains(&want), "{spec}: {e}");
     }
 }
+
+#[test]
+fn host_namespaces_and_a_shared_process_namespace() {
+    let pod =
+        |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {spec}\n");
+    let p = ok(&pod(
+        "{hostNetwork: true, hostPID: true, hostIPC: true, dnsPolicy: ClusterFirstWithHostNet, containers: [{name: a, image: b, ports: [{containerPort: 9100}, {containerPort: 9101, hostPort: 9101}]}]}",
+    ));
+    let spec = PodBody::from_object(&p.objects[0]).unwrap().spec;
+    assert!(spec.host_network && spec.host_pid && spec.host_ipc);
+    assert!(!spec.share_process_namespace);
+    let p = ok(&pod(
+        "{shareProcessNamespace: true, containers: [{name: a, image: b}, {name: c, image: b}]}",
+    ));
+    let spec = PodBody::from_object(&p.objects[0]).unwrap().spec;
+    assert!(spec.share_process_namespace && !spec.host_network);
+    // Stored with Kubernetes' names, absent when false.
+    let stored = serde_json::to_value(&spec).unwrap();
+    assert_eq!(stored["shareProcessNamespace"], true);
+    assert!(stored.get("hostPID").is_none(), "{stored}");
+    // In a template too.
+    ok(
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {hostNetwork: true, hostPID: true, containers: [{name: a, image: b}]}\n",
+    );
+    let cases = [
+        (
+            "{hostPID: true, shareProcessNamespace: true, containers: [{name: a, image: b}]}",
+            "spec.shareProcessNamespace: cannot be true when hostPID is true",
+        ),
+        (
+            "{hostNetwork: true, containers: [{name: a, image: b, ports: [{containerPort: 80, hostPort: 8080}]}]}",
+            "spec.containers[0].ports[0].hostPort: 8080 must match containerPort (80) when hostNetwork is true",
+        ),
+        (
+            "{hostNetwork: true, initContainers: [{name: i, image: b, ports: [{containerPort: 80, hostPort: 81}]}], containers: [{name: a, image: b}]}",
+            "spec.initContainers[0].ports[0].hostPort",
+        ),
+        (
+            "{hostNetwork: yes-please, containers: [{name: a, image: b}]}",
+            "spec.hostNetwork",
+        ),
+    ];
+    for (spec, want) in cases {
+        let e = err(&pod(spec));
+        assert!(e.contains(want), "{spec}: {e}");
+    }
+}
+
+#[test]
+fn image_pull_secrets_name_secrets() {
+    let pod =
+        |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {spec}\n");
+    let p = ok(&pod(
+        "{imagePullSecrets: [{name: regcred}, {name: other.cred}], containers: [{name: a, image: ghcr.io/o/a}]}",
+    ));
+    let spec = PodBody::from_object(&p.objects[0]).unwrap().spec;
+    let names: Vec<&str> = spec
+        .image_pull_secrets
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["regcred", "other.cred"]);
+    let e = err(&pod(
+        "{imagePullSecrets: [{name: ok}, {name: Bad_Name}], containers: [{name: a, image: b}]}",
+    ));
+    assert!(e.contains("spec.imagePullSecrets[1].name"), "{e}");
+}

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 pub enum DnsPolicy {
     /// The cluster DNS, which forwards what is not the cluster's.
     ClusterFirst,
-    /// As ClusterFirst: shoal has no host-network pods.
+    /// The cluster DNS for a pod in the host's network too (which
+    /// ClusterFirst there is not: it falls back to Default).
     ClusterFirstWithHostNet,
     /// The node's own resolver configuration.
     Default,

@@ -11,6 +11,28 @@ use bollard::models::{
 
 use super::super::{ContainerSpec, LogLimits};
 
+/// Refuses what only a node that allows privileged pods may run
+/// (`agent.allow_privileged`): privileged containers, an unmasked /proc and
+/// the host's namespaces.
+pub(super) fn refuse_unallowed(spec: &ContainerSpec, allow_privileged: bool) -> Result<(), String> {
+    if allow_privileged {
+        return Ok(());
+    }
+    let mut what: Vec<String> = Vec::new();
+    if spec.privileged {
+        what.push("privileged: true".into());
+    }
+    if spec.unmasked_proc {
+        what.push("procMount: Unmasked".into());
+    }
+    what.extend(
+        spec.host_namespaces()
+            .into_iter()
+            .map(|n| format!("{n}: true")),
+    );
+    super::super::not_allowed_here(&what)
+}
+
 /// Builds the engine's create request from shoal's spec.
 pub(super) fn create_body(
     spec: &ContainerSpec,
@@ -19,7 +41,14 @@ pub(super) fn create_body(
 ) -> ContainerCreateBody {
     let mut exposed = Vec::new();
     let mut bindings: HashMap<String, Option<Vec<DockerPortBinding>>> = HashMap::new();
-    for p in &spec.ports {
+    // In the host's network a container port is the host's port already:
+    // nothing to publish (the engine would discard it with a warning).
+    let published = if spec.host_network {
+        &[][..]
+    } else {
+        &spec.ports[..]
+    };
+    for p in published {
         let key = format!("{}/tcp", p.container_port);
         if !exposed.contains(&key) {
             exposed.push(key.clone());
@@ -117,6 +146,15 @@ pub(super) fn create_body(
         cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
         privileged: spec.privileged.then_some(true),
         readonly_rootfs: spec.read_only_root.then_some(true),
+        network_mode: spec.host_network.then(|| "host".to_string()),
+        pid_mode: if spec.host_pid {
+            Some("host".to_string())
+        } else {
+            spec.pid_namespace_of
+                .as_ref()
+                .map(|id| format!("container:{id}"))
+        },
+        ipc_mode: spec.host_ipc.then(|| "host".to_string()),
         security_opt: {
             let opts: Vec<String> = [
                 spec.no_new_privileges
@@ -164,8 +202,9 @@ pub(super) fn create_body(
                 .collect(),
         ),
         working_dir: spec.working_dir.clone().filter(|w| !w.is_empty()),
-        hostname: spec.hostname.clone(),
-        domainname: spec.domainname.clone(),
+        // A pod in the host's network has the node's host name, as in Kubernetes.
+        hostname: spec.hostname.clone().filter(|_| !spec.host_network),
+        domainname: spec.domainname.clone().filter(|_| !spec.host_network),
         user,
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         // Kubernetes' stdin, stdinOnce and tty: a stdin kept open for
@@ -204,6 +243,98 @@ mod tests {
         // stdinOnce means nothing without a stdin to close.
         assert_eq!(body(false, true, false), (None, None, None, None));
         assert_eq!(body(false, false, true), (None, None, None, Some(true)));
+    }
+
+    #[test]
+    fn host_namespaces_and_a_shared_pid_namespace_reach_the_engine() {
+        use crate::runtime::PortBinding;
+        let spec = ContainerSpec {
+            host_network: true,
+            host_pid: true,
+            host_ipc: true,
+            hostname: Some("web".into()),
+            domainname: Some("sub.ns.svc.cluster.local".into()),
+            ports: vec![PortBinding {
+                container_port: 8080,
+                host_port: 0,
+                host_ip: String::new(),
+            }],
+            ..Default::default()
+        };
+        let b = create_body(&spec, LogLimits::default(), None);
+        let hc = b.host_config.clone().expect("host config");
+        assert_eq!(hc.network_mode.as_deref(), Some("host"));
+        assert_eq!(hc.pid_mode.as_deref(), Some("host"));
+        assert_eq!(hc.ipc_mode.as_deref(), Some("host"));
+        assert_eq!(
+            hc.port_bindings, None,
+            "nothing to publish in the host's network"
+        );
+        assert_eq!(b.exposed_ports, None);
+        assert_eq!(
+            (b.hostname, b.domainname),
+            (None, None),
+            "the node's host name"
+        );
+
+        // Without them: the engine's defaults, ports published, own host name.
+        let spec = ContainerSpec {
+            pid_namespace_of: Some("abc123".into()),
+            ..spec.clone()
+        };
+        let plain = ContainerSpec {
+            host_network: false,
+            host_pid: false,
+            host_ipc: false,
+            ..spec
+        };
+        let b = create_body(&plain, LogLimits::default(), None);
+        let hc = b.host_config.expect("host config");
+        assert_eq!(hc.network_mode, None);
+        assert_eq!(hc.pid_mode.as_deref(), Some("container:abc123"));
+        assert_eq!(hc.ipc_mode, None);
+        assert!(hc.port_bindings.is_some());
+        assert_eq!(b.hostname.as_deref(), Some("web"));
+        // hostPID wins over a shared namespace (the manifest refuses both).
+        let both = ContainerSpec {
+            host_pid: true,
+            ..plain
+        };
+        let hc = create_body(&both, LogLimits::default(), None)
+            .host_config
+            .expect("hc");
+        assert_eq!(hc.pid_mode.as_deref(), Some("host"));
+    }
+
+    #[test]
+    fn host_namespaces_need_a_node_that_allows_privileged_pods() {
+        let spec = |f: fn(&mut ContainerSpec)| {
+            let mut s = ContainerSpec::default();
+            f(&mut s);
+            s
+        };
+        let net = spec(|s| s.host_network = true);
+        assert_eq!(
+            refuse_unallowed(&net, false),
+            Err(
+                "hostNetwork: true is not allowed on this node (agent.allow_privileged is false)"
+                    .into()
+            )
+        );
+        assert_eq!(refuse_unallowed(&net, true), Ok(()));
+        let all = spec(|s| {
+            s.privileged = true;
+            s.host_pid = true;
+            s.host_ipc = true;
+        });
+        assert_eq!(
+            refuse_unallowed(&all, false),
+            Err("privileged: true, hostPID: true, hostIPC: true are not allowed on this node (agent.allow_privileged is false)".into())
+        );
+        // Sharing the pod's own PID namespace needs no privilege, as in Kubernetes.
+        let shared = spec(|s| s.pid_namespace_of = Some("x".into()));
+        assert_eq!(refuse_unallowed(&shared, false), Ok(()));
+        assert_eq!(refuse_unallowed(&ContainerSpec::default(), false), Ok(()));
     }
 
     #[test]

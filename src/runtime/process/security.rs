@@ -60,6 +60,22 @@ pub(super) fn refuse_unhonoured(spec: &ContainerSpec, user: Identity) -> Result<
     }
 }
 
+/// A host process is in the host's network, PID and IPC namespaces
+/// whatever it asks; a pod that asks for them outright needs the node's
+/// leave all the same (`agent.allow_privileged`), as on Docker, so the
+/// policy does not depend on which runtime a node has.
+pub(super) fn refuse_host_namespaces(spec: &ContainerSpec, allowed: bool) -> Result<(), String> {
+    if allowed {
+        return Ok(());
+    }
+    let what: Vec<String> = spec
+        .host_namespaces()
+        .into_iter()
+        .map(|n| format!("{n}: true"))
+        .collect();
+    crate::runtime::not_allowed_here(&what)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +84,28 @@ mod tests {
         uid: 65534,
         gid: 65534,
     };
+
+    #[test]
+    fn host_namespaces_need_the_nodes_leave() {
+        let asks = ContainerSpec {
+            host_network: true,
+            host_ipc: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            refuse_host_namespaces(&asks, false),
+            Err("hostNetwork: true, hostIPC: true are not allowed on this node (agent.allow_privileged is false)".into())
+        );
+        assert_eq!(refuse_host_namespaces(&asks, true), Ok(()));
+        // What a host process has anyway is not refused as unhonoured.
+        assert_eq!(refuse_unhonoured(&asks, NOBODY), Ok(()));
+        let shared = ContainerSpec {
+            pid_namespace_of: Some("other".into()),
+            ..Default::default()
+        };
+        assert_eq!(refuse_host_namespaces(&shared, false), Ok(()));
+        assert_eq!(refuse_unhonoured(&shared, NOBODY), Ok(()));
+    }
 
     #[test]
     fn what_a_host_process_cannot_have_is_named() {
