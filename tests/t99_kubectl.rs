@@ -239,6 +239,29 @@ async fn make_token(api: &Api, name: &str, role: &str) -> String {
     v["token"].as_str().expect("a token").to_string()
 }
 
+/// kubectl with a kubeconfig for `addr` and a new token of `role`, in a
+/// directory of its own (returned, to keep it alive).
+async fn kubectl_with_token(
+    admin: &Api,
+    addr: &str,
+    ca: &str,
+    name: &str,
+    role: &str,
+) -> (Kubectl, tempfile::TempDir) {
+    let token = make_token(admin, name, role).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let config = dir.path().join("kubeconfig");
+    shoal_kubeconfig(addr, &token, &ca_file, &config).await;
+    let k = Kubectl {
+        bin: kubectl_binary(),
+        config,
+        home: dir.path().to_path_buf(),
+    };
+    (k, dir)
+}
+
 fn names(list: &Value, kind: &str) -> Vec<String> {
     list["items"]
         .as_array()
@@ -562,21 +585,10 @@ fn out_lines(s: &str) -> Vec<String> {
 /// `Status` kubectl retries on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubectl_drain_evicts_through_the_eviction_subresource() {
-    let bin = kubectl_binary();
     let (nodes, _dirs, ca) = start_tls_cluster().await;
     let addr = nodes[0].api_addr.to_string();
     let admin = tls_api(&addr, ADMIN, &ca);
-    let token = make_token(&admin, "drainer", "admin").await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca).unwrap();
-    let config = dir.path().join("kubeconfig");
-    shoal_kubeconfig(&addr, &token, &ca_file, &config).await;
-    let k = Kubectl {
-        bin,
-        config,
-        home: dir.path().to_path_buf(),
-    };
+    let (k, dir) = kubectl_with_token(&admin, &addr, &ca, "drainer", "admin").await;
 
     let f = dir.path().join("drained.yaml");
     let budgeted = |name: &str, replicas: u32, min: u32| {
@@ -697,21 +709,10 @@ async fn kubectl_drain_evicts_through_the_eviction_subresource() {
 /// decided in full by the server, nothing written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubectl_diff_and_server_dry_runs_write_nothing() {
-    let bin = kubectl_binary();
     let (nodes, _dirs, ca) = start_tls_cluster().await;
     let addr = nodes[1].api_addr.to_string();
     let admin = tls_api(&addr, ADMIN, &ca);
-    let token = make_token(&admin, "differ", "edit").await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca).unwrap();
-    let config = dir.path().join("kubeconfig");
-    shoal_kubeconfig(&addr, &token, &ca_file, &config).await;
-    let k = Kubectl {
-        bin,
-        config,
-        home: dir.path().to_path_buf(),
-    };
+    let (k, dir) = kubectl_with_token(&admin, &addr, &ca, "differ", "edit").await;
     let f = dir.path().join("web.yaml");
     let file = f.to_str().unwrap();
     std::fs::write(&f, manifest("v1", 1)).unwrap();

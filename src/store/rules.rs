@@ -5,6 +5,19 @@
 use super::{Op, Outcome, Precondition, TxnError};
 use crate::resource::{Kind, Object, ObjectKey};
 
+impl Op {
+    /// The key the op reads or writes; `None` for the quota setting.
+    pub fn key(&self) -> Option<&ObjectKey> {
+        match self {
+            Op::Put { key, .. }
+            | Op::Delete { key, .. }
+            | Op::SetStatus { key, .. }
+            | Op::Check { key, .. } => Some(key),
+            Op::SetQuota { .. } => None,
+        }
+    }
+}
+
 /// The precondition an op carries.
 pub(super) fn precondition_of(op: &Op) -> Precondition {
     match op {
@@ -151,13 +164,7 @@ impl super::Store {
         let mut out = Vec::new();
         let encode = |o: &Object| serde_json::to_vec(o).unwrap_or_default();
         for op in &cmd.ops {
-            let key = match op {
-                Op::Put { key, .. }
-                | Op::Delete { key, .. }
-                | Op::SetStatus { key, .. }
-                | Op::Check { key, .. } => key,
-                Op::SetQuota { .. } => continue,
-            };
+            let Some(key) = op.key() else { continue };
             let current = match seen.get(key) {
                 Some(o) => o.clone(),
                 None => self.get(key)?,

@@ -360,15 +360,11 @@ impl StateMachine {
         let mut delta: i64 = 0;
         let mut new_quota = None;
         for op in &cmd.ops {
-            let key = match op {
-                Op::Put { key, .. }
-                | Op::Delete { key, .. }
-                | Op::SetStatus { key, .. }
-                | Op::Check { key, .. } => key,
-                Op::SetQuota { bytes } => {
+            let Some(key) = op.key() else {
+                if let Op::SetQuota { bytes } = op {
                     new_quota = Some(*bytes);
-                    continue;
                 }
+                continue;
             };
             let skey = key.storage_key();
             let slot = match scratch.get(&skey).or_else(|| overlay.get(&skey)) {
