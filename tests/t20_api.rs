@@ -496,6 +496,21 @@ async fn exists(api: &Api, kind_path: &str, name: &str) -> bool {
     code == 200
 }
 
+/// ConfigMap `parent`, and ConfigMap `kid` naming it as its owner.
+async fn parent_and_child(api: &Api, parent: &str, kid: &str) {
+    let (code, v) = api.apply(&configmap(parent, "1")).await;
+    assert_eq!(code, 200, "{v}");
+    let (_, p) = api
+        .get(&format!("/v1/namespaces/default/configmaps/{parent}"))
+        .await;
+    let uid = p["metadata"]["uid"].as_str().expect("uid");
+    let child = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {kid}\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: {parent}, uid: {uid}}}\ndata: {{k: v}}\n"
+    );
+    let (code, v) = api.apply(&child).await;
+    assert_eq!(code, 200, "{v}");
+}
+
 /// A foreground delete (kubectl --cascade=foreground) keeps the owner,
 /// marked, until its ReplicaSet and pods are gone, and the controllers make
 /// no new ones meanwhile.
@@ -580,15 +595,7 @@ async fn foreground_deletes_hold_the_owner_until_dependents_are_gone() {
 
     // Through /v1 (shoal delete --cascade=foreground), on a user-set owner
     // reference: the child goes, then the parent.
-    let (code, v) = api.apply(&configmap("fg-parent", "1")).await;
-    assert_eq!(code, 200, "{v}");
-    let (_, parent) = api.get("/v1/namespaces/default/configmaps/fg-parent").await;
-    let uid = parent["metadata"]["uid"].as_str().expect("uid").to_string();
-    let child = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fg-kid\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: fg-parent, uid: {uid}}}\ndata: {{k: v}}\n"
-    );
-    let (code, v) = api.apply(&child).await;
-    assert_eq!(code, 200, "{v}");
+    parent_and_child(&api, "fg-parent", "fg-kid").await;
     let (code, v) = api
         .send(
             Method::DELETE,
@@ -819,15 +826,7 @@ async fn deletes_orphan_or_collect_dependents() {
     assert!(!exists(&api, "deployments", "kept").await);
 
     // Through /v1, on user-set owner references.
-    let (code, v) = api.apply(&configmap("parent", "1")).await;
-    assert_eq!(code, 200, "{v}");
-    let (_, parent) = api.get("/v1/namespaces/default/configmaps/parent").await;
-    let uid = parent["metadata"]["uid"].as_str().expect("uid").to_string();
-    let child = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kid\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: parent, uid: {uid}}}\ndata: {{k: v}}\n"
-    );
-    let (code, v) = api.apply(&child).await;
-    assert_eq!(code, 200, "{v}");
+    parent_and_child(&api, "parent", "kid").await;
     let (code, v) = api
         .send(
             Method::DELETE,
