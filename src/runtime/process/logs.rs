@@ -250,6 +250,10 @@ pub(super) fn tail_start(files: &mut [std::fs::File], n: u64) -> std::io::Result
     Ok((0, 0))
 }
 
+/// How often a follower looks for the file after its own when rotations
+/// keep moving the files under it; past that it polls again later.
+const SUCCESSOR_ATTEMPTS: usize = 8;
+
 /// State of a log stream between items.
 pub(super) struct LogReader {
     pub(super) file: tokio::fs::File,
@@ -321,30 +325,55 @@ impl LogReader {
     }
 
     /// The file written after the one being read, once that one has been
-    /// rotated; `None` while it is still the current one.
+    /// rotated; `None` while it is still the current one (or while a
+    /// rotation is under way: the caller looks again after its poll).
     async fn successor(&self) -> std::io::Result<Option<tokio::fs::File>> {
         let ours = self.file.metadata().await?;
         let same = |m: &std::fs::Metadata| m.ino() == ours.ino() && m.dev() == ours.dev();
-        match tokio::fs::metadata(self.dir.join(LOG_FILE)).await {
-            Ok(m) if same(&m) => return Ok(None),
-            Ok(_) => {}
-            // Between two renames of a rotation: look again later.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        let mut oldest = None;
-        for k in 1.. {
-            match tokio::fs::metadata(self.dir.join(log_name(k))).await {
-                Ok(m) if same(&m) => {
-                    return open_if_there(&self.dir.join(log_name(k - 1))).await;
+        let at = |k: u32| {
+            let path = self.dir.join(log_name(k));
+            async move {
+                match tokio::fs::metadata(path).await {
+                    Ok(m) => Ok(Some(m)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
                 }
-                Ok(_) => oldest = Some(k),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(e) => return Err(e),
+            }
+        };
+        // A rotation renames files one step older while this looks: a name
+        // opened may by then hold a newer file than the one after ours.
+        // Rotations only move files up, so ours still where it was found
+        // once the next name is open proves the file opened is the next.
+        for _ in 0..SUCCESSOR_ATTEMPTS {
+            match at(0).await? {
+                Some(m) if same(&m) => return Ok(None),
+                Some(_) => {}
+                // Between two renames of a rotation: look again later.
+                None => return Ok(None),
+            }
+            let mut oldest = None;
+            let mut found = None;
+            for k in 1.. {
+                match at(k).await? {
+                    Some(m) if same(&m) => {
+                        found = Some(k);
+                        break;
+                    }
+                    Some(_) => oldest = Some(k),
+                    None => break,
+                }
+            }
+            let Some(k) = found else {
+                // Ours was rotated out already (this reader fell behind by
+                // more than the files kept): every file left is newer.
+                return open_if_there(&self.dir.join(log_name(oldest.unwrap_or(0)))).await;
+            };
+            let next = open_if_there(&self.dir.join(log_name(k - 1))).await?;
+            if at(k).await?.is_some_and(|m| same(&m)) {
+                return Ok(next);
             }
         }
-        // Ours was rotated out already: every file left is newer.
-        open_if_there(&self.dir.join(log_name(oldest.unwrap_or(0)))).await
+        Ok(None)
     }
 }
 
