@@ -134,14 +134,16 @@ async fn run_list_stop_remove() {
     let stats = rt.stats(&id).await.expect("stats");
     assert!(stats.memory_bytes > 0, "{stats:?}");
 
+    // A grace long enough that a loaded machine does not reach it: the
+    // exit code says SIGTERM ended it (a kill after the grace is 137).
     let begun = Instant::now();
-    rt.stop(&id, Duration::from_secs(1)).await.expect("stop");
+    rt.stop(&id, Duration::from_secs(20)).await.expect("stop");
     assert!(
-        begun.elapsed() < Duration::from_secs(1),
+        begun.elapsed() < Duration::from_secs(20),
         "SIGTERM was enough"
     );
     let state = rt.inspect(&id).await.expect("inspect").state;
-    assert_eq!(exit_code(&state), Some(128 + 15));
+    assert_eq!(exit_code(&state), Some(128 + 15), "ended by SIGTERM");
     rt.stop(&id, Duration::from_secs(1))
         .await
         .expect("stop is idempotent");
