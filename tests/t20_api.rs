@@ -496,6 +496,31 @@ async fn exists(api: &Api, kind_path: &str, name: &str) -> bool {
     code == 200
 }
 
+/// Deletes Deployment `name` through the Kubernetes path with
+/// DeleteOptions' `propagationPolicy`, as kubectl --cascade sends it.
+async fn kube_delete_deployment(api: &Api, name: &str, policy: &str) {
+    let resp = api
+        .http
+        .delete(format!(
+            "{}/apis/apps/v1/namespaces/default/deployments/{name}",
+            api.base
+        ))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "application/json")
+        .body(format!(
+            r#"{{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"{policy}"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "{}",
+        resp.text().await.unwrap()
+    );
+}
+
 /// ConfigMap `parent`, and ConfigMap `kid` naming it as its owner.
 async fn parent_and_child(api: &Api, parent: &str, kid: &str) {
     let (code, v) = api.apply(&configmap(parent, "1")).await;
@@ -543,24 +568,7 @@ async fn foreground_deletes_hold_the_owner_until_dependents_are_gone() {
     )
     .await;
 
-    let resp = api
-        .http
-        .delete(format!(
-            "{}/apis/apps/v1/namespaces/default/deployments/fg",
-            api.base
-        ))
-        .bearer_auth(TOKEN)
-        .header("Content-Type", "application/json")
-        .body(r#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status().as_u16(),
-        200,
-        "{}",
-        resp.text().await.unwrap()
-    );
+    kube_delete_deployment(&api, "fg", "Foreground").await;
     let (code, d) = api.get("/v1/namespaces/default/deployments/fg").await;
     assert_eq!(code, 200, "the owner stays, marked: {d}");
     assert!(d["metadata"]["deletionTimestamp"].is_string(), "{d}");
@@ -781,24 +789,7 @@ async fn deletes_orphan_or_collect_dependents() {
 
     // Orphan, through the Kubernetes API's DeleteOptions as kubectl
     // --cascade=orphan sends them.
-    let resp = api
-        .http
-        .delete(format!(
-            "{}/apis/apps/v1/namespaces/default/deployments/kept",
-            api.base
-        ))
-        .bearer_auth(TOKEN)
-        .header("Content-Type", "application/json")
-        .body(r#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Orphan"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status().as_u16(),
-        200,
-        "{}",
-        resp.text().await.unwrap()
-    );
+    kube_delete_deployment(&api, "kept", "Orphan").await;
     let (code, _) = api
         .send(
             Method::DELETE,
