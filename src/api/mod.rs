@@ -348,14 +348,8 @@ struct WriteQuery {
 impl WriteQuery {
     /// The query's `dryRun`: `All`, or none; anything else is refused.
     fn dry_run(&self) -> ApiResult<writes::DryRun> {
-        match self.dry_run.as_deref() {
-            None => Ok(writes::DryRun::No),
-            Some("All") => Ok(writes::DryRun::All),
-            Some(v) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("dryRun: Unsupported value: {v:?}: supported values: \"All\""),
-            )),
-        }
+        writes::DryRun::parse(self.dry_run.as_deref())
+            .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))
     }
 }
 

@@ -159,6 +159,19 @@ pub(super) enum DryRun {
     All,
 }
 
+impl DryRun {
+    /// A request's `dryRun`: `All`, or none; anything else is named.
+    pub(super) fn parse(v: Option<&str>) -> Result<DryRun, String> {
+        match v {
+            None => Ok(DryRun::No),
+            Some("All") => Ok(DryRun::All),
+            Some(v) => Err(format!(
+                "dryRun: Unsupported value: {v:?}: supported values: \"All\""
+            )),
+        }
+    }
+}
+
 /// Writes `cmd`, or, in a dry run, decides on this node's replica what it
 /// would do (`Store::preview`).
 pub(super) async fn commit(

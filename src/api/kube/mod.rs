@@ -326,14 +326,8 @@ async fn objects(s: ApiState, gv: &str, rest: &str, call: Call) -> KubeResult<Re
 
 /// The call's `dryRun` (`All` or none; anything else refused).
 fn dry_run(call: &Call) -> KubeResult<DryRun> {
-    match call.query.dry_run.as_deref() {
-        None => Ok(DryRun::No),
-        Some("All") => Ok(DryRun::All),
-        Some(v) => Err(KubeError::new(
-            StatusCode::BAD_REQUEST,
-            format!("dryRun: Unsupported value: {v:?}: supported values: \"All\""),
-        )),
-    }
+    DryRun::parse(call.query.dry_run.as_deref())
+        .map_err(|m| KubeError::new(StatusCode::BAD_REQUEST, m))
 }
 
 /// Refuses a dry run where shoal cannot decide one without writing.
